@@ -1,0 +1,115 @@
+import { parseArgs } from 'node:util';
+import { ConfigError, loadConfig } from '../config/config.ts';
+import { isMailroomError } from '../errors/errors.ts';
+import { buildApp } from '../http/app.ts';
+import { createLogger } from '../logger.ts';
+import { createMailroom } from '../mailroom.ts';
+import { buildWebIfNeeded } from './build-web.ts';
+
+const USAGE = `Usage: mailroom <command>
+
+Commands:
+  serve                                         Start the web UI and API (default)
+  admin create --email E --password P [--reset] Create an admin (--reset: set a new password for an existing one)
+  servers list                                  List outgoing mail servers and their token status
+  servers test <id>                             Run Test Connection for one mail server
+
+Configuration comes from the environment: PORT, HOST, BASE_URL, DATA_DIR, DATABASE_URL,
+MAILROOM_SECRET_KEY, MICROSOFT_AUTHORITY_HOST, LOG_LEVEL (see README).`;
+
+async function serve(): Promise<void> {
+  const config = loadConfig();
+  const logger = createLogger(config.logLevel);
+  await buildWebIfNeeded((m) => logger.info(m));
+  const mr = await createMailroom(config, logger);
+  const app = await buildApp(mr);
+  await app.listen({ port: config.port, host: config.host });
+  logger.info({ event: 'started', url: config.baseUrl.href, database: mr.database.dialect }, `Mailroom is running at ${config.baseUrl.href}`);
+  if (!(await mr.admins.hasAdmin())) {
+    const token = await mr.admins.issueSetupToken();
+    // Printed, not logged: the link is a one-time credential for whoever runs the process.
+    process.stdout.write(
+      `\nNo admin exists yet. Open this one-time link within 24 hours to create the first admin:\n\n  ${config.baseUrl.href.replace(/\/$/, '')}/setup?token=${token}\n\n` +
+        `(or run: npx mailroom admin create --email you@example.com --password '...')\n\n`,
+    );
+  }
+  const sweep = setInterval(() => void mr.admins.sweep().catch((e) => logger.warn({ err: e }, 'session sweep failed')), 3600_000);
+  sweep.unref();
+  const stop = async (signal: string) => {
+    logger.info({ event: 'stopping', signal }, 'shutting down');
+    clearInterval(sweep);
+    await app.close();
+    await mr.close();
+    process.exit(0);
+  };
+  process.once('SIGINT', () => void stop('SIGINT'));
+  process.once('SIGTERM', () => void stop('SIGTERM'));
+}
+
+async function withMailroom<T>(run: (mr: Awaited<ReturnType<typeof createMailroom>>) => Promise<T>): Promise<T> {
+  const config = loadConfig();
+  const mr = await createMailroom(config, createLogger(config.logLevel === 'info' ? 'warn' : config.logLevel));
+  try {
+    return await run(mr);
+  } finally {
+    await mr.close();
+  }
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const [command = 'serve', sub, ...rest] = argv;
+  if (command === 'help' || command === '--help' || command === '-h') {
+    console.log(USAGE);
+    return 0;
+  }
+  if (command === 'serve') {
+    await serve();
+    return -1; // keep running
+  }
+  if (command === 'admin' && sub === 'create') {
+    const { values } = parseArgs({ args: rest, options: { email: { type: 'string' }, password: { type: 'string' }, reset: { type: 'boolean' } } });
+    if (!values.email || !values.password) {
+      console.error('admin create needs --email and --password');
+      return 2;
+    }
+    return withMailroom(async (mr) => {
+      if (values.reset) {
+        await mr.admins.setPassword(values.email!, values.password!);
+        console.log(`Password changed for ${values.email}`);
+      } else {
+        const a = await mr.admins.createAdmin(values.email!, values.password!);
+        console.log(`Admin created: ${a.email}`);
+      }
+      return 0;
+    });
+  }
+  if (command === 'servers' && sub === 'list') {
+    return withMailroom(async (mr) => {
+      const items = await mr.servers.list();
+      if (!items.length) console.log('No mail servers yet.');
+      for (const s of items) console.log([s.id, s.name, s.username, `${s.smtpHost}:${s.smtpPort}`, s.tokenStatus].join('\t'));
+      return 0;
+    });
+  }
+  if (command === 'servers' && sub === 'test' && rest[0]) {
+    return withMailroom(async (mr) => {
+      const r = await mr.servers.test(rest[0]!);
+      console.log(r.ok ? r.message : `Failed: ${r.message}${r.fix ? `\nFix: ${r.fix}` : ''}`);
+      return r.ok ? 0 : 1;
+    });
+  }
+  console.error(USAGE);
+  return 2;
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    if (code >= 0) process.exit(code);
+  },
+  (e: unknown) => {
+    if (e instanceof ConfigError) console.error(e.message);
+    else if (isMailroomError(e)) console.error(`${e.message}${e.fix ? `\nFix: ${e.fix}` : ''}${e.fields ? `\n${Object.entries(e.fields).map(([k, v]) => `  ${k}: ${v}`).join('\n')}` : ''}`);
+    else console.error(e);
+    process.exit(1);
+  },
+);

@@ -1,0 +1,103 @@
+import { resolve } from 'node:path';
+
+export interface Config {
+  readonly port: number;
+  readonly host: string;
+  readonly baseUrl: URL;
+  readonly dataDir: string;
+  readonly databaseUrl: string;
+  /** base64 of 32 bytes, or null to use (or create) `${dataDir}/secret.key`. */
+  readonly secretKey: Buffer | null;
+  readonly microsoftAuthorityHost: string;
+  readonly logLevel: string;
+}
+
+export class ConfigError extends Error {
+  readonly code = 'MR_CONFIG_INVALID';
+  constructor(readonly problems: string[]) {
+    super(`Invalid configuration:\n${problems.map((p) => `  - ${p}`).join('\n')}`);
+  }
+}
+
+const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
+
+/**
+ * Reads the environment once. Every problem is collected so the operator fixes them in one go.
+ * Nothing else in the code base reads process.env.
+ */
+export function loadConfig(env: Record<string, string | undefined> = process.env): Config {
+  const problems: string[] = [];
+  const get = (k: string) => {
+    const v = env[k];
+    return v === undefined || v.trim() === '' ? undefined : v.trim();
+  };
+
+  let port = 8080;
+  const rawPort = get('PORT');
+  if (rawPort !== undefined) {
+    port = Number(rawPort);
+    if (!/^\d+$/.test(rawPort) || port < 1 || port > 65535) {
+      problems.push(`PORT must be a whole number from 1 to 65535 (got "${rawPort}")`);
+    }
+  }
+
+  const host = get('HOST') ?? '127.0.0.1';
+
+  let baseUrl = new URL(`http://localhost:${port}`);
+  const rawBase = get('BASE_URL');
+  if (rawBase !== undefined) {
+    try {
+      baseUrl = new URL(rawBase);
+      if (baseUrl.protocol !== 'http:' && baseUrl.protocol !== 'https:') {
+        problems.push(`BASE_URL must start with http:// or https:// (got "${rawBase}")`);
+      } else if (baseUrl.search || baseUrl.hash) {
+        problems.push(`BASE_URL must not have a query or fragment (got "${rawBase}")`);
+      }
+    } catch {
+      problems.push(`BASE_URL must be an absolute URL such as https://mail.example.com (got "${rawBase}")`);
+    }
+  }
+  // Redirect URIs are built by appending paths; a trailing slash would make them differ from Azure's.
+  baseUrl = new URL(baseUrl.href.replace(/\/+$/, ''));
+
+  const dataDir = resolve(get('DATA_DIR') ?? './data');
+  const databaseUrl = get('DATABASE_URL') ?? `sqlite:${resolve(dataDir, 'mailroom.sqlite')}`;
+  if (!/^(sqlite:|postgres:\/\/|postgresql:\/\/)/.test(databaseUrl)) {
+    problems.push(`DATABASE_URL must start with sqlite: or postgres:// (got "${databaseUrl}")`);
+  }
+
+  let secretKey: Buffer | null = null;
+  const rawKey = get('MAILROOM_SECRET_KEY');
+  if (rawKey !== undefined) {
+    const buf = Buffer.from(rawKey, 'base64');
+    if (buf.length !== 32 || buf.toString('base64').replace(/=+$/, '') !== rawKey.replace(/=+$/, '')) {
+      problems.push('MAILROOM_SECRET_KEY must be the base64 encoding of exactly 32 random bytes (try: openssl rand -base64 32)');
+    } else {
+      secretKey = buf;
+    }
+  }
+
+  let microsoftAuthorityHost = 'https://login.microsoftonline.com';
+  const rawAuthority = get('MICROSOFT_AUTHORITY_HOST');
+  if (rawAuthority !== undefined) {
+    try {
+      const u = new URL(rawAuthority);
+      if (u.protocol !== 'https:') problems.push(`MICROSOFT_AUTHORITY_HOST must use https:// (got "${rawAuthority}")`);
+      microsoftAuthorityHost = u.origin;
+    } catch {
+      problems.push(`MICROSOFT_AUTHORITY_HOST must be a URL such as https://login.microsoftonline.us (got "${rawAuthority}")`);
+    }
+  }
+
+  const logLevel = get('LOG_LEVEL') ?? 'info';
+  if (!LOG_LEVELS.includes(logLevel)) {
+    problems.push(`LOG_LEVEL must be one of ${LOG_LEVELS.join(', ')} (got "${logLevel}")`);
+  }
+
+  if (problems.length > 0) throw new ConfigError(problems);
+  return Object.freeze({ port, host, baseUrl, dataDir, databaseUrl, secretKey, microsoftAuthorityHost, logLevel });
+}
+
+export function redirectUri(config: Pick<Config, 'baseUrl'>, provider: 'outlook'): string {
+  return `${config.baseUrl.href.replace(/\/+$/, '')}/oauth2/${provider}/callback`;
+}

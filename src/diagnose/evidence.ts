@@ -1,0 +1,61 @@
+/** What a failed exchange with Microsoft or a mail server left behind, kept verbatim for the admin. */
+export interface OAuthEvidence {
+  kind: 'oauth';
+  /** Where it failed: the authorize redirect, the token endpoint or the id_token check. */
+  stage: 'authorize' | 'token' | 'refresh' | 'id_token';
+  error: string;
+  errorDescription?: string;
+  /** AADSTS numbers, from `error_codes` or parsed from the description. */
+  errorCodes: number[];
+  httpStatus?: number;
+  traceId?: string;
+  correlationId?: string;
+}
+
+export interface SmtpEvidence {
+  kind: 'smtp';
+  /** nodemailer's error code: EAUTH, EENVELOPE, EMESSAGE, ... */
+  code?: string;
+  command?: string;
+  responseCode?: number;
+  /** RFC 3463 enhanced status code, e.g. 5.7.139. */
+  enhancedStatus?: string;
+  response?: string;
+}
+
+export interface ImapEvidence {
+  kind: 'imap';
+  responseCode?: string;
+  response?: string;
+}
+
+export interface NetworkEvidence {
+  kind: 'network';
+  /** Node's error code: ECONNREFUSED, ETIMEDOUT, ENOTFOUND, CERT_HAS_EXPIRED, ... */
+  code: string;
+  host?: string;
+  port?: number;
+  message: string;
+}
+
+export interface AccountEvidence {
+  kind: 'account';
+  expected: string;
+  actual: string;
+}
+
+export type Evidence = OAuthEvidence | SmtpEvidence | ImapEvidence | NetworkEvidence | AccountEvidence;
+
+/** AADSTS numbers from Microsoft's error JSON; falls back to the description text ("AADSTS50011: ..."). */
+export function aadstsCodes(errorCodes: unknown, description: string | undefined): number[] {
+  if (Array.isArray(errorCodes)) {
+    const nums = errorCodes.map(Number).filter((n) => Number.isInteger(n) && n > 0);
+    if (nums.length) return nums;
+  }
+  const found = [...(description ?? '').matchAll(/AADSTS(\d+)/g)].map((m) => Number(m[1]));
+  return [...new Set(found)];
+}
+
+export function enhancedStatusOf(response: string | undefined): string | undefined {
+  return /\b([245]\.\d{1,3}\.\d{1,3})\b/.exec(response ?? '')?.[1];
+}

@@ -1,0 +1,31 @@
+import type { FastifyInstance } from 'fastify';
+import { sql } from 'kysely';
+import type { Mailroom } from '../../mailroom.ts';
+
+export function healthRoutes(app: FastifyInstance, mr: Mailroom): void {
+  app.get('/healthz', async () => ({ status: 'ok' }));
+
+  app.get('/readyz', async (_req, reply) => {
+    try {
+      await sql`select 1`.execute(mr.database.db);
+      return { status: 'ready', database: mr.database.dialect };
+    } catch (e) {
+      return reply.code(503).send({ status: 'unavailable', database: mr.database.dialect, error: (e as Error).message });
+    }
+  });
+
+  app.get('/metrics', async (_req, reply) => {
+    const servers = await mr.servers.list();
+    const counts = new Map<string, number>();
+    for (const s of servers) counts.set(s.tokenStatus, (counts.get(s.tokenStatus) ?? 0) + 1);
+    const lines = [
+      '# HELP mailroom_mail_servers Outgoing mail servers by OAuth token status.',
+      '# TYPE mailroom_mail_servers gauge',
+      ...['valid', 'not_connected', 'reconnect_needed'].map((st) => `mailroom_mail_servers{token_status="${st}"} ${counts.get(st) ?? 0}`),
+      '# HELP mailroom_process_uptime_seconds Seconds since the process started.',
+      '# TYPE mailroom_process_uptime_seconds gauge',
+      `mailroom_process_uptime_seconds ${process.uptime().toFixed(0)}`,
+    ];
+    return reply.type('text/plain; version=0.0.4').send(lines.join('\n') + '\n');
+  });
+}

@@ -1,0 +1,34 @@
+import type { FastifyInstance } from 'fastify';
+import type { Mailroom } from '../../mailroom.ts';
+
+const escape = (s: string) => s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+
+export function oauthRoutes(app: FastifyInstance, mr: Mailroom): void {
+  app.get('/oauth2/outlook/callback', async (req, reply) => {
+    const url = new URL(req.url, mr.config.baseUrl);
+    if (!req.admin) {
+      // The state stays valid for 10 minutes: log in and come straight back here to finish.
+      return reply.redirect(`/login?next=${encodeURIComponent(url.pathname + url.search)}`);
+    }
+    const outcome = await mr.connect.callback(url.searchParams, req.admin.id);
+    const log = { event: `oauth.${outcome.kind}`, adminId: req.admin.id };
+    if (outcome.kind === 'connected') {
+      req.log.info({ ...log, mailServerId: outcome.mailServerId, account: outcome.account }, 'outlook account connected');
+      return reply.redirect(`/settings/technical/mail-servers/${outcome.mailServerId}?oauth=connected`);
+    }
+    if (outcome.kind === 'failed') {
+      req.log.warn({ ...log, mailServerId: outcome.mailServerId, code: outcome.error.code }, 'outlook connection failed');
+      return reply.redirect(`/settings/technical/mail-servers/${outcome.mailServerId}?oauth=error`);
+    }
+    req.log.warn(log, 'oauth callback rejected');
+    return reply
+      .code(400)
+      .type('text/html; charset=utf-8')
+      .send(
+        `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Connection not completed — Mailroom</title></head>` +
+          `<body style="font-family:system-ui;max-width:40rem;margin:4rem auto"><h1>Connection not completed</h1>` +
+          `<p>${escape(outcome.message)}</p><p>${escape(outcome.fix)}</p>` +
+          `<p><a href="/settings/technical/mail-servers">Back to Mail Servers</a></p></body></html>`,
+      );
+  });
+}

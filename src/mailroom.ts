@@ -1,0 +1,47 @@
+import type { Config } from './config/config.ts';
+import { AdminService } from './auth/admin-service.ts';
+import type { Logger } from './logger.ts';
+import { ConnectFlow } from './oauth/connect-flow.ts';
+import { TokenManager } from './oauth/token-manager.ts';
+import { createSealer, loadOrCreateKey } from './secrets/sealer.ts';
+import { MailServerService } from './servers/mail-server-service.ts';
+import { type OpenedDatabase, openDatabase } from './storage/database.ts';
+
+/** Everything a running Mailroom needs, wired once; HTTP, CLI and tests build on this. */
+export interface Mailroom {
+  config: Config;
+  logger: Logger;
+  database: OpenedDatabase;
+  admins: AdminService;
+  tokens: TokenManager;
+  connect: ConnectFlow;
+  servers: MailServerService;
+  close(): Promise<void>;
+}
+
+export async function createMailroom(config: Config, logger: Logger, opts: { now?: () => Date } = {}): Promise<Mailroom> {
+  const database = await openDatabase(config.databaseUrl);
+  const sealer = createSealer(loadOrCreateKey(config.secretKey, config.dataDir));
+  const { db } = database;
+  const now = opts.now ?? (() => new Date());
+  const tokens = new TokenManager({
+    db,
+    sealer,
+    config,
+    now,
+    onEvent: (e) => {
+      const level = e.type === 'refreshed' ? 'debug' : 'warn';
+      logger[level]({ event: `token.${e.type}`, mailServerId: e.serverId, code: e.code }, `access token ${e.type.replace('_', ' ')}`);
+    },
+  });
+  return {
+    config,
+    logger,
+    database,
+    admins: new AdminService(db, now),
+    tokens,
+    connect: new ConnectFlow({ db, sealer, config, now }),
+    servers: new MailServerService({ db, sealer, config, tokens, now }),
+    close: () => database.close(),
+  };
+}

@@ -1,0 +1,159 @@
+import { createHash, randomBytes } from 'node:crypto';
+import * as oauth from 'oauth4webapi';
+import type { Config } from '../config/config.ts';
+import { redirectUri } from '../config/config.ts';
+import { diagnose } from '../diagnose/diagnose.ts';
+import type { Evidence } from '../diagnose/evidence.ts';
+import { isMailroomError, MailroomError } from '../errors/errors.ts';
+import type { Sealer } from '../secrets/sealer.ts';
+import type { Db } from '../storage/database.ts';
+import { findMailServer, replaceToken, setMailServerError, type StoredError } from '../storage/mail-server-store.ts';
+import { consumeOAuthState, deleteStaleOAuthStates, insertOAuthState } from '../storage/oauth-state-store.ts';
+import { authorizeErrorEvidence, buildAuthorizeUrl, exchangeCode } from './outlook.ts';
+import { appFor, tokenAad } from './token-manager.ts';
+
+export const STATE_TTL_MS = 10 * 60_000;
+
+const hashState = (state: string) => createHash('sha256').update(state).digest('base64url');
+
+export type CallbackOutcome =
+  | { kind: 'connected'; mailServerId: string; account: string | undefined }
+  | { kind: 'failed'; mailServerId: string; error: StoredError }
+  /** No server to return to: unknown state or another admin's. */
+  | { kind: 'rejected'; message: string; fix: string };
+
+export class ConnectFlow {
+  constructor(
+    private readonly deps: { db: Db; sealer: Sealer; config: Config; now?: () => Date },
+  ) {}
+
+  private now(): Date {
+    return this.deps.now?.() ?? new Date();
+  }
+
+  /** Starts "Connect your Outlook account": PKCE S256, a single-use state bound to server and admin, nonce. */
+  async start(mailServerId: string, adminId: string): Promise<{ authorizeUrl: string }> {
+    const { db, sealer, config } = this.deps;
+    const server = await findMailServer(db, mailServerId);
+    if (!server) throw new MailroomError('MR_NOT_FOUND', 'This mail server does not exist.');
+    appFor(server, config, sealer); // fails early, naming the missing client secret
+    const state = randomBytes(32).toString('base64url');
+    const nonce = randomBytes(16).toString('base64url');
+    const codeVerifier = oauth.generateRandomCodeVerifier();
+    const now = this.now();
+    await deleteStaleOAuthStates(db, new Date(now.getTime() - 24 * 3600_000));
+    await insertOAuthState(
+      db,
+      {
+        stateHash: hashState(state),
+        mailServerId,
+        adminId,
+        codeVerifierSealed: sealer.seal(codeVerifier, `oauth_state:${mailServerId}`),
+        nonce,
+        expiresAt: new Date(now.getTime() + STATE_TTL_MS),
+      },
+      now,
+    );
+    const authorizeUrl = buildAuthorizeUrl(
+      { authorityHost: config.microsoftAuthorityHost, tenant: server.tenant, clientId: server.clientId, redirectUri: redirectUri(config, 'outlook') },
+      { state, nonce, codeChallenge: await oauth.calculatePKCECodeChallenge(codeVerifier), loginHint: server.username },
+    );
+    return { authorizeUrl };
+  }
+
+  /** Handles `/oauth2/outlook/callback` for the admin whose session made the request. */
+  async callback(params: URLSearchParams, adminId: string): Promise<CallbackOutcome> {
+    const { db, sealer, config } = this.deps;
+    const now = this.now();
+    const state = params.get('state');
+    if (!state) {
+      return { kind: 'rejected', message: 'The sign-in answer has no state parameter.', fix: 'Start again from the mail server form with Connect your Outlook account.' };
+    }
+    const consumed = await consumeOAuthState(db, hashState(state), now);
+    if (!consumed.ok) {
+      if (consumed.reason === 'unknown' || consumed.adminId !== adminId) {
+        return {
+          kind: 'rejected',
+          message: 'This sign-in answer does not belong to a connection you started.',
+          fix: 'Open the mail server form and click Connect your Outlook account.',
+        };
+      }
+      const message =
+        consumed.reason === 'expired'
+          ? 'The sign-in took longer than 10 minutes, so Mailroom no longer accepts its answer.'
+          : 'This sign-in answer was already used (the page was reloaded or opened twice).';
+      return this.fail(consumed.mailServerId, { code: `OAUTH_STATE_${consumed.reason.toUpperCase()}`, message, fix: 'Click Connect your Outlook account again.' });
+    }
+    const { mailServerId } = consumed.state;
+    if (consumed.state.adminId !== adminId) {
+      return { kind: 'rejected', message: 'This sign-in was started by another admin.', fix: 'Click Connect your Outlook account yourself.' };
+    }
+    const server = await findMailServer(db, mailServerId);
+    if (!server) return { kind: 'rejected', message: 'The mail server was deleted during sign-in.', fix: 'Create it again.' };
+
+    const authError = authorizeErrorEvidence(params);
+    if (authError) return this.fail(mailServerId, this.fromEvidence(authError));
+
+    try {
+      const app = appFor(server, config, sealer);
+      const codeVerifier = sealer.open(consumed.state.codeVerifierSealed, `oauth_state:${mailServerId}`);
+      const { tokens, identity } = await exchangeCode(app, params, { codeVerifier, nonce: consumed.state.nonce, now });
+      if (!tokens.refreshToken) {
+        return this.fail(mailServerId, {
+          code: 'OAUTH_NO_REFRESH_TOKEN',
+          message: 'Microsoft did not return a refresh token, so the connection would stop working within the hour.',
+          fix: 'Add the offline_access permission in Azure > API permissions, then connect again.',
+        });
+      }
+      await replaceToken(
+        db,
+        mailServerId,
+        {
+          status: 'valid',
+          statusReason: null,
+          account: identity.account ?? null,
+          tenantId: identity.tenantId,
+          scope: tokens.scope ?? null,
+          accessTokenSealed: sealer.seal(tokens.accessToken, tokenAad(mailServerId, 'access_token')),
+          accessTokenExpiresAt: tokens.expiresAt.toISOString(),
+          refreshTokenSealed: sealer.seal(tokens.refreshToken, tokenAad(mailServerId, 'refresh_token')),
+          connectedAt: now.toISOString(),
+          refreshedAt: now.toISOString(),
+        },
+        now,
+      );
+      // The token is stored either way; a different account is worth saying at once, since sending
+      // as Username with another account's token fails unless it has Send As rights.
+      const mismatch = identity.account && identity.account !== server.username.toLowerCase();
+      await setMailServerError(
+        db,
+        mailServerId,
+        mismatch ? { ...this.fromEvidence({ kind: 'account', expected: server.username, actual: identity.account! }), at: now.toISOString() } : null,
+      );
+      return { kind: 'connected', mailServerId, account: identity.account };
+    } catch (e) {
+      if (!isMailroomError(e)) throw e;
+      const ev = e.evidence as Evidence | undefined;
+      if (ev && 'kind' in ev && ev.kind === 'oauth' && ev.errorCodes !== undefined && e.code === 'MR_OAUTH_PROVIDER_ERROR') {
+        return this.fail(mailServerId, this.fromEvidence(ev));
+      }
+      return this.fail(mailServerId, {
+        code: e.code,
+        message: e.message,
+        ...(e.fix !== undefined && { fix: e.fix }),
+        ...(e.evidence !== undefined && { evidence: e.evidence }),
+      });
+    }
+  }
+
+  private fromEvidence(ev: Evidence): Omit<StoredError, 'at'> {
+    const d = diagnose(ev);
+    return { code: d.code, message: d.cause, fix: d.fix, evidence: { ...ev, guideStep: d.guideStep } };
+  }
+
+  private async fail(mailServerId: string, error: Omit<StoredError, 'at'>): Promise<CallbackOutcome> {
+    const stored = { ...error, at: this.now().toISOString() };
+    await setMailServerError(this.deps.db, mailServerId, stored);
+    return { kind: 'failed', mailServerId, error: stored };
+  }
+}

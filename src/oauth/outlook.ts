@@ -1,0 +1,208 @@
+import * as oauth from 'oauth4webapi';
+import { MailroomError } from '../errors/errors.ts';
+import { aadstsCodes, type OAuthEvidence } from '../diagnose/evidence.ts';
+import { diagnose } from '../diagnose/diagnose.ts';
+
+/** Delegated scopes for SMTP and IMAP on one Outlook token (one resource per token request). */
+export const OUTLOOK_SCOPES = [
+  'openid',
+  'profile',
+  'email',
+  'offline_access',
+  'https://outlook.office.com/SMTP.Send',
+  'https://outlook.office.com/IMAP.AccessAsUser.All',
+] as const;
+
+export interface OutlookApp {
+  authorityHost: string;
+  tenant: string;
+  clientId: string;
+  clientSecret: string;
+  redirectUri: string;
+}
+
+export interface OutlookTokens {
+  accessToken: string;
+  /** Microsoft rotates it on every use; absent only if offline_access was not granted. */
+  refreshToken: string | undefined;
+  expiresAt: Date;
+  scope: string | undefined;
+}
+
+export interface OutlookIdentity {
+  /** preferred_username (the UPN, usually the mailbox address), else email. */
+  account: string | undefined;
+  tenantId: string;
+}
+
+const GUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+function authorizationServer(app: Pick<OutlookApp, 'authorityHost' | 'tenant'>, issuer?: string): oauth.AuthorizationServer {
+  const base = `${app.authorityHost}/${encodeURIComponent(app.tenant)}`;
+  return {
+    // Multi-tenant metadata uses the literal template; the real issuer is per token (see tenantIssuer).
+    issuer: issuer ?? `${app.authorityHost}/{tenantid}/v2.0`,
+    authorization_endpoint: `${base}/oauth2/v2.0/authorize`,
+    token_endpoint: `${base}/oauth2/v2.0/token`,
+  };
+}
+
+const client = (app: OutlookApp): oauth.Client => ({ client_id: app.clientId });
+
+export function buildAuthorizeUrl(
+  app: Omit<OutlookApp, 'clientSecret'>,
+  p: { state: string; nonce: string; codeChallenge: string; loginHint: string },
+): string {
+  const url = new URL(authorizationServer(app).authorization_endpoint!);
+  url.search = new URLSearchParams({
+    client_id: app.clientId,
+    response_type: 'code',
+    redirect_uri: app.redirectUri,
+    response_mode: 'query',
+    scope: OUTLOOK_SCOPES.join(' '),
+    state: p.state,
+    nonce: p.nonce,
+    code_challenge: p.codeChallenge,
+    code_challenge_method: 'S256',
+    login_hint: p.loginHint,
+    prompt: 'select_account',
+  }).toString();
+  return url.href;
+}
+
+/** Microsoft's error JSON → evidence, whatever the HTTP layer wrapped it in. */
+export function oauthEvidence(stage: OAuthEvidence['stage'], body: Record<string, unknown>, httpStatus?: number): OAuthEvidence {
+  const description = typeof body.error_description === 'string' ? body.error_description : undefined;
+  const ev: OAuthEvidence = {
+    kind: 'oauth',
+    stage,
+    error: typeof body.error === 'string' ? body.error : 'invalid_response',
+    errorCodes: aadstsCodes(body.error_codes, description),
+  };
+  if (description !== undefined) ev.errorDescription = description;
+  if (httpStatus !== undefined) ev.httpStatus = httpStatus;
+  const trace = body.trace_id ?? /Trace ID: ([\w-]+)/.exec(description ?? '')?.[1];
+  const corr = body.correlation_id ?? /Correlation ID: ([\w-]+)/.exec(description ?? '')?.[1];
+  if (typeof trace === 'string') ev.traceId = trace;
+  if (typeof corr === 'string') ev.correlationId = corr;
+  return ev;
+}
+
+export function providerError(ev: OAuthEvidence): MailroomError {
+  const d = diagnose(ev);
+  return new MailroomError('MR_OAUTH_PROVIDER_ERROR', d.cause, { fix: d.fix, evidence: { ...ev, diagnosis: d.code, guideStep: d.guideStep } });
+}
+
+function networkError(e: unknown, app: OutlookApp): MailroomError {
+  const cause = (e as { cause?: { code?: string; message?: string } }).cause;
+  const code = cause?.code ?? (e as { code?: string }).code ?? 'ENETWORK';
+  const message = cause?.message ?? (e as Error).message;
+  return new MailroomError('MR_OAUTH_UNREACHABLE', `Could not reach Microsoft's sign-in service at ${app.authorityHost} (${code}).`, {
+    fix: 'Check that this machine can open HTTPS connections to the sign-in host (firewall, proxy, DNS); Mailroom retries by itself.',
+    evidence: { kind: 'network', code, host: new URL(app.authorityHost).host, message },
+  });
+}
+
+/**
+ * Microsoft multi-tenant rule: on common/organizations/consumers the id_token's issuer is
+ * `{authority}/{tid}/v2.0` with the user's own tenant; we accept exactly that, and a GUID tenant on
+ * the form must be the tenant that signed in.
+ */
+export function tenantIssuer(app: Pick<OutlookApp, 'authorityHost' | 'tenant'>, tid: unknown): string {
+  if (typeof tid !== 'string' || !GUID.test(tid)) {
+    throw new MailroomError('MR_OAUTH_RESPONSE_INVALID', 'The sign-in answer has no valid tenant id (tid).', {
+      fix: 'Check that MICROSOFT_AUTHORITY_HOST points at the Microsoft identity platform, then connect again.',
+      evidence: { kind: 'oauth', stage: 'id_token', error: 'invalid_tid', errorCodes: [] },
+    });
+  }
+  if (GUID.test(app.tenant) && app.tenant.toLowerCase() !== tid.toLowerCase()) {
+    throw new MailroomError('MR_OAUTH_RESPONSE_INVALID', `The account signed in to tenant ${tid}, but Tenant on this form is ${app.tenant}.`, {
+      fix: 'Sign in with an account of the configured tenant, or correct Tenant.',
+      evidence: { kind: 'oauth', stage: 'id_token', error: 'tenant_mismatch', errorCodes: [] },
+    });
+  }
+  return `${app.authorityHost}/${tid}/v2.0`;
+}
+
+function unverifiedPayload(jwt: unknown): Record<string, unknown> {
+  if (typeof jwt !== 'string') return {};
+  try {
+    return JSON.parse(Buffer.from(jwt.split('.')[1] ?? '', 'base64url').toString('utf8')) as Record<string, unknown>;
+  } catch {
+    return {};
+  }
+}
+
+/**
+ * The issuer to check depends on the tenant the user signed in to: read tid from the id_token first,
+ * then let oauth4webapi validate iss, aud, exp, iat and nonce against `{authority}/{tid}/v2.0`.
+ * The id_token comes straight from the token endpoint over TLS, so its signature need not be checked
+ * (OpenID Connect Core 3.1.3.7).
+ */
+async function asForResponse(app: OutlookApp, response: Response): Promise<oauth.AuthorizationServer> {
+  if (!response.ok) return authorizationServer(app);
+  const body = (await response.clone().json().catch(() => ({}))) as Record<string, unknown>;
+  if (typeof body.id_token !== 'string') return authorizationServer(app);
+  return authorizationServer(app, tenantIssuer(app, unverifiedPayload(body.id_token).tid));
+}
+
+function toTokens(r: oauth.TokenEndpointResponse, now: Date): OutlookTokens {
+  const expiresIn = typeof r.expires_in === 'number' && r.expires_in > 0 ? r.expires_in : 3600;
+  return { accessToken: r.access_token, refreshToken: r.refresh_token, expiresAt: new Date(now.getTime() + expiresIn * 1000), scope: r.scope };
+}
+
+async function asProviderError<T>(stage: OAuthEvidence['stage'], app: OutlookApp, run: () => Promise<T>): Promise<T> {
+  try {
+    return await run();
+  } catch (e) {
+    if (e instanceof MailroomError) throw e;
+    if (e instanceof oauth.ResponseBodyError) throw providerError(oauthEvidence(stage, e.cause, e.status));
+    if (e instanceof oauth.OperationProcessingError || e instanceof oauth.UnsupportedOperationError) {
+      throw new MailroomError('MR_OAUTH_RESPONSE_INVALID', `Microsoft's answer failed validation: ${e.message}.`, {
+        fix: 'Connect again. If it repeats, check Tenant and MICROSOFT_AUTHORITY_HOST.',
+        evidence: { kind: 'oauth', stage, error: 'invalid_response', errorCodes: [], detail: e.message },
+      });
+    }
+    throw networkError(e, app);
+  }
+}
+
+/** Exchanges the authorization code (client_secret_post) and validates the id_token. */
+export async function exchangeCode(
+  app: OutlookApp,
+  callback: URLSearchParams,
+  p: { codeVerifier: string; nonce: string; now: Date },
+): Promise<{ tokens: OutlookTokens; identity: OutlookIdentity }> {
+  return asProviderError('token', app, async () => {
+    const response = await oauth.authorizationCodeGrantRequest(
+      authorizationServer(app),
+      client(app),
+      oauth.ClientSecretPost(app.clientSecret),
+      callback,
+      app.redirectUri,
+      p.codeVerifier,
+    );
+    const as = await asForResponse(app, response);
+    const result = await oauth.processAuthorizationCodeResponse(as, client(app), response, { expectedNonce: p.nonce, requireIdToken: true });
+    const id = oauth.getValidatedIdTokenClaims(result)!;
+    const account = [id.preferred_username, id.email, id.upn].find((v): v is string => typeof v === 'string' && v.length > 0);
+    return { tokens: toTokens(result, p.now), identity: { account: account?.toLowerCase(), tenantId: String(id.tid) } };
+  });
+}
+
+export async function refreshTokens(app: OutlookApp, refreshToken: string, now: Date): Promise<OutlookTokens> {
+  return asProviderError('refresh', app, async () => {
+    const response = await oauth.refreshTokenGrantRequest(authorizationServer(app), client(app), oauth.ClientSecretPost(app.clientSecret), refreshToken, {
+      additionalParameters: { scope: OUTLOOK_SCOPES.join(' ') },
+    });
+    const result = await oauth.processRefreshTokenResponse(await asForResponse(app, response), client(app), response);
+    return toTokens(result, now);
+  });
+}
+
+/** The callback's `error` parameters (consent declined, AADSTS errors) → evidence. */
+export function authorizeErrorEvidence(params: URLSearchParams): OAuthEvidence | undefined {
+  const error = params.get('error');
+  if (!error) return undefined;
+  return oauthEvidence('authorize', Object.fromEntries(params));
+}

@@ -1,0 +1,196 @@
+import type { Config } from '../config/config.ts';
+import { redirectUri } from '../config/config.ts';
+import { diagnose } from '../diagnose/diagnose.ts';
+import type { OAuthEvidence } from '../diagnose/evidence.ts';
+import { MailroomError, isMailroomError } from '../errors/errors.ts';
+import type { Sealer } from '../secrets/sealer.ts';
+import type { Db } from '../storage/database.ts';
+import {
+  findMailServer,
+  findToken,
+  type MailServerRecord,
+  setMailServerError,
+  type TokenRecord,
+  updateTokenIfVersion,
+} from '../storage/mail-server-store.ts';
+import { type OutlookApp, type OutlookTokens, refreshTokens } from './outlook.ts';
+
+/** Refresh when less than this remains, so a token never expires in the middle of an SMTP session. */
+export const REFRESH_MARGIN_MS = 5 * 60_000;
+
+export type TokenAction = 'use' | 'refresh' | 'not_connected' | 'reconnect_needed';
+
+/** Pure decision: what to do with the stored token right now. */
+export function tokenAction(t: Pick<TokenRecord, 'status' | 'accessTokenExpiresAt' | 'refreshTokenSealed' | 'accessTokenSealed'> | undefined, now: Date, forceRefresh = false): TokenAction {
+  if (!t || t.status === 'not_connected') return 'not_connected';
+  if (t.status === 'reconnect_needed') return 'reconnect_needed';
+  const expiresAt = t.accessTokenExpiresAt ? Date.parse(t.accessTokenExpiresAt) : 0;
+  const fresh = t.accessTokenSealed !== null && expiresAt - now.getTime() > REFRESH_MARGIN_MS;
+  if (fresh && !forceRefresh) return 'use';
+  return t.refreshTokenSealed ? 'refresh' : 'reconnect_needed';
+}
+
+/** OAuth errors after which the stored grant is dead and only a new sign-in helps. */
+export function grantIsDead(ev: OAuthEvidence): boolean {
+  return ev.error === 'invalid_grant' || ev.error === 'interaction_required' || ev.error === 'consent_required';
+}
+
+export interface AccessToken {
+  accessToken: string;
+  /** The SASL user: the mailbox on the form. */
+  user: string;
+  expiresAt: Date;
+}
+
+export const tokenAad = (serverId: string, kind: 'access_token' | 'refresh_token') => `mail_server:${serverId}:${kind}`;
+export const secretAad = (serverId: string) => `mail_server:${serverId}:client_secret`;
+
+export function appFor(server: MailServerRecord, config: Config, sealer: Sealer): OutlookApp {
+  if (!server.clientSecretSealed) {
+    throw new MailroomError('MR_OAUTH_NOT_CONFIGURED', 'This mail server has no client secret.', {
+      field: 'clientSecret',
+      fix: 'Paste the client secret Value from Azure > Certificates & secrets into Client Secret and save.',
+    });
+  }
+  return {
+    authorityHost: config.microsoftAuthorityHost,
+    tenant: server.tenant,
+    clientId: server.clientId,
+    clientSecret: sealer.open(server.clientSecretSealed, secretAad(server.id)),
+    redirectUri: redirectUri(config, 'outlook'),
+  };
+}
+
+export interface TokenManagerDeps {
+  db: Db;
+  sealer: Sealer;
+  config: Config;
+  now?: () => Date;
+  refresh?: (app: OutlookApp, refreshToken: string, now: Date) => Promise<OutlookTokens>;
+  onEvent?: (e: { type: 'refreshed' | 'refresh_failed' | 'reconnect_needed'; serverId: string; code?: string }) => void;
+}
+
+/**
+ * The one place that hands out access tokens. Concurrent callers for one server share a single refresh
+ * (single-flight), and the rotated refresh token is written in the same statement as the new access
+ * token, guarded by a version number so a slower refresh never overwrites a newer one.
+ */
+export class TokenManager {
+  private readonly inflight = new Map<string, Promise<AccessToken>>();
+  private readonly now: () => Date;
+  private readonly refresh: NonNullable<TokenManagerDeps['refresh']>;
+
+  constructor(private readonly deps: TokenManagerDeps) {
+    this.now = deps.now ?? (() => new Date());
+    this.refresh = deps.refresh ?? refreshTokens;
+  }
+
+  async getAccessToken(serverId: string, opts: { forceRefresh?: boolean } = {}): Promise<AccessToken> {
+    const pending = this.inflight.get(serverId);
+    if (pending) return pending;
+    const server = await this.server(serverId);
+    const token = await findToken(this.deps.db, serverId);
+    const action = tokenAction(token, this.now(), opts.forceRefresh);
+    if (action === 'use') return this.open(server, token!);
+    if (action === 'not_connected') {
+      throw new MailroomError('MR_OAUTH_NOT_CONNECTED', 'This mail server is not connected to an Outlook account yet.', {
+        fix: 'Open the mail server and click Connect your Outlook account.',
+      });
+    }
+    if (action === 'reconnect_needed') throw this.reconnectError(token);
+    // Re-check after registering: another caller may have started a refresh while we read the row.
+    const again = this.inflight.get(serverId);
+    if (again) return again;
+    const p = this.doRefresh(server, token!).finally(() => this.inflight.delete(serverId));
+    this.inflight.set(serverId, p);
+    return p;
+  }
+
+  private async server(serverId: string): Promise<MailServerRecord> {
+    const server = await findMailServer(this.deps.db, serverId);
+    if (!server) throw new MailroomError('MR_NOT_FOUND', `Mail server ${serverId} does not exist.`);
+    return server;
+  }
+
+  private open(server: MailServerRecord, t: TokenRecord): AccessToken {
+    return {
+      accessToken: this.deps.sealer.open(t.accessTokenSealed!, tokenAad(server.id, 'access_token')),
+      user: server.username,
+      expiresAt: new Date(t.accessTokenExpiresAt!),
+    };
+  }
+
+  private reconnectError(t: TokenRecord | undefined): MailroomError {
+    return new MailroomError('MR_OAUTH_RECONNECT_NEEDED', t?.statusReason ?? 'The Outlook connection must be renewed.', {
+      fix: 'Open the mail server and click Connect your Outlook account to sign in again.',
+    });
+  }
+
+  private async doRefresh(server: MailServerRecord, token: TokenRecord): Promise<AccessToken> {
+    const { db, sealer } = this.deps;
+    const now = this.now();
+    const app = appFor(server, this.deps.config, sealer);
+    const refreshToken = sealer.open(token.refreshTokenSealed!, tokenAad(server.id, 'refresh_token'));
+    let fresh: OutlookTokens;
+    try {
+      fresh = await this.refresh(app, refreshToken, now);
+    } catch (e) {
+      const outcome = await this.refreshFailed(server, token, e);
+      if ('fallback' in outcome) return outcome.fallback;
+      throw outcome.error;
+    }
+    const written = await updateTokenIfVersion(
+      db,
+      server.id,
+      token.version,
+      {
+        status: 'valid',
+        statusReason: null,
+        accessTokenSealed: sealer.seal(fresh.accessToken, tokenAad(server.id, 'access_token')),
+        accessTokenExpiresAt: fresh.expiresAt.toISOString(),
+        // Microsoft rotates refresh tokens; keep the old one only if none came back.
+        ...(fresh.refreshToken !== undefined && { refreshTokenSealed: sealer.seal(fresh.refreshToken, tokenAad(server.id, 'refresh_token')) }),
+        ...(fresh.scope !== undefined && { scope: fresh.scope }),
+        refreshedAt: now.toISOString(),
+      },
+      now,
+    );
+    if (!written) {
+      // Another process refreshed (or the admin reconnected) meanwhile: theirs is newer, use it.
+      const current = await findToken(db, server.id);
+      if (tokenAction(current, this.now()) === 'use') return this.open(server, current!);
+      throw this.reconnectError(current);
+    }
+    if (server.lastError?.code.startsWith('AADSTS') || server.lastError?.code.startsWith('OAUTH_')) await setMailServerError(db, server.id, null);
+    this.deps.onEvent?.({ type: 'refreshed', serverId: server.id });
+    return { accessToken: fresh.accessToken, user: server.username, expiresAt: fresh.expiresAt };
+  }
+
+  private async refreshFailed(server: MailServerRecord, token: TokenRecord, e: unknown): Promise<{ error: unknown } | { fallback: AccessToken }> {
+    const { db } = this.deps;
+    const now = this.now();
+    const ev = isMailroomError(e, 'MR_OAUTH_PROVIDER_ERROR') ? (e.evidence as unknown as OAuthEvidence) : undefined;
+    if (ev && grantIsDead(ev)) {
+      const d = diagnose(ev);
+      await updateTokenIfVersion(db, server.id, token.version, { status: 'reconnect_needed', statusReason: d.cause }, now);
+      await setMailServerError(db, server.id, { code: d.code, message: d.cause, fix: d.fix, evidence: { ...ev }, at: now.toISOString() });
+      this.deps.onEvent?.({ type: 'reconnect_needed', serverId: server.id, code: d.code });
+      return { error: new MailroomError('MR_OAUTH_RECONNECT_NEEDED', d.cause, { fix: d.fix, evidence: { ...ev } }) };
+    }
+    if (isMailroomError(e)) {
+      await setMailServerError(db, server.id, {
+        code: ev ? diagnose(ev).code : e.code,
+        message: e.message,
+        ...(e.fix !== undefined && { fix: e.fix }),
+        ...(e.evidence !== undefined && { evidence: e.evidence }),
+        at: now.toISOString(),
+      });
+      this.deps.onEvent?.({ type: 'refresh_failed', serverId: server.id, code: e.code });
+      // A transient failure while the current access token still works is not worth failing a send.
+      if (!ev && token.accessTokenSealed && token.accessTokenExpiresAt && Date.parse(token.accessTokenExpiresAt) > now.getTime() + 30_000) {
+        return { fallback: this.open(server, token) };
+      }
+    }
+    return { error: e };
+  }
+}

@@ -1,0 +1,236 @@
+import { randomUUID } from 'node:crypto';
+import type { Config } from '../config/config.ts';
+import { redirectUri } from '../config/config.ts';
+import { diagnose } from '../diagnose/diagnose.ts';
+import { MailroomError, isMailroomError } from '../errors/errors.ts';
+import { secretAad, type TokenManager } from '../oauth/token-manager.ts';
+import type { Sealer } from '../secrets/sealer.ts';
+import { probeSmtp, sendOnce, SmtpError, type SmtpCredentials, type SmtpTarget } from '../smtp/smtp-client.ts';
+import type { Db } from '../storage/database.ts';
+import {
+  deleteMailServer,
+  deleteToken,
+  findMailServer,
+  findToken,
+  insertMailServer,
+  listMailServers,
+  listTokens,
+  type MailServerRecord,
+  type StoredError,
+  type TokenRecord,
+  updateMailServer,
+} from '../storage/mail-server-store.ts';
+import {
+  type CreateMailServerInput,
+  createMailServerSchema,
+  DEFAULTS,
+  parseInput,
+  type UpdateMailServerInput,
+  updateMailServerSchema,
+} from './mail-server-input.ts';
+import { z } from 'zod';
+
+/** What the API and UI see of a mail server: never the client secret or a token. */
+export interface MailServerView {
+  id: string;
+  name: string;
+  authType: 'outlook_oauth';
+  username: string;
+  redirectUri: string;
+  clientId: string;
+  clientSecretSet: boolean;
+  clientSecretExpiresAt: string | null;
+  tenant: string;
+  smtpHost: string;
+  smtpPort: number;
+  smtpSecurity: 'starttls' | 'tls';
+  priority: number;
+  fromFilter: string | null;
+  active: boolean;
+  tokenStatus: 'not_connected' | 'valid' | 'reconnect_needed';
+  tokenStatusReason: string | null;
+  connectedAccount: string | null;
+  connectedTenantId: string | null;
+  tokenExpiresAt: string | null;
+  lastError: Omit<StoredError, 'at'> & { at: string } | null;
+  createdAt: string;
+  updatedAt: string;
+}
+
+export interface CheckResult {
+  ok: boolean;
+  message: string;
+  fix?: string;
+  code?: string;
+  guideStep?: number;
+  evidence?: unknown;
+  messageId?: string;
+}
+
+const sendTestSchema = z.strictObject({
+  to: z.string({ error: 'Enter the recipient address' }).trim().regex(/^[^\s@<>()",;:\\]+@[^\s@<>()",;:\\]+\.[a-z]{2,63}$/i, { error: 'Enter one valid email address, e.g. you@contoso.com' }),
+});
+
+export class MailServerService {
+  constructor(
+    private readonly deps: { db: Db; sealer: Sealer; config: Config; tokens: TokenManager; now?: () => Date },
+  ) {}
+
+  private now(): Date {
+    return this.deps.now?.() ?? new Date();
+  }
+
+  defaults() {
+    return { redirectUri: redirectUri(this.deps.config, 'outlook'), ...DEFAULTS };
+  }
+
+  view(s: MailServerRecord, t: TokenRecord | undefined): MailServerView {
+    return {
+      id: s.id,
+      name: s.name,
+      authType: s.authType,
+      username: s.username,
+      redirectUri: redirectUri(this.deps.config, 'outlook'),
+      clientId: s.clientId,
+      clientSecretSet: s.clientSecretSealed !== null,
+      clientSecretExpiresAt: s.clientSecretExpiresAt,
+      tenant: s.tenant,
+      smtpHost: s.smtpHost,
+      smtpPort: s.smtpPort,
+      smtpSecurity: s.smtpSecurity,
+      priority: s.priority,
+      fromFilter: s.fromFilter,
+      active: s.active,
+      tokenStatus: t?.status ?? 'not_connected',
+      tokenStatusReason: t?.statusReason ?? null,
+      connectedAccount: t?.account ?? null,
+      connectedTenantId: t?.tenantId ?? null,
+      tokenExpiresAt: t?.accessTokenExpiresAt ?? null,
+      lastError: s.lastError,
+      createdAt: s.createdAt,
+      updatedAt: s.updatedAt,
+    };
+  }
+
+  async list(): Promise<MailServerView[]> {
+    const [servers, tokens] = await Promise.all([listMailServers(this.deps.db), listTokens(this.deps.db)]);
+    const byServer = new Map(tokens.map((t) => [t.mailServerId, t]));
+    return servers.map((s) => this.view(s, byServer.get(s.id)));
+  }
+
+  async record(id: string): Promise<MailServerRecord> {
+    const s = await findMailServer(this.deps.db, id);
+    if (!s) throw new MailroomError('MR_NOT_FOUND', `Mail server ${id} does not exist.`, { fix: 'Open Settings > Technical > Mail Servers to see the servers that exist.' });
+    return s;
+  }
+
+  async get(id: string): Promise<MailServerView> {
+    const s = await this.record(id);
+    return this.view(s, await findToken(this.deps.db, id));
+  }
+
+  async create(body: unknown): Promise<MailServerView> {
+    const input: CreateMailServerInput = parseInput(createMailServerSchema, body);
+    const id = randomUUID();
+    const { clientSecret, ...rest } = input;
+    await insertMailServer(
+      this.deps.db,
+      id,
+      { ...rest, clientSecretSealed: this.deps.sealer.seal(clientSecret, secretAad(id)), lastError: null },
+      this.now(),
+    );
+    return this.get(id);
+  }
+
+  async update(id: string, body: unknown): Promise<MailServerView> {
+    const before = await this.record(id);
+    const input: UpdateMailServerInput = parseInput(updateMailServerSchema, body);
+    const { clientSecret, ...rest } = input;
+    const patch: Parameters<typeof updateMailServer>[2] = {};
+    for (const [k, v] of Object.entries(rest)) if (v !== undefined) (patch as Record<string, unknown>)[k] = v;
+    if (clientSecret !== undefined) patch.clientSecretSealed = this.deps.sealer.seal(clientSecret, secretAad(id));
+    // Tokens belong to one mailbox, app and tenant: change any of them and the old grant no longer fits.
+    const identityChanged =
+      (rest.username !== undefined && rest.username !== before.username) ||
+      (rest.clientId !== undefined && rest.clientId !== before.clientId) ||
+      (rest.tenant !== undefined && rest.tenant !== before.tenant);
+    if (identityChanged) {
+      await deleteToken(this.deps.db, id);
+      patch.lastError = null;
+    } else if (clientSecret !== undefined && before.lastError && /^AADSTS7000(215|222)$|^OAUTH_invalid_client$/.test(before.lastError.code)) {
+      patch.lastError = null;
+    }
+    await updateMailServer(this.deps.db, id, patch, this.now());
+    return this.get(id);
+  }
+
+  async remove(id: string): Promise<void> {
+    if (!(await deleteMailServer(this.deps.db, id))) {
+      throw new MailroomError('MR_NOT_FOUND', `Mail server ${id} does not exist.`);
+    }
+  }
+
+  private target(s: MailServerRecord): SmtpTarget {
+    return { host: s.smtpHost, port: s.smtpPort, security: s.smtpSecurity };
+  }
+
+  /**
+   * Runs an SMTP exchange with a fresh token. A 535 with a token we believed valid gets one forced
+   * refresh and one retry: the token may have been revoked server-side before its expiry.
+   */
+  private async withToken<T>(s: MailServerRecord, run: (creds: SmtpCredentials) => Promise<T>): Promise<T> {
+    const first = await this.deps.tokens.getAccessToken(s.id);
+    try {
+      return await run({ user: first.user, accessToken: first.accessToken });
+    } catch (e) {
+      if (!(e instanceof SmtpError && e.isAuthFailure)) throw e;
+      const again = await this.deps.tokens.getAccessToken(s.id, { forceRefresh: true });
+      return run({ user: again.user, accessToken: again.accessToken });
+    }
+  }
+
+  async test(id: string): Promise<CheckResult> {
+    const s = await this.record(id);
+    try {
+      const r = await this.withToken(s, (creds) => probeSmtp(this.target(s), creds));
+      return { ok: true, message: 'Connection Test Successful!', evidence: { kind: 'smtp', steps: r.steps } };
+    } catch (e) {
+      return this.failure(e);
+    }
+  }
+
+  async sendTest(id: string, body: unknown): Promise<CheckResult> {
+    const { to } = parseInput(sendTestSchema, body);
+    const s = await this.record(id);
+    try {
+      const r = await this.withToken(s, (creds) =>
+        sendOnce(this.target(s), creds, {
+          from: s.username,
+          to: [to],
+          subject: 'Mailroom test email',
+          text: `This is a test email sent by Mailroom through the mail server "${s.name}" (${s.smtpHost}:${s.smtpPort}) as ${s.username}.\n\nIf you can read this, sending works.`,
+        }),
+      );
+      return { ok: true, message: `Test email sent to ${to}`, messageId: r.messageId, evidence: { kind: 'smtp', response: r.response } };
+    } catch (e) {
+      return this.failure(e);
+    }
+  }
+
+  private failure(e: unknown): CheckResult {
+    if (e instanceof SmtpError) {
+      const d = diagnose(e.evidence);
+      return { ok: false, message: `${d.cause} The server said: ${e.message}`, fix: d.fix, code: d.code, guideStep: d.guideStep, evidence: e.evidence };
+    }
+    if (isMailroomError(e)) {
+      return {
+        ok: false,
+        message: e.message,
+        code: e.code,
+        ...(e.fix !== undefined && { fix: e.fix }),
+        ...(e.evidence !== undefined && { evidence: e.evidence }),
+      };
+    }
+    throw e;
+  }
+}

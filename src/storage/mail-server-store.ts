@@ -1,0 +1,228 @@
+import type { Selectable } from 'kysely';
+import type { Db } from './database.ts';
+import type { MailServerTable, OAuthTokenTable } from './schema.ts';
+
+export interface StoredError {
+  code: string;
+  message: string;
+  fix?: string;
+  evidence?: Record<string, unknown>;
+  at: string;
+}
+
+export interface MailServerRecord {
+  id: string;
+  name: string;
+  authType: 'outlook_oauth';
+  username: string;
+  clientId: string;
+  clientSecretSealed: string | null;
+  clientSecretExpiresAt: string | null;
+  tenant: string;
+  smtpHost: string;
+  smtpPort: number;
+  smtpSecurity: 'starttls' | 'tls';
+  priority: number;
+  fromFilter: string | null;
+  active: boolean;
+  lastError: StoredError | null;
+  createdAt: string;
+  updatedAt: string;
+}
+
+export type TokenStatus = 'not_connected' | 'valid' | 'reconnect_needed';
+
+export interface TokenRecord {
+  mailServerId: string;
+  status: TokenStatus;
+  statusReason: string | null;
+  account: string | null;
+  tenantId: string | null;
+  scope: string | null;
+  accessTokenSealed: string | null;
+  accessTokenExpiresAt: string | null;
+  refreshTokenSealed: string | null;
+  version: number;
+  connectedAt: string | null;
+  refreshedAt: string | null;
+}
+
+function toRecord(r: Selectable<MailServerTable>): MailServerRecord {
+  return {
+    id: r.id,
+    name: r.name,
+    authType: r.auth_type as 'outlook_oauth',
+    username: r.username,
+    clientId: r.client_id,
+    clientSecretSealed: r.client_secret_sealed,
+    clientSecretExpiresAt: r.client_secret_expires_at,
+    tenant: r.tenant,
+    smtpHost: r.smtp_host,
+    smtpPort: Number(r.smtp_port),
+    smtpSecurity: r.smtp_security as 'starttls' | 'tls',
+    priority: Number(r.priority),
+    fromFilter: r.from_filter,
+    active: Number(r.active) === 1,
+    lastError: r.last_error ? (JSON.parse(r.last_error) as StoredError) : null,
+    createdAt: r.created_at,
+    updatedAt: r.updated_at,
+  };
+}
+
+function toToken(r: Selectable<OAuthTokenTable>): TokenRecord {
+  return {
+    mailServerId: r.mail_server_id,
+    status: r.status as TokenStatus,
+    statusReason: r.status_reason,
+    account: r.account,
+    tenantId: r.tenant_id,
+    scope: r.scope,
+    accessTokenSealed: r.access_token_sealed,
+    accessTokenExpiresAt: r.access_token_expires_at,
+    refreshTokenSealed: r.refresh_token_sealed,
+    version: Number(r.version),
+    connectedAt: r.connected_at,
+    refreshedAt: r.refreshed_at,
+  };
+}
+
+type Columns = Omit<MailServerRecord, 'id' | 'createdAt' | 'updatedAt'>;
+
+function toColumns(p: Partial<Columns>): Partial<MailServerTable> {
+  const c: Partial<MailServerTable> = {};
+  if (p.name !== undefined) c.name = p.name;
+  if (p.authType !== undefined) c.auth_type = p.authType;
+  if (p.username !== undefined) c.username = p.username;
+  if (p.clientId !== undefined) c.client_id = p.clientId;
+  if (p.clientSecretSealed !== undefined) c.client_secret_sealed = p.clientSecretSealed;
+  if (p.clientSecretExpiresAt !== undefined) c.client_secret_expires_at = p.clientSecretExpiresAt;
+  if (p.tenant !== undefined) c.tenant = p.tenant;
+  if (p.smtpHost !== undefined) c.smtp_host = p.smtpHost;
+  if (p.smtpPort !== undefined) c.smtp_port = p.smtpPort;
+  if (p.smtpSecurity !== undefined) c.smtp_security = p.smtpSecurity;
+  if (p.priority !== undefined) c.priority = p.priority;
+  if (p.fromFilter !== undefined) c.from_filter = p.fromFilter;
+  if (p.active !== undefined) c.active = p.active ? 1 : 0;
+  if (p.lastError !== undefined) c.last_error = p.lastError ? JSON.stringify(p.lastError) : null;
+  return c;
+}
+
+export async function insertMailServer(db: Db, id: string, values: Columns, now: Date): Promise<MailServerRecord> {
+  const ts = now.toISOString();
+  await db
+    .insertInto('mail_servers')
+    .values({ ...(toColumns(values) as MailServerTable), id, created_at: ts, updated_at: ts })
+    .execute();
+  return (await findMailServer(db, id))!;
+}
+
+export async function updateMailServer(db: Db, id: string, patch: Partial<Columns>, now: Date): Promise<MailServerRecord | undefined> {
+  await db
+    .updateTable('mail_servers')
+    .set({ ...toColumns(patch), updated_at: now.toISOString() })
+    .where('id', '=', id)
+    .execute();
+  return findMailServer(db, id);
+}
+
+export async function setMailServerError(db: Db, id: string, error: StoredError | null): Promise<void> {
+  await db
+    .updateTable('mail_servers')
+    .set({ last_error: error ? JSON.stringify(error) : null })
+    .where('id', '=', id)
+    .execute();
+}
+
+export async function findMailServer(db: Db, id: string): Promise<MailServerRecord | undefined> {
+  const r = await db.selectFrom('mail_servers').selectAll().where('id', '=', id).executeTakeFirst();
+  return r && toRecord(r);
+}
+
+export async function listMailServers(db: Db): Promise<MailServerRecord[]> {
+  const rows = await db.selectFrom('mail_servers').selectAll().orderBy('priority').orderBy('name').execute();
+  return rows.map(toRecord);
+}
+
+export async function deleteMailServer(db: Db, id: string): Promise<boolean> {
+  const r = await db.deleteFrom('mail_servers').where('id', '=', id).executeTakeFirst();
+  return Number(r.numDeletedRows) === 1;
+}
+
+export async function findToken(db: Db, mailServerId: string): Promise<TokenRecord | undefined> {
+  const r = await db.selectFrom('oauth_tokens').selectAll().where('mail_server_id', '=', mailServerId).executeTakeFirst();
+  return r && toToken(r);
+}
+
+export async function listTokens(db: Db): Promise<TokenRecord[]> {
+  return (await db.selectFrom('oauth_tokens').selectAll().execute()).map(toToken);
+}
+
+export interface TokenWrite {
+  status: TokenStatus;
+  statusReason: string | null;
+  account?: string | null;
+  tenantId?: string | null;
+  scope?: string | null;
+  accessTokenSealed?: string | null;
+  accessTokenExpiresAt?: string | null;
+  refreshTokenSealed?: string | null;
+  connectedAt?: string | null;
+  refreshedAt?: string | null;
+}
+
+function tokenColumns(w: TokenWrite, now: Date): Partial<OAuthTokenTable> {
+  const c: Partial<OAuthTokenTable> = { status: w.status, status_reason: w.statusReason, updated_at: now.toISOString() };
+  if (w.account !== undefined) c.account = w.account;
+  if (w.tenantId !== undefined) c.tenant_id = w.tenantId;
+  if (w.scope !== undefined) c.scope = w.scope;
+  if (w.accessTokenSealed !== undefined) c.access_token_sealed = w.accessTokenSealed;
+  if (w.accessTokenExpiresAt !== undefined) c.access_token_expires_at = w.accessTokenExpiresAt;
+  if (w.refreshTokenSealed !== undefined) c.refresh_token_sealed = w.refreshTokenSealed;
+  if (w.connectedAt !== undefined) c.connected_at = w.connectedAt;
+  if (w.refreshedAt !== undefined) c.refreshed_at = w.refreshedAt;
+  return c;
+}
+
+/** A fresh connection replaces whatever tokens the server had (upsert). */
+export async function replaceToken(db: Db, mailServerId: string, w: TokenWrite, now: Date): Promise<void> {
+  await db.transaction().execute(async (trx) => {
+    const existing = await trx.selectFrom('oauth_tokens').select('version').where('mail_server_id', '=', mailServerId).executeTakeFirst();
+    if (existing) {
+      await trx
+        .updateTable('oauth_tokens')
+        .set((eb) => ({ ...tokenColumns(w, now), version: eb('version', '+', 1) }))
+        .where('mail_server_id', '=', mailServerId)
+        .execute();
+    } else {
+      await trx
+        .insertInto('oauth_tokens')
+        .values({ ...(tokenColumns(w, now) as OAuthTokenTable), mail_server_id: mailServerId, version: 1 })
+        .execute();
+    }
+  });
+}
+
+/**
+ * Writes refreshed tokens only if the row is still at `expectedVersion`: the new access token and the
+ * rotated refresh token land in one statement, and a refresh that lost a race never overwrites a newer
+ * refresh token with an older one.
+ */
+export async function updateTokenIfVersion(
+  db: Db,
+  mailServerId: string,
+  expectedVersion: number,
+  w: TokenWrite,
+  now: Date,
+): Promise<boolean> {
+  const r = await db
+    .updateTable('oauth_tokens')
+    .set((eb) => ({ ...tokenColumns(w, now), version: eb('version', '+', 1) }))
+    .where('mail_server_id', '=', mailServerId)
+    .where('version', '=', expectedVersion)
+    .executeTakeFirst();
+  return Number(r.numUpdatedRows) === 1;
+}
+
+export async function deleteToken(db: Db, mailServerId: string): Promise<void> {
+  await db.deleteFrom('oauth_tokens').where('mail_server_id', '=', mailServerId).execute();
+}

@@ -1,0 +1,98 @@
+import { type Kysely, type Migration, type MigrationProvider, Migrator } from 'kysely';
+
+/**
+ * Numbered, append-only. Never edit a migration that has shipped: add the next number.
+ * Only portable column types, so every migration runs on SQLite and PostgreSQL alike.
+ */
+const migrations: Record<string, Migration> = {
+  '0001_admins_sessions': {
+    async up(db: Kysely<any>) {
+      await db.schema
+        .createTable('admins')
+        .addColumn('id', 'text', (c) => c.primaryKey())
+        .addColumn('email', 'text', (c) => c.notNull().unique())
+        .addColumn('password_hash', 'text', (c) => c.notNull())
+        .addColumn('created_at', 'text', (c) => c.notNull())
+        .execute();
+      await db.schema
+        .createTable('sessions')
+        .addColumn('id_hash', 'text', (c) => c.primaryKey())
+        .addColumn('admin_id', 'text', (c) => c.notNull().references('admins.id').onDelete('cascade'))
+        .addColumn('csrf_token', 'text', (c) => c.notNull())
+        .addColumn('created_at', 'text', (c) => c.notNull())
+        .addColumn('expires_at', 'text', (c) => c.notNull())
+        .execute();
+      await db.schema.createIndex('sessions_expires_at').on('sessions').column('expires_at').execute();
+      await db.schema
+        .createTable('setup_tokens')
+        .addColumn('token_hash', 'text', (c) => c.primaryKey())
+        .addColumn('created_at', 'text', (c) => c.notNull())
+        .addColumn('expires_at', 'text', (c) => c.notNull())
+        .addColumn('used_at', 'text')
+        .execute();
+    },
+  },
+  '0002_mail_servers_oauth': {
+    async up(db: Kysely<any>) {
+      await db.schema
+        .createTable('mail_servers')
+        .addColumn('id', 'text', (c) => c.primaryKey())
+        .addColumn('name', 'text', (c) => c.notNull())
+        .addColumn('auth_type', 'text', (c) => c.notNull())
+        .addColumn('username', 'text', (c) => c.notNull())
+        .addColumn('client_id', 'text', (c) => c.notNull())
+        .addColumn('client_secret_sealed', 'text')
+        .addColumn('client_secret_expires_at', 'text')
+        .addColumn('tenant', 'text', (c) => c.notNull())
+        .addColumn('smtp_host', 'text', (c) => c.notNull())
+        .addColumn('smtp_port', 'integer', (c) => c.notNull())
+        .addColumn('smtp_security', 'text', (c) => c.notNull())
+        .addColumn('priority', 'integer', (c) => c.notNull())
+        .addColumn('from_filter', 'text')
+        .addColumn('active', 'integer', (c) => c.notNull().defaultTo(1))
+        .addColumn('last_error', 'text')
+        .addColumn('created_at', 'text', (c) => c.notNull())
+        .addColumn('updated_at', 'text', (c) => c.notNull())
+        .execute();
+      await db.schema
+        .createTable('oauth_tokens')
+        .addColumn('mail_server_id', 'text', (c) => c.primaryKey().references('mail_servers.id').onDelete('cascade'))
+        .addColumn('status', 'text', (c) => c.notNull())
+        .addColumn('status_reason', 'text')
+        .addColumn('account', 'text')
+        .addColumn('tenant_id', 'text')
+        .addColumn('scope', 'text')
+        .addColumn('access_token_sealed', 'text')
+        .addColumn('access_token_expires_at', 'text')
+        .addColumn('refresh_token_sealed', 'text')
+        .addColumn('version', 'integer', (c) => c.notNull().defaultTo(0))
+        .addColumn('connected_at', 'text')
+        .addColumn('refreshed_at', 'text')
+        .addColumn('updated_at', 'text', (c) => c.notNull())
+        .execute();
+      await db.schema
+        .createTable('oauth_states')
+        .addColumn('state_hash', 'text', (c) => c.primaryKey())
+        .addColumn('mail_server_id', 'text', (c) => c.notNull().references('mail_servers.id').onDelete('cascade'))
+        .addColumn('admin_id', 'text', (c) => c.notNull().references('admins.id').onDelete('cascade'))
+        .addColumn('code_verifier_sealed', 'text', (c) => c.notNull())
+        .addColumn('nonce', 'text', (c) => c.notNull())
+        .addColumn('created_at', 'text', (c) => c.notNull())
+        .addColumn('expires_at', 'text', (c) => c.notNull())
+        .addColumn('used_at', 'text')
+        .execute();
+      await db.schema.createIndex('oauth_states_expires_at').on('oauth_states').column('expires_at').execute();
+    },
+  },
+};
+
+const provider: MigrationProvider = { getMigrations: async () => migrations };
+
+export async function migrateToLatest(db: Kysely<any>): Promise<void> {
+  const migrator = new Migrator({ db, provider });
+  const { error, results } = await migrator.migrateToLatest();
+  const failed = results?.find((r) => r.status === 'Error');
+  if (error || failed) {
+    throw new Error(`database migration ${failed?.migrationName ?? ''} failed: ${String((error as Error)?.message ?? error)}`);
+  }
+}

@@ -1,0 +1,82 @@
+import type { Generated } from 'kysely';
+
+/** Times are ISO-8601 UTC strings (Date#toISOString): they sort as text on every dialect. */
+export interface AdminTable {
+  id: string;
+  email: string;
+  password_hash: string;
+  created_at: string;
+}
+
+export interface SessionTable {
+  id_hash: string;
+  admin_id: string;
+  csrf_token: string;
+  created_at: string;
+  expires_at: string;
+}
+
+export interface SetupTokenTable {
+  token_hash: string;
+  created_at: string;
+  expires_at: string;
+  used_at: string | null;
+}
+
+export interface MailServerTable {
+  id: string;
+  name: string;
+  auth_type: string;
+  username: string;
+  client_id: string;
+  client_secret_sealed: string | null;
+  client_secret_expires_at: string | null;
+  tenant: string;
+  smtp_host: string;
+  smtp_port: number;
+  smtp_security: string;
+  priority: number;
+  from_filter: string | null;
+  active: number;
+  /** JSON of the last connect/refresh failure shown on the form, null once resolved. */
+  last_error: string | null;
+  created_at: string;
+  updated_at: string;
+}
+
+export interface OAuthTokenTable {
+  mail_server_id: string;
+  status: string;
+  status_reason: string | null;
+  account: string | null;
+  tenant_id: string | null;
+  scope: string | null;
+  access_token_sealed: string | null;
+  access_token_expires_at: string | null;
+  refresh_token_sealed: string | null;
+  /** Bumped on every token write: a refresh only commits if nobody else refreshed meanwhile. */
+  version: Generated<number>;
+  connected_at: string | null;
+  refreshed_at: string | null;
+  updated_at: string;
+}
+
+export interface OAuthStateTable {
+  state_hash: string;
+  mail_server_id: string;
+  admin_id: string;
+  code_verifier_sealed: string;
+  nonce: string;
+  created_at: string;
+  expires_at: string;
+  used_at: string | null;
+}
+
+export interface Database {
+  admins: AdminTable;
+  sessions: SessionTable;
+  setup_tokens: SetupTokenTable;
+  mail_servers: MailServerTable;
+  oauth_tokens: OAuthTokenTable;
+  oauth_states: OAuthStateTable;
+}
