@@ -1,0 +1,229 @@
+// Typed fetch client for the Mailroom JSON API (same origin, cookie session, CSRF header on writes).
+
+export interface Admin {
+  id: string | number;
+  email: string;
+}
+
+export interface Session {
+  admin: Admin;
+  csrfToken: string;
+}
+
+export type AuthType = 'outlook_oauth';
+export type SmtpSecurity = 'starttls' | 'tls';
+export type TokenStatus = 'not_connected' | 'valid' | 'reconnect_needed';
+
+/** A failure explained by the server: what happened, how to fix it, and the raw evidence. */
+export interface Problem {
+  code?: string;
+  message: string;
+  fix?: string;
+  evidence?: unknown;
+}
+
+export interface MailServer {
+  id: string;
+  name: string;
+  authType: AuthType;
+  username: string;
+  redirectUri: string;
+  clientId: string;
+  clientSecretSet: boolean;
+  /** YYYY-MM-DD */
+  clientSecretExpiresAt: string | null;
+  tenant: string;
+  smtpHost: string;
+  smtpPort: number;
+  smtpSecurity: SmtpSecurity;
+  priority: number;
+  fromFilter: string | null;
+  tokenStatus: TokenStatus;
+  tokenStatusReason: string | null;
+  connectedAccount: string | null;
+  /** ISO timestamp */
+  tokenExpiresAt: string | null;
+  lastError: (Problem & { code: string }) | null;
+  createdAt: string;
+  updatedAt: string;
+}
+
+export interface MailServerInput {
+  name: string;
+  authType: AuthType;
+  username: string;
+  clientId: string;
+  /** Write-only; omitted to keep the stored secret. */
+  clientSecret?: string;
+  tenant: string;
+  smtpHost: string;
+  /** null when the field is left empty, so the server reports it as a field error. */
+  smtpPort: number | null;
+  smtpSecurity: SmtpSecurity;
+  priority: number | null;
+  fromFilter: string | null;
+  clientSecretExpiresAt: string | null;
+}
+
+export interface MailServerDefaults {
+  redirectUri: string;
+  authType: AuthType;
+  tenant: string;
+  smtpHost: string;
+  smtpPort: number;
+  smtpSecurity: SmtpSecurity;
+  priority: number;
+}
+
+export interface TestResult {
+  ok: boolean;
+  message: string;
+  fix?: string;
+  evidence?: unknown;
+}
+
+export interface SendTestResult extends TestResult {
+  messageId?: string;
+}
+
+export class ApiError extends Error implements Problem {
+  readonly status: number;
+  readonly code: string;
+  readonly fix?: string;
+  readonly evidence?: unknown;
+  /** Field the error is about (validation errors). */
+  readonly field?: string;
+  /** Message per field (validation errors). */
+  readonly fields: Record<string, string>;
+
+  constructor(status: number, body: Partial<Problem> & { field?: string; fields?: Record<string, string> }) {
+    super(body.message || `Request failed (HTTP ${status}).`);
+    this.name = 'ApiError';
+    this.status = status;
+    this.code = body.code ?? `HTTP_${status}`;
+    if (body.fix !== undefined) this.fix = body.fix;
+    if (body.evidence !== undefined) this.evidence = body.evidence;
+    if (body.field !== undefined) this.field = body.field;
+    this.fields = { ...(body.fields ?? {}) };
+    if (body.field && body.message && !(body.field in this.fields)) this.fields[body.field] = body.message;
+  }
+
+  get hasFieldErrors(): boolean {
+    return Object.keys(this.fields).length > 0;
+  }
+}
+
+let csrfToken: string | null = null;
+let unauthorizedHandler: (() => void) | null = null;
+
+/** Called when an authenticated request gets 401; returns an unsubscribe function. */
+export function onUnauthorized(handler: () => void): () => void {
+  unauthorizedHandler = handler;
+  return () => {
+    if (unauthorizedHandler === handler) unauthorizedHandler = null;
+  };
+}
+
+interface RequestOptions {
+  /** Redirect to the login page on 401 (default true). */
+  authRedirect?: boolean;
+}
+
+function isRecord(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+async function request<T>(method: string, path: string, body?: unknown, opts: RequestOptions = {}): Promise<T> {
+  const headers: Record<string, string> = { Accept: 'application/json' };
+  if (body !== undefined) headers['Content-Type'] = 'application/json';
+  if (method !== 'GET' && csrfToken) headers['X-CSRF-Token'] = csrfToken;
+
+  let res: Response;
+  try {
+    res = await fetch(path, {
+      method,
+      headers,
+      credentials: 'same-origin',
+      body: body === undefined ? null : JSON.stringify(body),
+    });
+  } catch {
+    throw new ApiError(0, {
+      code: 'NETWORK',
+      message: 'Could not reach the Mailroom server.',
+      fix: 'Check that the server is running and your network connection, then try again.',
+    });
+  }
+
+  if (res.status === 204) return undefined as T;
+
+  let data: unknown = null;
+  const text = await res.text();
+  if (text) {
+    try {
+      data = JSON.parse(text);
+    } catch {
+      data = null;
+    }
+  }
+
+  if (!res.ok) {
+    const err = isRecord(data) && isRecord(data.error) ? data.error : {};
+    const error = new ApiError(res.status, {
+      code: typeof err.code === 'string' ? err.code : undefined,
+      message: typeof err.message === 'string' ? err.message : defaultMessage(res.status),
+      fix: typeof err.fix === 'string' ? err.fix : undefined,
+      evidence: err.evidence,
+      field: typeof err.field === 'string' ? err.field : undefined,
+      fields: isRecord(err.fields) ? stringValues(err.fields) : undefined,
+    });
+    if (res.status === 401 && opts.authRedirect !== false) unauthorizedHandler?.();
+    throw error;
+  }
+  return data as T;
+}
+
+function stringValues(o: Record<string, unknown>): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [k, v] of Object.entries(o)) if (typeof v === 'string') out[k] = v;
+  return out;
+}
+
+function defaultMessage(status: number): string {
+  if (status === 401) return 'You are not logged in.';
+  if (status === 403) return 'This action is not allowed.';
+  if (status === 404) return 'Not found.';
+  if (status === 429) return 'Too many attempts. Wait a moment and try again.';
+  return `Request failed (HTTP ${status}).`;
+}
+
+function remember(session: Session): Session {
+  csrfToken = session.csrfToken;
+  return session;
+}
+
+const ms = (id: string) => `/api/v1/mail-servers/${encodeURIComponent(id)}`;
+
+export const api = {
+  getSession: async () => remember(await request<Session>('GET', '/api/v1/session', undefined, { authRedirect: false })),
+  login: async (email: string, password: string) =>
+    remember(await request<Session>('POST', '/api/v1/session', { email, password }, { authRedirect: false })),
+  logout: async () => {
+    try {
+      await request<void>('DELETE', '/api/v1/session', undefined, { authRedirect: false });
+    } finally {
+      csrfToken = null;
+    }
+  },
+  setup: async (token: string, email: string, password: string) =>
+    remember(await request<Session>('POST', '/api/v1/setup', { token, email, password }, { authRedirect: false })),
+
+  mailServerDefaults: () => request<MailServerDefaults>('GET', '/api/v1/mail-servers/defaults'),
+  listMailServers: () => request<{ items: MailServer[] }>('GET', '/api/v1/mail-servers'),
+  getMailServer: (id: string) => request<MailServer>('GET', ms(id)),
+  createMailServer: (input: MailServerInput) => request<MailServer>('POST', '/api/v1/mail-servers', input),
+  updateMailServer: (id: string, patch: Partial<MailServerInput>) => request<MailServer>('PATCH', ms(id), patch),
+  deleteMailServer: (id: string) => request<void>('DELETE', ms(id)),
+  connectMailServer: (id: string) => request<{ authorizeUrl: string }>('POST', `${ms(id)}/connect`),
+  testMailServer: (id: string) => request<TestResult>('POST', `${ms(id)}/test`),
+  sendTestEmail: (id: string, to: string) => request<SendTestResult>('POST', `${ms(id)}/send-test`, { to }),
+};

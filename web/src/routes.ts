@@ -1,0 +1,56 @@
+// Client-side route table (patterns only, so any module can ask whether a screen exists).
+
+export const paths = {
+  login: '/login',
+  setup: '/setup',
+  settings: '/settings',
+  mailServers: '/settings/technical/mail-servers',
+  mailServerNew: '/settings/technical/mail-servers/new',
+  mailServer: '/settings/technical/mail-servers/:id',
+} as const;
+
+export type RouteName = keyof typeof paths;
+
+export interface RouteMatch {
+  name: RouteName;
+  params: Record<string, string>;
+}
+
+// Order matters: literal segments before parameters.
+const order: RouteName[] = ['login', 'setup', 'settings', 'mailServers', 'mailServerNew', 'mailServer'];
+
+export function matchRoute(pathname: string): RouteMatch | null {
+  const path = pathname.length > 1 ? pathname.replace(/\/+$/, '') : pathname;
+  const segs = path.split('/');
+  for (const name of order) {
+    const pat = paths[name].split('/');
+    if (pat.length !== segs.length) continue;
+    const params: Record<string, string> = {};
+    let ok = true;
+    for (let i = 0; i < pat.length && ok; i++) {
+      const p = pat[i] ?? '';
+      const s = segs[i] ?? '';
+      if (p.startsWith(':')) {
+        if (s === '') ok = false;
+        else params[p.slice(1)] = decodeURIComponent(s);
+      } else if (p !== s) ok = false;
+    }
+    if (ok) return { name, params };
+  }
+  return null;
+}
+
+export function routeExists(pathname: string): boolean {
+  return matchRoute(pathname) !== null;
+}
+
+export function mailServerPath(id: string): string {
+  return `${paths.mailServers}/${encodeURIComponent(id)}`;
+}
+
+/** Only same-app absolute paths are accepted as a post-login destination. */
+export function safeNext(next: string | null): string {
+  if (!next || !next.startsWith('/') || next.startsWith('//') || next.startsWith('/\\')) return paths.settings;
+  if (next === paths.login || next.startsWith(`${paths.login}?`)) return paths.settings;
+  return next;
+}

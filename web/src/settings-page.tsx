@@ -1,0 +1,70 @@
+import { Link } from './router.tsx';
+import { paths, routeExists } from './routes.ts';
+import { useTitle } from './use-title.ts';
+
+interface SettingsLink {
+  label: string;
+  path: string;
+  description: string;
+}
+
+interface SettingsGroup {
+  heading: string;
+  links: SettingsLink[];
+}
+
+// Entries whose screen does not exist yet are hidden until their route is added to routes.ts.
+const technical: SettingsGroup[] = [
+  {
+    heading: 'Mail Server',
+    links: [
+      {
+        label: 'Mail Servers',
+        path: paths.mailServers,
+        description: 'Outgoing mail servers (SMTP) and their Microsoft 365 connection.',
+      },
+      {
+        label: 'Incoming Mail Servers',
+        path: '/settings/technical/incoming-mail-servers',
+        description: 'Mailboxes read over IMAP.',
+      },
+      { label: 'Emails', path: '/settings/technical/emails', description: 'Sent and received messages.' },
+      { label: 'API Keys', path: '/settings/technical/api-keys', description: 'Keys for applications using the API.' },
+    ],
+  },
+];
+
+export function SettingsPage() {
+  useTitle('Settings');
+  const groups = technical
+    .map((g) => ({ ...g, links: g.links.filter((l) => routeExists(l.path)) }))
+    .filter((g) => g.links.length > 0);
+  return (
+    <>
+      <div className="page-header">
+        <h1>Settings</h1>
+      </div>
+      <section className="card settings-section" aria-labelledby="settings-technical">
+        <h2 id="settings-technical">Technical</h2>
+        <div className="settings-groups">
+          {groups.map((g) => {
+            const id = `settings-group-${g.heading.toLowerCase().replace(/\W+/g, '-')}`;
+            return (
+              <section key={g.heading} className="settings-group" aria-labelledby={id}>
+                <h3 id={id}>{g.heading}</h3>
+                <ul className="settings-links">
+                  {g.links.map((l) => (
+                    <li key={l.path}>
+                      <Link to={l.path}>{l.label}</Link>
+                      <span className="settings-link-description">{l.description}</span>
+                    </li>
+                  ))}
+                </ul>
+              </section>
+            );
+          })}
+        </div>
+      </section>
+    </>
+  );
+}
