@@ -1,14 +1,16 @@
 /**
- * Counts failed logins per client address and per account. After `maxFailures` within `windowMs`,
- * further attempts are refused until the window passes, whatever the password: this stops password
- * guessing without letting a stranger lock a known account out for longer than the window.
+ * Counts failed logins per account and per client address. After `perAccount` failures for one email
+ * (or `perAddress` from one address, higher because an office shares one NAT address) within
+ * `windowMs`, further attempts are refused until the window passes, whatever the password: this stops
+ * password guessing without letting a stranger lock an account out for longer than the window.
  */
 export class LoginLimiter {
   private readonly failures = new Map<string, number[]>();
 
   constructor(
-    private readonly maxFailures = 5,
+    private readonly perAccount = 5,
     private readonly windowMs = 15 * 60_000,
+    private readonly perAddress = 4 * perAccount,
     private readonly now: () => number = Date.now,
   ) {}
 
@@ -23,9 +25,9 @@ export class LoginLimiter {
   /** Milliseconds to wait before another attempt is allowed, or 0. */
   retryAfterMs(ip: string, email: string): number {
     let wait = 0;
-    for (const key of [`ip:${ip}`, `acct:${email}`]) {
+    for (const [key, max] of [[`ip:${ip}`, this.perAddress], [`acct:${email}`, this.perAccount]] as const) {
       const list = this.recent(key);
-      if (list.length >= this.maxFailures) wait = Math.max(wait, list[0]! + this.windowMs - this.now());
+      if (list.length >= max) wait = Math.max(wait, list[list.length - max]! + this.windowMs - this.now());
     }
     return wait;
   }

@@ -38,6 +38,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     port = Number(rawPort);
     if (!/^\d+$/.test(rawPort) || port < 1 || port > 65535) {
       problems.push(`PORT must be a whole number from 1 to 65535 (got "${rawPort}")`);
+      port = 8080;
     }
   }
 

@@ -96,6 +96,9 @@ export type UpdateMailServerInput = z.infer<typeof updateMailServerSchema>;
 
 /** Parses with the schema, or throws MR_VALIDATION naming every bad field. */
 export function parseInput<S extends z.ZodType>(schema: S, input: unknown): z.infer<S> {
+  if (input !== undefined && input !== null && (typeof input !== 'object' || Array.isArray(input))) {
+    throw validationError({ body: 'Send a JSON object (Content-Type: application/json)' });
+  }
   const r = schema.safeParse(input ?? {});
   if (r.success) return r.data;
   const fields: Record<string, string> = {};
