@@ -43,7 +43,7 @@ export interface MailServer {
   connectedAccount: string | null;
   /** ISO timestamp */
   tokenExpiresAt: string | null;
-  lastError: (Problem & { code: string }) | null;
+  lastError: (Problem & { code: string; at?: string }) | null;
   createdAt: string;
   updatedAt: string;
 }
@@ -105,7 +105,11 @@ export class ApiError extends Error implements Problem {
     if (body.evidence !== undefined) this.evidence = body.evidence;
     if (body.field !== undefined) this.field = body.field;
     this.fields = { ...(body.fields ?? {}) };
-    if (body.field && body.message && !(body.field in this.fields)) this.fields[body.field] = body.message;
+    // A validation error naming one field without a `fields` map: show its message next to that field.
+    // (Other errors may name a field too, e.g. wrong credentials → password; those stay general alerts.)
+    if (status === 400 && body.field && body.message && Object.keys(this.fields).length === 0) {
+      this.fields[body.field] = body.message;
+    }
   }
 
   get hasFieldErrors(): boolean {

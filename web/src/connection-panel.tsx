@@ -134,7 +134,11 @@ export function ConnectionPanel({ server, oauth, dirty, onServerChange }: Connec
       {showLastError && server.lastError && (
         <ErrorAlert
           problem={server.lastError}
-          title={oauth === 'error' ? 'The Outlook account could not be connected.' : 'Last error'}
+          title={
+            oauth === 'error'
+              ? 'The Outlook account could not be connected.'
+              : `Last error${server.lastError.at ? ` (${formatDateTime(server.lastError.at)})` : ''}`
+          }
           showCode
         />
       )}

@@ -229,6 +229,17 @@ export function MailServerForm({ id }: { id?: string }) {
   async function submit(e: FormEvent<HTMLFormElement>) {
     e.preventDefault();
     if (!values || !initial) return;
+    // Empty number inputs would be read as 0 by the API: ask for a value here.
+    const local: Record<string, string> = {};
+    if (values.smtpPort.trim() === '') local.smtpPort = 'Enter a port number (587 for STARTTLS)';
+    if (values.priority.trim() === '') local.priority = 'Enter a priority, e.g. 10';
+    if (Object.keys(local).length > 0) {
+      setFieldErrors(local);
+      setValidationMessage(null);
+      setFormError(null);
+      setNotice(null);
+      return;
+    }
     setSaving(true);
     setFieldErrors({});
     setValidationMessage(null);
@@ -332,8 +343,9 @@ export function MailServerForm({ id }: { id?: string }) {
 
   const dirty = Object.keys(changedFields(initial, values)).length > 0;
   const fieldMessages = Object.values(fieldErrors);
-  // The API's overall message, when it says something the per-field messages do not.
-  const summaryExtra = validationMessage && !fieldMessages.includes(validationMessage) ? validationMessage : null;
+  // The API's overall message, unless it only repeats a field message (e.g. "<first field message> (and 2 more)").
+  const summaryExtra =
+    validationMessage && !fieldMessages.some((m) => validationMessage.includes(m)) ? validationMessage : null;
 
   function a11y(f: FieldName) {
     const describedBy = [HELP[f] ? helpId(f) : null, fieldErrors[f] ? errorId(f) : null].filter(Boolean).join(' ');
