@@ -31,6 +31,12 @@ export interface RouteState {
 }
 
 export function navigate(to: string, opts: NavigateOptions = {}): void {
+  // Paths the server owns (e.g. the OAuth callback after a login) need a real page load.
+  if (to.startsWith('/oauth2/') || to.startsWith('/api/')) {
+    if (opts.replace) window.location.replace(to);
+    else window.location.assign(to);
+    return;
+  }
   const state = opts.state ?? null;
   if (opts.replace) window.history.replaceState(state, '', to);
   else {
