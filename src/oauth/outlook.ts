@@ -163,7 +163,9 @@ async function asProviderError<T>(stage: OAuthEvidence['stage'], app: OutlookApp
         evidence: { kind: 'oauth', stage, error: 'invalid_response', errorCodes: [], detail: e.message },
       });
     }
-    throw networkError(e, app);
+    // fetch() fails with "fetch failed" and the socket/TLS error as its cause; anything else is a bug.
+    if (e instanceof TypeError && (e as { cause?: unknown }).cause !== undefined) throw networkError(e, app);
+    throw e;
   }
 }
 
@@ -174,11 +176,13 @@ export async function exchangeCode(
   p: { codeVerifier: string; nonce: string; now: Date },
 ): Promise<{ tokens: OutlookTokens; identity: OutlookIdentity }> {
   return asProviderError('token', app, async () => {
+    // State was already checked (hashed, single use) by the connect flow.
+    const params = oauth.validateAuthResponse(authorizationServer(app), client(app), callback, oauth.skipStateCheck);
     const response = await oauth.authorizationCodeGrantRequest(
       authorizationServer(app),
       client(app),
       oauth.ClientSecretPost(app.clientSecret),
-      callback,
+      params,
       app.redirectUri,
       p.codeVerifier,
     );

@@ -1,0 +1,86 @@
+import { type ChildProcess, execFile, spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { fileURLToPath } from 'node:url';
+
+const BIN = fileURLToPath(new URL('../../bin/mailroom.js', import.meta.url));
+
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const { port } = s.address() as { port: number };
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+export interface MailroomProcess {
+  baseUrl: string;
+  dataDir: string;
+  env: Record<string, string>;
+  /** Everything the process wrote to stdout and stderr so far. */
+  output(): string;
+  /** Runs `mailroom <args>` with the same environment (CLI commands). */
+  cli(...args: string[]): Promise<string>;
+  stop(): Promise<void>;
+}
+
+/** Starts `mailroom serve` as a real child process, as `npm start` would, and waits for /healthz. */
+export async function startMailroomProcess(env: Record<string, string>, port?: number): Promise<MailroomProcess> {
+  const p = port ?? (await freePort());
+  const dataDir = mkdtempSync(join(tmpdir(), 'mailroom-e2e-'));
+  const fullEnv: Record<string, string> = {
+    PATH: process.env.PATH ?? '/usr/bin:/bin',
+    HOME: process.env.HOME ?? '/root',
+    PORT: String(p),
+    HOST: '127.0.0.1',
+    BASE_URL: `http://127.0.0.1:${p}`,
+    DATA_DIR: dataDir,
+    LOG_LEVEL: 'debug',
+    ...env,
+  };
+  let out = '';
+  const child: ChildProcess = spawn(process.execPath, [BIN, 'serve'], { env: fullEnv, stdio: ['ignore', 'pipe', 'pipe'] });
+  child.stdout!.on('data', (c) => (out += c));
+  child.stderr!.on('data', (c) => (out += c));
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  const baseUrl = fullEnv.BASE_URL!;
+  const deadline = Date.now() + 120_000; // the first start may build the UI
+  for (;;) {
+    if (child.exitCode !== null) throw new Error(`mailroom exited with ${child.exitCode}:\n${out}`);
+    try {
+      if ((await fetch(`${baseUrl}/healthz`)).ok) break;
+    } catch {
+      // not listening yet
+    }
+    if (Date.now() > deadline) {
+      child.kill('SIGKILL');
+      throw new Error(`mailroom did not start:\n${out}`);
+    }
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  return {
+    baseUrl,
+    dataDir,
+    env: fullEnv,
+    output: () => out,
+    async cli(...args) {
+      const { stdout, stderr } = await promisify(execFile)(process.execPath, [BIN, ...args], { env: fullEnv });
+      return stdout + stderr;
+    },
+    async stop() {
+      if (child.exitCode === null) {
+        child.kill('SIGTERM');
+        const t = setTimeout(() => child.kill('SIGKILL'), 10_000);
+        await exited;
+        clearTimeout(t);
+      }
+      rmSync(dataDir, { recursive: true, force: true });
+    },
+  };
+}
