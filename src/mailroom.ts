@@ -1,7 +1,11 @@
 import type { Config } from './config/config.ts';
 import { AdminService } from './auth/admin-service.ts';
 import type { Logger } from './logger.ts';
+import { ApiKeyService } from './apikeys/api-key-service.ts';
 import { ConnectFlow } from './oauth/connect-flow.ts';
+import { OutboxService } from './outbox/outbox-service.ts';
+import { OutboxWorker } from './outbox/outbox-worker.ts';
+import { releaseHeld } from './storage/outbox-store.ts';
 import { TokenManager } from './oauth/token-manager.ts';
 import { createSealer, loadOrCreateKey } from './secrets/sealer.ts';
 import { MailServerService } from './servers/mail-server-service.ts';
@@ -16,6 +20,9 @@ export interface Mailroom {
   tokens: TokenManager;
   connect: ConnectFlow;
   servers: MailServerService;
+  apiKeys: ApiKeyService;
+  outbox: OutboxService;
+  worker: OutboxWorker;
   close(): Promise<void>;
 }
 
@@ -34,6 +41,7 @@ export async function createMailroom(config: Config, logger: Logger, opts: { now
       logger[level]({ event: `token.${e.type}`, mailServerId: e.serverId, code: e.code }, `access token ${e.type.replace('_', ' ')}`);
     },
   });
+  const worker = new OutboxWorker({ db, dialect: database.dialect, config: config.outbox, tokens, logger, now });
   return {
     config,
     logger,
@@ -41,7 +49,23 @@ export async function createMailroom(config: Config, logger: Logger, opts: { now
     admins: new AdminService(db, now),
     tokens,
     connect: new ConnectFlow({ db, sealer, config, now }),
-    servers: new MailServerService({ db, sealer, config, tokens, now }),
-    close: () => database.close(),
+    servers: new MailServerService({
+      db,
+      sealer,
+      config,
+      tokens,
+      now,
+      // A passing Test Connection means the admin fixed the server: held mail may go now.
+      onHealthy: async (serverId) => {
+        if (await releaseHeld(db, now(), serverId)) worker.kick();
+      },
+    }),
+    apiKeys: new ApiKeyService(db, now),
+    outbox: new OutboxService({ db, config: config.outbox, now, onEnqueued: () => worker.kick() }),
+    worker,
+    async close() {
+      await worker.stop();
+      await database.close();
+    },
   };
 }

@@ -13,6 +13,8 @@ Commands:
   admin create --email E --password P [--reset] Create an admin (--reset: set a new password for an existing one)
   servers list                                  List outgoing mail servers and their token status
   servers test <id>                             Run Test Connection for one mail server
+  apikey create --name N --scope send|read|admin  Create an API key (printed once)
+  send --from F --to T --subject S --text X     Queue a message (delivered by the running server)
 
 Configuration comes from the environment: PORT, HOST, BASE_URL, DATA_DIR, DATABASE_URL,
 MAILROOM_SECRET_KEY, MICROSOFT_AUTHORITY_HOST, LOG_LEVEL (see README).`;
@@ -24,6 +26,7 @@ async function serve(): Promise<void> {
   const mr = await createMailroom(config, logger);
   const app = await buildApp(mr);
   await app.listen({ port: config.port, host: config.host });
+  if (config.outbox.workerEnabled) mr.worker.start();
   logger.info({ event: 'started', url: config.baseUrl.href, database: mr.database.dialect }, `Mailroom is running at ${config.baseUrl.href}`);
   if (!(await mr.admins.hasAdmin())) {
     const token = await mr.admins.issueSetupToken();
@@ -96,6 +99,41 @@ export async function main(argv: string[]): Promise<number> {
       const r = await mr.servers.test(rest[0]!);
       console.log(r.ok ? r.message : `Failed: ${r.message}${r.fix ? `\nFix: ${r.fix}` : ''}`);
       return r.ok ? 0 : 1;
+    });
+  }
+  if (command === 'apikey' && sub === 'create') {
+    const { values } = parseArgs({ args: rest, options: { name: { type: 'string' }, scope: { type: 'string' } } });
+    return withMailroom(async (mr) => {
+      const k = await mr.apiKeys.create({ name: values.name, scope: values.scope }, null);
+      console.log(`API key "${k.name}" (${k.scope}) created. Copy it now, it is not shown again:\n${k.key}`);
+      return 0;
+    });
+  }
+  if (command === 'send') {
+    const { values } = parseArgs({
+      args: [sub, ...rest].filter((a): a is string => a !== undefined),
+      options: {
+        from: { type: 'string' },
+        to: { type: 'string', multiple: true },
+        cc: { type: 'string', multiple: true },
+        subject: { type: 'string' },
+        text: { type: 'string' },
+        html: { type: 'string' },
+        server: { type: 'string' },
+      },
+    });
+    return withMailroom(async (mr) => {
+      const { message } = await mr.outbox.enqueue({
+        ...(values.from !== undefined && { from: values.from }),
+        ...(values.to !== undefined && { to: values.to }),
+        ...(values.cc !== undefined && { cc: values.cc }),
+        subject: values.subject ?? '',
+        ...(values.text !== undefined && { text: values.text }),
+        ...(values.html !== undefined && { html: values.html }),
+        ...(values.server !== undefined && { mailServerId: values.server }),
+      });
+      console.log(`Queued ${message.id} via "${message.mailServerName}" (Message-ID ${message.messageId})`);
+      return 0;
     });
   }
   console.error(USAGE);

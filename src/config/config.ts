@@ -10,6 +10,23 @@ export interface Config {
   readonly secretKey: Buffer | null;
   readonly microsoftAuthorityHost: string;
   readonly logLevel: string;
+  readonly outbox: OutboxConfig;
+}
+
+export interface OutboxConfig {
+  /** Messages in flight at once, over all servers. */
+  readonly concurrency: number;
+  /** SMTP connections kept open per mail server. */
+  readonly poolSize: number;
+  readonly maxAttempts: number;
+  readonly maxAgeMs: number;
+  /** First retry delay; doubles per attempt, capped at an hour, with jitter. */
+  readonly retryBaseMs: number;
+  /** How long a claimed message belongs to a worker before another may take it over. */
+  readonly leaseMs: number;
+  readonly maxMessageBytes: number;
+  /** Start the delivery worker in this process. */
+  readonly workerEnabled: boolean;
 }
 
 export class ConfigError extends Error {
@@ -95,8 +112,29 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     problems.push(`LOG_LEVEL must be one of ${LOG_LEVELS.join(', ')} (got "${logLevel}")`);
   }
 
+  const num = (name: string, def: number, min: number, max: number): number => {
+    const raw = get(name);
+    if (raw === undefined) return def;
+    const n = Number(raw);
+    if (!Number.isFinite(n) || n < min || n > max) {
+      problems.push(`${name} must be a number from ${min} to ${max} (got "${raw}")`);
+      return def;
+    }
+    return n;
+  };
+  const outbox: OutboxConfig = Object.freeze({
+    concurrency: Math.floor(num('OUTBOX_CONCURRENCY', 16, 1, 1000)),
+    poolSize: Math.floor(num('OUTBOX_POOL_SIZE', 4, 1, 100)),
+    maxAttempts: Math.floor(num('OUTBOX_MAX_ATTEMPTS', 10, 1, 1000)),
+    maxAgeMs: num('OUTBOX_MAX_AGE_HOURS', 72, 0.001, 24 * 365) * 3600_000,
+    retryBaseMs: num('OUTBOX_RETRY_BASE_SECONDS', 30, 0.01, 86400) * 1000,
+    leaseMs: num('OUTBOX_LEASE_SECONDS', 300, 1, 86400) * 1000,
+    maxMessageBytes: Math.floor(num('MAX_MESSAGE_MB', 25, 0.001, 150) * 1024 * 1024),
+    workerEnabled: (get('OUTBOX_WORKER') ?? 'on') !== 'off',
+  });
+
   if (problems.length > 0) throw new ConfigError(problems);
-  return Object.freeze({ port, host, baseUrl, dataDir, databaseUrl, secretKey, microsoftAuthorityHost, logLevel });
+  return Object.freeze({ port, host, baseUrl, dataDir, databaseUrl, secretKey, microsoftAuthorityHost, logLevel, outbox });
 }
 
 export function redirectUri(config: Pick<Config, 'baseUrl'>, provider: 'outlook'): string {

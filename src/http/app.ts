@@ -7,7 +7,9 @@ import { MailroomError } from '../errors/errors.ts';
 import type { Mailroom } from '../mailroom.ts';
 import { ApiDoc } from './openapi.ts';
 import { healthRoutes } from './routes/health-routes.ts';
+import { apiKeyRoutes } from './routes/api-key-routes.ts';
 import { mailServerRoutes } from './routes/mail-server-routes.ts';
+import { messageRoutes } from './routes/message-routes.ts';
 import { oauthRoutes } from './routes/oauth-routes.ts';
 import { sessionRoutes } from './routes/session-routes.ts';
 import { registerSessionAuth } from './session-auth.ts';
@@ -68,6 +70,8 @@ export async function buildApp(mr: Mailroom, opts: { webDist?: string } = {}): P
 
   sessionRoutes(app, mr, doc);
   mailServerRoutes(app, mr, doc);
+  messageRoutes(app, mr, doc);
+  apiKeyRoutes(app, mr, doc);
   oauthRoutes(app, mr);
   healthRoutes(app, mr);
   app.get('/api/openapi.json', async () => doc.document(mr.config.baseUrl.href));

@@ -28,10 +28,14 @@ export class ApiDoc {
     return {
       openapi: '3.1.0',
       info: { title: 'Mailroom API', version: '1' },
+      security: [{ session: [] }, { apiKey: [] }],
       servers: [{ url: serverUrl }],
       paths: this.paths,
       components: {
-        securitySchemes: { session: { type: 'apiKey', in: 'cookie', name: 'mailroom_session' } },
+        securitySchemes: {
+          session: { type: 'apiKey', in: 'cookie', name: 'mailroom_session' },
+          apiKey: { type: 'http', scheme: 'bearer', description: 'An API key from Settings > Technical > API Keys' },
+        },
         schemas: {
           Error: {
             type: 'object',

@@ -2,6 +2,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { timingSafeEqual } from 'node:crypto';
 import { MailroomError } from '../errors/errors.ts';
 import type { Mailroom } from '../mailroom.ts';
+import { type ApiKeyScope, scopeAllows } from '../apikeys/api-key-service.ts';
 
 export const SESSION_COOKIE = 'mailroom_session';
 
@@ -11,9 +12,16 @@ export interface RequestAdmin {
   csrfToken: string;
 }
 
+export interface RequestApiKey {
+  id: string;
+  name: string;
+  scope: ApiKeyScope;
+}
+
 declare module 'fastify' {
   interface FastifyRequest {
     admin: RequestAdmin | null;
+    apiKey: RequestApiKey | null;
   }
 }
 
@@ -35,15 +43,43 @@ export function cookieOptions(mr: Mailroom) {
   };
 }
 
-/** Resolves the session cookie on every request; routes then call requireAdmin. */
+/** Resolves the API key or the session cookie on every request; routes then declare what they need. */
 export function registerSessionAuth(app: FastifyInstance, mr: Mailroom): void {
   app.decorateRequest('admin', null);
+  app.decorateRequest('apiKey', null);
   app.addHook('onRequest', async (req) => {
+    const auth = req.headers.authorization;
+    if (auth !== undefined) {
+      const m = /^Bearer\s+(\S+)$/i.exec(auth);
+      const key = m ? await mr.apiKeys.authenticate(m[1]!) : undefined;
+      if (!key) {
+        throw new MailroomError('MR_AUTH_REQUIRED', 'The API key is invalid or revoked.', { fix: 'Send Authorization: Bearer <key> with an active key from Settings > Technical > API Keys.' });
+      }
+      req.apiKey = { id: key.id, name: key.name, scope: key.scope };
+      return;
+    }
     const sid = req.cookies[SESSION_COOKIE];
     if (!sid) return;
     const s = await mr.admins.resolveSession(sid);
     if (s) req.admin = { id: s.adminId, email: s.email, csrfToken: s.csrfToken };
   });
+}
+
+/**
+ * A session admin (with CSRF check) or an API key whose scope allows `need`.
+ */
+export function requireAuth(need: ApiKeyScope) {
+  return async (req: FastifyRequest, reply: FastifyReply): Promise<void> => {
+    if (req.apiKey) {
+      if (!scopeAllows(req.apiKey.scope, need)) {
+        throw new MailroomError('MR_AUTH_FORBIDDEN', `This API key has the ${req.apiKey.scope} scope; this request needs ${need}.`, {
+          fix: `Create a key with the ${need === 'read' ? 'read, send or admin' : need === 'send' ? 'send or admin' : 'admin'} scope in Settings > Technical > API Keys.`,
+        });
+      }
+      return;
+    }
+    return requireAdmin(req, reply);
+  };
 }
 
 /**
@@ -60,4 +96,9 @@ export async function requireAdmin(req: FastifyRequest, _reply: FastifyReply): P
       throw new MailroomError('MR_AUTH_CSRF', 'The request is missing its CSRF token.', { fix: 'Reload the page and try again.' });
     }
   }
+}
+
+/** Who made the request, for the log: an admin id or an API key id. */
+export function actorOf(req: FastifyRequest): string {
+  return req.admin ? `admin:${req.admin.id}` : req.apiKey ? `apikey:${req.apiKey.id}` : 'anonymous';
 }

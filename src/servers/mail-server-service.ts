@@ -73,7 +73,7 @@ const sendTestSchema = z.strictObject({
 
 export class MailServerService {
   constructor(
-    private readonly deps: { db: Db; sealer: Sealer; config: Config; tokens: TokenManager; now?: () => Date },
+    private readonly deps: { db: Db; sealer: Sealer; config: Config; tokens: TokenManager; now?: () => Date; onHealthy?: (serverId: string) => Promise<void> },
   ) {}
 
   private now(): Date {
@@ -193,6 +193,7 @@ export class MailServerService {
     const s = await this.record(id);
     try {
       const r = await this.withToken(s, (creds) => probeSmtp(this.target(s), creds));
+      await this.deps.onHealthy?.(s.id);
       return { ok: true, message: 'Connection Test Successful!', evidence: { kind: 'smtp', steps: r.steps } };
     } catch (e) {
       return this.failure(e);

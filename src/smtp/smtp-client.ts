@@ -54,7 +54,10 @@ export function smtpErrorFrom(e: unknown, target: SmtpTarget): SmtpError {
   return new SmtpError(err.response ?? err.message ?? String(e), ev);
 }
 
-function transportOptions(target: SmtpTarget, creds: SmtpCredentials, afterAuth?: (send: SendCommand) => Promise<void>): SMTPConnection.Options {
+/** Called at every SMTP login, so a pooled connection opened later gets a then-current token. */
+export type TokenProvider = () => Promise<SmtpCredentials>;
+
+export function transportOptions(target: SmtpTarget, user: string, token: TokenProvider, afterAuth?: (send: SendCommand) => Promise<void>): SMTPConnection.Options {
   return {
     host: target.host,
     port: target.port,
@@ -65,10 +68,11 @@ function transportOptions(target: SmtpTarget, creds: SmtpCredentials, afterAuth?
     connectionTimeout: 15_000,
     greetingTimeout: 15_000,
     socketTimeout: 60_000,
-    auth: { type: 'custom', user: creds.user, method: 'XOAUTH2' } as unknown as SMTPConnection.Credentials,
+    auth: { type: 'custom', user, method: 'XOAUTH2' } as unknown as SMTPConnection.Credentials,
     customAuth: {
       XOAUTH2: async (ctx: SMTPConnection.CustomAuthenticationContext) => {
         const send = ctx.sendCommand as unknown as SendCommand;
+        const creds = await token();
         await authXoauth2TwoStep(send, creds.user, creds.accessToken);
         await afterAuth?.(send);
       },
@@ -89,7 +93,7 @@ export async function probeSmtp(target: SmtpTarget, creds: SmtpCredentials): Pro
   const steps: ProbeResult['steps'] = [];
   let failedStep: { command: string; reply: { status: number; response: string } } | undefined;
   const transport = nodemailer.createTransport(
-    transportOptions(target, creds, async (send) => {
+    transportOptions(target, creds.user, async () => creds, async (send) => {
       steps.push({ command: 'AUTH XOAUTH2', response: '235 Authentication successful' });
       for (const command of [`MAIL FROM:<${creds.user}>`, `RCPT TO:<${creds.user}>`, 'RSET']) {
         const r = await send(command);
@@ -117,17 +121,20 @@ export async function probeSmtp(target: SmtpTarget, creds: SmtpCredentials): Pro
   }
 }
 
+type Address = string | { name: string; address: string };
+
 export interface OutgoingMessage {
-  from: string;
-  to: string[];
-  cc?: string[];
-  bcc?: string[];
-  replyTo?: string;
+  from: Address;
+  to: Address[];
+  cc?: Address[];
+  bcc?: Address[];
+  replyTo?: Address;
   subject: string;
   text?: string;
   html?: string;
   headers?: Record<string, string>;
   messageId?: string;
+  attachments?: Array<{ filename: string; contentType: string; content: Buffer }>;
 }
 
 export interface SendResult {
@@ -139,18 +146,16 @@ export interface SendResult {
 
 /** One connection, one message (Send test email). The outbox uses a pooled sender. */
 export async function sendOnce(target: SmtpTarget, creds: SmtpCredentials, msg: OutgoingMessage): Promise<SendResult> {
-  const transport = nodemailer.createTransport(transportOptions(target, creds));
+  const transport = nodemailer.createTransport(transportOptions(target, creds.user, async () => creds));
   try {
-    const info = await transport.sendMail(msg);
-    return {
-      messageId: info.messageId,
-      response: info.response,
-      accepted: info.accepted.map(String),
-      rejected: info.rejected.map(String),
-    };
+    return toResult(await transport.sendMail(msg));
   } catch (e) {
     throw smtpErrorFrom(e, target);
   } finally {
     transport.close();
   }
+}
+
+export function toResult(info: { messageId: string; response: string; accepted: unknown[]; rejected: unknown[] }): SendResult {
+  return { messageId: info.messageId, response: info.response, accepted: info.accepted.map(String), rejected: info.rejected.map(String) };
 }

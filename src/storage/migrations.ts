@@ -84,6 +84,58 @@ const migrations: Record<string, Migration> = {
       await db.schema.createIndex('oauth_states_expires_at').on('oauth_states').column('expires_at').execute();
     },
   },
+  '0003_outbox_api_keys': {
+    async up(db: Kysely<any>) {
+      await db.schema
+        .createTable('api_keys')
+        .addColumn('id', 'text', (c) => c.primaryKey())
+        .addColumn('name', 'text', (c) => c.notNull())
+        .addColumn('scope', 'text', (c) => c.notNull())
+        .addColumn('prefix', 'text', (c) => c.notNull())
+        .addColumn('key_hash', 'text', (c) => c.notNull().unique())
+        .addColumn('created_by', 'text')
+        .addColumn('created_at', 'text', (c) => c.notNull())
+        .addColumn('last_used_at', 'text')
+        .addColumn('revoked_at', 'text')
+        .execute();
+      await db.schema
+        .createTable('outbox_messages')
+        .addColumn('id', 'text', (c) => c.primaryKey())
+        .addColumn('state', 'text', (c) => c.notNull())
+        .addColumn('from_addr', 'text', (c) => c.notNull())
+        .addColumn('to_json', 'text', (c) => c.notNull())
+        .addColumn('cc_json', 'text', (c) => c.notNull())
+        .addColumn('bcc_json', 'text', (c) => c.notNull())
+        .addColumn('reply_to', 'text')
+        .addColumn('subject', 'text', (c) => c.notNull())
+        .addColumn('mail_server_id', 'text', (c) => c.references('mail_servers.id').onDelete('set null'))
+        .addColumn('message_id', 'text', (c) => c.notNull())
+        .addColumn('size_bytes', 'integer', (c) => c.notNull())
+        .addColumn('payload', 'text', (c) => c.notNull())
+        .addColumn('attachments_meta', 'text', (c) => c.notNull())
+        .addColumn('idempotency_key', 'text')
+        .addColumn('request_hash', 'text')
+        .addColumn('api_key_id', 'text')
+        .addColumn('attempts', 'integer', (c) => c.notNull().defaultTo(0))
+        .addColumn('max_attempts', 'integer', (c) => c.notNull())
+        .addColumn('next_attempt_at', 'text', (c) => c.notNull())
+        .addColumn('queued_at', 'text', (c) => c.notNull())
+        .addColumn('lease_owner', 'text')
+        .addColumn('lease_until', 'text')
+        .addColumn('held_at', 'text')
+        .addColumn('last_error', 'text')
+        .addColumn('smtp_response', 'text')
+        .addColumn('sent_at', 'text')
+        .addColumn('created_at', 'text', (c) => c.notNull())
+        .addColumn('updated_at', 'text', (c) => c.notNull())
+        .execute();
+      await db.schema.createIndex('outbox_messages_idempotency_key').on('outbox_messages').column('idempotency_key').unique().execute();
+      await db.schema.createIndex('outbox_messages_due').on('outbox_messages').columns(['state', 'next_attempt_at']).execute();
+      await db.schema.createIndex('outbox_messages_lease').on('outbox_messages').columns(['state', 'lease_until']).execute();
+      await db.schema.createIndex('outbox_messages_created').on('outbox_messages').columns(['created_at', 'id']).execute();
+      await db.schema.createIndex('outbox_messages_server_state').on('outbox_messages').columns(['mail_server_id', 'state']).execute();
+    },
+  },
 };
 
 const provider: MigrationProvider = { getMigrations: async () => migrations };

@@ -72,7 +72,56 @@ export interface OAuthStateTable {
   used_at: string | null;
 }
 
+export interface ApiKeyTable {
+  id: string;
+  name: string;
+  scope: string;
+  prefix: string;
+  key_hash: string;
+  created_by: string | null;
+  created_at: string;
+  last_used_at: string | null;
+  revoked_at: string | null;
+}
+
+export interface OutboxMessageTable {
+  id: string;
+  state: string;
+  from_addr: string;
+  to_json: string;
+  cc_json: string;
+  bcc_json: string;
+  reply_to: string | null;
+  subject: string;
+  mail_server_id: string | null;
+  /** RFC 5322 Message-ID, fixed at enqueue so a re-send after a crash carries the same id. */
+  message_id: string;
+  size_bytes: number;
+  /** JSON: text, html, headers, attachments (base64). */
+  payload: string;
+  /** JSON: [{filename, contentType, size}], so lists never parse the payload. */
+  attachments_meta: string;
+  idempotency_key: string | null;
+  request_hash: string | null;
+  api_key_id: string | null;
+  attempts: number;
+  max_attempts: number;
+  next_attempt_at: string;
+  /** Start of the current delivery run (enqueue or manual retry): the age limit counts from here. */
+  queued_at: string;
+  lease_owner: string | null;
+  lease_until: string | null;
+  held_at: string | null;
+  last_error: string | null;
+  smtp_response: string | null;
+  sent_at: string | null;
+  created_at: string;
+  updated_at: string;
+}
+
 export interface Database {
+  api_keys: ApiKeyTable;
+  outbox_messages: OutboxMessageTable;
   admins: AdminTable;
   sessions: SessionTable;
   setup_tokens: SetupTokenTable;

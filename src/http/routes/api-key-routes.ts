@@ -1,0 +1,27 @@
+import type { FastifyInstance } from 'fastify';
+import { createApiKeySchema } from '../../apikeys/api-key-service.ts';
+import type { Mailroom } from '../../mailroom.ts';
+import { actorOf, requireAuth } from '../session-auth.ts';
+import type { ApiDoc } from '../openapi.ts';
+
+export function apiKeyRoutes(app: FastifyInstance, mr: Mailroom, doc: ApiDoc): void {
+  const base = '/api/v1/api-keys';
+  const guard = { preHandler: requireAuth('admin') };
+
+  doc.add('get', base, 'List API keys (never the keys themselves)');
+  app.get(base, guard, async () => ({ items: await mr.apiKeys.list() }));
+
+  doc.add('post', base, 'Create an API key; the key is in this response only', createApiKeySchema);
+  app.post(base, guard, async (req, reply) => {
+    const created = await mr.apiKeys.create(req.body, req.admin?.id ?? null);
+    req.log.info({ event: 'apikey.created', apiKeyId: created.id, scope: created.scope, actor: actorOf(req) }, 'API key created');
+    return reply.code(201).send(created);
+  });
+
+  doc.add('delete', `${base}/:id`, 'Revoke an API key');
+  app.delete<{ Params: { id: string } }>(`${base}/:id`, guard, async (req, reply) => {
+    await mr.apiKeys.revoke(req.params.id);
+    req.log.info({ event: 'apikey.revoked', apiKeyId: req.params.id, actor: actorOf(req) }, 'API key revoked');
+    return reply.code(204).send();
+  });
+}

@@ -1,0 +1,44 @@
+import type { FastifyInstance } from 'fastify';
+import type { Mailroom } from '../../mailroom.ts';
+import { sendMessageSchema } from '../../outbox/message-input.ts';
+import { actorOf, requireAuth } from '../session-auth.ts';
+import type { ApiDoc } from '../openapi.ts';
+
+type IdParams = { Params: { id: string } };
+
+export function messageRoutes(app: FastifyInstance, mr: Mailroom, doc: ApiDoc): void {
+  const base = '/api/v1/messages';
+  // Base64 grows attachments by a third; leave room for the JSON around them.
+  const bodyLimit = Math.ceil(mr.config.outbox.maxMessageBytes * 1.37) + 1024 * 1024;
+
+  doc.add('post', base, 'Queue a message for delivery (202). Idempotency-Key header: the same key and body return the same message', sendMessageSchema);
+  app.post(base, { preHandler: requireAuth('send'), bodyLimit }, async (req, reply) => {
+    const key = req.headers['idempotency-key'];
+    const { message, created } = await mr.outbox.enqueue(req.body, {
+      ...(typeof key === 'string' && { idempotencyKey: key }),
+      apiKeyId: req.apiKey?.id ?? null,
+    });
+    if (created) req.log.info({ event: 'outbox.queued', messageId: message.id, mailServerId: message.mailServerId, actor: actorOf(req) }, 'message queued');
+    return reply.code(202).header('location', `${base}/${message.id}`).send(message);
+  });
+
+  doc.add('get', base, 'List messages, newest first (query: state, mailServerId, q, limit, cursor)');
+  app.get(base, { preHandler: requireAuth('read') }, async (req) => mr.outbox.list(req.query));
+
+  doc.add('get', `${base}/:id`, 'One message: state, attempts, last error with the server\'s reply, Message-ID');
+  app.get<IdParams>(`${base}/:id`, { preHandler: requireAuth('read') }, async (req) => mr.outbox.get(req.params.id));
+
+  doc.add('post', `${base}/:id/retry`, 'Queue a failed, held or cancelled message again');
+  app.post<IdParams>(`${base}/:id/retry`, { preHandler: requireAuth('send') }, async (req) => {
+    const m = await mr.outbox.retry(req.params.id);
+    req.log.info({ event: 'outbox.retry_requested', messageId: m.id, actor: actorOf(req) }, 'message retry requested');
+    return m;
+  });
+
+  doc.add('post', `${base}/:id/cancel`, 'Cancel a queued, held or failed message');
+  app.post<IdParams>(`${base}/:id/cancel`, { preHandler: requireAuth('send') }, async (req) => {
+    const m = await mr.outbox.cancel(req.params.id);
+    req.log.info({ event: 'outbox.cancelled', messageId: m.id, actor: actorOf(req) }, 'message cancelled');
+    return m;
+  });
+}

@@ -1,0 +1,238 @@
+import { createHash, randomUUID } from 'node:crypto';
+import { z } from 'zod';
+import type { OutboxConfig } from '../config/config.ts';
+import { MailroomError } from '../errors/errors.ts';
+import { chooseServer } from '../servers/choose-server.ts';
+import { parseInput } from '../servers/mail-server-input.ts';
+import type { Db } from '../storage/database.ts';
+import { listMailServers } from '../storage/mail-server-store.ts';
+import {
+  cancelMessage,
+  findByIdempotencyKey,
+  findOutboxMessage,
+  insertOutboxMessage,
+  listOutboxMessages,
+  type OutboxRow,
+  type OutboxState,
+  requeueMessage,
+} from '../storage/outbox-store.ts';
+import { formatMailbox, type Mailbox, unprocessable, validateMessage } from './message-input.ts';
+
+export interface MessageView {
+  id: string;
+  state: OutboxState;
+  from: string;
+  to: string[];
+  cc: string[];
+  bcc: string[];
+  replyTo: string | null;
+  subject: string;
+  mailServerId: string | null;
+  mailServerName: string | null;
+  messageId: string;
+  attempts: number;
+  maxAttempts: number;
+  nextAttemptAt: string | null;
+  sentAt: string | null;
+  smtpResponse: string | null;
+  lastError: OutboxRow['lastError'];
+  attachments: OutboxRow['attachments'];
+  sizeBytes: number;
+  createdAt: string;
+  updatedAt: string;
+}
+
+const STATES = ['queued', 'sending', 'sent', 'failed', 'held', 'cancelled'] as const;
+
+export const listQuerySchema = z.object({
+  state: z.enum(STATES, { error: `state must be one of ${STATES.join(', ')}` }).optional(),
+  mailServerId: z.string().optional(),
+  q: z.string().max(200).optional(),
+  limit: z.coerce.number().int().min(1, { error: 'limit must be 1–200' }).max(200, { error: 'limit must be 1–200' }).default(50),
+  cursor: z.string().optional(),
+});
+
+/** Stable JSON (sorted keys): the same request body always hashes the same. */
+function canonical(v: unknown): string {
+  if (Array.isArray(v)) return `[${v.map(canonical).join(',')}]`;
+  if (v && typeof v === 'object') {
+    return `{${Object.keys(v)
+      .sort()
+      .map((k) => `${JSON.stringify(k)}:${canonical((v as Record<string, unknown>)[k])}`)
+      .join(',')}}`;
+  }
+  return JSON.stringify(v);
+}
+
+const display = (m: Mailbox) => (m.name ? `${m.name} <${m.address}>` : m.address);
+
+export class OutboxService {
+  constructor(
+    private readonly deps: { db: Db; config: OutboxConfig; now?: () => Date; onEnqueued?: () => void },
+  ) {}
+
+  private now(): Date {
+    return this.deps.now?.() ?? new Date();
+  }
+
+  /**
+   * Validates, picks the server, and commits the message before answering: once this returns, the
+   * message is on disk (SQLite synchronous=FULL) and will be delivered or reported failed.
+   */
+  async enqueue(body: unknown, opts: { idempotencyKey?: string; apiKeyId?: string | null } = {}): Promise<{ message: MessageView; created: boolean }> {
+    const key = opts.idempotencyKey?.trim();
+    if (key !== undefined && (key.length === 0 || key.length > 255)) {
+      throw new MailroomError('MR_VALIDATION', 'The Idempotency-Key header must be 1–255 characters.', { field: 'Idempotency-Key' });
+    }
+    const requestHash = key ? createHash('sha256').update(canonical(body)).digest('base64url') : null;
+    if (key) {
+      const existing = await this.replay(key, requestHash!);
+      if (existing) return { message: existing, created: false };
+    }
+    const msg = validateMessage(body, this.deps.config.maxMessageBytes);
+    const servers = await listMailServers(this.deps.db);
+    const choice = chooseServer(servers, msg.from?.address ?? null, msg.mailServerId);
+    if (!choice.ok) {
+      throw unprocessable(
+        choice.reason,
+        msg.mailServerId ? 'Use the id of an active server from GET /api/v1/mail-servers.' : 'Add an outgoing mail server in Settings > Technical > Mail Servers whose FROM Filtering allows this sender, or send from an allowed address.',
+        msg.mailServerId ? 'mailServerId' : 'from',
+      );
+    }
+    const server = choice.server;
+    const from = msg.from ?? { name: '', address: server.username };
+    const domain = from.address.slice(from.address.lastIndexOf('@') + 1);
+    const id = randomUUID();
+    const inserted = await insertOutboxMessage(
+      this.deps.db,
+      {
+        id,
+        from: display(from),
+        to: msg.to.map(display),
+        cc: msg.cc.map(display),
+        bcc: msg.bcc.map(display),
+        replyTo: msg.replyTo ? display(msg.replyTo) : null,
+        subject: msg.subject,
+        mailServerId: server.id,
+        messageId: `<${randomUUID()}@${domain}>`,
+        sizeBytes: msg.sizeBytes,
+        payload: {
+          text: msg.text,
+          html: msg.html,
+          headers: msg.headers,
+          attachments: msg.attachments.map(({ filename, contentType, content }) => ({ filename, contentType, content })),
+          from,
+          to: msg.to,
+          cc: msg.cc,
+          bcc: msg.bcc,
+          replyTo: msg.replyTo,
+        },
+        attachments: msg.attachments.map(({ filename, contentType, size }) => ({ filename, contentType, size })),
+        idempotencyKey: key ?? null,
+        requestHash,
+        apiKeyId: opts.apiKeyId ?? null,
+        maxAttempts: this.deps.config.maxAttempts,
+      },
+      this.now(),
+    );
+    if (!inserted) {
+      // Lost a race with a concurrent request carrying the same key.
+      const winner = await this.replay(key!, requestHash!);
+      if (winner) return { message: winner, created: false };
+    }
+    this.deps.onEnqueued?.();
+    return { message: await this.get(id), created: true };
+  }
+
+  private async replay(key: string, requestHash: string): Promise<MessageView | undefined> {
+    const existing = await findByIdempotencyKey(this.deps.db, key);
+    if (!existing) return undefined;
+    if (existing.requestHash !== requestHash) {
+      throw new MailroomError('MR_IDEMPOTENCY_MISMATCH', 'This Idempotency-Key was already used with a different message.', {
+        field: 'Idempotency-Key',
+        fix: 'Use a new key for a new message; repeat a key only to retry the very same request.',
+      });
+    }
+    return this.view(existing);
+  }
+
+  private async serverNames(): Promise<Map<string, string>> {
+    return new Map((await listMailServers(this.deps.db)).map((s) => [s.id, s.name]));
+  }
+
+  private async view(r: OutboxRow, names?: Map<string, string>): Promise<MessageView> {
+    const n = names ?? (await this.serverNames());
+    return {
+      id: r.id,
+      state: r.state,
+      from: r.from,
+      to: r.to,
+      cc: r.cc,
+      bcc: r.bcc,
+      replyTo: r.replyTo,
+      subject: r.subject,
+      mailServerId: r.mailServerId,
+      mailServerName: r.mailServerId ? (n.get(r.mailServerId) ?? null) : null,
+      messageId: r.messageId,
+      attempts: r.attempts,
+      maxAttempts: r.maxAttempts,
+      nextAttemptAt: r.state === 'queued' ? r.nextAttemptAt : null,
+      sentAt: r.sentAt,
+      smtpResponse: r.smtpResponse,
+      lastError: r.lastError,
+      attachments: r.attachments,
+      sizeBytes: r.sizeBytes,
+      createdAt: r.createdAt,
+      updatedAt: r.updatedAt,
+    };
+  }
+
+  async get(id: string): Promise<MessageView> {
+    const r = await findOutboxMessage(this.deps.db, id);
+    if (!r) throw new MailroomError('MR_NOT_FOUND', `Message ${id} does not exist.`);
+    return this.view(r);
+  }
+
+  async list(query: unknown): Promise<{ items: MessageView[]; nextCursor: string | null }> {
+    const q = parseInput(listQuerySchema, query);
+    let after: { createdAt: string; id: string } | undefined;
+    if (q.cursor) {
+      const [createdAt, id] = Buffer.from(q.cursor, 'base64url').toString('utf8').split('|');
+      if (!createdAt || !id) throw new MailroomError('MR_VALIDATION', 'The cursor is not one this API returned.', { field: 'cursor' });
+      after = { createdAt, id };
+    }
+    const rows = await listOutboxMessages(this.deps.db, {
+      ...(q.state && { state: q.state }),
+      ...(q.mailServerId && { mailServerId: q.mailServerId }),
+      ...(q.q && { q: q.q }),
+      ...(after && { after }),
+      limit: q.limit + 1,
+    });
+    const page = rows.slice(0, q.limit);
+    const last = page[page.length - 1];
+    const names = await this.serverNames();
+    return {
+      items: await Promise.all(page.map((r) => this.view(r, names))),
+      nextCursor: rows.length > q.limit && last ? Buffer.from(`${last.createdAt}|${last.id}`).toString('base64url') : null,
+    };
+  }
+
+  async retry(id: string): Promise<MessageView> {
+    const current = await this.get(id);
+    if (!(await requeueMessage(this.deps.db, id, this.now()))) {
+      throw new MailroomError('MR_CONFLICT', `A ${current.state} message cannot be retried; only failed, held or cancelled ones can.`);
+    }
+    this.deps.onEnqueued?.();
+    return this.get(id);
+  }
+
+  async cancel(id: string): Promise<MessageView> {
+    const current = await this.get(id);
+    if (!(await cancelMessage(this.deps.db, id, this.now()))) {
+      throw new MailroomError('MR_CONFLICT', `A ${current.state} message cannot be cancelled; only queued, held or failed ones can.`);
+    }
+    return this.get(id);
+  }
+}
+
+export { formatMailbox };

@@ -1,0 +1,55 @@
+import type { Evidence } from '../diagnose/evidence.ts';
+
+export interface RetryPolicy {
+  maxAttempts: number;
+  maxAgeMs: number;
+  retryBaseMs: number;
+  /** Upper bound for one delay. */
+  maxDelayMs?: number;
+}
+
+/** What a failed delivery attempt left behind, as the worker classifies it. */
+export type Failure =
+  /** The mail server's reply or a socket error. */
+  | { kind: 'delivery'; evidence: Evidence }
+  /** No usable token: not connected, reconnect needed, client secret rejected. */
+  | { kind: 'credentials' }
+  /** Microsoft's token endpoint unreachable or failing temporarily. */
+  | { kind: 'token_unavailable' };
+
+export type Decision = { action: 'retry'; delayMs: number } | { action: 'fail' } | { action: 'hold' };
+
+/** Exponential backoff with jitter: base · 2^(attempt−1), capped, then a random 50–100 % of it. */
+export function backoffMs(attempts: number, policy: RetryPolicy, random: () => number = Math.random): number {
+  const cap = policy.maxDelayMs ?? 3600_000;
+  const raw = Math.min(cap, policy.retryBaseMs * 2 ** Math.max(0, attempts - 1));
+  return Math.round(raw * (0.5 + random() / 2));
+}
+
+/** Transient by evidence: the network, an SMTP 4xx (including Microsoft's throttling replies). */
+export function isTransient(e: Evidence): boolean {
+  if (e.kind === 'network') return true;
+  if (e.kind === 'smtp') return e.responseCode === undefined ? e.code !== 'EENVELOPE' && e.code !== 'EMESSAGE' : e.responseCode >= 400 && e.responseCode < 500;
+  if (e.kind === 'imap') return e.responseCode === 'UNAVAILABLE';
+  return false;
+}
+
+/** An SMTP login refusal: no point failing the message, the mailbox setup needs fixing. */
+export function isAuthRefusal(e: Evidence): boolean {
+  return e.kind === 'smtp' && (e.responseCode === 535 || e.responseCode === 530 || (e.code === 'EAUTH' && e.responseCode === undefined));
+}
+
+/**
+ * Pure: what to do after a failed attempt, from the evidence, the attempts made so far (including this
+ * one) and the message's age.
+ */
+export function decide(failure: Failure, attempts: number, ageMs: number, policy: RetryPolicy, random?: () => number): Decision {
+  if (failure.kind === 'credentials') return { action: 'hold' };
+  if (failure.kind === 'delivery' && isAuthRefusal(failure.evidence)) return { action: 'hold' };
+  const transient = failure.kind === 'token_unavailable' || isTransient(failure.evidence);
+  if (!transient) return { action: 'fail' };
+  if (attempts >= policy.maxAttempts) return { action: 'fail' };
+  const delayMs = backoffMs(attempts, policy, random);
+  if (ageMs + delayMs > policy.maxAgeMs) return { action: 'fail' };
+  return { action: 'retry', delayMs };
+}

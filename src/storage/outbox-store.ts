@@ -1,0 +1,361 @@
+import type { Selectable } from 'kysely';
+import type { Db } from './database.ts';
+import type { OutboxMessageTable } from './schema.ts';
+import type { StoredError } from './mail-server-store.ts';
+
+export type OutboxState = 'queued' | 'sending' | 'sent' | 'failed' | 'held' | 'cancelled';
+
+export interface OutboxRow {
+  id: string;
+  state: OutboxState;
+  from: string;
+  to: string[];
+  cc: string[];
+  bcc: string[];
+  replyTo: string | null;
+  subject: string;
+  mailServerId: string | null;
+  messageId: string;
+  sizeBytes: number;
+  attachments: Array<{ filename: string; contentType: string; size: number }>;
+  idempotencyKey: string | null;
+  requestHash: string | null;
+  apiKeyId: string | null;
+  attempts: number;
+  maxAttempts: number;
+  nextAttemptAt: string;
+  queuedAt: string;
+  leaseOwner: string | null;
+  leaseUntil: string | null;
+  heldAt: string | null;
+  lastError: StoredError | null;
+  smtpResponse: string | null;
+  sentAt: string | null;
+  createdAt: string;
+  updatedAt: string;
+}
+
+export interface OutboxPayload {
+  text: string | null;
+  html: string | null;
+  headers: Record<string, string>;
+  attachments: Array<{ filename: string; contentType: string; content: string }>;
+  from: { name: string; address: string };
+  to: Array<{ name: string; address: string }>;
+  cc: Array<{ name: string; address: string }>;
+  bcc: Array<{ name: string; address: string }>;
+  replyTo: { name: string; address: string } | null;
+}
+
+const LIST_COLUMNS = [
+  'id',
+  'state',
+  'from_addr',
+  'to_json',
+  'cc_json',
+  'bcc_json',
+  'reply_to',
+  'subject',
+  'mail_server_id',
+  'message_id',
+  'size_bytes',
+  'attachments_meta',
+  'idempotency_key',
+  'request_hash',
+  'api_key_id',
+  'attempts',
+  'max_attempts',
+  'next_attempt_at',
+  'queued_at',
+  'lease_owner',
+  'lease_until',
+  'held_at',
+  'last_error',
+  'smtp_response',
+  'sent_at',
+  'created_at',
+  'updated_at',
+] as const;
+
+type ListRow = Pick<Selectable<OutboxMessageTable>, (typeof LIST_COLUMNS)[number]>;
+
+function toRow(r: ListRow): OutboxRow {
+  return {
+    id: r.id,
+    state: r.state as OutboxState,
+    from: r.from_addr,
+    to: JSON.parse(r.to_json) as string[],
+    cc: JSON.parse(r.cc_json) as string[],
+    bcc: JSON.parse(r.bcc_json) as string[],
+    replyTo: r.reply_to,
+    subject: r.subject,
+    mailServerId: r.mail_server_id,
+    messageId: r.message_id,
+    sizeBytes: Number(r.size_bytes),
+    attachments: JSON.parse(r.attachments_meta) as OutboxRow['attachments'],
+    idempotencyKey: r.idempotency_key,
+    requestHash: r.request_hash,
+    apiKeyId: r.api_key_id,
+    attempts: Number(r.attempts),
+    maxAttempts: Number(r.max_attempts),
+    nextAttemptAt: r.next_attempt_at,
+    queuedAt: r.queued_at,
+    leaseOwner: r.lease_owner,
+    leaseUntil: r.lease_until,
+    heldAt: r.held_at,
+    lastError: r.last_error ? (JSON.parse(r.last_error) as StoredError) : null,
+    smtpResponse: r.smtp_response,
+    sentAt: r.sent_at,
+    createdAt: r.created_at,
+    updatedAt: r.updated_at,
+  };
+}
+
+export interface NewOutboxMessage {
+  id: string;
+  from: string;
+  to: string[];
+  cc: string[];
+  bcc: string[];
+  replyTo: string | null;
+  subject: string;
+  mailServerId: string;
+  messageId: string;
+  sizeBytes: number;
+  payload: OutboxPayload;
+  attachments: OutboxRow['attachments'];
+  idempotencyKey: string | null;
+  requestHash: string | null;
+  apiKeyId: string | null;
+  maxAttempts: number;
+}
+
+/** Inserts a queued message; false if the idempotency key is taken (the caller reads the winner). */
+export async function insertOutboxMessage(db: Db, m: NewOutboxMessage, now: Date): Promise<boolean> {
+  const ts = now.toISOString();
+  try {
+    await db
+      .insertInto('outbox_messages')
+      .values({
+        id: m.id,
+        state: 'queued',
+        from_addr: m.from,
+        to_json: JSON.stringify(m.to),
+        cc_json: JSON.stringify(m.cc),
+        bcc_json: JSON.stringify(m.bcc),
+        reply_to: m.replyTo,
+        subject: m.subject,
+        mail_server_id: m.mailServerId,
+        message_id: m.messageId,
+        size_bytes: m.sizeBytes,
+        payload: JSON.stringify(m.payload),
+        attachments_meta: JSON.stringify(m.attachments),
+        idempotency_key: m.idempotencyKey,
+        request_hash: m.requestHash,
+        api_key_id: m.apiKeyId,
+        attempts: 0,
+        max_attempts: m.maxAttempts,
+        next_attempt_at: ts,
+        queued_at: ts,
+        lease_owner: null,
+        lease_until: null,
+        held_at: null,
+        last_error: null,
+        smtp_response: null,
+        sent_at: null,
+        created_at: ts,
+        updated_at: ts,
+      })
+      .execute();
+    return true;
+  } catch (e) {
+    const msg = String((e as Error).message);
+    if (m.idempotencyKey && /UNIQUE|unique|duplicate key/.test(msg)) return false;
+    throw e;
+  }
+}
+
+export async function findOutboxMessage(db: Db, id: string): Promise<OutboxRow | undefined> {
+  const r = await db.selectFrom('outbox_messages').select(LIST_COLUMNS).where('id', '=', id).executeTakeFirst();
+  return r && toRow(r);
+}
+
+export async function findByIdempotencyKey(db: Db, key: string): Promise<OutboxRow | undefined> {
+  const r = await db.selectFrom('outbox_messages').select(LIST_COLUMNS).where('idempotency_key', '=', key).executeTakeFirst();
+  return r && toRow(r);
+}
+
+export interface OutboxFilter {
+  state?: OutboxState;
+  mailServerId?: string;
+  q?: string;
+  /** (createdAt, id) of the last row of the previous page. */
+  after?: { createdAt: string; id: string };
+  limit: number;
+}
+
+export async function listOutboxMessages(db: Db, f: OutboxFilter): Promise<OutboxRow[]> {
+  let q = db.selectFrom('outbox_messages').select(LIST_COLUMNS);
+  if (f.state) q = q.where('state', '=', f.state);
+  if (f.mailServerId) q = q.where('mail_server_id', '=', f.mailServerId);
+  if (f.q) {
+    const like = `%${f.q.toLowerCase().replace(/[%_\\]/g, (c) => `\\${c}`)}%`;
+    q = q.where((eb) =>
+      eb.or([
+        eb(eb.fn('lower', ['subject']), 'like', like),
+        eb('from_addr', 'like', like),
+        eb('to_json', 'like', like),
+        eb('message_id', 'like', like),
+      ]),
+    );
+  }
+  if (f.after) {
+    const { createdAt, id } = f.after;
+    q = q.where((eb) => eb.or([eb('created_at', '<', createdAt), eb.and([eb('created_at', '=', createdAt), eb('id', '<', id)])]));
+  }
+  const rows = await q.orderBy('created_at', 'desc').orderBy('id', 'desc').limit(f.limit).execute();
+  return rows.map(toRow);
+}
+
+export interface Claimed extends OutboxRow {
+  payload: OutboxPayload;
+}
+
+/**
+ * Takes up to `limit` due messages for `owner`: queued ones whose time has come, and ones whose
+ * previous owner's lease ran out (it crashed mid-send). Each claim counts as an attempt.
+ */
+export async function claimDue(
+  db: Db,
+  dialect: 'sqlite' | 'postgres',
+  owner: string,
+  now: Date,
+  leaseMs: number,
+  limit: number,
+): Promise<Claimed[]> {
+  const ts = now.toISOString();
+  return db.transaction().execute(async (trx) => {
+    let pick = trx
+      .selectFrom('outbox_messages')
+      .select('id')
+      .where((eb) =>
+        eb.or([
+          eb.and([eb('state', '=', 'queued'), eb('next_attempt_at', '<=', ts)]),
+          eb.and([eb('state', '=', 'sending'), eb('lease_until', '<', ts)]),
+        ]),
+      )
+      .orderBy('next_attempt_at')
+      .limit(limit);
+    if (dialect === 'postgres') pick = pick.forUpdate().skipLocked();
+    const ids = (await pick.execute()).map((r) => r.id);
+    if (!ids.length) return [];
+    const rows = await trx
+      .updateTable('outbox_messages')
+      .set((eb) => ({
+        state: 'sending',
+        lease_owner: owner,
+        lease_until: new Date(now.getTime() + leaseMs).toISOString(),
+        attempts: eb('attempts', '+', 1),
+        updated_at: ts,
+      }))
+      .where('id', 'in', ids)
+      .returning([...LIST_COLUMNS, 'payload'])
+      .execute();
+    return rows.map((r) => ({ ...toRow(r), payload: JSON.parse(r.payload) as OutboxPayload }));
+  });
+}
+
+/** Outcome writes only land while the worker still owns the lease. */
+function owned(db: Db, id: string, owner: string) {
+  return db.updateTable('outbox_messages').where('id', '=', id).where('lease_owner', '=', owner).where('state', '=', 'sending');
+}
+
+export async function markSent(db: Db, id: string, owner: string, smtpResponse: string, now: Date): Promise<boolean> {
+  const ts = now.toISOString();
+  const r = await owned(db, id, owner)
+    .set({ state: 'sent', sent_at: ts, smtp_response: smtpResponse, lease_owner: null, lease_until: null, last_error: null, updated_at: ts })
+    .executeTakeFirst();
+  return Number(r.numUpdatedRows) === 1;
+}
+
+export async function markRetry(db: Db, id: string, owner: string, nextAt: Date, error: StoredError, now: Date): Promise<void> {
+  await owned(db, id, owner)
+    .set({ state: 'queued', next_attempt_at: nextAt.toISOString(), last_error: JSON.stringify(error), lease_owner: null, lease_until: null, updated_at: now.toISOString() })
+    .execute();
+}
+
+export async function markFailed(db: Db, id: string, owner: string, error: StoredError, now: Date): Promise<void> {
+  await owned(db, id, owner)
+    .set({ state: 'failed', last_error: JSON.stringify(error), lease_owner: null, lease_until: null, updated_at: now.toISOString() })
+    .execute();
+}
+
+/** Held: not an attempt at delivery (no usable credentials), so the claim's attempt is given back. */
+export async function markHeld(db: Db, id: string, owner: string, error: StoredError, now: Date): Promise<void> {
+  const ts = now.toISOString();
+  await owned(db, id, owner)
+    .set((eb) => ({
+      state: 'held',
+      held_at: ts,
+      attempts: eb('attempts', '-', 1),
+      last_error: JSON.stringify(error),
+      lease_owner: null,
+      lease_until: null,
+      updated_at: ts,
+    }))
+    .execute();
+}
+
+/**
+ * Held messages go back to the queue once their server changed after they were held: reconnected,
+ * refreshed, or its settings saved. `serverId` releases one server's messages unconditionally.
+ */
+export async function releaseHeld(db: Db, now: Date, serverId?: string): Promise<number> {
+  const ts = now.toISOString();
+  let q = db
+    .updateTable('outbox_messages')
+    .set({ state: 'queued', next_attempt_at: ts, held_at: null, updated_at: ts })
+    .where('state', '=', 'held');
+  if (serverId) q = q.where('mail_server_id', '=', serverId);
+  else {
+    q = q.where((eb) =>
+      eb.exists(
+        eb
+          .selectFrom('oauth_tokens as t')
+          .innerJoin('mail_servers as s', 's.id', 't.mail_server_id')
+          .select('t.mail_server_id')
+          .whereRef('t.mail_server_id', '=', 'outbox_messages.mail_server_id')
+          .where('t.status', '=', 'valid')
+          .where((e2) => e2.or([e2('t.updated_at', '>', e2.ref('outbox_messages.held_at')), e2('s.updated_at', '>', e2.ref('outbox_messages.held_at'))])),
+      ),
+    );
+  }
+  const r = await q.executeTakeFirst();
+  return Number(r.numUpdatedRows);
+}
+
+export async function requeueMessage(db: Db, id: string, now: Date): Promise<boolean> {
+  const ts = now.toISOString();
+  const r = await db
+    .updateTable('outbox_messages')
+    .set({ state: 'queued', attempts: 0, next_attempt_at: ts, queued_at: ts, held_at: null, updated_at: ts })
+    .where('id', '=', id)
+    .where('state', 'in', ['failed', 'held', 'cancelled'])
+    .executeTakeFirst();
+  return Number(r.numUpdatedRows) === 1;
+}
+
+export async function cancelMessage(db: Db, id: string, now: Date): Promise<boolean> {
+  const r = await db
+    .updateTable('outbox_messages')
+    .set({ state: 'cancelled', updated_at: now.toISOString() })
+    .where('id', '=', id)
+    .where('state', 'in', ['queued', 'held', 'failed'])
+    .executeTakeFirst();
+  return Number(r.numUpdatedRows) === 1;
+}
+
+export async function countByState(db: Db): Promise<Record<string, number>> {
+  const rows = await db.selectFrom('outbox_messages').select(['state', (eb) => eb.fn.countAll<string | number>().as('n')]).groupBy('state').execute();
+  return Object.fromEntries(rows.map((r) => [r.state, Number(r.n)]));
+}

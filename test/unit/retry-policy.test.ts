@@ -1,0 +1,42 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { backoffMs, decide } from '../../src/outbox/retry-policy.ts';
+
+const policy = { maxAttempts: 5, maxAgeMs: 24 * 3600_000, retryBaseMs: 30_000 };
+const smtp = (responseCode: number, response: string) => ({ kind: 'delivery' as const, evidence: { kind: 'smtp' as const, code: 'EENVELOPE', responseCode, response } });
+const half = () => 0;
+const full = () => 1;
+
+test('backoff doubles per attempt with 50–100 % jitter and is capped at an hour', () => {
+  assert.equal(backoffMs(1, policy, full), 30_000);
+  assert.equal(backoffMs(2, policy, full), 60_000);
+  assert.equal(backoffMs(3, policy, half), 60_000);
+  assert.equal(backoffMs(20, policy, full), 3600_000);
+  for (let i = 0; i < 100; i++) {
+    const d = backoffMs(4, policy);
+    assert.ok(d >= 120_000 && d <= 240_000);
+  }
+});
+
+test('network errors, SMTP 4xx and Microsoft throttling are retried', () => {
+  assert.equal(decide({ kind: 'delivery', evidence: { kind: 'network', code: 'ECONNREFUSED', message: '' } }, 1, 0, policy).action, 'retry');
+  assert.equal(decide(smtp(451, '451 4.3.0 try later'), 1, 0, policy).action, 'retry');
+  assert.equal(decide(smtp(432, '432 4.3.2 STOREDRV.ClientSubmit; sender thread limit exceeded'), 1, 0, policy).action, 'retry');
+  assert.equal(decide({ kind: 'token_unavailable' }, 1, 0, policy).action, 'retry');
+});
+
+test('an SMTP 5xx fails at once', () => {
+  assert.deepEqual(decide(smtp(550, '550 5.1.1 no such user'), 1, 0, policy), { action: 'fail' });
+  assert.deepEqual(decide(smtp(554, '554 5.2.0 STOREDRV.Submission.Exception:SendAsDeniedException'), 1, 0, policy), { action: 'fail' });
+});
+
+test('missing credentials and refused logins hold the message instead of failing it', () => {
+  assert.deepEqual(decide({ kind: 'credentials' }, 1, 0, policy), { action: 'hold' });
+  assert.deepEqual(decide({ kind: 'delivery', evidence: { kind: 'smtp', code: 'EAUTH', responseCode: 535, response: '535 5.7.139 Authentication unsuccessful' } }, 1, 0, policy), { action: 'hold' });
+});
+
+test('retries stop at the attempt limit and at the age limit', () => {
+  assert.equal(decide(smtp(451, '451'), 5, 0, policy).action, 'fail');
+  assert.equal(decide(smtp(451, '451'), 4, 0, policy).action, 'retry');
+  assert.equal(decide(smtp(451, '451'), 1, policy.maxAgeMs - 1000, policy, full).action, 'fail');
+});
