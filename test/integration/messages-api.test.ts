@@ -1,0 +1,127 @@
+import assert from 'node:assert/strict';
+import { after, before, test } from 'node:test';
+import { loginAgent, startTestMailroom, type Agent, type TestMailroom, VALID_SERVER } from '../helpers/test-mailroom.ts';
+
+let t: TestMailroom;
+let admin: Agent;
+const keys: Record<string, string> = {};
+let serverId: string;
+
+before(async () => {
+  t = await startTestMailroom({ MAX_MESSAGE_MB: '1' });
+  admin = await loginAgent(t);
+  serverId = (await admin.request('POST', '/api/v1/mail-servers', VALID_SERVER)).json.id;
+  for (const scope of ['send', 'read', 'admin']) {
+    const r = await admin.request('POST', '/api/v1/api-keys', { name: `${scope} key`, scope });
+    assert.equal(r.status, 201);
+    assert.match(r.json.key, /^mr_[\w-]{43}$/);
+    keys[scope] = r.json.key;
+  }
+});
+after(() => t.close());
+
+const call = (key: string, method: 'GET' | 'POST' | 'DELETE', url: string, payload?: object, headers: Record<string, string> = {}) =>
+  t.app.inject({ method, url, headers: { authorization: `Bearer ${key}`, ...headers }, ...(payload && { payload }) });
+
+const msg = { from: 'sales@contoso.example', to: ['buyer@example.org'], subject: 'Invoice 42', text: 'Please find your invoice.' };
+
+test('a send key queues a message: 202 with id, state, chosen server and Message-ID', async () => {
+  const r = await call(keys.send!, 'POST', '/api/v1/messages', msg);
+  assert.equal(r.statusCode, 202);
+  const m = r.json();
+  assert.equal(m.state, 'queued');
+  assert.equal(m.mailServerId, serverId);
+  assert.equal(m.mailServerName, VALID_SERVER.name);
+  assert.match(m.messageId, /^<[0-9a-f-]{36}@contoso\.example>$/);
+  assert.equal(r.headers.location, `/api/v1/messages/${m.id}`);
+  const got = await call(keys.send!, 'GET', `/api/v1/messages/${m.id}`);
+  assert.equal(got.json().subject, 'Invoice 42');
+});
+
+test('scopes: read cannot send, send cannot manage servers, admin can; bad or revoked keys are 401', async () => {
+  assert.equal((await call(keys.read!, 'POST', '/api/v1/messages', msg)).statusCode, 403);
+  assert.equal((await call(keys.read!, 'GET', '/api/v1/messages')).statusCode, 200);
+  assert.equal((await call(keys.send!, 'GET', '/api/v1/mail-servers')).statusCode, 403);
+  assert.equal((await call(keys.admin!, 'GET', '/api/v1/mail-servers')).statusCode, 200);
+  assert.equal((await call('mr_not-a-real-key', 'GET', '/api/v1/messages')).statusCode, 401);
+  const extra = (await admin.request('POST', '/api/v1/api-keys', { name: 'temp', scope: 'send' })).json;
+  assert.equal((await admin.request('DELETE', `/api/v1/api-keys/${extra.id}`)).status, 204);
+  assert.equal((await call(extra.key, 'POST', '/api/v1/messages', msg)).statusCode, 401);
+  const listed = (await admin.request('GET', '/api/v1/api-keys')).json.items;
+  assert.ok(listed.every((k: Record<string, unknown>) => !('key' in k) && !('keyHash' in k)));
+  assert.ok(listed.find((k: { id: string }) => k.id === extra.id).revokedAt);
+});
+
+test('the same Idempotency-Key and body return the same message; another body is 409', async () => {
+  const h = { 'idempotency-key': 'order-1001-confirmation' };
+  const a = await call(keys.send!, 'POST', '/api/v1/messages', msg, h);
+  const b = await call(keys.send!, 'POST', '/api/v1/messages', { ...msg }, h);
+  assert.equal(a.statusCode, 202);
+  assert.equal(b.statusCode, 202);
+  assert.equal(a.json().id, b.json().id);
+  const c = await call(keys.send!, 'POST', '/api/v1/messages', { ...msg, subject: 'Different' }, h);
+  assert.equal(c.statusCode, 409);
+  assert.equal(c.json().error.field, 'Idempotency-Key');
+  // Concurrent first uses of one key still make one message.
+  const h2 = { 'idempotency-key': 'order-1002' };
+  const many = await Promise.all(Array.from({ length: 10 }, () => call(keys.send!, 'POST', '/api/v1/messages', msg, h2)));
+  assert.equal(new Set(many.map((r) => r.json().id)).size, 1);
+});
+
+test('validation: header injection, bad addresses and oversize are 400 naming the field; nothing is queued', async () => {
+  const before = (await call(keys.read!, 'GET', '/api/v1/messages?limit=200')).json().items.length;
+  const cases: Array<[object, string]> = [
+    [{ ...msg, subject: 'Hi\r\nBcc: everyone@example.org' }, 'subject'],
+    [{ ...msg, to: ['not an address'] }, 'to.0'],
+    [{ ...msg, headers: { 'X-Order': 'x\nBcc: a@b.example' } }, 'headers.X-Order'],
+    [{ ...msg, attachments: [{ filename: 'big.bin', contentType: 'application/octet-stream', content: Buffer.alloc(1_100_000).toString('base64') }] }, 'attachments'],
+  ];
+  for (const [body, field] of cases) {
+    const r = await call(keys.send!, 'POST', '/api/v1/messages', body);
+    assert.equal(r.statusCode, 400, field);
+    assert.equal(r.json().error.field, field);
+  }
+  const after = (await call(keys.read!, 'GET', '/api/v1/messages?limit=200')).json().items.length;
+  assert.equal(after, before);
+});
+
+test('a sender no server may send for is 422 with the reason', async () => {
+  await admin.request('PATCH', `/api/v1/mail-servers/${serverId}`, { fromFilter: 'contoso.example' });
+  const r = await call(keys.send!, 'POST', '/api/v1/messages', { ...msg, from: 'someone@elsewhere.example' });
+  assert.equal(r.statusCode, 422);
+  assert.match(r.json().error.message, /contoso\.example/);
+  assert.equal(r.json().error.field, 'from');
+  await admin.request('PATCH', `/api/v1/mail-servers/${serverId}`, { fromFilter: null });
+});
+
+test('list pages with a cursor, newest first, and filters by state and text', async () => {
+  for (let i = 0; i < 5; i++) await call(keys.send!, 'POST', '/api/v1/messages', { ...msg, subject: `Paging ${i}` });
+  const seen: string[] = [];
+  let cursor: string | null = null;
+  do {
+    const r: { items: Array<{ id: string; subject: string }>; nextCursor: string | null } = (
+      await call(keys.read!, 'GET', `/api/v1/messages?q=paging&limit=2${cursor ? `&cursor=${cursor}` : ''}`)
+    ).json();
+    seen.push(...r.items.map((m) => m.subject));
+    cursor = r.nextCursor;
+  } while (cursor);
+  assert.deepEqual(seen, ['Paging 4', 'Paging 3', 'Paging 2', 'Paging 1', 'Paging 0']);
+  assert.equal((await call(keys.read!, 'GET', '/api/v1/messages?state=sent')).json().items.length, 0);
+  assert.equal((await call(keys.read!, 'GET', '/api/v1/messages?state=bogus')).statusCode, 400);
+});
+
+test('cancel and retry follow the state rules', async () => {
+  const m = (await call(keys.send!, 'POST', '/api/v1/messages', msg)).json();
+  const cancelled = await call(keys.send!, 'POST', `/api/v1/messages/${m.id}/cancel`);
+  assert.equal(cancelled.json().state, 'cancelled');
+  assert.equal((await call(keys.send!, 'POST', `/api/v1/messages/${m.id}/cancel`)).statusCode, 409);
+  const retried = await call(keys.send!, 'POST', `/api/v1/messages/${m.id}/retry`);
+  assert.equal(retried.json().state, 'queued');
+  assert.equal((await call(keys.send!, 'POST', `/api/v1/messages/${m.id}/retry`)).statusCode, 409);
+});
+
+test('the session UI can use the messages API too (with CSRF)', async () => {
+  const r = await admin.request('POST', '/api/v1/messages', msg);
+  assert.equal(r.status, 202);
+  assert.equal((await admin.request('GET', `/api/v1/messages/${r.json.id}`)).json.id, r.json.id);
+});
