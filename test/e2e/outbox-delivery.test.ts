@@ -155,7 +155,7 @@ test('a revoked grant holds the server\'s messages; after reconnecting they go o
 
 test('while the mail server is down messages wait; when it is back they are all delivered', T, async () => {
   await proxy.down();
-  const ids = [];
+  const ids: Array<{ id: string; messageId: string }> = [];
   for (let i = 0; i < 5; i++) ids.push(await send(`Outage ${i}`));
   await waitFor('failed attempts during the outage', async () => {
     const x = (await api('GET', `/api/v1/messages/${ids[0]!.id}`)).json;
