@@ -86,6 +86,90 @@ export interface SendTestResult extends TestResult {
   messageId?: string;
 }
 
+export type MessageState = 'queued' | 'sending' | 'sent' | 'failed' | 'held' | 'cancelled';
+
+/** SMTP reply that failed a delivery attempt. */
+export interface SmtpEvidence {
+  kind: 'smtp';
+  responseCode?: number;
+  enhancedStatus?: string;
+  /** The server's reply text, e.g. "550 5.7.708 Service unavailable. Access denied, traffic not accepted…" */
+  response?: string;
+  command?: string;
+}
+
+export interface NetworkEvidence {
+  kind: 'network';
+  code: string;
+  message: string;
+}
+
+export interface MessageError extends Problem {
+  code: string;
+  /** true: Mailroom will try again by itself. */
+  temporary?: boolean;
+  evidence?: SmtpEvidence | NetworkEvidence | Record<string, unknown>;
+}
+
+export interface Attachment {
+  filename: string;
+  contentType: string;
+  size: number;
+}
+
+export interface Message {
+  id: string;
+  state: MessageState;
+  from: string;
+  to: string[];
+  cc: string[];
+  bcc: string[];
+  replyTo: string | null;
+  subject: string;
+  mailServerId: string | null;
+  mailServerName: string | null;
+  messageId: string | null;
+  attempts: number;
+  maxAttempts: number;
+  /** ISO timestamps */
+  nextAttemptAt: string | null;
+  sentAt: string | null;
+  createdAt: string;
+  updatedAt: string;
+  lastError: MessageError | null;
+  attachments: Attachment[];
+}
+
+export interface MessageFilters {
+  state?: MessageState | '';
+  mailServerId?: string;
+  /** Subject or address. */
+  q?: string;
+}
+
+export interface MessagePage {
+  items: Message[];
+  nextCursor: string | null;
+}
+
+export type ApiKeyScope = 'send' | 'read' | 'admin';
+
+export interface ApiKey {
+  id: string;
+  name: string;
+  scope: ApiKeyScope;
+  /** The first characters of the key, enough to recognise it. */
+  prefix: string;
+  createdAt: string;
+  lastUsedAt: string | null;
+  revokedAt: string | null;
+}
+
+/** Returned once, by the create call: the only time the full key is available. */
+export interface CreatedApiKey extends ApiKey {
+  key: string;
+}
+
 export class ApiError extends Error implements Problem {
   readonly status: number;
   readonly code: string;
@@ -206,6 +290,17 @@ function remember(session: Session): Session {
 }
 
 const ms = (id: string) => `/api/v1/mail-servers/${encodeURIComponent(id)}`;
+const msg = (id: string) => `/api/v1/messages/${encodeURIComponent(id)}`;
+
+function messagesQuery(filters: MessageFilters, cursor: string | null, limit: number): string {
+  const q = new URLSearchParams();
+  if (filters.state) q.set('state', filters.state);
+  if (filters.mailServerId) q.set('mailServerId', filters.mailServerId);
+  if (filters.q?.trim()) q.set('q', filters.q.trim());
+  q.set('limit', String(limit));
+  if (cursor) q.set('cursor', cursor);
+  return q.toString();
+}
 
 export const api = {
   getSession: async () => remember(await request<Session>('GET', '/api/v1/session', undefined, { authRedirect: false })),
@@ -230,4 +325,16 @@ export const api = {
   connectMailServer: (id: string) => request<{ authorizeUrl: string }>('POST', `${ms(id)}/connect`),
   testMailServer: (id: string) => request<TestResult>('POST', `${ms(id)}/test`),
   sendTestEmail: (id: string, to: string) => request<SendTestResult>('POST', `${ms(id)}/send-test`, { to }),
+
+  /** Newest first; pass the previous page's nextCursor for the next page. */
+  listMessages: (filters: MessageFilters = {}, cursor: string | null = null, limit = 50) =>
+    request<MessagePage>('GET', `/api/v1/messages?${messagesQuery(filters, cursor, limit)}`),
+  getMessage: (id: string) => request<Message>('GET', msg(id)),
+  retryMessage: (id: string) => request<Message>('POST', `${msg(id)}/retry`),
+  cancelMessage: (id: string) => request<Message>('POST', `${msg(id)}/cancel`),
+
+  listApiKeys: () => request<{ items: ApiKey[] }>('GET', '/api/v1/api-keys'),
+  createApiKey: (input: { name: string; scope: ApiKeyScope }) =>
+    request<CreatedApiKey>('POST', '/api/v1/api-keys', input),
+  revokeApiKey: (id: string) => request<void>('DELETE', `/api/v1/api-keys/${encodeURIComponent(id)}`),
 };

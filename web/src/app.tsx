@@ -1,5 +1,8 @@
 import { useEffect, useState, type ReactNode } from 'react';
 import { api, ApiError, onUnauthorized, type Session } from './api.ts';
+import { ApiKeyList } from './api-key-list.tsx';
+import { EmailDetail } from './email-detail.tsx';
+import { EmailList } from './email-list.tsx';
 import { ErrorAlert } from './error-alert.tsx';
 import { Layout } from './layout.tsx';
 import { LoginPage } from './login-page.tsx';
@@ -110,6 +113,15 @@ export function App() {
       break;
     case 'mailServer':
       page = <MailServerForm id={match.params.id ?? ''} />;
+      break;
+    case 'emails':
+      page = <EmailList />;
+      break;
+    case 'email':
+      page = <EmailDetail id={match.params.id ?? ''} />;
+      break;
+    case 'apiKeys':
+      page = <ApiKeyList />;
       break;
     default:
       page = <NotFoundPage />;

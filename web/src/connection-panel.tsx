@@ -2,6 +2,7 @@ import { useState, type FormEvent } from 'react';
 import { api, ApiError, type MailServer, type Problem } from './api.ts';
 import { ErrorAlert } from './error-alert.tsx';
 import { EvidenceDetails } from './evidence-details.tsx';
+import { formatDateTime } from './format-date-time.ts';
 import { Notice } from './notice.tsx';
 import { Spinner } from './spinner.tsx';
 import { TokenStatusBadge } from './token-status-badge.tsx';
@@ -20,12 +21,6 @@ type Outcome = { ok: true; message: string; detail?: string } | ({ ok: false } &
 function toFailure(err: unknown): Outcome {
   if (err instanceof ApiError) return { ok: false, message: err.message, fix: err.fix, evidence: err.evidence };
   return { ok: false, message: String(err) };
-}
-
-function formatDateTime(iso: string | null): string {
-  if (!iso) return '—';
-  const d = new Date(iso);
-  return Number.isNaN(d.getTime()) ? iso : d.toLocaleString(undefined, { dateStyle: 'medium', timeStyle: 'short' });
 }
 
 function daysUntil(ymd: string): number | null {

@@ -7,6 +7,9 @@ export const paths = {
   mailServers: '/settings/technical/mail-servers',
   mailServerNew: '/settings/technical/mail-servers/new',
   mailServer: '/settings/technical/mail-servers/:id',
+  emails: '/settings/technical/emails',
+  email: '/settings/technical/emails/:id',
+  apiKeys: '/settings/technical/api-keys',
 } as const;
 
 export type RouteName = keyof typeof paths;
@@ -17,7 +20,17 @@ export interface RouteMatch {
 }
 
 // Order matters: literal segments before parameters.
-const order: RouteName[] = ['login', 'setup', 'settings', 'mailServers', 'mailServerNew', 'mailServer'];
+const order: RouteName[] = [
+  'login',
+  'setup',
+  'settings',
+  'mailServers',
+  'mailServerNew',
+  'mailServer',
+  'emails',
+  'email',
+  'apiKeys',
+];
 
 export function matchRoute(pathname: string): RouteMatch | null {
   const path = pathname.length > 1 ? pathname.replace(/\/+$/, '') : pathname;
@@ -46,6 +59,10 @@ export function routeExists(pathname: string): boolean {
 
 export function mailServerPath(id: string): string {
   return `${paths.mailServers}/${encodeURIComponent(id)}`;
+}
+
+export function emailPath(id: string): string {
+  return `${paths.emails}/${encodeURIComponent(id)}`;
 }
 
 /** Only same-app absolute paths are accepted as a post-login destination. */

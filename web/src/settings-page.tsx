@@ -28,8 +28,12 @@ const technical: SettingsGroup[] = [
         path: '/settings/technical/incoming-mail-servers',
         description: 'Mailboxes read over IMAP.',
       },
-      { label: 'Emails', path: '/settings/technical/emails', description: 'Sent and received messages.' },
-      { label: 'API Keys', path: '/settings/technical/api-keys', description: 'Keys for applications using the API.' },
+      {
+        label: 'Emails',
+        path: paths.emails,
+        description: 'The outbox: queued, sent and failed messages.',
+      },
+      { label: 'API Keys', path: paths.apiKeys, description: 'Keys for applications using the API.' },
     ],
   },
 ];

@@ -1,0 +1,334 @@
+import { useEffect, useRef, useState, type FormEvent } from 'react';
+import { api, ApiError, type ApiKey, type ApiKeyScope, type CreatedApiKey } from './api.ts';
+import { CopyButton } from './copy-button.tsx';
+import { ErrorAlert } from './error-alert.tsx';
+import { formatDateTime } from './format-date-time.ts';
+import { Notice } from './notice.tsx';
+import { Spinner } from './spinner.tsx';
+import { useTitle } from './use-title.ts';
+
+const SCOPES: { value: ApiKeyScope; label: string; short: string }[] = [
+  { value: 'send', label: 'Send — queue messages', short: 'Send' },
+  { value: 'read', label: 'Read — read messages', short: 'Read' },
+  { value: 'admin', label: 'Admin — everything', short: 'Admin' },
+];
+
+function scopeLabel(scope: ApiKeyScope): string {
+  return SCOPES.find((s) => s.value === scope)?.short ?? scope;
+}
+
+type FieldName = 'name' | 'scope';
+const LABELS: Record<FieldName, string> = { name: 'Name', scope: 'Scope' };
+const HELP: Record<FieldName, string> = {
+  name: 'The application using the key, e.g. ERP production.',
+  scope: 'Give each application only what it needs.',
+};
+
+const fieldId = (f: string) => `api-key-${f}`;
+const helpId = (f: string) => `api-key-${f}-help`;
+const errorId = (f: string) => `api-key-${f}-error`;
+const NEW_KEY_ID = 'api-key-new';
+
+/** The list entry for a key just created: everything but the key itself. */
+function withoutSecret(created: CreatedApiKey): ApiKey {
+  const { id, name, scope, prefix, createdAt, lastUsedAt, revokedAt } = created;
+  return { id, name, scope, prefix, createdAt, lastUsedAt, revokedAt };
+}
+
+function asApiError(e: unknown): ApiError {
+  return e instanceof ApiError ? e : new ApiError(0, { message: String(e) });
+}
+
+/** Settings › Technical › API Keys: keys for applications using the API, created and revoked here. */
+export function ApiKeyList() {
+  useTitle('API Keys');
+  const [items, setItems] = useState<ApiKey[] | null>(null);
+  const [loadError, setLoadError] = useState<ApiError | null>(null);
+
+  const [name, setName] = useState('');
+  const [scope, setScope] = useState<ApiKeyScope>('send');
+  const [creating, setCreating] = useState(false);
+  const [fieldErrors, setFieldErrors] = useState<Record<string, string>>({});
+  const [formError, setFormError] = useState<ApiError | null>(null);
+  const [created, setCreated] = useState<CreatedApiKey | null>(null);
+
+  const [revoking, setRevoking] = useState<string | null>(null);
+  const [revokeError, setRevokeError] = useState<ApiError | null>(null);
+  const [notice, setNotice] = useState<string | null>(null);
+  const newKeyRef = useRef<HTMLInputElement>(null);
+
+  function load() {
+    return api.listApiKeys().then(
+      (r) => {
+        setItems(r.items);
+        setLoadError(null);
+      },
+      (e: unknown) => setLoadError(asApiError(e)),
+    );
+  }
+
+  useEffect(() => {
+    let cancelled = false;
+    api.listApiKeys().then(
+      (r) => !cancelled && setItems(r.items),
+      (e: unknown) => !cancelled && setLoadError(asApiError(e)),
+    );
+    return () => {
+      cancelled = true;
+    };
+  }, []);
+
+  useEffect(() => {
+    if (created) {
+      newKeyRef.current?.focus();
+      newKeyRef.current?.select();
+    }
+  }, [created]);
+
+  async function create(e: FormEvent<HTMLFormElement>) {
+    e.preventDefault();
+    if (name.trim() === '') {
+      setFieldErrors({ name: 'Enter a name, e.g. the application using the key' });
+      setFormError(null);
+      document.getElementById(fieldId('name'))?.focus();
+      return;
+    }
+    setCreating(true);
+    setFieldErrors({});
+    setFormError(null);
+    setNotice(null);
+    setRevokeError(null);
+    try {
+      const key = await api.createApiKey({ name: name.trim(), scope });
+      setCreated(key);
+      setName('');
+      setScope('send');
+      const listed = withoutSecret(key);
+      setItems((list) => (list ? [listed, ...list.filter((k) => k.id !== key.id)] : [listed]));
+      void load();
+    } catch (err) {
+      const apiErr = asApiError(err);
+      const known = Object.keys(apiErr.fields).filter((f): f is FieldName => f in LABELS);
+      if (known.length > 0) {
+        setFieldErrors(apiErr.fields);
+        const first = known[0];
+        if (first) document.getElementById(fieldId(first))?.focus();
+        // A message about a field this form does not show stays a general error.
+        if (Object.keys(apiErr.fields).some((f) => !(f in LABELS))) setFormError(apiErr);
+      } else setFormError(apiErr);
+    } finally {
+      setCreating(false);
+    }
+  }
+
+  async function revoke(key: ApiKey) {
+    if (
+      !window.confirm(
+        `Revoke the API key “${key.name}”? Applications using it stop working immediately. This cannot be undone.`,
+      )
+    ) {
+      return;
+    }
+    setRevoking(key.id);
+    setRevokeError(null);
+    setNotice(null);
+    try {
+      await api.revokeApiKey(key.id);
+      if (created?.id === key.id) setCreated(null);
+      setNotice(`API key “${key.name}” revoked.`);
+      setItems((list) =>
+        list ? list.map((k) => (k.id === key.id ? { ...k, revokedAt: new Date().toISOString() } : k)) : list,
+      );
+      await load();
+    } catch (err) {
+      setRevokeError(asApiError(err));
+    } finally {
+      setRevoking(null);
+    }
+  }
+
+  function a11y(f: FieldName) {
+    const describedBy = [helpId(f), fieldErrors[f] ? errorId(f) : null].filter(Boolean).join(' ');
+    return {
+      id: fieldId(f),
+      name: f,
+      'aria-invalid': fieldErrors[f] ? true : undefined,
+      'aria-describedby': describedBy,
+    };
+  }
+
+  function fieldMessages(f: FieldName) {
+    return (
+      <>
+        <p id={helpId(f)} className="field-help">
+          {HELP[f]}
+        </p>
+        {fieldErrors[f] && (
+          <p id={errorId(f)} className="field-error">
+            {fieldErrors[f]}
+          </p>
+        )}
+      </>
+    );
+  }
+
+  return (
+    <>
+      <div className="page-header">
+        <div>
+          <p className="breadcrumb">Settings / Technical</p>
+          <h1>API Keys</h1>
+        </div>
+      </div>
+
+      {notice && <Notice>{notice}</Notice>}
+      {revokeError && <ErrorAlert problem={revokeError} />}
+
+      <section className="card api-key-create" aria-labelledby="api-key-create-heading">
+        <h2 id="api-key-create-heading">Create an API key</h2>
+        {formError && <ErrorAlert problem={formError} showCode={formError.status >= 500} />}
+        <form className="api-key-form" onSubmit={create} noValidate>
+          <div className={fieldErrors.name ? 'field has-error' : 'field'}>
+            <label htmlFor={fieldId('name')}>{LABELS.name}</label>
+            <div className="field-control">
+              <input
+                {...a11y('name')}
+                type="text"
+                autoComplete="off"
+                placeholder="e.g. ERP production"
+                maxLength={200}
+                value={name}
+                onChange={(e) => setName(e.target.value)}
+              />
+              {fieldMessages('name')}
+            </div>
+          </div>
+          <div className={fieldErrors.scope ? 'field has-error' : 'field'}>
+            <label htmlFor={fieldId('scope')}>{LABELS.scope}</label>
+            <div className="field-control">
+              <select {...a11y('scope')} value={scope} onChange={(e) => setScope(e.target.value as ApiKeyScope)}>
+                {SCOPES.map((s) => (
+                  <option key={s.value} value={s.value}>
+                    {s.label}
+                  </option>
+                ))}
+              </select>
+              {fieldMessages('scope')}
+            </div>
+          </div>
+          <div className="field field-actions">
+            <div className="field-control">
+              <button type="submit" className="btn btn-primary" disabled={creating} aria-busy={creating || undefined}>
+                {creating && <Spinner />}
+                Create API key
+              </button>
+            </div>
+          </div>
+        </form>
+
+        {created && (
+          <div className="alert alert-success new-key">
+            <p className="alert-message">API key “{created.name}” created.</p>
+            <div className="new-key-row">
+              <label htmlFor={NEW_KEY_ID}>New API key</label>
+              <div className="input-with-button">
+                <input
+                  id={NEW_KEY_ID}
+                  ref={newKeyRef}
+                  type="text"
+                  className="mono"
+                  readOnly
+                  value={created.key}
+                  aria-describedby="api-key-new-help"
+                  onFocus={(e) => e.currentTarget.select()}
+                  spellCheck={false}
+                />
+                <CopyButton text={created.key} inputId={NEW_KEY_ID} />
+              </div>
+            </div>
+            <p id="api-key-new-help" className="new-key-warning">
+              Copy it now: it will not be shown again.
+            </p>
+            <div className="button-row">
+              <button type="button" className="btn btn-secondary" onClick={() => setCreated(null)}>
+                Done
+              </button>
+            </div>
+          </div>
+        )}
+      </section>
+
+      {loadError && <ErrorAlert problem={loadError} />}
+      {!items && !loadError && <p className="loading">Loading…</p>}
+      {items && items.length === 0 && (
+        <div className="card empty-state">
+          <p className="empty-title">No API keys yet.</p>
+          <p className="muted">Create one key per application that sends mail through Mailroom.</p>
+        </div>
+      )}
+      {items && items.length > 0 && (
+        <div className="card table-card">
+          <table className="list-table">
+            <thead>
+              <tr>
+                <th scope="col">Name</th>
+                <th scope="col">Scope</th>
+                <th scope="col">Key</th>
+                <th scope="col">Created</th>
+                <th scope="col">Last used</th>
+                <th scope="col">Status</th>
+                <th scope="col">
+                  <span className="visually-hidden">Actions</span>
+                </th>
+              </tr>
+            </thead>
+            <tbody>
+              {items.map((k) => {
+                const nameId = `api-key-row-${k.id}`;
+                return (
+                  <tr key={k.id} className={k.revokedAt ? 'revoked' : undefined}>
+                    <td id={nameId} className="strong">
+                      {k.name}
+                    </td>
+                    <td>{scopeLabel(k.scope)}</td>
+                    <td>
+                      <code className="mono">{k.prefix}…</code>
+                    </td>
+                    <td className="nowrap">{formatDateTime(k.createdAt)}</td>
+                    <td className="nowrap">
+                      {k.lastUsedAt ? formatDateTime(k.lastUsedAt) : <span className="muted">Never</span>}
+                    </td>
+                    <td>
+                      {k.revokedAt ? (
+                        <span className="badge badge-revoked" title={`Revoked ${formatDateTime(k.revokedAt)}`}>
+                          Revoked
+                        </span>
+                      ) : (
+                        <span className="badge badge-active">Active</span>
+                      )}
+                    </td>
+                    <td className="actions">
+                      {!k.revokedAt && (
+                        <button
+                          type="button"
+                          className="btn btn-danger btn-small"
+                          onClick={() => revoke(k)}
+                          disabled={revoking !== null}
+                          aria-busy={revoking === k.id || undefined}
+                          aria-describedby={nameId}
+                        >
+                          {revoking === k.id && <Spinner />}
+                          Revoke
+                        </button>
+                      )}
+                    </td>
+                  </tr>
+                );
+              })}
+            </tbody>
+          </table>
+        </div>
+      )}
+    </>
+  );
+}
