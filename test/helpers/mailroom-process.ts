@@ -27,13 +27,15 @@ export interface MailroomProcess {
   output(): string;
   /** Runs `mailroom <args>` with the same environment (CLI commands). */
   cli(...args: string[]): Promise<string>;
+  /** kill -9: no shutdown hooks run, the data directory is left as the crash left it. */
+  crash(): Promise<void>;
   stop(): Promise<void>;
 }
 
 /** Starts `mailroom serve` as a real child process, as `npm start` would, and waits for /healthz. */
-export async function startMailroomProcess(env: Record<string, string>, port?: number): Promise<MailroomProcess> {
+export async function startMailroomProcess(env: Record<string, string>, port?: number, reuseDataDir?: string): Promise<MailroomProcess> {
   const p = port ?? (await freePort());
-  const dataDir = mkdtempSync(join(tmpdir(), 'mailroom-e2e-'));
+  const dataDir = reuseDataDir ?? mkdtempSync(join(tmpdir(), 'mailroom-e2e-'));
   const fullEnv: Record<string, string> = {
     PATH: process.env.PATH ?? '/usr/bin:/bin',
     HOME: process.env.HOME ?? '/root',
@@ -73,8 +75,14 @@ export async function startMailroomProcess(env: Record<string, string>, port?: n
       const { stdout, stderr } = await promisify(execFile)(process.execPath, [BIN, ...args], { env: fullEnv });
       return stdout + stderr;
     },
+    async crash() {
+      if (child.exitCode === null && child.signalCode === null) {
+        child.kill('SIGKILL');
+        await exited;
+      }
+    },
     async stop() {
-      if (child.exitCode === null) {
+      if (child.exitCode === null && child.signalCode === null) {
         child.kill('SIGTERM');
         const t = setTimeout(() => child.kill('SIGKILL'), 10_000);
         await exited;
