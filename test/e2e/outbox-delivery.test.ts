@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
+import { launchChromium, newContext } from '../helpers/browser.ts';
 import { storeTokens } from '../helpers/connect-directly.ts';
 import { freePort, type MailroomProcess, startMailroomProcess } from '../helpers/mailroom-process.ts';
 import { getToken } from '../peers/get-token.ts';
@@ -168,5 +169,51 @@ test('while the mail server is down messages wait; when it is back they are all 
   for (const m of ids) {
     assert.equal((await stateIs(m.id, 'sent', 'failed')).state, 'sent');
     assert.equal(copiesOf(m.messageId), 1);
+  }
+});
+
+test('Settings > Technical > Emails shows a failed message in plain words with the raw reply, and Retry sends it', T, async () => {
+  peers.sink.setBehavior({ permFail: '550 5.7.1 Relaying denied for this recipient' });
+  const m = await send('Shown in the Emails page');
+  await stateIs(m.id, 'failed');
+  peers.sink.setBehavior('accept');
+
+  const admin = { email: 'ops@example.test', password: 'ops admin passphrase' };
+  await mailroom.cli('admin', 'create', '--email', admin.email, '--password', admin.password);
+  const browser = await launchChromium();
+  try {
+    const page = await (await newContext(browser)).newPage();
+    page.setDefaultTimeout(30_000);
+    await page.goto(`${mailroom.baseUrl}/login`);
+    await page.getByLabel('Email', { exact: true }).fill(admin.email);
+    await page.getByLabel('Password', { exact: true }).fill(admin.password);
+    await page.getByRole('button', { name: 'Log in' }).click();
+    await page.getByRole('link', { name: 'Settings' }).click();
+    await page.getByRole('link', { name: 'Emails' }).click();
+    await page.getByRole('heading', { name: 'Emails' }).waitFor();
+    await page.getByLabel('State', { exact: true }).selectOption('failed');
+    const row = page.getByRole('link', { name: 'Shown in the Emails page' });
+    await row.waitFor();
+    await page.getByText(/Relaying denied for this recipient/).first().waitFor();
+    await row.click();
+    await page.getByRole('button', { name: 'Retry' }).click();
+    await stateIs(m.id, 'sent');
+    assert.equal(copiesOf(m.messageId), 1);
+
+    await page.getByRole('link', { name: 'Settings' }).click();
+    await page.getByRole('link', { name: 'API Keys' }).click();
+    await page.getByLabel('Name', { exact: true }).fill('Warehouse ERP');
+    await page.getByLabel('Scope', { exact: true }).selectOption('send');
+    await page.getByRole('button', { name: 'Create API key' }).click();
+    const shown = await page.getByLabel('New API key', { exact: true }).inputValue();
+    assert.match(shown, /^mr_/);
+    const viaUiKey = await fetch(`${mailroom.baseUrl}/api/v1/messages`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${shown}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ from: MAILBOX, to: ['x@remote.example'], subject: 'Key from the UI', text: 'x' }),
+    });
+    assert.equal(viaUiKey.status, 202);
+  } finally {
+    await browser.close();
   }
 });
