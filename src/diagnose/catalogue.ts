@@ -32,10 +32,11 @@ export interface CatalogueEntry extends Omit<Diagnosis, 'code'> {
 // Paths as the admin clicks them today (Entra admin center and Azure portal show the same blades).
 const APP = 'Azure portal › Microsoft Entra ID › App registrations › your app';
 const ENTERPRISE_APP = 'Azure portal › Microsoft Entra ID › Enterprise applications › your app';
-const SIGN_IN_LOGS = 'Microsoft Entra admin center › Monitoring & health › Sign-in logs';
+const SIGN_IN_LOGS = 'Microsoft Entra admin center › Identity › Monitoring & health › Sign-in logs';
 const MAILBOX_APPS = 'Microsoft 365 admin center › Users › Active users › the mailbox › Mail › Manage email apps';
 const NEW_SECRET = `${APP} › Certificates & secrets › Client secrets › New client secret`;
-const RECONNECT = 'click Connect your Outlook account and sign in as the mailbox in Username';
+const RECONNECT = 'Click Connect your Outlook account and sign in as the Username mailbox';
+const THEN_RECONNECT = 'then click Connect your Outlook account and sign in as the Username mailbox';
 const ADMIN_CONSENT = `${APP} › API permissions › Grant admin consent for <tenant>`;
 const SEND_AS =
   'Send from the Username address, or let the Username mailbox send as the From address: Exchange admin center › Recipients › Mailboxes › the From mailbox › Delegation › Send as › Edit › add the Username mailbox (PowerShell: Add-RecipientPermission -Identity <From address> -Trustee <Username> -AccessRights SendAs). The change can take up to an hour.';
@@ -189,7 +190,7 @@ export const CATALOGUE = {
     title: 'Sign-in code or refresh token expired',
     symptom: 'AADSTS70008: The provided authorization code or refresh token has expired due to inactivity',
     cause: 'The sign-in code or the refresh token expired before Mailroom used it (sign-in codes last about 10 minutes; refresh tokens expire after long inactivity).',
-    fix: `${cap(RECONNECT)}.`,
+    fix: `${RECONNECT}.`,
     guideStep: 5,
     temporary: false,
   },
@@ -207,7 +208,7 @@ export const CATALOGUE = {
     title: 'Grant revoked',
     symptom: 'AADSTS50173: The provided grant has expired due to it being revoked',
     cause: 'Microsoft revoked this connection\'s sign-in: the user\'s password was changed or reset, an administrator revoked the user\'s sessions, or the user removed the app\'s access.',
-    fix: `${cap(RECONNECT)}. Mail waits meanwhile.`,
+    fix: `${RECONNECT}. Mail waits meanwhile.`,
     guideStep: 5,
     temporary: false,
   },
@@ -216,7 +217,7 @@ export const CATALOGUE = {
     title: 'Refresh token unused for 90 days',
     symptom: 'AADSTS700082: The refresh token has expired due to inactivity',
     cause: 'The refresh token expired after 90 days without use.',
-    fix: `${cap(RECONNECT)}. Mailroom refreshes idle connections daily to prevent this, so also check that Mailroom kept running.`,
+    fix: `${RECONNECT}. Mailroom refreshes idle connections daily to prevent this, so also check that Mailroom kept running.`,
     guideStep: 5,
     temporary: false,
   },
@@ -225,7 +226,7 @@ export const CATALOGUE = {
     title: 'Malformed request',
     symptom: 'AADSTS9002313: Invalid request. Request is malformed or invalid',
     cause: 'Microsoft received a malformed request: the sign-in code or stored refresh token arrived damaged, or a value on the form (Client ID, Tenant) holds stray characters.',
-    fix: `${cap(RECONNECT)}. If it repeats right after connecting, check Client ID and Tenant for spaces or missing characters and click Save.`,
+    fix: `${RECONNECT}. If it repeats right after connecting, check Client ID and Tenant for spaces or missing characters and click Save.`,
     guideStep: 5,
     temporary: false,
   },
@@ -234,7 +235,7 @@ export const CATALOGUE = {
     title: 'Multi-factor authentication required',
     symptom: 'AADSTS50076: … you must use multi-factor authentication to access …',
     cause: 'The tenant requires multi-factor authentication for this sign-in, and the stored sign-in did not include it.',
-    fix: `${cap(RECONNECT)}, and complete the multi-factor prompt in the browser.`,
+    fix: `${RECONNECT}, and complete the multi-factor prompt in the browser.`,
     guideStep: 5,
     temporary: false,
   },
@@ -243,7 +244,7 @@ export const CATALOGUE = {
     title: 'Multi-factor registration required',
     symptom: 'AADSTS50079: … you must enroll in multi-factor authentication to access …',
     cause: 'The mailbox user must register a multi-factor method before signing in.',
-    fix: `Have the mailbox user register at https://aka.ms/mfasetup, then ${RECONNECT}.`,
+    fix: `Have the mailbox user register at https://aka.ms/mfasetup, ${THEN_RECONNECT}.`,
     guideStep: 5,
     temporary: false,
   },
@@ -272,7 +273,7 @@ export const CATALOGUE = {
     title: 'Sign-in no longer accepted',
     symptom: 'invalid_grant',
     cause: 'Microsoft no longer accepts this connection\'s sign-in (expired, revoked, or issued to other settings).',
-    fix: `${cap(RECONNECT)}.`,
+    fix: `${RECONNECT}.`,
     guideStep: 5,
     temporary: false,
   },
@@ -308,7 +309,7 @@ export const CATALOGUE = {
     title: 'Interactive sign-in required',
     symptom: 'interaction_required',
     cause: 'Microsoft needs the user to sign in interactively again (a policy, a password change, or multi-factor authentication).',
-    fix: `${cap(RECONNECT)}.`,
+    fix: `${RECONNECT}.`,
     guideStep: 5,
     temporary: false,
   },
@@ -335,7 +336,7 @@ export const CATALOGUE = {
     title: 'Microsoft sign-in temporarily unavailable',
     symptom: 'temporarily_unavailable',
     cause: 'Microsoft\'s sign-in service is temporarily unavailable.',
-    fix: 'Nothing to change: Mailroom retries by itself. If it lasts, check https://status.cloud.microsoft.',
+    fix: 'Nothing to change: Mailroom retries by itself. If it lasts, check Microsoft 365 admin center › Health › Service health.',
     guideStep: 7,
     temporary: true,
   },
@@ -344,7 +345,7 @@ export const CATALOGUE = {
     title: 'Microsoft sign-in internal error',
     symptom: 'server_error',
     cause: 'Microsoft\'s sign-in service had an internal error.',
-    fix: 'Nothing to change: Mailroom retries by itself. If it lasts, check https://status.cloud.microsoft.',
+    fix: 'Nothing to change: Mailroom retries by itself. If it lasts, check Microsoft 365 admin center › Health › Service health.',
     guideStep: 7,
     temporary: true,
   },
@@ -409,7 +410,7 @@ export const CATALOGUE = {
     title: 'Access token refused for this mailbox',
     symptom: '535 5.7.3 Authentication unsuccessful',
     cause: 'Exchange Online did not accept the access token for the Username mailbox: the token belongs to another account than Username, the account has no Exchange Online mailbox (licence), or the token lacks the SMTP.Send permission.',
-    fix: `Check that Username is exactly the account that signed in, that the user has an Exchange Online licence (Microsoft 365 admin center › Users › Active users › Licenses and apps), and that ${APP} › API permissions lists SMTP.Send; then ${RECONNECT}. Changes can take up to an hour.`,
+    fix: `Check that Username is exactly the account that signed in, that the user has an Exchange Online licence (Microsoft 365 admin center › Users › Active users › Licenses and apps), and that ${APP} › API permissions lists SMTP.Send; ${THEN_RECONNECT}. Changes can take up to an hour.`,
     guideStep: 5,
     temporary: false,
   },
@@ -418,7 +419,7 @@ export const CATALOGUE = {
     title: 'SMTP login rejected',
     symptom: '535 (e.g. Dovecot: 535 5.7.8 Authentication failed.)',
     cause: 'The mail server rejected the login with the access token.',
-    fix: `Check that Username is the mailbox that signed in and that SMTP AUTH is enabled for it (guide step 6); then ${RECONNECT}.`,
+    fix: `Check that Username is the mailbox that signed in and that SMTP AUTH is enabled for it (guide step 6); ${THEN_RECONNECT}.`,
     guideStep: 5,
     temporary: false,
   },
@@ -472,7 +473,7 @@ export const CATALOGUE = {
     title: 'Temporary server error',
     symptom: '421 4.7.0 Temporary server error. Please try again later',
     cause: 'The mail server had a temporary problem and closed the connection.',
-    fix: 'Nothing to change: Mailroom retries later. If it lasts for hours, check https://status.cloud.microsoft.',
+    fix: 'Nothing to change: Mailroom retries later. If it lasts for hours, check Microsoft 365 admin center › Health › Service health.',
     guideStep: 7,
     temporary: true,
   },
@@ -528,7 +529,7 @@ export const CATALOGUE = {
     title: 'IMAP login rejected',
     symptom: 'Exchange: NO AUTHENTICATE failed. — Dovecot: NO [AUTHENTICATIONFAILED] Authentication failed.',
     cause: 'The IMAP server rejected the login with the access token: IMAP is switched off for the mailbox, the token lacks IMAP.AccessAsUser.All, or it belongs to another account than Username.',
-    fix: `Enable IMAP for the mailbox (${MAILBOX_APPS} › IMAP, or Set-CASMailbox -Identity <mailbox> -ImapEnabled $true), check that ${APP} › API permissions lists IMAP.AccessAsUser.All, then ${RECONNECT}.`,
+    fix: `Enable IMAP for the mailbox (${MAILBOX_APPS} › IMAP, or Set-CASMailbox -Identity <mailbox> -ImapEnabled $true), check that ${APP} › API permissions lists IMAP.AccessAsUser.All, ${THEN_RECONNECT}.`,
     guideStep: 6,
     temporary: false,
   },
@@ -674,7 +675,3 @@ export const CATALOGUE = {
 } as const satisfies Record<string, CatalogueEntry>;
 
 export type CatalogueCode = keyof typeof CATALOGUE;
-
-function cap(s: string): string {
-  return s.charAt(0).toUpperCase() + s.slice(1);
-}

@@ -10,6 +10,11 @@ export interface OAuthEvidence {
   httpStatus?: number;
   traceId?: string;
   correlationId?: string;
+  /**
+   * The stored client secret has the shape of a GUID, i.e. of the Secret ID Azure shows next to the
+   * secret's Value (see `looksLikeGuid`). With AADSTS7000215 it names the mistake exactly.
+   */
+  secretLooksLikeGuid?: boolean;
 }
 
 export interface SmtpEvidence {
@@ -25,8 +30,14 @@ export interface SmtpEvidence {
 
 export interface ImapEvidence {
   kind: 'imap';
+  /** RFC 5530 response code from the tagged reply, e.g. AUTHENTICATIONFAILED, UNAVAILABLE. */
   responseCode?: string;
   response?: string;
+  /**
+   * The server refused AUTHENTICATE/LOGIN (imapflow's `authenticationFailed`). Needed because
+   * Exchange answers `NO AUTHENTICATE failed.` without a response code.
+   */
+  authenticationFailed?: boolean;
 }
 
 export interface NetworkEvidence {
@@ -58,4 +69,11 @@ export function aadstsCodes(errorCodes: unknown, description: string | undefined
 
 export function enhancedStatusOf(response: string | undefined): string | undefined {
   return /\b([245]\.\d{1,3}\.\d{1,3})\b/.exec(response ?? '')?.[1];
+}
+
+const GUID = /^\s*[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\s*$/i;
+
+/** Azure's Secret ID is a GUID; a secret Value never is (about 40 characters with `~`, `.`, `_`). */
+export function looksLikeGuid(value: string): boolean {
+  return GUID.test(value);
 }

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { diagnose } from '../../src/diagnose/diagnose.ts';
-import { aadstsCodes, enhancedStatusOf } from '../../src/diagnose/evidence.ts';
+import { CATALOGUE, diagnose, isTemporary } from '../../src/diagnose/diagnose.ts';
+import { aadstsCodes, enhancedStatusOf, looksLikeGuid } from '../../src/diagnose/evidence.ts';
 import { oauthEvidence } from '../../src/oauth/outlook.ts';
 
 // Shape of a real token endpoint error from the Microsoft identity platform.
@@ -29,52 +29,53 @@ test('AADSTS codes are read from the description when error_codes is missing (au
   assert.deepEqual(aadstsCodes([], 'no code here'), []);
 });
 
-const cases: Array<[number, string, RegExp, number]> = [
-  [7000215, 'invalid_client', /Secret ID/, 3],
-  [7000222, 'invalid_client', /expired/, 3],
-  [50011, 'invalid_request', /redirect URL/, 1],
-  [50194, 'invalid_request', /single-tenant/, 4],
-  [700016, 'unauthorized_client', /Client ID/, 4],
-  [65001, 'invalid_grant', /consented/, 5],
-  [50173, 'invalid_grant', /revoked/, 5],
-  [700082, 'invalid_grant', /90 days/, 5],
-  [70008, 'invalid_grant', /expired or was already used/, 5],
-];
-for (const [code, error, cause, step] of cases) {
-  test(`AADSTS${code} is explained with its cause and guide step`, () => {
-    const d = diagnose(oauthEvidence('token', msError(code, error, 'text')));
-    assert.equal(d.code, `AADSTS${code}`);
-    assert.match(d.cause, cause);
-    assert.equal(d.guideStep, step);
-    assert.ok(d.fix.length > 20);
-  });
-}
+test('the enhanced status is read from Exchange and Dovecot replies', () => {
+  assert.equal(enhancedStatusOf('535 5.7.139 Authentication unsuccessful, SmtpClientAuthentication is disabled for the Tenant. [SN4PR0501CA0054.namprd05.prod.outlook.com]'), '5.7.139');
+  assert.equal(enhancedStatusOf('432 4.3.2 STOREDRV.ClientSubmit; sender thread limit exceeded'), '4.3.2');
+  assert.equal(enhancedStatusOf('535 5.7.8 Authentication failed.'), '5.7.8');
+  assert.equal(enhancedStatusOf('535 Authentication credentials invalid'), undefined);
+});
 
-test('an unknown AADSTS code falls back to the OAuth error, then to a generic entry', () => {
+test('the first AADSTS code Mailroom knows wins; an unknown one falls back to the OAuth error, then to a generic entry', () => {
+  assert.equal(diagnose(oauthEvidence('token', { ...msError(50011, 'invalid_request', 'x'), error_codes: [1, 50011, 50194] })).code, 'AADSTS50011');
   assert.equal(diagnose(oauthEvidence('token', msError(1, 'invalid_client', 'x'))).code, 'OAUTH_invalid_client');
-  assert.equal(diagnose(oauthEvidence('token', { error: 'weird_error' })).code, 'OAUTH_UNKNOWN');
+  const unknown = diagnose(oauthEvidence('token', { error: 'weird_error' }));
+  assert.equal(unknown.code, 'OAUTH_UNKNOWN');
+  assert.match(unknown.cause, /"weird_error"/);
 });
 
-test('SMTP 535 5.7.139 (SMTP AUTH disabled) names Set-CASMailbox', () => {
-  const response = '535 5.7.139 Authentication unsuccessful, SmtpClientAuthentication is disabled for the Tenant.';
-  const d = diagnose({ kind: 'smtp', code: 'EAUTH', responseCode: 535, response, enhancedStatus: enhancedStatusOf(response)! });
-  assert.equal(d.code, 'SMTP_535_5.7.139');
-  assert.match(d.fix, /Set-CASMailbox/);
+test('a GUID-shaped client secret turns AADSTS7000215 into the Secret ID diagnosis, and only that code', () => {
+  assert.equal(looksLikeGuid('3f2a9c4e-5b6d-4e7f-8a9b-0c1d2e3f4a5b'), true);
+  assert.equal(looksLikeGuid(' 3F2A9C4E-5B6D-4E7F-8A9B-0C1D2E3F4A5B '), true);
+  assert.equal(looksLikeGuid('kX38Q~abcdefghijklmnopqrstuvwxyz0123456789'), false);
+  const ev = { ...oauthEvidence('token', msError(7000215, 'invalid_client', 'Invalid client secret provided.')), secretLooksLikeGuid: true };
+  assert.equal(diagnose(ev).code, 'AADSTS7000215_SECRET_ID');
+  assert.equal(diagnose({ ...ev, secretLooksLikeGuid: false }).code, 'AADSTS7000215');
+  assert.equal(diagnose({ ...oauthEvidence('token', msError(7000222, 'invalid_client', 'expired')), secretLooksLikeGuid: true }).code, 'AADSTS7000222');
 });
 
-test('a plain 535 and a 4xx are told apart', () => {
+test('SMTP evidence built by hand is read like parsed evidence (status and reply code from the reply text)', () => {
+  assert.equal(diagnose({ kind: 'smtp', response: '535 5.7.139 Authentication unsuccessful, SmtpClientAuthentication is disabled for the Tenant.' }).code, 'SMTP_535_5.7.139_TENANT');
+  assert.equal(diagnose({ kind: 'smtp', response: '432 4.3.2 STOREDRV.ClientSubmit; sender thread limit exceeded' }).code, 'SMTP_432_4.3.2');
   assert.equal(diagnose({ kind: 'smtp', responseCode: 535, response: '535 5.7.8 Authentication failed.' }).code, 'SMTP_535');
-  assert.equal(diagnose({ kind: 'smtp', responseCode: 451, response: '451 4.3.0 try later' }).guideStep, 7);
+  // A temporary reply to AUTH stays temporary although nodemailer calls it EAUTH.
+  assert.equal(diagnose({ kind: 'smtp', code: 'EAUTH', responseCode: 454, response: '454 4.7.0 Temporary authentication failure' }).temporary, true);
 });
 
-test('network and certificate errors point at the host, port and CA', () => {
-  assert.equal(diagnose({ kind: 'network', code: 'ECONNREFUSED', message: 'x' }).code, 'NET_ECONNREFUSED');
-  const cert = diagnose({ kind: 'network', code: 'UNABLE_TO_VERIFY_LEAF_SIGNATURE', message: 'x' });
-  assert.equal(cert.code, 'NET_CERT');
-  assert.match(cert.fix, /NODE_EXTRA_CA_CERTS/);
+test('isTemporary reads a Diagnosis as well as Evidence', () => {
+  const d = diagnose({ kind: 'network', code: 'ECONNREFUSED', message: 'connect ECONNREFUSED 127.0.0.1:587' });
+  assert.equal(isTemporary(d), true);
+  assert.equal(isTemporary({ ...d, temporary: false }), false);
+  assert.equal(isTemporary({ kind: 'smtp', responseCode: 550, response: '550 5.7.60 SMTP; Client does not have permissions to send as this sender' }), false);
 });
 
-test('the connected account differing from Username is named with both addresses', () => {
-  const d = diagnose({ kind: 'account', expected: 'sales@contoso.com', actual: 'bob@contoso.com' });
-  assert.match(d.cause, /bob@contoso\.com.*sales@contoso\.com/);
+test('catalogue entries are complete and their codes name their area', () => {
+  const prefix = { oauth: /^(AADSTS\d+|OAUTH_)/, smtp: /^SMTP_/, imap: /^IMAP_/, network: /^NET_/, account: /^ACCOUNT_/ };
+  for (const [code, e] of Object.entries(CATALOGUE)) {
+    assert.match(code, prefix[e.area], code);
+    for (const text of [e.title, e.symptom, e.cause, e.fix]) assert.ok(text.trim().length > 0 && !/undefined|\$\{/.test(text), code);
+    assert.ok([1, 2, 3, 4, 5, 6, 7].includes(e.guideStep), code);
+    assert.equal(typeof e.temporary, 'boolean', code);
+    assert.notEqual(e.cause, e.fix, code);
+  }
 });

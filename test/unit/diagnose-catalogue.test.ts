@@ -1,0 +1,558 @@
+// Every catalogue entry, reached from evidence in the shapes Microsoft, Exchange, Dovecot, nodemailer
+// and Node really produce, through the same parsing production uses (oauthEvidence,
+// authorizeErrorEvidence, smtpErrorFrom, the token client's network path).
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { CATALOGUE, diagnose, isTemporary, type CatalogueCode, type GuideStep } from '../../src/diagnose/diagnose.ts';
+import { looksLikeGuid, type Evidence, type ImapEvidence, type OAuthEvidence } from '../../src/diagnose/evidence.ts';
+import { MailroomError } from '../../src/errors/errors.ts';
+import { authorizeErrorEvidence, oauthEvidence, refreshTokens, type OutlookApp } from '../../src/oauth/outlook.ts';
+import { smtpErrorFrom } from '../../src/smtp/smtp-client.ts';
+
+const TRACE = '0b3e1a2c-1111-4d5e-8f90-123456789abc';
+const CORRELATION = '7c6d5e4f-2222-4a3b-9c8d-abcdef012345';
+const APP_ID = '6731de76-14a6-49ae-97bc-6eba6914391e';
+const description = (code: number, text: string) =>
+  `AADSTS${code}: ${text}\r\nTrace ID: ${TRACE}\r\nCorrelation ID: ${CORRELATION}\r\nTimestamp: 2026-11-28 10:00:00Z`;
+
+/** The token endpoint's error JSON (code exchange). */
+const token = (code: number, error: string, text: string, status = 400): OAuthEvidence =>
+  oauthEvidence(
+    'token',
+    {
+      error,
+      error_description: description(code, text),
+      error_codes: [code],
+      timestamp: '2026-11-28 10:00:00Z',
+      trace_id: TRACE,
+      correlation_id: CORRELATION,
+      error_uri: `https://login.microsoftonline.com/error?code=${code}`,
+    },
+    status,
+  );
+
+/** The same JSON from a refresh. */
+const refresh = (code: number, error: string, text: string, status = 400): OAuthEvidence => ({ ...token(code, error, text, status), stage: 'refresh' });
+
+/** The authorize redirect back to Mailroom: query parameters only, no error_codes. */
+function redirect(error: string, text: string): Evidence {
+  const url = new URL('http://localhost:8080/oauth2/outlook/callback');
+  url.searchParams.set('error', error);
+  url.searchParams.set('error_description', text);
+  url.searchParams.set('state', 'b1Xq9-state');
+  return authorizeErrorEvidence(new URL(url.href).searchParams)!;
+}
+
+const TARGET = { host: 'smtp.office365.com', port: 587, security: 'starttls' as const };
+
+/** A nodemailer error carrying the server's reply (EAUTH, EENVELOPE, EMESSAGE, EPROTOCOL, ...). */
+function smtpReply(code: string, command: string, response: string): Evidence {
+  const responseCode = Number(/^\d+/.exec(response)?.[0]);
+  const err = Object.assign(new Error(`${code === 'EAUTH' ? 'Invalid login' : 'Message failed'}: ${response}`), { code, command, response, responseCode });
+  return smtpErrorFrom(err, TARGET).evidence;
+}
+
+/** nodemailer 10's socket-level error: the Node error itself, re-coded, the real code in originalCode. */
+function smtpSocket(code: string, message: string, originalCode?: string): Evidence {
+  const err = Object.assign(new Error(message), { code, command: 'CONN', ...(originalCode && { originalCode }) });
+  return smtpErrorFrom(err, TARGET).evidence;
+}
+
+const nodeError = (code: string, message: string) => Object.assign(new Error(message), { code });
+
+const APP: OutlookApp = {
+  authorityHost: 'https://login.microsoftonline.com',
+  tenant: 'contoso.com',
+  clientId: APP_ID,
+  clientSecret: 'kX38Q~secret-value-not-a-guid.abcdefghijklmnop',
+  redirectUri: 'http://localhost:8080/oauth2/outlook/callback',
+};
+
+/** fetch() failing under the token client the way undici does: TypeError('fetch failed') with the socket/TLS error as cause. */
+async function tokenEndpointUnreachable(cause: Error): Promise<Evidence> {
+  const real = globalThis.fetch;
+  globalThis.fetch = async () => {
+    throw new TypeError('fetch failed', { cause });
+  };
+  try {
+    await refreshTokens(APP, 'refresh-token', new Date('2026-11-28T10:00:00Z'));
+  } catch (e) {
+    assert.ok(e instanceof MailroomError && e.code === 'MR_OAUTH_UNREACHABLE', String(e));
+    return e.evidence as unknown as Evidence;
+  } finally {
+    globalThis.fetch = real;
+  }
+  throw new Error('the refresh should have failed');
+}
+
+/** imapflow's failed command: `authenticationFailed`, `serverResponseCode`, `response`. */
+function imapflow(err: { response: string; serverResponseCode?: string; authenticationFailed?: boolean }): Evidence {
+  const ev: ImapEvidence = { kind: 'imap', response: err.response };
+  if (err.serverResponseCode) ev.responseCode = err.serverResponseCode;
+  if (err.authenticationFailed) ev.authenticationFailed = true;
+  return ev;
+}
+
+interface Row {
+  name: string;
+  evidence: () => Evidence | Promise<Evidence>;
+  code: CatalogueCode;
+  step: GuideStep;
+  temporary: boolean;
+  /** The key action the fix must name. */
+  fix: RegExp;
+  cause?: RegExp;
+}
+
+const ROWS: Row[] = [
+  // ── AADSTS ──
+  {
+    name: 'redirect URI mismatch (authorize redirect)',
+    evidence: () => redirect('invalid_request', description(50011, `The redirect URI 'http://localhost:8080/oauth2/outlook/callback' specified in the request does not match the redirect URIs configured for the application '${APP_ID}'. Make sure the redirect URI sent in the request matches one added to your application in the Azure portal. Navigate to https://aka.ms/redirectUriMismatchError to learn more about how to fix this.`)),
+    code: 'AADSTS50011', step: 1, temporary: false, fix: /Authentication.*OAuth2 Redirect Url/, cause: /redirect URIs registered/,
+  },
+  {
+    name: 'reply address changed between authorize and token',
+    evidence: () => token(500112, 'invalid_request', "The reply address 'https://mail.contoso.com/oauth2/outlook/callback' does not match the reply address 'http://10.0.0.5:8080/oauth2/outlook/callback' provided when requesting Authorization code."),
+    code: 'AADSTS500112', step: 1, temporary: false, fix: /same BASE_URL/, cause: /BASE_URL/,
+  },
+  {
+    name: 'no reply address registered',
+    evidence: () => redirect('invalid_request', description(500113, 'No reply address is registered for the application.')),
+    code: 'AADSTS500113', step: 1, temporary: false, fix: /Add a platform › Web/,
+  },
+  {
+    name: 'user not assigned to the app',
+    evidence: () => redirect('access_denied', description(50105, `Your administrator has configured the application Mailroom ('${APP_ID}') to block users unless they are specifically granted ('assigned') access to the application. The signed in user 'sales@contoso.com' is blocked because they are not a direct member of a group with access, nor had access directly assigned by an administrator. Please contact your administrator to assign access to this application.`)),
+    code: 'AADSTS50105', step: 2, temporary: false, fix: /Users and groups › Add user\/group/,
+  },
+  {
+    name: 'consent missing at refresh',
+    evidence: () => refresh(65001, 'invalid_grant', `The user or administrator has not consented to use the application with ID '${APP_ID}' named 'Mailroom'. Send an interactive authorization request for this user and resource.`),
+    code: 'AADSTS65001', step: 5, temporary: false, fix: /Connect your Outlook account.*Grant admin consent/, cause: /consented/,
+  },
+  {
+    name: 'consent declined (authorize redirect)',
+    evidence: () => redirect('access_denied', description(65004, 'User declined to consent to access the app.')),
+    code: 'AADSTS65004', step: 5, temporary: false, fix: /choose Accept/,
+  },
+  {
+    name: 'admin consent required (authorize redirect)',
+    evidence: () => redirect('access_denied', description(90094, 'The grant requires admin permission.')),
+    code: 'AADSTS90094', step: 2, temporary: false, fix: /Grant admin consent/,
+  },
+  {
+    name: 'basic sign-in permission not granted',
+    evidence: () => token(90008, 'invalid_grant', `The user or administrator has not consented to use the application with ID '${APP_ID}'. This happens because application is misconfigured: it must require access to Windows Azure Active Directory by specifying at least 'Sign in and read user profile' permission.`),
+    code: 'AADSTS90008', step: 2, temporary: false, fix: /API permissions/,
+  },
+  {
+    name: 'Client ID unknown in the tenant',
+    evidence: () => redirect('unauthorized_client', description(700016, `Application with identifier '${APP_ID}' was not found in the directory 'Contoso'. This can happen if the application has not been installed by the administrator of the tenant or consented to by any user in the tenant. You might have sent your authentication request to the wrong tenant.`)),
+    code: 'AADSTS700016', step: 4, temporary: false, fix: /Application \(client\) ID/,
+  },
+  {
+    name: 'wrong client secret (code exchange, 401)',
+    evidence: () => token(7000215, 'invalid_client', `Invalid client secret provided. Ensure the secret being sent in the request is the client secret value, not the client secret ID, for a secret added to app '${APP_ID}'.`, 401),
+    code: 'AADSTS7000215', step: 3, temporary: false, fix: /New client secret.*Value/, cause: /Secret ID/,
+  },
+  {
+    name: 'wrong client secret (refresh), secret is not GUID-shaped',
+    evidence: () => ({ ...refresh(7000215, 'invalid_client', 'Invalid client secret provided.', 401), secretLooksLikeGuid: looksLikeGuid(APP.clientSecret) }),
+    code: 'AADSTS7000215', step: 3, temporary: false, fix: /Value/,
+  },
+  {
+    name: 'Secret ID pasted instead of the Value',
+    evidence: () => ({ ...token(7000215, 'invalid_client', 'Invalid client secret provided.', 401), secretLooksLikeGuid: looksLikeGuid('3f2a9c4e-5b6d-4e7f-8a9b-0c1d2e3f4a5b') }),
+    code: 'AADSTS7000215_SECRET_ID', step: 3, temporary: false, fix: /copy the Value column \(not Secret ID\)/, cause: /Secret ID was pasted/,
+  },
+  {
+    name: 'client secret expired',
+    evidence: () => refresh(7000222, 'invalid_client', `The provided client secret keys for app '${APP_ID}' are expired. Visit the Azure portal to create new keys for your app: https://aka.ms/NewClientSecret, or consider using certificate credentials for added security: https://aka.ms/certCreds.`, 401),
+    code: 'AADSTS7000222', step: 3, temporary: false, fix: /New client secret.*Client Secret Expiration/, cause: /expired/,
+  },
+  {
+    name: 'single-tenant app on common',
+    evidence: () => redirect('invalid_request', description(50194, `Application '${APP_ID}'(Mailroom) is not configured as a multi-tenant application. Usage of the /common endpoint is not supported for such applications created after '10/15/2018'. Use a tenant-specific endpoint or configure the application to be multi-tenant.`)),
+    code: 'AADSTS50194', step: 4, temporary: false, fix: /Set Tenant/, cause: /single-tenant/,
+  },
+  {
+    name: 'grant not supported on common/consumers',
+    evidence: () => token(9001023, 'invalid_request', "The grant type isn't supported over the /common or /consumers endpoints. Please use the /organizations or tenant-specific endpoint."),
+    code: 'AADSTS9001023', step: 4, temporary: false, fix: /Set Tenant.*organizations/,
+  },
+  {
+    name: 'account from another tenant',
+    evidence: () => redirect('invalid_request', description(50020, `User account 'bob@fabrikam.com' from identity provider 'https://sts.windows.net/72f988bf-86f1-41af-91ab-2d7cd011db47/' does not exist in tenant 'Contoso' and cannot access the application '${APP_ID}'(Mailroom) in that tenant. The account needs to be added as an external user in the tenant first. Sign out and sign in again with a different Azure Active Directory user account.`)),
+    code: 'AADSTS50020', step: 4, temporary: false, fix: /multi-tenant/,
+  },
+  {
+    name: 'code or refresh token expired',
+    evidence: () => refresh(70008, 'invalid_grant', 'The provided authorization code or refresh token has expired due to inactivity. Send a new interactive authorization request for this user and resource.'),
+    code: 'AADSTS70008', step: 5, temporary: false, fix: /Connect your Outlook account/, cause: /expired/,
+  },
+  {
+    name: 'code redeemed twice',
+    evidence: () => token(54005, 'invalid_grant', 'OAuth2 Authorization code was already redeemed, please retry with a new valid code or use an existing refresh token.'),
+    code: 'AADSTS54005', step: 5, temporary: false, fix: /new sign-in.*do not reload/,
+  },
+  {
+    name: 'grant revoked',
+    evidence: () => refresh(50173, 'invalid_grant', "The provided grant has expired due to it being revoked, a fresh auth token is needed. The user might have changed or reset their password. The grant was issued on '2026-08-01T09:00:00.0000000Z' and the TokensValidFrom date (before which tokens are not valid) for this user is '2026-11-20T08:00:00.0000000Z'."),
+    code: 'AADSTS50173', step: 5, temporary: false, fix: /Connect your Outlook account/, cause: /password/,
+  },
+  {
+    name: 'refresh token unused for 90 days',
+    evidence: () => refresh(700082, 'invalid_grant', 'The refresh token has expired due to inactivity. The token was issued on 2026-08-01T09:00:00.0000000Z and was inactive for 90.00:00:00.'),
+    code: 'AADSTS700082', step: 5, temporary: false, fix: /Connect your Outlook account/, cause: /90 days/,
+  },
+  {
+    name: 'malformed request',
+    evidence: () => refresh(9002313, 'invalid_grant', 'Invalid request. Request is malformed or invalid.'),
+    code: 'AADSTS9002313', step: 5, temporary: false, fix: /Connect your Outlook account.*Client ID and Tenant/,
+  },
+  {
+    name: 'MFA required',
+    evidence: () => refresh(50076, 'invalid_grant', "Due to a configuration change made by your administrator, or because you moved to a new location, you must use multi-factor authentication to access '00000002-0000-0ff1-ce00-000000000000'."),
+    code: 'AADSTS50076', step: 5, temporary: false, fix: /multi-factor prompt/,
+  },
+  {
+    name: 'MFA registration required',
+    evidence: () => refresh(50079, 'invalid_grant', "Due to a configuration change made by your administrator, or because you moved to a new location, you must enroll in multi-factor authentication to access '00000002-0000-0ff1-ce00-000000000000'."),
+    code: 'AADSTS50079', step: 5, temporary: false, fix: /aka\.ms\/mfasetup/,
+  },
+  {
+    name: 'Conditional Access (refresh)',
+    evidence: () => refresh(53003, 'invalid_grant', 'Access has been blocked by Conditional Access policies. The access policy does not allow token issuance.'),
+    code: 'AADSTS53003', step: 2, temporary: false, fix: /Sign-in logs.*Conditional Access/,
+  },
+  {
+    name: 'Conditional Access (authorize redirect)',
+    evidence: () => redirect('access_denied', description(53003, 'Access has been blocked by Conditional Access policies. The access policy does not allow token issuance.')),
+    code: 'AADSTS53003', step: 2, temporary: false, fix: /Conditional Access/,
+  },
+
+  // ── OAuth error without a known AADSTS code ──
+  {
+    name: 'invalid_client with another AADSTS code',
+    evidence: () => token(7000218, 'invalid_client', "The request body must contain the following parameter: 'client_assertion' or 'client_secret'.", 401),
+    code: 'OAUTH_invalid_client', step: 3, temporary: false, fix: /Client Secret/,
+  },
+  {
+    name: 'invalid_grant with another AADSTS code',
+    evidence: () => refresh(70000, 'invalid_grant', 'The request was denied because one or more scopes requested are unauthorized or expired. The user must first sign in and grant the client application access to the requested scope.'),
+    code: 'OAUTH_invalid_grant', step: 5, temporary: false, fix: /Connect your Outlook account/,
+  },
+  {
+    name: 'invalid_request with another AADSTS code',
+    evidence: () => token(900144, 'invalid_request', "The request body must contain the following parameter: 'grant_type'."),
+    code: 'OAUTH_invalid_request', step: 4, temporary: false, fix: /Client ID, Tenant/,
+  },
+  {
+    name: 'access_denied from a personal account, no AADSTS code',
+    evidence: () => redirect('access_denied', 'The user has denied access to the scope requested by the client application.'),
+    code: 'OAUTH_access_denied', step: 5, temporary: false, fix: /accept the permission request/,
+  },
+  {
+    name: 'consent_required without AADSTS code',
+    evidence: () => redirect('consent_required', 'The user must consent to the requested scopes.'),
+    code: 'OAUTH_consent_required', step: 5, temporary: false, fix: /accept the permission request/,
+  },
+  {
+    name: 'interaction_required (external security challenge)',
+    evidence: () => refresh(50158, 'interaction_required', 'External security challenge not satisfied. User will be redirected to another page or authentication provider to satisfy additional authentication challenges.'),
+    code: 'OAUTH_interaction_required', step: 5, temporary: false, fix: /Connect your Outlook account/,
+  },
+  {
+    name: 'invalid_scope',
+    evidence: () => redirect('invalid_scope', description(70011, "The provided request must include a 'scope' input parameter. The provided value for the input parameter 'scope' is not valid.")),
+    code: 'OAUTH_invalid_scope', step: 2, temporary: false, fix: /SMTP\.Send, IMAP\.AccessAsUser\.All/,
+  },
+  {
+    name: 'unauthorized_client',
+    evidence: () => redirect('unauthorized_client', description(700054, "response_type 'id_token' is not enabled for the application.")),
+    code: 'OAUTH_unauthorized_client', step: 1, temporary: false, fix: /platform "Web"/,
+  },
+  {
+    name: 'temporarily_unavailable (transient)',
+    evidence: () => token(90033, 'temporarily_unavailable', 'A transient error has occurred. Please try again.', 503),
+    code: 'OAUTH_temporarily_unavailable', step: 7, temporary: true, fix: /retries by itself/,
+  },
+  {
+    name: 'server_error',
+    evidence: () => token(50000, 'server_error', 'There was an error issuing a token or an issue with our sign-in service.', 500),
+    code: 'OAUTH_server_error', step: 7, temporary: true, fix: /retries by itself/,
+  },
+  {
+    name: 'a non-JSON 502 from the token endpoint',
+    evidence: () => oauthEvidence('token', {}, 502),
+    code: 'OAUTH_UNKNOWN', step: 1, temporary: false, fix: /app registration against the guide/, cause: /"invalid_response"/,
+  },
+
+  // ── SMTP: Exchange Online's exact replies ──
+  {
+    name: '535 5.7.139 SMTP AUTH disabled for the Tenant',
+    evidence: () => smtpReply('EAUTH', 'AUTH XOAUTH2', '535 5.7.139 Authentication unsuccessful, SmtpClientAuthentication is disabled for the Tenant. Visit https://aka.ms/smtp_auth_disabled for more information. [SN4PR0501CA0054.namprd05.prod.outlook.com]'),
+    code: 'SMTP_535_5.7.139_TENANT', step: 6, temporary: false, fix: /Set-CASMailbox -Identity <mailbox> -SmtpClientAuthenticationDisabled \$false/, cause: /whole tenant/,
+  },
+  {
+    name: '535 5.7.139 SMTP AUTH disabled for the Mailbox',
+    evidence: () => smtpReply('EAUTH', 'AUTH XOAUTH2', '535 5.7.139 Authentication unsuccessful, SmtpClientAuthentication is disabled for the Mailbox. Visit https://aka.ms/smtp_auth_disabled for more information. [BN9PR03CA0716.namprd03.prod.outlook.com 2026-11-28T10:00:00.000Z 08DED6A3FAA75B29]'),
+    code: 'SMTP_535_5.7.139_MAILBOX', step: 6, temporary: false, fix: /Manage email apps, tick Authenticated SMTP/, cause: /this mailbox/,
+  },
+  {
+    name: '535 5.7.139 locked by security defaults',
+    evidence: () => smtpReply('EAUTH', 'AUTH XOAUTH2', "535 5.7.139 Authentication unsuccessful, user is locked by your organization's security defaults policy. Contact your administrator. [DM6PR02CA0101.namprd02.prod.outlook.com 2026-11-28T10:00:00.000Z 08DD0F1E2D3C4B5A]"),
+    code: 'SMTP_535_5.7.139_SECURITY_DEFAULTS', step: 6, temporary: false, fix: /Manage security defaults/, cause: /security defaults/,
+  },
+  {
+    name: '535 5.7.139 did not meet the criteria',
+    evidence: () => smtpReply('EAUTH', 'AUTH XOAUTH2', '535 5.7.139 Authentication unsuccessful, the request did not meet the criteria to be authenticated successfully. Contact your administrator. [BN9PR03CA0716.namprd03.prod.outlook.com 2026-07-01T01:57:31.695Z 08DED6A3FAA75B29]'),
+    code: 'SMTP_535_5.7.139_CRITERIA', step: 6, temporary: false, fix: /Sign-in logs.*Conditional Access/, cause: /Conditional Access/,
+  },
+  {
+    name: '535 5.7.139 in other wording (Test Connection evidence)',
+    evidence: () => ({ kind: 'smtp', command: 'AUTH XOAUTH2', responseCode: 535, response: '535 5.7.139 Authentication unsuccessful, basic authentication is disabled. [AM0PR02CA0001.eurprd02.prod.outlook.com]', enhancedStatus: '5.7.139' }),
+    code: 'SMTP_535_5.7.139', step: 6, temporary: false, fix: /Set-CASMailbox/,
+  },
+  {
+    name: '535 5.7.3 token refused',
+    evidence: () => smtpReply('EAUTH', 'AUTH XOAUTH2', '535 5.7.3 Authentication unsuccessful [SN4PR0501CA0054.namprd05.prod.outlook.com 2026-11-28T10:00:00.000Z 08DD1E2F3A4B5C6D]'),
+    code: 'SMTP_535_5.7.3', step: 5, temporary: false, fix: /Exchange Online licence.*Connect your Outlook account/, cause: /access token/,
+  },
+  {
+    name: 'Dovecot 535 5.7.8',
+    evidence: () => smtpReply('EAUTH', 'AUTH XOAUTH2', '535 5.7.8 Authentication failed.'),
+    code: 'SMTP_535', step: 5, temporary: false, fix: /Connect your Outlook account/,
+  },
+  {
+    name: '535 without an enhanced status',
+    evidence: () => smtpReply('EAUTH', 'AUTH XOAUTH2', '535 Authentication credentials invalid'),
+    code: 'SMTP_535', step: 5, temporary: false, fix: /Connect your Outlook account/,
+  },
+  {
+    name: '550 5.7.30 basic auth not supported',
+    evidence: () => smtpReply('EAUTH', 'AUTH LOGIN', '550 5.7.30 Basic authentication is not supported for Client Submission. [PH0PR07CA0030.namprd07.prod.outlook.com]'),
+    code: 'SMTP_550_5.7.30', step: 4, temporary: false, fix: /Outlook OAuth Authentication/,
+  },
+  {
+    name: '530 5.7.57 not authenticated at MAIL FROM',
+    evidence: () => smtpReply('EENVELOPE', 'MAIL FROM', '530 5.7.57 Client not authenticated to send mail. [BN1P110CA0052.NAMP110.PROD.OUTLOOK.COM 2023-11-29T14:52:57.126Z 08DBE7319275F6BA]'),
+    code: 'SMTP_530_5.7.57', step: 4, temporary: false, fix: /smtp\.office365\.com.*587.*STARTTLS/,
+  },
+  {
+    name: '550 5.7.60 no permission to send as',
+    evidence: () => smtpReply('EENVELOPE', 'MAIL FROM', '550 5.7.60 SMTP; Client does not have permissions to send as this sender [BN0PR04MB8000.namprd04.prod.outlook.com 2026-11-28T10:00:00.000Z 08DD2A3B4C5D6E7F]'),
+    code: 'SMTP_550_5.7.60', step: 6, temporary: false, fix: /Add-RecipientPermission/,
+  },
+  {
+    name: '554 5.2.0 SendAsDeniedException after DATA',
+    evidence: () => smtpReply('EMESSAGE', 'DATA', '554 5.2.0 STOREDRV.Submission.Exception:SendAsDeniedException.MapiExceptionSendAsDenied; Failed to process message due to a permanent exception with message Cannot submit message. 0.35250:0A000000, 1.36674:0A000000, 1.61250:00000000 [Hostname=BN0PR04MB8000.namprd04.prod.outlook.com]'),
+    code: 'SMTP_554_SEND_AS_DENIED', step: 6, temporary: false, fix: /Delegation › Send as/, cause: /SendAsDenied/,
+  },
+  {
+    name: '554 5.2.252 SendAsDenied',
+    evidence: () => smtpReply('EMESSAGE', 'DATA', '554 5.2.252 SendAsDenied; sales@contoso.com not allowed to send as ceo@contoso.com; STOREDRV.Submission.Exception:SendAsDeniedException.MapiExceptionSendAsDenied; Failed to process message due to a permanent exception with message [BeginDiagnosticData]Cannot submit message.'),
+    code: 'SMTP_554_SEND_AS_DENIED', step: 6, temporary: false, fix: /Send as/,
+  },
+  {
+    name: '432 4.3.2 sender thread limit',
+    evidence: () => smtpReply('EENVELOPE', 'MAIL FROM', '432 4.3.2 STOREDRV.ClientSubmit; sender thread limit exceeded [Hostname=BN0PR04MB8000.namprd04.prod.outlook.com]'),
+    code: 'SMTP_432_4.3.2', step: 7, temporary: true, fix: /retries later/, cause: /3 per mailbox/,
+  },
+  {
+    name: '421 4.7.0 temporary server error at the greeting',
+    evidence: () => smtpReply('EPROTOCOL', 'CONN', '421 4.7.0 Temporary server error. Please try again later. PRX4 [AM6P194CA0012.EURP194.PROD.OUTLOOK.COM]'),
+    code: 'SMTP_421_4.7.0', step: 7, temporary: true, fix: /retries later/,
+  },
+  {
+    name: '451 4.7.500 server busy',
+    evidence: () => smtpReply('EENVELOPE', 'MAIL FROM', '451 4.7.500 Server busy. Please try again later from [203.0.113.7]. (S77714) [DB8EUR05FT010.eop-eur05.prod.protection.outlook.com]'),
+    code: 'SMTP_451_4.7.500', step: 7, temporary: true, fix: /retries later/, cause: /throttling/,
+  },
+  {
+    name: '421 4.7.66 old TLS',
+    evidence: () => smtpReply('ECONNECTION', 'EHLO', '421 4.7.66 TLS 1.0 and 1.1 are not supported. Please upgrade/update your client to support TLS 1.2. Visit https://aka.ms/smtp_auth_tls. [AM0PR02CA0001.eurprd02.prod.outlook.com]'),
+    code: 'SMTP_421_4.7.66', step: 7, temporary: true, fix: /TLS 1\.2/,
+  },
+  {
+    name: 'another 4xx (Postfix lookup failure)',
+    evidence: () => smtpReply('EENVELOPE', 'RCPT TO', '451 4.3.0 <ceo@contoso.com>: Temporary lookup failure'),
+    code: 'SMTP_TEMPORARY', step: 7, temporary: true, fix: /retries later/,
+  },
+  {
+    name: '421 4.3.2 service not available',
+    evidence: () => smtpReply('ECONNECTION', 'EHLO', '421 4.3.2 Service not available, closing transmission channel'),
+    code: 'SMTP_TEMPORARY', step: 7, temporary: true, fix: /retries later/,
+  },
+  {
+    name: 'another 5xx (recipient not found)',
+    evidence: () => smtpReply('EENVELOPE', 'RCPT TO', '550 5.1.10 RESOLVER.ADR.RecipientNotFound; Recipient not found by SMTP address lookup'),
+    code: 'SMTP_REJECTED', step: 6, temporary: false, fix: /reply below/,
+  },
+  {
+    name: 'nodemailer API error without a reply',
+    evidence: () => smtpErrorFrom(Object.assign(new Error('No recipients defined'), { code: 'EENVELOPE', command: 'API' }), TARGET).evidence,
+    code: 'SMTP_ERROR', step: 6, temporary: false, fix: /Test Connection/,
+  },
+
+  // ── IMAP ──
+  {
+    name: 'Exchange IMAP: NO AUTHENTICATE failed.',
+    evidence: () => imapflow({ response: 'NO AUTHENTICATE failed.', authenticationFailed: true }),
+    code: 'IMAP_AUTHENTICATIONFAILED', step: 6, temporary: false, fix: /-ImapEnabled \$true.*IMAP\.AccessAsUser\.All/,
+  },
+  {
+    name: 'Dovecot IMAP: NO [AUTHENTICATIONFAILED]',
+    evidence: () => imapflow({ response: 'NO [AUTHENTICATIONFAILED] Authentication failed.', serverResponseCode: 'AUTHENTICATIONFAILED', authenticationFailed: true }),
+    code: 'IMAP_AUTHENTICATIONFAILED', step: 6, temporary: false, fix: /Connect your Outlook account/,
+  },
+  {
+    name: 'Dovecot IMAP: login not checkable now, NO [UNAVAILABLE]',
+    evidence: () => imapflow({ response: 'NO [UNAVAILABLE] Temporary authentication failure. [mail1:2026-11-28 10:00:00]', serverResponseCode: 'UNAVAILABLE', authenticationFailed: true }),
+    code: 'IMAP_UNAVAILABLE', step: 7, temporary: true, fix: /next fetch/,
+  },
+  {
+    name: 'IMAP [UNAVAILABLE] outside login',
+    evidence: () => imapflow({ response: 'NO [UNAVAILABLE] Mailbox is temporarily unavailable', serverResponseCode: 'UNAVAILABLE' }),
+    code: 'IMAP_UNAVAILABLE', step: 7, temporary: true, fix: /next fetch/,
+  },
+  {
+    name: 'IMAP other NO',
+    evidence: () => imapflow({ response: 'NO [NONEXISTENT] Unknown Mailbox: Archive (Failure)', serverResponseCode: 'NONEXISTENT' }),
+    code: 'IMAP_ERROR', step: 6, temporary: false, fix: /reply below/,
+  },
+
+  // ── Network and TLS ──
+  {
+    name: 'SMTP connection refused (nodemailer ESOCKET)',
+    evidence: () => smtpSocket('ESOCKET', 'connect ECONNREFUSED 52.97.146.2:587', 'ECONNREFUSED'),
+    code: 'NET_ECONNREFUSED', step: 7, temporary: true, fix: /SMTP Server and SMTP Port/,
+  },
+  {
+    name: 'token endpoint connection refused (fetch)',
+    evidence: () => tokenEndpointUnreachable(nodeError('ECONNREFUSED', 'connect ECONNREFUSED 20.190.151.7:443')),
+    code: 'NET_ECONNREFUSED', step: 7, temporary: true, fix: /firewall/,
+  },
+  {
+    name: 'SMTP connection timeout (nodemailer)',
+    evidence: () => smtpSocket('ETIMEDOUT', 'Connection timeout'),
+    code: 'NET_ETIMEDOUT', step: 7, temporary: true, fix: /smtp\.office365\.com:587/,
+  },
+  {
+    name: 'token endpoint connect timeout (undici)',
+    evidence: () => tokenEndpointUnreachable(nodeError('UND_ERR_CONNECT_TIMEOUT', 'Connect Timeout Error (attempted address: login.microsoftonline.com:443, timeout: 10000ms)')),
+    code: 'NET_ETIMEDOUT', step: 7, temporary: true, fix: /login\.microsoftonline\.com:443/,
+  },
+  {
+    name: 'SMTP host not found (nodemailer EDNS)',
+    evidence: () => smtpSocket('EDNS', 'getaddrinfo ENOTFOUND smtp.office365.con', 'ENOTFOUND'),
+    code: 'NET_ENOTFOUND', step: 7, temporary: true, fix: /spelling of SMTP Server/,
+  },
+  {
+    name: 'DNS not answering (nodemailer EDNS)',
+    evidence: () => smtpSocket('EDNS', 'getaddrinfo EAI_AGAIN smtp.office365.com', 'EAI_AGAIN'),
+    code: 'NET_EAI_AGAIN', step: 7, temporary: true, fix: /DNS settings/,
+  },
+  {
+    name: 'DNS not answering (fetch)',
+    evidence: () => tokenEndpointUnreachable(nodeError('EAI_AGAIN', 'getaddrinfo EAI_AGAIN login.microsoftonline.com')),
+    code: 'NET_EAI_AGAIN', step: 7, temporary: true, fix: /DNS/,
+  },
+  {
+    name: 'connection reset (nodemailer ESOCKET)',
+    evidence: () => smtpSocket('ESOCKET', 'read ECONNRESET', 'ECONNRESET'),
+    code: 'NET_ECONNRESET', step: 7, temporary: true, fix: /firewalls and proxies/,
+  },
+  {
+    name: 'connection closed unexpectedly (nodemailer ECONNECTION)',
+    evidence: () => smtpSocket('ECONNECTION', 'Connection closed unexpectedly'),
+    code: 'NET_ECONNRESET', step: 7, temporary: true, fix: /retries/,
+  },
+  {
+    name: 'no route to host (nodemailer ESOCKET)',
+    evidence: () => smtpSocket('ESOCKET', 'connect EHOSTUNREACH 10.0.0.5:587', 'EHOSTUNREACH'),
+    code: 'NET_EHOSTUNREACH', step: 7, temporary: true, fix: /routes and outbound firewall/,
+  },
+  {
+    name: 'unknown issuer (fetch, TLS-inspecting proxy)',
+    evidence: () => tokenEndpointUnreachable(nodeError('UNABLE_TO_VERIFY_LEAF_SIGNATURE', 'unable to verify the first certificate')),
+    code: 'NET_CERT', step: 7, temporary: false, fix: /NODE_EXTRA_CA_CERTS/,
+  },
+  {
+    name: 'local issuer missing (fetch)',
+    evidence: () => tokenEndpointUnreachable(nodeError('UNABLE_TO_GET_ISSUER_CERT_LOCALLY', 'unable to get local issuer certificate')),
+    code: 'NET_CERT', step: 7, temporary: false, fix: /NODE_EXTRA_CA_CERTS/,
+  },
+  {
+    name: 'self-signed server certificate (Node TLS error)',
+    evidence: () => tokenEndpointUnreachable(nodeError('DEPTH_ZERO_SELF_SIGNED_CERT', 'self-signed certificate')),
+    code: 'NET_CERT_SELF_SIGNED', step: 7, temporary: false, fix: /NODE_EXTRA_CA_CERTS/,
+  },
+  {
+    name: 'private root in chain (Node TLS error)',
+    evidence: () => tokenEndpointUnreachable(nodeError('SELF_SIGNED_CERT_IN_CHAIN', 'self-signed certificate in certificate chain')),
+    code: 'NET_CERT_SELF_SIGNED', step: 7, temporary: false, fix: /NODE_EXTRA_CA_CERTS/,
+  },
+  {
+    name: 'expired certificate (Node TLS error)',
+    evidence: () => tokenEndpointUnreachable(nodeError('CERT_HAS_EXPIRED', 'certificate has expired')),
+    code: 'NET_CERT_EXPIRED', step: 7, temporary: false, fix: /date and time/, cause: /clock/,
+  },
+  {
+    name: 'certificate for another name (Node TLS error)',
+    evidence: () => tokenEndpointUnreachable(nodeError('ERR_TLS_CERT_ALTNAME_INVALID', "Hostname/IP does not match certificate's altnames: Host: login.microsoftonline.com. is not in the cert's altnames: DNS:proxy.corp.example")),
+    code: 'NET_CERT_HOSTNAME', step: 7, temporary: false, fix: /smtp\.office365\.com \(not an IP address/,
+  },
+  {
+    name: 'TLS spoken to a plain port (Node TLS error)',
+    evidence: () => tokenEndpointUnreachable(nodeError('ERR_SSL_WRONG_VERSION_NUMBER', '80FCCCB7A67F0000:error:0A00010B:SSL routines:ssl3_get_record:wrong version number')),
+    code: 'NET_TLS_MODE', step: 7, temporary: false, fix: /587 with Connection Security STARTTLS/,
+  },
+  {
+    name: 'STARTTLS failed (nodemailer ETLS)',
+    evidence: () => smtpSocket('ETLS', 'Error initiating TLS - Client network socket disconnected before secure TLS connection was established'),
+    code: 'NET_TLS_MODE', step: 7, temporary: false, fix: /Connection Security/,
+  },
+  {
+    name: 'other socket error',
+    evidence: () => smtpSocket('ESOCKET', 'socket hang up'),
+    code: 'NET_ERROR', step: 7, temporary: true, fix: /server name, port/, cause: /\(ESOCKET\)/,
+  },
+
+  // ── The account that signed in ──
+  {
+    name: 'signed in as another account',
+    evidence: () => ({ kind: 'account', expected: 'sales@contoso.com', actual: 'bob@contoso.com' }),
+    code: 'ACCOUNT_MISMATCH', step: 5, temporary: false, fix: /sign in as the Username mailbox/, cause: /bob@contoso\.com.*sales@contoso\.com/,
+  },
+];
+
+for (const row of ROWS) {
+  test(`${row.code}: ${row.name}`, async () => {
+    const evidence = await row.evidence();
+    const d = diagnose(evidence);
+    assert.equal(d.code, row.code, JSON.stringify(evidence));
+    assert.equal(d.guideStep, row.step);
+    assert.equal(d.temporary, row.temporary);
+    assert.equal(isTemporary(evidence), row.temporary);
+    assert.ok(d.cause.trim().length > 20 && d.fix.trim().length > 20);
+    assert.match(d.fix, row.fix);
+    if (row.cause) assert.match(d.cause, row.cause);
+  });
+}
+
+test('every catalogue entry is reached by at least one row above', () => {
+  const reached = new Set(ROWS.map((r) => r.code));
+  const missing = Object.keys(CATALOGUE).filter((code) => !reached.has(code as CatalogueCode));
+  assert.deepEqual(missing, []);
+});
+
+test(
+  'nodemailer-wrapped TLS errors keep their certificate code through smtpErrorFrom',
+  { todo: 'smtpErrorFrom reads cause.code and the message, while nodemailer 10 keeps the TLS code only in originalCode' },
+  () => {
+    assert.equal(diagnose(smtpSocket('ESOCKET', 'certificate has expired', 'CERT_HAS_EXPIRED')).code, 'NET_CERT_EXPIRED');
+    assert.equal(diagnose(smtpSocket('ESOCKET', 'self-signed certificate', 'DEPTH_ZERO_SELF_SIGNED_CERT')).code, 'NET_CERT_SELF_SIGNED');
+  },
+);
