@@ -1,6 +1,6 @@
 import * as oauth from 'oauth4webapi';
 import { MailroomError } from '../errors/errors.ts';
-import { aadstsCodes, type OAuthEvidence } from '../diagnose/evidence.ts';
+import { aadstsCodes, looksLikeGuid, type OAuthEvidence } from '../diagnose/evidence.ts';
 import { diagnose } from '../diagnose/diagnose.ts';
 
 /** Delegated scopes for SMTP and IMAP on one Outlook token (one resource per token request). */
@@ -156,7 +156,12 @@ async function asProviderError<T>(stage: OAuthEvidence['stage'], app: OutlookApp
     return await run();
   } catch (e) {
     if (e instanceof MailroomError) throw e;
-    if (e instanceof oauth.ResponseBodyError) throw providerError(oauthEvidence(stage, e.cause, e.status));
+    if (e instanceof oauth.ResponseBodyError) {
+      const ev = oauthEvidence(stage, e.cause, e.status);
+      // A GUID-shaped secret rejected as invalid is almost always the Secret ID pasted for the Value.
+      if (ev.error === 'invalid_client' && looksLikeGuid(app.clientSecret)) ev.secretLooksLikeGuid = true;
+      throw providerError(ev);
+    }
     if (e instanceof oauth.OperationProcessingError || e instanceof oauth.UnsupportedOperationError) {
       throw new MailroomError('MR_OAUTH_RESPONSE_INVALID', `Microsoft's answer failed validation: ${e.message}.`, {
         fix: 'Connect again. If it repeats, check Tenant and MICROSOFT_AUTHORITY_HOST.',

@@ -1,3 +1,4 @@
+import { isTemporary } from '../diagnose/diagnose.ts';
 import type { Evidence } from '../diagnose/evidence.ts';
 
 export interface RetryPolicy {
@@ -39,13 +40,18 @@ export function isAuthRefusal(e: Evidence): boolean {
   return e.kind === 'smtp' && (e.responseCode === 535 || e.responseCode === 530 || (e.code === 'EAUTH' && e.responseCode === undefined));
 }
 
+/** A certificate or TLS-mode problem: waiting will not fix it, but the admin can without losing mail. */
+export function isSetupProblem(e: Evidence): boolean {
+  return e.kind === 'network' && !isTemporary(e);
+}
+
 /**
  * Pure: what to do after a failed attempt, from the evidence, the attempts made so far (including this
  * one) and the message's age.
  */
 export function decide(failure: Failure, attempts: number, ageMs: number, policy: RetryPolicy, random?: () => number): Decision {
   if (failure.kind === 'credentials') return { action: 'hold' };
-  if (failure.kind === 'delivery' && isAuthRefusal(failure.evidence)) return { action: 'hold' };
+  if (failure.kind === 'delivery' && (isAuthRefusal(failure.evidence) || isSetupProblem(failure.evidence))) return { action: 'hold' };
   const transient = failure.kind === 'token_unavailable' || isTransient(failure.evidence);
   if (!transient) return { action: 'fail' };
   if (attempts >= policy.maxAttempts) return { action: 'fail' };

@@ -157,7 +157,7 @@ export class MailServerService {
     if (identityChanged) {
       await deleteToken(this.deps.db, id);
       patch.lastError = null;
-    } else if (clientSecret !== undefined && before.lastError && /^AADSTS7000(215|222)$|^OAUTH_invalid_client$/.test(before.lastError.code)) {
+    } else if (clientSecret !== undefined && before.lastError && /^AADSTS7000(215|222)|^OAUTH_invalid_client$/.test(before.lastError.code)) {
       patch.lastError = null;
     }
     await updateMailServer(this.deps.db, id, patch, this.now());

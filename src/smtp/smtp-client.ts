@@ -30,12 +30,13 @@ const NETWORK_CODES = new Set(['ECONNECTION', 'ETIMEDOUT', 'ESOCKET', 'EDNS', 'E
 
 /** nodemailer's error → our evidence: SMTP reply fields, or the socket error underneath. */
 export function smtpErrorFrom(e: unknown, target: SmtpTarget): SmtpError {
-  const err = e as { code?: string; command?: string; responseCode?: number; response?: string; message?: string; cause?: unknown; errno?: string };
+  const err = e as { code?: string; originalCode?: string; command?: string; responseCode?: number; response?: string; message?: string; cause?: unknown; errno?: string };
   const inner = (err.cause ?? {}) as { code?: string; message?: string };
   if (err.responseCode === undefined && (NETWORK_CODES.has(err.code ?? '') || inner.code)) {
     // nodemailer wraps the socket error; the TLS/OS code underneath names the real cause.
     const tlsCode = /\b([A-Z][A-Z_]{5,})\b/.exec(err.message ?? '')?.[1];
-    const code = inner.code ?? (tlsCode && tlsCode !== err.code ? tlsCode : undefined) ?? err.code ?? 'ECONNECTION';
+    // nodemailer moves the socket's own code (a TLS certificate error, ECONNREFUSED) to originalCode.
+    const code = inner.code ?? err.originalCode ?? (tlsCode && tlsCode !== err.code ? tlsCode : undefined) ?? err.code ?? 'ECONNECTION';
     return new SmtpError(`Could not talk to ${target.host}:${target.port}: ${err.message}`, {
       kind: 'network',
       code,

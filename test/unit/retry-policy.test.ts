@@ -35,6 +35,10 @@ test('missing credentials and refused logins hold the message instead of failing
   assert.deepEqual(decide({ kind: 'delivery', evidence: { kind: 'smtp', code: 'EAUTH', responseCode: 535, response: '535 5.7.139 Authentication unsuccessful' } }, 1, 0, policy), { action: 'hold' });
 });
 
+test('a certificate problem holds the message: waiting will not fix it', () => {
+  assert.deepEqual(decide({ kind: 'delivery', evidence: { kind: 'network', code: 'CERT_HAS_EXPIRED', message: 'certificate has expired' } }, 1, 0, policy), { action: 'hold' });
+});
+
 test('retries stop at the attempt limit and at the age limit', () => {
   assert.equal(decide(smtp(451, '451'), 5, 0, policy).action, 'fail');
   assert.equal(decide(smtp(451, '451'), 4, 0, policy).action, 'retry');
