@@ -35,7 +35,7 @@ export async function openDatabase(databaseUrl: string): Promise<OpenedDatabase>
     dialect = 'postgres';
   }
   try {
-    await migrateToLatest(db);
+    await migrateToLatest(db, dialect);
   } catch (e) {
     await db.destroy();
     throw e;

@@ -28,6 +28,20 @@ export interface MailServerRecord {
   lastError: StoredError | null;
   createdAt: string;
   updatedAt: string;
+  direction: 'outgoing' | 'incoming';
+  imap: ImapSettings | null;
+  tokenSourceId: string | null;
+  lastFetchAt: string | null;
+}
+
+export interface ImapSettings {
+  host: string;
+  port: number;
+  security: 'tls' | 'starttls';
+  folder: string;
+  afterFetch: 'mark_read' | 'move' | 'leave';
+  moveToFolder: string | null;
+  intervalMinutes: number;
 }
 
 export type TokenStatus = 'not_connected' | 'valid' | 'reconnect_needed';
@@ -66,6 +80,21 @@ function toRecord(r: Selectable<MailServerTable>): MailServerRecord {
     lastError: r.last_error ? (JSON.parse(r.last_error) as StoredError) : null,
     createdAt: r.created_at,
     updatedAt: r.updated_at,
+    direction: r.direction === 'incoming' ? 'incoming' : 'outgoing',
+    imap:
+      r.direction === 'incoming'
+        ? {
+            host: r.imap_host ?? '',
+            port: Number(r.imap_port),
+            security: r.imap_security === 'starttls' ? 'starttls' : 'tls',
+            folder: r.folder ?? 'INBOX',
+            afterFetch: (r.after_fetch ?? 'mark_read') as ImapSettings['afterFetch'],
+            moveToFolder: r.move_to_folder,
+            intervalMinutes: Number(r.interval_minutes ?? 5),
+          }
+        : null,
+    tokenSourceId: r.token_source_id,
+    lastFetchAt: r.last_fetch_at,
   };
 }
 
@@ -86,7 +115,12 @@ function toToken(r: Selectable<OAuthTokenTable>): TokenRecord {
   };
 }
 
-type Columns = Omit<MailServerRecord, 'id' | 'createdAt' | 'updatedAt'>;
+type Columns = Omit<MailServerRecord, 'id' | 'createdAt' | 'updatedAt' | 'direction' | 'imap' | 'tokenSourceId' | 'lastFetchAt'> & {
+  direction?: MailServerRecord['direction'];
+  imap?: ImapSettings | null;
+  tokenSourceId?: string | null;
+  lastFetchAt?: string | null;
+};
 
 function toColumns(p: Partial<Columns>): Partial<MailServerTable> {
   const c: Partial<MailServerTable> = {};
@@ -104,6 +138,18 @@ function toColumns(p: Partial<Columns>): Partial<MailServerTable> {
   if (p.fromFilter !== undefined) c.from_filter = p.fromFilter;
   if (p.active !== undefined) c.active = p.active ? 1 : 0;
   if (p.lastError !== undefined) c.last_error = p.lastError ? JSON.stringify(p.lastError) : null;
+  if (p.direction !== undefined) c.direction = p.direction;
+  if (p.imap) {
+    c.imap_host = p.imap.host;
+    c.imap_port = p.imap.port;
+    c.imap_security = p.imap.security;
+    c.folder = p.imap.folder;
+    c.after_fetch = p.imap.afterFetch;
+    c.move_to_folder = p.imap.moveToFolder;
+    c.interval_minutes = p.imap.intervalMinutes;
+  }
+  if (p.tokenSourceId !== undefined) c.token_source_id = p.tokenSourceId;
+  if (p.lastFetchAt !== undefined) c.last_fetch_at = p.lastFetchAt;
   return c;
 }
 
@@ -138,9 +184,13 @@ export async function findMailServer(db: Db, id: string): Promise<MailServerReco
   return r && toRecord(r);
 }
 
-export async function listMailServers(db: Db): Promise<MailServerRecord[]> {
-  const rows = await db.selectFrom('mail_servers').selectAll().orderBy('priority').orderBy('name').execute();
+export async function listMailServers(db: Db, direction: MailServerRecord['direction'] = 'outgoing'): Promise<MailServerRecord[]> {
+  const rows = await db.selectFrom('mail_servers').selectAll().where('direction', '=', direction).orderBy('priority').orderBy('name').execute();
   return rows.map(toRecord);
+}
+
+export async function setLastFetch(db: Db, id: string, at: string): Promise<void> {
+  await db.updateTable('mail_servers').set({ last_fetch_at: at }).where('id', '=', id).execute();
 }
 
 export async function deleteMailServer(db: Db, id: string): Promise<boolean> {

@@ -4,7 +4,9 @@ import { type Kysely, type Migration, type MigrationProvider, Migrator } from 'k
  * Numbered, append-only. Never edit a migration that has shipped: add the next number.
  * Only portable column types, so every migration runs on SQLite and PostgreSQL alike.
  */
-const migrations: Record<string, Migration> = {
+type Dialect = 'sqlite' | 'postgres';
+
+const migrations = (dialect: Dialect): Record<string, Migration> => ({
   '0001_admins_sessions': {
     async up(db: Kysely<any>) {
       await db.schema
@@ -136,11 +138,98 @@ const migrations: Record<string, Migration> = {
       await db.schema.createIndex('outbox_messages_server_state').on('outbox_messages').columns(['mail_server_id', 'state']).execute();
     },
   },
-};
+  '0004_incoming_mail': {
+    async up(db: Kysely<any>) {
+      // Incoming servers live beside outgoing ones: they share credentials, tokens and the connect flow.
+      const columns: Array<[string, 'text' | 'integer', unknown?]> = [
+        ['direction', 'text', 'outgoing'],
+        ['imap_host', 'text'],
+        ['imap_port', 'integer'],
+        ['imap_security', 'text'],
+        ['folder', 'text'],
+        ['after_fetch', 'text'],
+        ['move_to_folder', 'text'],
+        ['interval_minutes', 'integer'],
+        ['token_source_id', 'text'],
+        ['last_fetch_at', 'text'],
+      ];
+      for (const [name, type, def] of columns) {
+        await db.schema
+          .alterTable('mail_servers')
+          .addColumn(name, type, (c) => (def === undefined ? c : c.notNull().defaultTo(def)))
+          .execute();
+      }
+      await db.schema
+        .createTable('inbound_folder_states')
+        .addColumn('mail_server_id', 'text', (c) => c.notNull().references('mail_servers.id').onDelete('cascade'))
+        .addColumn('folder', 'text', (c) => c.notNull())
+        .addColumn('uid_validity', 'text', (c) => c.notNull())
+        .addColumn('last_uid', 'integer', (c) => c.notNull())
+        .addColumn('updated_at', 'text', (c) => c.notNull())
+        .addPrimaryKeyConstraint('inbound_folder_states_pk', ['mail_server_id', 'folder'])
+        .execute();
+      await db.schema
+        .createTable('inbound_messages')
+        // seq orders the pull API's cursor: assigned in commit order by the single SQLite writer.
+        .addColumn('seq', dialect === 'postgres' ? 'bigserial' : 'integer', (c) => (dialect === 'postgres' ? c.primaryKey() : c.primaryKey().autoIncrement()))
+        .addColumn('id', 'text', (c) => c.notNull().unique())
+        .addColumn('mail_server_id', 'text', (c) => c.notNull().references('mail_servers.id').onDelete('cascade'))
+        .addColumn('folder', 'text', (c) => c.notNull())
+        .addColumn('uid_validity', 'text', (c) => c.notNull())
+        .addColumn('uid', 'integer', (c) => c.notNull())
+        .addColumn('dedupe_key', 'text', (c) => c.notNull())
+        .addColumn('message_id', 'text')
+        .addColumn('from_addr', 'text', (c) => c.notNull())
+        .addColumn('to_json', 'text', (c) => c.notNull())
+        .addColumn('cc_json', 'text', (c) => c.notNull())
+        .addColumn('subject', 'text', (c) => c.notNull())
+        .addColumn('date', 'text')
+        .addColumn('in_reply_to', 'text')
+        .addColumn('references_json', 'text', (c) => c.notNull())
+        .addColumn('text_body', 'text')
+        .addColumn('html_body', 'text')
+        .addColumn('attachments_meta', 'text', (c) => c.notNull())
+        .addColumn('size_bytes', 'integer', (c) => c.notNull())
+        .addColumn('raw_path', 'text', (c) => c.notNull())
+        .addColumn('outbox_message_id', 'text')
+        .addColumn('received_at', 'text', (c) => c.notNull())
+        .execute();
+      await db.schema.createIndex('inbound_messages_dedupe').on('inbound_messages').columns(['mail_server_id', 'dedupe_key']).unique().execute();
+      await db.schema.createIndex('outbox_messages_message_id').on('outbox_messages').column('message_id').execute();
+      await db.schema
+        .createTable('webhooks')
+        .addColumn('id', 'text', (c) => c.primaryKey())
+        .addColumn('url', 'text', (c) => c.notNull())
+        .addColumn('description', 'text')
+        .addColumn('secret_sealed', 'text', (c) => c.notNull())
+        .addColumn('active', 'integer', (c) => c.notNull())
+        .addColumn('created_at', 'text', (c) => c.notNull())
+        .addColumn('updated_at', 'text', (c) => c.notNull())
+        .execute();
+      await db.schema
+        .createTable('webhook_deliveries')
+        .addColumn('id', 'text', (c) => c.primaryKey())
+        .addColumn('webhook_id', 'text', (c) => c.notNull().references('webhooks.id').onDelete('cascade'))
+        .addColumn('inbound_message_id', 'text', (c) => c.notNull().references('inbound_messages.id').onDelete('cascade'))
+        .addColumn('state', 'text', (c) => c.notNull())
+        .addColumn('attempts', 'integer', (c) => c.notNull())
+        .addColumn('next_attempt_at', 'text', (c) => c.notNull())
+        .addColumn('lease_until', 'text')
+        .addColumn('last_status', 'integer')
+        .addColumn('last_error', 'text')
+        .addColumn('delivered_at', 'text')
+        .addColumn('created_at', 'text', (c) => c.notNull())
+        .addColumn('updated_at', 'text', (c) => c.notNull())
+        .execute();
+      await db.schema.createIndex('webhook_deliveries_due').on('webhook_deliveries').columns(['state', 'next_attempt_at']).execute();
+      await db.schema.createIndex('webhook_deliveries_message').on('webhook_deliveries').column('inbound_message_id').execute();
+      await db.schema.createIndex('webhook_deliveries_webhook').on('webhook_deliveries').columns(['webhook_id', 'created_at']).execute();
+    },
+  },
+});
 
-const provider: MigrationProvider = { getMigrations: async () => migrations };
-
-export async function migrateToLatest(db: Kysely<any>): Promise<void> {
+export async function migrateToLatest(db: Kysely<any>, dialect: Dialect): Promise<void> {
+  const provider: MigrationProvider = { getMigrations: async () => migrations(dialect) };
   const migrator = new Migrator({ db, provider });
   const { error, results } = await migrator.migrateToLatest();
   const failed = results?.find((r) => r.status === 'Error');

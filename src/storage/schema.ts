@@ -42,6 +42,77 @@ export interface MailServerTable {
   last_error: string | null;
   created_at: string;
   updated_at: string;
+  /** 'outgoing' (SMTP) or 'incoming' (IMAP); incoming rows leave the SMTP columns at neutral values. */
+  direction: string;
+  imap_host: string | null;
+  imap_port: number | null;
+  imap_security: string | null;
+  folder: string | null;
+  after_fetch: string | null;
+  move_to_folder: string | null;
+  interval_minutes: number | null;
+  /** Another server whose OAuth connection this one uses (one consent covers IMAP and SMTP). */
+  token_source_id: string | null;
+  last_fetch_at: string | null;
+}
+
+export interface InboundFolderStateTable {
+  mail_server_id: string;
+  folder: string;
+  uid_validity: string;
+  last_uid: number;
+  updated_at: string;
+}
+
+export interface InboundMessageTable {
+  seq: Generated<number>;
+  id: string;
+  mail_server_id: string;
+  folder: string;
+  uid_validity: string;
+  uid: number;
+  /** Message-ID, or a hash of the raw message when it has none: one import per server. */
+  dedupe_key: string;
+  message_id: string | null;
+  from_addr: string;
+  to_json: string;
+  cc_json: string;
+  subject: string;
+  date: string | null;
+  in_reply_to: string | null;
+  references_json: string;
+  text_body: string | null;
+  html_body: string | null;
+  attachments_meta: string;
+  size_bytes: number;
+  raw_path: string;
+  outbox_message_id: string | null;
+  received_at: string;
+}
+
+export interface WebhookTable {
+  id: string;
+  url: string;
+  description: string | null;
+  secret_sealed: string;
+  active: number;
+  created_at: string;
+  updated_at: string;
+}
+
+export interface WebhookDeliveryTable {
+  id: string;
+  webhook_id: string;
+  inbound_message_id: string;
+  state: string;
+  attempts: number;
+  next_attempt_at: string;
+  lease_until: string | null;
+  last_status: number | null;
+  last_error: string | null;
+  delivered_at: string | null;
+  created_at: string;
+  updated_at: string;
 }
 
 export interface OAuthTokenTable {
@@ -120,6 +191,10 @@ export interface OutboxMessageTable {
 }
 
 export interface Database {
+  inbound_folder_states: InboundFolderStateTable;
+  inbound_messages: InboundMessageTable;
+  webhooks: WebhookTable;
+  webhook_deliveries: WebhookDeliveryTable;
   api_keys: ApiKeyTable;
   outbox_messages: OutboxMessageTable;
   admins: AdminTable;
