@@ -3,6 +3,9 @@ import { AdminService } from './auth/admin-service.ts';
 import type { Logger } from './logger.ts';
 import { ApiKeyService } from './apikeys/api-key-service.ts';
 import { ConnectFlow } from './oauth/connect-flow.ts';
+import { IncomingServerService } from './inbound/incoming-server-service.ts';
+import { InboundMessageService } from './inbound/inbound-message-service.ts';
+import { WebhookService } from './inbound/webhook-service.ts';
 import { OutboxService } from './outbox/outbox-service.ts';
 import { OutboxWorker } from './outbox/outbox-worker.ts';
 import { releaseHeld } from './storage/outbox-store.ts';
@@ -23,6 +26,11 @@ export interface Mailroom {
   apiKeys: ApiKeyService;
   outbox: OutboxService;
   worker: OutboxWorker;
+  incoming: IncomingServerService;
+  inbound: InboundMessageService;
+  webhooks: WebhookService;
+  /** Starts the background work: outbox delivery, IMAP fetching, webhook sending (as configured). */
+  startWorkers(): void;
   close(): Promise<void>;
 }
 
@@ -42,6 +50,9 @@ export async function createMailroom(config: Config, logger: Logger, opts: { now
     },
   });
   const worker = new OutboxWorker({ db, dialect: database.dialect, config: config.outbox, tokens, logger, now });
+  const inbound = new InboundMessageService({ db, dataDir: config.dataDir });
+  const incoming = new IncomingServerService({ db, sealer, config, tokens, logger, now });
+  const webhooks = new WebhookService({ db, sealer, messages: inbound, logger, config: config.webhooks, now });
   return {
     config,
     logger,
@@ -63,8 +74,20 @@ export async function createMailroom(config: Config, logger: Logger, opts: { now
     apiKeys: new ApiKeyService(db, now),
     outbox: new OutboxService({ db, config: config.outbox, now, onEnqueued: () => worker.kick() }),
     worker,
+    incoming,
+    inbound,
+    webhooks,
+    startWorkers() {
+      if (config.outbox.workerEnabled) worker.start();
+      if (config.inboundEnabled) {
+        incoming.start();
+        webhooks.start();
+      }
+    },
     async close() {
       await worker.stop();
+      await incoming.stop();
+      await webhooks.stop();
       await database.close();
     },
   };

@@ -26,7 +26,7 @@ async function serve(): Promise<void> {
   const mr = await createMailroom(config, logger);
   const app = await buildApp(mr);
   await app.listen({ port: config.port, host: config.host });
-  if (config.outbox.workerEnabled) mr.worker.start();
+  mr.startWorkers();
   logger.info({ event: 'started', url: config.baseUrl.href, database: mr.database.dialect }, `Mailroom is running at ${config.baseUrl.href}`);
   if (!(await mr.admins.hasAdmin())) {
     const token = await mr.admins.issueSetupToken();

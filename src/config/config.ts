@@ -11,6 +11,9 @@ export interface Config {
   readonly microsoftAuthorityHost: string;
   readonly logLevel: string;
   readonly outbox: OutboxConfig;
+  readonly webhooks: { readonly retryBaseMs: number; readonly maxAttempts: number; readonly timeoutMs: number };
+  /** Start the IMAP fetch scheduler and the webhook sender in this process. */
+  readonly inboundEnabled: boolean;
 }
 
 export interface OutboxConfig {
@@ -133,8 +136,15 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     workerEnabled: (get('OUTBOX_WORKER') ?? 'on') !== 'off',
   });
 
+  const webhooks = Object.freeze({
+    retryBaseMs: num('WEBHOOK_RETRY_BASE_SECONDS', 10, 0.01, 86400) * 1000,
+    maxAttempts: Math.floor(num('WEBHOOK_MAX_ATTEMPTS', 12, 1, 100)),
+    timeoutMs: num('WEBHOOK_TIMEOUT_SECONDS', 10, 1, 300) * 1000,
+  });
+  const inboundEnabled = (get('INBOUND_WORKER') ?? 'on') !== 'off';
+
   if (problems.length > 0) throw new ConfigError(problems);
-  return Object.freeze({ port, host, baseUrl, dataDir, databaseUrl, secretKey, microsoftAuthorityHost, logLevel, outbox });
+  return Object.freeze({ port, host, baseUrl, dataDir, databaseUrl, secretKey, microsoftAuthorityHost, logLevel, outbox, webhooks, inboundEnabled });
 }
 
 export function redirectUri(config: Pick<Config, 'baseUrl'>, provider: 'outlook'): string {

@@ -17,8 +17,8 @@ export const STATE_TTL_MS = 10 * 60_000;
 const hashState = (state: string) => createHash('sha256').update(state).digest('base64url');
 
 export type CallbackOutcome =
-  | { kind: 'connected'; mailServerId: string; account: string | undefined }
-  | { kind: 'failed'; mailServerId: string; error: StoredError }
+  | { kind: 'connected'; mailServerId: string; direction: 'outgoing' | 'incoming'; account: string | undefined }
+  | { kind: 'failed'; mailServerId: string; direction: 'outgoing' | 'incoming'; error: StoredError }
   /** No server to return to: unknown state or another admin's. */
   | { kind: 'rejected'; message: string; fix: string };
 
@@ -130,7 +130,7 @@ export class ConnectFlow {
         mailServerId,
         mismatch ? { ...this.fromEvidence({ kind: 'account', expected: server.username, actual: identity.account! }), at: now.toISOString() } : null,
       );
-      return { kind: 'connected', mailServerId, account: identity.account };
+      return { kind: 'connected', mailServerId, direction: server.direction, account: identity.account };
     } catch (e) {
       if (!isMailroomError(e)) throw e;
       const ev = e.evidence as Evidence | undefined;
@@ -154,6 +154,7 @@ export class ConnectFlow {
   private async fail(mailServerId: string, error: Omit<StoredError, 'at'>): Promise<CallbackOutcome> {
     const stored = { ...error, at: this.now().toISOString() };
     await setMailServerError(this.deps.db, mailServerId, stored);
-    return { kind: 'failed', mailServerId, error: stored };
+    const direction = (await findMailServer(this.deps.db, mailServerId))?.direction ?? 'outgoing';
+    return { kind: 'failed', mailServerId, direction, error: stored };
   }
 }

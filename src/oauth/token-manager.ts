@@ -89,6 +89,11 @@ export class TokenManager {
     const pending = this.inflight.get(serverId);
     if (pending) return pending;
     const server = await this.server(serverId);
+    if (server.tokenSourceId) {
+      // An incoming server reusing an outgoing server's connection: same token, its own mailbox name.
+      const shared = await this.getAccessToken(server.tokenSourceId, opts);
+      return { ...shared, user: server.username };
+    }
     const token = await findToken(this.deps.db, serverId);
     const action = tokenAction(token, this.now(), opts.forceRefresh);
     if (action === 'use') return this.open(server, token!);

@@ -120,7 +120,7 @@ export class MailServerService {
 
   async record(id: string): Promise<MailServerRecord> {
     const s = await findMailServer(this.deps.db, id);
-    if (!s) throw new MailroomError('MR_NOT_FOUND', `Mail server ${id} does not exist.`, { fix: 'Open Settings > Technical > Mail Servers to see the servers that exist.' });
+    if (!s || s.direction !== 'outgoing') throw new MailroomError('MR_NOT_FOUND', `Mail server ${id} does not exist.`, { fix: 'Open Settings > Technical > Mail Servers to see the servers that exist.' });
     return s;
   }
 

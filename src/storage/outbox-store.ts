@@ -359,3 +359,10 @@ export async function countByState(db: Db): Promise<Record<string, number>> {
   const rows = await db.selectFrom('outbox_messages').select(['state', (eb) => eb.fn.countAll<string | number>().as('n')]).groupBy('state').execute();
   return Object.fromEntries(rows.map((r) => [r.state, Number(r.n)]));
 }
+
+/** Outbox messages by RFC Message-ID: links an incoming reply to the message it answers. */
+export async function findOutboxIdByMessageIds(db: Db, messageIds: string[]): Promise<string | undefined> {
+  if (!messageIds.length) return undefined;
+  const r = await db.selectFrom('outbox_messages').select('id').where('message_id', 'in', messageIds).orderBy('created_at', 'desc').executeTakeFirst();
+  return r?.id;
+}

@@ -1,6 +1,9 @@
 import type { FastifyInstance } from 'fastify';
 import type { Mailroom } from '../../mailroom.ts';
 
+const formPath = (direction: 'outgoing' | 'incoming') =>
+  direction === 'incoming' ? '/settings/technical/incoming-mail-servers' : '/settings/technical/mail-servers';
+
 const escape = (s: string) => s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 
 export function oauthRoutes(app: FastifyInstance, mr: Mailroom): void {
@@ -14,11 +17,11 @@ export function oauthRoutes(app: FastifyInstance, mr: Mailroom): void {
     const log = { event: `oauth.${outcome.kind}`, adminId: req.admin.id };
     if (outcome.kind === 'connected') {
       req.log.info({ ...log, mailServerId: outcome.mailServerId, account: outcome.account }, 'outlook account connected');
-      return reply.redirect(`/settings/technical/mail-servers/${outcome.mailServerId}?oauth=connected`);
+      return reply.redirect(`${formPath(outcome.direction)}/${outcome.mailServerId}?oauth=connected`);
     }
     if (outcome.kind === 'failed') {
       req.log.warn({ ...log, mailServerId: outcome.mailServerId, code: outcome.error.code }, 'outlook connection failed');
-      return reply.redirect(`/settings/technical/mail-servers/${outcome.mailServerId}?oauth=error`);
+      return reply.redirect(`${formPath(outcome.direction)}/${outcome.mailServerId}?oauth=error`);
     }
     req.log.warn(log, 'oauth callback rejected');
     return reply

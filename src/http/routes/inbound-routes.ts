@@ -1,0 +1,101 @@
+import type { FastifyInstance } from 'fastify';
+import { createIncomingSchema, updateIncomingSchema } from '../../inbound/incoming-server-input.ts';
+import { createWebhookSchema, updateWebhookSchema } from '../../inbound/webhook-service.ts';
+import type { Mailroom } from '../../mailroom.ts';
+import { actorOf, requireAdmin, requireAuth } from '../session-auth.ts';
+import type { ApiDoc } from '../openapi.ts';
+
+type IdParams = { Params: { id: string } };
+
+export function inboundRoutes(app: FastifyInstance, mr: Mailroom, doc: ApiDoc): void {
+  const admin = { preHandler: requireAuth('admin') };
+  const read = { preHandler: requireAuth('read') };
+  const servers = '/api/v1/incoming-servers';
+
+  doc.add('get', `${servers}/defaults`, 'Defaults for a new incoming mail server');
+  app.get(`${servers}/defaults`, admin, async () => mr.incoming.defaults());
+
+  doc.add('get', `${servers}/reusable-connections`, 'Connected outgoing servers for a mailbox (query: username): one consent covers IMAP and SMTP');
+  app.get<{ Querystring: { username?: string } }>(`${servers}/reusable-connections`, admin, async (req) => ({ items: await mr.incoming.reusableConnections(req.query.username ?? '') }));
+
+  doc.add('get', servers, 'List incoming mail servers');
+  app.get(servers, admin, async () => ({ items: await mr.incoming.list() }));
+
+  doc.add('post', servers, 'Create an incoming mail server (IMAP, Outlook OAuth)', createIncomingSchema);
+  app.post(servers, admin, async (req, reply) => {
+    const v = await mr.incoming.create(req.body);
+    req.log.info({ event: 'incoming_server.created', mailServerId: v.id, actor: actorOf(req) }, 'incoming mail server created');
+    return reply.code(201).send(v);
+  });
+
+  doc.add('get', `${servers}/:id`, 'One incoming mail server with its fetch progress');
+  app.get<IdParams>(`${servers}/:id`, admin, async (req) => mr.incoming.get(req.params.id));
+
+  doc.add('patch', `${servers}/:id`, 'Change an incoming mail server', updateIncomingSchema);
+  app.patch<IdParams>(`${servers}/:id`, admin, async (req) => {
+    const v = await mr.incoming.update(req.params.id, req.body);
+    req.log.info({ event: 'incoming_server.updated', mailServerId: v.id, actor: actorOf(req), fields: Object.keys((req.body as object) ?? {}) }, 'incoming mail server updated');
+    return v;
+  });
+
+  doc.add('delete', `${servers}/:id`, 'Delete an incoming mail server and its imported messages');
+  app.delete<IdParams>(`${servers}/:id`, admin, async (req, reply) => {
+    await mr.incoming.remove(req.params.id);
+    req.log.info({ event: 'incoming_server.deleted', mailServerId: req.params.id, actor: actorOf(req) }, 'incoming mail server deleted');
+    return reply.code(204).send();
+  });
+
+  doc.add('post', `${servers}/:id/connect`, 'Start "Connect your Outlook account" for this mailbox');
+  app.post<IdParams>(`${servers}/:id/connect`, { preHandler: requireAdmin }, async (req) => {
+    await mr.incoming.get(req.params.id);
+    return mr.connect.start(req.params.id, req.admin!.id);
+  });
+
+  doc.add('post', `${servers}/:id/test`, 'Test & Confirm: XOAUTH2 login, open the folder, count its messages');
+  app.post<IdParams>(`${servers}/:id/test`, admin, async (req) => mr.incoming.test(req.params.id));
+
+  doc.add('post', `${servers}/:id/fetch`, 'Fetch Now: start fetching new mail; follow progress on the server');
+  app.post<IdParams>(`${servers}/:id/fetch`, admin, async (req, reply) => {
+    await mr.incoming.fetchNow(req.params.id);
+    return reply.code(202).send({ started: true });
+  });
+
+  const messages = '/api/v1/inbound-messages';
+  doc.add('get', messages, 'Pull imported messages: ascending from `after` (the last nextCursor), or order=desc for the newest first');
+  app.get(messages, read, async (req) => mr.inbound.list(req.query));
+
+  doc.add('get', `${messages}/:id`, 'One imported message with its parsed fields, bodies and webhook deliveries');
+  app.get<IdParams>(`${messages}/:id`, read, async (req) => mr.inbound.get(req.params.id));
+
+  doc.add('get', `${messages}/:id/raw`, 'The message exactly as fetched (message/rfc822)');
+  app.get<IdParams>(`${messages}/:id/raw`, read, async (req, reply) => {
+    const r = await mr.inbound.raw(req.params.id);
+    return reply.type('message/rfc822').header('content-length', r.size).header('content-disposition', `inline; filename="${r.filename}"`).send(r.stream);
+  });
+
+  const hooks = '/api/v1/webhooks';
+  doc.add('get', hooks, 'List webhooks');
+  app.get(hooks, admin, async () => ({ items: await mr.webhooks.list() }));
+
+  doc.add('post', hooks, 'Add a webhook; the signing secret is in this response only', createWebhookSchema);
+  app.post(hooks, admin, async (req, reply) => {
+    const w = await mr.webhooks.create(req.body);
+    req.log.info({ event: 'webhook.created', webhookId: w.id, actor: actorOf(req) }, 'webhook created');
+    return reply.code(201).send(w);
+  });
+
+  doc.add('patch', `${hooks}/:id`, 'Change, enable or disable a webhook', updateWebhookSchema);
+  app.patch<IdParams>(`${hooks}/:id`, admin, async (req) => mr.webhooks.update(req.params.id, req.body));
+
+  doc.add('delete', `${hooks}/:id`, 'Delete a webhook');
+  app.delete<IdParams>(`${hooks}/:id`, admin, async (req, reply) => {
+    await mr.webhooks.remove(req.params.id);
+    return reply.code(204).send();
+  });
+
+  doc.add('get', `${hooks}/:id/deliveries`, 'The delivery log of a webhook, newest first');
+  app.get<IdParams & { Querystring: { limit?: string; cursor?: string } }>(`${hooks}/:id/deliveries`, admin, async (req) => mr.webhooks.deliveries(req.params.id, req.query));
+
+  doc.add('post', '/api/v1/webhook-deliveries/:id/redeliver', 'Send a delivery again');
+  app.post<IdParams>('/api/v1/webhook-deliveries/:id/redeliver', admin, async (req) => mr.webhooks.redeliver(req.params.id));
+}

@@ -1,0 +1,60 @@
+import { ImapFlow } from 'imapflow';
+import type { ImapEvidence, NetworkEvidence } from '../diagnose/evidence.ts';
+
+export interface ImapTarget {
+  host: string;
+  port: number;
+  security: 'tls' | 'starttls';
+}
+
+/** A failed IMAP exchange with the server's own words kept. */
+export class ImapError extends Error {
+  constructor(message: string, readonly evidence: ImapEvidence | NetworkEvidence) {
+    super(message);
+    this.name = 'ImapError';
+  }
+
+  get isAuthFailure(): boolean {
+    return this.evidence.kind === 'imap' && (this.evidence.authenticationFailed === true || this.evidence.responseCode === 'AUTHENTICATIONFAILED');
+  }
+}
+
+export function imapErrorFrom(e: unknown, target: ImapTarget): ImapError {
+  const err = e as { code?: string; message?: string; serverResponseCode?: string; response?: string; responseText?: string; authenticationFailed?: boolean; cause?: { code?: string } };
+  const netCode = err.cause?.code ?? (err.code && /^(E[A-Z]+|CERT_|UNABLE_TO|SELF_SIGNED|DEPTH_ZERO|ERR_TLS|ERR_SSL)/.test(err.code) ? err.code : undefined);
+  if (netCode && !err.serverResponseCode && !err.response) {
+    return new ImapError(`Could not talk to ${target.host}:${target.port}: ${err.message}`, { kind: 'network', code: netCode, host: target.host, port: target.port, message: err.message ?? String(e) });
+  }
+  const ev: ImapEvidence = { kind: 'imap' };
+  if (err.serverResponseCode) ev.responseCode = err.serverResponseCode;
+  const response = err.response ?? err.responseText;
+  if (response) ev.response = response;
+  if (err.authenticationFailed) ev.authenticationFailed = true;
+  return new ImapError(response ?? err.message ?? String(e), ev);
+}
+
+/** Connects and logs in with XOAUTH2 (OAUTHBEARER where the server offers it). Certificate checks stay on. */
+export async function openImap(target: ImapTarget, user: string, accessToken: string): Promise<ImapFlow> {
+  const client = new ImapFlow({
+    host: target.host,
+    port: target.port,
+    secure: target.security === 'tls',
+    doSTARTTLS: target.security === 'starttls' ? true : undefined,
+    servername: target.host,
+    auth: { user, accessToken },
+    logger: false,
+    connectionTimeout: 15_000,
+    greetingTimeout: 15_000,
+    socketTimeout: 10 * 60_000,
+    tls: { minVersion: 'TLSv1.2' },
+  } as ConstructorParameters<typeof ImapFlow>[0]);
+  // A connection error after login is reported by the next command; this keeps it from crashing the process.
+  client.on('error', () => {});
+  try {
+    await client.connect();
+    return client;
+  } catch (e) {
+    client.close();
+    throw imapErrorFrom(e, target);
+  }
+}

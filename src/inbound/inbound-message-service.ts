@@ -1,0 +1,94 @@
+import { createReadStream, existsSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Readable } from 'node:stream';
+import { z } from 'zod';
+import { MailroomError } from '../errors/errors.ts';
+import { parseInput } from '../servers/mail-server-input.ts';
+import type { Db } from '../storage/database.ts';
+import { findInbound, type InboundRow, listInbound } from '../storage/inbound-store.ts';
+import { listMailServers } from '../storage/mail-server-store.ts';
+import { deliveryStates, listDeliveries } from '../storage/webhook-store.ts';
+
+export const inboundListSchema = z.object({
+  order: z.enum(['asc', 'desc'], { error: 'order must be asc or desc' }).default('asc'),
+  after: z.string().optional(),
+  cursor: z.string().optional(),
+  limit: z.coerce.number().int().min(1, { error: 'limit must be 1–200' }).max(200, { error: 'limit must be 1–200' }).default(50),
+  serverId: z.string().optional(),
+  q: z.string().max(200).optional(),
+});
+
+const encode = (seq: number) => Buffer.from(`s${seq}`).toString('base64url');
+function decode(cursor: string, field: string): number {
+  const m = /^s(\d+)$/.exec(Buffer.from(cursor, 'base64url').toString('utf8'));
+  if (!m) throw new MailroomError('MR_VALIDATION', 'The cursor is not one this API returned.', { field });
+  return Number(m[1]);
+}
+
+export class InboundMessageService {
+  constructor(private readonly deps: { db: Db; dataDir: string }) {}
+
+  private async views(rows: InboundRow[]) {
+    const names = new Map((await listMailServers(this.deps.db, 'incoming')).map((s) => [s.id, s.name]));
+    const states = await deliveryStates(this.deps.db, rows.map((r) => r.id));
+    return rows.map((r) => ({
+      id: r.id,
+      serverId: r.serverId,
+      serverName: names.get(r.serverId) ?? null,
+      folder: r.folder,
+      messageId: r.messageId,
+      from: r.from,
+      to: r.to,
+      cc: r.cc,
+      subject: r.subject,
+      date: r.date,
+      inReplyTo: r.inReplyTo,
+      references: r.references,
+      attachments: r.attachments,
+      size: r.sizeBytes,
+      inReplyToOutboxId: r.outboxMessageId,
+      receivedAt: r.receivedAt,
+      delivery: { state: states.get(r.id) ?? ('none' as const) },
+    }));
+  }
+
+  /**
+   * Pull API. Ascending (`after` = the last cursor seen) gives every message once, in import order;
+   * descending pages the newest first for people.
+   */
+  async list(query: unknown) {
+    const q = parseInput(inboundListSchema, query);
+    const token = q.after ?? q.cursor;
+    const pos = token ? decode(token, q.after ? 'after' : 'cursor') : undefined;
+    const rows = await listInbound(this.deps.db, {
+      order: q.order,
+      ...(pos !== undefined && (q.order === 'asc' ? { after: pos } : { before: pos })),
+      ...(q.serverId && { serverId: q.serverId }),
+      ...(q.q && { q: q.q }),
+      limit: q.limit + 1,
+    });
+    const page = rows.slice(0, q.limit);
+    const last = page[page.length - 1];
+    return {
+      items: await this.views(page),
+      // Ascending: always hand back a cursor (the end of the stream so far) so pollers keep their place.
+      nextCursor: q.order === 'asc' ? (last ? encode(last.seq) : (token ?? null)) : rows.length > q.limit && last ? encode(last.seq) : null,
+    };
+  }
+
+  async get(id: string) {
+    const r = await findInbound(this.deps.db, id);
+    if (!r) throw new MailroomError('MR_NOT_FOUND', `Incoming message ${id} does not exist.`);
+    const [view] = await this.views([r]);
+    const deliveries = await listDeliveries(this.deps.db, { messageId: id, limit: 100 });
+    return { ...view!, text: r.text, html: r.html, deliveries };
+  }
+
+  async raw(id: string): Promise<{ stream: Readable; size: number; filename: string }> {
+    const r = await findInbound(this.deps.db, id);
+    if (!r) throw new MailroomError('MR_NOT_FOUND', `Incoming message ${id} does not exist.`);
+    const path = join(this.deps.dataDir, r.rawPath);
+    if (!existsSync(path)) throw new MailroomError('MR_NOT_FOUND', 'The raw message file is missing from the data directory.', { fix: 'Restore DATA_DIR/inbound from backup.' });
+    return { stream: createReadStream(path), size: r.sizeBytes, filename: `${id}.eml` };
+  }
+}

@@ -1,0 +1,76 @@
+import { z } from 'zod';
+import { mailServerFields } from '../servers/mail-server-input.ts';
+
+const HOST = mailServerFields.smtpHost;
+
+export const INCOMING_DEFAULTS = {
+  serverType: 'imap' as const,
+  authType: 'outlook_oauth' as const,
+  imapHost: 'outlook.office365.com',
+  imapPort: 993,
+  imapSecurity: 'tls' as const,
+  folder: 'INBOX',
+  afterFetch: 'mark_read' as const,
+  intervalMinutes: 5,
+  tenant: 'common',
+};
+
+const folder = z
+  .string({ error: 'Enter a folder name, e.g. INBOX' })
+  .trim()
+  .min(1, { error: 'Enter a folder name, e.g. INBOX' })
+  .max(255)
+  .refine((v) => !/[\r\n"\\]/.test(v), { error: 'The folder name has characters IMAP does not allow' });
+
+const base = {
+  name: mailServerFields.name,
+  serverType: z.literal('imap', { error: 'Server Type must be IMAP' }),
+  authType: mailServerFields.authType,
+  imapHost: HOST,
+  imapPort: mailServerFields.smtpPort,
+  imapSecurity: z.enum(['tls', 'starttls'], { error: 'Choose SSL/TLS or STARTTLS' }),
+  username: mailServerFields.username,
+  folder,
+  afterFetch: z.enum(['mark_read', 'move', 'leave'], { error: 'After fetching must be mark as read, move to a folder, or leave' }),
+  moveToFolder: z.preprocess((v) => (typeof v === 'string' && v.trim() === '' ? null : v), folder.nullable()),
+  intervalMinutes: z.coerce.number({ error: 'Interval must be a number of minutes' }).int({ error: 'Interval must be whole minutes' }).min(1, { error: 'Interval must be 1 to 1440 minutes' }).max(1440, { error: 'Interval must be 1 to 1440 minutes' }),
+  active: z.boolean(),
+  tokenSourceId: z.preprocess((v) => (v === '' ? null : v), z.string().nullable()),
+  clientId: z.preprocess((v) => (v === '' ? null : v), mailServerFields.clientId.nullable()),
+  clientSecret: z.preprocess((v) => (v === '' || v === null ? undefined : v), mailServerFields.clientSecret.optional()),
+  tenant: mailServerFields.tenant,
+};
+
+export const createIncomingSchema = z
+  .strictObject({
+    name: base.name,
+    serverType: base.serverType.default('imap'),
+    authType: base.authType.default('outlook_oauth'),
+    imapHost: base.imapHost.default(INCOMING_DEFAULTS.imapHost),
+    imapPort: base.imapPort.default(INCOMING_DEFAULTS.imapPort),
+    imapSecurity: base.imapSecurity.default('tls'),
+    username: base.username,
+    folder: base.folder.default('INBOX'),
+    afterFetch: base.afterFetch.default('mark_read'),
+    moveToFolder: base.moveToFolder.default(null),
+    intervalMinutes: base.intervalMinutes.default(5),
+    active: base.active.default(true),
+    tokenSourceId: base.tokenSourceId.default(null),
+    clientId: base.clientId.default(null),
+    clientSecret: base.clientSecret,
+    tenant: base.tenant.default('common'),
+  })
+  .superRefine((v, ctx) => {
+    if (v.afterFetch === 'move' && !v.moveToFolder) ctx.addIssue({ code: 'custom', path: ['moveToFolder'], message: 'Enter the folder to move fetched mail to' });
+    if (!v.tokenSourceId) {
+      if (!v.clientId) ctx.addIssue({ code: 'custom', path: ['clientId'], message: 'Paste the Application (client) ID from Azure, or reuse an outgoing server\'s connection' });
+      if (!v.clientSecret) ctx.addIssue({ code: 'custom', path: ['clientSecret'], message: 'Paste the client secret Value from Azure > Certificates & secrets' });
+    }
+  });
+
+export const updateIncomingSchema = z.strictObject(
+  Object.fromEntries(Object.entries(base).map(([k, v]) => [k, (v as z.ZodType).optional()])) as { [K in keyof typeof base]: z.ZodOptional<(typeof base)[K]> },
+);
+
+export type CreateIncomingInput = z.infer<typeof createIncomingSchema>;
+export type UpdateIncomingInput = z.infer<typeof updateIncomingSchema>;

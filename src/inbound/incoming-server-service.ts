@@ -1,0 +1,361 @@
+import { randomUUID } from 'node:crypto';
+import type { ImapFlow } from 'imapflow';
+import type { Config } from '../config/config.ts';
+import { redirectUri } from '../config/config.ts';
+import { diagnose } from '../diagnose/diagnose.ts';
+import { MailroomError, isMailroomError } from '../errors/errors.ts';
+import { ImapError } from '../imap/imap-session.ts';
+import type { Logger } from '../logger.ts';
+import { secretAad, type TokenManager } from '../oauth/token-manager.ts';
+import type { Sealer } from '../secrets/sealer.ts';
+import { parseInput } from '../servers/mail-server-input.ts';
+import type { Db } from '../storage/database.ts';
+import { countInbound } from '../storage/inbound-store.ts';
+import {
+  deleteMailServer,
+  deleteToken,
+  findMailServer,
+  findToken,
+  insertMailServer,
+  listMailServers,
+  listTokens,
+  type MailServerRecord,
+  setLastFetch,
+  setMailServerError,
+  type StoredError,
+  type TokenRecord,
+  updateMailServer,
+} from '../storage/mail-server-store.ts';
+import { createIncomingSchema, INCOMING_DEFAULTS, updateIncomingSchema } from './incoming-server-input.ts';
+import { connectWithToken, fetchNew, probeImap } from './mailbox-fetcher.ts';
+
+export interface FetchState {
+  running: boolean;
+  fetched: number;
+  total: number | null;
+  startedAt: string | null;
+  finishedAt: string | null;
+  imported: number;
+  error: { code: string; message: string; fix?: string } | null;
+}
+
+const IDLE_FETCH_DELAY_MS = 500;
+const TICK_MS = 5000;
+const WATCH_RETRY_MS = 60_000;
+
+export class IncomingServerService {
+  private readonly runs = new Map<string, FetchState>();
+  private readonly inflight = new Map<string, Promise<FetchState>>();
+  private readonly watchers = new Map<string, { client: ImapFlow; signature: string }>();
+  private readonly watchBackoff = new Map<string, number>();
+  private timer: NodeJS.Timeout | undefined;
+
+  constructor(
+    private readonly deps: { db: Db; sealer: Sealer; config: Config; tokens: TokenManager; logger: Logger; now?: () => Date },
+  ) {}
+
+  private now(): Date {
+    return this.deps.now?.() ?? new Date();
+  }
+
+  defaults() {
+    return { redirectUri: redirectUri(this.deps.config, 'outlook'), ...INCOMING_DEFAULTS };
+  }
+
+  private async record(id: string): Promise<MailServerRecord> {
+    const s = await findMailServer(this.deps.db, id);
+    if (!s || s.direction !== 'incoming') throw new MailroomError('MR_NOT_FOUND', `Incoming mail server ${id} does not exist.`);
+    return s;
+  }
+
+  private fetchState(id: string): FetchState {
+    return this.runs.get(id) ?? { running: false, fetched: 0, total: null, startedAt: null, finishedAt: null, imported: 0, error: null };
+  }
+
+  private async view(s: MailServerRecord, tokens: Map<string, TokenRecord>, names: Map<string, string>) {
+    const t = tokens.get(s.tokenSourceId ?? s.id);
+    const imap = s.imap!;
+    return {
+      id: s.id,
+      name: s.name,
+      serverType: 'imap' as const,
+      authType: s.authType,
+      imapHost: imap.host,
+      imapPort: imap.port,
+      imapSecurity: imap.security,
+      username: s.username,
+      folder: imap.folder,
+      afterFetch: imap.afterFetch,
+      moveToFolder: imap.moveToFolder,
+      intervalMinutes: imap.intervalMinutes,
+      active: s.active,
+      redirectUri: redirectUri(this.deps.config, 'outlook'),
+      clientId: s.clientId || null,
+      clientSecretSet: s.clientSecretSealed !== null,
+      tenant: s.tenant,
+      tokenSourceId: s.tokenSourceId,
+      tokenSourceName: s.tokenSourceId ? (names.get(s.tokenSourceId) ?? null) : null,
+      tokenStatus: t?.status ?? ('not_connected' as const),
+      tokenStatusReason: t?.statusReason ?? null,
+      connectedAccount: t?.account ?? null,
+      tokenExpiresAt: t?.accessTokenExpiresAt ?? null,
+      lastError: s.lastError,
+      lastFetchAt: s.lastFetchAt,
+      importedCount: await countInbound(this.deps.db, s.id),
+      fetch: this.fetchState(s.id),
+      createdAt: s.createdAt,
+      updatedAt: s.updatedAt,
+    };
+  }
+
+  private async context() {
+    const [tokens, outgoing] = await Promise.all([listTokens(this.deps.db), listMailServers(this.deps.db, 'outgoing')]);
+    return { tokens: new Map(tokens.map((t) => [t.mailServerId, t])), names: new Map(outgoing.map((s) => [s.id, s.name])) };
+  }
+
+  async list() {
+    const servers = await listMailServers(this.deps.db, 'incoming');
+    const { tokens, names } = await this.context();
+    return Promise.all(servers.map((s) => this.view(s, tokens, names)));
+  }
+
+  async get(id: string) {
+    const s = await this.record(id);
+    const { tokens, names } = await this.context();
+    return this.view(s, tokens, names);
+  }
+
+  /** Connected outgoing servers for the same mailbox: their consent already covers IMAP. */
+  async reusableConnections(username: string) {
+    const u = username.trim().toLowerCase();
+    if (!u) return [];
+    const outgoing = await listMailServers(this.deps.db, 'outgoing');
+    const out = [];
+    for (const s of outgoing.filter((x) => x.username === u)) {
+      const t = await findToken(this.deps.db, s.id);
+      if (t?.status === 'valid') out.push({ mailServerId: s.id, name: s.name, username: s.username, connectedAccount: t.account });
+    }
+    return out;
+  }
+
+  private async checkSource(tokenSourceId: string | null | undefined, username: string): Promise<void> {
+    if (!tokenSourceId) return;
+    const src = await findMailServer(this.deps.db, tokenSourceId);
+    if (!src || src.direction !== 'outgoing') {
+      throw new MailroomError('MR_VALIDATION', 'Choose an outgoing mail server to reuse the connection of.', { field: 'tokenSourceId', fields: { tokenSourceId: 'No outgoing mail server with this id' } });
+    }
+    if (src.username !== username) {
+      throw new MailroomError('MR_VALIDATION', `The outgoing server "${src.name}" is connected for ${src.username}, not ${username}.`, {
+        field: 'tokenSourceId',
+        fields: { tokenSourceId: `Only a connection for ${username} can be reused` },
+      });
+    }
+  }
+
+  async create(body: unknown) {
+    const input = parseInput(createIncomingSchema, body);
+    await this.checkSource(input.tokenSourceId, input.username);
+    const id = randomUUID();
+    await insertMailServer(
+      this.deps.db,
+      id,
+      {
+        name: input.name,
+        authType: input.authType,
+        username: input.username,
+        clientId: input.tokenSourceId ? '' : input.clientId!,
+        clientSecretSealed: !input.tokenSourceId && input.clientSecret ? this.deps.sealer.seal(input.clientSecret, secretAad(id)) : null,
+        clientSecretExpiresAt: null,
+        tenant: input.tenant,
+        // SMTP columns are not used by incoming servers.
+        smtpHost: '',
+        smtpPort: 0,
+        smtpSecurity: 'tls',
+        priority: 0,
+        fromFilter: null,
+        active: input.active,
+        lastError: null,
+        direction: 'incoming',
+        imap: {
+          host: input.imapHost,
+          port: input.imapPort,
+          security: input.imapSecurity,
+          folder: input.folder,
+          afterFetch: input.afterFetch,
+          moveToFolder: input.moveToFolder,
+          intervalMinutes: input.intervalMinutes,
+        },
+        tokenSourceId: input.tokenSourceId,
+      },
+      this.now(),
+    );
+    return this.get(id);
+  }
+
+  async update(id: string, body: unknown) {
+    const before = await this.record(id);
+    const input = parseInput(updateIncomingSchema, body);
+    const imap = { ...before.imap! };
+    if (input.imapHost !== undefined) imap.host = input.imapHost;
+    if (input.imapPort !== undefined) imap.port = input.imapPort;
+    if (input.imapSecurity !== undefined) imap.security = input.imapSecurity;
+    if (input.folder !== undefined) imap.folder = input.folder;
+    if (input.afterFetch !== undefined) imap.afterFetch = input.afterFetch;
+    if (input.moveToFolder !== undefined) imap.moveToFolder = input.moveToFolder;
+    if (input.intervalMinutes !== undefined) imap.intervalMinutes = input.intervalMinutes;
+    if (imap.afterFetch === 'move' && !imap.moveToFolder) {
+      throw new MailroomError('MR_VALIDATION', 'Enter the folder to move fetched mail to', { field: 'moveToFolder', fields: { moveToFolder: 'Enter the folder to move fetched mail to' } });
+    }
+    const username = input.username ?? before.username;
+    const tokenSourceId = input.tokenSourceId !== undefined ? input.tokenSourceId : before.tokenSourceId;
+    await this.checkSource(tokenSourceId, username);
+    const patch: Parameters<typeof updateMailServer>[2] = { imap };
+    if (input.name !== undefined) patch.name = input.name;
+    if (input.username !== undefined) patch.username = input.username;
+    if (input.active !== undefined) patch.active = input.active;
+    if (input.tenant !== undefined) patch.tenant = input.tenant;
+    if (input.clientId !== undefined) patch.clientId = input.clientId ?? '';
+    if (input.clientSecret !== undefined) patch.clientSecretSealed = this.deps.sealer.seal(input.clientSecret, secretAad(id));
+    if (input.tokenSourceId !== undefined) patch.tokenSourceId = input.tokenSourceId;
+    const identityChanged =
+      (input.username !== undefined && input.username !== before.username) ||
+      (input.clientId !== undefined && (input.clientId ?? '') !== before.clientId) ||
+      (input.tenant !== undefined && input.tenant !== before.tenant);
+    if (identityChanged) await deleteToken(this.deps.db, id);
+    await updateMailServer(this.deps.db, id, patch, this.now());
+    this.dropWatcher(id);
+    return this.get(id);
+  }
+
+  async remove(id: string): Promise<void> {
+    await this.record(id);
+    this.dropWatcher(id);
+    await deleteMailServer(this.deps.db, id);
+  }
+
+  private failure(e: unknown): { message: string; fix?: string; code: string; evidence?: unknown } {
+    if (e instanceof ImapError) {
+      const d = diagnose(e.evidence);
+      return { code: d.code, message: `${d.cause} The server said: ${e.message}`, fix: d.fix, evidence: e.evidence };
+    }
+    if (isMailroomError(e)) return { code: e.code, message: e.message, ...(e.fix !== undefined && { fix: e.fix }), ...(e.evidence !== undefined && { evidence: e.evidence }) };
+    throw e;
+  }
+
+  /** Test & Confirm: XOAUTH2 login, open the folder, report its message count or the server's reply. */
+  async test(id: string) {
+    const s = await this.record(id);
+    try {
+      const r = await probeImap(this.deps.tokens, s);
+      return { ok: true, message: `Connection Test Successful! ${r.messages} message${r.messages === 1 ? '' : 's'} in ${s.imap!.folder}`, messageCount: r.messages };
+    } catch (e) {
+      return { ok: false, ...this.failure(e) };
+    }
+  }
+
+  /** Fetch Now: starts a fetch (or joins the one running) and returns at once; progress is on the server. */
+  async fetchNow(id: string): Promise<void> {
+    const s = await this.record(id);
+    if (this.inflight.has(id)) throw new MailroomError('MR_CONFLICT', 'A fetch is already running for this server.');
+    void this.runFetch(s);
+  }
+
+  /** One fetch at a time per server; records progress, the outcome and any error with its fix. */
+  runFetch(server: MailServerRecord): Promise<FetchState> {
+    const running = this.inflight.get(server.id);
+    if (running) return running;
+    const state: FetchState = { running: true, fetched: 0, total: null, startedAt: this.now().toISOString(), finishedAt: null, imported: 0, error: null };
+    this.runs.set(server.id, state);
+    const p = (async () => {
+      try {
+        const r = await fetchNew({ db: this.deps.db, dataDir: this.deps.config.dataDir, tokens: this.deps.tokens, logger: this.deps.logger, now: () => this.now() }, server, (pr) => {
+          state.fetched = pr.fetched;
+          state.total = pr.total;
+        });
+        state.imported = r.imported;
+        await setLastFetch(this.deps.db, server.id, this.now().toISOString());
+        if (server.lastError?.code.startsWith('IMAP_') || server.lastError?.code.startsWith('NET_')) await setMailServerError(this.deps.db, server.id, null);
+        if (r.imported) this.deps.logger.info({ event: 'inbound.fetched', mailServerId: server.id, imported: r.imported, skipped: r.skipped }, 'new mail imported');
+      } catch (e) {
+        const f = this.failure(e);
+        state.error = { code: f.code, message: f.message, ...(f.fix !== undefined && { fix: f.fix }) };
+        const stored: StoredError = { ...state.error, ...(f.evidence !== undefined && { evidence: f.evidence as Record<string, unknown> }), at: this.now().toISOString() };
+        await setMailServerError(this.deps.db, server.id, stored).catch(() => undefined);
+        this.deps.logger.warn({ event: 'inbound.fetch_failed', mailServerId: server.id, code: f.code }, 'fetch failed');
+      } finally {
+        state.running = false;
+        state.finishedAt = this.now().toISOString();
+        this.inflight.delete(server.id);
+      }
+      return state;
+    })();
+    this.inflight.set(server.id, p);
+    return p;
+  }
+
+  /** Polls each active server at its interval and keeps an IDLE connection for near-real-time fetches. */
+  start(): void {
+    if (this.timer) return;
+    const tick = () => void this.tick().catch((e) => this.deps.logger.error({ err: e, event: 'inbound.tick_failed' }, 'inbound scheduler error'));
+    this.timer = setInterval(tick, TICK_MS);
+    this.timer.unref();
+    tick();
+  }
+
+  async stop(): Promise<void> {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = undefined;
+    for (const id of [...this.watchers.keys()]) this.dropWatcher(id);
+    await Promise.allSettled([...this.inflight.values()]);
+  }
+
+  private async tick(): Promise<void> {
+    const servers = (await listMailServers(this.deps.db, 'incoming')).filter((s) => s.active);
+    const tokens = new Map((await listTokens(this.deps.db)).map((t) => [t.mailServerId, t]));
+    const now = this.now().getTime();
+    for (const s of servers) {
+      if (tokens.get(s.tokenSourceId ?? s.id)?.status !== 'valid') continue;
+      const due = !s.lastFetchAt || now - Date.parse(s.lastFetchAt) >= s.imap!.intervalMinutes * 60_000;
+      if (due && !this.inflight.has(s.id)) void this.runFetch(s);
+      void this.ensureWatcher(s);
+    }
+    for (const id of this.watchers.keys()) if (!servers.some((s) => s.id === id)) this.dropWatcher(id);
+  }
+
+  private async ensureWatcher(s: MailServerRecord): Promise<void> {
+    const signature = [s.imap!.host, s.imap!.port, s.imap!.security, s.imap!.folder, s.username, s.updatedAt].join('|');
+    const existing = this.watchers.get(s.id);
+    if (existing?.signature === signature && existing.client.usable) return;
+    if (existing) this.dropWatcher(s.id);
+    if ((this.watchBackoff.get(s.id) ?? 0) > Date.now()) return;
+    this.watchBackoff.set(s.id, Date.now() + WATCH_RETRY_MS);
+    try {
+      const client = await connectWithToken(this.deps.tokens, s);
+      if (!client.capabilities.has('IDLE')) {
+        await client.logout().catch(() => client.close());
+        return; // polling only
+      }
+      await client.mailboxOpen(s.imap!.folder, { readOnly: true });
+      let timer: NodeJS.Timeout | undefined;
+      client.on('exists', () => {
+        clearTimeout(timer);
+        timer = setTimeout(() => void this.record(s.id).then((fresh) => this.runFetch(fresh), () => undefined), IDLE_FETCH_DELAY_MS);
+      });
+      client.on('close', () => {
+        if (this.watchers.get(s.id)?.client === client) this.watchers.delete(s.id);
+      });
+      this.watchers.set(s.id, { client, signature });
+      this.watchBackoff.delete(s.id);
+      // imapflow enters IDLE by itself once the connection is quiet.
+    } catch (e) {
+      this.deps.logger.debug({ event: 'inbound.watch_failed', mailServerId: s.id, err: (e as Error).message }, 'IDLE watcher not started; polling continues');
+    }
+  }
+
+  private dropWatcher(id: string): void {
+    const w = this.watchers.get(id);
+    if (!w) return;
+    this.watchers.delete(id);
+    void w.client.logout().catch(() => w.client.close());
+  }
+}

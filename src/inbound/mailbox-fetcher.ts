@@ -1,0 +1,183 @@
+import { randomUUID } from 'node:crypto';
+import { rmSync } from 'node:fs';
+import { join } from 'node:path';
+import type { ImapFlow } from 'imapflow';
+import type { Logger } from '../logger.ts';
+import type { TokenManager } from '../oauth/token-manager.ts';
+import { ImapError, imapErrorFrom, openImap, type ImapTarget } from '../imap/imap-session.ts';
+import type { Db } from '../storage/database.ts';
+import { getFolderState, hasDedupeKey, importInboundMessage, setFolderState } from '../storage/inbound-store.ts';
+import type { MailServerRecord } from '../storage/mail-server-store.ts';
+import { findOutboxIdByMessageIds } from '../storage/outbox-store.ts';
+import { listWebhooks } from '../storage/webhook-store.ts';
+import { storeAndParse } from './parse-message.ts';
+
+export interface FetchResult {
+  imported: number;
+  skipped: number;
+  uidValidityChanged: boolean;
+}
+
+export interface FetcherDeps {
+  db: Db;
+  dataDir: string;
+  tokens: TokenManager;
+  logger: Logger;
+  now?: () => Date;
+}
+
+export const imapTarget = (s: MailServerRecord): ImapTarget => ({ host: s.imap!.host, port: s.imap!.port, security: s.imap!.security });
+
+/**
+ * Logs in with a token from the token manager. A refused token we believed valid gets one forced
+ * refresh and one more try (it may have been revoked before its expiry).
+ */
+export async function connectWithToken(tokens: TokenManager, server: MailServerRecord): Promise<ImapFlow> {
+  const first = await tokens.getAccessToken(server.id);
+  try {
+    return await openImap(imapTarget(server), first.user, first.accessToken);
+  } catch (e) {
+    if (!(e instanceof ImapError && e.isAuthFailure)) throw e;
+    const again = await tokens.getAccessToken(server.id, { forceRefresh: true });
+    return openImap(imapTarget(server), again.user, again.accessToken);
+  }
+}
+
+/**
+ * Imports what is new in the server's folder, exactly once: the folder's UIDVALIDITY and last UID are
+ * stored with each message in one transaction, so a crash or restart resumes after the last message
+ * stored. When UIDVALIDITY changes (the mailbox was rebuilt) every UID is new again, and messages
+ * already imported are recognised by Message-ID and skipped without being downloaded.
+ */
+export async function fetchNew(
+  deps: FetcherDeps,
+  server: MailServerRecord,
+  onProgress: (p: { fetched: number; total: number }) => void = () => {},
+): Promise<FetchResult> {
+  const { db, logger } = deps;
+  const now = () => deps.now?.() ?? new Date();
+  const imap = server.imap!;
+  const client = await connectWithToken(deps.tokens, server);
+  try {
+    const lock = await client.getMailboxLock(imap.folder);
+    try {
+      const box = client.mailbox;
+      if (!box) throw new ImapError(`The folder ${imap.folder} could not be opened.`, { kind: 'imap', response: `SELECT ${imap.folder} failed` });
+      const uidValidity = String(box.uidValidity);
+      const state = await getFolderState(db, server.id, imap.folder);
+      const uidValidityChanged = state !== undefined && state.uidValidity !== uidValidity;
+      if (uidValidityChanged) logger.warn({ event: 'inbound.uidvalidity_changed', mailServerId: server.id, folder: imap.folder, from: state.uidValidity, to: uidValidity }, 'folder UIDVALIDITY changed: re-syncing by Message-ID');
+      const lastUid = state && !uidValidityChanged ? state.lastUid : 0;
+
+      let uids: number[] = [];
+      if (box.exists > 0) {
+        const found = await client.search({ uid: `${lastUid + 1}:*` }, { uid: true });
+        // "N:*" always matches the highest UID, even below N (RFC 3501 §6.4.8).
+        uids = (Array.isArray(found) ? found : []).filter((u) => u > lastUid).sort((a, b) => a - b);
+      }
+      const envelopeIds = new Map<number, string>();
+      if (uids.length) {
+        for await (const m of client.fetch(uids.join(','), { uid: true, envelope: true }, { uid: true })) {
+          if (m.envelope?.messageId) envelopeIds.set(m.uid, m.envelope.messageId.trim());
+        }
+      }
+      const webhookIds = (await listWebhooks(db)).filter((w) => w.active).map((w) => w.id);
+      let imported = 0;
+      let skipped = 0;
+      onProgress({ fetched: 0, total: uids.length });
+      for (const uid of uids) {
+        const known = envelopeIds.get(uid);
+        if (known && (await hasDedupeKey(db, server.id, known))) {
+          await setFolderState(db, server.id, imap.folder, { uidValidity, lastUid: uid }, now());
+          skipped++;
+          onProgress({ fetched: imported + skipped, total: uids.length });
+          continue;
+        }
+        const dl = await client.download(String(uid), undefined, { uid: true });
+        if (!dl.content) {
+          await setFolderState(db, server.id, imap.folder, { uidValidity, lastUid: uid }, now());
+          skipped++;
+          continue;
+        }
+        const id = randomUUID();
+        const parsed = await storeAndParse(dl.content, deps.dataDir, server.id, id);
+        const outboxMessageId = await findOutboxIdByMessageIds(db, [parsed.inReplyTo, ...parsed.references].filter((x): x is string => !!x));
+        const outcome = await importInboundMessage(
+          db,
+          {
+            id,
+            serverId: server.id,
+            folder: imap.folder,
+            uidValidity,
+            uid,
+            dedupeKey: parsed.messageId ?? `sha256:${parsed.sha256}`,
+            messageId: parsed.messageId,
+            from: parsed.from,
+            to: parsed.to,
+            cc: parsed.cc,
+            subject: parsed.subject,
+            date: parsed.date,
+            inReplyTo: parsed.inReplyTo,
+            references: parsed.references,
+            text: parsed.text,
+            html: parsed.html,
+            attachments: parsed.attachments,
+            sizeBytes: parsed.sizeBytes,
+            rawPath: parsed.rawPath,
+            outboxMessageId: outboxMessageId ?? null,
+          },
+          webhookIds,
+          randomUUID,
+          now(),
+        );
+        if (outcome === 'duplicate') {
+          rmSync(join(deps.dataDir, parsed.rawPath), { force: true });
+          skipped++;
+        } else {
+          imported++;
+          await afterFetch(client, server, uid, logger);
+        }
+        onProgress({ fetched: imported + skipped, total: uids.length });
+      }
+      if (!uids.length) await setFolderState(db, server.id, imap.folder, { uidValidity, lastUid }, now());
+      return { imported, skipped, uidValidityChanged };
+    } finally {
+      lock.release();
+    }
+  } catch (e) {
+    throw e instanceof ImapError ? e : e instanceof Error && 'code' in e && String((e as { code: unknown }).code).startsWith('MR_') ? e : imapErrorFrom(e, imapTarget(server));
+  } finally {
+    await client.logout().catch(() => client.close());
+  }
+}
+
+/** The admin's choice for fetched mail; a failure here is logged, the message is already stored. */
+async function afterFetch(client: ImapFlow, server: MailServerRecord, uid: number, logger: Logger): Promise<void> {
+  const imap = server.imap!;
+  try {
+    if (imap.afterFetch === 'mark_read') await client.messageFlagsAdd(String(uid), ['\\Seen'], { uid: true });
+    else if (imap.afterFetch === 'move' && imap.moveToFolder) {
+      const moved = await client.messageMove(String(uid), imap.moveToFolder, { uid: true }).catch(() => false);
+      if (!moved) {
+        await client.mailboxCreate(imap.moveToFolder).catch(() => undefined);
+        await client.messageMove(String(uid), imap.moveToFolder, { uid: true });
+      }
+    }
+  } catch (e) {
+    logger.warn({ event: 'inbound.after_fetch_failed', mailServerId: server.id, uid, action: imap.afterFetch, err: (e as Error).message }, 'could not apply the after-fetch action');
+  }
+}
+
+/** Test & Confirm: log in, open the folder, count its messages. */
+export async function probeImap(tokens: TokenManager, server: MailServerRecord): Promise<{ messages: number; unseen: number | undefined }> {
+  const client = await connectWithToken(tokens, server);
+  try {
+    const st = await client.status(server.imap!.folder, { messages: true, unseen: true });
+    if (!st) throw new ImapError(`The folder ${server.imap!.folder} does not exist.`, { kind: 'imap', response: `STATUS ${server.imap!.folder} failed` });
+    return { messages: st.messages ?? 0, unseen: st.unseen };
+  } catch (e) {
+    throw e instanceof ImapError ? e : imapErrorFrom(e, imapTarget(server));
+  } finally {
+    await client.logout().catch(() => client.close());
+  }
+}

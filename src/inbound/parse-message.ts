@@ -1,0 +1,100 @@
+import { createHash, randomUUID } from 'node:crypto';
+import { createWriteStream, mkdirSync, renameSync } from 'node:fs';
+import { join, relative } from 'node:path';
+import type { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { type AddressObject, type AttachmentStream, type HeaderValue, MailParser, type MessageText } from 'mailparser';
+
+export interface ParsedMessage {
+  messageId: string | null;
+  from: string;
+  to: string[];
+  cc: string[];
+  subject: string;
+  date: string | null;
+  inReplyTo: string | null;
+  references: string[];
+  text: string | null;
+  html: string | null;
+  attachments: Array<{ filename: string; contentType: string; size: number }>;
+  sizeBytes: number;
+  sha256: string;
+  /** Path of the raw message relative to the data directory. */
+  rawPath: string;
+}
+
+function addresses(v: HeaderValue | undefined): string[] {
+  if (!v || typeof v !== 'object' || !('value' in v)) return [];
+  const list = Array.isArray(v) ? (v as AddressObject[]) : [v as AddressObject];
+  return list.flatMap((a) => a.value.flatMap((x) => (x.group ? x.group : [x]))).map((x) => (x.name ? `${x.name} <${x.address ?? ''}>` : (x.address ?? ''))).filter(Boolean);
+}
+
+const idList = (v: HeaderValue | undefined): string[] =>
+  (Array.isArray(v) ? v.map(String) : typeof v === 'string' ? v.split(/\s+/) : []).map((s) => s.trim()).filter((s) => /^<.+>$/.test(s));
+
+/**
+ * Streams one raw message to `${dataDir}/inbound/<server>/<id>.eml` and through mailparser at the
+ * same time: attachments are counted, not kept, so a 20 MB message never sits whole in memory.
+ * The file is flushed to disk before this resolves.
+ */
+export async function storeAndParse(source: Readable, dataDir: string, serverId: string, id: string = randomUUID()): Promise<ParsedMessage> {
+  const dir = join(dataDir, 'inbound', serverId);
+  mkdirSync(dir, { recursive: true });
+  const final = join(dir, `${id}.eml`);
+  const tmp = `${final}.part`;
+  const hash = createHash('sha256');
+  let size = 0;
+  source.on('data', (c: Buffer) => {
+    size += c.length;
+    hash.update(c);
+  });
+
+  const parser = new MailParser({ skipImageLinks: true } as ConstructorParameters<typeof MailParser>[0]);
+  let headers: Map<string, HeaderValue> = new Map();
+  let text: string | null = null;
+  let html: string | null = null;
+  const attachments: ParsedMessage['attachments'] = [];
+  parser.on('headers', (h: Map<string, HeaderValue>) => (headers = h));
+  parser.on('data', (data: AttachmentStream | MessageText) => {
+    if (data.type === 'attachment') {
+      let bytes = 0;
+      data.content.on('data', (c: Buffer) => (bytes += c.length));
+      data.content.on('end', () => {
+        attachments.push({ filename: data.filename ?? 'attachment', contentType: data.contentType, size: bytes });
+        data.release?.();
+      });
+      data.content.resume();
+    } else {
+      text = data.text ?? null;
+      html = typeof data.html === 'string' ? data.html : null;
+    }
+  });
+  const parsed = new Promise<void>((resolve, reject) => {
+    parser.on('end', () => resolve());
+    parser.on('error', reject);
+  });
+
+  await Promise.all([pipeline(source, createWriteStream(tmp, { flush: true } as Parameters<typeof createWriteStream>[1])), (source.pipe(parser), parsed)]);
+  renameSync(tmp, final);
+
+  const subject = headers.get('subject');
+  const date = headers.get('date');
+  const messageId = headers.get('message-id');
+  const inReplyTo = idList(headers.get('in-reply-to'))[0] ?? null;
+  return {
+    messageId: typeof messageId === 'string' && messageId.trim() ? messageId.trim() : null,
+    from: addresses(headers.get('from'))[0] ?? '',
+    to: addresses(headers.get('to')),
+    cc: addresses(headers.get('cc')),
+    subject: typeof subject === 'string' ? subject : '',
+    date: date instanceof Date && !Number.isNaN(date.getTime()) ? date.toISOString() : null,
+    inReplyTo,
+    references: idList(headers.get('references')),
+    text,
+    html,
+    attachments,
+    sizeBytes: size,
+    sha256: hash.digest('hex'),
+    rawPath: relative(dataDir, final),
+  };
+}

@@ -1,0 +1,181 @@
+import { createHmac, randomBytes, randomUUID } from 'node:crypto';
+import { z } from 'zod';
+import { MailroomError } from '../errors/errors.ts';
+import type { Logger } from '../logger.ts';
+import type { Sealer } from '../secrets/sealer.ts';
+import { parseInput } from '../servers/mail-server-input.ts';
+import type { Db } from '../storage/database.ts';
+import {
+  claimDueDeliveries,
+  deleteWebhook,
+  findDelivery,
+  findWebhook,
+  insertWebhook,
+  listDeliveries,
+  listWebhooks,
+  recordDeliveryOutcome,
+  resetDelivery,
+  updateWebhook,
+  type WebhookRecord,
+} from '../storage/webhook-store.ts';
+import type { InboundMessageService } from './inbound-message-service.ts';
+
+const url = z
+  .string({ error: 'Enter the URL that receives the webhook, e.g. https://erp.example.com/mailroom/webhook' })
+  .trim()
+  .url({ error: 'Enter a full URL starting with https:// (or http:// on a private network)' })
+  .refine((v) => /^https?:\/\//i.test(v), { error: 'The URL must start with https:// or http://' });
+
+export const createWebhookSchema = z.strictObject({
+  url,
+  description: z.preprocess((v) => (v === '' ? null : v), z.string().trim().max(200).nullable().default(null)),
+});
+export const updateWebhookSchema = z.strictObject({
+  url: url.optional(),
+  description: z.preprocess((v) => (v === '' ? null : v), z.string().trim().max(200).nullable().optional()),
+  active: z.boolean().optional(),
+});
+
+const secretAad = (id: string) => `webhook:${id}:secret`;
+
+/** `X-Mailroom-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256 of "<t>.<body>">` (Stripe's scheme). */
+export function signature(secret: string, timestamp: number, body: string): string {
+  return `t=${timestamp},v1=${createHmac('sha256', secret).update(`${timestamp}.${body}`).digest('hex')}`;
+}
+
+export class WebhookService {
+  private timer: NodeJS.Timeout | undefined;
+  private busy = false;
+
+  constructor(
+    private readonly deps: {
+      db: Db;
+      sealer: Sealer;
+      messages: InboundMessageService;
+      logger: Logger;
+      config: { retryBaseMs: number; maxAttempts: number; timeoutMs: number };
+      now?: () => Date;
+    },
+  ) {}
+
+  private now(): Date {
+    return this.deps.now?.() ?? new Date();
+  }
+
+  private view(w: WebhookRecord) {
+    return { id: w.id, url: w.url, description: w.description, active: w.active, createdAt: w.createdAt };
+  }
+
+  async list() {
+    return (await listWebhooks(this.deps.db)).map((w) => this.view(w));
+  }
+
+  /** The signing secret is returned here only; it is stored sealed. */
+  async create(body: unknown) {
+    const input = parseInput(createWebhookSchema, body);
+    const id = randomUUID();
+    const secret = `whsec_${randomBytes(32).toString('base64url')}`;
+    await insertWebhook(this.deps.db, { id, url: input.url, description: input.description, secretSealed: this.deps.sealer.seal(secret, secretAad(id)), active: true }, this.now());
+    return { ...this.view((await findWebhook(this.deps.db, id))!), secret };
+  }
+
+  async update(id: string, body: unknown) {
+    const input = parseInput(updateWebhookSchema, body);
+    if (!(await updateWebhook(this.deps.db, id, input, this.now()))) throw new MailroomError('MR_NOT_FOUND', `Webhook ${id} does not exist.`);
+    return this.view((await findWebhook(this.deps.db, id))!);
+  }
+
+  async remove(id: string): Promise<void> {
+    if (!(await deleteWebhook(this.deps.db, id))) throw new MailroomError('MR_NOT_FOUND', `Webhook ${id} does not exist.`);
+  }
+
+  async deliveries(id: string, query: { limit?: string; cursor?: string }) {
+    if (!(await findWebhook(this.deps.db, id))) throw new MailroomError('MR_NOT_FOUND', `Webhook ${id} does not exist.`);
+    const limit = Math.min(200, Math.max(1, Number(query.limit ?? 50) || 50));
+    const before = query.cursor ? Buffer.from(query.cursor, 'base64url').toString('utf8') : undefined;
+    const rows = await listDeliveries(this.deps.db, { webhookId: id, ...(before && { before }), limit: limit + 1 });
+    const page = rows.slice(0, limit);
+    return { items: page, nextCursor: rows.length > limit ? Buffer.from(page[page.length - 1]!.createdAt).toString('base64url') : null };
+  }
+
+  async redeliver(deliveryId: string) {
+    if (!(await resetDelivery(this.deps.db, deliveryId, this.now()))) throw new MailroomError('MR_NOT_FOUND', `Delivery ${deliveryId} does not exist.`);
+    this.kick();
+    return (await findDelivery(this.deps.db, deliveryId))!;
+  }
+
+  start(): void {
+    if (this.timer) return;
+    this.timer = setInterval(() => this.kick(), 1000);
+    this.timer.unref();
+  }
+
+  async stop(): Promise<void> {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = undefined;
+    while (this.busy) await new Promise((r) => setTimeout(r, 20));
+  }
+
+  /** Sends what is due now; each delivery is signed, and retried with backoff until a 2xx. */
+  kick(): void {
+    if (this.busy) return;
+    this.busy = true;
+    void this.drain()
+      .catch((e) => this.deps.logger.error({ err: e, event: 'webhook.loop_error' }, 'webhook sender error'))
+      .finally(() => (this.busy = false));
+  }
+
+  private async drain(): Promise<void> {
+    for (;;) {
+      const due = await claimDueDeliveries(this.deps.db, this.now(), this.deps.config.timeoutMs * 3, 8);
+      if (!due.length) return;
+      await Promise.all(due.map((d) => this.deliver(d)));
+    }
+  }
+
+  private async deliver(d: { id: string; webhookId: string; inboundMessageId: string; attempts: number }): Promise<void> {
+    const { db, logger, config } = this.deps;
+    const hook = await findWebhook(db, d.webhookId);
+    if (!hook || !hook.active) {
+      await recordDeliveryOutcome(db, d.id, { state: 'failed', status: null, error: 'The webhook was disabled or deleted.' }, this.now());
+      return;
+    }
+    const message = await this.deps.messages.get(d.inboundMessageId);
+    const { deliveries: _omit, ...payloadMessage } = message;
+    const body = JSON.stringify({ id: d.id, event: 'message.received', createdAt: this.now().toISOString(), message: payloadMessage });
+    const t = Math.floor(this.now().getTime() / 1000);
+    let status: number | null = null;
+    let error: string | null = null;
+    try {
+      const res = await fetch(hook.url, {
+        method: 'POST',
+        headers: {
+          'content-type': 'application/json',
+          'user-agent': 'Mailroom-Webhook/1',
+          'x-mailroom-event': 'message.received',
+          'x-mailroom-delivery': d.id,
+          'x-mailroom-timestamp': String(t),
+          'x-mailroom-signature': signature(this.deps.sealer.open(hook.secretSealed, secretAad(hook.id)), t, body),
+        },
+        body,
+        signal: AbortSignal.timeout(config.timeoutMs),
+        redirect: 'manual',
+      });
+      status = res.status;
+      await res.body?.cancel().catch(() => undefined);
+      if (res.status >= 200 && res.status < 300) {
+        await recordDeliveryOutcome(db, d.id, { state: 'delivered', status, error: null }, this.now());
+        logger.info({ event: 'webhook.delivered', deliveryId: d.id, status }, 'webhook delivered');
+        return;
+      }
+      error = `The receiver answered HTTP ${res.status}.`;
+    } catch (e) {
+      const cause = (e as { cause?: { code?: string } }).cause;
+      error = (e as Error).name === 'TimeoutError' ? `No answer within ${config.timeoutMs / 1000} s.` : `Could not connect: ${cause?.code ?? (e as Error).message}.`;
+    }
+    const failed = d.attempts >= config.maxAttempts;
+    const delay = Math.min(3600_000, config.retryBaseMs * 2 ** (d.attempts - 1)) * (0.5 + Math.random() / 2);
+    await recordDeliveryOutcome(db, d.id, { state: failed ? 'failed' : 'pending', status, error, ...(!failed && { nextAttemptAt: new Date(this.now().getTime() + delay) }) }, this.now());
+    logger.warn({ event: failed ? 'webhook.failed' : 'webhook.retry', deliveryId: d.id, status, attempt: d.attempts }, error);
+  }
+}

@@ -1,0 +1,225 @@
+import type { Selectable } from 'kysely';
+import type { Db } from './database.ts';
+import type { InboundMessageTable } from './schema.ts';
+
+export interface FolderState {
+  uidValidity: string;
+  lastUid: number;
+}
+
+export async function getFolderState(db: Db, serverId: string, folder: string): Promise<FolderState | undefined> {
+  const r = await db.selectFrom('inbound_folder_states').selectAll().where('mail_server_id', '=', serverId).where('folder', '=', folder).executeTakeFirst();
+  return r && { uidValidity: r.uid_validity, lastUid: Number(r.last_uid) };
+}
+
+async function putFolderState(db: Db, serverId: string, folder: string, s: FolderState, now: string): Promise<void> {
+  const updated = await db
+    .updateTable('inbound_folder_states')
+    .set({ uid_validity: s.uidValidity, last_uid: s.lastUid, updated_at: now })
+    .where('mail_server_id', '=', serverId)
+    .where('folder', '=', folder)
+    .executeTakeFirst();
+  if (Number(updated.numUpdatedRows) === 0) {
+    await db.insertInto('inbound_folder_states').values({ mail_server_id: serverId, folder, uid_validity: s.uidValidity, last_uid: s.lastUid, updated_at: now }).execute();
+  }
+}
+
+export async function setFolderState(db: Db, serverId: string, folder: string, s: FolderState, now: Date): Promise<void> {
+  await putFolderState(db, serverId, folder, s, now.toISOString());
+}
+
+export interface NewInboundMessage {
+  id: string;
+  serverId: string;
+  folder: string;
+  uidValidity: string;
+  uid: number;
+  dedupeKey: string;
+  messageId: string | null;
+  from: string;
+  to: string[];
+  cc: string[];
+  subject: string;
+  date: string | null;
+  inReplyTo: string | null;
+  references: string[];
+  text: string | null;
+  html: string | null;
+  attachments: Array<{ filename: string; contentType: string; size: number }>;
+  sizeBytes: number;
+  rawPath: string;
+  outboxMessageId: string | null;
+}
+
+/**
+ * Stores one message, advances the folder's last UID and queues a delivery per active webhook, in one
+ * transaction: after a crash either all of it happened or none. A message already imported (same
+ * Message-ID on this server, e.g. after a UIDVALIDITY change) only advances the UID.
+ */
+export async function importInboundMessage(
+  db: Db,
+  m: NewInboundMessage,
+  webhookIds: string[],
+  newDeliveryId: () => string,
+  now: Date,
+): Promise<'imported' | 'duplicate'> {
+  const ts = now.toISOString();
+  return db.transaction().execute(async (trx) => {
+    const dup = await trx
+      .selectFrom('inbound_messages')
+      .select('id')
+      .where('mail_server_id', '=', m.serverId)
+      .where('dedupe_key', '=', m.dedupeKey)
+      .executeTakeFirst();
+    await putFolderState(trx, m.serverId, m.folder, { uidValidity: m.uidValidity, lastUid: m.uid }, ts);
+    if (dup) return 'duplicate';
+    await trx
+      .insertInto('inbound_messages')
+      .values({
+        id: m.id,
+        mail_server_id: m.serverId,
+        folder: m.folder,
+        uid_validity: m.uidValidity,
+        uid: m.uid,
+        dedupe_key: m.dedupeKey,
+        message_id: m.messageId,
+        from_addr: m.from,
+        to_json: JSON.stringify(m.to),
+        cc_json: JSON.stringify(m.cc),
+        subject: m.subject,
+        date: m.date,
+        in_reply_to: m.inReplyTo,
+        references_json: JSON.stringify(m.references),
+        text_body: m.text,
+        html_body: m.html,
+        attachments_meta: JSON.stringify(m.attachments),
+        size_bytes: m.sizeBytes,
+        raw_path: m.rawPath,
+        outbox_message_id: m.outboxMessageId,
+        received_at: ts,
+      })
+      .execute();
+    for (const webhookId of webhookIds) {
+      await trx
+        .insertInto('webhook_deliveries')
+        .values({
+          id: newDeliveryId(),
+          webhook_id: webhookId,
+          inbound_message_id: m.id,
+          state: 'pending',
+          attempts: 0,
+          next_attempt_at: ts,
+          lease_until: null,
+          last_status: null,
+          last_error: null,
+          delivered_at: null,
+          created_at: ts,
+          updated_at: ts,
+        })
+        .execute();
+    }
+    return 'imported';
+  });
+}
+
+export interface InboundRow {
+  seq: number;
+  id: string;
+  serverId: string;
+  folder: string;
+  uid: number;
+  messageId: string | null;
+  from: string;
+  to: string[];
+  cc: string[];
+  subject: string;
+  date: string | null;
+  inReplyTo: string | null;
+  references: string[];
+  attachments: Array<{ filename: string; contentType: string; size: number }>;
+  sizeBytes: number;
+  rawPath: string;
+  outboxMessageId: string | null;
+  receivedAt: string;
+}
+
+const COLUMNS = [
+  'seq',
+  'id',
+  'mail_server_id',
+  'folder',
+  'uid',
+  'message_id',
+  'from_addr',
+  'to_json',
+  'cc_json',
+  'subject',
+  'date',
+  'in_reply_to',
+  'references_json',
+  'attachments_meta',
+  'size_bytes',
+  'raw_path',
+  'outbox_message_id',
+  'received_at',
+] as const;
+
+function toRow(r: Pick<Selectable<InboundMessageTable>, (typeof COLUMNS)[number]>): InboundRow {
+  return {
+    seq: Number(r.seq),
+    id: r.id,
+    serverId: r.mail_server_id,
+    folder: r.folder,
+    uid: Number(r.uid),
+    messageId: r.message_id,
+    from: r.from_addr,
+    to: JSON.parse(r.to_json) as string[],
+    cc: JSON.parse(r.cc_json) as string[],
+    subject: r.subject,
+    date: r.date,
+    inReplyTo: r.in_reply_to,
+    references: JSON.parse(r.references_json) as string[],
+    attachments: JSON.parse(r.attachments_meta) as InboundRow['attachments'],
+    sizeBytes: Number(r.size_bytes),
+    rawPath: r.raw_path,
+    outboxMessageId: r.outbox_message_id,
+    receivedAt: r.received_at,
+  };
+}
+
+export interface InboundFilter {
+  /** Ascending from after this seq (pull consumers), or descending below `before` (the UI). */
+  order: 'asc' | 'desc';
+  after?: number;
+  before?: number;
+  serverId?: string;
+  q?: string;
+  limit: number;
+}
+
+export async function listInbound(db: Db, f: InboundFilter): Promise<InboundRow[]> {
+  let q = db.selectFrom('inbound_messages').select(COLUMNS);
+  if (f.after !== undefined) q = q.where('seq', '>', f.after);
+  if (f.before !== undefined) q = q.where('seq', '<', f.before);
+  if (f.serverId) q = q.where('mail_server_id', '=', f.serverId);
+  if (f.q) {
+    const like = `%${f.q.toLowerCase().replace(/[%_\\]/g, (c) => `\\${c}`)}%`;
+    q = q.where((eb) => eb.or([eb(eb.fn('lower', ['subject']), 'like', like), eb(eb.fn('lower', ['from_addr']), 'like', like), eb('message_id', 'like', like)]));
+  }
+  return (await q.orderBy('seq', f.order).limit(f.limit).execute()).map(toRow);
+}
+
+export async function findInbound(db: Db, id: string): Promise<(InboundRow & { text: string | null; html: string | null }) | undefined> {
+  const r = await db.selectFrom('inbound_messages').select([...COLUMNS, 'text_body', 'html_body']).where('id', '=', id).executeTakeFirst();
+  return r && { ...toRow(r), text: r.text_body, html: r.html_body };
+}
+
+export async function countInbound(db: Db, serverId: string): Promise<number> {
+  const r = await db.selectFrom('inbound_messages').select((eb) => eb.fn.countAll<string | number>().as('n')).where('mail_server_id', '=', serverId).executeTakeFirstOrThrow();
+  return Number(r.n);
+}
+
+export async function hasDedupeKey(db: Db, serverId: string, dedupeKey: string): Promise<boolean> {
+  const r = await db.selectFrom('inbound_messages').select('id').where('mail_server_id', '=', serverId).where('dedupe_key', '=', dedupeKey).executeTakeFirst();
+  return r !== undefined;
+}

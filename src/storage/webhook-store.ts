@@ -1,0 +1,184 @@
+import type { Selectable } from 'kysely';
+import type { Db } from './database.ts';
+import type { WebhookDeliveryTable, WebhookTable } from './schema.ts';
+
+export interface WebhookRecord {
+  id: string;
+  url: string;
+  description: string | null;
+  secretSealed: string;
+  active: boolean;
+  createdAt: string;
+}
+
+const toWebhook = (r: Selectable<WebhookTable>): WebhookRecord => ({
+  id: r.id,
+  url: r.url,
+  description: r.description,
+  secretSealed: r.secret_sealed,
+  active: Number(r.active) === 1,
+  createdAt: r.created_at,
+});
+
+export async function insertWebhook(db: Db, w: Omit<WebhookRecord, 'createdAt'>, now: Date): Promise<void> {
+  const ts = now.toISOString();
+  await db
+    .insertInto('webhooks')
+    .values({ id: w.id, url: w.url, description: w.description, secret_sealed: w.secretSealed, active: w.active ? 1 : 0, created_at: ts, updated_at: ts })
+    .execute();
+}
+
+export async function listWebhooks(db: Db): Promise<WebhookRecord[]> {
+  return (await db.selectFrom('webhooks').selectAll().orderBy('created_at').execute()).map(toWebhook);
+}
+
+export async function findWebhook(db: Db, id: string): Promise<WebhookRecord | undefined> {
+  const r = await db.selectFrom('webhooks').selectAll().where('id', '=', id).executeTakeFirst();
+  return r && toWebhook(r);
+}
+
+export async function updateWebhook(db: Db, id: string, p: { url?: string; description?: string | null; active?: boolean }, now: Date): Promise<boolean> {
+  const r = await db
+    .updateTable('webhooks')
+    .set({
+      ...(p.url !== undefined && { url: p.url }),
+      ...(p.description !== undefined && { description: p.description }),
+      ...(p.active !== undefined && { active: p.active ? 1 : 0 }),
+      updated_at: now.toISOString(),
+    })
+    .where('id', '=', id)
+    .executeTakeFirst();
+  return Number(r.numUpdatedRows) === 1;
+}
+
+export async function deleteWebhook(db: Db, id: string): Promise<boolean> {
+  const r = await db.deleteFrom('webhooks').where('id', '=', id).executeTakeFirst();
+  return Number(r.numDeletedRows) === 1;
+}
+
+export type DeliveryState = 'pending' | 'delivered' | 'failed';
+
+export interface DeliveryRow {
+  id: string;
+  webhookId: string;
+  webhookUrl: string;
+  inboundMessageId: string;
+  subject: string;
+  state: DeliveryState;
+  attempts: number;
+  lastStatus: number | null;
+  lastError: string | null;
+  nextAttemptAt: string | null;
+  deliveredAt: string | null;
+  createdAt: string;
+}
+
+function deliveries(db: Db) {
+  return db
+    .selectFrom('webhook_deliveries as d')
+    .innerJoin('webhooks as w', 'w.id', 'd.webhook_id')
+    .innerJoin('inbound_messages as m', 'm.id', 'd.inbound_message_id')
+    .select(['d.id', 'd.webhook_id', 'w.url', 'd.inbound_message_id', 'm.subject', 'd.state', 'd.attempts', 'd.last_status', 'd.last_error', 'd.next_attempt_at', 'd.delivered_at', 'd.created_at']);
+}
+
+type JoinedRow = Pick<Selectable<WebhookDeliveryTable>, 'id' | 'webhook_id' | 'inbound_message_id' | 'state' | 'attempts' | 'last_status' | 'last_error' | 'next_attempt_at' | 'delivered_at' | 'created_at'> & {
+  url: string;
+  subject: string;
+};
+
+const toDelivery = (r: JoinedRow): DeliveryRow => ({
+  id: r.id,
+  webhookId: r.webhook_id,
+  webhookUrl: r.url,
+  inboundMessageId: r.inbound_message_id,
+  subject: r.subject,
+  state: r.state as DeliveryState,
+  attempts: Number(r.attempts),
+  lastStatus: r.last_status === null ? null : Number(r.last_status),
+  lastError: r.last_error,
+  nextAttemptAt: r.state === 'pending' ? r.next_attempt_at : null,
+  deliveredAt: r.delivered_at,
+  createdAt: r.created_at,
+});
+
+export async function listDeliveries(db: Db, f: { webhookId?: string; messageId?: string; before?: string; limit: number }): Promise<DeliveryRow[]> {
+  let q = deliveries(db);
+  if (f.webhookId) q = q.where('d.webhook_id', '=', f.webhookId);
+  if (f.messageId) q = q.where('d.inbound_message_id', '=', f.messageId);
+  if (f.before) q = q.where('d.created_at', '<', f.before);
+  return (await q.orderBy('d.created_at', 'desc').limit(f.limit).execute()).map(toDelivery);
+}
+
+export async function findDelivery(db: Db, id: string): Promise<DeliveryRow | undefined> {
+  const r = await deliveries(db).where('d.id', '=', id).executeTakeFirst();
+  return r && toDelivery(r);
+}
+
+/** Single process per database for webhooks: the lease only guards against a crashed attempt. */
+export async function claimDueDeliveries(db: Db, now: Date, leaseMs: number, limit: number): Promise<Array<{ id: string; webhookId: string; inboundMessageId: string; attempts: number }>> {
+  const ts = now.toISOString();
+  return db.transaction().execute(async (trx) => {
+    const due = await trx
+      .selectFrom('webhook_deliveries')
+      .select('id')
+      .where('state', '=', 'pending')
+      .where('next_attempt_at', '<=', ts)
+      .where((eb) => eb.or([eb('lease_until', 'is', null), eb('lease_until', '<', ts)]))
+      .orderBy('next_attempt_at')
+      .limit(limit)
+      .execute();
+    if (!due.length) return [];
+    const rows = await trx
+      .updateTable('webhook_deliveries')
+      .set((eb) => ({ lease_until: new Date(now.getTime() + leaseMs).toISOString(), attempts: eb('attempts', '+', 1), updated_at: ts }))
+      .where('id', 'in', due.map((d) => d.id))
+      .returning(['id', 'webhook_id', 'inbound_message_id', 'attempts'])
+      .execute();
+    return rows.map((r) => ({ id: r.id, webhookId: r.webhook_id, inboundMessageId: r.inbound_message_id, attempts: Number(r.attempts) }));
+  });
+}
+
+export async function recordDeliveryOutcome(
+  db: Db,
+  id: string,
+  o: { state: DeliveryState; status: number | null; error: string | null; nextAttemptAt?: Date },
+  now: Date,
+): Promise<void> {
+  const ts = now.toISOString();
+  await db
+    .updateTable('webhook_deliveries')
+    .set({
+      state: o.state,
+      last_status: o.status,
+      last_error: o.error,
+      lease_until: null,
+      ...(o.nextAttemptAt && { next_attempt_at: o.nextAttemptAt.toISOString() }),
+      ...(o.state === 'delivered' && { delivered_at: ts }),
+      updated_at: ts,
+    })
+    .where('id', '=', id)
+    .execute();
+}
+
+export async function resetDelivery(db: Db, id: string, now: Date): Promise<boolean> {
+  const ts = now.toISOString();
+  const r = await db
+    .updateTable('webhook_deliveries')
+    .set({ state: 'pending', attempts: 0, next_attempt_at: ts, lease_until: null, updated_at: ts })
+    .where('id', '=', id)
+    .executeTakeFirst();
+  return Number(r.numUpdatedRows) === 1;
+}
+
+/** Delivery state per message for lists: the worst of its webhooks' deliveries. */
+export async function deliveryStates(db: Db, messageIds: string[]): Promise<Map<string, DeliveryState>> {
+  const out = new Map<string, DeliveryState>();
+  if (!messageIds.length) return out;
+  const rows = await db.selectFrom('webhook_deliveries').select(['inbound_message_id', 'state']).where('inbound_message_id', 'in', messageIds).execute();
+  const rank: Record<string, number> = { delivered: 0, pending: 1, failed: 2 };
+  for (const r of rows) {
+    const prev = out.get(r.inbound_message_id);
+    if (prev === undefined || (rank[r.state] ?? 0) > (rank[prev] ?? 0)) out.set(r.inbound_message_id, r.state as DeliveryState);
+  }
+  return out;
+}
