@@ -170,6 +170,172 @@ export interface CreatedApiKey extends ApiKey {
   key: string;
 }
 
+export type ServerType = 'imap';
+export type ImapSecurity = 'tls' | 'starttls';
+export type AfterFetch = 'mark_read' | 'move' | 'leave';
+
+/** The last (or current) fetch of an incoming mail server. */
+export interface FetchStatus {
+  running: boolean;
+  fetched: number;
+  /** null while the number of messages to fetch is not known yet. */
+  total: number | null;
+  startedAt: string | null;
+  finishedAt: string | null;
+  error: (Problem & { code: string }) | null;
+}
+
+export interface IncomingServer {
+  id: string;
+  name: string;
+  serverType: ServerType;
+  authType: AuthType;
+  imapHost: string;
+  imapPort: number;
+  imapSecurity: ImapSecurity;
+  username: string;
+  folder: string;
+  afterFetch: AfterFetch;
+  moveToFolder: string | null;
+  intervalMinutes: number;
+  active: boolean;
+  redirectUri: string;
+  clientId: string | null;
+  clientSecretSet: boolean;
+  tenant: string;
+  /** The outgoing mail server whose OAuth connection this server reuses. */
+  tokenSourceId: string | null;
+  tokenSourceName: string | null;
+  tokenStatus: TokenStatus;
+  tokenStatusReason: string | null;
+  connectedAccount: string | null;
+  tokenExpiresAt: string | null;
+  lastError: (Problem & { code: string; at?: string }) | null;
+  lastFetchAt: string | null;
+  importedCount: number;
+  fetch: FetchStatus;
+  createdAt: string;
+  updatedAt: string;
+}
+
+export interface IncomingServerInput {
+  name: string;
+  serverType: ServerType;
+  authType: AuthType;
+  imapHost: string;
+  /** null when the field is left empty, so the server reports it as a field error. */
+  imapPort: number | null;
+  imapSecurity: ImapSecurity;
+  username: string;
+  folder: string;
+  afterFetch: AfterFetch;
+  moveToFolder: string | null;
+  intervalMinutes: number | null;
+  active: boolean;
+  tokenSourceId: string | null;
+  clientId: string | null;
+  /** Write-only; omitted to keep the stored secret. */
+  clientSecret?: string;
+  tenant: string | null;
+}
+
+export interface IncomingServerDefaults {
+  redirectUri: string;
+  serverType: ServerType;
+  authType: AuthType;
+  imapHost: string;
+  imapPort: number;
+  imapSecurity: ImapSecurity;
+  folder: string;
+  afterFetch: AfterFetch;
+  intervalMinutes: number;
+  tenant: string;
+}
+
+/** A connected outgoing mail server for the same mailbox: its OAuth consent also covers IMAP. */
+export interface ReusableConnection {
+  mailServerId: string;
+  name: string;
+  username: string;
+  connectedAccount: string | null;
+}
+
+export interface IncomingTestResult extends TestResult {
+  messageCount?: number;
+}
+
+export type WebhookDeliveryState = 'pending' | 'delivered' | 'failed';
+/** 'none': no webhook was active when the message arrived. */
+export type InboundDeliveryState = WebhookDeliveryState | 'none';
+
+export interface InboundMessage {
+  id: string;
+  serverId: string;
+  serverName: string;
+  folder: string;
+  messageId: string | null;
+  from: string;
+  to: string[];
+  cc: string[];
+  subject: string;
+  /** The Date header, ISO */
+  date: string | null;
+  inReplyTo: string | null;
+  references: string[];
+  attachments: Attachment[];
+  size: number;
+  /** Set when the message answers an email sent through Mailroom. */
+  inReplyToOutboxId: string | null;
+  receivedAt: string;
+  delivery: { state: InboundDeliveryState };
+}
+
+export interface WebhookDelivery {
+  id: string;
+  webhookId: string;
+  webhookUrl: string;
+  inboundMessageId: string;
+  subject: string;
+  state: WebhookDeliveryState;
+  attempts: number;
+  /** HTTP status of the last attempt */
+  lastStatus: number | null;
+  lastError: string | null;
+  nextAttemptAt: string | null;
+  deliveredAt: string | null;
+  createdAt: string;
+}
+
+export interface InboundMessageDetail extends InboundMessage {
+  text: string | null;
+  html: string | null;
+  deliveries: WebhookDelivery[];
+}
+
+export interface InboundMessageFilters {
+  serverId?: string;
+  /** Subject or address. */
+  q?: string;
+}
+
+export interface Page<T> {
+  items: T[];
+  nextCursor: string | null;
+}
+
+export interface Webhook {
+  id: string;
+  url: string;
+  description: string | null;
+  active: boolean;
+  createdAt: string;
+}
+
+/** Returned once, by the create call: the only time the signing secret is available. */
+export interface CreatedWebhook extends Webhook {
+  secret: string;
+}
+
 export class ApiError extends Error implements Problem {
   readonly status: number;
   readonly code: string;
@@ -291,6 +457,28 @@ function remember(session: Session): Session {
 
 const ms = (id: string) => `/api/v1/mail-servers/${encodeURIComponent(id)}`;
 const msg = (id: string) => `/api/v1/messages/${encodeURIComponent(id)}`;
+const inc = (id: string) => `/api/v1/incoming-servers/${encodeURIComponent(id)}`;
+const inbound = (id: string) => `/api/v1/inbound-messages/${encodeURIComponent(id)}`;
+const hook = (id: string) => `/api/v1/webhooks/${encodeURIComponent(id)}`;
+
+/** Where the original of an incoming message can be downloaded (message/rfc822). */
+export function inboundMessageRawUrl(id: string): string {
+  return `${inbound(id)}/raw`;
+}
+
+function inboundQuery(filters: InboundMessageFilters, cursor: string | null, limit: number): string {
+  const q = new URLSearchParams({ order: 'desc', limit: String(limit) });
+  if (cursor) q.set('cursor', cursor);
+  if (filters.serverId) q.set('serverId', filters.serverId);
+  if (filters.q?.trim()) q.set('q', filters.q.trim());
+  return q.toString();
+}
+
+function pageQuery(cursor: string | null, limit: number): string {
+  const q = new URLSearchParams({ limit: String(limit) });
+  if (cursor) q.set('cursor', cursor);
+  return q.toString();
+}
 
 function messagesQuery(filters: MessageFilters, cursor: string | null, limit: number): string {
   const q = new URLSearchParams();
@@ -337,4 +525,39 @@ export const api = {
   createApiKey: (input: { name: string; scope: ApiKeyScope }) =>
     request<CreatedApiKey>('POST', '/api/v1/api-keys', input),
   revokeApiKey: (id: string) => request<void>('DELETE', `/api/v1/api-keys/${encodeURIComponent(id)}`),
+
+  incomingServerDefaults: () => request<IncomingServerDefaults>('GET', '/api/v1/incoming-servers/defaults'),
+  listIncomingServers: () => request<{ items: IncomingServer[] }>('GET', '/api/v1/incoming-servers'),
+  getIncomingServer: (id: string) => request<IncomingServer>('GET', inc(id)),
+  createIncomingServer: (input: IncomingServerInput) =>
+    request<IncomingServer>('POST', '/api/v1/incoming-servers', input),
+  updateIncomingServer: (id: string, patch: Partial<IncomingServerInput>) =>
+    request<IncomingServer>('PATCH', inc(id), patch),
+  deleteIncomingServer: (id: string) => request<void>('DELETE', inc(id)),
+  /** Connected outgoing mail servers for this mailbox, whose consent the incoming server can reuse. */
+  reusableConnections: (username: string) =>
+    request<{ items: ReusableConnection[] }>(
+      'GET',
+      `/api/v1/incoming-servers/reusable-connections?${new URLSearchParams({ username }).toString()}`,
+    ),
+  connectIncomingServer: (id: string) => request<{ authorizeUrl: string }>('POST', `${inc(id)}/connect`),
+  testIncomingServer: (id: string) => request<IncomingTestResult>('POST', `${inc(id)}/test`),
+  /** Starts a fetch in the background (202); follow it with getIncomingServer(id).fetch. 409 while one runs. */
+  fetchIncomingServer: (id: string) => request<{ started: boolean }>('POST', `${inc(id)}/fetch`),
+
+  /** Newest first; pass the previous page's nextCursor for the next page. */
+  listInboundMessages: (filters: InboundMessageFilters = {}, cursor: string | null = null, limit = 50) =>
+    request<Page<InboundMessage>>('GET', `/api/v1/inbound-messages?${inboundQuery(filters, cursor, limit)}`),
+  getInboundMessage: (id: string) => request<InboundMessageDetail>('GET', inbound(id)),
+
+  listWebhooks: () => request<{ items: Webhook[] }>('GET', '/api/v1/webhooks'),
+  createWebhook: (input: { url: string; description?: string }) =>
+    request<CreatedWebhook>('POST', '/api/v1/webhooks', input),
+  updateWebhook: (id: string, patch: { active?: boolean; description?: string | null; url?: string }) =>
+    request<Webhook>('PATCH', hook(id), patch),
+  deleteWebhook: (id: string) => request<void>('DELETE', hook(id)),
+  listWebhookDeliveries: (id: string, cursor: string | null = null, limit = 50) =>
+    request<Page<WebhookDelivery>>('GET', `${hook(id)}/deliveries?${pageQuery(cursor, limit)}`),
+  redeliverWebhookDelivery: (id: string) =>
+    request<WebhookDelivery>('POST', `/api/v1/webhook-deliveries/${encodeURIComponent(id)}/redeliver`),
 };

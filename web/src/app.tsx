@@ -4,6 +4,10 @@ import { ApiKeyList } from './api-key-list.tsx';
 import { EmailDetail } from './email-detail.tsx';
 import { EmailList } from './email-list.tsx';
 import { ErrorAlert } from './error-alert.tsx';
+import { IncomingMailServerForm } from './incoming-mail-server-form.tsx';
+import { IncomingMailServerList } from './incoming-mail-server-list.tsx';
+import { IncomingMessageDetail } from './incoming-message-detail.tsx';
+import { IncomingMessageList } from './incoming-message-list.tsx';
 import { Layout } from './layout.tsx';
 import { LoginPage } from './login-page.tsx';
 import { MailServerForm } from './mail-server-form.tsx';
@@ -13,6 +17,8 @@ import { navigate, useLocation } from './router.tsx';
 import { matchRoute, paths } from './routes.ts';
 import { SettingsPage } from './settings-page.tsx';
 import { SetupPage } from './setup-page.tsx';
+import { WebhookDetail } from './webhook-detail.tsx';
+import { WebhookList } from './webhook-list.tsx';
 
 function loginUrl(next: string): string {
   return `${paths.login}?${new URLSearchParams({ next }).toString()}`;
@@ -122,6 +128,27 @@ export function App() {
       break;
     case 'apiKeys':
       page = <ApiKeyList />;
+      break;
+    case 'incomingMailServers':
+      page = <IncomingMailServerList />;
+      break;
+    case 'incomingMailServerNew':
+      page = <IncomingMailServerForm />;
+      break;
+    case 'incomingMailServer':
+      page = <IncomingMailServerForm id={match.params.id ?? ''} />;
+      break;
+    case 'incomingMessages':
+      page = <IncomingMessageList />;
+      break;
+    case 'incomingMessage':
+      page = <IncomingMessageDetail id={match.params.id ?? ''} />;
+      break;
+    case 'webhooks':
+      page = <WebhookList />;
+      break;
+    case 'webhook':
+      page = <WebhookDetail id={match.params.id ?? ''} />;
       break;
     default:
       page = <NotFoundPage />;

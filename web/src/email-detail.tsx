@@ -2,6 +2,7 @@ import { useEffect, useState, type ReactNode } from 'react';
 import { api, ApiError, type Message, type MessageState } from './api.ts';
 import { ErrorAlert } from './error-alert.tsx';
 import { formatDateTime } from './format-date-time.ts';
+import { formatSize } from './format-size.ts';
 import { isPending, MessageStateBadge } from './message-state-badge.tsx';
 import { Notice } from './notice.tsx';
 import { Link } from './router.tsx';
@@ -18,12 +19,6 @@ type Action = 'retry' | 'cancel';
 
 function asApiError(e: unknown): ApiError {
   return e instanceof ApiError ? e : new ApiError(0, { message: String(e) });
-}
-
-function formatSize(bytes: number): string {
-  if (bytes < 1024) return `${bytes} B`;
-  if (bytes < 1024 * 1024) return `${(bytes / 1024).toFixed(bytes < 10 * 1024 ? 1 : 0)} KB`;
-  return `${(bytes / (1024 * 1024)).toFixed(1)} MB`;
 }
 
 function Fact({ label, children }: { label: string; children: ReactNode }) {

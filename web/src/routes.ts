@@ -10,6 +10,13 @@ export const paths = {
   emails: '/settings/technical/emails',
   email: '/settings/technical/emails/:id',
   apiKeys: '/settings/technical/api-keys',
+  incomingMailServers: '/settings/technical/incoming-mail-servers',
+  incomingMailServerNew: '/settings/technical/incoming-mail-servers/new',
+  incomingMailServer: '/settings/technical/incoming-mail-servers/:id',
+  incomingMessages: '/settings/technical/incoming-messages',
+  incomingMessage: '/settings/technical/incoming-messages/:id',
+  webhooks: '/settings/technical/webhooks',
+  webhook: '/settings/technical/webhooks/:id',
 } as const;
 
 export type RouteName = keyof typeof paths;
@@ -30,6 +37,13 @@ const order: RouteName[] = [
   'emails',
   'email',
   'apiKeys',
+  'incomingMailServers',
+  'incomingMailServerNew',
+  'incomingMailServer',
+  'incomingMessages',
+  'incomingMessage',
+  'webhooks',
+  'webhook',
 ];
 
 export function matchRoute(pathname: string): RouteMatch | null {
@@ -63,6 +77,18 @@ export function mailServerPath(id: string): string {
 
 export function emailPath(id: string): string {
   return `${paths.emails}/${encodeURIComponent(id)}`;
+}
+
+export function incomingMailServerPath(id: string): string {
+  return `${paths.incomingMailServers}/${encodeURIComponent(id)}`;
+}
+
+export function incomingMessagePath(id: string): string {
+  return `${paths.incomingMessages}/${encodeURIComponent(id)}`;
+}
+
+export function webhookPath(id: string): string {
+  return `${paths.webhooks}/${encodeURIComponent(id)}`;
 }
 
 /** Only same-app absolute paths are accepted as a post-login destination. */

@@ -25,15 +25,25 @@ const technical: SettingsGroup[] = [
       },
       {
         label: 'Incoming Mail Servers',
-        path: '/settings/technical/incoming-mail-servers',
-        description: 'Mailboxes read over IMAP.',
+        path: paths.incomingMailServers,
+        description: 'Mailboxes read over IMAP and their Microsoft 365 connection.',
       },
       {
         label: 'Emails',
         path: paths.emails,
         description: 'The outbox: queued, sent and failed messages.',
       },
+      {
+        label: 'Incoming Messages',
+        path: paths.incomingMessages,
+        description: 'Messages fetched from the incoming mail servers and their webhook deliveries.',
+      },
       { label: 'API Keys', path: paths.apiKeys, description: 'Keys for applications using the API.' },
+      {
+        label: 'Webhooks',
+        path: paths.webhooks,
+        description: 'URLs that receive each incoming message, signed.',
+      },
     ],
   },
 ];

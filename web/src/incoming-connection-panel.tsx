@@ -1,0 +1,274 @@
+import { useEffect, useRef, useState } from 'react';
+import { api, ApiError, type FetchStatus, type IncomingServer, type Problem } from './api.ts';
+import { ErrorAlert } from './error-alert.tsx';
+import { formatDateTime } from './format-date-time.ts';
+import { Notice } from './notice.tsx';
+import { Link } from './router.tsx';
+import { mailServerPath, paths } from './routes.ts';
+import { Spinner } from './spinner.tsx';
+import { TokenStatusBadge } from './token-status-badge.tsx';
+
+/** How often a running fetch is read again. */
+const FETCH_POLL_MS = 1000;
+
+interface IncomingConnectionPanelProps {
+  server: IncomingServer;
+  /** The `oauth` query parameter set by the OAuth callback redirect: 'connected' | 'error' | null. */
+  oauth: string | null;
+  /** The form below has unsaved changes. */
+  dirty: boolean;
+  onServerChange: (server: IncomingServer) => void;
+}
+
+type Outcome = { ok: true; message: string; detail?: string } | ({ ok: false } & Problem);
+
+function toFailure(err: unknown): Outcome & { ok: false } {
+  if (err instanceof ApiError) return { ok: false, message: err.message, fix: err.fix, evidence: err.evidence };
+  return { ok: false, message: String(err) };
+}
+
+function fetchOutcome(f: FetchStatus): Outcome {
+  if (f.error) return { ok: false, message: f.error.message, fix: f.error.fix, evidence: f.error.evidence };
+  return { ok: true, message: `Fetched ${f.fetched} new ${f.fetched === 1 ? 'message' : 'messages'}` };
+}
+
+function progressText(f: FetchStatus): string {
+  if (f.total !== null) return `Fetched ${f.fetched} of ${f.total}…`;
+  return f.fetched > 0 ? `Fetched ${f.fetched}…` : 'Fetching…';
+}
+
+function Result({ outcome, failureTitle }: { outcome: Outcome; failureTitle?: string }) {
+  if (outcome.ok) {
+    return (
+      <div className="alert alert-success" role="status">
+        <p className="alert-message">{outcome.message}</p>
+        {outcome.detail && <p className="alert-detail">{outcome.detail}</p>}
+      </div>
+    );
+  }
+  return <ErrorAlert problem={outcome} title={failureTitle} />;
+}
+
+/** Token status of an existing incoming mail server and the actions to connect, test and fetch now. */
+export function IncomingConnectionPanel({ server, oauth, dirty, onServerChange }: IncomingConnectionPanelProps) {
+  const [connecting, setConnecting] = useState(false);
+  const [connectError, setConnectError] = useState<Problem | null>(null);
+  const [testing, setTesting] = useState(false);
+  const [testOutcome, setTestOutcome] = useState<Outcome | null>(null);
+  const [starting, setStarting] = useState(false);
+  // Follow a fetch started here, or one already running when the page opened.
+  const [watching, setWatching] = useState(() => server.fetch.running);
+  const [fetchResult, setFetchResult] = useState<Outcome | null>(null);
+
+  const onChange = useRef(onServerChange);
+  onChange.current = onServerChange;
+
+  function refresh() {
+    api.getIncomingServer(server.id).then(onChange.current, () => undefined);
+  }
+
+  useEffect(() => {
+    if (!watching) return;
+    let stopped = false;
+    let timer = 0;
+    const tick = async () => {
+      try {
+        const s = await api.getIncomingServer(server.id);
+        if (stopped) return;
+        onChange.current(s);
+        if (!s.fetch.running) {
+          setWatching(false);
+          setFetchResult(fetchOutcome(s.fetch));
+          return;
+        }
+      } catch (err) {
+        if (stopped) return;
+        if (!(err instanceof ApiError) || err.status === 404 || err.status === 401) {
+          setWatching(false);
+          setFetchResult(toFailure(err));
+          return;
+        }
+        // A passing network or server error: the next tick tries again.
+      }
+      if (!stopped) timer = window.setTimeout(tick, FETCH_POLL_MS);
+    };
+    timer = window.setTimeout(tick, 0);
+    return () => {
+      stopped = true;
+      window.clearTimeout(timer);
+    };
+  }, [watching, server.id]);
+
+  async function connect() {
+    setConnecting(true);
+    setConnectError(null);
+    try {
+      const { authorizeUrl } = await api.connectIncomingServer(server.id);
+      window.location.assign(authorizeUrl);
+    } catch (err) {
+      setConnectError(toFailure(err));
+      setConnecting(false);
+    }
+  }
+
+  async function test() {
+    setTesting(true);
+    setTestOutcome(null);
+    try {
+      const r = await api.testIncomingServer(server.id);
+      setTestOutcome(
+        r.ok
+          ? { ok: true, message: r.message || 'Connection Test Successful!' }
+          : { ok: false, message: r.message, fix: r.fix, evidence: r.evidence },
+      );
+    } catch (err) {
+      setTestOutcome(toFailure(err));
+    } finally {
+      setTesting(false);
+      refresh();
+    }
+  }
+
+  async function fetchNow() {
+    setStarting(true);
+    setFetchResult(null);
+    try {
+      await api.fetchIncomingServer(server.id);
+      setWatching(true);
+    } catch (err) {
+      // 409: a fetch is already running (scheduled or started elsewhere): follow that one.
+      if (err instanceof ApiError && err.status === 409) setWatching(true);
+      else setFetchResult(toFailure(err));
+    } finally {
+      setStarting(false);
+    }
+  }
+
+  const shared = server.tokenSourceId !== null;
+  const fetching = starting || watching;
+  const showLastError = server.lastError && !testOutcome && !fetchResult && !fetching;
+  const progress = server.fetch;
+
+  return (
+    <section className="card connection-panel" aria-labelledby="connection-heading">
+      <h2 id="connection-heading">Connection</h2>
+
+      {oauth === 'connected' && <Notice>Outlook account connected</Notice>}
+      {showLastError && server.lastError && (
+        <ErrorAlert
+          problem={server.lastError}
+          title={
+            oauth === 'error'
+              ? 'The Outlook account could not be connected.'
+              : `Last error${server.lastError.at ? ` (${formatDateTime(server.lastError.at)})` : ''}`
+          }
+          showCode
+        />
+      )}
+      {oauth === 'error' && !server.lastError && (
+        <ErrorAlert
+          problem={{
+            message: 'The Outlook account could not be connected.',
+            fix: 'Try again with “Connect your Outlook account”.',
+          }}
+        />
+      )}
+      {connectError && <ErrorAlert problem={connectError} />}
+
+      <div className="connection-status">
+        <p className="status-line">
+          <span className="status-label">Status</span>
+          <TokenStatusBadge status={server.tokenStatus} />
+        </p>
+        {server.tokenStatusReason && <p className="status-reason">{server.tokenStatusReason}</p>}
+        <dl className="facts">
+          {shared && server.tokenSourceId && (
+            <div>
+              <dt>Shared connection</dt>
+              <dd>
+                Outgoing mail server{' '}
+                <Link to={mailServerPath(server.tokenSourceId)}>{server.tokenSourceName ?? server.tokenSourceId}</Link>
+              </dd>
+            </div>
+          )}
+          <div>
+            <dt>Connected account</dt>
+            <dd>{server.connectedAccount ?? '—'}</dd>
+          </div>
+          <div>
+            <dt>Token expires</dt>
+            <dd>{formatDateTime(server.tokenExpiresAt)}</dd>
+          </div>
+          <div>
+            <dt>Last fetch</dt>
+            <dd>{formatDateTime(server.lastFetchAt)}</dd>
+          </div>
+          <div>
+            <dt>Imported messages</dt>
+            <dd>
+              {server.importedCount > 0 ? (
+                <Link to={`${paths.incomingMessages}?${new URLSearchParams({ serverId: server.id }).toString()}`}>
+                  {server.importedCount}
+                </Link>
+              ) : (
+                server.importedCount
+              )}
+            </dd>
+          </div>
+        </dl>
+        {shared && server.tokenStatus !== 'valid' && server.tokenSourceId && (
+          <p className="hint">
+            This server uses the connection of the outgoing mail server: connect or reconnect the Outlook account on{' '}
+            <Link to={mailServerPath(server.tokenSourceId)}>{server.tokenSourceName ?? 'that mail server'}</Link>.
+          </p>
+        )}
+      </div>
+
+      {dirty && <p className="hint">You have unsaved changes below: save them before connecting or testing.</p>}
+
+      <div className="button-row">
+        {!shared && (
+          <button
+            type="button"
+            className={server.tokenStatus === 'valid' ? 'btn btn-secondary' : 'btn btn-primary'}
+            onClick={connect}
+            disabled={connecting}
+            aria-busy={connecting || undefined}
+          >
+            {connecting && <Spinner />}
+            Connect your Outlook account
+          </button>
+        )}
+        <button type="button" className="btn btn-secondary" onClick={test} disabled={testing} aria-busy={testing || undefined}>
+          {testing && <Spinner />}
+          Test &amp; Confirm
+        </button>
+        <button
+          type="button"
+          className="btn btn-secondary"
+          onClick={fetchNow}
+          disabled={fetching}
+          aria-busy={fetching || undefined}
+        >
+          {fetching && <Spinner />}
+          Fetch Now
+        </button>
+      </div>
+      <div className="action-result" aria-live="polite">
+        {testing && <p className="muted">Testing the connection…</p>}
+        {testOutcome && <Result outcome={testOutcome} />}
+      </div>
+      <div className="action-result" aria-live="polite">
+        {fetching && (
+          <div className="fetch-progress" role="status">
+            <span>{progress.running ? progressText(progress) : 'Fetching…'}</span>
+            {progress.running && progress.total !== null && progress.total > 0 && (
+              <progress aria-label="Fetch progress" max={progress.total} value={Math.min(progress.fetched, progress.total)} />
+            )}
+          </div>
+        )}
+        {!fetching && fetchResult && <Result outcome={fetchResult} failureTitle="The fetch failed." />}
+      </div>
+    </section>
+  );
+}

@@ -1,0 +1,792 @@
+import { useEffect, useRef, useState, type FormEvent, type ReactNode } from 'react';
+import {
+  api,
+  ApiError,
+  type AfterFetch,
+  type AuthType,
+  type ImapSecurity,
+  type IncomingServer,
+  type IncomingServerDefaults,
+  type IncomingServerInput,
+  type ReusableConnection,
+  type ServerType,
+} from './api.ts';
+import { AUTH_TYPE_LABELS } from './auth-type-label.ts';
+import { CopyButton } from './copy-button.tsx';
+import { ErrorAlert } from './error-alert.tsx';
+import { IncomingConnectionPanel } from './incoming-connection-panel.tsx';
+import { Notice } from './notice.tsx';
+import { Link, navigate, useFlashNotice, useLocation } from './router.tsx';
+import { incomingMailServerPath, mailServerPath, paths } from './routes.ts';
+import { Spinner } from './spinner.tsx';
+import { useTitle } from './use-title.ts';
+
+/** Pause after typing a Username before asking for an outgoing connection to reuse. */
+const REUSE_LOOKUP_DELAY_MS = 400;
+
+type FieldName =
+  | 'name'
+  | 'serverType'
+  | 'authType'
+  | 'imapHost'
+  | 'imapPort'
+  | 'imapSecurity'
+  | 'username'
+  | 'folder'
+  | 'afterFetch'
+  | 'moveToFolder'
+  | 'intervalMinutes'
+  | 'active'
+  | 'clientId'
+  | 'clientSecret'
+  | 'tenant';
+
+interface FormValues {
+  name: string;
+  serverType: string;
+  authType: string;
+  imapHost: string;
+  imapPort: string;
+  imapSecurity: ImapSecurity;
+  username: string;
+  folder: string;
+  afterFetch: AfterFetch;
+  moveToFolder: string;
+  intervalMinutes: string;
+  active: boolean;
+  clientId: string;
+  clientSecret: string;
+  tenant: string;
+  /** The outgoing mail server whose OAuth connection is reused; null: this server's own credentials. */
+  tokenSourceId: string | null;
+}
+
+type TextField = {
+  [K in FieldName]: FormValues[K] extends string ? K : never;
+}[FieldName];
+
+// Label order is the order of the error summary.
+const LABELS: Record<FieldName | 'redirectUri' | 'tokenSourceId', string> = {
+  name: 'Name',
+  authType: 'Authenticate Using',
+  username: 'Username',
+  tokenSourceId: 'Connection',
+  redirectUri: 'OAuth2 Redirect Url',
+  clientId: 'Client ID',
+  clientSecret: 'Client Secret',
+  tenant: 'Tenant',
+  serverType: 'Server Type',
+  imapHost: 'Server',
+  imapPort: 'Port',
+  imapSecurity: 'SSL/TLS',
+  folder: 'Folder',
+  afterFetch: 'After fetching',
+  moveToFolder: 'Move to Folder',
+  intervalMinutes: 'Interval',
+  active: 'Active',
+};
+
+const HELP: Partial<Record<FieldName | 'redirectUri', string>> = {
+  username: 'The Microsoft 365 mailbox to read, e.g. support@contoso.com.',
+  redirectUri:
+    'Add this URL as a Web redirect URI of the app registration (Microsoft Entra admin center → App registrations → Authentication).',
+  clientId: 'Application (client) ID of the app registration.',
+  clientSecret: 'The secret’s Value (not its Secret ID), from Certificates & secrets.',
+  tenant: 'common, organizations, consumers, a tenant ID or a domain',
+  imapHost: 'Microsoft 365 uses outlook.office365.com.',
+  imapPort: 'Microsoft 365 uses 993 with SSL/TLS.',
+  imapSecurity: 'Unchecked: STARTTLS (usually port 143).',
+  folder: 'The mailbox folder to read, usually INBOX.',
+  afterFetch: 'What happens to a message in the mailbox once Mailroom has it.',
+  moveToFolder: 'An existing folder of the mailbox, e.g. Archive or Processed.',
+  intervalMinutes: 'How often to check when the server cannot push (IDLE)',
+  active: 'Inactive servers are not read.',
+};
+
+const AFTER_FETCH_OPTIONS: { value: AfterFetch; label: string }[] = [
+  { value: 'mark_read', label: 'Mark as read' },
+  { value: 'move', label: 'Move to a folder' },
+  { value: 'leave', label: 'Leave as is' },
+];
+
+const SERVER_TYPE_OPTIONS: { value: ServerType; label: string }[] = [{ value: 'imap', label: 'IMAP' }];
+
+const SECRET_SET_PLACEHOLDER = '•••••••• (set — leave empty to keep)';
+
+const fieldId = (f: string) => `incoming-server-${f}`;
+const helpId = (f: string) => `incoming-server-${f}-help`;
+const errorId = (f: string) => `incoming-server-${f}-error`;
+
+function isFieldName(f: string): f is FieldName {
+  return f in LABELS && f !== 'redirectUri' && f !== 'tokenSourceId';
+}
+
+const FORM_ORDER = Object.keys(LABELS);
+
+/** Error summary entries in the order the fields appear; fields the form does not show go last. */
+function sortByFormOrder(entries: [string, string][]): [string, string][] {
+  const rank = (f: string) => (FORM_ORDER.includes(f) ? FORM_ORDER.indexOf(f) : FORM_ORDER.length);
+  return [...entries].sort((a, b) => rank(a[0]) - rank(b[0]));
+}
+
+function valuesFromDefaults(d: IncomingServerDefaults): FormValues {
+  return {
+    name: '',
+    serverType: d.serverType,
+    authType: d.authType,
+    imapHost: d.imapHost,
+    imapPort: String(d.imapPort),
+    imapSecurity: d.imapSecurity,
+    username: '',
+    folder: d.folder,
+    afterFetch: d.afterFetch,
+    moveToFolder: '',
+    intervalMinutes: String(d.intervalMinutes),
+    active: true,
+    clientId: '',
+    clientSecret: '',
+    tenant: d.tenant,
+    tokenSourceId: null,
+  };
+}
+
+function valuesFromServer(s: IncomingServer): FormValues {
+  return {
+    name: s.name,
+    serverType: s.serverType,
+    authType: s.authType,
+    imapHost: s.imapHost,
+    imapPort: String(s.imapPort),
+    imapSecurity: s.imapSecurity,
+    username: s.username,
+    folder: s.folder,
+    afterFetch: s.afterFetch,
+    moveToFolder: s.moveToFolder ?? '',
+    intervalMinutes: String(s.intervalMinutes),
+    active: s.active,
+    clientId: s.clientId ?? '',
+    clientSecret: '',
+    tenant: s.tenant ?? '',
+    tokenSourceId: s.tokenSourceId,
+  };
+}
+
+const toNumber = (s: string): number | null => (s.trim() === '' ? null : Number(s));
+const toNullable = (s: string): string | null => (s.trim() === '' ? null : s.trim());
+
+/** The API input for the form values, without the (write-only) client secret. */
+function toInput(v: FormValues): Omit<IncomingServerInput, 'clientSecret'> {
+  return {
+    name: v.name.trim(),
+    serverType: v.serverType as ServerType,
+    authType: v.authType as AuthType,
+    imapHost: v.imapHost.trim(),
+    imapPort: toNumber(v.imapPort),
+    imapSecurity: v.imapSecurity,
+    username: v.username.trim(),
+    folder: v.folder.trim(),
+    afterFetch: v.afterFetch,
+    // Only meaningful when moving: otherwise cleared, like the hidden field.
+    moveToFolder: v.afterFetch === 'move' ? toNullable(v.moveToFolder) : null,
+    intervalMinutes: toNumber(v.intervalMinutes),
+    active: v.active,
+    tokenSourceId: v.tokenSourceId,
+    clientId: toNullable(v.clientId),
+    tenant: toNullable(v.tenant),
+  };
+}
+
+function changedFields(before: FormValues, after: FormValues): Partial<IncomingServerInput> {
+  const a = toInput(before);
+  const b = toInput(after);
+  const patch: Record<string, unknown> = {};
+  for (const k of Object.keys(b) as (keyof typeof b)[]) {
+    if (JSON.stringify(a[k]) !== JSON.stringify(b[k])) patch[k] = b[k];
+  }
+  if (after.clientSecret !== '') patch.clientSecret = after.clientSecret;
+  return patch as Partial<IncomingServerInput>;
+}
+
+function asApiError(e: unknown): ApiError {
+  return e instanceof ApiError ? e : new ApiError(0, { message: String(e) });
+}
+
+/** Create (id undefined) or edit an incoming mail server (IMAP with Outlook OAuth). */
+export function IncomingMailServerForm({ id }: { id?: string }) {
+  const isNew = id === undefined;
+  const { query } = useLocation();
+  const [flash] = useFlashNotice();
+  const [notice, setNotice] = useState<{ kind: 'success' | 'info'; text: string } | null>(() =>
+    flash ? { kind: 'success', text: flash } : null,
+  );
+
+  const [server, setServer] = useState<IncomingServer | null>(null);
+  const [redirectUri, setRedirectUri] = useState('');
+  const [initial, setInitial] = useState<FormValues | null>(null);
+  const [values, setValues] = useState<FormValues | null>(null);
+  const [tokenSourceName, setTokenSourceName] = useState<string | null>(null);
+  const [loadError, setLoadError] = useState<ApiError | null>(null);
+
+  const [saving, setSaving] = useState(false);
+  const [deleting, setDeleting] = useState(false);
+  const [reusing, setReusing] = useState(false);
+  const [fieldErrors, setFieldErrors] = useState<Record<string, string>>({});
+  const [validationMessage, setValidationMessage] = useState<string | null>(null);
+  const [formError, setFormError] = useState<ApiError | null>(null);
+  const summaryRef = useRef<HTMLDivElement>(null);
+
+  // Connected outgoing mail servers for the typed Username, and the ones the user turned down.
+  const [reusable, setReusable] = useState<{ username: string; items: ReusableConnection[] } | null>(null);
+  const [declined, setDeclined] = useState<string[]>([]);
+
+  useTitle(isNew ? 'New Incoming Mail Server' : server?.name || 'Incoming Mail Server');
+
+  useEffect(() => {
+    let cancelled = false;
+    const load = async () => {
+      try {
+        if (id === undefined) {
+          const d = await api.incomingServerDefaults();
+          if (cancelled) return;
+          const v = valuesFromDefaults(d);
+          setRedirectUri(d.redirectUri);
+          setInitial(v);
+          setValues(v);
+        } else {
+          const s = await api.getIncomingServer(id);
+          if (cancelled) return;
+          applyServer(s);
+        }
+      } catch (e) {
+        if (!cancelled) setLoadError(asApiError(e));
+      }
+    };
+    void load();
+    return () => {
+      cancelled = true;
+    };
+  }, [id]);
+
+  useEffect(() => {
+    if (Object.keys(fieldErrors).length > 0) summaryRef.current?.focus();
+  }, [fieldErrors]);
+
+  // Typing a Username that an outgoing mail server already connected: offer to reuse its consent.
+  const lookupUsername = values?.username.trim() ?? '';
+  const sharing = values?.tokenSourceId != null;
+  useEffect(() => {
+    if (lookupUsername === '' || sharing) return;
+    let cancelled = false;
+    const t = window.setTimeout(() => {
+      api.reusableConnections(lookupUsername).then(
+        (r) => !cancelled && setReusable({ username: lookupUsername, items: r.items }),
+        () => !cancelled && setReusable({ username: lookupUsername, items: [] }),
+      );
+    }, REUSE_LOOKUP_DELAY_MS);
+    return () => {
+      cancelled = true;
+      window.clearTimeout(t);
+    };
+  }, [lookupUsername, sharing]);
+
+  function applyServer(s: IncomingServer) {
+    const v = valuesFromServer(s);
+    setServer(s);
+    setRedirectUri(s.redirectUri);
+    setTokenSourceName(s.tokenSourceName);
+    setInitial(v);
+    setValues(v);
+  }
+
+  /** Server state changed outside the form (token status, a fetch): keep the user's edits. */
+  function refreshServer(s: IncomingServer) {
+    setServer(s);
+  }
+
+  function set<K extends keyof FormValues>(field: K, value: FormValues[K]) {
+    setValues((v) => (v ? { ...v, [field]: value } : v));
+  }
+
+  function setSecurity(tls: boolean) {
+    setValues((v) => {
+      if (!v) return v;
+      // Follow the usual port of the mode, unless the user chose another one.
+      let port = v.imapPort;
+      if (tls && port.trim() === '143') port = '993';
+      if (!tls && port.trim() === '993') port = '143';
+      return { ...v, imapSecurity: tls ? 'tls' : 'starttls', imapPort: port };
+    });
+  }
+
+  function clearMessages() {
+    setFieldErrors({});
+    setValidationMessage(null);
+    setFormError(null);
+    setNotice(null);
+  }
+
+  function showError(err: unknown) {
+    const apiErr = asApiError(err);
+    if (apiErr.hasFieldErrors) {
+      setFieldErrors(apiErr.fields);
+      setValidationMessage(apiErr.message);
+    } else {
+      setFormError(apiErr);
+      window.scrollTo({ top: 0 });
+    }
+  }
+
+  async function reuse(c: ReusableConnection) {
+    if (!values) return;
+    clearMessages();
+    if (!server) {
+      set('tokenSourceId', c.mailServerId);
+      setTokenSourceName(c.name);
+      return;
+    }
+    // An existing server switches right away (with the Username it was found for).
+    const patch: Partial<IncomingServerInput> = { tokenSourceId: c.mailServerId };
+    const username = values.username.trim();
+    if (initial && username !== initial.username.trim()) patch.username = username;
+    setReusing(true);
+    try {
+      const updated = await api.updateIncomingServer(server.id, patch);
+      setServer(updated);
+      setTokenSourceName(updated.tokenSourceName ?? c.name);
+      const keep = { tokenSourceId: updated.tokenSourceId, username: updated.username };
+      setInitial((v) => (v ? { ...v, ...keep } : v));
+      setValues((v) => (v ? { ...v, ...keep } : v));
+      setNotice({ kind: 'success', text: `Now using the connection of the outgoing mail server "${c.name}".` });
+    } catch (err) {
+      showError(err);
+    } finally {
+      setReusing(false);
+    }
+  }
+
+  function switchToOwnCredentials() {
+    if (!values?.tokenSourceId) return;
+    const left = values.tokenSourceId;
+    setDeclined((d) => [...d, left]);
+    set('tokenSourceId', null);
+    window.setTimeout(() => document.getElementById(fieldId('clientId'))?.focus(), 0);
+  }
+
+  async function submit(e: FormEvent<HTMLFormElement>) {
+    e.preventDefault();
+    if (!values || !initial) return;
+    // Empty number inputs would be read as 0 by the API: ask for a value here.
+    const local: Record<string, string> = {};
+    if (values.imapPort.trim() === '') local.imapPort = 'Enter a port number (993 for SSL/TLS)';
+    if (values.intervalMinutes.trim() === '') local.intervalMinutes = 'Enter an interval in minutes, e.g. 5';
+    if (values.afterFetch === 'move' && values.moveToFolder.trim() === '') {
+      local.moveToFolder = 'Enter the folder to move fetched messages to';
+    }
+    if (Object.keys(local).length > 0) {
+      clearMessages();
+      setFieldErrors(local);
+      return;
+    }
+    setSaving(true);
+    clearMessages();
+    try {
+      if (isNew) {
+        const input: IncomingServerInput = { ...toInput(values) };
+        if (values.clientSecret !== '' && values.tokenSourceId === null) input.clientSecret = values.clientSecret;
+        const created = await api.createIncomingServer(input);
+        navigate(incomingMailServerPath(created.id), { state: { notice: 'Incoming mail server created.' } });
+        return;
+      }
+      if (!server) return;
+      const patch = changedFields(initial, values);
+      if (Object.keys(patch).length === 0) {
+        setNotice({ kind: 'info', text: 'No changes to save.' });
+      } else {
+        const updated = await api.updateIncomingServer(server.id, patch);
+        applyServer(updated);
+        setNotice({ kind: 'success', text: 'Saved.' });
+      }
+    } catch (err) {
+      showError(err);
+    } finally {
+      setSaving(false);
+    }
+  }
+
+  async function remove() {
+    if (!server) return;
+    if (!window.confirm(`Delete the incoming mail server “${server.name}”? This cannot be undone.`)) return;
+    setDeleting(true);
+    setFormError(null);
+    try {
+      await api.deleteIncomingServer(server.id);
+      navigate(paths.incomingMailServers, { state: { notice: `Incoming mail server “${server.name}” deleted.` } });
+    } catch (err) {
+      setFormError(asApiError(err));
+      setDeleting(false);
+    }
+  }
+
+  const title = isNew ? 'New Incoming Mail Server' : server?.name || 'Incoming Mail Server';
+  const busy = saving || deleting || reusing;
+  const header = (
+    <div className="page-header">
+      <div>
+        <p className="breadcrumb">
+          <Link to={paths.incomingMailServers}>Incoming Mail Servers</Link>
+          <span aria-hidden="true"> / </span>
+          <span>{isNew ? 'New' : server?.name || '…'}</span>
+        </p>
+        <h1>{title}</h1>
+      </div>
+      {values && (
+        <div className="page-actions">
+          <button type="submit" form="incoming-server-form" className="btn btn-primary" disabled={busy}>
+            {saving && <Spinner />}
+            {isNew ? 'Create' : 'Save'}
+          </button>
+          {!isNew && (
+            <button type="button" className="btn btn-danger" onClick={remove} disabled={busy}>
+              {deleting && <Spinner />}
+              Delete
+            </button>
+          )}
+        </div>
+      )}
+    </div>
+  );
+
+  if (loadError) {
+    return (
+      <>
+        {header}
+        <ErrorAlert
+          problem={
+            loadError.status === 404
+              ? { message: 'This incoming mail server does not exist (it may have been deleted).' }
+              : loadError
+          }
+        />
+      </>
+    );
+  }
+  if (!values || !initial) {
+    return (
+      <>
+        {header}
+        <p className="loading">Loading…</p>
+      </>
+    );
+  }
+
+  const dirty = Object.keys(changedFields(initial, values)).length > 0;
+  const fieldMessages = Object.values(fieldErrors);
+  // The API's overall message, unless it only repeats a field message (e.g. "<first field message> (and 2 more)").
+  const summaryExtra =
+    validationMessage && !fieldMessages.some((m) => validationMessage.includes(m)) ? validationMessage : null;
+  const offer =
+    !sharing && reusable && reusable.username === lookupUsername
+      ? reusable.items.find((c) => !declined.includes(c.mailServerId))
+      : undefined;
+
+  /** Fields hidden by the current choices (their errors are listed as text in the summary). */
+  function shown(f: FieldName): boolean {
+    if (f === 'clientId' || f === 'clientSecret' || f === 'tenant') return !sharing;
+    if (f === 'moveToFolder') return values?.afterFetch === 'move';
+    return true;
+  }
+
+  function a11y(f: FieldName, also?: string) {
+    const describedBy = [also ?? null, HELP[f] ? helpId(f) : null, fieldErrors[f] ? errorId(f) : null]
+      .filter(Boolean)
+      .join(' ');
+    return {
+      id: fieldId(f),
+      name: f,
+      'aria-invalid': fieldErrors[f] ? true : undefined,
+      'aria-describedby': describedBy || undefined,
+    };
+  }
+
+  function messages(f: FieldName | 'redirectUri' | 'tokenSourceId') {
+    const err = f === 'redirectUri' ? undefined : fieldErrors[f];
+    const help = f === 'tokenSourceId' ? undefined : HELP[f];
+    return (
+      <>
+        {help && (
+          <p id={helpId(f)} className="field-help">
+            {help}
+          </p>
+        )}
+        {err && (
+          <p id={errorId(f)} className="field-error">
+            {err}
+          </p>
+        )}
+      </>
+    );
+  }
+
+  function row(f: FieldName | 'redirectUri', control: ReactNode, extra?: ReactNode) {
+    const err = f === 'redirectUri' ? undefined : fieldErrors[f];
+    return (
+      <div className={err ? 'field has-error' : 'field'}>
+        <label htmlFor={fieldId(f)}>{LABELS[f]}</label>
+        <div className="field-control">
+          {control}
+          {messages(f)}
+          {extra}
+        </div>
+      </div>
+    );
+  }
+
+  function text(f: TextField, props: { type?: string; placeholder?: string; autoComplete?: string } = {}) {
+    return row(
+      f,
+      <input
+        {...a11y(f)}
+        type={props.type ?? 'text'}
+        value={values?.[f] ?? ''}
+        onChange={(e) => set(f, e.target.value)}
+        placeholder={props.placeholder}
+        autoComplete={props.autoComplete ?? 'off'}
+        spellCheck={false}
+      />,
+    );
+  }
+
+  function checkbox(f: 'active', checked: boolean, onChange: (checked: boolean) => void) {
+    return row(
+      f,
+      <input {...a11y(f)} type="checkbox" className="checkbox" checked={checked} onChange={(e) => onChange(e.target.checked)} />,
+    );
+  }
+
+  const reuseNotice = offer && (
+    <div className="alert alert-info reuse-offer" role="status">
+      <p>
+        This mailbox is already connected through the outgoing mail server "{offer.name}". One consent covers IMAP and
+        SMTP.
+      </p>
+      <div className="button-row">
+        <button
+          type="button"
+          className="btn btn-secondary btn-small"
+          onClick={() => reuse(offer)}
+          disabled={busy}
+          aria-busy={reusing || undefined}
+        >
+          {reusing && <Spinner />}
+          Reuse this connection
+        </button>
+      </div>
+    </div>
+  );
+
+  return (
+    <>
+      {header}
+      {notice && <Notice kind={notice.kind}>{notice.text}</Notice>}
+      {formError && <ErrorAlert problem={formError} showCode={formError.status >= 500} />}
+      {fieldMessages.length > 0 && (
+        <div className="alert alert-error" role="alert" tabIndex={-1} ref={summaryRef}>
+          <p className="alert-title">
+            {summaryExtra ??
+              (fieldMessages.length === 1 ? 'One field needs attention:' : `${fieldMessages.length} fields need attention:`)}
+          </p>
+          <ul className="error-summary">
+            {sortByFormOrder(Object.entries(fieldErrors)).map(([f, msg]) =>
+              isFieldName(f) && shown(f) ? (
+                <li key={f}>
+                  <a
+                    href={`#${fieldId(f)}`}
+                    onClick={(e) => {
+                      e.preventDefault();
+                      document.getElementById(fieldId(f))?.focus();
+                    }}
+                  >
+                    {LABELS[f]}
+                  </a>
+                </li>
+              ) : (
+                <li key={f}>{msg}</li>
+              ),
+            )}
+          </ul>
+        </div>
+      )}
+
+      {server && (
+        <IncomingConnectionPanel server={server} oauth={query.get('oauth')} dirty={dirty} onServerChange={refreshServer} />
+      )}
+
+      <form id="incoming-server-form" className="card mail-server-form" onSubmit={submit} noValidate>
+        <div className="field field-title">
+          <label htmlFor={fieldId('name')}>{LABELS.name}</label>
+          <div className="field-control">
+            <input
+              {...a11y('name')}
+              type="text"
+              className="input-title"
+              placeholder="e.g. Support inbox (Microsoft 365)"
+              autoComplete="off"
+              value={values.name}
+              onChange={(e) => set('name', e.target.value)}
+            />
+            {messages('name')}
+          </div>
+        </div>
+
+        <div className="form-columns">
+          <fieldset className="form-group">
+            <legend>Microsoft 365 account</legend>
+            {row(
+              'authType',
+              <select {...a11y('authType')} value={values.authType} onChange={(e) => set('authType', e.target.value)}>
+                {Object.entries(AUTH_TYPE_LABELS).map(([value, label]) => (
+                  <option key={value} value={value}>
+                    {label}
+                  </option>
+                ))}
+              </select>,
+            )}
+            {row(
+              'username',
+              <input
+                {...a11y('username')}
+                type="email"
+                value={values.username}
+                onChange={(e) => set('username', e.target.value)}
+                placeholder="support@contoso.com"
+                autoComplete="off"
+                spellCheck={false}
+              />,
+              reuseNotice,
+            )}
+            {row(
+              'redirectUri',
+              <div className="input-with-button">
+                <input
+                  id={fieldId('redirectUri')}
+                  type="text"
+                  readOnly
+                  value={redirectUri}
+                  aria-describedby={helpId('redirectUri')}
+                  onFocus={(e) => e.currentTarget.select()}
+                />
+                <CopyButton text={redirectUri} inputId={fieldId('redirectUri')} />
+              </div>,
+            )}
+            {values.tokenSourceId !== null ? (
+              <div className={fieldErrors.tokenSourceId ? 'field has-error' : 'field'}>
+                <span className="field-label">{LABELS.tokenSourceId}</span>
+                <div className="field-control">
+                  <div className="shared-connection">
+                    <p>
+                      Uses the connection of{' '}
+                      <Link to={mailServerPath(values.tokenSourceId)}>{tokenSourceName ?? 'an outgoing mail server'}</Link>
+                    </p>
+                    <p className="field-help">
+                      The consent given for the outgoing mail server also covers reading this mailbox: no Client ID,
+                      secret or second sign-in needed.
+                    </p>
+                    <button type="button" className="btn btn-secondary btn-small" onClick={switchToOwnCredentials} disabled={busy}>
+                      Use own credentials
+                    </button>
+                  </div>
+                  {messages('tokenSourceId')}
+                </div>
+              </div>
+            ) : (
+              <>
+                {text('clientId', { placeholder: '00000000-0000-0000-0000-000000000000' })}
+                {text('clientSecret', {
+                  type: 'password',
+                  autoComplete: 'new-password',
+                  placeholder: server?.clientSecretSet ? SECRET_SET_PLACEHOLDER : undefined,
+                })}
+                {text('tenant')}
+              </>
+            )}
+          </fieldset>
+
+          <fieldset className="form-group">
+            <legend>Reading (IMAP)</legend>
+            {row(
+              'serverType',
+              <select {...a11y('serverType')} value={values.serverType} onChange={(e) => set('serverType', e.target.value)}>
+                {SERVER_TYPE_OPTIONS.map((o) => (
+                  <option key={o.value} value={o.value}>
+                    {o.label}
+                  </option>
+                ))}
+              </select>,
+            )}
+            {text('imapHost')}
+            {row(
+              'imapPort',
+              <input
+                {...a11y('imapPort')}
+                type="number"
+                inputMode="numeric"
+                min={1}
+                max={65535}
+                step={1}
+                className="input-narrow"
+                value={values.imapPort}
+                onChange={(e) => set('imapPort', e.target.value)}
+              />,
+            )}
+            {row(
+              'imapSecurity',
+              <input
+                {...a11y('imapSecurity')}
+                type="checkbox"
+                className="checkbox"
+                checked={values.imapSecurity === 'tls'}
+                onChange={(e) => setSecurity(e.target.checked)}
+              />,
+            )}
+            {text('folder')}
+            {row(
+              'afterFetch',
+              <select
+                {...a11y('afterFetch')}
+                value={values.afterFetch}
+                onChange={(e) => set('afterFetch', e.target.value as AfterFetch)}
+              >
+                {AFTER_FETCH_OPTIONS.map((o) => (
+                  <option key={o.value} value={o.value}>
+                    {o.label}
+                  </option>
+                ))}
+              </select>,
+            )}
+            {values.afterFetch === 'move' && text('moveToFolder', { placeholder: 'Archive' })}
+            {row(
+              'intervalMinutes',
+              <div className="input-with-suffix">
+                <input
+                  {...a11y('intervalMinutes', 'incoming-server-interval-unit')}
+                  type="number"
+                  inputMode="numeric"
+                  min={1}
+                  max={1440}
+                  step={1}
+                  className="input-narrow"
+                  value={values.intervalMinutes}
+                  onChange={(e) => set('intervalMinutes', e.target.value)}
+                />
+                <span id="incoming-server-interval-unit" className="input-suffix">
+                  minutes
+                </span>
+              </div>,
+            )}
+            {checkbox('active', values.active, (checked) => set('active', checked))}
+          </fieldset>
+        </div>
+      </form>
+    </>
+  );
+}

@@ -1,0 +1,354 @@
+import { useEffect, useRef, useState, type FormEvent } from 'react';
+import { api, ApiError, type CreatedWebhook, type Webhook } from './api.ts';
+import { CopyButton } from './copy-button.tsx';
+import { ErrorAlert } from './error-alert.tsx';
+import { formatDateTime } from './format-date-time.ts';
+import { Notice } from './notice.tsx';
+import { Link, useFlashNotice } from './router.tsx';
+import { webhookPath } from './routes.ts';
+import { Spinner } from './spinner.tsx';
+import { useTitle } from './use-title.ts';
+import { WebhookSignatureExample } from './webhook-signature-example.tsx';
+
+type FieldName = 'url' | 'description';
+const LABELS: Record<FieldName, string> = { url: 'URL', description: 'Description' };
+const HELP: Record<FieldName, string> = {
+  url: 'Your application’s endpoint: each incoming message is POSTed to it as JSON, e.g. https://erp.example.com/mailroom/inbound.',
+  description: 'Optional, e.g. ERP production.',
+};
+
+const fieldId = (f: string) => `webhook-${f}`;
+const helpId = (f: string) => `webhook-${f}-help`;
+const errorId = (f: string) => `webhook-${f}-error`;
+const SECRET_ID = 'webhook-secret';
+
+/** The list entry for a webhook just created: everything but the secret. */
+function withoutSecret(created: CreatedWebhook): Webhook {
+  const { id, url, description, active, createdAt } = created;
+  return { id, url, description, active, createdAt };
+}
+
+function asApiError(e: unknown): ApiError {
+  return e instanceof ApiError ? e : new ApiError(0, { message: String(e) });
+}
+
+/** Settings › Technical › Webhooks: where incoming messages are posted, with a signing secret each. */
+export function WebhookList() {
+  useTitle('Webhooks');
+  const [flash] = useFlashNotice();
+  const [items, setItems] = useState<Webhook[] | null>(null);
+  const [loadError, setLoadError] = useState<ApiError | null>(null);
+
+  const [url, setUrl] = useState('');
+  const [description, setDescription] = useState('');
+  const [creating, setCreating] = useState(false);
+  const [fieldErrors, setFieldErrors] = useState<Record<string, string>>({});
+  const [formError, setFormError] = useState<ApiError | null>(null);
+  const [created, setCreated] = useState<CreatedWebhook | null>(null);
+
+  const [busy, setBusy] = useState<string | null>(null);
+  const [rowError, setRowError] = useState<ApiError | null>(null);
+  const [notice, setNotice] = useState<string | null>(flash);
+  const secretRef = useRef<HTMLInputElement>(null);
+
+  function load() {
+    return api.listWebhooks().then(
+      (r) => {
+        setItems(r.items);
+        setLoadError(null);
+      },
+      (e: unknown) => setLoadError(asApiError(e)),
+    );
+  }
+
+  useEffect(() => {
+    let cancelled = false;
+    api.listWebhooks().then(
+      (r) => !cancelled && setItems(r.items),
+      (e: unknown) => !cancelled && setLoadError(asApiError(e)),
+    );
+    return () => {
+      cancelled = true;
+    };
+  }, []);
+
+  useEffect(() => {
+    if (created) {
+      secretRef.current?.focus();
+      secretRef.current?.select();
+    }
+  }, [created]);
+
+  async function create(e: FormEvent<HTMLFormElement>) {
+    e.preventDefault();
+    if (url.trim() === '') {
+      setFieldErrors({ url: 'Enter the URL that receives the messages, e.g. https://erp.example.com/mailroom/inbound' });
+      setFormError(null);
+      document.getElementById(fieldId('url'))?.focus();
+      return;
+    }
+    setCreating(true);
+    setFieldErrors({});
+    setFormError(null);
+    setNotice(null);
+    setRowError(null);
+    try {
+      const input: { url: string; description?: string } = { url: url.trim() };
+      if (description.trim() !== '') input.description = description.trim();
+      const hook = await api.createWebhook(input);
+      setCreated(hook);
+      setUrl('');
+      setDescription('');
+      const listed = withoutSecret(hook);
+      setItems((list) => (list ? [listed, ...list.filter((w) => w.id !== hook.id)] : [listed]));
+      void load();
+    } catch (err) {
+      const apiErr = asApiError(err);
+      const known = Object.keys(apiErr.fields).filter((f): f is FieldName => f in LABELS);
+      if (known.length > 0) {
+        setFieldErrors(apiErr.fields);
+        const first = known[0];
+        if (first) document.getElementById(fieldId(first))?.focus();
+        // A message about a field this form does not show stays a general error.
+        if (Object.keys(apiErr.fields).some((f) => !(f in LABELS))) setFormError(apiErr);
+      } else setFormError(apiErr);
+    } finally {
+      setCreating(false);
+    }
+  }
+
+  async function toggle(w: Webhook) {
+    setBusy(w.id);
+    setRowError(null);
+    setNotice(null);
+    try {
+      const updated = await api.updateWebhook(w.id, { active: !w.active });
+      setItems((list) => (list ? list.map((x) => (x.id === w.id ? updated : x)) : list));
+      setNotice(
+        updated.active
+          ? `Webhook ${updated.url} enabled: new incoming messages are posted to it.`
+          : `Webhook ${updated.url} disabled: no new messages are posted to it until it is enabled again.`,
+      );
+    } catch (err) {
+      setRowError(asApiError(err));
+    } finally {
+      setBusy(null);
+    }
+  }
+
+  async function remove(w: Webhook) {
+    if (!window.confirm(`Delete the webhook ${w.url}? Incoming messages are no longer posted to it. This cannot be undone.`)) {
+      return;
+    }
+    setBusy(w.id);
+    setRowError(null);
+    setNotice(null);
+    try {
+      await api.deleteWebhook(w.id);
+      if (created?.id === w.id) setCreated(null);
+      setItems((list) => (list ? list.filter((x) => x.id !== w.id) : list));
+      setNotice(`Webhook ${w.url} deleted.`);
+      await load();
+    } catch (err) {
+      setRowError(asApiError(err));
+    } finally {
+      setBusy(null);
+    }
+  }
+
+  function a11y(f: FieldName) {
+    const describedBy = [helpId(f), fieldErrors[f] ? errorId(f) : null].filter(Boolean).join(' ');
+    return {
+      id: fieldId(f),
+      name: f,
+      'aria-invalid': fieldErrors[f] ? true : undefined,
+      'aria-describedby': describedBy,
+    };
+  }
+
+  function fieldMessages(f: FieldName) {
+    return (
+      <>
+        <p id={helpId(f)} className="field-help">
+          {HELP[f]}
+        </p>
+        {fieldErrors[f] && (
+          <p id={errorId(f)} className="field-error">
+            {fieldErrors[f]}
+          </p>
+        )}
+      </>
+    );
+  }
+
+  return (
+    <>
+      <div className="page-header">
+        <div>
+          <p className="breadcrumb">Settings / Technical</p>
+          <h1>Webhooks</h1>
+        </div>
+      </div>
+
+      {notice && <Notice>{notice}</Notice>}
+      {rowError && <ErrorAlert problem={rowError} showCode={rowError.status >= 500} />}
+
+      <section className="card api-key-create" aria-labelledby="webhook-create-heading">
+        <h2 id="webhook-create-heading">Add a webhook</h2>
+        {formError && <ErrorAlert problem={formError} showCode={formError.status >= 500} />}
+        <form className="api-key-form webhook-form" onSubmit={create} noValidate>
+          <div className={fieldErrors.url ? 'field has-error' : 'field'}>
+            <label htmlFor={fieldId('url')}>{LABELS.url}</label>
+            <div className="field-control">
+              <input
+                {...a11y('url')}
+                type="url"
+                inputMode="url"
+                autoComplete="off"
+                spellCheck={false}
+                placeholder="https://erp.example.com/mailroom/inbound"
+                value={url}
+                onChange={(e) => setUrl(e.target.value)}
+              />
+              {fieldMessages('url')}
+            </div>
+          </div>
+          <div className={fieldErrors.description ? 'field has-error' : 'field'}>
+            <label htmlFor={fieldId('description')}>{LABELS.description}</label>
+            <div className="field-control">
+              <input
+                {...a11y('description')}
+                type="text"
+                autoComplete="off"
+                maxLength={200}
+                value={description}
+                onChange={(e) => setDescription(e.target.value)}
+              />
+              {fieldMessages('description')}
+            </div>
+          </div>
+          <div className="field field-actions">
+            <div className="field-control">
+              <button type="submit" className="btn btn-primary" disabled={creating} aria-busy={creating || undefined}>
+                {creating && <Spinner />}
+                Add webhook
+              </button>
+            </div>
+          </div>
+        </form>
+
+        {created ? (
+          <div className="alert alert-success new-key webhook-secret">
+            <p className="alert-message">Webhook {created.url} added.</p>
+            <div className="new-key-row">
+              <label htmlFor={SECRET_ID}>Signing secret</label>
+              <div className="input-with-button">
+                <input
+                  id={SECRET_ID}
+                  ref={secretRef}
+                  type="text"
+                  className="mono"
+                  readOnly
+                  value={created.secret}
+                  aria-describedby="webhook-secret-help"
+                  onFocus={(e) => e.currentTarget.select()}
+                  spellCheck={false}
+                />
+                <CopyButton text={created.secret} inputId={SECRET_ID} />
+              </div>
+            </div>
+            <p id="webhook-secret-help" className="new-key-warning">
+              Copy it now: it will not be shown again.
+            </p>
+            <WebhookSignatureExample />
+            <div className="button-row">
+              <button type="button" className="btn btn-secondary" onClick={() => setCreated(null)}>
+                Done
+              </button>
+            </div>
+          </div>
+        ) : (
+          <details className="signature-details">
+            <summary>How your application checks that a delivery comes from Mailroom</summary>
+            <WebhookSignatureExample />
+          </details>
+        )}
+      </section>
+
+      {loadError && <ErrorAlert problem={loadError} />}
+      {!items && !loadError && <p className="loading">Loading…</p>}
+      {items && items.length === 0 && (
+        <div className="card empty-state">
+          <p className="empty-title">No webhooks yet.</p>
+          <p className="muted">Add one to have every incoming message posted to your application.</p>
+        </div>
+      )}
+      {items && items.length > 0 && (
+        <div className="card table-card">
+          <table className="list-table">
+            <thead>
+              <tr>
+                <th scope="col">URL</th>
+                <th scope="col">Description</th>
+                <th scope="col">Active</th>
+                <th scope="col">Created</th>
+                <th scope="col">
+                  <span className="visually-hidden">Actions</span>
+                </th>
+              </tr>
+            </thead>
+            <tbody>
+              {items.map((w) => {
+                const urlId = `webhook-row-${w.id}`;
+                return (
+                  <tr key={w.id} className={w.active ? undefined : 'revoked'}>
+                    <td id={urlId} className="webhook-url">
+                      <Link to={webhookPath(w.id)} title={`${w.url} — delivery log`}>
+                        {w.url}
+                      </Link>
+                    </td>
+                    <td>{w.description ?? <span className="muted">—</span>}</td>
+                    <td>
+                      {w.active ? (
+                        <span className="badge badge-active">Active</span>
+                      ) : (
+                        <span className="badge badge-revoked">Disabled</span>
+                      )}
+                    </td>
+                    <td className="nowrap">{formatDateTime(w.createdAt)}</td>
+                    <td className="actions">
+                      <div className="row-actions">
+                        <Link to={webhookPath(w.id)} className="btn btn-secondary btn-small" aria-describedby={urlId}>
+                          Delivery log
+                        </Link>
+                        <button
+                          type="button"
+                          className="btn btn-secondary btn-small"
+                          onClick={() => toggle(w)}
+                          disabled={busy !== null}
+                          aria-busy={busy === w.id || undefined}
+                          aria-describedby={urlId}
+                        >
+                          {w.active ? 'Disable' : 'Enable'}
+                        </button>
+                        <button
+                          type="button"
+                          className="btn btn-danger btn-small"
+                          onClick={() => remove(w)}
+                          disabled={busy !== null}
+                          aria-describedby={urlId}
+                        >
+                          Delete
+                        </button>
+                      </div>
+                    </td>
+                  </tr>
+                );
+              })}
+            </tbody>
+          </table>
+        </div>
+      )}
+    </>
+  );
+}
