@@ -2,6 +2,8 @@ import type { Config } from './config/config.ts';
 import { AdminService } from './auth/admin-service.ts';
 import type { Logger } from './logger.ts';
 import { ApiKeyService } from './apikeys/api-key-service.ts';
+import { AuditLog } from './audit/audit-log.ts';
+import { LifecycleService } from './lifecycle/lifecycle-service.ts';
 import { ConnectFlow } from './oauth/connect-flow.ts';
 import { IncomingServerService } from './inbound/incoming-server-service.ts';
 import { InboundMessageService } from './inbound/inbound-message-service.ts';
@@ -29,6 +31,8 @@ export interface Mailroom {
   incoming: IncomingServerService;
   inbound: InboundMessageService;
   webhooks: WebhookService;
+  audit: AuditLog;
+  lifecycle: LifecycleService;
   /** Starts the background work: outbox delivery, IMAP fetching, webhook sending (as configured). */
   startWorkers(): void;
   close(): Promise<void>;
@@ -53,6 +57,9 @@ export async function createMailroom(config: Config, logger: Logger, opts: { now
   const inbound = new InboundMessageService({ db, dataDir: config.dataDir });
   const incoming = new IncomingServerService({ db, sealer, config, tokens, logger, now });
   const webhooks = new WebhookService({ db, sealer, messages: inbound, logger, config: config.webhooks, now });
+  const audit = new AuditLog(db, now);
+  const outbox = new OutboxService({ db, config: config.outbox, now, onEnqueued: () => worker.kick() });
+  const lifecycle = new LifecycleService({ db, tokens, outbox, audit, logger, baseUrl: config.baseUrl, now });
   return {
     config,
     logger,
@@ -72,19 +79,23 @@ export async function createMailroom(config: Config, logger: Logger, opts: { now
       },
     }),
     apiKeys: new ApiKeyService(db, now),
-    outbox: new OutboxService({ db, config: config.outbox, now, onEnqueued: () => worker.kick() }),
+    outbox,
     worker,
     incoming,
     inbound,
     webhooks,
+    audit,
+    lifecycle,
     startWorkers() {
       if (config.outbox.workerEnabled) worker.start();
+      lifecycle.start();
       if (config.inboundEnabled) {
         incoming.start();
         webhooks.start();
       }
     },
     async close() {
+      lifecycle.stop();
       await worker.stop();
       await incoming.stop();
       await webhooks.stop();

@@ -8,6 +8,7 @@ import type { Mailroom } from '../mailroom.ts';
 import { ApiDoc } from './openapi.ts';
 import { healthRoutes } from './routes/health-routes.ts';
 import { apiKeyRoutes } from './routes/api-key-routes.ts';
+import { healthPageRoutes } from './routes/health-page-routes.ts';
 import { inboundRoutes } from './routes/inbound-routes.ts';
 import { mailServerRoutes } from './routes/mail-server-routes.ts';
 import { messageRoutes } from './routes/message-routes.ts';
@@ -74,6 +75,7 @@ export async function buildApp(mr: Mailroom, opts: { webDist?: string } = {}): P
   messageRoutes(app, mr, doc);
   apiKeyRoutes(app, mr, doc);
   inboundRoutes(app, mr, doc);
+  healthPageRoutes(app, mr, doc);
   oauthRoutes(app, mr);
   healthRoutes(app, mr);
   app.get('/api/openapi.json', async () => doc.document(mr.config.baseUrl.href));

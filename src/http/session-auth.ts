@@ -102,3 +102,16 @@ export async function requireAdmin(req: FastifyRequest, _reply: FastifyReply): P
 export function actorOf(req: FastifyRequest): string {
   return req.admin ? `admin:${req.admin.id}` : req.apiKey ? `apikey:${req.apiKey.id}` : 'anonymous';
 }
+
+/** Writes the audit trail and the log line for a change someone made. */
+export async function audited(
+  req: FastifyRequest,
+  mr: Mailroom,
+  action: string,
+  target?: { type: string; id: string },
+  details?: Record<string, unknown>,
+): Promise<void> {
+  const actor = actorOf(req);
+  req.log.info({ event: action, actor, ...(target && { targetType: target.type, targetId: target.id }), ...details }, action);
+  await mr.audit.record(actor, action, target, details);
+}

@@ -38,7 +38,7 @@ const base = {
   tokenSourceId: z.preprocess((v) => (v === '' ? null : v), z.string().nullable()),
   clientId: z.preprocess((v) => (v === '' ? null : v), mailServerFields.clientId.nullable()),
   clientSecret: z.preprocess((v) => (v === '' || v === null ? undefined : v), mailServerFields.clientSecret.optional()),
-  tenant: mailServerFields.tenant,
+  tenant: z.preprocess((v) => (v === null || v === '' ? undefined : v), mailServerFields.tenant.optional()),
 };
 
 export const createIncomingSchema = z
@@ -58,7 +58,7 @@ export const createIncomingSchema = z
     tokenSourceId: base.tokenSourceId.default(null),
     clientId: base.clientId.default(null),
     clientSecret: base.clientSecret,
-    tenant: base.tenant.default('common'),
+    tenant: base.tenant.transform((v) => v ?? 'common'),
   })
   .superRefine((v, ctx) => {
     if (v.afterFetch === 'move' && !v.moveToFolder) ctx.addIssue({ code: 'custom', path: ['moveToFolder'], message: 'Enter the folder to move fetched mail to' });

@@ -20,6 +20,7 @@ import {
   listMailServers,
   listTokens,
   type MailServerRecord,
+  setAlertState,
   setLastFetch,
   setMailServerError,
   type StoredError,
@@ -28,6 +29,7 @@ import {
 } from '../storage/mail-server-store.ts';
 import { createIncomingSchema, INCOMING_DEFAULTS, updateIncomingSchema } from './incoming-server-input.ts';
 import { connectWithToken, fetchNew, probeImap } from './mailbox-fetcher.ts';
+import { checklist } from '../lifecycle/checklist.ts';
 
 export interface FetchState {
   running: boolean;
@@ -100,6 +102,7 @@ export class IncomingServerService {
       connectedAccount: t?.account ?? null,
       tokenExpiresAt: t?.accessTokenExpiresAt ?? null,
       lastError: s.lastError,
+      checklist: checklist(s, t, this.now()).items,
       lastFetchAt: s.lastFetchAt,
       importedCount: await countInbound(this.deps.db, s.id),
       fetch: this.fetchState(s.id),
@@ -227,6 +230,14 @@ export class IncomingServerService {
     return this.get(id);
   }
 
+  async disconnect(id: string) {
+    await this.record(id);
+    await deleteToken(this.deps.db, id);
+    await updateMailServer(this.deps.db, id, { lastError: null }, this.now());
+    this.dropWatcher(id);
+    return this.get(id);
+  }
+
   async remove(id: string): Promise<void> {
     await this.record(id);
     this.dropWatcher(id);
@@ -247,6 +258,7 @@ export class IncomingServerService {
     const s = await this.record(id);
     try {
       const r = await probeImap(this.deps.tokens, s);
+      await setAlertState(this.deps.db, s.id, { loginOkAt: this.now().toISOString() });
       return { ok: true, message: `Connection Test Successful! ${r.messages} message${r.messages === 1 ? '' : 's'} in ${s.imap!.folder}`, messageCount: r.messages };
     } catch (e) {
       return { ok: false, ...this.failure(e) };
@@ -274,6 +286,7 @@ export class IncomingServerService {
         });
         state.imported = r.imported;
         await setLastFetch(this.deps.db, server.id, this.now().toISOString());
+        await setAlertState(this.deps.db, server.id, { loginOkAt: this.now().toISOString() });
         if (server.lastError?.code.startsWith('IMAP_') || server.lastError?.code.startsWith('NET_')) await setMailServerError(this.deps.db, server.id, null);
         if (r.imported) this.deps.logger.info({ event: 'inbound.fetched', mailServerId: server.id, imported: r.imported, skipped: r.skipped }, 'new mail imported');
       } catch (e) {

@@ -19,6 +19,7 @@ const hashState = (state: string) => createHash('sha256').update(state).digest('
 export type CallbackOutcome =
   | { kind: 'connected'; mailServerId: string; direction: 'outgoing' | 'incoming'; account: string | undefined }
   | { kind: 'failed'; mailServerId: string; direction: 'outgoing' | 'incoming'; error: StoredError }
+  | { kind: 'admin_consent'; mailServerId: string; direction: 'outgoing' | 'incoming' }
   /** No server to return to: unknown state or another admin's. */
   | { kind: 'rejected'; message: string; fix: string };
 
@@ -66,6 +67,16 @@ export class ConnectFlow {
     const { db, sealer, config } = this.deps;
     const now = this.now();
     const state = params.get('state');
+    // The admin consent page returns here too: no code, no tokens; only the outcome to show.
+    const consentFor = /^admin-consent\.([\w-]+)$/.exec(state ?? '')?.[1];
+    if (consentFor && (params.has('admin_consent') || params.has('error'))) {
+      const server = await findMailServer(db, consentFor);
+      if (!server) return { kind: 'rejected', message: 'The mail server no longer exists.', fix: 'Create it again.' };
+      const authError = authorizeErrorEvidence(params);
+      if (authError) return this.fail(server.id, this.fromEvidence(authError));
+      await setMailServerError(db, server.id, null);
+      return { kind: 'admin_consent', mailServerId: server.id, direction: server.direction };
+    }
     if (!state) {
       return { kind: 'rejected', message: 'The sign-in answer has no state parameter.', fix: 'Start again from the mail server form with Connect your Outlook account.' };
     }
@@ -124,7 +135,7 @@ export class ConnectFlow {
       );
       // The token is stored either way; a different account is worth saying at once, since sending
       // as Username with another account's token fails unless it has Send As rights.
-      const mismatch = identity.account && identity.account !== server.username.toLowerCase();
+      const mismatch = identity.account && identity.account !== server.username.toLowerCase() && !server.allowAccountMismatch;
       await setMailServerError(
         db,
         mailServerId,

@@ -215,3 +215,20 @@ export function authorizeErrorEvidence(params: URLSearchParams): OAuthEvidence |
   if (!error) return undefined;
   return oauthEvidence('authorize', Object.fromEntries(params));
 }
+
+/**
+ * Microsoft's admin consent endpoint, for tenants where users may not consent themselves. A tenant
+ * administrator opens it once; Microsoft returns to the redirect URL with admin_consent=True.
+ */
+export function adminConsentUrl(authorityHost: string, tenant: string, clientId: string, redirect: string, serverId: string): string {
+  // "common" cannot take admin consent; "organizations" lets the admin's own tenant stand in.
+  const t = ['common', 'consumers'].includes(tenant.toLowerCase()) ? 'organizations' : tenant;
+  const url = new URL(`${authorityHost}/${encodeURIComponent(t)}/v2.0/adminconsent`);
+  url.search = new URLSearchParams({
+    client_id: clientId,
+    scope: OUTLOOK_SCOPES.filter((s) => s.startsWith('https://')).join(' '),
+    redirect_uri: redirect,
+    state: `admin-consent.${serverId}`,
+  }).toString();
+  return url.href;
+}

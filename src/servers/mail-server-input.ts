@@ -72,6 +72,7 @@ export const createMailServerSchema = z.strictObject({
   fromFilter: mailServerFields.fromFilter.default(null),
   clientSecretExpiresAt: mailServerFields.clientSecretExpiresAt.default(null),
   active: z.boolean().default(true),
+  allowAccountMismatch: z.boolean().default(false),
 });
 
 export const updateMailServerSchema = z.strictObject({
@@ -89,6 +90,7 @@ export const updateMailServerSchema = z.strictObject({
   fromFilter: mailServerFields.fromFilter.optional(),
   clientSecretExpiresAt: mailServerFields.clientSecretExpiresAt.optional(),
   active: z.boolean().optional(),
+  allowAccountMismatch: z.boolean().optional(),
 });
 
 export type CreateMailServerInput = z.infer<typeof createMailServerSchema>;

@@ -29,6 +29,10 @@ import {
   updateMailServerSchema,
 } from './mail-server-input.ts';
 import { z } from 'zod';
+import { checklist, type ChecklistItem } from '../lifecycle/checklist.ts';
+import type { SecretExpiry } from '../lifecycle/secret-expiry.ts';
+import { adminConsentUrl } from '../oauth/outlook.ts';
+import { setAlertState, setMailServerError } from '../storage/mail-server-store.ts';
 
 /** What the API and UI see of a mail server: never the client secret or a token. */
 export interface MailServerView {
@@ -53,6 +57,10 @@ export interface MailServerView {
   connectedTenantId: string | null;
   tokenExpiresAt: string | null;
   lastError: Omit<StoredError, 'at'> & { at: string } | null;
+  allowAccountMismatch: boolean;
+  clientSecretExpiry: SecretExpiry;
+  checklist: ChecklistItem[];
+  adminConsentUrl: string;
   createdAt: string;
   updatedAt: string;
 }
@@ -85,6 +93,7 @@ export class MailServerService {
   }
 
   view(s: MailServerRecord, t: TokenRecord | undefined): MailServerView {
+    const check = checklist(s, t, this.now());
     return {
       id: s.id,
       name: s.name,
@@ -107,6 +116,10 @@ export class MailServerService {
       connectedTenantId: t?.tenantId ?? null,
       tokenExpiresAt: t?.accessTokenExpiresAt ?? null,
       lastError: s.lastError,
+      allowAccountMismatch: s.allowAccountMismatch,
+      clientSecretExpiry: check.secret,
+      checklist: check.items,
+      adminConsentUrl: adminConsentUrl(this.deps.config.microsoftAuthorityHost, s.tenant, s.clientId, redirectUri(this.deps.config, 'outlook'), s.id),
       createdAt: s.createdAt,
       updatedAt: s.updatedAt,
     };
@@ -161,6 +174,16 @@ export class MailServerService {
       patch.lastError = null;
     }
     await updateMailServer(this.deps.db, id, patch, this.now());
+    // A new expiry date (a new secret) re-arms the 30/7/1-day warnings.
+    if (rest.clientSecretExpiresAt !== undefined && rest.clientSecretExpiresAt !== before.clientSecretExpiresAt) await setAlertState(this.deps.db, id, { secretAlertLevel: null });
+    return this.get(id);
+  }
+
+  /** Disconnect: forget the tokens here (Microsoft keeps the consent; remove it in My Apps if wanted). */
+  async disconnect(id: string): Promise<MailServerView> {
+    await this.record(id);
+    await deleteToken(this.deps.db, id);
+    await updateMailServer(this.deps.db, id, { lastError: null }, this.now());
     return this.get(id);
   }
 
@@ -193,10 +216,11 @@ export class MailServerService {
     const s = await this.record(id);
     try {
       const r = await this.withToken(s, (creds) => probeSmtp(this.target(s), creds));
+      await setAlertState(this.deps.db, s.id, { loginOkAt: this.now().toISOString() });
       await this.deps.onHealthy?.(s.id);
       return { ok: true, message: 'Connection Test Successful!', evidence: { kind: 'smtp', steps: r.steps } };
     } catch (e) {
-      return this.failure(e);
+      return this.failure(s, e);
     }
   }
 
@@ -212,15 +236,18 @@ export class MailServerService {
           text: `This is a test email sent by Mailroom through the mail server "${s.name}" (${s.smtpHost}:${s.smtpPort}) as ${s.username}.\n\nIf you can read this, sending works.`,
         }),
       );
+      await setAlertState(this.deps.db, s.id, { loginOkAt: this.now().toISOString() });
       return { ok: true, message: `Test email sent to ${to}`, messageId: r.messageId, evidence: { kind: 'smtp', response: r.response } };
     } catch (e) {
-      return this.failure(e);
+      return this.failure(s, e);
     }
   }
 
-  private failure(e: unknown): CheckResult {
+  private async failure(s: MailServerRecord, e: unknown): Promise<CheckResult> {
     if (e instanceof SmtpError) {
       const d = diagnose(e.evidence);
+      // Kept on the server so the checklist and health page show the refusal until a later success.
+      await setMailServerError(this.deps.db, s.id, { code: d.code, message: `${d.cause} The server said: ${e.message}`, fix: d.fix, evidence: { ...e.evidence }, at: this.now().toISOString() });
       return { ok: false, message: `${d.cause} The server said: ${e.message}`, fix: d.fix, code: d.code, guideStep: d.guideStep, evidence: e.evidence };
     }
     if (isMailroomError(e)) {

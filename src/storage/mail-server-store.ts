@@ -32,6 +32,10 @@ export interface MailServerRecord {
   imap: ImapSettings | null;
   tokenSourceId: string | null;
   lastFetchAt: string | null;
+  secretAlertLevel: number | null;
+  reconnectAlertedAt: string | null;
+  allowAccountMismatch: boolean;
+  loginOkAt: string | null;
 }
 
 export interface ImapSettings {
@@ -95,6 +99,10 @@ function toRecord(r: Selectable<MailServerTable>): MailServerRecord {
         : null,
     tokenSourceId: r.token_source_id,
     lastFetchAt: r.last_fetch_at,
+    secretAlertLevel: r.secret_alert_level === null ? null : Number(r.secret_alert_level),
+    reconnectAlertedAt: r.reconnect_alerted_at,
+    allowAccountMismatch: Number(r.allow_account_mismatch) === 1,
+    loginOkAt: r.login_ok_at,
   };
 }
 
@@ -115,11 +123,15 @@ function toToken(r: Selectable<OAuthTokenTable>): TokenRecord {
   };
 }
 
-type Columns = Omit<MailServerRecord, 'id' | 'createdAt' | 'updatedAt' | 'direction' | 'imap' | 'tokenSourceId' | 'lastFetchAt'> & {
+type Columns = Omit<
+  MailServerRecord,
+  'id' | 'createdAt' | 'updatedAt' | 'direction' | 'imap' | 'tokenSourceId' | 'lastFetchAt' | 'secretAlertLevel' | 'reconnectAlertedAt' | 'allowAccountMismatch' | 'loginOkAt'
+> & {
   direction?: MailServerRecord['direction'];
   imap?: ImapSettings | null;
   tokenSourceId?: string | null;
   lastFetchAt?: string | null;
+  allowAccountMismatch?: boolean;
 };
 
 function toColumns(p: Partial<Columns>): Partial<MailServerTable> {
@@ -150,6 +162,7 @@ function toColumns(p: Partial<Columns>): Partial<MailServerTable> {
   }
   if (p.tokenSourceId !== undefined) c.token_source_id = p.tokenSourceId;
   if (p.lastFetchAt !== undefined) c.last_fetch_at = p.lastFetchAt;
+  if (p.allowAccountMismatch !== undefined) c.allow_account_mismatch = p.allowAccountMismatch ? 1 : 0;
   return c;
 }
 
@@ -275,4 +288,20 @@ export async function updateTokenIfVersion(
 
 export async function deleteToken(db: Db, mailServerId: string): Promise<void> {
   await db.deleteFrom('oauth_tokens').where('mail_server_id', '=', mailServerId).execute();
+}
+
+export async function setAlertState(db: Db, id: string, p: { secretAlertLevel?: number | null; reconnectAlertedAt?: string | null; loginOkAt?: string }): Promise<void> {
+  await db
+    .updateTable('mail_servers')
+    .set({
+      ...(p.secretAlertLevel !== undefined && { secret_alert_level: p.secretAlertLevel }),
+      ...(p.reconnectAlertedAt !== undefined && { reconnect_alerted_at: p.reconnectAlertedAt }),
+      ...(p.loginOkAt !== undefined && { login_ok_at: p.loginOkAt }),
+    })
+    .where('id', '=', id)
+    .execute();
+}
+
+export async function listAllMailServers(db: Db): Promise<MailServerRecord[]> {
+  return (await db.selectFrom('mail_servers').selectAll().orderBy('direction', 'desc').orderBy('name').execute()).map(toRecord);
 }

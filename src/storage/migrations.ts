@@ -226,6 +226,28 @@ const migrations = (dialect: Dialect): Record<string, Migration> => ({
       await db.schema.createIndex('webhook_deliveries_webhook').on('webhook_deliveries').columns(['webhook_id', 'created_at']).execute();
     },
   },
+  '0005_lifecycle_audit': {
+    async up(db: Kysely<any>) {
+      // Highest secret-expiry warning already sent (30, 7, 1, 0 = expired), so each goes out once.
+      await db.schema.alterTable('mail_servers').addColumn('secret_alert_level', 'integer').execute();
+      await db.schema.alterTable('mail_servers').addColumn('reconnect_alerted_at', 'text').execute();
+      // A shared mailbox: the signed-in account sends as Username on purpose ("Send As" rights).
+      await db.schema.alterTable('mail_servers').addColumn('allow_account_mismatch', 'integer', (c) => c.notNull().defaultTo(0)).execute();
+      // Last time the mail server accepted our token (Test Connection, a test email, a fetch): the checklist.
+      await db.schema.alterTable('mail_servers').addColumn('login_ok_at', 'text').execute();
+      await db.schema
+        .createTable('audit_events')
+        .addColumn('id', 'text', (c) => c.primaryKey())
+        .addColumn('at', 'text', (c) => c.notNull())
+        .addColumn('actor', 'text', (c) => c.notNull())
+        .addColumn('action', 'text', (c) => c.notNull())
+        .addColumn('target_type', 'text')
+        .addColumn('target_id', 'text')
+        .addColumn('details', 'text')
+        .execute();
+      await db.schema.createIndex('audit_events_at').on('audit_events').columns(['at', 'id']).execute();
+    },
+  },
 });
 
 export async function migrateToLatest(db: Kysely<any>, dialect: Dialect): Promise<void> {

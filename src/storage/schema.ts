@@ -54,6 +54,21 @@ export interface MailServerTable {
   /** Another server whose OAuth connection this one uses (one consent covers IMAP and SMTP). */
   token_source_id: string | null;
   last_fetch_at: string | null;
+  secret_alert_level: number | null;
+  reconnect_alerted_at: string | null;
+  allow_account_mismatch: number;
+  login_ok_at: string | null;
+}
+
+export interface AuditEventTable {
+  id: string;
+  at: string;
+  /** admin:<id>, apikey:<id> or system. */
+  actor: string;
+  action: string;
+  target_type: string | null;
+  target_id: string | null;
+  details: string | null;
 }
 
 export interface InboundFolderStateTable {
@@ -191,6 +206,7 @@ export interface OutboxMessageTable {
 }
 
 export interface Database {
+  audit_events: AuditEventTable;
   inbound_folder_states: InboundFolderStateTable;
   inbound_messages: InboundMessageTable;
   webhooks: WebhookTable;

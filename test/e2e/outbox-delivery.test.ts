@@ -189,7 +189,7 @@ test('Settings > Technical > Emails shows a failed message in plain words with t
     await page.getByLabel('Password', { exact: true }).fill(admin.password);
     await page.getByRole('button', { name: 'Log in' }).click();
     await page.getByRole('link', { name: 'Settings' }).click();
-    await page.getByRole('link', { name: 'Emails' }).click();
+    await page.getByRole('link', { name: 'Emails', exact: true }).click();
     await page.getByRole('heading', { name: 'Emails' }).waitFor();
     await page.getByLabel('State', { exact: true }).selectOption('failed');
     const row = page.getByRole('link', { name: 'Shown in the Emails page' });
@@ -201,7 +201,7 @@ test('Settings > Technical > Emails shows a failed message in plain words with t
     assert.equal(copiesOf(m.messageId), 1);
 
     await page.getByRole('link', { name: 'Settings' }).click();
-    await page.getByRole('link', { name: 'API Keys' }).click();
+    await page.getByRole('link', { name: 'API Keys', exact: true }).click();
     await page.getByLabel('Name', { exact: true }).fill('Warehouse ERP');
     await page.getByLabel('Scope', { exact: true }).selectOption('send');
     await page.getByRole('button', { name: 'Create API key' }).click();

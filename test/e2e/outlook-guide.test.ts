@@ -94,7 +94,7 @@ test('an admin follows the guide: log in, add the server, connect, Token Valid, 
 
   await page.getByRole('link', { name: 'Settings' }).click();
   await page.getByRole('heading', { name: 'Technical' }).waitFor();
-  await page.getByRole('link', { name: 'Mail Servers' }).click();
+  await page.getByRole('link', { name: 'Mail Servers', exact: true }).click();
   await page.getByRole('button', { name: 'Add' }).click();
 
   const redirect = page.getByLabel('OAuth2 Redirect Url', { exact: true });

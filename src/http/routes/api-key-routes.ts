@@ -1,7 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import { createApiKeySchema } from '../../apikeys/api-key-service.ts';
 import type { Mailroom } from '../../mailroom.ts';
-import { actorOf, requireAuth } from '../session-auth.ts';
+import { audited, requireAuth } from '../session-auth.ts';
 import type { ApiDoc } from '../openapi.ts';
 
 export function apiKeyRoutes(app: FastifyInstance, mr: Mailroom, doc: ApiDoc): void {
@@ -14,14 +14,14 @@ export function apiKeyRoutes(app: FastifyInstance, mr: Mailroom, doc: ApiDoc): v
   doc.add('post', base, 'Create an API key; the key is in this response only', createApiKeySchema);
   app.post(base, guard, async (req, reply) => {
     const created = await mr.apiKeys.create(req.body, req.admin?.id ?? null);
-    req.log.info({ event: 'apikey.created', apiKeyId: created.id, scope: created.scope, actor: actorOf(req) }, 'API key created');
+    await audited(req, mr, 'apikey.created', { type: 'api_key', id: created.id }, { name: created.name, scope: created.scope });
     return reply.code(201).send(created);
   });
 
   doc.add('delete', `${base}/:id`, 'Revoke an API key');
   app.delete<{ Params: { id: string } }>(`${base}/:id`, guard, async (req, reply) => {
     await mr.apiKeys.revoke(req.params.id);
-    req.log.info({ event: 'apikey.revoked', apiKeyId: req.params.id, actor: actorOf(req) }, 'API key revoked');
+    await audited(req, mr, 'apikey.revoked', { type: 'api_key', id: req.params.id });
     return reply.code(204).send();
   });
 }

@@ -2,7 +2,7 @@ import type { FastifyInstance } from 'fastify';
 import { createIncomingSchema, updateIncomingSchema } from '../../inbound/incoming-server-input.ts';
 import { createWebhookSchema, updateWebhookSchema } from '../../inbound/webhook-service.ts';
 import type { Mailroom } from '../../mailroom.ts';
-import { actorOf, requireAdmin, requireAuth } from '../session-auth.ts';
+import { audited, requireAdmin, requireAuth } from '../session-auth.ts';
 import type { ApiDoc } from '../openapi.ts';
 
 type IdParams = { Params: { id: string } };
@@ -24,7 +24,7 @@ export function inboundRoutes(app: FastifyInstance, mr: Mailroom, doc: ApiDoc): 
   doc.add('post', servers, 'Create an incoming mail server (IMAP, Outlook OAuth)', createIncomingSchema);
   app.post(servers, admin, async (req, reply) => {
     const v = await mr.incoming.create(req.body);
-    req.log.info({ event: 'incoming_server.created', mailServerId: v.id, actor: actorOf(req) }, 'incoming mail server created');
+    await audited(req, mr, 'incoming_server.created', { type: 'mail_server', id: v.id }, { name: v.name, username: v.username });
     return reply.code(201).send(v);
   });
 
@@ -34,21 +34,30 @@ export function inboundRoutes(app: FastifyInstance, mr: Mailroom, doc: ApiDoc): 
   doc.add('patch', `${servers}/:id`, 'Change an incoming mail server', updateIncomingSchema);
   app.patch<IdParams>(`${servers}/:id`, admin, async (req) => {
     const v = await mr.incoming.update(req.params.id, req.body);
-    req.log.info({ event: 'incoming_server.updated', mailServerId: v.id, actor: actorOf(req), fields: Object.keys((req.body as object) ?? {}) }, 'incoming mail server updated');
+    await audited(req, mr, 'incoming_server.updated', { type: 'mail_server', id: v.id }, { fields: Object.keys((req.body as object) ?? {}) });
     return v;
   });
 
   doc.add('delete', `${servers}/:id`, 'Delete an incoming mail server and its imported messages');
   app.delete<IdParams>(`${servers}/:id`, admin, async (req, reply) => {
     await mr.incoming.remove(req.params.id);
-    req.log.info({ event: 'incoming_server.deleted', mailServerId: req.params.id, actor: actorOf(req) }, 'incoming mail server deleted');
+    await audited(req, mr, 'incoming_server.deleted', { type: 'mail_server', id: req.params.id });
     return reply.code(204).send();
   });
 
   doc.add('post', `${servers}/:id/connect`, 'Start "Connect your Outlook account" for this mailbox');
   app.post<IdParams>(`${servers}/:id/connect`, { preHandler: requireAdmin }, async (req) => {
     await mr.incoming.get(req.params.id);
-    return mr.connect.start(req.params.id, req.admin!.id);
+    const r = await mr.connect.start(req.params.id, req.admin!.id);
+    await audited(req, mr, 'oauth.started', { type: 'mail_server', id: req.params.id });
+    return r;
+  });
+
+  doc.add('post', `${servers}/:id/disconnect`, 'Disconnect: forget this server\'s tokens');
+  app.post<IdParams>(`${servers}/:id/disconnect`, admin, async (req) => {
+    const v = await mr.incoming.disconnect(req.params.id);
+    await audited(req, mr, 'oauth.disconnected', { type: 'mail_server', id: req.params.id });
+    return v;
   });
 
   doc.add('post', `${servers}/:id/test`, 'Test & Confirm: XOAUTH2 login, open the folder, count its messages');
@@ -80,7 +89,7 @@ export function inboundRoutes(app: FastifyInstance, mr: Mailroom, doc: ApiDoc): 
   doc.add('post', hooks, 'Add a webhook; the signing secret is in this response only', createWebhookSchema);
   app.post(hooks, admin, async (req, reply) => {
     const w = await mr.webhooks.create(req.body);
-    req.log.info({ event: 'webhook.created', webhookId: w.id, actor: actorOf(req) }, 'webhook created');
+    await audited(req, mr, 'webhook.created', { type: 'webhook', id: w.id }, { url: w.url });
     return reply.code(201).send(w);
   });
 
@@ -90,6 +99,7 @@ export function inboundRoutes(app: FastifyInstance, mr: Mailroom, doc: ApiDoc): 
   doc.add('delete', `${hooks}/:id`, 'Delete a webhook');
   app.delete<IdParams>(`${hooks}/:id`, admin, async (req, reply) => {
     await mr.webhooks.remove(req.params.id);
+    await audited(req, mr, 'webhook.deleted', { type: 'webhook', id: req.params.id });
     return reply.code(204).send();
   });
 

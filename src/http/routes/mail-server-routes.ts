@@ -2,7 +2,7 @@ import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
 import type { Mailroom } from '../../mailroom.ts';
 import { createMailServerSchema, updateMailServerSchema } from '../../servers/mail-server-input.ts';
-import { actorOf, requireAdmin, requireAuth } from '../session-auth.ts';
+import { audited, requireAdmin, requireAuth } from '../session-auth.ts';
 import type { ApiDoc } from '../openapi.ts';
 
 type IdParams = { Params: { id: string } };
@@ -20,7 +20,7 @@ export function mailServerRoutes(app: FastifyInstance, mr: Mailroom, doc: ApiDoc
   doc.add('post', base, 'Create an outgoing mail server', createMailServerSchema);
   app.post(base, guard, async (req, reply) => {
     const view = await mr.servers.create(req.body);
-    req.log.info({ event: 'mail_server.created', mailServerId: view.id, actor: actorOf(req) }, 'mail server created');
+    await audited(req, mr, 'mail_server.created', { type: 'mail_server', id: view.id }, { name: view.name, username: view.username });
     return reply.code(201).send(view);
   });
 
@@ -30,25 +30,37 @@ export function mailServerRoutes(app: FastifyInstance, mr: Mailroom, doc: ApiDoc
   doc.add('patch', `${base}/:id`, 'Change a mail server; an empty clientSecret keeps the current one', updateMailServerSchema);
   app.patch<IdParams>(`${base}/:id`, guard, async (req) => {
     const view = await mr.servers.update(req.params.id, req.body);
-    req.log.info({ event: 'mail_server.updated', mailServerId: view.id, actor: actorOf(req), fields: Object.keys((req.body as object) ?? {}) }, 'mail server updated');
+    await audited(req, mr, 'mail_server.updated', { type: 'mail_server', id: view.id }, { fields: Object.keys((req.body as object) ?? {}) });
     return view;
   });
 
   doc.add('delete', `${base}/:id`, 'Delete a mail server and its tokens');
   app.delete<IdParams>(`${base}/:id`, guard, async (req, reply) => {
     await mr.servers.remove(req.params.id);
-    req.log.info({ event: 'mail_server.deleted', mailServerId: req.params.id, actor: actorOf(req) }, 'mail server deleted');
+    await audited(req, mr, 'mail_server.deleted', { type: 'mail_server', id: req.params.id });
     return reply.code(204).send();
   });
 
   doc.add('post', `${base}/:id/connect`, 'Start "Connect your Outlook account": returns the Microsoft sign-in URL');
   // A browser sign-in bound to the admin who starts it: sessions only.
-  app.post<IdParams>(`${base}/:id/connect`, { preHandler: requireAdmin }, async (req) => mr.connect.start(req.params.id, req.admin!.id));
+  app.post<IdParams>(`${base}/:id/connect`, { preHandler: requireAdmin }, async (req) => {
+    await mr.servers.get(req.params.id);
+    const r = await mr.connect.start(req.params.id, req.admin!.id);
+    await audited(req, mr, 'oauth.started', { type: 'mail_server', id: req.params.id });
+    return r;
+  });
+
+  doc.add('post', `${base}/:id/disconnect`, 'Disconnect: forget this server\'s tokens');
+  app.post<IdParams>(`${base}/:id/disconnect`, guard, async (req) => {
+    const v = await mr.servers.disconnect(req.params.id);
+    await audited(req, mr, 'oauth.disconnected', { type: 'mail_server', id: req.params.id });
+    return v;
+  });
 
   doc.add('post', `${base}/:id/test`, 'Test Connection: TLS, XOAUTH2 login, MAIL FROM and RCPT TO without sending');
   app.post<IdParams>(`${base}/:id/test`, guard, async (req) => {
     const r = await mr.servers.test(req.params.id);
-    req.log.info({ event: 'mail_server.tested', mailServerId: req.params.id, ok: r.ok, code: r.code }, 'connection test');
+    await audited(req, mr, 'mail_server.tested', { type: 'mail_server', id: req.params.id }, { ok: r.ok, code: r.code });
     return r;
   });
 
@@ -56,7 +68,7 @@ export function mailServerRoutes(app: FastifyInstance, mr: Mailroom, doc: ApiDoc
   doc.add('post', `${base}/:id/send-test`, 'Send a real test email from the mailbox', sendTestBody);
   app.post<IdParams>(`${base}/:id/send-test`, guard, async (req) => {
     const r = await mr.servers.sendTest(req.params.id, req.body);
-    req.log.info({ event: 'mail_server.test_email', mailServerId: req.params.id, ok: r.ok, code: r.code }, 'test email');
+    await audited(req, mr, 'mail_server.test_email', { type: 'mail_server', id: req.params.id }, { ok: r.ok, code: r.code });
     return r;
   });
 }

@@ -17,9 +17,16 @@ export function oauthRoutes(app: FastifyInstance, mr: Mailroom): void {
     const log = { event: `oauth.${outcome.kind}`, adminId: req.admin.id };
     if (outcome.kind === 'connected') {
       req.log.info({ ...log, mailServerId: outcome.mailServerId, account: outcome.account }, 'outlook account connected');
+      await mr.audit.record(`admin:${req.admin.id}`, 'oauth.connected', { type: 'mail_server', id: outcome.mailServerId }, { account: outcome.account });
       return reply.redirect(`${formPath(outcome.direction)}/${outcome.mailServerId}?oauth=connected`);
     }
+    if (outcome.kind === 'admin_consent') {
+      req.log.info({ ...log, mailServerId: outcome.mailServerId }, 'admin consent granted');
+      await mr.audit.record(`admin:${req.admin.id}`, 'oauth.admin_consent', { type: 'mail_server', id: outcome.mailServerId });
+      return reply.redirect(`${formPath(outcome.direction)}/${outcome.mailServerId}?oauth=admin_consent`);
+    }
     if (outcome.kind === 'failed') {
+      await mr.audit.record(`admin:${req.admin.id}`, 'oauth.failed', { type: 'mail_server', id: outcome.mailServerId }, { code: outcome.error.code });
       req.log.warn({ ...log, mailServerId: outcome.mailServerId, code: outcome.error.code }, 'outlook connection failed');
       return reply.redirect(`${formPath(outcome.direction)}/${outcome.mailServerId}?oauth=error`);
     }

@@ -53,6 +53,7 @@ export function sessionRoutes(app: FastifyInstance, mr: Mailroom, doc: ApiDoc): 
     }
     limiter.recordSuccess(req.ip, key);
     req.log.info({ event: 'auth.login', adminId: admin.id }, 'admin logged in');
+    await mr.audit.record(`admin:${admin.id}`, 'auth.login', { type: 'admin', id: admin.id }, { ip: req.ip });
     return startSession(reply, admin);
   });
 

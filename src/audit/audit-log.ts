@@ -1,0 +1,35 @@
+import { randomUUID } from 'node:crypto';
+import type { Db } from '../storage/database.ts';
+import { type AuditEvent, insertAuditEvent, listAuditEvents } from '../storage/audit-store.ts';
+import { MailroomError } from '../errors/errors.ts';
+
+/** Who changed or connected what, and when. Secrets never enter `details`. */
+export class AuditLog {
+  constructor(private readonly db: Db, private readonly now: () => Date = () => new Date()) {}
+
+  async record(actor: string, action: string, target?: { type: string; id: string }, details?: Record<string, unknown>): Promise<void> {
+    await insertAuditEvent(this.db, {
+      id: randomUUID(),
+      at: this.now().toISOString(),
+      actor,
+      action,
+      targetType: target?.type ?? null,
+      targetId: target?.id ?? null,
+      details: details ?? null,
+    });
+  }
+
+  async list(query: { limit?: string; cursor?: string; targetId?: string }): Promise<{ items: AuditEvent[]; nextCursor: string | null }> {
+    const limit = Math.min(200, Math.max(1, Number(query.limit ?? 50) || 50));
+    let before: { at: string; id: string } | undefined;
+    if (query.cursor) {
+      const [at, id] = Buffer.from(query.cursor, 'base64url').toString('utf8').split('|');
+      if (!at || !id) throw new MailroomError('MR_VALIDATION', 'The cursor is not one this API returned.', { field: 'cursor' });
+      before = { at, id };
+    }
+    const rows = await listAuditEvents(this.db, { ...(before && { before }), ...(query.targetId && { targetId: query.targetId }), limit: limit + 1 });
+    const page = rows.slice(0, limit);
+    const last = page[page.length - 1];
+    return { items: page, nextCursor: rows.length > limit && last ? Buffer.from(`${last.at}|${last.id}`).toString('base64url') : null };
+  }
+}

@@ -1,0 +1,20 @@
+import type { FastifyInstance } from 'fastify';
+import type { Mailroom } from '../../mailroom.ts';
+import { requireAuth } from '../session-auth.ts';
+import type { ApiDoc } from '../openapi.ts';
+
+export function healthPageRoutes(app: FastifyInstance, mr: Mailroom, doc: ApiDoc): void {
+  doc.add('get', '/api/v1/health/servers', 'Every mail server\'s state: token, client secret expiry, checklist, last error');
+  app.get('/api/v1/health/servers', { preHandler: requireAuth('read') }, async () => {
+    const [outgoing, incoming] = await Promise.all([mr.servers.list(), mr.incoming.list()]);
+    return {
+      items: [
+        ...outgoing.map((s) => ({ id: s.id, direction: 'outgoing' as const, name: s.name, username: s.username, tokenStatus: s.tokenStatus, tokenStatusReason: s.tokenStatusReason, clientSecretExpiry: s.clientSecretExpiry, checklist: s.checklist, lastError: s.lastError })),
+        ...incoming.map((s) => ({ id: s.id, direction: 'incoming' as const, name: s.name, username: s.username, tokenStatus: s.tokenStatus, tokenStatusReason: s.tokenStatusReason, clientSecretExpiry: null, checklist: s.checklist, lastError: s.lastError })),
+      ],
+    };
+  });
+
+  doc.add('get', '/api/v1/audit-events', 'Who changed or connected what, newest first (query: limit, cursor, targetId)');
+  app.get<{ Querystring: { limit?: string; cursor?: string; targetId?: string } }>('/api/v1/audit-events', { preHandler: requireAuth('admin') }, async (req) => mr.audit.list(req.query));
+}

@@ -1,0 +1,119 @@
+import type { Logger } from '../logger.ts';
+import type { TokenManager } from '../oauth/token-manager.ts';
+import type { OutboxService } from '../outbox/outbox-service.ts';
+import type { AuditLog } from '../audit/audit-log.ts';
+import type { Db } from '../storage/database.ts';
+import { listAdminEmails } from '../storage/audit-store.ts';
+import { listAllMailServers, listTokens, type MailServerRecord, setAlertState, type TokenRecord } from '../storage/mail-server-store.ts';
+import { alertDue, secretExpiry } from './secret-expiry.ts';
+
+const KEEPALIVE_AFTER_MS = 24 * 3600_000;
+const CHECK_EVERY_MS = 3600_000;
+
+/**
+ * The slow clock of the product: client secret expiry warnings (30, 7, 1 days and after expiry), a
+ * daily keep-alive refresh (Microsoft refresh tokens die after 90 days unused), and a single alert
+ * when a connection needs reconnecting. Alerts go to the log and, by e-mail, to every admin through a
+ * mail server that still works.
+ */
+export class LifecycleService {
+  private timer: NodeJS.Timeout | undefined;
+
+  constructor(
+    private readonly deps: { db: Db; tokens: TokenManager; outbox: OutboxService; audit: AuditLog; logger: Logger; baseUrl: URL; now?: () => Date },
+  ) {}
+
+  private now(): Date {
+    return this.deps.now?.() ?? new Date();
+  }
+
+  start(): void {
+    if (this.timer) return;
+    const run = () => void this.runChecks().catch((e) => this.deps.logger.error({ err: e, event: 'lifecycle.failed' }, 'lifecycle checks failed'));
+    this.timer = setInterval(run, CHECK_EVERY_MS);
+    this.timer.unref();
+    run();
+  }
+
+  stop(): void {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = undefined;
+  }
+
+  async runChecks(): Promise<{ alerts: string[]; refreshed: string[] }> {
+    const { db, logger } = this.deps;
+    const now = this.now();
+    const servers = await listAllMailServers(db);
+    const tokens = new Map((await listTokens(db)).map((t) => [t.mailServerId, t]));
+    const alerts: string[] = [];
+    const refreshed: string[] = [];
+
+    for (const s of servers.filter((x) => !x.tokenSourceId)) {
+      const t = tokens.get(s.id);
+      if (t?.status === 'valid' && t.refreshTokenSealed && (!t.refreshedAt || now.getTime() - Date.parse(t.refreshedAt) > KEEPALIVE_AFTER_MS)) {
+        try {
+          await this.deps.tokens.getAccessToken(s.id, { forceRefresh: true });
+          refreshed.push(s.id);
+          logger.info({ event: 'lifecycle.keepalive', mailServerId: s.id }, 'idle connection refreshed');
+        } catch (e) {
+          logger.warn({ event: 'lifecycle.keepalive_failed', mailServerId: s.id, err: (e as Error).message }, 'keep-alive refresh failed');
+        }
+      }
+    }
+
+    const fresh = new Map((await listTokens(db)).map((t) => [t.mailServerId, t]));
+    for (const s of servers.filter((x) => !x.tokenSourceId)) {
+      const expiry = secretExpiry(s.clientSecretExpiresAt, now);
+      if (alertDue(expiry, s.secretAlertLevel)) {
+        const when = expiry.state === 'expired' ? `expired on ${s.clientSecretExpiresAt}` : `expires on ${s.clientSecretExpiresAt} (${expiry.daysLeft} day${expiry.daysLeft === 1 ? '' : 's'} left)`;
+        const subject = `Mailroom: the client secret of "${s.name}" ${expiry.state === 'expired' ? 'has expired' : 'expires soon'}`;
+        const text =
+          `The Azure client secret used by the mail server "${s.name}" (${s.username}) ${when}.\n` +
+          `When it expires, every mailbox using this Azure app stops sending and receiving.\n\n` +
+          `Fix: in Azure > App registrations > your app > Certificates & secrets, create a new client secret, ` +
+          `paste its Value into Client Secret on ${this.formUrl(s)} and update Client Secret Expiration.\n`;
+        logger.warn({ event: 'lifecycle.secret_expiry', mailServerId: s.id, threshold: expiry.threshold, daysLeft: expiry.daysLeft }, subject);
+        await this.alertAdmins(s, subject, text);
+        await setAlertState(db, s.id, { secretAlertLevel: expiry.threshold });
+        alerts.push(`secret:${s.id}:${expiry.threshold}`);
+      }
+      const t = fresh.get(s.id);
+      if (t?.status === 'reconnect_needed' && !s.reconnectAlertedAt) {
+        const subject = `Mailroom: "${s.name}" must be reconnected`;
+        const text =
+          `Microsoft no longer accepts the connection of the mail server "${s.name}" (${s.username}).\n` +
+          `Reason: ${t.statusReason ?? 'the sign-in was revoked or expired'}.\n` +
+          `Mail for this server is held until it is reconnected; nothing is lost.\n\n` +
+          `Fix: open ${this.formUrl(s)} and click Connect your Outlook account.\n`;
+        logger.warn({ event: 'lifecycle.reconnect_needed', mailServerId: s.id }, subject);
+        await this.alertAdmins(s, subject, text);
+        await setAlertState(db, s.id, { reconnectAlertedAt: now.toISOString() });
+        alerts.push(`reconnect:${s.id}`);
+      } else if (t?.status === 'valid' && s.reconnectAlertedAt) {
+        await setAlertState(db, s.id, { reconnectAlertedAt: null });
+      }
+    }
+    return { alerts, refreshed };
+  }
+
+  private formUrl(s: MailServerRecord): string {
+    const base = this.deps.baseUrl.href.replace(/\/+$/, '');
+    return `${base}/settings/technical/${s.direction === 'incoming' ? 'incoming-mail-servers' : 'mail-servers'}/${s.id}`;
+  }
+
+  /** E-mails every admin through another outgoing server whose token is valid; the log has it either way. */
+  private async alertAdmins(about: MailServerRecord, subject: string, text: string): Promise<void> {
+    const { db, logger } = this.deps;
+    const admins = await listAdminEmails(db);
+    const tokens = new Map((await listTokens(db)).map((t: TokenRecord) => [t.mailServerId, t]));
+    const via = (await listAllMailServers(db)).find(
+      (s) => s.direction === 'outgoing' && s.active && s.id !== about.id && s.id !== about.tokenSourceId && tokens.get(s.id)?.status === 'valid',
+    );
+    if (!admins.length || !via) {
+      logger.warn({ event: 'lifecycle.alert_not_mailed', mailServerId: about.id, reason: admins.length ? 'no other working mail server' : 'no admins' }, 'alert could not be e-mailed');
+      return;
+    }
+    await this.deps.outbox.enqueue({ from: via.username, to: admins, subject, text, mailServerId: via.id });
+    await this.deps.audit.record('system', 'alert.mailed', { type: 'mail_server', id: about.id }, { subject, via: via.id });
+  }
+}
