@@ -10,7 +10,8 @@ export interface ChecklistItem {
   detail: string | null;
 }
 
-const AUTH_ERROR = /^(AADSTS|OAUTH_|SMTP_5|IMAP_AUTH|ACCOUNT_)/;
+/** Refusals by the mail server itself (OAuth failures show on the token step). */
+const AUTH_ERROR = /^(SMTP_|IMAP_|NET_)/;
 
 /** Pure: the live checklist of one server, from its record and its (or its source's) token. */
 export function checklist(s: MailServerRecord, t: TokenRecord | undefined, now: Date): { items: ChecklistItem[]; secret: SecretExpiry } {
