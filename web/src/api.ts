@@ -20,6 +20,27 @@ export interface Problem {
   message: string;
   fix?: string;
   evidence?: unknown;
+  /** Step of the connection guide (1–7) that sets up or fixes this; also found as evidence.guideStep. */
+  guideStep?: number;
+}
+
+/** Where a client secret stands against the 30/7/1-day warnings. */
+export interface SecretExpiry {
+  state: 'unknown' | 'ok' | 'expiring' | 'expired';
+  /** Whole days left (negative once expired), null without a date. */
+  daysLeft: number | null;
+  /** The tightest threshold reached (30, 7, 1, or 0 when expired), null before the first. */
+  threshold: number | null;
+}
+
+/** One line of a server's live checklist. */
+export interface ChecklistItem {
+  key: 'credentials' | 'consent' | 'token' | 'login';
+  label: string;
+  state: 'done' | 'failed' | 'todo';
+  /** Step of the connection guide where this is set up or fixed. */
+  guideStep: number;
+  detail: string | null;
 }
 
 export interface MailServer {
@@ -44,6 +65,12 @@ export interface MailServer {
   /** ISO timestamp */
   tokenExpiresAt: string | null;
   lastError: (Problem & { code: string; at?: string }) | null;
+  /** Shared mailbox: another account with Send As rights on Username may sign in. */
+  allowAccountMismatch: boolean;
+  clientSecretExpiry: SecretExpiry;
+  checklist: ChecklistItem[];
+  /** Microsoft's admin consent page for this app and tenant. */
+  adminConsentUrl: string;
   createdAt: string;
   updatedAt: string;
 }
@@ -63,6 +90,7 @@ export interface MailServerInput {
   priority: number | null;
   fromFilter: string | null;
   clientSecretExpiresAt: string | null;
+  allowAccountMismatch: boolean;
 }
 
 export interface MailServerDefaults {
@@ -79,6 +107,9 @@ export interface TestResult {
   ok: boolean;
   message: string;
   fix?: string;
+  code?: string;
+  /** Step of the connection guide that fixes a failure. */
+  guideStep?: number;
   evidence?: unknown;
 }
 
@@ -178,6 +209,8 @@ export type AfterFetch = 'mark_read' | 'move' | 'leave';
 export interface FetchStatus {
   running: boolean;
   fetched: number;
+  /** Messages new to Mailroom in this fetch (fetched also counts ones already imported). */
+  imported: number;
   /** null while the number of messages to fetch is not known yet. */
   total: number | null;
   startedAt: string | null;
@@ -211,6 +244,7 @@ export interface IncomingServer {
   connectedAccount: string | null;
   tokenExpiresAt: string | null;
   lastError: (Problem & { code: string; at?: string }) | null;
+  checklist: ChecklistItem[];
   lastFetchAt: string | null;
   importedCount: number;
   fetch: FetchStatus;
@@ -334,6 +368,35 @@ export interface Webhook {
 /** Returned once, by the create call: the only time the signing secret is available. */
 export interface CreatedWebhook extends Webhook {
   secret: string;
+}
+
+export type ServerDirection = 'outgoing' | 'incoming';
+
+/** One row of GET /api/v1/health/servers: every outgoing and incoming server. */
+export interface ServerHealth {
+  id: string;
+  direction: ServerDirection;
+  name: string;
+  username: string;
+  tokenStatus: TokenStatus;
+  tokenStatusReason: string | null;
+  /** null for incoming servers (their secret is not tracked). */
+  clientSecretExpiry: SecretExpiry | null;
+  checklist: ChecklistItem[];
+  lastError: (Problem & { code: string; at?: string }) | null;
+}
+
+export interface AuditEvent {
+  id: string;
+  /** ISO timestamp */
+  at: string;
+  /** admin:<id>, apikey:<id> or system */
+  actor: string;
+  /** e.g. mail_server.updated */
+  action: string;
+  targetType: string | null;
+  targetId: string | null;
+  details: Record<string, unknown> | null;
 }
 
 export class ApiError extends Error implements Problem {
@@ -513,6 +576,8 @@ export const api = {
   connectMailServer: (id: string) => request<{ authorizeUrl: string }>('POST', `${ms(id)}/connect`),
   testMailServer: (id: string) => request<TestResult>('POST', `${ms(id)}/test`),
   sendTestEmail: (id: string, to: string) => request<SendTestResult>('POST', `${ms(id)}/send-test`, { to }),
+  /** Forget the mailbox's tokens; returns the updated server. */
+  disconnectMailServer: (id: string) => request<MailServer>('POST', `${ms(id)}/disconnect`),
 
   /** Newest first; pass the previous page's nextCursor for the next page. */
   listMessages: (filters: MessageFilters = {}, cursor: string | null = null, limit = 50) =>
@@ -542,6 +607,8 @@ export const api = {
     ),
   connectIncomingServer: (id: string) => request<{ authorizeUrl: string }>('POST', `${inc(id)}/connect`),
   testIncomingServer: (id: string) => request<IncomingTestResult>('POST', `${inc(id)}/test`),
+  /** Forget the mailbox's tokens; returns the updated server. */
+  disconnectIncomingServer: (id: string) => request<IncomingServer>('POST', `${inc(id)}/disconnect`),
   /** Starts a fetch in the background (202); follow it with getIncomingServer(id).fetch. 409 while one runs. */
   fetchIncomingServer: (id: string) => request<{ started: boolean }>('POST', `${inc(id)}/fetch`),
 
@@ -560,4 +627,10 @@ export const api = {
     request<Page<WebhookDelivery>>('GET', `${hook(id)}/deliveries?${pageQuery(cursor, limit)}`),
   redeliverWebhookDelivery: (id: string) =>
     request<WebhookDelivery>('POST', `/api/v1/webhook-deliveries/${encodeURIComponent(id)}/redeliver`),
+
+  /** Every outgoing and incoming server with its token, secret expiry, checklist and last error. */
+  serverHealth: () => request<{ items: ServerHealth[] }>('GET', '/api/v1/health/servers'),
+  /** Newest first; pass the previous page's nextCursor for the next page. */
+  listAuditEvents: (cursor: string | null = null, limit = 50) =>
+    request<Page<AuditEvent>>('GET', `/api/v1/audit-events?${pageQuery(cursor, limit)}`),
 };

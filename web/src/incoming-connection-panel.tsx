@@ -29,7 +29,7 @@ function toFailure(err: unknown): Outcome & { ok: false } {
 
 function fetchOutcome(f: FetchStatus): Outcome {
   if (f.error) return { ok: false, message: f.error.message, fix: f.error.fix, evidence: f.error.evidence };
-  return { ok: true, message: `Fetched ${f.fetched} new ${f.fetched === 1 ? 'message' : 'messages'}` };
+  return { ok: true, message: `Fetched ${f.imported} new ${f.imported === 1 ? 'message' : 'messages'}` };
 }
 
 function progressText(f: FetchStatus): string {
