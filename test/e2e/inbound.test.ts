@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import SQLite from 'better-sqlite3';
 import { ImapFlow } from 'imapflow';
+import { launchChromium, newContext } from '../helpers/browser.ts';
 import { storeTokens } from '../helpers/connect-directly.ts';
 import { freePort, type MailroomProcess, startMailroomProcess } from '../helpers/mailroom-process.ts';
 import { getToken } from '../peers/get-token.ts';
@@ -289,6 +290,39 @@ test('move to a folder and leave as is really change (or keep) the mailbox', T, 
   });
   assert.equal((unseen as number[]).length, 1, 'the message is still unread');
   await api('PATCH', `/api/v1/incoming-servers/${incomingId}`, { afterFetch: 'mark_read' });
+});
+
+test('in the browser: Test & Confirm, Fetch Now, and the Incoming Messages list with delivery state', T, async () => {
+  const admin = { email: 'inbox-admin@example.test', password: 'inbox admin passphrase' };
+  await mailroom.cli('admin', 'create', '--email', admin.email, '--password', admin.password);
+  const m = rawMessage('Seen in the browser');
+  await peers.dovecot.deliver(MAILBOX, m.raw);
+  const browser = await launchChromium();
+  try {
+    const page = await (await newContext(browser)).newPage();
+    page.setDefaultTimeout(30_000);
+    await page.goto(`${mailroom.baseUrl}/login`);
+    await page.getByLabel('Email', { exact: true }).fill(admin.email);
+    await page.getByLabel('Password', { exact: true }).fill(admin.password);
+    await page.getByRole('button', { name: 'Log in' }).click();
+    await page.getByRole('link', { name: 'Settings' }).click();
+    await page.getByRole('link', { name: 'Incoming Mail Servers', exact: true }).click();
+    await page.getByRole('link', { name: 'Inbox', exact: true }).click();
+    await page.getByText('Token Valid', { exact: true }).first().waitFor();
+    await page.getByText(/Uses the connection of/).first().waitFor();
+    await page.getByRole('button', { name: 'Test & Confirm' }).click();
+    await page.getByText(/Connection Test Successful! \d+ messages? in INBOX/).waitFor();
+    await page.getByRole('button', { name: 'Fetch Now' }).click();
+    await page.getByText('Fetched 1 new message').waitFor();
+
+    await page.getByRole('link', { name: 'Settings' }).click();
+    await page.getByRole('link', { name: 'Incoming Messages', exact: true }).click();
+    const row = page.getByRole('row').filter({ hasText: 'Seen in the browser' });
+    await row.waitFor();
+    await row.getByText('Delivered').waitFor({ timeout: 20_000 });
+  } finally {
+    await browser.close();
+  }
 });
 
 test('a restart in the middle of a fetch imports nothing twice', T, async () => {
