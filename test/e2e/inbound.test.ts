@@ -7,6 +7,7 @@ import { after, before, test } from 'node:test';
 import SQLite from 'better-sqlite3';
 import { ImapFlow } from 'imapflow';
 import { launchChromium, newContext } from '../helpers/browser.ts';
+import { apiClient, logIn, waitFor } from '../helpers/e2e.ts';
 import { storeTokens } from '../helpers/connect-directly.ts';
 import { freePort, type MailroomProcess, startMailroomProcess } from '../helpers/mailroom-process.ts';
 import { getToken } from '../peers/get-token.ts';
@@ -33,31 +34,7 @@ let hookSecret: string;
 const received: Array<{ deliveryId: string; messageId: string; subject: string; signatureOk: boolean }> = [];
 let failNext = 0;
 
-async function api(method: string, path: string, body?: unknown) {
-  const r = await fetch(`${mailroom.baseUrl}${path}`, {
-    method,
-    headers: { authorization: `Bearer ${key}`, ...(body !== undefined && { 'content-type': 'application/json' }) },
-    ...(body !== undefined && { body: JSON.stringify(body) }),
-  });
-  const text = await r.text();
-  let json: any;
-  try {
-    json = JSON.parse(text);
-  } catch {
-    json = undefined;
-  }
-  return { status: r.status, json, text };
-}
-
-async function waitFor<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 30_000): Promise<T> {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await probe();
-    if (v !== undefined) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
-}
+const api = apiClient(() => mailroom.baseUrl, () => key);
 
 let n = 0;
 function rawMessage(subject: string, extra: string[] = [], body = 'Hello from the test.'): { raw: string; messageId: string } {
@@ -301,10 +278,7 @@ test('in the browser: Test & Confirm, Fetch Now, and the Incoming Messages list 
   try {
     const page = await (await newContext(browser)).newPage();
     page.setDefaultTimeout(30_000);
-    await page.goto(`${mailroom.baseUrl}/login`);
-    await page.getByLabel('Email', { exact: true }).fill(admin.email);
-    await page.getByLabel('Password', { exact: true }).fill(admin.password);
-    await page.getByRole('button', { name: 'Log in' }).click();
+    await logIn(page, mailroom.baseUrl, admin);
     await page.getByRole('link', { name: 'Settings' }).click();
     await page.getByRole('link', { name: 'Incoming Mail Servers', exact: true }).click();
     await page.getByRole('link', { name: 'Inbox', exact: true }).click();

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { launchChromium, newContext } from '../helpers/browser.ts';
+import { apiClient, logIn, waitFor } from '../helpers/e2e.ts';
 import { storeTokens } from '../helpers/connect-directly.ts';
 import { freePort, type MailroomProcess, startMailroomProcess } from '../helpers/mailroom-process.ts';
 import { getToken } from '../peers/get-token.ts';
@@ -22,28 +23,11 @@ let mailroom: MailroomProcess;
 let key: string;
 let serverId: string;
 
-async function api(method: string, path: string, body?: unknown, headers: Record<string, string> = {}) {
-  const r = await fetch(`${mailroom.baseUrl}${path}`, {
-    method,
-    headers: { authorization: `Bearer ${key}`, ...(body !== undefined && { 'content-type': 'application/json' }), ...headers },
-    ...(body !== undefined && { body: JSON.stringify(body) }),
-  });
-  return { status: r.status, json: (await r.json().catch(() => null)) as any };
-}
+const api = apiClient(() => mailroom.baseUrl, () => key);
 
 async function connectMailbox() {
   const t = await getToken({ authorityHost: peers.authServer.authorityHost, ca: peers.ca.caPem, clientId: CLIENT_ID, clientSecret: CLIENT_SECRET, redirectUri: TOKEN_REDIRECT, login: MAILBOX });
   storeTokens(mailroom.dataDir, serverId, MAILBOX, t, peers.authServer.tenantId);
-}
-
-async function waitFor<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 30_000): Promise<T> {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await probe();
-    if (v !== undefined) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 150));
-  }
 }
 
 const stateIs = (id: string, ...states: string[]) =>
@@ -184,10 +168,7 @@ test('Settings > Technical > Emails shows a failed message in plain words with t
   try {
     const page = await (await newContext(browser)).newPage();
     page.setDefaultTimeout(30_000);
-    await page.goto(`${mailroom.baseUrl}/login`);
-    await page.getByLabel('Email', { exact: true }).fill(admin.email);
-    await page.getByLabel('Password', { exact: true }).fill(admin.password);
-    await page.getByRole('button', { name: 'Log in' }).click();
+    await logIn(page, mailroom.baseUrl, admin);
     await page.getByRole('link', { name: 'Settings' }).click();
     await page.getByRole('link', { name: 'Emails', exact: true }).click();
     await page.getByRole('heading', { name: 'Emails' }).waitFor();

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import type { Browser, Page } from 'playwright-core';
 import { launchChromium, newContext } from '../helpers/browser.ts';
+import { logIn } from '../helpers/e2e.ts';
 import { freePort, type MailroomProcess, startMailroomProcess } from '../helpers/mailroom-process.ts';
 import { type Peers, signInAndConsent, startPeers } from '../peers/index.ts';
 
@@ -25,11 +26,7 @@ before(async () => {
   browser = await launchChromium();
   page = await (await newContext(browser)).newPage();
   page.setDefaultTimeout(30_000);
-  await page.goto(`${mailroom.baseUrl}/login`);
-  await page.getByLabel('Email', { exact: true }).fill(ADMIN.email);
-  await page.getByLabel('Password', { exact: true }).fill(ADMIN.password);
-  await page.getByRole('button', { name: 'Log in' }).click();
-  await page.waitForURL(/\/settings/);
+  await logIn(page, mailroom.baseUrl, ADMIN);
 });
 
 after(async () => {
