@@ -6,6 +6,8 @@ import { openDatabase, type OpenedDatabase } from '../../src/storage/database.ts
 import { findMailServer, findToken, insertMailServer, replaceToken, updateTokenIfVersion } from '../../src/storage/mail-server-store.ts';
 import { consumeOAuthState, insertOAuthState } from '../../src/storage/oauth-state-store.ts';
 import { insertAdmin } from '../../src/storage/admin-store.ts';
+import { claimDue, insertOutboxMessage, markSent } from '../../src/storage/outbox-store.ts';
+import { importInboundMessage, listInbound } from '../../src/storage/inbound-store.ts';
 
 // The same storage code on PostgreSQL (127.0.0.1:5432, trust auth), in a database made for this run.
 const ADMIN_URL = 'postgres://postgres@127.0.0.1:5432/test';
@@ -71,4 +73,52 @@ test('mail servers, versioned token writes and single-use states behave as on SQ
   const [first, second] = await Promise.all([consumeOAuthState(db, 'h', now), consumeOAuthState(db, 'h', now)]);
   assert.equal([first, second].filter((r) => r.ok).length, 1, 'exactly one concurrent callback wins');
   assert.ok(await findMailServer(db, 'srv1'));
+});
+
+test('outbox claims on PostgreSQL: concurrent workers never take the same message (SKIP LOCKED)', async () => {
+  const { db } = opened;
+  const now = new Date();
+  for (let i = 0; i < 40; i++) {
+    await insertOutboxMessage(
+      db,
+      {
+        id: `m${i}`,
+        from: 'u@example.test',
+        to: ['a@example.org'],
+        cc: [],
+        bcc: [],
+        replyTo: null,
+        subject: `s${i}`,
+        mailServerId: 'srv1',
+        messageId: `<m${i}@example.test>`,
+        sizeBytes: 1,
+        payload: { text: 'x', html: null, headers: {}, attachments: [], from: { name: '', address: 'u@example.test' }, to: [{ name: '', address: 'a@example.org' }], cc: [], bcc: [], replyTo: null },
+        attachments: [],
+        idempotencyKey: null,
+        requestHash: null,
+        apiKeyId: null,
+        maxAttempts: 5,
+      },
+      now,
+    );
+  }
+  const batches = await Promise.all(Array.from({ length: 4 }, (_, w) => claimDue(db, 'postgres', `w${w}`, new Date(now.getTime() + 1), 60_000, 15)));
+  const ids = batches.flat().map((m) => m.id);
+  assert.equal(ids.length, 40);
+  assert.equal(new Set(ids).size, 40, 'no message claimed twice');
+  assert.equal(await markSent(db, batches[0]![0]!.id, 'w0', '250 ok', now), true);
+  assert.equal(await markSent(db, batches[1]![0]!.id, 'w0', '250 ok', now), false, 'only the lease owner records the outcome');
+});
+
+test('inbound import on PostgreSQL: one row per Message-ID, seq increases', async () => {
+  const { db } = opened;
+  const base = { serverId: 'srv1', folder: 'INBOX', uidValidity: '1', from: 'x@y.example', to: [], cc: [], subject: 's', date: null, inReplyTo: null, references: [], text: null, html: null, attachments: [], sizeBytes: 1, rawPath: 'r', outboxMessageId: null };
+  let n = 0;
+  const next = () => `d${++n}`;
+  assert.equal(await importInboundMessage(db, { ...base, id: 'i1', uid: 1, dedupeKey: '<a@x>', messageId: '<a@x>' }, [], next, new Date()), 'imported');
+  assert.equal(await importInboundMessage(db, { ...base, id: 'i2', uid: 2, dedupeKey: '<a@x>', messageId: '<a@x>' }, [], next, new Date()), 'duplicate');
+  assert.equal(await importInboundMessage(db, { ...base, id: 'i3', uid: 3, dedupeKey: '<b@x>', messageId: '<b@x>' }, [], next, new Date()), 'imported');
+  const rows = await listInbound(db, { order: 'asc', limit: 10 });
+  assert.deepEqual(rows.map((r) => r.id), ['i1', 'i3']);
+  assert.ok(rows[1]!.seq > rows[0]!.seq);
 });
