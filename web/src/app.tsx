@@ -1,9 +1,11 @@
 import { useEffect, useState, type ReactNode } from 'react';
 import { api, ApiError, onUnauthorized, type Session } from './api.ts';
 import { ApiKeyList } from './api-key-list.tsx';
+import { AuditLogPage } from './audit-log-page.tsx';
 import { EmailDetail } from './email-detail.tsx';
 import { EmailList } from './email-list.tsx';
 import { ErrorAlert } from './error-alert.tsx';
+import { HealthPage } from './health-page.tsx';
 import { IncomingMailServerForm } from './incoming-mail-server-form.tsx';
 import { IncomingMailServerList } from './incoming-mail-server-list.tsx';
 import { IncomingMessageDetail } from './incoming-message-detail.tsx';
@@ -13,6 +15,7 @@ import { LoginPage } from './login-page.tsx';
 import { MailServerForm } from './mail-server-form.tsx';
 import { MailServerList } from './mail-server-list.tsx';
 import { NotFoundPage } from './not-found-page.tsx';
+import { OutlookGuidePage } from './outlook-guide-page.tsx';
 import { navigate, useLocation } from './router.tsx';
 import { matchRoute, paths } from './routes.ts';
 import { SettingsPage } from './settings-page.tsx';
@@ -149,6 +152,15 @@ export function App() {
       break;
     case 'webhook':
       page = <WebhookDetail id={match.params.id ?? ''} />;
+      break;
+    case 'outlookGuide':
+      page = <OutlookGuidePage />;
+      break;
+    case 'health':
+      page = <HealthPage />;
+      break;
+    case 'auditLog':
+      page = <AuditLogPage />;
       break;
     default:
       page = <NotFoundPage />;

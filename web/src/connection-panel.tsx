@@ -1,19 +1,26 @@
 import { useState, type FormEvent } from 'react';
 import { api, ApiError, type MailServer, type Problem } from './api.ts';
+import { DisconnectButton } from './disconnect-button.tsx';
 import { ErrorAlert } from './error-alert.tsx';
 import { EvidenceDetails } from './evidence-details.tsx';
 import { formatDateTime } from './format-date-time.ts';
+import { GuideStepLink, guideStepOf } from './guide-step-link.tsx';
 import { Notice } from './notice.tsx';
+import { Link } from './router.tsx';
+import { outlookGuidePath } from './routes.ts';
+import { ServerChecklist } from './server-checklist.tsx';
 import { Spinner } from './spinner.tsx';
 import { TokenStatusBadge } from './token-status-badge.tsx';
 
 interface ConnectionPanelProps {
   server: MailServer;
-  /** The `oauth` query parameter set by the OAuth callback redirect: 'connected' | 'error' | null. */
+  /** The `oauth` query parameter set by the OAuth callback redirect: 'connected' | 'admin_consent' | 'error' | null. */
   oauth: string | null;
   /** The form below has unsaved changes. */
   dirty: boolean;
   onServerChange: (server: MailServer) => void;
+  /** "Allow this (shared mailbox)" saved allowAccountMismatch: the form's checkbox follows. */
+  onSettingsSaved: (server: MailServer) => void;
 }
 
 type Outcome = { ok: true; message: string; detail?: string } | ({ ok: false } & Problem);
@@ -23,16 +30,10 @@ function toFailure(err: unknown): Outcome {
   return { ok: false, message: String(err) };
 }
 
-function daysUntil(ymd: string): number | null {
-  const m = /^(\d{4})-(\d{2})-(\d{2})$/.exec(ymd);
-  if (!m) return null;
-  const target = Date.UTC(Number(m[1]), Number(m[2]) - 1, Number(m[3]));
-  const now = new Date();
-  const today = Date.UTC(now.getFullYear(), now.getMonth(), now.getDate());
-  return Math.round((target - today) / 86_400_000);
-}
+const days = (n: number) => `${n} day${n === 1 ? '' : 's'}`;
 
 function Failure({ outcome }: { outcome: Problem }) {
+  const step = guideStepOf(outcome);
   return (
     <div className="alert alert-error" role="alert">
       <p className="alert-message">{outcome.message}</p>
@@ -42,15 +43,19 @@ function Failure({ outcome }: { outcome: Problem }) {
           {outcome.fix}
         </p>
       )}
+      {step !== null && <GuideStepLink step={step} />}
       <EvidenceDetails evidence={outcome.evidence} />
     </div>
   );
 }
 
 /** Token status of an existing mail server and the actions to connect, test and send a test email. */
-export function ConnectionPanel({ server, oauth, dirty, onServerChange }: ConnectionPanelProps) {
+export function ConnectionPanel({ server, oauth, dirty, onServerChange, onSettingsSaved }: ConnectionPanelProps) {
   const [connecting, setConnecting] = useState(false);
   const [connectError, setConnectError] = useState<Problem | null>(null);
+  const [disconnected, setDisconnected] = useState(false);
+  const [allowing, setAllowing] = useState(false);
+  const [allowed, setAllowed] = useState(false);
   const [testing, setTesting] = useState(false);
   const [testOutcome, setTestOutcome] = useState<Outcome | null>(null);
   const [sending, setSending] = useState(false);
@@ -60,6 +65,28 @@ export function ConnectionPanel({ server, oauth, dirty, onServerChange }: Connec
 
   function refresh() {
     api.getMailServer(server.id).then(onServerChange, () => undefined);
+  }
+
+  async function allowSharedMailbox() {
+    setAllowing(true);
+    setConnectError(null);
+    try {
+      const updated = await api.updateMailServer(server.id, { allowAccountMismatch: true });
+      setAllowed(true);
+      onSettingsSaved(updated);
+    } catch (err) {
+      const f = toFailure(err);
+      setConnectError(f.ok ? null : f);
+    } finally {
+      setAllowing(false);
+    }
+  }
+
+  function clearResults() {
+    setTestOutcome(null);
+    setSendOutcome(null);
+    setConnectError(null);
+    setAllowed(false);
   }
 
   async function connect() {
@@ -83,7 +110,7 @@ export function ConnectionPanel({ server, oauth, dirty, onServerChange }: Connec
       setTestOutcome(
         r.ok
           ? { ok: true, message: 'Connection Test Successful!', detail: r.message }
-          : { ok: false, message: r.message, fix: r.fix, evidence: r.evidence },
+          : { ok: false, message: r.message, fix: r.fix, code: r.code, guideStep: r.guideStep, evidence: r.evidence },
       );
     } catch (err) {
       setTestOutcome(toFailure(err));
@@ -107,7 +134,9 @@ export function ConnectionPanel({ server, oauth, dirty, onServerChange }: Connec
           message: `Test email sent to ${to}`,
           detail: r.messageId ? `Message ID: ${r.messageId}` : undefined,
         });
-      } else setSendOutcome({ ok: false, message: r.message, fix: r.fix, evidence: r.evidence });
+      } else {
+        setSendOutcome({ ok: false, message: r.message, fix: r.fix, code: r.code, guideStep: r.guideStep, evidence: r.evidence });
+      }
     } catch (err) {
       const fieldMessage = err instanceof ApiError ? err.fields.to : undefined;
       if (fieldMessage) setRecipientError(fieldMessage);
@@ -118,26 +147,58 @@ export function ConnectionPanel({ server, oauth, dirty, onServerChange }: Connec
     }
   }
 
-  const showLastError = server.lastError && !testOutcome && !sendOutcome;
-  const secretDays = server.clientSecretExpiresAt ? daysUntil(server.clientSecretExpiresAt) : null;
+  const lastError = server.lastError;
+  const showLastError = lastError && !testOutcome && !sendOutcome;
+  // A shared mailbox: signing in with another account was allowed after this error.
+  const mismatchAllowed = lastError?.code === 'ACCOUNT_MISMATCH' && server.allowAccountMismatch;
+  const connected = server.tokenStatus !== 'not_connected';
+  const secret = server.clientSecretExpiry;
 
   return (
     <section className="card connection-panel" aria-labelledby="connection-heading">
       <h2 id="connection-heading">Connection</h2>
 
-      {oauth === 'connected' && <Notice>Outlook account connected</Notice>}
-      {showLastError && server.lastError && (
+      {oauth === 'connected' && !disconnected && <Notice>Outlook account connected</Notice>}
+      {oauth === 'admin_consent' && !disconnected && (
+        <Notice>Admin consent granted. Now click Connect your Outlook account.</Notice>
+      )}
+      {disconnected && <Notice kind="info">Disconnected. Mailroom no longer holds tokens for this mailbox.</Notice>}
+      {server.allowAccountMismatch && (allowed || (showLastError && mismatchAllowed)) && (
+        <Notice kind="info">
+          {`Sending as a shared mailbox is allowed: ${server.connectedAccount ?? 'another account'} may sign in for ` +
+            `${server.username}. Click Test Connection to check that it has Send As rights.`}
+        </Notice>
+      )}
+      {showLastError && lastError && !mismatchAllowed && (
         <ErrorAlert
-          problem={server.lastError}
+          problem={lastError}
           title={
             oauth === 'error'
               ? 'The Outlook account could not be connected.'
-              : `Last error${server.lastError.at ? ` (${formatDateTime(server.lastError.at)})` : ''}`
+              : `Last error${lastError.at ? ` (${formatDateTime(lastError.at)})` : ''}`
           }
           showCode
-        />
+        >
+          {lastError.code === 'ACCOUNT_MISMATCH' && (
+            <div className="alert-actions">
+              <button
+                type="button"
+                className="btn btn-secondary btn-small"
+                onClick={allowSharedMailbox}
+                disabled={allowing}
+                aria-busy={allowing || undefined}
+              >
+                {allowing && <Spinner />}
+                Allow this (shared mailbox)
+              </button>
+              <span className="field-help">
+                When {server.username} is a shared mailbox and the signed-in account has Send As rights on it.
+              </span>
+            </div>
+          )}
+        </ErrorAlert>
       )}
-      {oauth === 'error' && !server.lastError && (
+      {oauth === 'error' && !lastError && !disconnected && (
         <ErrorAlert
           problem={{
             message: 'The Outlook account could not be connected.',
@@ -162,12 +223,22 @@ export function ConnectionPanel({ server, oauth, dirty, onServerChange }: Connec
             <dt>Token expires</dt>
             <dd>{formatDateTime(server.tokenExpiresAt)}</dd>
           </div>
+          {server.checklist.length > 0 && (
+            <div>
+              <dt id="connection-checklist-label">Checklist</dt>
+              <dd>
+                <ServerChecklist items={server.checklist} compact labelledBy="connection-checklist-label" />
+              </dd>
+            </div>
+          )}
         </dl>
-        {secretDays !== null && secretDays <= 30 && (
+        {(secret.state === 'expiring' || secret.state === 'expired') && secret.daysLeft !== null && (
           <div className="alert alert-warning">
-            {secretDays < 0
-              ? `The client secret expired on ${server.clientSecretExpiresAt}. Create a new secret in Microsoft Entra and enter it below.`
-              : `The client secret expires on ${server.clientSecretExpiresAt} (in ${secretDays} day${secretDays === 1 ? '' : 's'}).`}
+            {secret.state === 'expired'
+              ? `The client secret expired on ${server.clientSecretExpiresAt}: mail has stopped. ` +
+                'Create a new secret in Microsoft Entra and enter it below.'
+              : `The client secret expires on ${server.clientSecretExpiresAt} (in ${days(secret.daysLeft)}). ` +
+                'Create a new secret in Microsoft Entra before then and enter it below.'}
           </div>
         )}
       </div>
@@ -185,11 +256,33 @@ export function ConnectionPanel({ server, oauth, dirty, onServerChange }: Connec
           {connecting && <Spinner />}
           Connect your Outlook account
         </button>
+        <Link className="guide-link" to={outlookGuidePath(server.id)}>
+          How to connect Outlook
+        </Link>
         <button type="button" className="btn btn-secondary" onClick={test} disabled={testing} aria-busy={testing || undefined}>
           {testing && <Spinner />}
           Test Connection
         </button>
+        {connected && (
+          <DisconnectButton
+            disconnect={() => api.disconnectMailServer(server.id)}
+            onDisconnected={(s) => {
+              clearResults();
+              setDisconnected(true);
+              onServerChange(s);
+            }}
+            onError={setConnectError}
+          />
+        )}
       </div>
+      <p className="admin-consent">
+        <a href={server.adminConsentUrl} aria-describedby="admin-consent-help">
+          Admin consent link
+        </a>
+        <span id="admin-consent-help" className="field-help">
+          For tenants where users may not consent: a tenant administrator opens this once.
+        </span>
+      </p>
       <div className="action-result" aria-live="polite">
         {testing && <p className="muted">Testing the connection…</p>}
         {testOutcome?.ok === true && (

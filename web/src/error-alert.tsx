@@ -1,5 +1,7 @@
+import type { ReactNode } from 'react';
 import type { Problem } from './api.ts';
 import { EvidenceDetails } from './evidence-details.tsx';
+import { GuideStepLink, guideStepOf } from './guide-step-link.tsx';
 
 interface ErrorAlertProps {
   problem: Problem;
@@ -7,10 +9,13 @@ interface ErrorAlertProps {
   title?: string;
   /** Show the error code (useful for support). */
   showCode?: boolean;
+  /** Extra actions below the fix (e.g. a button that applies it). */
+  children?: ReactNode;
 }
 
-/** A failure: the message, the fix when the server knows one, and the raw evidence. */
-export function ErrorAlert({ problem, title, showCode = false }: ErrorAlertProps) {
+/** A failure: the message, the fix when the server knows one, the guide step, and the raw evidence. */
+export function ErrorAlert({ problem, title, showCode = false, children }: ErrorAlertProps) {
+  const step = guideStepOf(problem);
   return (
     <div className="alert alert-error" role="alert">
       {title && <p className="alert-title">{title}</p>}
@@ -21,6 +26,8 @@ export function ErrorAlert({ problem, title, showCode = false }: ErrorAlertProps
           {problem.fix}
         </p>
       )}
+      {step !== null && <GuideStepLink step={step} />}
+      {children}
       {showCode && problem.code && <p className="alert-code">Code: {problem.code}</p>}
       <EvidenceDetails evidence={problem.evidence} />
     </div>

@@ -1,10 +1,12 @@
 import { useEffect, useRef, useState } from 'react';
 import { api, ApiError, type FetchStatus, type IncomingServer, type Problem } from './api.ts';
+import { DisconnectButton } from './disconnect-button.tsx';
 import { ErrorAlert } from './error-alert.tsx';
 import { formatDateTime } from './format-date-time.ts';
 import { Notice } from './notice.tsx';
 import { Link } from './router.tsx';
-import { mailServerPath, paths } from './routes.ts';
+import { mailServerPath, outlookGuidePath, paths } from './routes.ts';
+import { ServerChecklist } from './server-checklist.tsx';
 import { Spinner } from './spinner.tsx';
 import { TokenStatusBadge } from './token-status-badge.tsx';
 
@@ -53,6 +55,7 @@ function Result({ outcome, failureTitle }: { outcome: Outcome; failureTitle?: st
 export function IncomingConnectionPanel({ server, oauth, dirty, onServerChange }: IncomingConnectionPanelProps) {
   const [connecting, setConnecting] = useState(false);
   const [connectError, setConnectError] = useState<Problem | null>(null);
+  const [disconnected, setDisconnected] = useState(false);
   const [testing, setTesting] = useState(false);
   const [testOutcome, setTestOutcome] = useState<Outcome | null>(null);
   const [starting, setStarting] = useState(false);
@@ -119,7 +122,7 @@ export function IncomingConnectionPanel({ server, oauth, dirty, onServerChange }
       setTestOutcome(
         r.ok
           ? { ok: true, message: r.message || 'Connection Test Successful!' }
-          : { ok: false, message: r.message, fix: r.fix, evidence: r.evidence },
+          : { ok: false, message: r.message, fix: r.fix, code: r.code, guideStep: r.guideStep, evidence: r.evidence },
       );
     } catch (err) {
       setTestOutcome(toFailure(err));
@@ -153,7 +156,8 @@ export function IncomingConnectionPanel({ server, oauth, dirty, onServerChange }
     <section className="card connection-panel" aria-labelledby="connection-heading">
       <h2 id="connection-heading">Connection</h2>
 
-      {oauth === 'connected' && <Notice>Outlook account connected</Notice>}
+      {oauth === 'connected' && !disconnected && <Notice>Outlook account connected</Notice>}
+      {disconnected && <Notice kind="info">Disconnected. Mailroom no longer holds tokens for this mailbox.</Notice>}
       {showLastError && server.lastError && (
         <ErrorAlert
           problem={server.lastError}
@@ -165,7 +169,7 @@ export function IncomingConnectionPanel({ server, oauth, dirty, onServerChange }
           showCode
         />
       )}
-      {oauth === 'error' && !server.lastError && (
+      {oauth === 'error' && !server.lastError && !disconnected && (
         <ErrorAlert
           problem={{
             message: 'The Outlook account could not be connected.',
@@ -215,6 +219,14 @@ export function IncomingConnectionPanel({ server, oauth, dirty, onServerChange }
               )}
             </dd>
           </div>
+          {server.checklist.length > 0 && (
+            <div>
+              <dt id="connection-checklist-label">Checklist</dt>
+              <dd>
+                <ServerChecklist items={server.checklist} compact labelledBy="connection-checklist-label" />
+              </dd>
+            </div>
+          )}
         </dl>
         {shared && server.tokenStatus !== 'valid' && server.tokenSourceId && (
           <p className="hint">
@@ -239,6 +251,9 @@ export function IncomingConnectionPanel({ server, oauth, dirty, onServerChange }
             Connect your Outlook account
           </button>
         )}
+        <Link className="guide-link" to={outlookGuidePath(server.id)}>
+          How to connect Outlook
+        </Link>
         <button type="button" className="btn btn-secondary" onClick={test} disabled={testing} aria-busy={testing || undefined}>
           {testing && <Spinner />}
           Test &amp; Confirm
@@ -253,6 +268,20 @@ export function IncomingConnectionPanel({ server, oauth, dirty, onServerChange }
           {fetching && <Spinner />}
           Fetch Now
         </button>
+        {!shared && server.tokenStatus !== 'not_connected' && (
+          <DisconnectButton
+            disconnect={() => api.disconnectIncomingServer(server.id)}
+            onDisconnected={(s) => {
+              setTestOutcome(null);
+              setFetchResult(null);
+              setConnectError(null);
+              setDisconnected(true);
+              onChange.current(s);
+            }}
+            onError={setConnectError}
+            disabled={fetching}
+          />
+        )}
       </div>
       <div className="action-result" aria-live="polite">
         {testing && <p className="muted">Testing the connection…</p>}

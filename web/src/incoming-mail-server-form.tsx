@@ -16,6 +16,8 @@ import { CopyButton } from './copy-button.tsx';
 import { ErrorAlert } from './error-alert.tsx';
 import { IncomingConnectionPanel } from './incoming-connection-panel.tsx';
 import { Notice } from './notice.tsx';
+import { RedirectCheck } from './redirect-check.tsx';
+import { rememberGuideServer } from './remember-guide-server.ts';
 import { Link, navigate, useFlashNotice, useLocation } from './router.tsx';
 import { incomingMailServerPath, mailServerPath, paths } from './routes.ts';
 import { Spinner } from './spinner.tsx';
@@ -256,6 +258,7 @@ export function IncomingMailServerForm({ id }: { id?: string }) {
           const s = await api.getIncomingServer(id);
           if (cancelled) return;
           applyServer(s);
+          rememberGuideServer(s.id);
         }
       } catch (e) {
         if (!cancelled) setLoadError(asApiError(e));
@@ -620,6 +623,12 @@ export function IncomingMailServerForm({ id }: { id?: string }) {
       {server && (
         <IncomingConnectionPanel server={server} oauth={query.get('oauth')} dirty={dirty} onServerChange={refreshServer} />
       )}
+      {isNew && (
+        <p className="guide-intro">
+          First Microsoft 365 mailbox? <Link to={paths.outlookGuide}>How to connect Outlook</Link> walks through the
+          Azure app registration with this installation's values.
+        </p>
+      )}
 
       <form id="incoming-server-form" className="card mail-server-form" onSubmit={submit} noValidate>
         <div className="field field-title">
@@ -664,6 +673,7 @@ export function IncomingMailServerForm({ id }: { id?: string }) {
               />,
               reuseNotice,
             )}
+            <RedirectCheck redirectUri={redirectUri} />
             {row(
               'redirectUri',
               <div className="input-with-button">

@@ -2,6 +2,7 @@ import type { ReactNode } from 'react';
 import type { Admin } from './api.ts';
 import { Link, useLocation } from './router.tsx';
 import { paths } from './routes.ts';
+import { ServerProblemsBanner } from './server-problems-banner.tsx';
 
 interface LayoutProps {
   admin: Admin;
@@ -30,6 +31,7 @@ export function Layout({ admin, onLogout, loggingOut = false, children }: Layout
           </button>
         </div>
       </header>
+      <ServerProblemsBanner pathname={pathname} />
       <div className="shell">
         <nav className="sidebar" aria-label="Main">
           <h2 className="sidebar-heading">Configuration</h2>

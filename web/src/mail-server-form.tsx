@@ -13,8 +13,11 @@ import { ConnectionPanel } from './connection-panel.tsx';
 import { CopyButton } from './copy-button.tsx';
 import { ErrorAlert } from './error-alert.tsx';
 import { Notice } from './notice.tsx';
+import { RedirectCheck } from './redirect-check.tsx';
+import { rememberGuideServer } from './remember-guide-server.ts';
 import { Link, navigate, useFlashNotice, useLocation } from './router.tsx';
 import { mailServerPath, paths } from './routes.ts';
+import { secretExpiryText, secretNeedsAttention } from './secret-expiry-text.ts';
 import { Spinner } from './spinner.tsx';
 import { useTitle } from './use-title.ts';
 
@@ -30,14 +33,18 @@ type FieldName =
   | 'smtpSecurity'
   | 'priority'
   | 'fromFilter'
-  | 'clientSecretExpiresAt';
+  | 'clientSecretExpiresAt'
+  | 'allowAccountMismatch';
 
-type FormValues = Record<FieldName, string>;
+type TextField = Exclude<FieldName, 'allowAccountMismatch'>;
+
+type FormValues = Record<TextField, string> & { allowAccountMismatch: boolean };
 
 const LABELS: Record<FieldName | 'redirectUri', string> = {
   name: 'Mail Server Description',
   authType: 'Authenticate Using',
   username: 'Username',
+  allowAccountMismatch: 'Send as a shared mailbox',
   redirectUri: 'OAuth2 Redirect Url',
   clientId: 'Client ID',
   clientSecret: 'Client Secret',
@@ -52,6 +59,7 @@ const LABELS: Record<FieldName | 'redirectUri', string> = {
 
 const HELP: Partial<Record<FieldName | 'redirectUri', string>> = {
   username: 'The Microsoft 365 mailbox to send from, e.g. sales@contoso.com.',
+  allowAccountMismatch: 'Allow signing in with another account that has Send As rights on Username.',
   redirectUri:
     'Add this URL as a Web redirect URI of the app registration (Microsoft Entra admin center → App registrations → Authentication).',
   clientId: 'Application (client) ID of the app registration.',
@@ -100,6 +108,7 @@ function valuesFromDefaults(d: MailServerDefaults): FormValues {
     priority: String(d.priority),
     fromFilter: '',
     clientSecretExpiresAt: '',
+    allowAccountMismatch: false,
   };
 }
 
@@ -117,6 +126,7 @@ function valuesFromServer(s: MailServer): FormValues {
     priority: String(s.priority),
     fromFilter: s.fromFilter ?? '',
     clientSecretExpiresAt: s.clientSecretExpiresAt ?? '',
+    allowAccountMismatch: s.allowAccountMismatch,
   };
 }
 
@@ -137,6 +147,7 @@ function toInput(v: FormValues): Omit<MailServerInput, 'clientSecret'> {
     priority: toNumber(v.priority),
     fromFilter: toNullable(v.fromFilter),
     clientSecretExpiresAt: toNullable(v.clientSecretExpiresAt),
+    allowAccountMismatch: v.allowAccountMismatch,
   };
 }
 
@@ -194,6 +205,7 @@ export function MailServerForm({ id }: { id?: string }) {
           const s = await api.getMailServer(id);
           if (cancelled) return;
           applyServer(s);
+          rememberGuideServer(s.id);
         }
       } catch (e) {
         if (!cancelled) setLoadError(asApiError(e));
@@ -222,7 +234,15 @@ export function MailServerForm({ id }: { id?: string }) {
     setServer(s);
   }
 
-  function set(field: FieldName, value: string) {
+  /** A setting was saved from the Connection panel (shared mailbox): the form follows, other edits stay. */
+  function settingsSaved(s: MailServer) {
+    setServer(s);
+    const keep = { allowAccountMismatch: s.allowAccountMismatch };
+    setInitial((v) => (v ? { ...v, ...keep } : v));
+    setValues((v) => (v ? { ...v, ...keep } : v));
+  }
+
+  function set(field: TextField, value: string) {
     setValues((v) => (v ? { ...v, [field]: value } : v));
   }
 
@@ -348,7 +368,13 @@ export function MailServerForm({ id }: { id?: string }) {
     validationMessage && !fieldMessages.some((m) => validationMessage.includes(m)) ? validationMessage : null;
 
   function a11y(f: FieldName) {
-    const describedBy = [HELP[f] ? helpId(f) : null, fieldErrors[f] ? errorId(f) : null].filter(Boolean).join(' ');
+    const describedBy = [
+      f === 'clientSecretExpiresAt' && expiryText ? 'mail-server-clientSecretExpiresAt-state' : null,
+      HELP[f] ? helpId(f) : null,
+      fieldErrors[f] ? errorId(f) : null,
+    ]
+      .filter(Boolean)
+      .join(' ');
     return {
       id: fieldId(f),
       name: f,
@@ -357,13 +383,14 @@ export function MailServerForm({ id }: { id?: string }) {
     };
   }
 
-  function row(f: FieldName | 'redirectUri', control: ReactNode) {
+  function row(f: FieldName | 'redirectUri', control: ReactNode, extra?: ReactNode) {
     const err = f === 'redirectUri' ? undefined : fieldErrors[f];
     return (
       <div className={err ? 'field has-error' : 'field'}>
         <label htmlFor={fieldId(f)}>{LABELS[f]}</label>
         <div className="field-control">
           {control}
+          {extra}
           {HELP[f] && (
             <p id={helpId(f)} className="field-help">
               {HELP[f]}
@@ -379,7 +406,11 @@ export function MailServerForm({ id }: { id?: string }) {
     );
   }
 
-  function text(f: FieldName, props: { type?: string; placeholder?: string; autoComplete?: string } = {}) {
+  function text(
+    f: TextField,
+    props: { type?: string; placeholder?: string; autoComplete?: string } = {},
+    extra?: ReactNode,
+  ) {
     return row(
       f,
       <input
@@ -391,10 +422,11 @@ export function MailServerForm({ id }: { id?: string }) {
         autoComplete={props.autoComplete ?? 'off'}
         spellCheck={false}
       />,
+      extra,
     );
   }
 
-  function number(f: FieldName, min: number, max: number) {
+  function number(f: TextField, min: number, max: number) {
     return row(
       f,
       <input
@@ -410,6 +442,18 @@ export function MailServerForm({ id }: { id?: string }) {
       />,
     );
   }
+
+  // The server's reading of the saved expiry date (hidden while the date is being changed).
+  const expiry = server && values.clientSecretExpiresAt === initial.clientSecretExpiresAt ? server.clientSecretExpiry : null;
+  const expiryText = secretExpiryText(expiry);
+  const expiryNote = expiryText && (
+    <p
+      id="mail-server-clientSecretExpiresAt-state"
+      className={secretNeedsAttention(expiry) ? 'secret-expiry secret-expiry-warning' : 'secret-expiry'}
+    >
+      {expiryText}
+    </p>
+  );
 
   return (
     <>
@@ -445,7 +489,19 @@ export function MailServerForm({ id }: { id?: string }) {
       )}
 
       {server && (
-        <ConnectionPanel server={server} oauth={query.get('oauth')} dirty={dirty} onServerChange={refreshServer} />
+        <ConnectionPanel
+          server={server}
+          oauth={query.get('oauth')}
+          dirty={dirty}
+          onServerChange={refreshServer}
+          onSettingsSaved={settingsSaved}
+        />
+      )}
+      {isNew && (
+        <p className="guide-intro">
+          First Microsoft 365 mailbox? <Link to={paths.outlookGuide}>How to connect Outlook</Link> walks through the
+          Azure app registration with this installation's values.
+        </p>
       )}
 
       <form id="mail-server-form" className="card mail-server-form" onSubmit={submit} noValidate>
@@ -483,6 +539,28 @@ export function MailServerForm({ id }: { id?: string }) {
               </select>,
             )}
             {text('username', { type: 'email', placeholder: 'sales@contoso.com' })}
+            <div className="field field-checkbox">
+              <span aria-hidden="true" />
+              <div className="field-control">
+                <div className="checkbox-line">
+                  <input
+                    {...a11y('allowAccountMismatch')}
+                    type="checkbox"
+                    className="checkbox"
+                    checked={values.allowAccountMismatch}
+                    onChange={(e) => {
+                      const checked = e.target.checked;
+                      setValues((v) => (v ? { ...v, allowAccountMismatch: checked } : v));
+                    }}
+                  />
+                  <label htmlFor={fieldId('allowAccountMismatch')}>{LABELS.allowAccountMismatch}</label>
+                </div>
+                <p id={helpId('allowAccountMismatch')} className="field-help">
+                  {HELP.allowAccountMismatch}
+                </p>
+              </div>
+            </div>
+            <RedirectCheck redirectUri={redirectUri} />
             {row(
               'redirectUri',
               <div className="input-with-button">
@@ -503,7 +581,7 @@ export function MailServerForm({ id }: { id?: string }) {
               autoComplete: 'new-password',
               placeholder: server?.clientSecretSet ? SECRET_SET_PLACEHOLDER : undefined,
             })}
-            {text('clientSecretExpiresAt', { type: 'date' })}
+            {text('clientSecretExpiresAt', { type: 'date' }, expiryNote)}
             {text('tenant')}
           </fieldset>
 

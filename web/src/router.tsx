@@ -53,14 +53,16 @@ export interface Location {
   state: RouteState | null;
   /** pathname + search, e.g. for a `next` parameter */
   path: string;
+  /** "#step-3", or "" */
+  hash: string;
 }
 
 export function useLocation(): Location {
   useSyncExternalStore(subscribe, snapshot);
-  const { pathname, search } = window.location;
+  const { pathname, search, hash } = window.location;
   const raw: unknown = window.history.state;
   const state = typeof raw === 'object' && raw !== null ? (raw as RouteState) : null;
-  return { pathname, search, query: new URLSearchParams(search), state, path: pathname + search };
+  return { pathname, search, query: new URLSearchParams(search), state, path: pathname + search, hash };
 }
 
 export type LinkProps = Omit<AnchorHTMLAttributes<HTMLAnchorElement>, 'href'> & { to: string };

@@ -17,6 +17,9 @@ export const paths = {
   incomingMessage: '/settings/technical/incoming-messages/:id',
   webhooks: '/settings/technical/webhooks',
   webhook: '/settings/technical/webhooks/:id',
+  outlookGuide: '/settings/technical/outlook-guide',
+  health: '/settings/technical/health',
+  auditLog: '/settings/technical/audit-log',
 } as const;
 
 export type RouteName = keyof typeof paths;
@@ -44,6 +47,9 @@ const order: RouteName[] = [
   'incomingMessage',
   'webhooks',
   'webhook',
+  'outlookGuide',
+  'health',
+  'auditLog',
 ];
 
 export function matchRoute(pathname: string): RouteMatch | null {
@@ -89,6 +95,21 @@ export function incomingMessagePath(id: string): string {
 
 export function webhookPath(id: string): string {
   return `${paths.webhooks}/${encodeURIComponent(id)}`;
+}
+
+/** Form of an outgoing or incoming server. */
+export function serverFormPath(direction: 'outgoing' | 'incoming', id: string): string {
+  return direction === 'incoming' ? incomingMailServerPath(id) : mailServerPath(id);
+}
+
+/** The "How to connect Outlook" guide, optionally at a step (1–7): /settings/technical/outlook-guide#step-N */
+export function guideStepPath(step?: number | null): string {
+  return step ? `${paths.outlookGuide}#step-${step}` : paths.outlookGuide;
+}
+
+/** The guide with a server chosen in its picker. */
+export function outlookGuidePath(serverId?: string): string {
+  return serverId ? `${paths.outlookGuide}?${new URLSearchParams({ server: serverId }).toString()}` : paths.outlookGuide;
 }
 
 /** Only same-app absolute paths are accepted as a post-login destination. */

@@ -44,6 +44,26 @@ const technical: SettingsGroup[] = [
         path: paths.webhooks,
         description: 'URLs that receive each incoming message, signed.',
       },
+      {
+        label: 'How to connect Outlook',
+        path: paths.outlookGuide,
+        description: 'The Azure app registration step by step, with this installation’s values and a live checklist.',
+      },
+    ],
+  },
+  {
+    heading: 'Monitoring',
+    links: [
+      {
+        label: 'Mail Health',
+        path: paths.health,
+        description: 'Every server’s connection, client secret expiry, checklist and last error.',
+      },
+      {
+        label: 'Audit Log',
+        path: paths.auditLog,
+        description: 'Who changed or connected what, and when.',
+      },
     ],
   },
 ];

@@ -1,0 +1,24 @@
+import type { Problem } from './api.ts';
+import { Link } from './router.tsx';
+import { guideStepPath } from './routes.ts';
+
+function validStep(v: unknown): number | null {
+  return typeof v === 'number' && Number.isInteger(v) && v >= 1 && v <= 7 ? v : null;
+}
+
+/** The guide step (1–7) of a failure: its own `guideStep`, else `evidence.guideStep`; null when it has none. */
+export function guideStepOf(problem: Problem): number | null {
+  const own = validStep(problem.guideStep);
+  if (own !== null) return own;
+  const ev: unknown = problem.evidence;
+  return typeof ev === 'object' && ev !== null && 'guideStep' in ev ? validStep(ev.guideStep) : null;
+}
+
+/** "See step N of the guide": opens the How to connect Outlook guide at that step. */
+export function GuideStepLink({ step }: { step: number }) {
+  return (
+    <p className="guide-step-link">
+      <Link to={guideStepPath(step)}>{`See step ${step} of the guide`}</Link>
+    </p>
+  );
+}
