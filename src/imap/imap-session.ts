@@ -20,14 +20,15 @@ export class ImapError extends Error {
 }
 
 export function imapErrorFrom(e: unknown, target: ImapTarget): ImapError {
-  const err = e as { code?: string; message?: string; serverResponseCode?: string; response?: string; responseText?: string; authenticationFailed?: boolean; cause?: { code?: string } };
+  const err = e as { code?: string; message?: string; serverResponseCode?: string; response?: unknown; responseText?: string; responseStatus?: string; authenticationFailed?: boolean; cause?: { code?: string } };
   const netCode = err.cause?.code ?? (err.code && /^(E[A-Z]+|CERT_|UNABLE_TO|SELF_SIGNED|DEPTH_ZERO|ERR_TLS|ERR_SSL)/.test(err.code) ? err.code : undefined);
   if (netCode && !err.serverResponseCode && !err.response) {
     return new ImapError(`Could not talk to ${target.host}:${target.port}: ${err.message}`, { kind: 'network', code: netCode, host: target.host, port: target.port, message: err.message ?? String(e) });
   }
   const ev: ImapEvidence = { kind: 'imap' };
   if (err.serverResponseCode) ev.responseCode = err.serverResponseCode;
-  const response = err.response ?? err.responseText;
+  // imapflow's `response` is a parsed object; the human text is in responseText.
+  const response = typeof err.response === 'string' ? err.response : err.responseText ? `${err.responseStatus ?? 'NO'} ${err.responseText}` : undefined;
   if (response) ev.response = response;
   if (err.authenticationFailed) ev.authenticationFailed = true;
   return new ImapError(response ?? err.message ?? String(e), ev);

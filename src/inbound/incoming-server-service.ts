@@ -244,10 +244,10 @@ export class IncomingServerService {
     await deleteMailServer(this.deps.db, id);
   }
 
-  private failure(e: unknown): { message: string; fix?: string; code: string; evidence?: unknown } {
+  private failure(e: unknown): { message: string; fix?: string; code: string; guideStep?: number; evidence?: unknown } {
     if (e instanceof ImapError) {
       const d = diagnose(e.evidence);
-      return { code: d.code, message: `${d.cause} The server said: ${e.message}`, fix: d.fix, evidence: e.evidence };
+      return { code: d.code, message: `${d.cause} The server said: ${e.message}`, fix: d.fix, guideStep: d.guideStep, evidence: { ...e.evidence, guideStep: d.guideStep } };
     }
     if (isMailroomError(e)) return { code: e.code, message: e.message, ...(e.fix !== undefined && { fix: e.fix }), ...(e.evidence !== undefined && { evidence: e.evidence }) };
     throw e;

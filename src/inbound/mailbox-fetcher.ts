@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { rmSync } from 'node:fs';
+import { Readable } from 'node:stream';
 import { join } from 'node:path';
 import type { ImapFlow } from 'imapflow';
 import type { Logger } from '../logger.ts';
@@ -10,7 +11,27 @@ import { getFolderState, hasDedupeKey, importInboundMessage, setFolderState } fr
 import type { MailServerRecord } from '../storage/mail-server-store.ts';
 import { findOutboxIdByMessageIds } from '../storage/outbox-store.ts';
 import { listWebhooks } from '../storage/webhook-store.ts';
-import { storeAndParse } from './parse-message.ts';
+import { type ParsedMessage, storeAndParse } from './parse-message.ts';
+
+/** Above this, a message is streamed alone instead of fetched in a batch. */
+const SMALL_MESSAGE_BYTES = 512 * 1024;
+const BATCH_MESSAGES = 50;
+const BATCH_BYTES = 8 * 1024 * 1024;
+const PARSE_CONCURRENCY = 4;
+
+async function mapLimit<T, R>(items: T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
+  const out = new Array<R>(items.length);
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: Math.min(limit, items.length) }, async () => {
+      while (next < items.length) {
+        const k = next++;
+        out[k] = await fn(items[k]!);
+      }
+    }),
+  );
+  return out;
+}
 
 export interface FetchResult {
   imported: number;
@@ -69,38 +90,23 @@ export async function fetchNew(
       if (uidValidityChanged) logger.warn({ event: 'inbound.uidvalidity_changed', mailServerId: server.id, folder: imap.folder, from: state.uidValidity, to: uidValidity }, 'folder UIDVALIDITY changed: re-syncing by Message-ID');
       const lastUid = state && !uidValidityChanged ? state.lastUid : 0;
 
-      let uids: number[] = [];
+      // Envelopes (Message-ID, size) by UID range: a list of thousands of UIDs would exceed the
+      // server's command length (Dovecot: 64 KB, about 10,000 UIDs). "N:*" always matches the highest
+      // UID, even below N (RFC 3501 §6.4.8), so filter.
+      const found: Array<{ uid: number; messageId: string | undefined; size: number }> = [];
       if (box.exists > 0) {
-        const found = await client.search({ uid: `${lastUid + 1}:*` }, { uid: true });
-        // "N:*" always matches the highest UID, even below N (RFC 3501 §6.4.8).
-        uids = (Array.isArray(found) ? found : []).filter((u) => u > lastUid).sort((a, b) => a - b);
-      }
-      const envelopeIds = new Map<number, string>();
-      if (uids.length) {
-        for await (const m of client.fetch(uids.join(','), { uid: true, envelope: true }, { uid: true })) {
-          if (m.envelope?.messageId) envelopeIds.set(m.uid, m.envelope.messageId.trim());
+        for await (const m of client.fetch(`${lastUid + 1}:*`, { uid: true, envelope: true, size: true }, { uid: true })) {
+          if (m.uid > lastUid) found.push({ uid: m.uid, messageId: m.envelope?.messageId?.trim() || undefined, size: m.size ?? 0 });
         }
       }
+      found.sort((a, b) => a.uid - b.uid);
+      const uids = found.map((f) => f.uid);
       const webhookIds = (await listWebhooks(db)).filter((w) => w.active).map((w) => w.id);
       let imported = 0;
       let skipped = 0;
-      onProgress({ fetched: 0, total: uids.length });
-      for (const uid of uids) {
-        const known = envelopeIds.get(uid);
-        if (known && (await hasDedupeKey(db, server.id, known))) {
-          await setFolderState(db, server.id, imap.folder, { uidValidity, lastUid: uid }, now());
-          skipped++;
-          onProgress({ fetched: imported + skipped, total: uids.length });
-          continue;
-        }
-        const dl = await client.download(String(uid), undefined, { uid: true });
-        if (!dl.content) {
-          await setFolderState(db, server.id, imap.folder, { uidValidity, lastUid: uid }, now());
-          skipped++;
-          continue;
-        }
-        const id = randomUUID();
-        const parsed = await storeAndParse(dl.content, deps.dataDir, server.id, id);
+      onProgress({ fetched: 0, total: found.length });
+
+      const commit = async (uid: number, id: string, parsed: ParsedMessage): Promise<void> => {
         const outboxMessageId = await findOutboxIdByMessageIds(db, [parsed.inReplyTo, ...parsed.references].filter((x): x is string => !!x));
         const outcome = await importInboundMessage(
           db,
@@ -137,7 +143,58 @@ export async function fetchNew(
           imported++;
           await afterFetch(client, server, uid, logger);
         }
-        onProgress({ fetched: imported + skipped, total: uids.length });
+        onProgress({ fetched: imported + skipped, total: found.length });
+      };
+      const skip = async (uid: number) => {
+        await setFolderState(db, server.id, imap.folder, { uidValidity, lastUid: uid }, now());
+        skipped++;
+        onProgress({ fetched: imported + skipped, total: found.length });
+      };
+
+      // Small messages come in batches (one round trip per batch) and are parsed and written in
+      // parallel; large ones are streamed one at a time so they never sit whole in memory. Commits
+      // stay one per message, in UID order, so the stored last UID is always exact.
+      for (let i = 0; i < found.length; ) {
+        const head = found[i]!;
+        if (head.messageId && (await hasDedupeKey(db, server.id, head.messageId))) {
+          await skip(head.uid);
+          i++;
+          continue;
+        }
+        if (head.size > SMALL_MESSAGE_BYTES) {
+          const dl = await client.download(String(head.uid), undefined, { uid: true });
+          if (!dl.content) await skip(head.uid);
+          else {
+            const id = randomUUID();
+            await commit(head.uid, id, await storeAndParse(dl.content, deps.dataDir, server.id, id));
+          }
+          i++;
+          continue;
+        }
+        const batch: typeof found = [];
+        let bytes = 0;
+        while (i < found.length && batch.length < BATCH_MESSAGES && bytes < BATCH_BYTES) {
+          const f = found[i]!;
+          if (f.size > SMALL_MESSAGE_BYTES || (f.messageId && (await hasDedupeKey(db, server.id, f.messageId)))) break;
+          batch.push(f);
+          bytes += f.size;
+          i++;
+        }
+        const sources = new Map<number, Buffer>();
+        for await (const m of client.fetch(batch.map((b) => b.uid).join(','), { uid: true, source: true }, { uid: true })) {
+          if (m.source) sources.set(m.uid, m.source);
+        }
+        const parsed = await mapLimit(batch, PARSE_CONCURRENCY, async (b) => {
+          const source = sources.get(b.uid);
+          if (!source) return undefined;
+          const id = randomUUID();
+          return { id, parsed: await storeAndParse(Readable.from([source]), deps.dataDir, server.id, id) };
+        });
+        for (let k = 0; k < batch.length; k++) {
+          const p = parsed[k];
+          if (p) await commit(batch[k]!.uid, p.id, p.parsed);
+          else await skip(batch[k]!.uid);
+        }
       }
       if (!uids.length) await setFolderState(db, server.id, imap.folder, { uidValidity, lastUid }, now());
       return { imported, skipped, uidValidityChanged };

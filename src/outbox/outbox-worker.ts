@@ -22,7 +22,7 @@ export function classify(e: unknown, now: Date): { failure: Failure; error: Stor
     const d = diagnose(e.evidence);
     return {
       failure: { kind: 'delivery', evidence: e.evidence },
-      error: { code: d.code, message: `${d.cause} The server said: ${e.message}`, fix: d.fix, evidence: { ...e.evidence }, at: now.toISOString() },
+      error: { code: d.code, message: `${d.cause} The server said: ${e.message}`, fix: d.fix, evidence: { ...e.evidence, guideStep: d.guideStep }, at: now.toISOString() },
     };
   }
   if (isMailroomError(e)) {

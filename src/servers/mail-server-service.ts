@@ -172,6 +172,9 @@ export class MailServerService {
       patch.lastError = null;
     } else if (clientSecret !== undefined && before.lastError && /^AADSTS7000(215|222)|^OAUTH_invalid_client$/.test(before.lastError.code)) {
       patch.lastError = null;
+    } else if (rest.allowAccountMismatch === true && before.lastError?.code === 'ACCOUNT_MISMATCH') {
+      // The admin said the other account sends for this mailbox on purpose (shared mailbox, Send As).
+      patch.lastError = null;
     }
     await updateMailServer(this.deps.db, id, patch, this.now());
     // A new expiry date (a new secret) re-arms the 30/7/1-day warnings.
@@ -247,7 +250,7 @@ export class MailServerService {
     if (e instanceof SmtpError) {
       const d = diagnose(e.evidence);
       // Kept on the server so the checklist and health page show the refusal until a later success.
-      await setMailServerError(this.deps.db, s.id, { code: d.code, message: `${d.cause} The server said: ${e.message}`, fix: d.fix, evidence: { ...e.evidence }, at: this.now().toISOString() });
+      await setMailServerError(this.deps.db, s.id, { code: d.code, message: `${d.cause} The server said: ${e.message}`, fix: d.fix, evidence: { ...e.evidence, guideStep: d.guideStep }, at: this.now().toISOString() });
       return { ok: false, message: `${d.cause} The server said: ${e.message}`, fix: d.fix, code: d.code, guideStep: d.guideStep, evidence: e.evidence };
     }
     if (isMailroomError(e)) {

@@ -331,6 +331,23 @@ test('a UIDVALIDITY change re-syncs by Message-ID without duplicates', T, async 
   assert.equal(new Set(all.map((m) => m.messageId)).size, all.length);
 });
 
+test('a large message is streamed on its own and imported with its attachment size', T, async () => {
+  const before = (await allInbound()).length;
+  const blob = Buffer.alloc(3 * 1024 * 1024, 7);
+  const b64 = blob.toString('base64').replace(/.{76}/g, '$&\r\n');
+  const big = rawMessage('Large attachment', ['Content-Type: multipart/mixed; boundary="big"'], '');
+  const raw = big.raw.replace('Content-Type: text/plain; charset=utf-8\r\n\r\n\r\n', '') +
+    ['--big', 'Content-Type: text/plain', '', 'See attached.', '--big', 'Content-Type: application/octet-stream; name="data.bin"', 'Content-Disposition: attachment; filename="data.bin"', 'Content-Transfer-Encoding: base64', '', b64, '--big--', ''].join('\r\n');
+  await peers.dovecot.deliver(MAILBOX, raw);
+  await peers.dovecot.deliver(MAILBOX, rawMessage('Small one after the large one').raw);
+  await fetchNow(before + 2);
+  const all = await allInbound();
+  const m = all.find((x) => x.messageId === big.messageId);
+  assert.deepEqual(m.attachments, [{ filename: 'data.bin', contentType: 'application/octet-stream', size: blob.length }]);
+  assert.ok(m.size > blob.length);
+  assert.ok(all.some((x) => x.subject === 'Small one after the large one'));
+});
+
 test('an expired access token is refreshed; a revoked grant shows Reconnect needed', T, async () => {
   const db = new SQLite(join(mailroom.dataDir, 'mailroom.sqlite'));
   db.prepare("update oauth_tokens set access_token_expires_at = '2000-01-01T00:00:00.000Z' where mail_server_id = ?").run(outgoingId);
