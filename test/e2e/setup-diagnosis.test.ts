@@ -80,3 +80,39 @@ test('consenting with the wrong account is said right after consent; the SMTP 53
   await page.getByText(/The server said: 535/).first().waitFor();
   await page.getByText(/SMTP AUTH/).first().waitFor();
 });
+
+test('a secret close to expiry shows a banner on every page and the date on the form', T, async () => {
+  const url = await newServer('Expiring soon');
+  const in5Days = new Date(Date.now() + 5 * 86_400_000).toISOString().slice(0, 10);
+  await page.getByLabel('Client Secret Expiration', { exact: true }).fill(in5Days);
+  await page.getByRole('button', { name: 'Save' }).click();
+  await page.getByText(/Expires in [45] days/).first().waitFor();
+  await page.goto(`${mailroom.baseUrl}/settings`);
+  await page.getByText(/The client secret of "Expiring soon" expires in [45] days/).waitFor();
+  await page.getByRole('link', { name: '"Expiring soon"' }).click();
+  assert.equal(page.url(), url);
+});
+
+test('the guide page fills in this installation\'s values and shows the server\'s live checklist', T, async () => {
+  const url = await newServer('Guide check');
+  const id = url.split('/').pop()!;
+  await page.goto(`${mailroom.baseUrl}/settings/technical/outlook-guide?server=${id}`);
+  await page.getByRole('heading', { name: 'Checklist' }).waitFor();
+  await page.getByText('Credentials saved').first().waitFor();
+  await page.getByText(/Consent given/).first().waitFor();
+  assert.ok((await page.content()).includes(`${mailroom.baseUrl}/oauth2/outlook/callback`), 'the redirect URL of this installation');
+  assert.match(await page.content(), /Set-CASMailbox -Identity alice@example\.test -SmtpClientAuthenticationDisabled \$false/);
+});
+
+test('opening Mailroom at another address than BASE_URL warns before the admin goes to Azure (redirect mismatch)', T, async () => {
+  const other = mailroom.baseUrl.replace('127.0.0.1', 'localhost');
+  const p2 = await (await newContext(browser)).newPage();
+  try {
+    await logIn(p2, other, ADMIN);
+    await p2.goto(`${other}/settings/technical/mail-servers/new`);
+    await p2.getByText(`You opened Mailroom at ${other}, but the redirect URL Microsoft will use is ${mailroom.baseUrl}/oauth2/outlook/callback`).waitFor();
+    await p2.getByText(/AADSTS50011/).first().waitFor();
+  } finally {
+    await p2.close();
+  }
+});
