@@ -69,6 +69,8 @@ export interface AuthServer {
   expireClientSecret(clientId: string): void;
   /** Invalidates every grant, refresh token, access token and sign-in session of the account. */
   revokeGrants(account: string): Promise<void>;
+  /** POSTs received on the token endpoint (any tenant, any grant, success or error) since start. */
+  tokenRequestCount(): number;
   close(): Promise<void>;
 }
 
@@ -412,6 +414,7 @@ export async function startAuthServer(opts: AuthServerOptions): Promise<AuthServ
     token_endpoint_auth_method: 'client_secret_basic',
   });
 
+  let tokenRequests = 0;
   const httpsServer = https.createServer({ cert: opts.tls.cert, key: opts.tls.key });
   const httpServer = http.createServer();
   const [httpsPort, httpPort] = await Promise.all([listen(httpsServer), listen(httpServer)]);
@@ -598,6 +601,7 @@ export async function startAuthServer(opts: AuthServerOptions): Promise<AuthServ
     let inner: string | undefined;
     if (rest === '/v2.0/.well-known/openid-configuration') inner = '/.well-known/openid-configuration';
     else if (rest.startsWith('/oauth2/v2.0/') || rest === ROUTES.jwks || rest.startsWith('/interaction/')) inner = rest;
+    if (inner === ROUTES.token && req.method === 'POST') tokenRequests++;
 
     if (!inner) {
       res.writeHead(404, { 'content-type': 'text/plain' }).end('not found');
@@ -666,6 +670,7 @@ export async function startAuthServer(opts: AuthServerOptions): Promise<AuthServ
       }
       for (const [sessionId] of store.findBy('Session', ofAccount)) store.entries.delete(`Session:${sessionId}`);
     },
+    tokenRequestCount: () => tokenRequests,
     async close() {
       await Promise.all([closeServer(httpsServer), closeServer(httpServer)]);
     },
