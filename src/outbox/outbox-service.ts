@@ -11,7 +11,9 @@ import {
   findByIdempotencyKey,
   findOutboxMessage,
   insertOutboxMessage,
+  insertOutboxMessages,
   listOutboxMessages,
+  type NewOutboxMessage,
   type OutboxRow,
   type OutboxState,
   requeueMessage,
@@ -67,6 +69,9 @@ function canonical(v: unknown): string {
 const display = (m: Mailbox) => (m.name ? `${m.name} <${m.address}>` : m.address);
 
 export class OutboxService {
+  private pending: Array<{ row: NewOutboxMessage; resolve: () => void; reject: (e: unknown) => void }> = [];
+  private flushScheduled = false;
+
   constructor(
     private readonly deps: { db: Db; config: OutboxConfig; now?: () => Date; onEnqueued?: () => void },
   ) {}
@@ -103,45 +108,90 @@ export class OutboxService {
     const from = msg.from ?? { name: '', address: server.username };
     const domain = from.address.slice(from.address.lastIndexOf('@') + 1);
     const id = randomUUID();
-    const inserted = await insertOutboxMessage(
-      this.deps.db,
-      {
-        id,
-        from: display(from),
-        to: msg.to.map(display),
-        cc: msg.cc.map(display),
-        bcc: msg.bcc.map(display),
-        replyTo: msg.replyTo ? display(msg.replyTo) : null,
-        subject: msg.subject,
-        mailServerId: server.id,
-        messageId: `<${randomUUID()}@${domain}>`,
-        sizeBytes: msg.sizeBytes,
-        payload: {
-          text: msg.text,
-          html: msg.html,
-          headers: msg.headers,
-          attachments: msg.attachments.map(({ filename, contentType, content }) => ({ filename, contentType, content })),
-          from,
-          to: msg.to,
-          cc: msg.cc,
-          bcc: msg.bcc,
-          replyTo: msg.replyTo,
-        },
-        attachments: msg.attachments.map(({ filename, contentType, size }) => ({ filename, contentType, size })),
-        idempotencyKey: key ?? null,
-        requestHash,
-        apiKeyId: opts.apiKeyId ?? null,
-        maxAttempts: this.deps.config.maxAttempts,
+    const row: NewOutboxMessage = {
+      id,
+      from: display(from),
+      to: msg.to.map(display),
+      cc: msg.cc.map(display),
+      bcc: msg.bcc.map(display),
+      replyTo: msg.replyTo ? display(msg.replyTo) : null,
+      subject: msg.subject,
+      mailServerId: server.id,
+      messageId: `<${randomUUID()}@${domain}>`,
+      sizeBytes: msg.sizeBytes,
+      payload: {
+        text: msg.text,
+        html: msg.html,
+        headers: msg.headers,
+        attachments: msg.attachments.map(({ filename, contentType, content }) => ({ filename, contentType, content })),
+        from,
+        to: msg.to,
+        cc: msg.cc,
+        bcc: msg.bcc,
+        replyTo: msg.replyTo,
       },
-      this.now(),
-    );
-    if (!inserted) {
-      // Lost a race with a concurrent request carrying the same key.
-      const winner = await this.replay(key!, requestHash!);
-      if (winner) return { message: winner, created: false };
+      attachments: msg.attachments.map(({ filename, contentType, size }) => ({ filename, contentType, size })),
+      idempotencyKey: key ?? null,
+      requestHash,
+      apiKeyId: opts.apiKeyId ?? null,
+      maxAttempts: this.deps.config.maxAttempts,
+    };
+    const now = this.now();
+    if (key) {
+      if (!(await insertOutboxMessage(this.deps.db, row, now))) {
+        // Lost a race with a concurrent request carrying the same key.
+        const winner = await this.replay(key, requestHash!);
+        if (winner) return { message: winner, created: false };
+      }
+    } else {
+      await this.insertGrouped(row);
     }
     this.deps.onEnqueued?.();
-    return { message: await this.get(id), created: true };
+    return { message: this.viewOfNew(row, server.name, now), created: true };
+  }
+
+  /** Waits for the group commit of everything accepted in this event-loop turn. */
+  private insertGrouped(row: NewOutboxMessage): Promise<void> {
+    return new Promise((resolve, reject) => {
+      this.pending.push({ row, resolve, reject });
+      if (this.flushScheduled) return;
+      this.flushScheduled = true;
+      setImmediate(() => {
+        this.flushScheduled = false;
+        const batch = this.pending.splice(0);
+        insertOutboxMessages(this.deps.db, batch.map((b) => b.row), this.now()).then(
+          () => batch.forEach((b) => b.resolve()),
+          (e: unknown) => batch.forEach((b) => b.reject(e)),
+        );
+      });
+    });
+  }
+
+  private viewOfNew(r: NewOutboxMessage, serverName: string, now: Date): MessageView {
+    const ts = now.toISOString();
+    return {
+      id: r.id,
+      state: 'queued',
+      from: r.from,
+      to: r.to,
+      cc: r.cc,
+      bcc: r.bcc,
+      replyTo: r.replyTo,
+      subject: r.subject,
+      mailServerId: r.mailServerId,
+      mailServerName: serverName,
+      messageId: r.messageId,
+      attempts: 0,
+      maxAttempts: r.maxAttempts,
+      nextAttemptAt: ts,
+      sentAt: null,
+      smtpResponse: null,
+      lastError: null,
+      attachments: r.attachments,
+      sizeBytes: r.sizeBytes,
+      createdAt: ts,
+      updatedAt: ts,
+    };
   }
 
   private async replay(key: string, requestHash: string): Promise<MessageView | undefined> {

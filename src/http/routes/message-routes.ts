@@ -12,13 +12,15 @@ export function messageRoutes(app: FastifyInstance, mr: Mailroom, doc: ApiDoc): 
   const bodyLimit = Math.ceil(mr.config.outbox.maxMessageBytes * 1.37) + 1024 * 1024;
 
   doc.add('post', base, 'Queue a message for delivery (202). Idempotency-Key header: the same key and body return the same message', sendMessageSchema);
-  app.post(base, { preHandler: requireAuth('send'), bodyLimit }, async (req, reply) => {
+  // The hot path: the per-request access lines go to debug; the queued line below says what happened.
+  const hotLevel = (['debug', 'trace'].includes(mr.config.logLevel) ? mr.config.logLevel : 'warn') as 'warn';
+  app.post(base, { preHandler: requireAuth('send'), bodyLimit, logLevel: hotLevel }, async (req, reply) => {
     const key = req.headers['idempotency-key'];
     const { message, created } = await mr.outbox.enqueue(req.body, {
       ...(typeof key === 'string' && { idempotencyKey: key }),
       apiKeyId: req.apiKey?.id ?? null,
     });
-    if (created) req.log.info({ event: 'outbox.queued', messageId: message.id, mailServerId: message.mailServerId, actor: actorOf(req) }, 'message queued');
+    if (created) mr.logger.info({ event: 'outbox.queued', reqId: req.id, messageId: message.id, mailServerId: message.mailServerId, actor: actorOf(req) }, 'message queued');
     return reply.code(202).header('location', `${base}/${message.id}`).send(message);
   });
 
