@@ -51,9 +51,28 @@ export class ApiKeyService {
     }
   }
 
-  /** Resolves a presented key; last use is recorded at most once a minute to keep reads cheap. */
-  async authenticate(key: string): Promise<ApiKeyRecord | undefined> {
-    if (!key.startsWith('mr_')) return undefined;
+  private turn: Map<string, Promise<ApiKeyRecord | undefined>> | undefined;
+
+  /**
+   * Resolves a presented key. Requests in the same event-loop turn share one lookup per key; the next
+   * turn looks again, so a revocation applies to the very next request.
+   */
+  authenticate(key: string): Promise<ApiKeyRecord | undefined> {
+    if (!key.startsWith('mr_')) return Promise.resolve(undefined);
+    if (!this.turn) {
+      this.turn = new Map();
+      setImmediate(() => (this.turn = undefined));
+    }
+    let p = this.turn.get(key);
+    if (!p) {
+      p = this.lookup(key);
+      this.turn.set(key, p);
+    }
+    return p;
+  }
+
+  /** Last use is recorded at most once a minute to keep reads cheap. */
+  private async lookup(key: string): Promise<ApiKeyRecord | undefined> {
     const rec = await findActiveApiKeyByHash(this.db, hashKey(key));
     if (!rec) return undefined;
     const now = this.now();

@@ -5,7 +5,7 @@ import { MailroomError } from '../errors/errors.ts';
 import { chooseServer } from '../servers/choose-server.ts';
 import { parseInput } from '../servers/mail-server-input.ts';
 import type { Db } from '../storage/database.ts';
-import { listMailServers } from '../storage/mail-server-store.ts';
+import { listMailServers, type MailServerRecord } from '../storage/mail-server-store.ts';
 import {
   cancelMessage,
   findByIdempotencyKey,
@@ -71,6 +71,7 @@ const display = (m: Mailbox) => (m.name ? `${m.name} <${m.address}>` : m.address
 export class OutboxService {
   private pending: Array<{ row: NewOutboxMessage; resolve: () => void; reject: (e: unknown) => void }> = [];
   private flushScheduled = false;
+  private serverList: Promise<MailServerRecord[]> | undefined;
 
   constructor(
     private readonly deps: { db: Db; config: OutboxConfig; now?: () => Date; onEnqueued?: () => void },
@@ -95,7 +96,7 @@ export class OutboxService {
       if (existing) return { message: existing, created: false };
     }
     const msg = validateMessage(body, this.deps.config.maxMessageBytes);
-    const servers = await listMailServers(this.deps.db);
+    const servers = await this.serversThisTurn();
     const choice = chooseServer(servers, msg.from?.address ?? null, msg.mailServerId);
     if (!choice.ok) {
       throw unprocessable(
@@ -148,6 +149,18 @@ export class OutboxService {
     }
     this.deps.onEnqueued?.();
     return { message: this.viewOfNew(row, server.name, now), created: true };
+  }
+
+  /**
+   * The server list, read once per event-loop turn: concurrent requests in one turn share it, and the
+   * next turn reads again, so a change made by an admin applies to the very next request.
+   */
+  private serversThisTurn(): Promise<MailServerRecord[]> {
+    if (!this.serverList) {
+      this.serverList = listMailServers(this.deps.db);
+      setImmediate(() => (this.serverList = undefined));
+    }
+    return this.serverList;
   }
 
   /** Waits for the group commit of everything accepted in this event-loop turn. */
