@@ -7,7 +7,7 @@ import type { Logger } from '../logger.ts';
 import type { TokenManager } from '../oauth/token-manager.ts';
 import { ImapError, imapErrorFrom, openImap, type ImapTarget } from '../imap/imap-session.ts';
 import type { Db } from '../storage/database.ts';
-import { getFolderState, hasDedupeKey, importInboundMessage, setFolderState } from '../storage/inbound-store.ts';
+import { getFolderState, hasDedupeKey, importInboundMessages, type NewInboundMessage, setFolderState } from '../storage/inbound-store.ts';
 import type { MailServerRecord } from '../storage/mail-server-store.ts';
 import { findOutboxIdByMessageIds } from '../storage/outbox-store.ts';
 import { listWebhooks } from '../storage/webhook-store.ts';
@@ -89,6 +89,9 @@ export async function fetchNew(
       const uidValidityChanged = state !== undefined && state.uidValidity !== uidValidity;
       if (uidValidityChanged) logger.warn({ event: 'inbound.uidvalidity_changed', mailServerId: server.id, folder: imap.folder, from: state.uidValidity, to: uidValidity }, 'folder UIDVALIDITY changed: re-syncing by Message-ID');
       const lastUid = state && !uidValidityChanged ? state.lastUid : 0;
+      // After a UIDVALIDITY change every UID is new: skip what is already imported without downloading
+      // it. Otherwise new UIDs are new messages, and the import transaction still catches a repeat.
+      const resync = uidValidityChanged;
 
       // Envelopes (Message-ID, size) by UID range: a list of thousands of UIDs would exceed the
       // server's command length (Dovecot: 64 KB, about 10,000 UIDs). "N:*" always matches the highest
@@ -106,42 +109,39 @@ export async function fetchNew(
       let skipped = 0;
       onProgress({ fetched: 0, total: found.length });
 
-      const commit = async (uid: number, id: string, parsed: ParsedMessage): Promise<void> => {
-        const outboxMessageId = await findOutboxIdByMessageIds(db, [parsed.inReplyTo, ...parsed.references].filter((x): x is string => !!x));
-        const outcome = await importInboundMessage(
-          db,
-          {
-            id,
-            serverId: server.id,
-            folder: imap.folder,
-            uidValidity,
-            uid,
-            dedupeKey: parsed.messageId ?? `sha256:${parsed.sha256}`,
-            messageId: parsed.messageId,
-            from: parsed.from,
-            to: parsed.to,
-            cc: parsed.cc,
-            subject: parsed.subject,
-            date: parsed.date,
-            inReplyTo: parsed.inReplyTo,
-            references: parsed.references,
-            text: parsed.text,
-            html: parsed.html,
-            attachments: parsed.attachments,
-            sizeBytes: parsed.sizeBytes,
-            rawPath: parsed.rawPath,
-            outboxMessageId: outboxMessageId ?? null,
-          },
-          webhookIds,
-          randomUUID,
-          now(),
-        );
-        if (outcome === 'duplicate') {
-          rmSync(join(deps.dataDir, parsed.rawPath), { force: true });
-          skipped++;
-        } else {
-          imported++;
-          await afterFetch(client, server, uid, logger);
+      const toRow = async (uid: number, id: string, parsed: ParsedMessage): Promise<NewInboundMessage> => ({
+        id,
+        serverId: server.id,
+        folder: imap.folder,
+        uidValidity,
+        uid,
+        dedupeKey: parsed.messageId ?? `sha256:${parsed.sha256}`,
+        messageId: parsed.messageId,
+        from: parsed.from,
+        to: parsed.to,
+        cc: parsed.cc,
+        subject: parsed.subject,
+        date: parsed.date,
+        inReplyTo: parsed.inReplyTo,
+        references: parsed.references,
+        text: parsed.text,
+        html: parsed.html,
+        attachments: parsed.attachments,
+        sizeBytes: parsed.sizeBytes,
+        rawPath: parsed.rawPath,
+        outboxMessageId: (await findOutboxIdByMessageIds(db, [parsed.inReplyTo, ...parsed.references].filter((x): x is string => !!x))) ?? null,
+      });
+      /** Commits messages (in UID order) in one transaction, then applies the after-fetch action. */
+      const commit = async (rows: NewInboundMessage[]): Promise<void> => {
+        const outcomes = await importInboundMessages(db, rows, webhookIds, randomUUID, now());
+        for (let k = 0; k < rows.length; k++) {
+          if (outcomes[k] === 'duplicate') {
+            rmSync(join(deps.dataDir, rows[k]!.rawPath), { force: true });
+            skipped++;
+          } else {
+            imported++;
+            await afterFetch(client, server, rows[k]!.uid, logger);
+          }
         }
         onProgress({ fetched: imported + skipped, total: found.length });
       };
@@ -156,7 +156,7 @@ export async function fetchNew(
       // stay one per message, in UID order, so the stored last UID is always exact.
       for (let i = 0; i < found.length; ) {
         const head = found[i]!;
-        if (head.messageId && (await hasDedupeKey(db, server.id, head.messageId))) {
+        if (resync && head.messageId && (await hasDedupeKey(db, server.id, head.messageId))) {
           await skip(head.uid);
           i++;
           continue;
@@ -166,7 +166,7 @@ export async function fetchNew(
           if (!dl.content) await skip(head.uid);
           else {
             const id = randomUUID();
-            await commit(head.uid, id, await storeAndParse(dl.content, deps.dataDir, server.id, id));
+            await commit([await toRow(head.uid, id, await storeAndParse(dl.content, deps.dataDir, server.id, id))]);
           }
           i++;
           continue;
@@ -175,7 +175,7 @@ export async function fetchNew(
         let bytes = 0;
         while (i < found.length && batch.length < BATCH_MESSAGES && bytes < BATCH_BYTES) {
           const f = found[i]!;
-          if (f.size > SMALL_MESSAGE_BYTES || (f.messageId && (await hasDedupeKey(db, server.id, f.messageId)))) break;
+          if (f.size > SMALL_MESSAGE_BYTES || (resync && f.messageId && (await hasDedupeKey(db, server.id, f.messageId)))) break;
           batch.push(f);
           bytes += f.size;
           i++;
@@ -190,11 +190,19 @@ export async function fetchNew(
           const id = randomUUID();
           return { id, parsed: await storeAndParse(Readable.from([source]), deps.dataDir, server.id, id) };
         });
+        // A message that vanished between the envelope and the body fetch (expunged) ends the batch
+        // early: everything before it commits together, so the stored last UID stays exact.
+        const rows: NewInboundMessage[] = [];
         for (let k = 0; k < batch.length; k++) {
           const p = parsed[k];
-          if (p) await commit(batch[k]!.uid, p.id, p.parsed);
-          else await skip(batch[k]!.uid);
+          if (p) {
+            rows.push(await toRow(batch[k]!.uid, p.id, p.parsed));
+            continue;
+          }
+          if (rows.length) await commit(rows.splice(0));
+          await skip(batch[k]!.uid);
         }
+        if (rows.length) await commit(rows);
       }
       if (!uids.length) await setFolderState(db, server.id, imap.folder, { uidValidity, lastUid }, now());
       return { imported, skipped, uidValidityChanged };

@@ -63,8 +63,27 @@ export async function importInboundMessage(
   newDeliveryId: () => string,
   now: Date,
 ): Promise<'imported' | 'duplicate'> {
+  return (await importInboundMessages(db, [m], webhookIds, newDeliveryId, now))[0]!;
+}
+
+/** Several messages (in UID order) in one transaction: one commit, one fsync for the batch. */
+export async function importInboundMessages(
+  db: Db,
+  ms: NewInboundMessage[],
+  webhookIds: string[],
+  newDeliveryId: () => string,
+  now: Date,
+): Promise<Array<'imported' | 'duplicate'>> {
   const ts = now.toISOString();
   return db.transaction().execute(async (trx) => {
+    const out: Array<'imported' | 'duplicate'> = [];
+    for (const m of ms) out.push(await importOne(trx, m, webhookIds, newDeliveryId, ts));
+    return out;
+  });
+}
+
+async function importOne(trx: Db, m: NewInboundMessage, webhookIds: string[], newDeliveryId: () => string, ts: string): Promise<'imported' | 'duplicate'> {
+  {
     const dup = await trx
       .selectFrom('inbound_messages')
       .select('id')
@@ -119,7 +138,7 @@ export async function importInboundMessage(
         .execute();
     }
     return 'imported';
-  });
+  }
 }
 
 export interface InboundRow {
