@@ -950,13 +950,13 @@ async function longUidListProbe(a: ImapAccess): Promise<void> {
       try {
         let got = 0;
         for await (const _m of c.fetch(list, { uid: true, envelope: true }, { uid: true })) got++;
-        console.log(`probe: UID FETCH of ${count} comma-joined UIDs (${(list.length / 1024).toFixed(0)} KB command, as fetchNew sends it): OK, ${got} envelopes`);
+        console.log(`probe: UID FETCH of ${count} comma-joined UIDs (${(list.length / 1024).toFixed(0)} KB command, as fetchNew sent it before it used UID ranges): OK, ${got} envelopes`);
       } finally {
         lock.release();
       }
     } catch (e) {
       const err = e as { message?: string; responseText?: string; response?: string };
-      console.log(`probe: UID FETCH of ${count} comma-joined UIDs (${(list.length / 1024).toFixed(0)} KB command, as fetchNew sends it): FAILED: ${err.responseText ?? err.response ?? err.message}`);
+      console.log(`probe: UID FETCH of ${count} comma-joined UIDs (${(list.length / 1024).toFixed(0)} KB command, as fetchNew sent it before it used UID ranges): FAILED: ${err.responseText ?? err.response ?? err.message}`);
     } finally {
       await c.logout().catch(() => c.close());
     }
