@@ -39,6 +39,8 @@ export interface FetchState {
   finishedAt: string | null;
   imported: number;
   error: { code: string; message: string; fix?: string } | null;
+  /** Failed fetches in a row: the next try waits 10 s, 20 s, 40 s… up to the interval. */
+  failures: number;
 }
 
 const IDLE_FETCH_DELAY_MS = 500;
@@ -71,7 +73,7 @@ export class IncomingServerService {
   }
 
   private fetchState(id: string): FetchState {
-    return this.runs.get(id) ?? { running: false, fetched: 0, total: null, startedAt: null, finishedAt: null, imported: 0, error: null };
+    return this.runs.get(id) ?? { running: false, fetched: 0, total: null, startedAt: null, finishedAt: null, imported: 0, error: null, failures: 0 };
   }
 
   private async view(s: MailServerRecord, tokens: Map<string, TokenRecord>, names: Map<string, string>) {
@@ -105,6 +107,8 @@ export class IncomingServerService {
       checklist: checklist(s, t, this.now()).items,
       lastFetchAt: s.lastFetchAt,
       importedCount: await countInbound(this.deps.db, s.id),
+      /** An IMAP IDLE connection is open: new mail is fetched within seconds, not at the interval. */
+      idle: this.watchers.get(s.id)?.client.usable === true,
       fetch: this.fetchState(s.id),
       createdAt: s.createdAt,
       updatedAt: s.updatedAt,
@@ -276,7 +280,8 @@ export class IncomingServerService {
   runFetch(server: MailServerRecord): Promise<FetchState> {
     const running = this.inflight.get(server.id);
     if (running) return running;
-    const state: FetchState = { running: true, fetched: 0, total: null, startedAt: this.now().toISOString(), finishedAt: null, imported: 0, error: null };
+    const failures = this.runs.get(server.id)?.failures ?? 0;
+    const state: FetchState = { running: true, fetched: 0, total: null, startedAt: this.now().toISOString(), finishedAt: null, imported: 0, error: null, failures };
     this.runs.set(server.id, state);
     const p = (async () => {
       try {
@@ -285,6 +290,7 @@ export class IncomingServerService {
           state.total = pr.total;
         });
         state.imported = r.imported;
+        state.failures = 0;
         await setLastFetch(this.deps.db, server.id, this.now().toISOString());
         await setAlertState(this.deps.db, server.id, { loginOkAt: this.now().toISOString() });
         if (server.lastError?.code.startsWith('IMAP_') || server.lastError?.code.startsWith('NET_')) await setMailServerError(this.deps.db, server.id, null);
@@ -292,9 +298,10 @@ export class IncomingServerService {
       } catch (e) {
         const f = this.failure(e);
         state.error = { code: f.code, message: f.message, ...(f.fix !== undefined && { fix: f.fix }) };
+        state.failures = failures + 1;
         const stored: StoredError = { ...state.error, ...(f.evidence !== undefined && { evidence: f.evidence as Record<string, unknown> }), at: this.now().toISOString() };
         await setMailServerError(this.deps.db, server.id, stored).catch(() => undefined);
-        this.deps.logger.warn({ event: 'inbound.fetch_failed', mailServerId: server.id, code: f.code }, 'fetch failed');
+        this.deps.logger.warn({ event: 'inbound.fetch_failed', mailServerId: server.id, code: f.code, reason: f.message }, 'fetch failed');
       } finally {
         state.running = false;
         state.finishedAt = this.now().toISOString();
@@ -328,7 +335,11 @@ export class IncomingServerService {
     const now = this.now().getTime();
     for (const s of servers) {
       if (tokens.get(s.tokenSourceId ?? s.id)?.status !== 'valid') continue;
-      const due = !s.lastFetchAt || now - Date.parse(s.lastFetchAt) >= s.imap!.intervalMinutes * 60_000;
+      const interval = s.imap!.intervalMinutes * 60_000;
+      const run = this.runs.get(s.id);
+      // A failed fetch (a dropped connection, a server restart) is tried again soon, backing off.
+      const retryDue = run?.error && run.finishedAt && now - Date.parse(run.finishedAt) >= Math.min(interval, 10_000 * 2 ** (run.failures - 1));
+      const due = !s.lastFetchAt || now - Date.parse(s.lastFetchAt) >= interval || retryDue;
       if (due && !this.inflight.has(s.id)) void this.runFetch(s);
       void this.ensureWatcher(s);
     }
@@ -345,12 +356,14 @@ export class IncomingServerService {
     try {
       const client = await connectWithToken(this.deps.tokens, s);
       if (!client.capabilities.has('IDLE')) {
+        this.deps.logger.info({ event: 'inbound.no_idle', mailServerId: s.id }, 'the server does not offer IDLE: polling only');
         await client.logout().catch(() => client.close());
         return; // polling only
       }
       await client.mailboxOpen(s.imap!.folder, { readOnly: true });
       let timer: NodeJS.Timeout | undefined;
       client.on('exists', () => {
+        this.deps.logger.debug({ event: 'inbound.idle_exists', mailServerId: s.id }, 'new mail signalled by IDLE');
         clearTimeout(timer);
         timer = setTimeout(() => void this.record(s.id).then((fresh) => this.runFetch(fresh), () => undefined), IDLE_FETCH_DELAY_MS);
       });
@@ -359,7 +372,11 @@ export class IncomingServerService {
       });
       this.watchers.set(s.id, { client, signature });
       this.watchBackoff.delete(s.id);
-      // imapflow enters IDLE by itself once the connection is quiet.
+      // IDLE now (imapflow's own auto-IDLE waits 15 s of quiet); it re-enters IDLE by itself later.
+      void client.idle().catch(() => undefined);
+      this.deps.logger.debug({ event: 'inbound.watching', mailServerId: s.id }, 'waiting for new mail with IMAP IDLE');
+      // Whatever arrived between the last fetch and this IDLE would not be signalled: fetch it now.
+      void this.record(s.id).then((fresh) => this.runFetch(fresh), () => undefined);
     } catch (e) {
       this.deps.logger.debug({ event: 'inbound.watch_failed', mailServerId: s.id, err: (e as Error).message }, 'IDLE watcher not started; polling continues');
     }
