@@ -91,6 +91,14 @@ test('a queued message is delivered once, with the Message-ID recorded at enqueu
   assert.equal(copiesOf(m.messageId), 1);
 });
 
+test('npx mailroom send queues a message from the shell, and it is delivered', T, async () => {
+  const out = await mailroom.cli('send', '--from', MAILBOX, '--to', 'shell@remote.example', '--subject', 'From the shell', '--text', 'Sent with the CLI');
+  const id = /Queued ([0-9a-f-]{36})/.exec(out)![1]!;
+  const done = await stateIs(id, 'sent', 'failed', 'held');
+  assert.equal(done.state, 'sent');
+  await peers.sink.waitForMessage((x) => x.to.includes('shell@remote.example'), 10_000);
+});
+
 test('a 4xx reply is retried with backoff and the message then goes out exactly once', T, async () => {
   peers.sink.setBehavior({ tempFail: '451 4.3.0 Mailbox temporarily unavailable' });
   const m = await send('Temporary failure first');

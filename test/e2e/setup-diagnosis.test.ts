@@ -81,6 +81,16 @@ test('consenting with the wrong account is said right after consent; the SMTP 53
   await page.getByText(/SMTP AUTH/).first().waitFor();
 });
 
+test('a shared mailbox can be allowed deliberately after the mismatch is shown', T, async () => {
+  await newServer('Shared mailbox');
+  await connectAs('bob@example.test');
+  await page.getByRole('button', { name: 'Allow this (shared mailbox)' }).click();
+  await page.getByLabel('Send as a shared mailbox', { exact: true }).waitFor();
+  assert.equal(await page.getByLabel('Send as a shared mailbox', { exact: true }).isChecked(), true);
+  await page.reload();
+  assert.equal(await page.getByText(/is not the Username on this form/).count(), 0, 'the mismatch is no longer reported');
+});
+
 test('a secret close to expiry shows a banner on every page and the date on the form', T, async () => {
   const url = await newServer('Expiring soon');
   const in5Days = new Date(Date.now() + 5 * 86_400_000).toISOString().slice(0, 10);
