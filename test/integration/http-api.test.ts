@@ -182,7 +182,9 @@ test('the OpenAPI document lists the mail server routes with their schemas', asy
 test('health, readiness and metrics answer', async () => {
   assert.equal((await t.app.inject({ method: 'GET', url: '/healthz' })).json().status, 'ok');
   assert.equal((await t.app.inject({ method: 'GET', url: '/readyz' })).json().database, 'sqlite');
-  assert.match((await t.app.inject({ method: 'GET', url: '/metrics' })).body, /mailroom_mail_servers\{token_status="not_connected"\} \d+/);
+  const metrics = (await t.app.inject({ method: 'GET', url: '/metrics' })).body;
+  assert.match(metrics, /mailroom_mail_servers\{token_status="not_connected"\} \d+/);
+  assert.match(metrics, /mailroom_outbox_messages\{state="queued"\} \d+/);
 });
 
 test('neither the database file nor the log holds the client secret or the admin password in clear', async () => {

@@ -1,6 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import { sql } from 'kysely';
 import type { Mailroom } from '../../mailroom.ts';
+import { countByState } from '../../storage/outbox-store.ts';
 
 export function healthRoutes(app: FastifyInstance, mr: Mailroom): void {
   app.get('/healthz', async () => ({ status: 'ok' }));
@@ -18,7 +19,11 @@ export function healthRoutes(app: FastifyInstance, mr: Mailroom): void {
     const servers = await mr.servers.list();
     const counts = new Map<string, number>();
     for (const s of servers) counts.set(s.tokenStatus, (counts.get(s.tokenStatus) ?? 0) + 1);
+    const outbox = await countByState(mr.database.db);
     const lines = [
+      '# HELP mailroom_outbox_messages Outbox messages by state.',
+      '# TYPE mailroom_outbox_messages gauge',
+      ...['queued', 'sending', 'sent', 'failed', 'held', 'cancelled'].map((st) => `mailroom_outbox_messages{state="${st}"} ${outbox[st] ?? 0}`),
       '# HELP mailroom_mail_servers Outgoing mail servers by OAuth token status.',
       '# TYPE mailroom_mail_servers gauge',
       ...['valid', 'not_connected', 'reconnect_needed'].map((st) => `mailroom_mail_servers{token_status="${st}"} ${counts.get(st) ?? 0}`),
