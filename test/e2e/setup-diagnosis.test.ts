@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import type { Browser, Page } from 'playwright-core';
 import { launchChromium, newContext } from '../helpers/browser.ts';
-import { logIn } from '../helpers/e2e.ts';
+import { logIn, waitFor } from '../helpers/e2e.ts';
 import { freePort, type MailroomProcess, startMailroomProcess } from '../helpers/mailroom-process.ts';
 import { type Peers, signInAndConsent, startPeers } from '../peers/index.ts';
 
@@ -85,8 +85,8 @@ test('a shared mailbox can be allowed deliberately after the mismatch is shown',
   await newServer('Shared mailbox');
   await connectAs('bob@example.test');
   await page.getByRole('button', { name: 'Allow this (shared mailbox)' }).click();
-  await page.getByLabel('Send as a shared mailbox', { exact: true }).waitFor();
-  assert.equal(await page.getByLabel('Send as a shared mailbox', { exact: true }).isChecked(), true);
+  const box = page.getByLabel('Send as a shared mailbox', { exact: true });
+  await waitFor('the saved choice to show in the form', async () => ((await box.isChecked()) ? true : undefined), 10_000);
   await page.reload();
   assert.equal(await page.getByText(/is not the Username on this form/).count(), 0, 'the mismatch is no longer reported');
 });
