@@ -1,9 +1,11 @@
-import { useEffect, useRef, useState, type FormEvent } from 'react';
+import { useEffect, useState, type FormEvent, type ReactNode } from 'react';
 import { api, ApiError, type ApiKey, type ApiKeyScope, type CreatedApiKey } from './api.ts';
-import { CopyButton } from './copy-button.tsx';
 import { ErrorAlert } from './error-alert.tsx';
+import { fieldA11y } from './field-a11y.ts';
+import { FormField } from './form-field.tsx';
 import { formatDateTime } from './format-date-time.ts';
 import { Notice } from './notice.tsx';
+import { ShownOnceSecret } from './shown-once-secret.tsx';
 import { Spinner } from './spinner.tsx';
 import { useTitle } from './use-title.ts';
 
@@ -25,8 +27,6 @@ const HELP: Record<FieldName, string> = {
 };
 
 const fieldId = (f: string) => `api-key-${f}`;
-const helpId = (f: string) => `api-key-${f}-help`;
-const errorId = (f: string) => `api-key-${f}-error`;
 const NEW_KEY_ID = 'api-key-new';
 
 /** The list entry for a key just created: everything but the key itself. */
@@ -55,7 +55,6 @@ export function ApiKeyList() {
   const [revoking, setRevoking] = useState<string | null>(null);
   const [revokeError, setRevokeError] = useState<ApiError | null>(null);
   const [notice, setNotice] = useState<string | null>(null);
-  const newKeyRef = useRef<HTMLInputElement>(null);
 
   function load() {
     return api.listApiKeys().then(
@@ -77,13 +76,6 @@ export function ApiKeyList() {
       cancelled = true;
     };
   }, []);
-
-  useEffect(() => {
-    if (created) {
-      newKeyRef.current?.focus();
-      newKeyRef.current?.select();
-    }
-  }, [created]);
 
   async function create(e: FormEvent<HTMLFormElement>) {
     e.preventDefault();
@@ -147,30 +139,12 @@ export function ApiKeyList() {
     }
   }
 
-  function a11y(f: FieldName) {
-    const describedBy = [helpId(f), fieldErrors[f] ? errorId(f) : null].filter(Boolean).join(' ');
-    return {
-      id: fieldId(f),
-      name: f,
-      'aria-invalid': fieldErrors[f] ? true : undefined,
-      'aria-describedby': describedBy,
-    };
-  }
-
-  function fieldMessages(f: FieldName) {
-    return (
-      <>
-        <p id={helpId(f)} className="field-help">
-          {HELP[f]}
-        </p>
-        {fieldErrors[f] && (
-          <p id={errorId(f)} className="field-error">
-            {fieldErrors[f]}
-          </p>
-        )}
-      </>
-    );
-  }
+  const a11y = (f: FieldName) => fieldA11y(fieldId(f), f, true, !!fieldErrors[f]);
+  const field = (f: FieldName, control: ReactNode) => (
+    <FormField id={fieldId(f)} label={LABELS[f]} help={HELP[f]} error={fieldErrors[f]}>
+      {control}
+    </FormField>
+  );
 
   return (
     <>
@@ -188,34 +162,28 @@ export function ApiKeyList() {
         <h2 id="api-key-create-heading">Create an API key</h2>
         {formError && <ErrorAlert problem={formError} showCode={formError.status >= 500} />}
         <form className="api-key-form" onSubmit={create} noValidate>
-          <div className={fieldErrors.name ? 'field has-error' : 'field'}>
-            <label htmlFor={fieldId('name')}>{LABELS.name}</label>
-            <div className="field-control">
-              <input
-                {...a11y('name')}
-                type="text"
-                autoComplete="off"
-                placeholder="e.g. ERP production"
-                maxLength={200}
-                value={name}
-                onChange={(e) => setName(e.target.value)}
-              />
-              {fieldMessages('name')}
-            </div>
-          </div>
-          <div className={fieldErrors.scope ? 'field has-error' : 'field'}>
-            <label htmlFor={fieldId('scope')}>{LABELS.scope}</label>
-            <div className="field-control">
-              <select {...a11y('scope')} value={scope} onChange={(e) => setScope(e.target.value as ApiKeyScope)}>
-                {SCOPES.map((s) => (
-                  <option key={s.value} value={s.value}>
-                    {s.label}
-                  </option>
-                ))}
-              </select>
-              {fieldMessages('scope')}
-            </div>
-          </div>
+          {field(
+            'name',
+            <input
+              {...a11y('name')}
+              type="text"
+              autoComplete="off"
+              placeholder="e.g. ERP production"
+              maxLength={200}
+              value={name}
+              onChange={(e) => setName(e.target.value)}
+            />,
+          )}
+          {field(
+            'scope',
+            <select {...a11y('scope')} value={scope} onChange={(e) => setScope(e.target.value as ApiKeyScope)}>
+              {SCOPES.map((s) => (
+                <option key={s.value} value={s.value}>
+                  {s.label}
+                </option>
+              ))}
+            </select>,
+          )}
           <div className="field field-actions">
             <div className="field-control">
               <button type="submit" className="btn btn-primary" disabled={creating} aria-busy={creating || undefined}>
@@ -227,34 +195,13 @@ export function ApiKeyList() {
         </form>
 
         {created && (
-          <div className="alert alert-success new-key">
-            <p className="alert-message">API key “{created.name}” created.</p>
-            <div className="new-key-row">
-              <label htmlFor={NEW_KEY_ID}>New API key</label>
-              <div className="input-with-button">
-                <input
-                  id={NEW_KEY_ID}
-                  ref={newKeyRef}
-                  type="text"
-                  className="mono"
-                  readOnly
-                  value={created.key}
-                  aria-describedby="api-key-new-help"
-                  onFocus={(e) => e.currentTarget.select()}
-                  spellCheck={false}
-                />
-                <CopyButton text={created.key} inputId={NEW_KEY_ID} />
-              </div>
-            </div>
-            <p id="api-key-new-help" className="new-key-warning">
-              Copy it now: it will not be shown again.
-            </p>
-            <div className="button-row">
-              <button type="button" className="btn btn-secondary" onClick={() => setCreated(null)}>
-                Done
-              </button>
-            </div>
-          </div>
+          <ShownOnceSecret
+            message={<>API key “{created.name}” created.</>}
+            inputId={NEW_KEY_ID}
+            label="New API key"
+            secret={created.key}
+            onDone={() => setCreated(null)}
+          />
         )}
       </section>
 

@@ -1,5 +1,7 @@
 import { useState, type FormEvent } from 'react';
 import { api, ApiError, type MailServer, type Problem } from './api.ts';
+import { ConnectOutlookButton } from './connect-outlook-button.tsx';
+import { ConnectionStatus } from './connection-status.tsx';
 import { DisconnectButton } from './disconnect-button.tsx';
 import { ErrorAlert } from './error-alert.tsx';
 import { EvidenceDetails } from './evidence-details.tsx';
@@ -8,9 +10,7 @@ import { GuideStepLink, guideStepOf } from './guide-step-link.tsx';
 import { Notice } from './notice.tsx';
 import { Link } from './router.tsx';
 import { outlookGuidePath } from './routes.ts';
-import { ServerChecklist } from './server-checklist.tsx';
 import { Spinner } from './spinner.tsx';
-import { TokenStatusBadge } from './token-status-badge.tsx';
 
 interface ConnectionPanelProps {
   server: MailServer;
@@ -208,30 +208,7 @@ export function ConnectionPanel({ server, oauth, dirty, onServerChange, onSettin
       )}
       {connectError && <ErrorAlert problem={connectError} />}
 
-      <div className="connection-status">
-        <p className="status-line">
-          <span className="status-label">Status</span>
-          <TokenStatusBadge status={server.tokenStatus} />
-        </p>
-        {server.tokenStatusReason && <p className="status-reason">{server.tokenStatusReason}</p>}
-        <dl className="facts">
-          <div>
-            <dt>Connected account</dt>
-            <dd>{server.connectedAccount ?? '—'}</dd>
-          </div>
-          <div>
-            <dt>Token expires</dt>
-            <dd>{formatDateTime(server.tokenExpiresAt)}</dd>
-          </div>
-          {server.checklist.length > 0 && (
-            <div>
-              <dt id="connection-checklist-label">Checklist</dt>
-              <dd>
-                <ServerChecklist items={server.checklist} compact labelledBy="connection-checklist-label" />
-              </dd>
-            </div>
-          )}
-        </dl>
+      <ConnectionStatus server={server}>
         {(secret.state === 'expiring' || secret.state === 'expired') && secret.daysLeft !== null && (
           <div className="alert alert-warning">
             {secret.state === 'expired'
@@ -241,21 +218,12 @@ export function ConnectionPanel({ server, oauth, dirty, onServerChange, onSettin
                 'Create a new secret in Microsoft Entra before then and enter it below.'}
           </div>
         )}
-      </div>
+      </ConnectionStatus>
 
       {dirty && <p className="hint">You have unsaved changes below: save them before connecting or testing.</p>}
 
       <div className="button-row">
-        <button
-          type="button"
-          className={server.tokenStatus === 'valid' ? 'btn btn-secondary' : 'btn btn-primary'}
-          onClick={connect}
-          disabled={connecting}
-          aria-busy={connecting || undefined}
-        >
-          {connecting && <Spinner />}
-          Connect your Outlook account
-        </button>
+        <ConnectOutlookButton tokenStatus={server.tokenStatus} connecting={connecting} onClick={connect} />
         <Link className="guide-link" to={outlookGuidePath(server.id)}>
           How to connect Outlook
         </Link>

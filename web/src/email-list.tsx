@@ -1,5 +1,5 @@
-import { useEffect, useMemo, useRef, useState, type FormEvent, type MouseEvent } from 'react';
-import { api, ApiError, type MailServer, type Message, type MessageFilters, type MessageState } from './api.ts';
+import { useCallback, useEffect, useMemo, useState, type FormEvent, type MouseEvent } from 'react';
+import { api, type MailServer, type Message, type MessageFilters, type MessageState } from './api.ts';
 import { ErrorAlert } from './error-alert.tsx';
 import { formatDateTime, formatDateTimeShort } from './format-date-time.ts';
 import { isPending, MESSAGE_STATE_LABELS, MESSAGE_STATES, MessageStateBadge } from './message-state-badge.tsx';
@@ -9,30 +9,15 @@ import { emailPath, paths } from './routes.ts';
 import { SendMessageExample } from './send-message-example.tsx';
 import { serverReply } from './server-reply.ts';
 import { Spinner } from './spinner.tsx';
+import { usePagedList } from './use-paged-list.ts';
 import { useTitle } from './use-title.ts';
 
-/** How often the list is read again while some of its messages are queued or sending. */
-const REFRESH_MS = 5000;
 const SEARCH_DELAY_MS = 300;
 
 type FilterName = 'state' | 'mailServerId' | 'q';
 
-interface LoadedList {
-  items: Message[];
-  nextCursor: string | null;
-  /** Pages loaded so far ("Load more" adds one); a refresh reads the same number again. */
-  pages: number;
-}
-
-function asApiError(e: unknown): ApiError {
-  return e instanceof ApiError ? e : new ApiError(0, { message: String(e) });
-}
-
-/** Append `more` to `items`, skipping messages already listed (pages shift when new mail is queued). */
-function mergeById(items: Message[], more: Message[]): Message[] {
-  const seen = new Set(items.map((m) => m.id));
-  return [...items, ...more.filter((m) => !seen.has(m.id))];
-}
+/** Queued and sending messages change by themselves: the list refreshes meanwhile. */
+const anyPending = (items: Message[]) => items.some((m) => isPending(m.state));
 
 /** Failed, held and queued-for-retry messages show their last error under the row. */
 function showsError(m: Message): boolean {
@@ -129,19 +114,6 @@ export function EmailList() {
 
   const [search, setSearch] = useState(q);
   const [servers, setServers] = useState<MailServer[] | null>(null);
-  const [list, setList] = useState<LoadedList | null>(null);
-  const [loading, setLoading] = useState(true);
-  const [error, setError] = useState<ApiError | null>(null);
-  const [loadingMore, setLoadingMore] = useState(false);
-  const [moreError, setMoreError] = useState<ApiError | null>(null);
-  const [refreshError, setRefreshError] = useState<ApiError | null>(null);
-
-  // Answers to requests made for other filters, or after the page closed, are dropped.
-  const generation = useRef(0);
-  // A refresh started before "Load more" finished would drop the new page: it is discarded instead.
-  const pageVersion = useRef(0);
-  const listRef = useRef(list);
-  listRef.current = list;
 
   useEffect(() => {
     let cancelled = false;
@@ -154,30 +126,10 @@ export function EmailList() {
     };
   }, []);
 
-  useEffect(() => {
-    const g = ++generation.current;
-    setLoading(true);
-    setLoadingMore(false);
-    setMoreError(null);
-    api.listMessages(filters).then(
-      (page) => {
-        if (g !== generation.current) return;
-        pageVersion.current++;
-        setList({ items: page.items, nextCursor: page.nextCursor, pages: 1 });
-        setError(null);
-        setRefreshError(null);
-        setLoading(false);
-      },
-      (e: unknown) => {
-        if (g !== generation.current) return;
-        setError(asApiError(e));
-        setLoading(false);
-      },
-    );
-    return () => {
-      generation.current++;
-    };
-  }, [filters]);
+  const fetchPage = useCallback((cursor: string | null) => api.listMessages(filters, cursor), [filters]);
+  const list = usePagedList(fetchPage, JSON.stringify([state, mailServerId, q]), anyPending);
+  const { items, loading, error, loadingMore, moreError, refreshError, loadMore } = list;
+  const pending = items ? anyPending(items) : false;
 
   // Typing in Search filters after a short pause.
   useEffect(() => {
@@ -185,65 +137,6 @@ export function EmailList() {
     const t = window.setTimeout(() => setFilters({ q: search.trim() }), SEARCH_DELAY_MS);
     return () => window.clearTimeout(t);
   }, [search, q]);
-
-  async function refresh() {
-    const current = listRef.current;
-    if (!current) return;
-    const g = generation.current;
-    const version = pageVersion.current;
-    try {
-      let items: Message[] = [];
-      let cursor: string | null = null;
-      let pages = 0;
-      do {
-        const page = await api.listMessages(filters, cursor);
-        items = mergeById(items, page.items);
-        cursor = page.nextCursor;
-        pages++;
-      } while (cursor && pages < current.pages);
-      if (g !== generation.current || version !== pageVersion.current) return;
-      setList({ items, nextCursor: cursor, pages });
-      setRefreshError(null);
-    } catch (e) {
-      if (g === generation.current) setRefreshError(asApiError(e));
-    }
-  }
-
-  const pending = list?.items.some((m) => isPending(m.state)) ?? false;
-
-  useEffect(() => {
-    if (!pending) return;
-    let stopped = false;
-    let timer = 0;
-    const tick = async () => {
-      if (!document.hidden) await refresh();
-      if (!stopped) timer = window.setTimeout(tick, REFRESH_MS);
-    };
-    timer = window.setTimeout(tick, REFRESH_MS);
-    return () => {
-      stopped = true;
-      window.clearTimeout(timer);
-    };
-    // refresh reads the current list through listRef; what it asks for only changes with the filters.
-  }, [pending, filters]);
-
-  async function loadMore() {
-    const cursor = list?.nextCursor;
-    if (!cursor) return;
-    const g = generation.current;
-    setLoadingMore(true);
-    setMoreError(null);
-    try {
-      const page = await api.listMessages(filters, cursor);
-      if (g !== generation.current) return;
-      pageVersion.current++;
-      setList((l) => l && { items: mergeById(l.items, page.items), nextCursor: page.nextCursor, pages: l.pages + 1 });
-    } catch (e) {
-      if (g === generation.current) setMoreError(asApiError(e));
-    } finally {
-      if (g === generation.current) setLoadingMore(false);
-    }
-  }
 
   function submitSearch(e: FormEvent<HTMLFormElement>) {
     e.preventDefault();
@@ -262,7 +155,6 @@ export function EmailList() {
   }
 
   const serverMissing = mailServerId !== '' && servers !== null && !servers.some((s) => s.id === mailServerId);
-  const items = list?.items ?? null;
 
   return (
     <>
@@ -376,9 +268,9 @@ export function EmailList() {
           <div className="list-footer">
             <span className="muted">
               {items.length} {items.length === 1 ? 'email' : 'emails'}
-              {list?.nextCursor ? ' shown' : ''}
+              {list.nextCursor ? ' shown' : ''}
             </span>
-            {list?.nextCursor && (
+            {list.nextCursor && (
               <button
                 type="button"
                 className="btn btn-secondary"

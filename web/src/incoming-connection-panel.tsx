@@ -1,14 +1,14 @@
 import { useEffect, useRef, useState } from 'react';
 import { api, ApiError, type FetchStatus, type IncomingServer, type Problem } from './api.ts';
+import { ConnectOutlookButton } from './connect-outlook-button.tsx';
+import { ConnectionStatus } from './connection-status.tsx';
 import { DisconnectButton } from './disconnect-button.tsx';
 import { ErrorAlert } from './error-alert.tsx';
 import { formatDateTime } from './format-date-time.ts';
 import { Notice } from './notice.tsx';
 import { Link } from './router.tsx';
 import { mailServerPath, outlookGuidePath, paths } from './routes.ts';
-import { ServerChecklist } from './server-checklist.tsx';
 import { Spinner } from './spinner.tsx';
-import { TokenStatusBadge } from './token-status-badge.tsx';
 
 /** How often a running fetch is read again. */
 const FETCH_POLL_MS = 1000;
@@ -179,14 +179,11 @@ export function IncomingConnectionPanel({ server, oauth, dirty, onServerChange }
       )}
       {connectError && <ErrorAlert problem={connectError} />}
 
-      <div className="connection-status">
-        <p className="status-line">
-          <span className="status-label">Status</span>
-          <TokenStatusBadge status={server.tokenStatus} />
-        </p>
-        {server.tokenStatusReason && <p className="status-reason">{server.tokenStatusReason}</p>}
-        <dl className="facts">
-          {shared && server.tokenSourceId && (
+      <ConnectionStatus
+        server={server}
+        factsBefore={
+          shared &&
+          server.tokenSourceId && (
             <div>
               <dt>Shared connection</dt>
               <dd>
@@ -194,62 +191,42 @@ export function IncomingConnectionPanel({ server, oauth, dirty, onServerChange }
                 <Link to={mailServerPath(server.tokenSourceId)}>{server.tokenSourceName ?? server.tokenSourceId}</Link>
               </dd>
             </div>
-          )}
-          <div>
-            <dt>Connected account</dt>
-            <dd>{server.connectedAccount ?? '—'}</dd>
-          </div>
-          <div>
-            <dt>Token expires</dt>
-            <dd>{formatDateTime(server.tokenExpiresAt)}</dd>
-          </div>
-          <div>
-            <dt>Last fetch</dt>
-            <dd>{formatDateTime(server.lastFetchAt)}</dd>
-          </div>
-          <div>
-            <dt>Imported messages</dt>
-            <dd>
-              {server.importedCount > 0 ? (
-                <Link to={`${paths.incomingMessages}?${new URLSearchParams({ serverId: server.id }).toString()}`}>
-                  {server.importedCount}
-                </Link>
-              ) : (
-                server.importedCount
-              )}
-            </dd>
-          </div>
-          {server.checklist.length > 0 && (
+          )
+        }
+        factsAfter={
+          <>
             <div>
-              <dt id="connection-checklist-label">Checklist</dt>
+              <dt>Last fetch</dt>
+              <dd>{formatDateTime(server.lastFetchAt)}</dd>
+            </div>
+            <div>
+              <dt>Imported messages</dt>
               <dd>
-                <ServerChecklist items={server.checklist} compact labelledBy="connection-checklist-label" />
+                {server.importedCount > 0 ? (
+                  <Link to={`${paths.incomingMessages}?${new URLSearchParams({ serverId: server.id }).toString()}`}>
+                    {server.importedCount}
+                  </Link>
+                ) : (
+                  server.importedCount
+                )}
               </dd>
             </div>
-          )}
-        </dl>
+          </>
+        }
+      >
         {shared && server.tokenStatus !== 'valid' && server.tokenSourceId && (
           <p className="hint">
             This server uses the connection of the outgoing mail server: connect or reconnect the Outlook account on{' '}
             <Link to={mailServerPath(server.tokenSourceId)}>{server.tokenSourceName ?? 'that mail server'}</Link>.
           </p>
         )}
-      </div>
+      </ConnectionStatus>
 
       {dirty && <p className="hint">You have unsaved changes below: save them before connecting or testing.</p>}
 
       <div className="button-row">
         {!shared && (
-          <button
-            type="button"
-            className={server.tokenStatus === 'valid' ? 'btn btn-secondary' : 'btn btn-primary'}
-            onClick={connect}
-            disabled={connecting}
-            aria-busy={connecting || undefined}
-          >
-            {connecting && <Spinner />}
-            Connect your Outlook account
-          </button>
+          <ConnectOutlookButton tokenStatus={server.tokenStatus} connecting={connecting} onClick={connect} />
         )}
         <Link className="guide-link" to={outlookGuidePath(server.id)}>
           How to connect Outlook

@@ -1,4 +1,4 @@
-import { useEffect, useRef, useState, type FormEvent, type ReactNode } from 'react';
+import { useEffect, useState, type FormEvent, type ReactNode } from 'react';
 import {
   api,
   ApiError,
@@ -12,11 +12,16 @@ import {
   type ServerType,
 } from './api.ts';
 import { AUTH_TYPE_LABELS } from './auth-type-label.ts';
-import { CopyButton } from './copy-button.tsx';
 import { ErrorAlert } from './error-alert.tsx';
+import { ErrorSummary } from './error-summary.tsx';
+import { fieldA11y } from './field-a11y.ts';
+import { FormField } from './form-field.tsx';
+import { FormPageLoadState } from './form-page-load-state.tsx';
+import { FormPageHeader } from './form-page-header.tsx';
 import { IncomingConnectionPanel } from './incoming-connection-panel.tsx';
 import { Notice } from './notice.tsx';
-import { RedirectCheck } from './redirect-check.tsx';
+import { OAuthCredentialsFields } from './oauth-credentials-fields.tsx';
+import { OutlookGuideIntro } from './outlook-guide-intro.tsx';
 import { rememberGuideServer } from './remember-guide-server.ts';
 import { Link, navigate, useFlashNotice, useLocation } from './router.tsx';
 import { incomingMailServerPath, mailServerPath, paths } from './routes.ts';
@@ -88,13 +93,8 @@ const LABELS: Record<FieldName | 'redirectUri' | 'tokenSourceId', string> = {
   active: 'Active',
 };
 
-const HELP: Partial<Record<FieldName | 'redirectUri', string>> = {
+const HELP: Partial<Record<FieldName, string>> = {
   username: 'The Microsoft 365 mailbox to read, e.g. support@contoso.com.',
-  redirectUri:
-    'Add this URL as a Web redirect URI of the app registration (Microsoft Entra admin center → App registrations → Authentication).',
-  clientId: 'Application (client) ID of the app registration.',
-  clientSecret: 'The secret’s Value (not its Secret ID), from Certificates & secrets.',
-  tenant: 'common, organizations, consumers, a tenant ID or a domain',
   imapHost: 'Microsoft 365 uses outlook.office365.com.',
   imapPort: 'Microsoft 365 uses 993 with SSL/TLS.',
   imapSecurity: 'Unchecked: STARTTLS (usually port 143).',
@@ -113,23 +113,13 @@ const AFTER_FETCH_OPTIONS: { value: AfterFetch; label: string }[] = [
 
 const SERVER_TYPE_OPTIONS: { value: ServerType; label: string }[] = [{ value: 'imap', label: 'IMAP' }];
 
-const SECRET_SET_PLACEHOLDER = '•••••••• (set — leave empty to keep)';
-
 const fieldId = (f: string) => `incoming-server-${f}`;
-const helpId = (f: string) => `incoming-server-${f}-help`;
-const errorId = (f: string) => `incoming-server-${f}-error`;
 
 function isFieldName(f: string): f is FieldName {
   return f in LABELS && f !== 'redirectUri' && f !== 'tokenSourceId';
 }
 
 const FORM_ORDER = Object.keys(LABELS);
-
-/** Error summary entries in the order the fields appear; fields the form does not show go last. */
-function sortByFormOrder(entries: [string, string][]): [string, string][] {
-  const rank = (f: string) => (FORM_ORDER.includes(f) ? FORM_ORDER.indexOf(f) : FORM_ORDER.length);
-  return [...entries].sort((a, b) => rank(a[0]) - rank(b[0]));
-}
 
 function valuesFromDefaults(d: IncomingServerDefaults): FormValues {
   return {
@@ -235,7 +225,6 @@ export function IncomingMailServerForm({ id }: { id?: string }) {
   const [fieldErrors, setFieldErrors] = useState<Record<string, string>>({});
   const [validationMessage, setValidationMessage] = useState<string | null>(null);
   const [formError, setFormError] = useState<ApiError | null>(null);
-  const summaryRef = useRef<HTMLDivElement>(null);
 
   // Connected outgoing mail servers for the typed Username, and the ones the user turned down.
   const [reusable, setReusable] = useState<{ username: string; items: ReusableConnection[] } | null>(null);
@@ -269,10 +258,6 @@ export function IncomingMailServerForm({ id }: { id?: string }) {
       cancelled = true;
     };
   }, [id]);
-
-  useEffect(() => {
-    if (Object.keys(fieldErrors).length > 0) summaryRef.current?.focus();
-  }, [fieldErrors]);
 
   // Typing a Username that an outgoing mail server already connected: offer to reuse its consent.
   const lookupUsername = values?.username.trim() ?? '';
@@ -433,60 +418,31 @@ export function IncomingMailServerForm({ id }: { id?: string }) {
   const title = isNew ? 'New Incoming Mail Server' : server?.name || 'Incoming Mail Server';
   const busy = saving || deleting || reusing;
   const header = (
-    <div className="page-header">
-      <div>
-        <p className="breadcrumb">
-          <Link to={paths.incomingMailServers}>Incoming Mail Servers</Link>
-          <span aria-hidden="true"> / </span>
-          <span>{isNew ? 'New' : server?.name || '…'}</span>
-        </p>
-        <h1>{title}</h1>
-      </div>
-      {values && (
-        <div className="page-actions">
-          <button type="submit" form="incoming-server-form" className="btn btn-primary" disabled={busy}>
-            {saving && <Spinner />}
-            {isNew ? 'Create' : 'Save'}
-          </button>
-          {!isNew && (
-            <button type="button" className="btn btn-danger" onClick={remove} disabled={busy}>
-              {deleting && <Spinner />}
-              Delete
-            </button>
-          )}
-        </div>
-      )}
-    </div>
+    <FormPageHeader
+      listLabel="Incoming Mail Servers"
+      listPath={paths.incomingMailServers}
+      crumb={isNew ? 'New' : server?.name || '…'}
+      title={title}
+      formId={values ? 'incoming-server-form' : null}
+      isNew={isNew}
+      saving={saving}
+      deleting={deleting}
+      disabled={busy}
+      onDelete={remove}
+    />
   );
 
-  if (loadError) {
+  if (loadError || !values || !initial) {
     return (
-      <>
-        {header}
-        <ErrorAlert
-          problem={
-            loadError.status === 404
-              ? { message: 'This incoming mail server does not exist (it may have been deleted).' }
-              : loadError
-          }
-        />
-      </>
-    );
-  }
-  if (!values || !initial) {
-    return (
-      <>
-        {header}
-        <p className="loading">Loading…</p>
-      </>
+      <FormPageLoadState
+        header={header}
+        error={loadError}
+        notFound="This incoming mail server does not exist (it may have been deleted)."
+      />
     );
   }
 
   const dirty = Object.keys(changedFields(initial, values)).length > 0;
-  const fieldMessages = Object.values(fieldErrors);
-  // The API's overall message, unless it only repeats a field message (e.g. "<first field message> (and 2 more)").
-  const summaryExtra =
-    validationMessage && !fieldMessages.some((m) => validationMessage.includes(m)) ? validationMessage : null;
   const offer =
     !sharing && reusable && reusable.username === lookupUsername
       ? reusable.items.find((c) => !declined.includes(c.mailServerId))
@@ -500,47 +456,14 @@ export function IncomingMailServerForm({ id }: { id?: string }) {
   }
 
   function a11y(f: FieldName, also?: string) {
-    const describedBy = [also ?? null, HELP[f] ? helpId(f) : null, fieldErrors[f] ? errorId(f) : null]
-      .filter(Boolean)
-      .join(' ');
-    return {
-      id: fieldId(f),
-      name: f,
-      'aria-invalid': fieldErrors[f] ? true : undefined,
-      'aria-describedby': describedBy || undefined,
-    };
+    return fieldA11y(fieldId(f), f, !!HELP[f], !!fieldErrors[f], also);
   }
 
-  function messages(f: FieldName | 'redirectUri' | 'tokenSourceId') {
-    const err = f === 'redirectUri' ? undefined : fieldErrors[f];
-    const help = f === 'tokenSourceId' ? undefined : HELP[f];
+  function row(f: FieldName, control: ReactNode, extra?: ReactNode) {
     return (
-      <>
-        {help && (
-          <p id={helpId(f)} className="field-help">
-            {help}
-          </p>
-        )}
-        {err && (
-          <p id={errorId(f)} className="field-error">
-            {err}
-          </p>
-        )}
-      </>
-    );
-  }
-
-  function row(f: FieldName | 'redirectUri', control: ReactNode, extra?: ReactNode) {
-    const err = f === 'redirectUri' ? undefined : fieldErrors[f];
-    return (
-      <div className={err ? 'field has-error' : 'field'}>
-        <label htmlFor={fieldId(f)}>{LABELS[f]}</label>
-        <div className="field-control">
-          {control}
-          {messages(f)}
-          {extra}
-        </div>
-      </div>
+      <FormField id={fieldId(f)} label={LABELS[f]} help={HELP[f]} error={fieldErrors[f]} after={extra}>
+        {control}
+      </FormField>
     );
   }
 
@@ -592,60 +515,31 @@ export function IncomingMailServerForm({ id }: { id?: string }) {
       {header}
       {notice && <Notice kind={notice.kind}>{notice.text}</Notice>}
       {formError && <ErrorAlert problem={formError} showCode={formError.status >= 500} />}
-      {fieldMessages.length > 0 && (
-        <div className="alert alert-error" role="alert" tabIndex={-1} ref={summaryRef}>
-          <p className="alert-title">
-            {summaryExtra ??
-              (fieldMessages.length === 1 ? 'One field needs attention:' : `${fieldMessages.length} fields need attention:`)}
-          </p>
-          <ul className="error-summary">
-            {sortByFormOrder(Object.entries(fieldErrors)).map(([f, msg]) =>
-              isFieldName(f) && shown(f) ? (
-                <li key={f}>
-                  <a
-                    href={`#${fieldId(f)}`}
-                    onClick={(e) => {
-                      e.preventDefault();
-                      document.getElementById(fieldId(f))?.focus();
-                    }}
-                  >
-                    {LABELS[f]}
-                  </a>
-                </li>
-              ) : (
-                <li key={f}>{msg}</li>
-              ),
-            )}
-          </ul>
-        </div>
-      )}
+      <ErrorSummary
+        errors={fieldErrors}
+        message={validationMessage}
+        order={FORM_ORDER}
+        linkLabel={(f) => (isFieldName(f) && shown(f) ? LABELS[f] : undefined)}
+        fieldId={fieldId}
+      />
 
       {server && (
         <IncomingConnectionPanel server={server} oauth={query.get('oauth')} dirty={dirty} onServerChange={refreshServer} />
       )}
-      {isNew && (
-        <p className="guide-intro">
-          First Microsoft 365 mailbox? <Link to={paths.outlookGuide}>How to connect Outlook</Link> walks through the
-          Azure app registration with this installation's values.
-        </p>
-      )}
+      {isNew && <OutlookGuideIntro />}
 
       <form id="incoming-server-form" className="card mail-server-form" onSubmit={submit} noValidate>
-        <div className="field field-title">
-          <label htmlFor={fieldId('name')}>{LABELS.name}</label>
-          <div className="field-control">
-            <input
-              {...a11y('name')}
-              type="text"
-              className="input-title"
-              placeholder="e.g. Support inbox (Microsoft 365)"
-              autoComplete="off"
-              value={values.name}
-              onChange={(e) => set('name', e.target.value)}
-            />
-            {messages('name')}
-          </div>
-        </div>
+        <FormField title id={fieldId('name')} label={LABELS.name} error={fieldErrors.name}>
+          <input
+            {...a11y('name')}
+            type="text"
+            className="input-title"
+            placeholder="e.g. Support inbox (Microsoft 365)"
+            autoComplete="off"
+            value={values.name}
+            onChange={(e) => set('name', e.target.value)}
+          />
+        </FormField>
 
         <div className="form-columns">
           <fieldset className="form-group">
@@ -673,52 +567,33 @@ export function IncomingMailServerForm({ id }: { id?: string }) {
               />,
               reuseNotice,
             )}
-            <RedirectCheck redirectUri={redirectUri} />
-            {row(
-              'redirectUri',
-              <div className="input-with-button">
-                <input
-                  id={fieldId('redirectUri')}
-                  type="text"
-                  readOnly
-                  value={redirectUri}
-                  aria-describedby={helpId('redirectUri')}
-                  onFocus={(e) => e.currentTarget.select()}
-                />
-                <CopyButton text={redirectUri} inputId={fieldId('redirectUri')} />
-              </div>,
-            )}
-            {values.tokenSourceId !== null ? (
-              <div className={fieldErrors.tokenSourceId ? 'field has-error' : 'field'}>
-                <span className="field-label">{LABELS.tokenSourceId}</span>
-                <div className="field-control">
-                  <div className="shared-connection">
-                    <p>
-                      Uses the connection of{' '}
-                      <Link to={mailServerPath(values.tokenSourceId)}>{tokenSourceName ?? 'an outgoing mail server'}</Link>
-                    </p>
-                    <p className="field-help">
-                      The consent given for the outgoing mail server also covers reading this mailbox: no Client ID,
-                      secret or second sign-in needed.
-                    </p>
-                    <button type="button" className="btn btn-secondary btn-small" onClick={switchToOwnCredentials} disabled={busy}>
-                      Use own credentials
-                    </button>
-                  </div>
-                  {messages('tokenSourceId')}
-                </div>
-              </div>
-            ) : (
-              <>
-                {text('clientId', { placeholder: '00000000-0000-0000-0000-000000000000' })}
-                {text('clientSecret', {
-                  type: 'password',
-                  autoComplete: 'new-password',
-                  placeholder: server?.clientSecretSet ? SECRET_SET_PLACEHOLDER : undefined,
-                })}
-                {text('tenant')}
-              </>
-            )}
+            <OAuthCredentialsFields
+              idPrefix="incoming-server-"
+              redirectUri={redirectUri}
+              values={values}
+              onChange={set}
+              errors={fieldErrors}
+              secretSet={server?.clientSecretSet ?? false}
+              replacement={
+                values.tokenSourceId === null ? undefined : (
+                  <FormField plainLabel id={fieldId('tokenSourceId')} label={LABELS.tokenSourceId} error={fieldErrors.tokenSourceId}>
+                    <div className="shared-connection">
+                      <p>
+                        Uses the connection of{' '}
+                        <Link to={mailServerPath(values.tokenSourceId)}>{tokenSourceName ?? 'an outgoing mail server'}</Link>
+                      </p>
+                      <p className="field-help">
+                        The consent given for the outgoing mail server also covers reading this mailbox: no Client ID,
+                        secret or second sign-in needed.
+                      </p>
+                      <button type="button" className="btn btn-secondary btn-small" onClick={switchToOwnCredentials} disabled={busy}>
+                        Use own credentials
+                      </button>
+                    </div>
+                  </FormField>
+                )
+              }
+            />
           </fieldset>
 
           <fieldset className="form-group">

@@ -1,4 +1,4 @@
-import { useEffect, useRef, useState, type FormEvent, type ReactNode } from 'react';
+import { useEffect, useState, type FormEvent, type ReactNode } from 'react';
 import {
   api,
   ApiError,
@@ -10,15 +10,19 @@ import {
 } from './api.ts';
 import { AUTH_TYPE_LABELS } from './auth-type-label.ts';
 import { ConnectionPanel } from './connection-panel.tsx';
-import { CopyButton } from './copy-button.tsx';
 import { ErrorAlert } from './error-alert.tsx';
+import { ErrorSummary } from './error-summary.tsx';
+import { fieldA11y } from './field-a11y.ts';
+import { FormField } from './form-field.tsx';
+import { FormPageLoadState } from './form-page-load-state.tsx';
+import { FormPageHeader } from './form-page-header.tsx';
 import { Notice } from './notice.tsx';
-import { RedirectCheck } from './redirect-check.tsx';
+import { OAuthCredentialsFields } from './oauth-credentials-fields.tsx';
+import { OutlookGuideIntro } from './outlook-guide-intro.tsx';
 import { rememberGuideServer } from './remember-guide-server.ts';
-import { Link, navigate, useFlashNotice, useLocation } from './router.tsx';
+import { navigate, useFlashNotice, useLocation } from './router.tsx';
 import { mailServerPath, paths } from './routes.ts';
 import { secretExpiryText, secretNeedsAttention } from './secret-expiry-text.ts';
-import { Spinner } from './spinner.tsx';
 import { useTitle } from './use-title.ts';
 
 type FieldName =
@@ -57,14 +61,9 @@ const LABELS: Record<FieldName | 'redirectUri', string> = {
   clientSecretExpiresAt: 'Client Secret Expiration',
 };
 
-const HELP: Partial<Record<FieldName | 'redirectUri', string>> = {
+const HELP: Partial<Record<FieldName, string>> = {
   username: 'The Microsoft 365 mailbox to send from, e.g. sales@contoso.com.',
   allowAccountMismatch: 'Allow signing in with another account that has Send As rights on Username.',
-  redirectUri:
-    'Add this URL as a Web redirect URI of the app registration (Microsoft Entra admin center → App registrations → Authentication).',
-  clientId: 'Application (client) ID of the app registration.',
-  clientSecret: 'The secret’s Value (not its Secret ID), from Certificates & secrets.',
-  tenant: 'common, organizations, consumers, a tenant ID or a domain',
   smtpPort: 'Microsoft 365 uses 587 with STARTTLS.',
   priority: 'When several servers match, the lowest number is used first.',
   fromFilter: 'Only use this server for this address or domain',
@@ -76,23 +75,15 @@ const SECURITY_OPTIONS: { value: SmtpSecurity; label: string }[] = [
   { value: 'tls', label: 'SSL/TLS' },
 ];
 
-const SECRET_SET_PLACEHOLDER = '•••••••• (set — leave empty to keep)';
-
 const fieldId = (f: string) => `mail-server-${f}`;
 const helpId = (f: string) => `mail-server-${f}-help`;
-const errorId = (f: string) => `mail-server-${f}-error`;
 
 function isFieldName(f: string): f is FieldName {
   return f in LABELS && f !== 'redirectUri';
 }
 
+/** Error summary order: the order the fields appear. */
 const FORM_ORDER = Object.keys(LABELS);
-
-/** Error summary entries in the order the fields appear; fields the form does not show go last. */
-function sortByFormOrder(entries: [string, string][]): [string, string][] {
-  const rank = (f: string) => (FORM_ORDER.includes(f) ? FORM_ORDER.indexOf(f) : FORM_ORDER.length);
-  return [...entries].sort((a, b) => rank(a[0]) - rank(b[0]));
-}
 
 function valuesFromDefaults(d: MailServerDefaults): FormValues {
   return {
@@ -186,7 +177,6 @@ export function MailServerForm({ id }: { id?: string }) {
   const [fieldErrors, setFieldErrors] = useState<Record<string, string>>({});
   const [validationMessage, setValidationMessage] = useState<string | null>(null);
   const [formError, setFormError] = useState<ApiError | null>(null);
-  const summaryRef = useRef<HTMLDivElement>(null);
 
   useTitle(isNew ? 'New Mail Server' : server?.name || 'Mail Server');
 
@@ -216,10 +206,6 @@ export function MailServerForm({ id }: { id?: string }) {
       cancelled = true;
     };
   }, [id]);
-
-  useEffect(() => {
-    if (Object.keys(fieldErrors).length > 0) summaryRef.current?.focus();
-  }, [fieldErrors]);
 
   function applyServer(s: MailServer) {
     const v = valuesFromServer(s);
@@ -312,97 +298,43 @@ export function MailServerForm({ id }: { id?: string }) {
 
   const title = isNew ? 'New Mail Server' : server?.name || 'Mail Server';
   const header = (
-    <div className="page-header">
-      <div>
-        <p className="breadcrumb">
-          <Link to={paths.mailServers}>Mail Servers</Link>
-          <span aria-hidden="true"> / </span>
-          <span>{isNew ? 'New' : server?.name || '…'}</span>
-        </p>
-        <h1>{title}</h1>
-      </div>
-      {values && (
-        <div className="page-actions">
-          <button type="submit" form="mail-server-form" className="btn btn-primary" disabled={saving || deleting}>
-            {saving && <Spinner />}
-            {isNew ? 'Create' : 'Save'}
-          </button>
-          {!isNew && (
-            <button type="button" className="btn btn-danger" onClick={remove} disabled={saving || deleting}>
-              {deleting && <Spinner />}
-              Delete
-            </button>
-          )}
-        </div>
-      )}
-    </div>
+    <FormPageHeader
+      listLabel="Mail Servers"
+      listPath={paths.mailServers}
+      crumb={isNew ? 'New' : server?.name || '…'}
+      title={title}
+      formId={values ? 'mail-server-form' : null}
+      isNew={isNew}
+      saving={saving}
+      deleting={deleting}
+      disabled={saving || deleting}
+      onDelete={remove}
+    />
   );
 
-  if (loadError) {
+  if (loadError || !values || !initial) {
     return (
-      <>
-        {header}
-        <ErrorAlert
-          problem={
-            loadError.status === 404
-              ? { message: 'This mail server does not exist (it may have been deleted).' }
-              : loadError
-          }
-        />
-      </>
-    );
-  }
-  if (!values || !initial) {
-    return (
-      <>
-        {header}
-        <p className="loading">Loading…</p>
-      </>
+      <FormPageLoadState
+        header={header}
+        error={loadError}
+        notFound="This mail server does not exist (it may have been deleted)."
+      />
     );
   }
 
   const dirty = Object.keys(changedFields(initial, values)).length > 0;
-  const fieldMessages = Object.values(fieldErrors);
-  // The API's overall message, unless it only repeats a field message (e.g. "<first field message> (and 2 more)").
-  const summaryExtra =
-    validationMessage && !fieldMessages.some((m) => validationMessage.includes(m)) ? validationMessage : null;
 
   function a11y(f: FieldName) {
-    const describedBy = [
-      f === 'clientSecretExpiresAt' && expiryText ? 'mail-server-clientSecretExpiresAt-state' : null,
-      HELP[f] ? helpId(f) : null,
-      fieldErrors[f] ? errorId(f) : null,
-    ]
-      .filter(Boolean)
-      .join(' ');
-    return {
-      id: fieldId(f),
-      name: f,
-      'aria-invalid': fieldErrors[f] ? true : undefined,
-      'aria-describedby': describedBy || undefined,
-    };
+    const state = f === 'clientSecretExpiresAt' && expiryText ? 'mail-server-clientSecretExpiresAt-state' : null;
+    return fieldA11y(fieldId(f), f, !!HELP[f], !!fieldErrors[f], state);
   }
 
-  function row(f: FieldName | 'redirectUri', control: ReactNode, extra?: ReactNode) {
-    const err = f === 'redirectUri' ? undefined : fieldErrors[f];
+  function row(f: FieldName, control: ReactNode, extra?: ReactNode) {
     return (
-      <div className={err ? 'field has-error' : 'field'}>
-        <label htmlFor={fieldId(f)}>{LABELS[f]}</label>
-        <div className="field-control">
-          {control}
-          {extra}
-          {HELP[f] && (
-            <p id={helpId(f)} className="field-help">
-              {HELP[f]}
-            </p>
-          )}
-          {err && (
-            <p id={errorId(f)} className="field-error">
-              {err}
-            </p>
-          )}
-        </div>
-      </div>
+      <FormField id={fieldId(f)} label={LABELS[f]} help={HELP[f]} error={fieldErrors[f]}>
+        {control}
+        {extra}
+      </FormField>
     );
   }
 
@@ -460,33 +392,13 @@ export function MailServerForm({ id }: { id?: string }) {
       {header}
       {notice && <Notice kind={notice.kind}>{notice.text}</Notice>}
       {formError && <ErrorAlert problem={formError} showCode={formError.status >= 500} />}
-      {fieldMessages.length > 0 && (
-        <div className="alert alert-error" role="alert" tabIndex={-1} ref={summaryRef}>
-          <p className="alert-title">
-            {summaryExtra ??
-              (fieldMessages.length === 1 ? 'One field needs attention:' : `${fieldMessages.length} fields need attention:`)}
-          </p>
-          <ul className="error-summary">
-            {sortByFormOrder(Object.entries(fieldErrors)).map(([f, msg]) =>
-              isFieldName(f) ? (
-                <li key={f}>
-                  <a
-                    href={`#${fieldId(f)}`}
-                    onClick={(e) => {
-                      e.preventDefault();
-                      document.getElementById(fieldId(f))?.focus();
-                    }}
-                  >
-                    {LABELS[f]}
-                  </a>
-                </li>
-              ) : (
-                <li key={f}>{msg}</li>
-              ),
-            )}
-          </ul>
-        </div>
-      )}
+      <ErrorSummary
+        errors={fieldErrors}
+        message={validationMessage}
+        order={FORM_ORDER}
+        linkLabel={(f) => (isFieldName(f) ? LABELS[f] : undefined)}
+        fieldId={fieldId}
+      />
 
       {server && (
         <ConnectionPanel
@@ -497,33 +409,20 @@ export function MailServerForm({ id }: { id?: string }) {
           onSettingsSaved={settingsSaved}
         />
       )}
-      {isNew && (
-        <p className="guide-intro">
-          First Microsoft 365 mailbox? <Link to={paths.outlookGuide}>How to connect Outlook</Link> walks through the
-          Azure app registration with this installation's values.
-        </p>
-      )}
+      {isNew && <OutlookGuideIntro />}
 
       <form id="mail-server-form" className="card mail-server-form" onSubmit={submit} noValidate>
-        <div className="field field-title">
-          <label htmlFor={fieldId('name')}>{LABELS.name}</label>
-          <div className="field-control">
-            <input
-              {...a11y('name')}
-              type="text"
-              className="input-title"
-              placeholder="e.g. Sales mailbox (Microsoft 365)"
-              autoComplete="off"
-              value={values.name}
-              onChange={(e) => set('name', e.target.value)}
-            />
-            {fieldErrors.name && (
-              <p id={errorId('name')} className="field-error">
-                {fieldErrors.name}
-              </p>
-            )}
-          </div>
-        </div>
+        <FormField title id={fieldId('name')} label={LABELS.name} error={fieldErrors.name}>
+          <input
+            {...a11y('name')}
+            type="text"
+            className="input-title"
+            placeholder="e.g. Sales mailbox (Microsoft 365)"
+            autoComplete="off"
+            value={values.name}
+            onChange={(e) => set('name', e.target.value)}
+          />
+        </FormField>
 
         <div className="form-columns">
           <fieldset className="form-group">
@@ -560,29 +459,15 @@ export function MailServerForm({ id }: { id?: string }) {
                 </p>
               </div>
             </div>
-            <RedirectCheck redirectUri={redirectUri} />
-            {row(
-              'redirectUri',
-              <div className="input-with-button">
-                <input
-                  id={fieldId('redirectUri')}
-                  type="text"
-                  readOnly
-                  value={redirectUri}
-                  aria-describedby={helpId('redirectUri')}
-                  onFocus={(e) => e.currentTarget.select()}
-                />
-                <CopyButton text={redirectUri} inputId={fieldId('redirectUri')} />
-              </div>,
-            )}
-            {text('clientId', { placeholder: '00000000-0000-0000-0000-000000000000' })}
-            {text('clientSecret', {
-              type: 'password',
-              autoComplete: 'new-password',
-              placeholder: server?.clientSecretSet ? SECRET_SET_PLACEHOLDER : undefined,
-            })}
-            {text('clientSecretExpiresAt', { type: 'date' }, expiryNote)}
-            {text('tenant')}
+            <OAuthCredentialsFields
+              idPrefix="mail-server-"
+              redirectUri={redirectUri}
+              values={values}
+              onChange={set}
+              errors={fieldErrors}
+              secretSet={server?.clientSecretSet ?? false}
+              afterSecret={text('clientSecretExpiresAt', { type: 'date' }, expiryNote)}
+            />
           </fieldset>
 
           <fieldset className="form-group">

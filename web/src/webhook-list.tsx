@@ -1,11 +1,13 @@
-import { useEffect, useRef, useState, type FormEvent } from 'react';
+import { useEffect, useState, type FormEvent, type ReactNode } from 'react';
 import { api, ApiError, type CreatedWebhook, type Webhook } from './api.ts';
-import { CopyButton } from './copy-button.tsx';
 import { ErrorAlert } from './error-alert.tsx';
+import { fieldA11y } from './field-a11y.ts';
+import { FormField } from './form-field.tsx';
 import { formatDateTime } from './format-date-time.ts';
 import { Notice } from './notice.tsx';
 import { Link, useFlashNotice } from './router.tsx';
 import { webhookPath } from './routes.ts';
+import { ShownOnceSecret } from './shown-once-secret.tsx';
 import { Spinner } from './spinner.tsx';
 import { useTitle } from './use-title.ts';
 import { WebhookSignatureExample } from './webhook-signature-example.tsx';
@@ -18,8 +20,6 @@ const HELP: Record<FieldName, string> = {
 };
 
 const fieldId = (f: string) => `webhook-${f}`;
-const helpId = (f: string) => `webhook-${f}-help`;
-const errorId = (f: string) => `webhook-${f}-error`;
 const SECRET_ID = 'webhook-secret';
 
 /** The list entry for a webhook just created: everything but the secret. */
@@ -49,7 +49,6 @@ export function WebhookList() {
   const [busy, setBusy] = useState<string | null>(null);
   const [rowError, setRowError] = useState<ApiError | null>(null);
   const [notice, setNotice] = useState<string | null>(flash);
-  const secretRef = useRef<HTMLInputElement>(null);
 
   function load() {
     return api.listWebhooks().then(
@@ -71,13 +70,6 @@ export function WebhookList() {
       cancelled = true;
     };
   }, []);
-
-  useEffect(() => {
-    if (created) {
-      secretRef.current?.focus();
-      secretRef.current?.select();
-    }
-  }, [created]);
 
   async function create(e: FormEvent<HTMLFormElement>) {
     e.preventDefault();
@@ -156,30 +148,12 @@ export function WebhookList() {
     }
   }
 
-  function a11y(f: FieldName) {
-    const describedBy = [helpId(f), fieldErrors[f] ? errorId(f) : null].filter(Boolean).join(' ');
-    return {
-      id: fieldId(f),
-      name: f,
-      'aria-invalid': fieldErrors[f] ? true : undefined,
-      'aria-describedby': describedBy,
-    };
-  }
-
-  function fieldMessages(f: FieldName) {
-    return (
-      <>
-        <p id={helpId(f)} className="field-help">
-          {HELP[f]}
-        </p>
-        {fieldErrors[f] && (
-          <p id={errorId(f)} className="field-error">
-            {fieldErrors[f]}
-          </p>
-        )}
-      </>
-    );
-  }
+  const a11y = (f: FieldName) => fieldA11y(fieldId(f), f, true, !!fieldErrors[f]);
+  const field = (f: FieldName, control: ReactNode) => (
+    <FormField id={fieldId(f)} label={LABELS[f]} help={HELP[f]} error={fieldErrors[f]}>
+      {control}
+    </FormField>
+  );
 
   return (
     <>
@@ -197,36 +171,30 @@ export function WebhookList() {
         <h2 id="webhook-create-heading">Add a webhook</h2>
         {formError && <ErrorAlert problem={formError} showCode={formError.status >= 500} />}
         <form className="api-key-form webhook-form" onSubmit={create} noValidate>
-          <div className={fieldErrors.url ? 'field has-error' : 'field'}>
-            <label htmlFor={fieldId('url')}>{LABELS.url}</label>
-            <div className="field-control">
-              <input
-                {...a11y('url')}
-                type="url"
-                inputMode="url"
-                autoComplete="off"
-                spellCheck={false}
-                placeholder="https://erp.example.com/mailroom/inbound"
-                value={url}
-                onChange={(e) => setUrl(e.target.value)}
-              />
-              {fieldMessages('url')}
-            </div>
-          </div>
-          <div className={fieldErrors.description ? 'field has-error' : 'field'}>
-            <label htmlFor={fieldId('description')}>{LABELS.description}</label>
-            <div className="field-control">
-              <input
-                {...a11y('description')}
-                type="text"
-                autoComplete="off"
-                maxLength={200}
-                value={description}
-                onChange={(e) => setDescription(e.target.value)}
-              />
-              {fieldMessages('description')}
-            </div>
-          </div>
+          {field(
+            'url',
+            <input
+              {...a11y('url')}
+              type="url"
+              inputMode="url"
+              autoComplete="off"
+              spellCheck={false}
+              placeholder="https://erp.example.com/mailroom/inbound"
+              value={url}
+              onChange={(e) => setUrl(e.target.value)}
+            />,
+          )}
+          {field(
+            'description',
+            <input
+              {...a11y('description')}
+              type="text"
+              autoComplete="off"
+              maxLength={200}
+              value={description}
+              onChange={(e) => setDescription(e.target.value)}
+            />,
+          )}
           <div className="field field-actions">
             <div className="field-control">
               <button type="submit" className="btn btn-primary" disabled={creating} aria-busy={creating || undefined}>
@@ -238,35 +206,16 @@ export function WebhookList() {
         </form>
 
         {created ? (
-          <div className="alert alert-success new-key webhook-secret">
-            <p className="alert-message">Webhook {created.url} added.</p>
-            <div className="new-key-row">
-              <label htmlFor={SECRET_ID}>Signing secret</label>
-              <div className="input-with-button">
-                <input
-                  id={SECRET_ID}
-                  ref={secretRef}
-                  type="text"
-                  className="mono"
-                  readOnly
-                  value={created.secret}
-                  aria-describedby="webhook-secret-help"
-                  onFocus={(e) => e.currentTarget.select()}
-                  spellCheck={false}
-                />
-                <CopyButton text={created.secret} inputId={SECRET_ID} />
-              </div>
-            </div>
-            <p id="webhook-secret-help" className="new-key-warning">
-              Copy it now: it will not be shown again.
-            </p>
+          <ShownOnceSecret
+            className="webhook-secret"
+            message={<>Webhook {created.url} added.</>}
+            inputId={SECRET_ID}
+            label="Signing secret"
+            secret={created.secret}
+            onDone={() => setCreated(null)}
+          >
             <WebhookSignatureExample />
-            <div className="button-row">
-              <button type="button" className="btn btn-secondary" onClick={() => setCreated(null)}>
-                Done
-              </button>
-            </div>
-          </div>
+          </ShownOnceSecret>
         ) : (
           <details className="signature-details">
             <summary>How your application checks that a delivery comes from Mailroom</summary>

@@ -1,0 +1,55 @@
+import type { ReactNode } from 'react';
+import type { ChecklistItem, TokenStatus } from './api.ts';
+import { formatDateTime } from './format-date-time.ts';
+import { ServerChecklist } from './server-checklist.tsx';
+import { TokenStatusBadge } from './token-status-badge.tsx';
+
+interface ConnectionStatusProps {
+  server: {
+    tokenStatus: TokenStatus;
+    tokenStatusReason: string | null;
+    connectedAccount: string | null;
+    tokenExpiresAt: string | null;
+    checklist: ChecklistItem[];
+  };
+  /** Facts listed before Connected account. */
+  factsBefore?: ReactNode;
+  /** Facts listed after Token expires (before the checklist). */
+  factsAfter?: ReactNode;
+  /** Shown below the facts. */
+  children?: ReactNode;
+}
+
+/** The Connection panel's token status, connected account, token expiry and checklist. */
+export function ConnectionStatus({ server, factsBefore, factsAfter, children }: ConnectionStatusProps) {
+  return (
+    <div className="connection-status">
+      <p className="status-line">
+        <span className="status-label">Status</span>
+        <TokenStatusBadge status={server.tokenStatus} />
+      </p>
+      {server.tokenStatusReason && <p className="status-reason">{server.tokenStatusReason}</p>}
+      <dl className="facts">
+        {factsBefore}
+        <div>
+          <dt>Connected account</dt>
+          <dd>{server.connectedAccount ?? '—'}</dd>
+        </div>
+        <div>
+          <dt>Token expires</dt>
+          <dd>{formatDateTime(server.tokenExpiresAt)}</dd>
+        </div>
+        {factsAfter}
+        {server.checklist.length > 0 && (
+          <div>
+            <dt id="connection-checklist-label">Checklist</dt>
+            <dd>
+              <ServerChecklist items={server.checklist} compact labelledBy="connection-checklist-label" />
+            </dd>
+          </div>
+        )}
+      </dl>
+      {children}
+    </div>
+  );
+}

@@ -1,0 +1,100 @@
+import type { ReactNode } from 'react';
+import { CopyButton } from './copy-button.tsx';
+import { fieldA11y } from './field-a11y.ts';
+import { FormField } from './form-field.tsx';
+import { RedirectCheck } from './redirect-check.tsx';
+
+type CredentialField = 'clientId' | 'clientSecret' | 'tenant';
+
+const LABELS: Record<CredentialField | 'redirectUri', string> = {
+  redirectUri: 'OAuth2 Redirect Url',
+  clientId: 'Client ID',
+  clientSecret: 'Client Secret',
+  tenant: 'Tenant',
+};
+
+const HELP: Record<CredentialField | 'redirectUri', string> = {
+  redirectUri:
+    'Add this URL as a Web redirect URI of the app registration (Microsoft Entra admin center → App registrations → Authentication).',
+  clientId: 'Application (client) ID of the app registration.',
+  clientSecret: 'The secret’s Value (not its Secret ID), from Certificates & secrets.',
+  tenant: 'common, organizations, consumers, a tenant ID or a domain',
+};
+
+const SECRET_SET_PLACEHOLDER = '•••••••• (set — leave empty to keep)';
+
+interface OAuthCredentialsFieldsProps {
+  /** Prefix of the element ids, e.g. "mail-server-" gives "mail-server-clientId". */
+  idPrefix: string;
+  redirectUri: string;
+  values: Record<CredentialField, string>;
+  onChange: (field: CredentialField, value: string) => void;
+  errors: Record<string, string>;
+  /** A client secret is saved (the empty field keeps it). */
+  secretSet: boolean;
+  /** Shown between Client Secret and Tenant. */
+  afterSecret?: ReactNode;
+  /** Shown instead of Client ID, Client Secret and Tenant (another server's connection is used). */
+  replacement?: ReactNode;
+}
+
+/** The app registration's fields: OAuth2 Redirect Url (with Copy), Client ID, Client Secret and Tenant. */
+export function OAuthCredentialsFields({
+  idPrefix,
+  redirectUri,
+  values,
+  onChange,
+  errors,
+  secretSet,
+  afterSecret,
+  replacement,
+}: OAuthCredentialsFieldsProps) {
+  const fieldId = (f: string) => `${idPrefix}${f}`;
+
+  function text(f: CredentialField, props: { type?: string; placeholder?: string; autoComplete?: string } = {}) {
+    return (
+      <FormField id={fieldId(f)} label={LABELS[f]} help={HELP[f]} error={errors[f]}>
+        <input
+          {...fieldA11y(fieldId(f), f, true, !!errors[f])}
+          type={props.type ?? 'text'}
+          value={values[f]}
+          onChange={(e) => onChange(f, e.target.value)}
+          placeholder={props.placeholder}
+          autoComplete={props.autoComplete ?? 'off'}
+          spellCheck={false}
+        />
+      </FormField>
+    );
+  }
+
+  return (
+    <>
+      <RedirectCheck redirectUri={redirectUri} />
+      <FormField id={fieldId('redirectUri')} label={LABELS.redirectUri} help={HELP.redirectUri}>
+        <div className="input-with-button">
+          <input
+            id={fieldId('redirectUri')}
+            type="text"
+            readOnly
+            value={redirectUri}
+            aria-describedby={`${fieldId('redirectUri')}-help`}
+            onFocus={(e) => e.currentTarget.select()}
+          />
+          <CopyButton text={redirectUri} inputId={fieldId('redirectUri')} />
+        </div>
+      </FormField>
+      {replacement ?? (
+        <>
+          {text('clientId', { placeholder: '00000000-0000-0000-0000-000000000000' })}
+          {text('clientSecret', {
+            type: 'password',
+            autoComplete: 'new-password',
+            placeholder: secretSet ? SECRET_SET_PLACEHOLDER : undefined,
+          })}
+          {afterSecret}
+          {text('tenant')}
+        </>
+      )}
+    </>
+  );
+}
