@@ -305,6 +305,17 @@ test('in the browser: Test & Confirm, Fetch Now, and the Incoming Messages list 
     const row = page.getByRole('row').filter({ hasText: 'Seen in the browser' });
     await row.waitFor();
     await row.getByText('Delivered').waitFor({ timeout: 20_000 });
+
+    // The webhook's delivery log shows the delivery; Redeliver sends it again.
+    await page.getByRole('link', { name: 'Settings' }).click();
+    await page.getByRole('link', { name: 'Webhooks', exact: true }).click();
+    await page.getByRole('link', { name: 'Delivery log' }).first().click();
+    await page.getByRole('heading', { name: 'Delivery log' }).waitFor();
+    const delivery = page.getByRole('row').filter({ hasText: 'Seen in the browser' });
+    await delivery.waitFor();
+    const before = received.filter((r) => r.messageId === m.messageId).length;
+    await delivery.getByRole('button', { name: 'Redeliver' }).click();
+    await waitFor('the redelivery', async () => (received.filter((r) => r.messageId === m.messageId).length > before ? true : undefined), 15_000);
   } finally {
     await browser.close();
   }
