@@ -291,6 +291,12 @@ test('in the browser: Test & Confirm, Fetch Now, and the Incoming Messages list 
     await logIn(page, mailroom.baseUrl, admin);
     await page.getByRole('link', { name: 'Settings' }).click();
     await page.getByRole('link', { name: 'Incoming Mail Servers', exact: true }).click();
+    // A new incoming server for a mailbox that is already connected is offered that connection.
+    await page.getByRole('button', { name: 'Add' }).click();
+    await page.getByLabel('Username', { exact: true }).fill(MAILBOX);
+    await page.getByText(/already connected through the outgoing mail server "Inbox SMTP"/).waitFor();
+    await page.getByRole('button', { name: 'Reuse this connection' }).waitFor();
+    await page.getByRole('link', { name: 'Incoming Mail Servers', exact: true }).first().click();
     await page.getByRole('link', { name: 'Inbox', exact: true }).click();
     await page.getByText('Token Valid', { exact: true }).first().waitFor();
     await page.getByText(/Uses the connection of/).first().waitFor();
