@@ -1,7 +1,7 @@
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import { z } from 'zod';
 import { MailroomError } from '../errors/errors.ts';
-import { parseInput } from '../servers/mail-server-input.ts';
+import { parseInput } from '../errors/parse-input.ts';
 import {
   type ApiKeyRecord,
   type ApiKeyScope,

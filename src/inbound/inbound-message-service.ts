@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { z } from 'zod';
 import { MailroomError } from '../errors/errors.ts';
-import { parseInput } from '../servers/mail-server-input.ts';
+import { parseInput } from '../errors/parse-input.ts';
 import type { Db } from '../storage/database.ts';
 import { findInbound, type InboundRow, listInbound } from '../storage/inbound-store.ts';
 import { listMailServers } from '../storage/mail-server-store.ts';

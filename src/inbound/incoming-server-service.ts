@@ -8,7 +8,7 @@ import { ImapError } from '../imap/imap-session.ts';
 import type { Logger } from '../logger.ts';
 import { secretAad, type TokenManager } from '../oauth/token-manager.ts';
 import type { Sealer } from '../secrets/sealer.ts';
-import { parseInput } from '../servers/mail-server-input.ts';
+import { parseInput } from '../errors/parse-input.ts';
 import type { Db } from '../storage/database.ts';
 import { countInbound } from '../storage/inbound-store.ts';
 import {

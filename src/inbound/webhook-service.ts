@@ -3,7 +3,7 @@ import { z } from 'zod';
 import { MailroomError } from '../errors/errors.ts';
 import type { Logger } from '../logger.ts';
 import type { Sealer } from '../secrets/sealer.ts';
-import { parseInput } from '../servers/mail-server-input.ts';
+import { parseInput } from '../errors/parse-input.ts';
 import type { Db } from '../storage/database.ts';
 import {
   claimDueDeliveries,

@@ -1,6 +1,7 @@
 import addressparser from 'nodemailer/lib/addressparser';
 import { z } from 'zod';
 import { MailroomError, validationError } from '../errors/errors.ts';
+import { fieldErrors } from '../errors/parse-input.ts';
 
 /** A mailbox as the SMTP envelope needs it: dot-atom local part (or quoted-free), a domain with a TLD. */
 const ADDR = /^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@(?=.{1,253}$)([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,63}$/;
@@ -24,8 +25,6 @@ export function parseMailbox(input: string): Mailbox {
   }
   return { name, address: address.toLowerCase() };
 }
-
-export const formatMailbox = (m: Mailbox) => (m.name ? { name: m.name, address: m.address } : m.address);
 
 // Custom headers the ERP may set. Structural headers (From, To, Content-*, MIME-Version, Bcc...) are
 // built by Mailroom from the validated fields and cannot be overridden.
@@ -97,14 +96,8 @@ export function validateMessage(body: unknown, maxBytes: number): ValidMessage {
     throw validationError({ body: 'Send a JSON object (Content-Type: application/json)' });
   }
   const r = sendMessageSchema.safeParse(body);
+  if (!r.success) throw validationError(fieldErrors(r.error.issues));
   const fields: Record<string, string> = {};
-  if (!r.success) {
-    for (const issue of r.error.issues) {
-      if (issue.code === 'unrecognized_keys') for (const k of issue.keys) fields[k] ??= `Unknown field "${k}"`;
-      else fields[issue.path.map(String).join('.') || 'body'] ??= issue.message;
-    }
-    throw validationError(fields);
-  }
   const b = r.data;
   const list = (name: string, v: string | string[] | undefined): Mailbox[] => {
     const items = v === undefined ? [] : Array.isArray(v) ? v : [v];

@@ -3,7 +3,7 @@ import { z } from 'zod';
 import type { OutboxConfig } from '../config/config.ts';
 import { MailroomError } from '../errors/errors.ts';
 import { chooseServer } from '../servers/choose-server.ts';
-import { parseInput } from '../servers/mail-server-input.ts';
+import { parseInput } from '../errors/parse-input.ts';
 import type { Db } from '../storage/database.ts';
 import { listMailServers, type MailServerRecord } from '../storage/mail-server-store.ts';
 import {
@@ -18,7 +18,7 @@ import {
   type OutboxState,
   requeueMessage,
 } from '../storage/outbox-store.ts';
-import { formatMailbox, type Mailbox, unprocessable, validateMessage } from './message-input.ts';
+import { type Mailbox, unprocessable, validateMessage } from './message-input.ts';
 
 export interface MessageView {
   id: string;
@@ -298,4 +298,3 @@ export class OutboxService {
   }
 }
 
-export { formatMailbox };

@@ -1,5 +1,4 @@
 import { z } from 'zod';
-import { validationError } from '../errors/errors.ts';
 
 const GUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const DOMAIN = /^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$/i;
@@ -95,22 +94,3 @@ export const updateMailServerSchema = z.strictObject({
 
 export type CreateMailServerInput = z.infer<typeof createMailServerSchema>;
 export type UpdateMailServerInput = z.infer<typeof updateMailServerSchema>;
-
-/** Parses with the schema, or throws MR_VALIDATION naming every bad field. */
-export function parseInput<S extends z.ZodType>(schema: S, input: unknown): z.infer<S> {
-  if (input !== undefined && input !== null && (typeof input !== 'object' || Array.isArray(input))) {
-    throw validationError({ body: 'Send a JSON object (Content-Type: application/json)' });
-  }
-  const r = schema.safeParse(input ?? {});
-  if (r.success) return r.data;
-  const fields: Record<string, string> = {};
-  for (const issue of r.error.issues) {
-    if (issue.code === 'unrecognized_keys') {
-      for (const k of issue.keys) fields[k] ??= `Unknown field "${k}"`;
-      continue;
-    }
-    const key = issue.path.map(String).join('.') || 'body';
-    fields[key] ??= issue.message;
-  }
-  throw validationError(fields);
-}

@@ -24,10 +24,10 @@ import {
   type CreateMailServerInput,
   createMailServerSchema,
   DEFAULTS,
-  parseInput,
   type UpdateMailServerInput,
   updateMailServerSchema,
 } from './mail-server-input.ts';
+import { parseInput } from '../errors/parse-input.ts';
 import { z } from 'zod';
 import { checklist, type ChecklistItem } from '../lifecycle/checklist.ts';
 import type { SecretExpiry } from '../lifecycle/secret-expiry.ts';

@@ -4,7 +4,7 @@ import { normalizeEmail } from '../../auth/admin-service.ts';
 import { LoginLimiter } from '../../auth/login-limiter.ts';
 import { MailroomError } from '../../errors/errors.ts';
 import type { Mailroom } from '../../mailroom.ts';
-import { parseInput } from '../../servers/mail-server-input.ts';
+import { parseInput } from '../../errors/parse-input.ts';
 import { cookieOptions, requireAdmin, SESSION_COOKIE } from '../session-auth.ts';
 import type { ApiDoc } from '../openapi.ts';
 
