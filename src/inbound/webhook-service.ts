@@ -18,6 +18,7 @@ import {
   updateWebhook,
   type WebhookRecord,
 } from '../storage/webhook-store.ts';
+import { backoffMs } from '../outbox/retry-policy.ts';
 import type { InboundMessageService } from './inbound-message-service.ts';
 
 const url = z
@@ -174,7 +175,7 @@ export class WebhookService {
       error = (e as Error).name === 'TimeoutError' ? `No answer within ${config.timeoutMs / 1000} s.` : `Could not connect: ${cause?.code ?? (e as Error).message}.`;
     }
     const failed = d.attempts >= config.maxAttempts;
-    const delay = Math.min(3600_000, config.retryBaseMs * 2 ** (d.attempts - 1)) * (0.5 + Math.random() / 2);
+    const delay = backoffMs(d.attempts, config);
     await recordDeliveryOutcome(db, d.id, { state: failed ? 'failed' : 'pending', status, error, ...(!failed && { nextAttemptAt: new Date(this.now().getTime() + delay) }) }, this.now());
     logger.warn({ event: failed ? 'webhook.failed' : 'webhook.retry', deliveryId: d.id, status, attempt: d.attempts }, error);
   }
