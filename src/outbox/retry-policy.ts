@@ -21,7 +21,7 @@ export type Failure =
 export type Decision = { action: 'retry'; delayMs: number } | { action: 'fail' } | { action: 'hold' };
 
 /** Exponential backoff with jitter: base · 2^(attempt−1), capped, then a random 50–100 % of it. */
-export function backoffMs(attempts: number, policy: RetryPolicy, random: () => number = Math.random): number {
+export function backoffMs(attempts: number, policy: Pick<RetryPolicy, 'retryBaseMs' | 'maxDelayMs'>, random: () => number = Math.random): number {
   const cap = policy.maxDelayMs ?? 3600_000;
   const raw = Math.min(cap, policy.retryBaseMs * 2 ** Math.max(0, attempts - 1));
   return Math.round(raw * (0.5 + random() / 2));
