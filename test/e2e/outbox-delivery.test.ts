@@ -99,6 +99,20 @@ test('npx mailroom send queues a message from the shell, and it is delivered', T
   await peers.sink.waitForMessage((x) => x.to.includes('shell@remote.example'), 10_000);
 });
 
+test('the CLI lists servers, runs Test Connection, and resets an admin password', T, async () => {
+  const list = await mailroom.cli('servers', 'list');
+  assert.match(list, new RegExp(`${serverId}\\tOutbox test\\t${MAILBOX}\\t127\\.0\\.0\\.1:${proxy.port}\\tvalid`));
+  assert.match(await mailroom.cli('servers', 'test', serverId), /Connection Test Successful!/);
+  await mailroom.cli('admin', 'create', '--email', 'cli@example.test', '--password', 'first long password');
+  assert.match(await mailroom.cli('admin', 'create', '--email', 'cli@example.test', '--password', 'second long password', '--reset'), /Password changed/);
+  const login = await fetch(`${mailroom.baseUrl}/api/v1/session`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ email: 'cli@example.test', password: 'second long password' }),
+  });
+  assert.equal(login.status, 200);
+});
+
 test('a 4xx reply is retried with backoff and the message then goes out exactly once', T, async () => {
   peers.sink.setBehavior({ tempFail: '451 4.3.0 Mailbox temporarily unavailable' });
   const m = await send('Temporary failure first');

@@ -207,3 +207,24 @@ test('neither the database file nor the log holds the client secret or the admin
   assert.ok(!logs.includes(ADMIN.password));
   assert.ok(!logs.includes(agent.csrfToken));
 });
+
+test('the OAuth callback without a session sends the admin to log in and back', async () => {
+  const r = await t.app.inject({ method: 'GET', url: '/oauth2/outlook/callback?code=abc&state=xyz' });
+  assert.equal(r.statusCode, 302);
+  assert.equal(r.headers.location, `/login?next=${encodeURIComponent('/oauth2/outlook/callback?code=abc&state=xyz')}`);
+});
+
+test('the admin consent answer returns to the form; a refusal is explained there', async () => {
+  const s = (await agent.request('POST', '/api/v1/mail-servers', { ...VALID_SERVER, name: 'Consent' })).json;
+  const ok = await agent.request('GET', `/oauth2/outlook/callback?admin_consent=True&tenant=x&state=admin-consent.${s.id}`);
+  assert.equal(ok.status, 302);
+  assert.equal(ok.headers.location, `/settings/technical/mail-servers/${s.id}?oauth=admin_consent`);
+  const no = await agent.request(
+    'GET',
+    `/oauth2/outlook/callback?error=access_denied&error_description=${encodeURIComponent('AADSTS65004: User declined to consent.')}&state=admin-consent.${s.id}`,
+  );
+  assert.equal(no.headers.location, `/settings/technical/mail-servers/${s.id}?oauth=error`);
+  assert.equal((await agent.request('GET', `/api/v1/mail-servers/${s.id}`)).json.lastError.code, 'AADSTS65004');
+  const audit = (await agent.request('GET', `/api/v1/audit-events?targetId=${s.id}`)).json.items.map((e: { action: string }) => e.action);
+  assert.ok(audit.includes('oauth.admin_consent') && audit.includes('oauth.failed'));
+});
