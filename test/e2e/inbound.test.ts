@@ -9,7 +9,7 @@ import { ImapFlow } from 'imapflow';
 import { launchChromium, newContext } from '../helpers/browser.ts';
 import { apiClient, logIn, waitFor } from '../helpers/e2e.ts';
 import { storeTokens } from '../helpers/connect-directly.ts';
-import { freePort, type MailroomProcess, startMailroomProcess } from '../helpers/mailroom-process.ts';
+import { type MailroomProcess, startMailroomProcess } from '../helpers/mailroom-process.ts';
 import { getToken } from '../peers/get-token.ts';
 import { type Peers, startPeers } from '../peers/index.ts';
 
@@ -93,7 +93,6 @@ async function connect(serverId: string) {
 }
 
 before(async () => {
-  port = await freePort();
   peers = await startPeers({ clients: [{ clientId: CLIENT_ID, clientSecret: CLIENT_SECRET, redirectUris: [TOKEN_REDIRECT] }] });
   receiver = createServer((req, res) => {
     const chunks: Buffer[] = [];
@@ -119,7 +118,8 @@ before(async () => {
     NODE_EXTRA_CA_CERTS: peers.caFile,
     WEBHOOK_RETRY_BASE_SECONDS: '0.2',
   };
-  mailroom = await startMailroomProcess(env, port);
+  mailroom = await startMailroomProcess(env);
+  port = Number(new URL(mailroom.baseUrl).port);
   key = /\n(mr_\S+)/.exec(await mailroom.cli('apikey', 'create', '--name', 'erp', '--scope', 'admin'))![1]!;
 
   const hook = await api('POST', '/api/v1/webhooks', { url: `http://127.0.0.1:${(receiver.address() as { port: number }).port}/mailroom`, description: 'ERP inbox' });

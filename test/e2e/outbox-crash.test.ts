@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { storeTokens } from '../helpers/connect-directly.ts';
-import { freePort, type MailroomProcess, startMailroomProcess } from '../helpers/mailroom-process.ts';
+import { type MailroomProcess, startMailroomProcess } from '../helpers/mailroom-process.ts';
 import { getToken } from '../peers/get-token.ts';
 import { type Peers, startPeers } from '../peers/index.ts';
 
@@ -21,7 +21,6 @@ let port: number;
 let env: Record<string, string>;
 
 before(async () => {
-  port = await freePort();
   peers = await startPeers({ clients: [{ clientId: CLIENT_ID, clientSecret: CLIENT_SECRET, redirectUris: [TOKEN_REDIRECT] }] });
   env = {
     MICROSOFT_AUTHORITY_HOST: peers.authServer.authorityHost,
@@ -30,7 +29,8 @@ before(async () => {
     OUTBOX_LEASE_SECONDS: '3',
     LOG_LEVEL: 'warn',
   };
-  mailroom = await startMailroomProcess(env, port);
+  mailroom = await startMailroomProcess(env);
+  port = Number(new URL(mailroom.baseUrl).port);
 });
 
 after(async () => {

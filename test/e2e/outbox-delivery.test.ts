@@ -3,7 +3,7 @@ import { after, before, test } from 'node:test';
 import { launchChromium, newContext } from '../helpers/browser.ts';
 import { apiClient, logIn, waitFor } from '../helpers/e2e.ts';
 import { storeTokens } from '../helpers/connect-directly.ts';
-import { freePort, type MailroomProcess, startMailroomProcess } from '../helpers/mailroom-process.ts';
+import { type MailroomProcess, startMailroomProcess } from '../helpers/mailroom-process.ts';
 import { getToken } from '../peers/get-token.ts';
 import { type Peers, startPeers } from '../peers/index.ts';
 import { startTcpProxy, type TcpProxy } from '../peers/tcp-proxy.ts';
@@ -45,8 +45,7 @@ const send = async (subject: string, to = 'someone@remote.example') => {
 const copiesOf = (messageId: string) => peers.sink.messages.filter((m) => m.raw.toString().includes(`Message-ID: ${messageId}`)).length;
 
 before(async () => {
-  const port = await freePort();
-  peers = await startPeers({ clients: [{ clientId: CLIENT_ID, clientSecret: CLIENT_SECRET, redirectUris: [`http://127.0.0.1:${port}/oauth2/outlook/callback`, TOKEN_REDIRECT] }] });
+  peers = await startPeers({ clients: [{ clientId: CLIENT_ID, clientSecret: CLIENT_SECRET, redirectUris: [TOKEN_REDIRECT] }] });
   proxy = await startTcpProxy(peers.dovecot.submissionPort);
   mailroom = await startMailroomProcess(
     {
@@ -55,7 +54,6 @@ before(async () => {
       OUTBOX_RETRY_BASE_SECONDS: '0.3',
       OUTBOX_MAX_ATTEMPTS: '30',
     },
-    port,
   );
   key = /\n(mr_\S+)/.exec(await mailroom.cli('apikey', 'create', '--name', 'erp', '--scope', 'admin'))![1]!;
   const s = await api('POST', '/api/v1/mail-servers', {

@@ -7,7 +7,7 @@ import type { Browser, Page } from 'playwright-core';
 import { tokenAad } from '../../src/oauth/token-manager.ts';
 import { createSealer, loadOrCreateKey } from '../../src/secrets/sealer.ts';
 import { launchChromium, newContext } from '../helpers/browser.ts';
-import { freePort, type MailroomProcess, startMailroomProcess } from '../helpers/mailroom-process.ts';
+import { type MailroomProcess, startMailroomProcess } from '../helpers/mailroom-process.ts';
 import { type Peers, signInAndConsent, startPeers } from '../peers/index.ts';
 
 // The admin walks the "Outlook OAuth Authentication" guide in a real browser against real peers:
@@ -25,13 +25,10 @@ let serverUrl: string;
 const T = { timeout: 120_000 };
 
 before(async () => {
-  const port = await freePort();
-  const redirectUri = `http://127.0.0.1:${port}/oauth2/outlook/callback`;
-  peers = await startPeers({ clients: [{ clientId: CLIENT_ID, clientSecret: CLIENT_SECRET, redirectUris: [redirectUri] }] });
-  mailroom = await startMailroomProcess(
-    { MICROSOFT_AUTHORITY_HOST: peers.authServer.authorityHost, NODE_EXTRA_CA_CERTS: peers.caFile },
-    port,
-  );
+  peers = await startPeers({ clients: [] });
+  mailroom = await startMailroomProcess({ MICROSOFT_AUTHORITY_HOST: peers.authServer.authorityHost, NODE_EXTRA_CA_CERTS: peers.caFile });
+  // The Azure app registration: this installation's redirect URL, known once Mailroom has its port.
+  peers.authServer.upsertClient({ clientId: CLIENT_ID, clientSecret: CLIENT_SECRET, redirectUris: [`${mailroom.baseUrl}/oauth2/outlook/callback`] });
   assert.match(await mailroom.cli('admin', 'create', '--email', ADMIN.email, '--password', ADMIN.password), /Admin created/);
   browser = await launchChromium();
   page = await (await newContext(browser)).newPage();

@@ -3,7 +3,7 @@ import { after, before, test } from 'node:test';
 import type { Browser, Page } from 'playwright-core';
 import { launchChromium, newContext } from '../helpers/browser.ts';
 import { logIn, waitFor } from '../helpers/e2e.ts';
-import { freePort, type MailroomProcess, startMailroomProcess } from '../helpers/mailroom-process.ts';
+import { type MailroomProcess, startMailroomProcess } from '../helpers/mailroom-process.ts';
 import { type Peers, signInAndConsent, startPeers } from '../peers/index.ts';
 
 // A deliberately broken setup, seen in the browser: each failure names its cause and its fix.
@@ -19,9 +19,9 @@ let browser: Browser;
 let page: Page;
 
 before(async () => {
-  const port = await freePort();
-  peers = await startPeers({ clients: [{ clientId: CLIENT_ID, clientSecret: CLIENT_SECRET, redirectUris: [`http://127.0.0.1:${port}/oauth2/outlook/callback`] }] });
-  mailroom = await startMailroomProcess({ MICROSOFT_AUTHORITY_HOST: peers.authServer.authorityHost, NODE_EXTRA_CA_CERTS: peers.caFile }, port);
+  peers = await startPeers({ clients: [] });
+  mailroom = await startMailroomProcess({ MICROSOFT_AUTHORITY_HOST: peers.authServer.authorityHost, NODE_EXTRA_CA_CERTS: peers.caFile });
+  peers.authServer.upsertClient({ clientId: CLIENT_ID, clientSecret: CLIENT_SECRET, redirectUris: [`${mailroom.baseUrl}/oauth2/outlook/callback`] });
   await mailroom.cli('admin', 'create', '--email', ADMIN.email, '--password', ADMIN.password);
   browser = await launchChromium();
   page = await (await newContext(browser)).newPage();

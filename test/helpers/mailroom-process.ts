@@ -34,8 +34,19 @@ export interface MailroomProcess {
 
 /** Starts `mailroom serve` as a real child process, as `npm start` would, and waits for /healthz. */
 export async function startMailroomProcess(env: Record<string, string>, port?: number, reuseDataDir?: string): Promise<MailroomProcess> {
-  const p = port ?? (await freePort());
   const dataDir = reuseDataDir ?? mkdtempSync(join(tmpdir(), 'mailroom-e2e-'));
+  if (port !== undefined) return spawnMailroom(env, port, dataDir);
+  // A port found free can be taken by a peer before Mailroom binds it: try another one.
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await spawnMailroom(env, await freePort(), dataDir);
+    } catch (e) {
+      if (attempt >= 5 || !String((e as Error).message).includes('EADDRINUSE')) throw e;
+    }
+  }
+}
+
+async function spawnMailroom(env: Record<string, string>, p: number, dataDir: string): Promise<MailroomProcess> {
   const fullEnv: Record<string, string> = {
     PATH: process.env.PATH ?? '/usr/bin:/bin',
     HOME: process.env.HOME ?? '/root',
