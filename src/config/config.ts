@@ -1,3 +1,4 @@
+import { availableParallelism } from 'node:os';
 import { resolve } from 'node:path';
 
 export interface Config {
@@ -14,6 +15,8 @@ export interface Config {
   readonly webhooks: { readonly retryBaseMs: number; readonly maxAttempts: number; readonly timeoutMs: number };
   /** Start the IMAP fetch scheduler and the webhook sender in this process. */
   readonly inboundEnabled: boolean;
+  /** Worker threads that store and parse fetched mail; 0 parses on the main thread. */
+  readonly inboundParseThreads: number;
 }
 
 export interface OutboxConfig {
@@ -142,9 +145,10 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     timeoutMs: num('WEBHOOK_TIMEOUT_SECONDS', 10, 1, 300) * 1000,
   });
   const inboundEnabled = (get('INBOUND_WORKER') ?? 'on') !== 'off';
+  const inboundParseThreads = Math.floor(num('INBOUND_PARSE_THREADS', Math.max(1, availableParallelism() - 1), 0, 64));
 
   if (problems.length > 0) throw new ConfigError(problems);
-  return Object.freeze({ port, host, baseUrl, dataDir, databaseUrl, secretKey, microsoftAuthorityHost, logLevel, outbox, webhooks, inboundEnabled });
+  return Object.freeze({ port, host, baseUrl, dataDir, databaseUrl, secretKey, microsoftAuthorityHost, logLevel, outbox, webhooks, inboundEnabled, inboundParseThreads });
 }
 
 export function redirectUri(config: Pick<Config, 'baseUrl'>, provider: 'outlook'): string {

@@ -1,11 +1,11 @@
 import { createReadStream, existsSync } from 'node:fs';
 import { join } from 'node:path';
-import type { Readable } from 'node:stream';
+import { Readable } from 'node:stream';
 import { z } from 'zod';
 import { MailroomError } from '../errors/errors.ts';
 import { parseInput } from '../errors/parse-input.ts';
 import type { Db } from '../storage/database.ts';
-import { findInbound, type InboundRow, listInbound } from '../storage/inbound-store.ts';
+import { findInbound, findInboundMime, type InboundRow, listInbound } from '../storage/inbound-store.ts';
 import { listMailServers } from '../storage/mail-server-store.ts';
 import { deliveryStates, listDeliveries } from '../storage/webhook-store.ts';
 
@@ -87,6 +87,11 @@ export class InboundMessageService {
   async raw(id: string): Promise<{ stream: Readable; size: number; filename: string }> {
     const r = await findInbound(this.deps.db, id);
     if (!r) throw new MailroomError('MR_NOT_FOUND', `Incoming message ${id} does not exist.`);
+    if (r.rawPath === null) {
+      const mime = await findInboundMime(this.deps.db, id);
+      if (!mime) throw new MailroomError('MR_NOT_FOUND', 'The raw message is missing from the database.');
+      return { stream: Readable.from([mime]), size: mime.length, filename: `${id}.eml` };
+    }
     const path = join(this.deps.dataDir, r.rawPath);
     if (!existsSync(path)) throw new MailroomError('MR_NOT_FOUND', 'The raw message file is missing from the data directory.', { fix: 'Restore DATA_DIR/inbound from backup.' });
     return { stream: createReadStream(path), size: r.sizeBytes, filename: `${id}.eml` };

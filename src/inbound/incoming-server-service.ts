@@ -29,6 +29,7 @@ import {
 } from '../storage/mail-server-store.ts';
 import { createIncomingSchema, INCOMING_DEFAULTS, updateIncomingSchema } from './incoming-server-input.ts';
 import { connectWithToken, fetchNew, probeImap } from './mailbox-fetcher.ts';
+import { ParsePool } from './parse-pool.ts';
 import { checklist } from '../lifecycle/checklist.ts';
 
 export interface FetchState {
@@ -53,10 +54,13 @@ export class IncomingServerService {
   private readonly watchers = new Map<string, { client: ImapFlow; signature: string }>();
   private readonly watchBackoff = new Map<string, number>();
   private timer: NodeJS.Timeout | undefined;
+  private readonly parser: ParsePool;
 
   constructor(
     private readonly deps: { db: Db; sealer: Sealer; config: Config; tokens: TokenManager; logger: Logger; now?: () => Date },
-  ) {}
+  ) {
+    this.parser = new ParsePool({ threads: deps.config.inboundParseThreads });
+  }
 
   private now(): Date {
     return this.deps.now?.() ?? new Date();
@@ -285,7 +289,7 @@ export class IncomingServerService {
     this.runs.set(server.id, state);
     const p = (async () => {
       try {
-        const r = await fetchNew({ db: this.deps.db, dataDir: this.deps.config.dataDir, tokens: this.deps.tokens, logger: this.deps.logger, now: () => this.now() }, server, (pr) => {
+        const r = await fetchNew({ db: this.deps.db, dataDir: this.deps.config.dataDir, tokens: this.deps.tokens, logger: this.deps.logger, parser: this.parser, now: () => this.now() }, server, (pr) => {
           state.fetched = pr.fetched;
           state.total = pr.total;
         });
@@ -327,6 +331,7 @@ export class IncomingServerService {
     this.timer = undefined;
     for (const id of [...this.watchers.keys()]) this.dropWatcher(id);
     await Promise.allSettled([...this.inflight.values()]);
+    await this.parser.close();
   }
 
   private async tick(): Promise<void> {

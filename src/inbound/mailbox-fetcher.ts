@@ -1,36 +1,43 @@
 import { randomUUID } from 'node:crypto';
 import { rmSync } from 'node:fs';
-import { Readable } from 'node:stream';
 import { join } from 'node:path';
 import type { ImapFlow } from 'imapflow';
 import type { Logger } from '../logger.ts';
 import type { TokenManager } from '../oauth/token-manager.ts';
 import { ImapError, imapErrorFrom, openImap, type ImapTarget } from '../imap/imap-session.ts';
 import type { Db } from '../storage/database.ts';
-import { getFolderState, hasDedupeKey, importInboundMessages, type NewInboundMessage, setFolderState } from '../storage/inbound-store.ts';
+import { existingDedupeKeys, getFolderState, importInboundMessages, type NewInboundMessage, setFolderState } from '../storage/inbound-store.ts';
 import type { MailServerRecord } from '../storage/mail-server-store.ts';
-import { findOutboxIdByMessageIds } from '../storage/outbox-store.ts';
+import { findOutboxIdsByMessageIds } from '../storage/outbox-store.ts';
 import { listWebhooks } from '../storage/webhook-store.ts';
 import { type ParsedMessage, storeAndParse } from './parse-message.ts';
+import type { ParsePool } from './parse-pool.ts';
 
-/** Above this, a message is streamed alone instead of fetched in a batch. */
+/** Above this, a message is streamed alone instead of fetched with others. */
 const SMALL_MESSAGE_BYTES = 512 * 1024;
-const BATCH_MESSAGES = 50;
-const BATCH_BYTES = 8 * 1024 * 1024;
-const PARSE_CONCURRENCY = 4;
+/** One UID FETCH asks for up to this many messages (and bytes); its messages are committed together. */
+const CHUNK_MESSAGES = 100;
+const CHUNK_BYTES = 8 * 1024 * 1024;
+/** Chunks fetched while earlier ones are still being parsed: memory stays near (1 + this) × CHUNK_BYTES. */
+const CHUNKS_AHEAD = 2;
 
-async function mapLimit<T, R>(items: T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
-  const out = new Array<R>(items.length);
-  let next = 0;
-  await Promise.all(
-    Array.from({ length: Math.min(limit, items.length) }, async () => {
-      while (next < items.length) {
-        const k = next++;
-        out[k] = await fn(items[k]!);
-      }
-    }),
-  );
-  return out;
+/** A compact UID set: runs of consecutive UIDs become ranges ("4:9,12"). */
+export function uidSet(uids: number[]): string {
+  const parts: string[] = [];
+  for (let k = 0; k < uids.length; ) {
+    let j = k;
+    while (j + 1 < uids.length && uids[j + 1] === uids[j]! + 1) j++;
+    parts.push(j > k ? `${uids[k]}:${uids[j]}` : String(uids[k]));
+    k = j + 1;
+  }
+  return parts.join(',');
+}
+
+interface Parsed {
+  uid: number;
+  id: string;
+  parsed: ParsedMessage;
+  raw: NewInboundMessage['raw'];
 }
 
 export interface FetchResult {
@@ -44,6 +51,8 @@ export interface FetcherDeps {
   dataDir: string;
   tokens: TokenManager;
   logger: Logger;
+  /** Stores and parses the small messages (on worker threads when it has any). */
+  parser: ParsePool;
   now?: () => Date;
 }
 
@@ -103,108 +112,125 @@ export async function fetchNew(
         }
       }
       found.sort((a, b) => a.uid - b.uid);
-      const uids = found.map((f) => f.uid);
+      // After a UIDVALIDITY change, what is already imported is recognised by Message-ID and skipped
+      // without being downloaded.
+      const existing = resync ? await existingDedupeKeys(db, server.id, found.flatMap((f) => (f.messageId ? [f.messageId] : []))) : new Set<string>();
+      const known = (f: (typeof found)[number]) => !!f.messageId && existing.has(f.messageId);
       const webhookIds = (await listWebhooks(db)).filter((w) => w.active).map((w) => w.id);
       let imported = 0;
       let skipped = 0;
       onProgress({ fetched: 0, total: found.length });
 
-      const toRow = async (uid: number, id: string, parsed: ParsedMessage): Promise<NewInboundMessage> => ({
-        id,
-        serverId: server.id,
-        folder: imap.folder,
-        uidValidity,
-        uid,
-        dedupeKey: parsed.messageId ?? `sha256:${parsed.sha256}`,
-        messageId: parsed.messageId,
-        from: parsed.from,
-        to: parsed.to,
-        cc: parsed.cc,
-        subject: parsed.subject,
-        date: parsed.date,
-        inReplyTo: parsed.inReplyTo,
-        references: parsed.references,
-        text: parsed.text,
-        html: parsed.html,
-        attachments: parsed.attachments,
-        sizeBytes: parsed.sizeBytes,
-        rawPath: parsed.rawPath,
-        outboxMessageId: (await findOutboxIdByMessageIds(db, [parsed.inReplyTo, ...parsed.references].filter((x): x is string => !!x))) ?? null,
-      });
-      /** Commits messages (in UID order) in one transaction, then applies the after-fetch action. */
-      const commit = async (rows: NewInboundMessage[]): Promise<void> => {
-        const outcomes = await importInboundMessages(db, rows, webhookIds, randomUUID, now());
-        for (let k = 0; k < rows.length; k++) {
-          if (outcomes[k] === 'duplicate') {
-            rmSync(join(deps.dataDir, rows[k]!.rawPath), { force: true });
-            skipped++;
-          } else {
+      /**
+       * Commits the parsed messages of UIDs up to `upTo` in one transaction (UIDs in between that
+       * were skipped or vanished advance the folder state too), then applies the after-fetch action.
+       */
+      const commit = async (got: Parsed[], upTo: number, skippedHere: number): Promise<void> => {
+        const links = await findOutboxIdsByMessageIds(db, got.map(({ parsed: p }) => [p.inReplyTo, ...p.references].filter((x): x is string => !!x)));
+        const rows = got.map(({ uid, id, parsed: p, raw }, k): NewInboundMessage => ({
+          id,
+          serverId: server.id,
+          folder: imap.folder,
+          uidValidity,
+          uid,
+          dedupeKey: p.messageId ?? `sha256:${p.sha256}`,
+          messageId: p.messageId,
+          from: p.from,
+          to: p.to,
+          cc: p.cc,
+          subject: p.subject,
+          date: p.date,
+          inReplyTo: p.inReplyTo,
+          references: p.references,
+          text: p.text,
+          html: p.html,
+          attachments: p.attachments,
+          sizeBytes: p.sizeBytes,
+          raw,
+          outboxMessageId: links[k] ?? null,
+        }));
+        const outcomes = await importInboundMessages(db, { serverId: server.id, folder: imap.folder, uidValidity, lastUid: upTo }, rows, webhookIds, randomUUID, now());
+        const done: number[] = [];
+        rows.forEach((r, k) => {
+          if (outcomes[k] === 'imported') {
             imported++;
-            await afterFetch(client, server, rows[k]!.uid, logger);
+            done.push(r.uid);
+            return;
           }
-        }
-        onProgress({ fetched: imported + skipped, total: found.length });
-      };
-      const skip = async (uid: number) => {
-        await setFolderState(db, server.id, imap.folder, { uidValidity, lastUid: uid }, now());
-        skipped++;
+          if ('path' in r.raw) rmSync(join(deps.dataDir, r.raw.path), { force: true });
+          skipped++;
+        });
+        skipped += skippedHere;
+        if (done.length) await afterFetch(client, server, done, logger);
         onProgress({ fetched: imported + skipped, total: found.length });
       };
 
-      // Small messages come in batches (one round trip per batch) and are parsed and written in
-      // parallel; large ones are streamed one at a time so they never sit whole in memory. Commits
-      // stay one per message, in UID order, so the stored last UID is always exact.
+      // Small messages are fetched in chunks, one UID FETCH each; every body goes to the parse pool as
+      // it arrives and the next chunk is fetched while earlier ones are parsed. Chunks commit one after
+      // another in UID order, each in one transaction with its raw bytes, so the stored last UID is
+      // always exact. A large message is streamed alone to a file, so it never sits whole in memory.
+      let chain: Promise<void> = Promise.resolve();
+      const ahead: Array<Promise<void>> = [];
       for (let i = 0; i < found.length; ) {
         const head = found[i]!;
-        if (resync && head.messageId && (await hasDedupeKey(db, server.id, head.messageId))) {
-          await skip(head.uid);
+        if (head.size > SMALL_MESSAGE_BYTES && !known(head)) {
+          await chain;
           i++;
-          continue;
-        }
-        if (head.size > SMALL_MESSAGE_BYTES) {
           const dl = await client.download(String(head.uid), undefined, { uid: true });
-          if (!dl.content) await skip(head.uid);
-          else {
-            const id = randomUUID();
-            await commit([await toRow(head.uid, id, await storeAndParse(dl.content, deps.dataDir, server.id, id))]);
-          }
-          i++;
-          continue;
-        }
-        const batch: typeof found = [];
-        let bytes = 0;
-        while (i < found.length && batch.length < BATCH_MESSAGES && bytes < BATCH_BYTES) {
-          const f = found[i]!;
-          if (f.size > SMALL_MESSAGE_BYTES || (resync && f.messageId && (await hasDedupeKey(db, server.id, f.messageId)))) break;
-          batch.push(f);
-          bytes += f.size;
-          i++;
-        }
-        const sources = new Map<number, Buffer>();
-        for await (const m of client.fetch(batch.map((b) => b.uid).join(','), { uid: true, source: true }, { uid: true })) {
-          if (m.source) sources.set(m.uid, m.source);
-        }
-        const parsed = await mapLimit(batch, PARSE_CONCURRENCY, async (b) => {
-          const source = sources.get(b.uid);
-          if (!source) return undefined;
-          const id = randomUUID();
-          return { id, parsed: await storeAndParse(Readable.from([source]), deps.dataDir, server.id, id) };
-        });
-        // A message that vanished between the envelope and the body fetch (expunged) ends the batch
-        // early: everything before it commits together, so the stored last UID stays exact.
-        const rows: NewInboundMessage[] = [];
-        for (let k = 0; k < batch.length; k++) {
-          const p = parsed[k];
-          if (p) {
-            rows.push(await toRow(batch[k]!.uid, p.id, p.parsed));
+          if (!dl.content) {
+            chain = commit([], head.uid, 1);
+            chain.catch(() => undefined); // awaited below
             continue;
           }
-          if (rows.length) await commit(rows.splice(0));
-          await skip(batch[k]!.uid);
+          const id = randomUUID();
+          const parsed = await storeAndParse(dl.content, deps.dataDir, server.id, id);
+          chain = commit([{ uid: head.uid, id, parsed, raw: { path: parsed.rawPath } }], head.uid, 0).catch((e: unknown) => {
+            rmSync(join(deps.dataDir, parsed.rawPath), { force: true });
+            throw e;
+          });
+          chain.catch(() => undefined); // awaited below
+          continue;
         }
-        if (rows.length) await commit(rows);
+        let upTo = 0;
+        let bytes = 0;
+        let skippedHere = 0;
+        const chunk: number[] = [];
+        while (i < found.length && chunk.length < CHUNK_MESSAGES && bytes < CHUNK_BYTES) {
+          const f = found[i]!;
+          if (known(f)) skippedHere++;
+          else if (f.size > SMALL_MESSAGE_BYTES) break;
+          else {
+            chunk.push(f.uid);
+            bytes += f.size;
+          }
+          upTo = f.uid;
+          i++;
+        }
+        const jobs = new Map<number, { source: Buffer; parsed: Promise<ParsedMessage> }>();
+        if (chunk.length) {
+          for await (const m of client.fetch(uidSet(chunk), { uid: true, source: true }, { uid: true })) {
+            if (!m.source || jobs.has(m.uid)) continue;
+            const parsed = deps.parser.parse(m.source);
+            parsed.catch(() => undefined); // awaited below, in UID order
+            jobs.set(m.uid, { source: m.source, parsed });
+          }
+        }
+        // A message that vanished between the envelope and the body fetch (expunged) is skipped.
+        const vanished = chunk.length - jobs.size;
+        chain = chain.then(async () => {
+          const got: Parsed[] = [];
+          for (const uid of chunk) {
+            const job = jobs.get(uid);
+            if (job) got.push({ uid, id: randomUUID(), parsed: await job.parsed, raw: { mime: job.source } });
+          }
+          await commit(got, upTo, skippedHere + vanished);
+        });
+        chain.catch(() => undefined); // awaited below
+        ahead.push(chain);
+        if (ahead.length > CHUNKS_AHEAD) await ahead.shift();
       }
-      if (!uids.length) await setFolderState(db, server.id, imap.folder, { uidValidity, lastUid }, now());
+      await chain;
+      if (!found.length) await setFolderState(db, server.id, imap.folder, { uidValidity, lastUid }, now());
       return { imported, skipped, uidValidityChanged };
     } finally {
       lock.release();
@@ -217,15 +243,16 @@ export async function fetchNew(
 }
 
 /** The admin's choice for fetched mail; a failure here is logged, the message is already stored. */
-async function afterFetch(client: ImapFlow, server: MailServerRecord, uid: number, logger: Logger): Promise<void> {
+async function afterFetch(client: ImapFlow, server: MailServerRecord, uids: number[], logger: Logger): Promise<void> {
   const imap = server.imap!;
+  const uid = uidSet(uids);
   try {
-    if (imap.afterFetch === 'mark_read') await client.messageFlagsAdd(String(uid), ['\\Seen'], { uid: true });
+    if (imap.afterFetch === 'mark_read') await client.messageFlagsAdd(uid, ['\\Seen'], { uid: true });
     else if (imap.afterFetch === 'move' && imap.moveToFolder) {
-      const moved = await client.messageMove(String(uid), imap.moveToFolder, { uid: true }).catch(() => false);
+      const moved = await client.messageMove(uid, imap.moveToFolder, { uid: true }).catch(() => false);
       if (!moved) {
         await client.mailboxCreate(imap.moveToFolder).catch(() => undefined);
-        await client.messageMove(String(uid), imap.moveToFolder, { uid: true });
+        await client.messageMove(uid, imap.moveToFolder, { uid: true });
       }
     }
   } catch (e) {

@@ -1,7 +1,7 @@
 import { createHash, randomUUID } from 'node:crypto';
 import { createWriteStream, mkdirSync, renameSync } from 'node:fs';
 import { join, relative } from 'node:path';
-import type { Readable } from 'node:stream';
+import { PassThrough, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { type AddressObject, type AttachmentStream, type HeaderValue, MailParser, type MessageText } from 'mailparser';
 
@@ -19,8 +19,6 @@ export interface ParsedMessage {
   attachments: Array<{ filename: string; contentType: string; size: number }>;
   sizeBytes: number;
   sha256: string;
-  /** Path of the raw message relative to the data directory. */
-  rawPath: string;
 }
 
 function addresses(v: HeaderValue | undefined): string[] {
@@ -33,21 +31,22 @@ const idList = (v: HeaderValue | undefined): string[] =>
   (Array.isArray(v) ? v.map(String) : typeof v === 'string' ? v.split(/\s+/) : []).map((s) => s.trim()).filter((s) => /^<.+>$/.test(s));
 
 /**
- * Streams one raw message to `${dataDir}/inbound/<server>/<id>.eml` and through mailparser at the
- * same time: attachments are counted, not kept, so a 20 MB message never sits whole in memory.
- * The file is flushed to disk before this resolves.
+ * Parses one raw message with mailparser: the fields Mailroom stores, attachment names and sizes
+ * (attachments are counted, not kept), the size and SHA-256 of the raw bytes. A stream is read as
+ * it comes, so a 20 MB message never sits whole in memory.
  */
-export async function storeAndParse(source: Readable, dataDir: string, serverId: string, id: string = randomUUID()): Promise<ParsedMessage> {
-  const dir = join(dataDir, 'inbound', serverId);
-  mkdirSync(dir, { recursive: true });
-  const final = join(dir, `${id}.eml`);
-  const tmp = `${final}.part`;
+export async function parseMessage(source: Readable | Buffer): Promise<ParsedMessage> {
   const hash = createHash('sha256');
   let size = 0;
-  source.on('data', (c: Buffer) => {
-    size += c.length;
-    hash.update(c);
-  });
+  if (Buffer.isBuffer(source)) {
+    size = source.length;
+    hash.update(source);
+  } else {
+    source.on('data', (c: Buffer) => {
+      size += c.length;
+      hash.update(c);
+    });
+  }
 
   // Mailroom stores text and html as sent: skip building textAsHtml and linkifying (a third of the parse time).
   const parser = new MailParser({ skipImageLinks: true, skipTextToHtml: true, skipTextLinks: true } as ConstructorParameters<typeof MailParser>[0]);
@@ -70,13 +69,12 @@ export async function storeAndParse(source: Readable, dataDir: string, serverId:
       html = typeof data.html === 'string' ? data.html : null;
     }
   });
-  const parsed = new Promise<void>((resolve, reject) => {
+  await new Promise<void>((resolve, reject) => {
     parser.on('end', () => resolve());
     parser.on('error', reject);
+    if (Buffer.isBuffer(source)) parser.end(source);
+    else source.pipe(parser);
   });
-
-  await Promise.all([pipeline(source, createWriteStream(tmp, { flush: true } as Parameters<typeof createWriteStream>[1])), (source.pipe(parser), parsed)]);
-  renameSync(tmp, final);
 
   const subject = headers.get('subject');
   const date = headers.get('date');
@@ -96,6 +94,21 @@ export async function storeAndParse(source: Readable, dataDir: string, serverId:
     attachments,
     sizeBytes: size,
     sha256: hash.digest('hex'),
-    rawPath: relative(dataDir, final),
   };
+}
+
+/**
+ * Streams one raw message to `${dataDir}/inbound/<server>/<id>.eml` and through the parser at the
+ * same time, for messages too large to keep in the database. The file is flushed to disk before
+ * this resolves; `rawPath` is relative to the data directory.
+ */
+export async function storeAndParse(source: Readable, dataDir: string, serverId: string, id: string = randomUUID()): Promise<ParsedMessage & { rawPath: string }> {
+  const dir = join(dataDir, 'inbound', serverId);
+  mkdirSync(dir, { recursive: true });
+  const final = join(dir, `${id}.eml`);
+  const tmp = `${final}.part`;
+  const toParser = new PassThrough();
+  const [, parsed] = await Promise.all([pipeline(source, createWriteStream(tmp, { flush: true } as Parameters<typeof createWriteStream>[1])), parseMessage(source.pipe(toParser))]);
+  renameSync(tmp, final);
+  return { ...parsed, rawPath: relative(dataDir, final) };
 }

@@ -47,7 +47,8 @@ export interface NewInboundMessage {
   html: string | null;
   attachments: Array<{ filename: string; contentType: string; size: number }>;
   sizeBytes: number;
-  rawPath: string;
+  /** Where the raw message is: a file under the data directory, or these bytes, stored in the database. */
+  raw: { path: string } | { mime: Buffer };
   outboxMessageId: string | null;
 }
 
@@ -63,12 +64,21 @@ export async function importInboundMessage(
   newDeliveryId: () => string,
   now: Date,
 ): Promise<'imported' | 'duplicate'> {
-  return (await importInboundMessages(db, [m], webhookIds, newDeliveryId, now))[0]!;
+  const folder = { serverId: m.serverId, folder: m.folder, uidValidity: m.uidValidity, lastUid: m.uid };
+  return (await importInboundMessages(db, folder, [m], webhookIds, newDeliveryId, now))[0]!;
 }
 
-/** Several messages (in UID order) in one transaction: one commit, one fsync for the batch. */
+/** Rows per INSERT: well under SQLite's and PostgreSQL's limits on bound parameters. */
+const INSERT_ROWS = 100;
+
+/**
+ * Several messages of one folder (in UID order) in one transaction, with the folder's state set to
+ * `folder` (its last UID may lie past the last message, when the ones after it vanished): one commit,
+ * one fsync for the batch. `ms` may be empty, to advance the state alone.
+ */
 export async function importInboundMessages(
   db: Db,
+  folder: FolderState & { serverId: string; folder: string },
   ms: NewInboundMessage[],
   webhookIds: string[],
   newDeliveryId: () => string,
@@ -76,52 +86,52 @@ export async function importInboundMessages(
 ): Promise<Array<'imported' | 'duplicate'>> {
   const ts = now.toISOString();
   return db.transaction().execute(async (trx) => {
+    const seen = new Set<string>();
+    for (let k = 0; k < ms.length; k += INSERT_ROWS) {
+      const keys = ms.slice(k, k + INSERT_ROWS).map((m) => m.dedupeKey);
+      const found = await trx.selectFrom('inbound_messages').select('dedupe_key').where('mail_server_id', '=', folder.serverId).where('dedupe_key', 'in', keys).execute();
+      for (const f of found) seen.add(f.dedupe_key);
+    }
     const out: Array<'imported' | 'duplicate'> = [];
-    for (const m of ms) out.push(await importOne(trx, m, webhookIds, newDeliveryId, ts));
-    return out;
-  });
-}
-
-async function importOne(trx: Db, m: NewInboundMessage, webhookIds: string[], newDeliveryId: () => string, ts: string): Promise<'imported' | 'duplicate'> {
-  {
-    const dup = await trx
-      .selectFrom('inbound_messages')
-      .select('id')
-      .where('mail_server_id', '=', m.serverId)
-      .where('dedupe_key', '=', m.dedupeKey)
-      .executeTakeFirst();
-    await putFolderState(trx, m.serverId, m.folder, { uidValidity: m.uidValidity, lastUid: m.uid }, ts);
-    if (dup) return 'duplicate';
-    await trx
-      .insertInto('inbound_messages')
-      .values({
-        id: m.id,
-        mail_server_id: m.serverId,
-        folder: m.folder,
-        uid_validity: m.uidValidity,
-        uid: m.uid,
-        dedupe_key: m.dedupeKey,
-        message_id: m.messageId,
-        from_addr: m.from,
-        to_json: JSON.stringify(m.to),
-        cc_json: JSON.stringify(m.cc),
-        subject: m.subject,
-        date: m.date,
-        in_reply_to: m.inReplyTo,
-        references_json: JSON.stringify(m.references),
-        text_body: m.text,
-        html_body: m.html,
-        attachments_meta: JSON.stringify(m.attachments),
-        size_bytes: m.sizeBytes,
-        raw_path: m.rawPath,
-        outbox_message_id: m.outboxMessageId,
-        received_at: ts,
-      })
-      .execute();
-    for (const webhookId of webhookIds) {
+    const fresh: NewInboundMessage[] = [];
+    for (const m of ms) {
+      if (m.serverId !== folder.serverId || m.folder !== folder.folder) throw new Error('importInboundMessages: a message of another folder');
+      out.push(seen.has(m.dedupeKey) ? 'duplicate' : 'imported');
+      if (!seen.has(m.dedupeKey)) fresh.push(m);
+      seen.add(m.dedupeKey);
+    }
+    for (let k = 0; k < fresh.length; k += INSERT_ROWS) {
+      const part = fresh.slice(k, k + INSERT_ROWS);
       await trx
-        .insertInto('webhook_deliveries')
-        .values({
+        .insertInto('inbound_messages')
+        .values(
+          part.map((m) => ({
+            id: m.id,
+            mail_server_id: m.serverId,
+            folder: m.folder,
+            uid_validity: m.uidValidity,
+            uid: m.uid,
+            dedupe_key: m.dedupeKey,
+            message_id: m.messageId,
+            from_addr: m.from,
+            to_json: JSON.stringify(m.to),
+            cc_json: JSON.stringify(m.cc),
+            subject: m.subject,
+            date: m.date,
+            in_reply_to: m.inReplyTo,
+            references_json: JSON.stringify(m.references),
+            text_body: m.text,
+            html_body: m.html,
+            attachments_meta: JSON.stringify(m.attachments),
+            size_bytes: m.sizeBytes,
+            raw_path: 'path' in m.raw ? m.raw.path : '',
+            outbox_message_id: m.outboxMessageId,
+            received_at: ts,
+          })),
+        )
+        .execute();
+      const deliveries = part.flatMap((m) =>
+        webhookIds.map((webhookId) => ({
           id: newDeliveryId(),
           webhook_id: webhookId,
           inbound_message_id: m.id,
@@ -134,11 +144,15 @@ async function importOne(trx: Db, m: NewInboundMessage, webhookIds: string[], ne
           delivered_at: null,
           created_at: ts,
           updated_at: ts,
-        })
-        .execute();
+        })),
+      );
+      const raws = part.flatMap((m) => ('mime' in m.raw ? [{ inbound_message_id: m.id, mime: m.raw.mime }] : []));
+      if (raws.length) await trx.insertInto('inbound_raw').values(raws).execute();
+      if (deliveries.length) await trx.insertInto('webhook_deliveries').values(deliveries).execute();
     }
-    return 'imported';
-  }
+    await putFolderState(trx, folder.serverId, folder.folder, { uidValidity: folder.uidValidity, lastUid: folder.lastUid }, ts);
+    return out;
+  });
 }
 
 export interface InboundRow {
@@ -157,7 +171,8 @@ export interface InboundRow {
   references: string[];
   attachments: Array<{ filename: string; contentType: string; size: number }>;
   sizeBytes: number;
-  rawPath: string;
+  /** The raw message's file under the data directory, or null when it is in the database. */
+  rawPath: string | null;
   outboxMessageId: string | null;
   receivedAt: string;
 }
@@ -200,7 +215,7 @@ function toRow(r: Pick<Selectable<InboundMessageTable>, (typeof COLUMNS)[number]
     references: JSON.parse(r.references_json) as string[],
     attachments: JSON.parse(r.attachments_meta) as InboundRow['attachments'],
     sizeBytes: Number(r.size_bytes),
-    rawPath: r.raw_path,
+    rawPath: r.raw_path || null,
     outboxMessageId: r.outbox_message_id,
     receivedAt: r.received_at,
   };
@@ -236,6 +251,22 @@ export async function findInbound(db: Db, id: string): Promise<(InboundRow & { t
 export async function countInbound(db: Db, serverId: string): Promise<number> {
   const r = await db.selectFrom('inbound_messages').select((eb) => eb.fn.countAll<string | number>().as('n')).where('mail_server_id', '=', serverId).executeTakeFirstOrThrow();
   return Number(r.n);
+}
+
+/** The raw message of `id` when it is stored in the database. */
+export async function findInboundMime(db: Db, id: string): Promise<Buffer | undefined> {
+  const r = await db.selectFrom('inbound_raw').select('mime').where('inbound_message_id', '=', id).executeTakeFirst();
+  return r?.mime;
+}
+
+/** Which of `keys` (Message-IDs) this server has imported already. */
+export async function existingDedupeKeys(db: Db, serverId: string, keys: string[]): Promise<Set<string>> {
+  const out = new Set<string>();
+  for (let k = 0; k < keys.length; k += 500) {
+    const rows = await db.selectFrom('inbound_messages').select('dedupe_key').where('mail_server_id', '=', serverId).where('dedupe_key', 'in', keys.slice(k, k + 500)).execute();
+    for (const r of rows) out.add(r.dedupe_key);
+  }
+  return out;
 }
 
 export async function hasDedupeKey(db: Db, serverId: string, dedupeKey: string): Promise<boolean> {

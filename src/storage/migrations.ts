@@ -248,6 +248,17 @@ const migrations = (dialect: Dialect): Record<string, Migration> => ({
       await db.schema.createIndex('audit_events_at').on('audit_events').columns(['at', 'id']).execute();
     },
   },
+  '0006_inbound_raw': {
+    async up(db: Kysely<any>) {
+      // Raw MIME of fetched messages up to 512 KB, committed with the message in one transaction
+      // (no file and no fsync of its own); larger ones stay files under DATA_DIR/inbound.
+      await db.schema
+        .createTable('inbound_raw')
+        .addColumn('inbound_message_id', 'text', (c) => c.primaryKey().references('inbound_messages.id').onDelete('cascade'))
+        .addColumn('mime', dialect === 'postgres' ? 'bytea' : 'blob', (c) => c.notNull())
+        .execute();
+    },
+  },
 });
 
 export async function migrateToLatest(db: Kysely<any>, dialect: Dialect): Promise<void> {

@@ -386,8 +386,26 @@ export async function countByState(db: Db): Promise<Record<string, number>> {
 }
 
 /** Outbox messages by RFC Message-ID: links an incoming reply to the message it answers. */
-export async function findOutboxIdByMessageIds(db: Db, messageIds: string[]): Promise<string | undefined> {
-  if (!messageIds.length) return undefined;
-  const r = await db.selectFrom('outbox_messages').select('id').where('message_id', 'in', messageIds).orderBy('created_at', 'desc').executeTakeFirst();
-  return r?.id;
+/**
+ * For each list of Message-IDs (a reply's In-Reply-To and References), the newest outbound message
+ * it names, or null: one query for all the lists.
+ */
+export async function findOutboxIdsByMessageIds(db: Db, lists: string[][]): Promise<Array<string | null>> {
+  const all = [...new Set(lists.flat())];
+  const newest = new Map<string, { id: string; createdAt: string }>();
+  for (let k = 0; k < all.length; k += 500) {
+    const rows = await db.selectFrom('outbox_messages').select(['id', 'message_id', 'created_at']).where('message_id', 'in', all.slice(k, k + 500)).execute();
+    for (const r of rows) {
+      const seen = newest.get(r.message_id);
+      if (!seen || r.created_at > seen.createdAt) newest.set(r.message_id, { id: r.id, createdAt: r.created_at });
+    }
+  }
+  return lists.map((ids) => {
+    let best: { id: string; createdAt: string } | undefined;
+    for (const id of ids) {
+      const hit = newest.get(id);
+      if (hit && (!best || hit.createdAt > best.createdAt)) best = hit;
+    }
+    return best?.id ?? null;
+  });
 }

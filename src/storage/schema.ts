@@ -100,9 +100,15 @@ export interface InboundMessageTable {
   html_body: string | null;
   attachments_meta: string;
   size_bytes: number;
+  /** File under the data directory; '' when the raw message is in inbound_raw. */
   raw_path: string;
   outbox_message_id: string | null;
   received_at: string;
+}
+
+export interface InboundRawTable {
+  inbound_message_id: string;
+  mime: Buffer;
 }
 
 export interface WebhookTable {
@@ -209,6 +215,7 @@ export interface Database {
   audit_events: AuditEventTable;
   inbound_folder_states: InboundFolderStateTable;
   inbound_messages: InboundMessageTable;
+  inbound_raw: InboundRawTable;
   webhooks: WebhookTable;
   webhook_deliveries: WebhookDeliveryTable;
   api_keys: ApiKeyTable;

@@ -112,7 +112,7 @@ test('outbox claims on PostgreSQL: concurrent workers never take the same messag
 
 test('inbound import on PostgreSQL: one row per Message-ID, seq increases', async () => {
   const { db } = opened;
-  const base = { serverId: 'srv1', folder: 'INBOX', uidValidity: '1', from: 'x@y.example', to: [], cc: [], subject: 's', date: null, inReplyTo: null, references: [], text: null, html: null, attachments: [], sizeBytes: 1, rawPath: 'r', outboxMessageId: null };
+  const base = { serverId: 'srv1', folder: 'INBOX', uidValidity: '1', from: 'x@y.example', to: [], cc: [], subject: 's', date: null, inReplyTo: null, references: [], text: null, html: null, attachments: [], sizeBytes: 1, raw: { mime: Buffer.from('Subject: s\r\n\r\nhi\r\n') }, outboxMessageId: null };
   let n = 0;
   const next = () => `d${++n}`;
   assert.equal(await importInboundMessage(db, { ...base, id: 'i1', uid: 1, dedupeKey: '<a@x>', messageId: '<a@x>' }, [], next, new Date()), 'imported');

@@ -1,0 +1,94 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { uidSet } from '../../src/inbound/mailbox-fetcher.ts';
+import { parseMessage } from '../../src/inbound/parse-message.ts';
+import { ParsePool } from '../../src/inbound/parse-pool.ts';
+
+const message = (i: number) =>
+  Buffer.from(
+    [
+      'From: "Jörg Müller" <joerg@fabrikam.example>',
+      'To: ap@contoso.example, "Billing" <billing@contoso.example>',
+      `Subject: =?UTF-8?B?${Buffer.from(`Rechnung Nr. ${i} – Grüße`).toString('base64')}?=`,
+      'Date: Sat, 28 Nov 2026 09:00:00 +0000',
+      `Message-ID: <inv-${i}@fabrikam.example>`,
+      'In-Reply-To: <order-1@contoso.example>',
+      'MIME-Version: 1.0',
+      'Content-Type: multipart/mixed; boundary="b1"',
+      '',
+      '--b1',
+      'Content-Type: text/plain; charset=utf-8',
+      'Content-Transfer-Encoding: quoted-printable',
+      '',
+      `Gr=C3=BC=C3=9Fe, invoice ${i} attached.`,
+      '--b1',
+      'Content-Type: application/pdf; name="inv.pdf"',
+      'Content-Disposition: attachment; filename="inv.pdf"',
+      'Content-Transfer-Encoding: base64',
+      '',
+      Buffer.alloc(300 + i, 7).toString('base64'),
+      '--b1--',
+      '',
+    ].join('\r\n'),
+  );
+
+test('uidSet packs runs of consecutive UIDs into ranges', () => {
+  assert.equal(uidSet([]), '');
+  assert.equal(uidSet([7]), '7');
+  assert.equal(uidSet([1, 2, 3, 5, 8, 9, 10, 12]), '1:3,5,8:10,12');
+  assert.equal(uidSet([4, 6]), '4,6');
+});
+
+test('a parse thread returns exactly what parsing on the calling thread returns', async () => {
+  const pool = new ParsePool({ threads: 2 });
+  try {
+    const sources = Array.from({ length: 20 }, (_, i) => message(i));
+    const threaded = await Promise.all(sources.map((s) => pool.parse(s)));
+    const inline = await Promise.all(sources.map((s) => parseMessage(s)));
+    assert.deepEqual(threaded, inline);
+    assert.equal(threaded[3]!.subject, 'Rechnung Nr. 3 – Grüße');
+    assert.equal(threaded[3]!.from, 'Jörg Müller <joerg@fabrikam.example>');
+    assert.deepEqual(threaded[3]!.to, ['ap@contoso.example', 'Billing <billing@contoso.example>']);
+    assert.equal(threaded[3]!.inReplyTo, '<order-1@contoso.example>');
+    assert.equal(threaded[3]!.text?.trim(), 'Grüße, invoice 3 attached.');
+    assert.deepEqual(threaded[3]!.attachments, [{ filename: 'inv.pdf', contentType: 'application/pdf', size: 303 }]);
+    assert.equal(threaded[3]!.sizeBytes, sources[3]!.length);
+  } finally {
+    await pool.close();
+  }
+});
+
+test('with threads: 0 it parses on the calling thread', async () => {
+  const pool = new ParsePool({ threads: 0 });
+  assert.deepEqual(await pool.parse(message(1)), await parseMessage(message(1)));
+  await pool.close();
+});
+
+test('a parse thread that dies fails its jobs with a reason, and the next job gets a new thread', async () => {
+  const pool = new ParsePool({ threads: 1 });
+  try {
+    await pool.parse(message(0));
+    const pending = pool.parse(message(1));
+    const workers = (pool as unknown as { workers: Array<{ worker: { terminate(): Promise<number> } }> }).workers;
+    assert.equal(workers.length, 1);
+    await workers[0]!.worker.terminate();
+    await assert.rejects(pending, /parse worker stopped/);
+    assert.equal((await pool.parse(message(2))).messageId, '<inv-2@fabrikam.example>');
+  } finally {
+    await pool.close();
+  }
+});
+
+test('an idle thread stops by itself and comes back on demand', async () => {
+  const pool = new ParsePool({ threads: 1, idleMs: 50 });
+  try {
+    await pool.parse(message(0));
+    const workers = (pool as unknown as { workers: unknown[] }).workers;
+    assert.equal(workers.length, 1);
+    await new Promise((r) => setTimeout(r, 300));
+    assert.equal(workers.length, 0);
+    assert.equal((await pool.parse(message(5))).messageId, '<inv-5@fabrikam.example>');
+  } finally {
+    await pool.close();
+  }
+});
