@@ -901,6 +901,19 @@ async function throughput(peers: Peers): Promise<void> {
   console.log(`  parseMessage (mailparser without textAsHtml/links): ${perMsg(leanMs)} (Mailroom's parse, on the parse threads)`);
   console.log(`  SQLite: reply links + import tx per 100, raw in DB: ${perMsg(dbMs)}`);
   console.log(`  sum ${((leanMs + dbMs) / N).toFixed(2)} ms/message on one thread vs Mailroom's per-message loop ${(loopMs / N).toFixed(2)} ms/message`);
+  // The least CPU any import of these messages needs here: serving and reading them over IMAP (the
+  // CPU of the cheaper raw fetch: client + Dovecot + kernel), plus Mailroom's parse and its SQLite
+  // work (replayed above). With every core busy on nothing else, this is the fastest possible import.
+  const fetchCpuMs = Math.min(...[fetch1, fetch2].map((f) => ((f.cpu.self + f.cpu.other) * f.ms) / N));
+  const needMs = fetchCpuMs + leanMs / N + dbMs / N;
+  const cores = cpus().length;
+  const ceiling = (cores / needMs) * 1000;
+  console.log(
+    `  CPU a message needs: IMAP fetch ${fetchCpuMs.toFixed(2)} ms (client + Dovecot, from the raw fetch) + parse ${(leanMs / N).toFixed(2)} ms + SQLite ${(dbMs / N).toFixed(2)} ms = ${needMs.toFixed(2)} ms`,
+  );
+  console.log(
+    `  ceiling with all ${cores} cores busy and nothing wasted: ${ceiling.toFixed(0)} msg/s = ${(ceiling / best).toFixed(2)}× the fastest raw; ${TARGET_RATIO}× (${(TARGET_RATIO * best).toFixed(0)} msg/s) would need ${((TARGET_RATIO * best * needMs) / 1000).toFixed(1)} cores`,
+  );
   const fsyncMs = fsyncCost(dir, 300);
   console.log(`  for scale: one small file write + fsync on this disk (${tmpdir()}): ${fsyncMs.toFixed(2)} ms; Mailroom syncs once per chunk of up to 100 messages (the SQLite commit)`);
 }

@@ -10,7 +10,7 @@ import { existingDedupeKeys, getFolderState, importInboundMessages, type NewInbo
 import type { MailServerRecord } from '../storage/mail-server-store.ts';
 import { findOutboxIdsByMessageIds } from '../storage/outbox-store.ts';
 import { listWebhooks } from '../storage/webhook-store.ts';
-import { type ParsedMessage, storeAndParse } from './parse-message.ts';
+import { type ParsedMessage, parseMessage, storeAndParse } from './parse-message.ts';
 import type { ParsePool } from './parse-pool.ts';
 
 /** Above this, a message is streamed alone instead of fetched with others. */
@@ -18,6 +18,11 @@ const SMALL_MESSAGE_BYTES = 512 * 1024;
 /** One UID FETCH asks for up to this many messages (and bytes); its messages are committed together. */
 const CHUNK_MESSAGES = 100;
 const CHUNK_BYTES = 8 * 1024 * 1024;
+/**
+ * From this many new messages on, parsing goes to the parse threads; fewer (the usual IDLE wake-up)
+ * are parsed on this thread, as starting a thread costs more than they do.
+ */
+const THREADED_FROM = 20;
 /** Chunks fetched while earlier ones are still being parsed: memory stays near (1 + this) × CHUNK_BYTES. */
 const CHUNKS_AHEAD = 2;
 
@@ -98,6 +103,7 @@ export async function fetchNew(
       const uidValidityChanged = state !== undefined && state.uidValidity !== uidValidity;
       if (uidValidityChanged) logger.warn({ event: 'inbound.uidvalidity_changed', mailServerId: server.id, folder: imap.folder, from: state.uidValidity, to: uidValidity }, 'folder UIDVALIDITY changed: re-syncing by Message-ID');
       const lastUid = state && !uidValidityChanged ? state.lastUid : 0;
+      if (box.uidNext - 1 - lastUid >= THREADED_FROM) deps.parser.warm();
       // After a UIDVALIDITY change every UID is new: skip what is already imported without downloading
       // it. Otherwise new UIDs are new messages, and the import transaction still catches a repeat.
       const resync = uidValidityChanged;
@@ -169,65 +175,72 @@ export async function fetchNew(
       // it arrives and the next chunk is fetched while earlier ones are parsed. Chunks commit one after
       // another in UID order, each in one transaction with its raw bytes, so the stored last UID is
       // always exact. A large message is streamed alone to a file, so it never sits whole in memory.
+      const parse = found.length >= THREADED_FROM ? (b: Buffer) => deps.parser.parse(b) : parseMessage;
       let chain: Promise<void> = Promise.resolve();
       const ahead: Array<Promise<void>> = [];
-      for (let i = 0; i < found.length; ) {
-        const head = found[i]!;
-        if (head.size > SMALL_MESSAGE_BYTES && !known(head)) {
-          await chain;
-          i++;
-          const dl = await client.download(String(head.uid), undefined, { uid: true });
-          if (!dl.content) {
-            chain = commit([], head.uid, 1);
+      try {
+        for (let i = 0; i < found.length; ) {
+          const head = found[i]!;
+          if (head.size > SMALL_MESSAGE_BYTES && !known(head)) {
+            await chain;
+            i++;
+            const dl = await client.download(String(head.uid), undefined, { uid: true });
+            if (!dl.content) {
+              chain = commit([], head.uid, 1);
+              chain.catch(() => undefined); // awaited below
+              continue;
+            }
+            const id = randomUUID();
+            const parsed = await storeAndParse(dl.content, deps.dataDir, server.id, id);
+            chain = commit([{ uid: head.uid, id, parsed, raw: { path: parsed.rawPath } }], head.uid, 0).catch((e: unknown) => {
+              rmSync(join(deps.dataDir, parsed.rawPath), { force: true });
+              throw e;
+            });
             chain.catch(() => undefined); // awaited below
             continue;
           }
-          const id = randomUUID();
-          const parsed = await storeAndParse(dl.content, deps.dataDir, server.id, id);
-          chain = commit([{ uid: head.uid, id, parsed, raw: { path: parsed.rawPath } }], head.uid, 0).catch((e: unknown) => {
-            rmSync(join(deps.dataDir, parsed.rawPath), { force: true });
-            throw e;
+          let upTo = 0;
+          let bytes = 0;
+          let skippedHere = 0;
+          const chunk: number[] = [];
+          while (i < found.length && chunk.length < CHUNK_MESSAGES && bytes < CHUNK_BYTES) {
+            const f = found[i]!;
+            if (known(f)) skippedHere++;
+            else if (f.size > SMALL_MESSAGE_BYTES) break;
+            else {
+              chunk.push(f.uid);
+              bytes += f.size;
+            }
+            upTo = f.uid;
+            i++;
+          }
+          const jobs = new Map<number, { source: Buffer; parsed: Promise<ParsedMessage> }>();
+          if (chunk.length) {
+            for await (const m of client.fetch(uidSet(chunk), { uid: true, source: true }, { uid: true })) {
+              if (!m.source || jobs.has(m.uid)) continue;
+              const parsed = parse(m.source);
+              parsed.catch(() => undefined); // awaited below, in UID order
+              jobs.set(m.uid, { source: m.source, parsed });
+            }
+          }
+          // A message that vanished between the envelope and the body fetch (expunged) is skipped.
+          const vanished = chunk.length - jobs.size;
+          chain = chain.then(async () => {
+            const got: Parsed[] = [];
+            for (const uid of chunk) {
+              const job = jobs.get(uid);
+              if (job) got.push({ uid, id: randomUUID(), parsed: await job.parsed, raw: { mime: job.source } });
+            }
+            await commit(got, upTo, skippedHere + vanished);
           });
           chain.catch(() => undefined); // awaited below
-          continue;
+          ahead.push(chain);
+          if (ahead.length > CHUNKS_AHEAD) await ahead.shift();
         }
-        let upTo = 0;
-        let bytes = 0;
-        let skippedHere = 0;
-        const chunk: number[] = [];
-        while (i < found.length && chunk.length < CHUNK_MESSAGES && bytes < CHUNK_BYTES) {
-          const f = found[i]!;
-          if (known(f)) skippedHere++;
-          else if (f.size > SMALL_MESSAGE_BYTES) break;
-          else {
-            chunk.push(f.uid);
-            bytes += f.size;
-          }
-          upTo = f.uid;
-          i++;
-        }
-        const jobs = new Map<number, { source: Buffer; parsed: Promise<ParsedMessage> }>();
-        if (chunk.length) {
-          for await (const m of client.fetch(uidSet(chunk), { uid: true, source: true }, { uid: true })) {
-            if (!m.source || jobs.has(m.uid)) continue;
-            const parsed = deps.parser.parse(m.source);
-            parsed.catch(() => undefined); // awaited below, in UID order
-            jobs.set(m.uid, { source: m.source, parsed });
-          }
-        }
-        // A message that vanished between the envelope and the body fetch (expunged) is skipped.
-        const vanished = chunk.length - jobs.size;
-        chain = chain.then(async () => {
-          const got: Parsed[] = [];
-          for (const uid of chunk) {
-            const job = jobs.get(uid);
-            if (job) got.push({ uid, id: randomUUID(), parsed: await job.parsed, raw: { mime: job.source } });
-          }
-          await commit(got, upTo, skippedHere + vanished);
-        });
-        chain.catch(() => undefined); // awaited below
-        ahead.push(chain);
-        if (ahead.length > CHUNKS_AHEAD) await ahead.shift();
+      } catch (e) {
+        // Let a commit already under way finish before the connection closes and a retry begins.
+        await chain.catch(() => undefined);
+        throw e;
       }
       await chain;
       if (!found.length) await setFolderState(db, server.id, imap.folder, { uidValidity, lastUid }, now());

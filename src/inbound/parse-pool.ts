@@ -43,6 +43,11 @@ export class ParsePool {
     });
   }
 
+  /** Starts the threads now (a thread needs about half a second to load), so a large fetch finds them ready. */
+  warm(): void {
+    while (this.workers.length < this.opts.threads) this.idleLater(this.spawn());
+  }
+
   /** Stops the workers (jobs still running fail); later calls start new ones. */
   async close(): Promise<void> {
     await Promise.all(this.workers.splice(0).map((w) => this.stop(w, new Error('The parse pool was closed.'))));

@@ -329,11 +329,18 @@ test('in the browser: Test & Confirm, Fetch Now, and the Incoming Messages list 
 
 test('a restart in the middle of a fetch imports nothing twice', T, async () => {
   const before = (await allInbound()).length;
-  const batch = Array.from({ length: 30 }, (_, i) => rawMessage(`Batch ${i}`));
-  for (const m of batch) await peers.dovecot.deliver(MAILBOX, m.raw);
+  // More than two chunks of 100 (each committed on its own), so the crash lands between commits.
+  const batch = Array.from({ length: 300 }, (_, i) => rawMessage(`Batch ${i}`, [], `Line ${i}\r\n`.repeat(200)));
+  await imap(async (c) => {
+    for (const m of batch) await c.append('INBOX', m.raw);
+  });
   await api('POST', `/api/v1/incoming-servers/${incomingId}/fetch`);
-  await waitFor('part of the batch', async () => ((await api('GET', `/api/v1/incoming-servers/${incomingId}`)).json.importedCount > before ? true : undefined));
+  const partial = await waitFor('part of the batch', async () => {
+    const n = (await api('GET', `/api/v1/incoming-servers/${incomingId}`)).json.importedCount as number;
+    return n > before ? n : undefined;
+  }, 20_000, 5);
   await mailroom.crash();
+  assert.ok(partial < before + batch.length, `the crash came in the middle (${partial - before} of ${batch.length} imported)`);
   mailroom = await startMailroomProcess(env, port, mailroom.dataDir);
   await fetchNow(before + batch.length);
   const all = await allInbound();

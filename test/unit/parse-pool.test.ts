@@ -79,6 +79,21 @@ test('a parse thread that dies fails its jobs with a reason, and the next job ge
   }
 });
 
+test('warm() starts the threads before the first job', async () => {
+  const pool = new ParsePool({ threads: 2, idleMs: 10_000 });
+  try {
+    const workers = (pool as unknown as { workers: unknown[] }).workers;
+    assert.equal(workers.length, 0);
+    pool.warm();
+    assert.equal(workers.length, 2);
+    pool.warm();
+    assert.equal(workers.length, 2);
+    assert.equal((await pool.parse(message(9))).messageId, '<inv-9@fabrikam.example>');
+  } finally {
+    await pool.close();
+  }
+});
+
 test('an idle thread stops by itself and comes back on demand', async () => {
   const pool = new ParsePool({ threads: 1, idleMs: 50 });
   try {
