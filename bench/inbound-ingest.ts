@@ -802,7 +802,7 @@ async function throughput(peers: Peers): Promise<void> {
   const rows: Array<[string, RawResult | { ms: number; bytes: number; cpu: ReturnType<ReturnType<typeof cpuMeter>> }, string]> = [
     ['raw fetch (UID FETCH 1:* BODY[], 1st)', fetch1, 'this process'],
     ['raw download() per UID', download, 'this process'],
-    ['Mailroom (fetch + parse + store)', { ms: run.ms, bytes: dataBytes, cpu: mrCpu }, 'Mailroom'],
+    ['Mailroom (fetch + parse + store)', { ms: run.ms, bytes: fetch1.bytes, cpu: mrCpu }, 'Mailroom'],
     ['raw fetch (UID FETCH 1:* BODY[], 2nd)', fetch2, 'this process'],
   ];
   console.log('');
