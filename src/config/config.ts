@@ -15,7 +15,7 @@ export interface Config {
   readonly webhooks: { readonly retryBaseMs: number; readonly maxAttempts: number; readonly timeoutMs: number };
   /** Start the IMAP fetch scheduler and the webhook sender in this process. */
   readonly inboundEnabled: boolean;
-  /** Worker threads that store and parse fetched mail; 0 parses on the main thread. */
+  /** Worker threads that parse fetched mail; 0 parses on the main thread. */
   readonly inboundParseThreads: number;
 }
 

@@ -56,7 +56,7 @@ export interface FetcherDeps {
   dataDir: string;
   tokens: TokenManager;
   logger: Logger;
-  /** Stores and parses the small messages (on worker threads when it has any). */
+  /** Parses the messages small enough to fetch in chunks (on worker threads when it has any). */
   parser: ParsePool;
   now?: () => Date;
 }
@@ -80,7 +80,7 @@ export async function connectWithToken(tokens: TokenManager, server: MailServerR
 
 /**
  * Imports what is new in the server's folder, exactly once: the folder's UIDVALIDITY and last UID are
- * stored with each message in one transaction, so a crash or restart resumes after the last message
+ * stored with each chunk of messages in one transaction, so a crash or restart resumes after the last message
  * stored. When UIDVALIDITY changes (the mailbox was rebuilt) every UID is new again, and messages
  * already imported are recognised by Message-ID and skipped without being downloaded.
  */

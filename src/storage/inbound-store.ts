@@ -52,29 +52,16 @@ export interface NewInboundMessage {
   outboxMessageId: string | null;
 }
 
-/**
- * Stores one message, advances the folder's last UID and queues a delivery per active webhook, in one
- * transaction: after a crash either all of it happened or none. A message already imported (same
- * Message-ID on this server, e.g. after a UIDVALIDITY change) only advances the UID.
- */
-export async function importInboundMessage(
-  db: Db,
-  m: NewInboundMessage,
-  webhookIds: string[],
-  newDeliveryId: () => string,
-  now: Date,
-): Promise<'imported' | 'duplicate'> {
-  const folder = { serverId: m.serverId, folder: m.folder, uidValidity: m.uidValidity, lastUid: m.uid };
-  return (await importInboundMessages(db, folder, [m], webhookIds, newDeliveryId, now))[0]!;
-}
-
 /** Rows per INSERT: well under SQLite's and PostgreSQL's limits on bound parameters. */
 const INSERT_ROWS = 100;
 
 /**
- * Several messages of one folder (in UID order) in one transaction, with the folder's state set to
- * `folder` (its last UID may lie past the last message, when the ones after it vanished): one commit,
- * one fsync for the batch. `ms` may be empty, to advance the state alone.
+ * Stores messages of one folder (in UID order), advances the folder's last UID and queues a delivery
+ * per active webhook, in one transaction: after a crash either all of it happened or none. A message
+ * already imported (same Message-ID on this server, e.g. after a UIDVALIDITY change) only advances the
+ * UID. The folder's state is set to `folder` (its last UID may lie past the last message, when the
+ * ones after it vanished): one commit, one fsync for the batch. `ms` may be empty, to advance the
+ * state alone.
  */
 export async function importInboundMessages(
   db: Db,
@@ -269,7 +256,3 @@ export async function existingDedupeKeys(db: Db, serverId: string, keys: string[
   return out;
 }
 
-export async function hasDedupeKey(db: Db, serverId: string, dedupeKey: string): Promise<boolean> {
-  const r = await db.selectFrom('inbound_messages').select('id').where('mail_server_id', '=', serverId).where('dedupe_key', '=', dedupeKey).executeTakeFirst();
-  return r !== undefined;
-}

@@ -7,7 +7,7 @@ import { findMailServer, findToken, insertMailServer, replaceToken, updateTokenI
 import { consumeOAuthState, insertOAuthState } from '../../src/storage/oauth-state-store.ts';
 import { insertAdmin } from '../../src/storage/admin-store.ts';
 import { claimDue, insertOutboxMessage, markSent } from '../../src/storage/outbox-store.ts';
-import { importInboundMessage, listInbound } from '../../src/storage/inbound-store.ts';
+import { findInboundMime, getFolderState, importInboundMessages, listInbound } from '../../src/storage/inbound-store.ts';
 
 // The same storage code on PostgreSQL (127.0.0.1:5432, trust auth), in a database made for this run.
 const ADMIN_URL = 'postgres://postgres@127.0.0.1:5432/test';
@@ -110,15 +110,27 @@ test('outbox claims on PostgreSQL: concurrent workers never take the same messag
   assert.equal(await markSent(db, batches[1]![0]!.id, 'w0', '250 ok', now), false, 'only the lease owner records the outcome');
 });
 
-test('inbound import on PostgreSQL: one row per Message-ID, seq increases', async () => {
+test('inbound import on PostgreSQL: one row per Message-ID, raw MIME kept, folder state advanced, seq increases', async () => {
   const { db } = opened;
-  const base = { serverId: 'srv1', folder: 'INBOX', uidValidity: '1', from: 'x@y.example', to: [], cc: [], subject: 's', date: null, inReplyTo: null, references: [], text: null, html: null, attachments: [], sizeBytes: 1, raw: { mime: Buffer.from('Subject: s\r\n\r\nhi\r\n') }, outboxMessageId: null };
+  const raw = (s: string) => Buffer.from(`Subject: ${s}\r\n\r\nhi\r\n`);
+  const base = { serverId: 'srv1', folder: 'INBOX', uidValidity: '1', from: 'x@y.example', to: [], cc: [], subject: 's', date: null, inReplyTo: null, references: [], text: null, html: null, attachments: [], sizeBytes: 1, outboxMessageId: null };
   let n = 0;
   const next = () => `d${++n}`;
-  assert.equal(await importInboundMessage(db, { ...base, id: 'i1', uid: 1, dedupeKey: '<a@x>', messageId: '<a@x>' }, [], next, new Date()), 'imported');
-  assert.equal(await importInboundMessage(db, { ...base, id: 'i2', uid: 2, dedupeKey: '<a@x>', messageId: '<a@x>' }, [], next, new Date()), 'duplicate');
-  assert.equal(await importInboundMessage(db, { ...base, id: 'i3', uid: 3, dedupeKey: '<b@x>', messageId: '<b@x>' }, [], next, new Date()), 'imported');
+  const folder = { serverId: 'srv1', folder: 'INBOX', uidValidity: '1' };
+  const first = [
+    { ...base, id: 'i1', uid: 1, dedupeKey: '<a@x>', messageId: '<a@x>', raw: { mime: raw('a') } },
+    { ...base, id: 'i2', uid: 2, dedupeKey: '<a@x>', messageId: '<a@x>', raw: { mime: raw('a again') } },
+  ];
+  assert.deepEqual(await importInboundMessages(db, { ...folder, lastUid: 2 }, first, [], next, new Date()), ['imported', 'duplicate']);
+  const second = [
+    { ...base, id: 'i3', uid: 3, dedupeKey: '<a@x>', messageId: '<a@x>', raw: { mime: raw('a third time') } },
+    { ...base, id: 'i4', uid: 4, dedupeKey: '<b@x>', messageId: '<b@x>', raw: { path: 'inbound/srv1/i4.eml' } },
+  ];
+  assert.deepEqual(await importInboundMessages(db, { ...folder, lastUid: 6 }, second, [], next, new Date()), ['duplicate', 'imported']);
   const rows = await listInbound(db, { order: 'asc', limit: 10 });
-  assert.deepEqual(rows.map((r) => r.id), ['i1', 'i3']);
+  assert.deepEqual(rows.map((r) => r.id), ['i1', 'i4']);
   assert.ok(rows[1]!.seq > rows[0]!.seq);
+  assert.deepEqual(rows.map((r) => r.rawPath), [null, 'inbound/srv1/i4.eml']);
+  assert.deepEqual(await findInboundMime(db, 'i1'), raw('a'));
+  assert.deepEqual(await getFolderState(db, 'srv1', 'INBOX'), { uidValidity: '1', lastUid: 6 });
 });
