@@ -1,4 +1,4 @@
-import type { Selectable } from 'kysely';
+import { PostgresAdapter, type Selectable, sql } from 'kysely';
 import type { Db } from './database.ts';
 import type { InboundMessageTable } from './schema.ts';
 
@@ -52,6 +52,19 @@ export interface NewInboundMessage {
   outboxMessageId: string | null;
 }
 
+/** Any constant: the advisory lock that orders inbound imports on PostgreSQL. */
+const IMPORT_LOCK = 7_340_001;
+
+/**
+ * Makes `seq` follow commit order: pull consumers read `seq > cursor`, so a transaction that took a
+ * lower seq but committed after a reader passed it would be skipped for ever. SQLite has one writer
+ * at a time; on PostgreSQL several Mailroom processes can import at once, so each import transaction
+ * takes this lock (released at commit) before it inserts.
+ */
+export async function lockImportOrder(trx: Db): Promise<void> {
+  if (trx.getExecutor().adapter instanceof PostgresAdapter) await sql`select pg_advisory_xact_lock(${IMPORT_LOCK})`.execute(trx);
+}
+
 /** Rows per INSERT: well under SQLite's and PostgreSQL's limits on bound parameters. */
 const INSERT_ROWS = 100;
 
@@ -73,6 +86,7 @@ export async function importInboundMessages(
 ): Promise<Array<'imported' | 'duplicate'>> {
   const ts = now.toISOString();
   return db.transaction().execute(async (trx) => {
+    await lockImportOrder(trx);
     const seen = new Set<string>();
     for (let k = 0; k < ms.length; k += INSERT_ROWS) {
       const keys = ms.slice(k, k + INSERT_ROWS).map((m) => m.dedupeKey);

@@ -7,7 +7,7 @@ import { findMailServer, findToken, insertMailServer, replaceToken, updateTokenI
 import { consumeOAuthState, insertOAuthState } from '../../src/storage/oauth-state-store.ts';
 import { insertAdmin } from '../../src/storage/admin-store.ts';
 import { claimDue, insertOutboxMessage, markSent } from '../../src/storage/outbox-store.ts';
-import { findInboundMime, getFolderState, importInboundMessages, listInbound } from '../../src/storage/inbound-store.ts';
+import { findInboundMime, getFolderState, importInboundMessages, listInbound, lockImportOrder } from '../../src/storage/inbound-store.ts';
 
 // The same storage code on PostgreSQL (127.0.0.1:5432, trust auth), in a database made for this run.
 const ADMIN_URL = 'postgres://postgres@127.0.0.1:5432/test';
@@ -133,4 +133,55 @@ test('inbound import on PostgreSQL: one row per Message-ID, raw MIME kept, folde
   assert.deepEqual(rows.map((r) => r.rawPath), [null, 'inbound/srv1/i4.eml']);
   assert.deepEqual(await findInboundMime(db, 'i1'), raw('a'));
   assert.deepEqual(await getFolderState(db, 'srv1', 'INBOX'), { uidValidity: '1', lastUid: 6 });
+});
+
+test('inbound import on PostgreSQL: seq follows commit order, so a pull reader never passes a row still being written', async () => {
+  const { db } = opened;
+  const row = (id: string, uid: number) => ({
+    id,
+    mail_server_id: 'srv1',
+    folder: 'INBOX',
+    uid_validity: '1',
+    uid,
+    dedupe_key: `<${id}@x>`,
+    message_id: `<${id}@x>`,
+    from_addr: 'x@y.example',
+    to_json: '[]',
+    cc_json: '[]',
+    subject: id,
+    date: null,
+    in_reply_to: null,
+    references_json: '[]',
+    text_body: null,
+    html_body: null,
+    attachments_meta: '[]',
+    size_bytes: 1,
+    raw_path: 'inbound/srv1/x.eml',
+    outbox_message_id: null,
+    received_at: new Date().toISOString(),
+  });
+  const before = (await listInbound(db, { order: 'desc', limit: 1 }))[0]?.seq ?? 0;
+  const newer = async () => (await listInbound(db, { order: 'asc', limit: 10, after: before })).map((r) => r.id);
+  let release!: () => void;
+  const held = new Promise<void>((r) => (release = r));
+  let inserted!: () => void;
+  const slowInserted = new Promise<void>((r) => (inserted = r));
+  // A slow import (another Mailroom process, say) takes its seq first and commits last.
+  const slow = db.transaction().execute(async (trx) => {
+    await lockImportOrder(trx);
+    await trx.insertInto('inbound_messages').values(row('slow', 1)).execute();
+    inserted();
+    await held;
+  });
+  await slowInserted;
+  const base = { serverId: 'srv1', folder: 'INBOX', uidValidity: '1', from: 'x@y.example', to: [], cc: [], subject: 'fast', date: null, inReplyTo: null, references: [], text: null, html: null, attachments: [], sizeBytes: 1, outboxMessageId: null };
+  const fast = importInboundMessages(db, { serverId: 'srv1', folder: 'INBOX', uidValidity: '1', lastUid: 2 }, [{ ...base, id: 'fast', uid: 2, dedupeKey: '<fast@x>', messageId: '<fast@x>', raw: { mime: Buffer.from('x') } }], [], () => 'd-fast', new Date());
+  await new Promise((r) => setTimeout(r, 300));
+  assert.deepEqual(await newer(), [], 'the fast import waits for the slow one: a reader sees neither yet');
+  release();
+  await slow;
+  assert.deepEqual(await fast, ['imported']);
+  const rows = await listInbound(db, { order: 'asc', limit: 10, after: before });
+  assert.deepEqual(rows.map((r) => r.id), ['slow', 'fast']);
+  assert.ok(rows[0]!.seq < rows[1]!.seq);
 });
