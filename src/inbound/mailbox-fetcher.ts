@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import type { ImapFlow } from 'imapflow';
+import { MailroomError } from '../errors/errors.ts';
 import type { Logger } from '../logger.ts';
 import type { TokenManager } from '../oauth/token-manager.ts';
 import { ImapError, imapErrorFrom, openImap, type ImapTarget } from '../imap/imap-session.ts';
@@ -155,7 +156,11 @@ export async function fetchNew(
           raw,
           outboxMessageId: links[k] ?? null,
         }));
-        const outcomes = await importInboundMessages(db, { serverId: server.id, folder: imap.folder, uidValidity, lastUid: upTo }, rows, webhookIds, randomUUID, now());
+        const outcomes = await importInboundMessages(db, { serverId: server.id, folder: imap.folder, uidValidity, lastUid: upTo }, rows, webhookIds, randomUUID, now()).catch((e: unknown) => {
+          throw new MailroomError('MR_INTERNAL', `Fetched mail could not be stored: ${(e as Error).message}`, {
+            fix: 'Check the database (free disk space, DATABASE_URL). The messages stay in the mailbox; the next fetch takes them again.',
+          });
+        });
         const done: number[] = [];
         rows.forEach((r, k) => {
           if (outcomes[k] === 'imported') {
@@ -229,7 +234,13 @@ export async function fetchNew(
             const got: Parsed[] = [];
             for (const uid of chunk) {
               const job = jobs.get(uid);
-              if (job) got.push({ uid, id: randomUUID(), parsed: await job.parsed, raw: { mime: job.source } });
+              if (!job) continue;
+              const parsed = await job.parsed.catch((e: unknown) => {
+                throw new MailroomError('MR_INTERNAL', `Message UID ${uid} in ${imap.folder} could not be read: ${(e as Error).message}`, {
+                  fix: 'The message stays in the mailbox and the next fetch tries it again. If this repeats, move that message out of the folder and report it.',
+                });
+              });
+              got.push({ uid, id: randomUUID(), parsed, raw: { mime: job.source } });
             }
             await commit(got, upTo, skippedHere + vanished);
           });
