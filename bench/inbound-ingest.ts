@@ -32,6 +32,7 @@
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { chownSync, closeSync, createReadStream, existsSync, fsyncSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
+import { connect, createServer, type Socket } from 'node:net';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable, Writable } from 'node:stream';
@@ -680,11 +681,11 @@ async function startMailroomOnce(peers: Peers): Promise<Mailroom & { builtUi: bo
   };
 }
 
-async function createIncoming(mr: Mailroom, peers: Peers, user: string): Promise<string> {
+async function createIncoming(mr: Mailroom, peers: Peers, user: string, imapPort = peers.dovecot.imapsPort): Promise<string> {
   const r = await mr.api('POST', '/api/v1/incoming-servers', {
     name: `Bench ${user}`,
     imapHost: '127.0.0.1',
-    imapPort: peers.dovecot.imapsPort,
+    imapPort,
     imapSecurity: 'tls',
     username: user,
     folder: 'INBOX',
@@ -916,6 +917,111 @@ async function throughput(peers: Peers): Promise<void> {
   );
   const fsyncMs = fsyncCost(dir, 300);
   console.log(`  for scale: one small file write + fsync on this disk (${tmpdir()}): ${fsyncMs.toFixed(2)} ms; Mailroom syncs once per chunk of up to 100 messages (the SQLite commit)`);
+  if (!process.env.BENCH_SKIP_LINK) await linkRuns(peers, access, t);
+}
+
+// ------------------------------------------------------------------------------------------------
+// Part 1b: the same over a link with Internet-like delay and bandwidth
+
+const LINK_RTT_MS = envInt('BENCH_LINK_RTT_MS', 20);
+const LINK_MBIT = (process.env.BENCH_LINK_MBIT ?? '50,100,200,400').split(',').map(Number).filter((x) => x > 0);
+
+/**
+ * A TCP forwarder on 127.0.0.1 that delays each direction by half the round-trip time and lets
+ * `mbit` Mbit/s through it, in order; it stops reading from a side while more than two
+ * bandwidth-delay products wait, as TCP's window would.
+ */
+async function startShapedLink(targetPort: number, rttMs: number, mbit: number): Promise<{ port: number; close(): Promise<void> }> {
+  const bytesPerMs = (mbit * 1e6) / 8 / 1000;
+  const high = Math.max(256 * 1024, 2 * bytesPerMs * rttMs);
+  const sockets = new Set<Socket>();
+  const shape = (from: Socket, to: Socket) => {
+    const queue: Array<{ at: number; chunk: Buffer }> = [];
+    let queued = 0;
+    let free = 0;
+    let ended = false;
+    let timer: NodeJS.Timeout | undefined;
+    const pump = () => {
+      timer = undefined;
+      const now = performance.now();
+      while (queue.length && queue[0]!.at <= now) {
+        const { chunk } = queue.shift()!;
+        queued -= chunk.length;
+        if (!to.destroyed) to.write(chunk);
+      }
+      if (queued < high / 2 && from.isPaused()) from.resume();
+      if (queue.length) timer = setTimeout(pump, Math.max(0, queue[0]!.at - now));
+      else if (ended && !to.destroyed) to.end();
+    };
+    from.on('data', (chunk: Buffer) => {
+      const now = performance.now();
+      free = Math.max(now, free) + chunk.length / bytesPerMs;
+      queue.push({ at: free + rttMs / 2, chunk });
+      queued += chunk.length;
+      if (queued > high) from.pause();
+      if (!timer) timer = setTimeout(pump, Math.max(0, free + rttMs / 2 - now));
+    });
+    from.on('end', () => {
+      ended = true;
+      if (!timer && !queue.length && !to.destroyed) to.end();
+    });
+  };
+  const server = createServer((client) => {
+    const upstream = connect(targetPort, '127.0.0.1');
+    for (const s of [client, upstream]) {
+      sockets.add(s);
+      s.on('close', () => sockets.delete(s));
+      s.on('error', () => {
+        client.destroy();
+        upstream.destroy();
+      });
+    }
+    shape(client, upstream);
+    shape(upstream, client);
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => resolve());
+  });
+  const close = () =>
+    new Promise<void>((resolve) => {
+      for (const s of sockets) s.destroy();
+      server.close(() => resolve());
+    });
+  onCleanup(close);
+  return { port: (server.address() as { port: number }).port, close };
+}
+
+/**
+ * The raw fetch and Mailroom against the same mailbox through links of LINK_RTT_MS round trip and
+ * each bandwidth in LINK_MBIT: where the link, not the CPU, is what limits a fetch (as with a mail
+ * service across the Internet), parsing and storing run beside the transfer.
+ */
+async function linkRuns(peers: Peers, access: ImapAccess, t: TokenResponse): Promise<void> {
+  console.log(`\nThe same ${N} messages through a shaped link (${LINK_RTT_MS} ms round trip; each direction limited to the bandwidth):`);
+  console.log(`${'link'.padEnd(22)}  ${'raw fetch 1:*'.padStart(14)}  ${'Mailroom'.padStart(14)}  Mailroom/raw`);
+  for (const mbit of LINK_MBIT) {
+    const link = await startShapedLink(peers.dovecot.imapsPort, LINK_RTT_MS, mbit);
+    try {
+      const raw = await rawFetchAll({ ...access, port: link.port });
+      if (raw.messages !== N) throw new Error(`raw fetch through the link got ${raw.messages}/${N}`);
+      const mr = await startMailroom(peers);
+      try {
+        const serverId = await createIncoming(mr, peers, MAILBOX, link.port);
+        const run = await mailroomFetch(mr, peers, serverId, MAILBOX, t, N, 200);
+        const rawRate = N / (raw.ms / 1000);
+        const mrRate = N / (run.ms / 1000);
+        const ratio = mrRate / rawRate;
+        console.log(
+          `${`${mbit} Mbit/s, ${LINK_RTT_MS} ms`.padEnd(22)}  ${`${rawRate.toFixed(0)} msg/s`.padStart(14)}  ${`${mrRate.toFixed(0)} msg/s`.padStart(14)}  ${ratio.toFixed(2)} (${ratio >= TARGET_RATIO ? 'met' : 'missed'})`,
+        );
+      } finally {
+        await mr.stop();
+      }
+    } finally {
+      await link.close();
+    }
+  }
 }
 
 function pickStored(m: ParsedMessage) {

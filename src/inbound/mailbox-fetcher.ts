@@ -16,7 +16,9 @@ import type { ParsePool } from './parse-pool.ts';
 
 /** Above this, a message is streamed alone instead of fetched with others. */
 const SMALL_MESSAGE_BYTES = 512 * 1024;
-/** One UID FETCH asks for up to this many messages (and bytes); its messages are committed together. */
+/** One UID FETCH streams up to this many messages; their after-fetch action follows it. */
+const SEGMENT_MESSAGES = 2000;
+/** Messages committed in one transaction: up to this many, or this many bytes. */
 const CHUNK_MESSAGES = 100;
 const CHUNK_BYTES = 8 * 1024 * 1024;
 /**
@@ -24,7 +26,7 @@ const CHUNK_BYTES = 8 * 1024 * 1024;
  * are parsed on this thread, as starting a thread costs more than they do.
  */
 const THREADED_FROM = 20;
-/** Chunks fetched while earlier ones are still being parsed: memory stays near (1 + this) × CHUNK_BYTES. */
+/** Batches fetched while earlier ones wait for their commit: memory stays near (2 + this) × CHUNK_BYTES. */
 const CHUNKS_AHEAD = 2;
 
 /** A compact UID set: runs of consecutive UIDs become ranges ("4:9,12"). */
@@ -37,6 +39,16 @@ export function uidSet(uids: number[]): string {
     k = j + 1;
   }
   return parts.join(',');
+}
+
+/** Messages committed together: their UIDs to download, and the UID the folder state advances to. */
+interface Batch {
+  uids: number[];
+  bytes: number;
+  upTo: number;
+  /** Already imported (re-sync after a UIDVALIDITY change): not downloaded, counted as skipped. */
+  skipped: number;
+  jobs: Map<number, { source: Buffer; parsed: Promise<ParsedMessage> }>;
 }
 
 interface Parsed {
@@ -128,9 +140,17 @@ export async function fetchNew(
       let skipped = 0;
       onProgress({ fetched: 0, total: found.length });
 
+      /** UIDs committed whose after-fetch action (mark read, move) is still to be applied. */
+      let committedUids: number[] = [];
+      const applyAfterFetch = async () => {
+        const uids = committedUids;
+        committedUids = [];
+        if (uids.length) await afterFetch(client, server, uids, logger);
+      };
       /**
        * Commits the parsed messages of UIDs up to `upTo` in one transaction (UIDs in between that
-       * were skipped or vanished advance the folder state too), then applies the after-fetch action.
+       * were skipped or vanished advance the folder state too). The after-fetch action follows once
+       * the FETCH under way has ended (a command cannot run in the middle of another).
        */
       const commit = async (got: Parsed[], upTo: number, skippedHere: number): Promise<void> => {
         const links = await findOutboxIdsByMessageIds(db, got.map(({ parsed: p }) => [p.inReplyTo, ...p.references].filter((x): x is string => !!x)));
@@ -161,99 +181,114 @@ export async function fetchNew(
             fix: 'Check the database (free disk space, DATABASE_URL). The messages stay in the mailbox; the next fetch takes them again.',
           });
         });
-        const done: number[] = [];
         rows.forEach((r, k) => {
           if (outcomes[k] === 'imported') {
             imported++;
-            done.push(r.uid);
+            committedUids.push(r.uid);
             return;
           }
           if ('path' in r.raw) rmSync(join(deps.dataDir, r.raw.path), { force: true });
           skipped++;
         });
         skipped += skippedHere;
-        if (done.length) await afterFetch(client, server, done, logger);
         onProgress({ fetched: imported + skipped, total: found.length });
       };
 
-      // Small messages are fetched in chunks, one UID FETCH each; every body goes to the parse pool as
-      // it arrives and the next chunk is fetched while earlier ones are parsed. Chunks commit one after
-      // another in UID order, each in one transaction with its raw bytes, so the stored last UID is
-      // always exact. A large message is streamed alone to a file, so it never sits whole in memory.
+      // Runs of small messages are streamed with one UID FETCH each (up to SEGMENT_MESSAGES); every
+      // body goes to the parse pool as it arrives. The messages are committed in batches, one
+      // transaction each with their raw bytes, one batch after another in UID order, so the stored
+      // last UID is always exact. While too many batches wait for their commit the FETCH is not read
+      // further (imapflow then stops reading the socket). A large message is streamed alone to a
+      // file, so it never sits whole in memory.
       const parse = found.length >= THREADED_FROM ? (b: Buffer) => deps.parser.parse(b) : parseMessage;
       let chain: Promise<void> = Promise.resolve();
-      const ahead: Array<Promise<void>> = [];
       try {
         for (let i = 0; i < found.length; ) {
           const head = found[i]!;
           if (head.size > SMALL_MESSAGE_BYTES && !known(head)) {
-            await chain;
             i++;
+            await chain;
             const dl = await client.download(String(head.uid), undefined, { uid: true });
             if (!dl.content) {
-              chain = commit([], head.uid, 1);
-              chain.catch(() => undefined); // awaited below
+              await commit([], head.uid, 1);
               continue;
             }
             const id = randomUUID();
             const parsed = await storeAndParse(dl.content, deps.dataDir, server.id, id);
-            chain = commit([{ uid: head.uid, id, parsed, raw: { path: parsed.rawPath } }], head.uid, 0).catch((e: unknown) => {
+            await commit([{ uid: head.uid, id, parsed, raw: { path: parsed.rawPath } }], head.uid, 0).catch((e: unknown) => {
               rmSync(join(deps.dataDir, parsed.rawPath), { force: true });
               throw e;
             });
-            chain.catch(() => undefined); // awaited below
+            await applyAfterFetch();
             continue;
           }
-          let upTo = 0;
-          let bytes = 0;
-          let skippedHere = 0;
-          const chunk: number[] = [];
-          while (i < found.length && chunk.length < CHUNK_MESSAGES && bytes < CHUNK_BYTES) {
+
+          // Plan the segment's batches: each takes up to CHUNK_MESSAGES messages (CHUNK_BYTES) to
+          // download, plus the already-imported ones around them that only advance the UID.
+          const batches: Batch[] = [];
+          const batchOf = new Map<number, Batch>();
+          let wanted: number[] = [];
+          let batch: Batch | undefined;
+          while (i < found.length && wanted.length < SEGMENT_MESSAGES) {
             const f = found[i]!;
-            if (known(f)) skippedHere++;
-            else if (f.size > SMALL_MESSAGE_BYTES) break;
+            if (f.size > SMALL_MESSAGE_BYTES && !known(f)) break;
+            if (!batch || batch.uids.length >= CHUNK_MESSAGES || batch.bytes >= CHUNK_BYTES) batches.push((batch = { uids: [], bytes: 0, upTo: 0, skipped: 0, jobs: new Map() }));
+            if (known(f)) batch.skipped++;
             else {
-              chunk.push(f.uid);
-              bytes += f.size;
+              batch.uids.push(f.uid);
+              batch.bytes += f.size;
+              batchOf.set(f.uid, batch);
+              wanted.push(f.uid);
             }
-            upTo = f.uid;
+            batch.upTo = f.uid;
             i++;
           }
-          const jobs = new Map<number, { source: Buffer; parsed: Promise<ParsedMessage> }>();
-          if (chunk.length) {
-            for await (const m of client.fetch(uidSet(chunk), { uid: true, source: true }, { uid: true })) {
-              if (!m.source || jobs.has(m.uid)) continue;
+
+          let next = 0; // the first batch not yet handed to the commit chain
+          const inFlight: Array<Promise<void>> = [];
+          const schedule = (all: boolean) => {
+            while (next < batches.length && (all || batches[next]!.jobs.size === batches[next]!.uids.length)) {
+              const b = batches[next++]!;
+              chain = chain.then(async () => {
+                const got: Parsed[] = [];
+                for (const uid of b.uids) {
+                  const job = b.jobs.get(uid);
+                  if (!job) continue; // vanished between the envelope and the body fetch (expunged)
+                  const parsed = await job.parsed.catch((e: unknown) => {
+                    throw new MailroomError('MR_INTERNAL', `Message UID ${uid} in ${imap.folder} could not be read: ${(e as Error).message}`, {
+                      fix: 'The message stays in the mailbox and the next fetch tries it again. If this repeats, move that message out of the folder and report it.',
+                    });
+                  });
+                  got.push({ uid, id: randomUUID(), parsed, raw: { mime: job.source } });
+                }
+                await commit(got, b.upTo, b.skipped + b.uids.length - b.jobs.size);
+                b.jobs.clear();
+              });
+              chain.catch(() => undefined); // awaited below
+              inFlight.push(chain);
+            }
+          };
+          if (wanted.length) {
+            for await (const m of client.fetch(uidSet(wanted), { uid: true, source: true }, { uid: true })) {
+              const b = batchOf.get(m.uid);
+              if (!m.source || !b || b.jobs.has(m.uid)) continue;
               const parsed = parse(m.source);
-              parsed.catch(() => undefined); // awaited below, in UID order
-              jobs.set(m.uid, { source: m.source, parsed });
+              parsed.catch(() => undefined); // awaited in UID order by the commit chain
+              b.jobs.set(m.uid, { source: m.source, parsed });
+              schedule(false);
+              while (inFlight.length > CHUNKS_AHEAD) await inFlight.shift();
             }
           }
-          // A message that vanished between the envelope and the body fetch (expunged) is skipped.
-          const vanished = chunk.length - jobs.size;
-          chain = chain.then(async () => {
-            const got: Parsed[] = [];
-            for (const uid of chunk) {
-              const job = jobs.get(uid);
-              if (!job) continue;
-              const parsed = await job.parsed.catch((e: unknown) => {
-                throw new MailroomError('MR_INTERNAL', `Message UID ${uid} in ${imap.folder} could not be read: ${(e as Error).message}`, {
-                  fix: 'The message stays in the mailbox and the next fetch tries it again. If this repeats, move that message out of the folder and report it.',
-                });
-              });
-              got.push({ uid, id: randomUUID(), parsed, raw: { mime: job.source } });
-            }
-            await commit(got, upTo, skippedHere + vanished);
-          });
-          chain.catch(() => undefined); // awaited below
-          ahead.push(chain);
-          if (ahead.length > CHUNKS_AHEAD) await ahead.shift();
+          wanted = [];
+          schedule(true);
+          await chain;
+          await applyAfterFetch();
         }
       } catch (e) {
         // Let a commit already under way finish before the connection closes and a retry begins.
         await chain.catch(() => undefined);
         throw e;
       }
-      await chain;
       if (!found.length) await setFolderState(db, server.id, imap.folder, { uidValidity, lastUid }, now());
       return { imported, skipped, uidValidityChanged };
     } finally {
