@@ -891,6 +891,7 @@ async function throughput(peers: Peers): Promise<void> {
       ...pickStored(m),
       raw: { mime: crlf[k + j]! },
       outboxMessageId: links[j] ?? null,
+      afterFetchPending: false,
     }));
     await importInboundMessages(db, { serverId: serverIdReplay, folder: 'INBOX', uidValidity: '1', lastUid: k + part.length }, rows, [], randomUUID, new Date());
   }

@@ -7,7 +7,7 @@ import type { Logger } from '../logger.ts';
 import type { TokenManager } from '../oauth/token-manager.ts';
 import { ImapError, imapErrorFrom, openImap, type ImapTarget } from '../imap/imap-session.ts';
 import type { Db } from '../storage/database.ts';
-import { existingDedupeKeys, getFolderState, importInboundMessages, type NewInboundMessage, setFolderState } from '../storage/inbound-store.ts';
+import { clearAfterFetch, existingDedupeKeys, getFolderState, importInboundMessages, pendingAfterFetch, type NewInboundMessage, setFolderState } from '../storage/inbound-store.ts';
 import type { MailServerRecord } from '../storage/mail-server-store.ts';
 import { findOutboxIdsByMessageIds } from '../storage/outbox-store.ts';
 import { listWebhooks } from '../storage/webhook-store.ts';
@@ -142,11 +142,18 @@ export async function fetchNew(
 
       /** UIDs committed whose after-fetch action (mark read, move) is still to be applied. */
       let committedUids: number[] = [];
-      const applyAfterFetch = async () => {
-        const uids = committedUids;
+      const applyAfterFetch = async (uids = committedUids) => {
         committedUids = [];
-        if (uids.length) await afterFetch(client, server, uids, logger);
+        for (let k = 0; k < uids.length; k += 500) {
+          const slice = uids.slice(k, k + 500);
+          if (imap.afterFetch === 'leave' || (await afterFetch(client, server, slice, logger))) await clearAfterFetch(db, server.id, imap.folder, uidValidity, slice);
+        }
       };
+      // What a crash or a failed command left undone last time (mark as read, move) is done first.
+      const pending = await pendingAfterFetch(db, server.id, imap.folder);
+      if (pending.some((p) => p.uidValidity !== uidValidity)) await clearAfterFetch(db, server.id, imap.folder, uidValidity, 'stale');
+      await applyAfterFetch(pending.filter((p) => p.uidValidity === uidValidity).map((p) => p.uid));
+
       /**
        * Commits the parsed messages of UIDs up to `upTo` in one transaction (UIDs in between that
        * were skipped or vanished advance the folder state too). The after-fetch action follows once
@@ -175,6 +182,7 @@ export async function fetchNew(
           sizeBytes: p.sizeBytes,
           raw,
           outboxMessageId: links[k] ?? null,
+          afterFetchPending: imap.afterFetch !== 'leave',
         }));
         const outcomes = await importInboundMessages(db, { serverId: server.id, folder: imap.folder, uidValidity, lastUid: upTo }, rows, webhookIds, randomUUID, now()).catch((e: unknown) => {
           throw new MailroomError('MR_INTERNAL', `Fetched mail could not be stored: ${(e as Error).message}`, {
@@ -301,8 +309,11 @@ export async function fetchNew(
   }
 }
 
-/** The admin's choice for fetched mail; a failure here is logged, the message is already stored. */
-async function afterFetch(client: ImapFlow, server: MailServerRecord, uids: number[], logger: Logger): Promise<void> {
+/**
+ * The admin's choice for fetched mail. A failure is logged and the messages stay marked pending (they
+ * are stored already): the next fetch tries again.
+ */
+async function afterFetch(client: ImapFlow, server: MailServerRecord, uids: number[], logger: Logger): Promise<boolean> {
   const imap = server.imap!;
   const uid = uidSet(uids);
   try {
@@ -314,8 +325,10 @@ async function afterFetch(client: ImapFlow, server: MailServerRecord, uids: numb
         await client.messageMove(uid, imap.moveToFolder, { uid: true });
       }
     }
+    return true;
   } catch (e) {
-    logger.warn({ event: 'inbound.after_fetch_failed', mailServerId: server.id, uid, action: imap.afterFetch, err: (e as Error).message }, 'could not apply the after-fetch action');
+    logger.warn({ event: 'inbound.after_fetch_failed', mailServerId: server.id, uid, action: imap.afterFetch, err: (e as Error).message }, 'could not apply the after-fetch action; the next fetch tries again');
+    return false;
   }
 }
 

@@ -50,6 +50,8 @@ export interface NewInboundMessage {
   /** Where the raw message is: a file under the data directory, or these bytes, stored in the database. */
   raw: { path: string } | { mime: Buffer };
   outboxMessageId: string | null;
+  /** The server's after-fetch action is still to be applied to this message in the mailbox. */
+  afterFetchPending: boolean;
 }
 
 /** Any constant: the advisory lock that orders inbound imports on PostgreSQL. */
@@ -128,6 +130,7 @@ export async function importInboundMessages(
             raw_path: 'path' in m.raw ? m.raw.path : '',
             outbox_message_id: m.outboxMessageId,
             received_at: ts,
+            after_fetch_pending: m.afterFetchPending ? 1 : 0,
           })),
         )
         .execute();
@@ -258,6 +261,29 @@ export async function countInbound(db: Db, serverId: string): Promise<number> {
 export async function findInboundMime(db: Db, id: string): Promise<Buffer | undefined> {
   const r = await db.selectFrom('inbound_raw').select('mime').where('inbound_message_id', '=', id).executeTakeFirst();
   return r?.mime;
+}
+
+/** Imported messages of a folder whose after-fetch action is still to be applied. */
+export async function pendingAfterFetch(db: Db, serverId: string, folder: string): Promise<Array<{ uid: number; uidValidity: string }>> {
+  const rows = await db
+    .selectFrom('inbound_messages')
+    .select(['uid', 'uid_validity'])
+    .where('mail_server_id', '=', serverId)
+    .where('after_fetch_pending', '=', 1)
+    .where('folder', '=', folder)
+    .orderBy('uid')
+    .execute();
+  return rows.map((r) => ({ uid: Number(r.uid), uidValidity: r.uid_validity }));
+}
+
+/** Marks the after-fetch action done for these UIDs, or for every UID of another UIDVALIDITY (they no longer name anything). */
+export async function clearAfterFetch(db: Db, serverId: string, folder: string, uidValidity: string, which: number[] | 'stale'): Promise<void> {
+  const base = db.updateTable('inbound_messages').set({ after_fetch_pending: 0 }).where('mail_server_id', '=', serverId).where('folder', '=', folder).where('after_fetch_pending', '=', 1);
+  if (which === 'stale') {
+    await base.where('uid_validity', '!=', uidValidity).execute();
+    return;
+  }
+  for (let k = 0; k < which.length; k += 500) await base.where('uid_validity', '=', uidValidity).where('uid', 'in', which.slice(k, k + 500)).execute();
 }
 
 /** Which of `keys` (Message-IDs) this server has imported already. */

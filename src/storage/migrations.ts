@@ -257,6 +257,10 @@ const migrations = (dialect: Dialect): Record<string, Migration> => ({
         .addColumn('inbound_message_id', 'text', (c) => c.primaryKey().references('inbound_messages.id').onDelete('cascade'))
         .addColumn('mime', dialect === 'postgres' ? 'bytea' : 'blob', (c) => c.notNull())
         .execute();
+      // 1 from the import until the after-fetch action (mark as read, move) has been applied: one
+      // interrupted by a crash or a failed command is applied again by the next fetch.
+      await db.schema.alterTable('inbound_messages').addColumn('after_fetch_pending', 'integer', (c) => c.notNull().defaultTo(0)).execute();
+      await db.schema.createIndex('inbound_messages_after_fetch').on('inbound_messages').columns(['mail_server_id', 'after_fetch_pending']).execute();
     },
   },
 });

@@ -104,6 +104,8 @@ export interface InboundMessageTable {
   raw_path: string;
   outbox_message_id: string | null;
   received_at: string;
+  /** 1 until the after-fetch action (mark as read, move) has been applied in the mailbox. */
+  after_fetch_pending: number;
 }
 
 export interface InboundRawTable {

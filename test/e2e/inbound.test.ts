@@ -254,11 +254,42 @@ test('the webhook receiver gets each message once with a valid signature, and a 
   assert.equal(detail.deliveries[0].attempts, 2);
 });
 
+test('a mark-as-read that a crash or a failed command left undone is applied by the next fetch', T, async () => {
+  const m = rawMessage('Marked read later');
+  await peers.dovecot.deliver(MAILBOX, m.raw);
+  const before = (await allInbound()).length;
+  await fetchNow(before + 1);
+  // As a crash between the import's commit and the STORE command would leave it: imported, unread.
+  const unread = () =>
+    imap(async (c) => {
+      await c.mailboxOpen('INBOX');
+      return c.search({ seen: false, header: { 'message-id': m.messageId } }, { uid: true });
+    });
+  await imap(async (c) => {
+    await c.mailboxOpen('INBOX');
+    const uids = await c.search({ header: { 'message-id': m.messageId } }, { uid: true });
+    assert.equal((uids || []).length, 1);
+    await c.messageFlagsRemove(uids as number[], ['\\Seen'], { uid: true });
+  });
+  assert.equal(((await unread()) || []).length, 1);
+  const db = new SQLite(join(mailroom.dataDir, 'mailroom.sqlite'));
+  try {
+    db.prepare('update inbound_messages set after_fetch_pending = 1 where message_id = ?').run(m.messageId);
+    await fetchNow(before + 1);
+    assert.deepEqual(await unread(), [], 'the next fetch marked it read');
+    assert.equal((db.prepare('select after_fetch_pending from inbound_messages where message_id = ?').get(m.messageId) as { after_fetch_pending: number }).after_fetch_pending, 0);
+  } finally {
+    db.close();
+  }
+  assert.equal((await allInbound()).length, before + 1, 'nothing imported twice');
+});
+
 test('move to a folder and leave as is really change (or keep) the mailbox', T, async () => {
+  const before = (await allInbound()).length;
   await api('PATCH', `/api/v1/incoming-servers/${incomingId}`, { afterFetch: 'move', moveToFolder: 'Processed' });
   const moved = rawMessage('Move me');
   await peers.dovecot.deliver(MAILBOX, moved.raw);
-  await fetchNow(6);
+  await fetchNow(before + 1);
   const where = await imap(async (c) => {
     const inInbox = await c.mailboxOpen('INBOX').then(() => c.search({ header: { 'message-id': moved.messageId } }, { uid: true }));
     const inProcessed = await c.mailboxOpen('Processed').then(() => c.search({ header: { 'message-id': moved.messageId } }, { uid: true }));
@@ -270,7 +301,7 @@ test('move to a folder and leave as is really change (or keep) the mailbox', T, 
   await api('PATCH', `/api/v1/incoming-servers/${incomingId}`, { afterFetch: 'leave' });
   const left = rawMessage('Leave me unread');
   await peers.dovecot.deliver(MAILBOX, left.raw);
-  await fetchNow(7);
+  await fetchNow(before + 2);
   const unseen = await imap(async (c) => {
     await c.mailboxOpen('INBOX');
     return c.search({ seen: false, header: { 'message-id': left.messageId } }, { uid: true });
@@ -329,8 +360,8 @@ test('in the browser: Test & Confirm, Fetch Now, and the Incoming Messages list 
 
 test('a restart in the middle of a fetch imports nothing twice', T, async () => {
   const before = (await allInbound()).length;
-  // More than two chunks of 100 (each committed on its own), so the crash lands between commits.
-  const batch = Array.from({ length: 300 }, (_, i) => rawMessage(`Batch ${i}`, [], `Line ${i}\r\n`.repeat(200)));
+  // Ten batches of 100 (each committed on its own), so the crash lands between commits.
+  const batch = Array.from({ length: 1000 }, (_, i) => rawMessage(`Batch ${i}`, [], `Line ${i}\r\n`.repeat(200)));
   await imap(async (c) => {
     for (const m of batch) await c.append('INBOX', m.raw);
   });

@@ -113,7 +113,7 @@ test('outbox claims on PostgreSQL: concurrent workers never take the same messag
 test('inbound import on PostgreSQL: one row per Message-ID, raw MIME kept, folder state advanced, seq increases', async () => {
   const { db } = opened;
   const raw = (s: string) => Buffer.from(`Subject: ${s}\r\n\r\nhi\r\n`);
-  const base = { serverId: 'srv1', folder: 'INBOX', uidValidity: '1', from: 'x@y.example', to: [], cc: [], subject: 's', date: null, inReplyTo: null, references: [], text: null, html: null, attachments: [], sizeBytes: 1, outboxMessageId: null };
+  const base = { serverId: 'srv1', folder: 'INBOX', uidValidity: '1', from: 'x@y.example', to: [], cc: [], subject: 's', date: null, inReplyTo: null, references: [], text: null, html: null, attachments: [], sizeBytes: 1, outboxMessageId: null, afterFetchPending: false };
   let n = 0;
   const next = () => `d${++n}`;
   const folder = { serverId: 'srv1', folder: 'INBOX', uidValidity: '1' };
@@ -159,6 +159,7 @@ test('inbound import on PostgreSQL: seq follows commit order, so a pull reader n
     raw_path: 'inbound/srv1/x.eml',
     outbox_message_id: null,
     received_at: new Date().toISOString(),
+    after_fetch_pending: 0,
   });
   const before = (await listInbound(db, { order: 'desc', limit: 1 }))[0]?.seq ?? 0;
   const newer = async () => (await listInbound(db, { order: 'asc', limit: 10, after: before })).map((r) => r.id);
@@ -174,7 +175,7 @@ test('inbound import on PostgreSQL: seq follows commit order, so a pull reader n
     await held;
   });
   await slowInserted;
-  const base = { serverId: 'srv1', folder: 'INBOX', uidValidity: '1', from: 'x@y.example', to: [], cc: [], subject: 'fast', date: null, inReplyTo: null, references: [], text: null, html: null, attachments: [], sizeBytes: 1, outboxMessageId: null };
+  const base = { serverId: 'srv1', folder: 'INBOX', uidValidity: '1', from: 'x@y.example', to: [], cc: [], subject: 'fast', date: null, inReplyTo: null, references: [], text: null, html: null, attachments: [], sizeBytes: 1, outboxMessageId: null, afterFetchPending: false };
   const fast = importInboundMessages(db, { serverId: 'srv1', folder: 'INBOX', uidValidity: '1', lastUid: 2 }, [{ ...base, id: 'fast', uid: 2, dedupeKey: '<fast@x>', messageId: '<fast@x>', raw: { mime: Buffer.from('x') } }], [], () => 'd-fast', new Date());
   await new Promise((r) => setTimeout(r, 300));
   assert.deepEqual(await newer(), [], 'the fast import waits for the slow one: a reader sees neither yet');
