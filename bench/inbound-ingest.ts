@@ -32,7 +32,7 @@
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { chownSync, closeSync, createReadStream, existsSync, fsyncSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
-import { connect, createServer, type Socket } from 'node:net';
+import type { Socket } from 'node:net';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable, Writable } from 'node:stream';
@@ -50,6 +50,7 @@ import { storeTokens } from '../test/helpers/connect-directly.ts';
 import { freePort } from '../test/helpers/mailroom-process.ts';
 import { getToken, type TokenResponse } from '../test/peers/get-token.ts';
 import { type Peers, startPeers } from '../test/peers/index.ts';
+import { startTcpProxy } from '../test/peers/tcp-proxy.ts';
 
 const execFileAsync = promisify(execFile);
 const BIN = fileURLToPath(new URL('../bin/mailroom.js', import.meta.url));
@@ -935,7 +936,6 @@ const LINK_MBIT = (process.env.BENCH_LINK_MBIT ?? '50,100,200,400').split(',').m
 async function startShapedLink(targetPort: number, rttMs: number, mbit: number): Promise<{ port: number; close(): Promise<void> }> {
   const bytesPerMs = (mbit * 1e6) / 8 / 1000;
   const high = Math.max(256 * 1024, 2 * bytesPerMs * rttMs);
-  const sockets = new Set<Socket>();
   const shape = (from: Socket, to: Socket) => {
     const queue: Array<{ at: number; chunk: Buffer }> = [];
     let queued = 0;
@@ -967,30 +967,12 @@ async function startShapedLink(targetPort: number, rttMs: number, mbit: number):
       if (!timer && !queue.length && !to.destroyed) to.end();
     });
   };
-  const server = createServer((client) => {
-    const upstream = connect(targetPort, '127.0.0.1');
-    for (const s of [client, upstream]) {
-      sockets.add(s);
-      s.on('close', () => sockets.delete(s));
-      s.on('error', () => {
-        client.destroy();
-        upstream.destroy();
-      });
-    }
+  const proxy = await startTcpProxy(targetPort, (client, upstream) => {
     shape(client, upstream);
     shape(upstream, client);
   });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => resolve());
-  });
-  const close = () =>
-    new Promise<void>((resolve) => {
-      for (const s of sockets) s.destroy();
-      server.close(() => resolve());
-    });
-  onCleanup(close);
-  return { port: (server.address() as { port: number }).port, close };
+  onCleanup(() => proxy.close());
+  return proxy;
 }
 
 /**

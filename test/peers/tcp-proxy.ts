@@ -9,8 +9,12 @@ export interface TcpProxy {
   close(): Promise<void>;
 }
 
-/** A TCP forwarder on 127.0.0.1 in front of a peer, so tests can take "the mail server" down and up. */
-export async function startTcpProxy(targetPort: number): Promise<TcpProxy> {
+/**
+ * A TCP forwarder on 127.0.0.1 in front of a peer, so tests can take "the mail server" down and up.
+ * `join` connects the two sides of a connection (default: each piped into the other); a benchmark
+ * passes one that shapes the traffic.
+ */
+export async function startTcpProxy(targetPort: number, join: (client: Socket, upstream: Socket) => void = (c, u) => c.pipe(u).pipe(c)): Promise<TcpProxy> {
   const sockets = new Set<Socket>();
   let server: Server | undefined;
   let port = 0;
@@ -26,7 +30,7 @@ export async function startTcpProxy(targetPort: number): Promise<TcpProxy> {
             upstream.destroy();
           });
         }
-        client.pipe(upstream).pipe(client);
+        join(client, upstream);
       });
       server.once('error', reject);
       server.listen(port, '127.0.0.1', () => {
