@@ -19,15 +19,15 @@ const SMALL_MESSAGE_BYTES = 512 * 1024;
 /** One UID FETCH streams up to this many messages; their after-fetch action follows it. */
 const SEGMENT_MESSAGES = 2000;
 /** Messages committed in one transaction: up to this many, or this many bytes. */
-const CHUNK_MESSAGES = 100;
-const CHUNK_BYTES = 8 * 1024 * 1024;
+const BATCH_MESSAGES = 100;
+const BATCH_BYTES = 8 * 1024 * 1024;
 /**
  * From this many new messages on, parsing goes to the parse threads; fewer (the usual IDLE wake-up)
  * are parsed on this thread, as starting a thread costs more than they do.
  */
 const THREADED_FROM = 20;
-/** Batches fetched while earlier ones wait for their commit: memory stays near (2 + this) × CHUNK_BYTES. */
-const CHUNKS_AHEAD = 2;
+/** Batches fetched while earlier ones wait for their commit: memory stays near (2 + this) × BATCH_BYTES. */
+const BATCHES_AHEAD = 2;
 
 /** A compact UID set: runs of consecutive UIDs become ranges ("4:9,12"). */
 export function uidSet(uids: number[]): string {
@@ -93,8 +93,8 @@ export async function connectWithToken(tokens: TokenManager, server: MailServerR
 
 /**
  * Imports what is new in the server's folder, exactly once: the folder's UIDVALIDITY and last UID are
- * stored with each chunk of messages in one transaction, so a crash or restart resumes after the last message
- * stored. When UIDVALIDITY changes (the mailbox was rebuilt) every UID is new again, and messages
+ * stored with each batch of messages in one transaction, so a crash or restart resumes after the last
+ * batch stored. When UIDVALIDITY changes (the mailbox was rebuilt) every UID is new again, and messages
  * already imported are recognised by Message-ID and skipped without being downloaded.
  */
 export async function fetchNew(
@@ -117,9 +117,6 @@ export async function fetchNew(
       if (uidValidityChanged) logger.warn({ event: 'inbound.uidvalidity_changed', mailServerId: server.id, folder: imap.folder, from: state.uidValidity, to: uidValidity }, 'folder UIDVALIDITY changed: re-syncing by Message-ID');
       const lastUid = state && !uidValidityChanged ? state.lastUid : 0;
       if (box.uidNext - 1 - lastUid >= THREADED_FROM) deps.parser.warm();
-      // After a UIDVALIDITY change every UID is new: skip what is already imported without downloading
-      // it. Otherwise new UIDs are new messages, and the import transaction still catches a repeat.
-      const resync = uidValidityChanged;
 
       // Envelopes (Message-ID, size) by UID range: a list of thousands of UIDs would exceed the
       // server's command length (Dovecot: 64 KB, about 10,000 UIDs). "N:*" always matches the highest
@@ -131,9 +128,10 @@ export async function fetchNew(
         }
       }
       found.sort((a, b) => a.uid - b.uid);
-      // After a UIDVALIDITY change, what is already imported is recognised by Message-ID and skipped
-      // without being downloaded.
-      const existing = resync ? await existingDedupeKeys(db, server.id, found.flatMap((f) => (f.messageId ? [f.messageId] : []))) : new Set<string>();
+      // After a UIDVALIDITY change every UID is new: what is already imported is recognised by
+      // Message-ID and skipped without being downloaded. Otherwise new UIDs are new messages, and the
+      // import transaction still catches a repeat.
+      const existing = uidValidityChanged ? await existingDedupeKeys(db, server.id, found.flatMap((f) => (f.messageId ? [f.messageId] : []))) : new Set<string>();
       const known = (f: (typeof found)[number]) => !!f.messageId && existing.has(f.messageId);
       const webhookIds = (await listWebhooks(db)).filter((w) => w.active).map((w) => w.id);
       let imported = 0;
@@ -231,16 +229,16 @@ export async function fetchNew(
             continue;
           }
 
-          // Plan the segment's batches: each takes up to CHUNK_MESSAGES messages (CHUNK_BYTES) to
+          // Plan the segment's batches: each takes up to BATCH_MESSAGES messages (BATCH_BYTES) to
           // download, plus the already-imported ones around them that only advance the UID.
           const batches: Batch[] = [];
           const batchOf = new Map<number, Batch>();
-          let wanted: number[] = [];
+          const wanted: number[] = [];
           let batch: Batch | undefined;
           while (i < found.length && wanted.length < SEGMENT_MESSAGES) {
             const f = found[i]!;
             if (f.size > SMALL_MESSAGE_BYTES && !known(f)) break;
-            if (!batch || batch.uids.length >= CHUNK_MESSAGES || batch.bytes >= CHUNK_BYTES) batches.push((batch = { uids: [], bytes: 0, upTo: 0, skipped: 0, jobs: new Map() }));
+            if (!batch || batch.uids.length >= BATCH_MESSAGES || batch.bytes >= BATCH_BYTES) batches.push((batch = { uids: [], bytes: 0, upTo: 0, skipped: 0, jobs: new Map() }));
             if (known(f)) batch.skipped++;
             else {
               batch.uids.push(f.uid);
@@ -284,10 +282,9 @@ export async function fetchNew(
               parsed.catch(() => undefined); // awaited in UID order by the commit chain
               b.jobs.set(m.uid, { source: m.source, parsed });
               schedule(false);
-              while (inFlight.length > CHUNKS_AHEAD) await inFlight.shift();
+              while (inFlight.length > BATCHES_AHEAD) await inFlight.shift();
             }
           }
-          wanted = [];
           schedule(true);
           await chain;
           await applyAfterFetch();
