@@ -1,5 +1,5 @@
 import { useEffect, useState, type FormEvent, type ReactNode } from 'react';
-import { api, ApiError, type ApiKey, type ApiKeyScope, type CreatedApiKey } from './api.ts';
+import { asApiError, api, ApiError, type ApiKey, type ApiKeyScope, type CreatedApiKey } from './api.ts';
 import { ErrorAlert } from './error-alert.tsx';
 import { fieldA11y } from './field-a11y.ts';
 import { FormField } from './form-field.tsx';
@@ -33,10 +33,6 @@ const NEW_KEY_ID = 'api-key-new';
 function withoutSecret(created: CreatedApiKey): ApiKey {
   const { id, name, scope, prefix, createdAt, lastUsedAt, revokedAt } = created;
   return { id, name, scope, prefix, createdAt, lastUsedAt, revokedAt };
-}
-
-function asApiError(e: unknown): ApiError {
-  return e instanceof ApiError ? e : new ApiError(0, { message: String(e) });
 }
 
 /** Settings › Technical › API Keys: keys for applications using the API, created and revoked here. */

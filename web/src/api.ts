@@ -430,6 +430,11 @@ export class ApiError extends Error implements Problem {
   }
 }
 
+/** Any thrown value as an ApiError (a network failure or a bug becomes status 0 with its message). */
+export function asApiError(e: unknown): ApiError {
+  return e instanceof ApiError ? e : new ApiError(0, { message: String(e) });
+}
+
 let csrfToken: string | null = null;
 let unauthorizedHandler: (() => void) | null = null;
 

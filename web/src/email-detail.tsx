@@ -1,5 +1,5 @@
 import { useEffect, useState, type ReactNode } from 'react';
-import { api, ApiError, type Message, type MessageState } from './api.ts';
+import { asApiError, api, ApiError, type Message, type MessageState } from './api.ts';
 import { ErrorAlert } from './error-alert.tsx';
 import { formatDateTime } from './format-date-time.ts';
 import { formatSize } from './format-size.ts';
@@ -16,10 +16,6 @@ const CAN_RETRY: MessageState[] = ['failed', 'held', 'cancelled'];
 const CAN_CANCEL: MessageState[] = ['queued', 'held', 'failed'];
 
 type Action = 'retry' | 'cancel';
-
-function asApiError(e: unknown): ApiError {
-  return e instanceof ApiError ? e : new ApiError(0, { message: String(e) });
-}
 
 function Fact({ label, children }: { label: string; children: ReactNode }) {
   return (

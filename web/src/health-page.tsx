@@ -1,5 +1,5 @@
 import { useEffect, useState } from 'react';
-import { api, ApiError, type ServerHealth } from './api.ts';
+import { asApiError, api, ApiError, type ServerHealth } from './api.ts';
 import { ErrorAlert } from './error-alert.tsx';
 import { Link } from './router.tsx';
 import { paths, serverFormPath } from './routes.ts';
@@ -30,7 +30,7 @@ export function HealthPage() {
     let cancelled = false;
     api.serverHealth().then(
       (r) => !cancelled && setItems(r.items),
-      (e: unknown) => !cancelled && setError(e instanceof ApiError ? e : new ApiError(0, { message: String(e) })),
+      (e: unknown) => !cancelled && setError(asApiError(e)),
     );
     return () => {
       cancelled = true;

@@ -1,6 +1,7 @@
 import { useEffect, useState, type FormEvent, type ReactNode } from 'react';
 import {
   api,
+  asApiError,
   ApiError,
   type AfterFetch,
   type AuthType,
@@ -197,10 +198,6 @@ function changedFields(before: FormValues, after: FormValues): Partial<IncomingS
   }
   if (after.clientSecret !== '') patch.clientSecret = after.clientSecret;
   return patch as Partial<IncomingServerInput>;
-}
-
-function asApiError(e: unknown): ApiError {
-  return e instanceof ApiError ? e : new ApiError(0, { message: String(e) });
 }
 
 /** Create (id undefined) or edit an incoming mail server (IMAP with Outlook OAuth). */

@@ -1,5 +1,5 @@
 import { useEffect, useState, type MouseEvent } from 'react';
-import { api, ApiError, type IncomingServer } from './api.ts';
+import { asApiError, api, ApiError, type IncomingServer } from './api.ts';
 import { ErrorAlert } from './error-alert.tsx';
 import { formatDateTime, formatDateTimeShort } from './format-date-time.ts';
 import { Notice } from './notice.tsx';
@@ -35,7 +35,7 @@ export function IncomingMailServerList() {
     let cancelled = false;
     api.listIncomingServers().then(
       (r) => !cancelled && setItems(r.items),
-      (e: unknown) => !cancelled && setError(e instanceof ApiError ? e : new ApiError(0, { message: String(e) })),
+      (e: unknown) => !cancelled && setError(asApiError(e)),
     );
     return () => {
       cancelled = true;

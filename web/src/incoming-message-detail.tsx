@@ -1,5 +1,5 @@
 import { useEffect, useState, type ReactNode } from 'react';
-import { api, ApiError, inboundMessageRawUrl, type InboundMessageDetail, type WebhookDelivery } from './api.ts';
+import { asApiError, api, ApiError, inboundMessageRawUrl, type InboundMessageDetail, type WebhookDelivery } from './api.ts';
 import { DeliveryStateBadge } from './delivery-state-badge.tsx';
 import { ErrorAlert } from './error-alert.tsx';
 import { formatDateTime } from './format-date-time.ts';
@@ -10,10 +10,6 @@ import { useTitle } from './use-title.ts';
 import { WebhookDeliveryTable } from './webhook-delivery-table.tsx';
 
 const REFRESH_MS = 5000;
-
-function asApiError(e: unknown): ApiError {
-  return e instanceof ApiError ? e : new ApiError(0, { message: String(e) });
-}
 
 function Fact({ label, children }: { label: string; children: ReactNode }) {
   return (

@@ -1,5 +1,5 @@
 import { useState, type FormEvent } from 'react';
-import { api, ApiError, type Session } from './api.ts';
+import { asApiError, api, ApiError, type Session } from './api.ts';
 import { ErrorAlert } from './error-alert.tsx';
 import { navigate, useLocation } from './router.tsx';
 import { safeNext } from './routes.ts';
@@ -23,7 +23,7 @@ export function LoginPage({ onLoggedIn }: { onLoggedIn: (session: Session) => vo
       onLoggedIn(session);
       navigate(safeNext(query.get('next')), { replace: true });
     } catch (err) {
-      setError(err instanceof ApiError ? err : new ApiError(0, { message: String(err) }));
+      setError(asApiError(err));
       setBusy(false);
     }
   }

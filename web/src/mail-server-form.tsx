@@ -1,6 +1,7 @@
 import { useEffect, useState, type FormEvent, type ReactNode } from 'react';
 import {
   api,
+  asApiError,
   ApiError,
   type AuthType,
   type MailServer,
@@ -151,10 +152,6 @@ function changedFields(before: FormValues, after: FormValues): Partial<MailServe
   }
   if (after.clientSecret !== '') patch.clientSecret = after.clientSecret;
   return patch as Partial<MailServerInput>;
-}
-
-function asApiError(e: unknown): ApiError {
-  return e instanceof ApiError ? e : new ApiError(0, { message: String(e) });
 }
 
 /** Create (id undefined) or edit a mail server. */

@@ -1,5 +1,5 @@
 import { useEffect, useState, type MouseEvent } from 'react';
-import { api, ApiError, type MailServer } from './api.ts';
+import { asApiError, api, ApiError, type MailServer } from './api.ts';
 import { authTypeLabel } from './auth-type-label.ts';
 import { ErrorAlert } from './error-alert.tsx';
 import { Notice } from './notice.tsx';
@@ -18,7 +18,7 @@ export function MailServerList() {
     let cancelled = false;
     api.listMailServers().then(
       (r) => !cancelled && setItems(r.items),
-      (e: unknown) => !cancelled && setError(e instanceof ApiError ? e : new ApiError(0, { message: String(e) })),
+      (e: unknown) => !cancelled && setError(asApiError(e)),
     );
     return () => {
       cancelled = true;

@@ -1,6 +1,7 @@
 import { useEffect, useRef, useState, type ReactNode } from 'react';
 import {
   api,
+  asApiError,
   ApiError,
   type IncomingServer,
   type MailServer,
@@ -45,10 +46,6 @@ const KNOWN_PROBLEMS: { symptom: string; step: number }[] = [
 ];
 
 type Detail = { direction: 'outgoing'; server: MailServer } | { direction: 'incoming'; server: IncomingServer };
-
-function asApiError(e: unknown): ApiError {
-  return e instanceof ApiError ? e : new ApiError(0, { message: String(e) });
-}
 
 function hostOf(url: string | undefined, fallback: string): string {
   try {

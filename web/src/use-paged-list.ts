@@ -1,5 +1,5 @@
 import { useCallback, useEffect, useRef, useState } from 'react';
-import { ApiError, type Page } from './api.ts';
+import { asApiError, ApiError, type Page } from './api.ts';
 
 const REFRESH_MS = 5000;
 
@@ -25,10 +25,6 @@ interface Loaded<T> {
   nextCursor: string | null;
   /** Pages loaded so far ("Load more" adds one); a refresh reads the same number again. */
   pages: number;
-}
-
-function asApiError(e: unknown): ApiError {
-  return e instanceof ApiError ? e : new ApiError(0, { message: String(e) });
 }
 
 /** Append `more` to `items`, skipping entries already listed (pages shift when new entries arrive). */

@@ -1,5 +1,5 @@
 import { useState } from 'react';
-import { api, ApiError, type WebhookDelivery } from './api.ts';
+import { asApiError, api, ApiError, type WebhookDelivery } from './api.ts';
 import { DeliveryStateBadge } from './delivery-state-badge.tsx';
 import { ErrorAlert } from './error-alert.tsx';
 import { formatDateTime, formatDateTimeShort } from './format-date-time.ts';
@@ -13,10 +13,6 @@ interface WebhookDeliveryTableProps {
   /** First column: the incoming message (a webhook's log) or the webhook (a message's deliveries). */
   show: 'message' | 'webhook';
   onRedelivered: (delivery: WebhookDelivery) => void;
-}
-
-function asApiError(e: unknown): ApiError {
-  return e instanceof ApiError ? e : new ApiError(0, { message: String(e) });
 }
 
 function outcomeText(d: WebhookDelivery): string {

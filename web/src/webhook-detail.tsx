@@ -1,5 +1,5 @@
 import { useCallback, useEffect, useState } from 'react';
-import { api, ApiError, type Webhook, type WebhookDelivery } from './api.ts';
+import { asApiError, api, ApiError, type Webhook, type WebhookDelivery } from './api.ts';
 import { ErrorAlert } from './error-alert.tsx';
 import { formatDateTime } from './format-date-time.ts';
 import { Notice } from './notice.tsx';
@@ -11,10 +11,6 @@ import { useTitle } from './use-title.ts';
 import { WebhookDeliveryTable } from './webhook-delivery-table.tsx';
 
 const anyPending = (items: WebhookDelivery[]) => items.some((d) => d.state === 'pending');
-
-function asApiError(e: unknown): ApiError {
-  return e instanceof ApiError ? e : new ApiError(0, { message: String(e) });
-}
 
 /** A webhook's delivery log, newest first, with Redeliver per delivery. */
 export function WebhookDetail({ id }: { id: string }) {

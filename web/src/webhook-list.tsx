@@ -1,5 +1,5 @@
 import { useEffect, useState, type FormEvent, type ReactNode } from 'react';
-import { api, ApiError, type CreatedWebhook, type Webhook } from './api.ts';
+import { asApiError, api, ApiError, type CreatedWebhook, type Webhook } from './api.ts';
 import { ErrorAlert } from './error-alert.tsx';
 import { fieldA11y } from './field-a11y.ts';
 import { FormField } from './form-field.tsx';
@@ -26,10 +26,6 @@ const SECRET_ID = 'webhook-secret';
 function withoutSecret(created: CreatedWebhook): Webhook {
   const { id, url, description, active, createdAt } = created;
   return { id, url, description, active, createdAt };
-}
-
-function asApiError(e: unknown): ApiError {
-  return e instanceof ApiError ? e : new ApiError(0, { message: String(e) });
 }
 
 /** Settings › Technical › Webhooks: where incoming messages are posted, with a signing secret each. */
