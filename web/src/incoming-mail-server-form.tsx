@@ -1,8 +1,6 @@
-import { useEffect, useState, type FormEvent, type ReactNode } from 'react';
+import { useEffect, useState, type ReactNode } from 'react';
 import {
   api,
-  asApiError,
-  ApiError,
   type AfterFetch,
   type AuthType,
   type ImapSecurity,
@@ -23,10 +21,10 @@ import { IncomingConnectionPanel } from './incoming-connection-panel.tsx';
 import { Notice } from './notice.tsx';
 import { OAuthCredentialsFields } from './oauth-credentials-fields.tsx';
 import { OutlookGuideIntro } from './outlook-guide-intro.tsx';
-import { rememberGuideServer } from './remember-guide-server.ts';
-import { Link, navigate, useFlashNotice, useLocation } from './router.tsx';
+import { Link, useFlashNotice, useLocation } from './router.tsx';
 import { incomingMailServerPath, mailServerPath, paths } from './routes.ts';
 import { Spinner } from './spinner.tsx';
+import { toNullable, toNumber, useServerForm } from './use-server-form.ts';
 import { useTitle } from './use-title.ts';
 
 /** Pause after typing a Username before asking for an outgoing connection to reuse. */
@@ -164,9 +162,6 @@ function valuesFromServer(s: IncomingServer): FormValues {
   };
 }
 
-const toNumber = (s: string): number | null => (s.trim() === '' ? null : Number(s));
-const toNullable = (s: string): string | null => (s.trim() === '' ? null : s.trim());
-
 /** The API input for the form values, without the (write-only) client secret. */
 function toInput(v: FormValues): Omit<IncomingServerInput, 'clientSecret'> {
   return {
@@ -189,72 +184,41 @@ function toInput(v: FormValues): Omit<IncomingServerInput, 'clientSecret'> {
   };
 }
 
-function changedFields(before: FormValues, after: FormValues): Partial<IncomingServerInput> {
-  const a = toInput(before);
-  const b = toInput(after);
-  const patch: Record<string, unknown> = {};
-  for (const k of Object.keys(b) as (keyof typeof b)[]) {
-    if (JSON.stringify(a[k]) !== JSON.stringify(b[k])) patch[k] = b[k];
-  }
-  if (after.clientSecret !== '') patch.clientSecret = after.clientSecret;
-  return patch as Partial<IncomingServerInput>;
-}
-
 /** Create (id undefined) or edit an incoming mail server (IMAP with Outlook OAuth). */
 export function IncomingMailServerForm({ id }: { id?: string }) {
-  const isNew = id === undefined;
   const { query } = useLocation();
   const [flash] = useFlashNotice();
-  const [notice, setNotice] = useState<{ kind: 'success' | 'info'; text: string } | null>(() =>
-    flash ? { kind: 'success', text: flash } : null,
-  );
-
-  const [server, setServer] = useState<IncomingServer | null>(null);
-  const [redirectUri, setRedirectUri] = useState('');
-  const [initial, setInitial] = useState<FormValues | null>(null);
-  const [values, setValues] = useState<FormValues | null>(null);
   const [tokenSourceName, setTokenSourceName] = useState<string | null>(null);
-  const [loadError, setLoadError] = useState<ApiError | null>(null);
-
-  const [saving, setSaving] = useState(false);
-  const [deleting, setDeleting] = useState(false);
   const [reusing, setReusing] = useState(false);
-  const [fieldErrors, setFieldErrors] = useState<Record<string, string>>({});
-  const [validationMessage, setValidationMessage] = useState<string | null>(null);
-  const [formError, setFormError] = useState<ApiError | null>(null);
+  const form = useServerForm(id, flash, {
+    noun: 'incoming mail server',
+    listPath: paths.incomingMailServers,
+    pathOf: incomingMailServerPath,
+    loadDefaults: api.incomingServerDefaults,
+    load: api.getIncomingServer,
+    create: api.createIncomingServer,
+    update: api.updateIncomingServer,
+    remove: api.deleteIncomingServer,
+    fromDefaults: valuesFromDefaults,
+    fromServer: valuesFromServer,
+    toInput,
+    sendsSecret: (v) => v.tokenSourceId === null,
+    check: (v) => {
+      const local: Record<string, string> = {};
+      if (v.imapPort.trim() === '') local.imapPort = 'Enter a port number (993 for SSL/TLS)';
+      if (v.intervalMinutes.trim() === '') local.intervalMinutes = 'Enter an interval in minutes, e.g. 5';
+      if (v.afterFetch === 'move' && v.moveToFolder.trim() === '') local.moveToFolder = 'Enter the folder to move fetched messages to';
+      return local;
+    },
+    onServer: (s) => setTokenSourceName(s.tokenSourceName),
+  });
+  const { isNew, server, redirectUri, initial, values, set, loadError, saving, deleting, fieldErrors, validationMessage, formError, notice, setNotice, clearMessages, showError, submit, remove, dirty } = form;
 
   // Connected outgoing mail servers for the typed Username, and the ones the user turned down.
   const [reusable, setReusable] = useState<{ username: string; items: ReusableConnection[] } | null>(null);
   const [declined, setDeclined] = useState<string[]>([]);
 
   useTitle(isNew ? 'New Incoming Mail Server' : server?.name || 'Incoming Mail Server');
-
-  useEffect(() => {
-    let cancelled = false;
-    const load = async () => {
-      try {
-        if (id === undefined) {
-          const d = await api.incomingServerDefaults();
-          if (cancelled) return;
-          const v = valuesFromDefaults(d);
-          setRedirectUri(d.redirectUri);
-          setInitial(v);
-          setValues(v);
-        } else {
-          const s = await api.getIncomingServer(id);
-          if (cancelled) return;
-          applyServer(s);
-          rememberGuideServer(s.id);
-        }
-      } catch (e) {
-        if (!cancelled) setLoadError(asApiError(e));
-      }
-    };
-    void load();
-    return () => {
-      cancelled = true;
-    };
-  }, [id]);
 
   // Typing a Username that an outgoing mail server already connected: offer to reuse its consent.
   const lookupUsername = values?.username.trim() ?? '';
@@ -274,51 +238,13 @@ export function IncomingMailServerForm({ id }: { id?: string }) {
     };
   }, [lookupUsername, sharing]);
 
-  function applyServer(s: IncomingServer) {
-    const v = valuesFromServer(s);
-    setServer(s);
-    setRedirectUri(s.redirectUri);
-    setTokenSourceName(s.tokenSourceName);
-    setInitial(v);
-    setValues(v);
-  }
-
-  /** Server state changed outside the form (token status, a fetch): keep the user's edits. */
-  function refreshServer(s: IncomingServer) {
-    setServer(s);
-  }
-
-  function set<K extends keyof FormValues>(field: K, value: FormValues[K]) {
-    setValues((v) => (v ? { ...v, [field]: value } : v));
-  }
-
   function setSecurity(tls: boolean) {
-    setValues((v) => {
-      if (!v) return v;
-      // Follow the usual port of the mode, unless the user chose another one.
-      let port = v.imapPort;
-      if (tls && port.trim() === '143') port = '993';
-      if (!tls && port.trim() === '993') port = '143';
-      return { ...v, imapSecurity: tls ? 'tls' : 'starttls', imapPort: port };
-    });
-  }
-
-  function clearMessages() {
-    setFieldErrors({});
-    setValidationMessage(null);
-    setFormError(null);
-    setNotice(null);
-  }
-
-  function showError(err: unknown) {
-    const apiErr = asApiError(err);
-    if (apiErr.hasFieldErrors) {
-      setFieldErrors(apiErr.fields);
-      setValidationMessage(apiErr.message);
-    } else {
-      setFormError(apiErr);
-      window.scrollTo({ top: 0 });
-    }
+    if (!values) return;
+    // Follow the usual port of the mode, unless the user chose another one.
+    const port = values.imapPort.trim();
+    set('imapSecurity', tls ? 'tls' : 'starttls');
+    if (tls && port === '143') set('imapPort', '993');
+    if (!tls && port === '993') set('imapPort', '143');
   }
 
   async function reuse(c: ReusableConnection) {
@@ -336,11 +262,9 @@ export function IncomingMailServerForm({ id }: { id?: string }) {
     setReusing(true);
     try {
       const updated = await api.updateIncomingServer(server.id, patch);
-      setServer(updated);
+      form.setServer(updated);
       setTokenSourceName(updated.tokenSourceName ?? c.name);
-      const keep = { tokenSourceId: updated.tokenSourceId, username: updated.username };
-      setInitial((v) => (v ? { ...v, ...keep } : v));
-      setValues((v) => (v ? { ...v, ...keep } : v));
+      form.keepSaved({ tokenSourceId: updated.tokenSourceId, username: updated.username });
       setNotice({ kind: 'success', text: `Now using the connection of the outgoing mail server "${c.name}".` });
     } catch (err) {
       showError(err);
@@ -355,61 +279,6 @@ export function IncomingMailServerForm({ id }: { id?: string }) {
     setDeclined((d) => [...d, left]);
     set('tokenSourceId', null);
     window.setTimeout(() => document.getElementById(fieldId('clientId'))?.focus(), 0);
-  }
-
-  async function submit(e: FormEvent<HTMLFormElement>) {
-    e.preventDefault();
-    if (!values || !initial) return;
-    // Empty number inputs would be read as 0 by the API: ask for a value here.
-    const local: Record<string, string> = {};
-    if (values.imapPort.trim() === '') local.imapPort = 'Enter a port number (993 for SSL/TLS)';
-    if (values.intervalMinutes.trim() === '') local.intervalMinutes = 'Enter an interval in minutes, e.g. 5';
-    if (values.afterFetch === 'move' && values.moveToFolder.trim() === '') {
-      local.moveToFolder = 'Enter the folder to move fetched messages to';
-    }
-    if (Object.keys(local).length > 0) {
-      clearMessages();
-      setFieldErrors(local);
-      return;
-    }
-    setSaving(true);
-    clearMessages();
-    try {
-      if (isNew) {
-        const input: IncomingServerInput = { ...toInput(values) };
-        if (values.clientSecret !== '' && values.tokenSourceId === null) input.clientSecret = values.clientSecret;
-        const created = await api.createIncomingServer(input);
-        navigate(incomingMailServerPath(created.id), { state: { notice: 'Incoming mail server created.' } });
-        return;
-      }
-      if (!server) return;
-      const patch = changedFields(initial, values);
-      if (Object.keys(patch).length === 0) {
-        setNotice({ kind: 'info', text: 'No changes to save.' });
-      } else {
-        const updated = await api.updateIncomingServer(server.id, patch);
-        applyServer(updated);
-        setNotice({ kind: 'success', text: 'Saved.' });
-      }
-    } catch (err) {
-      showError(err);
-    } finally {
-      setSaving(false);
-    }
-  }
-
-  async function remove() {
-    if (!server) return;
-    if (!window.confirm(`Delete the incoming mail server “${server.name}”? This cannot be undone.`)) return;
-    setDeleting(true);
-    setFormError(null);
-    try {
-      await api.deleteIncomingServer(server.id);
-      navigate(paths.incomingMailServers, { state: { notice: `Incoming mail server “${server.name}” deleted.` } });
-    } catch (err) {
-      setFormError(asApiError(err));
-      setDeleting(false);
-    }
   }
 
   const title = isNew ? 'New Incoming Mail Server' : server?.name || 'Incoming Mail Server';
@@ -439,7 +308,6 @@ export function IncomingMailServerForm({ id }: { id?: string }) {
     );
   }
 
-  const dirty = Object.keys(changedFields(initial, values)).length > 0;
   const offer =
     !sharing && reusable && reusable.username === lookupUsername
       ? reusable.items.find((c) => !declined.includes(c.mailServerId))
@@ -521,7 +389,7 @@ export function IncomingMailServerForm({ id }: { id?: string }) {
       />
 
       {server && (
-        <IncomingConnectionPanel server={server} oauth={query.get('oauth')} dirty={dirty} onServerChange={refreshServer} />
+        <IncomingConnectionPanel server={server} oauth={query.get('oauth')} dirty={dirty} onServerChange={form.setServer} />
       )}
       {isNew && <OutlookGuideIntro />}
 

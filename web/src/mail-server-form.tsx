@@ -1,8 +1,6 @@
-import { useEffect, useState, type FormEvent, type ReactNode } from 'react';
+import type { ReactNode } from 'react';
 import {
   api,
-  asApiError,
-  ApiError,
   type AuthType,
   type MailServer,
   type MailServerDefaults,
@@ -20,10 +18,10 @@ import { FormPageHeader } from './form-page-header.tsx';
 import { Notice } from './notice.tsx';
 import { OAuthCredentialsFields } from './oauth-credentials-fields.tsx';
 import { OutlookGuideIntro } from './outlook-guide-intro.tsx';
-import { rememberGuideServer } from './remember-guide-server.ts';
-import { navigate, useFlashNotice, useLocation } from './router.tsx';
+import { useFlashNotice, useLocation } from './router.tsx';
 import { mailServerPath, paths } from './routes.ts';
 import { secretExpiryText, secretNeedsAttention } from './secret-expiry-text.ts';
+import { toNullable, toNumber, useServerForm } from './use-server-form.ts';
 import { useTitle } from './use-title.ts';
 
 type FieldName =
@@ -122,9 +120,6 @@ function valuesFromServer(s: MailServer): FormValues {
   };
 }
 
-const toNumber = (s: string): number | null => (s.trim() === '' ? null : Number(s));
-const toNullable = (s: string): string | null => (s.trim() === '' ? null : s.trim());
-
 /** The API input for the form values, without the (write-only) client secret. */
 function toInput(v: FormValues): Omit<MailServerInput, 'clientSecret'> {
   return {
@@ -143,154 +138,37 @@ function toInput(v: FormValues): Omit<MailServerInput, 'clientSecret'> {
   };
 }
 
-function changedFields(before: FormValues, after: FormValues): Partial<MailServerInput> {
-  const a = toInput(before);
-  const b = toInput(after);
-  const patch: Record<string, unknown> = {};
-  for (const k of Object.keys(b) as (keyof typeof b)[]) {
-    if (JSON.stringify(a[k]) !== JSON.stringify(b[k])) patch[k] = b[k];
-  }
-  if (after.clientSecret !== '') patch.clientSecret = after.clientSecret;
-  return patch as Partial<MailServerInput>;
-}
-
 /** Create (id undefined) or edit a mail server. */
 export function MailServerForm({ id }: { id?: string }) {
-  const isNew = id === undefined;
   const { query } = useLocation();
   const [flash] = useFlashNotice();
-  const [notice, setNotice] = useState<{ kind: 'success' | 'info'; text: string } | null>(() =>
-    flash ? { kind: 'success', text: flash } : null,
-  );
-
-  const [server, setServer] = useState<MailServer | null>(null);
-  const [redirectUri, setRedirectUri] = useState('');
-  const [initial, setInitial] = useState<FormValues | null>(null);
-  const [values, setValues] = useState<FormValues | null>(null);
-  const [loadError, setLoadError] = useState<ApiError | null>(null);
-
-  const [saving, setSaving] = useState(false);
-  const [deleting, setDeleting] = useState(false);
-  const [fieldErrors, setFieldErrors] = useState<Record<string, string>>({});
-  const [validationMessage, setValidationMessage] = useState<string | null>(null);
-  const [formError, setFormError] = useState<ApiError | null>(null);
+  const form = useServerForm(id, flash, {
+    noun: 'mail server',
+    listPath: paths.mailServers,
+    pathOf: mailServerPath,
+    loadDefaults: api.mailServerDefaults,
+    load: api.getMailServer,
+    create: api.createMailServer,
+    update: api.updateMailServer,
+    remove: api.deleteMailServer,
+    fromDefaults: valuesFromDefaults,
+    fromServer: valuesFromServer,
+    toInput,
+    check: (v) => {
+      const local: Record<string, string> = {};
+      if (v.smtpPort.trim() === '') local.smtpPort = 'Enter a port number (587 for STARTTLS)';
+      if (v.priority.trim() === '') local.priority = 'Enter a priority, e.g. 10';
+      return local;
+    },
+  });
+  const { isNew, server, redirectUri, initial, values, set, loadError, saving, deleting, fieldErrors, validationMessage, formError, notice, submit, remove, dirty } = form;
 
   useTitle(isNew ? 'New Mail Server' : server?.name || 'Mail Server');
 
-  useEffect(() => {
-    let cancelled = false;
-    const load = async () => {
-      try {
-        if (id === undefined) {
-          const d = await api.mailServerDefaults();
-          if (cancelled) return;
-          const v = valuesFromDefaults(d);
-          setRedirectUri(d.redirectUri);
-          setInitial(v);
-          setValues(v);
-        } else {
-          const s = await api.getMailServer(id);
-          if (cancelled) return;
-          applyServer(s);
-          rememberGuideServer(s.id);
-        }
-      } catch (e) {
-        if (!cancelled) setLoadError(asApiError(e));
-      }
-    };
-    void load();
-    return () => {
-      cancelled = true;
-    };
-  }, [id]);
-
-  function applyServer(s: MailServer) {
-    const v = valuesFromServer(s);
-    setServer(s);
-    setRedirectUri(s.redirectUri);
-    setInitial(v);
-    setValues(v);
-  }
-
-  /** Server state changed outside the form (token status after a test): keep the user's edits. */
-  function refreshServer(s: MailServer) {
-    setServer(s);
-  }
-
   /** A setting was saved from the Connection panel (shared mailbox): the form follows, other edits stay. */
   function settingsSaved(s: MailServer) {
-    setServer(s);
-    const keep = { allowAccountMismatch: s.allowAccountMismatch };
-    setInitial((v) => (v ? { ...v, ...keep } : v));
-    setValues((v) => (v ? { ...v, ...keep } : v));
-  }
-
-  function set(field: TextField, value: string) {
-    setValues((v) => (v ? { ...v, [field]: value } : v));
-  }
-
-  async function submit(e: FormEvent<HTMLFormElement>) {
-    e.preventDefault();
-    if (!values || !initial) return;
-    // Empty number inputs would be read as 0 by the API: ask for a value here.
-    const local: Record<string, string> = {};
-    if (values.smtpPort.trim() === '') local.smtpPort = 'Enter a port number (587 for STARTTLS)';
-    if (values.priority.trim() === '') local.priority = 'Enter a priority, e.g. 10';
-    if (Object.keys(local).length > 0) {
-      setFieldErrors(local);
-      setValidationMessage(null);
-      setFormError(null);
-      setNotice(null);
-      return;
-    }
-    setSaving(true);
-    setFieldErrors({});
-    setValidationMessage(null);
-    setFormError(null);
-    setNotice(null);
-    try {
-      if (isNew) {
-        const input: MailServerInput = { ...toInput(values) };
-        if (values.clientSecret !== '') input.clientSecret = values.clientSecret;
-        const created = await api.createMailServer(input);
-        navigate(mailServerPath(created.id), { state: { notice: 'Mail server created.' } });
-        return;
-      }
-      if (!server) return;
-      const patch = changedFields(initial, values);
-      if (Object.keys(patch).length === 0) {
-        setNotice({ kind: 'info', text: 'No changes to save.' });
-      } else {
-        const updated = await api.updateMailServer(server.id, patch);
-        applyServer(updated);
-        setNotice({ kind: 'success', text: 'Saved.' });
-      }
-    } catch (err) {
-      const apiErr = asApiError(err);
-      if (apiErr.hasFieldErrors) {
-        setFieldErrors(apiErr.fields);
-        setValidationMessage(apiErr.message);
-      } else {
-        setFormError(apiErr);
-        window.scrollTo({ top: 0 });
-      }
-    } finally {
-      setSaving(false);
-    }
-  }
-
-  async function remove() {
-    if (!server) return;
-    if (!window.confirm(`Delete the mail server “${server.name}”? This cannot be undone.`)) return;
-    setDeleting(true);
-    setFormError(null);
-    try {
-      await api.deleteMailServer(server.id);
-      navigate(paths.mailServers, { state: { notice: `Mail server “${server.name}” deleted.` } });
-    } catch (err) {
-      setFormError(asApiError(err));
-      setDeleting(false);
-    }
+    form.setServer(s);
+    form.keepSaved({ allowAccountMismatch: s.allowAccountMismatch });
   }
 
   const title = isNew ? 'New Mail Server' : server?.name || 'Mail Server';
@@ -318,8 +196,6 @@ export function MailServerForm({ id }: { id?: string }) {
       />
     );
   }
-
-  const dirty = Object.keys(changedFields(initial, values)).length > 0;
 
   function a11y(f: FieldName) {
     const state = f === 'clientSecretExpiresAt' && expiryText ? 'mail-server-clientSecretExpiresAt-state' : null;
@@ -402,7 +278,7 @@ export function MailServerForm({ id }: { id?: string }) {
           server={server}
           oauth={query.get('oauth')}
           dirty={dirty}
-          onServerChange={refreshServer}
+          onServerChange={form.setServer}
           onSettingsSaved={settingsSaved}
         />
       )}
@@ -446,7 +322,7 @@ export function MailServerForm({ id }: { id?: string }) {
                     checked={values.allowAccountMismatch}
                     onChange={(e) => {
                       const checked = e.target.checked;
-                      setValues((v) => (v ? { ...v, allowAccountMismatch: checked } : v));
+                      set('allowAccountMismatch', checked);
                     }}
                   />
                   <label htmlFor={fieldId('allowAccountMismatch')}>{LABELS.allowAccountMismatch}</label>
