@@ -32,7 +32,7 @@
 // BENCH_LINK_RTT_MS (20), BENCH_LINK_MBIT (50,100,200,400), BENCH_TIME_LIMIT_S (900), BENCH_SEED (1),
 // BENCH_NODE_ARGS (node options for Mailroom, e.g. --cpu-prof), INBOUND_PARSE_THREADS (passed on). Everything listens on and talks to 127.0.0.1; peers, Mailroom processes and temp
 // directories are removed on every way out (end, error, time limit, Ctrl-C).
-import { type ChildProcess, execFile, spawn } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { chownSync, closeSync, createReadStream, existsSync, fsyncSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
 import type { Socket } from 'node:net';
@@ -50,29 +50,20 @@ import { importInboundMessages } from '../src/storage/inbound-store.ts';
 import { insertMailServer } from '../src/storage/mail-server-store.ts';
 import { findOutboxIdsByMessageIds } from '../src/storage/outbox-store.ts';
 import { storeTokens } from '../test/helpers/connect-directly.ts';
-import { freePort } from '../test/helpers/mailroom-process.ts';
 import { getToken, type TokenResponse } from '../test/peers/get-token.ts';
 import { type Peers, startPeers } from '../test/peers/index.ts';
 import { startTcpProxy } from '../test/peers/tcp-proxy.ts';
+import { type CpuReport, cpuMeter, createApiKey, envNumber, onCleanup, runBenchmark, sleep, startMailroom as startMailroomChild, tempDir } from './lib.ts';
 
 const execFileAsync = promisify(execFile);
-const BIN = fileURLToPath(new URL('../bin/mailroom.js', import.meta.url));
 const SELF = fileURLToPath(import.meta.url);
 
-function envInt(name: string, def: number): number {
-  const raw = process.env[name];
-  if (raw === undefined || raw === '') return def;
-  const n = Number(raw);
-  if (!Number.isFinite(n) || n <= 0) throw new Error(`${name} must be a positive number (got "${raw}")`);
-  return n;
-}
-
-const N = Math.round(envInt('BENCH_N', 5000));
-const LDA_SAMPLE = Math.min(N, Math.round(envInt('BENCH_LDA_SAMPLE', 25)));
-const BIG_MB = envInt('BENCH_BIG_MB', 20);
-const BIG_COUNT = Math.round(envInt('BENCH_BIG_COUNT', 5));
-const TIME_LIMIT_S = envInt('BENCH_TIME_LIMIT_S', 900);
-const SEED = Math.round(envInt('BENCH_SEED', 1));
+const N = Math.round(envNumber('BENCH_N', 5000));
+const LDA_SAMPLE = Math.min(N, Math.round(envNumber('BENCH_LDA_SAMPLE', 25)));
+const BIG_MB = envNumber('BENCH_BIG_MB', 20);
+const BIG_COUNT = Math.round(envNumber('BENCH_BIG_COUNT', 5));
+const TIME_LIMIT_S = envNumber('BENCH_TIME_LIMIT_S', 900);
+const SEED = Math.round(envNumber('BENCH_SEED', 1));
 const TARGET_RATIO = 0.7;
 
 const CLIENT_ID = '5d1f0c2e-8a3b-4c7d-9e6f-1a2b3c4d5e6f';
@@ -80,51 +71,12 @@ const CLIENT_SECRET = 'Qx8Q~inbound.Bench-Secret_Value~0123456789';
 const TOKEN_REDIRECT = 'http://127.0.0.1:9/token-helper';
 const MAILBOX = 'ingest@example.test';
 
-const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 const MiB = 1024 * 1024;
 const mb = (bytes: number) => `${(bytes / MiB).toFixed(1)} MB`;
 const secs = (ms: number) => `${(ms / 1000).toFixed(2)} s`;
 
 // ------------------------------------------------------------------------------------------------
 // Cleanup: every step runs on every way out, in reverse order; `sync` is the last resort at exit.
-
-type Cleanup = { run: () => Promise<void> | void; sync?: () => void };
-const cleanups: Cleanup[] = [];
-function onCleanup(run: () => Promise<void> | void, sync?: () => void): () => void {
-  const c: Cleanup = { run, ...(sync && { sync }) };
-  cleanups.push(c);
-  return () => {
-    const i = cleanups.indexOf(c);
-    if (i >= 0) cleanups.splice(i, 1);
-  };
-}
-async function runCleanups(): Promise<void> {
-  for (const c of cleanups.splice(0).reverse()) {
-    try {
-      await c.run();
-    } catch (e) {
-      console.error(`cleanup failed: ${(e as Error).message}`);
-    }
-  }
-}
-process.once('exit', () => {
-  for (const c of cleanups.splice(0).reverse()) {
-    try {
-      c.sync?.();
-    } catch {
-      // best effort
-    }
-  }
-});
-function tempDir(prefix: string): string {
-  const dir = mkdtempSync(join(tmpdir(), prefix));
-  const rm = () => rmSync(dir, { recursive: true, force: true });
-  onCleanup(rm, rm);
-  return dir;
-}
-
-// ------------------------------------------------------------------------------------------------
-// /proc readings
 
 function procStatus(pid: number | 'self'): { rss: number; hwm: number } {
   const s = readFileSync(`/proc/${pid}/status`, 'utf8');
@@ -158,35 +110,6 @@ function rssSampler(pid: number | 'self', ms = 50) {
       take();
       return max;
     },
-  };
-}
-function processTicks(pid: number): number {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return Number(f[11]) + Number(f[12]);
-  } catch {
-    return 0;
-  }
-}
-function machineTicks(): { busy: number; total: number } {
-  const v = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number);
-  return { busy: v.reduce((a, b) => a + b, 0) - (v[3] ?? 0) - (v[4] ?? 0), total: v.reduce((a, b) => a + b, 0) };
-}
-/** CPU in cores (1.0 = one core busy) since the call: whole machine, one child process, this process. */
-function cpuMeter(childPid?: number) {
-  const m0 = machineTicks();
-  const c0 = childPid ? processTicks(childPid) : 0;
-  const s0 = process.cpuUsage();
-  const t0 = performance.now();
-  return () => {
-    const m1 = machineTicks();
-    const seconds = (performance.now() - t0) / 1000;
-    const s = process.cpuUsage(s0);
-    const machine = ((m1.busy - m0.busy) / Math.max(1, m1.total - m0.total)) * cpus().length;
-    const child = childPid ? (processTicks(childPid) - c0) / 100 / seconds : 0;
-    const self = (s.user + s.system) / 1e6 / seconds;
-    return { machine, child, self, other: Math.max(0, machine - child - self) };
   };
 }
 
@@ -522,7 +445,7 @@ interface RawResult {
   messages: number;
   bytes: number;
   ms: number;
-  cpu: ReturnType<ReturnType<typeof cpuMeter>>;
+  cpu: CpuReport;
 }
 
 /** Connect + login + SELECT + UID FETCH 1:* BODY.PEEK[]; every source dropped as it arrives. */
@@ -575,7 +498,7 @@ async function rawDownloadEach(a: ImapAccess): Promise<RawResult> {
 }
 
 // ------------------------------------------------------------------------------------------------
-// Mailroom as a child process (spawned here, as test/helpers/mailroom-process.ts does, for its pid)
+// Mailroom as a child process (bench/lib.ts's startMailroom, as `npm start` runs it)
 
 interface Mailroom {
   pid: number;
@@ -602,62 +525,18 @@ async function startMailroom(peers: Peers): Promise<Mailroom> {
 }
 
 async function startMailroomOnce(peers: Peers): Promise<Mailroom & { builtUi: boolean }> {
-  const port = await freePort();
-  const dataDir = tempDir('mailroom-bench-inbound-');
-  const logFile = join(dataDir, 'mailroom.log');
-  const env: Record<string, string> = {
-    PATH: process.env.PATH ?? '/usr/bin:/bin',
-    HOME: process.env.HOME ?? '/root',
-    PORT: String(port),
-    HOST: '127.0.0.1',
-    BASE_URL: `http://127.0.0.1:${port}`,
-    DATA_DIR: dataDir,
-    LOG_LEVEL: 'info',
-    MICROSOFT_AUTHORITY_HOST: peers.authServer.authorityHost,
-    NODE_EXTRA_CA_CERTS: peers.caFile,
-    ...(process.env.INBOUND_PARSE_THREADS !== undefined && { INBOUND_PARSE_THREADS: process.env.INBOUND_PARSE_THREADS }),
-  };
-  // e.g. BENCH_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof" to profile Mailroom
-  const nodeArgs = (process.env.BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean);
-  const fd = openSync(logFile, 'a');
-  const child: ChildProcess = spawn(process.execPath, [...nodeArgs, BIN, 'serve'], { env, stdio: ['ignore', fd, fd] });
-  closeSync(fd);
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  const alive = () => child.exitCode === null && child.signalCode === null;
-  const stop = async () => {
-    if (!alive()) return;
-    child.kill('SIGTERM');
-    const t = setTimeout(() => child.kill('SIGKILL'), 10_000);
-    await exited;
-    clearTimeout(t);
-  };
-  const unregister = onCleanup(stop, () => {
-    if (alive()) child.kill('SIGKILL');
-  });
-  const logTail = () => {
-    try {
-      return readFileSync(logFile, 'utf8').split('\n').slice(-30).join('\n');
-    } catch {
-      return '';
-    }
-  };
-  const baseUrl = env.BASE_URL!;
-  const deadline = Date.now() + 120_000;
-  for (;;) {
-    if (!alive()) throw new Error(`mailroom exited with ${child.exitCode ?? child.signalCode}:\n${logTail()}`);
-    try {
-      if ((await fetch(`${baseUrl}/healthz`)).ok) break;
-    } catch {
-      // not listening yet
-    }
-    if (Date.now() > deadline) throw new Error(`mailroom did not start:\n${logTail()}`);
-    await sleep(100);
-  }
-  const { stdout, stderr } = await execFileAsync(process.execPath, [BIN, 'apikey', 'create', '--name', 'bench', '--scope', 'admin'], { env });
-  const key = /\n(mr_\S+)/.exec(stdout + stderr)?.[1];
-  if (!key) throw new Error(`no API key in: ${stdout}${stderr}`);
+  const mr = await startMailroomChild(
+    {
+      MICROSOFT_AUTHORITY_HOST: peers.authServer.authorityHost,
+      NODE_EXTRA_CA_CERTS: peers.caFile,
+      ...(process.env.INBOUND_PARSE_THREADS !== undefined && { INBOUND_PARSE_THREADS: process.env.INBOUND_PARSE_THREADS }),
+    },
+    // e.g. BENCH_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof" to profile Mailroom
+    { nodeArgs: (process.env.BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean) },
+  );
+  const key = await createApiKey(mr);
   const api = async (method: string, path: string, body?: unknown) => {
-    const r = await fetch(`${baseUrl}${path}`, {
+    const r = await fetch(`${mr.baseUrl}${path}`, {
       method,
       headers: { authorization: `Bearer ${key}`, ...(body !== undefined && { 'content-type': 'application/json' }) },
       ...(body !== undefined && { body: JSON.stringify(body) }),
@@ -672,16 +551,13 @@ async function startMailroomOnce(peers: Peers): Promise<Mailroom & { builtUi: bo
     return { status: r.status, json };
   };
   return {
-    pid: child.pid!,
-    baseUrl,
-    dataDir,
+    pid: mr.pid,
+    baseUrl: mr.baseUrl,
+    dataDir: mr.dataDir,
     api,
-    logTail,
-    builtUi: readFileSync(logFile, 'utf8').includes('Building the web UI'),
-    async stop() {
-      await stop();
-      unregister();
-    },
+    logTail: () => mr.logTail(),
+    builtUi: readFileSync(mr.logFile, 'utf8').includes('Building the web UI'),
+    stop: () => mr.stop(),
   };
 }
 
@@ -804,7 +680,7 @@ async function throughput(peers: Peers): Promise<void> {
   if (fetch2.messages !== N) throw new Error(`raw fetch (again) got ${fetch2.messages}/${N}`);
 
   const rate = (ms: number) => N / (ms / 1000);
-  const rows: Array<[string, RawResult | { ms: number; bytes: number; cpu: ReturnType<ReturnType<typeof cpuMeter>> }, string]> = [
+  const rows: Array<[string, RawResult | { ms: number; bytes: number; cpu: CpuReport }, string]> = [
     ['raw fetch (UID FETCH 1:* BODY[], 1st)', fetch1, 'this process'],
     ['raw download() per UID', download, 'this process'],
     ['Mailroom (fetch + parse + store)', { ms: run.ms, bytes: fetch1.bytes, cpu: mrCpu }, 'Mailroom'],
@@ -814,7 +690,7 @@ async function throughput(peers: Peers): Promise<void> {
   console.log(`${'run'.padEnd(40)}  ${'time'.padStart(9)}  ${'msg/s'.padStart(8)}  ${'MB/s'.padStart(7)}  load1  CPU`);
   for (const [k, [name, res, who]] of rows.entries()) {
     const c = res.cpu;
-    const cpuCol = who === 'Mailroom' ? `Mailroom ${c.child.toFixed(2)}, bench ${c.self.toFixed(2)}, other ${c.other.toFixed(2)}` : `client ${c.self.toFixed(2)}, other ${c.other.toFixed(2)}`;
+    const cpuCol = who === 'Mailroom' ? `Mailroom ${c.childCores.toFixed(2)}, bench ${c.selfCores.toFixed(2)}, other ${c.otherCores.toFixed(2)}` : `client ${c.selfCores.toFixed(2)}, other ${c.otherCores.toFixed(2)}`;
     console.log(`${name.padEnd(40)}  ${secs(res.ms).padStart(9)}  ${rate(res.ms).toFixed(0).padStart(8)}  ${(res.bytes / MiB / (res.ms / 1000)).toFixed(1).padStart(7)}  ${load[k]!.toFixed(2).padStart(5)}  ${cpuCol}`);
   }
   console.log('(load1: the 1-minute load average as the run started; other processes on this machine share its cores)');
@@ -910,7 +786,7 @@ async function throughput(peers: Peers): Promise<void> {
   // The least CPU any import of these messages needs here: serving and reading them over IMAP (the
   // CPU of the cheaper raw fetch: client + Dovecot + kernel), plus Mailroom's parse and its SQLite
   // work (replayed above). With every core busy on nothing else, this is the fastest possible import.
-  const fetchCpuMs = Math.min(...[fetch1, fetch2].map((f) => ((f.cpu.self + f.cpu.other) * f.ms) / N));
+  const fetchCpuMs = Math.min(...[fetch1, fetch2].map((f) => ((f.cpu.selfCores + f.cpu.otherCores) * f.ms) / N));
   const needMs = fetchCpuMs + leanMs / N + dbMs / N;
   const cores = cpus().length;
   const ceiling = (cores / needMs) * 1000;
@@ -928,7 +804,7 @@ async function throughput(peers: Peers): Promise<void> {
 // ------------------------------------------------------------------------------------------------
 // Part 1b: the same over a link with Internet-like delay and bandwidth
 
-const LINK_RTT_MS = envInt('BENCH_LINK_RTT_MS', 20);
+const LINK_RTT_MS = envNumber('BENCH_LINK_RTT_MS', 20);
 const LINK_MBIT = (process.env.BENCH_LINK_MBIT ?? '50,100,200,400').split(',').map(Number).filter((x) => x > 0);
 
 /**
@@ -974,7 +850,7 @@ async function startShapedLink(targetPort: number, rttMs: number, mbit: number):
     shape(client, upstream);
     shape(upstream, client);
   });
-  onCleanup(() => proxy.close());
+  onCleanup('link forwarder', () => proxy.close());
   return proxy;
 }
 
@@ -1200,7 +1076,7 @@ async function main(): Promise<void> {
   console.log(`# ${new Date().toISOString()} · ${c.length} cores (${c[0]?.model ?? 'unknown cpu'}) · Node ${process.version} · ${process.platform} · tmp on ${tmpdir()}`);
   const p0 = performance.now();
   const peers = await startPeers({ clients: [{ clientId: CLIENT_ID, clientSecret: CLIENT_SECRET, redirectUris: [TOKEN_REDIRECT] }] });
-  onCleanup(() => peers.stop());
+  onCleanup('peers', () => peers.stop());
   console.log(`peers (OAuth server, Dovecot ${(await execFileAsync('dovecot', ['--version'])).stdout.trim()}) up in ${secs(performance.now() - p0)}`);
   if (!process.env.BENCH_SKIP_THROUGHPUT) await throughput(peers);
   if (!process.env.BENCH_SKIP_MEMORY) await memory(peers);
@@ -1215,18 +1091,5 @@ if (process.argv[2] === '--child') {
     },
   );
 } else {
-  let finished = false;
-  const finish = async (code: number, why?: string) => {
-    if (finished) return;
-    finished = true;
-    if (why) console.error(why);
-    await runCleanups();
-    process.exit(code);
-  };
-  setTimeout(() => void finish(2, `stopped at the ${TIME_LIMIT_S} s time limit`), TIME_LIMIT_S * 1000).unref();
-  for (const sig of ['SIGINT', 'SIGTERM'] as const) process.once(sig, () => void finish(130, sig));
-  main().then(
-    () => finish(0),
-    (e: unknown) => finish(1, `failed: ${(e as Error)?.stack ?? String(e)}`),
-  );
+  runBenchmark('inbound ingest', TIME_LIMIT_S, main);
 }
