@@ -761,14 +761,14 @@ async function throughput(peers: Peers): Promise<void> {
   for (let k = 0; k < parsed.length; k += 100) {
     const part = parsed.slice(k, k + 100);
     const links = await findOutboxIdsByMessageIds(db, part.map((m) => [m.inReplyTo, ...m.references].filter((x): x is string => !!x)));
-    const rows = part.map((m, j) => ({
+    const rows = part.map(({ sha256, ...fields }, j) => ({
+      ...fields,
       id: randomUUID(),
       serverId: serverIdReplay,
       folder: 'INBOX',
       uidValidity: '1',
       uid: k + j + 1,
-      dedupeKey: m.messageId ?? `sha256:${m.sha256}`,
-      ...pickStored(m),
+      dedupeKey: fields.messageId ?? `sha256:${sha256}`,
       raw: { mime: crlf[k + j]! },
       outboxMessageId: links[j] ?? null,
       afterFetchPending: false,
@@ -884,11 +884,6 @@ async function linkRuns(peers: Peers, access: ImapAccess, t: TokenResponse): Pro
       await link.close();
     }
   }
-}
-
-function pickStored(m: ParsedMessage) {
-  const { messageId, from, to, cc, subject, date, inReplyTo, references, text, html, attachments, sizeBytes } = m;
-  return { messageId, from, to, cc, subject, date, inReplyTo, references, text, html, attachments, sizeBytes };
 }
 
 async function parseOnly(source: Readable, extra: Record<string, boolean> = {}): Promise<void> {

@@ -159,25 +159,14 @@ export async function fetchNew(
        */
       const commit = async (got: Parsed[], upTo: number, skippedHere: number): Promise<void> => {
         const links = await findOutboxIdsByMessageIds(db, got.map(({ parsed: p }) => [p.inReplyTo, ...p.references].filter((x): x is string => !!x)));
-        const rows = got.map(({ uid, id, parsed: p, raw }, k): NewInboundMessage => ({
+        const rows = got.map(({ uid, id, parsed: { sha256, ...fields }, raw }, k): NewInboundMessage => ({
+          ...fields,
           id,
           serverId: server.id,
           folder: imap.folder,
           uidValidity,
           uid,
-          dedupeKey: p.messageId ?? `sha256:${p.sha256}`,
-          messageId: p.messageId,
-          from: p.from,
-          to: p.to,
-          cc: p.cc,
-          subject: p.subject,
-          date: p.date,
-          inReplyTo: p.inReplyTo,
-          references: p.references,
-          text: p.text,
-          html: p.html,
-          attachments: p.attachments,
-          sizeBytes: p.sizeBytes,
+          dedupeKey: fields.messageId ?? `sha256:${sha256}`,
           raw,
           outboxMessageId: links[k] ?? null,
           afterFetchPending: imap.afterFetch !== 'leave',
@@ -220,9 +209,9 @@ export async function fetchNew(
               continue;
             }
             const id = randomUUID();
-            const parsed = await storeAndParse(dl.content, deps.dataDir, server.id, id);
-            await commit([{ uid: head.uid, id, parsed, raw: { path: parsed.rawPath } }], head.uid, 0).catch((e: unknown) => {
-              rmSync(join(deps.dataDir, parsed.rawPath), { force: true });
+            const { rawPath, ...parsed } = await storeAndParse(dl.content, deps.dataDir, server.id, id);
+            await commit([{ uid: head.uid, id, parsed, raw: { path: rawPath } }], head.uid, 0).catch((e: unknown) => {
+              rmSync(join(deps.dataDir, rawPath), { force: true });
               throw e;
             });
             await applyAfterFetch();

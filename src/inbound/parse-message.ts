@@ -3,21 +3,11 @@ import { createWriteStream, mkdirSync, renameSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { PassThrough, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
+import type { MessageFields } from '../storage/inbound-store.ts';
 import { type AddressObject, type AttachmentStream, type HeaderValue, MailParser, type MessageText } from 'mailparser';
 
-export interface ParsedMessage {
-  messageId: string | null;
-  from: string;
-  to: string[];
-  cc: string[];
-  subject: string;
-  date: string | null;
-  inReplyTo: string | null;
-  references: string[];
-  text: string | null;
-  html: string | null;
-  attachments: Array<{ filename: string; contentType: string; size: number }>;
-  sizeBytes: number;
+export interface ParsedMessage extends MessageFields {
+  /** Of the raw bytes: the dedupe key of a message without a Message-ID. */
   sha256: string;
 }
 

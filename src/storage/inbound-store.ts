@@ -28,13 +28,8 @@ export async function setFolderState(db: Db, serverId: string, folder: string, s
   await putFolderState(db, serverId, folder, s, now.toISOString());
 }
 
-export interface NewInboundMessage {
-  id: string;
-  serverId: string;
-  folder: string;
-  uidValidity: string;
-  uid: number;
-  dedupeKey: string;
+/** What Mailroom keeps of a message's content, as the parser gives it. */
+export interface MessageFields {
   messageId: string | null;
   from: string;
   to: string[];
@@ -47,6 +42,15 @@ export interface NewInboundMessage {
   html: string | null;
   attachments: Array<{ filename: string; contentType: string; size: number }>;
   sizeBytes: number;
+}
+
+export interface NewInboundMessage extends MessageFields {
+  id: string;
+  serverId: string;
+  folder: string;
+  uidValidity: string;
+  uid: number;
+  dedupeKey: string;
   /** Where the raw message is: a file under the data directory, or these bytes, stored in the database. */
   raw: { path: string } | { mime: Buffer };
   outboxMessageId: string | null;
@@ -159,22 +163,13 @@ export async function importInboundMessages(
   });
 }
 
-export interface InboundRow {
+/** A stored message without its bodies (lists and the pull API's pages). */
+export interface InboundRow extends Omit<MessageFields, 'text' | 'html'> {
   seq: number;
   id: string;
   serverId: string;
   folder: string;
   uid: number;
-  messageId: string | null;
-  from: string;
-  to: string[];
-  cc: string[];
-  subject: string;
-  date: string | null;
-  inReplyTo: string | null;
-  references: string[];
-  attachments: Array<{ filename: string; contentType: string; size: number }>;
-  sizeBytes: number;
   /** The raw message's file under the data directory, or null when it is in the database. */
   rawPath: string | null;
   outboxMessageId: string | null;
