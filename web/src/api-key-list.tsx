@@ -1,4 +1,4 @@
-import { useEffect, useState, type FormEvent, type ReactNode } from 'react';
+import { useState, type FormEvent, type ReactNode } from 'react';
 import { asApiError, api, ApiError, type ApiKey, type ApiKeyScope, type CreatedApiKey } from './api.ts';
 import { ErrorAlert } from './error-alert.tsx';
 import { fieldA11y } from './field-a11y.ts';
@@ -7,6 +7,7 @@ import { formatDateTime } from './format-date-time.ts';
 import { Notice } from './notice.tsx';
 import { ShownOnceSecret } from './shown-once-secret.tsx';
 import { Spinner } from './spinner.tsx';
+import { useItems } from './use-items.ts';
 import { useTitle } from './use-title.ts';
 
 const SCOPES: { value: ApiKeyScope; label: string; short: string }[] = [
@@ -38,8 +39,7 @@ function withoutSecret(created: CreatedApiKey): ApiKey {
 /** Settings › Technical › API Keys: keys for applications using the API, created and revoked here. */
 export function ApiKeyList() {
   useTitle('API Keys');
-  const [items, setItems] = useState<ApiKey[] | null>(null);
-  const [loadError, setLoadError] = useState<ApiError | null>(null);
+  const { items, error: loadError, setItems, reload: load } = useItems(api.listApiKeys);
 
   const [name, setName] = useState('');
   const [scope, setScope] = useState<ApiKeyScope>('send');
@@ -51,27 +51,6 @@ export function ApiKeyList() {
   const [revoking, setRevoking] = useState<string | null>(null);
   const [revokeError, setRevokeError] = useState<ApiError | null>(null);
   const [notice, setNotice] = useState<string | null>(null);
-
-  function load() {
-    return api.listApiKeys().then(
-      (r) => {
-        setItems(r.items);
-        setLoadError(null);
-      },
-      (e: unknown) => setLoadError(asApiError(e)),
-    );
-  }
-
-  useEffect(() => {
-    let cancelled = false;
-    api.listApiKeys().then(
-      (r) => !cancelled && setItems(r.items),
-      (e: unknown) => !cancelled && setLoadError(asApiError(e)),
-    );
-    return () => {
-      cancelled = true;
-    };
-  }, []);
 
   async function create(e: FormEvent<HTMLFormElement>) {
     e.preventDefault();

@@ -1,11 +1,11 @@
-import { useEffect, useState } from 'react';
-import { asApiError, api, ApiError, type ServerHealth } from './api.ts';
+import { api, type ServerHealth } from './api.ts';
 import { ErrorAlert } from './error-alert.tsx';
 import { Link } from './router.tsx';
 import { paths, serverFormPath } from './routes.ts';
 import { secretExpiryText, secretNeedsAttention } from './secret-expiry-text.ts';
 import { checklistSummary } from './server-checklist.tsx';
 import { TokenStatusBadge } from './token-status-badge.tsx';
+import { useItems } from './use-items.ts';
 import { useTitle } from './use-title.ts';
 
 const DIRECTION_LABELS: Record<ServerHealth['direction'], string> = {
@@ -23,19 +23,7 @@ function SecretCell({ server }: { server: ServerHealth }) {
 /** Mail Health: every outgoing and incoming server at a glance, with links to their forms. */
 export function HealthPage() {
   useTitle('Mail Health');
-  const [items, setItems] = useState<ServerHealth[] | null>(null);
-  const [error, setError] = useState<ApiError | null>(null);
-
-  useEffect(() => {
-    let cancelled = false;
-    api.serverHealth().then(
-      (r) => !cancelled && setItems(r.items),
-      (e: unknown) => !cancelled && setError(asApiError(e)),
-    );
-    return () => {
-      cancelled = true;
-    };
-  }, []);
+  const { items, error } = useItems(api.serverHealth);
 
   return (
     <>

@@ -1,4 +1,4 @@
-import { useEffect, useState, type FormEvent, type ReactNode } from 'react';
+import { useState, type FormEvent, type ReactNode } from 'react';
 import { asApiError, api, ApiError, type CreatedWebhook, type Webhook } from './api.ts';
 import { ErrorAlert } from './error-alert.tsx';
 import { fieldA11y } from './field-a11y.ts';
@@ -9,6 +9,7 @@ import { Link, useFlashNotice } from './router.tsx';
 import { webhookPath } from './routes.ts';
 import { ShownOnceSecret } from './shown-once-secret.tsx';
 import { Spinner } from './spinner.tsx';
+import { useItems } from './use-items.ts';
 import { useTitle } from './use-title.ts';
 import { WebhookSignatureExample } from './webhook-signature-example.tsx';
 
@@ -32,8 +33,7 @@ function withoutSecret(created: CreatedWebhook): Webhook {
 export function WebhookList() {
   useTitle('Webhooks');
   const [flash] = useFlashNotice();
-  const [items, setItems] = useState<Webhook[] | null>(null);
-  const [loadError, setLoadError] = useState<ApiError | null>(null);
+  const { items, error: loadError, setItems, reload: load } = useItems(api.listWebhooks);
 
   const [url, setUrl] = useState('');
   const [description, setDescription] = useState('');
@@ -45,27 +45,6 @@ export function WebhookList() {
   const [busy, setBusy] = useState<string | null>(null);
   const [rowError, setRowError] = useState<ApiError | null>(null);
   const [notice, setNotice] = useState<string | null>(flash);
-
-  function load() {
-    return api.listWebhooks().then(
-      (r) => {
-        setItems(r.items);
-        setLoadError(null);
-      },
-      (e: unknown) => setLoadError(asApiError(e)),
-    );
-  }
-
-  useEffect(() => {
-    let cancelled = false;
-    api.listWebhooks().then(
-      (r) => !cancelled && setItems(r.items),
-      (e: unknown) => !cancelled && setLoadError(asApiError(e)),
-    );
-    return () => {
-      cancelled = true;
-    };
-  }, []);
 
   async function create(e: FormEvent<HTMLFormElement>) {
     e.preventDefault();
