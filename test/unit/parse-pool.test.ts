@@ -61,6 +61,9 @@ test('a parse thread returns exactly what parsing on the calling thread returns'
 test('with threads: 0 it parses on the calling thread', async () => {
   const pool = new ParsePool({ threads: 0 });
   assert.deepEqual(await pool.parse(message(1)), await parseMessage(message(1)));
+  pool.warm();
+  await pool.parse(message(2));
+  assert.equal((pool as unknown as { workers: unknown[] }).workers.length, 0, 'no thread was started');
   await pool.close();
 });
 
