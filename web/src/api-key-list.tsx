@@ -1,4 +1,4 @@
-import { useState, type FormEvent, type ReactNode } from 'react';
+import { useState, type ReactNode } from 'react';
 import { asApiError, api, ApiError, type ApiKey, type ApiKeyScope, type CreatedApiKey } from './api.ts';
 import { ErrorAlert } from './error-alert.tsx';
 import { fieldA11y } from './field-a11y.ts';
@@ -8,6 +8,7 @@ import { Notice } from './notice.tsx';
 import { ShownOnceSecret } from './shown-once-secret.tsx';
 import { Spinner } from './spinner.tsx';
 import { useItems } from './use-items.ts';
+import { useSecretCreate } from './use-secret-create.ts';
 import { useTitle } from './use-title.ts';
 
 const SCOPES: { value: ApiKeyScope; label: string; short: string }[] = [
@@ -43,50 +44,27 @@ export function ApiKeyList() {
 
   const [name, setName] = useState('');
   const [scope, setScope] = useState<ApiKeyScope>('send');
-  const [creating, setCreating] = useState(false);
-  const [fieldErrors, setFieldErrors] = useState<Record<string, string>>({});
-  const [formError, setFormError] = useState<ApiError | null>(null);
-  const [created, setCreated] = useState<CreatedApiKey | null>(null);
-
   const [revoking, setRevoking] = useState<string | null>(null);
   const [revokeError, setRevokeError] = useState<ApiError | null>(null);
   const [notice, setNotice] = useState<string | null>(null);
 
-  async function create(e: FormEvent<HTMLFormElement>) {
-    e.preventDefault();
-    if (name.trim() === '') {
-      setFieldErrors({ name: 'Enter a name, e.g. the application using the key' });
-      setFormError(null);
-      document.getElementById(fieldId('name'))?.focus();
-      return;
-    }
-    setCreating(true);
-    setFieldErrors({});
-    setFormError(null);
-    setNotice(null);
-    setRevokeError(null);
-    try {
-      const key = await api.createApiKey({ name: name.trim(), scope });
-      setCreated(key);
+  const { creating, fieldErrors, formError, created, setCreated, create } = useSecretCreate({
+    labels: LABELS,
+    fieldId,
+    required: { field: 'name', value: name, message: 'Enter a name, e.g. the application using the key' },
+    onStart: () => {
+      setNotice(null);
+      setRevokeError(null);
+    },
+    send: () => api.createApiKey({ name: name.trim(), scope }),
+    onCreated: (key) => {
       setName('');
       setScope('send');
       const listed = withoutSecret(key);
       setItems((list) => (list ? [listed, ...list.filter((k) => k.id !== key.id)] : [listed]));
       void load();
-    } catch (err) {
-      const apiErr = asApiError(err);
-      const known = Object.keys(apiErr.fields).filter((f): f is FieldName => f in LABELS);
-      if (known.length > 0) {
-        setFieldErrors(apiErr.fields);
-        const first = known[0];
-        if (first) document.getElementById(fieldId(first))?.focus();
-        // A message about a field this form does not show stays a general error.
-        if (Object.keys(apiErr.fields).some((f) => !(f in LABELS))) setFormError(apiErr);
-      } else setFormError(apiErr);
-    } finally {
-      setCreating(false);
-    }
-  }
+    },
+  });
 
   async function revoke(key: ApiKey) {
     if (

@@ -1,4 +1,4 @@
-import { useState, type FormEvent, type ReactNode } from 'react';
+import { useState, type ReactNode } from 'react';
 import { asApiError, api, ApiError, type CreatedWebhook, type Webhook } from './api.ts';
 import { ErrorAlert } from './error-alert.tsx';
 import { fieldA11y } from './field-a11y.ts';
@@ -10,6 +10,7 @@ import { webhookPath } from './routes.ts';
 import { ShownOnceSecret } from './shown-once-secret.tsx';
 import { Spinner } from './spinner.tsx';
 import { useItems } from './use-items.ts';
+import { useSecretCreate } from './use-secret-create.ts';
 import { useTitle } from './use-title.ts';
 import { WebhookSignatureExample } from './webhook-signature-example.tsx';
 
@@ -37,52 +38,31 @@ export function WebhookList() {
 
   const [url, setUrl] = useState('');
   const [description, setDescription] = useState('');
-  const [creating, setCreating] = useState(false);
-  const [fieldErrors, setFieldErrors] = useState<Record<string, string>>({});
-  const [formError, setFormError] = useState<ApiError | null>(null);
-  const [created, setCreated] = useState<CreatedWebhook | null>(null);
-
   const [busy, setBusy] = useState<string | null>(null);
   const [rowError, setRowError] = useState<ApiError | null>(null);
   const [notice, setNotice] = useState<string | null>(flash);
 
-  async function create(e: FormEvent<HTMLFormElement>) {
-    e.preventDefault();
-    if (url.trim() === '') {
-      setFieldErrors({ url: 'Enter the URL that receives the messages, e.g. https://erp.example.com/mailroom/inbound' });
-      setFormError(null);
-      document.getElementById(fieldId('url'))?.focus();
-      return;
-    }
-    setCreating(true);
-    setFieldErrors({});
-    setFormError(null);
-    setNotice(null);
-    setRowError(null);
-    try {
+  const { creating, fieldErrors, formError, created, setCreated, create } = useSecretCreate({
+    labels: LABELS,
+    fieldId,
+    required: { field: 'url', value: url, message: 'Enter the URL that receives the messages, e.g. https://erp.example.com/mailroom/inbound' },
+    onStart: () => {
+      setNotice(null);
+      setRowError(null);
+    },
+    send: () => {
       const input: { url: string; description?: string } = { url: url.trim() };
       if (description.trim() !== '') input.description = description.trim();
-      const hook = await api.createWebhook(input);
-      setCreated(hook);
+      return api.createWebhook(input);
+    },
+    onCreated: (hook) => {
       setUrl('');
       setDescription('');
       const listed = withoutSecret(hook);
       setItems((list) => (list ? [listed, ...list.filter((w) => w.id !== hook.id)] : [listed]));
       void load();
-    } catch (err) {
-      const apiErr = asApiError(err);
-      const known = Object.keys(apiErr.fields).filter((f): f is FieldName => f in LABELS);
-      if (known.length > 0) {
-        setFieldErrors(apiErr.fields);
-        const first = known[0];
-        if (first) document.getElementById(fieldId(first))?.focus();
-        // A message about a field this form does not show stays a general error.
-        if (Object.keys(apiErr.fields).some((f) => !(f in LABELS))) setFormError(apiErr);
-      } else setFormError(apiErr);
-    } finally {
-      setCreating(false);
-    }
-  }
+    },
+  });
 
   async function toggle(w: Webhook) {
     setBusy(w.id);
