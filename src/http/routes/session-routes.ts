@@ -14,9 +14,9 @@ const loginSchema = z.object({
 });
 
 const setupSchema = z.object({
-  token: z.string({ error: 'The setup link is incomplete' }).min(1, { error: 'The setup link is incomplete' }),
-  email: z.string({ error: 'Enter your email' }),
-  password: z.string({ error: 'Choose a password' }),
+  token: z.string({ error: 'The setup link is incomplete' }).min(1, { error: 'The setup link is incomplete' }).max(200, { error: 'The setup link is not valid' }),
+  email: z.string({ error: 'Enter your email' }).max(320, { error: 'An email address is at most 320 characters' }),
+  password: z.string({ error: 'Choose a password' }).max(1024, { error: 'A password is at most 1,024 characters' }),
 });
 
 export function sessionRoutes(app: FastifyInstance, mr: Mailroom, doc: ApiDoc): void {
