@@ -1,5 +1,6 @@
 import type { Config } from './config/config.ts';
 import { AdminService } from './auth/admin-service.ts';
+import { LoginLimiter } from './auth/login-limiter.ts';
 import type { Logger } from './logger.ts';
 import { ApiKeyService } from './apikeys/api-key-service.ts';
 import { AuditLog } from './audit/audit-log.ts';
@@ -22,6 +23,8 @@ export interface Mailroom {
   logger: Logger;
   database: OpenedDatabase;
   admins: AdminService;
+  /** Failed-login limits, counted in the database. */
+  logins: LoginLimiter;
   tokens: TokenManager;
   connect: ConnectFlow;
   servers: MailServerService;
@@ -65,6 +68,7 @@ export async function createMailroom(config: Config, logger: Logger, opts: { now
     logger,
     database,
     admins: new AdminService(db, now),
+    logins: new LoginLimiter(db, undefined, now),
     tokens,
     connect: new ConnectFlow({ db, sealer, config, now }),
     servers: new MailServerService({

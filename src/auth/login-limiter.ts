@@ -1,45 +1,56 @@
+import { type AttemptRule, pruneAttempts, releaseAttempt, reserveAttempt } from '../storage/attempt-limit-store.ts';
+import type { Db } from '../storage/database.ts';
+
+export interface LoginLimits {
+  /** Failures for one account from one address: a stranger guessing locks out only that pair. */
+  perPair: number;
+  pairWindowMs: number;
+  /** Failures from one address over all accounts (higher: an office shares one NAT address). */
+  perAddress: number;
+  addressWindowMs: number;
+  /** Failures for one account from anywhere: stops guessing spread over many addresses. */
+  perAccount: number;
+  accountWindowMs: number;
+}
+
+export const LOGIN_LIMITS: LoginLimits = {
+  perPair: 5,
+  pairWindowMs: 15 * 60_000,
+  perAddress: 20,
+  addressWindowMs: 15 * 60_000,
+  perAccount: 50,
+  accountWindowMs: 60 * 60_000,
+};
+
+export type LoginAttempt = { ok: true; succeeded(): Promise<void> } | { ok: false; retryAfterMs: number };
+
 /**
- * Counts failed logins per account and per client address. After `perAccount` failures for one email
- * (or `perAddress` from one address, higher because an office shares one NAT address) within
- * `windowMs`, further attempts are refused until the window passes, whatever the password: this stops
- * password guessing without letting a stranger lock an account out for longer than the window.
+ * Failed-attempt limits kept in the database, so a restart does not reset them and every instance
+ * shares them. An attempt is reserved before the password is checked (twenty parallel guesses get at
+ * most `perPair` checks) and given back when the password was right.
  */
 export class LoginLimiter {
-  private readonly failures = new Map<string, number[]>();
-
   constructor(
-    private readonly perAccount = 5,
-    private readonly windowMs = 15 * 60_000,
-    private readonly perAddress = 4 * perAccount,
-    private readonly now: () => number = Date.now,
+    private readonly db: Db,
+    private readonly limits: LoginLimits = LOGIN_LIMITS,
+    private readonly now: () => Date = () => new Date(),
+    /** Keeps logins and other credential checks (SMTP AUTH) in counters of their own. */
+    private readonly realm = 'login',
   ) {}
 
-  private recent(key: string): number[] {
-    const cutoff = this.now() - this.windowMs;
-    const list = (this.failures.get(key) ?? []).filter((t) => t > cutoff);
-    if (list.length) this.failures.set(key, list);
-    else this.failures.delete(key);
-    return list;
-  }
-
-  /** Milliseconds to wait before another attempt is allowed, or 0. */
-  retryAfterMs(ip: string, email: string): number {
-    let wait = 0;
-    for (const [key, max] of [[`ip:${ip}`, this.perAddress], [`acct:${email}`, this.perAccount]] as const) {
-      const list = this.recent(key);
-      if (list.length >= max) wait = Math.max(wait, list[list.length - max]! + this.windowMs - this.now());
-    }
-    return wait;
-  }
-
-  recordFailure(ip: string, email: string): void {
-    for (const key of [`ip:${ip}`, `acct:${email}`]) {
-      this.failures.set(key, [...this.recent(key), this.now()]);
-    }
-  }
-
-  recordSuccess(ip: string, email: string): void {
-    this.failures.delete(`ip:${ip}`);
-    this.failures.delete(`acct:${email}`);
+  async attempt(address: string, account: string): Promise<LoginAttempt> {
+    const l = this.limits;
+    const rules: AttemptRule[] = [
+      { key: `${this.realm}:pair:${address}|${account}`, max: l.perPair, windowMs: l.pairWindowMs },
+      { key: `${this.realm}:address:${address}`, max: l.perAddress, windowMs: l.addressWindowMs },
+      { key: `${this.realm}:account:${account}`, max: l.perAccount, windowMs: l.accountWindowMs },
+    ];
+    const now = this.now();
+    const r = await reserveAttempt(this.db, rules, now);
+    if (!r.ok) return r;
+    // Old counters go with the next attempt after their window (an index range): no timer, no growth.
+    await pruneAttempts(this.db, now, Math.max(l.pairWindowMs, l.addressWindowMs, l.accountWindowMs));
+    const keys = rules.map((x) => x.key);
+    return { ok: true, succeeded: () => releaseAttempt(this.db, keys, [keys[0]!]) };
   }
 }

@@ -263,6 +263,19 @@ const migrations = (dialect: Dialect): Record<string, Migration> => ({
       await db.schema.createIndex('inbound_messages_after_fetch').on('inbound_messages').columns(['mail_server_id', 'after_fetch_pending']).execute();
     },
   },
+  '0007_attempt_limits': {
+    async up(db: Kysely<any>) {
+      // Failed-attempt counters (logins, SMTP AUTH) in the database: they survive a restart and are
+      // shared by every instance on one PostgreSQL.
+      await db.schema
+        .createTable('attempt_limits')
+        .addColumn('key', 'text', (c) => c.primaryKey())
+        .addColumn('window_started_at', 'text', (c) => c.notNull())
+        .addColumn('attempts', 'integer', (c) => c.notNull())
+        .execute();
+      await db.schema.createIndex('attempt_limits_window').on('attempt_limits').column('window_started_at').execute();
+    },
+  },
 });
 
 export async function migrateToLatest(db: Kysely<any>, dialect: Dialect): Promise<void> {

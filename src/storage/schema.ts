@@ -213,7 +213,14 @@ export interface OutboxMessageTable {
   updated_at: string;
 }
 
+export interface AttemptLimitTable {
+  key: string;
+  window_started_at: string;
+  attempts: number;
+}
+
 export interface Database {
+  attempt_limits: AttemptLimitTable;
   audit_events: AuditEventTable;
   inbound_folder_states: InboundFolderStateTable;
   inbound_messages: InboundMessageTable;

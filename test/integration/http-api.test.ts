@@ -58,6 +58,28 @@ test('login: wrong password is 401 naming no account detail; repeated failures a
   assert.ok(Number(limited.headers['retry-after']) > 0);
 });
 
+test('login: twenty parallel wrong passwords for one account get at most five password checks', async () => {
+  const check = t.mr.admins.checkCredentials.bind(t.mr.admins);
+  let checked = 0;
+  t.mr.admins.checkCredentials = async (email, password) => {
+    checked++;
+    return check(email, password);
+  };
+  try {
+    const answers = await Promise.all(
+      Array.from({ length: 20 }, () => t.app.inject({ method: 'POST', url: '/api/v1/session', remoteAddress: '192.0.2.20', payload: { email: ADMIN.email, password: 'wrong guess' } })),
+    );
+    assert.ok(checked <= 5, `${checked} passwords checked`);
+    assert.equal(answers.filter((a) => a.statusCode === 401).length, checked);
+    assert.equal(answers.filter((a) => a.statusCode === 429).length, 20 - checked);
+    // The real admin, from another address, still gets in.
+    const ok = await t.app.inject({ method: 'POST', url: '/api/v1/session', remoteAddress: '192.0.2.21', payload: ADMIN });
+    assert.equal(ok.statusCode, 200);
+  } finally {
+    t.mr.admins.checkCredentials = check;
+  }
+});
+
 test('logout ends the session server-side', async () => {
   const a = await loginAgent(t);
   assert.equal((await a.request('DELETE', '/api/v1/session')).status, 204);

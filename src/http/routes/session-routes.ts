@@ -1,7 +1,6 @@
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
 import { normalizeEmail } from '../../auth/admin-service.ts';
-import { LoginLimiter } from '../../auth/login-limiter.ts';
 import { MailroomError } from '../../errors/errors.ts';
 import type { Mailroom } from '../../mailroom.ts';
 import { parseInput } from '../../errors/parse-input.ts';
@@ -20,7 +19,6 @@ const setupSchema = z.object({
 });
 
 export function sessionRoutes(app: FastifyInstance, mr: Mailroom, doc: ApiDoc): void {
-  const limiter = new LoginLimiter();
 
   const startSession = async (reply: import('fastify').FastifyReply, admin: { id: string; email: string }) => {
     const { sessionId, csrfToken } = await mr.admins.startSession(admin.id);
@@ -37,21 +35,21 @@ export function sessionRoutes(app: FastifyInstance, mr: Mailroom, doc: ApiDoc): 
   doc.add('post', '/api/v1/session', 'Log in with email and password', loginSchema);
   app.post('/api/v1/session', async (req, reply) => {
     const { email, password } = parseInput(loginSchema, req.body);
-    const key = normalizeEmail(email);
-    const wait = limiter.retryAfterMs(req.ip, key);
-    if (wait > 0) {
+    const attempt = await mr.logins.attempt(req.ip, normalizeEmail(email));
+    if (!attempt.ok) {
+      const wait = attempt.retryAfterMs;
       reply.header('retry-after', Math.ceil(wait / 1000));
+      req.log.warn({ event: 'auth.login_limited', ip: req.ip }, 'login refused: too many failed attempts');
       throw new MailroomError('MR_AUTH_RATE_LIMITED', `Too many failed logins. Try again in ${Math.ceil(wait / 60_000)} minute(s).`, {
-        fix: 'Wait, or reset the password with: npx mailroom admin create --email E --password P --reset',
+        fix: 'Wait, or reset the password with: npx mailroom admin create --email E --password-stdin --reset',
       });
     }
     const admin = await mr.admins.checkCredentials(email, password);
     if (!admin) {
-      limiter.recordFailure(req.ip, key);
       req.log.warn({ event: 'auth.login_failed', ip: req.ip }, 'failed login');
       throw new MailroomError('MR_AUTH_INVALID_CREDENTIALS', 'Wrong email or password.', { field: 'password' });
     }
-    limiter.recordSuccess(req.ip, key);
+    await attempt.succeeded();
     req.log.info({ event: 'auth.login', adminId: admin.id }, 'admin logged in');
     await mr.audit.record(`admin:${admin.id}`, 'auth.login', { type: 'admin', id: admin.id }, { ip: req.ip });
     return startSession(reply, admin);
