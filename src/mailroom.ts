@@ -16,6 +16,7 @@ import { TokenManager } from './oauth/token-manager.ts';
 import { createSealer, loadOrCreateKey } from './secrets/sealer.ts';
 import { MailServerService } from './servers/mail-server-service.ts';
 import { type OpenedDatabase, openDatabase } from './storage/database.ts';
+import { tightenDir } from './storage/private-files.ts';
 
 /** Everything a running Mailroom needs, wired once; HTTP, CLI and tests build on this. */
 export interface Mailroom {
@@ -44,6 +45,7 @@ export interface Mailroom {
 export async function createMailroom(config: Config, logger: Logger, opts: { now?: () => Date } = {}): Promise<Mailroom> {
   const database = await openDatabase(config.databaseUrl);
   const sealer = createSealer(loadOrCreateKey(config.secretKey, config.dataDir));
+  tightenDir(config.dataDir);
   const { db } = database;
   const now = opts.now ?? (() => new Date());
   const tokens = new TokenManager({

@@ -1,7 +1,11 @@
 import { randomUUID } from 'node:crypto';
 import type { Db } from '../storage/database.ts';
 import { type AuditEvent, insertAuditEvent, listAuditEvents } from '../storage/audit-store.ts';
+import { z } from 'zod';
 import { MailroomError } from '../errors/errors.ts';
+import { pageLimit, parseInput, queryText } from '../errors/parse-input.ts';
+
+export const auditQuerySchema = z.object({ limit: pageLimit, cursor: queryText('cursor').optional(), targetId: queryText('targetId').optional() });
 
 /** Who changed or connected what, and when. Secrets never enter `details`. */
 export class AuditLog {
@@ -19,8 +23,9 @@ export class AuditLog {
     });
   }
 
-  async list(query: { limit?: string; cursor?: string; targetId?: string }): Promise<{ items: AuditEvent[]; nextCursor: string | null }> {
-    const limit = Math.min(200, Math.max(1, Number(query.limit ?? 50) || 50));
+  async list(input: unknown): Promise<{ items: AuditEvent[]; nextCursor: string | null }> {
+    const query = parseInput(auditQuerySchema, input);
+    const limit = query.limit;
     let before: { at: string; id: string } | undefined;
     if (query.cursor) {
       const [at, id] = Buffer.from(query.cursor, 'base64url').toString('utf8').split('|');

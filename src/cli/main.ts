@@ -1,5 +1,5 @@
 import { parseArgs } from 'node:util';
-import { ConfigError, loadConfig } from '../config/config.ts';
+import { adminPasswordFromEnv, ConfigError, loadConfig } from '../config/config.ts';
 import { isMailroomError } from '../errors/errors.ts';
 import { buildApp } from '../http/app.ts';
 import { createLogger } from '../logger.ts';
@@ -10,7 +10,10 @@ const USAGE = `Usage: mailroom <command>
 
 Commands:
   serve                                         Start the web UI and API (default)
-  admin create --email E --password P [--reset] Create an admin (--reset: set a new password for an existing one)
+  admin create --email E --password-stdin [--reset]
+                                                Create an admin, the password read from standard input
+                                                (or MAILROOM_ADMIN_PASSWORD, or --password P, which ps shows);
+                                                --reset sets a new password for an existing one
   servers list                                  List outgoing mail servers and their token status
   servers test <id>                             Run Test Connection for one mail server
   apikey create --name N --scope send|read|admin  Create an API key (printed once)
@@ -33,7 +36,7 @@ async function serve(): Promise<void> {
     // Printed, not logged: the link is a one-time credential for whoever runs the process.
     process.stdout.write(
       `\nNo admin exists yet. Open this one-time link within 24 hours to create the first admin:\n\n  ${config.baseUrl.href.replace(/\/$/, '')}/setup?token=${token}\n\n` +
-        `(or run: npx mailroom admin create --email you@example.com --password '...')\n\n`,
+        `(or run: npx mailroom admin create --email you@example.com --password-stdin)\n\n`,
     );
   }
   const sweep = setInterval(() => void mr.admins.sweep().catch((e) => logger.warn({ err: e }, 'session sweep failed')), 3600_000);
@@ -47,6 +50,16 @@ async function serve(): Promise<void> {
   };
   process.once('SIGINT', () => void stop('SIGINT'));
   process.once('SIGTERM', () => void stop('SIGTERM'));
+}
+
+/** The first line of standard input (a password piped in: `printf %s "$PW" | mailroom admin create …`). */
+async function readStdinLine(): Promise<string> {
+  let data = '';
+  for await (const chunk of process.stdin) {
+    data += String(chunk);
+    if (data.includes('\n')) break;
+  }
+  return data.split(/\r?\n/)[0] ?? '';
 }
 
 async function withMailroom<T>(run: (mr: Awaited<ReturnType<typeof createMailroom>>) => Promise<T>): Promise<T> {
@@ -70,17 +83,21 @@ export async function main(argv: string[]): Promise<number> {
     return -1; // keep running
   }
   if (command === 'admin' && sub === 'create') {
-    const { values } = parseArgs({ args: rest, options: { email: { type: 'string' }, password: { type: 'string' }, reset: { type: 'boolean' } } });
-    if (!values.email || !values.password) {
-      console.error('admin create needs --email and --password');
+    const { values } = parseArgs({
+      args: rest,
+      options: { email: { type: 'string' }, password: { type: 'string' }, 'password-stdin': { type: 'boolean' }, reset: { type: 'boolean' } },
+    });
+    const password = values['password-stdin'] ? await readStdinLine() : (values.password ?? adminPasswordFromEnv());
+    if (!values.email || !password) {
+      console.error('admin create needs --email and a password: --password-stdin (read from standard input), MAILROOM_ADMIN_PASSWORD, or --password');
       return 2;
     }
     return withMailroom(async (mr) => {
       if (values.reset) {
-        await mr.admins.setPassword(values.email!, values.password!);
+        await mr.admins.setPassword(values.email!, password);
         console.log(`Password changed for ${values.email}`);
       } else {
-        const a = await mr.admins.createAdmin(values.email!, values.password!);
+        const a = await mr.admins.createAdmin(values.email!, password);
         console.log(`Admin created: ${a.email}`);
       }
       return 0;

@@ -1,3 +1,4 @@
+import { isIP } from 'node:net';
 import { availableParallelism } from 'node:os';
 import { resolve } from 'node:path';
 
@@ -17,6 +18,22 @@ export interface Config {
   readonly inboundEnabled: boolean;
   /** Worker threads that parse fetched mail; 0 parses on the main thread. */
   readonly inboundParseThreads: number;
+  readonly http: HttpConfig;
+}
+
+export interface HttpConfig {
+  /**
+   * Whose X-Forwarded-For / -Proto / -Host to believe: nobody (false), the last N hops, or the proxies
+   * at these addresses/CIDRs. Anything else would let any client choose its own address.
+   */
+  readonly trustProxy: false | number | readonly string[];
+  /** /metrics without a key. */
+  readonly metricsPublic: boolean;
+  readonly headersTimeoutMs: number;
+  readonly requestTimeoutMs: number;
+  readonly keepAliveTimeoutMs: number;
+  /** Open connections one client address may hold (trusted proxies are not capped). */
+  readonly maxConnectionsPerAddress: number;
 }
 
 export interface OutboxConfig {
@@ -147,8 +164,50 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   const inboundEnabled = (get('INBOUND_WORKER') ?? 'on') !== 'off';
   const inboundParseThreads = Math.floor(num('INBOUND_PARSE_THREADS', Math.max(1, availableParallelism() - 1), 0, 64));
 
+  let trustProxy: HttpConfig['trustProxy'] = false;
+  const rawTrust = get('TRUST_PROXY');
+  if (rawTrust !== undefined && !['off', 'false', 'no', '0'].includes(rawTrust.toLowerCase())) {
+    if (/^\d{1,2}$/.test(rawTrust)) {
+      trustProxy = Number(rawTrust);
+    } else {
+      const list = rawTrust.split(',').map((x) => x.trim()).filter(Boolean);
+      const bad = list.filter((x) => !isAddressOrCidr(x));
+      if (bad.length || list.length === 0) {
+        problems.push(`TRUST_PROXY must be off, a hop count (1, 2…) or a comma-separated list of proxy addresses or CIDRs such as 10.0.0.5,10.1.0.0/16 (not understood: "${bad.join('", "') || rawTrust}")`);
+      } else {
+        trustProxy = Object.freeze(list);
+      }
+    }
+  }
+  const rawMetrics = (get('METRICS_PUBLIC') ?? 'false').toLowerCase();
+  if (!['true', 'false'].includes(rawMetrics)) problems.push(`METRICS_PUBLIC must be true or false (got "${rawMetrics}")`);
+  const http: HttpConfig = Object.freeze({
+    trustProxy,
+    metricsPublic: rawMetrics === 'true',
+    headersTimeoutMs: num('HTTP_HEADERS_TIMEOUT_SECONDS', 10, 1, 600) * 1000,
+    requestTimeoutMs: num('HTTP_REQUEST_TIMEOUT_SECONDS', 300, 1, 3600) * 1000,
+    keepAliveTimeoutMs: num('HTTP_KEEP_ALIVE_TIMEOUT_SECONDS', 65, 1, 3600) * 1000,
+    maxConnectionsPerAddress: Math.floor(num('HTTP_MAX_CONNECTIONS_PER_ADDRESS', 256, 1, 100_000)),
+  });
+
   if (problems.length > 0) throw new ConfigError(problems);
-  return Object.freeze({ port, host, baseUrl, dataDir, databaseUrl, secretKey, microsoftAuthorityHost, logLevel, outbox, webhooks, inboundEnabled, inboundParseThreads });
+  return Object.freeze({ port, host, baseUrl, dataDir, databaseUrl, secretKey, microsoftAuthorityHost, logLevel, outbox, webhooks, inboundEnabled, inboundParseThreads, http });
+}
+
+function isAddressOrCidr(v: string): boolean {
+  const [addr, bits, ...rest] = v.split('/');
+  const family = isIP(addr ?? '');
+  if (!family || rest.length) return false;
+  if (bits === undefined) return true;
+  return /^\d{1,3}$/.test(bits) && Number(bits) <= (family === 4 ? 32 : 128);
+}
+
+/**
+ * The password for `admin create` from MAILROOM_ADMIN_PASSWORD, so it need not be on the command
+ * line (where `ps` shows it to every user of the machine).
+ */
+export function adminPasswordFromEnv(env: Record<string, string | undefined> = process.env): string | undefined {
+  return env.MAILROOM_ADMIN_PASSWORD || undefined;
 }
 
 export function redirectUri(config: Pick<Config, 'baseUrl'>, provider: 'outlook'): string {

@@ -1,4 +1,4 @@
-import type { z } from 'zod';
+import { z } from 'zod';
 import { validationError } from './errors.ts';
 
 /** zod issues → one message per field, in the field's own words ("to.1", "headers.X-Ref", "body"). */
@@ -23,3 +23,18 @@ export function parseInput<S extends z.ZodType>(schema: S, input: unknown): z.in
   if (r.success) return r.data;
   throw validationError(fieldErrors(r.error.issues));
 }
+
+/**
+ * One query parameter given once: a repeated `?a=1&a=2` arrives as an array and is refused by name
+ * instead of reaching code that expects text.
+ */
+export const queryText = (name: string, max = 200) =>
+  z.string({ error: `Give ${name} once, as text` }).max(max, { error: `${name} is at most ${max} characters` });
+
+/** Page size of a list: a whole number from 1 to 200 (1.5 or 0 is a 400, not a query error). */
+export const pageLimit = z.coerce
+  .number({ error: 'limit must be a whole number from 1 to 200' })
+  .int({ error: 'limit must be a whole number from 1 to 200' })
+  .min(1, { error: 'limit must be a whole number from 1 to 200' })
+  .max(200, { error: 'limit must be a whole number from 1 to 200' })
+  .default(50);

@@ -1,10 +1,11 @@
 import cookie from '@fastify/cookie';
 import fastifyStatic from '@fastify/static';
-import Fastify, { type FastifyBaseLogger, type FastifyError, type FastifyInstance } from 'fastify';
+import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { MailroomError } from '../errors/errors.ts';
 import type { Mailroom } from '../mailroom.ts';
+import { limitConnectionsPerAddress } from './connection-limits.ts';
+import { assertDepth, errorBody, handleClientError, handleError, SECURITY_HEADERS } from './http-errors.ts';
 import { ApiDoc } from './openapi.ts';
 import { healthRoutes } from './routes/health-routes.ts';
 import { apiKeyRoutes } from './routes/api-key-routes.ts';
@@ -18,57 +19,43 @@ import { registerSessionAuth } from './session-auth.ts';
 
 export const WEB_DIST = fileURLToPath(new URL('../../web/dist/', import.meta.url));
 
-const CSP = [
-  "default-src 'self'",
-  "script-src 'self'",
-  "style-src 'self' 'unsafe-inline'",
-  "img-src 'self' data:",
-  "connect-src 'self'",
-  "frame-ancestors 'none'",
-  "form-action 'self'",
-  "base-uri 'none'",
-].join('; ');
-
 export async function buildApp(mr: Mailroom, opts: { webDist?: string } = {}): Promise<FastifyInstance> {
+  const { http } = mr.config;
+  const trust = http.trustProxy;
   const app = Fastify({
     loggerInstance: mr.logger as FastifyBaseLogger,
-    trustProxy: mr.config.baseUrl.protocol === 'https:',
+    // Forwarding headers only from the configured proxies, whatever BASE_URL's scheme.
+    // A hop count trusts that many proxies nearest to us, as proxy-addr does.
+    trustProxy: typeof trust === 'number' ? (_addr: string, hop: number) => hop < trust : trust === false ? false : [...trust],
     bodyLimit: 1024 * 1024,
+    // Slow clients: headers must arrive within headersTimeout, the whole request within
+    // requestTimeout; Node checks both every second instead of every 30 s.
+    http: { headersTimeout: http.headersTimeoutMs, connectionsCheckingInterval: 1000 },
+    requestTimeout: http.requestTimeoutMs,
+    keepAliveTimeout: http.keepAliveTimeoutMs,
+    connectionTimeout: http.requestTimeoutMs,
+    clientErrorHandler: handleClientError,
+    // Bad URL encoding and over-long path parameters are answered before any hook runs.
+    frameworkErrors: (err, req, reply) => handleError(err, req, reply.headers({ ...SECURITY_HEADERS, 'cache-control': 'no-store' })),
   });
+  limitConnectionsPerAddress(app.server, http);
   const doc = new ApiDoc();
 
   await app.register(cookie);
   registerSessionAuth(app, mr);
 
-  app.addHook('onSend', async (_req, reply) => {
-    reply.header('x-content-type-options', 'nosniff');
-    // The OAuth callback URL carries the authorization code: never leak it in a Referer.
-    reply.header('referrer-policy', 'no-referrer');
-    reply.header('x-frame-options', 'DENY');
-    reply.header('content-security-policy', CSP);
+  const hsts = mr.config.baseUrl.protocol === 'https:';
+  app.addHook('onSend', async (req, reply) => {
+    reply.headers(SECURITY_HEADERS);
+    if (hsts) reply.header('strict-transport-security', 'max-age=31536000');
+    // API answers carry API keys, webhook secrets and CSRF tokens: no cache may keep any of them.
+    if (req.url.startsWith('/api/') || req.url.startsWith('/oauth2/') || req.url.startsWith('/metrics')) reply.header('cache-control', 'no-store');
   });
 
-  app.setErrorHandler((err: FastifyError | MailroomError, req, reply) => {
-    if (err instanceof MailroomError) {
-      if (err.statusCode >= 500) req.log.error({ err, code: err.code }, err.message);
-      return reply.code(err.statusCode).send({ error: err.toJSON() });
-    }
-    const status = err.statusCode ?? 500;
-    if (status < 500) {
-      // Fastify's own 4xx (bad JSON, wrong content type, body too large).
-      const message =
-        err.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE'
-          ? 'Send the request body as JSON (Content-Type: application/json).'
-          : err.code === 'FST_ERR_CTP_BODY_TOO_LARGE'
-            ? 'The request body is too large.'
-            : err.code === 'FST_ERR_CTP_EMPTY_JSON_BODY'
-              ? 'The request body is empty; send a JSON object.'
-              : `The request body is not valid JSON: ${err.message}`;
-      return reply.code(status).send({ error: { code: 'MR_VALIDATION', message, field: 'body' } });
-    }
-    req.log.error({ err }, 'unhandled error');
-    return reply.code(500).send({ error: { code: 'MR_INTERNAL', message: 'Something went wrong on the server. The details are in the server log.' } });
-  });
+  // Before any route walks the body (idempotency hashing, validation), bound how deep it nests.
+  app.addHook('preValidation', async (req) => assertDepth(req.body, 32));
+
+  app.setErrorHandler(handleError);
 
   sessionRoutes(app, mr, doc);
   mailServerRoutes(app, mr, doc);
@@ -88,7 +75,7 @@ export async function buildApp(mr: Mailroom, opts: { webDist?: string } = {}): P
   app.setNotFoundHandler((req, reply) => {
     const path = req.url.split('?')[0]!;
     if (req.method !== 'GET' || path.startsWith('/api/') || path.startsWith('/oauth2/')) {
-      return reply.code(404).send({ error: { code: 'MR_NOT_FOUND', message: `No route for ${req.method} ${path}.` } });
+      return reply.code(404).send(errorBody('MR_NOT_FOUND', `No route for ${req.method} ${path}.`));
     }
     if (!hasUi) {
       return reply.code(503).type('text/plain').send('The web UI is not built. Run: npm run build:web');

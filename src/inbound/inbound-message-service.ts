@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { z } from 'zod';
 import { MailroomError } from '../errors/errors.ts';
-import { parseInput } from '../errors/parse-input.ts';
+import { pageLimit, parseInput, queryText } from '../errors/parse-input.ts';
 import type { Db } from '../storage/database.ts';
 import { findInbound, findInboundMime, type InboundRow, listInbound } from '../storage/inbound-store.ts';
 import { listMailServers } from '../storage/mail-server-store.ts';
@@ -11,11 +11,11 @@ import { deliveryStates, listDeliveries } from '../storage/webhook-store.ts';
 
 export const inboundListSchema = z.object({
   order: z.enum(['asc', 'desc'], { error: 'order must be asc or desc' }).default('asc'),
-  after: z.string().optional(),
-  cursor: z.string().optional(),
-  limit: z.coerce.number().int().min(1, { error: 'limit must be 1–200' }).max(200, { error: 'limit must be 1–200' }).default(50),
-  serverId: z.string().optional(),
-  q: z.string().max(200).optional(),
+  after: queryText('after').optional(),
+  cursor: queryText('cursor').optional(),
+  limit: pageLimit,
+  serverId: queryText('serverId').optional(),
+  q: queryText('q').optional(),
 });
 
 const encode = (seq: number) => Buffer.from(`s${seq}`).toString('base64url');

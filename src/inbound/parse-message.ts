@@ -1,5 +1,6 @@
 import { createHash, randomUUID } from 'node:crypto';
-import { createWriteStream, mkdirSync, renameSync } from 'node:fs';
+import { createWriteStream, renameSync } from 'node:fs';
+import { privateDir } from '../storage/private-files.ts';
 import { join, relative } from 'node:path';
 import { PassThrough, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -94,11 +95,11 @@ export async function parseMessage(source: Readable | Buffer): Promise<ParsedMes
  */
 export async function storeAndParse(source: Readable, dataDir: string, serverId: string, id: string = randomUUID()): Promise<ParsedMessage & { rawPath: string }> {
   const dir = join(dataDir, 'inbound', serverId);
-  mkdirSync(dir, { recursive: true });
+  privateDir(dir);
   const final = join(dir, `${id}.eml`);
   const tmp = `${final}.part`;
   const toParser = new PassThrough();
-  const [, parsed] = await Promise.all([pipeline(source, createWriteStream(tmp, { flush: true } as Parameters<typeof createWriteStream>[1])), parseMessage(source.pipe(toParser))]);
+  const [, parsed] = await Promise.all([pipeline(source, createWriteStream(tmp, { flush: true, mode: 0o600 } as Parameters<typeof createWriteStream>[1])), parseMessage(source.pipe(toParser))]);
   renameSync(tmp, final);
   return { ...parsed, rawPath: relative(dataDir, final) };
 }

@@ -3,7 +3,7 @@ import { z } from 'zod';
 import { MailroomError } from '../errors/errors.ts';
 import type { Logger } from '../logger.ts';
 import type { Sealer } from '../secrets/sealer.ts';
-import { parseInput } from '../errors/parse-input.ts';
+import { pageLimit, parseInput, queryText } from '../errors/parse-input.ts';
 import type { Db } from '../storage/database.ts';
 import {
   claimDueDeliveries,
@@ -26,6 +26,8 @@ const url = z
   .trim()
   .url({ error: 'Enter a full URL starting with https:// (or http:// on a private network)' })
   .refine((v) => /^https?:\/\//i.test(v), { error: 'The URL must start with https:// or http://' });
+
+export const deliveriesQuerySchema = z.object({ limit: pageLimit, cursor: queryText('cursor').optional() });
 
 export const createWebhookSchema = z.strictObject({
   url,
@@ -90,9 +92,10 @@ export class WebhookService {
     if (!(await deleteWebhook(this.deps.db, id))) throw new MailroomError('MR_NOT_FOUND', `Webhook ${id} does not exist.`);
   }
 
-  async deliveries(id: string, query: { limit?: string; cursor?: string }) {
+  async deliveries(id: string, input: unknown) {
+    const query = parseInput(deliveriesQuerySchema, input);
     if (!(await findWebhook(this.deps.db, id))) throw new MailroomError('MR_NOT_FOUND', `Webhook ${id} does not exist.`);
-    const limit = Math.min(200, Math.max(1, Number(query.limit ?? 50) || 50));
+    const { limit } = query;
     const before = query.cursor ? Buffer.from(query.cursor, 'base64url').toString('utf8') : undefined;
     const rows = await listDeliveries(this.deps.db, { webhookId: id, ...(before && { before }), limit: limit + 1 });
     const page = rows.slice(0, limit);

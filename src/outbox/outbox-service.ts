@@ -3,7 +3,7 @@ import { z } from 'zod';
 import type { OutboxConfig } from '../config/config.ts';
 import { MailroomError } from '../errors/errors.ts';
 import { chooseServer } from '../servers/choose-server.ts';
-import { parseInput } from '../errors/parse-input.ts';
+import { pageLimit, parseInput, queryText } from '../errors/parse-input.ts';
 import type { Db } from '../storage/database.ts';
 import { listMailServers, type MailServerRecord } from '../storage/mail-server-store.ts';
 import {
@@ -48,10 +48,10 @@ const STATES = ['queued', 'sending', 'sent', 'failed', 'held', 'cancelled'] as c
 
 export const listQuerySchema = z.object({
   state: z.enum(STATES, { error: `state must be one of ${STATES.join(', ')}` }).optional(),
-  mailServerId: z.string().optional(),
-  q: z.string().max(200).optional(),
-  limit: z.coerce.number().int().min(1, { error: 'limit must be 1–200' }).max(200, { error: 'limit must be 1–200' }).default(50),
-  cursor: z.string().optional(),
+  mailServerId: queryText('mailServerId').optional(),
+  q: queryText('q').optional(),
+  limit: pageLimit,
+  cursor: queryText('cursor').optional(),
 });
 
 /** Stable JSON (sorted keys): the same request body always hashes the same. */
@@ -86,10 +86,13 @@ export class OutboxService {
    * message is on disk (SQLite synchronous=FULL) and will be delivered or reported failed.
    */
   async enqueue(body: unknown, opts: { idempotencyKey?: string; apiKeyId?: string | null } = {}): Promise<{ message: MessageView; created: boolean }> {
-    const key = opts.idempotencyKey?.trim();
-    if (key !== undefined && (key.length === 0 || key.length > 255)) {
+    const given = opts.idempotencyKey?.trim();
+    if (given !== undefined && (given.length === 0 || given.length > 255)) {
       throw new MailroomError('MR_VALIDATION', 'The Idempotency-Key header must be 1–255 characters.', { field: 'Idempotency-Key' });
     }
+    // Keys belong to the caller (an API key, or the admins' sessions): another key using the same
+    // Idempotency-Key gets a message of its own, never this one or a hint that it exists.
+    const key = given && `${opts.apiKeyId ?? 'session'}/${given}`;
     const requestHash = key ? createHash('sha256').update(canonical(body)).digest('base64url') : null;
     if (key) {
       const existing = await this.replay(key, requestHash!);

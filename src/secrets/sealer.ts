@@ -1,5 +1,6 @@
 import { createCipheriv, createDecipheriv, createHash, randomBytes } from 'node:crypto';
-import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { privateDir } from '../storage/private-files.ts';
 import { join } from 'node:path';
 import { MailroomError } from '../errors/errors.ts';
 
@@ -65,7 +66,7 @@ export function loadOrCreateKey(configured: Buffer | null, dataDir: string): Buf
     if (key.length !== 32) throw new Error(`${file} does not hold a base64 32-byte key`);
     return key;
   }
-  mkdirSync(dataDir, { recursive: true });
+  privateDir(dataDir);
   const key = randomBytes(32);
   writeFileSync(file, key.toString('base64') + '\n', { mode: 0o600, flag: 'wx' });
   chmodSync(file, 0o600);

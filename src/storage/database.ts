@@ -1,9 +1,9 @@
-import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import SQLite from 'better-sqlite3';
 import { Kysely, PostgresDialect, SqliteDialect } from 'kysely';
 import pg from 'pg';
 import { migrateToLatest } from './migrations.ts';
+import { privateDir, privateFile } from './private-files.ts';
 import type { Database } from './schema.ts';
 
 export type Db = Kysely<Database>;
@@ -20,7 +20,10 @@ export async function openDatabase(databaseUrl: string): Promise<OpenedDatabase>
   let dialect: OpenedDatabase['dialect'];
   if (databaseUrl.startsWith('sqlite:')) {
     const file = databaseUrl.slice('sqlite:'.length);
-    if (file !== ':memory:') mkdirSync(dirname(file), { recursive: true });
+    if (file !== ':memory:') {
+      privateDir(dirname(file));
+      privateFile(file);
+    }
     const sqlite = new SQLite(file);
     // WAL for concurrent readers; synchronous=FULL so a committed row survives power loss.
     sqlite.pragma('journal_mode = WAL');

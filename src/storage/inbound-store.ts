@@ -1,5 +1,6 @@
 import { PostgresAdapter, type Selectable, sql } from 'kysely';
 import type { Db } from './database.ts';
+import { containsText } from './text-search.ts';
 import type { InboundMessageTable } from './schema.ts';
 
 export interface FolderState {
@@ -235,10 +236,7 @@ export async function listInbound(db: Db, f: InboundFilter): Promise<InboundRow[
   if (f.after !== undefined) q = q.where('seq', '>', f.after);
   if (f.before !== undefined) q = q.where('seq', '<', f.before);
   if (f.serverId) q = q.where('mail_server_id', '=', f.serverId);
-  if (f.q) {
-    const like = `%${f.q.toLowerCase().replace(/[%_\\]/g, (c) => `\\${c}`)}%`;
-    q = q.where((eb) => eb.or([eb(eb.fn('lower', ['subject']), 'like', like), eb(eb.fn('lower', ['from_addr']), 'like', like), eb('message_id', 'like', like)]));
-  }
+  if (f.q) q = q.where(containsText(['subject', 'from_addr', 'message_id'], f.q));
   return (await q.orderBy('seq', f.order).limit(f.limit).execute()).map(toRow);
 }
 

@@ -1,5 +1,6 @@
 import type { Selectable } from 'kysely';
 import type { Db } from './database.ts';
+import { containsText } from './text-search.ts';
 import type { OutboxMessageTable } from './schema.ts';
 import type { StoredError } from './mail-server-store.ts';
 
@@ -212,17 +213,7 @@ export async function listOutboxMessages(db: Db, f: OutboxFilter): Promise<Outbo
   let q = db.selectFrom('outbox_messages').select(LIST_COLUMNS);
   if (f.state) q = q.where('state', '=', f.state);
   if (f.mailServerId) q = q.where('mail_server_id', '=', f.mailServerId);
-  if (f.q) {
-    const like = `%${f.q.toLowerCase().replace(/[%_\\]/g, (c) => `\\${c}`)}%`;
-    q = q.where((eb) =>
-      eb.or([
-        eb(eb.fn('lower', ['subject']), 'like', like),
-        eb('from_addr', 'like', like),
-        eb('to_json', 'like', like),
-        eb('message_id', 'like', like),
-      ]),
-    );
-  }
+  if (f.q) q = q.where(containsText(['subject', 'from_addr', 'to_json', 'message_id'], f.q));
   if (f.after) {
     const { createdAt, id } = f.after;
     q = q.where((eb) => eb.or([eb('created_at', '<', createdAt), eb.and([eb('created_at', '=', createdAt), eb('id', '<', id)])]));

@@ -204,7 +204,11 @@ test('the OpenAPI document lists the mail server routes with their schemas', asy
 test('health, readiness and metrics answer', async () => {
   assert.equal((await t.app.inject({ method: 'GET', url: '/healthz' })).json().status, 'ok');
   assert.equal((await t.app.inject({ method: 'GET', url: '/readyz' })).json().database, 'sqlite');
-  const metrics = (await t.app.inject({ method: 'GET', url: '/metrics' })).body;
+  const anonymous = await t.app.inject({ method: 'GET', url: '/metrics' });
+  assert.equal(anonymous.statusCode, 401, 'metrics need a key unless METRICS_PUBLIC=true');
+  assert.equal(anonymous.json().error.code, 'MR_AUTH_REQUIRED');
+  const { key } = await t.mr.apiKeys.create({ name: 'Prometheus', scope: 'read' }, null);
+  const metrics = (await t.app.inject({ method: 'GET', url: '/metrics', headers: { authorization: `Bearer ${key}` } })).body;
   assert.match(metrics, /mailroom_mail_servers\{token_status="not_connected"\} \d+/);
   assert.match(metrics, /mailroom_outbox_messages\{state="queued"\} \d+/);
 });

@@ -6,6 +6,8 @@ import { openDatabase, type OpenedDatabase } from '../../src/storage/database.ts
 import { findMailServer, findToken, insertMailServer, replaceToken, updateTokenIfVersion } from '../../src/storage/mail-server-store.ts';
 import { consumeOAuthState, insertOAuthState } from '../../src/storage/oauth-state-store.ts';
 import { insertAdmin } from '../../src/storage/admin-store.ts';
+import { insertAuditEvent } from '../../src/storage/audit-store.ts';
+import { containsText } from '../../src/storage/text-search.ts';
 import { claimDue, insertOutboxMessage, markSent } from '../../src/storage/outbox-store.ts';
 import { findInboundMime, getFolderState, importInboundMessages, listInbound, lockImportOrder } from '../../src/storage/inbound-store.ts';
 
@@ -185,4 +187,16 @@ test('inbound import on PostgreSQL: seq follows commit order, so a pull reader n
   const rows = await listInbound(db, { order: 'asc', limit: 10, after: before });
   assert.deepEqual(rows.map((r) => r.id), ['slow', 'fast']);
   assert.ok(rows[0]!.seq < rows[1]!.seq);
+});
+
+test('text search treats % and _ in the search text literally on PostgreSQL too', async () => {
+  const { db } = opened;
+  const at = new Date().toISOString();
+  for (const [i, action] of ['rebate 100% paid', 'rebate 1000 paid', 'file_name', 'filename'].entries()) {
+    await insertAuditEvent(db, { id: `search-${i}`, at, actor: 'test', action, targetType: null, targetId: null, details: null });
+  }
+  const find = async (q: string) => (await db.selectFrom('audit_events').select('action').where('id', 'like', 'search-%').where(containsText(['action'], q)).execute()).map((r) => r.action).sort();
+  assert.deepEqual(await find('100%'), ['rebate 100% paid']);
+  assert.deepEqual(await find('e_n'), ['file_name']);
+  assert.deepEqual(await find('REBATE'), ['rebate 100% paid', 'rebate 1000 paid']);
 });

@@ -6,7 +6,7 @@ import type { ApiDoc } from '../openapi.ts';
 
 export function apiKeyRoutes(app: FastifyInstance, mr: Mailroom, doc: ApiDoc): void {
   const base = '/api/v1/api-keys';
-  const guard = { preHandler: requireAuth('admin') };
+  const guard = { onRequest: requireAuth('admin') };
 
   doc.add('get', base, 'List API keys (never the keys themselves)');
   app.get(base, guard, async () => ({ items: await mr.apiKeys.list() }));

@@ -5,7 +5,7 @@ import type { ApiDoc } from '../openapi.ts';
 
 export function healthPageRoutes(app: FastifyInstance, mr: Mailroom, doc: ApiDoc): void {
   doc.add('get', '/api/v1/health/servers', 'Every mail server\'s state: token, client secret expiry, checklist, last error');
-  app.get('/api/v1/health/servers', { preHandler: requireAuth('read') }, async () => {
+  app.get('/api/v1/health/servers', { onRequest: requireAuth('read') }, async () => {
     const [outgoing, incoming] = await Promise.all([mr.servers.list(), mr.incoming.list()]);
     return {
       items: [
@@ -16,5 +16,5 @@ export function healthPageRoutes(app: FastifyInstance, mr: Mailroom, doc: ApiDoc
   });
 
   doc.add('get', '/api/v1/audit-events', 'Who changed or connected what, newest first (query: limit, cursor, targetId)');
-  app.get<{ Querystring: { limit?: string; cursor?: string; targetId?: string } }>('/api/v1/audit-events', { preHandler: requireAuth('admin') }, async (req) => mr.audit.list(req.query));
+  app.get('/api/v1/audit-events', { onRequest: requireAuth('admin') }, async (req) => mr.audit.list(req.query));
 }

@@ -2,6 +2,7 @@ import type { FastifyInstance } from 'fastify';
 import { sql } from 'kysely';
 import type { Mailroom } from '../../mailroom.ts';
 import { countByState } from '../../storage/outbox-store.ts';
+import { requireAuth } from '../session-auth.ts';
 
 export function healthRoutes(app: FastifyInstance, mr: Mailroom): void {
   app.get('/healthz', async () => ({ status: 'ok' }));
@@ -15,7 +16,9 @@ export function healthRoutes(app: FastifyInstance, mr: Mailroom): void {
     }
   });
 
-  app.get('/metrics', async (_req, reply) => {
+  // Server names' states and queue sizes are not for everyone: a `read` API key (Prometheus sends it
+  // as a bearer token) unless METRICS_PUBLIC=true.
+  app.get('/metrics', mr.config.http.metricsPublic ? {} : { onRequest: requireAuth('read') }, async (_req, reply) => {
     const servers = await mr.servers.list();
     const counts = new Map<string, number>();
     for (const s of servers) counts.set(s.tokenStatus, (counts.get(s.tokenStatus) ?? 0) + 1);

@@ -1,4 +1,6 @@
 import type { FastifyInstance } from 'fastify';
+import { z } from 'zod';
+import { parseInput, queryText } from '../../errors/parse-input.ts';
 import { createIncomingSchema, updateIncomingSchema } from '../../inbound/incoming-server-input.ts';
 import { createWebhookSchema, updateWebhookSchema } from '../../inbound/webhook-service.ts';
 import type { Mailroom } from '../../mailroom.ts';
@@ -8,15 +10,16 @@ import type { ApiDoc } from '../openapi.ts';
 type IdParams = { Params: { id: string } };
 
 export function inboundRoutes(app: FastifyInstance, mr: Mailroom, doc: ApiDoc): void {
-  const admin = { preHandler: requireAuth('admin') };
-  const read = { preHandler: requireAuth('read') };
+  const admin = { onRequest: requireAuth('admin') };
+  const read = { onRequest: requireAuth('read') };
   const servers = '/api/v1/incoming-servers';
 
   doc.add('get', `${servers}/defaults`, 'Defaults for a new incoming mail server');
   app.get(`${servers}/defaults`, admin, async () => mr.incoming.defaults());
 
   doc.add('get', `${servers}/reusable-connections`, 'Connected outgoing servers for a mailbox (query: username): one consent covers IMAP and SMTP');
-  app.get<{ Querystring: { username?: string } }>(`${servers}/reusable-connections`, admin, async (req) => ({ items: await mr.incoming.reusableConnections(req.query.username ?? '') }));
+  const reusableQuery = z.object({ username: queryText('username', 320).default('') });
+  app.get(`${servers}/reusable-connections`, admin, async (req) => ({ items: await mr.incoming.reusableConnections(parseInput(reusableQuery, req.query).username) }));
 
   doc.add('get', servers, 'List incoming mail servers');
   app.get(servers, admin, async () => ({ items: await mr.incoming.list() }));
@@ -46,7 +49,7 @@ export function inboundRoutes(app: FastifyInstance, mr: Mailroom, doc: ApiDoc): 
   });
 
   doc.add('post', `${servers}/:id/connect`, 'Start "Connect your Outlook account" for this mailbox');
-  app.post<IdParams>(`${servers}/:id/connect`, { preHandler: requireAdmin }, async (req) => {
+  app.post<IdParams>(`${servers}/:id/connect`, { onRequest: requireAdmin }, async (req) => {
     await mr.incoming.get(req.params.id);
     const r = await mr.connect.start(req.params.id, req.admin!.id);
     await audited(req, mr, 'oauth.started', { type: 'mail_server', id: req.params.id });
@@ -104,7 +107,7 @@ export function inboundRoutes(app: FastifyInstance, mr: Mailroom, doc: ApiDoc): 
   });
 
   doc.add('get', `${hooks}/:id/deliveries`, 'The delivery log of a webhook, newest first');
-  app.get<IdParams & { Querystring: { limit?: string; cursor?: string } }>(`${hooks}/:id/deliveries`, admin, async (req) => mr.webhooks.deliveries(req.params.id, req.query));
+  app.get<IdParams>(`${hooks}/:id/deliveries`, admin, async (req) => mr.webhooks.deliveries(req.params.id, req.query));
 
   doc.add('post', '/api/v1/webhook-deliveries/:id/redeliver', 'Send a delivery again');
   app.post<IdParams>('/api/v1/webhook-deliveries/:id/redeliver', admin, async (req) => mr.webhooks.redeliver(req.params.id));

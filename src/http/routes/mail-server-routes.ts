@@ -9,7 +9,7 @@ type IdParams = { Params: { id: string } };
 
 export function mailServerRoutes(app: FastifyInstance, mr: Mailroom, doc: ApiDoc): void {
   const base = '/api/v1/mail-servers';
-  const guard = { preHandler: requireAuth('admin') };
+  const guard = { onRequest: requireAuth('admin') };
 
   doc.add('get', `${base}/defaults`, 'Defaults for a new mail server, with this installation\'s OAuth2 redirect URL');
   app.get(`${base}/defaults`, guard, async () => mr.servers.defaults());
@@ -43,7 +43,7 @@ export function mailServerRoutes(app: FastifyInstance, mr: Mailroom, doc: ApiDoc
 
   doc.add('post', `${base}/:id/connect`, 'Start "Connect your Outlook account": returns the Microsoft sign-in URL');
   // A browser sign-in bound to the admin who starts it: sessions only.
-  app.post<IdParams>(`${base}/:id/connect`, { preHandler: requireAdmin }, async (req) => {
+  app.post<IdParams>(`${base}/:id/connect`, { onRequest: requireAdmin }, async (req) => {
     await mr.servers.get(req.params.id);
     const r = await mr.connect.start(req.params.id, req.admin!.id);
     await audited(req, mr, 'oauth.started', { type: 'mail_server', id: req.params.id });

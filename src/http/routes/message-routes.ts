@@ -14,7 +14,7 @@ export function messageRoutes(app: FastifyInstance, mr: Mailroom, doc: ApiDoc): 
   doc.add('post', base, 'Queue a message for delivery (202). Idempotency-Key header: the same key and body return the same message', sendMessageSchema);
   // The hot path: the per-request access lines go to debug; the queued line below says what happened.
   const hotLevel = (['debug', 'trace'].includes(mr.config.logLevel) ? mr.config.logLevel : 'warn') as 'warn';
-  app.post(base, { preHandler: requireAuth('send'), bodyLimit, logLevel: hotLevel }, async (req, reply) => {
+  app.post(base, { onRequest: requireAuth('send'), bodyLimit, logLevel: hotLevel }, async (req, reply) => {
     const key = req.headers['idempotency-key'];
     const { message, created } = await mr.outbox.enqueue(req.body, {
       ...(typeof key === 'string' && { idempotencyKey: key }),
@@ -25,20 +25,20 @@ export function messageRoutes(app: FastifyInstance, mr: Mailroom, doc: ApiDoc): 
   });
 
   doc.add('get', base, 'List messages, newest first (query: state, mailServerId, q, limit, cursor)');
-  app.get(base, { preHandler: requireAuth('read') }, async (req) => mr.outbox.list(req.query));
+  app.get(base, { onRequest: requireAuth('read') }, async (req) => mr.outbox.list(req.query));
 
   doc.add('get', `${base}/:id`, 'One message: state, attempts, last error with the server\'s reply, Message-ID');
-  app.get<IdParams>(`${base}/:id`, { preHandler: requireAuth('read') }, async (req) => mr.outbox.get(req.params.id));
+  app.get<IdParams>(`${base}/:id`, { onRequest: requireAuth('read') }, async (req) => mr.outbox.get(req.params.id));
 
   doc.add('post', `${base}/:id/retry`, 'Queue a failed, held or cancelled message again');
-  app.post<IdParams>(`${base}/:id/retry`, { preHandler: requireAuth('send') }, async (req) => {
+  app.post<IdParams>(`${base}/:id/retry`, { onRequest: requireAuth('send') }, async (req) => {
     const m = await mr.outbox.retry(req.params.id);
     req.log.info({ event: 'outbox.retry_requested', messageId: m.id, actor: actorOf(req) }, 'message retry requested');
     return m;
   });
 
   doc.add('post', `${base}/:id/cancel`, 'Cancel a queued, held or failed message');
-  app.post<IdParams>(`${base}/:id/cancel`, { preHandler: requireAuth('send') }, async (req) => {
+  app.post<IdParams>(`${base}/:id/cancel`, { onRequest: requireAuth('send') }, async (req) => {
     const m = await mr.outbox.cancel(req.params.id);
     req.log.info({ event: 'outbox.cancelled', messageId: m.id, actor: actorOf(req) }, 'message cancelled');
     return m;

@@ -1,4 +1,4 @@
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import { normalizeEmail } from '../../auth/admin-service.ts';
 import { MailroomError } from '../../errors/errors.ts';
@@ -20,20 +20,22 @@ const setupSchema = z.object({
 
 export function sessionRoutes(app: FastifyInstance, mr: Mailroom, doc: ApiDoc): void {
 
-  const startSession = async (reply: import('fastify').FastifyReply, admin: { id: string; email: string }) => {
+  const startSession = async (reply: FastifyReply, admin: { id: string; email: string }) => {
     const { sessionId, csrfToken } = await mr.admins.startSession(admin.id);
     reply.setCookie(SESSION_COOKIE, sessionId, cookieOptions(mr));
     return { admin: { id: admin.id, email: admin.email }, csrfToken };
   };
 
   doc.add('get', '/api/v1/session', 'The signed-in admin and the CSRF token for state-changing requests');
-  app.get('/api/v1/session', { preHandler: requireAdmin }, async (req) => ({
+  app.get('/api/v1/session', { onRequest: requireAdmin }, async (req) => ({
     admin: { id: req.admin!.id, email: req.admin!.email },
     csrfToken: req.admin!.csrfToken,
   }));
 
   doc.add('post', '/api/v1/session', 'Log in with email and password', loginSchema);
-  app.post('/api/v1/session', async (req, reply) => {
+  // Small bodies only on the routes anyone may call.
+  const anonymous = { bodyLimit: 16 * 1024 };
+  app.post('/api/v1/session', anonymous, async (req, reply) => {
     const { email, password } = parseInput(loginSchema, req.body);
     const attempt = await mr.logins.attempt(req.ip, normalizeEmail(email));
     if (!attempt.ok) {
@@ -56,7 +58,10 @@ export function sessionRoutes(app: FastifyInstance, mr: Mailroom, doc: ApiDoc): 
   });
 
   doc.add('delete', '/api/v1/session', 'Log out');
-  app.delete('/api/v1/session', async (req, reply) => {
+  // With a session, logging out is a state change like any other and needs the CSRF token (a
+  // cross-site request must not end the admin's session); without one it only clears the cookie.
+  const csrfIfSession = async (req: FastifyRequest, reply: FastifyReply) => (req.admin ? requireAdmin(req, reply) : undefined);
+  app.delete('/api/v1/session', { onRequest: csrfIfSession }, async (req, reply) => {
     const sid = req.cookies[SESSION_COOKIE];
     if (sid) await mr.admins.endSession(sid);
     reply.clearCookie(SESSION_COOKIE, cookieOptions(mr));
@@ -64,7 +69,7 @@ export function sessionRoutes(app: FastifyInstance, mr: Mailroom, doc: ApiDoc): 
   });
 
   doc.add('post', '/api/v1/setup', 'Create the first admin with the one-time setup link', setupSchema);
-  app.post('/api/v1/setup', async (req, reply) => {
+  app.post('/api/v1/setup', anonymous, async (req, reply) => {
     const { token, email, password } = parseInput(setupSchema, req.body);
     const admin = await mr.admins.completeSetup(token, email, password);
     req.log.info({ event: 'auth.setup', adminId: admin.id }, 'first admin created');
