@@ -1,7 +1,7 @@
 import { createHash, randomUUID } from 'node:crypto';
 import { z } from 'zod';
 import type { OutboxConfig } from '../config/config.ts';
-import { MailroomError } from '../errors/errors.ts';
+import { MailroomError, validationError } from '../errors/errors.ts';
 import { chooseServer } from '../servers/choose-server.ts';
 import { pageLimit, parseInput, queryText } from '../errors/parse-input.ts';
 import type { Db } from '../storage/database.ts';
@@ -93,6 +93,9 @@ export class OutboxService {
     // Keys belong to the caller (an API key, or the admins' sessions): another key using the same
     // Idempotency-Key gets a message of its own, never this one or a hint that it exists.
     const key = given && `${opts.apiKeyId ?? 'session'}/${given}`;
+    if (body === null || typeof body !== 'object' || Array.isArray(body)) {
+      throw validationError({ body: 'Send a JSON object (Content-Type: application/json)' });
+    }
     const requestHash = key ? createHash('sha256').update(canonical(body)).digest('base64url') : null;
     if (key) {
       const existing = await this.replay(key, requestHash!);
