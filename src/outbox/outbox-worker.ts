@@ -9,7 +9,7 @@ import { SmtpError } from '../smtp/smtp-client.ts';
 import { PooledSender } from '../smtp/smtp-pool.ts';
 import type { Db } from '../storage/database.ts';
 import { findMailServer, type MailServerRecord, type StoredError } from '../storage/mail-server-store.ts';
-import { type Claimed, claimDue, markFailed, markHeld, markRetry, markSentMany, releaseHeld } from '../storage/outbox-store.ts';
+import { type Claimed, claimDue, markFailed, markHeld, markRetry, markSentMany, reclaimAll, releaseHeld, renewLeases } from '../storage/outbox-store.ts';
 import { decide, type Failure } from './retry-policy.ts';
 
 const IDLE_POLL_MS = 500;
@@ -57,9 +57,11 @@ export interface OutboxWorkerDeps {
 }
 
 /**
- * Drains the outbox: claims due messages under a lease (a crashed worker's messages are taken over
- * when its lease runs out), sends each through a pooled connection per mail server, and records the
- * outcome. At most `concurrency` messages are in flight.
+ * Drains the outbox: claims due messages under a short lease that a heartbeat renews while they are
+ * sent (a crashed worker's messages are taken over once its lease runs out, within seconds), sends
+ * each through a pooled connection per mail server, and records the outcome. At most `concurrency`
+ * messages are in flight. On SQLite one process owns the outbox, so at start it takes back every claim
+ * a crash left behind at once.
  */
 export class OutboxWorker {
   readonly id = `worker-${randomUUID()}`;
@@ -69,6 +71,7 @@ export class OutboxWorker {
   private wake: (() => void) | undefined;
   private readonly pools = new Map<string, { sender: PooledSender; signature: string }>();
   private lastRelease = 0;
+  private heartbeat: NodeJS.Timeout | undefined;
   private sentQueue: Array<{ id: string; smtpResponse: string; done: (ok: boolean) => void; fail: (e: unknown) => void }> = [];
 
   constructor(private readonly deps: OutboxWorkerDeps) {}
@@ -80,7 +83,29 @@ export class OutboxWorker {
   start(): void {
     if (this.running) return;
     this.running = true;
-    this.loopDone = this.loop();
+    // A third of the lease: two heartbeats may be missed (a slow disk, a busy event loop) before a
+    // live worker's claim could be taken over.
+    this.heartbeat = setInterval(() => void this.renew(), Math.max(100, Math.floor(this.deps.config.leaseMs / 3)));
+    this.loopDone = this.recoverClaims().then(() => this.loop());
+  }
+
+  private async recoverClaims(): Promise<void> {
+    if (this.deps.dialect !== 'sqlite') return;
+    try {
+      const n = await reclaimAll(this.deps.db, this.now());
+      if (n) this.deps.logger.warn({ event: 'outbox.reclaimed', count: n }, 'messages claimed by a process that stopped mid-send are queued again');
+    } catch (e) {
+      this.deps.logger.error({ err: e, event: 'outbox.reclaim_error' }, 'could not take back claims left by an earlier process');
+    }
+  }
+
+  private async renew(): Promise<void> {
+    if (this.inflight === 0) return;
+    try {
+      await renewLeases(this.deps.db, this.id, this.now(), this.deps.config.leaseMs);
+    } catch (e) {
+      this.deps.logger.warn({ err: e, event: 'outbox.heartbeat_error' }, 'could not renew the claims of messages being sent');
+    }
   }
 
   /** New work is waiting: skip the idle wait. */
@@ -94,6 +119,7 @@ export class OutboxWorker {
     this.kick();
     await this.loopDone;
     while (this.inflight > 0) await new Promise((r) => setTimeout(r, 20));
+    clearInterval(this.heartbeat);
     for (const { sender } of this.pools.values()) sender.close();
     this.pools.clear();
   }

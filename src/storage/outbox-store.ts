@@ -279,6 +279,34 @@ export async function claimDue(
   });
 }
 
+/**
+ * Renews every claim `owner` holds (its heartbeat while it sends): a live worker keeps its messages
+ * however long a send takes, a dead one loses them when the short lease runs out.
+ */
+export async function renewLeases(db: Db, owner: string, now: Date, leaseMs: number): Promise<number> {
+  const r = await db
+    .updateTable('outbox_messages')
+    .set({ lease_until: new Date(now.getTime() + leaseMs).toISOString() })
+    .where('lease_owner', '=', owner)
+    .where('state', '=', 'sending')
+    .executeTakeFirst();
+  return Number(r.numUpdatedRows);
+}
+
+/**
+ * Every claim back to the queue, at once. Only for SQLite at worker start: there one process owns the
+ * outbox, so a claim still open then was left by a process that died mid-send.
+ */
+export async function reclaimAll(db: Db, now: Date): Promise<number> {
+  const ts = now.toISOString();
+  const r = await db
+    .updateTable('outbox_messages')
+    .set({ state: 'queued', lease_owner: null, lease_until: null, next_attempt_at: ts, updated_at: ts })
+    .where('state', '=', 'sending')
+    .executeTakeFirst();
+  return Number(r.numUpdatedRows);
+}
+
 /** Outcome writes only land while the worker still owns the lease. */
 function owned(db: Db, id: string, owner: string) {
   return db.updateTable('outbox_messages').where('id', '=', id).where('lease_owner', '=', owner).where('state', '=', 'sending');
