@@ -46,7 +46,9 @@ const ALLOWED_HEADERS = new Set([
 const HEADER_NAME = /^[A-Za-z0-9][A-Za-z0-9-]{0,75}$/;
 const BASE64 = /^[A-Za-z0-9+/\r\n]*={0,2}\s*$/;
 
-const addressList = z.union([z.string(), z.array(z.string()).max(500, { error: 'At most 500 recipients per field' })]).optional();
+// A bound on the request only: how many recipients a message may have is the mail server's limit
+// (Recipients per message), checked once the server is chosen.
+const addressList = z.union([z.string(), z.array(z.string()).max(10_000, { error: 'At most 10,000 recipients per field' })]).optional();
 
 export const sendMessageSchema = z.strictObject({
   from: z.string().max(500).optional(),
