@@ -36,7 +36,9 @@ export function pace(
     // A message with more recipients than a whole day allows goes out when the window is empty: the
     // API refuses those for new messages; this is one queued before the limit was lowered.
     if (used + n > perDay && used > 0) {
-      return { take, nextAt: null, quotaUntil: quotaResume(used, n, perDay, dayWindow(), now) };
+      // The messages taken in this very claim leave the window a day from now.
+      const window = [...dayWindow(), ...due.slice(0, take).map((recipients) => ({ at: now.toISOString(), recipients }))];
+      return { take, nextAt: null, quotaUntil: quotaResume(used, n, perDay, window, now) };
     }
     used += n;
     take++;

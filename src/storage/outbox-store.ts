@@ -326,16 +326,18 @@ export async function serverUsage(db: Db, serverId: string, now: Date): Promise<
   return { lastMinute: recent.map((r) => String(r.at)).sort(), recipientsLastDay: Number(day?.n ?? 0) };
 }
 
-/** The server's sends of the last 24 h, oldest first: when each one's recipients leave the window. */
+/**
+ * The server's sends of the last 24 h, oldest first, with messages being sent counted from their
+ * claim: when each one's recipients leave the window.
+ */
 export async function dayWindow(db: Db, serverId: string, now: Date): Promise<Array<{ at: string; recipients: number }>> {
   const rows = await db
     .selectFrom('outbox_messages')
-    .select(['sent_at', 'recipient_count'])
+    .select((eb) => [eb.fn.coalesce('sent_at', 'updated_at').as('at'), 'recipient_count'])
     .where('mail_server_id', '=', serverId)
-    .where('sent_at', '>', new Date(now.getTime() - DAY_MS).toISOString())
-    .orderBy('sent_at')
+    .where((eb) => eb.or([eb('sent_at', '>', new Date(now.getTime() - DAY_MS).toISOString()), eb('state', '=', 'sending')]))
     .execute();
-  return rows.map((r) => ({ at: r.sent_at!, recipients: Number(r.recipient_count) }));
+  return rows.map((r) => ({ at: String(r.at), recipients: Number(r.recipient_count) })).sort((a, b) => a.at.localeCompare(b.at));
 }
 
 /** The due messages of one server in claim order, with what the limits count of each. */

@@ -51,3 +51,9 @@ test('a quota resume time is never in the past, and unknown usage is looked at a
   assert.equal(quotaResume(10, 1, 10, [{ at: ago(25 * 3600_000), recipients: 10 }], NOW).getTime(), NOW.getTime());
   assert.equal(quotaResume(10, 1, 10, [], NOW).getTime(), NOW.getTime() + 3600_000);
 });
+
+test('when one claim both fills the day and hits the limit, the resume time counts the messages it took', () => {
+  const p = pace({ messagesPerMinute: null, recipientsPerDay: 5 }, { lastMinute: [], recipientsLastDay: 0 }, [1, 1, 1, 1, 1, 1, 1], NOW, () => []);
+  assert.equal(p.take, 5);
+  assert.equal(p.quotaUntil?.toISOString(), new Date(NOW.getTime() + 24 * 3600_000).toISOString());
+});
