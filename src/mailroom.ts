@@ -17,6 +17,8 @@ import { createSealer, loadOrCreateKey } from './secrets/sealer.ts';
 import { MailServerService } from './servers/mail-server-service.ts';
 import { type OpenedDatabase, openDatabase } from './storage/database.ts';
 import { tightenDir } from './storage/private-files.ts';
+import { ConnectionGates } from './smtp/connection-gate.ts';
+import { sendStatus } from './outbox/send-status.ts';
 
 /** Everything a running Mailroom needs, wired once; HTTP, CLI and tests build on this. */
 export interface Mailroom {
@@ -58,7 +60,9 @@ export async function createMailroom(config: Config, logger: Logger, opts: { now
       logger[level]({ event: `token.${e.type}`, mailServerId: e.serverId, code: e.code }, `access token ${e.type.replace('_', ' ')}`);
     },
   });
-  const worker = new OutboxWorker({ db, dialect: database.dialect, config: config.outbox, tokens, logger, now });
+  // One count of open SMTP connections per mailbox: the outbox's pool and the server tests share it.
+  const gates = new ConnectionGates();
+  const worker = new OutboxWorker({ db, dialect: database.dialect, config: config.outbox, tokens, gates, logger, now });
   const inbound = new InboundMessageService({ db, dataDir: config.dataDir });
   const incoming = new IncomingServerService({ db, sealer, config, tokens, logger, now });
   const webhooks = new WebhookService({ db, sealer, messages: inbound, logger, config: config.webhooks, now });
@@ -75,9 +79,12 @@ export async function createMailroom(config: Config, logger: Logger, opts: { now
     connect: new ConnectFlow({ db, sealer, config, now }),
     servers: new MailServerService({
       db,
+      dialect: database.dialect,
       sealer,
       config,
       tokens,
+      gates,
+      sendStatus: (server) => sendStatus(db, server, now()),
       now,
       // A passing Test Connection means the admin fixed the server: held mail may go now.
       onHealthy: async (serverId) => {

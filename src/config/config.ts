@@ -45,7 +45,10 @@ export interface OutboxConfig {
   readonly maxAgeMs: number;
   /** First retry delay; doubles per attempt, capped at an hour, with jitter. */
   readonly retryBaseMs: number;
-  /** How long a claimed message belongs to a worker before another may take it over. */
+  /**
+   * How long a claim lasts without renewal; the worker renews its claims every third of it while it
+   * sends, so this is how fast a dead instance's messages move to another one.
+   */
   readonly leaseMs: number;
   readonly maxMessageBytes: number;
   /** Start the delivery worker in this process. */
@@ -151,7 +154,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     maxAttempts: Math.floor(num('OUTBOX_MAX_ATTEMPTS', 10, 1, 1000)),
     maxAgeMs: num('OUTBOX_MAX_AGE_HOURS', 72, 0.001, 24 * 365) * 3600_000,
     retryBaseMs: num('OUTBOX_RETRY_BASE_SECONDS', 30, 0.01, 86400) * 1000,
-    leaseMs: num('OUTBOX_LEASE_SECONDS', 300, 1, 86400) * 1000,
+    leaseMs: num('OUTBOX_LEASE_SECONDS', 15, 1, 86400) * 1000,
     maxMessageBytes: Math.floor(num('MAX_MESSAGE_MB', 25, 0.001, 150) * 1024 * 1024),
     workerEnabled: (get('OUTBOX_WORKER') ?? 'on') !== 'off',
   });

@@ -17,6 +17,11 @@ export interface Diagnosis {
    * certificates nobody trusts. The outbox retry policy reads it.
    */
   temporary: boolean;
+  /**
+   * A sending quota is used up (per mailbox or per tenant, over 24 hours): the outbox holds the
+   * server's mail until the window frees instead of failing or retrying it.
+   */
+  quota?: boolean;
 }
 
 export type CatalogueArea = 'oauth' | 'smtp' | 'imap' | 'network' | 'account';
@@ -463,10 +468,39 @@ export const CATALOGUE = {
     area: 'smtp',
     title: 'Too many connections for this mailbox',
     symptom: '432 4.3.2 STOREDRV.ClientSubmit; sender thread limit exceeded',
-    cause: 'More connections are sending from this mailbox at once than Exchange Online allows (3 per mailbox).',
-    fix: 'Nothing to change for a single occurrence: Mailroom retries later. If it repeats, another program or device sends from the same mailbox at the same time: give it its own mailbox.',
-    guideStep: 7,
+    cause: 'More connections are sending from this mailbox at once than Exchange Online allows (3 per mailbox, counting every program and device that sends as it).',
+    fix: 'Nothing to change for a single occurrence: Mailroom retries later with backoff. Mailroom itself keeps to Connections per mailbox on the mail server (3 for Exchange Online, Test Connection and Send test email included); if it repeats, another program or device sends from the same mailbox at the same time: give it its own mailbox, or lower Connections per mailbox to leave it room.',
+    guideStep: 4,
     temporary: true,
+  },
+  'SMTP_554_5.2.0_QUOTA': {
+    area: 'smtp',
+    title: 'Daily recipient limit of the mailbox reached',
+    symptom: '554 5.2.0 STOREDRV.Submission.Exception:SubmissionQuotaExceededException; Failed to process message due to a permanent exception',
+    cause: 'The mailbox sent to more recipients in the last 24 hours than Exchange Online allows (10,000 per mailbox, counting mail sent by every program that uses it).',
+    fix: 'Nothing to do: Mailroom holds this server\'s mail and sends it by itself when the 24-hour window allows, at the time shown. To send more per day, use Microsoft\'s High Volume Email or a relay and raise Recipients per day on the mail server, or spread the mail over several mailboxes.',
+    guideStep: 4,
+    temporary: true,
+    quota: true,
+  },
+  'SMTP_554_5.2.2': {
+    area: 'smtp',
+    title: 'Mailbox full',
+    symptom: '554 5.2.2 mailbox full; STOREDRV.Deliver/Submit: mailbox quota exceeded',
+    cause: 'A mailbox is over its storage quota: the sending mailbox (Exchange keeps a copy in Sent Items and cannot), or the recipient\'s.',
+    fix: 'If the sending mailbox is full, free space in it (empty Deleted Items, archive old Sent Items) or raise its quota in Exchange admin center › Recipients › Mailboxes › the mailbox › Others › Mailbox usage, then Retry the message. If the recipient\'s mailbox is full, the recipient has to make room.',
+    guideStep: 6,
+    temporary: false,
+  },
+  'SMTP_550_5.7.233': {
+    area: 'smtp',
+    title: 'Tenant external recipient limit reached',
+    symptom: '550 5.7.233 Your message can\'t be sent because your organization has exceeded its limit of external recipients',
+    cause: 'The whole Microsoft 365 tenant sent to more external recipients in the last 24 hours than Microsoft allows it (the tenant external recipient rate limit, which grows with the number of licenses).',
+    fix: 'Nothing to do in Mailroom: it holds this server\'s mail and tries again when the 24-hour window frees. To prevent it, find what else in the tenant sends to many external recipients (Exchange admin center › Reports › Mail flow), or buy more licenses or use High Volume Email for bulk mail.',
+    guideStep: 4,
+    temporary: true,
+    quota: true,
   },
   'SMTP_421_4.7.0': {
     area: 'smtp',

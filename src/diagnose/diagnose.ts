@@ -1,4 +1,4 @@
-import { CATALOGUE, type CatalogueCode, type Diagnosis } from './catalogue.ts';
+import { CATALOGUE, type CatalogueCode, type CatalogueEntry, type Diagnosis } from './catalogue.ts';
 import { enhancedStatusOf, type Evidence, type ImapEvidence, type NetworkEvidence, type OAuthEvidence, type SmtpEvidence } from './evidence.ts';
 
 export { CATALOGUE } from './catalogue.ts';
@@ -7,8 +7,8 @@ export type { CatalogueArea, CatalogueCode, CatalogueEntry, Diagnosis, GuideStep
 const isCode = (code: string): code is CatalogueCode => Object.hasOwn(CATALOGUE, code);
 
 function entry(code: CatalogueCode, cause?: string): Diagnosis {
-  const { cause: general, fix, guideStep, temporary } = CATALOGUE[code];
-  return { code, cause: cause ?? general, fix, guideStep, temporary };
+  const e: CatalogueEntry = CATALOGUE[code];
+  return { code, cause: cause ?? e.cause, fix: e.fix, guideStep: e.guideStep, temporary: e.temporary, ...(e.quota && { quota: true }) };
 }
 
 function oauth(e: OAuthEvidence): Diagnosis {
@@ -25,8 +25,8 @@ function oauth(e: OAuthEvidence): Diagnosis {
 
 /**
  * Exchange Online sends one enhanced status, 5.7.139, for four problems with four different fixes;
- * only the reply text tells them apart. This table and SendAsDenied below are the only places
- * Mailroom reads reply text, and only to choose between entries of the same status.
+ * only the reply text tells them apart. This table, SendAsDenied and SubmissionQuotaExceeded below are
+ * the only places Mailroom reads reply text, and only to choose between entries of the same status.
  */
 const SMTP_5_7_139: Array<[RegExp, CatalogueCode]> = [
   [/disabled for the Tenant/i, 'SMTP_535_5.7.139_TENANT'],
@@ -47,6 +47,8 @@ const SMTP_BY_STATUS: Record<string, CatalogueCode> = {
   '5.7.30': 'SMTP_550_5.7.30',
   '5.7.57': 'SMTP_530_5.7.57',
   '5.7.60': 'SMTP_550_5.7.60',
+  '5.7.233': 'SMTP_550_5.7.233',
+  '5.2.2': 'SMTP_554_5.2.2',
   '4.7.500': 'SMTP_451_4.7.500',
   '4.7.66': 'SMTP_421_4.7.66',
 };
@@ -58,6 +60,8 @@ function smtp(e: SmtpEvidence): Diagnosis {
   if (status === '5.7.139') return entry(SMTP_5_7_139.find(([re]) => re.test(text))?.[1] ?? 'SMTP_535_5.7.139');
   // SendAsDenied comes as 5.2.0 (shared with other submission failures) or 5.2.252: the text names it.
   if (status?.startsWith('5.2.') && /SendAsDenied/i.test(text)) return entry('SMTP_554_SEND_AS_DENIED');
+  // The daily recipient quota is one more 5.2.0 submission failure, named only in the text.
+  if (status === '5.2.0' && /SubmissionQuotaExceeded/i.test(text)) return entry('SMTP_554_5.2.0_QUOTA');
   const known = SMTP_BY_REPLY[`${reply} ${status}`] ?? (status === undefined ? undefined : SMTP_BY_STATUS[status]);
   if (known) return entry(known);
   if (reply !== undefined && reply >= 400 && reply < 500) return entry('SMTP_TEMPORARY');

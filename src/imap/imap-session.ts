@@ -1,5 +1,7 @@
-import { ImapFlow } from 'imapflow';
+import type { ImapFlow } from 'imapflow';
 import type { ImapEvidence, NetworkEvidence } from '../diagnose/evidence.ts';
+
+let imapflow: Promise<typeof import('imapflow')> | undefined;
 
 export interface ImapTarget {
   host: string;
@@ -36,7 +38,9 @@ export function imapErrorFrom(e: unknown, target: ImapTarget): ImapError {
 
 /** Connects and logs in with XOAUTH2 (OAUTHBEARER where the server offers it). Certificate checks stay on. */
 export async function openImap(target: ImapTarget, user: string, accessToken: string): Promise<ImapFlow> {
-  const client = new ImapFlow({
+  // imapflow is loaded by the first incoming server that connects, not at start.
+  const { ImapFlow: Client } = await (imapflow ??= import('imapflow'));
+  const client = new Client({
     host: target.host,
     port: target.port,
     secure: target.security === 'tls',

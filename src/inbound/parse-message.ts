@@ -5,7 +5,11 @@ import { join, relative } from 'node:path';
 import { PassThrough, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { MessageFields } from '../storage/inbound-store.ts';
-import { type AddressObject, type AttachmentStream, type HeaderValue, MailParser, type MessageText } from 'mailparser';
+import type { AddressObject, AttachmentStream, HeaderValue, MailParser, MessageText } from 'mailparser';
+
+// mailparser (and its MIME and charset tables) is loaded by the first message parsed, not at start:
+// an installation without incoming servers never pays for it.
+let mailparser: Promise<typeof import('mailparser')> | undefined;
 
 export interface ParsedMessage extends MessageFields {
   /** Of the raw bytes: the dedupe key of a message without a Message-ID. */
@@ -27,6 +31,8 @@ const idList = (v: HeaderValue | undefined): string[] =>
  * it comes, so a 20 MB message never sits whole in memory.
  */
 export async function parseMessage(source: Readable | Buffer): Promise<ParsedMessage> {
+  // Before the first listener: a stream must not start flowing while the module loads.
+  const { MailParser: Parser } = await (mailparser ??= import('mailparser'));
   const hash = createHash('sha256');
   let size = 0;
   if (Buffer.isBuffer(source)) {
@@ -40,7 +46,7 @@ export async function parseMessage(source: Readable | Buffer): Promise<ParsedMes
   }
 
   // Mailroom stores text and html as sent: skip building textAsHtml and linkifying (a third of the parse time).
-  const parser = new MailParser({ skipImageLinks: true, skipTextToHtml: true, skipTextLinks: true } as ConstructorParameters<typeof MailParser>[0]);
+  const parser: MailParser = new Parser({ skipImageLinks: true, skipTextToHtml: true, skipTextLinks: true } as ConstructorParameters<typeof MailParser>[0]);
   let headers: Map<string, HeaderValue> = new Map();
   let text: string | null = null;
   let html: string | null = null;

@@ -1,4 +1,8 @@
 import { Worker } from 'node:worker_threads';
+
+// Compiled (dist/), the thread runs parse-worker.js directly; from the sources, parse-worker.mjs loads
+// the TypeScript through tsx (a worker does not inherit the main thread's loader hooks).
+const WORKER_ENTRY = new URL(import.meta.url.endsWith('.js') ? './parse-worker.js' : './parse-worker.mjs', import.meta.url);
 import { type ParsedMessage, parseMessage } from './parse-message.ts';
 
 export interface ParseJob {
@@ -62,7 +66,7 @@ export class ParsePool {
   }
 
   private spawn(): PooledWorker {
-    const w: PooledWorker = { worker: new Worker(new URL('./parse-worker.mjs', import.meta.url)), pending: new Map() };
+    const w: PooledWorker = { worker: new Worker(WORKER_ENTRY), pending: new Map() };
     w.worker.on('message', (r: ParseReply) => {
       const job = w.pending.get(r.seq);
       if (!job) return;

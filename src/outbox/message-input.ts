@@ -61,8 +61,10 @@ const HEADER_NAME = /^[A-Za-z0-9][A-Za-z0-9-]{0,75}$/;
 // (the old /[A-Za-z0-9+/\r\n]*={0,2}\s*$/ backtracked quadratically on long runs of newlines).
 const BASE64 = /^[A-Za-z0-9+/]*={0,2}$/;
 
+// A bound on the request only: how many recipients a message may have is the mail server's limit
+// (Recipients per message), checked once the server is chosen.
 const address = z.string().max(998, { error: 'An address is at most 998 characters' });
-const addressList = z.union([address, z.array(address).max(500, { error: 'At most 500 recipients per field' })]).optional();
+const addressList = z.union([address, z.array(address).max(10_000, { error: 'At most 10,000 recipients per field' })]).optional();
 
 export const sendMessageSchema = z.strictObject({
   from: z.string().max(500, { error: 'The sender is at most 500 characters' }).optional(),

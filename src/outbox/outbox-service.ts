@@ -19,6 +19,7 @@ import {
   requeueMessage,
 } from '../storage/outbox-store.ts';
 import { type Mailbox, unprocessable, validateMessage } from './message-input.ts';
+import { LIMIT_LABELS } from '../servers/send-limits.ts';
 
 export interface MessageView {
   id: string;
@@ -112,6 +113,15 @@ export class OutboxService {
       );
     }
     const server = choice.server;
+    const recipients = msg.to.length + msg.cc.length + msg.bcc.length;
+    const perMessage = server.limits.recipientsPerMessage;
+    if (perMessage !== null && recipients > perMessage) {
+      throw unprocessable(
+        `This message has ${recipients.toLocaleString('en-US')} recipients (to, cc and bcc); the mail server "${server.name}" allows at most ${perMessage.toLocaleString('en-US')} per message (${LIMIT_LABELS.recipientsPerMessage}, recipientsPerMessage).`,
+        `Send it as several messages of at most ${perMessage.toLocaleString('en-US')} recipients each, or raise ${LIMIT_LABELS.recipientsPerMessage} on the mail server if its provider allows more.`,
+        'to',
+      );
+    }
     const from = msg.from ?? { name: '', address: server.username };
     const domain = from.address.slice(from.address.lastIndexOf('@') + 1);
     const id = randomUUID();

@@ -6,14 +6,33 @@ import { isMailroomError } from '../errors/errors.ts';
 import type { Logger } from '../logger.ts';
 import type { TokenManager } from '../oauth/token-manager.ts';
 import { SmtpError } from '../smtp/smtp-client.ts';
+import type { ConnectionGates } from '../smtp/connection-gate.ts';
 import { PooledSender } from '../smtp/smtp-pool.ts';
 import type { Db } from '../storage/database.ts';
-import { findMailServer, type MailServerRecord, type StoredError } from '../storage/mail-server-store.ts';
-import { type Claimed, claimDue, markFailed, markHeld, markRetry, markSentMany, releaseHeld } from '../storage/outbox-store.ts';
+import { findMailServer, listMailServers, type MailServerRecord, type StoredError } from '../storage/mail-server-store.ts';
+import {
+  type Claimed,
+  claimDue,
+  claimForServer,
+  dayWindow,
+  holdServerUntil,
+  markFailed,
+  markHeld,
+  markRetry,
+  markSentMany,
+  reclaimAll,
+  releaseHeld,
+  renewLeases,
+} from '../storage/outbox-store.ts';
+import { LIMIT_LABELS } from '../servers/send-limits.ts';
+import { pace } from './pacing.ts';
 import { decide, type Failure } from './retry-policy.ts';
 
 const IDLE_POLL_MS = 500;
 const RELEASE_EVERY_MS = 2000;
+/** How often the worker reads the servers' limits again: an admin's change applies within this. */
+const SERVERS_EVERY_MS = 1000;
+const DAY_MS = 24 * 3600_000;
 const CREDENTIAL_CODES = new Set(['MR_OAUTH_RECONNECT_NEEDED', 'MR_OAUTH_NOT_CONNECTED', 'MR_OAUTH_NOT_CONFIGURED', 'MR_SECRET_TAMPERED', 'MR_SECRET_KEY_UNKNOWN']);
 
 /** Error → what the retry policy needs, plus what the admin sees on the message. */
@@ -52,14 +71,31 @@ export interface OutboxWorkerDeps {
   dialect: 'sqlite' | 'postgres';
   config: OutboxConfig;
   tokens: TokenManager;
+  /** Connection slots per mailbox, shared with Test Connection and Send test email. */
+  gates: ConnectionGates;
   logger: Logger;
   now?: () => Date;
 }
 
+/** What the admin sees on a message held because the mailbox's daily recipient limit is used up. */
+export function quotaHeldError(server: MailServerRecord, until: Date, now: Date, reply?: { code: string; message: string; evidence?: Record<string, unknown> }): StoredError {
+  const limit = server.limits.recipientsPerDay;
+  const limitText = limit === null ? 'its sending quota' : `its limit of ${limit.toLocaleString('en-US')} recipients in 24 hours (${LIMIT_LABELS.recipientsPerDay})`;
+  return {
+    code: reply?.code ?? 'MR_SEND_QUOTA_REACHED',
+    message: `${reply ? `${reply.message} ` : ''}The mailbox ${server.username} reached ${limitText}. Its mail waits and goes out by itself from ${until.toISOString()}.`,
+    fix: `Nothing to do: held mail is sent when the 24-hour window allows. To send more per day, raise ${LIMIT_LABELS.recipientsPerDay} on the mail server if the mailbox's plan allows it (High Volume Email, a relay), or spread the mail over several mailboxes.`,
+    ...(reply?.evidence && { evidence: reply.evidence }),
+    at: now.toISOString(),
+  };
+}
+
 /**
- * Drains the outbox: claims due messages under a lease (a crashed worker's messages are taken over
- * when its lease runs out), sends each through a pooled connection per mail server, and records the
- * outcome. At most `concurrency` messages are in flight.
+ * Drains the outbox: claims due messages under a short lease that a heartbeat renews while they are
+ * sent (a crashed worker's messages are taken over once its lease runs out, within seconds), sends
+ * each through a pooled connection per mail server, and records the outcome. At most `concurrency`
+ * messages are in flight. On SQLite one process owns the outbox, so at start it takes back every claim
+ * a crash left behind at once.
  */
 export class OutboxWorker {
   readonly id = `worker-${randomUUID()}`;
@@ -69,6 +105,8 @@ export class OutboxWorker {
   private wake: (() => void) | undefined;
   private readonly pools = new Map<string, { sender: PooledSender; signature: string }>();
   private lastRelease = 0;
+  private servers: { at: number; list: Promise<MailServerRecord[]> } | undefined;
+  private heartbeat: NodeJS.Timeout | undefined;
   private sentQueue: Array<{ id: string; smtpResponse: string; done: (ok: boolean) => void; fail: (e: unknown) => void }> = [];
 
   constructor(private readonly deps: OutboxWorkerDeps) {}
@@ -80,7 +118,29 @@ export class OutboxWorker {
   start(): void {
     if (this.running) return;
     this.running = true;
-    this.loopDone = this.loop();
+    // A third of the lease: two heartbeats may be missed (a slow disk, a busy event loop) before a
+    // live worker's claim could be taken over.
+    this.heartbeat = setInterval(() => void this.renew(), Math.max(100, Math.floor(this.deps.config.leaseMs / 3)));
+    this.loopDone = this.recoverClaims().then(() => this.loop());
+  }
+
+  private async recoverClaims(): Promise<void> {
+    if (this.deps.dialect !== 'sqlite') return;
+    try {
+      const n = await reclaimAll(this.deps.db, this.now());
+      if (n) this.deps.logger.warn({ event: 'outbox.reclaimed', count: n }, 'messages claimed by a process that stopped mid-send are queued again');
+    } catch (e) {
+      this.deps.logger.error({ err: e, event: 'outbox.reclaim_error' }, 'could not take back claims left by an earlier process');
+    }
+  }
+
+  private async renew(): Promise<void> {
+    if (this.inflight === 0) return;
+    try {
+      await renewLeases(this.deps.db, this.id, this.now(), this.deps.config.leaseMs);
+    } catch (e) {
+      this.deps.logger.warn({ err: e, event: 'outbox.heartbeat_error' }, 'could not renew the claims of messages being sent');
+    }
   }
 
   /** New work is waiting: skip the idle wait. */
@@ -94,6 +154,7 @@ export class OutboxWorker {
     this.kick();
     await this.loopDone;
     while (this.inflight > 0) await new Promise((r) => setTimeout(r, 20));
+    clearInterval(this.heartbeat);
     for (const { sender } of this.pools.values()) sender.close();
     this.pools.clear();
   }
@@ -111,7 +172,15 @@ export class OutboxWorker {
         // Claim in batches: one claim transaction (and fsync) for several messages, not one each.
         const minBatch = Math.max(1, Math.floor(this.deps.config.concurrency / 4));
         if (capacity > 0 && (this.inflight === 0 || capacity >= minBatch)) {
-          const batch = await claimDue(this.deps.db, this.deps.dialect, this.id, this.now(), this.deps.config.leaseMs, capacity);
+          const batch: Claimed[] = [];
+          const paced = await this.pacedServers();
+          for (const server of paced) {
+            if (batch.length >= capacity) break;
+            batch.push(...(await this.claimPaced(server, capacity - batch.length)));
+          }
+          if (batch.length < capacity) {
+            batch.push(...(await claimDue(this.deps.db, this.deps.dialect, this.id, this.now(), this.deps.config.leaseMs, capacity - batch.length, paced.map((p) => p.id))));
+          }
           claimed = batch.length;
           for (const m of batch) {
             this.inflight++;
@@ -137,6 +206,50 @@ export class OutboxWorker {
     }
   }
 
+  /** Outgoing servers with a rate or daily limit, read at most once a second. */
+  private async pacedServers(): Promise<MailServerRecord[]> {
+    if (!this.servers || Date.now() - this.servers.at > SERVERS_EVERY_MS) this.servers = { at: Date.now(), list: listMailServers(this.deps.db) };
+    const list = await this.servers.list.catch((e: unknown) => {
+      this.servers = undefined;
+      throw e;
+    });
+    return list.filter((s) => s.limits.messagesPerMinute !== null || s.limits.recipientsPerDay !== null);
+  }
+
+  /**
+   * Claims what the server's limits allow now, counted from the sent rows in the same transaction.
+   * When the daily recipient limit is reached, the server's queued mail is held until the window
+   * frees enough recipients: never failed for it.
+   */
+  private async claimPaced(server: MailServerRecord, capacity: number): Promise<Claimed[]> {
+    const { db, dialect, config, logger } = this.deps;
+    const now = this.now();
+    const perDay = server.limits.recipientsPerDay;
+    const { claimed, choice } = await claimForServer(db, dialect, server.id, this.id, now, config.leaseMs, capacity, async (usage, due, trx) => {
+      const wanted = usage.recipientsLastDay + due.reduce((n, d) => n + d.recipients, 0);
+      const window = perDay !== null && wanted > perDay ? await dayWindow(trx, server.id, now) : [];
+      const p = pace(server.limits, usage, due.map((d) => d.recipients), now, () => window);
+      return { ids: due.slice(0, p.take).map((d) => d.id), pace: p };
+    });
+    const until = choice?.pace.quotaUntil;
+    if (until) {
+      const held = await holdServerUntil(db, server.id, until, quotaHeldError(server, until, now), now);
+      logger.warn({ event: 'outbox.quota_held', mailServerId: server.id, count: held, until: until.toISOString() }, 'daily recipient limit reached; mail held until the window frees');
+    }
+    return claimed;
+  }
+
+  /**
+   * The server itself said its quota is used up (Exchange's SubmissionQuotaExceededException, or the
+   * tenant's external recipient limit), perhaps counting mail sent by others from the same mailbox:
+   * resume when our oldest send of the last 24 h leaves the window, and not sooner than the policy says.
+   */
+  private async quotaResumeAt(server: MailServerRecord, now: Date, minMs: number): Promise<Date> {
+    const [oldest] = await dayWindow(this.deps.db, server.id, now);
+    const byWindow = oldest ? Date.parse(oldest.at) + DAY_MS : now.getTime() + 3600_000;
+    return new Date(Math.max(now.getTime() + minMs, byWindow));
+  }
+
   /** Deliveries finished in the same event-loop turn are recorded in one transaction. */
   private recordSent(id: string, smtpResponse: string): Promise<boolean> {
     return new Promise((done, fail) => {
@@ -153,7 +266,7 @@ export class OutboxWorker {
   }
 
   private senderFor(server: MailServerRecord): PooledSender {
-    const signature = [server.smtpHost, server.smtpPort, server.smtpSecurity, server.username, server.updatedAt].join('|');
+    const signature = [server.smtpHost, server.smtpPort, server.smtpSecurity, server.username, server.limits.maxConnections, server.updatedAt].join('|');
     const existing = this.pools.get(server.id);
     if (existing?.signature === signature) return existing.sender;
     existing?.sender.close();
@@ -161,7 +274,8 @@ export class OutboxWorker {
       { host: server.smtpHost, port: server.smtpPort, security: server.smtpSecurity },
       server.username,
       (forceRefresh) => this.deps.tokens.getAccessToken(server.id, { forceRefresh }),
-      this.deps.config.poolSize,
+      Math.min(this.deps.config.poolSize, server.limits.maxConnections ?? Infinity),
+      this.deps.gates.for(server.id, server.limits.maxConnections),
     );
     this.pools.set(server.id, { sender, signature });
     return sender;
@@ -170,8 +284,9 @@ export class OutboxWorker {
   private async deliver(m: Claimed): Promise<void> {
     const { db, logger } = this.deps;
     const log = { messageId: m.id, mailServerId: m.mailServerId, attempt: m.attempts };
+    let server: MailServerRecord | undefined;
     try {
-      const server = m.mailServerId ? await findMailServer(db, m.mailServerId) : undefined;
+      server = m.mailServerId ? await findMailServer(db, m.mailServerId) : undefined;
       if (!server) {
         await markFailed(db, m.id, this.id, { code: 'MR_NOT_FOUND', message: 'The mail server of this message was deleted.', fix: 'Retry the message: it will go through the server chosen now.', at: this.now().toISOString() }, this.now());
         return;
@@ -203,6 +318,12 @@ export class OutboxWorker {
       if (decision.action === 'retry') {
         await markRetry(db, m.id, this.id, new Date(now.getTime() + decision.delayMs), error, now);
         logger.warn({ ...fields, delayMs: decision.delayMs }, 'delivery failed, will retry');
+      } else if (decision.action === 'hold' && decision.resumeInMs !== undefined && server) {
+        const until = await this.quotaResumeAt(server, now, decision.resumeInMs);
+        const held = quotaHeldError(server, until, now, error);
+        await markHeld(db, m.id, this.id, held, now, until);
+        const others = await holdServerUntil(db, server.id, until, held, now);
+        logger.warn({ ...fields, until: until.toISOString(), othersHeld: others }, 'sending quota used up; the server\'s mail is held until the window frees');
       } else if (decision.action === 'hold') {
         await markHeld(db, m.id, this.id, error, now);
         logger.warn(fields, 'message held until the mail server is fixed');

@@ -1,4 +1,4 @@
-import { isTemporary } from '../diagnose/diagnose.ts';
+import { diagnose, isTemporary } from '../diagnose/diagnose.ts';
 import type { Evidence } from '../diagnose/evidence.ts';
 
 export interface RetryPolicy {
@@ -18,7 +18,14 @@ export type Failure =
   /** Microsoft's token endpoint unreachable or failing temporarily. */
   | { kind: 'token_unavailable' };
 
-export type Decision = { action: 'retry'; delayMs: number } | { action: 'fail' } | { action: 'hold' };
+/**
+ * `hold` without `resumeInMs`: until someone fixes the server (credentials, certificates). With it: a
+ * sending quota, back by itself once its window frees, and not sooner than this.
+ */
+export type Decision = { action: 'retry'; delayMs: number } | { action: 'fail' } | { action: 'hold'; resumeInMs?: number };
+
+/** A quota reply is not asked again sooner than this: each retry would only be refused once more. */
+export const QUOTA_RECHECK_MS = 15 * 60_000;
 
 /** Exponential backoff with jitter: base · 2^(attempt−1), capped, then a random 50–100 % of it. */
 export function backoffMs(attempts: number, policy: Pick<RetryPolicy, 'retryBaseMs' | 'maxDelayMs'>, random: () => number = Math.random): number {
@@ -33,6 +40,11 @@ export function isTransient(e: Evidence): boolean {
   if (e.kind === 'smtp') return e.responseCode === undefined ? e.code !== 'EENVELOPE' && e.code !== 'EMESSAGE' : e.responseCode >= 400 && e.responseCode < 500;
   if (e.kind === 'imap') return e.responseCode === 'UNAVAILABLE';
   return false;
+}
+
+/** A sending quota used up (see Diagnosis.quota). */
+export function isQuotaExceeded(e: Evidence): boolean {
+  return e.kind === 'smtp' && diagnose(e).quota === true;
 }
 
 /** An SMTP login refusal: no point failing the message, the mailbox setup needs fixing. */
@@ -51,6 +63,9 @@ export function isSetupProblem(e: Evidence): boolean {
  */
 export function decide(failure: Failure, attempts: number, ageMs: number, policy: RetryPolicy, random?: () => number): Decision {
   if (failure.kind === 'credentials') return { action: 'hold' };
+  // Exchange's daily recipient quota and the tenant's external recipient limit: waiting for the
+  // 24-hour window is the fix, so the mail waits for it instead of failing.
+  if (failure.kind === 'delivery' && isQuotaExceeded(failure.evidence)) return { action: 'hold', resumeInMs: QUOTA_RECHECK_MS };
   if (failure.kind === 'delivery' && (isAuthRefusal(failure.evidence) || isSetupProblem(failure.evidence))) return { action: 'hold' };
   const transient = failure.kind === 'token_unavailable' || isTransient(failure.evidence);
   if (!transient) return { action: 'fail' };

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { LIMIT_LABELS, MICROSOFT_LIMITS, type SendLimits } from './send-limits.ts';
 
 const GUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const DOMAIN = /^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$/i;
@@ -48,6 +49,29 @@ export const mailServerFields = {
   }),
 };
 
+/** A limit is a whole number of at least 1, or empty/null for "no limit". */
+const limit = (key: keyof SendLimits, max: number) => {
+  const label = LIMIT_LABELS[key];
+  const whole = `${label} must be a whole number, or empty for no limit`;
+  return z.preprocess(
+    (v) => (v === '' || v === null ? null : typeof v === 'string' && /^\s*\d+\s*$/.test(v) ? Number(v) : v),
+    z
+      .number({ error: whole })
+      .int({ error: whole })
+      .min(1, { error: `${label} must be at least 1, or empty for no limit` })
+      .max(max, { error: `${label} must be ${max.toLocaleString('en-US')} or less` })
+      .nullable()
+      .optional(),
+  );
+};
+
+export const limitFields = {
+  maxConnections: limit('maxConnections', 100),
+  messagesPerMinute: limit('messagesPerMinute', 100_000),
+  recipientsPerDay: limit('recipientsPerDay', 100_000_000),
+  recipientsPerMessage: limit('recipientsPerMessage', 100_000),
+};
+
 export const DEFAULTS = {
   authType: 'outlook_oauth' as const,
   tenant: 'common',
@@ -55,6 +79,8 @@ export const DEFAULTS = {
   smtpPort: 587,
   smtpSecurity: 'starttls' as const,
   priority: 10,
+  // The default SMTP Server is Exchange Online's: its per-mailbox limits come with it.
+  ...MICROSOFT_LIMITS,
 };
 
 export const createMailServerSchema = z.strictObject({
@@ -72,6 +98,8 @@ export const createMailServerSchema = z.strictObject({
   clientSecretExpiresAt: mailServerFields.clientSecretExpiresAt.default(null),
   active: z.boolean().default(true),
   allowAccountMismatch: z.boolean().default(false),
+  // Omitted: the SMTP Server's defaults (Microsoft's for Microsoft's hosts); null: no limit.
+  ...limitFields,
 });
 
 export const updateMailServerSchema = z.strictObject({
@@ -90,6 +118,7 @@ export const updateMailServerSchema = z.strictObject({
   clientSecretExpiresAt: mailServerFields.clientSecretExpiresAt.optional(),
   active: z.boolean().optional(),
   allowAccountMismatch: z.boolean().optional(),
+  ...limitFields,
 });
 
 export type CreateMailServerInput = z.infer<typeof createMailServerSchema>;

@@ -33,6 +33,9 @@ import { checklist, type ChecklistItem } from '../lifecycle/checklist.ts';
 import type { SecretExpiry } from '../lifecycle/secret-expiry.ts';
 import { adminConsentUrl } from '../oauth/outlook.ts';
 import { setAlertState, setMailServerError } from '../storage/mail-server-store.ts';
+import type { ConnectionGates } from '../smtp/connection-gate.ts';
+import { defaultLimits, type SendLimits } from './send-limits.ts';
+import type { SendStatus } from '../outbox/send-status.ts';
 
 /** What the API and UI see of a mail server: never the client secret or a token. */
 export interface MailServerView {
@@ -60,6 +63,13 @@ export interface MailServerView {
   allowAccountMismatch: boolean;
   clientSecretExpiry: SecretExpiry;
   checklist: ChecklistItem[];
+  /** The mailbox's sending limits (null: none), editable. */
+  maxConnections: number | null;
+  messagesPerMinute: number | null;
+  recipientsPerDay: number | null;
+  recipientsPerMessage: number | null;
+  /** Sending against those limits: sent today / daily limit, the next send time, held mail. */
+  sending: SendStatus | null;
   adminConsentUrl: string;
   createdAt: string;
   updatedAt: string;
@@ -81,7 +91,18 @@ const sendTestSchema = z.strictObject({
 
 export class MailServerService {
   constructor(
-    private readonly deps: { db: Db; sealer: Sealer; config: Config; tokens: TokenManager; now?: () => Date; onHealthy?: (serverId: string) => Promise<void> },
+    private readonly deps: {
+      db: Db;
+      dialect: 'sqlite' | 'postgres';
+      sealer: Sealer;
+      config: Config;
+      tokens: TokenManager;
+      gates: ConnectionGates;
+      /** The server's sending against its limits (the outbox counts it). */
+      sendStatus?: (server: MailServerRecord) => Promise<SendStatus>;
+      now?: () => Date;
+      onHealthy?: (serverId: string) => Promise<void>;
+    },
   ) {}
 
   private now(): Date {
@@ -92,7 +113,7 @@ export class MailServerService {
     return { redirectUri: redirectUri(this.deps.config, 'outlook'), ...DEFAULTS };
   }
 
-  view(s: MailServerRecord, t: TokenRecord | undefined): MailServerView {
+  view(s: MailServerRecord, t: TokenRecord | undefined, sending: SendStatus | null = null): MailServerView {
     const check = checklist(s, t, this.now());
     return {
       id: s.id,
@@ -119,6 +140,8 @@ export class MailServerService {
       allowAccountMismatch: s.allowAccountMismatch,
       clientSecretExpiry: check.secret,
       checklist: check.items,
+      ...s.limits,
+      sending,
       adminConsentUrl: adminConsentUrl(this.deps.config.microsoftAuthorityHost, s.tenant, s.clientId, redirectUri(this.deps.config, 'outlook'), s.id),
       createdAt: s.createdAt,
       updatedAt: s.updatedAt,
@@ -128,7 +151,8 @@ export class MailServerService {
   async list(): Promise<MailServerView[]> {
     const [servers, tokens] = await Promise.all([listMailServers(this.deps.db), listTokens(this.deps.db)]);
     const byServer = new Map(tokens.map((t) => [t.mailServerId, t]));
-    return servers.map((s) => this.view(s, byServer.get(s.id)));
+    const sending = await Promise.all(servers.map((s) => this.deps.sendStatus?.(s) ?? null));
+    return servers.map((s, i) => this.view(s, byServer.get(s.id), sending[i]));
   }
 
   async record(id: string): Promise<MailServerRecord> {
@@ -139,17 +163,20 @@ export class MailServerService {
 
   async get(id: string): Promise<MailServerView> {
     const s = await this.record(id);
-    return this.view(s, await findToken(this.deps.db, id));
+    return this.view(s, await findToken(this.deps.db, id), (await this.deps.sendStatus?.(s)) ?? null);
   }
 
   async create(body: unknown): Promise<MailServerView> {
     const input: CreateMailServerInput = parseInput(createMailServerSchema, body);
     const id = randomUUID();
-    const { clientSecret, ...rest } = input;
+    const { clientSecret, maxConnections, messagesPerMinute, recipientsPerDay, recipientsPerMessage, ...rest } = input;
+    const given: Partial<SendLimits> = { maxConnections, messagesPerMinute, recipientsPerDay, recipientsPerMessage };
+    const limits = { ...defaultLimits(rest.smtpHost) };
+    for (const k of Object.keys(limits) as Array<keyof SendLimits>) if (given[k] !== undefined) limits[k] = given[k];
     await insertMailServer(
       this.deps.db,
       id,
-      { ...rest, clientSecretSealed: this.deps.sealer.seal(clientSecret, secretAad(id)), lastError: null },
+      { ...rest, limits, clientSecretSealed: this.deps.sealer.seal(clientSecret, secretAad(id)), lastError: null },
       this.now(),
     );
     return this.get(id);
@@ -158,9 +185,10 @@ export class MailServerService {
   async update(id: string, body: unknown): Promise<MailServerView> {
     const before = await this.record(id);
     const input: UpdateMailServerInput = parseInput(updateMailServerSchema, body);
-    const { clientSecret, ...rest } = input;
+    const { clientSecret, maxConnections, messagesPerMinute, recipientsPerDay, recipientsPerMessage, ...rest } = input;
     const patch: Parameters<typeof updateMailServer>[2] = {};
     for (const [k, v] of Object.entries(rest)) if (v !== undefined) (patch as Record<string, unknown>)[k] = v;
+    patch.limits = { maxConnections, messagesPerMinute, recipientsPerDay, recipientsPerMessage };
     if (clientSecret !== undefined) patch.clientSecretSealed = this.deps.sealer.seal(clientSecret, secretAad(id));
     // Tokens belong to one mailbox, app and tenant: change any of them and the old grant no longer fits.
     const identityChanged =
@@ -205,6 +233,11 @@ export class MailServerService {
    * refresh and one retry: the token may have been revoked server-side before its expiry.
    */
   private async withToken<T>(s: MailServerRecord, run: (creds: SmtpCredentials) => Promise<T>): Promise<T> {
+    // A test is one of the mailbox's connections: it waits for a slot, and the outbox gives one up.
+    return this.deps.gates.with(s.id, s.limits.maxConnections, () => this.withTokenNow(s, run));
+  }
+
+  private async withTokenNow<T>(s: MailServerRecord, run: (creds: SmtpCredentials) => Promise<T>): Promise<T> {
     const first = await this.deps.tokens.getAccessToken(s.id);
     try {
       return await run({ user: first.user, accessToken: first.accessToken });

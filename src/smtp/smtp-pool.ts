@@ -1,6 +1,7 @@
 import nodemailer, { type Transporter } from 'nodemailer';
 import type SMTPPool from 'nodemailer/lib/smtp-pool';
 import type { AccessToken } from '../oauth/token-manager.ts';
+import type { ConnectionGate } from './connection-gate.ts';
 import { type OutgoingMessage, type SendResult, SmtpError, smtpErrorFrom, type SmtpTarget, toResult, transportOptions } from './smtp-client.ts';
 
 /**
@@ -13,21 +14,44 @@ class TokenUnavailable extends Error {
   }
 }
 
+/** One kept-open connection: a nodemailer pool of one, holding one slot of the mailbox's gate. */
+interface Lane {
+  transport: Transporter;
+  release: () => void;
+  busy: boolean;
+  idleTimer: NodeJS.Timeout | undefined;
+}
+
+interface Job {
+  msg: OutgoingMessage;
+  resolve: (r: SendResult) => void;
+  reject: (e: unknown) => void;
+}
+
+/** An idle connection is closed after this long: its slot may be wanted by another sender. */
+const IDLE_CLOSE_MS = 30_000;
+
 /**
- * Pooled SMTP connections to one mail server. Each new connection logs in with a token fetched at that
- * moment; a 535 on a token believed valid forces one refresh and one retry of the message.
+ * Pooled SMTP connections to one mail server, at most `size` and never more than the mailbox's gate
+ * allows, counting connections opened for tests. Each new connection logs in with a token fetched at
+ * that moment; a 535 on a token believed valid forces one refresh and one retry of the message.
  */
 export class PooledSender {
-  private readonly transport: Transporter;
+  private readonly lanes = new Set<Lane>();
+  private readonly queue: Job[] = [];
   private forceRefresh = false;
+  private closed = false;
+  private readonly unsubscribe: Array<() => void>;
+  private readonly options;
 
   constructor(
     readonly target: SmtpTarget,
     user: string,
     getToken: (forceRefresh: boolean) => Promise<AccessToken>,
-    poolSize: number,
+    private readonly size: number,
+    private readonly gate: ConnectionGate,
   ) {
-    const options = transportOptions(target, user, async () => {
+    this.options = transportOptions(target, user, async () => {
       const force = this.forceRefresh;
       this.forceRefresh = false;
       try {
@@ -37,13 +61,7 @@ export class PooledSender {
         throw new TokenUnavailable(e);
       }
     });
-    this.transport = nodemailer.createTransport({
-      ...options,
-      pool: true,
-      maxConnections: poolSize,
-      // Exchange Online ends a session after a few dozen messages anyway; reconnect before that.
-      maxMessages: 30,
-    } as SMTPPool.Options);
+    this.unsubscribe = [gate.on('pressure', () => this.giveUpIdle()), gate.on('freed', () => this.pump())];
   }
 
   async send(msg: OutgoingMessage): Promise<SendResult> {
@@ -58,14 +76,76 @@ export class PooledSender {
 
   private async sendOnce(msg: OutgoingMessage): Promise<SendResult> {
     try {
-      return toResult((await this.transport.sendMail(msg)) as Parameters<typeof toResult>[0]);
+      return await new Promise<SendResult>((resolve, reject) => {
+        this.queue.push({ msg, resolve, reject });
+        this.pump();
+      });
     } catch (e) {
       if (e instanceof TokenUnavailable) throw e.inner;
+      if (e instanceof SmtpError) throw e;
       throw smtpErrorFrom(e, this.target);
     }
   }
 
+  private pump(): void {
+    while (this.queue.length && !this.closed) {
+      let lane = [...this.lanes].find((l) => !l.busy);
+      if (!lane && this.lanes.size < this.size) {
+        const release = this.gate.tryAcquire();
+        if (release) lane = this.openLane(release);
+      }
+      if (!lane) return;
+      this.run(lane, this.queue.shift()!);
+    }
+  }
+
+  private openLane(release: () => void): Lane {
+    const transport = nodemailer.createTransport({
+      ...this.options,
+      pool: true,
+      maxConnections: 1,
+      // Exchange Online ends a session after a few dozen messages anyway; reconnect before that.
+      maxMessages: 30,
+    } as SMTPPool.Options);
+    const lane: Lane = { transport, release, busy: false, idleTimer: undefined };
+    this.lanes.add(lane);
+    return lane;
+  }
+
+  private closeLane(lane: Lane): void {
+    clearTimeout(lane.idleTimer);
+    this.lanes.delete(lane);
+    lane.transport.close();
+    lane.release();
+  }
+
+  private run(lane: Lane, job: Job): void {
+    lane.busy = true;
+    clearTimeout(lane.idleTimer);
+    lane.transport.sendMail(job.msg).then(
+      (info) => job.resolve(toResult(info as Parameters<typeof toResult>[0])),
+      (e: unknown) => job.reject(e),
+    ).finally(() => {
+      lane.busy = false;
+      // A test is waiting for a slot of this mailbox: hand this one over now that it is free.
+      if (this.gate.wanted || this.closed) this.closeLane(lane);
+      else {
+        lane.idleTimer = setTimeout(() => this.closeLane(lane), IDLE_CLOSE_MS);
+        lane.idleTimer.unref();
+      }
+      this.pump();
+    });
+  }
+
+  private giveUpIdle(): void {
+    const idle = [...this.lanes].find((l) => !l.busy);
+    if (idle) this.closeLane(idle);
+  }
+
   close(): void {
-    this.transport.close();
+    this.closed = true;
+    for (const u of this.unsubscribe) u();
+    for (const lane of [...this.lanes]) if (!lane.busy) this.closeLane(lane);
+    for (const job of this.queue.splice(0)) job.reject(new Error('the connection pool was closed'));
   }
 }

@@ -1,7 +1,6 @@
 import { dirname } from 'node:path';
 import SQLite from 'better-sqlite3';
 import { Kysely, PostgresDialect, SqliteDialect } from 'kysely';
-import pg from 'pg';
 import { migrateToLatest } from './migrations.ts';
 import { privateDir, privateFile } from './private-files.ts';
 import type { Database } from './schema.ts';
@@ -33,6 +32,8 @@ export async function openDatabase(databaseUrl: string): Promise<OpenedDatabase>
     db = new Kysely<Database>({ dialect: new SqliteDialect({ database: sqlite }) });
     dialect = 'sqlite';
   } else {
+    // Loaded only for PostgreSQL: the embedded default never pays for the driver.
+    const { default: pg } = await import('pg');
     const pool = new pg.Pool({ connectionString: databaseUrl, max: 10 });
     db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
     dialect = 'postgres';

@@ -1,6 +1,7 @@
 import type { Selectable } from 'kysely';
 import type { Db } from './database.ts';
 import type { MailServerTable, OAuthTokenTable } from './schema.ts';
+import type { SendLimits } from '../servers/send-limits.ts';
 
 export interface StoredError {
   code: string;
@@ -36,6 +37,7 @@ export interface MailServerRecord {
   reconnectAlertedAt: string | null;
   allowAccountMismatch: boolean;
   loginOkAt: string | null;
+  limits: SendLimits;
 }
 
 export interface ImapSettings {
@@ -103,6 +105,12 @@ function toRecord(r: Selectable<MailServerTable>): MailServerRecord {
     reconnectAlertedAt: r.reconnect_alerted_at,
     allowAccountMismatch: Number(r.allow_account_mismatch) === 1,
     loginOkAt: r.login_ok_at,
+    limits: {
+      maxConnections: r.max_connections === null ? null : Number(r.max_connections),
+      messagesPerMinute: r.messages_per_minute === null ? null : Number(r.messages_per_minute),
+      recipientsPerDay: r.recipients_per_day === null ? null : Number(r.recipients_per_day),
+      recipientsPerMessage: r.recipients_per_message === null ? null : Number(r.recipients_per_message),
+    },
   };
 }
 
@@ -125,8 +133,9 @@ function toToken(r: Selectable<OAuthTokenTable>): TokenRecord {
 
 type Columns = Omit<
   MailServerRecord,
-  'id' | 'createdAt' | 'updatedAt' | 'direction' | 'imap' | 'tokenSourceId' | 'lastFetchAt' | 'secretAlertLevel' | 'reconnectAlertedAt' | 'allowAccountMismatch' | 'loginOkAt'
+  'id' | 'createdAt' | 'updatedAt' | 'direction' | 'imap' | 'tokenSourceId' | 'lastFetchAt' | 'secretAlertLevel' | 'reconnectAlertedAt' | 'allowAccountMismatch' | 'loginOkAt' | 'limits'
 > & {
+  limits?: Partial<SendLimits>;
   direction?: MailServerRecord['direction'];
   imap?: ImapSettings | null;
   tokenSourceId?: string | null;
@@ -163,6 +172,10 @@ function toColumns(p: Partial<Columns>): Partial<MailServerTable> {
   if (p.tokenSourceId !== undefined) c.token_source_id = p.tokenSourceId;
   if (p.lastFetchAt !== undefined) c.last_fetch_at = p.lastFetchAt;
   if (p.allowAccountMismatch !== undefined) c.allow_account_mismatch = p.allowAccountMismatch ? 1 : 0;
+  if (p.limits?.maxConnections !== undefined) c.max_connections = p.limits.maxConnections;
+  if (p.limits?.messagesPerMinute !== undefined) c.messages_per_minute = p.limits.messagesPerMinute;
+  if (p.limits?.recipientsPerDay !== undefined) c.recipients_per_day = p.limits.recipientsPerDay;
+  if (p.limits?.recipientsPerMessage !== undefined) c.recipients_per_message = p.limits.recipientsPerMessage;
   return c;
 }
 

@@ -276,6 +276,31 @@ const migrations = (dialect: Dialect): Record<string, Migration> => ({
       await db.schema.createIndex('attempt_limits_window').on('attempt_limits').column('window_started_at').execute();
     },
   },
+  '0008_send_limits': {
+    async up(db: Kysely<any>) {
+      for (const name of ['max_connections', 'messages_per_minute', 'recipients_per_day', 'recipients_per_message']) {
+        await db.schema.alterTable('mail_servers').addColumn(name, 'integer').execute();
+      }
+      // Servers that already send through Exchange Online get Microsoft's per-mailbox limits
+      // (servers/send-limits.ts; the list of hosts is repeated here because a migration never changes).
+      await db
+        .updateTable('mail_servers')
+        .set({ max_connections: 3, messages_per_minute: 30, recipients_per_day: 10000, recipients_per_message: 500 })
+        .where('direction', '=', 'outgoing')
+        .where((eb) =>
+          eb.or(
+            ['office365.com', 'outlook.com', 'office365.us', 'partner.outlook.cn'].flatMap((d) => [eb('smtp_host', '=', d), eb('smtp_host', 'like', `%.${d}`)]),
+          ),
+        )
+        .execute();
+      // Messages queued before this migration count as one recipient each: only the last 24 hours
+      // matter, and an estimate errs on the side of sending, as before.
+      await db.schema.alterTable('outbox_messages').addColumn('recipient_count', 'integer', (c) => c.notNull().defaultTo(1)).execute();
+      await db.schema.alterTable('outbox_messages').addColumn('held_until', 'text').execute();
+      // The limits are sums over a server's recent sends: "sent in the last minute / 24 hours".
+      await db.schema.createIndex('outbox_messages_server_sent').on('outbox_messages').columns(['mail_server_id', 'sent_at']).execute();
+    },
+  },
 });
 
 export async function migrateToLatest(db: Kysely<any>, dialect: Dialect): Promise<void> {

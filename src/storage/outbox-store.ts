@@ -1,7 +1,7 @@
-import type { Selectable } from 'kysely';
+import { type ExpressionBuilder, type Selectable, type Transaction, sql } from 'kysely';
 import type { Db } from './database.ts';
 import { containsText } from './text-search.ts';
-import type { OutboxMessageTable } from './schema.ts';
+import type { Database, OutboxMessageTable } from './schema.ts';
 import type { StoredError } from './mail-server-store.ts';
 
 export type OutboxState = 'queued' | 'sending' | 'sent' | 'failed' | 'held' | 'cancelled';
@@ -29,6 +29,8 @@ export interface OutboxRow {
   leaseOwner: string | null;
   leaseUntil: string | null;
   heldAt: string | null;
+  heldUntil: string | null;
+  recipientCount: number;
   lastError: StoredError | null;
   smtpResponse: string | null;
   sentAt: string | null;
@@ -71,6 +73,8 @@ const LIST_COLUMNS = [
   'lease_owner',
   'lease_until',
   'held_at',
+  'held_until',
+  'recipient_count',
   'last_error',
   'smtp_response',
   'sent_at',
@@ -104,6 +108,8 @@ function toRow(r: ListRow): OutboxRow {
     leaseOwner: r.lease_owner,
     leaseUntil: r.lease_until,
     heldAt: r.held_at,
+    heldUntil: r.held_until,
+    recipientCount: Number(r.recipient_count),
     lastError: r.last_error ? (JSON.parse(r.last_error) as StoredError) : null,
     smtpResponse: r.smtp_response,
     sentAt: r.sent_at,
@@ -156,6 +162,8 @@ function newRow(m: NewOutboxMessage, ts: string): OutboxMessageTable {
     lease_owner: null,
     lease_until: null,
     held_at: null,
+    held_until: null,
+    recipient_count: m.to.length + m.cc.length + m.bcc.length,
     last_error: null,
     smtp_response: null,
     sent_at: null,
@@ -226,9 +234,17 @@ export interface Claimed extends OutboxRow {
   payload: OutboxPayload;
 }
 
+/** Queued and due, or claimed by an owner whose lease ran out (it crashed mid-send). */
+const isDue = (ts: string) => (eb: ExpressionBuilder<Database, 'outbox_messages'>) =>
+  eb.or([
+    eb.and([eb('state', '=', 'queued'), eb('next_attempt_at', '<=', ts)]),
+    eb.and([eb('state', '=', 'sending'), eb('lease_until', '<', ts)]),
+  ]);
+
 /**
  * Takes up to `limit` due messages for `owner`: queued ones whose time has come, and ones whose
- * previous owner's lease ran out (it crashed mid-send). Each claim counts as an attempt.
+ * previous owner's lease ran out (it crashed mid-send). Each claim counts as an attempt. Messages of
+ * `paced` servers are left to claimForServer, which counts their limits first.
  */
 export async function claimDue(
   db: Db,
@@ -237,37 +253,184 @@ export async function claimDue(
   now: Date,
   leaseMs: number,
   limit: number,
+  paced: string[] = [],
 ): Promise<Claimed[]> {
   const ts = now.toISOString();
   return db.transaction().execute(async (trx) => {
-    let pick = trx
-      .selectFrom('outbox_messages')
-      .select('id')
-      .where((eb) =>
-        eb.or([
-          eb.and([eb('state', '=', 'queued'), eb('next_attempt_at', '<=', ts)]),
-          eb.and([eb('state', '=', 'sending'), eb('lease_until', '<', ts)]),
-        ]),
-      )
-      .orderBy('next_attempt_at')
-      .limit(limit);
+    let pick = trx.selectFrom('outbox_messages').select('id').where(isDue(ts)).orderBy('next_attempt_at').limit(limit);
+    if (paced.length) pick = pick.where((eb) => eb.or([eb('mail_server_id', 'is', null), eb('mail_server_id', 'not in', paced)]));
     if (dialect === 'postgres') pick = pick.forUpdate().skipLocked();
-    const ids = (await pick.execute()).map((r) => r.id);
-    if (!ids.length) return [];
-    const rows = await trx
-      .updateTable('outbox_messages')
-      .set((eb) => ({
-        state: 'sending',
-        lease_owner: owner,
-        lease_until: new Date(now.getTime() + leaseMs).toISOString(),
-        attempts: eb('attempts', '+', 1),
-        updated_at: ts,
-      }))
-      .where('id', 'in', ids)
-      .returning([...LIST_COLUMNS, 'payload'])
-      .execute();
-    return rows.map((r) => ({ ...toRow(r), payload: JSON.parse(r.payload) as OutboxPayload }));
+    return claimIds(trx, (await pick.execute()).map((r) => r.id), owner, now, leaseMs);
   });
+}
+
+async function claimIds(trx: Transaction<Database>, ids: string[], owner: string, now: Date, leaseMs: number): Promise<Claimed[]> {
+  if (!ids.length) return [];
+  const ts = now.toISOString();
+  const rows = await trx
+    .updateTable('outbox_messages')
+    .set((eb) => ({
+      state: 'sending',
+      lease_owner: owner,
+      lease_until: new Date(now.getTime() + leaseMs).toISOString(),
+      attempts: eb('attempts', '+', 1),
+      updated_at: ts,
+    }))
+    .where('id', 'in', ids)
+    .returning([...LIST_COLUMNS, 'payload'])
+    .execute();
+  return rows.map((r) => ({ ...toRow(r), payload: JSON.parse(r.payload) as OutboxPayload }));
+}
+
+/** What a server's limits count: its sends of the last minute and the recipients of the last 24 h. */
+export interface ServerUsage {
+  /** When each message of the last 60 s went out (or was claimed, if still being sent), oldest first. */
+  lastMinute: string[];
+  /** Recipients of messages sent in the last 24 h plus those being sent now. */
+  recipientsLastDay: number;
+}
+
+const MINUTE_MS = 60_000;
+const DAY_MS = 24 * 3600_000;
+
+/**
+ * Counted from the rows, not from memory: every instance sharing the database sees the same usage,
+ * so the limits hold across instances (claimForServer serialises the count and the claim).
+ */
+export async function serverUsage(db: Db, serverId: string, now: Date): Promise<ServerUsage> {
+  const minuteAgo = new Date(now.getTime() - MINUTE_MS).toISOString();
+  const dayAgo = new Date(now.getTime() - DAY_MS).toISOString();
+  const [recent, day] = await Promise.all([
+    db
+      .selectFrom('outbox_messages')
+      .select((eb) => eb.fn.coalesce('sent_at', 'updated_at').as('at'))
+      .where('mail_server_id', '=', serverId)
+      .where((eb) => eb.or([eb('sent_at', '>', minuteAgo), eb('state', '=', 'sending')]))
+      .execute(),
+    db
+      .selectFrom('outbox_messages')
+      .select((eb) => eb.fn.sum<string | number | null>('recipient_count').as('n'))
+      .where('mail_server_id', '=', serverId)
+      .where((eb) => eb.or([eb('sent_at', '>', dayAgo), eb('state', '=', 'sending')]))
+      .executeTakeFirst(),
+  ]);
+  return { lastMinute: recent.map((r) => String(r.at)).sort(), recipientsLastDay: Number(day?.n ?? 0) };
+}
+
+/**
+ * The server's sends of the last 24 h, oldest first, with messages being sent counted from their
+ * claim: when each one's recipients leave the window.
+ */
+export async function dayWindow(db: Db, serverId: string, now: Date): Promise<Array<{ at: string; recipients: number }>> {
+  const rows = await db
+    .selectFrom('outbox_messages')
+    .select((eb) => [eb.fn.coalesce('sent_at', 'updated_at').as('at'), 'recipient_count'])
+    .where('mail_server_id', '=', serverId)
+    .where((eb) => eb.or([eb('sent_at', '>', new Date(now.getTime() - DAY_MS).toISOString()), eb('state', '=', 'sending')]))
+    .execute();
+  return rows.map((r) => ({ at: String(r.at), recipients: Number(r.recipient_count) })).sort((a, b) => a.at.localeCompare(b.at));
+}
+
+/** The due messages of one server in claim order, with what the limits count of each. */
+export async function dueForServer(db: Db, dialect: 'sqlite' | 'postgres', serverId: string, now: Date, limit: number): Promise<Array<{ id: string; recipients: number }>> {
+  let q = db
+    .selectFrom('outbox_messages')
+    .select(['id', 'recipient_count'])
+    .where('mail_server_id', '=', serverId)
+    .where(isDue(now.toISOString()))
+    .orderBy('next_attempt_at')
+    .limit(limit);
+  if (dialect === 'postgres') q = q.forUpdate().skipLocked();
+  return (await q.execute()).map((r) => ({ id: r.id, recipients: Number(r.recipient_count) }));
+}
+
+/**
+ * One server's claim, with its usage counted in the same transaction. On PostgreSQL an advisory lock
+ * per server makes count-then-claim one step across instances, so two of them cannot both take the
+ * last message of a minute or the last recipients of a day. `choose` gets the usage and the due
+ * messages and returns the ids to claim.
+ */
+export async function claimForServer<T extends { ids: string[] }>(
+  db: Db,
+  dialect: 'sqlite' | 'postgres',
+  serverId: string,
+  owner: string,
+  now: Date,
+  leaseMs: number,
+  limit: number,
+  choose: (usage: ServerUsage, due: Array<{ id: string; recipients: number }>, trx: Db) => Promise<T> | T,
+): Promise<{ claimed: Claimed[]; choice: T | undefined }> {
+  return db.transaction().execute(async (trx) => {
+    if (dialect === 'postgres') await sql`select pg_advisory_xact_lock(hashtext(${`mailroom.outbox:${serverId}`}))`.execute(trx);
+    const due = await dueForServer(trx, dialect, serverId, now, limit);
+    if (!due.length) return { claimed: [], choice: undefined };
+    const choice = await choose(await serverUsage(trx, serverId, now), due, trx);
+    return { claimed: await claimIds(trx, choice.ids, owner, now, leaseMs), choice };
+  });
+}
+
+/** The next queued message of a server (its time and recipients) and how many are queued. */
+export async function firstQueued(db: Db, serverId: string): Promise<{ nextAttemptAt: string; recipients: number; count: number } | undefined> {
+  const base = db.selectFrom('outbox_messages').where('mail_server_id', '=', serverId).where('state', '=', 'queued');
+  const [first, n] = await Promise.all([
+    base.select(['next_attempt_at', 'recipient_count']).orderBy('next_attempt_at').limit(1).executeTakeFirst(),
+    base.select((eb) => eb.fn.countAll<string | number>().as('n')).executeTakeFirst(),
+  ]);
+  return first && { nextAttemptAt: first.next_attempt_at, recipients: Number(first.recipient_count), count: Number(n?.n ?? 0) };
+}
+
+/**
+ * A sending quota is used up: every queued message of the server waits until `until`, shown as held
+ * with the time it resumes; releaseHeld puts them back then. Not an attempt at delivery.
+ */
+export async function holdServerUntil(db: Db, serverId: string, until: Date, error: StoredError, now: Date): Promise<number> {
+  const ts = now.toISOString();
+  const r = await db
+    .updateTable('outbox_messages')
+    .set({ state: 'held', held_at: ts, held_until: until.toISOString(), last_error: JSON.stringify(error), updated_at: ts })
+    .where('mail_server_id', '=', serverId)
+    .where('state', '=', 'queued')
+    .executeTakeFirst();
+  return Number(r.numUpdatedRows);
+}
+
+/** Held messages of one server: how many, and the earliest time a quota hold ends. */
+export async function heldSummary(db: Db, serverId: string): Promise<{ count: number; until: string | null }> {
+  const r = await db
+    .selectFrom('outbox_messages')
+    .select((eb) => [eb.fn.countAll<string | number>().as('n'), eb.fn.min('held_until').as('until')])
+    .where('mail_server_id', '=', serverId)
+    .where('state', '=', 'held')
+    .executeTakeFirst();
+  return { count: Number(r?.n ?? 0), until: (r?.until as string | null | undefined) ?? null };
+}
+
+/**
+ * Renews every claim `owner` holds (its heartbeat while it sends): a live worker keeps its messages
+ * however long a send takes, a dead one loses them when the short lease runs out.
+ */
+export async function renewLeases(db: Db, owner: string, now: Date, leaseMs: number): Promise<number> {
+  const r = await db
+    .updateTable('outbox_messages')
+    .set({ lease_until: new Date(now.getTime() + leaseMs).toISOString() })
+    .where('lease_owner', '=', owner)
+    .where('state', '=', 'sending')
+    .executeTakeFirst();
+  return Number(r.numUpdatedRows);
+}
+
+/**
+ * Every claim back to the queue, at once. Only for SQLite at worker start: there one process owns the
+ * outbox, so a claim still open then was left by a process that died mid-send.
+ */
+export async function reclaimAll(db: Db, now: Date): Promise<number> {
+  const ts = now.toISOString();
+  const r = await db
+    .updateTable('outbox_messages')
+    .set({ state: 'queued', lease_owner: null, lease_until: null, next_attempt_at: ts, updated_at: ts })
+    .where('state', '=', 'sending')
+    .executeTakeFirst();
+  return Number(r.numUpdatedRows);
 }
 
 /** Outcome writes only land while the worker still owns the lease. */
@@ -306,13 +469,17 @@ export async function markFailed(db: Db, id: string, owner: string, error: Store
     .execute();
 }
 
-/** Held: not an attempt at delivery (no usable credentials), so the claim's attempt is given back. */
-export async function markHeld(db: Db, id: string, owner: string, error: StoredError, now: Date): Promise<void> {
+/**
+ * Held: not an attempt at delivery (no usable credentials, or a quota used up), so the claim's attempt
+ * is given back. With `until` (a quota) the message goes back to the queue by itself then.
+ */
+export async function markHeld(db: Db, id: string, owner: string, error: StoredError, now: Date, until?: Date): Promise<void> {
   const ts = now.toISOString();
   await owned(db, id, owner)
     .set((eb) => ({
       state: 'held',
       held_at: ts,
+      held_until: until ? until.toISOString() : null,
       attempts: eb('attempts', '-', 1),
       last_error: JSON.stringify(error),
       lease_owner: null,
@@ -324,26 +491,36 @@ export async function markHeld(db: Db, id: string, owner: string, error: StoredE
 
 /**
  * Held messages go back to the queue once their server changed after they were held: reconnected,
- * refreshed, or its settings saved. `serverId` releases one server's messages unconditionally.
+ * refreshed, or its settings saved; and messages held for a quota once its time has come.
+ * `serverId` releases one server's messages unconditionally.
  */
 export async function releaseHeld(db: Db, now: Date, serverId?: string): Promise<number> {
   const ts = now.toISOString();
   let q = db
     .updateTable('outbox_messages')
-    .set({ state: 'queued', next_attempt_at: ts, held_at: null, updated_at: ts })
+    .set({ state: 'queued', next_attempt_at: ts, held_at: null, held_until: null, updated_at: ts })
     .where('state', '=', 'held');
   if (serverId) q = q.where('mail_server_id', '=', serverId);
   else {
     q = q.where((eb) =>
-      eb.exists(
-        eb
-          .selectFrom('oauth_tokens as t')
-          .innerJoin('mail_servers as s', 's.id', 't.mail_server_id')
-          .select('t.mail_server_id')
-          .whereRef('t.mail_server_id', '=', 'outbox_messages.mail_server_id')
-          .where('t.status', '=', 'valid')
-          .where((e2) => e2.or([e2('t.updated_at', '>', e2.ref('outbox_messages.held_at')), e2('s.updated_at', '>', e2.ref('outbox_messages.held_at'))])),
-      ),
+      eb.or([
+        eb('held_until', '<=', ts),
+        eb.exists(
+          eb
+            .selectFrom('oauth_tokens as t')
+            .innerJoin('mail_servers as s', 's.id', 't.mail_server_id')
+            .select('t.mail_server_id')
+            .whereRef('t.mail_server_id', '=', 'outbox_messages.mail_server_id')
+            .where('t.status', '=', 'valid')
+            // A refreshed token says nothing about a quota: only saving the server (a raised limit) does.
+            .where((e2) =>
+              e2.or([
+                e2.and([e2('outbox_messages.held_until', 'is', null), e2('t.updated_at', '>', e2.ref('outbox_messages.held_at'))]),
+                e2('s.updated_at', '>', e2.ref('outbox_messages.held_at')),
+              ]),
+            ),
+        ),
+      ]),
     );
   }
   const r = await q.executeTakeFirst();
@@ -354,7 +531,7 @@ export async function requeueMessage(db: Db, id: string, now: Date): Promise<boo
   const ts = now.toISOString();
   const r = await db
     .updateTable('outbox_messages')
-    .set({ state: 'queued', attempts: 0, next_attempt_at: ts, queued_at: ts, held_at: null, updated_at: ts })
+    .set({ state: 'queued', attempts: 0, next_attempt_at: ts, queued_at: ts, held_at: null, held_until: null, updated_at: ts })
     .where('id', '=', id)
     .where('state', 'in', ['failed', 'held', 'cancelled'])
     .executeTakeFirst();

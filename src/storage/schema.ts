@@ -58,6 +58,11 @@ export interface MailServerTable {
   reconnect_alerted_at: string | null;
   allow_account_mismatch: number;
   login_ok_at: string | null;
+  /** Sending limits of the mailbox (null: none known); see servers/send-limits.ts. */
+  max_connections: number | null;
+  messages_per_minute: number | null;
+  recipients_per_day: number | null;
+  recipients_per_message: number | null;
 }
 
 export interface AuditEventTable {
@@ -211,6 +216,10 @@ export interface OutboxMessageTable {
   sent_at: string | null;
   created_at: string;
   updated_at: string;
+  /** to + cc + bcc: what the mailbox's daily recipient limit counts, summed without parsing JSON. */
+  recipient_count: number;
+  /** Held for a sending quota: back in the queue at this time by itself. Null for other holds. */
+  held_until: string | null;
 }
 
 export interface AttemptLimitTable {

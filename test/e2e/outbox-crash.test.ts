@@ -6,8 +6,8 @@ import { getToken } from '../peers/get-token.ts';
 import { type Peers, startPeers } from '../peers/index.ts';
 
 // Nothing lost across a crash: 2,000 accepted messages, the process killed with SIGKILL mid-drain and
-// started again on the same data: every message is delivered, and the only duplicates are messages
-// that were in flight at the moment of the kill.
+// started again on the same data: every message is delivered within a minute of the restart, with the
+// lease left at its default, and the only duplicates are messages that were in flight at the kill.
 const CLIENT_ID = '5e6f7a8b-1c2d-4e3f-9a0b-c1d2e3f4a5b6';
 const CLIENT_SECRET = 'Cr4Q~crash.Test-Secret_Value~0123456789';
 const MAILBOX = 'crash@example.test';
@@ -26,7 +26,6 @@ before(async () => {
     MICROSOFT_AUTHORITY_HOST: peers.authServer.authorityHost,
     NODE_EXTRA_CA_CERTS: peers.caFile,
     OUTBOX_CONCURRENCY: String(CONCURRENCY),
-    OUTBOX_LEASE_SECONDS: '3',
     LOG_LEVEL: 'warn',
   };
   mailroom = await startMailroomProcess(env);
@@ -85,8 +84,9 @@ test('a SIGKILL mid-drain loses nothing; duplicates stay within the in-flight wi
   const deliveredBeforeCrash = peers.sink.messages.length;
   assert.ok(deliveredBeforeCrash < TOTAL, `killed mid-drain (${deliveredBeforeCrash} delivered)`);
 
+  const restartedAt = Date.now();
   mailroom = await startMailroomProcess(env, port, mailroom.dataDir);
-  const done = Date.now() + 240_000;
+  const done = restartedAt + 60_000;
   const delivered = () => new Set(peers.sink.messages.map((m) => messageIdOf(m.raw)));
   while (Date.now() < done) {
     if ([...accepted].every((id) => delivered().has(id))) break;
@@ -94,7 +94,8 @@ test('a SIGKILL mid-drain loses nothing; duplicates stay within the in-flight wi
   }
   const ids = peers.sink.messages.map((m) => messageIdOf(m.raw));
   const missing = [...accepted].filter((id) => !ids.includes(id));
-  assert.deepEqual(missing, [], `${missing.length} accepted messages were never delivered`);
+  assert.deepEqual(missing, [], `${missing.length} accepted messages were not delivered within 60 s of the restart`);
+  const drainedIn = (Date.now() - restartedAt) / 1000;
   const duplicates = ids.length - new Set(ids).size;
   assert.ok(duplicates <= CONCURRENCY, `${duplicates} duplicates, more than the ${CONCURRENCY} messages in flight`);
 
@@ -104,5 +105,5 @@ test('a SIGKILL mid-drain loses nothing; duplicates stay within the in-flight wi
     const r = await api('GET', `/api/v1/messages?state=${state}&limit=1`);
     assert.equal(r.json.items.length, 0, `no message left ${state}`);
   }
-  console.log(`# crash test: ${deliveredBeforeCrash} delivered before SIGKILL, ${duplicates} duplicate(s) after restart`);
+  console.log(`# crash test: ${deliveredBeforeCrash} delivered before SIGKILL, ${duplicates} duplicate(s), the rest delivered ${drainedIn.toFixed(1)} s after the restart`);
 });

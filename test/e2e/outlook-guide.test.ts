@@ -98,12 +98,18 @@ test('an admin follows the guide: log in, add the server, connect, Token Valid, 
   assert.equal(await redirect.inputValue(), `${mailroom.baseUrl}/oauth2/outlook/callback`);
   assert.equal(await redirect.getAttribute('readonly'), '');
   assert.equal(await page.getByLabel('Tenant', { exact: true }).inputValue(), 'common');
+  // Exchange Online's per-mailbox limits come with the default SMTP Server, editable.
+  assert.equal(await page.getByLabel('Connections per mailbox', { exact: true }).inputValue(), '3');
+  assert.equal(await page.getByLabel('Messages per minute', { exact: true }).inputValue(), '30');
+  assert.equal(await page.getByLabel('Recipients per day', { exact: true }).inputValue(), '10000');
+  assert.equal(await page.getByLabel('Recipients per message', { exact: true }).inputValue(), '500');
   await fillServerForm(page, 'Outlook — Alice', CLIENT_SECRET);
   await page.getByRole('button', { name: 'Create' }).click();
   await page.waitForURL(/\/settings\/technical\/mail-servers\/[0-9a-f-]{36}$/);
   serverUrl = page.url();
   await page.getByText('Not connected', { exact: true }).waitFor();
   assert.equal(await page.getByLabel('Client Secret', { exact: true }).inputValue(), '', 'the secret is write-only');
+  await page.getByText(/^Sent today: 0 \/ 10,000 recipients$/).waitFor();
 
   await connect(page);
   await page.getByText('Token Valid', { exact: true }).waitFor();

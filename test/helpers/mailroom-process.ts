@@ -7,6 +7,7 @@ import { promisify } from 'node:util';
 import { fileURLToPath } from 'node:url';
 
 const BIN = fileURLToPath(new URL('../../bin/mailroom.js', import.meta.url));
+const CLOCKED = fileURLToPath(new URL('./clocked-mailroom.ts', import.meta.url));
 
 export async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -27,26 +28,28 @@ export interface MailroomProcess {
   output(): string;
   /** Runs `mailroom <args>` with the same environment (CLI commands). */
   cli(...args: string[]): Promise<string>;
+  /** Only with `clocked`: moves Mailroom's clock forward (the worker is woken at once). */
+  advanceClock(ms: number): Promise<void>;
   /** kill -9: no shutdown hooks run, the data directory is left as the crash left it. */
   crash(): Promise<void>;
   stop(): Promise<void>;
 }
 
 /** Starts `mailroom serve` as a real child process, as `npm start` would, and waits for /healthz. */
-export async function startMailroomProcess(env: Record<string, string>, port?: number, reuseDataDir?: string): Promise<MailroomProcess> {
+export async function startMailroomProcess(env: Record<string, string>, port?: number, reuseDataDir?: string, opts: { clocked?: boolean } = {}): Promise<MailroomProcess> {
   const dataDir = reuseDataDir ?? mkdtempSync(join(tmpdir(), 'mailroom-e2e-'));
-  if (port !== undefined) return spawnMailroom(env, port, dataDir);
+  if (port !== undefined) return spawnMailroom(env, port, dataDir, opts.clocked ?? false);
   // A port found free can be taken by a peer before Mailroom binds it: try another one.
   for (let attempt = 1; ; attempt++) {
     try {
-      return await spawnMailroom(env, await freePort(), dataDir);
+      return await spawnMailroom(env, await freePort(), dataDir, opts.clocked ?? false);
     } catch (e) {
       if (attempt >= 5 || !String((e as Error).message).includes('EADDRINUSE')) throw e;
     }
   }
 }
 
-async function spawnMailroom(env: Record<string, string>, p: number, dataDir: string): Promise<MailroomProcess> {
+async function spawnMailroom(env: Record<string, string>, p: number, dataDir: string, clocked: boolean): Promise<MailroomProcess> {
   const fullEnv: Record<string, string> = {
     PATH: process.env.PATH ?? '/usr/bin:/bin',
     HOME: process.env.HOME ?? '/root',
@@ -58,7 +61,9 @@ async function spawnMailroom(env: Record<string, string>, p: number, dataDir: st
     ...env,
   };
   let out = '';
-  const child: ChildProcess = spawn(process.execPath, [BIN, 'serve'], { env: fullEnv, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child: ChildProcess = clocked
+    ? spawn(process.execPath, ['--import', 'tsx', CLOCKED], { env: fullEnv, stdio: ['ignore', 'pipe', 'pipe', 'ipc'] })
+    : spawn(process.execPath, [BIN, 'serve'], { env: fullEnv, stdio: ['ignore', 'pipe', 'pipe'] });
   child.stdout!.on('data', (c) => (out += c));
   child.stderr!.on('data', (c) => (out += c));
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
@@ -85,6 +90,13 @@ async function spawnMailroom(env: Record<string, string>, p: number, dataDir: st
     async cli(...args) {
       const { stdout, stderr } = await promisify(execFile)(process.execPath, [BIN, ...args], { env: fullEnv });
       return stdout + stderr;
+    },
+    advanceClock(ms) {
+      if (!clocked) throw new Error('advanceClock needs a process started with { clocked: true }');
+      return new Promise((resolve) => {
+        child.once('message', () => resolve());
+        child.send({ advanceMs: ms });
+      });
     },
     async crash() {
       if (child.exitCode === null && child.signalCode === null) {

@@ -125,3 +125,47 @@ test('the session UI can use the messages API too (with CSRF)', async () => {
   assert.equal(r.status, 202);
   assert.equal((await admin.request('GET', `/api/v1/messages/${r.json.id}`)).json.id, r.json.id);
 });
+
+test('more recipients than the server allows per message is 422 naming the limit; up to the limit is accepted', async () => {
+  // VALID_SERVER uses the default SMTP Server, smtp.office365.com: Exchange Online's 500 per message.
+  const server = (await admin.request('GET', `/api/v1/mail-servers/${serverId}`)).json;
+  assert.equal(server.recipientsPerMessage, 500);
+  const rcpts = (n: number) => Array.from({ length: n }, (_, i) => `r${i}@example.org`);
+  const listed = await call(keys.admin!, 'GET', '/api/v1/messages?limit=200');
+  assert.equal(listed.statusCode, 200, listed.body);
+  const before = listed.json().items.length;
+  const r = await call(keys.send!, 'POST', '/api/v1/messages', { ...msg, to: rcpts(300), cc: rcpts(200).map((a) => `cc.${a}`), bcc: ['hidden@example.org'] });
+  assert.equal(r.statusCode, 422, r.body);
+  const e = r.json().error;
+  assert.equal(e.code, 'MR_UNPROCESSABLE');
+  assert.equal(e.field, 'to');
+  assert.match(e.message, /501 recipients.*at most 500 per message \(Recipients per message, recipientsPerMessage\)/);
+  assert.match(e.fix, /several messages of at most 500/);
+  assert.equal((await call(keys.admin!, 'GET', '/api/v1/messages?limit=200')).json().items.length, before, 'nothing queued');
+  assert.equal((await call(keys.send!, 'POST', '/api/v1/messages', { ...msg, to: rcpts(500) })).statusCode, 202);
+  // The limit is the server's: raised on the server, the same message is accepted.
+  assert.equal((await admin.request('PATCH', `/api/v1/mail-servers/${serverId}`, { recipientsPerMessage: 1000 })).status, 200);
+  assert.equal((await call(keys.send!, 'POST', '/api/v1/messages', { ...msg, to: rcpts(501) })).statusCode, 202);
+  await admin.request('PATCH', `/api/v1/mail-servers/${serverId}`, { recipientsPerMessage: 500 });
+});
+
+test('sending limits are server properties: Microsoft defaults, editable, validated naming the field, shown with usage', async () => {
+  const defaults = (await admin.request('GET', '/api/v1/mail-servers/defaults')).json;
+  assert.deepEqual([defaults.maxConnections, defaults.messagesPerMinute, defaults.recipientsPerDay, defaults.recipientsPerMessage], [3, 30, 10000, 500]);
+  const relay = await admin.request('POST', '/api/v1/mail-servers', { ...VALID_SERVER, name: 'Relay', smtpHost: 'relay.contoso.example', fromFilter: 'relay@contoso.example' });
+  assert.equal(relay.status, 201);
+  assert.deepEqual([relay.json.maxConnections, relay.json.messagesPerMinute, relay.json.recipientsPerDay, relay.json.recipientsPerMessage], [null, null, null, null]);
+  const hve = await admin.request('PATCH', `/api/v1/mail-servers/${relay.json.id}`, { maxConnections: 10, messagesPerMinute: '', recipientsPerDay: 100000 });
+  assert.equal(hve.status, 200);
+  assert.deepEqual([hve.json.maxConnections, hve.json.messagesPerMinute, hve.json.recipientsPerDay], [10, null, 100000]);
+  const bad = await admin.request('PATCH', `/api/v1/mail-servers/${relay.json.id}`, { maxConnections: 0, recipientsPerDay: 'many' });
+  assert.equal(bad.status, 400);
+  assert.equal(bad.json.error.fields.maxConnections, 'Connections per mailbox must be at least 1, or empty for no limit');
+  assert.match(bad.json.error.fields.recipientsPerDay, /^Recipients per day must be a whole number/);
+  const s = (await admin.request('GET', `/api/v1/mail-servers/${serverId}`)).json;
+  assert.equal(s.sending.recipientsPerDay, 10000);
+  assert.equal(typeof s.sending.recipientsToday, 'number');
+  const health = (await admin.request('GET', '/api/v1/health/servers')).json.items.find((x: { id: string }) => x.id === serverId);
+  assert.deepEqual(health.sending, s.sending);
+  assert.equal((await admin.request('DELETE', `/api/v1/mail-servers/${relay.json.id}`)).status, 204);
+});

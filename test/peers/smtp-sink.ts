@@ -18,6 +18,9 @@ export type SinkBehavior = 'accept' | { tempFail: string } | { permFail: string 
 export interface SmtpSink {
   port: number;
   messages: SinkMessage[];
+  /** Replies the submission limits gave (432 4.3.2, 554 5.2.0), and the most sessions one user had at once. */
+  refusals: Array<{ user: string; reply: string }>;
+  peakSessions: Map<string, number>;
   waitForMessage(predicate?: (message: SinkMessage) => boolean, timeoutMs?: number): Promise<SinkMessage>;
   setBehavior(behavior: SinkBehavior): void;
   close(): Promise<void>;
@@ -26,6 +29,37 @@ export interface SmtpSink {
 export interface SmtpSinkOptions {
   /** Called once per recipient before the message is acknowledged; a rejection makes the sink answer 451. */
   deliver?: (rcpt: string, raw: Buffer) => Promise<void>;
+  /** Stand in for Exchange Online's SMTP submission instead of a plain relay target. */
+  submission?: SubmissionOptions;
+}
+
+/**
+ * Exchange Online's submission as far as its per-mailbox limits go: STARTTLS, AUTH XOAUTH2 with tokens
+ * checked by RFC 7662 introspection at the authorization server, and Microsoft's replies.
+ */
+export interface SubmissionOptions {
+  tls: { cert: string; key: string };
+  /** AuthServer.httpIntrospectionUrl (client credentials in the userinfo). */
+  introspectionUrl: string;
+  /** Authenticated sessions of one mailbox at once; MAIL FROM on one more gets 432 4.3.2 sender thread limit exceeded. */
+  sessionsPerUser?: number;
+  /** Recipients a mailbox may send to in any 24 hours of `now`, by mailbox; past it the message gets 554 5.2.0 SubmissionQuotaExceededException. */
+  recipientsPerDay?: Record<string, number>;
+  now?: () => Date;
+}
+
+export const SENDER_THREAD_LIMIT = '432 4.3.2 STOREDRV.ClientSubmit; sender thread limit exceeded [Hostname=AM0PR04MB8000.eurprd04.prod.outlook.com]';
+export const SUBMISSION_QUOTA_EXCEEDED =
+  '554 5.2.0 STOREDRV.Submission.Exception:SubmissionQuotaExceededException; Failed to process message due to a permanent exception with message [BeginDiagnosticData]Cannot submit message. [Hostname=AM0PR04MB8000.eurprd04.prod.outlook.com]';
+
+async function introspect(url: string, token: string): Promise<string | undefined> {
+  const u = new URL(url);
+  const basic = Buffer.from(`${decodeURIComponent(u.username)}:${decodeURIComponent(u.password)}`).toString('base64');
+  u.username = '';
+  u.password = '';
+  const r = await fetch(u, { method: 'POST', headers: { authorization: `Basic ${basic}`, 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams({ token }) });
+  const j = (await r.json()) as { active?: boolean; email?: string; scope?: string };
+  return j.active && j.scope?.split(' ').includes('https://outlook.office.com/SMTP.Send') ? j.email : undefined;
 }
 
 function smtpError(reply: string, expectedClass: '4' | '5'): SMTPServerError {
@@ -41,14 +75,55 @@ export async function startSmtpSink(options: SmtpSinkOptions = {}): Promise<Smtp
   const messages: SinkMessage[] = [];
   const waiters = new Set<(message: SinkMessage) => void>();
   let behavior: SinkBehavior = 'accept';
+  const sub = options.submission;
+  const now = sub?.now ?? (() => new Date());
+  const sessions = new Map<string, Set<string>>();
+  const peakSessions = new Map<string, number>();
+  const sentByUser = new Map<string, Array<{ at: number; n: number }>>();
+  const refusals: SmtpSink['refusals'] = [];
+  const refuse = (user: string, reply: string, expectedClass: '4' | '5') => {
+    refusals.push({ user, reply });
+    return smtpError(reply, expectedClass);
+  };
+  const usedToday = (user: string) => {
+    const since = now().getTime() - 24 * 3600_000;
+    return (sentByUser.get(user) ?? []).filter((s) => s.at > since).reduce((a, s) => a + s.n, 0);
+  };
 
   const server = new SMTPServer({
-    name: 'sink.localhost',
-    banner: 'Mailroom test sink',
-    authOptional: true,
-    disabledCommands: ['AUTH', 'STARTTLS'],
+    name: sub ? 'outlook.localhost' : 'sink.localhost',
+    banner: sub ? 'Microsoft ESMTP MAIL Service ready (test stand-in)' : 'Mailroom test sink',
     logger: false,
     closeTimeout: 1000,
+    ...(sub
+      ? {
+          key: sub.tls.key,
+          cert: sub.tls.cert,
+          authMethods: ['XOAUTH2'],
+          authOptional: false,
+          onAuth(auth, session, callback) {
+            introspect(sub.introspectionUrl, auth.accessToken ?? '').then(
+              (email) => {
+                if (!email || email.toLowerCase() !== (auth.username ?? "").toLowerCase()) return callback(Object.assign(new Error('5.7.3 Authentication unsuccessful'), { responseCode: 535 }));
+                const user = email.toLowerCase();
+                const open = sessions.get(user) ?? new Set<string>();
+                sessions.set(user, open.add(session.id));
+                peakSessions.set(user, Math.max(peakSessions.get(user) ?? 0, open.size));
+                callback(null, { user });
+              },
+              (e: unknown) => callback(e as Error),
+            );
+          },
+          onClose(session) {
+            if (typeof session.user === 'string') sessions.get(session.user)?.delete(session.id);
+          },
+          onMailFrom(_address, session, callback) {
+            const user = String(session.user);
+            if (sub.sessionsPerUser !== undefined && (sessions.get(user)?.size ?? 0) > sub.sessionsPerUser) return callback(refuse(user, SENDER_THREAD_LIMIT, '4'));
+            callback();
+          },
+        }
+      : { authOptional: true, disabledCommands: ['AUTH', 'STARTTLS'] }),
     onRcptTo(_address, _session, callback) {
       if (typeof behavior === 'object') {
         callback('tempFail' in behavior ? smtpError(behavior.tempFail, '4') : smtpError(behavior.permFail, '5'));
@@ -61,6 +136,14 @@ export async function startSmtpSink(options: SmtpSinkOptions = {}): Promise<Smtp
       stream.on('data', (chunk: Buffer) => chunks.push(chunk));
       stream.on('end', () => {
         const raw = Buffer.concat(chunks);
+        const user = String(session.user);
+        const quota = sub?.recipientsPerDay?.[user];
+        if (quota !== undefined) {
+          // Exchange counts the recipients when it submits the message, after DATA.
+          const n = session.envelope.rcptTo.length;
+          if (usedToday(user) + n > quota) return callback(refuse(user, SUBMISSION_QUOTA_EXCEEDED, '5'));
+          sentByUser.set(user, [...(sentByUser.get(user) ?? []), { at: now().getTime(), n }]);
+        }
         const message: SinkMessage = {
           from: session.envelope.mailFrom ? session.envelope.mailFrom.address : '',
           to: session.envelope.rcptTo.map((r) => r.address),
@@ -99,6 +182,8 @@ export async function startSmtpSink(options: SmtpSinkOptions = {}): Promise<Smtp
   return {
     port,
     messages,
+    refusals,
+    peakSessions,
     waitForMessage(predicate = () => true, timeoutMs = 10_000) {
       const existing = messages.find(predicate);
       if (existing) return Promise.resolve(existing);

@@ -99,6 +99,8 @@ interface Row {
   code: CatalogueCode;
   step: GuideStep;
   temporary: boolean;
+  /** A sending quota: the outbox holds the server's mail until its window frees. */
+  quota?: boolean;
   /** The key action the fix must name. */
   fix: RegExp;
   cause?: RegExp;
@@ -358,7 +360,22 @@ const ROWS: Row[] = [
   {
     name: '432 4.3.2 sender thread limit',
     evidence: () => smtpReply('EENVELOPE', 'MAIL FROM', '432 4.3.2 STOREDRV.ClientSubmit; sender thread limit exceeded [Hostname=BN0PR04MB8000.namprd04.prod.outlook.com]'),
-    code: 'SMTP_432_4.3.2', step: 7, temporary: true, fix: /retries later/, cause: /3 per mailbox/,
+    code: 'SMTP_432_4.3.2', step: 4, temporary: true, fix: /retries later.*Connections per mailbox/, cause: /3 per mailbox/,
+  },
+  {
+    name: '554 5.2.0 daily recipient quota of the mailbox',
+    evidence: () => smtpReply('EENVELOPE', 'RCPT TO', '554 5.2.0 STOREDRV.Submission.Exception:SubmissionQuotaExceededException; Failed to process message due to a permanent exception with message [BeginDiagnosticData]Cannot submit message. 0.35250:0A000000, 1.36674:0A000000 [Hostname=DB9PR04MB8000.eurprd04.prod.outlook.com]'),
+    code: 'SMTP_554_5.2.0_QUOTA', step: 4, temporary: true, quota: true, fix: /holds this server's mail.*Recipients per day/, cause: /10,000/,
+  },
+  {
+    name: '554 5.2.2 mailbox full',
+    evidence: () => smtpReply('EMESSAGE', 'DATA', '554 5.2.2 mailbox full; STOREDRV.Submit.Exception:QuotaExceededException.MapiExceptionQuotaExceeded; Failed to process message due to a permanent exception with message [BeginDiagnosticData]Cannot save changes made to an item to store.'),
+    code: 'SMTP_554_5.2.2', step: 6, temporary: false, fix: /free space/, cause: /storage quota/,
+  },
+  {
+    name: '550 5.7.233 tenant external recipient limit',
+    evidence: () => smtpReply('EENVELOPE', 'RCPT TO', "550 5.7.233 Your message can't be sent because your organization has exceeded its limit of external recipients. [Hostname=AM0PR04MB8000.eurprd04.prod.outlook.com]"),
+    code: 'SMTP_550_5.7.233', step: 4, temporary: true, quota: true, fix: /holds this server's mail/, cause: /external recipients/,
   },
   {
     name: '421 4.7.0 temporary server error at the greeting',
@@ -536,6 +553,7 @@ for (const row of ROWS) {
     assert.equal(d.guideStep, row.step);
     assert.equal(d.temporary, row.temporary);
     assert.equal(isTemporary(evidence), row.temporary);
+    assert.equal(d.quota ?? false, row.quota ?? false);
     assert.ok(d.cause.trim().length > 20 && d.fix.trim().length > 20);
     assert.match(d.fix, row.fix);
     if (row.cause) assert.match(d.cause, row.cause);

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { backoffMs, decide } from '../../src/outbox/retry-policy.ts';
+import { backoffMs, decide, QUOTA_RECHECK_MS } from '../../src/outbox/retry-policy.ts';
 
 const policy = { maxAttempts: 5, maxAgeMs: 24 * 3600_000, retryBaseMs: 30_000 };
 const smtp = (responseCode: number, response: string) => ({ kind: 'delivery' as const, evidence: { kind: 'smtp' as const, code: 'EENVELOPE', responseCode, response } });
@@ -43,4 +43,19 @@ test('retries stop at the attempt limit and at the age limit', () => {
   assert.equal(decide(smtp(451, '451'), 5, 0, policy).action, 'fail');
   assert.equal(decide(smtp(451, '451'), 4, 0, policy).action, 'retry');
   assert.equal(decide(smtp(451, '451'), 1, policy.maxAgeMs - 1000, policy, full).action, 'fail');
+});
+
+test('a used-up sending quota holds the message until its window frees, never fails it', () => {
+  const quota = smtp(554, '554 5.2.0 STOREDRV.Submission.Exception:SubmissionQuotaExceededException; Failed to process message due to a permanent exception');
+  assert.deepEqual(decide(quota, 1, 0, policy), { action: 'hold', resumeInMs: QUOTA_RECHECK_MS });
+  // Even past the attempt and age limits: waiting is the fix, not giving up.
+  assert.deepEqual(decide(quota, 99, policy.maxAgeMs * 2, policy), { action: 'hold', resumeInMs: QUOTA_RECHECK_MS });
+  const tenant = smtp(550, "550 5.7.233 Your message can't be sent because your organization has exceeded its limit of external recipients.");
+  assert.equal(decide(tenant, 1, 0, policy).action, 'hold');
+});
+
+test('432 4.3.2 (too many connections) is retried with backoff, and a full mailbox fails', () => {
+  const busy = decide(smtp(432, '432 4.3.2 STOREDRV.ClientSubmit; sender thread limit exceeded'), 2, 0, policy, full);
+  assert.deepEqual(busy, { action: 'retry', delayMs: 60_000 });
+  assert.deepEqual(decide(smtp(554, '554 5.2.2 mailbox full'), 1, 0, policy), { action: 'fail' });
 });

@@ -69,11 +69,33 @@ export interface MailServer {
   allowAccountMismatch: boolean;
   clientSecretExpiry: SecretExpiry;
   checklist: ChecklistItem[];
+  /** The mailbox's sending limits; null: no limit. */
+  maxConnections: number | null;
+  messagesPerMinute: number | null;
+  recipientsPerDay: number | null;
+  recipientsPerMessage: number | null;
+  sending: SendStatus | null;
   /** Microsoft's admin consent page for this app and tenant. */
   adminConsentUrl: string;
   createdAt: string;
   updatedAt: string;
 }
+
+/** A server's sending against its limits (sliding windows, as Exchange counts). */
+export interface SendStatus {
+  recipientsToday: number;
+  recipientsPerDay: number | null;
+  messagesLastMinute: number;
+  messagesPerMinute: number | null;
+  queued: number;
+  /** ISO timestamp; null when nothing waits or the next may go now. */
+  nextSendAt: string | null;
+  held: number;
+  /** ISO timestamp a quota hold ends; null when held until the server is fixed. */
+  heldUntil: string | null;
+}
+
+export type SendLimitField = 'maxConnections' | 'messagesPerMinute' | 'recipientsPerDay' | 'recipientsPerMessage';
 
 export interface MailServerInput {
   name: string;
@@ -91,6 +113,10 @@ export interface MailServerInput {
   fromFilter: string | null;
   clientSecretExpiresAt: string | null;
   allowAccountMismatch: boolean;
+  maxConnections: number | null;
+  messagesPerMinute: number | null;
+  recipientsPerDay: number | null;
+  recipientsPerMessage: number | null;
 }
 
 export interface MailServerDefaults {
@@ -101,6 +127,10 @@ export interface MailServerDefaults {
   smtpPort: number;
   smtpSecurity: SmtpSecurity;
   priority: number;
+  maxConnections: number | null;
+  messagesPerMinute: number | null;
+  recipientsPerDay: number | null;
+  recipientsPerMessage: number | null;
 }
 
 export interface TestResult {
@@ -384,6 +414,8 @@ export interface ServerHealth {
   clientSecretExpiry: SecretExpiry | null;
   checklist: ChecklistItem[];
   lastError: (Problem & { code: string; at?: string }) | null;
+  /** Outgoing servers: sending against the mailbox's limits. */
+  sending: SendStatus | null;
 }
 
 export interface AuditEvent {

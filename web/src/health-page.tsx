@@ -4,6 +4,7 @@ import { Link } from './router.tsx';
 import { paths, serverFormPath } from './routes.ts';
 import { secretExpiryText, secretNeedsAttention } from './secret-expiry-text.ts';
 import { checklistSummary } from './server-checklist.tsx';
+import { SendingSummary } from './sending-summary.tsx';
 import { TokenStatusBadge } from './token-status-badge.tsx';
 import { useItems } from './use-items.ts';
 import { useTitle } from './use-title.ts';
@@ -54,6 +55,7 @@ export function HealthPage() {
                 <th scope="col">Token</th>
                 <th scope="col">Client secret</th>
                 <th scope="col">Checklist</th>
+                <th scope="col">Sending</th>
                 <th scope="col">Last error</th>
               </tr>
             </thead>
@@ -81,6 +83,9 @@ export function HealthPage() {
                       >
                         {checklistSummary(s.checklist)}
                       </span>
+                    </td>
+                    <td>
+                      {s.sending ? <SendingSummary sending={s.sending} /> : <span className="muted">—</span>}
                     </td>
                     <td className="health-error">{s.lastError?.message ?? <span className="muted">—</span>}</td>
                   </tr>

@@ -5,8 +5,10 @@ import {
   type MailServer,
   type MailServerDefaults,
   type MailServerInput,
+  type SendLimitField,
   type SmtpSecurity,
 } from './api.ts';
+import { SendingSummary } from './sending-summary.tsx';
 import { AUTH_TYPE_LABELS } from './auth-type-label.ts';
 import { ConnectionPanel } from './connection-panel.tsx';
 import { ErrorAlert } from './error-alert.tsx';
@@ -37,6 +39,7 @@ type FieldName =
   | 'priority'
   | 'fromFilter'
   | 'clientSecretExpiresAt'
+  | SendLimitField
   | 'allowAccountMismatch';
 
 type TextField = Exclude<FieldName, 'allowAccountMismatch'>;
@@ -58,7 +61,13 @@ const LABELS: Record<FieldName | 'redirectUri', string> = {
   priority: 'Priority',
   fromFilter: 'FROM Filtering',
   clientSecretExpiresAt: 'Client Secret Expiration',
+  maxConnections: 'Connections per mailbox',
+  messagesPerMinute: 'Messages per minute',
+  recipientsPerDay: 'Recipients per day',
+  recipientsPerMessage: 'Recipients per message',
 };
+
+const LIMITS: SendLimitField[] = ['maxConnections', 'messagesPerMinute', 'recipientsPerDay', 'recipientsPerMessage'];
 
 const HELP: Partial<Record<FieldName, string>> = {
   username: 'The Microsoft 365 mailbox to send from, e.g. sales@contoso.com.',
@@ -67,6 +76,10 @@ const HELP: Partial<Record<FieldName, string>> = {
   priority: 'When several servers match, the lowest number is used first.',
   fromFilter: 'Only use this server for this address or domain',
   clientSecretExpiresAt: 'The expiry date shown in Certificates & secrets; a warning appears 30 days before.',
+  maxConnections: 'SMTP connections sending at once, Test Connection and Send test email included. Exchange Online: 3.',
+  messagesPerMinute: 'Exchange Online: 30. Empty: no limit.',
+  recipientsPerDay: 'In any 24 hours. Exchange Online: 10,000. When it is reached, mail is held until the window allows.',
+  recipientsPerMessage: 'To, Cc and Bcc together; more is refused when the message is queued. Exchange Online: 500.',
 };
 
 const SECURITY_OPTIONS: { value: SmtpSecurity; label: string }[] = [
@@ -99,8 +112,16 @@ function valuesFromDefaults(d: MailServerDefaults): FormValues {
     fromFilter: '',
     clientSecretExpiresAt: '',
     allowAccountMismatch: false,
+    ...limitValues(d),
   };
 }
+
+const limitValues = (l: Pick<MailServerDefaults, SendLimitField>): Record<SendLimitField, string> => ({
+  maxConnections: l.maxConnections === null ? '' : String(l.maxConnections),
+  messagesPerMinute: l.messagesPerMinute === null ? '' : String(l.messagesPerMinute),
+  recipientsPerDay: l.recipientsPerDay === null ? '' : String(l.recipientsPerDay),
+  recipientsPerMessage: l.recipientsPerMessage === null ? '' : String(l.recipientsPerMessage),
+});
 
 function valuesFromServer(s: MailServer): FormValues {
   return {
@@ -117,6 +138,7 @@ function valuesFromServer(s: MailServer): FormValues {
     fromFilter: s.fromFilter ?? '',
     clientSecretExpiresAt: s.clientSecretExpiresAt ?? '',
     allowAccountMismatch: s.allowAccountMismatch,
+    ...limitValues(s),
   };
 }
 
@@ -135,6 +157,10 @@ function toInput(v: FormValues): Omit<MailServerInput, 'clientSecret'> {
     fromFilter: toNullable(v.fromFilter),
     clientSecretExpiresAt: toNullable(v.clientSecretExpiresAt),
     allowAccountMismatch: v.allowAccountMismatch,
+    maxConnections: toNumber(v.maxConnections),
+    messagesPerMinute: toNumber(v.messagesPerMinute),
+    recipientsPerDay: toNumber(v.recipientsPerDay),
+    recipientsPerMessage: toNumber(v.recipientsPerMessage),
   };
 }
 
@@ -363,6 +389,14 @@ export function MailServerForm({ id }: { id?: string }) {
             )}
             {number('priority', 0, 1000000)}
             {text('fromFilter', { placeholder: 'contoso.com' })}
+          </fieldset>
+
+          <fieldset className="form-group">
+            <legend>Sending limits</legend>
+            {server?.sending && <SendingSummary sending={server.sending} />}
+            {LIMITS.map((f) => (
+              <div key={f}>{number(f, 1, 100_000_000)}</div>
+            ))}
           </fieldset>
         </div>
       </form>
