@@ -11,6 +11,8 @@ export interface Config {
   /** base64 of 32 bytes, or null to use (or create) `${dataDir}/secret.key`. */
   readonly secretKey: Buffer | null;
   readonly microsoftAuthorityHost: string;
+  /** Microsoft Graph's API host (national clouds, tests) and the resource its scopes name. */
+  readonly microsoftGraph: { readonly host: string; readonly resource: string };
   readonly logLevel: string;
   readonly outbox: OutboxConfig;
   readonly webhooks: { readonly retryBaseMs: number; readonly maxAttempts: number; readonly timeoutMs: number };
@@ -133,6 +135,25 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     }
   }
 
+  let graphHost = 'https://graph.microsoft.com';
+  const rawGraph = get('MICROSOFT_GRAPH_HOST');
+  if (rawGraph !== undefined) {
+    try {
+      const u = new URL(rawGraph);
+      if (u.protocol !== 'https:') problems.push(`MICROSOFT_GRAPH_HOST must use https:// (got "${rawGraph}")`);
+      graphHost = u.origin;
+    } catch {
+      problems.push(`MICROSOFT_GRAPH_HOST must be a URL such as https://graph.microsoft.us (got "${rawGraph}")`);
+    }
+  }
+  // National clouds name their own Graph resource in the scopes; any other host (a test stand-in)
+  // serves the global one.
+  const graphHostname = new URL(graphHost).hostname;
+  const microsoftGraph = Object.freeze({
+    host: graphHost,
+    resource: ['graph.microsoft.us', 'dod-graph.microsoft.us', 'microsoftgraph.chinacloudapi.cn'].includes(graphHostname) ? `https://${graphHostname}` : 'https://graph.microsoft.com',
+  });
+
   const logLevel = get('LOG_LEVEL') ?? 'info';
   if (!LOG_LEVELS.includes(logLevel)) {
     problems.push(`LOG_LEVEL must be one of ${LOG_LEVELS.join(', ')} (got "${logLevel}")`);
@@ -194,7 +215,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   });
 
   if (problems.length > 0) throw new ConfigError(problems);
-  return Object.freeze({ port, host, baseUrl, dataDir, databaseUrl, secretKey, microsoftAuthorityHost, logLevel, outbox, webhooks, inboundEnabled, inboundParseThreads, http });
+  return Object.freeze({ port, host, baseUrl, dataDir, databaseUrl, secretKey, microsoftAuthorityHost, microsoftGraph, logLevel, outbox, webhooks, inboundEnabled, inboundParseThreads, http });
 }
 
 function isAddressOrCidr(v: string): boolean {

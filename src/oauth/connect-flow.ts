@@ -10,7 +10,7 @@ import type { Db } from '../storage/database.ts';
 import { findMailServer, replaceToken, setMailServerError, type StoredError } from '../storage/mail-server-store.ts';
 import { consumeOAuthState, deleteStaleOAuthStates, insertOAuthState } from '../storage/oauth-state-store.ts';
 import { authorizeErrorEvidence, buildAuthorizeUrl, exchangeCode } from './outlook.ts';
-import { appFor, tokenAad } from './token-manager.ts';
+import { appFor, scopesOf, tokenAad } from './token-manager.ts';
 
 export const STATE_TTL_MS = 10 * 60_000;
 
@@ -56,7 +56,7 @@ export class ConnectFlow {
       now,
     );
     const authorizeUrl = buildAuthorizeUrl(
-      { authorityHost: config.microsoftAuthorityHost, tenant: server.tenant, clientId: server.clientId, redirectUri: redirectUri(config, 'outlook') },
+      { scopes: scopesOf(server, config), authorityHost: config.microsoftAuthorityHost, tenant: server.tenant, clientId: server.clientId, redirectUri: redirectUri(config, 'outlook') },
       { state, nonce, codeChallenge: await oauth.calculatePKCECodeChallenge(codeVerifier), loginHint: server.username },
     );
     return { authorizeUrl };

@@ -13,7 +13,18 @@ export const OUTLOOK_SCOPES = [
   'https://outlook.office.com/IMAP.AccessAsUser.All',
 ] as const;
 
+/**
+ * Microsoft Graph's delegated permissions, on the Graph resource (one resource per token request:
+ * Graph needs a token of its own). Sending needs Mail.Send, receiving Mail.ReadWrite (read, mark as
+ * read, move); User.Read lets Test Connection look the mailbox up.
+ */
+export function graphScopes(graphResource: string, direction: 'outgoing' | 'incoming'): string[] {
+  return ['openid', 'profile', 'email', 'offline_access', `${graphResource}/${direction === 'incoming' ? 'Mail.ReadWrite' : 'Mail.Send'}`, `${graphResource}/User.Read`];
+}
+
 export interface OutlookApp {
+  /** What this connection asks for and refreshes: the Outlook (SMTP/IMAP) or the Graph permissions. */
+  scopes: readonly string[];
   authorityHost: string;
   tenant: string;
   clientId: string;
@@ -59,7 +70,7 @@ export function buildAuthorizeUrl(
     response_type: 'code',
     redirect_uri: app.redirectUri,
     response_mode: 'query',
-    scope: OUTLOOK_SCOPES.join(' '),
+    scope: app.scopes.join(' '),
     state: p.state,
     nonce: p.nonce,
     code_challenge: p.codeChallenge,
@@ -202,7 +213,7 @@ export async function exchangeCode(
 export async function refreshTokens(app: OutlookApp, refreshToken: string, now: Date): Promise<OutlookTokens> {
   return asProviderError('refresh', app, async () => {
     const response = await oauth.refreshTokenGrantRequest(authorizationServer(app), client(app), oauth.ClientSecretPost(app.clientSecret), refreshToken, {
-      additionalParameters: { scope: OUTLOOK_SCOPES.join(' ') },
+      additionalParameters: { scope: app.scopes.join(' ') },
     });
     const result = await oauth.processRefreshTokenResponse(await asForResponse(app, response), client(app), response);
     return toTokens(result, now);
@@ -220,13 +231,13 @@ export function authorizeErrorEvidence(params: URLSearchParams): OAuthEvidence |
  * Microsoft's admin consent endpoint, for tenants where users may not consent themselves. A tenant
  * administrator opens it once; Microsoft returns to the redirect URL with admin_consent=True.
  */
-export function adminConsentUrl(authorityHost: string, tenant: string, clientId: string, redirect: string, serverId: string): string {
+export function adminConsentUrl(authorityHost: string, tenant: string, clientId: string, redirect: string, serverId: string, scopes: readonly string[] = OUTLOOK_SCOPES): string {
   // "common" cannot take admin consent; "organizations" lets the admin's own tenant stand in.
   const t = ['common', 'consumers'].includes(tenant.toLowerCase()) ? 'organizations' : tenant;
   const url = new URL(`${authorityHost}/${encodeURIComponent(t)}/v2.0/adminconsent`);
   url.search = new URLSearchParams({
     client_id: clientId,
-    scope: OUTLOOK_SCOPES.filter((s) => s.startsWith('https://')).join(' '),
+    scope: scopes.filter((s) => s.startsWith('https://')).join(' '),
     redirect_uri: redirect,
     state: `admin-consent.${serverId}`,
   }).toString();

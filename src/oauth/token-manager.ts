@@ -13,7 +13,7 @@ import {
   type TokenRecord,
   updateTokenIfVersion,
 } from '../storage/mail-server-store.ts';
-import { type OutlookApp, type OutlookTokens, refreshTokens } from './outlook.ts';
+import { graphScopes, OUTLOOK_SCOPES, type OutlookApp, type OutlookTokens, refreshTokens } from './outlook.ts';
 
 /** Refresh when less than this remains, so a token never expires in the middle of an SMTP session. */
 export const REFRESH_MARGIN_MS = 5 * 60_000;
@@ -45,6 +45,11 @@ export interface AccessToken {
 export const tokenAad = (serverId: string, kind: 'access_token' | 'refresh_token') => `mail_server:${serverId}:${kind}`;
 export const secretAad = (serverId: string) => `mail_server:${serverId}:client_secret`;
 
+/** The permissions a server's connection asks for: Outlook's SMTP/IMAP ones, or Graph's. */
+export function scopesOf(server: Pick<MailServerRecord, 'transport' | 'direction'>, config: Pick<Config, 'microsoftGraph'>): readonly string[] {
+  return server.transport === 'graph' ? graphScopes(config.microsoftGraph.resource, server.direction) : OUTLOOK_SCOPES;
+}
+
 export function appFor(server: MailServerRecord, config: Config, sealer: Sealer): OutlookApp {
   if (!server.clientSecretSealed) {
     throw new MailroomError('MR_OAUTH_NOT_CONFIGURED', 'This mail server has no client secret.', {
@@ -53,6 +58,7 @@ export function appFor(server: MailServerRecord, config: Config, sealer: Sealer)
     });
   }
   return {
+    scopes: scopesOf(server, config),
     authorityHost: config.microsoftAuthorityHost,
     tenant: server.tenant,
     clientId: server.clientId,

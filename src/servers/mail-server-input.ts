@@ -40,6 +40,7 @@ export const mailServerFields = {
   smtpHost: z.string().trim().toLowerCase().regex(HOST, { error: 'Enter a host name such as smtp.office365.com' }),
   smtpPort: z.coerce.number({ error: 'Enter a port number (587 for STARTTLS)' }).int({ error: 'Enter a whole port number' }).min(1, { error: 'Port must be 1–65535' }).max(65535, { error: 'Port must be 1–65535' }),
   smtpSecurity: z.enum(['starttls', 'tls'], { error: 'Connection Security must be STARTTLS or SSL/TLS' }),
+  sendUsing: z.enum(['smtp', 'graph'], { error: 'Send Using must be smtp (SMTP with XOAUTH2) or graph (Microsoft Graph)' }),
   priority: z.coerce.number({ error: 'Priority must be a whole number' }).int({ error: 'Priority must be a whole number' }).min(0, { error: 'Priority must be 0 or more' }).max(10000, { error: 'Priority must be 10000 or less' }),
   fromFilter: optionalText.refine((v) => v === null || EMAIL.test(v) || DOMAIN.test(v), {
     error: 'Enter an address (billing@contoso.com) or a domain (contoso.com), or leave it empty',
@@ -78,6 +79,7 @@ export const DEFAULTS = {
   smtpHost: 'smtp.office365.com',
   smtpPort: 587,
   smtpSecurity: 'starttls' as const,
+  sendUsing: 'smtp' as const,
   priority: 10,
   // The default SMTP Server is Exchange Online's: its per-mailbox limits come with it.
   ...MICROSOFT_LIMITS,
@@ -93,6 +95,7 @@ export const createMailServerSchema = z.strictObject({
   smtpHost: mailServerFields.smtpHost.default(DEFAULTS.smtpHost),
   smtpPort: mailServerFields.smtpPort.default(DEFAULTS.smtpPort),
   smtpSecurity: mailServerFields.smtpSecurity.default(DEFAULTS.smtpSecurity),
+  sendUsing: mailServerFields.sendUsing.default('smtp'),
   priority: mailServerFields.priority.default(DEFAULTS.priority),
   fromFilter: mailServerFields.fromFilter.default(null),
   clientSecretExpiresAt: mailServerFields.clientSecretExpiresAt.default(null),
@@ -113,6 +116,7 @@ export const updateMailServerSchema = z.strictObject({
   smtpHost: mailServerFields.smtpHost.optional(),
   smtpPort: mailServerFields.smtpPort.optional(),
   smtpSecurity: mailServerFields.smtpSecurity.optional(),
+  sendUsing: mailServerFields.sendUsing.optional(),
   priority: mailServerFields.priority.optional(),
   fromFilter: mailServerFields.fromFilter.optional(),
   clientSecretExpiresAt: mailServerFields.clientSecretExpiresAt.optional(),

@@ -3,13 +3,14 @@ import type { Config } from '../config/config.ts';
 import { redirectUri } from '../config/config.ts';
 import { diagnose } from '../diagnose/diagnose.ts';
 import { MailroomError, isMailroomError } from '../errors/errors.ts';
-import { secretAad, type TokenManager } from '../oauth/token-manager.ts';
+import { scopesOf, secretAad, type TokenManager } from '../oauth/token-manager.ts';
 import type { Sealer } from '../secrets/sealer.ts';
 import { probeSmtp, sendOnce, SmtpError, type SmtpCredentials, type SmtpTarget } from '../smtp/smtp-client.ts';
 import type { Db } from '../storage/database.ts';
 import {
   deleteMailServer,
   deleteToken,
+  forgetAccessToken,
   findMailServer,
   findToken,
   insertMailServer,
@@ -51,6 +52,8 @@ export interface MailServerView {
   smtpHost: string;
   smtpPort: number;
   smtpSecurity: 'starttls' | 'tls';
+  /** SMTP with XOAUTH2, or Microsoft Graph (for tenants with SMTP AUTH switched off). */
+  sendUsing: 'smtp' | 'graph';
   priority: number;
   fromFilter: string | null;
   active: boolean;
@@ -128,6 +131,7 @@ export class MailServerService {
       smtpHost: s.smtpHost,
       smtpPort: s.smtpPort,
       smtpSecurity: s.smtpSecurity,
+      sendUsing: s.transport === 'graph' ? 'graph' : 'smtp',
       priority: s.priority,
       fromFilter: s.fromFilter,
       active: s.active,
@@ -142,7 +146,7 @@ export class MailServerService {
       checklist: check.items,
       ...s.limits,
       sending,
-      adminConsentUrl: adminConsentUrl(this.deps.config.microsoftAuthorityHost, s.tenant, s.clientId, redirectUri(this.deps.config, 'outlook'), s.id),
+      adminConsentUrl: adminConsentUrl(this.deps.config.microsoftAuthorityHost, s.tenant, s.clientId, redirectUri(this.deps.config, 'outlook'), s.id, scopesOf(s, this.deps.config)),
       createdAt: s.createdAt,
       updatedAt: s.updatedAt,
     };
@@ -169,14 +173,14 @@ export class MailServerService {
   async create(body: unknown): Promise<MailServerView> {
     const input: CreateMailServerInput = parseInput(createMailServerSchema, body);
     const id = randomUUID();
-    const { clientSecret, maxConnections, messagesPerMinute, recipientsPerDay, recipientsPerMessage, ...rest } = input;
+    const { clientSecret, sendUsing, maxConnections, messagesPerMinute, recipientsPerDay, recipientsPerMessage, ...rest } = input;
     const given: Partial<SendLimits> = { maxConnections, messagesPerMinute, recipientsPerDay, recipientsPerMessage };
     const limits = { ...defaultLimits(rest.smtpHost) };
     for (const k of Object.keys(limits) as Array<keyof SendLimits>) if (given[k] !== undefined) limits[k] = given[k];
     await insertMailServer(
       this.deps.db,
       id,
-      { ...rest, limits, clientSecretSealed: this.deps.sealer.seal(clientSecret, secretAad(id)), lastError: null },
+      { ...rest, transport: sendUsing, limits, clientSecretSealed: this.deps.sealer.seal(clientSecret, secretAad(id)), lastError: null },
       this.now(),
     );
     return this.get(id);
@@ -185,11 +189,12 @@ export class MailServerService {
   async update(id: string, body: unknown): Promise<MailServerView> {
     const before = await this.record(id);
     const input: UpdateMailServerInput = parseInput(updateMailServerSchema, body);
-    const { clientSecret, maxConnections, messagesPerMinute, recipientsPerDay, recipientsPerMessage, ...rest } = input;
+    const { clientSecret, sendUsing, maxConnections, messagesPerMinute, recipientsPerDay, recipientsPerMessage, ...rest } = input;
     const patch: Parameters<typeof updateMailServer>[2] = {};
     for (const [k, v] of Object.entries(rest)) if (v !== undefined) (patch as Record<string, unknown>)[k] = v;
     patch.limits = { maxConnections, messagesPerMinute, recipientsPerDay, recipientsPerMessage };
     if (clientSecret !== undefined) patch.clientSecretSealed = this.deps.sealer.seal(clientSecret, secretAad(id));
+    if (sendUsing !== undefined) patch.transport = sendUsing;
     // Tokens belong to one mailbox, app and tenant: change any of them and the old grant no longer fits.
     const identityChanged =
       (rest.username !== undefined && rest.username !== before.username) ||
@@ -203,6 +208,12 @@ export class MailServerService {
     } else if (rest.allowAccountMismatch === true && before.lastError?.code === 'ACCOUNT_MISMATCH') {
       // The admin said the other account sends for this mailbox on purpose (shared mailbox, Send As).
       patch.lastError = null;
+    }
+    // Another transport needs a token for another resource (Graph or Outlook): the grant stays, the
+    // next access token is refreshed for the new resource.
+    if (!identityChanged && sendUsing !== undefined && sendUsing !== before.transport) {
+      await forgetAccessToken(this.deps.db, id, this.now());
+      if (before.lastError) patch.lastError = null;
     }
     await updateMailServer(this.deps.db, id, patch, this.now());
     // A new expiry date (a new secret) re-arms the 30/7/1-day warnings.

@@ -38,7 +38,11 @@ export interface MailServerRecord {
   allowAccountMismatch: boolean;
   loginOkAt: string | null;
   limits: SendLimits;
+  /** SMTP or IMAP with XOAUTH2, or Microsoft Graph over HTTPS. */
+  transport: Transport;
 }
+
+export type Transport = 'smtp' | 'imap' | 'graph';
 
 export interface ImapSettings {
   host: string;
@@ -105,6 +109,7 @@ function toRecord(r: Selectable<MailServerTable>): MailServerRecord {
     reconnectAlertedAt: r.reconnect_alerted_at,
     allowAccountMismatch: Number(r.allow_account_mismatch) === 1,
     loginOkAt: r.login_ok_at,
+    transport: r.transport === 'graph' ? 'graph' : r.direction === 'incoming' ? 'imap' : 'smtp',
     limits: {
       maxConnections: r.max_connections === null ? null : Number(r.max_connections),
       messagesPerMinute: r.messages_per_minute === null ? null : Number(r.messages_per_minute),
@@ -133,8 +138,9 @@ function toToken(r: Selectable<OAuthTokenTable>): TokenRecord {
 
 type Columns = Omit<
   MailServerRecord,
-  'id' | 'createdAt' | 'updatedAt' | 'direction' | 'imap' | 'tokenSourceId' | 'lastFetchAt' | 'secretAlertLevel' | 'reconnectAlertedAt' | 'allowAccountMismatch' | 'loginOkAt' | 'limits'
+  'id' | 'createdAt' | 'updatedAt' | 'direction' | 'imap' | 'tokenSourceId' | 'lastFetchAt' | 'secretAlertLevel' | 'reconnectAlertedAt' | 'allowAccountMismatch' | 'loginOkAt' | 'limits' | 'transport'
 > & {
+  transport?: Transport;
   limits?: Partial<SendLimits>;
   direction?: MailServerRecord['direction'];
   imap?: ImapSettings | null;
@@ -170,6 +176,7 @@ function toColumns(p: Partial<Columns>): Partial<MailServerTable> {
     c.interval_minutes = p.imap.intervalMinutes;
   }
   if (p.tokenSourceId !== undefined) c.token_source_id = p.tokenSourceId;
+  if (p.transport !== undefined) c.transport = p.transport === 'graph' ? 'graph' : null;
   if (p.lastFetchAt !== undefined) c.last_fetch_at = p.lastFetchAt;
   if (p.allowAccountMismatch !== undefined) c.allow_account_mismatch = p.allowAccountMismatch ? 1 : 0;
   if (p.limits?.maxConnections !== undefined) c.max_connections = p.limits.maxConnections;
@@ -297,6 +304,18 @@ export async function updateTokenIfVersion(
     .where('version', '=', expectedVersion)
     .executeTakeFirst();
   return Number(r.numUpdatedRows) === 1;
+}
+
+/**
+ * Forgets the cached access token but keeps the grant: after a change of transport the next token is
+ * refreshed for the other resource (Graph or Outlook) from the same refresh token.
+ */
+export async function forgetAccessToken(db: Db, mailServerId: string, now: Date): Promise<void> {
+  await db
+    .updateTable('oauth_tokens')
+    .set((eb) => ({ access_token_sealed: null, access_token_expires_at: null, updated_at: now.toISOString(), version: eb('version', '+', 1) }))
+    .where('mail_server_id', '=', mailServerId)
+    .execute();
 }
 
 export async function deleteToken(db: Db, mailServerId: string): Promise<void> {

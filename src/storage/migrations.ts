@@ -301,6 +301,13 @@ const migrations = (dialect: Dialect): Record<string, Migration> => ({
       await db.schema.createIndex('outbox_messages_server_sent').on('outbox_messages').columns(['mail_server_id', 'sent_at']).execute();
     },
   },
+  '0010_graph_transport': {
+    async up(db: Kysely<any>) {
+      // How a server sends or receives: 'smtp' / 'imap' (XOAUTH2, the default when null) or 'graph'
+      // (Microsoft Graph over HTTPS, for tenants with SMTP AUTH switched off).
+      await db.schema.alterTable('mail_servers').addColumn('transport', 'text').execute();
+    },
+  },
 });
 
 export async function migrateToLatest(db: Kysely<any>, dialect: Dialect): Promise<void> {

@@ -58,6 +58,7 @@ export interface MailServerTable {
   reconnect_alerted_at: string | null;
   allow_account_mismatch: number;
   login_ok_at: string | null;
+  transport: string | null;
   /** Sending limits of the mailbox (null: none known); see servers/send-limits.ts. */
   max_connections: number | null;
   messages_per_minute: number | null;

@@ -28,6 +28,10 @@ export const DEFAULT_TENANT_ID = '9188040d-6c67-4c5b-b112-36a304b66dad';
 export const OUTLOOK_RESOURCE = 'https://outlook.office.com';
 export const OUTLOOK_SCOPES = [`${OUTLOOK_RESOURCE}/SMTP.Send`, `${OUTLOOK_RESOURCE}/IMAP.AccessAsUser.All`] as const;
 /** The scope string Mailroom sends to Microsoft. */
+export const GRAPH_RESOURCE = 'https://graph.microsoft.com';
+export const GRAPH_SCOPES = [`${GRAPH_RESOURCE}/Mail.Send`, `${GRAPH_RESOURCE}/Mail.ReadWrite`, `${GRAPH_RESOURCE}/User.Read`] as const;
+/** One resource per token request, named by the scope URLs, as at Microsoft. */
+const resourceOfScope = (scope: unknown) => (String(scope ?? '').split(' ').some((s) => s.startsWith(`${GRAPH_RESOURCE}/`)) ? GRAPH_RESOURCE : OUTLOOK_RESOURCE);
 export const MAILROOM_SCOPE = ['openid', 'profile', 'email', 'offline_access', ...OUTLOOK_SCOPES].join(' ');
 
 export interface ClientRegistration {
@@ -494,9 +498,10 @@ export async function startAuthServer(opts: AuthServerOptions): Promise<AuthServ
       resourceIndicators: {
         enabled: true,
         // Microsoft clients name the resource through the scope URLs, never with a resource parameter.
-        defaultResource: async () => OUTLOOK_RESOURCE,
+        defaultResource: async (ctx) => resourceOfScope(ctx.oidc?.params?.scope),
         useGrantedResource: async () => true,
         getResourceServerInfo: async (_ctx, resource) => {
+          if (resource === GRAPH_RESOURCE) return { scope: GRAPH_SCOPES.join(' '), audience: GRAPH_RESOURCE, accessTokenFormat: 'opaque', accessTokenTTL: accessTokenTtl };
           if (resource !== OUTLOOK_RESOURCE) throw new Provider.errors.InvalidTarget();
           return { scope: OUTLOOK_SCOPES.join(' '), audience: OUTLOOK_RESOURCE, accessTokenFormat: 'opaque', accessTokenTTL: accessTokenTtl };
         },

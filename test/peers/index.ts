@@ -7,7 +7,7 @@ import { type Dovecot, startDovecot } from './dovecot.ts';
 import { type SmtpSink, startSmtpSink } from './smtp-sink.ts';
 import { createTestCa, type TestCa } from './test-ca.ts';
 
-export { MAILROOM_SCOPE, OUTLOOK_RESOURCE, OUTLOOK_SCOPES, signInAndConsent } from './auth-server.ts';
+export { GRAPH_RESOURCE, GRAPH_SCOPES, MAILROOM_SCOPE, OUTLOOK_RESOURCE, OUTLOOK_SCOPES, signInAndConsent } from './auth-server.ts';
 export type { AuthServer, ClientRegistration } from './auth-server.ts';
 export type { Dovecot } from './dovecot.ts';
 export type { SinkBehavior, SinkMessage, SmtpSink } from './smtp-sink.ts';

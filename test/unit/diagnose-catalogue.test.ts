@@ -6,7 +6,7 @@ import { test } from 'node:test';
 import { CATALOGUE, diagnose, isTemporary, type CatalogueCode, type GuideStep } from '../../src/diagnose/diagnose.ts';
 import { looksLikeGuid, type Evidence, type ImapEvidence, type OAuthEvidence } from '../../src/diagnose/evidence.ts';
 import { MailroomError } from '../../src/errors/errors.ts';
-import { authorizeErrorEvidence, oauthEvidence, refreshTokens, type OutlookApp } from '../../src/oauth/outlook.ts';
+import { authorizeErrorEvidence, oauthEvidence, OUTLOOK_SCOPES, refreshTokens, type OutlookApp } from '../../src/oauth/outlook.ts';
 import { smtpErrorFrom } from '../../src/smtp/smtp-client.ts';
 
 const TRACE = '0b3e1a2c-1111-4d5e-8f90-123456789abc';
@@ -61,6 +61,7 @@ function smtpSocket(code: string, message: string, originalCode?: string): Evide
 const nodeError = (code: string, message: string) => Object.assign(new Error(message), { code });
 
 const APP: OutlookApp = {
+  scopes: OUTLOOK_SCOPES,
   authorityHost: 'https://login.microsoftonline.com',
   tenant: 'contoso.com',
   clientId: APP_ID,

@@ -1,0 +1,380 @@
+// A Microsoft Graph stand-in for the mail endpoints Mailroom uses, over HTTPS with the test CA. Access
+// tokens are checked by RFC 7662 introspection at the test authorization server, as Graph checks its own:
+// the token must be active, issued for the Graph audience, and carry the permission the endpoint needs
+// (Mail.Send, Mail.ReadWrite, User.Read). Shapes, limits and error codes follow Microsoft's documentation:
+// sendMail with a base64 MIME body (4 MB request limit), drafts, attachments under 3 MB, upload sessions
+// (chunks in multiples of 320 KiB, at most 60 MiB), delta queries with @odata.nextLink/@odata.deltaLink,
+// 429 with Retry-After, and errors as {"error":{"code","message"}}.
+import { createHash, randomBytes, randomUUID } from 'node:crypto';
+import https from 'node:https';
+import type { AddressInfo } from 'node:net';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+
+export const GRAPH_AUDIENCE = 'https://graph.microsoft.com';
+const MB = 1024 * 1024;
+/** Graph's limit on one request body (sendMail with MIME, a draft, an attachment). */
+export const GRAPH_REQUEST_LIMIT = 4 * MB;
+const UPLOAD_CHUNK_UNIT = 320 * 1024;
+
+export interface GraphSentMessage {
+  mailbox: string;
+  /** Raw MIME as sent (sendMail with a MIME body). */
+  mime?: Buffer;
+  /** A draft sent after its attachments were uploaded. */
+  draft?: GraphDraft;
+  at: Date;
+}
+
+export interface GraphDraft {
+  id: string;
+  json: Record<string, unknown>;
+  attachments: Array<{ name: string; contentType: string; bytes: Buffer; via: 'inline' | 'upload-session' }>;
+}
+
+interface StoredMessage {
+  immutableId: string;
+  folder: string;
+  mime: Buffer;
+  isRead: boolean;
+  subject: string;
+  /** Change counter at the last change: delta returns what changed after a token's counter. */
+  changed: number;
+  removed: boolean;
+}
+
+interface Mailbox {
+  id: string;
+  address: string;
+  /** No Exchange Online mailbox: mail endpoints answer MailboxNotEnabledForRESTAPI. */
+  unlicensed: boolean;
+  /** Addresses this mailbox may send as besides its own (Send As rights). */
+  sendAs: Set<string>;
+  folders: Map<string, { id: string; displayName: string }>;
+  messages: Map<string, StoredMessage>;
+  drafts: Map<string, GraphDraft>;
+}
+
+export interface GraphServerOptions {
+  tls: { cert: string; key: string };
+  /** The authorization server's introspection URL with its client credentials (the Dovecot one). */
+  introspectionUrl: string;
+  mailboxes: string[];
+  unlicensed?: string[];
+  /** Messages per delta page when the client does not ask (Prefer: odata.maxpagesize). */
+  defaultPageSize?: number;
+}
+
+export interface GraphServer {
+  url: string;
+  sent: GraphSentMessage[];
+  /** Every request (method and path), for counting requests per message. */
+  requests: Array<{ method: string; path: string; status: number }>;
+  /** The next `count` requests (any endpoint but upload URLs) answer 429 with Retry-After. */
+  throttle(count: number, retryAfterSeconds: number): void;
+  /** Adds a message to a folder (default inbox) of a mailbox; returns its immutable id. */
+  deliver(mailbox: string, mime: Buffer | string, opts?: { folder?: string; isRead?: boolean }): string;
+  message(mailbox: string, immutableId: string): { folder: string; isRead: boolean } | undefined;
+  grantSendAs(mailbox: string, address: string): void;
+  close(): Promise<void>;
+}
+
+class GraphError extends Error {
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    message: string,
+    readonly headers: Record<string, string> = {},
+  ) {
+    super(message);
+  }
+}
+
+const guid = (seed: string) => {
+  const h = createHash('sha256').update(seed).digest('hex');
+  return `${h.slice(0, 8)}-${h.slice(8, 12)}-4${h.slice(13, 16)}-8${h.slice(17, 20)}-${h.slice(20, 32)}`;
+};
+
+function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    req.on('data', (c: Buffer) => {
+      size += c.length;
+      if (size <= limit) chunks.push(c);
+    });
+    req.on('end', () => (size > limit ? reject(new GraphError(413, 'RequestEntityTooLarge', `The request body is larger than ${limit / MB} MB.`)) : resolve(Buffer.concat(chunks))));
+    req.on('error', reject);
+  });
+}
+
+const headerOf = (mime: Buffer, name: string) => new RegExp(`^${name}:[ \\t]*(.*(?:\\r?\\n[ \\t].*)*)`, 'im').exec(mime.toString('latin1').split(/\r?\n\r?\n/)[0] ?? '')?.[1]?.replace(/\r?\n[ \t]/g, ' ').trim();
+
+export async function startGraphServer(opts: GraphServerOptions): Promise<GraphServer> {
+  const mailboxes = new Map<string, Mailbox>();
+  for (const address of opts.mailboxes) {
+    const a = address.toLowerCase();
+    const folders = new Map<string, { id: string; displayName: string }>();
+    for (const [wellKnown, displayName] of [['inbox', 'Inbox'], ['archive', 'Archive'], ['deleteditems', 'Deleted Items'], ['sentitems', 'Sent Items'], ['drafts', 'Drafts']] as const) {
+      folders.set(wellKnown, { id: `AQMk${guid(`${a}/${wellKnown}`).replace(/-/g, '')}`, displayName });
+    }
+    mailboxes.set(a, { id: guid(a), address: a, unlicensed: (opts.unlicensed ?? []).map((x) => x.toLowerCase()).includes(a), sendAs: new Set(), folders, messages: new Map(), drafts: new Map() });
+  }
+  const sent: GraphSentMessage[] = [];
+  const requests: GraphServer['requests'] = [];
+  const uploads = new Map<string, { mailbox: Mailbox; draft: GraphDraft; name: string; contentType: string; size: number; received: Buffer[]; next: number }>();
+  let throttled = 0;
+  let throttleSeconds = 1;
+  let changeCounter = 0;
+
+  const server = https.createServer({ cert: opts.tls.cert, key: opts.tls.key });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const url = `https://127.0.0.1:${(server.address() as AddressInfo).port}`;
+
+  async function authorize(req: IncomingMessage, permission: 'Mail.Send' | 'Mail.ReadWrite' | 'User.Read'): Promise<string> {
+    const bearer = /^Bearer (\S+)$/.exec(req.headers.authorization ?? '')?.[1];
+    if (!bearer) throw new GraphError(401, 'InvalidAuthenticationToken', 'Access token is empty.');
+    const intro = new URL(opts.introspectionUrl);
+    const basic = Buffer.from(`${decodeURIComponent(intro.username)}:${decodeURIComponent(intro.password)}`).toString('base64');
+    intro.username = '';
+    intro.password = '';
+    const r = await fetch(intro, { method: 'POST', headers: { authorization: `Basic ${basic}`, 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams({ token: bearer }) });
+    const info = (await r.json()) as { active?: boolean; aud?: string | string[]; scope?: string; email?: string };
+    if (!info.active) throw new GraphError(401, 'InvalidAuthenticationToken', 'Lifetime validation failed, the token is expired.');
+    const aud = Array.isArray(info.aud) ? info.aud : [info.aud];
+    if (!aud.includes(GRAPH_AUDIENCE)) throw new GraphError(401, 'InvalidAuthenticationToken', 'Invalid audience.');
+    const scopes = (info.scope ?? '').split(' ').map((s) => s.replace(`${GRAPH_AUDIENCE}/`, ''));
+    const granted = scopes.includes(permission) || (permission === 'Mail.Send' && scopes.includes('Mail.Send.Shared'));
+    if (!granted) throw new GraphError(403, 'ErrorAccessDenied', 'Access is denied. Check credentials and try again.');
+    return (info.email ?? '').toLowerCase();
+  }
+
+  function mailboxFor(id: string, caller: string, opts2: { mail?: boolean } = {}): Mailbox {
+    const key = decodeURIComponent(id).toLowerCase();
+    const box = key === 'me' ? mailboxes.get(caller) : [...mailboxes.values()].find((b) => b.address === key || b.id === key);
+    if (!box) throw new GraphError(404, 'ErrorInvalidUser', `The requested user '${decodeURIComponent(id)}' is invalid.`);
+    // Delegated permissions reach the signed-in user's own mailbox (shared mailboxes need .Shared).
+    if (box.address !== caller) throw new GraphError(403, 'ErrorAccessDenied', 'Access is denied. Check credentials and try again.');
+    if (opts2.mail && box.unlicensed) throw new GraphError(404, 'MailboxNotEnabledForRESTAPI', 'The mailbox is either inactive, soft-deleted, or is hosted on-premise.');
+    return box;
+  }
+
+  function folderOf(box: Mailbox, idOrName: string): { key: string; id: string; displayName: string } {
+    const wanted = decodeURIComponent(idOrName).toLowerCase();
+    for (const [key, f] of box.folders) {
+      if (key === wanted || f.id.toLowerCase() === wanted || f.displayName.toLowerCase() === wanted) return { key, ...f };
+    }
+    throw new GraphError(404, 'ErrorInvalidIdMalformed', 'Id is malformed.');
+  }
+
+  const immutable = (req: IncomingMessage) => /IdType="ImmutableId"/i.test(String(req.headers.prefer ?? ''));
+  // Without ImmutableId an id depends on the folder (it changes when the message moves), as at Microsoft.
+  const idFor = (req: IncomingMessage, m: StoredMessage) => (immutable(req) ? m.immutableId : `${m.folder}.${m.immutableId}`);
+  const findMessage = (box: Mailbox, id: string) => {
+    const decoded = decodeURIComponent(id);
+    const m = box.messages.get(decoded) ?? box.messages.get(decoded.split('.').pop() ?? '');
+    if (!m || m.removed || (decoded.includes('.') && !decoded.startsWith(`${m.folder}.`))) throw new GraphError(404, 'ErrorItemNotFound', 'The specified object was not found in the store.');
+    return m;
+  };
+  const view = (req: IncomingMessage, m: StoredMessage) => ({ id: idFor(req, m), subject: m.subject, isRead: m.isRead, parentFolderId: m.folder, internetMessageId: headerOf(m.mime, 'Message-ID') ?? null });
+
+  function checkSendAs(box: Mailbox, caller: string, from: string | undefined): void {
+    const address = /<([^>]+)>/.exec(from ?? '')?.[1] ?? from?.trim();
+    if (address && address.toLowerCase() !== box.address && !box.sendAs.has(address.toLowerCase())) {
+      throw new GraphError(403, 'ErrorSendAsDenied', 'The user account which was used to submit this request does not have the right to send mail on behalf of the specified sending account., Cannot submit message.');
+    }
+  }
+
+  const json = (res: ServerResponse, status: number, body?: unknown, headers: Record<string, string> = {}) => {
+    res.writeHead(status, { 'content-type': 'application/json', 'request-id': randomUUID(), ...headers }).end(body === undefined ? undefined : JSON.stringify(body));
+  };
+
+  async function route(req: IncomingMessage, res: ServerResponse, path: string, u: URL): Promise<void> {
+    const method = req.method ?? 'GET';
+    // Upload sessions: pre-authenticated URLs, no Authorization header (Microsoft: sending one fails).
+    const upload = /^\/upload\/([\w-]+)$/.exec(path);
+    if (upload) {
+      if (req.headers.authorization) throw new GraphError(401, 'InvalidAuthenticationToken', 'Do not send an Authorization header to an upload URL.');
+      const s = uploads.get(upload[1]!);
+      if (!s) throw new GraphError(404, 'ErrorItemNotFound', 'The upload session was not found.');
+      const range = /^bytes (\d+)-(\d+)\/(\d+)$/.exec(String(req.headers['content-range'] ?? ''));
+      const body = await readBody(req, 60 * MB);
+      if (!range || Number(range[1]) !== s.next || Number(range[3]) !== s.size || Number(range[2]) - Number(range[1]) + 1 !== body.length) {
+        throw new GraphError(416, 'InvalidRange', `Expected bytes ${s.next}- of ${s.size}.`);
+      }
+      const last = Number(range[2]) + 1 === s.size;
+      if (!last && body.length % UPLOAD_CHUNK_UNIT !== 0) throw new GraphError(400, 'InvalidChunkSize', 'Upload chunks must be multiples of 320 KiB.');
+      s.received.push(body);
+      s.next += body.length;
+      if (!last) return json(res, 200, { expirationDateTime: new Date(Date.now() + 3600_000).toISOString(), nextExpectedRanges: [`${s.next}-`] });
+      s.draft.attachments.push({ name: s.name, contentType: s.contentType, bytes: Buffer.concat(s.received), via: 'upload-session' });
+      uploads.delete(upload[1]!);
+      return json(res, 201, undefined, { location: `${url}/v1.0/users/${s.mailbox.id}/messages/${s.draft.id}/attachments/${randomUUID()}` });
+    }
+
+    if (throttled > 0) {
+      throttled--;
+      throw new GraphError(429, 'ApplicationThrottled', 'Application is over its MailboxConcurrency limit.', { 'retry-after': String(throttleSeconds) });
+    }
+
+    let m: RegExpExecArray | null;
+    if ((m = /^\/v1\.0\/users\/([^/]+)$/.exec(path)) && method === 'GET') {
+      const caller = await authorize(req, 'User.Read');
+      const box = mailboxFor(m[1]!, caller);
+      return json(res, 200, { id: box.id, mail: box.address, userPrincipalName: box.address, displayName: box.address.split('@')[0] });
+    }
+    if ((m = /^\/v1\.0\/users\/([^/]+)\/sendMail$/.exec(path)) && method === 'POST') {
+      const caller = await authorize(req, 'Mail.Send');
+      const box = mailboxFor(m[1]!, caller, { mail: true });
+      const body = await readBody(req, GRAPH_REQUEST_LIMIT);
+      if (!String(req.headers['content-type']).startsWith('text/plain')) throw new GraphError(400, 'ErrorInvalidRequest', 'This test server accepts sendMail with a MIME body (text/plain, base64) only.');
+      const mime = Buffer.from(body.toString('latin1'), 'base64');
+      if (!/^[\w-]+:/m.test(mime.toString('latin1').slice(0, 2000))) throw new GraphError(400, 'ErrorMimeContentInvalidBase64String', 'Invalid base64 string for MIME content.');
+      checkSendAs(box, caller, headerOf(mime, 'From'));
+      sent.push({ mailbox: box.address, mime, at: new Date() });
+      return json(res, 202);
+    }
+    if ((m = /^\/v1\.0\/users\/([^/]+)\/messages$/.exec(path)) && method === 'POST') {
+      const caller = await authorize(req, 'Mail.ReadWrite');
+      const box = mailboxFor(m[1]!, caller, { mail: true });
+      const draftJson = JSON.parse((await readBody(req, GRAPH_REQUEST_LIMIT)).toString('utf8')) as Record<string, unknown>;
+      const draft: GraphDraft = { id: `AAMkDraft${randomBytes(12).toString('hex')}`, json: draftJson, attachments: [] };
+      box.drafts.set(draft.id, draft);
+      return json(res, 201, { id: draft.id, ...draftJson, isDraft: true });
+    }
+    if ((m = /^\/v1\.0\/users\/([^/]+)\/messages\/([^/]+)\/attachments$/.exec(path)) && method === 'POST') {
+      const caller = await authorize(req, 'Mail.ReadWrite');
+      const box = mailboxFor(m[1]!, caller, { mail: true });
+      const draft = box.drafts.get(decodeURIComponent(m[2]!));
+      if (!draft) throw new GraphError(404, 'ErrorItemNotFound', 'The specified object was not found in the store.');
+      const a = JSON.parse((await readBody(req, GRAPH_REQUEST_LIMIT)).toString('utf8')) as { name: string; contentType: string; contentBytes: string };
+      const bytes = Buffer.from(a.contentBytes, 'base64');
+      if (bytes.length > 3 * MB) throw new GraphError(413, 'ErrorAttachmentSizeShouldNotBeLessThanMinimumSize', 'Attachments of 3 MB or more need an upload session.');
+      draft.attachments.push({ name: a.name, contentType: a.contentType, bytes, via: 'inline' });
+      return json(res, 201, { id: randomUUID(), name: a.name, size: bytes.length });
+    }
+    if ((m = /^\/v1\.0\/users\/([^/]+)\/messages\/([^/]+)\/attachments\/createUploadSession$/.exec(path)) && method === 'POST') {
+      const caller = await authorize(req, 'Mail.ReadWrite');
+      const box = mailboxFor(m[1]!, caller, { mail: true });
+      const draft = box.drafts.get(decodeURIComponent(m[2]!));
+      if (!draft) throw new GraphError(404, 'ErrorItemNotFound', 'The specified object was not found in the store.');
+      const { AttachmentItem: item } = JSON.parse((await readBody(req, 64 * 1024)).toString('utf8')) as { AttachmentItem: { attachmentType: string; name: string; size: number; contentType?: string } };
+      if (item?.attachmentType !== 'file' || !item.name || !(item.size > 0) || item.size > 150 * MB) throw new GraphError(400, 'ErrorInvalidRequest', 'AttachmentItem needs attachmentType file, a name and a size up to 150 MB.');
+      const token = randomBytes(16).toString('hex');
+      uploads.set(token, { mailbox: box, draft, name: item.name, contentType: item.contentType ?? 'application/octet-stream', size: item.size, received: [], next: 0 });
+      return json(res, 201, { uploadUrl: `${url}/upload/${token}`, expirationDateTime: new Date(Date.now() + 3600_000).toISOString(), nextExpectedRanges: ['0-'] });
+    }
+    if ((m = /^\/v1\.0\/users\/([^/]+)\/messages\/([^/]+)\/send$/.exec(path)) && method === 'POST') {
+      const caller = await authorize(req, 'Mail.Send');
+      const box = mailboxFor(m[1]!, caller, { mail: true });
+      const draft = box.drafts.get(decodeURIComponent(m[2]!));
+      if (!draft) throw new GraphError(404, 'ErrorItemNotFound', 'The specified object was not found in the store.');
+      const from = (draft.json.from as { emailAddress?: { address?: string } } | undefined)?.emailAddress?.address;
+      checkSendAs(box, caller, from);
+      box.drafts.delete(draft.id);
+      sent.push({ mailbox: box.address, draft, at: new Date() });
+      return json(res, 202);
+    }
+    if ((m = /^\/v1\.0\/users\/([^/]+)\/mailFolders$/.exec(path)) && method === 'GET') {
+      const caller = await authorize(req, 'Mail.ReadWrite');
+      const box = mailboxFor(m[1]!, caller, { mail: true });
+      const name = /^displayName eq '(.*)'$/.exec(u.searchParams.get('$filter') ?? '')?.[1]?.replace(/''/g, "'");
+      const value = [...box.folders.values()].filter((f) => name === undefined || f.displayName.toLowerCase() === name.toLowerCase());
+      return json(res, 200, { value });
+    }
+    if ((m = /^\/v1\.0\/users\/([^/]+)\/mailFolders\/([^/]+)$/.exec(path)) && method === 'GET') {
+      const caller = await authorize(req, 'Mail.ReadWrite');
+      const box = mailboxFor(m[1]!, caller, { mail: true });
+      const f = folderOf(box, m[2]!);
+      return json(res, 200, { id: f.id, displayName: f.displayName });
+    }
+    if ((m = /^\/v1\.0\/users\/([^/]+)\/mailFolders\/([^/]+)\/messages\/delta$/.exec(path)) && method === 'GET') {
+      const caller = await authorize(req, 'Mail.ReadWrite');
+      const box = mailboxFor(m[1]!, caller, { mail: true });
+      const folder = folderOf(box, m[2]!);
+      const pageSize = Math.min(1000, Number(/odata\.maxpagesize=(\d+)/.exec(String(req.headers.prefer ?? ''))?.[1] ?? opts.defaultPageSize ?? 10));
+      // skiptoken = "<since>.<offset>" (more pages of one round), deltatoken = "<since>" (the next round).
+      const skip = u.searchParams.get('$skiptoken');
+      const delta = u.searchParams.get('$deltatoken');
+      const [since, offset] = skip ? skip.split('.').map(Number) : [delta ? Number(delta) : -1, 0];
+      const upTo = changeCounter;
+      const changed = [...box.messages.values()]
+        .filter((x) => x.changed > since! && x.changed <= upTo && (x.folder === folder.key || (x.removed && since! >= 0)))
+        .sort((a, b) => a.changed - b.changed);
+      const page = changed.slice(offset, offset! + pageSize);
+      const base = `${url}/v1.0/users/${box.id}/mailFolders/${folder.id}/messages/delta`;
+      const value = page.map((x) => (x.removed || x.folder !== folder.key ? { id: idFor(req, x), '@removed': { reason: x.removed ? 'deleted' : 'changed' } } : view(req, x)));
+      const more = offset! + pageSize < changed.length;
+      return json(res, 200, { value, ...(more ? { '@odata.nextLink': `${base}?$skiptoken=${since}.${offset! + pageSize}` } : { '@odata.deltaLink': `${base}?$deltatoken=${upTo}` }) });
+    }
+    if ((m = /^\/v1\.0\/users\/([^/]+)\/messages\/([^/]+)\/\$value$/.exec(path)) && method === 'GET') {
+      const caller = await authorize(req, 'Mail.ReadWrite');
+      const box = mailboxFor(m[1]!, caller, { mail: true });
+      const msg = findMessage(box, m[2]!);
+      res.writeHead(200, { 'content-type': 'text/plain', 'content-length': String(msg.mime.length) }).end(msg.mime);
+      return;
+    }
+    if ((m = /^\/v1\.0\/users\/([^/]+)\/messages\/([^/]+)$/.exec(path)) && method === 'PATCH') {
+      const caller = await authorize(req, 'Mail.ReadWrite');
+      const box = mailboxFor(m[1]!, caller, { mail: true });
+      const msg = findMessage(box, m[2]!);
+      const patch = JSON.parse((await readBody(req, 64 * 1024)).toString('utf8')) as { isRead?: boolean };
+      if (typeof patch.isRead === 'boolean') msg.isRead = patch.isRead;
+      msg.changed = ++changeCounter;
+      return json(res, 200, view(req, msg));
+    }
+    if ((m = /^\/v1\.0\/users\/([^/]+)\/messages\/([^/]+)\/move$/.exec(path)) && method === 'POST') {
+      const caller = await authorize(req, 'Mail.ReadWrite');
+      const box = mailboxFor(m[1]!, caller, { mail: true });
+      const msg = findMessage(box, m[2]!);
+      const { destinationId } = JSON.parse((await readBody(req, 64 * 1024)).toString('utf8')) as { destinationId: string };
+      msg.folder = folderOf(box, destinationId).key;
+      msg.changed = ++changeCounter;
+      return json(res, 201, view(req, msg));
+    }
+    throw new GraphError(400, 'BadRequest', `Unsupported request: ${method} ${path}`);
+  }
+
+  server.on('request', (req: IncomingMessage, res: ServerResponse) => {
+    const u = new URL(req.url ?? '/', url);
+    const path = u.pathname;
+    route(req, res, path, u)
+      .catch((e: unknown) => {
+        if (e instanceof GraphError) return json(res, e.status, { error: { code: e.code, message: e.message, innerError: { date: new Date().toISOString(), 'request-id': randomUUID() } } }, e.headers);
+        if (e instanceof SyntaxError) return json(res, 400, { error: { code: 'BadRequest', message: 'Unable to read JSON request payload.' } });
+        console.error('graph-server:', e);
+        return json(res, 500, { error: { code: 'InternalServerError', message: String(e) } });
+      })
+      .finally(() => requests.push({ method: req.method ?? 'GET', path, status: res.statusCode }));
+  });
+
+  return {
+    url,
+    sent,
+    requests,
+    throttle(count, retryAfterSeconds) {
+      throttled = count;
+      throttleSeconds = retryAfterSeconds;
+    },
+    deliver(mailbox, mime, o = {}) {
+      const box = mailboxes.get(mailbox.toLowerCase());
+      if (!box) throw new Error(`unknown mailbox ${mailbox}`);
+      const raw = Buffer.isBuffer(mime) ? mime : Buffer.from(mime);
+      const id = `AAkALg${randomBytes(18).toString('base64url')}`;
+      box.messages.set(id, { immutableId: id, folder: o.folder ?? 'inbox', mime: raw, isRead: o.isRead ?? false, subject: headerOf(raw, 'Subject') ?? '', changed: ++changeCounter, removed: false });
+      return id;
+    },
+    message(mailbox, immutableId) {
+      const msg = mailboxes.get(mailbox.toLowerCase())?.messages.get(immutableId);
+      return msg && { folder: msg.folder, isRead: msg.isRead };
+    },
+    grantSendAs(mailbox, address) {
+      mailboxes.get(mailbox.toLowerCase())?.sendAs.add(address.toLowerCase());
+    },
+    async close() {
+      await new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      });
+    },
+  };
+}
