@@ -62,7 +62,7 @@ export async function createMailroom(config: Config, logger: Logger, opts: { now
   });
   // One count of open SMTP connections per mailbox: the outbox's pool and the server tests share it.
   const gates = new ConnectionGates();
-  const worker = new OutboxWorker({ db, dialect: database.dialect, config: config.outbox, tokens, gates, logger, now });
+  const worker = new OutboxWorker({ db, dialect: database.dialect, config: config.outbox, graphHost: config.microsoftGraph.host, tokens, gates, logger, now });
   const inbound = new InboundMessageService({ db, dataDir: config.dataDir });
   const incoming = new IncomingServerService({ db, sealer, config, tokens, logger, now });
   const webhooks = new WebhookService({ db, sealer, messages: inbound, logger, config: config.webhooks, now });

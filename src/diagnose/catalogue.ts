@@ -24,7 +24,7 @@ export interface Diagnosis {
   quota?: boolean;
 }
 
-export type CatalogueArea = 'oauth' | 'smtp' | 'imap' | 'network' | 'account';
+export type CatalogueArea = 'oauth' | 'smtp' | 'imap' | 'network' | 'account' | 'graph';
 
 export interface CatalogueEntry extends Omit<Diagnosis, 'code'> {
   area: CatalogueArea;
@@ -45,6 +45,10 @@ const THEN_RECONNECT = 'then click Connect your Outlook account and sign in as t
 const ADMIN_CONSENT = `${APP} › API permissions › Grant admin consent for <tenant>`;
 const SEND_AS =
   'Send from the Username address, or let the Username mailbox send as the From address: Exchange admin center › Recipients › Mailboxes › the From mailbox › Delegation › Send as › Edit › add the Username mailbox (PowerShell: Add-RecipientPermission -Identity <From address> -Trustee <Username> -AccessRights SendAs). The change can take up to an hour.';
+const GRAPH_PERMISSION = (p: string) =>
+  `${APP} › API permissions › Add a permission › Microsoft Graph › Delegated permissions › ${p}; if users may not consent in your tenant, Grant admin consent. Then click Connect your Outlook account again (the new permission needs a new sign-in)`;
+const GRAPH_INSTEAD =
+  'If SMTP AUTH must stay off, send with Microsoft Graph instead: add the delegated permission Mail.Send (Microsoft Graph) in Azure › API permissions, set Send Using to Microsoft Graph, and click Connect your Outlook account again.';
 const TRUST_CA =
   'If the server uses a private certificate authority, or a TLS-inspecting proxy or antivirus sits between Mailroom and the server, start Mailroom with NODE_EXTRA_CA_CERTS=/path/to/ca.pem (that CA\'s certificate, PEM). For Microsoft\'s hosts (smtp.office365.com, login.microsoftonline.com) this means something on the network replaces Microsoft\'s certificate: let these hosts through unchanged. Mailroom never switches certificate checks off.';
 
@@ -370,7 +374,7 @@ export const CATALOGUE = {
     title: 'SMTP AUTH off for the tenant',
     symptom: '535 5.7.139 Authentication unsuccessful, SmtpClientAuthentication is disabled for the Tenant',
     cause: 'Authenticated SMTP (SMTP AUTH) is switched off for the whole tenant. Exchange Online needs it on for this mailbox even when signing in with OAuth.',
-    fix: 'Turn it on for this mailbox only (this overrides the tenant setting): in Exchange Online PowerShell run Set-CASMailbox -Identity <mailbox> -SmtpClientAuthenticationDisabled $false. Or for the whole tenant: Set-TransportConfig -SmtpClientAuthenticationDisabled $false. Allow up to an hour, then click Test Connection.',
+    fix: `Turn it on for this mailbox only (this overrides the tenant setting): in Exchange Online PowerShell run Set-CASMailbox -Identity <mailbox> -SmtpClientAuthenticationDisabled $false. Or for the whole tenant: Set-TransportConfig -SmtpClientAuthenticationDisabled $false. Allow up to an hour, then click Test Connection. ${GRAPH_INSTEAD}`,
     guideStep: 6,
     temporary: false,
   },
@@ -379,7 +383,7 @@ export const CATALOGUE = {
     title: 'SMTP AUTH off for the mailbox',
     symptom: '535 5.7.139 Authentication unsuccessful, SmtpClientAuthentication is disabled for the Mailbox',
     cause: 'Authenticated SMTP (SMTP AUTH) is switched off for this mailbox. Exchange Online needs it on even when signing in with OAuth.',
-    fix: `In ${MAILBOX_APPS}, tick Authenticated SMTP and click Save changes, or in Exchange Online PowerShell run Set-CASMailbox -Identity <mailbox> -SmtpClientAuthenticationDisabled $false. Allow up to an hour, then click Test Connection.`,
+    fix: `In ${MAILBOX_APPS}, tick Authenticated SMTP and click Save changes, or in Exchange Online PowerShell run Set-CASMailbox -Identity <mailbox> -SmtpClientAuthenticationDisabled $false. Allow up to an hour, then click Test Connection. ${GRAPH_INSTEAD}`,
     guideStep: 6,
     temporary: false,
   },
@@ -388,7 +392,7 @@ export const CATALOGUE = {
     title: 'SMTP AUTH blocked by security defaults',
     symptom: '535 5.7.139 Authentication unsuccessful, user is locked by your organization\'s security defaults policy',
     cause: 'The tenant has Microsoft Entra security defaults turned on, and they block SMTP AUTH for every mailbox, OAuth included. No per-mailbox setting overrides them.',
-    fix: 'A Global Administrator opens Microsoft Entra admin center › Identity › Overview › Properties › Manage security defaults and sets Security defaults to Disabled (replacing them with Conditional Access policies that protect the tenant without blocking this mailbox), then enables SMTP AUTH for the mailbox (guide step 6) and clicks Test Connection.',
+    fix: `A Global Administrator opens Microsoft Entra admin center › Identity › Overview › Properties › Manage security defaults and sets Security defaults to Disabled (replacing them with Conditional Access policies that protect the tenant without blocking this mailbox), then enables SMTP AUTH for the mailbox (guide step 6) and clicks Test Connection. ${GRAPH_INSTEAD}`,
     guideStep: 6,
     temporary: false,
   },
@@ -406,7 +410,7 @@ export const CATALOGUE = {
     title: 'SMTP AUTH off or blocked',
     symptom: '535 5.7.139 Authentication unsuccessful (other wording)',
     cause: 'Exchange Online refused SMTP AUTH for this mailbox: it is switched off for the mailbox or tenant, or a tenant policy (security defaults, Conditional Access) blocks it. The server\'s reply below says which.',
-    fix: `Enable Authenticated SMTP for the mailbox (${MAILBOX_APPS}, or Set-CASMailbox -Identity <mailbox> -SmtpClientAuthenticationDisabled $false); if the reply mentions security defaults or criteria, a tenant administrator checks ${SIGN_IN_LOGS} for the blocked sign-in. Then click Test Connection.`,
+    fix: `Enable Authenticated SMTP for the mailbox (${MAILBOX_APPS}, or Set-CASMailbox -Identity <mailbox> -SmtpClientAuthenticationDisabled $false); if the reply mentions security defaults or criteria, a tenant administrator checks ${SIGN_IN_LOGS} for the blocked sign-in. Then click Test Connection. ${GRAPH_INSTEAD}`,
     guideStep: 6,
     temporary: false,
   },
@@ -587,6 +591,98 @@ export const CATALOGUE = {
   },
 
   // ── Network and TLS (Node's socket and TLS codes) ──
+  // ── Microsoft Graph (Send Using / Receive Using: Microsoft Graph) ──
+  GRAPH_ErrorSendAsDenied: {
+    area: 'graph',
+    title: 'Send As denied (Graph)',
+    symptom: '403 ErrorSendAsDenied',
+    cause: 'Microsoft Graph refused to send: the From address is not the signed-in mailbox, and that mailbox has no Send As right on it.',
+    fix: SEND_AS,
+    guideStep: 4,
+    temporary: false,
+  },
+  GRAPH_MailboxNotEnabledForRESTAPI: {
+    area: 'graph',
+    title: 'No Exchange Online mailbox (Graph)',
+    symptom: 'MailboxNotEnabledForRESTAPI',
+    cause: 'The account has no Exchange Online mailbox that Graph can reach: it has no Exchange licence, the mailbox is inactive or soft-deleted, or it is hosted on-premises.',
+    fix: 'Give the user an Exchange Online licence (Microsoft 365 admin center › Users › Active users › the user › Licenses and apps) and wait until the mailbox exists, or use a mailbox that is in Exchange Online. For on-premises Exchange, Send Using SMTP. Then click Test Connection.',
+    guideStep: 4,
+    temporary: false,
+  },
+  GRAPH_ErrorQuotaExceeded: {
+    area: 'graph',
+    title: 'Mailbox full (Graph)',
+    symptom: 'ErrorQuotaExceeded',
+    cause: 'The sending mailbox is over its storage quota: Exchange cannot save the message (Sent Items), so Graph refuses to send.',
+    fix: 'Free space in the mailbox (empty Deleted Items, archive old mail) or raise its quota in the Exchange admin center › Recipients › Mailboxes › the mailbox › Mailbox usage. Held mail goes out once a Test Connection passes.',
+    guideStep: 4,
+    temporary: false,
+  },
+  GRAPH_InvalidAuthenticationToken: {
+    area: 'graph',
+    title: 'Token refused by Graph',
+    symptom: '401 InvalidAuthenticationToken',
+    cause: 'Microsoft Graph did not accept the access token, even after a fresh one was fetched: it was issued for another resource (the Outlook token of Send Using SMTP) or the app registration is not a Graph client.',
+    fix: `Check that the app has the Microsoft Graph permissions (${APP} › API permissions), ${THEN_RECONNECT}.`,
+    guideStep: 5,
+    temporary: false,
+  },
+  GRAPH_ErrorAccessDenied: {
+    area: 'graph',
+    title: 'Graph permission missing',
+    symptom: '403 ErrorAccessDenied / Authorization_RequestDenied',
+    cause: 'Microsoft Graph refused the request: the connection lacks the delegated permission it needs (Mail.Send to send, Mail.ReadWrite to receive, User.Read for Test Connection), or the signed-in account may not use this mailbox.',
+    fix: GRAPH_PERMISSION('Mail.Send (sending) or Mail.ReadWrite (receiving), and User.Read'),
+    guideStep: 2,
+    temporary: false,
+  },
+  GRAPH_MISSING_PERMISSION: {
+    area: 'graph',
+    title: 'Graph permission not granted',
+    symptom: 'Test Connection: the token lacks Mail.Send (or Mail.ReadWrite)',
+    cause: 'The connection to Microsoft works, but the sign-in did not grant the Graph permission this server needs.',
+    fix: GRAPH_PERMISSION('the permission named above'),
+    guideStep: 2,
+    temporary: false,
+  },
+  GRAPH_ErrorInvalidUser: {
+    area: 'graph',
+    title: 'Mailbox not found (Graph)',
+    symptom: '404 ErrorInvalidUser / Request_ResourceNotFound',
+    cause: 'Microsoft Graph knows no user with the Username of this form in the signed-in tenant.',
+    fix: 'Check Username (the mailbox\'s primary address or UPN) and Tenant, then click Test Connection.',
+    guideStep: 4,
+    temporary: false,
+  },
+  GRAPH_THROTTLED: {
+    area: 'graph',
+    title: 'Throttled by Graph',
+    symptom: '429 ApplicationThrottled / 503 with Retry-After',
+    cause: 'Microsoft Graph is throttling this app or mailbox (too many requests at once or per minute), or the service is briefly unavailable.',
+    fix: 'Nothing to do: Mailroom waits as long as Retry-After says and tries again. If it happens all day, lower Messages per minute on this server.',
+    guideStep: 7,
+    temporary: true,
+  },
+  GRAPH_RequestEntityTooLarge: {
+    area: 'graph',
+    title: 'Message too large for Graph',
+    symptom: '413 RequestEntityTooLarge',
+    cause: 'Microsoft Graph refused the request body as too large. Messages over 4 MB are sent as a draft with upload sessions; this one still exceeded a limit (150 MB per attachment, the tenant\'s maximum message size).',
+    fix: 'Send smaller attachments (or links to them), or raise the maximum send size of the mailbox in the Exchange admin center › Recipients › Mailboxes › the mailbox › Mail flow settings › Message size restrictions.',
+    guideStep: 4,
+    temporary: false,
+  },
+  GRAPH_UNKNOWN: {
+    area: 'graph',
+    title: 'Other Graph error',
+    symptom: 'Another Graph error code',
+    cause: 'Microsoft Graph answered with an error Mailroom does not know.',
+    fix: 'Read Microsoft\'s error code and message below; the request-id lets Microsoft support find the request. Test Connection shows whether the problem persists.',
+    guideStep: 7,
+    temporary: false,
+  },
+
   NET_ECONNREFUSED: {
     area: 'network',
     title: 'Connection refused',

@@ -1,5 +1,5 @@
 import { CATALOGUE, type CatalogueCode, type CatalogueEntry, type Diagnosis } from './catalogue.ts';
-import { enhancedStatusOf, type Evidence, type ImapEvidence, type NetworkEvidence, type OAuthEvidence, type SmtpEvidence } from './evidence.ts';
+import { enhancedStatusOf, type Evidence, type GraphEvidence, type ImapEvidence, type NetworkEvidence, type OAuthEvidence, type SmtpEvidence } from './evidence.ts';
 
 export { CATALOGUE } from './catalogue.ts';
 export type { CatalogueArea, CatalogueCode, CatalogueEntry, Diagnosis, GuideStep } from './catalogue.ts';
@@ -105,6 +105,21 @@ const NETWORK: Record<string, CatalogueCode> = {
 /** The rest of OpenSSL's verification failures: an issuer this machine does not trust. */
 const CERT_CODES = /^(CERT_|UNABLE_TO_|X509_|INVALID_CA|PATH_LENGTH_EXCEEDED)/;
 
+/** Graph's own error codes name the case; the HTTP status decides the rest (throttling, outages). */
+function graph(e: GraphEvidence): Diagnosis {
+  if (e.missingPermissions?.length) {
+    return entry('GRAPH_MISSING_PERMISSION', `The connection to Microsoft works, but the sign-in did not grant ${e.missingPermissions.join(' and ')} on Microsoft Graph.`);
+  }
+  if (e.status === 429 || e.status === 503 || e.status === 504 || e.code === 'ApplicationThrottled' || e.code === 'TooManyRequests') return entry('GRAPH_THROTTLED');
+  if (e.code === 'Authorization_RequestDenied' || e.code === 'ErrorAccessDenied' || e.code === 'AccessDenied') return entry('GRAPH_ErrorAccessDenied');
+  if (e.code === 'Request_ResourceNotFound' || e.code === 'ErrorInvalidUser' || e.code === 'ResourceNotFound') return entry('GRAPH_ErrorInvalidUser');
+  if (e.code === 'ErrorRequestEntityTooLarge' || e.code === 'RequestEntityTooLarge' || e.status === 413) return entry('GRAPH_RequestEntityTooLarge');
+  if (e.status === 401) return entry('GRAPH_InvalidAuthenticationToken');
+  const code = `GRAPH_${e.code}`;
+  if (isCode(code)) return entry(code);
+  return { ...entry('GRAPH_UNKNOWN', `Microsoft Graph answered ${e.status} ${e.code}, which Mailroom does not know.`), temporary: e.status >= 500 };
+}
+
 function network(e: NetworkEvidence): Diagnosis {
   const code = NETWORK[e.code] ?? (CERT_CODES.test(e.code) ? 'NET_CERT' : undefined);
   return code ? entry(code) : entry('NET_ERROR', `The connection to the server failed (${e.code}).`);
@@ -121,6 +136,8 @@ export function diagnose(e: Evidence): Diagnosis {
       return imap(e);
     case 'network':
       return network(e);
+    case 'graph':
+      return graph(e);
     case 'account':
       return entry('ACCOUNT_MISMATCH', `The account that signed in (${e.actual}) is not the Username on this form (${e.expected}).`);
   }

@@ -55,7 +55,22 @@ export interface AccountEvidence {
   actual: string;
 }
 
-export type Evidence = OAuthEvidence | SmtpEvidence | ImapEvidence | NetworkEvidence | AccountEvidence;
+/** Microsoft Graph's error answer: {"error":{"code","message"}} with the HTTP status. */
+export interface GraphEvidence {
+  kind: 'graph';
+  status: number;
+  /** Graph's error code: ErrorSendAsDenied, MailboxNotEnabledForRESTAPI, ApplicationThrottled, ... */
+  code: string;
+  message: string;
+  /** The request that failed, e.g. "POST /users/{mailbox}/sendMail". */
+  request?: string;
+  retryAfterSeconds?: number;
+  requestId?: string;
+  /** Test Connection: the Graph permissions the token lacks. */
+  missingPermissions?: string[];
+}
+
+export type Evidence = OAuthEvidence | SmtpEvidence | ImapEvidence | NetworkEvidence | AccountEvidence | GraphEvidence;
 
 /** AADSTS numbers from Microsoft's error JSON; falls back to the description text ("AADSTS50011: ..."). */
 export function aadstsCodes(errorCodes: unknown, description: string | undefined): number[] {

@@ -31,6 +31,7 @@ export const ERRORS = {
   MR_OAUTH_RECONNECT_NEEDED: 422,
   MR_OAUTH_UNREACHABLE: 502,
   MR_SMTP_FAILED: 502,
+  MR_GRAPH_UNREACHABLE: 502,
   /** On a held message, not an HTTP answer: the mailbox's daily recipient limit is used up. */
   MR_SEND_QUOTA_REACHED: 429,
   MR_INTERNAL: 500,

@@ -8,6 +8,9 @@ import type { TokenManager } from '../oauth/token-manager.ts';
 import { SmtpError } from '../smtp/smtp-client.ts';
 import type { ConnectionGates } from '../smtp/connection-gate.ts';
 import { PooledSender } from '../smtp/smtp-pool.ts';
+import type { MailSender } from '../smtp/smtp-client.ts';
+import { GraphError } from '../graph/graph-client.ts';
+import { GraphSender } from '../graph/graph-sender.ts';
 import type { Db } from '../storage/database.ts';
 import { findMailServer, listMailServers, type MailServerRecord, type StoredError } from '../storage/mail-server-store.ts';
 import {
@@ -37,6 +40,13 @@ const CREDENTIAL_CODES = new Set(['MR_OAUTH_RECONNECT_NEEDED', 'MR_OAUTH_NOT_CON
 
 /** Error → what the retry policy needs, plus what the admin sees on the message. */
 export function classify(e: unknown, now: Date): { failure: Failure; error: StoredError } {
+  if (e instanceof GraphError) {
+    const d = diagnose(e.evidence);
+    return {
+      failure: { kind: 'delivery', evidence: e.evidence },
+      error: { code: d.code, message: `${d.cause} Microsoft Graph said: ${e.message}`, fix: d.fix, evidence: { ...e.evidence, guideStep: d.guideStep }, at: now.toISOString() },
+    };
+  }
   if (e instanceof SmtpError) {
     const d = diagnose(e.evidence);
     return {
@@ -70,6 +80,8 @@ export interface OutboxWorkerDeps {
   db: Db;
   dialect: 'sqlite' | 'postgres';
   config: OutboxConfig;
+  /** Microsoft Graph's API host, for servers that send with Graph. */
+  graphHost: string;
   tokens: TokenManager;
   /** Connection slots per mailbox, shared with Test Connection and Send test email. */
   gates: ConnectionGates;
@@ -103,7 +115,7 @@ export class OutboxWorker {
   private inflight = 0;
   private loopDone: Promise<void> | undefined;
   private wake: (() => void) | undefined;
-  private readonly pools = new Map<string, { sender: PooledSender; signature: string }>();
+  private readonly pools = new Map<string, { sender: MailSender; signature: string }>();
   private lastRelease = 0;
   private servers: { at: number; list: Promise<MailServerRecord[]> } | undefined;
   private heartbeat: NodeJS.Timeout | undefined;
@@ -265,15 +277,21 @@ export class OutboxWorker {
     });
   }
 
-  private senderFor(server: MailServerRecord): PooledSender {
-    const signature = [server.smtpHost, server.smtpPort, server.smtpSecurity, server.username, server.limits.maxConnections, server.updatedAt].join('|');
+  /** The server's transport: pooled SMTP connections, or Microsoft Graph over HTTPS. */
+  private senderFor(server: MailServerRecord): MailSender {
+    const signature = [server.transport, server.smtpHost, server.smtpPort, server.smtpSecurity, server.username, server.limits.maxConnections, server.updatedAt].join('|');
     const existing = this.pools.get(server.id);
     if (existing?.signature === signature) return existing.sender;
     existing?.sender.close();
-    const sender = new PooledSender(
+    const getToken = (forceRefresh: boolean) => this.deps.tokens.getAccessToken(server.id, { forceRefresh });
+    const sender: MailSender =
+      server.transport === 'graph'
+        ? // Exchange serves at most 4 concurrent Graph requests per mailbox (MailboxConcurrency): more only earn 429s.
+          new GraphSender(this.deps.graphHost, server.username, getToken, this.deps.gates.for(`${server.id}:graph`, 4))
+        : new PooledSender(
       { host: server.smtpHost, port: server.smtpPort, security: server.smtpSecurity },
       server.username,
-      (forceRefresh) => this.deps.tokens.getAccessToken(server.id, { forceRefresh }),
+      getToken,
       Math.min(this.deps.config.poolSize, server.limits.maxConnections ?? Infinity),
       this.deps.gates.for(server.id, server.limits.maxConnections),
     );

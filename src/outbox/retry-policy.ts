@@ -39,7 +39,17 @@ export function isTransient(e: Evidence): boolean {
   if (e.kind === 'network') return true;
   if (e.kind === 'smtp') return e.responseCode === undefined ? e.code !== 'EENVELOPE' && e.code !== 'EMESSAGE' : e.responseCode >= 400 && e.responseCode < 500;
   if (e.kind === 'imap') return e.responseCode === 'UNAVAILABLE';
+  if (e.kind === 'graph') return diagnose(e).temporary;
   return false;
+}
+
+/**
+ * Graph refusals that a change of setup fixes without losing the mail: a permission to add, a licence
+ * to assign, a token Graph does not take, a full mailbox. Send As denied is the message's own fault.
+ */
+const GRAPH_HOLD = new Set(['GRAPH_ErrorAccessDenied', 'GRAPH_MailboxNotEnabledForRESTAPI', 'GRAPH_InvalidAuthenticationToken', 'GRAPH_ErrorQuotaExceeded', 'GRAPH_ErrorInvalidUser']);
+export function isGraphSetupProblem(e: Evidence): boolean {
+  return e.kind === 'graph' && GRAPH_HOLD.has(diagnose(e).code);
 }
 
 /** A sending quota used up (see Diagnosis.quota). */
@@ -66,11 +76,13 @@ export function decide(failure: Failure, attempts: number, ageMs: number, policy
   // Exchange's daily recipient quota and the tenant's external recipient limit: waiting for the
   // 24-hour window is the fix, so the mail waits for it instead of failing.
   if (failure.kind === 'delivery' && isQuotaExceeded(failure.evidence)) return { action: 'hold', resumeInMs: QUOTA_RECHECK_MS };
-  if (failure.kind === 'delivery' && (isAuthRefusal(failure.evidence) || isSetupProblem(failure.evidence))) return { action: 'hold' };
+  if (failure.kind === 'delivery' && (isAuthRefusal(failure.evidence) || isSetupProblem(failure.evidence) || isGraphSetupProblem(failure.evidence))) return { action: 'hold' };
   const transient = failure.kind === 'token_unavailable' || isTransient(failure.evidence);
   if (!transient) return { action: 'fail' };
   if (attempts >= policy.maxAttempts) return { action: 'fail' };
-  const delayMs = backoffMs(attempts, policy, random);
+  // Graph's Retry-After is the least wait that can succeed; backoff may ask for more.
+  const retryAfterMs = failure.kind === 'delivery' && failure.evidence.kind === 'graph' ? (failure.evidence.retryAfterSeconds ?? 0) * 1000 : 0;
+  const delayMs = Math.max(backoffMs(attempts, policy, random), retryAfterMs);
   if (ageMs + delayMs > policy.maxAgeMs) return { action: 'fail' };
   return { action: 'retry', delayMs };
 }

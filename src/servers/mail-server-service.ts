@@ -4,6 +4,8 @@ import { redirectUri } from '../config/config.ts';
 import { diagnose } from '../diagnose/diagnose.ts';
 import { MailroomError, isMailroomError } from '../errors/errors.ts';
 import { scopesOf, secretAad, type TokenManager } from '../oauth/token-manager.ts';
+import { GraphError, graphCall, userPath } from '../graph/graph-client.ts';
+import { GraphSender } from '../graph/graph-sender.ts';
 import type { Sealer } from '../secrets/sealer.ts';
 import { probeSmtp, sendOnce, SmtpError, type SmtpCredentials, type SmtpTarget } from '../smtp/smtp-client.ts';
 import type { Db } from '../storage/database.ts';
@@ -235,6 +237,39 @@ export class MailServerService {
     }
   }
 
+  /**
+   * Test Connection with Graph: a Graph token, the mailbox looked up (it exists in the tenant), and the
+   * permission to send read from what the sign-in granted — Graph has no way to try a send without
+   * sending.
+   */
+  private async testGraph(s: MailServerRecord): Promise<CheckResult> {
+    const host = this.deps.config.microsoftGraph.host;
+    const lookUp = async (forceRefresh: boolean) => {
+      const t = await this.deps.tokens.getAccessToken(s.id, { forceRefresh });
+      return graphCall<{ id?: string; mail?: string; userPrincipalName?: string }>(host, { method: 'GET', path: `${userPath(s.username)}?$select=id,mail,userPrincipalName`, token: t.accessToken });
+    };
+    try {
+      let user;
+      try {
+        user = await lookUp(false);
+      } catch (e) {
+        if (!(e instanceof GraphError && e.isAuthFailure)) throw e;
+        user = await lookUp(true);
+      }
+      const granted = ((await findToken(this.deps.db, s.tokenSourceId ?? s.id))?.scope ?? '').split(' ').map((x) => x.replace(/^https:\/\/[^/]+\//, ''));
+      const needed = s.direction === 'incoming' ? 'Mail.ReadWrite' : 'Mail.Send';
+      if (!granted.includes(needed) && !granted.includes(`${needed}.Shared`)) {
+        throw new GraphError({ kind: 'graph', status: 200, code: 'MissingPermission', message: `The token grants ${granted.filter(Boolean).join(', ') || 'no Graph permission'}.`, missingPermissions: [needed] });
+      }
+      await setAlertState(this.deps.db, s.id, { loginOkAt: this.now().toISOString() });
+      await this.deps.onHealthy?.(s.id);
+      const steps = [`token for Microsoft Graph`, `GET /users/${s.username}: ${user.userPrincipalName ?? user.mail ?? user.id}`, `${needed} granted`];
+      return { ok: true, message: 'Connection Test Successful!', evidence: { kind: 'graph', steps } };
+    } catch (e) {
+      return this.failure(s, e);
+    }
+  }
+
   private target(s: MailServerRecord): SmtpTarget {
     return { host: s.smtpHost, port: s.smtpPort, security: s.smtpSecurity };
   }
@@ -261,6 +296,7 @@ export class MailServerService {
 
   async test(id: string): Promise<CheckResult> {
     const s = await this.record(id);
+    if (s.transport === 'graph') return this.testGraph(s);
     try {
       const r = await this.withToken(s, (creds) => probeSmtp(this.target(s), creds));
       await setAlertState(this.deps.db, s.id, { loginOkAt: this.now().toISOString() });
@@ -274,23 +310,33 @@ export class MailServerService {
   async sendTest(id: string, body: unknown): Promise<CheckResult> {
     const { to } = parseInput(sendTestSchema, body);
     const s = await this.record(id);
+    const via = s.transport === 'graph' ? 'Microsoft Graph' : `${s.smtpHost}:${s.smtpPort}`;
+    const message = {
+      from: s.username,
+      to: [to],
+      subject: 'Mailroom test email',
+      text: `This is a test email sent by Mailroom through the mail server "${s.name}" (${via}) as ${s.username}.\n\nIf you can read this, sending works.`,
+    };
     try {
-      const r = await this.withToken(s, (creds) =>
-        sendOnce(this.target(s), creds, {
-          from: s.username,
-          to: [to],
-          subject: 'Mailroom test email',
-          text: `This is a test email sent by Mailroom through the mail server "${s.name}" (${s.smtpHost}:${s.smtpPort}) as ${s.username}.\n\nIf you can read this, sending works.`,
-        }),
-      );
+      const r =
+        s.transport === 'graph'
+          ? await new GraphSender(this.deps.config.microsoftGraph.host, s.username, (forceRefresh) => this.deps.tokens.getAccessToken(s.id, { forceRefresh })).send(message)
+          : await this.withToken(s, (creds) => sendOnce(this.target(s), creds, message));
       await setAlertState(this.deps.db, s.id, { loginOkAt: this.now().toISOString() });
-      return { ok: true, message: `Test email sent to ${to}`, messageId: r.messageId, evidence: { kind: 'smtp', response: r.response } };
+      return { ok: true, message: `Test email sent to ${to}`, messageId: r.messageId, evidence: { kind: s.transport === 'graph' ? 'graph' : 'smtp', response: r.response } };
     } catch (e) {
       return this.failure(s, e);
     }
   }
 
+
   private async failure(s: MailServerRecord, e: unknown): Promise<CheckResult> {
+    if (e instanceof GraphError) {
+      const d = diagnose(e.evidence);
+      const message = e.evidence.missingPermissions ? d.cause : `${d.cause} Microsoft Graph said: ${e.message}`;
+      await setMailServerError(this.deps.db, s.id, { code: d.code, message, fix: d.fix, evidence: { ...e.evidence, guideStep: d.guideStep }, at: this.now().toISOString() });
+      return { ok: false, message, fix: d.fix, code: d.code, guideStep: d.guideStep, evidence: e.evidence };
+    }
     if (e instanceof SmtpError) {
       const d = diagnose(e.evidence);
       // Kept on the server so the checklist and health page show the refusal until a later success.

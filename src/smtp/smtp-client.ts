@@ -138,6 +138,12 @@ export interface OutgoingMessage {
   attachments?: Array<{ filename: string; contentType: string; content: Buffer }>;
 }
 
+/** A transport that delivers one outbox message: pooled SMTP, or Microsoft Graph. */
+export interface MailSender {
+  send(msg: OutgoingMessage): Promise<SendResult>;
+  close(): void;
+}
+
 export interface SendResult {
   messageId: string;
   response: string;

@@ -60,6 +60,9 @@ function smtpSocket(code: string, message: string, originalCode?: string): Evide
 
 const nodeError = (code: string, message: string) => Object.assign(new Error(message), { code });
 
+/** Graph's error answer as the Graph client keeps it. */
+const graphError = (status: number, code: string, message: string): Evidence => ({ kind: 'graph', status, code, message, request: 'POST /users/{mailbox}/sendMail' });
+
 const APP: OutlookApp = {
   scopes: OUTLOOK_SCOPES,
   authorityHost: 'https://login.microsoftonline.com',
@@ -536,6 +539,68 @@ const ROWS: Row[] = [
     name: 'other socket error',
     evidence: () => smtpSocket('ESOCKET', 'socket hang up'),
     code: 'NET_ERROR', step: 7, temporary: true, fix: /server name, port/, cause: /\(ESOCKET\)/,
+  },
+
+  // ── Microsoft Graph: the error JSON {"error":{"code","message"}} with the HTTP status ──
+  {
+    name: 'Send As denied',
+    evidence: () => graphError(403, 'ErrorSendAsDenied', 'The user account which was used to submit this request does not have the right to send mail on behalf of the specified sending account., Cannot submit message.'),
+    code: 'GRAPH_ErrorSendAsDenied', step: 4, temporary: false, fix: /Send as/,
+  },
+  {
+    name: 'no Exchange Online mailbox',
+    evidence: () => graphError(404, 'MailboxNotEnabledForRESTAPI', 'The mailbox is either inactive, soft-deleted, or is hosted on-premise.'),
+    code: 'GRAPH_MailboxNotEnabledForRESTAPI', step: 4, temporary: false, fix: /Exchange Online licence/,
+  },
+  {
+    name: 'mailbox over quota',
+    evidence: () => graphError(403, 'ErrorQuotaExceeded', 'The process failed to get the correct properties.'),
+    code: 'GRAPH_ErrorQuotaExceeded', step: 4, temporary: false, fix: /Free space/,
+  },
+  {
+    name: 'token for another resource',
+    evidence: () => graphError(401, 'InvalidAuthenticationToken', 'Access token validation failure. Invalid audience.'),
+    code: 'GRAPH_InvalidAuthenticationToken', step: 5, temporary: false, fix: /Connect your Outlook account/,
+  },
+  {
+    name: 'Mail.Send not consented',
+    evidence: () => graphError(403, 'ErrorAccessDenied', 'Access is denied. Check credentials and try again.'),
+    code: 'GRAPH_ErrorAccessDenied', step: 2, temporary: false, fix: /Mail\.Send/,
+  },
+  {
+    name: 'directory request denied',
+    evidence: () => graphError(403, 'Authorization_RequestDenied', 'Insufficient privileges to complete the operation.'),
+    code: 'GRAPH_ErrorAccessDenied', step: 2, temporary: false, fix: /Grant admin consent/,
+  },
+  {
+    name: 'Test Connection: the token lacks Mail.Send',
+    evidence: () => ({ kind: 'graph', status: 200, code: 'MissingPermission', message: 'granted: User.Read', missingPermissions: ['Mail.Send'] }),
+    code: 'GRAPH_MISSING_PERMISSION', step: 2, temporary: false, fix: /Connect your Outlook account again/, cause: /Mail\.Send/,
+  },
+  {
+    name: 'unknown user',
+    evidence: () => graphError(404, 'ErrorInvalidUser', "The requested user 'nobody@contoso.com' is invalid."),
+    code: 'GRAPH_ErrorInvalidUser', step: 4, temporary: false, fix: /Username/,
+  },
+  {
+    name: 'throttled with Retry-After',
+    evidence: () => ({ ...graphError(429, 'ApplicationThrottled', 'Application is over its MailboxConcurrency limit.'), retryAfterSeconds: 5 }),
+    code: 'GRAPH_THROTTLED', step: 7, temporary: true, fix: /Retry-After/,
+  },
+  {
+    name: 'service unavailable',
+    evidence: () => graphError(503, 'ServiceUnavailable', 'Service Unavailable'),
+    code: 'GRAPH_THROTTLED', step: 7, temporary: true, fix: /tries again/,
+  },
+  {
+    name: 'request too large',
+    evidence: () => graphError(413, 'RequestEntityTooLarge', 'The request is too large.'),
+    code: 'GRAPH_RequestEntityTooLarge', step: 4, temporary: false, fix: /Message size restrictions/,
+  },
+  {
+    name: 'an unknown Graph error',
+    evidence: () => graphError(400, 'ErrorSomethingNew', 'Something new.'),
+    code: 'GRAPH_UNKNOWN', step: 7, temporary: false, fix: /request-id/, cause: /400 ErrorSomethingNew/,
   },
 
   // ── The account that signed in ──

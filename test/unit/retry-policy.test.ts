@@ -59,3 +59,23 @@ test('432 4.3.2 (too many connections) is retried with backoff, and a full mailb
   assert.deepEqual(busy, { action: 'retry', delayMs: 60_000 });
   assert.deepEqual(decide(smtp(554, '554 5.2.2 mailbox full'), 1, 0, policy), { action: 'fail' });
 });
+
+const graph = (status: number, code: string, retryAfterSeconds?: number) => ({
+  kind: 'delivery' as const,
+  evidence: { kind: 'graph' as const, status, code, message: code, ...(retryAfterSeconds !== undefined && { retryAfterSeconds }) },
+});
+
+test('Graph throttling is retried no sooner than Retry-After', () => {
+  const d = decide(graph(429, 'ApplicationThrottled', 600), 1, 0, policy, full);
+  assert.deepEqual(d, { action: 'retry', delayMs: 600_000 });
+  assert.deepEqual(decide(graph(429, 'ApplicationThrottled', 1), 1, 0, policy, full), { action: 'retry', delayMs: 30_000 }, 'backoff when it asks for more');
+  assert.equal(decide(graph(503, 'ServiceUnavailable'), 1, 0, policy).action, 'retry');
+});
+
+test('Graph setup problems hold the mail, Send As denied fails it', () => {
+  for (const [status, code] of [[403, 'ErrorAccessDenied'], [403, 'Authorization_RequestDenied'], [404, 'MailboxNotEnabledForRESTAPI'], [401, 'InvalidAuthenticationToken'], [403, 'ErrorQuotaExceeded']] as const) {
+    assert.deepEqual(decide(graph(status, code), 1, 0, policy), { action: 'hold' }, code);
+  }
+  assert.deepEqual(decide(graph(403, 'ErrorSendAsDenied'), 1, 0, policy), { action: 'fail' });
+  assert.deepEqual(decide(graph(400, 'ErrorInvalidRecipients'), 1, 0, policy), { action: 'fail' });
+});

@@ -1,0 +1,132 @@
+import MailComposer from 'nodemailer/lib/mail-composer/index.js';
+import type { AccessToken } from '../oauth/token-manager.ts';
+import type { ConnectionGate } from '../smtp/connection-gate.ts';
+import type { MailSender, OutgoingMessage, SendResult } from '../smtp/smtp-client.ts';
+import { GRAPH_REQUEST_LIMIT, GraphError, graphCall, graphRequest, processGraphResponse, userPath } from './graph-client.ts';
+
+/** Graph takes attachments under 3 MB inline; larger ones go through an upload session. */
+const INLINE_ATTACHMENT_LIMIT = 3 * 1024 * 1024;
+/** Upload chunks must be multiples of 320 KiB (Microsoft); 12 of them is 3.75 MiB per request. */
+const UPLOAD_CHUNK = 12 * 320 * 1024;
+
+type Address = OutgoingMessage['to'][number];
+const mailbox = (a: Address) => (typeof a === 'string' ? { address: a, name: '' } : a);
+const recipient = (a: Address) => {
+  const m = mailbox(a);
+  return { emailAddress: { address: m.address, ...(m.name && { name: m.name }) } };
+};
+
+/**
+ * The message as MIME, built the way the SMTP path builds it (same Message-ID, threading and custom
+ * headers). Bcc stays in the headers: Graph takes the recipients of a MIME message from its headers
+ * and removes Bcc before delivery.
+ */
+export function buildMime(msg: OutgoingMessage): Promise<Buffer> {
+  const node = new MailComposer({ ...msg, ...(msg.messageId && { messageId: msg.messageId }) }).compile();
+  (node as unknown as { keepBcc: boolean }).keepBcc = true;
+  return new Promise((resolve, reject) => node.build((err, out) => (err ? reject(err) : resolve(out))));
+}
+
+/**
+ * Sends through Microsoft Graph as the mailbox: one `POST /users/{mailbox}/sendMail` with the base64
+ * MIME for messages under Graph's 4 MB request limit; larger ones as a draft whose attachments go
+ * through upload sessions, then `send`. A 401 forces one token refresh and one retry, as a 535 does
+ * on SMTP.
+ */
+export class GraphSender implements MailSender {
+  constructor(
+    private readonly host: string,
+    private readonly mailbox: string,
+    private readonly getToken: (forceRefresh: boolean) => Promise<AccessToken>,
+    private readonly gate?: ConnectionGate,
+  ) {}
+
+  async send(msg: OutgoingMessage): Promise<SendResult> {
+    const release = await this.gate?.acquire();
+    try {
+      return await this.sendWithRetry(msg);
+    } finally {
+      release?.();
+    }
+  }
+
+  private async sendWithRetry(msg: OutgoingMessage): Promise<SendResult> {
+    const mime = await buildMime(msg);
+    try {
+      return await this.sendOnce(msg, mime, false);
+    } catch (e) {
+      if (!(e instanceof GraphError && e.isAuthFailure)) throw e;
+      return this.sendOnce(msg, mime, true);
+    }
+  }
+
+  close(): void {}
+
+  private async sendOnce(msg: OutgoingMessage, mime: Buffer, forceRefresh: boolean): Promise<SendResult> {
+    const { accessToken: token } = await this.getToken(forceRefresh);
+    const base64 = mime.toString('base64');
+    const accepted = [...msg.to, ...(msg.cc ?? []), ...(msg.bcc ?? [])].map((a) => mailbox(a).address);
+    const messageId = msg.messageId ?? /^Message-ID:\s*(<[^>]+>)/im.exec(mime.subarray(0, 64 * 1024).toString('latin1'))?.[1] ?? '';
+    if (base64.length <= GRAPH_REQUEST_LIMIT) {
+      await graphCall(this.host, { method: 'POST', path: `${userPath(this.mailbox)}/sendMail`, token, body: base64, contentType: 'text/plain' });
+      return { messageId, response: '202 Accepted (Microsoft Graph sendMail)', accepted, rejected: [] };
+    }
+    await this.sendLarge(msg, token);
+    return { messageId, response: '202 Accepted (Microsoft Graph draft with upload sessions, then send)', accepted, rejected: [] };
+  }
+
+  private async sendLarge(msg: OutgoingMessage, token: string): Promise<void> {
+    const base = userPath(this.mailbox);
+    const headers = Object.entries(msg.headers ?? {})
+      // Graph accepts only custom x- headers on a draft; threading headers travel in the MIME path only.
+      .filter(([name]) => /^x-/i.test(name))
+      .map(([name, value]) => ({ name, value }));
+    const draft = await graphCall<{ id: string }>(this.host, {
+      method: 'POST',
+      path: `${base}/messages`,
+      token,
+      body: {
+        subject: msg.subject,
+        body: msg.html !== undefined ? { contentType: 'HTML', content: msg.html } : { contentType: 'Text', content: msg.text ?? '' },
+        from: recipient(msg.from),
+        toRecipients: msg.to.map(recipient),
+        ccRecipients: (msg.cc ?? []).map(recipient),
+        bccRecipients: (msg.bcc ?? []).map(recipient),
+        ...(msg.replyTo && { replyTo: [recipient(msg.replyTo)] }),
+        ...(msg.messageId && { internetMessageId: msg.messageId }),
+        ...(headers.length && { internetMessageHeaders: headers }),
+      },
+    });
+    const attachments = `${base}/messages/${encodeURIComponent(draft.id)}/attachments`;
+    for (const a of msg.attachments ?? []) {
+      if (a.content.length < INLINE_ATTACHMENT_LIMIT) {
+        await graphCall(this.host, {
+          method: 'POST',
+          path: attachments,
+          token,
+          body: { '@odata.type': '#microsoft.graph.fileAttachment', name: a.filename, contentType: a.contentType, contentBytes: a.content.toString('base64') },
+        });
+        continue;
+      }
+      const session = await graphCall<{ uploadUrl: string }>(this.host, {
+        method: 'POST',
+        path: `${attachments}/createUploadSession`,
+        token,
+        body: { AttachmentItem: { attachmentType: 'file', name: a.filename, size: a.content.length, contentType: a.contentType } },
+      });
+      for (let start = 0; start < a.content.length; start += UPLOAD_CHUNK) {
+        const chunk = a.content.subarray(start, Math.min(a.content.length, start + UPLOAD_CHUNK));
+        // The upload URL is pre-authenticated: Microsoft refuses it with an Authorization header.
+        const r = await graphRequest(this.host, {
+          method: 'PUT',
+          path: session.uploadUrl,
+          body: chunk,
+          contentType: 'application/octet-stream',
+          headers: { 'content-range': `bytes ${start}-${start + chunk.length - 1}/${a.content.length}` },
+        });
+        await processGraphResponse(r, 'PUT upload session');
+      }
+    }
+    await graphCall(this.host, { method: 'POST', path: `${base}/messages/${encodeURIComponent(draft.id)}/send`, token });
+  }
+}
