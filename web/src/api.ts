@@ -12,6 +12,8 @@ export interface Session {
 
 export type AuthType = 'outlook_oauth';
 export type SmtpSecurity = 'starttls' | 'tls';
+/** How an outgoing server sends: SMTP with XOAUTH2, or Microsoft Graph. */
+export type SendUsing = 'smtp' | 'graph';
 export type TokenStatus = 'not_connected' | 'valid' | 'reconnect_needed';
 
 /** A failure explained by the server: what happened, how to fix it, and the raw evidence. */
@@ -57,6 +59,7 @@ export interface MailServer {
   smtpHost: string;
   smtpPort: number;
   smtpSecurity: SmtpSecurity;
+  sendUsing: SendUsing;
   priority: number;
   fromFilter: string | null;
   tokenStatus: TokenStatus;
@@ -109,6 +112,7 @@ export interface MailServerInput {
   /** null when the field is left empty, so the server reports it as a field error. */
   smtpPort: number | null;
   smtpSecurity: SmtpSecurity;
+  sendUsing: SendUsing;
   priority: number | null;
   fromFilter: string | null;
   clientSecretExpiresAt: string | null;
@@ -126,6 +130,7 @@ export interface MailServerDefaults {
   smtpHost: string;
   smtpPort: number;
   smtpSecurity: SmtpSecurity;
+  sendUsing: SendUsing;
   priority: number;
   maxConnections: number | null;
   messagesPerMinute: number | null;

@@ -6,6 +6,7 @@ import {
   type MailServerDefaults,
   type MailServerInput,
   type SendLimitField,
+  type SendUsing,
   type SmtpSecurity,
 } from './api.ts';
 import { SendingSummary } from './sending-summary.tsx';
@@ -36,6 +37,7 @@ type FieldName =
   | 'smtpHost'
   | 'smtpPort'
   | 'smtpSecurity'
+  | 'sendUsing'
   | 'priority'
   | 'fromFilter'
   | 'clientSecretExpiresAt'
@@ -58,6 +60,7 @@ const LABELS: Record<FieldName | 'redirectUri', string> = {
   smtpHost: 'SMTP Server',
   smtpPort: 'SMTP Port',
   smtpSecurity: 'Connection Security',
+  sendUsing: 'Send Using',
   priority: 'Priority',
   fromFilter: 'FROM Filtering',
   clientSecretExpiresAt: 'Client Secret Expiration',
@@ -80,6 +83,17 @@ const HELP: Partial<Record<FieldName, string>> = {
   messagesPerMinute: 'Exchange Online: 30. Empty: no limit.',
   recipientsPerDay: 'In any 24 hours. Exchange Online: 10,000. When it is reached, mail is held until the window allows.',
   recipientsPerMessage: 'To, Cc and Bcc together; more is refused when the message is queued. Exchange Online: 500.',
+};
+
+const SEND_USING_OPTIONS: { value: SendUsing; label: string }[] = [
+  { value: 'smtp', label: 'SMTP (XOAUTH2)' },
+  { value: 'graph', label: 'Microsoft Graph' },
+];
+
+/** The delegated permissions the Azure app needs for each way of sending (guide step 2). */
+export const SEND_PERMISSIONS: Record<SendUsing, string> = {
+  smtp: 'Office 365 Exchange Online / Microsoft Graph delegated: SMTP.Send (and IMAP.AccessAsUser.All for incoming mail), plus offline_access, openid, profile, email',
+  graph: 'Microsoft Graph delegated: Mail.Send and User.Read (Mail.ReadWrite for incoming mail), plus offline_access, openid, profile, email',
 };
 
 const SECURITY_OPTIONS: { value: SmtpSecurity; label: string }[] = [
@@ -108,6 +122,7 @@ function valuesFromDefaults(d: MailServerDefaults): FormValues {
     smtpHost: d.smtpHost,
     smtpPort: String(d.smtpPort),
     smtpSecurity: d.smtpSecurity,
+    sendUsing: d.sendUsing,
     priority: String(d.priority),
     fromFilter: '',
     clientSecretExpiresAt: '',
@@ -134,6 +149,7 @@ function valuesFromServer(s: MailServer): FormValues {
     smtpHost: s.smtpHost,
     smtpPort: String(s.smtpPort),
     smtpSecurity: s.smtpSecurity,
+    sendUsing: s.sendUsing,
     priority: String(s.priority),
     fromFilter: s.fromFilter ?? '',
     clientSecretExpiresAt: s.clientSecretExpiresAt ?? '',
@@ -153,6 +169,7 @@ function toInput(v: FormValues): Omit<MailServerInput, 'clientSecret'> {
     smtpHost: v.smtpHost.trim(),
     smtpPort: toNumber(v.smtpPort),
     smtpSecurity: v.smtpSecurity as SmtpSecurity,
+    sendUsing: v.sendUsing as SendUsing,
     priority: toNumber(v.priority),
     fromFilter: toNullable(v.fromFilter),
     clientSecretExpiresAt: toNullable(v.clientSecretExpiresAt),
@@ -370,22 +387,40 @@ export function MailServerForm({ id }: { id?: string }) {
           </fieldset>
 
           <fieldset className="form-group">
-            <legend>Sending (SMTP)</legend>
-            {text('smtpHost')}
-            {number('smtpPort', 1, 65535)}
+            <legend>Sending</legend>
             {row(
-              'smtpSecurity',
-              <select
-                {...a11y('smtpSecurity')}
-                value={values.smtpSecurity}
-                onChange={(e) => set('smtpSecurity', e.target.value)}
-              >
-                {SECURITY_OPTIONS.map((o) => (
+              'sendUsing',
+              <select {...a11y('sendUsing')} value={values.sendUsing} onChange={(e) => set('sendUsing', e.target.value)}>
+                {SEND_USING_OPTIONS.map((o) => (
                   <option key={o.value} value={o.value}>
                     {o.label}
                   </option>
                 ))}
               </select>,
+            )}
+            <p className="field-help" id={helpId('sendUsing')}>
+              Azure permissions for this choice: {SEND_PERMISSIONS[values.sendUsing as SendUsing]}.
+              {values.sendUsing === 'graph' && ' Graph sends over HTTPS: SMTP AUTH can stay switched off for the tenant.'}
+            </p>
+            {values.sendUsing !== 'graph' && (
+              <>
+                {text('smtpHost')}
+                {number('smtpPort', 1, 65535)}
+                {row(
+                  'smtpSecurity',
+                  <select
+                    {...a11y('smtpSecurity')}
+                    value={values.smtpSecurity}
+                    onChange={(e) => set('smtpSecurity', e.target.value)}
+                  >
+                    {SECURITY_OPTIONS.map((o) => (
+                      <option key={o.value} value={o.value}>
+                        {o.label}
+                      </option>
+                    ))}
+                  </select>,
+                )}
+              </>
             )}
             {number('priority', 0, 1000000)}
             {text('fromFilter', { placeholder: 'contoso.com' })}
