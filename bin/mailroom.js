@@ -23,6 +23,7 @@ const stale = !existsSync(compiled) || (existsSync(sources) && newerThan(sources
 if (!stale) {
   await import(compiled);
 } else {
+  if (existsSync(compiled)) process.stderr.write('mailroom: src/ is newer than the build in dist/; running the sources through tsx (slower start). npm run build compiles them.\n');
   const { register } = await import('tsx/esm/api');
   register();
   await import('../src/cli/main.ts');

@@ -8,7 +8,8 @@ import { consumeOAuthState, insertOAuthState } from '../../src/storage/oauth-sta
 import { insertAdmin } from '../../src/storage/admin-store.ts';
 import { insertAuditEvent } from '../../src/storage/audit-store.ts';
 import { containsText } from '../../src/storage/text-search.ts';
-import { claimDue, insertOutboxMessage, markSent } from '../../src/storage/outbox-store.ts';
+import { claimDue, claimForServer, insertOutboxMessage, markSent, renewLeases } from '../../src/storage/outbox-store.ts';
+import { pace } from '../../src/outbox/pacing.ts';
 import { findInboundMime, getFolderState, importInboundMessages, listInbound, lockImportOrder } from '../../src/storage/inbound-store.ts';
 
 // The same storage code on PostgreSQL (127.0.0.1:5432, trust auth), in a database made for this run.
@@ -199,4 +200,38 @@ test('text search treats % and _ in the search text literally on PostgreSQL too'
   assert.deepEqual(await find('100%'), ['rebate 100% paid']);
   assert.deepEqual(await find('e_n'), ['file_name']);
   assert.deepEqual(await find('REBATE'), ['rebate 100% paid', 'rebate 1000 paid']);
+});
+
+test('paced claims on PostgreSQL: four instances together take no more than the server\'s 10 a minute; a heartbeat keeps a claim, a dead owner loses it', async () => {
+  const { db } = opened;
+  const now = new Date();
+  await insertMailServer(db, 'srv-paced', {
+    name: 'Paced', authType: 'outlook_oauth', username: 'p@example.test', clientId: 'c', clientSecretSealed: 'v1:x', clientSecretExpiresAt: null, tenant: 'common',
+    smtpHost: 'h', smtpPort: 587, smtpSecurity: 'starttls', priority: 10, fromFilter: null, active: true, lastError: null,
+    limits: { maxConnections: 3, messagesPerMinute: 10, recipientsPerDay: null, recipientsPerMessage: null },
+  }, now);
+  const limits = { messagesPerMinute: 10, recipientsPerDay: null };
+  for (let i = 0; i < 30; i++) {
+    await insertOutboxMessage(db, {
+      id: `p${i}`, from: 'p@example.test', to: ['a@example.org'], cc: [], bcc: [], replyTo: null, subject: `p${i}`, mailServerId: 'srv-paced', messageId: `<p${i}@example.test>`, sizeBytes: 1,
+      payload: { text: 'x', html: null, headers: {}, attachments: [], from: { name: '', address: 'p@example.test' }, to: [{ name: '', address: 'a@example.org' }], cc: [], bcc: [], replyTo: null },
+      attachments: [], idempotencyKey: null, requestHash: null, apiKeyId: null, maxAttempts: 5,
+    }, now);
+  }
+  const at = new Date(now.getTime() + 1);
+  const claims = await Promise.all(
+    Array.from({ length: 4 }, (_, w) =>
+      claimForServer(db, 'postgres', 'srv-paced', `pw${w}`, at, 1000, 16, (usage, due) => ({ ids: due.slice(0, pace(limits, usage, due.map((d) => d.recipients), at).take).map((d) => d.id) })),
+    ),
+  );
+  const ids = claims.flatMap((c) => c.claimed.map((m) => m.id));
+  assert.equal(ids.length, 10, 'the count and the claim are one step across instances');
+  assert.equal(new Set(ids).size, 10);
+  // pw0's heartbeat renews its claims; the others stopped (crashed). After the 1 s lease, only theirs move.
+  const owner = claims.findIndex((c) => c.claimed.length > 0);
+  const later = new Date(at.getTime() + 900);
+  assert.equal(await renewLeases(db, `pw${owner}`, later, 1000), claims[owner]!.claimed.length);
+  const taken = await claimDue(db, 'postgres', 'rescuer', new Date(at.getTime() + 1500), 1000, 100);
+  const mine = new Set(claims[owner]!.claimed.map((m) => m.id));
+  assert.ok(taken.every((m) => !mine.has(m.id)), 'a renewed claim is not taken over');
 });
