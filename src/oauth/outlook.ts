@@ -15,11 +15,13 @@ export const OUTLOOK_SCOPES = [
 
 /**
  * Microsoft Graph's delegated permissions, on the Graph resource (one resource per token request:
- * Graph needs a token of its own). Sending needs Mail.Send, receiving Mail.ReadWrite (read, mark as
+ * Graph needs a token of its own). Sending needs Mail.Send, and Mail.ReadWrite for messages over 4 MB
+ * (they are built as a draft with upload sessions); receiving needs Mail.ReadWrite (read, mark as
  * read, move); User.Read lets Test Connection look the mailbox up.
  */
 export function graphScopes(graphResource: string, direction: 'outgoing' | 'incoming'): string[] {
-  return ['openid', 'profile', 'email', 'offline_access', `${graphResource}/${direction === 'incoming' ? 'Mail.ReadWrite' : 'Mail.Send'}`, `${graphResource}/User.Read`];
+  const mail = direction === 'incoming' ? ['Mail.ReadWrite'] : ['Mail.Send', 'Mail.ReadWrite'];
+  return ['openid', 'profile', 'email', 'offline_access', ...[...mail, 'User.Read'].map((p) => `${graphResource}/${p}`)];
 }
 
 export interface OutlookApp {

@@ -93,7 +93,7 @@ const SEND_USING_OPTIONS: { value: SendUsing; label: string }[] = [
 /** The delegated permissions the Azure app needs for each way of sending (guide step 2). */
 export const SEND_PERMISSIONS: Record<SendUsing, string> = {
   smtp: 'Office 365 Exchange Online / Microsoft Graph delegated: SMTP.Send (and IMAP.AccessAsUser.All for incoming mail), plus offline_access, openid, profile, email',
-  graph: 'Microsoft Graph delegated: Mail.Send and User.Read (Mail.ReadWrite for incoming mail), plus offline_access, openid, profile, email',
+  graph: 'Microsoft Graph delegated: Mail.Send, Mail.ReadWrite (messages over 4 MB, incoming mail) and User.Read, plus offline_access, openid, profile, email',
 };
 
 const SECURITY_OPTIONS: { value: SmtpSecurity; label: string }[] = [
