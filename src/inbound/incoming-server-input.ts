@@ -24,7 +24,7 @@ const folder = z
 
 const base = {
   name: mailServerFields.name,
-  serverType: z.literal('imap', { error: 'Server Type must be IMAP' }),
+  serverType: z.enum(['imap', 'graph'], { error: 'Server Type must be imap (IMAP with XOAUTH2) or graph (Microsoft Graph)' }),
   authType: mailServerFields.authType,
   imapHost: HOST,
   imapPort: mailServerFields.smtpPort,

@@ -14,6 +14,7 @@ import { countInbound } from '../storage/inbound-store.ts';
 import {
   deleteMailServer,
   deleteToken,
+  forgetAccessToken,
   findMailServer,
   findToken,
   insertMailServer,
@@ -29,6 +30,8 @@ import {
 } from '../storage/mail-server-store.ts';
 import { createIncomingSchema, INCOMING_DEFAULTS, updateIncomingSchema } from './incoming-server-input.ts';
 import { connectWithToken, fetchNew, probeImap } from './mailbox-fetcher.ts';
+import { fetchNewGraph, probeGraph } from './graph-fetcher.ts';
+import { GraphError } from '../graph/graph-client.ts';
 import { ParsePool } from './parse-pool.ts';
 import { checklist } from '../lifecycle/checklist.ts';
 
@@ -86,7 +89,7 @@ export class IncomingServerService {
     return {
       id: s.id,
       name: s.name,
-      serverType: 'imap' as const,
+      serverType: s.transport === 'graph' ? ('graph' as const) : ('imap' as const),
       authType: s.authType,
       imapHost: imap.host,
       imapPort: imap.port,
@@ -144,16 +147,25 @@ export class IncomingServerService {
     const out = [];
     for (const s of outgoing.filter((x) => x.username === u)) {
       const t = await findToken(this.deps.db, s.id);
-      if (t?.status === 'valid') out.push({ mailServerId: s.id, name: s.name, username: s.username, connectedAccount: t.account });
+      // sendUsing tells which incoming Server Type can reuse it: one connection serves one resource.
+      if (t?.status === 'valid') out.push({ mailServerId: s.id, name: s.name, username: s.username, connectedAccount: t.account, sendUsing: s.transport === 'graph' ? 'graph' : 'smtp' });
     }
     return out;
   }
 
-  private async checkSource(tokenSourceId: string | null | undefined, username: string): Promise<void> {
+  private async checkSource(tokenSourceId: string | null | undefined, username: string, serverType: 'imap' | 'graph'): Promise<void> {
     if (!tokenSourceId) return;
     const src = await findMailServer(this.deps.db, tokenSourceId);
     if (!src || src.direction !== 'outgoing') {
       throw new MailroomError('MR_VALIDATION', 'Choose an outgoing mail server to reuse the connection of.', { field: 'tokenSourceId', fields: { tokenSourceId: 'No outgoing mail server with this id' } });
+    }
+    // A Graph connection's token is for Graph, an SMTP one's for Outlook (IMAP): they cannot stand in for each other.
+    if ((src.transport === 'graph') !== (serverType === 'graph')) {
+      const what = src.transport === 'graph' ? 'Microsoft Graph' : 'SMTP';
+      throw new MailroomError('MR_VALIDATION', `The outgoing server "${src.name}" sends with ${what}; its connection can only be reused by a ${src.transport === 'graph' ? 'Microsoft Graph' : 'IMAP'} incoming server.`, {
+        field: 'tokenSourceId',
+        fields: { tokenSourceId: `Reuse a connection that sends with ${serverType === 'graph' ? 'Microsoft Graph' : 'SMTP'}, or connect this server itself` },
+      });
     }
     if (src.username !== username) {
       throw new MailroomError('MR_VALIDATION', `The outgoing server "${src.name}" is connected for ${src.username}, not ${username}.`, {
@@ -165,7 +177,7 @@ export class IncomingServerService {
 
   async create(body: unknown) {
     const input = parseInput(createIncomingSchema, body);
-    await this.checkSource(input.tokenSourceId, input.username);
+    await this.checkSource(input.tokenSourceId, input.username, input.serverType);
     const id = randomUUID();
     await insertMailServer(
       this.deps.db,
@@ -187,6 +199,7 @@ export class IncomingServerService {
         active: input.active,
         lastError: null,
         direction: 'incoming',
+        transport: input.serverType,
         imap: {
           host: input.imapHost,
           port: input.imapPort,
@@ -219,8 +232,9 @@ export class IncomingServerService {
     }
     const username = input.username ?? before.username;
     const tokenSourceId = input.tokenSourceId !== undefined ? input.tokenSourceId : before.tokenSourceId;
-    await this.checkSource(tokenSourceId, username);
-    const patch: Parameters<typeof updateMailServer>[2] = { imap };
+    const serverType = input.serverType ?? (before.transport === 'graph' ? 'graph' : 'imap');
+    await this.checkSource(tokenSourceId, username, serverType);
+    const patch: Parameters<typeof updateMailServer>[2] = { imap, transport: serverType };
     if (input.name !== undefined) patch.name = input.name;
     if (input.username !== undefined) patch.username = input.username;
     if (input.active !== undefined) patch.active = input.active;
@@ -233,6 +247,8 @@ export class IncomingServerService {
       (input.clientId !== undefined && (input.clientId ?? '') !== before.clientId) ||
       (input.tenant !== undefined && input.tenant !== before.tenant);
     if (identityChanged) await deleteToken(this.deps.db, id);
+    // Another Server Type needs a token for another resource: the grant stays, the access token goes.
+    else if (serverType !== (before.transport === 'graph' ? 'graph' : 'imap')) await forgetAccessToken(this.deps.db, id, this.now());
     await updateMailServer(this.deps.db, id, patch, this.now());
     this.dropWatcher(id);
     return this.get(id);
@@ -253,6 +269,11 @@ export class IncomingServerService {
   }
 
   private failure(e: unknown): { message: string; fix?: string; code: string; guideStep?: number; evidence?: unknown } {
+    if (e instanceof GraphError) {
+      const d = diagnose(e.evidence);
+      const message = e.evidence.missingPermissions ? d.cause : `${d.cause} Microsoft Graph said: ${e.message}`;
+      return { code: d.code, message, fix: d.fix, guideStep: d.guideStep, evidence: { ...e.evidence, guideStep: d.guideStep } };
+    }
     if (e instanceof ImapError) {
       const d = diagnose(e.evidence);
       return { code: d.code, message: `${d.cause} The server said: ${e.message}`, fix: d.fix, guideStep: d.guideStep, evidence: { ...e.evidence, guideStep: d.guideStep } };
@@ -265,7 +286,7 @@ export class IncomingServerService {
   async test(id: string) {
     const s = await this.record(id);
     try {
-      const r = await probeImap(this.deps.tokens, s);
+      const r = s.transport === 'graph' ? await probeGraph({ db: this.deps.db, tokens: this.deps.tokens, graphHost: this.deps.config.microsoftGraph.host }, s) : await probeImap(this.deps.tokens, s);
       await setAlertState(this.deps.db, s.id, { loginOkAt: this.now().toISOString() });
       return { ok: true, message: `Connection Test Successful! ${r.messages} message${r.messages === 1 ? '' : 's'} in ${s.imap!.folder}`, messageCount: r.messages };
     } catch (e) {
@@ -289,15 +310,17 @@ export class IncomingServerService {
     this.runs.set(server.id, state);
     const p = (async () => {
       try {
-        const r = await fetchNew({ db: this.deps.db, dataDir: this.deps.config.dataDir, tokens: this.deps.tokens, logger: this.deps.logger, parser: this.parser, now: () => this.now() }, server, (pr) => {
+        const deps = { db: this.deps.db, dataDir: this.deps.config.dataDir, tokens: this.deps.tokens, logger: this.deps.logger, parser: this.parser, now: () => this.now(), graphHost: this.deps.config.microsoftGraph.host };
+        const progress = (pr: { fetched: number; total: number }) => {
           state.fetched = pr.fetched;
           state.total = pr.total;
-        });
+        };
+        const r = server.transport === 'graph' ? await fetchNewGraph(deps, server, progress) : await fetchNew(deps, server, progress);
         state.imported = r.imported;
         state.failures = 0;
         await setLastFetch(this.deps.db, server.id, this.now().toISOString());
         await setAlertState(this.deps.db, server.id, { loginOkAt: this.now().toISOString() });
-        if (server.lastError?.code.startsWith('IMAP_') || server.lastError?.code.startsWith('NET_')) await setMailServerError(this.deps.db, server.id, null);
+        if (/^(IMAP_|NET_|GRAPH_)/.test(server.lastError?.code ?? '')) await setMailServerError(this.deps.db, server.id, null);
         if (r.imported) this.deps.logger.info({ event: 'inbound.fetched', mailServerId: server.id, imported: r.imported, skipped: r.skipped }, 'new mail imported');
       } catch (e) {
         const f = this.failure(e);
@@ -352,6 +375,8 @@ export class IncomingServerService {
   }
 
   private async ensureWatcher(s: MailServerRecord): Promise<void> {
+    // Graph pushes changes only to a public HTTPS endpoint (change notifications): Graph servers are polled.
+    if (s.transport === 'graph') return;
     const signature = [s.imap!.host, s.imap!.port, s.imap!.security, s.imap!.folder, s.username, s.updatedAt].join('|');
     const existing = this.watchers.get(s.id);
     if (existing?.signature === signature && existing.client.usable) return;

@@ -9,8 +9,8 @@ import { ImapError, imapErrorFrom, openImap, type ImapTarget } from '../imap/ima
 import type { Db } from '../storage/database.ts';
 import { clearAfterFetch, existingDedupeKeys, getFolderState, importInboundMessages, pendingAfterFetch, type NewInboundMessage, setFolderState } from '../storage/inbound-store.ts';
 import type { MailServerRecord } from '../storage/mail-server-store.ts';
-import { findOutboxIdsByMessageIds } from '../storage/outbox-store.ts';
 import { listWebhooks } from '../storage/webhook-store.ts';
+import { type FetchedMessage, inboundRows } from './inbound-rows.ts';
 import { type ParsedMessage, parseMessage, storeAndParse } from './parse-message.ts';
 import type { ParsePool } from './parse-pool.ts';
 
@@ -51,12 +51,7 @@ interface Batch {
   jobs: Map<number, { source: Buffer; parsed: Promise<ParsedMessage> }>;
 }
 
-interface Parsed {
-  uid: number;
-  id: string;
-  parsed: ParsedMessage;
-  raw: NewInboundMessage['raw'];
-}
+type Parsed = FetchedMessage;
 
 export interface FetchResult {
   imported: number;
@@ -158,19 +153,7 @@ export async function fetchNew(
        * the FETCH under way has ended (a command cannot run in the middle of another).
        */
       const commit = async (got: Parsed[], upTo: number, skippedHere: number): Promise<void> => {
-        const links = await findOutboxIdsByMessageIds(db, got.map(({ parsed: p }) => [p.inReplyTo, ...p.references].filter((x): x is string => !!x)));
-        const rows = got.map(({ uid, id, parsed: { sha256, ...fields }, raw }, k): NewInboundMessage => ({
-          ...fields,
-          id,
-          serverId: server.id,
-          folder: imap.folder,
-          uidValidity,
-          uid,
-          dedupeKey: fields.messageId ?? `sha256:${sha256}`,
-          raw,
-          outboxMessageId: links[k] ?? null,
-          afterFetchPending: imap.afterFetch !== 'leave',
-        }));
+        const rows = await inboundRows(db, server, imap.folder, uidValidity, got);
         const outcomes = await importInboundMessages(db, { serverId: server.id, folder: imap.folder, uidValidity, lastUid: upTo }, rows, webhookIds, randomUUID, now()).catch((e: unknown) => {
           throw new MailroomError('MR_INTERNAL', `Fetched mail could not be stored: ${(e as Error).message}`, {
             fix: 'Check the database (free disk space, DATABASE_URL). The messages stay in the mailbox; the next fetch takes them again.',

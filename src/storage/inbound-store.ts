@@ -6,22 +6,24 @@ import type { InboundMessageTable } from './schema.ts';
 export interface FolderState {
   uidValidity: string;
   lastUid: number;
+  /** Graph: the link the next delta query starts from. */
+  deltaLink?: string | null;
 }
 
 export async function getFolderState(db: Db, serverId: string, folder: string): Promise<FolderState | undefined> {
   const r = await db.selectFrom('inbound_folder_states').selectAll().where('mail_server_id', '=', serverId).where('folder', '=', folder).executeTakeFirst();
-  return r && { uidValidity: r.uid_validity, lastUid: Number(r.last_uid) };
+  return r && { uidValidity: r.uid_validity, lastUid: Number(r.last_uid), deltaLink: r.delta_link };
 }
 
 async function putFolderState(db: Db, serverId: string, folder: string, s: FolderState, now: string): Promise<void> {
   const updated = await db
     .updateTable('inbound_folder_states')
-    .set({ uid_validity: s.uidValidity, last_uid: s.lastUid, updated_at: now })
+    .set({ uid_validity: s.uidValidity, last_uid: s.lastUid, updated_at: now, ...(s.deltaLink !== undefined && { delta_link: s.deltaLink }) })
     .where('mail_server_id', '=', serverId)
     .where('folder', '=', folder)
     .executeTakeFirst();
   if (Number(updated.numUpdatedRows) === 0) {
-    await db.insertInto('inbound_folder_states').values({ mail_server_id: serverId, folder, uid_validity: s.uidValidity, last_uid: s.lastUid, updated_at: now }).execute();
+    await db.insertInto('inbound_folder_states').values({ mail_server_id: serverId, folder, uid_validity: s.uidValidity, last_uid: s.lastUid, updated_at: now, delta_link: s.deltaLink ?? null }).execute();
   }
 }
 
@@ -57,6 +59,8 @@ export interface NewInboundMessage extends MessageFields {
   outboxMessageId: string | null;
   /** The server's after-fetch action is still to be applied to this message in the mailbox. */
   afterFetchPending: boolean;
+  /** Graph: the message's immutable id. */
+  remoteId?: string | null;
 }
 
 /** Any constant: the advisory lock that orders inbound imports on PostgreSQL. */
@@ -136,6 +140,7 @@ export async function importInboundMessages(
             outbox_message_id: m.outboxMessageId,
             received_at: ts,
             after_fetch_pending: m.afterFetchPending ? 1 : 0,
+            remote_id: m.remoteId ?? null,
           })),
         )
         .execute();
@@ -159,7 +164,7 @@ export async function importInboundMessages(
       if (raws.length) await trx.insertInto('inbound_raw').values(raws).execute();
       if (deliveries.length) await trx.insertInto('webhook_deliveries').values(deliveries).execute();
     }
-    await putFolderState(trx, folder.serverId, folder.folder, { uidValidity: folder.uidValidity, lastUid: folder.lastUid }, ts);
+    await putFolderState(trx, folder.serverId, folder.folder, { uidValidity: folder.uidValidity, lastUid: folder.lastUid, ...(folder.deltaLink !== undefined && { deltaLink: folder.deltaLink }) }, ts);
     return out;
   });
 }
@@ -280,6 +285,20 @@ export async function clearAfterFetch(db: Db, serverId: string, folder: string, 
 }
 
 /** Which of `keys` (Message-IDs) this server has imported already. */
+/** Graph: imported messages whose after-fetch action is still to be applied, by immutable id. */
+export async function pendingRemoteAfterFetch(db: Db, serverId: string, folder: string): Promise<Array<{ uid: number; remoteId: string }>> {
+  const rows = await db
+    .selectFrom('inbound_messages')
+    .select(['uid', 'remote_id'])
+    .where('mail_server_id', '=', serverId)
+    .where('folder', '=', folder)
+    .where('after_fetch_pending', '=', 1)
+    .where('remote_id', 'is not', null)
+    .orderBy('uid')
+    .execute();
+  return rows.map((r) => ({ uid: Number(r.uid), remoteId: r.remote_id! }));
+}
+
 export async function existingDedupeKeys(db: Db, serverId: string, keys: string[]): Promise<Set<string>> {
   const out = new Set<string>();
   for (let k = 0; k < keys.length; k += 500) {

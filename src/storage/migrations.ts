@@ -306,6 +306,10 @@ const migrations = (dialect: Dialect): Record<string, Migration> => ({
       // How a server sends or receives: 'smtp' / 'imap' (XOAUTH2, the default when null) or 'graph'
       // (Microsoft Graph over HTTPS, for tenants with SMTP AUTH switched off).
       await db.schema.alterTable('mail_servers').addColumn('transport', 'text').execute();
+      // Graph receiving: the folder's next delta (or next page) link is committed with each batch, and
+      // each message keeps its immutable id for the after-fetch action (mark read, move).
+      await db.schema.alterTable('inbound_folder_states').addColumn('delta_link', 'text').execute();
+      await db.schema.alterTable('inbound_messages').addColumn('remote_id', 'text').execute();
     },
   },
 });

@@ -83,6 +83,8 @@ export interface InboundFolderStateTable {
   uid_validity: string;
   last_uid: number;
   updated_at: string;
+  /** Graph: where the next delta query starts (an @odata.nextLink or @odata.deltaLink). */
+  delta_link: string | null;
 }
 
 export interface InboundMessageTable {
@@ -112,6 +114,8 @@ export interface InboundMessageTable {
   received_at: string;
   /** 1 until the after-fetch action (mark as read, move) has been applied in the mailbox. */
   after_fetch_pending: number;
+  /** Graph: the message's immutable id in the mailbox. */
+  remote_id: string | null;
 }
 
 export interface InboundRawTable {

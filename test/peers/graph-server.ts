@@ -71,6 +71,8 @@ export interface GraphServer {
   requests: Array<{ method: string; path: string; status: number }>;
   /** The next `count` requests (any endpoint but upload URLs) answer 429 with Retry-After. */
   throttle(count: number, retryAfterSeconds: number): void;
+  /** After `okRequests` more requests, one answers 503 ServiceUnavailable (an outage mid-fetch). */
+  failAfter(okRequests: number): void;
   /** Adds a message to a folder (default inbox) of a mailbox; returns its immutable id. */
   deliver(mailbox: string, mime: Buffer | string, opts?: { folder?: string; isRead?: boolean }): string;
   message(mailbox: string, immutableId: string): { folder: string; isRead: boolean } | undefined;
@@ -123,8 +125,10 @@ export async function startGraphServer(opts: GraphServerOptions): Promise<GraphS
   const requests: GraphServer['requests'] = [];
   const uploads = new Map<string, { mailbox: Mailbox; draft: GraphDraft; name: string; contentType: string; size: number; received: Buffer[]; next: number }>();
   let throttled = 0;
+  let failIn = -1;
   let throttleSeconds = 1;
   let changeCounter = 0;
+  const rounds = new Map<string, { ids: string[]; upTo: number; offset: number }>();
 
   const server = https.createServer({ cert: opts.tls.cert, key: opts.tls.key });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
@@ -211,6 +215,11 @@ export async function startGraphServer(opts: GraphServerOptions): Promise<GraphS
       return json(res, 201, undefined, { location: `${url}/v1.0/users/${s.mailbox.id}/messages/${s.draft.id}/attachments/${randomUUID()}` });
     }
 
+    if (failIn === 0) {
+      failIn = -1;
+      throw new GraphError(503, 'ServiceUnavailable', 'Service Unavailable');
+    }
+    if (failIn > 0) failIn--;
     if (throttled > 0) {
       throttled--;
       throw new GraphError(429, 'ApplicationThrottled', 'Application is over its MailboxConcurrency limit.', { 'retry-after': String(throttleSeconds) });
@@ -281,30 +290,52 @@ export async function startGraphServer(opts: GraphServerOptions): Promise<GraphS
       const value = [...box.folders.values()].filter((f) => name === undefined || f.displayName.toLowerCase() === name.toLowerCase());
       return json(res, 200, { value });
     }
+    if ((m = /^\/v1\.0\/users\/([^/]+)\/mailFolders$/.exec(path)) && method === 'POST') {
+      const caller = await authorize(req, 'Mail.ReadWrite');
+      const box = mailboxFor(m[1]!, caller, { mail: true });
+      const { displayName } = JSON.parse((await readBody(req, 64 * 1024)).toString('utf8')) as { displayName?: string };
+      if (!displayName) throw new GraphError(400, 'ErrorInvalidRequest', 'displayName is required.');
+      const f = { id: `AQMk${guid(`${box.address}/${displayName}`).replace(/-/g, '')}`, displayName };
+      box.folders.set(displayName.toLowerCase(), f);
+      return json(res, 201, f);
+    }
     if ((m = /^\/v1\.0\/users\/([^/]+)\/mailFolders\/([^/]+)$/.exec(path)) && method === 'GET') {
       const caller = await authorize(req, 'Mail.ReadWrite');
       const box = mailboxFor(m[1]!, caller, { mail: true });
       const f = folderOf(box, m[2]!);
-      return json(res, 200, { id: f.id, displayName: f.displayName });
+      const inFolder = [...box.messages.values()].filter((x) => x.folder === f.key && !x.removed);
+      return json(res, 200, { id: f.id, displayName: f.displayName, totalItemCount: inFolder.length, unreadItemCount: inFolder.filter((x) => !x.isRead).length });
     }
     if ((m = /^\/v1\.0\/users\/([^/]+)\/mailFolders\/([^/]+)\/messages\/delta$/.exec(path)) && method === 'GET') {
       const caller = await authorize(req, 'Mail.ReadWrite');
       const box = mailboxFor(m[1]!, caller, { mail: true });
       const folder = folderOf(box, m[2]!);
       const pageSize = Math.min(1000, Number(/odata\.maxpagesize=(\d+)/.exec(String(req.headers.prefer ?? ''))?.[1] ?? opts.defaultPageSize ?? 10));
-      // skiptoken = "<since>.<offset>" (more pages of one round), deltatoken = "<since>" (the next round).
+      // A round is a snapshot taken at its first page: its later pages (skiptoken) come from that list,
+      // and what changes meanwhile is in the next round (deltatoken = the change counter it started at).
       const skip = u.searchParams.get('$skiptoken');
       const delta = u.searchParams.get('$deltatoken');
-      const [since, offset] = skip ? skip.split('.').map(Number) : [delta ? Number(delta) : -1, 0];
-      const upTo = changeCounter;
-      const changed = [...box.messages.values()]
-        .filter((x) => x.changed > since! && x.changed <= upTo && (x.folder === folder.key || (x.removed && since! >= 0)))
-        .sort((a, b) => a.changed - b.changed);
-      const page = changed.slice(offset, offset! + pageSize);
+      let round = skip ? rounds.get(skip) : undefined;
+      if (skip && !round) throw new GraphError(400, 'SyncStateNotFound', 'The sync state generation is not found.');
+      if (!round) {
+        const since = delta ? Number(delta) : -1;
+        const upTo = changeCounter;
+        const ids = [...box.messages.values()]
+          .filter((x) => x.changed > since && x.changed <= upTo && (x.folder === folder.key || (x.removed && since >= 0)))
+          .sort((a, b) => a.changed - b.changed)
+          .map((x) => x.immutableId);
+        round = { ids, upTo, offset: 0 };
+      }
+      const page = round.ids.slice(round.offset, round.offset + pageSize).map((id) => box.messages.get(id)!);
       const base = `${url}/v1.0/users/${box.id}/mailFolders/${folder.id}/messages/delta`;
       const value = page.map((x) => (x.removed || x.folder !== folder.key ? { id: idFor(req, x), '@removed': { reason: x.removed ? 'deleted' : 'changed' } } : view(req, x)));
-      const more = offset! + pageSize < changed.length;
-      return json(res, 200, { value, ...(more ? { '@odata.nextLink': `${base}?$skiptoken=${since}.${offset! + pageSize}` } : { '@odata.deltaLink': `${base}?$deltatoken=${upTo}` }) });
+      const offset = round.offset + pageSize;
+      if (offset < round.ids.length) {
+        const token = randomBytes(8).toString('hex');
+        rounds.set(token, { ...round, offset });
+        return json(res, 200, { value, '@odata.nextLink': `${base}?$skiptoken=${token}` });
+      }
+      return json(res, 200, { value, '@odata.deltaLink': `${base}?$deltatoken=${round.upTo}` });
     }
     if ((m = /^\/v1\.0\/users\/([^/]+)\/messages\/([^/]+)\/\$value$/.exec(path)) && method === 'GET') {
       const caller = await authorize(req, 'Mail.ReadWrite');
@@ -351,6 +382,9 @@ export async function startGraphServer(opts: GraphServerOptions): Promise<GraphS
     url,
     sent,
     requests,
+    failAfter(okRequests) {
+      failIn = okRequests;
+    },
     throttle(count, retryAfterSeconds) {
       throttled = count;
       throttleSeconds = retryAfterSeconds;
