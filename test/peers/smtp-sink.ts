@@ -46,7 +46,12 @@ export interface SubmissionOptions {
   /** Recipients a mailbox may send to in any 24 hours of `now`, by mailbox; past it the message gets 554 5.2.0 SubmissionQuotaExceededException. */
   recipientsPerDay?: Record<string, number>;
   now?: () => Date;
+  /** The tenant has SMTP AUTH switched off: every AUTH gets Microsoft's 535 5.7.139 reply. */
+  smtpAuthDisabled?: boolean;
 }
+
+export const SMTP_AUTH_DISABLED =
+  '5.7.139 Authentication unsuccessful, SmtpClientAuthentication is disabled for the Tenant. Visit https://aka.ms/smtp_auth_disabled for more information. [AM0PR04CA0001.eurprd04.prod.outlook.com]';
 
 export const SENDER_THREAD_LIMIT = '432 4.3.2 STOREDRV.ClientSubmit; sender thread limit exceeded [Hostname=AM0PR04MB8000.eurprd04.prod.outlook.com]';
 export const SUBMISSION_QUOTA_EXCEEDED =
@@ -102,6 +107,7 @@ export async function startSmtpSink(options: SmtpSinkOptions = {}): Promise<Smtp
           authMethods: ['XOAUTH2'],
           authOptional: false,
           onAuth(auth, session, callback) {
+            if (sub.smtpAuthDisabled) return callback(Object.assign(new Error(SMTP_AUTH_DISABLED), { responseCode: 535 }));
             introspect(sub.introspectionUrl, auth.accessToken ?? '').then(
               (email) => {
                 if (!email || email.toLowerCase() !== (auth.username ?? "").toLowerCase()) return callback(Object.assign(new Error('5.7.3 Authentication unsuccessful'), { responseCode: 535 }));

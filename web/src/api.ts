@@ -236,7 +236,8 @@ export interface CreatedApiKey extends ApiKey {
   key: string;
 }
 
-export type ServerType = 'imap';
+/** How an incoming server reads mail: IMAP with XOAUTH2, or Microsoft Graph. */
+export type ServerType = 'imap' | 'graph';
 export type ImapSecurity = 'tls' | 'starttls';
 export type AfterFetch = 'mark_read' | 'move' | 'leave';
 
@@ -327,6 +328,8 @@ export interface ReusableConnection {
   name: string;
   username: string;
   connectedAccount: string | null;
+  /** An SMTP connection serves IMAP, a Graph one serves Graph. */
+  sendUsing: SendUsing;
 }
 
 export interface IncomingTestResult extends TestResult {

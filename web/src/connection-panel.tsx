@@ -32,7 +32,7 @@ function toFailure(err: unknown): Outcome {
 
 const days = (n: number) => `${n} day${n === 1 ? '' : 's'}`;
 
-function Failure({ outcome }: { outcome: Problem }) {
+function Failure({ outcome, offer }: { outcome: Problem; offer?: React.ReactNode }) {
   const step = guideStepOf(outcome);
   return (
     <div className="alert alert-error" role="alert">
@@ -43,11 +43,15 @@ function Failure({ outcome }: { outcome: Problem }) {
           {outcome.fix}
         </p>
       )}
+      {offer}
       {step !== null && <GuideStepLink step={step} />}
       <EvidenceDetails evidence={outcome.evidence} />
     </div>
   );
 }
+
+/** Exchange refused SMTP AUTH (535 5.7.139): the tenant may keep it off, and Graph needs none. */
+const smtpAuthOff = (o: Outcome | null) => o?.ok === false && /^SMTP_535_5\.7\.139/.test(o.code ?? '');
 
 /** Token status of an existing mail server and the actions to connect, test and send a test email. */
 export function ConnectionPanel({ server, oauth, dirty, onServerChange, onSettingsSaved }: ConnectionPanelProps) {
@@ -66,6 +70,45 @@ export function ConnectionPanel({ server, oauth, dirty, onServerChange, onSettin
   function refresh() {
     api.getMailServer(server.id).then(onServerChange, () => undefined);
   }
+
+  const [switching, setSwitching] = useState(false);
+  const [switched, setSwitched] = useState(false);
+  /** "Send with Microsoft Graph instead": Send Using becomes Graph; the admin then connects again with Graph permissions. */
+  async function switchToGraph() {
+    setSwitching(true);
+    try {
+      const updated = await api.updateMailServer(server.id, { sendUsing: 'graph' });
+      setSwitched(true);
+      onSettingsSaved(updated);
+    } catch (err) {
+      const f = toFailure(err);
+      setConnectError(f.ok ? null : f);
+    } finally {
+      setSwitching(false);
+    }
+  }
+
+  const graphOffer = (
+    <div className="graph-offer">
+      {switched ? (
+        <p role="status">
+          Send Using is now Microsoft Graph. Click <strong>Connect your Outlook account</strong> to sign in again with the Graph permissions, then Test Connection.
+        </p>
+      ) : (
+        <>
+          <p>
+            If SMTP AUTH must stay switched off for your tenant, Mailroom can send through Microsoft Graph over HTTPS instead. In Azure › App registrations › your
+            app › API permissions, add the Microsoft Graph delegated permissions <strong>Mail.Send</strong>, <strong>Mail.ReadWrite</strong> and{' '}
+            <strong>User.Read</strong>, then:
+          </p>
+          <button type="button" className="btn btn-secondary" onClick={switchToGraph} disabled={switching} aria-busy={switching || undefined}>
+            {switching && <Spinner />}
+            Send with Microsoft Graph instead
+          </button>
+        </>
+      )}
+    </div>
+  );
 
   async function allowSharedMailbox() {
     setAllowing(true);
@@ -261,7 +304,7 @@ export function ConnectionPanel({ server, oauth, dirty, onServerChange, onSettin
             )}
           </div>
         )}
-        {testOutcome?.ok === false && <Failure outcome={testOutcome} />}
+        {testOutcome?.ok === false && <Failure outcome={testOutcome} offer={smtpAuthOff(testOutcome) && (server.sendUsing !== 'graph' || switched) ? graphOffer : undefined} />}
       </div>
 
       <form className="send-test" onSubmit={sendTest} noValidate>
@@ -296,7 +339,7 @@ export function ConnectionPanel({ server, oauth, dirty, onServerChange, onSettin
               {sendOutcome.detail && <p className="alert-detail">{sendOutcome.detail}</p>}
             </div>
           )}
-          {sendOutcome?.ok === false && <Failure outcome={sendOutcome} />}
+          {sendOutcome?.ok === false && <Failure outcome={sendOutcome} offer={smtpAuthOff(sendOutcome) && (server.sendUsing !== 'graph' || switched) ? graphOffer : undefined} />}
         </div>
       </form>
     </section>

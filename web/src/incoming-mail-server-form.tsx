@@ -110,7 +110,10 @@ const AFTER_FETCH_OPTIONS: { value: AfterFetch; label: string }[] = [
   { value: 'leave', label: 'Leave as is' },
 ];
 
-const SERVER_TYPE_OPTIONS: { value: ServerType; label: string }[] = [{ value: 'imap', label: 'IMAP' }];
+const SERVER_TYPE_OPTIONS: { value: ServerType; label: string }[] = [
+  { value: 'imap', label: 'IMAP' },
+  { value: 'graph', label: 'Microsoft Graph' },
+];
 
 const fieldId = (f: string) => `incoming-server-${f}`;
 
@@ -310,7 +313,7 @@ export function IncomingMailServerForm({ id }: { id?: string }) {
 
   const offer =
     !sharing && reusable && reusable.username === lookupUsername
-      ? reusable.items.find((c) => !declined.includes(c.mailServerId))
+      ? reusable.items.find((c) => !declined.includes(c.mailServerId) && (c.sendUsing === 'graph') === (values.serverType === 'graph'))
       : undefined;
 
   /** Fields hidden by the current choices (their errors are listed as text in the summary). */
@@ -462,7 +465,7 @@ export function IncomingMailServerForm({ id }: { id?: string }) {
           </fieldset>
 
           <fieldset className="form-group">
-            <legend>Reading (IMAP)</legend>
+            <legend>Reading</legend>
             {row(
               'serverType',
               <select {...a11y('serverType')} value={values.serverType} onChange={(e) => set('serverType', e.target.value)}>
@@ -473,8 +476,14 @@ export function IncomingMailServerForm({ id }: { id?: string }) {
                 ))}
               </select>,
             )}
-            {text('imapHost')}
-            {row(
+            {values.serverType === 'graph' && (
+              <p className="field-help">
+                Microsoft Graph reads the folder over HTTPS (no IMAP needed). Azure permissions: Microsoft Graph delegated Mail.ReadWrite and User.Read, plus
+                offline_access, openid, profile, email. New mail is picked up at the interval below.
+              </p>
+            )}
+            {values.serverType !== 'graph' && text('imapHost')}
+            {values.serverType !== 'graph' && row(
               'imapPort',
               <input
                 {...a11y('imapPort')}
@@ -488,7 +497,7 @@ export function IncomingMailServerForm({ id }: { id?: string }) {
                 onChange={(e) => set('imapPort', e.target.value)}
               />,
             )}
-            {row(
+            {values.serverType !== 'graph' && row(
               'imapSecurity',
               <input
                 {...a11y('imapSecurity')}

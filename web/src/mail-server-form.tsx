@@ -211,7 +211,7 @@ export function MailServerForm({ id }: { id?: string }) {
   /** A setting was saved from the Connection panel (shared mailbox): the form follows, other edits stay. */
   function settingsSaved(s: MailServer) {
     form.setServer(s);
-    form.keepSaved({ allowAccountMismatch: s.allowAccountMismatch });
+    form.keepSaved({ allowAccountMismatch: s.allowAccountMismatch, sendUsing: s.sendUsing });
   }
 
   const title = isNew ? 'New Mail Server' : server?.name || 'Mail Server';
