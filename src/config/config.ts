@@ -234,6 +234,6 @@ export function adminPasswordFromEnv(env: Record<string, string | undefined> = p
   return env.MAILROOM_ADMIN_PASSWORD || undefined;
 }
 
-export function redirectUri(config: Pick<Config, 'baseUrl'>, provider: 'outlook'): string {
+export function redirectUri(config: Pick<Config, 'baseUrl'>, provider: 'outlook' | 'gmail'): string {
   return `${config.baseUrl.href.replace(/\/+$/, '')}/oauth2/${provider}/callback`;
 }

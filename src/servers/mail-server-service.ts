@@ -3,7 +3,8 @@ import type { Config } from '../config/config.ts';
 import { redirectUri } from '../config/config.ts';
 import { diagnose } from '../diagnose/diagnose.ts';
 import { MailroomError, isMailroomError } from '../errors/errors.ts';
-import { scopesOf, secretAad, type TokenManager } from '../oauth/token-manager.ts';
+import { secretAad, type TokenManager } from '../oauth/token-manager.ts';
+import { oauthProviderOf } from '../oauth/oauth-providers.ts';
 import { GraphError, graphCall, userPath } from '../graph/graph-client.ts';
 import { GraphSender } from '../graph/graph-sender.ts';
 import type { Sealer } from '../secrets/sealer.ts';
@@ -34,7 +35,6 @@ import { parseInput } from '../errors/parse-input.ts';
 import { z } from 'zod';
 import { checklist, type ChecklistItem } from '../lifecycle/checklist.ts';
 import type { SecretExpiry } from '../lifecycle/secret-expiry.ts';
-import { adminConsentUrl } from '../oauth/outlook.ts';
 import { setAlertState, setMailServerError } from '../storage/mail-server-store.ts';
 import type { ConnectionGates } from '../smtp/connection-gate.ts';
 import { defaultLimits, type SendLimits } from './send-limits.ts';
@@ -46,7 +46,8 @@ export interface MailServerView {
   name: string;
   authType: 'outlook_oauth';
   username: string;
-  redirectUri: string;
+  /** Where the OAuth provider returns after sign-in; null for methods without OAuth. */
+  redirectUri: string | null;
   clientId: string;
   clientSecretSet: boolean;
   clientSecretExpiresAt: string | null;
@@ -75,7 +76,8 @@ export interface MailServerView {
   recipientsPerMessage: number | null;
   /** Sending against those limits: sent today / daily limit, the next send time, held mail. */
   sending: SendStatus | null;
-  adminConsentUrl: string;
+  /** Microsoft's admin consent page for this app and tenant; null for providers without one. */
+  adminConsentUrl: string | null;
   createdAt: string;
   updatedAt: string;
 }
@@ -120,12 +122,14 @@ export class MailServerService {
 
   view(s: MailServerRecord, t: TokenRecord | undefined, sending: SendStatus | null = null): MailServerView {
     const check = checklist(s, t, this.now());
+    const provider = oauthProviderOf(s);
+    const app = provider?.app(s, this.deps.config, '');
     return {
       id: s.id,
       name: s.name,
       authType: s.authType,
       username: s.username,
-      redirectUri: redirectUri(this.deps.config, 'outlook'),
+      redirectUri: app?.redirectUri ?? null,
       clientId: s.clientId,
       clientSecretSet: s.clientSecretSealed !== null,
       clientSecretExpiresAt: s.clientSecretExpiresAt,
@@ -148,7 +152,7 @@ export class MailServerService {
       checklist: check.items,
       ...s.limits,
       sending,
-      adminConsentUrl: adminConsentUrl(this.deps.config.microsoftAuthorityHost, s.tenant, s.clientId, redirectUri(this.deps.config, 'outlook'), s.id, scopesOf(s, this.deps.config)),
+      adminConsentUrl: (app && provider?.adminConsentUrl?.(app, s.id)) ?? null,
       createdAt: s.createdAt,
       updatedAt: s.updatedAt,
     };
