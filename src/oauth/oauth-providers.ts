@@ -1,23 +1,24 @@
+import { AUTH_METHODS, authMethodOf } from '../credentials/auth-methods.ts';
 import { MailroomError } from '../errors/errors.ts';
 import type { MailServerRecord } from '../storage/mail-server-store.ts';
 import type { OAuthProvider } from './oauth-provider.ts';
-import { outlookProvider } from './outlook.ts';
 
-/** Authenticate Using → the OAuth provider behind it. Adding a provider adds one line here. */
-const BY_AUTH_TYPE: Partial<Record<MailServerRecord['authType'], OAuthProvider>> = {
-  outlook_oauth: outlookProvider,
-};
-
-export const OAUTH_PROVIDERS: readonly OAuthProvider[] = Object.values(BY_AUTH_TYPE);
+/** The providers behind the OAuth options of Authenticate Using. */
+export const OAUTH_PROVIDERS: readonly OAuthProvider[] = AUTH_METHODS.flatMap((m) => (m.provider ? [m.provider] : []));
 
 /** The server's OAuth provider, or undefined for methods without OAuth. */
 export function oauthProviderOf(server: Pick<MailServerRecord, 'authType'>): OAuthProvider | undefined {
-  return BY_AUTH_TYPE[server.authType];
+  return authMethodOf(server).provider;
 }
 
 export function requireOAuthProvider(server: Pick<MailServerRecord, 'authType'>): OAuthProvider {
   const p = oauthProviderOf(server);
-  if (!p) throw new MailroomError('MR_OAUTH_NOT_CONFIGURED', 'This mail server does not sign in with OAuth.', { field: 'authType', fix: 'Choose an OAuth method in Authenticate Using, or use Test Connection directly.' });
+  if (!p) {
+    throw new MailroomError('MR_OAUTH_NOT_CONFIGURED', `This mail server authenticates with ${authMethodOf(server).label}, not with an OAuth sign-in.`, {
+      field: 'authType',
+      fix: 'Use Test Connection; to sign in with OAuth, change Authenticate Using first.',
+    });
+  }
   return p;
 }
 

@@ -12,6 +12,8 @@ import {
   type TokenRecord,
   updateTokenIfVersion,
 } from '../storage/mail-server-store.ts';
+import type { MailLogin } from '../credentials/auth-method.ts';
+import { authMethodOf } from '../credentials/auth-methods.ts';
 import { connectLabel, type OAuthApp, type OAuthProvider, type OAuthTokens } from './oauth-provider.ts';
 import { oauthProviderOf, requireOAuthProvider } from './oauth-providers.ts';
 import { outlookProvider } from './outlook.ts';
@@ -80,6 +82,15 @@ export class TokenManager {
 
   constructor(private readonly deps: TokenManagerDeps) {
     this.now = deps.now ?? (() => new Date());
+  }
+
+  /**
+   * What the server's Authenticate Using logs in with: an access token (OAuth), the opened password,
+   * or nothing. SMTP, IMAP and Test Connection take this; Graph takes getAccessToken.
+   */
+  async getLogin(serverId: string, opts: { forceRefresh?: boolean } = {}): Promise<MailLogin> {
+    const server = await this.server(serverId);
+    return authMethodOf(server).login(server, { sealer: this.deps.sealer, accessToken: (id, forceRefresh) => this.getAccessToken(id, { forceRefresh }) }, opts.forceRefresh ?? false);
   }
 
   async getAccessToken(serverId: string, opts: { forceRefresh?: boolean } = {}): Promise<AccessToken> {

@@ -8,7 +8,9 @@ import { oauthProviderOf } from '../oauth/oauth-providers.ts';
 import { GraphError, graphCall, userPath } from '../graph/graph-client.ts';
 import { GraphSender } from '../graph/graph-sender.ts';
 import type { Sealer } from '../secrets/sealer.ts';
-import { probeSmtp, sendOnce, SmtpError, type SmtpCredentials, type SmtpTarget } from '../smtp/smtp-client.ts';
+import { probeSmtp, sendOnce, SmtpError, type SmtpTarget } from '../smtp/smtp-client.ts';
+import type { MailLogin } from '../credentials/auth-method.ts';
+import { authMethodOf } from '../credentials/auth-methods.ts';
 import type { Db } from '../storage/database.ts';
 import {
   deleteMailServer,
@@ -19,7 +21,9 @@ import {
   insertMailServer,
   listMailServers,
   listTokens,
+  type AuthType,
   type MailServerRecord,
+  type SmtpSecurity,
   type StoredError,
   type TokenRecord,
   updateMailServer,
@@ -44,7 +48,7 @@ import type { SendStatus } from '../outbox/send-status.ts';
 export interface MailServerView {
   id: string;
   name: string;
-  authType: 'outlook_oauth';
+  authType: AuthType;
   username: string;
   /** Where the OAuth provider returns after sign-in; null for methods without OAuth. */
   redirectUri: string | null;
@@ -54,7 +58,7 @@ export interface MailServerView {
   tenant: string;
   smtpHost: string;
   smtpPort: number;
-  smtpSecurity: 'starttls' | 'tls';
+  smtpSecurity: SmtpSecurity;
   /** SMTP with XOAUTH2, or Microsoft Graph (for tenants with SMTP AUTH switched off). */
   sendUsing: 'smtp' | 'graph';
   priority: number;
@@ -275,26 +279,26 @@ export class MailServerService {
   }
 
   private target(s: MailServerRecord): SmtpTarget {
-    return { host: s.smtpHost, port: s.smtpPort, security: s.smtpSecurity };
+    return { host: s.smtpHost, port: s.smtpPort, security: s.smtpSecurity, auth: authMethodOf(s).mechanism };
   }
 
   /**
    * Runs an SMTP exchange with a fresh token. A 535 with a token we believed valid gets one forced
    * refresh and one retry: the token may have been revoked server-side before its expiry.
    */
-  private async withToken<T>(s: MailServerRecord, run: (creds: SmtpCredentials) => Promise<T>): Promise<T> {
+  private async withToken<T>(s: MailServerRecord, run: (login: MailLogin) => Promise<T>): Promise<T> {
     // A test is one of the mailbox's connections: it waits for a slot, and the outbox gives one up.
     return this.deps.gates.with(s.id, s.limits.maxConnections, () => this.withTokenNow(s, run));
   }
 
-  private async withTokenNow<T>(s: MailServerRecord, run: (creds: SmtpCredentials) => Promise<T>): Promise<T> {
-    const first = await this.deps.tokens.getAccessToken(s.id);
+  private async withTokenNow<T>(s: MailServerRecord, run: (login: MailLogin) => Promise<T>): Promise<T> {
+    const first = await this.deps.tokens.getLogin(s.id);
     try {
-      return await run({ user: first.user, accessToken: first.accessToken });
+      return await run(first);
     } catch (e) {
-      if (!(e instanceof SmtpError && e.isAuthFailure)) throw e;
-      const again = await this.deps.tokens.getAccessToken(s.id, { forceRefresh: true });
-      return run({ user: again.user, accessToken: again.accessToken });
+      // Only a token can be refreshed: a refused password stays refused.
+      if (!(e instanceof SmtpError && e.isAuthFailure) || first.kind !== 'xoauth2') throw e;
+      return run(await this.deps.tokens.getLogin(s.id, { forceRefresh: true }));
     }
   }
 
@@ -302,7 +306,7 @@ export class MailServerService {
     const s = await this.record(id);
     if (s.transport === 'graph') return this.testGraph(s);
     try {
-      const r = await this.withToken(s, (creds) => probeSmtp(this.target(s), creds));
+      const r = await this.withToken(s, (creds) => probeSmtp(this.target(s), creds, s.username));
       await setAlertState(this.deps.db, s.id, { loginOkAt: this.now().toISOString() });
       await this.deps.onHealthy?.(s.id);
       return { ok: true, message: 'Connection Test Successful!', evidence: { kind: 'smtp', steps: r.steps } };
@@ -325,7 +329,7 @@ export class MailServerService {
       const r =
         s.transport === 'graph'
           ? await new GraphSender(this.deps.config.microsoftGraph.host, s.username, (forceRefresh) => this.deps.tokens.getAccessToken(s.id, { forceRefresh })).send(message)
-          : await this.withToken(s, (creds) => sendOnce(this.target(s), creds, message));
+          : await this.withToken(s, (creds) => sendOnce(this.target(s), creds, s.username, message));
       await setAlertState(this.deps.db, s.id, { loginOkAt: this.now().toISOString() });
       return { ok: true, message: `Test email sent to ${to}`, messageId: r.messageId, evidence: { kind: s.transport === 'graph' ? 'graph' : 'smtp', response: r.response } };
     } catch (e) {
