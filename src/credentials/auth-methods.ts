@@ -1,3 +1,4 @@
+import { googleProvider } from '../oauth/google.ts';
 import { outlookProvider } from '../oauth/outlook.ts';
 import type { AuthType, MailServerRecord } from '../storage/mail-server-store.ts';
 import type { AuthMethod } from './auth-method.ts';
@@ -8,6 +9,7 @@ import { passwordAuthMethod } from './password-auth-method.ts';
 /** Every Authenticate Using option, in the form's order. */
 export const AUTH_METHODS: readonly AuthMethod[] = [
   oauthAuthMethod('outlook_oauth', 'Outlook OAuth Authentication', outlookProvider, { graph: true }),
+  oauthAuthMethod('gmail_oauth', 'Gmail OAuth Authentication', googleProvider, { graph: false }),
   passwordAuthMethod,
   noAuthMethod,
 ];

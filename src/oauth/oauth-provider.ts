@@ -1,3 +1,4 @@
+import type { z } from 'zod';
 import type { Config } from '../config/config.ts';
 import type { OAuthEvidence } from '../diagnose/evidence.ts';
 import type { MailServerRecord } from '../storage/mail-server-store.ts';
@@ -48,8 +49,14 @@ export interface OAuthProvider {
   readonly id: 'outlook' | 'gmail';
   /** As in "Connect your Outlook account". */
   readonly accountName: string;
+  /** Sign-in is per directory tenant (the form's Tenant field). */
+  readonly tenants: boolean;
   /** Where the client secret comes from, for "this server has no client secret". */
   readonly secretHelp: string;
+  /** The form's Client ID and Client Secret as this provider issues them, with its own messages. */
+  readonly fields: { readonly clientId: z.ZodType<string>; readonly clientSecret: z.ZodType<string> };
+  /** Outgoing and incoming defaults of the provider's own mail hosts. */
+  readonly hosts: { readonly smtp: { host: string; port: number; security: 'starttls' | 'tls' }; readonly imap: { host: string; port: number; security: 'tls' } };
   /** What to change when the provider granted no refresh token. */
   readonly noRefreshTokenFix: string;
   scopes(server: Pick<MailServerRecord, 'transport' | 'direction'>, config: Config): readonly string[];

@@ -10,7 +10,10 @@ import { GraphSender } from '../graph/graph-sender.ts';
 import type { Sealer } from '../secrets/sealer.ts';
 import { probeSmtp, sendOnce, SmtpError, type SmtpTarget } from '../smtp/smtp-client.ts';
 import type { MailLogin } from '../credentials/auth-method.ts';
-import { authMethodOf } from '../credentials/auth-methods.ts';
+import { AUTH_METHODS, authMethodOf } from '../credentials/auth-methods.ts';
+import { connectLabel } from '../oauth/oauth-provider.ts';
+import { passwordAad } from '../credentials/auth-method.ts';
+import { validationError } from '../errors/errors.ts';
 import type { Db } from '../storage/database.ts';
 import {
   deleteMailServer,
@@ -31,7 +34,9 @@ import {
 import {
   type CreateMailServerInput,
   createMailServerSchema,
+  credentialIssues,
   DEFAULTS,
+  plaintextIssue,
   type UpdateMailServerInput,
   updateMailServerSchema,
 } from './mail-server-input.ts';
@@ -54,6 +59,8 @@ export interface MailServerView {
   redirectUri: string | null;
   clientId: string;
   clientSecretSet: boolean;
+  /** Username/Password: whether a password is stored (it is never returned). */
+  passwordSet: boolean;
   clientSecretExpiresAt: string | null;
   tenant: string;
   smtpHost: string;
@@ -100,6 +107,40 @@ const sendTestSchema = z.strictObject({
   to: z.string({ error: 'Enter the recipient address' }).trim().regex(/^[^\s@<>()",;:\\]+@[^\s@<>()",;:\\]+\.[a-z]{2,63}$/i, { error: 'Enter one valid email address, e.g. you@contoso.com' }),
 });
 
+/** The form's Authenticate Using options with what each needs, from the methods themselves. */
+export function authMethodChoices(config: Config) {
+  return AUTH_METHODS.map((m) => ({
+    authType: m.authType,
+    label: m.label,
+    mechanism: m.mechanism,
+    incoming: m.incoming,
+    graph: m.graph,
+    oauth: m.provider ? { redirectUri: redirectUri(config, m.provider.id), connectLabel: connectLabel(m.provider), accountName: m.provider.accountName, tenant: m.provider.tenants } : null,
+    smtp: m.provider?.hosts.smtp ?? null,
+    imap: m.provider?.hosts.imap ?? null,
+  }));
+}
+
+/**
+ * parseInput, and when the body has errors, the rules of its Authenticate Using as well: every
+ * problem is listed at once, whichever layer finds it.
+ */
+function parseAll<S extends z.ZodType>(schema: S, body: unknown): z.infer<S> {
+  try {
+    return parseInput(schema, body);
+  } catch (e) {
+    if (!isMailroomError(e, 'MR_VALIDATION') || typeof body !== 'object' || body === null) throw e;
+    const b = body as Record<string, unknown>;
+    const text = (v: unknown) => (typeof v === 'string' && v.trim() !== '' ? v.trim() : undefined);
+    const authType = (text(b.authType) ?? 'outlook_oauth') as AuthType;
+    if (!AUTH_METHODS.some((m) => m.authType === authType)) throw e;
+    const more = credentialIssues({ authType, clientId: text(b.clientId) ?? '', clientSecret: text(b.clientSecret), hasClientSecret: false, password: text(b.password), hasPassword: false, transport: text(b.sendUsing), direction: 'outgoing' });
+    const fields: Record<string, string> = { ...e.fields };
+    for (const [k, v] of Object.entries(more)) fields[k] ??= v;
+    throw validationError(fields);
+  }
+}
+
 export class MailServerService {
   constructor(
     private readonly deps: {
@@ -121,7 +162,7 @@ export class MailServerService {
   }
 
   defaults() {
-    return { redirectUri: redirectUri(this.deps.config, 'outlook'), ...DEFAULTS };
+    return { redirectUri: redirectUri(this.deps.config, 'outlook'), ...DEFAULTS, authMethods: authMethodChoices(this.deps.config) };
   }
 
   view(s: MailServerRecord, t: TokenRecord | undefined, sending: SendStatus | null = null): MailServerView {
@@ -136,6 +177,7 @@ export class MailServerService {
       redirectUri: app?.redirectUri ?? null,
       clientId: s.clientId,
       clientSecretSet: s.clientSecretSealed !== null,
+      passwordSet: s.passwordSealed !== null,
       clientSecretExpiresAt: s.clientSecretExpiresAt,
       tenant: s.tenant,
       smtpHost: s.smtpHost,
@@ -181,16 +223,35 @@ export class MailServerService {
   }
 
   async create(body: unknown): Promise<MailServerView> {
-    const input: CreateMailServerInput = parseInput(createMailServerSchema, body);
+    const input: CreateMailServerInput = parseAll(createMailServerSchema, body);
     const id = randomUUID();
-    const { clientSecret, sendUsing, maxConnections, messagesPerMinute, recipientsPerDay, recipientsPerMessage, ...rest } = input;
+    const { clientSecret, password, sendUsing, maxConnections, messagesPerMinute, recipientsPerDay, recipientsPerMessage, ...rest } = input;
+    const method = authMethodOf(input);
+    // The provider's own host by default (smtp.office365.com, smtp.gmail.com); a password or relay server names its own.
+    const host = method.provider?.hosts.smtp;
+    const smtp = { smtpHost: rest.smtpHost ?? host?.host, smtpPort: rest.smtpPort ?? host?.port ?? 587, smtpSecurity: rest.smtpSecurity ?? host?.security ?? 'starttls' };
+    const issues = {
+      ...credentialIssues({ ...input, hasClientSecret: false, hasPassword: false, transport: sendUsing, direction: 'outgoing' }),
+      ...(smtp.smtpHost === undefined ? { smtpHost: 'Enter the SMTP Server, e.g. mail.example.com' } : plaintextIssue(smtp.smtpHost, smtp.smtpSecurity, this.deps.config.plaintextHosts, 'smtpSecurity')),
+    };
+    if (Object.keys(issues).length) throw validationError(issues);
     const given: Partial<SendLimits> = { maxConnections, messagesPerMinute, recipientsPerDay, recipientsPerMessage };
-    const limits = { ...defaultLimits(rest.smtpHost) };
+    const limits = { ...defaultLimits(smtp.smtpHost!) };
     for (const k of Object.keys(limits) as Array<keyof SendLimits>) if (given[k] !== undefined) limits[k] = given[k];
     await insertMailServer(
       this.deps.db,
       id,
-      { ...rest, transport: sendUsing, limits, clientSecretSealed: this.deps.sealer.seal(clientSecret, secretAad(id)), lastError: null },
+      {
+        ...rest,
+        ...smtp,
+        smtpHost: smtp.smtpHost!,
+        clientId: method.provider ? rest.clientId : '',
+        transport: sendUsing,
+        limits,
+        clientSecretSealed: method.provider && clientSecret !== undefined ? this.deps.sealer.seal(clientSecret, secretAad(id)) : null,
+        passwordSealed: method.mechanism === 'password' && password !== undefined ? this.deps.sealer.seal(password, passwordAad(id)) : null,
+        lastError: null,
+      },
       this.now(),
     );
     return this.get(id);
@@ -199,21 +260,47 @@ export class MailServerService {
   async update(id: string, body: unknown): Promise<MailServerView> {
     const before = await this.record(id);
     const input: UpdateMailServerInput = parseInput(updateMailServerSchema, body);
-    const { clientSecret, sendUsing, maxConnections, messagesPerMinute, recipientsPerDay, recipientsPerMessage, ...rest } = input;
+    const { clientSecret, password, sendUsing, maxConnections, messagesPerMinute, recipientsPerDay, recipientsPerMessage, ...rest } = input;
+    const authType = rest.authType ?? before.authType;
+    const method = authMethodOf({ authType });
+    const methodChanged = authType !== before.authType;
+    const after = { host: rest.smtpHost ?? before.smtpHost, security: rest.smtpSecurity ?? before.smtpSecurity };
+    const issues = {
+      ...credentialIssues({
+        authType,
+        clientId: rest.clientId ?? (methodChanged ? '' : before.clientId),
+        clientSecret,
+        hasClientSecret: !methodChanged && before.clientSecretSealed !== null,
+        password,
+        hasPassword: before.passwordSealed !== null,
+        transport: sendUsing ?? before.transport,
+        direction: 'outgoing',
+      }),
+      ...plaintextIssue(after.host, after.security, this.deps.config.plaintextHosts, 'smtpSecurity'),
+    };
+    if (Object.keys(issues).length) throw validationError(issues);
     const patch: Parameters<typeof updateMailServer>[2] = {};
     for (const [k, v] of Object.entries(rest)) if (v !== undefined) (patch as Record<string, unknown>)[k] = v;
     patch.limits = { maxConnections, messagesPerMinute, recipientsPerDay, recipientsPerMessage };
-    if (clientSecret !== undefined) patch.clientSecretSealed = this.deps.sealer.seal(clientSecret, secretAad(id));
+    if (clientSecret !== undefined && method.provider) patch.clientSecretSealed = this.deps.sealer.seal(clientSecret, secretAad(id));
+    if (password !== undefined && method.mechanism === 'password') patch.passwordSealed = this.deps.sealer.seal(password, passwordAad(id));
+    if (!method.provider) {
+      patch.clientId = '';
+      patch.clientSecretSealed = null;
+    }
+    if (method.mechanism !== 'password') patch.passwordSealed = null;
     if (sendUsing !== undefined) patch.transport = sendUsing;
-    // Tokens belong to one mailbox, app and tenant: change any of them and the old grant no longer fits.
+    // Tokens belong to one mailbox, method, app and tenant: change any of them and the old grant no longer fits.
     const identityChanged =
+      methodChanged ||
       (rest.username !== undefined && rest.username !== before.username) ||
       (rest.clientId !== undefined && rest.clientId !== before.clientId) ||
       (rest.tenant !== undefined && rest.tenant !== before.tenant);
     if (identityChanged) {
       await deleteToken(this.deps.db, id);
       patch.lastError = null;
-    } else if (clientSecret !== undefined && before.lastError && /^AADSTS7000(215|222)|^OAUTH_invalid_client$/.test(before.lastError.code)) {
+    } else if ((clientSecret !== undefined || password !== undefined) && before.lastError) {
+      // New credentials: the refusal they caused is history until the next test says otherwise.
       patch.lastError = null;
     } else if (rest.allowAccountMismatch === true && before.lastError?.code === 'ACCOUNT_MISMATCH') {
       // The admin said the other account sends for this mailbox on purpose (shared mailbox, Send As).
