@@ -11,8 +11,12 @@ export interface Config {
   /** base64 of 32 bytes, or null to use (or create) `${dataDir}/secret.key`. */
   readonly secretKey: Buffer | null;
   readonly microsoftAuthorityHost: string;
+  /** Google's sign-in host (authorize) and token host; tests point both at a local peer. */
+  readonly google: { readonly authorityHost: string; readonly tokenHost: string };
   /** Microsoft Graph's API host (national clouds, tests) and the resource its scopes name. */
   readonly microsoftGraph: { readonly host: string; readonly resource: string };
+  /** Hosts SMTP may talk to without TLS besides loopback (an internal relay). */
+  readonly plaintextHosts: readonly string[];
   readonly logLevel: string;
   readonly outbox: OutboxConfig;
   readonly webhooks: { readonly retryBaseMs: number; readonly maxAttempts: number; readonly timeoutMs: number };
@@ -135,6 +139,25 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     }
   }
 
+  const httpsOrigin = (name: string, def: string, example: string): string => {
+    const raw = get(name);
+    if (raw === undefined) return def;
+    try {
+      const u = new URL(raw);
+      if (u.protocol !== 'https:') problems.push(`${name} must use https:// (got "${raw}")`);
+      return u.origin;
+    } catch {
+      problems.push(`${name} must be a URL such as ${example} (got "${raw}")`);
+      return def;
+    }
+  };
+  const google = Object.freeze({
+    authorityHost: httpsOrigin('GOOGLE_AUTHORITY_HOST', 'https://accounts.google.com', 'https://accounts.google.com'),
+    tokenHost: httpsOrigin('GOOGLE_TOKEN_HOST', 'https://oauth2.googleapis.com', 'https://oauth2.googleapis.com'),
+  });
+  // Plain-text SMTP (Connection Security: None) beyond loopback: hosts the operator names here.
+  const plaintextHosts = Object.freeze((get('MAIL_PLAINTEXT_HOSTS') ?? '').split(',').map((h) => h.trim().toLowerCase()).filter(Boolean));
+
   let graphHost = 'https://graph.microsoft.com';
   const rawGraph = get('MICROSOFT_GRAPH_HOST');
   if (rawGraph !== undefined) {
@@ -215,7 +238,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   });
 
   if (problems.length > 0) throw new ConfigError(problems);
-  return Object.freeze({ port, host, baseUrl, dataDir, databaseUrl, secretKey, microsoftAuthorityHost, microsoftGraph, logLevel, outbox, webhooks, inboundEnabled, inboundParseThreads, http });
+  return Object.freeze({ port, host, baseUrl, dataDir, databaseUrl, secretKey, microsoftAuthorityHost, google, microsoftGraph, plaintextHosts, logLevel, outbox, webhooks, inboundEnabled, inboundParseThreads, http });
 }
 
 function isAddressOrCidr(v: string): boolean {
@@ -234,6 +257,6 @@ export function adminPasswordFromEnv(env: Record<string, string | undefined> = p
   return env.MAILROOM_ADMIN_PASSWORD || undefined;
 }
 
-export function redirectUri(config: Pick<Config, 'baseUrl'>, provider: 'outlook'): string {
+export function redirectUri(config: Pick<Config, 'baseUrl'>, provider: 'outlook' | 'gmail'): string {
   return `${config.baseUrl.href.replace(/\/+$/, '')}/oauth2/${provider}/callback`;
 }

@@ -12,6 +12,14 @@ function entry(code: CatalogueCode, cause?: string): Diagnosis {
 }
 
 function oauth(e: OAuthEvidence): Diagnosis {
+  // Providers other than Microsoft name themselves; their entries are `${PROVIDER}_${error}`.
+  if (e.provider) {
+    const prefix = e.provider.toUpperCase();
+    const code = `${prefix}_${e.error}`;
+    if (isCode(code)) return entry(code);
+    const unknown = `${prefix}_UNKNOWN`;
+    if (isCode(unknown)) return entry(unknown, `The sign-in service answered with the error "${e.error}", which Mailroom does not know.`);
+  }
   // Microsoft's `error_codes` (or the AADSTS numbers in the description) name the case; `error` is the fallback.
   for (const n of e.errorCodes) {
     if (n === 7000215 && e.secretLooksLikeGuid) return entry('AADSTS7000215_SECRET_ID');
@@ -53,10 +61,26 @@ const SMTP_BY_STATUS: Record<string, CatalogueCode> = {
   '4.7.66': 'SMTP_421_4.7.66',
 };
 
+/** Microsoft 365's SMTP hosts, where a password login meets the retirement of basic authentication. */
+const MICROSOFT_SMTP = /(^|\.)(office365\.com|outlook\.com|office365\.us|partner\.outlook\.cn)$/i;
+
+/** Gmail signs its replies with "gsmtp"; its 5.7.8 and 4.7.0 need Google's own fixes. */
+const GMAIL_REPLY = /\bgsmtp\b|Username and Password not accepted/i;
+
 function smtp(e: SmtpEvidence): Diagnosis {
   const text = e.response ?? '';
   const status = e.enhancedStatus ?? enhancedStatusOf(e.response);
   const reply = e.responseCode ?? (Number(/^([245]\d\d)\b/.exec(text)?.[1]) || undefined);
+  if (status === '5.7.0' && reply === 530 && /STARTTLS/i.test(text)) return entry('SMTP_530_5.7.0');
+  if (e.auth === 'password' && e.host && MICROSOFT_SMTP.test(e.host) && reply === 535) return entry('SMTP_PASSWORD_MICROSOFT');
+  if (status === '5.7.9') return entry('SMTP_534_5.7.9');
+  if (status === '5.4.5') return entry('SMTP_550_5.4.5_GMAIL');
+  if (GMAIL_REPLY.test(text)) {
+    if (reply === 535) return entry('SMTP_535_5.7.8_GMAIL');
+    if (reply === 421 && status === '4.7.0') return entry('SMTP_421_4.7.0_GMAIL');
+  }
+  if (e.auth === 'password' && reply === 535) return entry('SMTP_535_PASSWORD');
+  if (e.auth === 'none' && (reply === 530 || (reply === 554 && status === '5.7.1') || (reply === 550 && status === '5.7.1'))) return entry('SMTP_RELAY_REFUSED');
   if (status === '5.7.139') return entry(SMTP_5_7_139.find(([re]) => re.test(text))?.[1] ?? 'SMTP_535_5.7.139');
   // SendAsDenied comes as 5.2.0 (shared with other submission failures) or 5.2.252: the text names it.
   if (status?.startsWith('5.2.') && /SendAsDenied/i.test(text)) return entry('SMTP_554_SEND_AS_DENIED');
@@ -74,6 +98,8 @@ function imap(e: ImapEvidence): Diagnosis {
   // First: Dovecot answers a login it cannot check right now with NO [UNAVAILABLE], and imapflow
   // flags every refused login as authenticationFailed.
   if (e.responseCode === 'UNAVAILABLE') return entry('IMAP_UNAVAILABLE');
+  if (/not enabled for IMAP/i.test(e.response ?? '')) return entry('IMAP_GMAIL_DISABLED');
+  if ((e.responseCode === 'AUTHENTICATIONFAILED' || e.authenticationFailed) && e.auth === 'password') return entry('IMAP_PASSWORD_REJECTED');
   if (e.responseCode === 'AUTHENTICATIONFAILED' || e.authenticationFailed) return entry('IMAP_AUTHENTICATIONFAILED');
   return entry('IMAP_ERROR');
 }

@@ -1,6 +1,8 @@
 /** What a failed exchange with Microsoft or a mail server left behind, kept verbatim for the admin. */
 export interface OAuthEvidence {
   kind: 'oauth';
+  /** The OAuthProvider id when it is not Microsoft's (absent: Microsoft, as before providers were recorded). */
+  provider?: string;
   /** Where it failed: the authorize redirect, the token endpoint or the id_token check. */
   stage: 'authorize' | 'token' | 'refresh' | 'id_token';
   error: string;
@@ -19,6 +21,10 @@ export interface OAuthEvidence {
 
 export interface SmtpEvidence {
   kind: 'smtp';
+  /** How the session logged in (absent: XOAUTH2, before methods were recorded). A 535 means another thing per method. */
+  auth?: 'xoauth2' | 'password' | 'none';
+  /** The server's host, recorded with `auth`: some hosts answer a method with their own fix (basic auth retired). */
+  host?: string;
   /** nodemailer's error code: EAUTH, EENVELOPE, EMESSAGE, ... */
   code?: string;
   command?: string;
@@ -30,6 +36,8 @@ export interface SmtpEvidence {
 
 export interface ImapEvidence {
   kind: 'imap';
+  auth?: 'xoauth2' | 'password';
+  host?: string;
   /** RFC 5530 response code from the tagged reply, e.g. AUTHENTICATIONFAILED, UNAVAILABLE. */
   responseCode?: string;
   response?: string;

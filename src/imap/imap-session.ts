@@ -1,5 +1,7 @@
 import type { ImapFlow } from 'imapflow';
+import type { MailLogin } from '../credentials/auth-method.ts';
 import type { ImapEvidence, NetworkEvidence } from '../diagnose/evidence.ts';
+import { MailroomError } from '../errors/errors.ts';
 
 let imapflow: Promise<typeof import('imapflow')> | undefined;
 
@@ -7,6 +9,8 @@ export interface ImapTarget {
   host: string;
   port: number;
   security: 'tls' | 'starttls';
+  /** Kept on the evidence: a refused login means another thing per method. */
+  auth?: 'xoauth2' | 'password';
 }
 
 /** A failed IMAP exchange with the server's own words kept. */
@@ -28,6 +32,10 @@ export function imapErrorFrom(e: unknown, target: ImapTarget): ImapError {
     return new ImapError(`Could not talk to ${target.host}:${target.port}: ${err.message}`, { kind: 'network', code: netCode, host: target.host, port: target.port, message: err.message ?? String(e) });
   }
   const ev: ImapEvidence = { kind: 'imap' };
+  if (target.auth) {
+    ev.auth = target.auth;
+    ev.host = target.host;
+  }
   if (err.serverResponseCode) ev.responseCode = err.serverResponseCode;
   // imapflow's `response` is a parsed object; the human text is in responseText.
   const response = typeof err.response === 'string' ? err.response : err.responseText ? `${err.responseStatus ?? 'NO'} ${err.responseText}` : undefined;
@@ -36,8 +44,13 @@ export function imapErrorFrom(e: unknown, target: ImapTarget): ImapError {
   return new ImapError(response ?? err.message ?? String(e), ev);
 }
 
-/** Connects and logs in with XOAUTH2 (OAUTHBEARER where the server offers it). Certificate checks stay on. */
-export async function openImap(target: ImapTarget, user: string, accessToken: string): Promise<ImapFlow> {
+/**
+ * Connects and logs in with XOAUTH2 (OAUTHBEARER where the server offers it), or with the password
+ * (AUTHENTICATE PLAIN where offered, else LOGIN). Certificate checks stay on.
+ */
+export async function openImap(target: ImapTarget, login: MailLogin): Promise<ImapFlow> {
+  if (login.kind === 'none') throw new MailroomError('MR_CREDENTIALS_MISSING', 'An IMAP mailbox needs a login.', { field: 'authType', fix: 'Choose an OAuth method or Username/Password in Authenticate Using.' });
+  target = { ...target, auth: login.kind };
   // imapflow is loaded by the first incoming server that connects, not at start.
   const { ImapFlow: Client } = await (imapflow ??= import('imapflow'));
   const client = new Client({
@@ -46,7 +59,7 @@ export async function openImap(target: ImapTarget, user: string, accessToken: st
     secure: target.security === 'tls',
     doSTARTTLS: target.security === 'starttls' ? true : undefined,
     servername: target.host,
-    auth: { user, accessToken },
+    auth: login.kind === 'xoauth2' ? { user: login.user, accessToken: login.accessToken } : { user: login.user, pass: login.password },
     logger: false,
     connectionTimeout: 15_000,
     greetingTimeout: 15_000,

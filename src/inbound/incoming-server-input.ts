@@ -36,8 +36,10 @@ const base = {
   intervalMinutes: z.coerce.number({ error: 'Interval must be a number of minutes' }).int({ error: 'Interval must be whole minutes' }).min(1, { error: 'Interval must be 1 to 1440 minutes' }).max(1440, { error: 'Interval must be 1 to 1440 minutes' }),
   active: z.boolean(),
   tokenSourceId: z.preprocess((v) => (v === '' ? null : v), z.string().nullable()),
-  clientId: z.preprocess((v) => (v === '' ? null : v), mailServerFields.clientId.nullable()),
-  clientSecret: z.preprocess((v) => (v === '' || v === null ? undefined : v), mailServerFields.clientSecret.optional()),
+  // Checked against the provider's shape, or the password required, by credentialIssues once Authenticate Using is known.
+  clientId: z.preprocess((v) => (v === '' ? null : v), mailServerFields.anyClientId.nullable()),
+  clientSecret: z.preprocess((v) => (v === '' || v === null ? undefined : v), mailServerFields.anyClientSecret.optional()),
+  password: z.preprocess((v) => (v === '' || v === null ? undefined : v), mailServerFields.password.optional()),
   tenant: z.preprocess((v) => (v === null || v === '' ? undefined : v), mailServerFields.tenant.optional()),
 };
 
@@ -46,9 +48,10 @@ export const createIncomingSchema = z
     name: base.name,
     serverType: base.serverType.default('imap'),
     authType: base.authType.default('outlook_oauth'),
-    imapHost: base.imapHost.default(INCOMING_DEFAULTS.imapHost),
-    imapPort: base.imapPort.default(INCOMING_DEFAULTS.imapPort),
-    imapSecurity: base.imapSecurity.default('tls'),
+    // Omitted: the provider's own IMAP host (outlook.office365.com, imap.gmail.com).
+    imapHost: base.imapHost.optional(),
+    imapPort: base.imapPort.optional(),
+    imapSecurity: base.imapSecurity.optional(),
     username: base.username,
     folder: base.folder.default('INBOX'),
     afterFetch: base.afterFetch.default('mark_read'),
@@ -58,14 +61,11 @@ export const createIncomingSchema = z
     tokenSourceId: base.tokenSourceId.default(null),
     clientId: base.clientId.default(null),
     clientSecret: base.clientSecret,
+    password: base.password,
     tenant: base.tenant.transform((v) => v ?? 'common'),
   })
   .superRefine((v, ctx) => {
     if (v.afterFetch === 'move' && !v.moveToFolder) ctx.addIssue({ code: 'custom', path: ['moveToFolder'], message: 'Enter the folder to move fetched mail to' });
-    if (!v.tokenSourceId) {
-      if (!v.clientId) ctx.addIssue({ code: 'custom', path: ['clientId'], message: 'Paste the Application (client) ID from Azure, or reuse an outgoing server\'s connection' });
-      if (!v.clientSecret) ctx.addIssue({ code: 'custom', path: ['clientSecret'], message: 'Paste the client secret Value from Azure > Certificates & secrets' });
-    }
   });
 
 export const updateIncomingSchema = z.strictObject(

@@ -7,6 +7,12 @@ import { MailroomError, isMailroomError } from '../errors/errors.ts';
 import { ImapError } from '../imap/imap-session.ts';
 import type { Logger } from '../logger.ts';
 import { secretAad, type TokenManager } from '../oauth/token-manager.ts';
+import { passwordAad } from '../credentials/auth-method.ts';
+import { authMethodOf } from '../credentials/auth-methods.ts';
+import { oauthProviderOf } from '../oauth/oauth-providers.ts';
+import { credentialIssues } from '../servers/mail-server-input.ts';
+import { authMethodChoices } from '../servers/mail-server-service.ts';
+import { validationError } from '../errors/errors.ts';
 import type { Sealer } from '../secrets/sealer.ts';
 import { parseInput } from '../errors/parse-input.ts';
 import type { Db } from '../storage/database.ts';
@@ -70,7 +76,7 @@ export class IncomingServerService {
   }
 
   defaults() {
-    return { redirectUri: redirectUri(this.deps.config, 'outlook'), ...INCOMING_DEFAULTS };
+    return { redirectUri: redirectUri(this.deps.config, 'outlook'), ...INCOMING_DEFAULTS, authMethods: authMethodChoices(this.deps.config).filter((m) => m.incoming) };
   }
 
   private async record(id: string): Promise<MailServerRecord> {
@@ -100,9 +106,10 @@ export class IncomingServerService {
       moveToFolder: imap.moveToFolder,
       intervalMinutes: imap.intervalMinutes,
       active: s.active,
-      redirectUri: redirectUri(this.deps.config, 'outlook'),
+      redirectUri: oauthProviderOf(s) ? redirectUri(this.deps.config, oauthProviderOf(s)!.id) : null,
       clientId: s.clientId || null,
       clientSecretSet: s.clientSecretSealed !== null,
+      passwordSet: s.passwordSealed !== null,
       tenant: s.tenant,
       tokenSourceId: s.tokenSourceId,
       tokenSourceName: s.tokenSourceId ? (names.get(s.tokenSourceId) ?? null) : null,
@@ -178,6 +185,14 @@ export class IncomingServerService {
   async create(body: unknown) {
     const input = parseInput(createIncomingSchema, body);
     await this.checkSource(input.tokenSourceId, input.username, input.serverType);
+    const method = authMethodOf(input);
+    const issues = input.tokenSourceId
+      ? {}
+      : credentialIssues({ ...input, clientId: input.clientId ?? '', hasClientSecret: false, hasPassword: false, direction: 'incoming' });
+    if (Object.keys(issues).length) throw validationError(issues);
+    const host = method.provider?.hosts.imap;
+    const imapHost = input.imapHost ?? host?.host;
+    if (imapHost === undefined) throw validationError({ imapHost: 'Enter the IMAP Server, e.g. imap.example.com' });
     const id = randomUUID();
     await insertMailServer(
       this.deps.db,
@@ -186,8 +201,9 @@ export class IncomingServerService {
         name: input.name,
         authType: input.authType,
         username: input.username,
-        clientId: input.tokenSourceId ? '' : input.clientId!,
-        clientSecretSealed: !input.tokenSourceId && input.clientSecret ? this.deps.sealer.seal(input.clientSecret, secretAad(id)) : null,
+        clientId: input.tokenSourceId || !method.provider ? '' : input.clientId!,
+        clientSecretSealed: !input.tokenSourceId && method.provider && input.clientSecret ? this.deps.sealer.seal(input.clientSecret, secretAad(id)) : null,
+        passwordSealed: method.mechanism === 'password' && input.password ? this.deps.sealer.seal(input.password, passwordAad(id)) : null,
         clientSecretExpiresAt: null,
         tenant: input.tenant,
         // SMTP columns are not used by incoming servers.
@@ -201,9 +217,9 @@ export class IncomingServerService {
         direction: 'incoming',
         transport: input.serverType,
         imap: {
-          host: input.imapHost,
-          port: input.imapPort,
-          security: input.imapSecurity,
+          host: imapHost,
+          port: input.imapPort ?? host?.port ?? 993,
+          security: input.imapSecurity ?? host?.security ?? 'tls',
           folder: input.folder,
           afterFetch: input.afterFetch,
           moveToFolder: input.moveToFolder,
@@ -234,7 +250,25 @@ export class IncomingServerService {
     const tokenSourceId = input.tokenSourceId !== undefined ? input.tokenSourceId : before.tokenSourceId;
     const serverType = input.serverType ?? (before.transport === 'graph' ? 'graph' : 'imap');
     await this.checkSource(tokenSourceId, username, serverType);
+    const authType = input.authType ?? before.authType;
+    const methodChanged = authType !== before.authType;
+    const issues = tokenSourceId
+      ? {}
+      : credentialIssues({
+          authType,
+          clientId: input.clientId ?? (methodChanged ? '' : before.clientId),
+          clientSecret: input.clientSecret,
+          hasClientSecret: !methodChanged && before.clientSecretSealed !== null,
+          password: input.password,
+          hasPassword: before.passwordSealed !== null,
+          direction: 'incoming',
+        });
+    if (Object.keys(issues).length) throw validationError(issues);
+    const method = authMethodOf({ authType });
     const patch: Parameters<typeof updateMailServer>[2] = { imap, transport: serverType };
+    if (input.authType !== undefined) patch.authType = input.authType;
+    if (input.password !== undefined && method.mechanism === 'password') patch.passwordSealed = this.deps.sealer.seal(input.password, passwordAad(id));
+    if (method.mechanism !== 'password') patch.passwordSealed = null;
     if (input.name !== undefined) patch.name = input.name;
     if (input.username !== undefined) patch.username = input.username;
     if (input.active !== undefined) patch.active = input.active;
@@ -243,6 +277,7 @@ export class IncomingServerService {
     if (input.clientSecret !== undefined) patch.clientSecretSealed = this.deps.sealer.seal(input.clientSecret, secretAad(id));
     if (input.tokenSourceId !== undefined) patch.tokenSourceId = input.tokenSourceId;
     const identityChanged =
+      methodChanged ||
       (input.username !== undefined && input.username !== before.username) ||
       (input.clientId !== undefined && (input.clientId ?? '') !== before.clientId) ||
       (input.tenant !== undefined && input.tenant !== before.tenant);

@@ -76,13 +76,12 @@ export const imapTarget = (s: MailServerRecord): ImapTarget => ({ host: s.imap!.
  * refresh and one more try (it may have been revoked before its expiry).
  */
 export async function connectWithToken(tokens: TokenManager, server: MailServerRecord): Promise<ImapFlow> {
-  const first = await tokens.getAccessToken(server.id);
+  const first = await tokens.getLogin(server.id);
   try {
-    return await openImap(imapTarget(server), first.user, first.accessToken);
+    return await openImap(imapTarget(server), first);
   } catch (e) {
-    if (!(e instanceof ImapError && e.isAuthFailure)) throw e;
-    const again = await tokens.getAccessToken(server.id, { forceRefresh: true });
-    return openImap(imapTarget(server), again.user, again.accessToken);
+    if (!(e instanceof ImapError && e.isAuthFailure) || first.kind !== 'xoauth2') throw e;
+    return openImap(imapTarget(server), await tokens.getLogin(server.id, { forceRefresh: true }));
   }
 }
 

@@ -1,7 +1,6 @@
 import { createHash, randomBytes } from 'node:crypto';
 import * as oauth from 'oauth4webapi';
 import type { Config } from '../config/config.ts';
-import { redirectUri } from '../config/config.ts';
 import { diagnose } from '../diagnose/diagnose.ts';
 import type { Evidence } from '../diagnose/evidence.ts';
 import { isMailroomError, MailroomError } from '../errors/errors.ts';
@@ -9,8 +8,9 @@ import type { Sealer } from '../secrets/sealer.ts';
 import type { Db } from '../storage/database.ts';
 import { findMailServer, replaceToken, setMailServerError, type StoredError } from '../storage/mail-server-store.ts';
 import { consumeOAuthState, deleteStaleOAuthStates, insertOAuthState } from '../storage/oauth-state-store.ts';
-import { authorizeErrorEvidence, buildAuthorizeUrl, exchangeCode } from './outlook.ts';
-import { appFor, scopesOf, tokenAad } from './token-manager.ts';
+import { connectLabel, type OAuthProvider } from './oauth-provider.ts';
+import { oauthProviderOf, requireOAuthProvider } from './oauth-providers.ts';
+import { appFor, tokenAad } from './token-manager.ts';
 
 export const STATE_TTL_MS = 10 * 60_000;
 
@@ -32,12 +32,13 @@ export class ConnectFlow {
     return this.deps.now?.() ?? new Date();
   }
 
-  /** Starts "Connect your Outlook account": PKCE S256, a single-use state bound to server and admin, nonce. */
+  /** Starts "Connect your … account": PKCE S256, a single-use state bound to server and admin, nonce. */
   async start(mailServerId: string, adminId: string): Promise<{ authorizeUrl: string }> {
     const { db, sealer, config } = this.deps;
     const server = await findMailServer(db, mailServerId);
     if (!server) throw new MailroomError('MR_NOT_FOUND', 'This mail server does not exist.');
-    appFor(server, config, sealer); // fails early, naming the missing client secret
+    const provider = requireOAuthProvider(server);
+    const app = appFor(server, config, sealer); // fails early, naming the missing client secret
     const state = randomBytes(32).toString('base64url');
     const nonce = randomBytes(16).toString('base64url');
     const codeVerifier = oauth.generateRandomCodeVerifier();
@@ -55,16 +56,20 @@ export class ConnectFlow {
       },
       now,
     );
-    const authorizeUrl = buildAuthorizeUrl(
-      { scopes: scopesOf(server, config), authorityHost: config.microsoftAuthorityHost, tenant: server.tenant, clientId: server.clientId, redirectUri: redirectUri(config, 'outlook') },
+    const authorizeUrl = provider.buildAuthorizeUrl(
+      { scopes: app.scopes, authorityHost: app.authorityHost, tenant: app.tenant, clientId: app.clientId, redirectUri: app.redirectUri },
       { state, nonce, codeChallenge: await oauth.calculatePKCECodeChallenge(codeVerifier), loginHint: server.username },
     );
     return { authorizeUrl };
   }
 
-  /** Handles `/oauth2/outlook/callback` for the admin whose session made the request. */
-  async callback(params: URLSearchParams, adminId: string): Promise<CallbackOutcome> {
+  /**
+   * Handles `/oauth2/{provider}/callback` for the admin whose session made the request. The state
+   * names the server, and the server its provider: a callback on another provider's path is refused.
+   */
+  async callback(params: URLSearchParams, adminId: string, via: OAuthProvider): Promise<CallbackOutcome> {
     const { db, sealer, config } = this.deps;
+    const again = connectLabel(via);
     const now = this.now();
     const state = params.get('state');
     // The admin consent page returns here too: no code, no tokens; only the outcome to show.
@@ -72,13 +77,13 @@ export class ConnectFlow {
     if (consentFor && (params.has('admin_consent') || params.has('error'))) {
       const server = await findMailServer(db, consentFor);
       if (!server) return { kind: 'rejected', message: 'The mail server no longer exists.', fix: 'Create it again.' };
-      const authError = authorizeErrorEvidence(params);
+      const authError = via.authorizeErrorEvidence(params);
       if (authError) return this.fail(server.id, this.fromEvidence(authError));
       await setMailServerError(db, server.id, null);
       return { kind: 'admin_consent', mailServerId: server.id, direction: server.direction };
     }
     if (!state) {
-      return { kind: 'rejected', message: 'The sign-in answer has no state parameter.', fix: 'Start again from the mail server form with Connect your Outlook account.' };
+      return { kind: 'rejected', message: 'The sign-in answer has no state parameter.', fix: `Start again from the mail server form with ${again}.` };
     }
     const consumed = await consumeOAuthState(db, hashState(state), now);
     if (!consumed.ok) {
@@ -86,34 +91,42 @@ export class ConnectFlow {
         return {
           kind: 'rejected',
           message: 'This sign-in answer does not belong to a connection you started.',
-          fix: 'Open the mail server form and click Connect your Outlook account.',
+          fix: `Open the mail server form and click ${again}.`,
         };
       }
       const message =
         consumed.reason === 'expired'
           ? 'The sign-in took longer than 10 minutes, so Mailroom no longer accepts its answer.'
           : 'This sign-in answer was already used (the page was reloaded or opened twice).';
-      return this.fail(consumed.mailServerId, { code: `OAUTH_STATE_${consumed.reason.toUpperCase()}`, message, fix: 'Click Connect your Outlook account again.' });
+      return this.fail(consumed.mailServerId, { code: `OAUTH_STATE_${consumed.reason.toUpperCase()}`, message, fix: `Click ${again} again.` });
     }
     const { mailServerId } = consumed.state;
     if (consumed.state.adminId !== adminId) {
-      return { kind: 'rejected', message: 'This sign-in was started by another admin.', fix: 'Click Connect your Outlook account yourself.' };
+      return { kind: 'rejected', message: 'This sign-in was started by another admin.', fix: `Click ${again} yourself.` };
     }
     const server = await findMailServer(db, mailServerId);
     if (!server) return { kind: 'rejected', message: 'The mail server was deleted during sign-in.', fix: 'Create it again.' };
+    const provider = oauthProviderOf(server);
+    if (provider !== via) {
+      return this.fail(mailServerId, {
+        code: 'OAUTH_PROVIDER_MISMATCH',
+        message: `This sign-in answer came to the ${via.accountName} redirect URL, but the mail server uses ${provider ? provider.accountName : 'no OAuth'} sign-in.`,
+        fix: provider ? `Click ${connectLabel(provider)} again.` : 'Check Authenticate Using on the form.',
+      });
+    }
 
-    const authError = authorizeErrorEvidence(params);
+    const authError = provider.authorizeErrorEvidence(params);
     if (authError) return this.fail(mailServerId, this.fromEvidence(authError));
 
     try {
       const app = appFor(server, config, sealer);
       const codeVerifier = sealer.open(consumed.state.codeVerifierSealed, `oauth_state:${mailServerId}`);
-      const { tokens, identity } = await exchangeCode(app, params, { codeVerifier, nonce: consumed.state.nonce, now });
+      const { tokens, identity } = await provider.exchangeCode(app, params, { codeVerifier, nonce: consumed.state.nonce, now });
       if (!tokens.refreshToken) {
         return this.fail(mailServerId, {
           code: 'OAUTH_NO_REFRESH_TOKEN',
-          message: 'Microsoft did not return a refresh token, so the connection would stop working within the hour.',
-          fix: 'Add the offline_access permission in Azure > API permissions, then connect again.',
+          message: `${provider.accountName} did not return a refresh token, so the connection would stop working within the hour.`,
+          fix: provider.noRefreshTokenFix,
         });
       }
       await replaceToken(
@@ -136,11 +149,10 @@ export class ConnectFlow {
       // The token is stored either way; a different account is worth saying at once, since sending
       // as Username with another account's token fails unless it has Send As rights.
       const mismatch = identity.account && identity.account !== server.username.toLowerCase() && !server.allowAccountMismatch;
-      await setMailServerError(
-        db,
-        mailServerId,
-        mismatch ? { ...this.fromEvidence({ kind: 'account', expected: server.username, actual: identity.account! }), at: now.toISOString() } : null,
-      );
+      // A grant that works today but will not for long (Google's 7-day "Testing" tokens) is said at once.
+      const warning = provider.connectWarning?.(tokens);
+      const notice = mismatch ? this.fromEvidence({ kind: 'account', expected: server.username, actual: identity.account! }) : warning ? this.fromEvidence(warning) : undefined;
+      await setMailServerError(db, mailServerId, notice ? { ...notice, at: now.toISOString() } : null);
       return { kind: 'connected', mailServerId, direction: server.direction, account: identity.account };
     } catch (e) {
       if (!isMailroomError(e)) throw e;

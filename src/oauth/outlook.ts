@@ -1,7 +1,12 @@
 import * as oauth from 'oauth4webapi';
+import { z } from 'zod';
 import { MailroomError } from '../errors/errors.ts';
 import { aadstsCodes, looksLikeGuid, type OAuthEvidence } from '../diagnose/evidence.ts';
 import { diagnose } from '../diagnose/diagnose.ts';
+import type { Config } from '../config/config.ts';
+import { redirectUri } from '../config/config.ts';
+import type { MailServerRecord } from '../storage/mail-server-store.ts';
+import type { OAuthApp, OAuthProvider, OAuthTokens } from './oauth-provider.ts';
 
 /** Delegated scopes for SMTP and IMAP on one Outlook token (one resource per token request). */
 export const OUTLOOK_SCOPES = [
@@ -24,23 +29,11 @@ export function graphScopes(graphResource: string, direction: 'outgoing' | 'inco
   return ['openid', 'profile', 'email', 'offline_access', ...[...mail, 'User.Read'].map((p) => `${graphResource}/${p}`)];
 }
 
-export interface OutlookApp {
-  /** What this connection asks for and refreshes: the Outlook (SMTP/IMAP) or the Graph permissions. */
-  scopes: readonly string[];
-  authorityHost: string;
-  tenant: string;
-  clientId: string;
-  clientSecret: string;
-  redirectUri: string;
-}
+/** The scopes are the Outlook (SMTP/IMAP) or the Graph permissions. */
+export type OutlookApp = OAuthApp;
 
-export interface OutlookTokens {
-  accessToken: string;
-  /** Microsoft rotates it on every use; absent only if offline_access was not granted. */
-  refreshToken: string | undefined;
-  expiresAt: Date;
-  scope: string | undefined;
-}
+/** Microsoft rotates the refresh token on every use; it is absent only if offline_access was not granted. */
+export type OutlookTokens = OAuthTokens;
 
 export interface OutlookIdentity {
   /** preferred_username (the UPN, usually the mailbox address), else email. */
@@ -245,3 +238,50 @@ export function adminConsentUrl(authorityHost: string, tenant: string, clientId:
   }).toString();
   return url.href;
 }
+
+/** Microsoft's SMTP/IMAP permissions, or Graph's for a server that uses Graph. */
+export function outlookScopes(server: Pick<MailServerRecord, 'transport' | 'direction'>, config: Pick<Config, 'microsoftGraph'>): readonly string[] {
+  return server.transport === 'graph' ? graphScopes(config.microsoftGraph.resource, server.direction) : OUTLOOK_SCOPES;
+}
+
+const GUID_SHAPE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+export const outlookFields = {
+  clientId: z
+    .string({ error: 'Paste the Application (client) ID from the app\'s Overview page in Azure' })
+    .trim()
+    .regex(GUID_SHAPE, { error: 'Paste the Application (client) ID from Azure: a GUID_SHAPE like 1b2c3d4e-0000-1111-2222-333344445555' }),
+  clientSecret: z
+    .string({ error: 'Paste the client secret Value from Azure > Certificates & secrets' })
+    .trim()
+    .min(1, { error: 'Paste the client secret Value from Azure > Certificates & secrets' })
+    .max(1024, { error: 'The client secret is too long' })
+    .refine((v) => !GUID_SHAPE.test(v), {
+      error: 'This looks like the Secret ID. Paste the secret\'s Value instead (the column next to it in Azure > Certificates & secrets)',
+    }),
+};
+
+export const outlookProvider: OAuthProvider = {
+  id: 'outlook',
+  fields: outlookFields,
+  hosts: { smtp: { host: 'smtp.office365.com', port: 587, security: 'starttls' }, imap: { host: 'outlook.office365.com', port: 993, security: 'tls' } },
+  accountName: 'Outlook',
+  tenants: true,
+  secretHelp: 'Paste the client secret Value from Azure > Certificates & secrets into Client Secret and save.',
+  noRefreshTokenFix: 'Add the offline_access permission in Azure > API permissions, then connect again.',
+  scopes: outlookScopes,
+  app: (server, config, clientSecret) => ({
+    scopes: outlookScopes(server, config),
+    authorityHost: config.microsoftAuthorityHost,
+    tenant: server.tenant,
+    clientId: server.clientId,
+    clientSecret,
+    redirectUri: redirectUri(config, 'outlook'),
+  }),
+  buildAuthorizeUrl,
+  exchangeCode,
+  refreshTokens,
+  authorizeErrorEvidence,
+  adminConsentUrl: (app, serverId) => adminConsentUrl(app.authorityHost, app.tenant, app.clientId, app.redirectUri, serverId, app.scopes),
+  grantIsDead: (ev) => ev.error === 'invalid_grant' || ev.error === 'interaction_required' || ev.error === 'consent_required',
+};

@@ -1,5 +1,4 @@
 import type { Config } from '../config/config.ts';
-import { redirectUri } from '../config/config.ts';
 import { diagnose } from '../diagnose/diagnose.ts';
 import type { OAuthEvidence } from '../diagnose/evidence.ts';
 import { MailroomError, isMailroomError } from '../errors/errors.ts';
@@ -13,7 +12,11 @@ import {
   type TokenRecord,
   updateTokenIfVersion,
 } from '../storage/mail-server-store.ts';
-import { graphScopes, OUTLOOK_SCOPES, type OutlookApp, type OutlookTokens, refreshTokens } from './outlook.ts';
+import type { MailLogin } from '../credentials/auth-method.ts';
+import { authMethodOf } from '../credentials/auth-methods.ts';
+import { connectLabel, type OAuthApp, type OAuthProvider, type OAuthTokens } from './oauth-provider.ts';
+import { oauthProviderOf, requireOAuthProvider } from './oauth-providers.ts';
+import { outlookProvider } from './outlook.ts';
 
 /** Refresh when less than this remains, so a token never expires in the middle of an SMTP session. */
 export const REFRESH_MARGIN_MS = 5 * 60_000;
@@ -30,9 +33,9 @@ export function tokenAction(t: Pick<TokenRecord, 'status' | 'accessTokenExpiresA
   return t.refreshTokenSealed ? 'refresh' : 'reconnect_needed';
 }
 
-/** OAuth errors after which the stored grant is dead and only a new sign-in helps. */
-export function grantIsDead(ev: OAuthEvidence): boolean {
-  return ev.error === 'invalid_grant' || ev.error === 'interaction_required' || ev.error === 'consent_required';
+/** OAuth errors after which the stored grant is dead and only a new sign-in helps (by the server's provider). */
+export function grantIsDead(ev: OAuthEvidence, provider: Pick<OAuthProvider, 'grantIsDead'> = outlookProvider): boolean {
+  return provider.grantIsDead(ev);
 }
 
 export interface AccessToken {
@@ -45,26 +48,17 @@ export interface AccessToken {
 export const tokenAad = (serverId: string, kind: 'access_token' | 'refresh_token') => `mail_server:${serverId}:${kind}`;
 export const secretAad = (serverId: string) => `mail_server:${serverId}:client_secret`;
 
-/** The permissions a server's connection asks for: Outlook's SMTP/IMAP ones, or Graph's. */
-export function scopesOf(server: Pick<MailServerRecord, 'transport' | 'direction'>, config: Pick<Config, 'microsoftGraph'>): readonly string[] {
-  return server.transport === 'graph' ? graphScopes(config.microsoftGraph.resource, server.direction) : OUTLOOK_SCOPES;
+/** The permissions a server's connection asks for, as its provider decides (none without OAuth). */
+export function scopesOf(server: Pick<MailServerRecord, 'transport' | 'direction' | 'authType'>, config: Config): readonly string[] {
+  return oauthProviderOf(server)?.scopes(server, config) ?? [];
 }
 
-export function appFor(server: MailServerRecord, config: Config, sealer: Sealer): OutlookApp {
+export function appFor(server: MailServerRecord, config: Config, sealer: Sealer): OAuthApp {
+  const provider = requireOAuthProvider(server);
   if (!server.clientSecretSealed) {
-    throw new MailroomError('MR_OAUTH_NOT_CONFIGURED', 'This mail server has no client secret.', {
-      field: 'clientSecret',
-      fix: 'Paste the client secret Value from Azure > Certificates & secrets into Client Secret and save.',
-    });
+    throw new MailroomError('MR_OAUTH_NOT_CONFIGURED', 'This mail server has no client secret.', { field: 'clientSecret', fix: provider.secretHelp });
   }
-  return {
-    scopes: scopesOf(server, config),
-    authorityHost: config.microsoftAuthorityHost,
-    tenant: server.tenant,
-    clientId: server.clientId,
-    clientSecret: sealer.open(server.clientSecretSealed, secretAad(server.id)),
-    redirectUri: redirectUri(config, 'outlook'),
-  };
+  return provider.app(server, config, sealer.open(server.clientSecretSealed, secretAad(server.id)));
 }
 
 export interface TokenManagerDeps {
@@ -72,7 +66,8 @@ export interface TokenManagerDeps {
   sealer: Sealer;
   config: Config;
   now?: () => Date;
-  refresh?: (app: OutlookApp, refreshToken: string, now: Date) => Promise<OutlookTokens>;
+  /** Replaces the provider's refresh request (tests). */
+  refresh?: (app: OAuthApp, refreshToken: string, now: Date) => Promise<OAuthTokens>;
   onEvent?: (e: { type: 'refreshed' | 'refresh_failed' | 'reconnect_needed'; serverId: string; code?: string }) => void;
 }
 
@@ -84,11 +79,18 @@ export interface TokenManagerDeps {
 export class TokenManager {
   private readonly inflight = new Map<string, Promise<AccessToken>>();
   private readonly now: () => Date;
-  private readonly refresh: NonNullable<TokenManagerDeps['refresh']>;
 
   constructor(private readonly deps: TokenManagerDeps) {
     this.now = deps.now ?? (() => new Date());
-    this.refresh = deps.refresh ?? refreshTokens;
+  }
+
+  /**
+   * What the server's Authenticate Using logs in with: an access token (OAuth), the opened password,
+   * or nothing. SMTP, IMAP and Test Connection take this; Graph takes getAccessToken.
+   */
+  async getLogin(serverId: string, opts: { forceRefresh?: boolean } = {}): Promise<MailLogin> {
+    const server = await this.server(serverId);
+    return authMethodOf(server).login(server, { sealer: this.deps.sealer, accessToken: (id, forceRefresh) => this.getAccessToken(id, { forceRefresh }) }, opts.forceRefresh ?? false);
   }
 
   async getAccessToken(serverId: string, opts: { forceRefresh?: boolean } = {}): Promise<AccessToken> {
@@ -104,11 +106,12 @@ export class TokenManager {
     const action = tokenAction(token, this.now(), opts.forceRefresh);
     if (action === 'use') return this.open(server, token!);
     if (action === 'not_connected') {
-      throw new MailroomError('MR_OAUTH_NOT_CONNECTED', 'This mail server is not connected to an Outlook account yet.', {
-        fix: 'Open the mail server and click Connect your Outlook account.',
+      const provider = requireOAuthProvider(server);
+      throw new MailroomError('MR_OAUTH_NOT_CONNECTED', `This mail server is not connected to an ${provider.accountName} account yet.`, {
+        fix: `Open the mail server and click ${connectLabel(provider)}.`,
       });
     }
-    if (action === 'reconnect_needed') throw this.reconnectError(token);
+    if (action === 'reconnect_needed') throw this.reconnectError(server, token);
     // Re-check after registering: another caller may have started a refresh while we read the row.
     const again = this.inflight.get(serverId);
     if (again) return again;
@@ -131,9 +134,10 @@ export class TokenManager {
     };
   }
 
-  private reconnectError(t: TokenRecord | undefined): MailroomError {
-    return new MailroomError('MR_OAUTH_RECONNECT_NEEDED', t?.statusReason ?? 'The Outlook connection must be renewed.', {
-      fix: 'Open the mail server and click Connect your Outlook account to sign in again.',
+  private reconnectError(server: MailServerRecord, t: TokenRecord | undefined): MailroomError {
+    const provider = requireOAuthProvider(server);
+    return new MailroomError('MR_OAUTH_RECONNECT_NEEDED', t?.statusReason ?? `The ${provider.accountName} connection must be renewed.`, {
+      fix: `Open the mail server and click ${connectLabel(provider)} to sign in again.`,
     });
   }
 
@@ -142,9 +146,10 @@ export class TokenManager {
     const now = this.now();
     const app = appFor(server, this.deps.config, sealer);
     const refreshToken = sealer.open(token.refreshTokenSealed!, tokenAad(server.id, 'refresh_token'));
-    let fresh: OutlookTokens;
+    const refresh = this.deps.refresh ?? requireOAuthProvider(server).refreshTokens;
+    let fresh: OAuthTokens;
     try {
-      fresh = await this.refresh(app, refreshToken, now);
+      fresh = await refresh(app, refreshToken, now);
     } catch (e) {
       const outcome = await this.refreshFailed(server, token, e);
       if ('fallback' in outcome) return outcome.fallback;
@@ -159,7 +164,7 @@ export class TokenManager {
         statusReason: null,
         accessTokenSealed: sealer.seal(fresh.accessToken, tokenAad(server.id, 'access_token')),
         accessTokenExpiresAt: fresh.expiresAt.toISOString(),
-        // Microsoft rotates refresh tokens; keep the old one only if none came back.
+        // Microsoft rotates refresh tokens, Google does not: keep the old one if none came back.
         ...(fresh.refreshToken !== undefined && { refreshTokenSealed: sealer.seal(fresh.refreshToken, tokenAad(server.id, 'refresh_token')) }),
         ...(fresh.scope !== undefined && { scope: fresh.scope }),
         refreshedAt: now.toISOString(),
@@ -170,7 +175,7 @@ export class TokenManager {
       // Another process refreshed (or the admin reconnected) meanwhile: theirs is newer, use it.
       const current = await findToken(db, server.id);
       if (tokenAction(current, this.now()) === 'use') return this.open(server, current!);
-      throw this.reconnectError(current);
+      throw this.reconnectError(server, current);
     }
     if (server.lastError?.code.startsWith('AADSTS') || server.lastError?.code.startsWith('OAUTH_')) await setMailServerError(db, server.id, null);
     this.deps.onEvent?.({ type: 'refreshed', serverId: server.id });
@@ -181,7 +186,7 @@ export class TokenManager {
     const { db } = this.deps;
     const now = this.now();
     const ev = isMailroomError(e, 'MR_OAUTH_PROVIDER_ERROR') ? (e.evidence as unknown as OAuthEvidence) : undefined;
-    if (ev && grantIsDead(ev)) {
+    if (ev && grantIsDead(ev, requireOAuthProvider(server))) {
       const d = diagnose(ev);
       await updateTokenIfVersion(db, server.id, token.version, { status: 'reconnect_needed', statusReason: d.cause }, now);
       await setMailServerError(db, server.id, { code: d.code, message: d.cause, fix: d.fix, evidence: { ...ev }, at: now.toISOString() });

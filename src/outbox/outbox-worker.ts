@@ -5,6 +5,7 @@ import type { Evidence, OAuthEvidence } from '../diagnose/evidence.ts';
 import { isMailroomError } from '../errors/errors.ts';
 import type { Logger } from '../logger.ts';
 import type { TokenManager } from '../oauth/token-manager.ts';
+import { authMethodOf } from '../credentials/auth-methods.ts';
 import { SmtpError } from '../smtp/smtp-client.ts';
 import type { ConnectionGates } from '../smtp/connection-gate.ts';
 import { PooledSender } from '../smtp/smtp-pool.ts';
@@ -279,19 +280,20 @@ export class OutboxWorker {
 
   /** The server's transport: pooled SMTP connections, or Microsoft Graph over HTTPS. */
   private senderFor(server: MailServerRecord): MailSender {
-    const signature = [server.transport, server.smtpHost, server.smtpPort, server.smtpSecurity, server.username, server.limits.maxConnections, server.updatedAt].join('|');
+    const signature = [server.transport, server.authType, server.smtpHost, server.smtpPort, server.smtpSecurity, server.username, server.limits.maxConnections, server.updatedAt].join('|');
     const existing = this.pools.get(server.id);
     if (existing?.signature === signature) return existing.sender;
     existing?.sender.close();
     const getToken = (forceRefresh: boolean) => this.deps.tokens.getAccessToken(server.id, { forceRefresh });
+    const getLogin = (forceRefresh: boolean) => this.deps.tokens.getLogin(server.id, { forceRefresh });
     const sender: MailSender =
       server.transport === 'graph'
         ? // Exchange serves at most 4 concurrent Graph requests per mailbox (MailboxConcurrency): more only earn 429s.
           new GraphSender(this.deps.graphHost, server.username, getToken, this.deps.gates.for(`${server.id}:graph`, 4))
         : new PooledSender(
-      { host: server.smtpHost, port: server.smtpPort, security: server.smtpSecurity },
+      { host: server.smtpHost, port: server.smtpPort, security: server.smtpSecurity, auth: authMethodOf(server).mechanism },
       server.username,
-      getToken,
+      getLogin,
       Math.min(this.deps.config.poolSize, server.limits.maxConnections ?? Infinity),
       this.deps.gates.for(server.id, server.limits.maxConnections),
     );

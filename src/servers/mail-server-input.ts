@@ -1,4 +1,7 @@
 import { z } from 'zod';
+import { authMethodOf } from '../credentials/auth-methods.ts';
+import { outlookProvider } from '../oauth/outlook.ts';
+import type { AuthType } from '../storage/mail-server-store.ts';
 import { LIMIT_LABELS, MICROSOFT_LIMITS, type SendLimits } from './send-limits.ts';
 
 const GUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
@@ -13,24 +16,16 @@ const optionalText = z.preprocess((v) => (typeof v === 'string' && v.trim() === 
 /** Labels and messages speak the form's language: the admin sees them next to the field. */
 export const mailServerFields = {
   name: trimmed(200, 'Enter a Mail Server Description, e.g. "Outlook — sales"'),
-  authType: z.literal('outlook_oauth', { error: 'Authenticate Using must be Outlook OAuth Authentication' }),
+  authType: z.enum(['outlook_oauth', 'gmail_oauth', 'password', 'none'], {
+    error: 'Authenticate Using must be outlook_oauth (Outlook OAuth Authentication), gmail_oauth (Gmail OAuth Authentication), password (Username/Password) or none (None)',
+  }),
   username: z
     .string({ error: 'Enter the mailbox address, e.g. sales@contoso.com' })
     .trim()
     .toLowerCase()
     .regex(EMAIL, { error: 'Enter the mailbox address, e.g. sales@contoso.com' }),
-  clientId: z
-    .string({ error: 'Paste the Application (client) ID from the app\'s Overview page in Azure' })
-    .trim()
-    .regex(GUID, { error: 'Paste the Application (client) ID from Azure: a GUID like 1b2c3d4e-0000-1111-2222-333344445555' }),
-  clientSecret: z
-    .string({ error: 'Paste the client secret Value from Azure > Certificates & secrets' })
-    .trim()
-    .min(1, { error: 'Paste the client secret Value from Azure > Certificates & secrets' })
-    .max(1024, { error: 'The client secret is too long' })
-    .refine((v) => !GUID.test(v), {
-      error: 'This looks like the Secret ID. Paste the secret\'s Value instead (the column next to it in Azure > Certificates & secrets)',
-    }),
+  clientId: outlookProvider.fields.clientId,
+  clientSecret: outlookProvider.fields.clientSecret,
   tenant: z
     .string()
     .trim()
@@ -39,8 +34,12 @@ export const mailServerFields = {
     }),
   smtpHost: z.string().trim().toLowerCase().regex(HOST, { error: 'Enter a host name such as smtp.office365.com' }),
   smtpPort: z.coerce.number({ error: 'Enter a port number (587 for STARTTLS)' }).int({ error: 'Enter a whole port number' }).min(1, { error: 'Port must be 1–65535' }).max(65535, { error: 'Port must be 1–65535' }),
-  smtpSecurity: z.enum(['starttls', 'tls'], { error: 'Connection Security must be STARTTLS or SSL/TLS' }),
+  smtpSecurity: z.enum(['starttls', 'tls', 'none'], { error: 'Connection Security must be STARTTLS, SSL/TLS or None' }),
   sendUsing: z.enum(['smtp', 'graph'], { error: 'Send Using must be smtp (SMTP with XOAUTH2) or graph (Microsoft Graph)' }),
+  /** Checked against the provider's own shape once Authenticate Using is known (see credentialIssues). */
+  anyClientId: z.string({ error: 'Paste the Client ID' }).trim().max(300, { error: 'At most 300 characters' }),
+  anyClientSecret: z.string({ error: 'Paste the Client Secret' }).trim().max(1024, { error: 'The client secret is too long' }),
+  password: z.string({ error: 'Enter the mailbox password' }).min(1, { error: 'Enter the mailbox password' }).max(1024, { error: 'The password is too long' }),
   priority: z.coerce.number({ error: 'Priority must be a whole number' }).int({ error: 'Priority must be a whole number' }).min(0, { error: 'Priority must be 0 or more' }).max(10000, { error: 'Priority must be 10000 or less' }),
   fromFilter: optionalText.refine((v) => v === null || EMAIL.test(v) || DOMAIN.test(v), {
     error: 'Enter an address (billing@contoso.com) or a domain (contoso.com), or leave it empty',
@@ -85,16 +84,20 @@ export const DEFAULTS = {
   ...MICROSOFT_LIMITS,
 };
 
+const emptyIsUnset = <T extends z.ZodType>(t: T) => z.preprocess((v) => (v === '' || v === null ? undefined : v), t.optional());
+
 export const createMailServerSchema = z.strictObject({
   name: mailServerFields.name,
   authType: mailServerFields.authType.default(DEFAULTS.authType),
   username: mailServerFields.username,
-  clientId: mailServerFields.clientId,
-  clientSecret: mailServerFields.clientSecret,
+  clientId: mailServerFields.anyClientId.default(''),
+  clientSecret: emptyIsUnset(mailServerFields.anyClientSecret),
+  password: emptyIsUnset(mailServerFields.password),
   tenant: mailServerFields.tenant.default(DEFAULTS.tenant),
-  smtpHost: mailServerFields.smtpHost.default(DEFAULTS.smtpHost),
-  smtpPort: mailServerFields.smtpPort.default(DEFAULTS.smtpPort),
-  smtpSecurity: mailServerFields.smtpSecurity.default(DEFAULTS.smtpSecurity),
+  // Omitted: the provider's own host (smtp.office365.com, smtp.gmail.com); Username/Password and None need one.
+  smtpHost: mailServerFields.smtpHost.optional(),
+  smtpPort: mailServerFields.smtpPort.optional(),
+  smtpSecurity: mailServerFields.smtpSecurity.optional(),
   sendUsing: mailServerFields.sendUsing.default('smtp'),
   priority: mailServerFields.priority.default(DEFAULTS.priority),
   fromFilter: mailServerFields.fromFilter.default(null),
@@ -109,9 +112,10 @@ export const updateMailServerSchema = z.strictObject({
   name: mailServerFields.name.optional(),
   authType: mailServerFields.authType.optional(),
   username: mailServerFields.username.optional(),
-  clientId: mailServerFields.clientId.optional(),
-  // An empty secret on Save means "keep the current one".
-  clientSecret: z.preprocess((v) => (v === '' || v === null ? undefined : v), mailServerFields.clientSecret.optional()),
+  clientId: mailServerFields.anyClientId.optional(),
+  // An empty secret or password on Save means "keep the current one".
+  clientSecret: emptyIsUnset(mailServerFields.anyClientSecret),
+  password: emptyIsUnset(mailServerFields.password),
   tenant: mailServerFields.tenant.optional(),
   smtpHost: mailServerFields.smtpHost.optional(),
   smtpPort: mailServerFields.smtpPort.optional(),
@@ -127,3 +131,38 @@ export const updateMailServerSchema = z.strictObject({
 
 export type CreateMailServerInput = z.infer<typeof createMailServerSchema>;
 export type UpdateMailServerInput = z.infer<typeof updateMailServerSchema>;
+
+/**
+ * The rules that depend on Authenticate Using, for the server as it will be saved: each OAuth
+ * provider checks its own Client ID and Secret, a password server needs a password, Graph is
+ * Microsoft's. `has*` say whether one is already stored.
+ */
+export function credentialIssues(
+  v: { authType: AuthType; clientId: string; clientSecret?: string | undefined; hasClientSecret: boolean; password?: string | undefined; hasPassword: boolean; transport?: string; direction: 'outgoing' | 'incoming' },
+): Record<string, string> {
+  const issues: Record<string, string> = {};
+  const method = authMethodOf(v);
+  if (v.direction === 'incoming' && !method.incoming) issues.authType = `${method.label} cannot log in to an IMAP mailbox: choose an OAuth method or Username/Password`;
+  if (v.transport === 'graph' && !method.graph) issues[v.direction === 'incoming' ? 'receiveUsing' : 'sendUsing'] = 'Microsoft Graph works only with Outlook OAuth Authentication: choose SMTP, or Outlook OAuth Authentication';
+  if (method.provider) {
+    const id = method.provider.fields.clientId.safeParse(v.clientId);
+    if (!id.success) issues.clientId = id.error.issues[0]?.message ?? 'Paste the Client ID';
+    if (v.clientSecret !== undefined) {
+      const secret = method.provider.fields.clientSecret.safeParse(v.clientSecret);
+      if (!secret.success) issues.clientSecret = secret.error.issues[0]?.message ?? 'Paste the Client Secret';
+    } else if (!v.hasClientSecret) {
+      const missing = method.provider.fields.clientSecret.safeParse('');
+      issues.clientSecret = (!missing.success && missing.error.issues[0]?.message) || 'Paste the Client Secret';
+    }
+  }
+  if (method.mechanism === 'password' && v.password === undefined && !v.hasPassword) issues.password = 'Enter the mailbox password';
+  return issues;
+}
+
+const LOOPBACK = /^(localhost|127(\.\d{1,3}){3}|::1)$/i;
+
+/** Passwords and mail cross the network in the clear without TLS: only to this machine or hosts the operator allowed. */
+export function plaintextIssue(host: string, security: string, allowed: readonly string[], field: string): Record<string, string> {
+  if (security !== 'none' || LOOPBACK.test(host) || allowed.includes(host.toLowerCase())) return {};
+  return { [field]: `Connection Security None sends everything unencrypted and is allowed only for this machine (127.0.0.1, localhost) or hosts listed in MAIL_PLAINTEXT_HOSTS: choose STARTTLS or SSL/TLS for ${host}` };
+}

@@ -3,11 +3,17 @@ import type { Config } from '../config/config.ts';
 import { redirectUri } from '../config/config.ts';
 import { diagnose } from '../diagnose/diagnose.ts';
 import { MailroomError, isMailroomError } from '../errors/errors.ts';
-import { scopesOf, secretAad, type TokenManager } from '../oauth/token-manager.ts';
+import { secretAad, type TokenManager } from '../oauth/token-manager.ts';
+import { oauthProviderOf } from '../oauth/oauth-providers.ts';
 import { GraphError, graphCall, userPath } from '../graph/graph-client.ts';
 import { GraphSender } from '../graph/graph-sender.ts';
 import type { Sealer } from '../secrets/sealer.ts';
-import { probeSmtp, sendOnce, SmtpError, type SmtpCredentials, type SmtpTarget } from '../smtp/smtp-client.ts';
+import { probeSmtp, sendOnce, SmtpError, type SmtpTarget } from '../smtp/smtp-client.ts';
+import type { MailLogin } from '../credentials/auth-method.ts';
+import { AUTH_METHODS, authMethodOf } from '../credentials/auth-methods.ts';
+import { connectLabel } from '../oauth/oauth-provider.ts';
+import { passwordAad } from '../credentials/auth-method.ts';
+import { validationError } from '../errors/errors.ts';
 import type { Db } from '../storage/database.ts';
 import {
   deleteMailServer,
@@ -18,7 +24,9 @@ import {
   insertMailServer,
   listMailServers,
   listTokens,
+  type AuthType,
   type MailServerRecord,
+  type SmtpSecurity,
   type StoredError,
   type TokenRecord,
   updateMailServer,
@@ -26,7 +34,9 @@ import {
 import {
   type CreateMailServerInput,
   createMailServerSchema,
+  credentialIssues,
   DEFAULTS,
+  plaintextIssue,
   type UpdateMailServerInput,
   updateMailServerSchema,
 } from './mail-server-input.ts';
@@ -34,7 +44,6 @@ import { parseInput } from '../errors/parse-input.ts';
 import { z } from 'zod';
 import { checklist, type ChecklistItem } from '../lifecycle/checklist.ts';
 import type { SecretExpiry } from '../lifecycle/secret-expiry.ts';
-import { adminConsentUrl } from '../oauth/outlook.ts';
 import { setAlertState, setMailServerError } from '../storage/mail-server-store.ts';
 import type { ConnectionGates } from '../smtp/connection-gate.ts';
 import { defaultLimits, type SendLimits } from './send-limits.ts';
@@ -44,16 +53,19 @@ import type { SendStatus } from '../outbox/send-status.ts';
 export interface MailServerView {
   id: string;
   name: string;
-  authType: 'outlook_oauth';
+  authType: AuthType;
   username: string;
-  redirectUri: string;
+  /** Where the OAuth provider returns after sign-in; null for methods without OAuth. */
+  redirectUri: string | null;
   clientId: string;
   clientSecretSet: boolean;
+  /** Username/Password: whether a password is stored (it is never returned). */
+  passwordSet: boolean;
   clientSecretExpiresAt: string | null;
   tenant: string;
   smtpHost: string;
   smtpPort: number;
-  smtpSecurity: 'starttls' | 'tls';
+  smtpSecurity: SmtpSecurity;
   /** SMTP with XOAUTH2, or Microsoft Graph (for tenants with SMTP AUTH switched off). */
   sendUsing: 'smtp' | 'graph';
   priority: number;
@@ -75,7 +87,8 @@ export interface MailServerView {
   recipientsPerMessage: number | null;
   /** Sending against those limits: sent today / daily limit, the next send time, held mail. */
   sending: SendStatus | null;
-  adminConsentUrl: string;
+  /** Microsoft's admin consent page for this app and tenant; null for providers without one. */
+  adminConsentUrl: string | null;
   createdAt: string;
   updatedAt: string;
 }
@@ -93,6 +106,40 @@ export interface CheckResult {
 const sendTestSchema = z.strictObject({
   to: z.string({ error: 'Enter the recipient address' }).trim().regex(/^[^\s@<>()",;:\\]+@[^\s@<>()",;:\\]+\.[a-z]{2,63}$/i, { error: 'Enter one valid email address, e.g. you@contoso.com' }),
 });
+
+/** The form's Authenticate Using options with what each needs, from the methods themselves. */
+export function authMethodChoices(config: Config) {
+  return AUTH_METHODS.map((m) => ({
+    authType: m.authType,
+    label: m.label,
+    mechanism: m.mechanism,
+    incoming: m.incoming,
+    graph: m.graph,
+    oauth: m.provider ? { redirectUri: redirectUri(config, m.provider.id), connectLabel: connectLabel(m.provider), accountName: m.provider.accountName, tenant: m.provider.tenants } : null,
+    smtp: m.provider?.hosts.smtp ?? null,
+    imap: m.provider?.hosts.imap ?? null,
+  }));
+}
+
+/**
+ * parseInput, and when the body has errors, the rules of its Authenticate Using as well: every
+ * problem is listed at once, whichever layer finds it.
+ */
+function parseAll<S extends z.ZodType>(schema: S, body: unknown): z.infer<S> {
+  try {
+    return parseInput(schema, body);
+  } catch (e) {
+    if (!isMailroomError(e, 'MR_VALIDATION') || typeof body !== 'object' || body === null) throw e;
+    const b = body as Record<string, unknown>;
+    const text = (v: unknown) => (typeof v === 'string' && v.trim() !== '' ? v.trim() : undefined);
+    const authType = (text(b.authType) ?? 'outlook_oauth') as AuthType;
+    if (!AUTH_METHODS.some((m) => m.authType === authType)) throw e;
+    const more = credentialIssues({ authType, clientId: text(b.clientId) ?? '', clientSecret: text(b.clientSecret), hasClientSecret: false, password: text(b.password), hasPassword: false, transport: text(b.sendUsing), direction: 'outgoing' });
+    const fields: Record<string, string> = { ...e.fields };
+    for (const [k, v] of Object.entries(more)) fields[k] ??= v;
+    throw validationError(fields);
+  }
+}
 
 export class MailServerService {
   constructor(
@@ -115,19 +162,22 @@ export class MailServerService {
   }
 
   defaults() {
-    return { redirectUri: redirectUri(this.deps.config, 'outlook'), ...DEFAULTS };
+    return { redirectUri: redirectUri(this.deps.config, 'outlook'), ...DEFAULTS, authMethods: authMethodChoices(this.deps.config) };
   }
 
   view(s: MailServerRecord, t: TokenRecord | undefined, sending: SendStatus | null = null): MailServerView {
     const check = checklist(s, t, this.now());
+    const provider = oauthProviderOf(s);
+    const app = provider?.app(s, this.deps.config, '');
     return {
       id: s.id,
       name: s.name,
       authType: s.authType,
       username: s.username,
-      redirectUri: redirectUri(this.deps.config, 'outlook'),
+      redirectUri: app?.redirectUri ?? null,
       clientId: s.clientId,
       clientSecretSet: s.clientSecretSealed !== null,
+      passwordSet: s.passwordSealed !== null,
       clientSecretExpiresAt: s.clientSecretExpiresAt,
       tenant: s.tenant,
       smtpHost: s.smtpHost,
@@ -148,7 +198,7 @@ export class MailServerService {
       checklist: check.items,
       ...s.limits,
       sending,
-      adminConsentUrl: adminConsentUrl(this.deps.config.microsoftAuthorityHost, s.tenant, s.clientId, redirectUri(this.deps.config, 'outlook'), s.id, scopesOf(s, this.deps.config)),
+      adminConsentUrl: (app && provider?.adminConsentUrl?.(app, s.id)) ?? null,
       createdAt: s.createdAt,
       updatedAt: s.updatedAt,
     };
@@ -173,16 +223,35 @@ export class MailServerService {
   }
 
   async create(body: unknown): Promise<MailServerView> {
-    const input: CreateMailServerInput = parseInput(createMailServerSchema, body);
+    const input: CreateMailServerInput = parseAll(createMailServerSchema, body);
     const id = randomUUID();
-    const { clientSecret, sendUsing, maxConnections, messagesPerMinute, recipientsPerDay, recipientsPerMessage, ...rest } = input;
+    const { clientSecret, password, sendUsing, maxConnections, messagesPerMinute, recipientsPerDay, recipientsPerMessage, ...rest } = input;
+    const method = authMethodOf(input);
+    // The provider's own host by default (smtp.office365.com, smtp.gmail.com); a password or relay server names its own.
+    const host = method.provider?.hosts.smtp;
+    const smtp = { smtpHost: rest.smtpHost ?? host?.host, smtpPort: rest.smtpPort ?? host?.port ?? 587, smtpSecurity: rest.smtpSecurity ?? host?.security ?? 'starttls' };
+    const issues = {
+      ...credentialIssues({ ...input, hasClientSecret: false, hasPassword: false, transport: sendUsing, direction: 'outgoing' }),
+      ...(smtp.smtpHost === undefined ? { smtpHost: 'Enter the SMTP Server, e.g. mail.example.com' } : plaintextIssue(smtp.smtpHost, smtp.smtpSecurity, this.deps.config.plaintextHosts, 'smtpSecurity')),
+    };
+    if (Object.keys(issues).length) throw validationError(issues);
     const given: Partial<SendLimits> = { maxConnections, messagesPerMinute, recipientsPerDay, recipientsPerMessage };
-    const limits = { ...defaultLimits(rest.smtpHost) };
+    const limits = { ...defaultLimits(smtp.smtpHost!) };
     for (const k of Object.keys(limits) as Array<keyof SendLimits>) if (given[k] !== undefined) limits[k] = given[k];
     await insertMailServer(
       this.deps.db,
       id,
-      { ...rest, transport: sendUsing, limits, clientSecretSealed: this.deps.sealer.seal(clientSecret, secretAad(id)), lastError: null },
+      {
+        ...rest,
+        ...smtp,
+        smtpHost: smtp.smtpHost!,
+        clientId: method.provider ? rest.clientId : '',
+        transport: sendUsing,
+        limits,
+        clientSecretSealed: method.provider && clientSecret !== undefined ? this.deps.sealer.seal(clientSecret, secretAad(id)) : null,
+        passwordSealed: method.mechanism === 'password' && password !== undefined ? this.deps.sealer.seal(password, passwordAad(id)) : null,
+        lastError: null,
+      },
       this.now(),
     );
     return this.get(id);
@@ -191,21 +260,47 @@ export class MailServerService {
   async update(id: string, body: unknown): Promise<MailServerView> {
     const before = await this.record(id);
     const input: UpdateMailServerInput = parseInput(updateMailServerSchema, body);
-    const { clientSecret, sendUsing, maxConnections, messagesPerMinute, recipientsPerDay, recipientsPerMessage, ...rest } = input;
+    const { clientSecret, password, sendUsing, maxConnections, messagesPerMinute, recipientsPerDay, recipientsPerMessage, ...rest } = input;
+    const authType = rest.authType ?? before.authType;
+    const method = authMethodOf({ authType });
+    const methodChanged = authType !== before.authType;
+    const after = { host: rest.smtpHost ?? before.smtpHost, security: rest.smtpSecurity ?? before.smtpSecurity };
+    const issues = {
+      ...credentialIssues({
+        authType,
+        clientId: rest.clientId ?? (methodChanged ? '' : before.clientId),
+        clientSecret,
+        hasClientSecret: !methodChanged && before.clientSecretSealed !== null,
+        password,
+        hasPassword: before.passwordSealed !== null,
+        transport: sendUsing ?? before.transport,
+        direction: 'outgoing',
+      }),
+      ...plaintextIssue(after.host, after.security, this.deps.config.plaintextHosts, 'smtpSecurity'),
+    };
+    if (Object.keys(issues).length) throw validationError(issues);
     const patch: Parameters<typeof updateMailServer>[2] = {};
     for (const [k, v] of Object.entries(rest)) if (v !== undefined) (patch as Record<string, unknown>)[k] = v;
     patch.limits = { maxConnections, messagesPerMinute, recipientsPerDay, recipientsPerMessage };
-    if (clientSecret !== undefined) patch.clientSecretSealed = this.deps.sealer.seal(clientSecret, secretAad(id));
+    if (clientSecret !== undefined && method.provider) patch.clientSecretSealed = this.deps.sealer.seal(clientSecret, secretAad(id));
+    if (password !== undefined && method.mechanism === 'password') patch.passwordSealed = this.deps.sealer.seal(password, passwordAad(id));
+    if (!method.provider) {
+      patch.clientId = '';
+      patch.clientSecretSealed = null;
+    }
+    if (method.mechanism !== 'password') patch.passwordSealed = null;
     if (sendUsing !== undefined) patch.transport = sendUsing;
-    // Tokens belong to one mailbox, app and tenant: change any of them and the old grant no longer fits.
+    // Tokens belong to one mailbox, method, app and tenant: change any of them and the old grant no longer fits.
     const identityChanged =
+      methodChanged ||
       (rest.username !== undefined && rest.username !== before.username) ||
       (rest.clientId !== undefined && rest.clientId !== before.clientId) ||
       (rest.tenant !== undefined && rest.tenant !== before.tenant);
     if (identityChanged) {
       await deleteToken(this.deps.db, id);
       patch.lastError = null;
-    } else if (clientSecret !== undefined && before.lastError && /^AADSTS7000(215|222)|^OAUTH_invalid_client$/.test(before.lastError.code)) {
+    } else if ((clientSecret !== undefined || password !== undefined) && before.lastError) {
+      // New credentials: the refusal they caused is history until the next test says otherwise.
       patch.lastError = null;
     } else if (rest.allowAccountMismatch === true && before.lastError?.code === 'ACCOUNT_MISMATCH') {
       // The admin said the other account sends for this mailbox on purpose (shared mailbox, Send As).
@@ -271,26 +366,26 @@ export class MailServerService {
   }
 
   private target(s: MailServerRecord): SmtpTarget {
-    return { host: s.smtpHost, port: s.smtpPort, security: s.smtpSecurity };
+    return { host: s.smtpHost, port: s.smtpPort, security: s.smtpSecurity, auth: authMethodOf(s).mechanism };
   }
 
   /**
    * Runs an SMTP exchange with a fresh token. A 535 with a token we believed valid gets one forced
    * refresh and one retry: the token may have been revoked server-side before its expiry.
    */
-  private async withToken<T>(s: MailServerRecord, run: (creds: SmtpCredentials) => Promise<T>): Promise<T> {
+  private async withToken<T>(s: MailServerRecord, run: (login: MailLogin) => Promise<T>): Promise<T> {
     // A test is one of the mailbox's connections: it waits for a slot, and the outbox gives one up.
     return this.deps.gates.with(s.id, s.limits.maxConnections, () => this.withTokenNow(s, run));
   }
 
-  private async withTokenNow<T>(s: MailServerRecord, run: (creds: SmtpCredentials) => Promise<T>): Promise<T> {
-    const first = await this.deps.tokens.getAccessToken(s.id);
+  private async withTokenNow<T>(s: MailServerRecord, run: (login: MailLogin) => Promise<T>): Promise<T> {
+    const first = await this.deps.tokens.getLogin(s.id);
     try {
-      return await run({ user: first.user, accessToken: first.accessToken });
+      return await run(first);
     } catch (e) {
-      if (!(e instanceof SmtpError && e.isAuthFailure)) throw e;
-      const again = await this.deps.tokens.getAccessToken(s.id, { forceRefresh: true });
-      return run({ user: again.user, accessToken: again.accessToken });
+      // Only a token can be refreshed: a refused password stays refused.
+      if (!(e instanceof SmtpError && e.isAuthFailure) || first.kind !== 'xoauth2') throw e;
+      return run(await this.deps.tokens.getLogin(s.id, { forceRefresh: true }));
     }
   }
 
@@ -298,7 +393,7 @@ export class MailServerService {
     const s = await this.record(id);
     if (s.transport === 'graph') return this.testGraph(s);
     try {
-      const r = await this.withToken(s, (creds) => probeSmtp(this.target(s), creds));
+      const r = await this.withToken(s, (creds) => probeSmtp(this.target(s), creds, s.username));
       await setAlertState(this.deps.db, s.id, { loginOkAt: this.now().toISOString() });
       await this.deps.onHealthy?.(s.id);
       return { ok: true, message: 'Connection Test Successful!', evidence: { kind: 'smtp', steps: r.steps } };
@@ -321,7 +416,7 @@ export class MailServerService {
       const r =
         s.transport === 'graph'
           ? await new GraphSender(this.deps.config.microsoftGraph.host, s.username, (forceRefresh) => this.deps.tokens.getAccessToken(s.id, { forceRefresh })).send(message)
-          : await this.withToken(s, (creds) => sendOnce(this.target(s), creds, message));
+          : await this.withToken(s, (creds) => sendOnce(this.target(s), creds, s.username, message));
       await setAlertState(this.deps.db, s.id, { loginOkAt: this.now().toISOString() });
       return { ok: true, message: `Test email sent to ${to}`, messageId: r.messageId, evidence: { kind: s.transport === 'graph' ? 'graph' : 'smtp', response: r.response } };
     } catch (e) {

@@ -1,17 +1,17 @@
 import nodemailer from 'nodemailer';
 import type SMTPConnection from 'nodemailer/lib/smtp-connection';
 import { enhancedStatusOf, type NetworkEvidence, type SmtpEvidence } from '../diagnose/evidence.ts';
+import type { LoginMechanism, MailLogin } from '../credentials/auth-method.ts';
+import { authPassword } from './password-auth.ts';
 import { authXoauth2TwoStep, SmtpStepError, type SendCommand } from './xoauth2.ts';
 
 export interface SmtpTarget {
   host: string;
   port: number;
-  security: 'starttls' | 'tls';
-}
-
-export interface SmtpCredentials {
-  user: string;
-  accessToken: string;
+  /** none: plain text, which the server form allows only for loopback or explicitly allowed hosts. */
+  security: 'starttls' | 'tls' | 'none';
+  /** How the session authenticates; kept on the evidence, since a refusal means different things per method. */
+  auth?: LoginMechanism;
 }
 
 /** A failed SMTP exchange with the server's own words kept. */
@@ -46,6 +46,10 @@ export function smtpErrorFrom(e: unknown, target: SmtpTarget): SmtpError {
     });
   }
   const ev: SmtpEvidence = { kind: 'smtp' };
+  if (target.auth) {
+    ev.auth = target.auth;
+    ev.host = target.host;
+  }
   if (err.code) ev.code = err.code;
   if (err.command) ev.command = err.command;
   if (err.responseCode !== undefined) ev.responseCode = err.responseCode;
@@ -56,30 +60,47 @@ export function smtpErrorFrom(e: unknown, target: SmtpTarget): SmtpError {
 }
 
 /** Called at every SMTP login, so a pooled connection opened later gets a then-current token. */
-export type TokenProvider = () => Promise<SmtpCredentials>;
+export type LoginProvider = () => Promise<MailLogin>;
 
-export function transportOptions(target: SmtpTarget, user: string, token: TokenProvider, afterAuth?: (send: SendCommand) => Promise<void>): SMTPConnection.Options {
-  return {
+/**
+ * nodemailer options for one server. Every login runs in our own handlers (custom auth), so a token
+ * is fetched per connection, XOAUTH2 goes in two steps and Test Connection can add its steps after
+ * AUTH. With a login method, `forceAuth` makes a server that offers no AUTH an error instead of an
+ * unauthenticated session.
+ */
+export function transportOptions(target: SmtpTarget, user: string, login: LoginProvider, afterAuth?: (send: SendCommand) => Promise<void>): SMTPConnection.Options {
+  const base = {
     host: target.host,
     port: target.port,
     secure: target.security === 'tls',
     requireTLS: target.security === 'starttls',
+    ignoreTLS: target.security === 'none',
     // Certificate checks stay on; private CAs come in through NODE_EXTRA_CA_CERTS.
     tls: { servername: target.host, minVersion: 'TLSv1.2' },
     connectionTimeout: 15_000,
     greetingTimeout: 15_000,
     socketTimeout: 60_000,
-    auth: { type: 'custom', user, method: 'XOAUTH2' } as unknown as SMTPConnection.Credentials,
-    customAuth: {
-      XOAUTH2: async (ctx: SMTPConnection.CustomAuthenticationContext) => {
-        const send = ctx.sendCommand as unknown as SendCommand;
-        const creds = await token();
-        await authXoauth2TwoStep(send, creds.user, creds.accessToken);
-        await afterAuth?.(send);
-      },
-    },
     logger: false,
-  } as SMTPConnection.Options;
+  };
+  const mechanism = target.auth ?? 'xoauth2';
+  if (mechanism === 'none') {
+    // A relay without AUTH: Test Connection still runs its steps, through a handler that sends no AUTH.
+    if (!afterAuth) return base as SMTPConnection.Options;
+    return { ...base, forceAuth: true, auth: { type: 'custom', user, method: 'NONE' }, customAuth: { NONE: async (ctx: SMTPConnection.CustomAuthenticationContext) => afterAuth(ctx.sendCommand as unknown as SendCommand) } } as unknown as SMTPConnection.Options;
+  }
+  const handler = async (ctx: SMTPConnection.CustomAuthenticationContext) => {
+    const send = ctx.sendCommand as unknown as SendCommand;
+    const l = await login();
+    if (l.kind === 'xoauth2') await authXoauth2TwoStep(send, l.user, l.accessToken);
+    else if (l.kind === 'password') await authPassword(send, (ctx as unknown as { authMethods: string[] }).authMethods, l.user, l.password);
+    await afterAuth?.(send);
+  };
+  const auth =
+    mechanism === 'xoauth2'
+      ? { type: 'custom', user, method: 'XOAUTH2' }
+      : // No method: nodemailer takes the server's first offered one; PLAIN and LOGIN are ours.
+        { type: 'custom', user, pass: '-' };
+  return { ...base, forceAuth: true, auth, customAuth: mechanism === 'xoauth2' ? { XOAUTH2: handler } : { PLAIN: handler, LOGIN: handler } } as unknown as SMTPConnection.Options;
 }
 
 export interface ProbeResult {
@@ -90,13 +111,14 @@ export interface ProbeResult {
  * Test Connection: connect, TLS, AUTH, then MAIL FROM and RCPT TO the mailbox itself, then RSET and
  * QUIT — everything a real send does except DATA, so nothing is delivered.
  */
-export async function probeSmtp(target: SmtpTarget, creds: SmtpCredentials): Promise<ProbeResult> {
+export async function probeSmtp(target: SmtpTarget, login: MailLogin, mailbox: string): Promise<ProbeResult> {
   const steps: ProbeResult['steps'] = [];
   let failedStep: { command: string; reply: { status: number; response: string } } | undefined;
+  const user = login.kind === 'none' ? mailbox : login.user;
   const transport = nodemailer.createTransport(
-    transportOptions(target, creds.user, async () => creds, async (send) => {
-      steps.push({ command: 'AUTH XOAUTH2', response: '235 Authentication successful' });
-      for (const command of [`MAIL FROM:<${creds.user}>`, `RCPT TO:<${creds.user}>`, 'RSET']) {
+    transportOptions({ ...target, auth: login.kind }, user, async () => login, async (send) => {
+      steps.push(login.kind === 'none' ? { command: '(no AUTH)', response: 'the relay is used without authentication' } : { command: `AUTH ${login.kind === 'xoauth2' ? 'XOAUTH2' : 'PLAIN/LOGIN'}`, response: '235 Authentication successful' });
+      for (const command of [`MAIL FROM:<${user}>`, `RCPT TO:<${user}>`, 'RSET']) {
         const r = await send(command);
         steps.push({ command, response: r.response });
         if (r.status < 200 || r.status >= 300) {
@@ -116,7 +138,7 @@ export async function probeSmtp(target: SmtpTarget, creds: SmtpCredentials): Pro
       if (es) ev.enhancedStatus = es;
       throw new SmtpError(failedStep.reply.response, ev);
     }
-    throw smtpErrorFrom(e, target);
+    throw smtpErrorFrom(e, { ...target, auth: login.kind });
   } finally {
     transport.close();
   }
@@ -152,12 +174,13 @@ export interface SendResult {
 }
 
 /** One connection, one message (Send test email). The outbox uses a pooled sender. */
-export async function sendOnce(target: SmtpTarget, creds: SmtpCredentials, msg: OutgoingMessage): Promise<SendResult> {
-  const transport = nodemailer.createTransport(transportOptions(target, creds.user, async () => creds));
+export async function sendOnce(target: SmtpTarget, login: MailLogin, mailbox: string, msg: OutgoingMessage): Promise<SendResult> {
+  const t = { ...target, auth: login.kind };
+  const transport = nodemailer.createTransport(transportOptions(t, login.kind === 'none' ? mailbox : login.user, async () => login));
   try {
     return toResult(await transport.sendMail(msg));
   } catch (e) {
-    throw smtpErrorFrom(e, target);
+    throw smtpErrorFrom(e, t);
   } finally {
     transport.close();
   }

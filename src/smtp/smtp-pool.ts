@@ -1,6 +1,6 @@
 import nodemailer, { type Transporter } from 'nodemailer';
 import type SMTPPool from 'nodemailer/lib/smtp-pool';
-import type { AccessToken } from '../oauth/token-manager.ts';
+import type { LoginSource } from '../credentials/auth-method.ts';
 import type { ConnectionGate } from './connection-gate.ts';
 import { type OutgoingMessage, type SendResult, SmtpError, smtpErrorFrom, type SmtpTarget, toResult, transportOptions } from './smtp-client.ts';
 
@@ -47,7 +47,7 @@ export class PooledSender {
   constructor(
     readonly target: SmtpTarget,
     user: string,
-    getToken: (forceRefresh: boolean) => Promise<AccessToken>,
+    getLogin: LoginSource,
     private readonly size: number,
     private readonly gate: ConnectionGate,
   ) {
@@ -55,8 +55,7 @@ export class PooledSender {
       const force = this.forceRefresh;
       this.forceRefresh = false;
       try {
-        const t = await getToken(force);
-        return { user: t.user, accessToken: t.accessToken };
+        return await getLogin(force);
       } catch (e) {
         throw new TokenUnavailable(e);
       }
@@ -68,7 +67,8 @@ export class PooledSender {
     try {
       return await this.sendOnce(msg);
     } catch (e) {
-      if (!(e instanceof SmtpError && e.isAuthFailure)) throw e;
+      // A refused token may have been revoked early: refresh once. A refused password stays refused.
+      if (!(e instanceof SmtpError && e.isAuthFailure) || (this.target.auth ?? 'xoauth2') !== 'xoauth2') throw e;
       this.forceRefresh = true;
       return this.sendOnce(msg);
     }

@@ -14,15 +14,17 @@ export interface StoredError {
 export interface MailServerRecord {
   id: string;
   name: string;
-  authType: 'outlook_oauth';
+  authType: AuthType;
   username: string;
   clientId: string;
   clientSecretSealed: string | null;
   clientSecretExpiresAt: string | null;
+  /** Username/Password servers only, sealed like the client secret. */
+  passwordSealed: string | null;
   tenant: string;
   smtpHost: string;
   smtpPort: number;
-  smtpSecurity: 'starttls' | 'tls';
+  smtpSecurity: SmtpSecurity;
   priority: number;
   fromFilter: string | null;
   active: boolean;
@@ -43,6 +45,13 @@ export interface MailServerRecord {
 }
 
 export type Transport = 'smtp' | 'imap' | 'graph';
+
+/** Authenticate Using: an OAuth provider, a password, or nothing (a relay that trusts the network). */
+export type AuthType = 'outlook_oauth' | 'gmail_oauth' | 'password' | 'none';
+export const AUTH_TYPES: readonly AuthType[] = ['outlook_oauth', 'gmail_oauth', 'password', 'none'];
+
+/** `none`: plain text, only for loopback or explicitly allowed hosts. */
+export type SmtpSecurity = 'starttls' | 'tls' | 'none';
 
 export interface ImapSettings {
   host: string;
@@ -75,15 +84,16 @@ function toRecord(r: Selectable<MailServerTable>): MailServerRecord {
   return {
     id: r.id,
     name: r.name,
-    authType: r.auth_type as 'outlook_oauth',
+    authType: (AUTH_TYPES as readonly string[]).includes(r.auth_type) ? (r.auth_type as AuthType) : 'outlook_oauth',
     username: r.username,
     clientId: r.client_id,
     clientSecretSealed: r.client_secret_sealed,
     clientSecretExpiresAt: r.client_secret_expires_at,
+    passwordSealed: r.password_sealed ?? null,
     tenant: r.tenant,
     smtpHost: r.smtp_host,
     smtpPort: Number(r.smtp_port),
-    smtpSecurity: r.smtp_security as 'starttls' | 'tls',
+    smtpSecurity: r.smtp_security === 'tls' || r.smtp_security === 'none' ? r.smtp_security : 'starttls',
     priority: Number(r.priority),
     fromFilter: r.from_filter,
     active: Number(r.active) === 1,
@@ -138,8 +148,9 @@ function toToken(r: Selectable<OAuthTokenTable>): TokenRecord {
 
 type Columns = Omit<
   MailServerRecord,
-  'id' | 'createdAt' | 'updatedAt' | 'direction' | 'imap' | 'tokenSourceId' | 'lastFetchAt' | 'secretAlertLevel' | 'reconnectAlertedAt' | 'allowAccountMismatch' | 'loginOkAt' | 'limits' | 'transport'
+  'id' | 'createdAt' | 'updatedAt' | 'direction' | 'imap' | 'tokenSourceId' | 'lastFetchAt' | 'secretAlertLevel' | 'reconnectAlertedAt' | 'allowAccountMismatch' | 'loginOkAt' | 'limits' | 'transport' | 'passwordSealed'
 > & {
+  passwordSealed?: string | null;
   transport?: Transport;
   limits?: Partial<SendLimits>;
   direction?: MailServerRecord['direction'];
@@ -157,6 +168,7 @@ function toColumns(p: Partial<Columns>): Partial<MailServerTable> {
   if (p.clientId !== undefined) c.client_id = p.clientId;
   if (p.clientSecretSealed !== undefined) c.client_secret_sealed = p.clientSecretSealed;
   if (p.clientSecretExpiresAt !== undefined) c.client_secret_expires_at = p.clientSecretExpiresAt;
+  if (p.passwordSealed !== undefined) c.password_sealed = p.passwordSealed;
   if (p.tenant !== undefined) c.tenant = p.tenant;
   if (p.smtpHost !== undefined) c.smtp_host = p.smtpHost;
   if (p.smtpPort !== undefined) c.smtp_port = p.smtpPort;

@@ -312,6 +312,13 @@ const migrations = (dialect: Dialect): Record<string, Migration> => ({
       await db.schema.alterTable('inbound_messages').addColumn('remote_id', 'text').execute();
     },
   },
+  '0011_password_auth': {
+    async up(db: Kysely<any>) {
+      // Username/Password servers: the password sealed like a client secret (bound to row and column).
+      // auth_type takes gmail_oauth, password and none beside outlook_oauth; smtp_security also none.
+      await db.schema.alterTable('mail_servers').addColumn('password_sealed', 'text').execute();
+    },
+  },
 });
 
 export async function migrateToLatest(db: Kysely<any>, dialect: Dialect): Promise<void> {

@@ -30,6 +30,7 @@ export interface MailServerTable {
   username: string;
   client_id: string;
   client_secret_sealed: string | null;
+  password_sealed: string | null;
   client_secret_expires_at: string | null;
   tenant: string;
   smtp_host: string;

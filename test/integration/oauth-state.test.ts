@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { STATE_TTL_MS } from '../../src/oauth/connect-flow.ts';
+import { outlookProvider } from '../../src/oauth/outlook.ts';
 import { startTestMailroom, type TestMailroom, VALID_SERVER } from '../helpers/test-mailroom.ts';
 
 let clock = new Date('2026-11-28T10:00:00Z');
@@ -28,21 +29,21 @@ const declined = (state: string) =>
   new URLSearchParams({ state, error: 'access_denied', error_description: 'AADSTS65004: User declined to consent to access the app.' });
 
 test('a forged state is rejected without touching any server', async () => {
-  const r = await t.mr.connect.callback(declined('forged-state-value'), adminA);
+  const r = await t.mr.connect.callback(declined('forged-state-value'), adminA, outlookProvider);
   assert.equal(r.kind, 'rejected');
 });
 
 test('a missing state is rejected', async () => {
-  const r = await t.mr.connect.callback(new URLSearchParams({ code: 'abc' }), adminA);
+  const r = await t.mr.connect.callback(new URLSearchParams({ code: 'abc' }), adminA, outlookProvider);
   assert.equal(r.kind, 'rejected');
 });
 
 test('a valid state is accepted once; the replay is reported as already used', async () => {
   const state = await startState();
-  const first = await t.mr.connect.callback(declined(state), adminA);
+  const first = await t.mr.connect.callback(declined(state), adminA, outlookProvider);
   assert.equal(first.kind, 'failed');
   assert.equal(first.kind === 'failed' && first.error.code, 'AADSTS65004');
-  const replay = await t.mr.connect.callback(declined(state), adminA);
+  const replay = await t.mr.connect.callback(declined(state), adminA, outlookProvider);
   assert.equal(replay.kind, 'failed');
   assert.equal(replay.kind === 'failed' && replay.error.code, 'OAUTH_STATE_USED');
 });
@@ -50,24 +51,24 @@ test('a valid state is accepted once; the replay is reported as already used', a
 test('a state older than 10 minutes is expired', async () => {
   const state = await startState();
   clock = new Date(clock.getTime() + STATE_TTL_MS + 1000);
-  const r = await t.mr.connect.callback(declined(state), adminA);
+  const r = await t.mr.connect.callback(declined(state), adminA, outlookProvider);
   assert.equal(r.kind === 'failed' && r.error.code, 'OAUTH_STATE_EXPIRED');
   assert.match(r.kind === 'failed' ? r.error.message : '', /10 minutes/);
 });
 
 test('a state started by one admin cannot be completed by another', async () => {
   const state = await startState(adminA);
-  const r = await t.mr.connect.callback(declined(state), adminB);
+  const r = await t.mr.connect.callback(declined(state), adminB, outlookProvider);
   assert.equal(r.kind, 'rejected');
   // ...and it is spent: the rightful admin must start again.
-  const again = await t.mr.connect.callback(declined(state), adminA);
+  const again = await t.mr.connect.callback(declined(state), adminA, outlookProvider);
   assert.notEqual(again.kind, 'connected');
 });
 
 test('a state is bound to its server: the error lands on that server only', async () => {
   const other = (await t.mr.servers.create({ ...VALID_SERVER, name: 'Other' })).id;
   const state = await startState(adminA, other);
-  const r = await t.mr.connect.callback(declined(state), adminA);
+  const r = await t.mr.connect.callback(declined(state), adminA, outlookProvider);
   assert.equal(r.kind === 'failed' && r.mailServerId, other);
   assert.equal((await t.mr.servers.get(other)).lastError?.code, 'AADSTS65004');
 });

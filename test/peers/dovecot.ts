@@ -21,6 +21,8 @@ export interface DovecotOptions {
   /** Every one of these must be in the token's scope (Dovecot 2.3 checks all, for IMAP and submission alike).
    *  Default: the two Outlook mail scopes Mailroom requests. */
   scopes?: string[];
+  /** Username/Password logins (AUTH PLAIN/LOGIN, IMAP LOGIN) from a password database beside the tokens. */
+  passwords?: Record<string, string>;
 }
 
 export interface Dovecot {
@@ -116,7 +118,7 @@ ssl_dh = </usr/share/dovecot/dh.pem
 ssl_min_protocol = TLSv1.2
 
 # No auth_debug: it would log tokens and the introspection credentials.
-auth_mechanisms = xoauth2 oauthbearer
+auth_mechanisms = xoauth2 oauthbearer${o.passwords ? ' plain login' : ''}
 auth_verbose = yes
 # Revocation at the authorization server must bite on the next login.
 auth_cache_size = 0
@@ -128,7 +130,12 @@ service anvil {
   }
 }
 
-passdb {
+${o.passwords ? `passdb {
+  driver = passwd-file
+  mechanisms = plain login
+  args = scheme=PLAIN username_format=%Lu ${dir}/users
+}
+` : ''}passdb {
   driver = oauth2
   mechanisms = xoauth2 oauthbearer
   args = ${dir}/oauth2.conf.ext
@@ -227,6 +234,9 @@ export async function startDovecot(o: DovecotOptions): Promise<Dovecot> {
     await mkdir(mailDir);
     await chown(mailDir, ...(await ids(MAIL_UID, MAIL_GID)));
     await writeFile(join(dir, 'oauth2.conf.ext'), oauth2Config(o), { mode: 0o644 });
+    if (o.passwords) {
+      await writeFile(join(dir, 'users'), Object.entries(o.passwords).map(([u, p]) => `${u.toLowerCase()}:{PLAIN}${p}\n`).join(''), { mode: 0o644 });
+    }
 
     // The ports are probed free and then handed to Dovecot, so another process can take one in between.
     let started: Awaited<ReturnType<typeof launch>> | undefined;

@@ -19,6 +19,8 @@ export interface PeersOptions {
   accessTokenTtlSeconds?: number;
   /** Mail the sink receives for these domains is delivered into the Dovecot mailboxes. Default: ['example.test']. */
   localDomains?: string[];
+  /** Password logins Dovecot accepts beside tokens (Username/Password servers). */
+  passwords?: Record<string, string>;
 }
 
 export interface Peers {
@@ -81,6 +83,7 @@ export async function startPeers(opts: PeersOptions): Promise<Peers> {
       tls: { certFile: ca.certFile, keyFile: ca.keyFile },
       introspectionUrl: authServer.httpIntrospectionUrl,
       relayPort: sink.port,
+      ...(opts.passwords && { passwords: opts.passwords }),
     });
     dovecot = started;
     stops.push(() => started.stop());

@@ -8,6 +8,19 @@ import { looksLikeGuid, type Evidence, type ImapEvidence, type OAuthEvidence } f
 import { MailroomError } from '../../src/errors/errors.ts';
 import { authorizeErrorEvidence, oauthEvidence, OUTLOOK_SCOPES, refreshTokens, type OutlookApp } from '../../src/oauth/outlook.ts';
 import { smtpErrorFrom } from '../../src/smtp/smtp-client.ts';
+import { googleEvidence, googleProvider } from '../../src/oauth/google.ts';
+import { imapErrorFrom } from '../../src/imap/imap-session.ts';
+
+/** Google's token endpoint error JSON, and its callback redirect. */
+const google = (error: string, description?: string, stage: 'token' | 'refresh' = 'token'): Evidence => googleEvidence(stage, { error, ...(description && { error_description: description }) }, 400);
+const googleRedirect = (error: string): Evidence => googleProvider.authorizeErrorEvidence(new URLSearchParams({ error, state: 'b1Xq9-state' }))!;
+
+/** A reply from a server Mailroom logged in to with a password (or none), through smtpErrorFrom. */
+function smtpAs(auth: 'password' | 'none' | 'xoauth2', host: string, code: string, command: string, response: string): Evidence {
+  const responseCode = Number(/^\d+/.exec(response)?.[0]);
+  const err = Object.assign(new Error(`Invalid login: ${response}`), { code, command, response, responseCode });
+  return smtpErrorFrom(err, { host, port: 587, security: 'starttls', auth }).evidence;
+}
 
 const TRACE = '0b3e1a2c-1111-4d5e-8f90-123456789abc';
 const CORRELATION = '7c6d5e4f-2222-4a3b-9c8d-abcdef012345';
@@ -601,6 +614,115 @@ const ROWS: Row[] = [
     name: 'an unknown Graph error',
     evidence: () => graphError(400, 'ErrorSomethingNew', 'Something new.'),
     code: 'GRAPH_UNKNOWN', step: 7, temporary: false, fix: /request-id/, cause: /400 ErrorSomethingNew/,
+  },
+
+  // ── Google ──
+  {
+    name: 'Gmail refresh token expired or revoked',
+    evidence: () => google('invalid_grant', 'Token has been expired or revoked.', 'refresh'),
+    code: 'GMAIL_invalid_grant', step: 5, temporary: false, fix: /Publish app.*Connect your Gmail account/, cause: /7 days/,
+  },
+  {
+    name: 'app in Testing: refresh token for 7 days (connect-time warning)',
+    evidence: () => googleProvider.connectWarning!({ accessToken: 'a', refreshToken: 'r', expiresAt: new Date(), scope: undefined, refreshTokenExpiresInSeconds: 604799 })!,
+    code: 'GMAIL_testing_publishing_status', step: 2, temporary: false, fix: /Publish app/, cause: /7 days/,
+  },
+  {
+    name: 'redirect_uri_mismatch',
+    evidence: () => googleRedirect('redirect_uri_mismatch'),
+    code: 'GMAIL_redirect_uri_mismatch', step: 1, temporary: false, fix: /Authorized redirect URIs/,
+  },
+  {
+    name: 'invalid_client at the token endpoint',
+    evidence: () => google('invalid_client', 'Unauthorized'),
+    code: 'GMAIL_invalid_client', step: 3, temporary: false, fix: /Client secret/,
+  },
+  {
+    name: 'consent declined',
+    evidence: () => googleRedirect('access_denied'),
+    code: 'GMAIL_access_denied', step: 2, temporary: false, fix: /Test users/,
+  },
+  {
+    name: 'org_internal',
+    evidence: () => googleRedirect('org_internal'),
+    code: 'GMAIL_org_internal', step: 2, temporary: false, fix: /User type to External/,
+  },
+  {
+    name: 'admin_policy_enforced at refresh',
+    evidence: () => google('admin_policy_enforced', 'Admin policy enforced', 'refresh'),
+    code: 'GMAIL_admin_policy_enforced', step: 2, temporary: false, fix: /Trusted/,
+  },
+  {
+    name: 'an unknown Google error',
+    evidence: () => google('something_new'),
+    code: 'GMAIL_UNKNOWN', step: 4, temporary: false, fix: /Connect your Gmail account/, cause: /something_new/,
+  },
+  {
+    name: 'Gmail 535-5.7.8 with a token',
+    evidence: () => smtpAs('xoauth2', 'smtp.gmail.com', 'EAUTH', 'AUTH XOAUTH2', '535-5.7.8 Username and Password not accepted. For more information, go to\n535 5.7.8  https://support.google.com/mail/?p=BadCredentials a1-20020a170906 - gsmtp'),
+    code: 'SMTP_535_5.7.8_GMAIL', step: 5, temporary: false, fix: /Gmail OAuth Authentication.*App Password/,
+  },
+  {
+    name: 'Gmail 535-5.7.8 with a password',
+    evidence: () => smtpAs('password', 'smtp.gmail.com', 'EAUTH', 'AUTH PLAIN', '535-5.7.8 Username and Password not accepted. For more information, go to\n535 5.7.8  https://support.google.com/mail/?p=BadCredentials a1-20020a170906 - gsmtp'),
+    code: 'SMTP_535_5.7.8_GMAIL', step: 5, temporary: false, fix: /App Password/,
+  },
+  {
+    name: 'Gmail wants an application-specific password',
+    evidence: () => smtpAs('password', 'smtp.gmail.com', 'EAUTH', 'AUTH PLAIN', '534-5.7.9 Application-specific password required. For more information, go to\n534 5.7.9  https://support.google.com/mail/?p=InvalidSecondFactor - gsmtp'),
+    code: 'SMTP_534_5.7.9', step: 4, temporary: false, fix: /App Password/,
+  },
+  {
+    name: 'Gmail daily sending limit',
+    evidence: () => smtpAs('xoauth2', 'smtp.gmail.com', 'EENVELOPE', 'DATA', '550 5.4.5 Daily user sending limit exceeded. For more information on Gmail sending limits go to https://support.google.com/a/answer/166852 - gsmtp'),
+    code: 'SMTP_550_5.4.5_GMAIL', step: 4, temporary: true, quota: true, fix: /24-hour window/,
+  },
+  {
+    name: 'Gmail 421 4.7.0 try later',
+    evidence: () => smtpAs('xoauth2', 'smtp.gmail.com', 'EENVELOPE', 'MAIL FROM', '421-4.7.0 Try again later, closing connection. (MAIL) a1-20020a170906 - gsmtp'),
+    code: 'SMTP_421_4.7.0_GMAIL', step: 7, temporary: true, fix: /retries/,
+  },
+  {
+    name: 'IMAP disabled for the Gmail account',
+    evidence: () => imapErrorFrom(Object.assign(new Error('Command failed'), { responseStatus: 'NO', responseText: '[ALERT] Your account is not enabled for IMAP use. Please visit your Gmail settings page and enable your account for IMAP access. (Failure)', authenticationFailed: true }), { host: 'imap.gmail.com', port: 993, security: 'tls', auth: 'xoauth2' }).evidence,
+    code: 'IMAP_GMAIL_DISABLED', step: 6, temporary: false, fix: /Enable IMAP/,
+  },
+
+  // ── Username/Password and None ──
+  {
+    name: 'wrong password (Dovecot 535 5.7.8)',
+    evidence: () => smtpAs('password', 'mail.example.com', 'EAUTH', 'AUTH PLAIN', '535 5.7.8 Authentication failed'),
+    code: 'SMTP_535_PASSWORD', step: 4, temporary: false, fix: /current password in Password/,
+  },
+  {
+    name: 'wrong password (Exchange on-premises 535 5.7.3)',
+    evidence: () => smtpAs('password', 'exchange.contoso.local', 'EAUTH', 'AUTH LOGIN', '535 5.7.3 Authentication unsuccessful'),
+    code: 'SMTP_535_PASSWORD', step: 4, temporary: false, fix: /Password/,
+  },
+  {
+    name: 'a password at Microsoft 365 (5.7.139 basic auth disabled)',
+    evidence: () => smtpAs('password', 'smtp.office365.com', 'EAUTH', 'AUTH LOGIN', '535 5.7.139 Authentication unsuccessful, basic authentication is disabled. [AM0PR04CA0001.eurprd04.prod.outlook.com]'),
+    code: 'SMTP_PASSWORD_MICROSOFT', step: 4, temporary: false, fix: /Outlook OAuth Authentication/, cause: /basic authentication/,
+  },
+  {
+    name: 'a password at Microsoft 365 (5.7.3)',
+    evidence: () => smtpAs('password', 'smtp.office365.com', 'EAUTH', 'AUTH LOGIN', '535 5.7.3 Authentication unsuccessful [AM0PR04CA0001.eurprd04.prod.outlook.com]'),
+    code: 'SMTP_PASSWORD_MICROSOFT', step: 4, temporary: false, fix: /Connect your Outlook account/,
+  },
+  {
+    name: 'STARTTLS required',
+    evidence: () => smtpAs('password', '127.0.0.1', 'EENVELOPE', 'MAIL FROM', '530 5.7.0 Must issue a STARTTLS command first'),
+    code: 'SMTP_530_5.7.0', step: 7, temporary: false, fix: /STARTTLS/,
+  },
+  {
+    name: 'relay refuses unauthenticated mail',
+    evidence: () => smtpAs('none', 'relay.example.com', 'EENVELOPE', 'RCPT TO', '554 5.7.1 <someone@remote.example>: Relay access denied'),
+    code: 'SMTP_RELAY_REFUSED', step: 4, temporary: false, fix: /mynetworks/,
+  },
+  {
+    name: 'IMAP password refused',
+    evidence: () => imapErrorFrom(Object.assign(new Error('Authentication failed'), { serverResponseCode: 'AUTHENTICATIONFAILED', responseStatus: 'NO', responseText: 'Authentication failed.', authenticationFailed: true }), { host: '127.0.0.1', port: 993, security: 'tls', auth: 'password' }).evidence,
+    code: 'IMAP_PASSWORD_REJECTED', step: 4, temporary: false, fix: /current password/,
   },
 
   // ── The account that signed in ──

@@ -70,7 +70,7 @@ test('isTemporary reads a Diagnosis as well as Evidence', () => {
 });
 
 test('catalogue entries are complete and their codes name their area', () => {
-  const prefix = { oauth: /^(AADSTS\d+|OAUTH_)/, smtp: /^SMTP_/, imap: /^IMAP_/, network: /^NET_/, account: /^ACCOUNT_/, graph: /^GRAPH_/ };
+  const prefix = { oauth: /^(AADSTS\d+|OAUTH_|GMAIL_)/, smtp: /^SMTP_/, imap: /^IMAP_/, network: /^NET_/, account: /^ACCOUNT_/, graph: /^GRAPH_/ };
   for (const [code, e] of Object.entries(CATALOGUE)) {
     assert.match(code, prefix[e.area], code);
     for (const text of [e.title, e.symptom, e.cause, e.fix]) assert.ok(text.trim().length > 0 && !/undefined|\$\{/.test(text), code);

@@ -1,5 +1,6 @@
 import type { FastifyInstance } from 'fastify';
 import type { Mailroom } from '../../mailroom.ts';
+import { OAUTH_PROVIDERS } from '../../oauth/oauth-providers.ts';
 
 const formPath = (direction: 'outgoing' | 'incoming') =>
   direction === 'incoming' ? '/settings/technical/incoming-mail-servers' : '/settings/technical/mail-servers';
@@ -7,38 +8,40 @@ const formPath = (direction: 'outgoing' | 'incoming') =>
 const escape = (s: string) => s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 
 export function oauthRoutes(app: FastifyInstance, mr: Mailroom): void {
-  app.get('/oauth2/outlook/callback', async (req, reply) => {
-    const url = new URL(req.url, mr.config.baseUrl);
-    if (!req.admin) {
-      // The state stays valid for 10 minutes: log in and come straight back here to finish.
-      return reply.redirect(`/login?next=${encodeURIComponent(url.pathname + url.search)}`);
-    }
-    const outcome = await mr.connect.callback(url.searchParams, req.admin.id);
-    const log = { event: `oauth.${outcome.kind}`, adminId: req.admin.id };
-    if (outcome.kind === 'connected') {
-      req.log.info({ ...log, mailServerId: outcome.mailServerId, account: outcome.account }, 'outlook account connected');
-      await mr.audit.record(`admin:${req.admin.id}`, 'oauth.connected', { type: 'mail_server', id: outcome.mailServerId }, { account: outcome.account });
-      return reply.redirect(`${formPath(outcome.direction)}/${outcome.mailServerId}?oauth=connected`);
-    }
-    if (outcome.kind === 'admin_consent') {
-      req.log.info({ ...log, mailServerId: outcome.mailServerId }, 'admin consent granted');
-      await mr.audit.record(`admin:${req.admin.id}`, 'oauth.admin_consent', { type: 'mail_server', id: outcome.mailServerId });
-      return reply.redirect(`${formPath(outcome.direction)}/${outcome.mailServerId}?oauth=admin_consent`);
-    }
-    if (outcome.kind === 'failed') {
-      await mr.audit.record(`admin:${req.admin.id}`, 'oauth.failed', { type: 'mail_server', id: outcome.mailServerId }, { code: outcome.error.code });
-      req.log.warn({ ...log, mailServerId: outcome.mailServerId, code: outcome.error.code }, 'outlook connection failed');
-      return reply.redirect(`${formPath(outcome.direction)}/${outcome.mailServerId}?oauth=error`);
-    }
-    req.log.warn(log, 'oauth callback rejected');
-    return reply
-      .code(400)
-      .type('text/html; charset=utf-8')
-      .send(
-        `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Connection not completed — Mailroom</title></head>` +
-          `<body style="font-family:system-ui;max-width:40rem;margin:4rem auto"><h1>Connection not completed</h1>` +
-          `<p>${escape(outcome.message)}</p><p>${escape(outcome.fix)}</p>` +
-          `<p><a href="/settings/technical/mail-servers">Back to Mail Servers</a></p></body></html>`,
-      );
-  });
+  for (const provider of OAUTH_PROVIDERS) {
+    app.get(`/oauth2/${provider.id}/callback`, async (req, reply) => {
+      const url = new URL(req.url, mr.config.baseUrl);
+      if (!req.admin) {
+        // The state stays valid for 10 minutes: log in and come straight back here to finish.
+        return reply.redirect(`/login?next=${encodeURIComponent(url.pathname + url.search)}`);
+      }
+      const outcome = await mr.connect.callback(url.searchParams, req.admin.id, provider);
+      const log = { event: `oauth.${outcome.kind}`, adminId: req.admin.id, provider: provider.id };
+      if (outcome.kind === 'connected') {
+        req.log.info({ ...log, mailServerId: outcome.mailServerId, account: outcome.account }, `${provider.id} account connected`);
+        await mr.audit.record(`admin:${req.admin.id}`, 'oauth.connected', { type: 'mail_server', id: outcome.mailServerId }, { account: outcome.account });
+        return reply.redirect(`${formPath(outcome.direction)}/${outcome.mailServerId}?oauth=connected`);
+      }
+      if (outcome.kind === 'admin_consent') {
+        req.log.info({ ...log, mailServerId: outcome.mailServerId }, 'admin consent granted');
+        await mr.audit.record(`admin:${req.admin.id}`, 'oauth.admin_consent', { type: 'mail_server', id: outcome.mailServerId });
+        return reply.redirect(`${formPath(outcome.direction)}/${outcome.mailServerId}?oauth=admin_consent`);
+      }
+      if (outcome.kind === 'failed') {
+        await mr.audit.record(`admin:${req.admin.id}`, 'oauth.failed', { type: 'mail_server', id: outcome.mailServerId }, { code: outcome.error.code });
+        req.log.warn({ ...log, mailServerId: outcome.mailServerId, code: outcome.error.code }, `${provider.id} connection failed`);
+        return reply.redirect(`${formPath(outcome.direction)}/${outcome.mailServerId}?oauth=error`);
+      }
+      req.log.warn(log, 'oauth callback rejected');
+      return reply
+        .code(400)
+        .type('text/html; charset=utf-8')
+        .send(
+          `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Connection not completed — Mailroom</title></head>` +
+            `<body style="font-family:system-ui;max-width:40rem;margin:4rem auto"><h1>Connection not completed</h1>` +
+            `<p>${escape(outcome.message)}</p><p>${escape(outcome.fix)}</p>` +
+            `<p><a href="/settings/technical/mail-servers">Back to Mail Servers</a></p></body></html>`,
+        );
+    });
+  }
 }

@@ -1,0 +1,77 @@
+import type { z } from 'zod';
+import type { Config } from '../config/config.ts';
+import type { OAuthEvidence } from '../diagnose/evidence.ts';
+import type { MailServerRecord } from '../storage/mail-server-store.ts';
+
+/** One OAuth client registration as a provider needs it for one request. */
+export interface OAuthApp {
+  /** What this connection asks for and refreshes. */
+  scopes: readonly string[];
+  /** The provider's sign-in host (authorize and token endpoints; national clouds, test peers). */
+  authorityHost: string;
+  /** Only providers with tenants read it (Microsoft's common/organizations/GUID). */
+  tenant: string;
+  clientId: string;
+  clientSecret: string;
+  redirectUri: string;
+}
+
+export interface OAuthTokens {
+  accessToken: string;
+  /** Absent when the provider did not rotate it (or offline access was not granted). */
+  refreshToken: string | undefined;
+  expiresAt: Date;
+  scope: string | undefined;
+  /** Some providers say when the refresh token dies (Google: apps in "Testing" publishing status). */
+  refreshTokenExpiresInSeconds?: number;
+}
+
+export interface OAuthIdentity {
+  /** The mailbox that signed in, lower-cased. */
+  account: string | undefined;
+  /** Microsoft's tid; null for providers without tenants. */
+  tenantId: string | null;
+}
+
+export interface AuthorizeParams {
+  state: string;
+  nonce: string;
+  codeChallenge: string;
+  loginHint: string;
+}
+
+/**
+ * An OAuth identity provider as the connect flow, the token manager, the server form and the guide
+ * know it. Each provider is one file (outlook.ts, google.ts); nothing outside them names one.
+ */
+export interface OAuthProvider {
+  /** Path segment of the redirect URL: `${BASE_URL}/oauth2/${id}/callback`. */
+  readonly id: 'outlook' | 'gmail';
+  /** As in "Connect your Outlook account". */
+  readonly accountName: string;
+  /** Sign-in is per directory tenant (the form's Tenant field). */
+  readonly tenants: boolean;
+  /** Where the client secret comes from, for "this server has no client secret". */
+  readonly secretHelp: string;
+  /** The form's Client ID and Client Secret as this provider issues them, with its own messages. */
+  readonly fields: { readonly clientId: z.ZodType<string>; readonly clientSecret: z.ZodType<string> };
+  /** Outgoing and incoming defaults of the provider's own mail hosts. */
+  readonly hosts: { readonly smtp: { host: string; port: number; security: 'starttls' | 'tls' }; readonly imap: { host: string; port: number; security: 'tls' } };
+  /** What to change when the provider granted no refresh token. */
+  readonly noRefreshTokenFix: string;
+  scopes(server: Pick<MailServerRecord, 'transport' | 'direction'>, config: Config): readonly string[];
+  app(server: MailServerRecord, config: Config, clientSecret: string): OAuthApp;
+  buildAuthorizeUrl(app: Omit<OAuthApp, 'clientSecret'>, p: AuthorizeParams): string;
+  exchangeCode(app: OAuthApp, callback: URLSearchParams, p: { codeVerifier: string; nonce: string; now: Date }): Promise<{ tokens: OAuthTokens; identity: OAuthIdentity }>;
+  refreshTokens(app: OAuthApp, refreshToken: string, now: Date): Promise<OAuthTokens>;
+  /** The callback's `error` parameters → evidence. */
+  authorizeErrorEvidence(params: URLSearchParams): OAuthEvidence | undefined;
+  /** OAuth errors after which the stored grant is dead and only a new sign-in helps. */
+  grantIsDead(ev: OAuthEvidence): boolean;
+  /** A page where a tenant administrator consents for everyone (Microsoft only), if the provider has one. */
+  adminConsentUrl?(app: Omit<OAuthApp, 'clientSecret'>, serverId: string): string;
+  /** What the admin should know about a grant that works today (e.g. a refresh token that dies in 7 days). */
+  connectWarning?(tokens: OAuthTokens): OAuthEvidence | undefined;
+}
+
+export const connectLabel = (p: Pick<OAuthProvider, 'accountName'>) => `Connect your ${p.accountName} account`;
