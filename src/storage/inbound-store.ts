@@ -12,7 +12,7 @@ export interface FolderState {
 
 export async function getFolderState(db: Db, serverId: string, folder: string): Promise<FolderState | undefined> {
   const r = await db.selectFrom('inbound_folder_states').selectAll().where('mail_server_id', '=', serverId).where('folder', '=', folder).executeTakeFirst();
-  return r && { uidValidity: r.uid_validity, lastUid: Number(r.last_uid), deltaLink: r.delta_link };
+  return r && { uidValidity: r.uid_validity, lastUid: Number(r.last_uid), ...(r.delta_link !== null && { deltaLink: r.delta_link }) };
 }
 
 async function putFolderState(db: Db, serverId: string, folder: string, s: FolderState, now: string): Promise<void> {
