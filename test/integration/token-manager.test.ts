@@ -103,3 +103,43 @@ test('a refresh that lost the race to another writer uses the newer token instea
   const row = (await findToken(t.mr.database.db, serverId))!;
   assert.equal(sealer().open(row.refreshTokenSealed!, tokenAad(serverId, 'refresh_token')), 'refresh-other');
 });
+
+test('a change of Send Using keeps the grant and refreshes an access token for the other resource, once, rotating the refresh token', async () => {
+  const graphServer = await t.mr.servers.create({ ...VALID_SERVER, name: 'Per resource', username: 'resource@contoso.example' });
+  const s = sealer();
+  await replaceToken(
+    t.mr.database.db,
+    graphServer.id,
+    {
+      status: 'valid',
+      statusReason: null,
+      account: 'resource@contoso.example',
+      accessTokenSealed: s.seal('outlook-access', tokenAad(graphServer.id, 'access_token')),
+      accessTokenExpiresAt: new Date(now.getTime() + 3600_000).toISOString(),
+      refreshTokenSealed: s.seal('refresh-A', tokenAad(graphServer.id, 'refresh_token')),
+    },
+    now,
+  );
+  const asked: string[][] = [];
+  const tm = new TokenManager({
+    db: t.mr.database.db,
+    sealer: s,
+    config: t.mr.config,
+    now: () => now,
+    refresh: async (app, rt) => {
+      asked.push([...app.scopes, rt]);
+      await new Promise((r) => setTimeout(r, 10));
+      return { accessToken: 'graph-access', refreshToken: 'refresh-B', expiresAt: new Date(now.getTime() + 3600_000), scope: 'https://graph.microsoft.com/Mail.Send' };
+    },
+  });
+  assert.equal((await tm.getAccessToken(graphServer.id)).accessToken, 'outlook-access', 'SMTP uses the cached Outlook token');
+  await t.mr.servers.update(graphServer.id, { sendUsing: 'graph' });
+  const tokens = await Promise.all(Array.from({ length: 20 }, () => tm.getAccessToken(graphServer.id)));
+  assert.ok(tokens.every((x) => x.accessToken === 'graph-access'));
+  assert.equal(asked.length, 1, 'one refresh for all callers');
+  assert.ok(asked[0]!.includes('https://graph.microsoft.com/Mail.Send') && !asked[0]!.some((x) => x.includes('outlook.office.com')), 'the refresh names the Graph resource only');
+  assert.equal(asked[0]!.at(-1), 'refresh-A', 'from the same refresh token');
+  const row = (await findToken(t.mr.database.db, graphServer.id))!;
+  assert.equal(row.status, 'valid');
+  assert.equal(s.open(row.refreshTokenSealed!, tokenAad(graphServer.id, 'refresh_token')), 'refresh-B', 'the rotated refresh token is stored');
+});
