@@ -21,15 +21,23 @@ import { useTitle } from './use-title.ts';
 /** How often the checklist of the chosen server is read again (the admin works in Azure meanwhile). */
 const REFRESH_MS = 15_000;
 
-/** The delegated permissions the app registration needs (Microsoft Graph). */
-const PERMISSIONS: { name: string; why: string }[] = [
-  { name: 'SMTP.Send', why: 'send mail over SMTP AUTH' },
-  { name: 'IMAP.AccessAsUser.All', why: 'read the mailbox over IMAP' },
+const SIGN_IN_PERMISSIONS: { name: string; why: string }[] = [
   { name: 'offline_access', why: 'stay connected (refresh tokens)' },
   { name: 'openid', why: 'sign-in' },
   { name: 'profile', why: 'which account signed in' },
   { name: 'email', why: 'the address of that account' },
 ];
+
+/** The delegated permissions the app registration needs (Microsoft Graph), for SMTP/IMAP or for Graph. */
+const PERMISSIONS: Record<'smtp' | 'graph', { name: string; why: string }[]> = {
+  smtp: [{ name: 'SMTP.Send', why: 'send mail over SMTP AUTH' }, { name: 'IMAP.AccessAsUser.All', why: 'read the mailbox over IMAP' }, ...SIGN_IN_PERMISSIONS],
+  graph: [
+    { name: 'Mail.Send', why: 'send mail through Microsoft Graph' },
+    { name: 'Mail.ReadWrite', why: 'messages over 4 MB, and reading the mailbox' },
+    { name: 'User.Read', why: 'Test Connection looks the mailbox up' },
+    ...SIGN_IN_PERMISSIONS,
+  ],
+};
 
 /** Frequent failures and the step that fixes each; the full explanation is in the error itself. */
 const KNOWN_PROBLEMS: { symptom: string; step: number }[] = [
@@ -168,6 +176,7 @@ export function OutlookGuidePage() {
   const authorityHost = hostOf(outgoing?.adminConsentUrl, 'login.microsoftonline.com');
   const formPath = selected ? serverFormPath(selected.direction, selected.id) : null;
   const isIncoming = selected?.direction === 'incoming';
+  const viaGraph = outgoing?.sendUsing === 'graph' || incoming?.serverType === 'graph';
   const sharedFrom = incoming?.tokenSourceId ? incoming : null;
   const testButton = isIncoming ? 'Test & Confirm' : 'Test Connection';
   const expiry = outgoing ? secretExpiryText(outgoing.clientSecretExpiry) : null;
@@ -260,10 +269,11 @@ export function OutlookGuidePage() {
       <Step active={active} n={2} title="Add the API permissions">
         <p>
           In the app: <strong>API permissions › Add a permission › Microsoft Graph › Delegated permissions</strong>. Add
-          these six:
+          these {viaGraph ? 'seven' : 'six'}
+          {viaGraph ? ' (this server uses Microsoft Graph: SMTP AUTH can stay switched off)' : ''}:
         </p>
         <ul className="permission-list">
-          {PERMISSIONS.map((p) => (
+          {PERMISSIONS[viaGraph ? 'graph' : 'smtp'].map((p) => (
             <li key={p.name}>
               <code className="mono">{p.name}</code> <span className="muted">— {p.why}</span>
             </li>
@@ -380,7 +390,15 @@ export function OutlookGuidePage() {
         )}
       </Step>
 
-      <Step active={active} n={6} title={isIncoming ? 'Allow IMAP and SMTP AUTH for the mailbox' : 'Allow SMTP AUTH for the mailbox'}>
+      <Step active={active} n={6} title={viaGraph ? 'Nothing to allow for Microsoft Graph' : isIncoming ? 'Allow IMAP and SMTP AUTH for the mailbox' : 'Allow SMTP AUTH for the mailbox'}>
+        {viaGraph ? (
+          <p>
+            This server uses Microsoft Graph over HTTPS: SMTP AUTH and IMAP may stay switched off for the mailbox and the tenant. The mailbox needs an
+            Exchange Online licence. Click <strong>{testButton}</strong> on the server form: it fetches a Graph token, looks the mailbox up and checks the
+            permission.
+          </p>
+        ) : (
+        <>
         <p>
           Exchange Online wants <em>Authenticated SMTP</em> enabled for the mailbox, even with OAuth:{' '}
           <strong>Microsoft 365 admin center › Users › Active users › {mailbox} › Mail › Manage email apps</strong>
@@ -394,8 +412,10 @@ export function OutlookGuidePage() {
         <p>
           The change can take a while to apply. Then click <strong>{testButton}</strong> on the server form: it logs in
           without sending anything and shows the server’s exact answer. Security defaults in Microsoft Entra block SMTP AUTH
-          for the whole tenant.
+          for the whole tenant. If SMTP AUTH must stay off, set <strong>Send Using</strong> to <strong>Microsoft Graph</strong> instead.
         </p>
+        </>
+        )}
       </Step>
 
       <Step active={active} n={7} title="Check the network">
