@@ -138,6 +138,15 @@ export interface OutgoingMessage {
   attachments?: Array<{ filename: string; contentType: string; content: Buffer }>;
 }
 
+/**
+ * A complete message sent as it is (nodemailer's `raw`: no header added or rewritten), to the given
+ * envelope rather than to the addresses in its headers.
+ */
+export interface RawOutgoingMessage {
+  envelope: { from: string; to: string[] };
+  raw: Buffer;
+}
+
 export interface SendResult {
   messageId: string;
   response: string;

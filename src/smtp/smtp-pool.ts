@@ -1,7 +1,7 @@
 import nodemailer, { type Transporter } from 'nodemailer';
 import type SMTPPool from 'nodemailer/lib/smtp-pool';
 import type { AccessToken } from '../oauth/token-manager.ts';
-import { type OutgoingMessage, type SendResult, SmtpError, smtpErrorFrom, type SmtpTarget, toResult, transportOptions } from './smtp-client.ts';
+import { type OutgoingMessage, type RawOutgoingMessage, type SendResult, SmtpError, smtpErrorFrom, type SmtpTarget, toResult, transportOptions } from './smtp-client.ts';
 
 /**
  * Carries a token-manager error through nodemailer, which rewrites the `code` of errors raised in an
@@ -46,7 +46,7 @@ export class PooledSender {
     } as SMTPPool.Options);
   }
 
-  async send(msg: OutgoingMessage): Promise<SendResult> {
+  async send(msg: OutgoingMessage | RawOutgoingMessage): Promise<SendResult> {
     try {
       return await this.sendOnce(msg);
     } catch (e) {
@@ -56,7 +56,7 @@ export class PooledSender {
     }
   }
 
-  private async sendOnce(msg: OutgoingMessage): Promise<SendResult> {
+  private async sendOnce(msg: OutgoingMessage | RawOutgoingMessage): Promise<SendResult> {
     try {
       return toResult((await this.transport.sendMail(msg)) as Parameters<typeof toResult>[0]);
     } catch (e) {

@@ -211,6 +211,10 @@ export interface OutboxMessageTable {
   sent_at: string | null;
   created_at: string;
   updated_at: string;
+  /** The message as received over SMTP (Bcc removed); null when built from the payload's fields. */
+  raw_mime: Buffer | null;
+  /** JSON: {protocol: 'smtp', clientAddress, apiKeyName}; null for the REST API. */
+  received_via: string | null;
 }
 
 export interface AttemptLimitTable {
