@@ -147,27 +147,35 @@ export class SubmissionListener {
     if (!session.secure && !isLoopback(clientAddress)) {
       throw reply(538, '5.7.11 Encryption required: issue STARTTLS first (AUTH without TLS is allowed only from this machine)');
     }
-    let attempt: Awaited<ReturnType<LoginLimiter['attempt']>>;
-    try {
-      attempt = await this.deps.limiter.attempt(clientAddress, username.toLowerCase());
-    } catch (e) {
-      logger.error({ err: e, event: 'submission.auth_unavailable', clientAddress }, 'SMTP AUTH could not be checked');
-      throw reply(454, '4.7.0 Temporary authentication failure (the database is unavailable); try again later');
-    }
-    if (!attempt.ok) {
-      const minutes = Math.ceil(attempt.retryAfterMs / 60_000);
+    const account = username.toLowerCase();
+    const limited = (retryAfterMs: number) => {
+      const minutes = Math.ceil(retryAfterMs / 60_000);
       logger.warn({ event: 'submission.auth_limited', clientAddress, username }, 'SMTP AUTH refused: too many failed attempts');
-      throw reply(454, `4.7.0 Too many failed logins from this address; try again in ${minutes} minute${minutes === 1 ? '' : 's'}`);
-    }
+      return reply(454, `4.7.0 Too many failed logins from this address; try again in ${minutes} minute${minutes === 1 ? '' : 's'}`);
+    };
+    const unavailable = (e: unknown) => {
+      logger.error({ err: e, event: 'submission.auth_unavailable', clientAddress }, 'SMTP AUTH could not be checked');
+      return reply(454, '4.7.0 Temporary authentication failure (the database is busy or unavailable); try again later');
+    };
+    // Only failures count (LoginLimiter.failed): one client's many parallel connections must not
+    // use up its own allowance, and a 256-bit key cannot be guessed within any limit anyway.
     let key: Awaited<ReturnType<ApiKeyService['authenticate']>>;
     try {
+      const wait = await this.deps.limiter.limitedFor(clientAddress, account);
+      if (wait > 0) throw limited(wait);
       key = await this.deps.apiKeys.authenticate(password);
     } catch (e) {
-      logger.error({ err: e, event: 'submission.auth_unavailable', clientAddress }, 'SMTP AUTH could not be checked');
-      throw reply(454, '4.7.0 Temporary authentication failure (the database is unavailable); try again later');
+      throw (e as { responseCode?: number }).responseCode ? e : unavailable(e);
     }
     if (!key || !scopeAllows(key.scope, 'send')) {
-      // The attempt stays counted. A wrong scope is said as such: only the key's holder can see it.
+      let counted: Awaited<ReturnType<LoginLimiter['failed']>>;
+      try {
+        counted = await this.deps.limiter.failed(clientAddress, account);
+      } catch (e) {
+        throw unavailable(e);
+      }
+      if (!counted.ok) throw limited(counted.retryAfterMs);
+      // A wrong scope is said as such: only the key's holder can see it.
       logger.warn({ event: 'submission.auth_failed', clientAddress, username, reason: key ? 'scope' : 'unknown key' }, 'SMTP AUTH failed');
       throw reply(
         535,
@@ -176,7 +184,6 @@ export class SubmissionListener {
           : '5.7.8 Authentication credentials invalid: the password must be a Mailroom API key with scope send (Settings > Technical > API Keys); the username may be the key\'s name',
       );
     }
-    await attempt.succeeded();
     logger.info({ event: 'submission.auth_ok', clientAddress, apiKeyId: key.id }, 'SMTP client logged in');
     return { keyId: key.id, keyName: key.name };
   }
