@@ -8,8 +8,9 @@ import { promisify } from 'node:util';
 import { simpleParser } from 'mailparser';
 import nodemailer from 'nodemailer';
 import MailComposer from 'nodemailer/lib/mail-composer';
+import { launchChromium, newContext } from '../helpers/browser.ts';
 import { storeTokens } from '../helpers/connect-directly.ts';
-import { apiClient, waitFor } from '../helpers/e2e.ts';
+import { apiClient, logIn, waitFor } from '../helpers/e2e.ts';
 import { freePort, type MailroomProcess, startMailroomProcess } from '../helpers/mailroom-process.ts';
 import { plainAuth, smtpDialogue } from '../helpers/smtp-dialogue.ts';
 import { getToken } from '../peers/get-token.ts';
@@ -198,7 +199,7 @@ test('swaks submits with STARTTLS and AUTH LOGIN, and over implicit TLS; both ar
     assert.ok(parsed.attachments[0]?.content.equals(content), `${mode}: the attachment arrives intact`);
     const listed = (await api('GET', `/api/v1/messages?q=${marker}`)).json.items[0];
     assert.equal(listed.receivedVia.apiKeyName, KEY_NAME);
-    assert.equal(listed.state, 'sent');
+    assert.equal((await stateIs(listed.id, 'sent', 'failed', 'held')).state, 'sent');
   }
 });
 
@@ -334,5 +335,33 @@ test('kill -9 after the 250 and before delivery loses nothing: after a restart e
     queuedId((await again.sendMail({ from: MAILBOX, to: 'after@remote.example', subject: 'after restart', text: 'x' })).response);
   } finally {
     again.close();
+  }
+});
+
+test('Settings > Technical > Emails says which application handed a message over SMTP, in the list and the detail', T, async () => {
+  const marker = randomUUID();
+  const transport = client();
+  try {
+    queuedId((await transport.sendMail({ from: MAILBOX, to: 'ui@remote.example', subject: `Shown in the UI ${marker}`, text: 'x' })).response);
+  } finally {
+    transport.close();
+  }
+  const admin = { email: 'smtp-ui@example.test', password: 'smtp ui admin passphrase' };
+  await mailroom.cli('admin', 'create', '--email', admin.email, '--password', admin.password);
+  const browser = await launchChromium();
+  try {
+    const page = await (await newContext(browser)).newPage();
+    page.setDefaultTimeout(30_000);
+    await logIn(page, mailroom.baseUrl, admin);
+    await page.getByRole('link', { name: 'Settings' }).click();
+    await page.getByRole('link', { name: 'Emails', exact: true }).click();
+    const row = page.getByRole('row').filter({ hasText: marker });
+    await row.getByText(`received over SMTP from 127.0.0.1 as ${KEY_NAME}`).waitFor();
+    await row.getByRole('link', { name: `Shown in the UI ${marker}` }).click();
+    await page.getByRole('heading', { name: `Shown in the UI ${marker}` }).waitFor();
+    const source = page.locator('dt', { hasText: 'Source' }).locator('xpath=following-sibling::dd');
+    assert.equal((await source.innerText()).trim(), `Received over SMTP from 127.0.0.1 as ${KEY_NAME}`);
+  } finally {
+    await browser.close();
   }
 });
