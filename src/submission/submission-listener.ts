@@ -1,4 +1,4 @@
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 import { SMTPServer, type SMTPServerAddress, type SMTPServerDataStream, type SMTPServerOptions, type SMTPServerSession } from 'smtp-server';
 import { type ApiKeyService, scopeAllows } from '../apikeys/api-key-service.ts';
 import type { LoginLimiter } from '../auth/login-limiter.ts';
@@ -74,6 +74,9 @@ export class SubmissionListener {
       server.on('error', (err: Error & { remoteAddress?: string }) =>
         this.deps.logger.debug({ event: 'submission.client_error', clientAddress: err.remoteAddress, message: err.message }, 'SMTP client error'),
       );
+      // Replies are small writes the client waits for before its next command: Nagle's algorithm
+      // would hold one back until the previous segment is acknowledged (as Dovecot and Postfix, no delay).
+      server.server.on('connection', (socket: Socket) => socket.setNoDelay(true));
       await new Promise<void>((resolve, reject) => {
         server.server.once('error', reject);
         server.listen(w.port, host, () => {
