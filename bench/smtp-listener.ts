@@ -13,7 +13,7 @@
 import { randomUUID } from 'node:crypto';
 import type SMTPConnection from 'nodemailer/lib/smtp-connection';
 import { cpuMeter, type CpuReport, createApiKey, envNumber, freePort, header, printCommitProbe, printSql, runBenchmark, sqlTraceSetup, table, verdict } from './lib.ts';
-import { arrivals, benchPeers, connect, fetchToken, MAILBOX, mailroomWithServer, nodemailer, RECIPIENT, smtpOptions } from './peers.ts';
+import { arrivals, benchPeers, BODY, connect, fetchToken, mailroomWithServer, message, nodemailer, smtpOptions } from './peers.ts';
 
 const N = Number(process.argv[2] ?? envNumber('BENCH_N', 2000));
 const CLIENTS = envNumber('BENCH_CLIENTS', 10);
@@ -24,9 +24,6 @@ const PHASE_TIMEOUT_MS = 100_000;
 
 if (!Number.isInteger(N) || N < CLIENTS) throw new Error(`N must be a whole number of at least ${CLIENTS} (got ${process.argv[2]})`);
 
-// ~1 KB of text: a typical notification from an ERP module or a reporting tool.
-const BODY = `Dear customer,\n\n${'Your order has been confirmed and will ship within two business days. '.repeat(13)}\n\nKind regards,\nSales`;
-const message = (tag: string, i: number) => ({ from: MAILBOX, to: [RECIPIENT], subject: `Order confirmation ${i}`, text: BODY, headers: { 'X-Bench-Run': tag } });
 
 interface Result {
   name: string;
