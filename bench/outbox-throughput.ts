@@ -17,7 +17,7 @@ import { randomUUID } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
 import type { Peers } from '../test/peers/index.ts';
 import { cpuMeter, type CpuReport, envNumber, header, printCommitProbe, monotonicUs, printProfile, printSql, runBenchmark, type SqlStat, sqlTraceSetup, table, verdict } from './lib.ts';
-import { arrivals, benchPeers, connect, type ConnectedMailroom, fetchToken, MAILBOX, mailroomWithServer, nodemailer, RECIPIENT, smtpOptions } from './peers.ts';
+import { arrivals, benchPeers, BODY, connect, type ConnectedMailroom, fetchToken, mailroomWithServer, message, nodemailer, smtpOptions } from './peers.ts';
 
 const N = Number(process.argv[2] ?? envNumber('BENCH_N', 2000));
 const POOL = envNumber('OUTBOX_POOL_SIZE', 4);
@@ -36,9 +36,6 @@ const PHASE_TIMEOUT_MS = 100_000;
 
 if (!Number.isInteger(N) || N < 1) throw new Error(`N must be a positive integer (got ${process.argv[2]})`);
 
-// ~1 KB of text: a typical short ERP notification.
-const BODY = `Dear customer,\n\n${'Your order has been confirmed and will ship within two business days. '.repeat(13)}\n\nKind regards,\nSales`;
-const message = (tag: string, i: number) => ({ from: MAILBOX, to: [RECIPIENT], subject: `Order confirmation ${i}`, text: BODY, headers: { 'X-Bench-Run': tag } });
 
 interface Result {
   name: string;

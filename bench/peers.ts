@@ -15,6 +15,11 @@ export const MAILBOX = 'bench@example.test';
 export const RECIPIENT = 'archive@remote.example';
 const TOKEN_REDIRECT = 'http://127.0.0.1:9/token-helper';
 
+/** ~1 KB of text: a typical short ERP notification, the message every delivery benchmark sends. */
+export const BODY = `Dear customer,\n\n${'Your order has been confirmed and will ship within two business days. '.repeat(13)}\n\nKind regards,\nSales`;
+/** Message `i` of a run; `tag` (X-Bench-Run) lets `arrivals` count the run's messages at the sink. */
+export const message = (tag: string, i: number) => ({ from: MAILBOX, to: [RECIPIENT], subject: `Order confirmation ${i}`, text: BODY, headers: { 'X-Bench-Run': tag } });
+
 export async function benchPeers(): Promise<Peers> {
   const peers = await startPeers({ clients: [{ clientId: CLIENT_ID, clientSecret: CLIENT_SECRET, redirectUris: [TOKEN_REDIRECT] }] });
   onCleanup('peers', () => peers.stop());

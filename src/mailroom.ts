@@ -15,6 +15,7 @@ import { releaseHeld } from './storage/outbox-store.ts';
 import { TokenManager } from './oauth/token-manager.ts';
 import { createSealer, loadOrCreateKey } from './secrets/sealer.ts';
 import { MailServerService } from './servers/mail-server-service.ts';
+import { SubmissionListener } from './submission/submission-listener.ts';
 import { type OpenedDatabase, openDatabase } from './storage/database.ts';
 import { tightenDir } from './storage/private-files.ts';
 import { ConnectionGates } from './smtp/connection-gate.ts';
@@ -39,6 +40,8 @@ export interface Mailroom {
   webhooks: WebhookService;
   audit: AuditLog;
   lifecycle: LifecycleService;
+  /** The SMTP submission listener when SMTP_SUBMISSION_PORT or SMTP_SUBMISSIONS_PORT is set; `serve` starts it. */
+  submission: SubmissionListener | null;
   /** Starts the background work: outbox delivery, IMAP fetching, webhook sending (as configured). */
   startWorkers(): void;
   close(): Promise<void>;
@@ -69,6 +72,20 @@ export async function createMailroom(config: Config, logger: Logger, opts: { now
   const audit = new AuditLog(db, now);
   const outbox = new OutboxService({ db, config: config.outbox, now, onEnqueued: () => worker.kick() });
   const lifecycle = new LifecycleService({ db, tokens, outbox, audit, logger, baseUrl: config.baseUrl, now });
+  const apiKeys = new ApiKeyService(db, now);
+  const submission = config.submission
+    ? new SubmissionListener({
+        config: config.submission,
+        host: config.host,
+        hostname: config.baseUrl.hostname,
+        maxMessageBytes: config.outbox.maxMessageBytes,
+        apiKeys,
+        // Same limits as admin logins, counted apart: a misconfigured printer does not lock out the admin.
+        limiter: new LoginLimiter(db, undefined, now, 'smtp'),
+        outbox,
+        logger,
+      })
+    : null;
   return {
     config,
     logger,
@@ -91,7 +108,7 @@ export async function createMailroom(config: Config, logger: Logger, opts: { now
         if (await releaseHeld(db, now(), serverId)) worker.kick();
       },
     }),
-    apiKeys: new ApiKeyService(db, now),
+    apiKeys,
     outbox,
     worker,
     incoming,
@@ -99,6 +116,7 @@ export async function createMailroom(config: Config, logger: Logger, opts: { now
     webhooks,
     audit,
     lifecycle,
+    submission,
     startWorkers() {
       if (config.outbox.workerEnabled) worker.start();
       lifecycle.start();
@@ -108,6 +126,8 @@ export async function createMailroom(config: Config, logger: Logger, opts: { now
       }
     },
     async close() {
+      // First: messages in the middle of DATA are committed while the database is still open.
+      await submission?.close();
       lifecycle.stop();
       await worker.stop();
       await incoming.stop();

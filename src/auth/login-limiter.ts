@@ -1,4 +1,4 @@
-import { type AttemptRule, pruneAttempts, releaseAttempt, reserveAttempt } from '../storage/attempt-limit-store.ts';
+import { type AttemptRule, limitedFor, pruneAttempts, releaseAttempt, reserveAttempt } from '../storage/attempt-limit-store.ts';
 import type { Db } from '../storage/database.ts';
 
 export interface LoginLimits {
@@ -38,19 +38,45 @@ export class LoginLimiter {
     private readonly realm = 'login',
   ) {}
 
-  async attempt(address: string, account: string): Promise<LoginAttempt> {
+  private rules(address: string, account: string): AttemptRule[] {
     const l = this.limits;
-    const rules: AttemptRule[] = [
+    return [
       { key: `${this.realm}:pair:${address}|${account}`, max: l.perPair, windowMs: l.pairWindowMs },
       { key: `${this.realm}:address:${address}`, max: l.perAddress, windowMs: l.addressWindowMs },
       { key: `${this.realm}:account:${account}`, max: l.perAccount, windowMs: l.accountWindowMs },
     ];
+  }
+
+  async attempt(address: string, account: string): Promise<LoginAttempt> {
+    const rules = this.rules(address, account);
+    const r = await this.count(rules);
+    if (!r.ok) return r;
+    const keys = rules.map((x) => x.key);
+    return { ok: true, succeeded: () => releaseAttempt(this.db, keys, [keys[0]!]) };
+  }
+
+  /**
+   * For credentials nobody can guess (256-bit API keys as SMTP passwords) and many parallel logins
+   * of one client: only failures are counted, so fifty connections logging in at once do not use
+   * up the allowance the way reserved attempts would. `limitedFor` first (over the limit: refuse
+   * without checking), then `failed` after a wrong credential.
+   */
+  limitedFor(address: string, account: string): Promise<number> {
+    return limitedFor(this.db, this.rules(address, account), this.now());
+  }
+
+  /** Counts a failed attempt; `ok: false` when this one went over a limit (answer "try later"). */
+  async failed(address: string, account: string): Promise<{ ok: true } | { ok: false; retryAfterMs: number }> {
+    return this.count(this.rules(address, account));
+  }
+
+  private async count(rules: AttemptRule[]): Promise<{ ok: true } | { ok: false; retryAfterMs: number }> {
+    const l = this.limits;
     const now = this.now();
     const r = await reserveAttempt(this.db, rules, now);
     if (!r.ok) return r;
     // Old counters go with the next attempt after their window (an index range): no timer, no growth.
     await pruneAttempts(this.db, now, Math.max(l.pairWindowMs, l.addressWindowMs, l.accountWindowMs));
-    const keys = rules.map((x) => x.key);
-    return { ok: true, succeeded: () => releaseAttempt(this.db, keys, [keys[0]!]) };
+    return { ok: true };
   }
 }

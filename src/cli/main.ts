@@ -20,7 +20,8 @@ Commands:
   send --from F --to T --subject S --text X     Queue a message (delivered by the running server)
 
 Configuration comes from the environment: PORT, HOST, BASE_URL, DATA_DIR, DATABASE_URL,
-MAILROOM_SECRET_KEY, MICROSOFT_AUTHORITY_HOST, LOG_LEVEL (see README).`;
+MAILROOM_SECRET_KEY, MICROSOFT_AUTHORITY_HOST, LOG_LEVEL, SMTP_SUBMISSION_PORT, SMTP_SUBMISSIONS_PORT,
+SMTP_TLS_CERT, SMTP_TLS_KEY (see README).`;
 
 async function serve(): Promise<void> {
   const config = loadConfig();
@@ -29,6 +30,9 @@ async function serve(): Promise<void> {
   const mr = await createMailroom(config, logger);
   const app = await buildApp(mr);
   await app.listen({ port: config.port, host: config.host });
+  for (const l of (await mr.submission?.listen()) ?? []) {
+    logger.info({ event: 'submission.listening', host: config.host, port: l.port, implicitTls: l.implicitTls }, `SMTP submission on ${config.host}:${l.port} (${l.implicitTls ? 'implicit TLS' : config.submission?.tls ? 'STARTTLS' : 'no TLS, local clients only'})`);
+  }
   mr.startWorkers();
   logger.info({ event: 'started', url: config.baseUrl.href, database: mr.database.dialect }, `Mailroom is running at ${config.baseUrl.href}`);
   if (!(await mr.admins.hasAdmin())) {
@@ -44,6 +48,8 @@ async function serve(): Promise<void> {
   const stop = async (signal: string) => {
     logger.info({ event: 'stopping', signal }, 'shutting down');
     clearInterval(sweep);
+    // SMTP first: its sessions finish their message (and its commit) before anything else stops.
+    await mr.submission?.close();
     await app.close();
     await mr.close();
     process.exit(0);

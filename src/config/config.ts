@@ -1,6 +1,8 @@
+import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { availableParallelism } from 'node:os';
 import { resolve } from 'node:path';
+import { createSecureContext } from 'node:tls';
 
 export interface Config {
   readonly port: number;
@@ -25,6 +27,19 @@ export interface Config {
   /** Worker threads that parse fetched mail; 0 parses on the main thread. */
   readonly inboundParseThreads: number;
   readonly http: HttpConfig;
+  /** The SMTP submission listener, or null when neither SMTP port is set (the default). */
+  readonly submission: SubmissionConfig | null;
+}
+
+export interface SubmissionConfig {
+  /** 587-style: plain connect, STARTTLS before AUTH. */
+  readonly starttlsPort: number | null;
+  /** 465-style: TLS from the first byte. */
+  readonly tlsPort: number | null;
+  /** Certificate chain and key (PEM), read from SMTP_TLS_CERT / SMTP_TLS_KEY at start. */
+  readonly tls: { readonly cert: Buffer; readonly key: Buffer } | null;
+  /** AUTH without TLS, only for clients connecting from a loopback address. */
+  readonly allowInsecureAuthOnLoopback: boolean;
 }
 
 export interface HttpConfig {
@@ -237,8 +252,66 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     maxConnectionsPerAddress: Math.floor(num('HTTP_MAX_CONNECTIONS_PER_ADDRESS', 256, 1, 100_000)),
   });
 
+  const submission = submissionConfig(get, port, problems);
+
   if (problems.length > 0) throw new ConfigError(problems);
-  return Object.freeze({ port, host, baseUrl, dataDir, databaseUrl, secretKey, microsoftAuthorityHost, google, microsoftGraph, plaintextHosts, logLevel, outbox, webhooks, inboundEnabled, inboundParseThreads, http });
+  return Object.freeze({ port, host, baseUrl, dataDir, databaseUrl, secretKey, microsoftAuthorityHost, google, microsoftGraph, plaintextHosts, logLevel, outbox, webhooks, inboundEnabled, inboundParseThreads, http, submission });
+}
+
+function submissionConfig(get: (k: string) => string | undefined, httpPort: number, problems: string[]): SubmissionConfig | null {
+  const portOf = (name: string): number | null => {
+    const raw = get(name);
+    if (raw === undefined) return null;
+    const n = Number(raw);
+    if (!/^\d+$/.test(raw) || n < 1 || n > 65535) {
+      problems.push(`${name} must be a whole number from 1 to 65535 (got "${raw}")`);
+      return null;
+    }
+    if (n === httpPort) problems.push(`${name} must differ from PORT (both are ${n})`);
+    return n;
+  };
+  const starttlsPort = portOf('SMTP_SUBMISSION_PORT');
+  const tlsPort = portOf('SMTP_SUBMISSIONS_PORT');
+  if (starttlsPort !== null && starttlsPort === tlsPort) problems.push(`SMTP_SUBMISSION_PORT and SMTP_SUBMISSIONS_PORT must differ (both are ${tlsPort})`);
+  const rawInsecure = (get('SMTP_ALLOW_INSECURE_AUTH_ON_LOOPBACK') ?? 'false').toLowerCase();
+  if (!['true', 'false'].includes(rawInsecure)) problems.push(`SMTP_ALLOW_INSECURE_AUTH_ON_LOOPBACK must be true or false (got "${rawInsecure}")`);
+  const allowInsecureAuthOnLoopback = rawInsecure === 'true';
+
+  const certFile = get('SMTP_TLS_CERT');
+  const keyFile = get('SMTP_TLS_KEY');
+  const read = (name: string, file: string): Buffer | null => {
+    try {
+      return readFileSync(resolve(file));
+    } catch (e) {
+      problems.push(`${name} cannot be read: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message} (${resolve(file)})`);
+      return null;
+    }
+  };
+  let tls: SubmissionConfig['tls'] = null;
+  if (certFile !== undefined || keyFile !== undefined) {
+    if (certFile === undefined) problems.push('SMTP_TLS_KEY is set but SMTP_TLS_CERT is not: give both files (PEM certificate chain and its private key)');
+    if (keyFile === undefined) problems.push('SMTP_TLS_CERT is set but SMTP_TLS_KEY is not: give both files (PEM certificate chain and its private key)');
+    const cert = certFile !== undefined ? read('SMTP_TLS_CERT', certFile) : null;
+    const key = keyFile !== undefined ? read('SMTP_TLS_KEY', keyFile) : null;
+    if (cert && key) {
+      // Caught here rather than at the first client's handshake: a key that does not belong to the
+      // certificate, or a file that is not PEM.
+      try {
+        createSecureContext({ cert, key });
+        tls = Object.freeze({ cert, key });
+      } catch (e) {
+        problems.push(`SMTP_TLS_CERT and SMTP_TLS_KEY are not a usable certificate and key: ${(e as Error).message}`);
+      }
+    }
+  }
+  if (starttlsPort === null && tlsPort === null) return null;
+  if (!certFile && !keyFile) {
+    if (tlsPort !== null) problems.push('SMTP_SUBMISSIONS_PORT (implicit TLS) needs SMTP_TLS_CERT and SMTP_TLS_KEY');
+    if (starttlsPort !== null && !allowInsecureAuthOnLoopback) {
+      problems.push('SMTP_SUBMISSION_PORT needs SMTP_TLS_CERT and SMTP_TLS_KEY for STARTTLS (API keys must not cross the network in clear); for clients on this machine only, set SMTP_ALLOW_INSECURE_AUTH_ON_LOOPBACK=true instead');
+    }
+  }
+  return Object.freeze({ starttlsPort, tlsPort, tls, allowInsecureAuthOnLoopback });
 }
 
 function isAddressOrCidr(v: string): boolean {

@@ -1,7 +1,7 @@
 import MailComposer from 'nodemailer/lib/mail-composer/index.js';
 import type { AccessToken } from '../oauth/token-manager.ts';
 import type { ConnectionGate } from '../smtp/connection-gate.ts';
-import type { MailSender, OutgoingMessage, SendResult } from '../smtp/smtp-client.ts';
+import type { MailSender, OutgoingMessage, RawOutgoingMessage, SendResult } from '../smtp/smtp-client.ts';
 import { GRAPH_REQUEST_LIMIT, GraphError, graphCall, graphRequest, processGraphResponse, userPath } from './graph-client.ts';
 
 /** Graph takes attachments under 3 MB inline; larger ones go through an upload session. */
@@ -41,10 +41,10 @@ export class GraphSender implements MailSender {
     private readonly gate?: ConnectionGate,
   ) {}
 
-  async send(msg: OutgoingMessage): Promise<SendResult> {
+  async send(msg: OutgoingMessage | RawOutgoingMessage): Promise<SendResult> {
     const release = await this.gate?.acquire();
     try {
-      return await this.sendWithRetry(msg);
+      return 'raw' in msg ? await this.sendRaw(msg) : await this.sendWithRetry(msg);
     } finally {
       release?.();
     }
@@ -61,6 +61,33 @@ export class GraphSender implements MailSender {
   }
 
   close(): void {}
+
+  /**
+   * A message received over SMTP goes to Graph as the MIME it is. Graph takes the recipients from the
+   * headers, so envelope recipients the headers do not name (the Bcc the listener removed) are given
+   * back to Graph in a Bcc header, which Graph removes before delivery. Graph takes MIME up to 4 MB
+   * only; such a message cannot be rebuilt as a draft without changing its bytes.
+   */
+  private async sendRaw(msg: RawOutgoingMessage): Promise<SendResult> {
+    const head = msg.raw.subarray(0, Math.max(0, msg.raw.indexOf('\r\n\r\n'))).toString('latin1').toLowerCase();
+    const hidden = msg.envelope.to.filter((a) => !head.includes(a.toLowerCase()));
+    const mime = hidden.length ? Buffer.concat([Buffer.from(`Bcc: ${hidden.join(', ')}\r\n`), msg.raw]) : msg.raw;
+    if (Math.ceil(mime.length / 3) * 4 > GRAPH_REQUEST_LIMIT) {
+      throw new GraphError({ kind: 'graph', status: 413, code: 'RequestEntityTooLarge', message: `A message received over SMTP is sent to Graph as MIME, which Graph takes up to 4 MB (this one is ${(mime.length / 1048576).toFixed(1)} MB).`, request: 'POST /users/{mailbox}/sendMail' });
+    }
+    const messageId = /^Message-ID:\s*(<[^>]+>)/im.exec(head.length ? msg.raw.subarray(0, head.length).toString('latin1') : '')?.[1] ?? '';
+    const post = async (forceRefresh: boolean) => {
+      const { accessToken: token } = await this.getToken(forceRefresh);
+      await graphCall(this.host, { method: 'POST', path: `${userPath(this.mailbox)}/sendMail`, token, body: mime.toString('base64'), contentType: 'text/plain' });
+    };
+    try {
+      await post(false);
+    } catch (e) {
+      if (!(e instanceof GraphError && e.isAuthFailure)) throw e;
+      await post(true);
+    }
+    return { messageId, response: '202 Accepted (Microsoft Graph sendMail)', accepted: msg.envelope.to, rejected: [] };
+  }
 
   private async sendOnce(msg: OutgoingMessage, mime: Buffer, forceRefresh: boolean): Promise<SendResult> {
     const { accessToken: token } = await this.getToken(forceRefresh);

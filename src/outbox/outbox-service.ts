@@ -2,7 +2,8 @@ import { createHash, randomUUID } from 'node:crypto';
 import { z } from 'zod';
 import type { OutboxConfig } from '../config/config.ts';
 import { MailroomError, validationError } from '../errors/errors.ts';
-import { chooseServer } from '../servers/choose-server.ts';
+import { parseMessage } from '../inbound/parse-message.ts';
+import { type Choice, chooseServer } from '../servers/choose-server.ts';
 import { pageLimit, parseInput, queryText } from '../errors/parse-input.ts';
 import type { Db } from '../storage/database.ts';
 import { listMailServers, type MailServerRecord } from '../storage/mail-server-store.ts';
@@ -16,9 +17,10 @@ import {
   type NewOutboxMessage,
   type OutboxRow,
   type OutboxState,
+  type ReceivedVia,
   requeueMessage,
 } from '../storage/outbox-store.ts';
-import { type Mailbox, unprocessable, validateMessage } from './message-input.ts';
+import { type Mailbox, parseMailbox, unprocessable, validateMessage } from './message-input.ts';
 import { LIMIT_LABELS } from '../servers/send-limits.ts';
 
 export interface MessageView {
@@ -43,6 +45,17 @@ export interface MessageView {
   sizeBytes: number;
   createdAt: string;
   updatedAt: string;
+  /** Set when the message did not come through the REST API: "received over SMTP from … as …". */
+  receivedVia: ReceivedVia | null;
+}
+
+/** A complete message as a client submitted it over SMTP, ready to be kept as it is. */
+export interface RawSubmission {
+  /** The bytes to send (the submission listener has already removed Bcc). */
+  raw: Buffer;
+  envelope: { from: string; to: string[] };
+  apiKeyId: string;
+  receivedVia: ReceivedVia;
 }
 
 const STATES = ['queued', 'sending', 'sent', 'failed', 'held', 'cancelled'] as const;
@@ -168,6 +181,67 @@ export class OutboxService {
   }
 
   /**
+   * The server that would send for this sender (FROM Filtering and Priority), or why none would, with
+   * the fix: the SMTP listener asks at MAIL FROM, before the client sends the message.
+   */
+  async chooseFor(from: string): Promise<Choice<MailServerRecord> & { fix?: string }> {
+    const choice = chooseServer(await this.serversThisTurn(), from, null);
+    if (choice.ok) return choice;
+    const domain = from.slice(from.lastIndexOf('@') + 1);
+    return {
+      ...choice,
+      fix: `Add ${from} (or the domain ${domain}) to the FROM Filtering of an outgoing mail server in Settings > Technical > Mail Servers, or clear a server's FROM Filtering so it sends for everyone, or send from an allowed address.`,
+    };
+  }
+
+  /**
+   * Queues a message received over SMTP as it is: the headers are read (subject, From, To, Cc,
+   * Message-ID, attachment names) for the list and search, never rewritten. The server is chosen by
+   * the From header's address, else the envelope sender. Committed (group commit) before it returns.
+   */
+  async enqueueRaw(s: RawSubmission): Promise<MessageView> {
+    const parsed = await parseMessage(s.raw);
+    const headerFrom = (() => {
+      try {
+        return parsed.from ? parseMailbox(parsed.from).address : null;
+      } catch {
+        return null;
+      }
+    })();
+    const sender = headerFrom ?? s.envelope.from;
+    const choice = await this.chooseFor(sender);
+    if (!choice.ok) throw unprocessable(choice.reason, choice.fix ?? '', 'from');
+    const addressOf = (display: string) => (/<([^<>]*)>\s*$/.exec(display)?.[1] ?? display).toLowerCase();
+    const inHeaders = new Set([...parsed.to, ...parsed.cc].map(addressOf));
+    const domain = sender.slice(sender.lastIndexOf('@') + 1);
+    const row: NewOutboxMessage = {
+      id: randomUUID(),
+      from: parsed.from || s.envelope.from,
+      to: parsed.to,
+      cc: parsed.cc,
+      // Envelope recipients the headers do not show: what Bcc was before the listener removed it.
+      bcc: s.envelope.to.filter((a) => !inHeaders.has(a.toLowerCase())),
+      replyTo: null,
+      subject: parsed.subject,
+      mailServerId: choice.server.id,
+      // The listener adds a Message-ID when the client sent none; this fallback only covers a header
+      // mailparser could not read.
+      messageId: parsed.messageId ?? `<${randomUUID()}@${domain}>`,
+      sizeBytes: s.raw.length,
+      payload: { kind: 'raw', envelope: s.envelope, raw: s.raw },
+      attachments: parsed.attachments,
+      idempotencyKey: null,
+      requestHash: null,
+      apiKeyId: s.apiKeyId,
+      maxAttempts: this.deps.config.maxAttempts,
+      receivedVia: s.receivedVia,
+    };
+    await this.insertGrouped(row);
+    this.deps.onEnqueued?.();
+    return this.viewOfNew(row, choice.server.name, this.now());
+  }
+
+  /**
    * The server list, read once per event-loop turn: concurrent requests in one turn share it, and the
    * next turn reads again, so a change made by an admin applies to the very next request.
    */
@@ -220,6 +294,7 @@ export class OutboxService {
       sizeBytes: r.sizeBytes,
       createdAt: ts,
       updatedAt: ts,
+      receivedVia: r.receivedVia ?? null,
     };
   }
 
@@ -263,6 +338,7 @@ export class OutboxService {
       sizeBytes: r.sizeBytes,
       createdAt: r.createdAt,
       updatedAt: r.updatedAt,
+      receivedVia: r.receivedVia,
     };
   }
 

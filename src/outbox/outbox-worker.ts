@@ -312,7 +312,8 @@ export class OutboxWorker {
         return;
       }
       const p = m.payload;
-      const result = await this.senderFor(server).send({
+      // A message received over SMTP goes out as it came; the others are built from their fields.
+      const result = await this.senderFor(server).send(p.kind === 'raw' ? { envelope: p.envelope, raw: p.raw } : {
         from: p.from.name ? p.from : p.from.address,
         to: p.to.map((a) => (a.name ? a : a.address)),
         cc: p.cc.map((a) => (a.name ? a : a.address)),

@@ -162,8 +162,18 @@ export interface OutgoingMessage {
 
 /** A transport that delivers one outbox message: pooled SMTP, or Microsoft Graph. */
 export interface MailSender {
-  send(msg: OutgoingMessage): Promise<SendResult>;
+  /** A message built from its fields, or one received over SMTP sent as it is to its envelope. */
+  send(msg: OutgoingMessage | RawOutgoingMessage): Promise<SendResult>;
   close(): void;
+}
+
+/**
+ * A complete message sent as it is (nodemailer's `raw`: no header added or rewritten), to the given
+ * envelope rather than to the addresses in its headers.
+ */
+export interface RawOutgoingMessage {
+  envelope: { from: string; to: string[] };
+  raw: Buffer;
 }
 
 export interface SendResult {

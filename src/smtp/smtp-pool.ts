@@ -2,7 +2,7 @@ import nodemailer, { type Transporter } from 'nodemailer';
 import type SMTPPool from 'nodemailer/lib/smtp-pool';
 import type { LoginSource } from '../credentials/auth-method.ts';
 import type { ConnectionGate } from './connection-gate.ts';
-import { type OutgoingMessage, type SendResult, SmtpError, smtpErrorFrom, type SmtpTarget, toResult, transportOptions } from './smtp-client.ts';
+import { type OutgoingMessage, type RawOutgoingMessage, type SendResult, SmtpError, smtpErrorFrom, type SmtpTarget, toResult, transportOptions } from './smtp-client.ts';
 
 /**
  * Carries a token-manager error through nodemailer, which rewrites the `code` of errors raised in an
@@ -23,7 +23,7 @@ interface Lane {
 }
 
 interface Job {
-  msg: OutgoingMessage;
+  msg: OutgoingMessage | RawOutgoingMessage;
   resolve: (r: SendResult) => void;
   reject: (e: unknown) => void;
 }
@@ -63,7 +63,7 @@ export class PooledSender {
     this.unsubscribe = [gate.on('pressure', () => this.giveUpIdle()), gate.on('freed', () => this.pump())];
   }
 
-  async send(msg: OutgoingMessage): Promise<SendResult> {
+  async send(msg: OutgoingMessage | RawOutgoingMessage): Promise<SendResult> {
     try {
       return await this.sendOnce(msg);
     } catch (e) {
@@ -74,7 +74,7 @@ export class PooledSender {
     }
   }
 
-  private async sendOnce(msg: OutgoingMessage): Promise<SendResult> {
+  private async sendOnce(msg: OutgoingMessage | RawOutgoingMessage): Promise<SendResult> {
     try {
       return await new Promise<SendResult>((resolve, reject) => {
         this.queue.push({ msg, resolve, reject });

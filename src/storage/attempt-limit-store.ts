@@ -56,6 +56,21 @@ export async function reserveAttempt(db: Db, rules: AttemptRule[], now: Date): P
   }
 }
 
+/**
+ * How long until no rule is at its limit (0: none is), without counting anything. For checks that
+ * count only failures: a request that would be refused anyway is refused before it is checked.
+ */
+export async function limitedFor(db: Db, rules: AttemptRule[], now: Date): Promise<number> {
+  const rows = await db.selectFrom('attempt_limits').select(['key', 'attempts', 'window_started_at']).where('key', 'in', rules.map((r) => r.key)).execute();
+  let wait = 0;
+  for (const row of rows) {
+    const r = rules.find((x) => x.key === row.key)!;
+    const ends = Date.parse(row.window_started_at) + r.windowMs;
+    if (Number(row.attempts) >= r.max && ends > now.getTime()) wait = Math.max(wait, ends - now.getTime(), 1000);
+  }
+  return wait;
+}
+
 /** Takes back one reserved attempt (it succeeded); `forget` keys are cleared altogether. */
 export async function releaseAttempt(db: Db, keys: string[], forget: string[]): Promise<void> {
   await db.transaction().execute(async (trx) => {

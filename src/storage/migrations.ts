@@ -301,6 +301,15 @@ const migrations = (dialect: Dialect): Record<string, Migration> => ({
       await db.schema.createIndex('outbox_messages_server_sent').on('outbox_messages').columns(['mail_server_id', 'sent_at']).execute();
     },
   },
+  '0009_outbox_raw_mime': {
+    async up(db: Kysely<any>) {
+      // A message accepted over SMTP is kept as it arrived (Bcc removed): the bytes here, its envelope
+      // in payload. Null for messages built from the send API's fields.
+      await db.schema.alterTable('outbox_messages').addColumn('raw_mime', dialect === 'postgres' ? 'bytea' : 'blob').execute();
+      // JSON {protocol, clientAddress, apiKeyName}: where a message came from, when not the REST API.
+      await db.schema.alterTable('outbox_messages').addColumn('received_via', 'text').execute();
+    },
+  },
   '0010_graph_transport': {
     async up(db: Kysely<any>) {
       // How a server sends or receives: 'smtp' / 'imap' (XOAUTH2, the default when null) or 'graph'

@@ -36,9 +36,20 @@ export interface OutboxRow {
   sentAt: string | null;
   createdAt: string;
   updatedAt: string;
+  receivedVia: ReceivedVia | null;
 }
 
+/** Where a message came from when not the REST API. */
+export interface ReceivedVia {
+  protocol: 'smtp';
+  clientAddress: string;
+  apiKeyName: string;
+}
+
+/** A message built from the send API's fields. */
 export interface OutboxPayload {
+  /** Absent: rows written before raw payloads existed have none either. */
+  kind?: undefined;
   text: string | null;
   html: string | null;
   headers: Record<string, string>;
@@ -48,6 +59,13 @@ export interface OutboxPayload {
   cc: Array<{ name: string; address: string }>;
   bcc: Array<{ name: string; address: string }>;
   replyTo: { name: string; address: string } | null;
+}
+
+/** A message accepted over SMTP: sent byte for byte as stored, to the envelope it arrived with. */
+export interface RawPayload {
+  kind: 'raw';
+  envelope: { from: string; to: string[] };
+  raw: Buffer;
 }
 
 const LIST_COLUMNS = [
@@ -80,6 +98,7 @@ const LIST_COLUMNS = [
   'sent_at',
   'created_at',
   'updated_at',
+  'received_via',
 ] as const;
 
 type ListRow = Pick<Selectable<OutboxMessageTable>, (typeof LIST_COLUMNS)[number]>;
@@ -115,6 +134,7 @@ function toRow(r: ListRow): OutboxRow {
     sentAt: r.sent_at,
     createdAt: r.created_at,
     updatedAt: r.updated_at,
+    receivedVia: r.received_via ? (JSON.parse(r.received_via) as ReceivedVia) : null,
   };
 }
 
@@ -129,12 +149,13 @@ export interface NewOutboxMessage {
   mailServerId: string;
   messageId: string;
   sizeBytes: number;
-  payload: OutboxPayload;
+  payload: OutboxPayload | RawPayload;
   attachments: OutboxRow['attachments'];
   idempotencyKey: string | null;
   requestHash: string | null;
   apiKeyId: string | null;
   maxAttempts: number;
+  receivedVia?: ReceivedVia;
 }
 
 function newRow(m: NewOutboxMessage, ts: string): OutboxMessageTable {
@@ -150,7 +171,8 @@ function newRow(m: NewOutboxMessage, ts: string): OutboxMessageTable {
     mail_server_id: m.mailServerId,
     message_id: m.messageId,
     size_bytes: m.sizeBytes,
-    payload: JSON.stringify(m.payload),
+    // The raw bytes go in a column of their own, not base64 inside the JSON.
+    payload: JSON.stringify(m.payload.kind === 'raw' ? { kind: 'raw', envelope: m.payload.envelope } : m.payload),
     attachments_meta: JSON.stringify(m.attachments),
     idempotency_key: m.idempotencyKey,
     request_hash: m.requestHash,
@@ -169,6 +191,8 @@ function newRow(m: NewOutboxMessage, ts: string): OutboxMessageTable {
     sent_at: null,
     created_at: ts,
     updated_at: ts,
+    raw_mime: m.payload.kind === 'raw' ? m.payload.raw : null,
+    received_via: m.receivedVia ? JSON.stringify(m.receivedVia) : null,
   };
 }
 
@@ -179,7 +203,7 @@ function newRow(m: NewOutboxMessage, ts: string): OutboxMessageTable {
 export async function insertOutboxMessages(db: Db, ms: NewOutboxMessage[], now: Date): Promise<void> {
   const ts = now.toISOString();
   await db.transaction().execute(async (trx) => {
-    // 30 columns a row: stay well under SQLite's 32,766 bound parameters per statement.
+    // 32 columns a row: stay well under SQLite's 32,766 bound parameters per statement.
     for (let i = 0; i < ms.length; i += 500) {
       await trx.insertInto('outbox_messages').values(ms.slice(i, i + 500).map((m) => newRow(m, ts))).execute();
     }
@@ -231,7 +255,7 @@ export async function listOutboxMessages(db: Db, f: OutboxFilter): Promise<Outbo
 }
 
 export interface Claimed extends OutboxRow {
-  payload: OutboxPayload;
+  payload: OutboxPayload | RawPayload;
 }
 
 /** Queued and due, or claimed by an owner whose lease ran out (it crashed mid-send). */
@@ -277,9 +301,12 @@ async function claimIds(trx: Transaction<Database>, ids: string[], owner: string
       updated_at: ts,
     }))
     .where('id', 'in', ids)
-    .returning([...LIST_COLUMNS, 'payload'])
+    .returning([...LIST_COLUMNS, 'payload', 'raw_mime'])
     .execute();
-  return rows.map((r) => ({ ...toRow(r), payload: JSON.parse(r.payload) as OutboxPayload }));
+  return rows.map((r) => ({
+    ...toRow(r),
+    payload: r.raw_mime ? { ...(JSON.parse(r.payload) as Omit<RawPayload, 'raw'>), raw: Buffer.from(r.raw_mime) } : (JSON.parse(r.payload) as OutboxPayload),
+  }));
 }
 
 /** What a server's limits count: its sends of the last minute and the recipients of the last 24 h. */

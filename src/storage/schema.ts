@@ -226,6 +226,10 @@ export interface OutboxMessageTable {
   recipient_count: number;
   /** Held for a sending quota: back in the queue at this time by itself. Null for other holds. */
   held_until: string | null;
+  /** The message as received over SMTP (Bcc removed); null when built from the payload's fields. */
+  raw_mime: Buffer | null;
+  /** JSON: {protocol: 'smtp', clientAddress, apiKeyName}; null for the REST API. */
+  received_via: string | null;
 }
 
 export interface AttemptLimitTable {

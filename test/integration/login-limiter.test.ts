@@ -101,6 +101,22 @@ for (const engine of [sqliteEngine(), postgresEngine()]) {
       assert.equal((await limiter.attempt('192.0.2.50', 'ok@example.test')).ok, false);
     });
 
+    test('counting failures only (SMTP AUTH): parallel checks use nothing up, failures lock the pair, a realm of its own', async () => {
+      const { db } = await open();
+      const smtp = new LoginLimiter(db, LOGIN_LIMITS, now, 'smtp');
+      const logins = new LoginLimiter(db, LOGIN_LIMITS, now);
+      const waits = await Promise.all(Array.from({ length: 50 }, () => smtp.limitedFor('192.0.2.90', 'erp')));
+      assert.deepEqual(new Set(waits), new Set([0]), 'fifty logins at once are not limited');
+      for (let i = 0; i < LOGIN_LIMITS.perPair; i++) assert.equal((await smtp.failed('192.0.2.90', 'erp')).ok, true);
+      const wait = await smtp.limitedFor('192.0.2.90', 'erp');
+      assert.ok(wait > 14 * 60_000 && wait <= 15 * 60_000, `limited for ${wait} ms`);
+      assert.equal((await smtp.failed('192.0.2.90', 'erp')).ok, false, 'one more failure is over the limit');
+      assert.equal(await smtp.limitedFor('192.0.2.90', 'printer'), 0, 'another name from the address is not');
+      assert.equal((await logins.attempt('192.0.2.90', 'erp')).ok, true, 'admin logins count apart');
+      clock = new Date(clock.getTime() + LOGIN_LIMITS.pairWindowMs + 1000);
+      assert.equal(await smtp.limitedFor('192.0.2.90', 'erp'), 0, 'the window has passed');
+    });
+
     test('counters survive reopening the database and end with their window', async () => {
       const first = await open();
       const limiter = new LoginLimiter(first.db, LOGIN_LIMITS, now);

@@ -50,3 +50,65 @@ test('a 32-byte base64 secret key is accepted, anything else is not', () => {
 test('national clouds are accepted as authority host, reduced to their origin', () => {
   assert.equal(loadConfig({ MICROSOFT_AUTHORITY_HOST: 'https://login.microsoftonline.us/' }).microsoftAuthorityHost, 'https://login.microsoftonline.us');
 });
+
+test('the SMTP listener is off unless a port is set', () => {
+  assert.equal(loadConfig({}).submission, null);
+});
+
+test('SMTP ports without a certificate are refused, except plaintext AUTH allowed on loopback only', () => {
+  let err: unknown;
+  try {
+    loadConfig({ SMTP_SUBMISSION_PORT: '2587', SMTP_SUBMISSIONS_PORT: '2465' });
+  } catch (e) {
+    err = e;
+  }
+  assert.ok(err instanceof ConfigError);
+  assert.equal(err.problems.length, 2);
+  assert.ok(err.problems.some((p) => p.startsWith('SMTP_SUBMISSIONS_PORT') && p.includes('SMTP_TLS_CERT')));
+  assert.ok(err.problems.some((p) => p.startsWith('SMTP_SUBMISSION_PORT') && p.includes('SMTP_ALLOW_INSECURE_AUTH_ON_LOOPBACK=true')));
+  const c = loadConfig({ SMTP_SUBMISSION_PORT: '2587', SMTP_ALLOW_INSECURE_AUTH_ON_LOOPBACK: 'true' });
+  assert.deepEqual({ ...c.submission }, { starttlsPort: 2587, tlsPort: null, tls: null, allowInsecureAuthOnLoopback: true });
+});
+
+test('SMTP settings problems are listed with the rest: bad ports, a missing key, unreadable files, a bad flag', () => {
+  let err: unknown;
+  try {
+    loadConfig({
+      PORT: '8080',
+      SMTP_SUBMISSION_PORT: '8080',
+      SMTP_SUBMISSIONS_PORT: 'smtps',
+      SMTP_TLS_CERT: '/nonexistent/cert.pem',
+      SMTP_ALLOW_INSECURE_AUTH_ON_LOOPBACK: 'yes',
+    });
+  } catch (e) {
+    err = e;
+  }
+  assert.ok(err instanceof ConfigError);
+  const has = (start: string, part: string) => assert.ok(err instanceof ConfigError && err.problems.some((p) => p.startsWith(start) && p.includes(part)), `${start} … ${part}: ${err}`);
+  has('SMTP_SUBMISSION_PORT', 'differ from PORT');
+  has('SMTP_SUBMISSIONS_PORT', '1 to 65535');
+  has('SMTP_TLS_CERT is set but SMTP_TLS_KEY', 'both');
+  has('SMTP_TLS_CERT cannot be read', 'ENOENT');
+  has('SMTP_ALLOW_INSECURE_AUTH_ON_LOOPBACK', 'true or false');
+});
+
+test('the SMTP certificate and key are read at start and must belong together', async () => {
+  const { mkdtemp, rm } = await import('node:fs/promises');
+  const { tmpdir } = await import('node:os');
+  const { join } = await import('node:path');
+  const { createTestCa } = await import('../peers/test-ca.ts');
+  const dir = await mkdtemp(join(tmpdir(), 'mailroom-config-'));
+  try {
+    const ca = await createTestCa(dir);
+    const c = loadConfig({ SMTP_SUBMISSIONS_PORT: '2465', SMTP_TLS_CERT: ca.certFile, SMTP_TLS_KEY: ca.keyFile });
+    assert.equal(c.submission?.tlsPort, 2465);
+    assert.equal(c.submission?.tls?.cert.toString(), ca.cert);
+    // The CA's key does not match the server certificate.
+    assert.throws(
+      () => loadConfig({ SMTP_SUBMISSIONS_PORT: '2465', SMTP_TLS_CERT: ca.certFile, SMTP_TLS_KEY: join(dir, 'ca.key') }),
+      (e: unknown) => e instanceof ConfigError && e.problems.some((p) => p.startsWith('SMTP_TLS_CERT and SMTP_TLS_KEY are not a usable')),
+    );
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});

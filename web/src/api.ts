@@ -204,6 +204,8 @@ export interface Message {
   updatedAt: string;
   lastError: MessageError | null;
   attachments: Attachment[];
+  /** Set for messages an application handed to the SMTP listener; null for the REST API. */
+  receivedVia: { protocol: 'smtp'; clientAddress: string; apiKeyName: string } | null;
 }
 
 export interface MessageFilters {

@@ -5,6 +5,7 @@ import { formatDateTime } from './format-date-time.ts';
 import { formatSize } from './format-size.ts';
 import { isPending, MessageStateBadge } from './message-state-badge.tsx';
 import { Notice } from './notice.tsx';
+import { receivedViaText } from './received-via-text.ts';
 import { Link } from './router.tsx';
 import { mailServerPath, paths } from './routes.ts';
 import { Spinner } from './spinner.tsx';
@@ -201,6 +202,9 @@ export function EmailDetail({ id }: { id: string }) {
               ) : (
                 (m.mailServerName ?? <span className="muted">Not chosen yet</span>)
               )}
+            </Fact>
+            <Fact label="Source">
+              {receivedViaText(m) ? <span className="first-upper">{receivedViaText(m)}</span> : 'Sent through the API'}
             </Fact>
             <Fact label="Attempts">
               {m.attempts} of {m.maxAttempts}

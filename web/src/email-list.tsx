@@ -7,6 +7,7 @@ import { Notice } from './notice.tsx';
 import { Link, navigate, useLocation } from './router.tsx';
 import { emailPath, paths } from './routes.ts';
 import { SendMessageExample } from './send-message-example.tsx';
+import { receivedViaText } from './received-via-text.ts';
 import { serverReply } from './server-reply.ts';
 import { Spinner } from './spinner.tsx';
 import { usePagedList } from './use-paged-list.ts';
@@ -60,6 +61,7 @@ function MessageRows({ message: m, onOpen }: { message: Message; onOpen: (e: Mou
         </td>
         <td className="message-subject">
           <Link to={emailPath(m.id)}>{m.subject || '(no subject)'}</Link>
+          {m.receivedVia && <div className="muted received-via">{receivedViaText(m)}</div>}
         </td>
         <td>
           <Recipients to={m.to} />
