@@ -11,7 +11,7 @@ export interface ChecklistItem {
 }
 
 /** Refusals by the mail server itself (OAuth failures show on the token step). */
-const AUTH_ERROR = /^(SMTP_|IMAP_|NET_)/;
+const AUTH_ERROR = /^(SMTP_|IMAP_|NET_|GRAPH_)/;
 
 /** Pure: the live checklist of one server, from its record and its (or its source's) token. */
 export function checklist(s: MailServerRecord, t: TokenRecord | undefined, now: Date): { items: ChecklistItem[]; secret: SecretExpiry } {
@@ -19,7 +19,7 @@ export function checklist(s: MailServerRecord, t: TokenRecord | undefined, now: 
   const hasCredentials = s.tokenSourceId !== null || (s.clientId !== '' && s.clientSecretSealed !== null);
   const authError = s.lastError && AUTH_ERROR.test(s.lastError.code) ? s.lastError : null;
   const loginFailedLater = authError && (!s.loginOkAt || authError.at > s.loginOkAt);
-  const protocol = s.direction === 'incoming' ? 'IMAP login' : 'SMTP AUTH';
+  const protocol = s.transport === 'graph' ? 'Microsoft Graph' : s.direction === 'incoming' ? 'IMAP login' : 'SMTP AUTH';
   const items: ChecklistItem[] = [
     {
       key: 'credentials',
