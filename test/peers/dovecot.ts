@@ -23,9 +23,6 @@ export interface DovecotOptions {
   scopes?: string[];
   /** Username/Password logins (AUTH PLAIN/LOGIN, IMAP LOGIN) from a password database beside the tokens. */
   passwords?: Record<string, string>;
-  /** The introspection field that must hold this value for a token to be accepted. Default: active = true.
-   *  Google tokens: { attribute: 'aud', value: <client id> }, so a token issued to another app is refused. */
-  activeCheck?: { attribute: string; value: string };
 }
 
 export interface Dovecot {
@@ -190,8 +187,8 @@ function oauth2Config(o: DovecotOptions): string {
   return `introspection_mode = post
 introspection_url = ${o.introspectionUrl}
 username_attribute = email
-active_attribute = ${o.activeCheck?.attribute ?? 'active'}
-active_value = ${o.activeCheck?.value ?? 'true'}
+active_attribute = active
+active_value = true
 scope = ${(o.scopes ?? DEFAULT_SCOPES).join(' ')}
 timeout_msecs = 5000
 `;

@@ -18,7 +18,9 @@
 //
 // For Dovecot: an RFC 7662 introspection endpoint on plain HTTP (introspector credentials in the userinfo),
 // answering with the fields of Google's tokeninfo (aud, azp, scope, email, exp) for a live access token and
-// {"active":false} for anything else, so Dovecot can check the audience (the Mailroom client id).
+// {"active":false} for anything else. Dovecot is a resource server for one audience (the `audience` option,
+// the Mailroom client id): a token issued to any other client introspects as inactive (RFC 7662 §2.2 lets
+// the server answer per protected resource), so Dovecot accepts only Google tokens meant for Mailroom.
 import { createHash, generateKeyPairSync, randomBytes, sign, timingSafeEqual } from 'node:crypto';
 import http from 'node:http';
 import https from 'node:https';
@@ -36,6 +38,8 @@ export interface GoogleAuthServerOptions {
   tls: { cert: string; key: string };
   clients?: ClientRegistration[];
   accessTokenTtlSeconds?: number;
+  /** The client id whose tokens the introspecting resource server (Dovecot) accepts. Default: any client's. */
+  audience?: string;
 }
 
 export interface GoogleAuthServer {
@@ -380,7 +384,7 @@ export async function startGoogleAuthServer(opts: GoogleAuthServerOptions): Prom
       const expected = `Basic ${Buffer.from(`${introspector.id}:${introspector.secret}`).toString('base64')}`;
       if (!sameSecret(req.headers.authorization ?? '', expected)) return json(res, 401, { error: 'invalid_client' });
       const t = accessTokens.get(new URLSearchParams(await readBody(req)).get('token') ?? '');
-      if (!t || t.revoked || t.expiresAt < now()) return json(res, 200, { active: false });
+      if (!t || t.revoked || t.expiresAt < now() || (opts.audience !== undefined && t.clientId !== opts.audience)) return json(res, 200, { active: false });
       // Google's tokeninfo fields (https://oauth2.googleapis.com/tokeninfo) under RFC 7662's "active".
       return json(res, 200, {
         active: true,

@@ -25,7 +25,7 @@ export interface PeersOptions {
   /** Password logins Dovecot accepts beside tokens (Username/Password servers). */
   passwords?: Record<string, string>;
   /** Also starts the Google-shaped server, and Dovecot checks Google tokens instead of Microsoft ones: scope
-   *  https://mail.google.com/ and audience `audience` (the client id Mailroom signs in with). */
+   *  https://mail.google.com/, issued to `audience` (the client id Mailroom signs in with). */
   google?: { clients?: ClientRegistration[]; audience: string };
 }
 
@@ -77,7 +77,7 @@ export async function startPeers(opts: PeersOptions): Promise<Peers> {
       accessTokenTtlSeconds: opts.accessTokenTtlSeconds,
     });
     stops.push(() => authServer.close());
-    const google = opts.google ? await startGoogleAuthServer({ tls: { cert: ca.cert, key: ca.key }, clients: opts.google.clients ?? [] }) : undefined;
+    const google = opts.google ? await startGoogleAuthServer({ tls: { cert: ca.cert, key: ca.key }, clients: opts.google.clients ?? [], audience: opts.google.audience }) : undefined;
     if (google) stops.push(() => google.close());
 
     let dovecot: Dovecot | undefined;
@@ -93,7 +93,7 @@ export async function startPeers(opts: PeersOptions): Promise<Peers> {
       tls: { certFile: ca.certFile, keyFile: ca.keyFile },
       introspectionUrl: google?.httpIntrospectionUrl ?? authServer.httpIntrospectionUrl,
       relayPort: sink.port,
-      ...(opts.google && { scopes: [GOOGLE_MAIL_SCOPE], activeCheck: { attribute: 'aud', value: opts.google.audience } }),
+      ...(opts.google && { scopes: [GOOGLE_MAIL_SCOPE] }),
       ...(opts.passwords && { passwords: opts.passwords }),
     });
     dovecot = started;
