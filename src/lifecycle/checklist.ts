@@ -1,3 +1,4 @@
+import { authMethodOf } from '../credentials/auth-methods.ts';
 import type { MailServerRecord, TokenRecord } from '../storage/mail-server-store.ts';
 import { secretExpiry, type SecretExpiry } from './secret-expiry.ts';
 
@@ -5,8 +6,8 @@ export interface ChecklistItem {
   key: 'credentials' | 'consent' | 'token' | 'login';
   label: string;
   state: 'done' | 'failed' | 'todo';
-  /** Step of the connection guide where this is set up or fixed. */
-  guideStep: number;
+  /** Step of the provider's connection guide where this is set up or fixed; null without OAuth (no guide). */
+  guideStep: number | null;
   detail: string | null;
 }
 
@@ -16,10 +17,9 @@ const AUTH_ERROR = /^(SMTP_|IMAP_|NET_|GRAPH_)/;
 /** Pure: the live checklist of one server, from its record and its (or its source's) token. */
 export function checklist(s: MailServerRecord, t: TokenRecord | undefined, now: Date): { items: ChecklistItem[]; secret: SecretExpiry } {
   const secret = secretExpiry(s.clientSecretExpiresAt, now);
+  const method = authMethodOf(s);
+  if (!method.provider) return { items: loginChecklist(s, method.mechanism === 'password'), secret };
   const hasCredentials = s.tokenSourceId !== null || (s.clientId !== '' && s.clientSecretSealed !== null);
-  const authError = s.lastError && AUTH_ERROR.test(s.lastError.code) ? s.lastError : null;
-  const loginFailedLater = authError && (!s.loginOkAt || authError.at > s.loginOkAt);
-  const protocol = s.transport === 'graph' ? 'Microsoft Graph' : s.direction === 'incoming' ? 'IMAP login' : 'SMTP AUTH';
   const items: ChecklistItem[] = [
     {
       key: 'credentials',
@@ -42,13 +42,34 @@ export function checklist(s: MailServerRecord, t: TokenRecord | undefined, now: 
       guideStep: 5,
       detail: t?.status === 'reconnect_needed' ? t.statusReason : null,
     },
-    {
-      key: 'login',
-      label: `${protocol} accepted`,
-      state: loginFailedLater ? 'failed' : s.loginOkAt ? 'done' : 'todo',
-      guideStep: 6,
-      detail: loginFailedLater ? authError.message : s.loginOkAt ? `Last accepted ${s.loginOkAt}.` : s.direction === 'incoming' ? 'Run Test & Confirm.' : 'Run Test Connection.',
-    },
+    loginItem(s, s.transport === 'graph' ? 'Microsoft Graph' : s.direction === 'incoming' ? 'IMAP login' : 'SMTP AUTH', 6),
   ];
   return { items, secret };
+}
+
+/** Username/Password and None have nothing to consent to and no token: the password, then the server's word. */
+function loginChecklist(s: MailServerRecord, password: boolean): ChecklistItem[] {
+  if (!password) return [loginItem(s, 'SMTP connection', null)];
+  return [
+    {
+      key: 'credentials',
+      label: 'Password saved',
+      state: s.passwordSealed !== null ? 'done' : 'todo',
+      guideStep: null,
+      detail: null,
+    },
+    loginItem(s, s.direction === 'incoming' ? 'IMAP login' : 'SMTP AUTH', null),
+  ];
+}
+
+function loginItem(s: MailServerRecord, protocol: string, guideStep: number | null): ChecklistItem {
+  const authError = s.lastError && AUTH_ERROR.test(s.lastError.code) ? s.lastError : null;
+  const loginFailedLater = authError && (!s.loginOkAt || authError.at > s.loginOkAt);
+  return {
+    key: 'login',
+    label: `${protocol} accepted`,
+    state: loginFailedLater ? 'failed' : s.loginOkAt ? 'done' : 'todo',
+    guideStep,
+    detail: loginFailedLater ? authError.message : s.loginOkAt ? `Last accepted ${s.loginOkAt}.` : s.direction === 'incoming' ? 'Run Test & Confirm.' : 'Run Test Connection.',
+  };
 }

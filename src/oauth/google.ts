@@ -120,6 +120,13 @@ export const googleProvider: OAuthProvider = {
   accountName: 'Gmail',
   tenants: false,
   secretHelp: 'Paste the Client secret of the OAuth client (Google Cloud console › APIs & Services › Credentials › your Web application client) into Client Secret and save.',
+  formHelp: {
+    redirectUri: 'Add this URL under Authorized redirect URIs of the OAuth client (Google Cloud console → APIs & Services → Credentials → your Web application client).',
+    clientId: 'Client ID of the Google OAuth client; it ends in .apps.googleusercontent.com.',
+    clientIdPlaceholder: '123456789012-abc123.apps.googleusercontent.com',
+    clientSecret: 'Client secret of the same OAuth client (Credentials → your client → Client secrets).',
+    username: 'The Gmail or Google Workspace address to send from, e.g. sales@example.com.',
+  },
   noRefreshTokenFix: 'Google returns a refresh token only with access_type=offline and prompt=consent, which Mailroom sends: remove Mailroom from https://myaccount.google.com/permissions for this account, then click Connect your Gmail account again.',
   scopes: () => GMAIL_SCOPES,
   app: (server, config, clientSecret): GoogleApp => ({

@@ -57,6 +57,8 @@ export interface OAuthProvider {
   readonly fields: { readonly clientId: z.ZodType<string>; readonly clientSecret: z.ZodType<string> };
   /** Outgoing and incoming defaults of the provider's own mail hosts. */
   readonly hosts: { readonly smtp: { host: string; port: number; security: 'starttls' | 'tls' }; readonly imap: { host: string; port: number; security: 'tls' } };
+  /** The form's help next to the provider's fields, in the words of the provider's console. */
+  readonly formHelp: { readonly redirectUri: string; readonly clientId: string; readonly clientIdPlaceholder: string; readonly clientSecret: string; readonly username: string };
   /** What to change when the provider granted no refresh token. */
   readonly noRefreshTokenFix: string;
   scopes(server: Pick<MailServerRecord, 'transport' | 'direction'>, config: Config): readonly string[];

@@ -268,6 +268,13 @@ export const outlookProvider: OAuthProvider = {
   accountName: 'Outlook',
   tenants: true,
   secretHelp: 'Paste the client secret Value from Azure > Certificates & secrets into Client Secret and save.',
+  formHelp: {
+    redirectUri: 'Add this URL as a Web redirect URI of the app registration (Microsoft Entra admin center → App registrations → Authentication).',
+    clientId: 'Application (client) ID of the app registration.',
+    clientIdPlaceholder: '00000000-0000-0000-0000-000000000000',
+    clientSecret: 'The secret’s Value (not its Secret ID), from Certificates & secrets.',
+    username: 'The Microsoft 365 mailbox to send from, e.g. sales@contoso.com.',
+  },
   noRefreshTokenFix: 'Add the offline_access permission in Azure > API permissions, then connect again.',
   scopes: outlookScopes,
   app: (server, config, clientSecret) => ({

@@ -115,7 +115,9 @@ export function authMethodChoices(config: Config) {
     mechanism: m.mechanism,
     incoming: m.incoming,
     graph: m.graph,
-    oauth: m.provider ? { redirectUri: redirectUri(config, m.provider.id), connectLabel: connectLabel(m.provider), accountName: m.provider.accountName, tenant: m.provider.tenants } : null,
+    oauth: m.provider
+      ? { id: m.provider.id, redirectUri: redirectUri(config, m.provider.id), connectLabel: connectLabel(m.provider), accountName: m.provider.accountName, tenant: m.provider.tenants, help: m.provider.formHelp }
+      : null,
     smtp: m.provider?.hosts.smtp ?? null,
     imap: m.provider?.hosts.imap ?? null,
   }));

@@ -51,13 +51,21 @@ export function smtpErrorFrom(e: unknown, target: SmtpTarget): SmtpError {
     ev.host = target.host;
   }
   if (err.code) ev.code = err.code;
-  if (err.command) ev.command = err.command;
+  if (err.command) ev.command = err.command === `AUTH ${XOAUTH2_HANDLER}` ? 'AUTH XOAUTH2' : err.command;
   if (err.responseCode !== undefined) ev.responseCode = err.responseCode;
   if (err.response) ev.response = err.response;
   const es = enhancedStatusOf(err.response);
   if (es) ev.enhancedStatus = es;
   return new SmtpError(err.response ?? err.message ?? String(e), ev);
 }
+
+/**
+ * nodemailer (10.x) runs a handler named XOAUTH2 only when it holds its own OAuth2 token generator;
+ * otherwise it falls back to the server's first advertised method (smtp.gmail.com and Exchange Online
+ * list LOGIN before XOAUTH2) and fails with "Missing credentials". Our two-step XOAUTH2 therefore runs
+ * under a name of its own; evidence still says AUTH XOAUTH2, which is what goes over the wire.
+ */
+const XOAUTH2_HANDLER = 'MAILROOM-XOAUTH2';
 
 /** Called at every SMTP login, so a pooled connection opened later gets a then-current token. */
 export type LoginProvider = () => Promise<MailLogin>;
@@ -97,10 +105,10 @@ export function transportOptions(target: SmtpTarget, user: string, login: LoginP
   };
   const auth =
     mechanism === 'xoauth2'
-      ? { type: 'custom', user, method: 'XOAUTH2' }
+      ? { type: 'custom', user, method: XOAUTH2_HANDLER }
       : // No method: nodemailer takes the server's first offered one; PLAIN and LOGIN are ours.
         { type: 'custom', user, pass: '-' };
-  return { ...base, forceAuth: true, auth, customAuth: mechanism === 'xoauth2' ? { XOAUTH2: handler } : { PLAIN: handler, LOGIN: handler } } as unknown as SMTPConnection.Options;
+  return { ...base, forceAuth: true, auth, customAuth: mechanism === 'xoauth2' ? { [XOAUTH2_HANDLER]: handler } : { PLAIN: handler, LOGIN: handler } } as unknown as SMTPConnection.Options;
 }
 
 export interface ProbeResult {

@@ -129,6 +129,19 @@ test('the health API lists every server with its checklist', async () => {
   assert.deepEqual(s.checklist.map((c: { key: string; state: string }) => `${c.key}:${c.state}`), ['credentials:done', 'consent:done', 'token:failed', 'login:todo']);
 });
 
+test('password and None servers get a checklist without consent or token steps, and no guide step', async () => {
+  const base = { username: 'clerk@example.test', smtpHost: 'localhost', smtpPort: 2525, smtpSecurity: 'none' };
+  const pw = await api('POST', '/api/v1/mail-servers', { ...base, name: 'Relay with password', authType: 'password', password: 'pw' });
+  assert.equal(pw.status, 201, JSON.stringify(pw.json));
+  assert.deepEqual(pw.json.checklist.map((c: { key: string; state: string }) => `${c.key}:${c.state}`), ['credentials:done', 'login:todo']);
+  assert.equal(pw.json.checklist[0].label, 'Password saved');
+  const none = await api('POST', '/api/v1/mail-servers', { ...base, name: 'Open relay', authType: 'none' });
+  assert.equal(none.status, 201, JSON.stringify(none.json));
+  assert.deepEqual(none.json.checklist.map((c: { key: string; state: string }) => `${c.key}:${c.state}`), ['login:todo']);
+  for (const c of [...pw.json.checklist, ...none.json.checklist]) assert.equal(c.guideStep, null);
+  for (const s of [pw, none]) await api('DELETE', `/api/v1/mail-servers/${s.json.id}`);
+});
+
 test('disconnect forgets the tokens and is audited', async () => {
   const r = await api('POST', `/api/v1/mail-servers/${expiring}/disconnect`);
   assert.equal(r.json.tokenStatus, 'not_connected');

@@ -4,12 +4,15 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type AuthServer, type ClientRegistration, startAuthServer } from './auth-server.ts';
 import { type Dovecot, startDovecot } from './dovecot.ts';
+import { GOOGLE_MAIL_SCOPE, type GoogleAuthServer, startGoogleAuthServer } from './google-auth-server.ts';
 import { type SmtpSink, startSmtpSink } from './smtp-sink.ts';
 import { createTestCa, type TestCa } from './test-ca.ts';
 
 export { GRAPH_RESOURCE, GRAPH_SCOPES, MAILROOM_SCOPE, OUTLOOK_RESOURCE, OUTLOOK_SCOPES, signInAndConsent } from './auth-server.ts';
 export type { AuthServer, ClientRegistration } from './auth-server.ts';
 export type { Dovecot } from './dovecot.ts';
+export { GOOGLE_MAIL_SCOPE, googleSignIn, TESTING_REFRESH_TOKEN_SECONDS } from './google-auth-server.ts';
+export type { GoogleAuthServer } from './google-auth-server.ts';
 export type { SinkBehavior, SinkMessage, SmtpSink } from './smtp-sink.ts';
 export type { TestCa } from './test-ca.ts';
 
@@ -21,6 +24,9 @@ export interface PeersOptions {
   localDomains?: string[];
   /** Password logins Dovecot accepts beside tokens (Username/Password servers). */
   passwords?: Record<string, string>;
+  /** Also starts the Google-shaped server, and Dovecot checks Google tokens instead of Microsoft ones: scope
+   *  https://mail.google.com/, issued to `audience` (the client id Mailroom signs in with). */
+  google?: { clients?: ClientRegistration[]; audience: string };
 }
 
 export interface Peers {
@@ -30,6 +36,8 @@ export interface Peers {
   /** CA certificate file for clients (e.g. NODE_EXTRA_CA_CERTS of a child process). */
   caFile: string;
   authServer: AuthServer;
+  /** Only with the `google` option. */
+  google: GoogleAuthServer | undefined;
   sink: SmtpSink;
   dovecot: Dovecot;
   stop(): Promise<void>;
@@ -69,6 +77,8 @@ export async function startPeers(opts: PeersOptions): Promise<Peers> {
       accessTokenTtlSeconds: opts.accessTokenTtlSeconds,
     });
     stops.push(() => authServer.close());
+    const google = opts.google ? await startGoogleAuthServer({ tls: { cert: ca.cert, key: ca.key }, clients: opts.google.clients ?? [], audience: opts.google.audience }) : undefined;
+    if (google) stops.push(() => google.close());
 
     let dovecot: Dovecot | undefined;
     const sink = await startSmtpSink({
@@ -81,14 +91,15 @@ export async function startPeers(opts: PeersOptions): Promise<Peers> {
 
     const started = await startDovecot({
       tls: { certFile: ca.certFile, keyFile: ca.keyFile },
-      introspectionUrl: authServer.httpIntrospectionUrl,
+      introspectionUrl: google?.httpIntrospectionUrl ?? authServer.httpIntrospectionUrl,
       relayPort: sink.port,
+      ...(opts.google && { scopes: [GOOGLE_MAIL_SCOPE] }),
       ...(opts.passwords && { passwords: opts.passwords }),
     });
     dovecot = started;
     stops.push(() => started.stop());
 
-    return { dir, ca, caFile: ca.caFile, authServer, sink, dovecot: started, stop };
+    return { dir, ca, caFile: ca.caFile, authServer, google, sink, dovecot: started, stop };
   } catch (err) {
     await stop().catch(() => {});
     throw err;

@@ -10,8 +10,31 @@ export interface Session {
   csrfToken: string;
 }
 
-export type AuthType = 'outlook_oauth';
-export type SmtpSecurity = 'starttls' | 'tls';
+export type AuthType = 'outlook_oauth' | 'gmail_oauth' | 'password' | 'none';
+
+/** One Authenticate Using option as the API describes it: the form shows what the method needs. */
+export interface AuthMethodChoice {
+  authType: AuthType;
+  label: string;
+  mechanism: 'xoauth2' | 'password' | 'none';
+  incoming: boolean;
+  /** Microsoft Graph can be used with it (Send Using / Server Type). */
+  graph: boolean;
+  oauth: {
+    /** Provider id: the redirect path segment and the guide's name. */
+    id: string;
+    redirectUri: string;
+    /** "Connect your Gmail account" */
+    connectLabel: string;
+    accountName: string;
+    /** Sign-in is per directory tenant (the Tenant field). */
+    tenant: boolean;
+    help: { redirectUri: string; clientId: string; clientIdPlaceholder: string; clientSecret: string; username: string };
+  } | null;
+  smtp: { host: string; port: number; security: SmtpSecurity } | null;
+  imap: { host: string; port: number; security: ImapSecurity } | null;
+}
+export type SmtpSecurity = 'starttls' | 'tls' | 'none';
 /** How an outgoing server sends: SMTP with XOAUTH2, or Microsoft Graph. */
 export type SendUsing = 'smtp' | 'graph';
 export type TokenStatus = 'not_connected' | 'valid' | 'reconnect_needed';
@@ -40,8 +63,8 @@ export interface ChecklistItem {
   key: 'credentials' | 'consent' | 'token' | 'login';
   label: string;
   state: 'done' | 'failed' | 'todo';
-  /** Step of the connection guide where this is set up or fixed. */
-  guideStep: number;
+  /** Step of the connection guide where this is set up or fixed; null for servers without OAuth. */
+  guideStep: number | null;
   detail: string | null;
 }
 
@@ -50,9 +73,12 @@ export interface MailServer {
   name: string;
   authType: AuthType;
   username: string;
-  redirectUri: string;
+  /** null for methods without OAuth. */
+  redirectUri: string | null;
   clientId: string;
   clientSecretSet: boolean;
+  /** Username/Password: a password is stored (it is never returned). */
+  passwordSet: boolean;
   /** YYYY-MM-DD */
   clientSecretExpiresAt: string | null;
   tenant: string;
@@ -78,8 +104,8 @@ export interface MailServer {
   recipientsPerDay: number | null;
   recipientsPerMessage: number | null;
   sending: SendStatus | null;
-  /** Microsoft's admin consent page for this app and tenant. */
-  adminConsentUrl: string;
+  /** Microsoft's admin consent page for this app and tenant; null for providers without one. */
+  adminConsentUrl: string | null;
   createdAt: string;
   updatedAt: string;
 }
@@ -107,6 +133,8 @@ export interface MailServerInput {
   clientId: string;
   /** Write-only; omitted to keep the stored secret. */
   clientSecret?: string;
+  /** Username/Password only; write-only, omitted to keep the stored password. */
+  password?: string;
   tenant: string;
   smtpHost: string;
   /** null when the field is left empty, so the server reports it as a field error. */
@@ -136,6 +164,7 @@ export interface MailServerDefaults {
   messagesPerMinute: number | null;
   recipientsPerDay: number | null;
   recipientsPerMessage: number | null;
+  authMethods: AuthMethodChoice[];
 }
 
 export interface TestResult {
@@ -270,9 +299,12 @@ export interface IncomingServer {
   moveToFolder: string | null;
   intervalMinutes: number;
   active: boolean;
-  redirectUri: string;
+  /** null for methods without OAuth. */
+  redirectUri: string | null;
   clientId: string | null;
   clientSecretSet: boolean;
+  /** Username/Password: a password is stored (it is never returned). */
+  passwordSet: boolean;
   tenant: string;
   /** The outgoing mail server whose OAuth connection this server reuses. */
   tokenSourceId: string | null;
@@ -308,6 +340,8 @@ export interface IncomingServerInput {
   clientId: string | null;
   /** Write-only; omitted to keep the stored secret. */
   clientSecret?: string;
+  /** Username/Password only; write-only, omitted to keep the stored password. */
+  password?: string;
   tenant: string | null;
 }
 
@@ -322,6 +356,7 @@ export interface IncomingServerDefaults {
   afterFetch: AfterFetch;
   intervalMinutes: number;
   tenant: string;
+  authMethods: AuthMethodChoice[];
 }
 
 /** A connected outgoing mail server for the same mailbox: its OAuth consent also covers IMAP. */

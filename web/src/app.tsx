@@ -15,6 +15,7 @@ import { LoginPage } from './login-page.tsx';
 import { MailServerForm } from './mail-server-form.tsx';
 import { MailServerList } from './mail-server-list.tsx';
 import { NotFoundPage } from './not-found-page.tsx';
+import { GmailGuidePage } from './gmail-guide-page.tsx';
 import { OutlookGuidePage } from './outlook-guide-page.tsx';
 import { navigate, useLocation } from './router.tsx';
 import { matchRoute, paths } from './routes.ts';
@@ -155,6 +156,9 @@ export function App() {
       break;
     case 'outlookGuide':
       page = <OutlookGuidePage />;
+      break;
+    case 'gmailGuide':
+      page = <GmailGuidePage />;
       break;
     case 'health':
       page = <HealthPage />;

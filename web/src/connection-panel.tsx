@@ -1,19 +1,22 @@
 import { useState, type FormEvent } from 'react';
-import { api, ApiError, type MailServer, type Problem } from './api.ts';
-import { ConnectOutlookButton } from './connect-outlook-button.tsx';
+import { api, ApiError, type AuthMethodChoice, type MailServer, type Problem } from './api.ts';
+import { guideLabel } from './auth-methods.ts';
+import { ConnectAccountButton } from './connect-account-button.tsx';
 import { ConnectionStatus } from './connection-status.tsx';
 import { DisconnectButton } from './disconnect-button.tsx';
 import { ErrorAlert } from './error-alert.tsx';
 import { EvidenceDetails } from './evidence-details.tsx';
 import { formatDateTime } from './format-date-time.ts';
-import { GuideStepLink, guideStepOf } from './guide-step-link.tsx';
+import { GuideStepLink, guideOf, guideStepOf } from './guide-step-link.tsx';
 import { Notice } from './notice.tsx';
 import { Link } from './router.tsx';
-import { outlookGuidePath } from './routes.ts';
+import { guidePath } from './routes.ts';
 import { Spinner } from './spinner.tsx';
 
 interface ConnectionPanelProps {
   server: MailServer;
+  /** The server's Authenticate Using as the API describes it (undefined while the list loads). */
+  method: AuthMethodChoice | undefined;
   /** The `oauth` query parameter set by the OAuth callback redirect: 'connected' | 'admin_consent' | 'error' | null. */
   oauth: string | null;
   /** The form below has unsaved changes. */
@@ -32,7 +35,7 @@ function toFailure(err: unknown): Outcome {
 
 const days = (n: number) => `${n} day${n === 1 ? '' : 's'}`;
 
-function Failure({ outcome, offer }: { outcome: Problem; offer?: React.ReactNode }) {
+function Failure({ outcome, offer, guide }: { outcome: Problem; offer?: React.ReactNode; guide: string | null }) {
   const step = guideStepOf(outcome);
   return (
     <div className="alert alert-error" role="alert">
@@ -44,7 +47,7 @@ function Failure({ outcome, offer }: { outcome: Problem; offer?: React.ReactNode
         </p>
       )}
       {offer}
-      {step !== null && <GuideStepLink step={step} />}
+      {step !== null && guide !== null && <GuideStepLink step={step} guide={guideOf(outcome) ?? guide} />}
       <EvidenceDetails evidence={outcome.evidence} />
     </div>
   );
@@ -54,7 +57,12 @@ function Failure({ outcome, offer }: { outcome: Problem; offer?: React.ReactNode
 const smtpAuthOff = (o: Outcome | null) => o?.ok === false && /^SMTP_535_5\.7\.139/.test(o.code ?? '');
 
 /** Token status of an existing mail server and the actions to connect, test and send a test email. */
-export function ConnectionPanel({ server, oauth, dirty, onServerChange, onSettingsSaved }: ConnectionPanelProps) {
+export function ConnectionPanel({ server, method, oauth, dirty, onServerChange, onSettingsSaved }: ConnectionPanelProps) {
+  // Token status, connect and disconnect only for OAuth methods; Username/Password and None just test.
+  const provider = method?.oauth ?? null;
+  const account = provider ? `${provider.accountName} account` : 'account';
+  const connectLabel = provider?.connectLabel ?? 'Connect';
+  const guide = provider?.id ?? null;
   const [connecting, setConnecting] = useState(false);
   const [connectError, setConnectError] = useState<Problem | null>(null);
   const [disconnected, setDisconnected] = useState(false);
@@ -201,9 +209,9 @@ export function ConnectionPanel({ server, oauth, dirty, onServerChange, onSettin
     <section className="card connection-panel" aria-labelledby="connection-heading">
       <h2 id="connection-heading">Connection</h2>
 
-      {oauth === 'connected' && !disconnected && <Notice>Outlook account connected</Notice>}
+      {oauth === 'connected' && !disconnected && <Notice>{`${account.charAt(0).toUpperCase()}${account.slice(1)} connected`}</Notice>}
       {oauth === 'admin_consent' && !disconnected && (
-        <Notice>Admin consent granted. Now click Connect your Outlook account.</Notice>
+        <Notice>{`Admin consent granted. Now click ${connectLabel}.`}</Notice>
       )}
       {disconnected && <Notice kind="info">Disconnected. Mailroom no longer holds tokens for this mailbox.</Notice>}
       {server.allowAccountMismatch && (allowed || (showLastError && mismatchAllowed)) && (
@@ -217,10 +225,11 @@ export function ConnectionPanel({ server, oauth, dirty, onServerChange, onSettin
           problem={lastError}
           title={
             oauth === 'error'
-              ? 'The Outlook account could not be connected.'
+              ? `The ${account} could not be connected.`
               : `Last error${lastError.at ? ` (${formatDateTime(lastError.at)})` : ''}`
           }
           showCode
+          guide={guide ?? false}
         >
           {lastError.code === 'ACCOUNT_MISMATCH' && (
             <div className="alert-actions">
@@ -244,21 +253,21 @@ export function ConnectionPanel({ server, oauth, dirty, onServerChange, onSettin
       {oauth === 'error' && !lastError && !disconnected && (
         <ErrorAlert
           problem={{
-            message: 'The Outlook account could not be connected.',
-            fix: 'Try again with “Connect your Outlook account”.',
+            message: `The ${account} could not be connected.`,
+            fix: `Try again with “${connectLabel}”.`,
           }}
         />
       )}
       {connectError && <ErrorAlert problem={connectError} />}
 
-      <ConnectionStatus server={server}>
-        {(secret.state === 'expiring' || secret.state === 'expired') && secret.daysLeft !== null && (
+      <ConnectionStatus server={server} tokens={provider !== null} guide={guide}>
+        {provider && (secret.state === 'expiring' || secret.state === 'expired') && secret.daysLeft !== null && (
           <div className="alert alert-warning">
             {secret.state === 'expired'
               ? `The client secret expired on ${server.clientSecretExpiresAt}: mail has stopped. ` +
-                'Create a new secret in Microsoft Entra and enter it below.'
+                'Create a new client secret for the app and enter it below.'
               : `The client secret expires on ${server.clientSecretExpiresAt} (in ${days(secret.daysLeft)}). ` +
-                'Create a new secret in Microsoft Entra before then and enter it below.'}
+                'Create a new client secret for the app before then and enter it below.'}
           </div>
         )}
       </ConnectionStatus>
@@ -266,15 +275,17 @@ export function ConnectionPanel({ server, oauth, dirty, onServerChange, onSettin
       {dirty && <p className="hint">You have unsaved changes below: save them before connecting or testing.</p>}
 
       <div className="button-row">
-        <ConnectOutlookButton tokenStatus={server.tokenStatus} connecting={connecting} onClick={connect} />
-        <Link className="guide-link" to={outlookGuidePath(server.id)}>
-          How to connect Outlook
-        </Link>
+        {provider && <ConnectAccountButton label={provider.connectLabel} tokenStatus={server.tokenStatus} connecting={connecting} onClick={connect} />}
+        {provider && (
+          <Link className="guide-link" to={guidePath(provider.id, { server: server.id })}>
+            {guideLabel(provider)}
+          </Link>
+        )}
         <button type="button" className="btn btn-secondary" onClick={test} disabled={testing} aria-busy={testing || undefined}>
           {testing && <Spinner />}
           Test Connection
         </button>
-        {connected && (
+        {provider && connected && (
           <DisconnectButton
             disconnect={() => api.disconnectMailServer(server.id)}
             onDisconnected={(s) => {
@@ -286,14 +297,16 @@ export function ConnectionPanel({ server, oauth, dirty, onServerChange, onSettin
           />
         )}
       </div>
-      <p className="admin-consent">
-        <a href={server.adminConsentUrl} aria-describedby="admin-consent-help">
-          Admin consent link
-        </a>
-        <span id="admin-consent-help" className="field-help">
-          For tenants where users may not consent: a tenant administrator opens this once.
-        </span>
-      </p>
+      {server.adminConsentUrl && (
+        <p className="admin-consent">
+          <a href={server.adminConsentUrl} aria-describedby="admin-consent-help">
+            Admin consent link
+          </a>
+          <span id="admin-consent-help" className="field-help">
+            For tenants where users may not consent: a tenant administrator opens this once.
+          </span>
+        </p>
+      )}
       <div className="action-result" aria-live="polite">
         {testing && <p className="muted">Testing the connection…</p>}
         {testOutcome?.ok === true && (
@@ -304,7 +317,7 @@ export function ConnectionPanel({ server, oauth, dirty, onServerChange, onSettin
             )}
           </div>
         )}
-        {testOutcome?.ok === false && <Failure outcome={testOutcome} offer={smtpAuthOff(testOutcome) && (server.sendUsing !== 'graph' || switched) ? graphOffer : undefined} />}
+        {testOutcome?.ok === false && <Failure guide={guide} outcome={testOutcome} offer={smtpAuthOff(testOutcome) && method?.graph && (server.sendUsing !== 'graph' || switched) ? graphOffer : undefined} />}
       </div>
 
       <form className="send-test" onSubmit={sendTest} noValidate>
@@ -339,7 +352,7 @@ export function ConnectionPanel({ server, oauth, dirty, onServerChange, onSettin
               {sendOutcome.detail && <p className="alert-detail">{sendOutcome.detail}</p>}
             </div>
           )}
-          {sendOutcome?.ok === false && <Failure outcome={sendOutcome} offer={smtpAuthOff(sendOutcome) && (server.sendUsing !== 'graph' || switched) ? graphOffer : undefined} />}
+          {sendOutcome?.ok === false && <Failure guide={guide} outcome={sendOutcome} offer={smtpAuthOff(sendOutcome) && method?.graph && (server.sendUsing !== 'graph' || switched) ? graphOffer : undefined} />}
         </div>
       </form>
     </section>

@@ -18,33 +18,43 @@ interface ConnectionStatusProps {
   factsAfter?: ReactNode;
   /** Shown below the facts. */
   children?: ReactNode;
+  /** false for servers without OAuth: no token, so only the checklist. */
+  tokens?: boolean;
+  /** The provider whose guide the checklist links to. */
+  guide?: string | null;
 }
 
 /** The Connection panel's token status, connected account, token expiry and checklist. */
-export function ConnectionStatus({ server, factsBefore, factsAfter, children }: ConnectionStatusProps) {
+export function ConnectionStatus({ server, factsBefore, factsAfter, children, tokens = true, guide }: ConnectionStatusProps) {
   return (
     <div className="connection-status">
-      <p className="status-line">
-        <span className="status-label">Status</span>
-        <TokenStatusBadge status={server.tokenStatus} />
-      </p>
-      {server.tokenStatusReason && <p className="status-reason">{server.tokenStatusReason}</p>}
+      {tokens && (
+        <p className="status-line">
+          <span className="status-label">Status</span>
+          <TokenStatusBadge status={server.tokenStatus} />
+        </p>
+      )}
+      {tokens && server.tokenStatusReason && <p className="status-reason">{server.tokenStatusReason}</p>}
       <dl className="facts">
         {factsBefore}
-        <div>
-          <dt>Connected account</dt>
-          <dd>{server.connectedAccount ?? '—'}</dd>
-        </div>
-        <div>
-          <dt>Token expires</dt>
-          <dd>{formatDateTime(server.tokenExpiresAt)}</dd>
-        </div>
+        {tokens && (
+          <>
+            <div>
+              <dt>Connected account</dt>
+              <dd>{server.connectedAccount ?? '—'}</dd>
+            </div>
+            <div>
+              <dt>Token expires</dt>
+              <dd>{formatDateTime(server.tokenExpiresAt)}</dd>
+            </div>
+          </>
+        )}
         {factsAfter}
         {server.checklist.length > 0 && (
           <div>
             <dt id="connection-checklist-label">Checklist</dt>
             <dd>
-              <ServerChecklist items={server.checklist} compact labelledBy="connection-checklist-label" />
+              <ServerChecklist items={server.checklist} compact labelledBy="connection-checklist-label" guide={guide} />
             </dd>
           </div>
         )}

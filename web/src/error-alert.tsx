@@ -1,7 +1,7 @@
 import type { ReactNode } from 'react';
 import type { Problem } from './api.ts';
 import { EvidenceDetails } from './evidence-details.tsx';
-import { GuideStepLink, guideStepOf } from './guide-step-link.tsx';
+import { GuideStepLink, guideOf, guideStepOf } from './guide-step-link.tsx';
 
 interface ErrorAlertProps {
   problem: Problem;
@@ -11,10 +11,12 @@ interface ErrorAlertProps {
   showCode?: boolean;
   /** Extra actions below the fix (e.g. a button that applies it). */
   children?: ReactNode;
+  /** The provider whose guide the step link opens; false: no link (servers without OAuth have no guide). */
+  guide?: string | false | null;
 }
 
 /** A failure: the message, the fix when the server knows one, the guide step, and the raw evidence. */
-export function ErrorAlert({ problem, title, showCode = false, children }: ErrorAlertProps) {
+export function ErrorAlert({ problem, title, showCode = false, children, guide }: ErrorAlertProps) {
   const step = guideStepOf(problem);
   return (
     <div className="alert alert-error" role="alert">
@@ -26,7 +28,7 @@ export function ErrorAlert({ problem, title, showCode = false, children }: Error
           {problem.fix}
         </p>
       )}
-      {step !== null && <GuideStepLink step={step} />}
+      {step !== null && guide !== false && <GuideStepLink step={step} guide={guide ?? guideOf(problem)} />}
       {children}
       {showCode && problem.code && <p className="alert-code">Code: {problem.code}</p>}
       <EvidenceDetails evidence={problem.evidence} />

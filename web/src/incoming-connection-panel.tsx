@@ -1,13 +1,14 @@
 import { useEffect, useRef, useState } from 'react';
-import { api, ApiError, type FetchStatus, type IncomingServer, type Problem } from './api.ts';
-import { ConnectOutlookButton } from './connect-outlook-button.tsx';
+import { api, ApiError, type AuthMethodChoice, type FetchStatus, type IncomingServer, type Problem } from './api.ts';
+import { guideLabel } from './auth-methods.ts';
+import { ConnectAccountButton } from './connect-account-button.tsx';
 import { ConnectionStatus } from './connection-status.tsx';
 import { DisconnectButton } from './disconnect-button.tsx';
 import { ErrorAlert } from './error-alert.tsx';
 import { formatDateTime } from './format-date-time.ts';
 import { Notice } from './notice.tsx';
 import { Link } from './router.tsx';
-import { mailServerPath, outlookGuidePath, paths } from './routes.ts';
+import { guidePath, mailServerPath, paths } from './routes.ts';
 import { Spinner } from './spinner.tsx';
 
 /** How often a running fetch is read again. */
@@ -15,6 +16,8 @@ const FETCH_POLL_MS = 1000;
 
 interface IncomingConnectionPanelProps {
   server: IncomingServer;
+  /** The server's Authenticate Using as the API describes it (undefined while the list loads). */
+  method: AuthMethodChoice | undefined;
   /** The `oauth` query parameter set by the OAuth callback redirect: 'connected' | 'error' | null. */
   oauth: string | null;
   /** The form below has unsaved changes. */
@@ -39,7 +42,7 @@ function progressText(f: FetchStatus): string {
   return f.fetched > 0 ? `Fetched ${f.fetched}…` : 'Fetching…';
 }
 
-function Result({ outcome, failureTitle }: { outcome: Outcome; failureTitle?: string }) {
+function Result({ outcome, failureTitle, guide }: { outcome: Outcome; failureTitle?: string; guide: string | null }) {
   if (outcome.ok) {
     return (
       <div className="alert alert-success" role="status">
@@ -48,11 +51,15 @@ function Result({ outcome, failureTitle }: { outcome: Outcome; failureTitle?: st
       </div>
     );
   }
-  return <ErrorAlert problem={outcome} title={failureTitle} />;
+  return <ErrorAlert problem={outcome} title={failureTitle} guide={guide ?? false} />;
 }
 
 /** Token status of an existing incoming mail server and the actions to connect, test and fetch now. */
-export function IncomingConnectionPanel({ server, oauth, dirty, onServerChange }: IncomingConnectionPanelProps) {
+export function IncomingConnectionPanel({ server, method, oauth, dirty, onServerChange }: IncomingConnectionPanelProps) {
+  // Token status, connect and disconnect only for OAuth methods; Username/Password just tests and fetches.
+  const provider = method?.oauth ?? null;
+  const account = provider ? `${provider.accountName} account` : 'account';
+  const guide = provider?.id ?? null;
   const [connecting, setConnecting] = useState(false);
   const [connectError, setConnectError] = useState<Problem | null>(null);
   const [disconnected, setDisconnected] = useState(false);
@@ -156,24 +163,25 @@ export function IncomingConnectionPanel({ server, oauth, dirty, onServerChange }
     <section className="card connection-panel" aria-labelledby="connection-heading">
       <h2 id="connection-heading">Connection</h2>
 
-      {oauth === 'connected' && !disconnected && <Notice>Outlook account connected</Notice>}
+      {oauth === 'connected' && !disconnected && <Notice>{`${account.charAt(0).toUpperCase()}${account.slice(1)} connected`}</Notice>}
       {disconnected && <Notice kind="info">Disconnected. Mailroom no longer holds tokens for this mailbox.</Notice>}
       {showLastError && server.lastError && (
         <ErrorAlert
           problem={server.lastError}
           title={
             oauth === 'error'
-              ? 'The Outlook account could not be connected.'
+              ? `The ${account} could not be connected.`
               : `Last error${server.lastError.at ? ` (${formatDateTime(server.lastError.at)})` : ''}`
           }
           showCode
+          guide={guide ?? false}
         />
       )}
       {oauth === 'error' && !server.lastError && !disconnected && (
         <ErrorAlert
           problem={{
-            message: 'The Outlook account could not be connected.',
-            fix: 'Try again with “Connect your Outlook account”.',
+            message: `The ${account} could not be connected.`,
+            fix: `Try again with “${provider?.connectLabel ?? 'Connect'}”.`,
           }}
         />
       )}
@@ -181,6 +189,8 @@ export function IncomingConnectionPanel({ server, oauth, dirty, onServerChange }
 
       <ConnectionStatus
         server={server}
+        tokens={provider !== null}
+        guide={guide}
         factsBefore={
           shared &&
           server.tokenSourceId && (
@@ -216,7 +226,7 @@ export function IncomingConnectionPanel({ server, oauth, dirty, onServerChange }
       >
         {shared && server.tokenStatus !== 'valid' && server.tokenSourceId && (
           <p className="hint">
-            This server uses the connection of the outgoing mail server: connect or reconnect the Outlook account on{' '}
+            This server uses the connection of the outgoing mail server: connect or reconnect the {account} on{' '}
             <Link to={mailServerPath(server.tokenSourceId)}>{server.tokenSourceName ?? 'that mail server'}</Link>.
           </p>
         )}
@@ -225,12 +235,14 @@ export function IncomingConnectionPanel({ server, oauth, dirty, onServerChange }
       {dirty && <p className="hint">You have unsaved changes below: save them before connecting or testing.</p>}
 
       <div className="button-row">
-        {!shared && (
-          <ConnectOutlookButton tokenStatus={server.tokenStatus} connecting={connecting} onClick={connect} />
+        {!shared && provider && (
+          <ConnectAccountButton label={provider.connectLabel} tokenStatus={server.tokenStatus} connecting={connecting} onClick={connect} />
         )}
-        <Link className="guide-link" to={outlookGuidePath(server.id)}>
-          How to connect Outlook
-        </Link>
+        {provider && (
+          <Link className="guide-link" to={guidePath(provider.id, { server: server.id })}>
+            {guideLabel(provider)}
+          </Link>
+        )}
         <button type="button" className="btn btn-secondary" onClick={test} disabled={testing} aria-busy={testing || undefined}>
           {testing && <Spinner />}
           Test &amp; Confirm
@@ -245,7 +257,7 @@ export function IncomingConnectionPanel({ server, oauth, dirty, onServerChange }
           {fetching && <Spinner />}
           Fetch Now
         </button>
-        {!shared && server.tokenStatus !== 'not_connected' && (
+        {!shared && provider && server.tokenStatus !== 'not_connected' && (
           <DisconnectButton
             disconnect={() => api.disconnectIncomingServer(server.id)}
             onDisconnected={(s) => {
@@ -262,7 +274,7 @@ export function IncomingConnectionPanel({ server, oauth, dirty, onServerChange }
       </div>
       <div className="action-result" aria-live="polite">
         {testing && <p className="muted">Testing the connection…</p>}
-        {testOutcome && <Result outcome={testOutcome} />}
+        {testOutcome && <Result guide={guide} outcome={testOutcome} />}
       </div>
       <div className="action-result" aria-live="polite">
         {fetching && (
@@ -273,7 +285,7 @@ export function IncomingConnectionPanel({ server, oauth, dirty, onServerChange }
             )}
           </div>
         )}
-        {!fetching && fetchResult && <Result outcome={fetchResult} failureTitle="The fetch failed." />}
+        {!fetching && fetchResult && <Result guide={guide} outcome={fetchResult} failureTitle="The fetch failed." />}
       </div>
     </section>
   );

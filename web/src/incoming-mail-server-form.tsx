@@ -10,7 +10,7 @@ import {
   type ReusableConnection,
   type ServerType,
 } from './api.ts';
-import { AUTH_TYPE_LABELS } from './auth-type-label.ts';
+import { methodOf, useAuthMethods } from './auth-methods.ts';
 import { ErrorAlert } from './error-alert.tsx';
 import { ErrorSummary } from './error-summary.tsx';
 import { fieldA11y } from './field-a11y.ts';
@@ -20,7 +20,8 @@ import { FormPageHeader } from './form-page-header.tsx';
 import { IncomingConnectionPanel } from './incoming-connection-panel.tsx';
 import { Notice } from './notice.tsx';
 import { OAuthCredentialsFields } from './oauth-credentials-fields.tsx';
-import { OutlookGuideIntro } from './outlook-guide-intro.tsx';
+import { GuideIntro } from './guide-intro.tsx';
+import { PasswordField } from './password-field.tsx';
 import { Link, useFlashNotice, useLocation } from './router.tsx';
 import { incomingMailServerPath, mailServerPath, paths } from './routes.ts';
 import { Spinner } from './spinner.tsx';
@@ -45,6 +46,7 @@ type FieldName =
   | 'active'
   | 'clientId'
   | 'clientSecret'
+  | 'password'
   | 'tenant';
 
 interface FormValues {
@@ -62,6 +64,7 @@ interface FormValues {
   active: boolean;
   clientId: string;
   clientSecret: string;
+  password: string;
   tenant: string;
   /** The outgoing mail server whose OAuth connection is reused; null: this server's own credentials. */
   tokenSourceId: string | null;
@@ -80,6 +83,7 @@ const LABELS: Record<FieldName | 'redirectUri' | 'tokenSourceId', string> = {
   redirectUri: 'OAuth2 Redirect Url',
   clientId: 'Client ID',
   clientSecret: 'Client Secret',
+  password: 'Password',
   tenant: 'Tenant',
   serverType: 'Server Type',
   imapHost: 'Server',
@@ -93,9 +97,9 @@ const LABELS: Record<FieldName | 'redirectUri' | 'tokenSourceId', string> = {
 };
 
 const HELP: Partial<Record<FieldName, string>> = {
-  username: 'The Microsoft 365 mailbox to read, e.g. support@contoso.com.',
-  imapHost: 'Microsoft 365 uses outlook.office365.com.',
-  imapPort: 'Microsoft 365 uses 993 with SSL/TLS.',
+  username: 'The mailbox to read, e.g. support@contoso.com; for Username/Password the login name the server expects.',
+  imapHost: 'e.g. outlook.office365.com or imap.gmail.com.',
+  imapPort: 'Usually 993 with SSL/TLS.',
   imapSecurity: 'Unchecked: STARTTLS (usually port 143).',
   folder: 'The mailbox folder to read, usually INBOX.',
   afterFetch: 'What happens to a message in the mailbox once Mailroom has it.',
@@ -139,6 +143,7 @@ function valuesFromDefaults(d: IncomingServerDefaults): FormValues {
     active: true,
     clientId: '',
     clientSecret: '',
+    password: '',
     tenant: d.tenant,
     tokenSourceId: null,
   };
@@ -160,6 +165,7 @@ function valuesFromServer(s: IncomingServer): FormValues {
     active: s.active,
     clientId: s.clientId ?? '',
     clientSecret: '',
+    password: '',
     tenant: s.tenant ?? '',
     tokenSourceId: s.tokenSourceId,
   };
@@ -168,6 +174,7 @@ function valuesFromServer(s: IncomingServer): FormValues {
 /** The API input for the form values, without the (write-only) client secret. */
 function toInput(v: FormValues): Omit<IncomingServerInput, 'clientSecret'> {
   return {
+    ...(v.password !== '' && { password: v.password }),
     name: v.name.trim(),
     serverType: v.serverType as ServerType,
     authType: v.authType as AuthType,
@@ -215,13 +222,32 @@ export function IncomingMailServerForm({ id }: { id?: string }) {
     },
     onServer: (s) => setTokenSourceName(s.tokenSourceName),
   });
-  const { isNew, server, redirectUri, initial, values, set, loadError, saving, deleting, fieldErrors, validationMessage, formError, notice, setNotice, clearMessages, showError, submit, remove, dirty } = form;
+  const { isNew, server, initial, values, set, loadError, saving, deleting, fieldErrors, validationMessage, formError, notice, setNotice, clearMessages, showError, submit, remove, dirty } = form;
 
   // Connected outgoing mail servers for the typed Username, and the ones the user turned down.
   const [reusable, setReusable] = useState<{ username: string; items: ReusableConnection[] } | null>(null);
   const [declined, setDeclined] = useState<string[]>([]);
 
   useTitle(isNew ? 'New Incoming Mail Server' : server?.name || 'Incoming Mail Server');
+  const methods = useAuthMethods(api.incomingServerDefaults);
+  const method = values ? methodOf(methods, values.authType) : undefined;
+  const oauth = method?.oauth ?? null;
+
+  /** Authenticate Using changed: a new server takes the method's own IMAP host (imap.gmail.com:993); Graph only where allowed. */
+  function changeMethod(authType: string) {
+    const m = methodOf(methods, authType);
+    set('authType', authType);
+    if (m && !m.graph) set('serverType', 'imap');
+    if (!isNew || !m || !values) return;
+    const providerHosts = new Set((methods ?? []).flatMap((x) => (x.imap ? [x.imap.host] : [])));
+    if (m.imap) {
+      set('imapHost', m.imap.host);
+      set('imapPort', String(m.imap.port));
+      set('imapSecurity', m.imap.security);
+    } else if (providerHosts.has(values.imapHost)) {
+      set('imapHost', '');
+    }
+  }
 
   // Typing a Username that an outgoing mail server already connected: offer to reuse its consent.
   const lookupUsername = values?.username.trim() ?? '';
@@ -312,7 +338,7 @@ export function IncomingMailServerForm({ id }: { id?: string }) {
   }
 
   const offer =
-    !sharing && reusable && reusable.username === lookupUsername
+    oauth && !sharing && reusable && reusable.username === lookupUsername
       ? reusable.items.find((c) => !declined.includes(c.mailServerId) && (c.sendUsing === 'graph') === (values.serverType === 'graph'))
       : undefined;
 
@@ -392,9 +418,9 @@ export function IncomingMailServerForm({ id }: { id?: string }) {
       />
 
       {server && (
-        <IncomingConnectionPanel server={server} oauth={query.get('oauth')} dirty={dirty} onServerChange={form.setServer} />
+        <IncomingConnectionPanel server={server} method={methodOf(methods, server.authType)} oauth={query.get('oauth')} dirty={dirty} onServerChange={form.setServer} />
       )}
-      {isNew && <OutlookGuideIntro />}
+      {isNew && <GuideIntro methods={methods} />}
 
       <form id="incoming-server-form" className="card mail-server-form" onSubmit={submit} noValidate>
         <FormField title id={fieldId('name')} label={LABELS.name} error={fieldErrors.name}>
@@ -402,7 +428,7 @@ export function IncomingMailServerForm({ id }: { id?: string }) {
             {...a11y('name')}
             type="text"
             className="input-title"
-            placeholder="e.g. Support inbox (Microsoft 365)"
+            placeholder="e.g. Support inbox"
             autoComplete="off"
             value={values.name}
             onChange={(e) => set('name', e.target.value)}
@@ -411,15 +437,16 @@ export function IncomingMailServerForm({ id }: { id?: string }) {
 
         <div className="form-columns">
           <fieldset className="form-group">
-            <legend>Microsoft 365 account</legend>
+            <legend>Account</legend>
             {row(
               'authType',
-              <select {...a11y('authType')} value={values.authType} onChange={(e) => set('authType', e.target.value)}>
-                {Object.entries(AUTH_TYPE_LABELS).map(([value, label]) => (
-                  <option key={value} value={value}>
-                    {label}
+              <select {...a11y('authType')} value={values.authType} onChange={(e) => changeMethod(e.target.value)}>
+                {(methods ?? []).map((m) => (
+                  <option key={m.authType} value={m.authType}>
+                    {m.label}
                   </option>
                 ))}
+                {!method && <option value={values.authType}>{values.authType}</option>}
               </select>,
             )}
             {row(
@@ -435,9 +462,18 @@ export function IncomingMailServerForm({ id }: { id?: string }) {
               />,
               reuseNotice,
             )}
-            <OAuthCredentialsFields
+            {method?.mechanism === 'password' && (
+              <PasswordField
+                id={fieldId('password')}
+                value={values.password}
+                onChange={(v) => set('password', v)}
+                error={fieldErrors.password}
+                passwordSet={server?.passwordSet ?? false}
+              />
+            )}
+            {oauth && <OAuthCredentialsFields
               idPrefix="incoming-server-"
-              redirectUri={redirectUri}
+              oauth={oauth}
               values={values}
               onChange={set}
               errors={fieldErrors}
@@ -461,12 +497,12 @@ export function IncomingMailServerForm({ id }: { id?: string }) {
                   </FormField>
                 )
               }
-            />
+            />}
           </fieldset>
 
           <fieldset className="form-group">
             <legend>Reading</legend>
-            {row(
+            {method?.graph && row(
               'serverType',
               <select {...a11y('serverType')} value={values.serverType} onChange={(e) => set('serverType', e.target.value)}>
                 {SERVER_TYPE_OPTIONS.map((o) => (

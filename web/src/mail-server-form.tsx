@@ -10,7 +10,7 @@ import {
   type SmtpSecurity,
 } from './api.ts';
 import { SendingSummary } from './sending-summary.tsx';
-import { AUTH_TYPE_LABELS } from './auth-type-label.ts';
+import { methodOf, useAuthMethods } from './auth-methods.ts';
 import { ConnectionPanel } from './connection-panel.tsx';
 import { ErrorAlert } from './error-alert.tsx';
 import { ErrorSummary } from './error-summary.tsx';
@@ -20,7 +20,8 @@ import { FormPageLoadState } from './form-page-load-state.tsx';
 import { FormPageHeader } from './form-page-header.tsx';
 import { Notice } from './notice.tsx';
 import { OAuthCredentialsFields } from './oauth-credentials-fields.tsx';
-import { OutlookGuideIntro } from './outlook-guide-intro.tsx';
+import { GuideIntro } from './guide-intro.tsx';
+import { PasswordField } from './password-field.tsx';
 import { useFlashNotice, useLocation } from './router.tsx';
 import { mailServerPath, paths } from './routes.ts';
 import { secretExpiryText, secretNeedsAttention } from './secret-expiry-text.ts';
@@ -33,6 +34,7 @@ type FieldName =
   | 'username'
   | 'clientId'
   | 'clientSecret'
+  | 'password'
   | 'tenant'
   | 'smtpHost'
   | 'smtpPort'
@@ -56,6 +58,7 @@ const LABELS: Record<FieldName | 'redirectUri', string> = {
   redirectUri: 'OAuth2 Redirect Url',
   clientId: 'Client ID',
   clientSecret: 'Client Secret',
+  password: 'Password',
   tenant: 'Tenant',
   smtpHost: 'SMTP Server',
   smtpPort: 'SMTP Port',
@@ -73,9 +76,9 @@ const LABELS: Record<FieldName | 'redirectUri', string> = {
 const LIMITS: SendLimitField[] = ['maxConnections', 'messagesPerMinute', 'recipientsPerDay', 'recipientsPerMessage'];
 
 const HELP: Partial<Record<FieldName, string>> = {
-  username: 'The Microsoft 365 mailbox to send from, e.g. sales@contoso.com.',
+  username: 'The mailbox to send from, e.g. sales@contoso.com; for Username/Password the login name the server expects.',
   allowAccountMismatch: 'Allow signing in with another account that has Send As rights on Username.',
-  smtpPort: 'Microsoft 365 uses 587 with STARTTLS.',
+  smtpPort: '587 with STARTTLS, or 465 with SSL/TLS.',
   priority: 'When several servers match, the lowest number is used first.',
   fromFilter: 'Only use this server for this address or domain',
   clientSecretExpiresAt: 'The expiry date shown in Certificates & secrets; a warning appears 30 days before.',
@@ -99,6 +102,7 @@ export const SEND_PERMISSIONS: Record<SendUsing, string> = {
 const SECURITY_OPTIONS: { value: SmtpSecurity; label: string }[] = [
   { value: 'starttls', label: 'STARTTLS' },
   { value: 'tls', label: 'SSL/TLS' },
+  { value: 'none', label: 'None (this machine or MAIL_PLAINTEXT_HOSTS only)' },
 ];
 
 const fieldId = (f: string) => `mail-server-${f}`;
@@ -118,6 +122,7 @@ function valuesFromDefaults(d: MailServerDefaults): FormValues {
     username: '',
     clientId: '',
     clientSecret: '',
+    password: '',
     tenant: d.tenant,
     smtpHost: d.smtpHost,
     smtpPort: String(d.smtpPort),
@@ -145,6 +150,7 @@ function valuesFromServer(s: MailServer): FormValues {
     username: s.username,
     clientId: s.clientId,
     clientSecret: '',
+    password: '',
     tenant: s.tenant,
     smtpHost: s.smtpHost,
     smtpPort: String(s.smtpPort),
@@ -158,9 +164,10 @@ function valuesFromServer(s: MailServer): FormValues {
   };
 }
 
-/** The API input for the form values, without the (write-only) client secret. */
+/** The API input for the form values, without the (write-only) client secret; a typed password is sent. */
 function toInput(v: FormValues): Omit<MailServerInput, 'clientSecret'> {
   return {
+    ...(v.password !== '' && { password: v.password }),
     name: v.name.trim(),
     authType: v.authType as AuthType,
     username: v.username.trim(),
@@ -204,9 +211,32 @@ export function MailServerForm({ id }: { id?: string }) {
       return local;
     },
   });
-  const { isNew, server, redirectUri, initial, values, set, loadError, saving, deleting, fieldErrors, validationMessage, formError, notice, submit, remove, dirty } = form;
+  const { isNew, server, initial, values, set, loadError, saving, deleting, fieldErrors, validationMessage, formError, notice, submit, remove, dirty } = form;
 
   useTitle(isNew ? 'New Mail Server' : server?.name || 'Mail Server');
+  const methods = useAuthMethods(api.mailServerDefaults);
+  const method = values ? methodOf(methods, values.authType) : undefined;
+
+  /**
+   * Authenticate Using changed: a new server takes the method's own hosts (smtp.gmail.com:587 STARTTLS),
+   * or none for Username/Password and None; Microsoft Graph stays only where the method allows it.
+   */
+  function changeMethod(authType: string) {
+    const m = methodOf(methods, authType);
+    set('authType', authType);
+    if (m && !m.graph) set('sendUsing', 'smtp');
+    if (!isNew || !m || !initial || !values) return;
+    const providerHosts = new Set((methods ?? []).flatMap((x) => (x.smtp ? [x.smtp.host] : [])));
+    if (m.smtp) {
+      set('smtpHost', m.smtp.host);
+      set('smtpPort', String(m.smtp.port));
+      set('smtpSecurity', m.smtp.security);
+    } else if (providerHosts.has(values.smtpHost)) {
+      set('smtpHost', '');
+    }
+    // The defaults' sending limits are those of the default method's mail host (Exchange Online).
+    for (const f of LIMITS) set(f, authType === initial.authType ? initial[f] : '');
+  }
 
   /** A setting was saved from the Connection panel (shared mailbox): the form follows, other edits stay. */
   function settingsSaved(s: MailServer) {
@@ -230,6 +260,7 @@ export function MailServerForm({ id }: { id?: string }) {
     />
   );
 
+  const oauth = method?.oauth ?? null;
   if (loadError || !values || !initial) {
     return (
       <FormPageLoadState
@@ -247,7 +278,7 @@ export function MailServerForm({ id }: { id?: string }) {
 
   function row(f: FieldName, control: ReactNode, extra?: ReactNode) {
     return (
-      <FormField id={fieldId(f)} label={LABELS[f]} help={HELP[f]} error={fieldErrors[f]}>
+      <FormField id={fieldId(f)} label={LABELS[f]} help={f === 'username' && oauth ? oauth.help.username : HELP[f]} error={fieldErrors[f]}>
         {control}
         {extra}
       </FormField>
@@ -319,13 +350,14 @@ export function MailServerForm({ id }: { id?: string }) {
       {server && (
         <ConnectionPanel
           server={server}
+          method={methodOf(methods, server.authType)}
           oauth={query.get('oauth')}
           dirty={dirty}
           onServerChange={form.setServer}
           onSettingsSaved={settingsSaved}
         />
       )}
-      {isNew && <OutlookGuideIntro />}
+      {isNew && <GuideIntro methods={methods} />}
 
       <form id="mail-server-form" className="card mail-server-form" onSubmit={submit} noValidate>
         <FormField title id={fieldId('name')} label={LABELS.name} error={fieldErrors.name}>
@@ -333,7 +365,7 @@ export function MailServerForm({ id }: { id?: string }) {
             {...a11y('name')}
             type="text"
             className="input-title"
-            placeholder="e.g. Sales mailbox (Microsoft 365)"
+            placeholder="e.g. Sales mailbox"
             autoComplete="off"
             value={values.name}
             onChange={(e) => set('name', e.target.value)}
@@ -342,19 +374,20 @@ export function MailServerForm({ id }: { id?: string }) {
 
         <div className="form-columns">
           <fieldset className="form-group">
-            <legend>Microsoft 365 account</legend>
+            <legend>Account</legend>
             {row(
               'authType',
-              <select {...a11y('authType')} value={values.authType} onChange={(e) => set('authType', e.target.value)}>
-                {Object.entries(AUTH_TYPE_LABELS).map(([value, label]) => (
-                  <option key={value} value={value}>
-                    {label}
+              <select {...a11y('authType')} value={values.authType} onChange={(e) => changeMethod(e.target.value)}>
+                {(methods ?? []).map((m) => (
+                  <option key={m.authType} value={m.authType}>
+                    {m.label}
                   </option>
                 ))}
+                {!method && <option value={values.authType}>{values.authType}</option>}
               </select>,
             )}
             {text('username', { type: 'email', placeholder: 'sales@contoso.com' })}
-            <div className="field field-checkbox">
+            {oauth && <div className="field field-checkbox">
               <span aria-hidden="true" />
               <div className="field-control">
                 <div className="checkbox-line">
@@ -374,21 +407,35 @@ export function MailServerForm({ id }: { id?: string }) {
                   {HELP.allowAccountMismatch}
                 </p>
               </div>
-            </div>
-            <OAuthCredentialsFields
-              idPrefix="mail-server-"
-              redirectUri={redirectUri}
-              values={values}
-              onChange={set}
-              errors={fieldErrors}
-              secretSet={server?.clientSecretSet ?? false}
-              afterSecret={text('clientSecretExpiresAt', { type: 'date' }, expiryNote)}
-            />
+            </div>}
+            {oauth && (
+              <OAuthCredentialsFields
+                idPrefix="mail-server-"
+                oauth={oauth}
+                values={values}
+                onChange={set}
+                errors={fieldErrors}
+                secretSet={server?.clientSecretSet ?? false}
+                afterSecret={text('clientSecretExpiresAt', { type: 'date' }, expiryNote)}
+              />
+            )}
+            {method?.mechanism === 'password' && (
+              <PasswordField
+                id={fieldId('password')}
+                value={values.password}
+                onChange={(v) => set('password', v)}
+                error={fieldErrors.password}
+                passwordSet={server?.passwordSet ?? false}
+              />
+            )}
+            {method?.mechanism === 'none' && (
+              <p className="field-help">No credentials: the server must accept mail from this machine without authentication (a relay).</p>
+            )}
           </fieldset>
 
           <fieldset className="form-group">
             <legend>Sending</legend>
-            {row(
+            {method?.graph && row(
               'sendUsing',
               <select {...a11y('sendUsing')} value={values.sendUsing} onChange={(e) => set('sendUsing', e.target.value)}>
                 {SEND_USING_OPTIONS.map((o) => (
@@ -398,10 +445,12 @@ export function MailServerForm({ id }: { id?: string }) {
                 ))}
               </select>,
             )}
-            <p className="field-help" id={helpId('sendUsing')}>
-              Azure permissions for this choice: {SEND_PERMISSIONS[values.sendUsing as SendUsing]}.
-              {values.sendUsing === 'graph' && ' Graph sends over HTTPS: SMTP AUTH can stay switched off for the tenant.'}
-            </p>
+            {method?.graph && (
+              <p className="field-help" id={helpId('sendUsing')}>
+                Azure permissions for this choice: {SEND_PERMISSIONS[values.sendUsing as SendUsing]}.
+                {values.sendUsing === 'graph' && ' Graph sends over HTTPS: SMTP AUTH can stay switched off for the tenant.'}
+              </p>
+            )}
             {values.sendUsing !== 'graph' && (
               <>
                 {text('smtpHost')}

@@ -1,4 +1,5 @@
 import type { ReactNode } from 'react';
+import type { AuthMethodChoice } from './api.ts';
 import { CopyButton } from './copy-button.tsx';
 import { fieldA11y } from './field-a11y.ts';
 import { FormField } from './form-field.tsx';
@@ -13,20 +14,15 @@ const LABELS: Record<CredentialField | 'redirectUri', string> = {
   tenant: 'Tenant',
 };
 
-const HELP: Record<CredentialField | 'redirectUri', string> = {
-  redirectUri:
-    'Add this URL as a Web redirect URI of the app registration (Microsoft Entra admin center → App registrations → Authentication).',
-  clientId: 'Application (client) ID of the app registration.',
-  clientSecret: 'The secret’s Value (not its Secret ID), from Certificates & secrets.',
-  tenant: 'common, organizations, consumers, a tenant ID or a domain',
-};
+const TENANT_HELP = 'common, organizations, consumers, a tenant ID or a domain';
 
 const SECRET_SET_PLACEHOLDER = '•••••••• (set — leave empty to keep)';
 
 interface OAuthCredentialsFieldsProps {
   /** Prefix of the element ids, e.g. "mail-server-" gives "mail-server-clientId". */
   idPrefix: string;
-  redirectUri: string;
+  /** The provider as the API describes it: redirect URL, help texts, whether it has tenants. */
+  oauth: NonNullable<AuthMethodChoice['oauth']>;
   values: Record<CredentialField, string>;
   onChange: (field: CredentialField, value: string) => void;
   errors: Record<string, string>;
@@ -38,10 +34,10 @@ interface OAuthCredentialsFieldsProps {
   replacement?: ReactNode;
 }
 
-/** The app registration's fields: OAuth2 Redirect Url (with Copy), Client ID, Client Secret and Tenant. */
+/** The OAuth client's fields: OAuth2 Redirect Url (with Copy), Client ID, Client Secret and, for providers with tenants, Tenant. */
 export function OAuthCredentialsFields({
   idPrefix,
-  redirectUri,
+  oauth,
   values,
   onChange,
   errors,
@@ -50,6 +46,8 @@ export function OAuthCredentialsFields({
   replacement,
 }: OAuthCredentialsFieldsProps) {
   const fieldId = (f: string) => `${idPrefix}${f}`;
+  const redirectUri = oauth.redirectUri;
+  const HELP: Record<CredentialField | 'redirectUri', string> = { ...oauth.help, tenant: TENANT_HELP };
 
   function text(f: CredentialField, props: { type?: string; placeholder?: string; autoComplete?: string } = {}) {
     return (
@@ -85,14 +83,14 @@ export function OAuthCredentialsFields({
       </FormField>
       {replacement ?? (
         <>
-          {text('clientId', { placeholder: '00000000-0000-0000-0000-000000000000' })}
+          {text('clientId', { placeholder: oauth.help.clientIdPlaceholder })}
           {text('clientSecret', {
             type: 'password',
             autoComplete: 'new-password',
             placeholder: secretSet ? SECRET_SET_PLACEHOLDER : undefined,
           })}
           {afterSecret}
-          {text('tenant')}
+          {oauth.tenant && text('tenant')}
         </>
       )}
     </>

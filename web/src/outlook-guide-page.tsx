@@ -173,7 +173,7 @@ export function OutlookGuidePage() {
   const tenant = current?.server.tenant ?? defaults?.tenant ?? 'common';
   const broadTenant = ['common', 'organizations', 'consumers'].includes(tenant.toLowerCase());
   const clientId = current?.server.clientId || null;
-  const authorityHost = hostOf(outgoing?.adminConsentUrl, 'login.microsoftonline.com');
+  const authorityHost = hostOf(outgoing?.adminConsentUrl ?? undefined, 'login.microsoftonline.com');
   const formPath = selected ? serverFormPath(selected.direction, selected.id) : null;
   const isIncoming = selected?.direction === 'incoming';
   const viaGraph = outgoing?.sendUsing === 'graph' || incoming?.serverType === 'graph';
@@ -282,7 +282,7 @@ export function OutlookGuidePage() {
         <p>
           If users of your tenant may not consent to apps themselves, an administrator clicks{' '}
           <strong>Grant admin consent</strong> on that page
-          {outgoing ? (
+          {outgoing?.adminConsentUrl ? (
             <>
               , or opens the <a href={outgoing.adminConsentUrl}>Admin consent link</a> of “{outgoing.name}” once
             </>

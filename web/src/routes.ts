@@ -18,6 +18,7 @@ export const paths = {
   webhooks: '/settings/technical/webhooks',
   webhook: '/settings/technical/webhooks/:id',
   outlookGuide: '/settings/technical/outlook-guide',
+  gmailGuide: '/settings/technical/gmail-guide',
   health: '/settings/technical/health',
   auditLog: '/settings/technical/audit-log',
 } as const;
@@ -48,6 +49,7 @@ const order: RouteName[] = [
   'webhooks',
   'webhook',
   'outlookGuide',
+  'gmailGuide',
   'health',
   'auditLog',
 ];
@@ -102,9 +104,21 @@ export function serverFormPath(direction: 'outgoing' | 'incoming', id: string): 
   return direction === 'incoming' ? incomingMailServerPath(id) : mailServerPath(id);
 }
 
-/** The "How to connect Outlook" guide, optionally at a step (1–7): /settings/technical/outlook-guide#step-N */
-export function guideStepPath(step?: number | null): string {
-  return step ? `${paths.outlookGuide}#step-${step}` : paths.outlookGuide;
+/** Each OAuth provider's "How to connect …" guide, by provider id (the API's authMethods[].oauth.id). */
+const GUIDES: Record<string, string> = { outlook: paths.outlookGuide, gmail: paths.gmailGuide };
+
+/** The guide of a provider; the Outlook guide for an unknown id. */
+export function guidePath(providerId: string | null | undefined, opts: { step?: number | null; server?: string } = {}): string {
+  const base = (providerId && GUIDES[providerId]) || paths.outlookGuide;
+  const query = opts.server ? `?${new URLSearchParams({ server: opts.server }).toString()}` : '';
+  return `${base}${query}${opts.step ? `#step-${opts.step}` : ''}`;
+}
+
+export const hasGuide = (providerId: string | null | undefined): boolean => !!providerId && providerId in GUIDES;
+
+/** A guide, optionally at a step (1–7): /settings/technical/outlook-guide#step-N */
+export function guideStepPath(step?: number | null, providerId?: string | null): string {
+  return guidePath(providerId ?? 'outlook', { step });
 }
 
 /** The guide with a server chosen in its picker. */

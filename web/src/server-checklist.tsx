@@ -16,6 +16,8 @@ interface ServerChecklistProps {
   inPage?: boolean;
   /** id of the heading or label that names the list. */
   labelledBy?: string;
+  /** The provider whose guide the step links open (default Outlook's). */
+  guide?: string | null;
 }
 
 /** "3/4": how many checklist items are done. */
@@ -24,7 +26,7 @@ export function checklistSummary(items: ChecklistItem[]): string {
 }
 
 /** A server's live checklist: ✓ done, ✗ failed, ○ to do, each open item with a link to its guide step. */
-export function ServerChecklist({ items, compact = false, inPage = false, labelledBy }: ServerChecklistProps) {
+export function ServerChecklist({ items, compact = false, inPage = false, labelledBy, guide }: ServerChecklistProps) {
   return (
     <ul className={compact ? 'checklist checklist-compact' : 'checklist'} aria-labelledby={labelledBy}>
       {items.map((item) => {
@@ -41,12 +43,13 @@ export function ServerChecklist({ items, compact = false, inPage = false, labell
               {item.detail && <span className="checklist-detail">{item.detail}</span>}
             </span>
             {item.state !== 'done' &&
+              item.guideStep !== null &&
               (inPage ? (
                 <a className="checklist-step" href={`#step-${item.guideStep}`}>
                   {step}
                 </a>
               ) : (
-                <Link className="checklist-step" to={guideStepPath(item.guideStep)}>
+                <Link className="checklist-step" to={guideStepPath(item.guideStep, guide)}>
                   {step}
                 </Link>
               ))}

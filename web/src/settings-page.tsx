@@ -49,6 +49,11 @@ const technical: SettingsGroup[] = [
         path: paths.outlookGuide,
         description: 'The Azure app registration step by step, with this installation’s values and a live checklist.',
       },
+      {
+        label: 'How to connect Gmail',
+        path: paths.gmailGuide,
+        description: 'The Google Cloud OAuth client and consent screen step by step, with this installation’s redirect URL.',
+      },
     ],
   },
   {

@@ -9,7 +9,7 @@ export const toNullable = (s: string): string | null => (s.trim() === '' ? null 
 type Notice = { kind: 'success' | 'info'; text: string };
 
 /** What differs between the outgoing and the incoming mail server forms. */
-export interface ServerFormSpec<S extends { id: string; name: string; redirectUri: string }, D extends { redirectUri: string }, V extends { clientSecret: string }, I extends { clientSecret?: string }> {
+export interface ServerFormSpec<S extends { id: string; name: string; redirectUri: string | null }, D extends { redirectUri: string }, V extends { clientSecret: string }, I extends { clientSecret?: string }> {
   /** "mail server", "incoming mail server": used in the messages. */
   noun: string;
   listPath: string;
@@ -46,7 +46,7 @@ function changedFields<V extends { clientSecret: string }, I>(toInput: (v: V) =>
  * behaviour both server forms share. Field errors from the API land next to their fields; other
  * errors in an alert at the top.
  */
-export function useServerForm<S extends { id: string; name: string; redirectUri: string }, D extends { redirectUri: string }, V extends { clientSecret: string }, I extends { clientSecret?: string }>(
+export function useServerForm<S extends { id: string; name: string; redirectUri: string | null }, D extends { redirectUri: string }, V extends { clientSecret: string }, I extends { clientSecret?: string }>(
   id: string | undefined,
   flash: string | null | undefined,
   spec: ServerFormSpec<S, D, V, I>,
@@ -54,7 +54,7 @@ export function useServerForm<S extends { id: string; name: string; redirectUri:
   const isNew = id === undefined;
   const [notice, setNotice] = useState<Notice | null>(() => (flash ? { kind: 'success', text: flash } : null));
   const [server, setServer] = useState<S | null>(null);
-  const [redirectUri, setRedirectUri] = useState('');
+  const [redirectUri, setRedirectUri] = useState<string | null>('');
   const [initial, setInitial] = useState<V | null>(null);
   const [values, setValues] = useState<V | null>(null);
   const [loadError, setLoadError] = useState<ApiError | null>(null);

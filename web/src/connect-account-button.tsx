@@ -1,14 +1,16 @@
 import type { TokenStatus } from './api.ts';
 import { Spinner } from './spinner.tsx';
 
-interface ConnectOutlookButtonProps {
+interface ConnectAccountButtonProps {
+  /** The provider's label from the API, e.g. "Connect your Gmail account". */
+  label: string;
   tokenStatus: TokenStatus;
   connecting: boolean;
   onClick: () => void;
 }
 
-/** "Connect your Outlook account": the primary action until the token is valid. */
-export function ConnectOutlookButton({ tokenStatus, connecting, onClick }: ConnectOutlookButtonProps) {
+/** "Connect your … account": the primary action until the token is valid. */
+export function ConnectAccountButton({ label, tokenStatus, connecting, onClick }: ConnectAccountButtonProps) {
   return (
     <button
       type="button"
@@ -18,7 +20,7 @@ export function ConnectOutlookButton({ tokenStatus, connecting, onClick }: Conne
       aria-busy={connecting || undefined}
     >
       {connecting && <Spinner />}
-      Connect your Outlook account
+      {label}
     </button>
   );
 }
