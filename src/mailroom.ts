@@ -13,7 +13,8 @@ import { OutboxService } from './outbox/outbox-service.ts';
 import { OutboxWorker } from './outbox/outbox-worker.ts';
 import { releaseHeld } from './storage/outbox-store.ts';
 import { TokenManager } from './oauth/token-manager.ts';
-import { createSealer, loadOrCreateKey } from './secrets/sealer.ts';
+import { createSealer, loadOrCreateKey, sealKeyCheck, verifyKeyCheck } from './secrets/sealer.ts';
+import { settingOnce } from './storage/cluster-store.ts';
 import { MailServerService } from './servers/mail-server-service.ts';
 import { SubmissionListener } from './submission/submission-listener.ts';
 import { type OpenedDatabase, openDatabase } from './storage/database.ts';
@@ -49,12 +50,20 @@ export interface Mailroom {
 
 export async function createMailroom(config: Config, logger: Logger, opts: { now?: () => Date } = {}): Promise<Mailroom> {
   const database = await openDatabase(config.databaseUrl);
-  const sealer = createSealer(loadOrCreateKey(config.secretKey, config.dataDir));
+  const key = loadOrCreateKey(config.secretKey, config.dataDir);
+  const sealer = createSealer(key);
+  try {
+    verifyKeyCheck(sealer, await settingOnce(database.db, 'secret_key_check', sealKeyCheck(sealer), new Date()), key);
+  } catch (e) {
+    await database.close();
+    throw e;
+  }
   tightenDir(config.dataDir);
   const { db } = database;
   const now = opts.now ?? (() => new Date());
   const tokens = new TokenManager({
     db,
+    dialect: database.dialect,
     sealer,
     config,
     now,

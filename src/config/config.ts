@@ -142,6 +142,12 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     }
   }
 
+  // Instances sharing one PostgreSQL must open each other's sealed secrets: a key file made by each
+  // instance in its own DATA_DIR would differ on every machine.
+  if (rawKey === undefined && /^postgres(ql)?:\/\//.test(databaseUrl)) {
+    problems.push('MAILROOM_SECRET_KEY is required with a PostgreSQL DATABASE_URL: give every instance the same key (generate one with: openssl rand -base64 32)');
+  }
+
   let microsoftAuthorityHost = 'https://login.microsoftonline.com';
   const rawAuthority = get('MICROSOFT_AUTHORITY_HOST');
   if (rawAuthority !== undefined) {

@@ -238,7 +238,25 @@ export interface AttemptLimitTable {
   attempts: number;
 }
 
+export interface ClusterSettingTable {
+  name: string;
+  value: string;
+  created_at: string;
+}
+
+export interface LeaseTable {
+  /** What is held, e.g. `mailbox:<server id>` or `lifecycle`. */
+  name: string;
+  /** The instance holding it (host, pid and a random part). */
+  holder: string;
+  acquired_at: string;
+  renewed_at: string;
+  expires_at: string;
+}
+
 export interface Database {
+  cluster_settings: ClusterSettingTable;
+  leases: LeaseTable;
   attempt_limits: AttemptLimitTable;
   audit_events: AuditEventTable;
   inbound_folder_states: InboundFolderStateTable;

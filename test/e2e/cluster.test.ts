@@ -1,0 +1,103 @@
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { after, before, test } from 'node:test';
+import { apiClient, waitFor } from '../helpers/e2e.ts';
+import { type MailroomProcess, startMailroomProcess } from '../helpers/mailroom-process.ts';
+import { createTestDatabase, storeTokensPg, type TestPostgres } from '../helpers/postgres-db.ts';
+import { getToken } from '../peers/get-token.ts';
+import { type Peers, startPeers } from '../peers/index.ts';
+
+// Several real Mailroom processes, each with its own DATA_DIR, on one PostgreSQL database: they
+// behave as one system (one refresh per token, one fetcher per mailbox, work done once).
+const CLIENT_ID = '7c8d9e0f-1a2b-4c3d-8e4f-5a6b7c8d9e0f';
+const CLIENT_SECRET = 'Cl9Q~cluster.Test-Secret_Value~0123456789';
+const MAILBOX = 'cluster@example.test';
+const TOKEN_REDIRECT = 'http://127.0.0.1:9/token-helper';
+const T = { timeout: 240_000 };
+
+const KEY = randomBytes(32);
+let peers: Peers;
+let pgdb: TestPostgres;
+let env: Record<string, string>;
+const procs: MailroomProcess[] = [];
+let apiKey: string;
+
+const apiOf = (p: () => MailroomProcess) => apiClient(() => p().baseUrl, () => apiKey);
+const messageIdOf = (raw: Buffer) => /^Message-ID:\s*(<[^>]+>)/im.exec(raw.toString('latin1'))?.[1];
+
+async function start(extra: Record<string, string> = {}): Promise<MailroomProcess> {
+  const p = await startMailroomProcess({ ...env, ...extra });
+  procs.push(p);
+  return p;
+}
+
+before(async () => {
+  peers = await startPeers({ clients: [{ clientId: CLIENT_ID, clientSecret: CLIENT_SECRET, redirectUris: [TOKEN_REDIRECT] }] });
+  pgdb = await createTestDatabase();
+  env = {
+    DATABASE_URL: pgdb.url,
+    MAILROOM_SECRET_KEY: KEY.toString('base64'),
+    MICROSOFT_AUTHORITY_HOST: peers.authServer.authorityHost,
+    NODE_EXTRA_CA_CERTS: peers.caFile,
+    LOG_LEVEL: 'warn',
+    // Dovecot resets a connection now and then when a dozen open at once: retry soon, not in 30 s.
+    OUTBOX_RETRY_BASE_SECONDS: '1',
+  };
+});
+
+after(async () => {
+  if (process.env.E2E_DEBUG) (await import('node:fs')).writeFileSync('/tmp/mailroom-cluster.log', procs.map((p) => p.output()).join('\n=====\n'));
+  await Promise.allSettled(procs.map((p) => p.stop()));
+  await pgdb?.drop();
+  await peers?.stop();
+});
+
+test('an instance started with another secret key refuses to start and says why', T, async () => {
+  const first = await start();
+  const other = randomBytes(32).toString('base64');
+  await assert.rejects(
+    startMailroomProcess({ ...env, MAILROOM_SECRET_KEY: other }),
+    (e: Error) => /mailroom exited with 1/.test(e.message) && /secret key .* cannot open the secrets stored in the database/.test(e.message) && /same MAILROOM_SECRET_KEY/.test(e.message),
+  );
+  // Without any key, PostgreSQL is refused at once (a key file per DATA_DIR would differ per machine).
+  await assert.rejects(startMailroomProcess({ ...env, MAILROOM_SECRET_KEY: '' }), /MAILROOM_SECRET_KEY is required with a PostgreSQL DATABASE_URL/);
+  assert.equal((await fetch(`${first.baseUrl}/readyz`)).status, 200, 'the running instance is unaffected');
+  const rows = await pgdb.query<{ name: string }>('select name from cluster_settings');
+  assert.deepEqual(rows.map((r) => r.name), ['secret_key_check']);
+});
+
+test('three instances, a stale access token and a burst on each: one refresh at the authorization server, every message delivered once', T, async () => {
+  while (procs.length < 3) await start();
+  apiKey = /\n(mr_\S+)/.exec(await procs[0]!.cli('apikey', 'create', '--name', 'erp', '--scope', 'admin'))![1]!;
+  const api = apiOf(() => procs[0]!);
+  const server = await api('POST', '/api/v1/mail-servers', { name: 'Cluster', username: MAILBOX, clientId: CLIENT_ID, clientSecret: CLIENT_SECRET, smtpHost: '127.0.0.1', smtpPort: peers.dovecot.submissionPort });
+  assert.equal(server.status, 201, server.text);
+  const t = await getToken({ authorityHost: peers.authServer.authorityHost, ca: peers.ca.caPem, clientId: CLIENT_ID, clientSecret: CLIENT_SECRET, redirectUri: TOKEN_REDIRECT, login: MAILBOX });
+  // Expired an hour ago: the first send on any instance must refresh it.
+  await storeTokensPg(pgdb, KEY, server.json.id, MAILBOX, t, peers.authServer.tenantId, { accessExpiresAt: new Date(Date.now() - 3600_000) });
+  const tokenRequestsBefore = peers.authServer.tokenRequestCount();
+  const sinkBefore = peers.sink.messages.length;
+
+  // Test Connection asks each instance's token manager for a token at the same moment, then the burst.
+  const tested = await Promise.all(procs.slice(0, 3).map((p) => apiOf(() => p)('POST', `/api/v1/mail-servers/${server.json.id}/test`)));
+  for (const r of tested) assert.equal(r.json.ok, true, r.text);
+  const PER = 40;
+  const accepted = new Set<string>();
+  await Promise.all(
+    procs.slice(0, 3).map(async (p, i) => {
+      const send = apiOf(() => p);
+      const replies = await Promise.all(Array.from({ length: PER }, (_, k) => send('POST', '/api/v1/messages', { from: MAILBOX, to: ['archive@remote.example'], subject: `Burst ${i}-${k}`, text: 'x' })));
+      for (const r of replies) {
+        assert.equal(r.status, 202, r.text);
+        accepted.add(r.json.messageId);
+      }
+    }),
+  );
+  assert.equal(accepted.size, 3 * PER);
+  await waitFor('every message delivered', async () => (peers.sink.messages.length - sinkBefore >= accepted.size ? true : undefined), 90_000, 200);
+  await new Promise((r) => setTimeout(r, 1000)); // a duplicate would arrive now
+  const ids = peers.sink.messages.slice(sinkBefore).map((m) => messageIdOf(m.raw));
+  assert.equal(ids.length, accepted.size, 'no message delivered twice');
+  assert.deepEqual(new Set(ids), accepted);
+  assert.equal(peers.authServer.tokenRequestCount() - tokenRequestsBefore, 1, 'one refresh-token request for the whole cluster');
+});
