@@ -1,3 +1,5 @@
+import { randomBytes } from 'node:crypto';
+import { hostname } from 'node:os';
 import type { Config } from './config/config.ts';
 import { AdminService } from './auth/admin-service.ts';
 import { LoginLimiter } from './auth/login-limiter.ts';
@@ -25,6 +27,8 @@ import { sendStatus } from './outbox/send-status.ts';
 /** Everything a running Mailroom needs, wired once; HTTP, CLI and tests build on this. */
 export interface Mailroom {
   config: Config;
+  /** This instance's name in lease rows (several instances on one PostgreSQL). */
+  instance: string;
   logger: Logger;
   database: OpenedDatabase;
   admins: AdminService;
@@ -60,6 +64,8 @@ export async function createMailroom(config: Config, logger: Logger, opts: { now
   }
   tightenDir(config.dataDir);
   const { db } = database;
+  // Who holds a lease (a mailbox, the lifecycle jobs): host and pid for people, a random part for uniqueness.
+  const instance = `${hostname()}:${process.pid}:${randomBytes(3).toString('hex')}`;
   const now = opts.now ?? (() => new Date());
   const tokens = new TokenManager({
     db,
@@ -76,11 +82,11 @@ export async function createMailroom(config: Config, logger: Logger, opts: { now
   const gates = new ConnectionGates();
   const worker = new OutboxWorker({ db, dialect: database.dialect, config: config.outbox, graphHost: config.microsoftGraph.host, tokens, gates, logger, now });
   const inbound = new InboundMessageService({ db, dataDir: config.dataDir });
-  const incoming = new IncomingServerService({ db, sealer, config, tokens, logger, now });
+  const incoming = new IncomingServerService({ db, sealer, config, tokens, logger, now, instance });
   const webhooks = new WebhookService({ db, sealer, messages: inbound, logger, config: config.webhooks, now });
   const audit = new AuditLog(db, now);
   const outbox = new OutboxService({ db, config: config.outbox, now, onEnqueued: () => worker.kick() });
-  const lifecycle = new LifecycleService({ db, tokens, outbox, audit, logger, baseUrl: config.baseUrl, now });
+  const lifecycle = new LifecycleService({ db, tokens, outbox, audit, logger, baseUrl: config.baseUrl, now, instance });
   const apiKeys = new ApiKeyService(db, now);
   const submission = config.submission
     ? new SubmissionListener({
@@ -97,6 +103,7 @@ export async function createMailroom(config: Config, logger: Logger, opts: { now
     : null;
   return {
     config,
+    instance,
     logger,
     database,
     admins: new AdminService(db, now),

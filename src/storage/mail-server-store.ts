@@ -239,6 +239,11 @@ export async function setLastFetch(db: Db, id: string, at: string): Promise<void
   await db.updateTable('mail_servers').set({ last_fetch_at: at }).where('id', '=', id).execute();
 }
 
+/** Fetch Now on an instance that does not hold the mailbox: the holder sees it due at its next tick. */
+export async function clearLastFetch(db: Db, id: string): Promise<void> {
+  await db.updateTable('mail_servers').set({ last_fetch_at: null }).where('id', '=', id).execute();
+}
+
 export async function deleteMailServer(db: Db, id: string): Promise<boolean> {
   const r = await db.deleteFrom('mail_servers').where('id', '=', id).executeTakeFirst();
   return Number(r.numDeletedRows) === 1;

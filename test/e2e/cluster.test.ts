@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
+import { createServer, type Server } from 'node:http';
 import { after, before, test } from 'node:test';
 import { apiClient, waitFor } from '../helpers/e2e.ts';
 import { type MailroomProcess, startMailroomProcess } from '../helpers/mailroom-process.ts';
@@ -21,6 +22,9 @@ let pgdb: TestPostgres;
 let env: Record<string, string>;
 const procs: MailroomProcess[] = [];
 let apiKey: string;
+let outgoingId: string;
+let receiver: Server;
+const hooks: Array<{ messageId: string; subject: string }> = [];
 
 const apiOf = (p: () => MailroomProcess) => apiClient(() => p().baseUrl, () => apiKey);
 const messageIdOf = (raw: Buffer) => /^Message-ID:\s*(<[^>]+>)/im.exec(raw.toString('latin1'))?.[1];
@@ -34,6 +38,16 @@ async function start(extra: Record<string, string> = {}): Promise<MailroomProces
 before(async () => {
   peers = await startPeers({ clients: [{ clientId: CLIENT_ID, clientSecret: CLIENT_SECRET, redirectUris: [TOKEN_REDIRECT] }] });
   pgdb = await createTestDatabase();
+  receiver = createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      const payload = JSON.parse(Buffer.concat(chunks).toString('utf8'));
+      hooks.push({ messageId: payload.message.messageId, subject: payload.message.subject });
+      res.writeHead(204).end();
+    });
+  });
+  await new Promise<void>((r) => receiver.listen(0, '127.0.0.1', r));
   env = {
     DATABASE_URL: pgdb.url,
     MAILROOM_SECRET_KEY: KEY.toString('base64'),
@@ -48,6 +62,7 @@ before(async () => {
 after(async () => {
   if (process.env.E2E_DEBUG) (await import('node:fs')).writeFileSync('/tmp/mailroom-cluster.log', procs.map((p) => p.output()).join('\n=====\n'));
   await Promise.allSettled(procs.map((p) => p.stop()));
+  await new Promise((r) => receiver?.close(r));
   await pgdb?.drop();
   await peers?.stop();
 });
@@ -72,6 +87,7 @@ test('three instances, a stale access token and a burst on each: one refresh at 
   const api = apiOf(() => procs[0]!);
   const server = await api('POST', '/api/v1/mail-servers', { name: 'Cluster', username: MAILBOX, clientId: CLIENT_ID, clientSecret: CLIENT_SECRET, smtpHost: '127.0.0.1', smtpPort: peers.dovecot.submissionPort });
   assert.equal(server.status, 201, server.text);
+  outgoingId = server.json.id;
   const t = await getToken({ authorityHost: peers.authServer.authorityHost, ca: peers.ca.caPem, clientId: CLIENT_ID, clientSecret: CLIENT_SECRET, redirectUri: TOKEN_REDIRECT, login: MAILBOX });
   // Expired an hour ago: the first send on any instance must refresh it.
   await storeTokensPg(pgdb, KEY, server.json.id, MAILBOX, t, peers.authServer.tenantId, { accessExpiresAt: new Date(Date.now() - 3600_000) });
@@ -100,4 +116,70 @@ test('three instances, a stale access token and a burst on each: one refresh at 
   assert.equal(ids.length, accepted.size, 'no message delivered twice');
   assert.deepEqual(new Set(ids), accepted);
   assert.equal(peers.authServer.tokenRequestCount() - tokenRequestsBefore, 1, 'one refresh-token request for the whole cluster');
+});
+
+let n = 0;
+function rawMessage(subject: string, body = 'Hello from the test.'): { raw: string; messageId: string } {
+  const messageId = `<cluster-${Date.now()}-${++n}@sender.example>`;
+  const raw = ['From: Customer <customer@sender.example>', `To: ${MAILBOX}`, `Subject: ${subject}`, `Message-ID: ${messageId}`, 'Date: Sat, 28 Nov 2026 09:00:00 +0000', 'MIME-Version: 1.0', 'Content-Type: text/plain; charset=utf-8', '', body, ''].join('\r\n');
+  return { raw, messageId };
+}
+
+const importedIds = async () => (await pgdb.query<{ message_id: string }>('select message_id from inbound_messages')).map((r) => r.message_id);
+
+test('one mailbox, three instances: one holds the fetch lease, each message is imported and sent to the webhook once; when the holder dies another takes over', T, async () => {
+  const api = apiOf(() => procs[0]!);
+  const hook = await api('POST', '/api/v1/webhooks', { url: `http://127.0.0.1:${(receiver.address() as { port: number }).port}/erp`, description: 'ERP' });
+  assert.equal(hook.status, 201, hook.text);
+  const created = await api('POST', '/api/v1/incoming-servers', {
+    name: 'Cluster inbox',
+    imapHost: '127.0.0.1',
+    imapPort: peers.dovecot.imapsPort,
+    imapSecurity: 'tls',
+    username: MAILBOX,
+    folder: 'INBOX',
+    afterFetch: 'mark_read',
+    intervalMinutes: 1,
+    tokenSourceId: outgoingId,
+  });
+  assert.equal(created.status, 201, created.text);
+  const incomingId = created.json.id;
+  const sent = [];
+  for (let i = 0; i < 6; i++) {
+    const m = rawMessage(`Cluster inbound ${i}`);
+    sent.push(m.messageId);
+    await peers.dovecot.deliver(MAILBOX, m.raw);
+  }
+  await waitFor('six messages imported', async () => ((await importedIds()).length >= 6 ? true : undefined), 60_000, 250);
+
+  // The claim is in the data: one lease row, and every instance names the same holder.
+  const leases = await pgdb.query<{ holder: string }>(`select holder from leases where name = 'mailbox:${incomingId}'`);
+  assert.equal(leases.length, 1);
+  const holder = leases[0]!.holder;
+  const views = await Promise.all(procs.map((p) => apiOf(() => p)('GET', '/api/v1/health/servers')));
+  const instances = views.map((v) => v.json.instance as string);
+  assert.equal(new Set(instances).size, 3, 'three instances answered');
+  for (const v of views) assert.equal(v.json.items.find((s: { id: string }) => s.id === incomingId).fetchedBy, holder);
+  const holderIndex = instances.indexOf(holder);
+  assert.ok(holderIndex >= 0, `the holder ${holder} is one of ${instances.join(', ')}`);
+
+  await new Promise((r) => setTimeout(r, 2000)); // a second fetcher would import again or post again by now
+  const ids = await importedIds();
+  assert.deepEqual(ids.filter((id) => sent.includes(id)).sort(), [...sent].sort(), 'each message imported exactly once');
+  await waitFor('six webhook deliveries', async () => (hooks.filter((h) => sent.includes(h.messageId)).length >= 6 ? true : undefined), 30_000);
+  await new Promise((r) => setTimeout(r, 1000));
+  assert.equal(hooks.filter((h) => sent.includes(h.messageId)).length, 6, 'each message posted to the webhook once, not once per instance');
+
+  // kill -9 the fetcher: its lease runs out (25 s by default) and another instance takes the mailbox.
+  const killedAt = Date.now();
+  await procs[holderIndex]!.crash();
+  const late = rawMessage('After the holder died');
+  await peers.dovecot.deliver(MAILBOX, late.raw);
+  await waitFor('the new message imported by another instance', async () => ((await importedIds()).includes(late.messageId) ? true : undefined), 60_000, 250);
+  const tookOver = (Date.now() - killedAt) / 1000;
+  const [after] = await pgdb.query<{ holder: string }>(`select holder from leases where name = 'mailbox:${incomingId}'`);
+  assert.notEqual(after!.holder, holder);
+  assert.ok(instances.includes(after!.holder));
+  assert.equal((await importedIds()).filter((id) => id === late.messageId).length, 1);
+  console.log(`# mailbox taken over and new mail imported ${tookOver.toFixed(1)} s after kill -9 of its fetcher`);
 });
