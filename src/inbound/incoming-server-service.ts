@@ -367,7 +367,7 @@ export class IncomingServerService {
     this.runs.set(server.id, state);
     const p = (async () => {
       try {
-        const deps = { db: this.deps.db, dataDir: this.deps.config.dataDir, tokens: this.deps.tokens, logger: this.deps.logger, parser: this.parser, now: () => this.now(), graphHost: this.deps.config.microsoftGraph.host };
+        const deps = { db: this.deps.db, dataDir: this.deps.config.dataDir, rawInDatabase: this.deps.config.databaseUrl.startsWith('postgres'), tokens: this.deps.tokens, logger: this.deps.logger, parser: this.parser, now: () => this.now(), graphHost: this.deps.config.microsoftGraph.host };
         const progress = (pr: { fetched: number; total: number }) => {
           state.fetched = pr.fetched;
           state.total = pr.total;

@@ -350,6 +350,19 @@ const migrations = (dialect: Dialect): Record<string, Migration> => ({
         .execute();
     },
   },
+  '0014_inbound_raw_chunks': {
+    async up(db: Kysely<any>) {
+      // Raw inbound messages above the 512 KB kept whole in inbound_raw, on PostgreSQL (no shared disk):
+      // written and read a chunk at a time, so a 40 MB message never sits whole in memory.
+      await db.schema
+        .createTable('inbound_raw_chunks')
+        .addColumn('inbound_message_id', 'text', (c) => c.notNull())
+        .addColumn('seq', 'integer', (c) => c.notNull())
+        .addColumn('data', dialect === 'postgres' ? 'bytea' : 'blob', (c) => c.notNull())
+        .addPrimaryKeyConstraint('inbound_raw_chunks_pk', ['inbound_message_id', 'seq'])
+        .execute();
+    },
+  },
 });
 
 export async function migrateToLatest(db: Kysely<any>, dialect: Dialect): Promise<void> {

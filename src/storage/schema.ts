@@ -238,6 +238,13 @@ export interface AttemptLimitTable {
   attempts: number;
 }
 
+export interface InboundRawChunkTable {
+  inbound_message_id: string;
+  /** 0, 1, 2…: the message is the chunks in this order. */
+  seq: number;
+  data: Buffer;
+}
+
 export interface ClusterSettingTable {
   name: string;
   value: string;
@@ -262,6 +269,7 @@ export interface Database {
   inbound_folder_states: InboundFolderStateTable;
   inbound_messages: InboundMessageTable;
   inbound_raw: InboundRawTable;
+  inbound_raw_chunks: InboundRawChunkTable;
   webhooks: WebhookTable;
   webhook_deliveries: WebhookDeliveryTable;
   api_keys: ApiKeyTable;

@@ -144,13 +144,25 @@ test('one mailbox, three instances: one holds the fetch lease, each message is i
   });
   assert.equal(created.status, 201, created.text);
   const incomingId = created.json.id;
-  const sent = [];
+  const sent: string[] = [];
   for (let i = 0; i < 6; i++) {
     const m = rawMessage(`Cluster inbound ${i}`);
     sent.push(m.messageId);
     await peers.dovecot.deliver(MAILBOX, m.raw);
   }
-  await waitFor('six messages imported', async () => ((await importedIds()).length >= 6 ? true : undefined), 60_000, 250);
+  // 2 MB: above the 512 KB kept whole, so on PostgreSQL it is written to the database in chunks.
+  const big = rawMessage('Cluster inbound large', `${'0123456789abcdef'.repeat(4).concat('\r\n').repeat(Math.ceil((2 * 1024 * 1024) / 66))}`);
+  sent.push(big.messageId);
+  await peers.dovecot.deliver(MAILBOX, big.raw);
+  await waitFor('seven messages imported', async () => ((await importedIds()).length >= 7 ? true : undefined), 60_000, 250);
+  const [bigRow] = await pgdb.query<{ id: string; raw_path: string }>('select id, raw_path from inbound_messages where message_id = $1', [big.messageId]);
+  assert.equal(bigRow!.raw_path, '', 'not a file in one instance\'s DATA_DIR');
+  const [chunks] = await pgdb.query<{ n: string }>('select count(*) as n from inbound_raw_chunks where inbound_message_id = $1', [bigRow!.id]);
+  assert.ok(Number(chunks!.n) >= 8, `stored in chunks (${chunks!.n})`);
+  const raws = await Promise.all(procs.map(async (p) => Buffer.from(await (await fetch(`${p.baseUrl}/api/v1/inbound-messages/${bigRow!.id}/raw`, { headers: { authorization: `Bearer ${apiKey}` } })).arrayBuffer())));
+  assert.ok(raws[0]!.length > 2 * 1024 * 1024);
+  assert.ok(raws[0]!.includes(Buffer.from(big.raw)), 'the message as delivered');
+  for (const r of raws) assert.ok(r.equals(raws[0]!), 'identical raw MIME from every instance');
 
   // The claim is in the data: one lease row, and every instance names the same holder.
   const leases = await pgdb.query<{ holder: string }>(`select holder from leases where name = 'mailbox:${incomingId}'`);
@@ -166,9 +178,9 @@ test('one mailbox, three instances: one holds the fetch lease, each message is i
   await new Promise((r) => setTimeout(r, 2000)); // a second fetcher would import again or post again by now
   const ids = await importedIds();
   assert.deepEqual(ids.filter((id) => sent.includes(id)).sort(), [...sent].sort(), 'each message imported exactly once');
-  await waitFor('six webhook deliveries', async () => (hooks.filter((h) => sent.includes(h.messageId)).length >= 6 ? true : undefined), 30_000);
+  await waitFor('seven webhook deliveries', async () => (hooks.filter((h) => sent.includes(h.messageId)).length >= 7 ? true : undefined), 30_000);
   await new Promise((r) => setTimeout(r, 1000));
-  assert.equal(hooks.filter((h) => sent.includes(h.messageId)).length, 6, 'each message posted to the webhook once, not once per instance');
+  assert.equal(hooks.filter((h) => sent.includes(h.messageId)).length, 7, 'each message posted to the webhook once, not once per instance');
 
   // kill -9 the fetcher: its lease runs out (25 s by default) and another instance takes the mailbox.
   const killedAt = Date.now();
