@@ -1,3 +1,5 @@
+import { randomBytes } from 'node:crypto';
+import { hostname } from 'node:os';
 import type { Config } from './config/config.ts';
 import { AdminService } from './auth/admin-service.ts';
 import { LoginLimiter } from './auth/login-limiter.ts';
@@ -13,7 +15,8 @@ import { OutboxService } from './outbox/outbox-service.ts';
 import { OutboxWorker } from './outbox/outbox-worker.ts';
 import { releaseHeld } from './storage/outbox-store.ts';
 import { TokenManager } from './oauth/token-manager.ts';
-import { createSealer, loadOrCreateKey } from './secrets/sealer.ts';
+import { createSealer, loadOrCreateKey, sealKeyCheck, verifyKeyCheck } from './secrets/sealer.ts';
+import { settingOnce } from './storage/cluster-store.ts';
 import { MailServerService } from './servers/mail-server-service.ts';
 import { SubmissionListener } from './submission/submission-listener.ts';
 import { type OpenedDatabase, openDatabase } from './storage/database.ts';
@@ -24,6 +27,8 @@ import { sendStatus } from './outbox/send-status.ts';
 /** Everything a running Mailroom needs, wired once; HTTP, CLI and tests build on this. */
 export interface Mailroom {
   config: Config;
+  /** This instance's name in lease rows (several instances on one PostgreSQL). */
+  instance: string;
   logger: Logger;
   database: OpenedDatabase;
   admins: AdminService;
@@ -49,12 +54,22 @@ export interface Mailroom {
 
 export async function createMailroom(config: Config, logger: Logger, opts: { now?: () => Date } = {}): Promise<Mailroom> {
   const database = await openDatabase(config.databaseUrl);
-  const sealer = createSealer(loadOrCreateKey(config.secretKey, config.dataDir));
+  const key = loadOrCreateKey(config.secretKey, config.dataDir);
+  const sealer = createSealer(key);
+  try {
+    verifyKeyCheck(sealer, await settingOnce(database.db, 'secret_key_check', sealKeyCheck(sealer), new Date()), key);
+  } catch (e) {
+    await database.close();
+    throw e;
+  }
   tightenDir(config.dataDir);
   const { db } = database;
+  // Who holds a lease (a mailbox, the lifecycle jobs): host and pid for people, a random part for uniqueness.
+  const instance = `${hostname()}:${process.pid}:${randomBytes(3).toString('hex')}`;
   const now = opts.now ?? (() => new Date());
   const tokens = new TokenManager({
     db,
+    dialect: database.dialect,
     sealer,
     config,
     now,
@@ -67,11 +82,11 @@ export async function createMailroom(config: Config, logger: Logger, opts: { now
   const gates = new ConnectionGates();
   const worker = new OutboxWorker({ db, dialect: database.dialect, config: config.outbox, graphHost: config.microsoftGraph.host, tokens, gates, logger, now });
   const inbound = new InboundMessageService({ db, dataDir: config.dataDir });
-  const incoming = new IncomingServerService({ db, sealer, config, tokens, logger, now });
+  const incoming = new IncomingServerService({ db, sealer, config, tokens, logger, now, instance });
   const webhooks = new WebhookService({ db, sealer, messages: inbound, logger, config: config.webhooks, now });
   const audit = new AuditLog(db, now);
   const outbox = new OutboxService({ db, config: config.outbox, now, onEnqueued: () => worker.kick() });
-  const lifecycle = new LifecycleService({ db, tokens, outbox, audit, logger, baseUrl: config.baseUrl, now });
+  const lifecycle = new LifecycleService({ db, tokens, outbox, audit, logger, baseUrl: config.baseUrl, now, instance });
   const apiKeys = new ApiKeyService(db, now);
   const submission = config.submission
     ? new SubmissionListener({
@@ -88,6 +103,7 @@ export async function createMailroom(config: Config, logger: Logger, opts: { now
     : null;
   return {
     config,
+    instance,
     logger,
     database,
     admins: new AdminService(db, now),

@@ -26,6 +26,11 @@ export interface Config {
   readonly inboundEnabled: boolean;
   /** Worker threads that parse fetched mail; 0 parses on the main thread. */
   readonly inboundParseThreads: number;
+  /**
+   * How long an instance's claim on a mailbox lasts without renewal (renewed every 5 s while it
+   * lives): another instance takes a dead one's mailboxes over within this plus 5 s.
+   */
+  readonly inboundLeaseMs: number;
   readonly http: HttpConfig;
   /** The SMTP submission listener, or null when neither SMTP port is set (the default). */
   readonly submission: SubmissionConfig | null;
@@ -142,6 +147,12 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     }
   }
 
+  // Instances sharing one PostgreSQL must open each other's sealed secrets: a key file made by each
+  // instance in its own DATA_DIR would differ on every machine.
+  if (rawKey === undefined && /^postgres(ql)?:\/\//.test(databaseUrl)) {
+    problems.push('MAILROOM_SECRET_KEY is required with a PostgreSQL DATABASE_URL: give every instance the same key (generate one with: openssl rand -base64 32)');
+  }
+
   let microsoftAuthorityHost = 'https://login.microsoftonline.com';
   const rawAuthority = get('MICROSOFT_AUTHORITY_HOST');
   if (rawAuthority !== undefined) {
@@ -224,6 +235,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     timeoutMs: num('WEBHOOK_TIMEOUT_SECONDS', 10, 1, 300) * 1000,
   });
   const inboundEnabled = (get('INBOUND_WORKER') ?? 'on') !== 'off';
+  const inboundLeaseMs = num('INBOUND_LEASE_SECONDS', 25, 6, 3600) * 1000;
   const inboundParseThreads = Math.floor(num('INBOUND_PARSE_THREADS', Math.max(1, availableParallelism() - 1), 0, 64));
 
   let trustProxy: HttpConfig['trustProxy'] = false;
@@ -255,7 +267,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   const submission = submissionConfig(get, port, problems);
 
   if (problems.length > 0) throw new ConfigError(problems);
-  return Object.freeze({ port, host, baseUrl, dataDir, databaseUrl, secretKey, microsoftAuthorityHost, google, microsoftGraph, plaintextHosts, logLevel, outbox, webhooks, inboundEnabled, inboundParseThreads, http, submission });
+  return Object.freeze({ port, host, baseUrl, dataDir, databaseUrl, secretKey, microsoftAuthorityHost, google, microsoftGraph, plaintextHosts, logLevel, outbox, webhooks, inboundEnabled, inboundParseThreads, inboundLeaseMs, http, submission });
 }
 
 function submissionConfig(get: (k: string) => string | undefined, httpPort: number, problems: string[]): SubmissionConfig | null {

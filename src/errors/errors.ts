@@ -23,6 +23,10 @@ export const ERRORS = {
   MR_AUTH_FORBIDDEN: 403,
   MR_SECRET_TAMPERED: 500,
   MR_SECRET_KEY_UNKNOWN: 500,
+  /** At start: this instance's key does not open the check value the first instance sealed. */
+  MR_SECRET_KEY_MISMATCH: 500,
+  /** The database cannot be reached (restarted, network down): try again shortly. */
+  MR_DATABASE_UNAVAILABLE: 503,
   MR_OAUTH_STATE_INVALID: 400,
   MR_OAUTH_NOT_CONFIGURED: 422,
   MR_OAUTH_PROVIDER_ERROR: 502,

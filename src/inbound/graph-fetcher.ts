@@ -10,7 +10,7 @@ import { findToken, type MailServerRecord } from '../storage/mail-server-store.t
 import { listWebhooks } from '../storage/webhook-store.ts';
 import { type FetchedMessage, inboundRows } from './inbound-rows.ts';
 import type { FetcherDeps, FetchResult } from './mailbox-fetcher.ts';
-import { parseMessage, storeAndParse } from './parse-message.ts';
+import { discardRaw, parseMessage, storeRaw } from './parse-message.ts';
 
 /** Marks Graph-fetched rows in the folder state, where IMAP keeps a UIDVALIDITY. */
 const GRAPH_STATE = 'graph';
@@ -108,7 +108,7 @@ export async function fetchNewGraph(
     const fresh = ids.filter((id) => !known.has(`graph:${id}`));
     skipped += ids.length - fresh.length;
     const got: FetchedMessage[] = new Array(fresh.length);
-    const files: string[] = [];
+    const files: Array<Pick<FetchedMessage, 'id' | 'raw'>> = [];
     try {
       for (let k = 0; k < fresh.length; k += DOWNLOADS_AT_ONCE) {
         await Promise.all(
@@ -135,7 +135,7 @@ export async function fetchNewGraph(
       }
       link = next;
     } catch (e) {
-      for (const f of files) rmSync(join(deps.dataDir, f), { force: true });
+      for (const f of files) await discardRaw(deps, f.raw, f.id);
       throw e;
     }
     if (!page['@odata.nextLink']) break;
@@ -144,7 +144,7 @@ export async function fetchNewGraph(
 }
 
 /** One message's raw MIME: kept in memory when small, streamed to a file and parsed on the way when large. */
-async function download(deps: FetcherDeps & { graphHost: string }, server: MailServerRecord, remoteId: string, uid: number, files: string[]): Promise<FetchedMessage> {
+async function download(deps: FetcherDeps & { graphHost: string }, server: MailServerRecord, remoteId: string, uid: number, files: Array<Pick<FetchedMessage, 'id' | 'raw'>>): Promise<FetchedMessage> {
   const path = `${userPath(server.username)}/messages/${encodeURIComponent(remoteId)}/$value`;
   const token = (await deps.tokens.getAccessToken(server.id)).accessToken;
   let r = await graphRequest(deps.graphHost, { method: 'GET', path, token, headers: { prefer: 'IdType="ImmutableId"' } });
@@ -156,9 +156,9 @@ async function download(deps: FetcherDeps & { graphHost: string }, server: MailS
     const mime = Buffer.from(await r.arrayBuffer());
     return { uid, id, parsed: await parseMessage(mime), raw: { mime }, remoteId };
   }
-  const { rawPath, ...parsed } = await storeAndParse(Readable.fromWeb(r.body as unknown as WebReadableStream), deps.dataDir, server.id, id);
-  files.push(rawPath);
-  return { uid, id, parsed, raw: { path: rawPath }, remoteId };
+  const { raw, ...parsed } = await storeRaw(Readable.fromWeb(r.body as unknown as WebReadableStream), deps, server.id, id);
+  files.push({ id, raw });
+  return { uid, id, parsed, raw, remoteId };
 }
 
 /** Test & Confirm through Graph: a Graph token, the folder found, Mail.ReadWrite granted; its message count. */

@@ -5,7 +5,7 @@ import { z } from 'zod';
 import { MailroomError } from '../errors/errors.ts';
 import { pageLimit, parseInput, queryText } from '../errors/parse-input.ts';
 import type { Db } from '../storage/database.ts';
-import { findInbound, findInboundMime, type InboundRow, listInbound } from '../storage/inbound-store.ts';
+import { findInbound, findInboundMime, findRawChunk, type InboundRow, listInbound } from '../storage/inbound-store.ts';
 import { listMailServers } from '../storage/mail-server-store.ts';
 import { deliveryStates, listDeliveries } from '../storage/webhook-store.ts';
 
@@ -89,8 +89,20 @@ export class InboundMessageService {
     if (!r) throw new MailroomError('MR_NOT_FOUND', `Incoming message ${id} does not exist.`);
     if (r.rawPath === null) {
       const mime = await findInboundMime(this.deps.db, id);
-      if (!mime) throw new MailroomError('MR_NOT_FOUND', 'The raw message is missing from the database.');
-      return { stream: Readable.from([mime]), size: mime.length, filename: `${id}.eml` };
+      if (mime) return { stream: Readable.from([mime]), size: mime.length, filename: `${id}.eml` };
+      // A large message on PostgreSQL: streamed a chunk at a time, by any instance.
+      const first = await findRawChunk(this.deps.db, id, 0);
+      if (!first) throw new MailroomError('MR_NOT_FOUND', 'The raw message is missing from the database.');
+      const db = this.deps.db;
+      async function* chunks() {
+        yield first!;
+        for (let seq = 1; ; seq++) {
+          const c = await findRawChunk(db, id, seq);
+          if (!c) return;
+          yield c;
+        }
+      }
+      return { stream: Readable.from(chunks()), size: r.sizeBytes, filename: `${id}.eml` };
     }
     const path = join(this.deps.dataDir, r.rawPath);
     if (!existsSync(path)) throw new MailroomError('MR_NOT_FOUND', 'The raw message file is missing from the data directory.', { fix: 'Restore DATA_DIR/inbound from backup.' });

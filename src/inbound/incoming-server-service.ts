@@ -17,7 +17,9 @@ import type { Sealer } from '../secrets/sealer.ts';
 import { parseInput } from '../errors/parse-input.ts';
 import type { Db } from '../storage/database.ts';
 import { countInbound } from '../storage/inbound-store.ts';
+import { acquireLease, listLeases, releaseLease, releaseLeasesOf } from '../storage/cluster-store.ts';
 import {
+  clearLastFetch,
   deleteMailServer,
   deleteToken,
   forgetAccessToken,
@@ -66,7 +68,7 @@ export class IncomingServerService {
   private readonly parser: ParsePool;
 
   constructor(
-    private readonly deps: { db: Db; sealer: Sealer; config: Config; tokens: TokenManager; logger: Logger; now?: () => Date },
+    private readonly deps: { db: Db; sealer: Sealer; config: Config; tokens: TokenManager; logger: Logger; now?: () => Date; /** This instance, as lease holder. */ instance?: string },
   ) {
     this.parser = new ParsePool({ threads: deps.config.inboundParseThreads });
   }
@@ -89,11 +91,13 @@ export class IncomingServerService {
     return this.runs.get(id) ?? { running: false, fetched: 0, total: null, startedAt: null, finishedAt: null, imported: 0, error: null, failures: 0 };
   }
 
-  private async view(s: MailServerRecord, tokens: Map<string, TokenRecord>, names: Map<string, string>) {
+  private async view(s: MailServerRecord, tokens: Map<string, TokenRecord>, names: Map<string, string>, fetchedBy: string | null) {
     const t = tokens.get(s.tokenSourceId ?? s.id);
     const imap = s.imap!;
     return {
       id: s.id,
+      /** The instance that holds this mailbox's fetch lease (several instances on PostgreSQL). */
+      fetchedBy,
       name: s.name,
       serverType: s.transport === 'graph' ? ('graph' as const) : ('imap' as const),
       authType: s.authType,
@@ -130,20 +134,36 @@ export class IncomingServerService {
   }
 
   private async context() {
-    const [tokens, outgoing] = await Promise.all([listTokens(this.deps.db), listMailServers(this.deps.db, 'outgoing')]);
-    return { tokens: new Map(tokens.map((t) => [t.mailServerId, t])), names: new Map(outgoing.map((s) => [s.id, s.name])) };
+    const [tokens, outgoing, leases] = await Promise.all([listTokens(this.deps.db), listMailServers(this.deps.db, 'outgoing'), listLeases(this.deps.db, 'mailbox:')]);
+    return {
+      tokens: new Map(tokens.map((t) => [t.mailServerId, t])),
+      names: new Map(outgoing.map((s) => [s.id, s.name])),
+      leases: new Map(leases.filter((l) => Date.parse(l.expiresAt) > this.now().getTime()).map((l) => [l.name.slice('mailbox:'.length), l])),
+    };
+  }
+
+  private get instance(): string {
+    return this.deps.instance ?? 'local';
+  }
+
+  /**
+   * Takes or renews this instance's claim on the mailbox: only the holder opens IMAP (and IDLE) or
+   * Graph for it. Renewed every tick, so a dead holder's mailbox is taken over once its lease ends.
+   */
+  private claim(id: string): Promise<boolean> {
+    return acquireLease(this.deps.db, `mailbox:${id}`, this.instance, this.deps.config.inboundLeaseMs, this.now());
   }
 
   async list() {
     const servers = await listMailServers(this.deps.db, 'incoming');
-    const { tokens, names } = await this.context();
-    return Promise.all(servers.map((s) => this.view(s, tokens, names)));
+    const { tokens, names, leases } = await this.context();
+    return Promise.all(servers.map((s) => this.view(s, tokens, names, leases.get(s.id)?.holder ?? null)));
   }
 
   async get(id: string) {
     const s = await this.record(id);
-    const { tokens, names } = await this.context();
-    return this.view(s, tokens, names);
+    const { tokens, names, leases } = await this.context();
+    return this.view(s, tokens, names, leases.get(s.id)?.holder ?? null);
   }
 
   /** Connected outgoing servers for the same mailbox: their consent already covers IMAP. */
@@ -333,6 +353,8 @@ export class IncomingServerService {
   async fetchNow(id: string): Promise<void> {
     const s = await this.record(id);
     if (this.inflight.has(id)) throw new MailroomError('MR_CONFLICT', 'A fetch is already running for this server.');
+    // Another instance holds the mailbox: it fetches at its next tick (within 5 s), not this one.
+    if (!(await this.claim(id))) return clearLastFetch(this.deps.db, id);
     void this.runFetch(s);
   }
 
@@ -345,7 +367,7 @@ export class IncomingServerService {
     this.runs.set(server.id, state);
     const p = (async () => {
       try {
-        const deps = { db: this.deps.db, dataDir: this.deps.config.dataDir, tokens: this.deps.tokens, logger: this.deps.logger, parser: this.parser, now: () => this.now(), graphHost: this.deps.config.microsoftGraph.host };
+        const deps = { db: this.deps.db, dataDir: this.deps.config.dataDir, rawInDatabase: this.deps.config.databaseUrl.startsWith('postgres'), tokens: this.deps.tokens, logger: this.deps.logger, parser: this.parser, now: () => this.now(), graphHost: this.deps.config.microsoftGraph.host };
         const progress = (pr: { fetched: number; total: number }) => {
           state.fetched = pr.fetched;
           state.total = pr.total;
@@ -390,6 +412,8 @@ export class IncomingServerService {
     for (const id of [...this.watchers.keys()]) this.dropWatcher(id);
     await Promise.allSettled([...this.inflight.values()]);
     await this.parser.close();
+    // A clean stop hands the mailboxes over at once instead of after the lease.
+    await releaseLeasesOf(this.deps.db, this.instance).catch(() => undefined);
   }
 
   private async tick(): Promise<void> {
@@ -398,6 +422,11 @@ export class IncomingServerService {
     const now = this.now().getTime();
     for (const s of servers) {
       if (tokens.get(s.tokenSourceId ?? s.id)?.status !== 'valid') continue;
+      if (!(await this.claim(s.id))) {
+        // Another instance fetches this mailbox; if this one held it before, it lets go of IDLE.
+        this.dropWatcher(s.id);
+        continue;
+      }
       const interval = s.imap!.intervalMinutes * 60_000;
       const run = this.runs.get(s.id);
       // A failed fetch (a dropped connection, a server restart) is tried again soon, backing off.
@@ -406,7 +435,12 @@ export class IncomingServerService {
       if (due && !this.inflight.has(s.id)) void this.runFetch(s);
       void this.ensureWatcher(s);
     }
-    for (const id of this.watchers.keys()) if (!servers.some((s) => s.id === id)) this.dropWatcher(id);
+    for (const id of this.watchers.keys()) {
+      if (!servers.some((s) => s.id === id)) {
+        this.dropWatcher(id);
+        await releaseLease(this.deps.db, `mailbox:${id}`, this.instance);
+      }
+    }
   }
 
   private async ensureWatcher(s: MailServerRecord): Promise<void> {

@@ -11,7 +11,7 @@ import { clearAfterFetch, existingDedupeKeys, getFolderState, importInboundMessa
 import type { MailServerRecord } from '../storage/mail-server-store.ts';
 import { listWebhooks } from '../storage/webhook-store.ts';
 import { type FetchedMessage, inboundRows } from './inbound-rows.ts';
-import { type ParsedMessage, parseMessage, storeAndParse } from './parse-message.ts';
+import { discardRaw, type ParsedMessage, parseMessage, storeRaw } from './parse-message.ts';
 import type { ParsePool } from './parse-pool.ts';
 
 /** Above this, a message is streamed alone instead of fetched with others. */
@@ -62,6 +62,8 @@ export interface FetchResult {
 export interface FetcherDeps {
   db: Db;
   dataDir: string;
+  /** PostgreSQL: large raw messages go to the database in chunks, not to DATA_DIR. */
+  rawInDatabase: boolean;
   tokens: TokenManager;
   logger: Logger;
   /** Parses the messages small enough to fetch in chunks (on worker threads when it has any). */
@@ -191,9 +193,9 @@ export async function fetchNew(
               continue;
             }
             const id = randomUUID();
-            const { rawPath, ...parsed } = await storeAndParse(dl.content, deps.dataDir, server.id, id);
-            await commit([{ uid: head.uid, id, parsed, raw: { path: rawPath } }], head.uid, 0).catch((e: unknown) => {
-              rmSync(join(deps.dataDir, rawPath), { force: true });
+            const { raw, ...parsed } = await storeRaw(dl.content, deps, server.id, id);
+            await commit([{ uid: head.uid, id, parsed, raw }], head.uid, 0).catch(async (e: unknown) => {
+              await discardRaw(deps, raw, id);
               throw e;
             });
             await applyAfterFetch();

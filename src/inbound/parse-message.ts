@@ -2,9 +2,12 @@ import { createHash, randomUUID } from 'node:crypto';
 import { createWriteStream, renameSync } from 'node:fs';
 import { privateDir } from '../storage/private-files.ts';
 import { join, relative } from 'node:path';
-import { PassThrough, type Readable } from 'node:stream';
+import { rmSync } from 'node:fs';
+import { PassThrough, type Readable, Writable } from 'node:stream';
+import type { Db } from '../storage/database.ts';
+import { deleteRawChunks, insertRawChunk } from '../storage/inbound-store.ts';
 import { pipeline } from 'node:stream/promises';
-import type { MessageFields } from '../storage/inbound-store.ts';
+import type { MessageFields, NewInboundMessage } from '../storage/inbound-store.ts';
 import type { AddressObject, AttachmentStream, HeaderValue, MailParser, MessageText } from 'mailparser';
 
 // mailparser (and its MIME and charset tables) is loaded by the first message parsed, not at start:
@@ -108,4 +111,64 @@ export async function storeAndParse(source: Readable, dataDir: string, serverId:
   const [, parsed] = await Promise.all([pipeline(source, createWriteStream(tmp, { flush: true, mode: 0o600 } as Parameters<typeof createWriteStream>[1])), parseMessage(source.pipe(toParser))]);
   renameSync(tmp, final);
   return { ...parsed, rawPath: relative(dataDir, final) };
+}
+
+/** 256 KB per row: large enough that a 25 MB message is 100 inserts, small enough to stream. */
+const CHUNK_BYTES = 256 * 1024;
+
+/**
+ * As storeAndParse, into the database a chunk at a time (PostgreSQL: instances share no disk). The
+ * chunks are written before the message row; discardRaw removes them if that import fails.
+ */
+export async function storeInDatabaseAndParse(source: Readable, db: Db, id: string): Promise<ParsedMessage> {
+  let pending: Buffer[] = [];
+  let pendingBytes = 0;
+  let seq = 0;
+  const flush = async () => {
+    if (pendingBytes === 0) return;
+    const data = Buffer.concat(pending, pendingBytes);
+    pending = [];
+    pendingBytes = 0;
+    await insertRawChunk(db, id, seq++, data);
+  };
+  const sink = new Writable({
+    highWaterMark: CHUNK_BYTES,
+    write(chunk: Buffer, _enc, done) {
+      pending.push(chunk);
+      pendingBytes += chunk.length;
+      if (pendingBytes < CHUNK_BYTES) return done();
+      flush().then(() => done(), done);
+    },
+    final(done) {
+      flush().then(() => done(), done);
+    },
+  });
+  const toParser = new PassThrough();
+  try {
+    const [, parsed] = await Promise.all([pipeline(source, sink), parseMessage(source.pipe(toParser))]);
+    return parsed;
+  } catch (e) {
+    await deleteRawChunks(db, id).catch(() => undefined);
+    throw e;
+  }
+}
+
+export interface RawTarget {
+  db: Db;
+  dataDir: string;
+  /** PostgreSQL: raw messages of any size go to the database, never to DATA_DIR. */
+  rawInDatabase: boolean;
+}
+
+/** Stores a large raw message where this installation keeps them, parsing it on the way. */
+export async function storeRaw(source: Readable, target: RawTarget, serverId: string, id: string): Promise<ParsedMessage & { raw: NewInboundMessage['raw'] }> {
+  if (target.rawInDatabase) return { ...(await storeInDatabaseAndParse(source, target.db, id)), raw: { chunked: true } };
+  const { rawPath, ...parsed } = await storeAndParse(source, target.dataDir, serverId, id);
+  return { ...parsed, raw: { path: rawPath } };
+}
+
+/** Removes what storeRaw wrote, when the import that was to reference it failed. */
+export async function discardRaw(target: RawTarget, raw: NewInboundMessage['raw'], id: string): Promise<void> {
+  if ('path' in raw) rmSync(join(target.dataDir, raw.path), { force: true });
+  else if ('chunked' in raw) await deleteRawChunks(target.db, id).catch(() => undefined);
 }

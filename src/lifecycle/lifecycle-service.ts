@@ -2,6 +2,7 @@ import type { Logger } from '../logger.ts';
 import type { TokenManager } from '../oauth/token-manager.ts';
 import type { OutboxService } from '../outbox/outbox-service.ts';
 import type { AuditLog } from '../audit/audit-log.ts';
+import { acquireLease } from '../storage/cluster-store.ts';
 import type { Db } from '../storage/database.ts';
 import { listAdminEmails } from '../storage/audit-store.ts';
 import { listAllMailServers, listTokens, type MailServerRecord, setAlertState, type TokenRecord } from '../storage/mail-server-store.ts';
@@ -20,7 +21,7 @@ export class LifecycleService {
   private timer: NodeJS.Timeout | undefined;
 
   constructor(
-    private readonly deps: { db: Db; tokens: TokenManager; outbox: OutboxService; audit: AuditLog; logger: Logger; baseUrl: URL; now?: () => Date },
+    private readonly deps: { db: Db; tokens: TokenManager; outbox: OutboxService; audit: AuditLog; logger: Logger; baseUrl: URL; now?: () => Date; instance?: string },
   ) {}
 
   private now(): Date {
@@ -29,7 +30,9 @@ export class LifecycleService {
 
   start(): void {
     if (this.timer) return;
-    const run = () => void this.runChecks().catch((e) => this.deps.logger.error({ err: e, event: 'lifecycle.failed' }, 'lifecycle checks failed'));
+    // Once for the cluster: the instance holding the lifecycle lease runs the checks, renewing it each
+    // hour; if it dies, another takes over once two runs have been missed.
+    const run = () => void this.claim().then((held) => (held ? this.runChecks() : undefined)).catch((e) => this.deps.logger.error({ err: e, event: 'lifecycle.failed' }, 'lifecycle checks failed'));
     this.timer = setInterval(run, CHECK_EVERY_MS);
     this.timer.unref();
     run();
@@ -38,6 +41,10 @@ export class LifecycleService {
   stop(): void {
     if (this.timer) clearInterval(this.timer);
     this.timer = undefined;
+  }
+
+  private claim(): Promise<boolean> {
+    return acquireLease(this.deps.db, 'lifecycle', this.deps.instance ?? 'local', 2 * CHECK_EVERY_MS + 60_000, this.now());
   }
 
   async runChecks(): Promise<{ alerts: string[]; refreshed: string[] }> {

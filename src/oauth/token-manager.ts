@@ -11,6 +11,7 @@ import {
   setMailServerError,
   type TokenRecord,
   updateTokenIfVersion,
+  withTokenLock,
 } from '../storage/mail-server-store.ts';
 import type { MailLogin } from '../credentials/auth-method.ts';
 import { authMethodOf } from '../credentials/auth-methods.ts';
@@ -63,6 +64,8 @@ export function appFor(server: MailServerRecord, config: Config, sealer: Sealer)
 
 export interface TokenManagerDeps {
   db: Db;
+  /** On PostgreSQL a refresh also holds a cluster-wide lock on the server (several instances). */
+  dialect?: 'sqlite' | 'postgres';
   sealer: Sealer;
   config: Config;
   now?: () => Date;
@@ -115,7 +118,7 @@ export class TokenManager {
     // Re-check after registering: another caller may have started a refresh while we read the row.
     const again = this.inflight.get(serverId);
     if (again) return again;
-    const p = this.doRefresh(server, token!).finally(() => this.inflight.delete(serverId));
+    const p = this.refreshOnce(server, token!).finally(() => this.inflight.delete(serverId));
     this.inflight.set(serverId, p);
     return p;
   }
@@ -141,8 +144,27 @@ export class TokenManager {
     });
   }
 
-  private async doRefresh(server: MailServerRecord, token: TokenRecord): Promise<AccessToken> {
-    const { db, sealer } = this.deps;
+  /**
+   * One refresh for the server cluster-wide: under the lock, the row is read again; if another
+   * instance refreshed since `seen` was read, its token is used instead of refreshing again.
+   */
+  private async refreshOnce(server: MailServerRecord, seen: TokenRecord): Promise<AccessToken> {
+    const outcome = await withTokenLock(this.deps.db, this.deps.dialect ?? 'sqlite', server.id, async (db): Promise<{ token: AccessToken } | { error: unknown }> => {
+      const current = await findToken(db, server.id);
+      if (!current) return { error: this.reconnectError(server, current) };
+      if (current.version !== seen.version) {
+        const action = tokenAction(current, this.now());
+        if (action === 'use') return { token: this.open(server, current) };
+        if (action !== 'refresh') return { error: this.reconnectError(server, current) };
+      }
+      return this.doRefresh(db, server, current);
+    });
+    if ('error' in outcome) throw outcome.error;
+    return outcome.token;
+  }
+
+  private async doRefresh(db: Db, server: MailServerRecord, token: TokenRecord): Promise<{ token: AccessToken } | { error: unknown }> {
+    const { sealer } = this.deps;
     const now = this.now();
     const app = appFor(server, this.deps.config, sealer);
     const refreshToken = sealer.open(token.refreshTokenSealed!, tokenAad(server.id, 'refresh_token'));
@@ -151,9 +173,9 @@ export class TokenManager {
     try {
       fresh = await refresh(app, refreshToken, now);
     } catch (e) {
-      const outcome = await this.refreshFailed(server, token, e);
-      if ('fallback' in outcome) return outcome.fallback;
-      throw outcome.error;
+      const outcome = await this.refreshFailed(db, server, token, e);
+      if ('fallback' in outcome) return { token: outcome.fallback };
+      return outcome;
     }
     const written = await updateTokenIfVersion(
       db,
@@ -174,16 +196,15 @@ export class TokenManager {
     if (!written) {
       // Another process refreshed (or the admin reconnected) meanwhile: theirs is newer, use it.
       const current = await findToken(db, server.id);
-      if (tokenAction(current, this.now()) === 'use') return this.open(server, current!);
-      throw this.reconnectError(server, current);
+      if (tokenAction(current, this.now()) === 'use') return { token: this.open(server, current!) };
+      return { error: this.reconnectError(server, current) };
     }
     if (server.lastError?.code.startsWith('AADSTS') || server.lastError?.code.startsWith('OAUTH_')) await setMailServerError(db, server.id, null);
     this.deps.onEvent?.({ type: 'refreshed', serverId: server.id });
-    return { accessToken: fresh.accessToken, user: server.username, expiresAt: fresh.expiresAt };
+    return { token: { accessToken: fresh.accessToken, user: server.username, expiresAt: fresh.expiresAt } };
   }
 
-  private async refreshFailed(server: MailServerRecord, token: TokenRecord, e: unknown): Promise<{ error: unknown } | { fallback: AccessToken }> {
-    const { db } = this.deps;
+  private async refreshFailed(db: Db, server: MailServerRecord, token: TokenRecord, e: unknown): Promise<{ error: unknown } | { fallback: AccessToken }> {
     const now = this.now();
     const ev = isMailroomError(e, 'MR_OAUTH_PROVIDER_ERROR') ? (e.evidence as unknown as OAuthEvidence) : undefined;
     if (ev && grantIsDead(ev, requireOAuthProvider(server))) {

@@ -72,3 +72,29 @@ export function loadOrCreateKey(configured: Buffer | null, dataDir: string): Buf
   chmodSync(file, 0o600);
   return key;
 }
+
+const CHECK_AAD = 'cluster:secret_key_check';
+const CHECK_TEXT = 'mailroom secret key check';
+
+/** The value sealed at first start, stored once for the installation. */
+export const sealKeyCheck = (sealer: Sealer): string => sealer.seal(CHECK_TEXT, CHECK_AAD);
+
+/**
+ * Refuses a key that cannot open the installation's check value: caught at start, instead of as a
+ * failure on every server later (and before this instance seals anything the others cannot open).
+ */
+export function verifyKeyCheck(sealer: Sealer, stored: string, key: Buffer): void {
+  let opened: string | undefined;
+  try {
+    opened = sealer.open(stored, CHECK_AAD);
+  } catch {
+    opened = undefined;
+  }
+  if (opened !== CHECK_TEXT) {
+    throw new MailroomError(
+      'MR_SECRET_KEY_MISMATCH',
+      `This instance's secret key (key id ${keyIdOf(key)}) cannot open the secrets stored in the database, which were sealed with key id ${stored.split(':')[1] ?? '?'}: Mailroom refuses to start.`,
+      { fix: 'Start every instance with the same MAILROOM_SECRET_KEY (or, on SQLite, the DATA_DIR/secret.key) the database was first used with.' },
+    );
+  }
+}

@@ -55,7 +55,7 @@ export interface NewInboundMessage extends MessageFields {
   uid: number;
   dedupeKey: string;
   /** Where the raw message is: a file under the data directory, or these bytes, stored in the database. */
-  raw: { path: string } | { mime: Buffer };
+  raw: { path: string } | { mime: Buffer } | { chunked: true };
   outboxMessageId: string | null;
   /** The server's after-fetch action is still to be applied to this message in the mailbox. */
   afterFetchPending: boolean;
@@ -253,6 +253,20 @@ export async function findInbound(db: Db, id: string): Promise<(InboundRow & { t
 export async function countInbound(db: Db, serverId: string): Promise<number> {
   const r = await db.selectFrom('inbound_messages').select((eb) => eb.fn.countAll<string | number>().as('n')).where('mail_server_id', '=', serverId).executeTakeFirstOrThrow();
   return Number(r.n);
+}
+
+/** One chunk of a large raw message written to the database (written before its message row). */
+export async function insertRawChunk(db: Db, id: string, seq: number, data: Buffer): Promise<void> {
+  await db.insertInto('inbound_raw_chunks').values({ inbound_message_id: id, seq, data }).execute();
+}
+
+export async function findRawChunk(db: Db, id: string, seq: number): Promise<Buffer | undefined> {
+  const r = await db.selectFrom('inbound_raw_chunks').select('data').where('inbound_message_id', '=', id).where('seq', '=', seq).executeTakeFirst();
+  return r?.data;
+}
+
+export async function deleteRawChunks(db: Db, id: string): Promise<void> {
+  await db.deleteFrom('inbound_raw_chunks').where('inbound_message_id', '=', id).execute();
 }
 
 /** The raw message of `id` when it is stored in the database. */

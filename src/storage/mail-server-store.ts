@@ -1,3 +1,4 @@
+import { sql } from 'kysely';
 import type { Selectable } from 'kysely';
 import type { Db } from './database.ts';
 import type { MailServerTable, OAuthTokenTable } from './schema.ts';
@@ -238,6 +239,11 @@ export async function setLastFetch(db: Db, id: string, at: string): Promise<void
   await db.updateTable('mail_servers').set({ last_fetch_at: at }).where('id', '=', id).execute();
 }
 
+/** Fetch Now on an instance that does not hold the mailbox: the holder sees it due at its next tick. */
+export async function clearLastFetch(db: Db, id: string): Promise<void> {
+  await db.updateTable('mail_servers').set({ last_fetch_at: null }).where('id', '=', id).execute();
+}
+
 export async function deleteMailServer(db: Db, id: string): Promise<boolean> {
   const r = await db.deleteFrom('mail_servers').where('id', '=', id).executeTakeFirst();
   return Number(r.numDeletedRows) === 1;
@@ -328,6 +334,21 @@ export async function forgetAccessToken(db: Db, mailServerId: string, now: Date)
     .set((eb) => ({ access_token_sealed: null, access_token_expires_at: null, updated_at: now.toISOString(), version: eb('version', '+', 1) }))
     .where('mail_server_id', '=', mailServerId)
     .execute();
+}
+
+/**
+ * Runs a token refresh as the only one for this server in the whole cluster. On PostgreSQL the
+ * transaction takes an advisory lock on the server id: an instance that comes second waits here and
+ * then reads the token the first one stored, so a rotated refresh token is never sent twice. The lock
+ * ends with the transaction, also when the instance dies. SQLite has one process: the in-process
+ * single-flight is enough, and a write transaction must not stay open across an HTTP request.
+ */
+export async function withTokenLock<T>(db: Db, dialect: 'sqlite' | 'postgres', mailServerId: string, run: (db: Db) => Promise<T>): Promise<T> {
+  if (dialect === 'sqlite') return run(db);
+  return db.transaction().execute(async (trx) => {
+    await sql`select pg_advisory_xact_lock(hashtextextended(${`oauth_token:${mailServerId}`}, 0))`.execute(trx);
+    return run(trx);
+  });
 }
 
 export async function deleteToken(db: Db, mailServerId: string): Promise<void> {

@@ -328,6 +328,41 @@ const migrations = (dialect: Dialect): Record<string, Migration> => ({
       await db.schema.alterTable('mail_servers').addColumn('password_sealed', 'text').execute();
     },
   },
+  '0013_cluster': {
+    async up(db: Kysely<any>) {
+      // Facts about the installation as a whole, e.g. the value sealed at first start that proves an
+      // instance holds the same secret key as the others.
+      await db.schema
+        .createTable('cluster_settings')
+        .addColumn('name', 'text', (c) => c.primaryKey())
+        .addColumn('value', 'text', (c) => c.notNull())
+        .addColumn('created_at', 'text', (c) => c.notNull())
+        .execute();
+      // Work that one instance at a time may do (fetch a mailbox, run the lifecycle jobs): the holder
+      // renews expires_at while it works; once that passes, any instance may take the lease over.
+      await db.schema
+        .createTable('leases')
+        .addColumn('name', 'text', (c) => c.primaryKey())
+        .addColumn('holder', 'text', (c) => c.notNull())
+        .addColumn('acquired_at', 'text', (c) => c.notNull())
+        .addColumn('renewed_at', 'text', (c) => c.notNull())
+        .addColumn('expires_at', 'text', (c) => c.notNull())
+        .execute();
+    },
+  },
+  '0014_inbound_raw_chunks': {
+    async up(db: Kysely<any>) {
+      // Raw inbound messages above the 512 KB kept whole in inbound_raw, on PostgreSQL (no shared disk):
+      // written and read a chunk at a time, so a 40 MB message never sits whole in memory.
+      await db.schema
+        .createTable('inbound_raw_chunks')
+        .addColumn('inbound_message_id', 'text', (c) => c.notNull())
+        .addColumn('seq', 'integer', (c) => c.notNull())
+        .addColumn('data', dialect === 'postgres' ? 'bytea' : 'blob', (c) => c.notNull())
+        .addPrimaryKeyConstraint('inbound_raw_chunks_pk', ['inbound_message_id', 'seq'])
+        .execute();
+    },
+  },
 });
 
 export async function migrateToLatest(db: Kysely<any>, dialect: Dialect): Promise<void> {

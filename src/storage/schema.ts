@@ -238,12 +238,38 @@ export interface AttemptLimitTable {
   attempts: number;
 }
 
+export interface InboundRawChunkTable {
+  inbound_message_id: string;
+  /** 0, 1, 2…: the message is the chunks in this order. */
+  seq: number;
+  data: Buffer;
+}
+
+export interface ClusterSettingTable {
+  name: string;
+  value: string;
+  created_at: string;
+}
+
+export interface LeaseTable {
+  /** What is held, e.g. `mailbox:<server id>` or `lifecycle`. */
+  name: string;
+  /** The instance holding it (host, pid and a random part). */
+  holder: string;
+  acquired_at: string;
+  renewed_at: string;
+  expires_at: string;
+}
+
 export interface Database {
+  cluster_settings: ClusterSettingTable;
+  leases: LeaseTable;
   attempt_limits: AttemptLimitTable;
   audit_events: AuditEventTable;
   inbound_folder_states: InboundFolderStateTable;
   inbound_messages: InboundMessageTable;
   inbound_raw: InboundRawTable;
+  inbound_raw_chunks: InboundRawChunkTable;
   webhooks: WebhookTable;
   webhook_deliveries: WebhookDeliveryTable;
   api_keys: ApiKeyTable;

@@ -47,6 +47,20 @@ test('a 32-byte base64 secret key is accepted, anything else is not', () => {
   assert.throws(() => loadConfig({ MAILROOM_SECRET_KEY: Buffer.alloc(31).toString('base64') }), ConfigError);
 });
 
+test('PostgreSQL needs MAILROOM_SECRET_KEY: one key for every instance, not a key file per DATA_DIR', () => {
+  let err: unknown;
+  try {
+    loadConfig({ DATABASE_URL: 'postgres://db.internal/mailroom' });
+  } catch (e) {
+    err = e;
+  }
+  assert.ok(err instanceof ConfigError);
+  assert.ok(err.problems.some((p) => p.startsWith('MAILROOM_SECRET_KEY is required with a PostgreSQL DATABASE_URL')));
+  const key = Buffer.alloc(32, 7).toString('base64');
+  assert.equal(loadConfig({ DATABASE_URL: 'postgres://db.internal/mailroom', MAILROOM_SECRET_KEY: key }).databaseUrl, 'postgres://db.internal/mailroom');
+  assert.equal(loadConfig({}).secretKey, null, 'SQLite keeps its key file');
+});
+
 test('national clouds are accepted as authority host, reduced to their origin', () => {
   assert.equal(loadConfig({ MICROSOFT_AUTHORITY_HOST: 'https://login.microsoftonline.us/' }).microsoftAuthorityHost, 'https://login.microsoftonline.us');
 });

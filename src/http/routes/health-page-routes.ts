@@ -4,13 +4,15 @@ import { requireAuth } from '../session-auth.ts';
 import type { ApiDoc } from '../openapi.ts';
 
 export function healthPageRoutes(app: FastifyInstance, mr: Mailroom, doc: ApiDoc): void {
-  doc.add('get', '/api/v1/health/servers', 'Every mail server\'s state: token, client secret expiry, checklist, last error, sending against its limits');
+  doc.add('get', '/api/v1/health/servers', 'Every mail server\'s state: token, client secret expiry, checklist, last error, sending against its limits; which instance fetches each mailbox and which instance answered');
   app.get('/api/v1/health/servers', { onRequest: requireAuth('read') }, async () => {
     const [outgoing, incoming] = await Promise.all([mr.servers.list(), mr.incoming.list()]);
     return {
+      // Several instances on one PostgreSQL: the one that answered, and (fetchedBy) the one holding each mailbox.
+      instance: mr.instance,
       items: [
         ...outgoing.map((s) => ({ id: s.id, direction: 'outgoing' as const, name: s.name, username: s.username, tokenStatus: s.tokenStatus, tokenStatusReason: s.tokenStatusReason, clientSecretExpiry: s.clientSecretExpiry, checklist: s.checklist, lastError: s.lastError, sending: s.sending })),
-        ...incoming.map((s) => ({ id: s.id, direction: 'incoming' as const, name: s.name, username: s.username, tokenStatus: s.tokenStatus, tokenStatusReason: s.tokenStatusReason, clientSecretExpiry: null, checklist: s.checklist, lastError: s.lastError, sending: null })),
+        ...incoming.map((s) => ({ id: s.id, direction: 'incoming' as const, name: s.name, username: s.username, tokenStatus: s.tokenStatus, tokenStatusReason: s.tokenStatusReason, clientSecretExpiry: null, checklist: s.checklist, lastError: s.lastError, sending: null, fetchedBy: s.fetchedBy })),
       ],
     };
   });

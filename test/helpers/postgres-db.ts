@@ -1,0 +1,69 @@
+import { randomBytes } from 'node:crypto';
+import pg from 'pg';
+import { tokenAad } from '../../src/oauth/token-manager.ts';
+import { createSealer } from '../../src/secrets/sealer.ts';
+import type { TokenResponse } from '../peers/get-token.ts';
+
+// The machine's PostgreSQL (127.0.0.1:5432, trust auth); each test makes its own database and drops it.
+const ADMIN_URL = 'postgres://postgres@127.0.0.1:5432/test';
+
+export interface TestPostgres {
+  url: string;
+  /** One query on a fresh connection (for assertions on the shared state). */
+  query<R = Record<string, unknown>>(text: string, values?: unknown[]): Promise<R[]>;
+  drop(): Promise<void>;
+}
+
+async function admin(text: string): Promise<void> {
+  const c = new pg.Client(ADMIN_URL);
+  await c.connect();
+  try {
+    await c.query(text);
+  } finally {
+    await c.end();
+  }
+}
+
+export async function createTestDatabase(prefix = 'mailroom_cluster'): Promise<TestPostgres> {
+  const name = `${prefix}_${randomBytes(4).toString('hex')}`;
+  await admin(`create database ${name}`);
+  const url = `postgres://postgres@127.0.0.1:5432/${name}`;
+  return {
+    url,
+    async query(text, values) {
+      const c = new pg.Client(url);
+      await c.connect();
+      try {
+        return (await c.query(text, values)).rows;
+      } finally {
+        await c.end();
+      }
+    },
+    async drop() {
+      await admin(`select pg_terminate_backend(pid) from pg_stat_activity where datname = '${name}' and pid <> pg_backend_pid()`);
+      await admin(`drop database if exists ${name}`);
+    },
+  };
+}
+
+/** As storeTokens (connect-directly.ts) does for SQLite: a completed connect, written into PostgreSQL. */
+export async function storeTokensPg(db: TestPostgres, key: Buffer, serverId: string, account: string, t: TokenResponse, tenantId: string, opts: { accessExpiresAt?: Date } = {}): Promise<void> {
+  const sealer = createSealer(key);
+  const now = new Date().toISOString();
+  await db.query('delete from oauth_tokens where mail_server_id = $1', [serverId]);
+  await db.query(
+    `insert into oauth_tokens (mail_server_id, status, status_reason, account, tenant_id, scope, access_token_sealed,
+       access_token_expires_at, refresh_token_sealed, version, connected_at, refreshed_at, updated_at)
+     values ($1, 'valid', null, $2, $3, $4, $5, $6, $7, 1, $8, $8, $8)`,
+    [
+      serverId,
+      account,
+      tenantId,
+      t.scope,
+      sealer.seal(t.access_token, tokenAad(serverId, 'access_token')),
+      (opts.accessExpiresAt ?? new Date(Date.now() + t.expires_in * 1000)).toISOString(),
+      sealer.seal(t.refresh_token, tokenAad(serverId, 'refresh_token')),
+      now,
+    ],
+  );
+}
