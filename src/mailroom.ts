@@ -86,7 +86,7 @@ export async function createMailroom(config: Config, logger: Logger, opts: { now
   const webhooks = new WebhookService({ db, sealer, messages: inbound, logger, config: config.webhooks, now });
   const audit = new AuditLog(db, now);
   const outbox = new OutboxService({ db, config: config.outbox, now, onEnqueued: () => worker.kick() });
-  const lifecycle = new LifecycleService({ db, tokens, outbox, audit, logger, baseUrl: config.baseUrl, now, instance });
+  const lifecycle = new LifecycleService({ db, tokens, outbox, audit, logger, baseUrl: config.baseUrl, now, instance, leaseMs: config.lifecycleLeaseMs });
   const apiKeys = new ApiKeyService(db, now);
   const submission = config.submission
     ? new SubmissionListener({
@@ -144,7 +144,7 @@ export async function createMailroom(config: Config, logger: Logger, opts: { now
     async close() {
       // First: messages in the middle of DATA are committed while the database is still open.
       await submission?.close();
-      lifecycle.stop();
+      await lifecycle.stop();
       await worker.stop();
       await incoming.stop();
       await webhooks.stop();

@@ -31,6 +31,11 @@ export interface Config {
    * lives): another instance takes a dead one's mailboxes over within this plus 5 s.
    */
   readonly inboundLeaseMs: number;
+  /**
+   * How long the claim on the lifecycle jobs (keep-alive, expiry warnings, reconnect alerts) lasts
+   * without renewal (renewed every third of it): another instance takes the jobs over within this.
+   */
+  readonly lifecycleLeaseMs: number;
   readonly http: HttpConfig;
   /** The SMTP submission listener, or null when neither SMTP port is set (the default). */
   readonly submission: SubmissionConfig | null;
@@ -236,6 +241,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   });
   const inboundEnabled = (get('INBOUND_WORKER') ?? 'on') !== 'off';
   const inboundLeaseMs = num('INBOUND_LEASE_SECONDS', 25, 6, 3600) * 1000;
+  const lifecycleLeaseMs = num('LIFECYCLE_LEASE_SECONDS', 25, 3, 3600) * 1000;
   const inboundParseThreads = Math.floor(num('INBOUND_PARSE_THREADS', Math.max(1, availableParallelism() - 1), 0, 64));
 
   let trustProxy: HttpConfig['trustProxy'] = false;
@@ -267,7 +273,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   const submission = submissionConfig(get, port, problems);
 
   if (problems.length > 0) throw new ConfigError(problems);
-  return Object.freeze({ port, host, baseUrl, dataDir, databaseUrl, secretKey, microsoftAuthorityHost, google, microsoftGraph, plaintextHosts, logLevel, outbox, webhooks, inboundEnabled, inboundParseThreads, inboundLeaseMs, http, submission });
+  return Object.freeze({ port, host, baseUrl, dataDir, databaseUrl, secretKey, microsoftAuthorityHost, google, microsoftGraph, plaintextHosts, logLevel, outbox, webhooks, inboundEnabled, inboundParseThreads, inboundLeaseMs, lifecycleLeaseMs, http, submission });
 }
 
 function submissionConfig(get: (k: string) => string | undefined, httpPort: number, problems: string[]): SubmissionConfig | null {
