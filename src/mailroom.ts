@@ -6,6 +6,7 @@ import { LoginLimiter } from './auth/login-limiter.ts';
 import type { Logger } from './logger.ts';
 import { ApiKeyService } from './apikeys/api-key-service.ts';
 import { AuditLog } from './audit/audit-log.ts';
+import { startWakeups } from './storage/wakeups.ts';
 import { LifecycleService } from './lifecycle/lifecycle-service.ts';
 import { ConnectFlow } from './oauth/connect-flow.ts';
 import { IncomingServerService } from './inbound/incoming-server-service.ts';
@@ -81,11 +82,17 @@ export async function createMailroom(config: Config, logger: Logger, opts: { now
   // One count of open SMTP connections per mailbox: the outbox's pool and the server tests share it.
   const gates = new ConnectionGates();
   const worker = new OutboxWorker({ db, dialect: database.dialect, config: config.outbox, graphHost: config.microsoftGraph.host, tokens, gates, logger, now });
+  // Wake-ups across instances (PostgreSQL LISTEN/NOTIFY); polling stays the fallback.
+  const wakeups = startWakeups(db, config.databaseUrl, logger);
   const inbound = new InboundMessageService({ db, dataDir: config.dataDir });
   const incoming = new IncomingServerService({ db, sealer, config, tokens, logger, now, instance });
   const webhooks = new WebhookService({ db, sealer, messages: inbound, logger, config: config.webhooks, now });
   const audit = new AuditLog(db, now);
-  const outbox = new OutboxService({ db, config: config.outbox, now, onEnqueued: () => worker.kick() });
+  const outbox = new OutboxService({ db, config: config.outbox, now, onEnqueued: () => {
+      worker.kick();
+      wakeups.notify('mailroom_outbox');
+    },
+  });
   const lifecycle = new LifecycleService({ db, tokens, outbox, audit, logger, baseUrl: config.baseUrl, now, instance, leaseMs: config.lifecycleLeaseMs });
   const apiKeys = new ApiKeyService(db, now);
   const submission = config.submission
@@ -134,11 +141,15 @@ export async function createMailroom(config: Config, logger: Logger, opts: { now
     lifecycle,
     submission,
     startWorkers() {
-      if (config.outbox.workerEnabled) worker.start();
+      if (config.outbox.workerEnabled) {
+        worker.start();
+        wakeups.on('mailroom_outbox', () => worker.kick());
+      }
       lifecycle.start();
       if (config.inboundEnabled) {
         incoming.start();
         webhooks.start();
+        wakeups.on('mailroom_webhooks', () => webhooks.kick());
       }
     },
     async close() {
@@ -148,6 +159,7 @@ export async function createMailroom(config: Config, logger: Logger, opts: { now
       await worker.stop();
       await incoming.stop();
       await webhooks.stop();
+      await wakeups.close();
       await database.close();
     },
   };

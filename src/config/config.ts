@@ -81,6 +81,8 @@ export interface OutboxConfig {
    * sends, so this is how fast a dead instance's messages move to another one.
    */
   readonly leaseMs: number;
+  /** How long an idle worker waits before looking again when no wake-up comes (OUTBOX_POLL_SECONDS). */
+  readonly pollMs: number;
   readonly maxMessageBytes: number;
   /** Start the delivery worker in this process. */
   readonly workerEnabled: boolean;
@@ -230,6 +232,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     maxAgeMs: num('OUTBOX_MAX_AGE_HOURS', 72, 0.001, 24 * 365) * 3600_000,
     retryBaseMs: num('OUTBOX_RETRY_BASE_SECONDS', 30, 0.01, 86400) * 1000,
     leaseMs: num('OUTBOX_LEASE_SECONDS', 15, 1, 86400) * 1000,
+    pollMs: num('OUTBOX_POLL_SECONDS', 0.5, 0.05, 3600) * 1000,
     maxMessageBytes: Math.floor(num('MAX_MESSAGE_MB', 25, 0.001, 150) * 1024 * 1024),
     workerEnabled: (get('OUTBOX_WORKER') ?? 'on') !== 'off',
   });

@@ -208,7 +208,7 @@ export class OutboxWorker {
       }
       if (this.running && (claimed === 0 || this.inflight >= this.deps.config.concurrency)) {
         await new Promise<void>((resolve) => {
-          const t = setTimeout(resolve, IDLE_POLL_MS);
+          const t = setTimeout(resolve, this.deps.config.pollMs ?? IDLE_POLL_MS);
           this.wake = () => {
             clearTimeout(t);
             resolve();

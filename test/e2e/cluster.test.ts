@@ -230,3 +230,26 @@ test('the lifecycle jobs: one instance holds a short lease; kill -9 it and anoth
   assert.equal(warnings, 1, 'the warning sent once in the cluster');
   console.log(`# lifecycle jobs taken over ${tookOver.toFixed(1)} s after kill -9 of their holder`);
 });
+
+test('wake-ups across instances: a message accepted by an instance without a worker is sent by another at once (LISTEN/NOTIFY), not at its next poll', T, async () => {
+  // Only these two run now: A takes requests without sending, B sends and polls once a minute.
+  await Promise.all(procs.map((p) => p.stop()));
+  const a = await start({ OUTBOX_WORKER: 'off', INBOUND_WORKER: 'off' });
+  const b = await start({ OUTBOX_POLL_SECONDS: '60', INBOUND_WORKER: 'off' });
+  await new Promise((r) => setTimeout(r, 1500)); // B's worker has looked once and waits for its minute
+  const send = apiOf(() => a);
+  const latencies: number[] = [];
+  for (let i = 0; i < 5; i++) {
+    const before = peers.sink.messages.length;
+    const t0 = Date.now();
+    const r = await send('POST', '/api/v1/messages', { from: MAILBOX, to: ['archive@remote.example'], subject: `Wake ${i}`, text: 'x' });
+    assert.equal(r.status, 202, r.text);
+    await waitFor('sent by the other instance', async () => (peers.sink.messages.slice(before).some((m) => messageIdOf(m.raw) === r.json.messageId) ? true : undefined), 20_000, 20);
+    latencies.push(Date.now() - t0);
+    await new Promise((res) => setTimeout(res, 300));
+  }
+  const [row] = await pgdb.query<{ n: string }>(`select count(*) as n from outbox_messages where subject like 'Wake %' and state = 'sent'`);
+  assert.equal(Number(row!.n), 5);
+  assert.ok(Math.max(...latencies) < 5000, `each sent within 5 s of acceptance, the poll being 60 s (${latencies.join(', ')} ms)`);
+  console.log(`# accepted by A, sent by B: ${latencies.join(', ')} ms (B polls every 60 s)`);
+});
