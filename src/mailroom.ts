@@ -54,7 +54,7 @@ export interface Mailroom {
 }
 
 export async function createMailroom(config: Config, logger: Logger, opts: { now?: () => Date } = {}): Promise<Mailroom> {
-  const database = await openDatabase(config.databaseUrl);
+  const database = await openDatabase(config.databaseUrl, config.databaseTimeouts);
   const key = loadOrCreateKey(config.secretKey, config.dataDir);
   const sealer = createSealer(key);
   try {
@@ -83,7 +83,7 @@ export async function createMailroom(config: Config, logger: Logger, opts: { now
   const gates = new ConnectionGates();
   const worker = new OutboxWorker({ db, dialect: database.dialect, config: config.outbox, graphHost: config.microsoftGraph.host, tokens, gates, logger, now });
   // Wake-ups across instances (PostgreSQL LISTEN/NOTIFY); polling stays the fallback.
-  const wakeups = startWakeups(db, config.databaseUrl, logger);
+  const wakeups = startWakeups(db, config.databaseUrl, logger, { connectionTimeoutMs: config.databaseTimeouts.connectMs });
   const inbound = new InboundMessageService({ db, dataDir: config.dataDir });
   const incoming = new IncomingServerService({ db, sealer, config, tokens, logger, now, instance });
   const webhooks = new WebhookService({ db, sealer, messages: inbound, logger, config: config.webhooks, now });

@@ -10,6 +10,8 @@ export interface Config {
   readonly baseUrl: URL;
   readonly dataDir: string;
   readonly databaseUrl: string;
+  /** PostgreSQL: how long to wait for a connection and for one statement before answering 503 instead of hanging. */
+  readonly databaseTimeouts: DatabaseTimeouts;
   /** base64 of 32 bytes, or null to use (or create) `${dataDir}/secret.key`. */
   readonly secretKey: Buffer | null;
   readonly microsoftAuthorityHost: string;
@@ -39,6 +41,13 @@ export interface Config {
   readonly http: HttpConfig;
   /** The SMTP submission listener, or null when neither SMTP port is set (the default). */
   readonly submission: SubmissionConfig | null;
+}
+
+export interface DatabaseTimeouts {
+  /** DATABASE_CONNECT_TIMEOUT_SECONDS (5): a connection not made by then fails. */
+  readonly connectMs: number;
+  /** DATABASE_STATEMENT_TIMEOUT_SECONDS (30): PostgreSQL cancels a statement running longer. */
+  readonly statementMs: number;
 }
 
 export interface SubmissionConfig {
@@ -244,6 +253,10 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   });
   const inboundEnabled = (get('INBOUND_WORKER') ?? 'on') !== 'off';
   const inboundLeaseMs = num('INBOUND_LEASE_SECONDS', 25, 6, 3600) * 1000;
+  const databaseTimeouts: DatabaseTimeouts = Object.freeze({
+    connectMs: num('DATABASE_CONNECT_TIMEOUT_SECONDS', 5, 0.5, 600) * 1000,
+    statementMs: num('DATABASE_STATEMENT_TIMEOUT_SECONDS', 30, 1, 3600) * 1000,
+  });
   const lifecycleLeaseMs = num('LIFECYCLE_LEASE_SECONDS', 25, 3, 3600) * 1000;
   const inboundParseThreads = Math.floor(num('INBOUND_PARSE_THREADS', Math.max(1, availableParallelism() - 1), 0, 64));
 
@@ -276,7 +289,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   const submission = submissionConfig(get, port, problems);
 
   if (problems.length > 0) throw new ConfigError(problems);
-  return Object.freeze({ port, host, baseUrl, dataDir, databaseUrl, secretKey, microsoftAuthorityHost, google, microsoftGraph, plaintextHosts, logLevel, outbox, webhooks, inboundEnabled, inboundParseThreads, inboundLeaseMs, lifecycleLeaseMs, http, submission });
+  return Object.freeze({ port, host, baseUrl, dataDir, databaseUrl, databaseTimeouts, secretKey, microsoftAuthorityHost, google, microsoftGraph, plaintextHosts, logLevel, outbox, webhooks, inboundEnabled, inboundParseThreads, inboundLeaseMs, lifecycleLeaseMs, http, submission });
 }
 
 function submissionConfig(get: (k: string) => string | undefined, httpPort: number, problems: string[]): SubmissionConfig | null {
