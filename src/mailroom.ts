@@ -6,6 +6,7 @@ import { LoginLimiter } from './auth/login-limiter.ts';
 import type { Logger } from './logger.ts';
 import { ApiKeyService } from './apikeys/api-key-service.ts';
 import { AuditLog } from './audit/audit-log.ts';
+import { startWakeups } from './storage/wakeups.ts';
 import { LifecycleService } from './lifecycle/lifecycle-service.ts';
 import { ConnectFlow } from './oauth/connect-flow.ts';
 import { IncomingServerService } from './inbound/incoming-server-service.ts';
@@ -53,7 +54,7 @@ export interface Mailroom {
 }
 
 export async function createMailroom(config: Config, logger: Logger, opts: { now?: () => Date } = {}): Promise<Mailroom> {
-  const database = await openDatabase(config.databaseUrl);
+  const database = await openDatabase(config.databaseUrl, config.databaseTimeouts);
   const key = loadOrCreateKey(config.secretKey, config.dataDir);
   const sealer = createSealer(key);
   try {
@@ -81,12 +82,18 @@ export async function createMailroom(config: Config, logger: Logger, opts: { now
   // One count of open SMTP connections per mailbox: the outbox's pool and the server tests share it.
   const gates = new ConnectionGates();
   const worker = new OutboxWorker({ db, dialect: database.dialect, config: config.outbox, graphHost: config.microsoftGraph.host, tokens, gates, logger, now });
+  // Wake-ups across instances (PostgreSQL LISTEN/NOTIFY); polling stays the fallback.
+  const wakeups = startWakeups(db, config.databaseUrl, logger, { connectionTimeoutMs: config.databaseTimeouts.connectMs });
   const inbound = new InboundMessageService({ db, dataDir: config.dataDir });
   const incoming = new IncomingServerService({ db, sealer, config, tokens, logger, now, instance });
   const webhooks = new WebhookService({ db, sealer, messages: inbound, logger, config: config.webhooks, now });
   const audit = new AuditLog(db, now);
-  const outbox = new OutboxService({ db, config: config.outbox, now, onEnqueued: () => worker.kick() });
-  const lifecycle = new LifecycleService({ db, tokens, outbox, audit, logger, baseUrl: config.baseUrl, now, instance });
+  const outbox = new OutboxService({ db, config: config.outbox, now, onEnqueued: () => {
+      worker.kick();
+      wakeups.notify('mailroom_outbox');
+    },
+  });
+  const lifecycle = new LifecycleService({ db, tokens, outbox, audit, logger, baseUrl: config.baseUrl, now, instance, leaseMs: config.lifecycleLeaseMs });
   const apiKeys = new ApiKeyService(db, now);
   const submission = config.submission
     ? new SubmissionListener({
@@ -134,20 +141,25 @@ export async function createMailroom(config: Config, logger: Logger, opts: { now
     lifecycle,
     submission,
     startWorkers() {
-      if (config.outbox.workerEnabled) worker.start();
+      if (config.outbox.workerEnabled) {
+        worker.start();
+        wakeups.on('mailroom_outbox', () => worker.kick());
+      }
       lifecycle.start();
       if (config.inboundEnabled) {
         incoming.start();
         webhooks.start();
+        wakeups.on('mailroom_webhooks', () => webhooks.kick());
       }
     },
     async close() {
       // First: messages in the middle of DATA are committed while the database is still open.
       await submission?.close();
-      lifecycle.stop();
+      await lifecycle.stop();
       await worker.stop();
       await incoming.stop();
       await webhooks.stop();
+      await wakeups.close();
       await database.close();
     },
   };

@@ -10,6 +10,8 @@ export interface Config {
   readonly baseUrl: URL;
   readonly dataDir: string;
   readonly databaseUrl: string;
+  /** PostgreSQL: how long to wait for a connection and for one statement before answering 503 instead of hanging. */
+  readonly databaseTimeouts: DatabaseTimeouts;
   /** base64 of 32 bytes, or null to use (or create) `${dataDir}/secret.key`. */
   readonly secretKey: Buffer | null;
   readonly microsoftAuthorityHost: string;
@@ -31,9 +33,21 @@ export interface Config {
    * lives): another instance takes a dead one's mailboxes over within this plus 5 s.
    */
   readonly inboundLeaseMs: number;
+  /**
+   * How long the claim on the lifecycle jobs (keep-alive, expiry warnings, reconnect alerts) lasts
+   * without renewal (renewed every third of it): another instance takes the jobs over within this.
+   */
+  readonly lifecycleLeaseMs: number;
   readonly http: HttpConfig;
   /** The SMTP submission listener, or null when neither SMTP port is set (the default). */
   readonly submission: SubmissionConfig | null;
+}
+
+export interface DatabaseTimeouts {
+  /** DATABASE_CONNECT_TIMEOUT_SECONDS (5): a connection not made by then fails. */
+  readonly connectMs: number;
+  /** DATABASE_STATEMENT_TIMEOUT_SECONDS (30): PostgreSQL cancels a statement running longer. */
+  readonly statementMs: number;
 }
 
 export interface SubmissionConfig {
@@ -76,6 +90,8 @@ export interface OutboxConfig {
    * sends, so this is how fast a dead instance's messages move to another one.
    */
   readonly leaseMs: number;
+  /** How long an idle worker waits before looking again when no wake-up comes (OUTBOX_POLL_SECONDS). */
+  readonly pollMs: number;
   readonly maxMessageBytes: number;
   /** Start the delivery worker in this process. */
   readonly workerEnabled: boolean;
@@ -225,6 +241,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     maxAgeMs: num('OUTBOX_MAX_AGE_HOURS', 72, 0.001, 24 * 365) * 3600_000,
     retryBaseMs: num('OUTBOX_RETRY_BASE_SECONDS', 30, 0.01, 86400) * 1000,
     leaseMs: num('OUTBOX_LEASE_SECONDS', 15, 1, 86400) * 1000,
+    pollMs: num('OUTBOX_POLL_SECONDS', 0.5, 0.05, 3600) * 1000,
     maxMessageBytes: Math.floor(num('MAX_MESSAGE_MB', 25, 0.001, 150) * 1024 * 1024),
     workerEnabled: (get('OUTBOX_WORKER') ?? 'on') !== 'off',
   });
@@ -236,6 +253,11 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   });
   const inboundEnabled = (get('INBOUND_WORKER') ?? 'on') !== 'off';
   const inboundLeaseMs = num('INBOUND_LEASE_SECONDS', 25, 6, 3600) * 1000;
+  const databaseTimeouts: DatabaseTimeouts = Object.freeze({
+    connectMs: num('DATABASE_CONNECT_TIMEOUT_SECONDS', 5, 0.5, 600) * 1000,
+    statementMs: num('DATABASE_STATEMENT_TIMEOUT_SECONDS', 30, 1, 3600) * 1000,
+  });
+  const lifecycleLeaseMs = num('LIFECYCLE_LEASE_SECONDS', 25, 3, 3600) * 1000;
   const inboundParseThreads = Math.floor(num('INBOUND_PARSE_THREADS', Math.max(1, availableParallelism() - 1), 0, 64));
 
   let trustProxy: HttpConfig['trustProxy'] = false;
@@ -267,7 +289,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   const submission = submissionConfig(get, port, problems);
 
   if (problems.length > 0) throw new ConfigError(problems);
-  return Object.freeze({ port, host, baseUrl, dataDir, databaseUrl, secretKey, microsoftAuthorityHost, google, microsoftGraph, plaintextHosts, logLevel, outbox, webhooks, inboundEnabled, inboundParseThreads, inboundLeaseMs, http, submission });
+  return Object.freeze({ port, host, baseUrl, dataDir, databaseUrl, databaseTimeouts, secretKey, microsoftAuthorityHost, google, microsoftGraph, plaintextHosts, logLevel, outbox, webhooks, inboundEnabled, inboundParseThreads, inboundLeaseMs, lifecycleLeaseMs, http, submission });
 }
 
 function submissionConfig(get: (k: string) => string | undefined, httpPort: number, problems: string[]): SubmissionConfig | null {

@@ -2,6 +2,7 @@ import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
 import { STATUS_CODES } from 'node:http';
 import type { Socket } from 'node:net';
 import { type ErrorCode, ERRORS, MailroomError } from '../errors/errors.ts';
+import { isDatabaseUnavailable } from '../storage/database.ts';
 
 /**
  * Every answer Mailroom gives, including the ones the HTTP layer itself produces (bad URL encoding,
@@ -66,6 +67,11 @@ export function handleError(err: FastifyError | MailroomError, req: FastifyReque
   if (status < 500) {
     const e = fromFastify(err);
     return reply.code(ERRORS[e.code]).send(errorBody(e.code, e.message, e.field ? { field: e.field } : {}));
+  }
+  if (isDatabaseUnavailable(err)) {
+    req.log.warn({ event: 'database.unavailable', err: (err as Error).message }, 'database unavailable');
+    reply.header('retry-after', '5');
+    return reply.code(503).send(errorBody('MR_DATABASE_UNAVAILABLE', 'The database cannot be reached right now. Try again in a few seconds.'));
   }
   req.log.error({ err }, 'unhandled error');
   return reply.code(500).send(errorBody('MR_INTERNAL', 'Something went wrong on the server. The details are in the server log.'));

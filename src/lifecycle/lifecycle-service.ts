@@ -2,10 +2,10 @@ import type { Logger } from '../logger.ts';
 import type { TokenManager } from '../oauth/token-manager.ts';
 import type { OutboxService } from '../outbox/outbox-service.ts';
 import type { AuditLog } from '../audit/audit-log.ts';
-import { acquireLease } from '../storage/cluster-store.ts';
+import { acquireLease, releaseLease } from '../storage/cluster-store.ts';
 import type { Db } from '../storage/database.ts';
 import { listAdminEmails } from '../storage/audit-store.ts';
-import { listAllMailServers, listTokens, type MailServerRecord, setAlertState, type TokenRecord } from '../storage/mail-server-store.ts';
+import { claimReconnectAlert, claimSecretAlert, listAllMailServers, listTokens, type MailServerRecord, setAlertState, type TokenRecord } from '../storage/mail-server-store.ts';
 import { alertDue, secretExpiry } from './secret-expiry.ts';
 
 const KEEPALIVE_AFTER_MS = 24 * 3600_000;
@@ -19,32 +19,73 @@ const CHECK_EVERY_MS = 3600_000;
  */
 export class LifecycleService {
   private timer: NodeJS.Timeout | undefined;
+  private held = false;
+  private lastRun = 0;
+  private running: Promise<unknown> | undefined;
 
   constructor(
-    private readonly deps: { db: Db; tokens: TokenManager; outbox: OutboxService; audit: AuditLog; logger: Logger; baseUrl: URL; now?: () => Date; instance?: string },
+    private readonly deps: {
+      db: Db;
+      tokens: TokenManager;
+      outbox: OutboxService;
+      audit: AuditLog;
+      logger: Logger;
+      baseUrl: URL;
+      now?: () => Date;
+      instance?: string;
+      /** How long the lifecycle lease lasts without a heartbeat (LIFECYCLE_LEASE_SECONDS). */
+      leaseMs?: number;
+    },
   ) {}
 
   private now(): Date {
     return this.deps.now?.() ?? new Date();
   }
 
+  private get leaseMs(): number {
+    return this.deps.leaseMs ?? 25_000;
+  }
+
+  private get holder(): string {
+    return this.deps.instance ?? 'local';
+  }
+
   start(): void {
     if (this.timer) return;
-    // Once for the cluster: the instance holding the lifecycle lease runs the checks, renewing it each
-    // hour; if it dies, another takes over once two runs have been missed.
-    const run = () => void this.claim().then((held) => (held ? this.runChecks() : undefined)).catch((e) => this.deps.logger.error({ err: e, event: 'lifecycle.failed' }, 'lifecycle checks failed'));
-    this.timer = setInterval(run, CHECK_EVERY_MS);
+    // Once for the cluster: the instance holding the short lifecycle lease runs the checks hourly and
+    // renews the lease every third of its length; if it dies, another takes the lease once it runs
+    // out and runs the checks at once. The checks themselves are claimed row by row, so a takeover
+    // (or two instances running them at once) never sends a warning twice.
+    this.timer = setInterval(() => void this.tick(), Math.max(1000, Math.floor(this.leaseMs / 3)));
     this.timer.unref();
-    run();
+    void this.tick();
   }
 
-  stop(): void {
+  private async tick(): Promise<void> {
+    try {
+      const held = await acquireLease(this.deps.db, 'lifecycle', this.holder, this.leaseMs, this.now());
+      const gained = held && !this.held;
+      this.held = held;
+      if (!held || this.running) return;
+      if (!gained && Date.now() - this.lastRun < CHECK_EVERY_MS) return;
+      this.lastRun = Date.now();
+      if (gained) this.deps.logger.info({ event: 'lifecycle.lease_taken', instance: this.holder }, 'this instance runs the lifecycle jobs');
+      this.running = this.runChecks()
+        .catch((e) => this.deps.logger.error({ err: e, event: 'lifecycle.failed' }, 'lifecycle checks failed'))
+        .finally(() => (this.running = undefined));
+    } catch (e) {
+      this.held = false;
+      this.deps.logger.warn({ event: 'lifecycle.lease_failed', err: (e as Error).message }, 'lifecycle lease not renewed');
+    }
+  }
+
+  /** Stops the heartbeat and gives the lease up, so another instance takes the jobs over at once. */
+  async stop(): Promise<void> {
     if (this.timer) clearInterval(this.timer);
     this.timer = undefined;
-  }
-
-  private claim(): Promise<boolean> {
-    return acquireLease(this.deps.db, 'lifecycle', this.deps.instance ?? 'local', 2 * CHECK_EVERY_MS + 60_000, this.now());
+    await this.running;
+    if (this.held) await releaseLease(this.deps.db, 'lifecycle', this.holder).catch(() => undefined);
+    this.held = false;
   }
 
   async runChecks(): Promise<{ alerts: string[]; refreshed: string[] }> {
@@ -71,7 +112,8 @@ export class LifecycleService {
     const fresh = new Map((await listTokens(db)).map((t) => [t.mailServerId, t]));
     for (const s of servers.filter((x) => !x.tokenSourceId)) {
       const expiry = secretExpiry(s.clientSecretExpiresAt, now);
-      if (alertDue(expiry, s.secretAlertLevel)) {
+      // The claim first: the instance whose conditional update moved the level on sends the warning.
+      if (alertDue(expiry, s.secretAlertLevel) && (await claimSecretAlert(db, s.id, s.secretAlertLevel, expiry.threshold!))) {
         const when = expiry.state === 'expired' ? `expired on ${s.clientSecretExpiresAt}` : `expires on ${s.clientSecretExpiresAt} (${expiry.daysLeft} day${expiry.daysLeft === 1 ? '' : 's'} left)`;
         const subject = `Mailroom: the client secret of "${s.name}" ${expiry.state === 'expired' ? 'has expired' : 'expires soon'}`;
         const text =
@@ -81,11 +123,10 @@ export class LifecycleService {
           `paste its Value into Client Secret on ${this.formUrl(s)} and update Client Secret Expiration.\n`;
         logger.warn({ event: 'lifecycle.secret_expiry', mailServerId: s.id, threshold: expiry.threshold, daysLeft: expiry.daysLeft }, subject);
         await this.alertAdmins(s, subject, text);
-        await setAlertState(db, s.id, { secretAlertLevel: expiry.threshold });
         alerts.push(`secret:${s.id}:${expiry.threshold}`);
       }
       const t = fresh.get(s.id);
-      if (t?.status === 'reconnect_needed' && !s.reconnectAlertedAt) {
+      if (t?.status === 'reconnect_needed' && !s.reconnectAlertedAt && (await claimReconnectAlert(db, s.id, now.toISOString()))) {
         const subject = `Mailroom: "${s.name}" must be reconnected`;
         const text =
           `Microsoft no longer accepts the connection of the mail server "${s.name}" (${s.username}).\n` +
@@ -94,7 +135,6 @@ export class LifecycleService {
           `Fix: open ${this.formUrl(s)} and click Connect your Outlook account.\n`;
         logger.warn({ event: 'lifecycle.reconnect_needed', mailServerId: s.id }, subject);
         await this.alertAdmins(s, subject, text);
-        await setAlertState(db, s.id, { reconnectAlertedAt: now.toISOString() });
         alerts.push(`reconnect:${s.id}`);
       } else if (t?.status === 'valid' && s.reconnectAlertedAt) {
         await setAlertState(db, s.id, { reconnectAlertedAt: null });

@@ -31,6 +31,7 @@ import {
 import { LIMIT_LABELS } from '../servers/send-limits.ts';
 import { pace } from './pacing.ts';
 import { decide, type Failure } from './retry-policy.ts';
+import { isDatabaseUnavailable } from '../storage/database.ts';
 
 const IDLE_POLL_MS = 500;
 const RELEASE_EVERY_MS = 2000;
@@ -118,6 +119,8 @@ export class OutboxWorker {
   private wake: (() => void) | undefined;
   private readonly pools = new Map<string, { sender: MailSender; signature: string }>();
   private lastRelease = 0;
+  /** Loop errors in a row (the database down): the idle wait grows to 10 s, and resets on success. */
+  private failures = 0;
   private servers: { at: number; list: Promise<MailServerRecord[]> } | undefined;
   private heartbeat: NodeJS.Timeout | undefined;
   private sentQueue: Array<{ id: string; smtpResponse: string; done: (ok: boolean) => void; fail: (e: unknown) => void }> = [];
@@ -195,20 +198,26 @@ export class OutboxWorker {
             batch.push(...(await claimDue(this.deps.db, this.deps.dialect, this.id, this.now(), this.deps.config.leaseMs, capacity - batch.length, paced.map((p) => p.id))));
           }
           claimed = batch.length;
+          if (this.failures) this.deps.logger.info({ event: 'outbox.resumed', after: this.failures }, 'outbox worker resumed');
+          this.failures = 0;
           for (const m of batch) {
             this.inflight++;
-            void this.deliver(m).finally(() => {
+            void this.deliver(m)
+              .catch((e: unknown) => this.deps.logger.error({ err: e, event: 'outbox.deliver_error', messageId: m.id }, 'delivery bookkeeping failed'))
+              .finally(() => {
               this.inflight--;
               this.kick();
             });
           }
         }
       } catch (e) {
-        this.deps.logger.error({ err: e, event: 'outbox.loop_error' }, 'outbox worker error');
+        // Log the first failure of a run, then back off quietly until the database answers again.
+        if (this.failures++ === 0) this.deps.logger.error({ err: e, event: 'outbox.loop_error' }, 'outbox worker error; retrying with backoff');
       }
       if (this.running && (claimed === 0 || this.inflight >= this.deps.config.concurrency)) {
         await new Promise<void>((resolve) => {
-          const t = setTimeout(resolve, IDLE_POLL_MS);
+          const idle = this.deps.config.pollMs ?? IDLE_POLL_MS;
+          const t = setTimeout(resolve, this.failures ? Math.min(10_000, idle * 2 ** Math.min(this.failures, 5)) : idle);
           this.wake = () => {
             clearTimeout(t);
             resolve();
@@ -326,32 +335,62 @@ export class OutboxWorker {
         messageId: m.messageId,
         attachments: p.attachments.map((a) => ({ filename: a.filename, contentType: a.contentType, content: Buffer.from(a.content, 'base64') })),
       });
-      if (!(await this.recordSent(m.id, result.response))) {
+      if (!(await this.recordSentPatiently(m.id, result.response))) {
         logger.warn({ ...log, event: 'outbox.lease_lost' }, 'message sent after its lease was taken over; it may be delivered twice');
       } else {
         logger.info({ ...log, event: 'outbox.sent', response: result.response }, 'message sent');
       }
     } catch (e) {
-      const now = this.now();
-      const { failure, error } = classify(e, now);
-      const decision = decide(failure, m.attempts, now.getTime() - Date.parse(m.queuedAt), this.deps.config);
-      const fields = { ...log, event: `outbox.${decision.action}`, code: error.code };
-      if (decision.action === 'retry') {
-        await markRetry(db, m.id, this.id, new Date(now.getTime() + decision.delayMs), error, now);
-        logger.warn({ ...fields, delayMs: decision.delayMs }, 'delivery failed, will retry');
-      } else if (decision.action === 'hold' && decision.resumeInMs !== undefined && server) {
-        const until = await this.quotaResumeAt(server, now, decision.resumeInMs);
-        const held = quotaHeldError(server, until, now, error);
-        await markHeld(db, m.id, this.id, held, now, until);
-        const others = await holdServerUntil(db, server.id, until, held, now);
-        logger.warn({ ...fields, until: until.toISOString(), othersHeld: others }, 'sending quota used up; the server\'s mail is held until the window frees');
-      } else if (decision.action === 'hold') {
-        await markHeld(db, m.id, this.id, error, now);
-        logger.warn(fields, 'message held until the mail server is fixed');
-      } else {
-        await markFailed(db, m.id, this.id, error, now);
-        logger.warn(fields, 'message failed');
+      if (isDatabaseUnavailable(e)) {
+        // Not the message's fault: its claim stays in the row and runs out, then it is claimed again.
+        logger.warn({ ...log, event: 'outbox.database_unavailable', err: (e as Error).message }, 'database unavailable; the message stays claimed until its lease runs out');
+        return;
       }
+      try {
+        await this.recordFailure(m, server, e);
+      } catch (e2) {
+        logger.warn({ ...log, event: 'outbox.record_failed', err: (e2 as Error).message }, 'could not record the outcome; the message is retried when its lease runs out');
+      }
+    }
+  }
+
+  /**
+   * Sent, but the database is down: keep trying to record it (up to a minute) rather than let the
+   * lease run out and send it again.
+   */
+  private async recordSentPatiently(id: string, smtpResponse: string): Promise<boolean> {
+    for (let wait = 500; ; wait *= 2) {
+      try {
+        return await this.recordSent(id, smtpResponse);
+      } catch (e) {
+        if (!isDatabaseUnavailable(e) || wait > 32_000) throw e;
+        await new Promise((r) => setTimeout(r, wait));
+      }
+    }
+  }
+
+  private async recordFailure(m: Claimed, server: MailServerRecord | undefined, e: unknown): Promise<void> {
+    const { db, logger } = this.deps;
+    const log = { messageId: m.id, mailServerId: m.mailServerId, attempt: m.attempts };
+    const now = this.now();
+    const { failure, error } = classify(e, now);
+    const decision = decide(failure, m.attempts, now.getTime() - Date.parse(m.queuedAt), this.deps.config);
+    const fields = { ...log, event: `outbox.${decision.action}`, code: error.code };
+    if (decision.action === 'retry') {
+      await markRetry(db, m.id, this.id, new Date(now.getTime() + decision.delayMs), error, now);
+      logger.warn({ ...fields, delayMs: decision.delayMs }, 'delivery failed, will retry');
+    } else if (decision.action === 'hold' && decision.resumeInMs !== undefined && server) {
+      const until = await this.quotaResumeAt(server, now, decision.resumeInMs);
+      const held = quotaHeldError(server, until, now, error);
+      await markHeld(db, m.id, this.id, held, now, until);
+      const others = await holdServerUntil(db, server.id, until, held, now);
+      logger.warn({ ...fields, until: until.toISOString(), othersHeld: others }, 'sending quota used up; the server\'s mail is held until the window frees');
+    } else if (decision.action === 'hold') {
+      await markHeld(db, m.id, this.id, error, now);
+      logger.warn(fields, 'message held until the mail server is fixed');
+    } else {
+      await markFailed(db, m.id, this.id, error, now);
+      logger.warn(fields, 'message failed');
     }
   }
 }

@@ -1,4 +1,5 @@
 import { PostgresAdapter, type Selectable, sql } from 'kysely';
+import { notifyOnCommit } from './wakeups.ts';
 import type { Db } from './database.ts';
 import { containsText } from './text-search.ts';
 import type { InboundMessageTable } from './schema.ts';
@@ -163,6 +164,8 @@ export async function importInboundMessages(
       const raws = part.flatMap((m) => ('mime' in m.raw ? [{ inbound_message_id: m.id, mime: m.raw.mime }] : []));
       if (raws.length) await trx.insertInto('inbound_raw').values(raws).execute();
       if (deliveries.length) await trx.insertInto('webhook_deliveries').values(deliveries).execute();
+      // Every instance's webhook sender wakes when this commits (PostgreSQL), not at its next poll.
+      if (deliveries.length) await notifyOnCommit(trx, 'mailroom_webhooks');
     }
     await putFolderState(trx, folder.serverId, folder.folder, { uidValidity: folder.uidValidity, lastUid: folder.lastUid, ...(folder.deltaLink !== undefined && { deltaLink: folder.deltaLink }) }, ts);
     return out;

@@ -367,6 +367,26 @@ export async function setAlertState(db: Db, id: string, p: { secretAlertLevel?: 
     .execute();
 }
 
+/**
+ * Claims the secret-expiry warning `level` for one server: a compare-and-set on the level last sent,
+ * so of several instances that saw the same old level exactly one moves it on and sends the warning.
+ */
+export async function claimSecretAlert(db: Db, id: string, lastSent: number | null, level: number): Promise<boolean> {
+  const r = await db
+    .updateTable('mail_servers')
+    .set({ secret_alert_level: level })
+    .where('id', '=', id)
+    .where((eb) => (lastSent === null ? eb('secret_alert_level', 'is', null) : eb('secret_alert_level', '=', lastSent)))
+    .executeTakeFirst();
+  return Number(r.numUpdatedRows) === 1;
+}
+
+/** Claims the one reconnect alert of a server: only the instance that sets reconnect_alerted_at from null sends it. */
+export async function claimReconnectAlert(db: Db, id: string, at: string): Promise<boolean> {
+  const r = await db.updateTable('mail_servers').set({ reconnect_alerted_at: at }).where('id', '=', id).where('reconnect_alerted_at', 'is', null).executeTakeFirst();
+  return Number(r.numUpdatedRows) === 1;
+}
+
 export async function listAllMailServers(db: Db): Promise<MailServerRecord[]> {
   return (await db.selectFrom('mail_servers').selectAll().orderBy('direction', 'desc').orderBy('name').execute()).map(toRecord);
 }

@@ -1,4 +1,5 @@
 import type { Selectable } from 'kysely';
+import { isPostgres } from './wakeups.ts';
 import type { Db } from './database.ts';
 import type { WebhookDeliveryTable, WebhookTable } from './schema.ts';
 
@@ -114,24 +115,32 @@ export async function findDelivery(db: Db, id: string): Promise<DeliveryRow | un
   return r && toDelivery(r);
 }
 
-/** Single process per database for webhooks: the lease only guards against a crashed attempt. */
+/**
+ * Claims due deliveries for one attempt: the lease in the row is the claim. On PostgreSQL the rows are
+ * locked with SKIP LOCKED, and the update repeats the due condition, so of several instances woken
+ * together each delivery goes to exactly one.
+ */
 export async function claimDueDeliveries(db: Db, now: Date, leaseMs: number, limit: number): Promise<Array<{ id: string; webhookId: string; inboundMessageId: string; attempts: number }>> {
   const ts = now.toISOString();
+  const postgres = isPostgres(db);
   return db.transaction().execute(async (trx) => {
-    const due = await trx
+    let q = trx
       .selectFrom('webhook_deliveries')
       .select('id')
       .where('state', '=', 'pending')
       .where('next_attempt_at', '<=', ts)
       .where((eb) => eb.or([eb('lease_until', 'is', null), eb('lease_until', '<', ts)]))
       .orderBy('next_attempt_at')
-      .limit(limit)
-      .execute();
+      .limit(limit);
+    if (postgres) q = q.forUpdate().skipLocked();
+    const due = await q.execute();
     if (!due.length) return [];
     const rows = await trx
       .updateTable('webhook_deliveries')
       .set((eb) => ({ lease_until: new Date(now.getTime() + leaseMs).toISOString(), attempts: eb('attempts', '+', 1), updated_at: ts }))
       .where('id', 'in', due.map((d) => d.id))
+      .where('state', '=', 'pending')
+      .where((eb) => eb.or([eb('lease_until', 'is', null), eb('lease_until', '<', ts)]))
       .returning(['id', 'webhook_id', 'inbound_message_id', 'attempts'])
       .execute();
     return rows.map((r) => ({ id: r.id, webhookId: r.webhook_id, inboundMessageId: r.inbound_message_id, attempts: Number(r.attempts) }));

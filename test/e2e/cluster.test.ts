@@ -56,6 +56,8 @@ before(async () => {
     LOG_LEVEL: 'warn',
     // Dovecot resets a connection now and then when a dozen open at once: retry soon, not in 30 s.
     OUTBOX_RETRY_BASE_SECONDS: '1',
+    // The lifecycle jobs' lease: 10 s here (25 s by default) keeps the takeover test short.
+    LIFECYCLE_LEASE_SECONDS: '10',
   };
 });
 
@@ -194,4 +196,60 @@ test('one mailbox, three instances: one holds the fetch lease, each message is i
   assert.ok(instances.includes(after!.holder));
   assert.equal((await importedIds()).filter((id) => id === late.messageId).length, 1);
   console.log(`# mailbox taken over and new mail imported ${tookOver.toFixed(1)} s after kill -9 of its fetcher`);
+});
+
+test('the lifecycle jobs: one instance holds a short lease; kill -9 it and another takes the jobs over and sends a due warning once', T, async () => {
+  const up = await Promise.all(procs.map((p) => fetch(`${p.baseUrl}/healthz`).then((r) => r.ok, () => false)));
+  const alive = procs.filter((_, i) => up[i]);
+  assert.ok(alive.length >= 2, 'two instances left');
+  const views = await Promise.all(alive.map((p) => apiOf(() => p)('GET', '/api/v1/health/servers')));
+  const instances = views.map((v) => v.json.instance as string);
+  const [lease] = await pgdb.query<{ holder: string; renewed_at: string; expires_at: string }>(`select holder, renewed_at, expires_at from leases where name = 'lifecycle'`);
+  assert.ok(lease, 'a lifecycle lease row');
+  assert.ok(Date.parse(lease.expires_at) - Date.parse(lease.renewed_at) <= 10_000, 'a short lease renewed by a heartbeat, not one of hours');
+  const holderIndex = instances.indexOf(lease.holder);
+  assert.ok(holderIndex >= 0, `held by a live instance (${lease.holder})`);
+  // A secret that expires in five days, added after the holder's last run: only a run after the takeover sees it.
+  const expiresOn = new Date(Date.now() + 5 * 86400_000).toISOString().slice(0, 10);
+  const created = await apiOf(() => alive[0]!)('POST', '/api/v1/mail-servers', { name: 'Expiring', username: 'expiring@example.test', clientId: CLIENT_ID, clientSecret: CLIENT_SECRET, clientSecretExpiresAt: expiresOn, smtpHost: '127.0.0.1', smtpPort: peers.dovecot.submissionPort });
+  assert.equal(created.status, 201, created.text);
+  const killedAt = Date.now();
+  await alive[holderIndex]!.crash();
+  await waitFor('another instance holds the lifecycle lease', async () => {
+    const [l] = await pgdb.query<{ holder: string }>(`select holder from leases where name = 'lifecycle'`);
+    return l && l.holder !== lease.holder && instances.includes(l.holder) ? true : undefined;
+  }, 30_000, 200);
+  const tookOver = (Date.now() - killedAt) / 1000;
+  assert.ok(tookOver < 10 + 4 + 3, `taken over within the lease and a heartbeat (${tookOver.toFixed(1)} s)`);
+  await waitFor('the 7-day warning recorded', async () => {
+    const [r] = await pgdb.query<{ secret_alert_level: number | null }>('select secret_alert_level from mail_servers where id = $1', [created.json.id]);
+    return r?.secret_alert_level !== null && Number(r?.secret_alert_level) === 7 ? true : undefined;
+  }, 15_000, 200);
+  await new Promise((r) => setTimeout(r, 1000));
+  const warnings = procs.map((p) => p.output().split('\n').filter((l) => l.includes('lifecycle.secret_expiry') && l.includes(created.json.id)).length).reduce((a, b) => a + b, 0);
+  assert.equal(warnings, 1, 'the warning sent once in the cluster');
+  console.log(`# lifecycle jobs taken over ${tookOver.toFixed(1)} s after kill -9 of their holder`);
+});
+
+test('wake-ups across instances: a message accepted by an instance without a worker is sent by another at once (LISTEN/NOTIFY), not at its next poll', T, async () => {
+  // Only these two run now: A takes requests without sending, B sends and polls once a minute.
+  await Promise.all(procs.map((p) => p.stop()));
+  const a = await start({ OUTBOX_WORKER: 'off', INBOUND_WORKER: 'off' });
+  const b = await start({ OUTBOX_POLL_SECONDS: '60', INBOUND_WORKER: 'off' });
+  await new Promise((r) => setTimeout(r, 1500)); // B's worker has looked once and waits for its minute
+  const send = apiOf(() => a);
+  const latencies: number[] = [];
+  for (let i = 0; i < 5; i++) {
+    const before = peers.sink.messages.length;
+    const t0 = Date.now();
+    const r = await send('POST', '/api/v1/messages', { from: MAILBOX, to: ['archive@remote.example'], subject: `Wake ${i}`, text: 'x' });
+    assert.equal(r.status, 202, r.text);
+    await waitFor('sent by the other instance', async () => (peers.sink.messages.slice(before).some((m) => messageIdOf(m.raw) === r.json.messageId) ? true : undefined), 20_000, 20);
+    latencies.push(Date.now() - t0);
+    await new Promise((res) => setTimeout(res, 300));
+  }
+  const [row] = await pgdb.query<{ n: string }>(`select count(*) as n from outbox_messages where subject like 'Wake %' and state = 'sent'`);
+  assert.equal(Number(row!.n), 5);
+  assert.ok(Math.max(...latencies) < 5000, `each sent within 5 s of acceptance, the poll being 60 s (${latencies.join(', ')} ms)`);
+  console.log(`# accepted by A, sent by B: ${latencies.join(', ')} ms (B polls every 60 s)`);
 });

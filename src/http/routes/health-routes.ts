@@ -12,7 +12,7 @@ export function healthRoutes(app: FastifyInstance, mr: Mailroom): void {
       await sql`select 1`.execute(mr.database.db);
       return { status: 'ready', database: mr.database.dialect };
     } catch (e) {
-      return reply.code(503).send({ status: 'unavailable', database: mr.database.dialect, error: (e as Error).message });
+      return reply.code(503).send({ status: 'unavailable', database: mr.database.dialect, error: { code: 'MR_DATABASE_UNAVAILABLE', message: `The database cannot be reached: ${(e as Error).message}` } });
     }
   });
 
