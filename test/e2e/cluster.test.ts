@@ -253,3 +253,25 @@ test('wake-ups across instances: a message accepted by an instance without a wor
   assert.ok(Math.max(...latencies) < 5000, `each sent within 5 s of acceptance, the poll being 60 s (${latencies.join(', ')} ms)`);
   console.log(`# accepted by A, sent by B: ${latencies.join(', ')} ms (B polls every 60 s)`);
 });
+
+test('sessions and login limits are the cluster\'s: a session made on one instance works on another, and failed logins count across instances', T, async () => {
+  const live = await Promise.all(procs.map((p) => fetch(`${p.baseUrl}/healthz`).then((r) => r.ok, () => false)));
+  const [a, b] = procs.filter((_, i) => live[i]);
+  assert.ok(a && b, 'two instances are running');
+  const admin = { email: 'cluster-admin@example.test', password: 'a long cluster passphrase' };
+  await a.cli('admin', 'create', '--email', admin.email, '--password', admin.password);
+  const login = (p: MailroomProcess, password: string) =>
+    fetch(`${p.baseUrl}/api/v1/session`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ email: admin.email, password }) });
+  const ok = await login(a, admin.password);
+  assert.equal(ok.status, 200);
+  const cookie = (ok.headers.get('set-cookie') ?? '').split(';')[0]!;
+  const onB = await fetch(`${b.baseUrl}/api/v1/session`, { headers: { cookie } });
+  assert.equal(onB.status, 200, 'the session made on A is valid on B');
+  assert.equal((await onB.json()).admin.email, admin.email);
+  // Five wrong passwords from this address, spread over both instances, use up the pair's allowance.
+  for (let i = 0; i < 5; i++) assert.equal((await login(i % 2 ? a : b, 'wrong guess')).status, 401);
+  const sixthOnA = await login(a, 'wrong guess');
+  const sixthOnB = await login(b, 'wrong guess');
+  assert.equal(sixthOnA.status, 429, 'counted across instances');
+  assert.equal(sixthOnB.status, 429);
+});
