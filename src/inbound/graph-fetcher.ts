@@ -126,6 +126,10 @@ export async function fetchNewGraph(
           fix: 'Check the database (free disk space, DATABASE_URL). The messages stay in the mailbox; the next fetch takes them again.',
         });
       });
+      // Committed: from here on the stored raw messages belong to their rows, except those of
+      // messages that were already imported, which nothing refers to.
+      const stored = files.splice(0);
+      for (const f of stored) if (outcomes[rows.findIndex((r) => r.id === f.id)] !== 'imported') await discardRaw(deps, f.raw, f.id);
       const done = rows.filter((_, k) => outcomes[k] === 'imported');
       imported += done.length;
       skipped += rows.length - done.length;
