@@ -244,19 +244,18 @@ export function outlookScopes(server: Pick<MailServerRecord, 'transport' | 'dire
   return server.transport === 'graph' ? graphScopes(config.microsoftGraph.resource, server.direction) : OUTLOOK_SCOPES;
 }
 
-const GUID_SHAPE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 export const outlookFields = {
   clientId: z
     .string({ error: 'Paste the Application (client) ID from the app\'s Overview page in Azure' })
     .trim()
-    .regex(GUID_SHAPE, { error: 'Paste the Application (client) ID from Azure: a GUID_SHAPE like 1b2c3d4e-0000-1111-2222-333344445555' }),
+    .regex(GUID, { error: 'Paste the Application (client) ID from Azure: a GUID like 1b2c3d4e-0000-1111-2222-333344445555' }),
   clientSecret: z
     .string({ error: 'Paste the client secret Value from Azure > Certificates & secrets' })
     .trim()
     .min(1, { error: 'Paste the client secret Value from Azure > Certificates & secrets' })
     .max(1024, { error: 'The client secret is too long' })
-    .refine((v) => !GUID_SHAPE.test(v), {
+    .refine((v) => !GUID.test(v), {
       error: 'This looks like the Secret ID. Paste the secret\'s Value instead (the column next to it in Azure > Certificates & secrets)',
     }),
 };
