@@ -111,7 +111,7 @@ export async function main(argv: string[]): Promise<number> {
   }
   if (command === 'servers' && sub === 'list') {
     return withMailroom(async (mr) => {
-      const items = await mr.servers.list();
+      const items = await mr.servers.list({ sending: false });
       if (!items.length) console.log('No mail servers yet.');
       for (const s of items) console.log([s.id, s.name, s.username, `${s.smtpHost}:${s.smtpPort}`, s.tokenStatus].join('\t'));
       return 0;

@@ -206,10 +206,14 @@ export class MailServerService {
     };
   }
 
-  async list(): Promise<MailServerView[]> {
+  /**
+   * Every server's view. `sending` (sent today against the limits) costs a few queries per server:
+   * callers that only need states (metrics, the CLI) leave it out.
+   */
+  async list(opts: { sending?: boolean } = {}): Promise<MailServerView[]> {
     const [servers, tokens] = await Promise.all([listMailServers(this.deps.db), listTokens(this.deps.db)]);
     const byServer = new Map(tokens.map((t) => [t.mailServerId, t]));
-    const sending = await Promise.all(servers.map((s) => this.deps.sendStatus?.(s) ?? null));
+    const sending = opts.sending === false ? servers.map(() => null) : await Promise.all(servers.map((s) => this.deps.sendStatus?.(s) ?? null));
     return servers.map((s, i) => this.view(s, byServer.get(s.id), sending[i]));
   }
 

@@ -19,7 +19,7 @@ export function healthRoutes(app: FastifyInstance, mr: Mailroom): void {
   // Server names' states and queue sizes are not for everyone: a `read` API key (Prometheus sends it
   // as a bearer token) unless METRICS_PUBLIC=true.
   app.get('/metrics', mr.config.http.metricsPublic ? {} : { onRequest: requireAuth('read') }, async (_req, reply) => {
-    const servers = await mr.servers.list();
+    const servers = await mr.servers.list({ sending: false });
     const counts = new Map<string, number>();
     for (const s of servers) counts.set(s.tokenStatus, (counts.get(s.tokenStatus) ?? 0) + 1);
     const outbox = await countByState(mr.database.db);
