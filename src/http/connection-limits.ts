@@ -8,6 +8,9 @@ import type { HttpConfig } from '../config/config.ts';
  * client behind them shares their address.
  */
 export function limitConnectionsPerAddress(server: Server, http: HttpConfig): void {
+  // With a hop count the proxies' addresses are not known: every client would share the address of
+  // the proxy in front, so the cap would refuse them all together. Only an address list exempts.
+  if (typeof http.trustProxy === 'number' && http.trustProxy > 0) return;
   const trusted = new BlockList();
   if (Array.isArray(http.trustProxy)) {
     for (const entry of http.trustProxy as string[]) {
