@@ -69,7 +69,9 @@ test('Test Connection through Graph: a Graph token, the mailbox found, Mail.Send
   assert.equal(r.json.message, 'Connection Test Successful!');
   assert.ok(graph.requests.some((x) => x.path === `/v1.0/users/${encodeURIComponent(MAILBOX)}` && x.status === 200));
   const s = (await api('GET', `/api/v1/mail-servers/${servers.main}`)).json;
-  assert.deepEqual(s.checklist.find((i: { key: string }) => i.key === 'login'), { ...s.checklist.find((i: { key: string }) => i.key === 'login'), label: 'Microsoft Graph accepted', state: 'done' });
+  const login = s.checklist.find((i: { key: string }) => i.key === 'login');
+  assert.equal(login.label, 'Microsoft Graph accepted');
+  assert.equal(login.state, 'done');
 });
 
 test('a message goes out in one sendMail request, as MIME with its Message-ID, threading and custom headers', T, async () => {

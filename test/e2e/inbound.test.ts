@@ -6,8 +6,8 @@ import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import SQLite from 'better-sqlite3';
 import { ImapFlow } from 'imapflow';
-import { launchChromium, newContext } from '../helpers/browser.ts';
-import { apiClient, logIn, waitFor } from '../helpers/e2e.ts';
+import { asAdminInBrowser } from '../helpers/browser.ts';
+import { apiClient, waitFor } from '../helpers/e2e.ts';
 import { storeTokens } from '../helpers/connect-directly.ts';
 import { type MailroomProcess, startMailroomProcess } from '../helpers/mailroom-process.ts';
 import { getToken } from '../peers/get-token.ts';
@@ -312,14 +312,9 @@ test('move to a folder and leave as is really change (or keep) the mailbox', T, 
 
 test('in the browser: Test & Confirm, Fetch Now, and the Incoming Messages list with delivery state', T, async () => {
   const admin = { email: 'inbox-admin@example.test', password: 'inbox admin passphrase' };
-  await mailroom.cli('admin', 'create', '--email', admin.email, '--password', admin.password);
   const m = rawMessage('Seen in the browser');
   await peers.dovecot.deliver(MAILBOX, m.raw);
-  const browser = await launchChromium();
-  try {
-    const page = await (await newContext(browser)).newPage();
-    page.setDefaultTimeout(30_000);
-    await logIn(page, mailroom.baseUrl, admin);
+  await asAdminInBrowser(mailroom, admin, async (page) => {
     await page.getByRole('link', { name: 'Settings' }).click();
     await page.getByRole('link', { name: 'Incoming Mail Servers', exact: true }).click();
     // A new incoming server for a mailbox that is already connected is offered that connection.
@@ -353,9 +348,7 @@ test('in the browser: Test & Confirm, Fetch Now, and the Incoming Messages list 
     const before = received.filter((r) => r.messageId === m.messageId).length;
     await delivery.getByRole('button', { name: 'Redeliver' }).click();
     await waitFor('the redelivery', async () => (received.filter((r) => r.messageId === m.messageId).length > before ? true : undefined), 15_000);
-  } finally {
-    await browser.close();
-  }
+  });
 });
 
 test('a restart in the middle of a fetch imports nothing twice', T, async () => {

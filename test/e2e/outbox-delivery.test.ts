@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import { launchChromium, newContext } from '../helpers/browser.ts';
-import { apiClient, logIn, waitFor } from '../helpers/e2e.ts';
+import { asAdminInBrowser } from '../helpers/browser.ts';
+import { apiClient, waitFor } from '../helpers/e2e.ts';
 import { storeTokens } from '../helpers/connect-directly.ts';
 import { type MailroomProcess, startMailroomProcess } from '../helpers/mailroom-process.ts';
 import { getToken } from '../peers/get-token.ts';
@@ -183,12 +183,7 @@ test('Settings > Technical > Emails shows a failed message in plain words with t
   peers.sink.setBehavior('accept');
 
   const admin = { email: 'ops@example.test', password: 'ops admin passphrase' };
-  await mailroom.cli('admin', 'create', '--email', admin.email, '--password', admin.password);
-  const browser = await launchChromium();
-  try {
-    const page = await (await newContext(browser)).newPage();
-    page.setDefaultTimeout(30_000);
-    await logIn(page, mailroom.baseUrl, admin);
+  await asAdminInBrowser(mailroom, admin, async (page) => {
     await page.getByRole('link', { name: 'Settings' }).click();
     await page.getByRole('link', { name: 'Emails', exact: true }).click();
     await page.getByRole('heading', { name: 'Emails' }).waitFor();
@@ -214,7 +209,5 @@ test('Settings > Technical > Emails shows a failed message in plain words with t
       body: JSON.stringify({ from: MAILBOX, to: ['x@remote.example'], subject: 'Key from the UI', text: 'x' }),
     });
     assert.equal(viaUiKey.status, 202);
-  } finally {
-    await browser.close();
-  }
+  });
 });

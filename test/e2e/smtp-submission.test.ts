@@ -8,9 +8,9 @@ import { promisify } from 'node:util';
 import { simpleParser } from 'mailparser';
 import nodemailer from 'nodemailer';
 import MailComposer from 'nodemailer/lib/mail-composer';
-import { launchChromium, newContext } from '../helpers/browser.ts';
+import { asAdminInBrowser } from '../helpers/browser.ts';
 import { storeTokens } from '../helpers/connect-directly.ts';
-import { apiClient, logIn, waitFor } from '../helpers/e2e.ts';
+import { apiClient, waitFor } from '../helpers/e2e.ts';
 import { freePort, type MailroomProcess, startMailroomProcess } from '../helpers/mailroom-process.ts';
 import { plainAuth, smtpDialogue } from '../helpers/smtp-dialogue.ts';
 import { getToken } from '../peers/get-token.ts';
@@ -347,12 +347,7 @@ test('Settings > Technical > Emails says which application handed a message over
     transport.close();
   }
   const admin = { email: 'smtp-ui@example.test', password: 'smtp ui admin passphrase' };
-  await mailroom.cli('admin', 'create', '--email', admin.email, '--password', admin.password);
-  const browser = await launchChromium();
-  try {
-    const page = await (await newContext(browser)).newPage();
-    page.setDefaultTimeout(30_000);
-    await logIn(page, mailroom.baseUrl, admin);
+  await asAdminInBrowser(mailroom, admin, async (page) => {
     await page.getByRole('link', { name: 'Settings' }).click();
     await page.getByRole('link', { name: 'Emails', exact: true }).click();
     const row = page.getByRole('row').filter({ hasText: marker });
@@ -361,7 +356,5 @@ test('Settings > Technical > Emails says which application handed a message over
     await page.getByRole('heading', { name: `Shown in the UI ${marker}` }).waitFor();
     const source = page.locator('dt', { hasText: 'Source' }).locator('xpath=following-sibling::dd');
     assert.equal((await source.innerText()).trim(), `Received over SMTP from 127.0.0.1 as ${KEY_NAME}`);
-  } finally {
-    await browser.close();
-  }
+  });
 });

@@ -1,4 +1,5 @@
-import { type Browser, type BrowserContext, chromium } from 'playwright-core';
+import { type Browser, type BrowserContext, chromium, type Page } from 'playwright-core';
+import { logIn } from './e2e.ts';
 
 /** Debian's Chromium, headless, with the flags this closed network needs (no background connections). */
 export async function launchChromium(): Promise<Browser> {
@@ -15,4 +16,25 @@ export async function launchChromium(): Promise<Browser> {
  */
 export function newContext(browser: Browser): Promise<BrowserContext> {
   return browser.newContext({ ignoreHTTPSErrors: true, viewport: { width: 1280, height: 900 } });
+}
+
+/**
+ * Creates an admin through the CLI, logs in on Mailroom's login page in a fresh Chromium, runs `fn`
+ * with the page and closes the browser whatever happens.
+ */
+export async function asAdminInBrowser<T>(
+  mailroom: { baseUrl: string; cli(...args: string[]): Promise<string> },
+  admin: { email: string; password: string },
+  fn: (page: Page) => Promise<T>,
+): Promise<T> {
+  await mailroom.cli('admin', 'create', '--email', admin.email, '--password', admin.password);
+  const browser = await launchChromium();
+  try {
+    const page = await (await newContext(browser)).newPage();
+    page.setDefaultTimeout(30_000);
+    await logIn(page, mailroom.baseUrl, admin);
+    return await fn(page);
+  } finally {
+    await browser.close();
+  }
 }

@@ -1,19 +1,12 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import { invalidFields } from '../helpers/invalid-fields.ts';
 import { isMailroomError, type MailroomError } from '../../src/errors/errors.ts';
 import { parseMailbox, validateMessage } from '../../src/outbox/message-input.ts';
 
 const MAX = 1024 * 1024;
 const base = { from: 'Sales <sales@contoso.example>', to: ['a@b.example'], subject: 'Invoice 42', text: 'Hello' };
-function fields(body: unknown, max = MAX): Record<string, string> {
-  try {
-    validateMessage(body, max);
-  } catch (e) {
-    assert.ok(isMailroomError(e, 'MR_VALIDATION'));
-    return (e as MailroomError).fields ?? {};
-  }
-  assert.fail('expected a validation error');
-}
+const fields = (body: unknown, max = MAX) => invalidFields(body, max);
 
 test('a valid message is normalised', () => {
   const m = validateMessage({ ...base, cc: 'Bob <BOB@B.example>', attachments: [{ filename: 'a.txt', contentType: 'text/plain', content: Buffer.from('hi').toString('base64') }] }, MAX);
