@@ -69,13 +69,13 @@ export class GraphSender implements MailSender {
    * only; such a message cannot be rebuilt as a draft without changing its bytes.
    */
   private async sendRaw(msg: RawOutgoingMessage): Promise<SendResult> {
-    const head = msg.raw.subarray(0, Math.max(0, msg.raw.indexOf('\r\n\r\n'))).toString('latin1').toLowerCase();
-    const hidden = msg.envelope.to.filter((a) => !head.includes(a.toLowerCase()));
+    // The hidden recipients were worked out when the message was accepted (the row's Bcc).
+    const hidden = msg.bcc ?? [];
     const mime = hidden.length ? Buffer.concat([Buffer.from(`Bcc: ${hidden.join(', ')}\r\n`), msg.raw]) : msg.raw;
     if (Math.ceil(mime.length / 3) * 4 > GRAPH_REQUEST_LIMIT) {
       throw new GraphError({ kind: 'graph', status: 413, code: 'RequestEntityTooLarge', message: `A message received over SMTP is sent to Graph as MIME, which Graph takes up to 4 MB (this one is ${(mime.length / 1048576).toFixed(1)} MB).`, request: 'POST /users/{mailbox}/sendMail' });
     }
-    const messageId = /^Message-ID:\s*(<[^>]+>)/im.exec(head.length ? msg.raw.subarray(0, head.length).toString('latin1') : '')?.[1] ?? '';
+    const messageId = /^Message-ID:\s*(<[^>]+>)/im.exec(msg.raw.subarray(0, 64 * 1024).toString('latin1'))?.[1] ?? '';
     const post = async (forceRefresh: boolean) => {
       const { accessToken: token } = await this.getToken(forceRefresh);
       await graphCall(this.host, { method: 'POST', path: `${userPath(this.mailbox)}/sendMail`, token, body: mime.toString('base64'), contentType: 'text/plain' });

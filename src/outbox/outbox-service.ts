@@ -80,6 +80,17 @@ function canonical(v: unknown): string {
   return JSON.stringify(v);
 }
 
+/** A message with more recipients than the chosen server takes per message is refused, naming the limit. */
+function checkRecipients(server: MailServerRecord, recipients: number): void {
+  const perMessage = server.limits.recipientsPerMessage;
+  if (perMessage === null || recipients <= perMessage) return;
+  throw unprocessable(
+    `This message has ${recipients.toLocaleString('en-US')} recipients (to, cc and bcc); the mail server "${server.name}" allows at most ${perMessage.toLocaleString('en-US')} per message (${LIMIT_LABELS.recipientsPerMessage}, recipientsPerMessage).`,
+    `Send it as several messages of at most ${perMessage.toLocaleString('en-US')} recipients each, or raise ${LIMIT_LABELS.recipientsPerMessage} on the mail server if its provider allows more.`,
+    'to',
+  );
+}
+
 const display = (m: Mailbox) => (m.name ? `${m.name} <${m.address}>` : m.address);
 
 export class OutboxService {
@@ -126,15 +137,7 @@ export class OutboxService {
       );
     }
     const server = choice.server;
-    const recipients = msg.to.length + msg.cc.length + msg.bcc.length;
-    const perMessage = server.limits.recipientsPerMessage;
-    if (perMessage !== null && recipients > perMessage) {
-      throw unprocessable(
-        `This message has ${recipients.toLocaleString('en-US')} recipients (to, cc and bcc); the mail server "${server.name}" allows at most ${perMessage.toLocaleString('en-US')} per message (${LIMIT_LABELS.recipientsPerMessage}, recipientsPerMessage).`,
-        `Send it as several messages of at most ${perMessage.toLocaleString('en-US')} recipients each, or raise ${LIMIT_LABELS.recipientsPerMessage} on the mail server if its provider allows more.`,
-        'to',
-      );
-    }
+    checkRecipients(server, msg.to.length + msg.cc.length + msg.bcc.length);
     const from = msg.from ?? { name: '', address: server.username };
     const domain = from.address.slice(from.address.lastIndexOf('@') + 1);
     const id = randomUUID();
@@ -211,6 +214,8 @@ export class OutboxService {
     const sender = headerFrom ?? s.envelope.from;
     const choice = await this.chooseFor(sender);
     if (!choice.ok) throw unprocessable(choice.reason, choice.fix ?? '', 'from');
+    // The envelope is who receives it, whatever the headers say.
+    checkRecipients(choice.server, s.envelope.to.length);
     const addressOf = (display: string) => (/<([^<>]*)>\s*$/.exec(display)?.[1] ?? display).toLowerCase();
     const inHeaders = new Set([...parsed.to, ...parsed.cc].map(addressOf));
     const domain = sender.slice(sender.lastIndexOf('@') + 1);

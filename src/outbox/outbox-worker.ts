@@ -322,7 +322,7 @@ export class OutboxWorker {
       }
       const p = m.payload;
       // A message received over SMTP goes out as it came; the others are built from their fields.
-      const result = await this.senderFor(server).send(p.kind === 'raw' ? { envelope: p.envelope, raw: p.raw } : {
+      const result = await this.senderFor(server).send(p.kind === 'raw' ? { envelope: p.envelope, raw: p.raw, bcc: m.bcc } : {
         from: p.from.name ? p.from : p.from.address,
         to: p.to.map((a) => (a.name ? a : a.address)),
         cc: p.cc.map((a) => (a.name ? a : a.address)),

@@ -182,6 +182,8 @@ export interface MailSender {
 export interface RawOutgoingMessage {
   envelope: { from: string; to: string[] };
   raw: Buffer;
+  /** Envelope recipients the headers do not name (the Bcc removed on receipt). */
+  bcc?: string[];
 }
 
 export interface SendResult {

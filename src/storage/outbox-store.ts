@@ -185,7 +185,8 @@ function newRow(m: NewOutboxMessage, ts: string): OutboxMessageTable {
     lease_until: null,
     held_at: null,
     held_until: null,
-    recipient_count: m.to.length + m.cc.length + m.bcc.length,
+    // What the daily quota counts: the envelope's recipients for a message received over SMTP.
+    recipient_count: m.payload.kind === 'raw' ? m.payload.envelope.to.length : m.to.length + m.cc.length + m.bcc.length,
     last_error: null,
     smtp_response: null,
     sent_at: null,
