@@ -84,4 +84,17 @@ export async function graphCall<T = Record<string, unknown>>(host: string, r: Gr
   return processGraphResponse<T>(await graphRequest(host, r), `${r.method} ${r.path.replace(/^https:\/\/[^/]+/, '').split('?')[0]}`);
 }
 
+/**
+ * Runs `fn` with an access token; a token Graph refuses (401, it may have been revoked before its
+ * expiry) gets one forced refresh and one more try, as a 535 does on SMTP.
+ */
+export async function withGraphToken<T>(getToken: (forceRefresh: boolean) => Promise<string>, fn: (token: string) => Promise<T>): Promise<T> {
+  try {
+    return await fn(await getToken(false));
+  } catch (e) {
+    if (!(e instanceof GraphError && e.isAuthFailure)) throw e;
+    return fn(await getToken(true));
+  }
+}
+
 export const userPath = (mailbox: string) => `/users/${encodeURIComponent(mailbox)}`;

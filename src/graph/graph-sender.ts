@@ -2,7 +2,7 @@ import MailComposer from 'nodemailer/lib/mail-composer/index.js';
 import type { AccessToken } from '../oauth/token-manager.ts';
 import type { ConnectionGate } from '../smtp/connection-gate.ts';
 import type { MailSender, OutgoingMessage, RawOutgoingMessage, SendResult } from '../smtp/smtp-client.ts';
-import { GRAPH_REQUEST_LIMIT, GraphError, graphCall, graphRequest, processGraphResponse, userPath } from './graph-client.ts';
+import { GRAPH_REQUEST_LIMIT, GraphError, graphCall, graphRequest, processGraphResponse, userPath, withGraphToken } from './graph-client.ts';
 
 /** Graph takes attachments under 3 MB inline; larger ones go through an upload session. */
 const INLINE_ATTACHMENT_LIMIT = 3 * 1024 * 1024;
@@ -50,14 +50,11 @@ export class GraphSender implements MailSender {
     }
   }
 
+  private token = async (forceRefresh: boolean) => (await this.getToken(forceRefresh)).accessToken;
+
   private async sendWithRetry(msg: OutgoingMessage): Promise<SendResult> {
     const mime = await buildMime(msg);
-    try {
-      return await this.sendOnce(msg, mime, false);
-    } catch (e) {
-      if (!(e instanceof GraphError && e.isAuthFailure)) throw e;
-      return this.sendOnce(msg, mime, true);
-    }
+    return withGraphToken(this.token, (token) => this.sendOnce(msg, mime, token));
   }
 
   close(): void {}
@@ -76,21 +73,13 @@ export class GraphSender implements MailSender {
       throw new GraphError({ kind: 'graph', status: 413, code: 'RequestEntityTooLarge', message: `A message received over SMTP is sent to Graph as MIME, which Graph takes up to 4 MB (this one is ${(mime.length / 1048576).toFixed(1)} MB).`, request: 'POST /users/{mailbox}/sendMail' });
     }
     const messageId = /^Message-ID:\s*(<[^>]+>)/im.exec(msg.raw.subarray(0, 64 * 1024).toString('latin1'))?.[1] ?? '';
-    const post = async (forceRefresh: boolean) => {
-      const { accessToken: token } = await this.getToken(forceRefresh);
-      await graphCall(this.host, { method: 'POST', path: `${userPath(this.mailbox)}/sendMail`, token, body: mime.toString('base64'), contentType: 'text/plain' });
-    };
-    try {
-      await post(false);
-    } catch (e) {
-      if (!(e instanceof GraphError && e.isAuthFailure)) throw e;
-      await post(true);
-    }
+    await withGraphToken(this.token, (token) =>
+      graphCall(this.host, { method: 'POST', path: `${userPath(this.mailbox)}/sendMail`, token, body: mime.toString('base64'), contentType: 'text/plain' }),
+    );
     return { messageId, response: '202 Accepted (Microsoft Graph sendMail)', accepted: msg.envelope.to, rejected: [] };
   }
 
-  private async sendOnce(msg: OutgoingMessage, mime: Buffer, forceRefresh: boolean): Promise<SendResult> {
-    const { accessToken: token } = await this.getToken(forceRefresh);
+  private async sendOnce(msg: OutgoingMessage, mime: Buffer, token: string): Promise<SendResult> {
     const base64 = mime.toString('base64');
     const accepted = [...msg.to, ...(msg.cc ?? []), ...(msg.bcc ?? [])].map((a) => mailbox(a).address);
     const messageId = msg.messageId ?? /^Message-ID:\s*(<[^>]+>)/im.exec(mime.subarray(0, 64 * 1024).toString('latin1'))?.[1] ?? '';

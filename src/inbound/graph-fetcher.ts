@@ -1,16 +1,15 @@
 import { randomUUID } from 'node:crypto';
-import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import type { ReadableStream as WebReadableStream } from 'node:stream/web';
 import { MailroomError } from '../errors/errors.ts';
-import { GraphError, type GraphRequest, graphCall, graphRequest, processGraphResponse, userPath } from '../graph/graph-client.ts';
+import { GraphError, type GraphRequest, graphCall, graphRequest, processGraphResponse, userPath, withGraphToken } from '../graph/graph-client.ts';
 import { clearAfterFetch, existingDedupeKeys, getFolderState, importInboundMessages, pendingRemoteAfterFetch } from '../storage/inbound-store.ts';
 import { findToken, type MailServerRecord } from '../storage/mail-server-store.ts';
 import { listWebhooks } from '../storage/webhook-store.ts';
 import { type FetchedMessage, inboundRows } from './inbound-rows.ts';
 import type { FetcherDeps, FetchResult } from './mailbox-fetcher.ts';
-import { discardRaw, parseMessage, storeRaw } from './parse-message.ts';
+import { discardRaw, storeRaw } from './parse-message.ts';
 
 /** Marks Graph-fetched rows in the folder state, where IMAP keeps a UIDVALIDITY. */
 const GRAPH_STATE = 'graph';
@@ -23,18 +22,15 @@ const DOWNLOADS_AT_ONCE = 4;
 
 type Call = <T>(r: Omit<GraphRequest, 'token'>) => Promise<T>;
 
-/** Graph requests with a token from the token manager; a refused token gets one forced refresh. */
-function caller(deps: FetcherDeps & { graphHost: string }, server: MailServerRecord): Call {
+/** The server's access token, fetched once per run (again only when Graph refuses it). */
+function tokenOf(deps: Pick<FetcherDeps, 'tokens'>, server: MailServerRecord): (forceRefresh: boolean) => Promise<string> {
   let token: string | undefined;
-  const get = async (forceRefresh: boolean) => (token = (await deps.tokens.getAccessToken(server.id, { forceRefresh })).accessToken);
-  return async <T>(r: Omit<GraphRequest, 'token'>) => {
-    try {
-      return await graphCall<T>(deps.graphHost, { ...r, token: token ?? (await get(false)) });
-    } catch (e) {
-      if (!(e instanceof GraphError && e.isAuthFailure)) throw e;
-      return graphCall<T>(deps.graphHost, { ...r, token: await get(true) });
-    }
-  };
+  return async (forceRefresh) => (!forceRefresh && token) || (token = (await deps.tokens.getAccessToken(server.id, { forceRefresh })).accessToken);
+}
+
+/** Graph JSON requests with that token. */
+function caller(deps: FetcherDeps & { graphHost: string }, token: (forceRefresh: boolean) => Promise<string>): Call {
+  return <T>(r: Omit<GraphRequest, 'token'>) => withGraphToken(token, (t) => graphCall<T>(deps.graphHost, { ...r, token: t }));
 }
 
 /** The folder's Graph id: INBOX is the well-known "inbox"; other names are looked up (top-level folders). */
@@ -81,7 +77,8 @@ export async function fetchNewGraph(
   const { db } = deps;
   const now = () => deps.now?.() ?? new Date();
   const imap = server.imap!;
-  const call = caller(deps, server);
+  const token = tokenOf(deps, server);
+  const call = caller(deps, token);
   const base = userPath(server.username);
 
   // What a crash or a failed request left undone last time (mark as read, move) is done first.
@@ -113,7 +110,7 @@ export async function fetchNewGraph(
       for (let k = 0; k < fresh.length; k += DOWNLOADS_AT_ONCE) {
         await Promise.all(
           fresh.slice(k, k + DOWNLOADS_AT_ONCE).map(async (remoteId, j) => {
-            got[k + j] = await download(deps, server, remoteId, lastUid + k + j + 1, files);
+            got[k + j] = await download(deps, token, server, remoteId, lastUid + k + j + 1, files);
           }),
         );
       }
@@ -148,17 +145,25 @@ export async function fetchNewGraph(
 }
 
 /** One message's raw MIME: kept in memory when small, streamed to a file and parsed on the way when large. */
-async function download(deps: FetcherDeps & { graphHost: string }, server: MailServerRecord, remoteId: string, uid: number, files: Array<Pick<FetchedMessage, 'id' | 'raw'>>): Promise<FetchedMessage> {
+async function download(
+  deps: FetcherDeps & { graphHost: string },
+  token: (forceRefresh: boolean) => Promise<string>,
+  server: MailServerRecord,
+  remoteId: string,
+  uid: number,
+  files: Array<Pick<FetchedMessage, 'id' | 'raw'>>,
+): Promise<FetchedMessage> {
   const path = `${userPath(server.username)}/messages/${encodeURIComponent(remoteId)}/$value`;
-  const token = (await deps.tokens.getAccessToken(server.id)).accessToken;
-  let r = await graphRequest(deps.graphHost, { method: 'GET', path, token, headers: { prefer: 'IdType="ImmutableId"' } });
-  if (r.status === 401) r = await graphRequest(deps.graphHost, { method: 'GET', path, token: (await deps.tokens.getAccessToken(server.id, { forceRefresh: true })).accessToken, headers: { prefer: 'IdType="ImmutableId"' } });
-  if (!r.ok || !r.body) await processGraphResponse(r, `GET /messages/{id}/$value`);
+  const r = await withGraphToken(token, async (t) => {
+    const res = await graphRequest(deps.graphHost, { method: 'GET', path, token: t, headers: { prefer: 'IdType="ImmutableId"' } });
+    if (!res.ok || !res.body) await processGraphResponse(res, 'GET /messages/{id}/$value');
+    return res;
+  });
   const id = randomUUID();
   const size = Number(r.headers.get('content-length') ?? NaN);
   if (Number.isFinite(size) && size <= SMALL_MESSAGE_BYTES) {
     const mime = Buffer.from(await r.arrayBuffer());
-    return { uid, id, parsed: await parseMessage(mime), raw: { mime }, remoteId };
+    return { uid, id, parsed: await deps.parser.parse(mime), raw: { mime }, remoteId };
   }
   const { raw, ...parsed } = await storeRaw(Readable.fromWeb(r.body as unknown as WebReadableStream), deps, server.id, id);
   files.push({ id, raw });
@@ -167,7 +172,7 @@ async function download(deps: FetcherDeps & { graphHost: string }, server: MailS
 
 /** Test & Confirm through Graph: a Graph token, the folder found, Mail.ReadWrite granted; its message count. */
 export async function probeGraph(deps: Pick<FetcherDeps, 'tokens' | 'db'> & { graphHost: string }, server: MailServerRecord): Promise<{ messages: number; unseen: number | undefined }> {
-  const call = caller(deps as FetcherDeps & { graphHost: string }, server);
+  const call = caller(deps as FetcherDeps & { graphHost: string }, tokenOf(deps, server));
   const id = await folderId(call, server.username, server.imap!.folder);
   const f = await call<{ totalItemCount?: number; unreadItemCount?: number }>({ method: 'GET', path: `${userPath(server.username)}/mailFolders/${encodeURIComponent(id)}` });
   const granted = ((await findToken(deps.db, server.tokenSourceId ?? server.id))?.scope ?? '').split(' ').map((x) => x.replace(/^https:\/\/[^/]+\//, ''));
