@@ -97,4 +97,14 @@ export async function withGraphToken<T>(getToken: (forceRefresh: boolean) => Pro
   }
 }
 
+/** The Graph permissions a token response granted ("https://graph.microsoft.com/Mail.Send …" → "Mail.Send"). */
+export function grantedPermissions(scope: string | null | undefined): string[] {
+  return (scope ?? '').split(' ').filter(Boolean).map((x) => x.replace(/^https:\/\/[^/]+\//, ''));
+}
+
+/** Test Connection's answer when the sign-in did not grant `permission`. */
+export function missingPermission(granted: string[], permission: string): GraphError {
+  return new GraphError({ kind: 'graph', status: 200, code: 'MissingPermission', message: `The token grants ${granted.join(', ') || 'no Graph permission'}.`, missingPermissions: [permission] });
+}
+
 export const userPath = (mailbox: string) => `/users/${encodeURIComponent(mailbox)}`;

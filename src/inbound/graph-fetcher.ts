@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { Readable } from 'node:stream';
 import type { ReadableStream as WebReadableStream } from 'node:stream/web';
 import { MailroomError } from '../errors/errors.ts';
-import { GraphError, type GraphRequest, graphCall, graphRequest, processGraphResponse, userPath, withGraphToken } from '../graph/graph-client.ts';
+import { GraphError, type GraphRequest, graphCall, graphRequest, processGraphResponse, userPath, withGraphToken, grantedPermissions, missingPermission } from '../graph/graph-client.ts';
 import { clearAfterFetch, existingDedupeKeys, getFolderState, importInboundMessages, pendingRemoteAfterFetch } from '../storage/inbound-store.ts';
 import { findToken, type MailServerRecord } from '../storage/mail-server-store.ts';
 import { listWebhooks } from '../storage/webhook-store.ts';
@@ -174,9 +174,7 @@ export async function probeGraph(deps: Pick<FetcherDeps, 'tokens' | 'db'> & { gr
   const call = caller(deps as FetcherDeps & { graphHost: string }, tokenOf(deps, server));
   const id = await folderId(call, server.username, server.imap!.folder);
   const f = await call<{ totalItemCount?: number; unreadItemCount?: number }>({ method: 'GET', path: `${userPath(server.username)}/mailFolders/${encodeURIComponent(id)}` });
-  const granted = ((await findToken(deps.db, server.tokenSourceId ?? server.id))?.scope ?? '').split(' ').map((x) => x.replace(/^https:\/\/[^/]+\//, ''));
-  if (!granted.includes('Mail.ReadWrite')) {
-    throw new GraphError({ kind: 'graph', status: 200, code: 'MissingPermission', message: `The token grants ${granted.filter(Boolean).join(', ') || 'no Graph permission'}.`, missingPermissions: ['Mail.ReadWrite'] });
-  }
+  const granted = grantedPermissions((await findToken(deps.db, server.tokenSourceId ?? server.id))?.scope);
+  if (!granted.includes('Mail.ReadWrite')) throw missingPermission(granted, 'Mail.ReadWrite');
   return { messages: f.totalItemCount ?? 0, unseen: f.unreadItemCount };
 }

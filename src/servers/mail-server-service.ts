@@ -5,7 +5,7 @@ import { diagnose } from '../diagnose/diagnose.ts';
 import { MailroomError, isMailroomError } from '../errors/errors.ts';
 import { secretAad, type TokenManager } from '../oauth/token-manager.ts';
 import { oauthProviderOf } from '../oauth/oauth-providers.ts';
-import { GraphError, graphCall, userPath } from '../graph/graph-client.ts';
+import { GraphError, graphCall, grantedPermissions, missingPermission, userPath, withGraphToken } from '../graph/graph-client.ts';
 import { GraphSender } from '../graph/graph-sender.ts';
 import type { Sealer } from '../secrets/sealer.ts';
 import { probeSmtp, sendOnce, SmtpError, type SmtpTarget } from '../smtp/smtp-client.ts';
@@ -345,26 +345,19 @@ export class MailServerService {
    */
   private async testGraph(s: MailServerRecord): Promise<CheckResult> {
     const host = this.deps.config.microsoftGraph.host;
-    const lookUp = async (forceRefresh: boolean) => {
-      const t = await this.deps.tokens.getAccessToken(s.id, { forceRefresh });
-      return graphCall<{ id?: string; mail?: string; userPrincipalName?: string }>(host, { method: 'GET', path: `${userPath(s.username)}?$select=id,mail,userPrincipalName`, token: t.accessToken });
-    };
+    const token = async (forceRefresh: boolean) => (await this.deps.tokens.getAccessToken(s.id, { forceRefresh })).accessToken;
+    const get = <T>(path: string) => withGraphToken(token, (t) => graphCall<T>(host, { method: 'GET', path, token: t }));
     try {
-      let user;
-      try {
-        user = await lookUp(false);
-      } catch (e) {
-        if (!(e instanceof GraphError && e.isAuthFailure)) throw e;
-        user = await lookUp(true);
-      }
-      const granted = ((await findToken(this.deps.db, s.tokenSourceId ?? s.id))?.scope ?? '').split(' ').map((x) => x.replace(/^https:\/\/[^/]+\//, ''));
+      const user = await get<{ id?: string; mail?: string; userPrincipalName?: string }>(`${userPath(s.username)}?$select=id,mail,userPrincipalName`);
+      const granted = grantedPermissions((await findToken(this.deps.db, s.tokenSourceId ?? s.id))?.scope);
       const needed = s.direction === 'incoming' ? 'Mail.ReadWrite' : 'Mail.Send';
-      if (!granted.includes(needed) && !granted.includes(`${needed}.Shared`)) {
-        throw new GraphError({ kind: 'graph', status: 200, code: 'MissingPermission', message: `The token grants ${granted.filter(Boolean).join(', ') || 'no Graph permission'}.`, missingPermissions: [needed] });
-      }
+      if (!granted.includes(needed) && !granted.includes(`${needed}.Shared`)) throw missingPermission(granted, needed);
+      // A user without an Exchange Online mailbox is found all the same; a mail endpoint tells
+      // (MailboxNotEnabledForRESTAPI). It needs a read permission, which Send Using Graph asks for.
+      if (granted.includes('Mail.ReadWrite')) await get(`${userPath(s.username)}/mailFolders/inbox?$select=id`);
       await setAlertState(this.deps.db, s.id, { loginOkAt: this.now().toISOString() });
       await this.deps.onHealthy?.(s.id);
-      const steps = [`token for Microsoft Graph`, `GET /users/${s.username}: ${user.userPrincipalName ?? user.mail ?? user.id}`, `${needed} granted`];
+      const steps = [`token for Microsoft Graph`, `GET /users/${s.username}: ${user.userPrincipalName ?? user.mail ?? user.id}`, `${needed} granted`, ...(granted.includes('Mail.ReadWrite') ? ['Exchange Online mailbox found'] : [])];
       return { ok: true, message: 'Connection Test Successful!', evidence: { kind: 'graph', steps } };
     } catch (e) {
       return this.failure(s, e);
