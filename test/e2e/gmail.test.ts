@@ -146,10 +146,12 @@ test('mail goes through Dovecot submission with the Gmail token and is read back
   const f = await api('POST', `/api/v1/incoming-servers/${id}/fetch`);
   assert.ok(f.status < 300, f.text);
   const got = await waitFor('the message to be imported', async () => {
-    const items: Array<{ subject: string }> = (await api('GET', '/api/v1/inbound-messages?limit=50')).json.items;
+    const items: Array<{ id: string; subject: string }> = (await api('GET', `/api/v1/inbound-messages?serverId=${id}&limit=50`)).json.items;
     return items.find((m) => m.subject === 'Gmail round trip');
   });
-  assert.equal(got.subject, 'Gmail round trip');
+  const full = (await api('GET', `/api/v1/inbound-messages/${got.id}`)).json;
+  assert.equal(full.serverId, id, 'imported by the Gmail incoming server');
+  assert.match(full.text, /\S/, 'with its body');
   await api('DELETE', `/api/v1/incoming-servers/${id}`);
 });
 

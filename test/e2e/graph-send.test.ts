@@ -162,6 +162,9 @@ test('a sign-in without Mail.Send: Test Connection names the missing permission,
 
 test('a mailbox without Exchange Online: Test Connection and sending explain MailboxNotEnabledForRESTAPI', T, async () => {
   servers.unlicensed = await graphServer('Graph unlicensed', UNLICENSED, GRAPH_SEND, { fromFilter: UNLICENSED });
+  const t = await api('POST', `/api/v1/mail-servers/${servers.unlicensed}/test`);
+  assert.equal(t.json.ok, false);
+  assert.equal(t.json.code, 'GRAPH_MailboxNotEnabledForRESTAPI', JSON.stringify(t.json));
   const r = await api('POST', '/api/v1/messages', { from: UNLICENSED, to: ['x@remote.example'], subject: 'No mailbox', text: 'x' });
   const done = await finalState(r.json.id);
   assert.equal(done.state, 'held');

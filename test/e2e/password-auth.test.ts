@@ -1,4 +1,6 @@
 import assert from 'node:assert/strict';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { apiClient, waitFor } from '../helpers/e2e.ts';
 import { type MailroomProcess, startMailroomProcess } from '../helpers/mailroom-process.ts';
@@ -15,6 +17,10 @@ let peers: Peers;
 let mailroom: MailroomProcess;
 let key: string;
 const api = apiClient(() => mailroom.baseUrl, () => key);
+
+/** Whether the SQLite file or its WAL holds `text` in clear. */
+const databaseHolds = (text: string) =>
+  ['mailroom.sqlite', 'mailroom.sqlite-wal'].some((f) => existsSync(join(mailroom.dataDir, f)) && readFileSync(join(mailroom.dataDir, f)).includes(text));
 
 before(async () => {
   peers = await startPeers({ clients: [], passwords: { [MAILBOX]: PASSWORD } });
@@ -47,6 +53,7 @@ test('Username/Password: the password is sealed and never returned; Test Connect
   const got = await peers.sink.waitForMessage((x) => x.raw.toString().includes('Subject: Sent with a password'), 30_000);
   assert.equal(got.from, MAILBOX);
   assert.ok(!mailroom.output().includes(PASSWORD), 'the password must never be logged');
+  assert.ok(!databaseHolds(PASSWORD), 'the password is sealed in the database');
   await api('DELETE', `/api/v1/mail-servers/${s.json.id}`);
 });
 

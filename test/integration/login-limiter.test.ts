@@ -1,15 +1,13 @@
 import assert from 'node:assert/strict';
-import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
-import pg from 'pg';
 import { LOGIN_LIMITS, LoginLimiter } from '../../src/auth/login-limiter.ts';
 import { openDatabase, type OpenedDatabase } from '../../src/storage/database.ts';
+import { createTestDatabase, type TestPostgres } from '../helpers/postgres-db.ts';
 
 // The same limiter on both engines: the counters live in the database.
-const PG_ADMIN = 'postgres://postgres@127.0.0.1:5432/test';
 
 interface Engine {
   name: string;
@@ -23,22 +21,14 @@ function sqliteEngine(): Engine {
 }
 
 function postgresEngine(): Engine {
-  const name = `mailroom_limiter_${randomBytes(4).toString('hex')}`;
-  let created = false;
-  const admin = async (q: string) => {
-    const c = new pg.Client(PG_ADMIN);
-    await c.connect();
-    await c.query(q);
-    await c.end();
-  };
+  let test: TestPostgres | undefined;
   return {
     name: 'postgres',
     async open() {
-      if (!created) await admin(`create database ${name}`);
-      created = true;
-      return openDatabase(`postgres://postgres@127.0.0.1:5432/${name}`);
+      test ??= await createTestDatabase('mailroom_limiter');
+      return openDatabase(test.url);
     },
-    drop: () => admin(`drop database if exists ${name}`),
+    drop: async () => test?.drop(),
   };
 }
 
