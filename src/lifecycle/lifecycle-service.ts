@@ -1,3 +1,5 @@
+import { connectLabel } from '../oauth/oauth-provider.ts';
+import { oauthProviderOf } from '../oauth/oauth-providers.ts';
 import type { Logger } from '../logger.ts';
 import type { TokenManager } from '../oauth/token-manager.ts';
 import type { OutboxService } from '../outbox/outbox-service.ts';
@@ -111,16 +113,18 @@ export class LifecycleService {
 
     const fresh = new Map((await listTokens(db)).map((t) => [t.mailServerId, t]));
     for (const s of servers.filter((x) => !x.tokenSourceId)) {
+      // Only OAuth servers have a client secret and a sign-in to lose; the texts name their provider.
+      const provider = oauthProviderOf(s);
+      if (!provider) continue;
       const expiry = secretExpiry(s.clientSecretExpiresAt, now);
       // The claim first: the instance whose conditional update moved the level on sends the warning.
       if (alertDue(expiry, s.secretAlertLevel) && (await claimSecretAlert(db, s.id, s.secretAlertLevel, expiry.threshold!))) {
         const when = expiry.state === 'expired' ? `expired on ${s.clientSecretExpiresAt}` : `expires on ${s.clientSecretExpiresAt} (${expiry.daysLeft} day${expiry.daysLeft === 1 ? '' : 's'} left)`;
         const subject = `Mailroom: the client secret of "${s.name}" ${expiry.state === 'expired' ? 'has expired' : 'expires soon'}`;
         const text =
-          `The Azure client secret used by the mail server "${s.name}" (${s.username}) ${when}.\n` +
-          `When it expires, every mailbox using this Azure app stops sending and receiving.\n\n` +
-          `Fix: in Azure > App registrations > your app > Certificates & secrets, create a new client secret, ` +
-          `paste its Value into Client Secret on ${this.formUrl(s)} and update Client Secret Expiration.\n`;
+          `The ${provider.accountName} client secret used by the mail server "${s.name}" (${s.username}) ${when}.\n` +
+          `When it expires, every mailbox using this app stops sending and receiving.\n\n` +
+          `Fix: create a new client secret. ${provider.secretHelp} The form: ${this.formUrl(s)}; also update Client Secret Expiration.\n`;
         logger.warn({ event: 'lifecycle.secret_expiry', mailServerId: s.id, threshold: expiry.threshold, daysLeft: expiry.daysLeft }, subject);
         await this.alertAdmins(s, subject, text);
         alerts.push(`secret:${s.id}:${expiry.threshold}`);
@@ -129,10 +133,10 @@ export class LifecycleService {
       if (t?.status === 'reconnect_needed' && !s.reconnectAlertedAt && (await claimReconnectAlert(db, s.id, now.toISOString()))) {
         const subject = `Mailroom: "${s.name}" must be reconnected`;
         const text =
-          `Microsoft no longer accepts the connection of the mail server "${s.name}" (${s.username}).\n` +
+          `The ${provider.accountName} sign-in of the mail server "${s.name}" (${s.username}) is no longer accepted.\n` +
           `Reason: ${t.statusReason ?? 'the sign-in was revoked or expired'}.\n` +
           `Mail for this server is held until it is reconnected; nothing is lost.\n\n` +
-          `Fix: open ${this.formUrl(s)} and click Connect your Outlook account.\n`;
+          `Fix: open ${this.formUrl(s)} and click ${connectLabel(provider)}.\n`;
         logger.warn({ event: 'lifecycle.reconnect_needed', mailServerId: s.id }, subject);
         await this.alertAdmins(s, subject, text);
         alerts.push(`reconnect:${s.id}`);
