@@ -169,18 +169,6 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     problems.push('MAILROOM_SECRET_KEY is required with a PostgreSQL DATABASE_URL: give every instance the same key (generate one with: openssl rand -base64 32)');
   }
 
-  let microsoftAuthorityHost = 'https://login.microsoftonline.com';
-  const rawAuthority = get('MICROSOFT_AUTHORITY_HOST');
-  if (rawAuthority !== undefined) {
-    try {
-      const u = new URL(rawAuthority);
-      if (u.protocol !== 'https:') problems.push(`MICROSOFT_AUTHORITY_HOST must use https:// (got "${rawAuthority}")`);
-      microsoftAuthorityHost = u.origin;
-    } catch {
-      problems.push(`MICROSOFT_AUTHORITY_HOST must be a URL such as https://login.microsoftonline.us (got "${rawAuthority}")`);
-    }
-  }
-
   const httpsOrigin = (name: string, def: string, example: string): string => {
     const raw = get(name);
     if (raw === undefined) return def;
@@ -193,6 +181,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       return def;
     }
   };
+  const microsoftAuthorityHost = httpsOrigin('MICROSOFT_AUTHORITY_HOST', 'https://login.microsoftonline.com', 'https://login.microsoftonline.us');
   const google = Object.freeze({
     authorityHost: httpsOrigin('GOOGLE_AUTHORITY_HOST', 'https://accounts.google.com', 'https://accounts.google.com'),
     tokenHost: httpsOrigin('GOOGLE_TOKEN_HOST', 'https://oauth2.googleapis.com', 'https://oauth2.googleapis.com'),
@@ -200,17 +189,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   // Plain-text SMTP (Connection Security: None) beyond loopback: hosts the operator names here.
   const plaintextHosts = Object.freeze((get('MAIL_PLAINTEXT_HOSTS') ?? '').split(',').map((h) => h.trim().toLowerCase()).filter(Boolean));
 
-  let graphHost = 'https://graph.microsoft.com';
-  const rawGraph = get('MICROSOFT_GRAPH_HOST');
-  if (rawGraph !== undefined) {
-    try {
-      const u = new URL(rawGraph);
-      if (u.protocol !== 'https:') problems.push(`MICROSOFT_GRAPH_HOST must use https:// (got "${rawGraph}")`);
-      graphHost = u.origin;
-    } catch {
-      problems.push(`MICROSOFT_GRAPH_HOST must be a URL such as https://graph.microsoft.us (got "${rawGraph}")`);
-    }
-  }
+  const graphHost = httpsOrigin('MICROSOFT_GRAPH_HOST', 'https://graph.microsoft.com', 'https://graph.microsoft.us');
   // National clouds name their own Graph resource in the scopes; any other host (a test stand-in)
   // serves the global one.
   const graphHostname = new URL(graphHost).hostname;
