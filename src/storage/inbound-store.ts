@@ -301,7 +301,6 @@ export async function clearAfterFetch(db: Db, serverId: string, folder: string, 
   for (let k = 0; k < which.length; k += 500) await base.where('uid_validity', '=', uidValidity).where('uid', 'in', which.slice(k, k + 500)).execute();
 }
 
-/** Which of `keys` (Message-IDs) this server has imported already. */
 /** Graph: imported messages whose after-fetch action is still to be applied, by immutable id. */
 export async function pendingRemoteAfterFetch(db: Db, serverId: string, folder: string): Promise<Array<{ uid: number; remoteId: string }>> {
   const rows = await db
@@ -316,6 +315,7 @@ export async function pendingRemoteAfterFetch(db: Db, serverId: string, folder: 
   return rows.map((r) => ({ uid: Number(r.uid), remoteId: r.remote_id! }));
 }
 
+/** Which of `keys` (Message-IDs, or Graph immutable ids) this server has imported already. */
 export async function existingDedupeKeys(db: Db, serverId: string, keys: string[]): Promise<Set<string>> {
   const out = new Set<string>();
   for (let k = 0; k < keys.length; k += 500) {
