@@ -124,7 +124,7 @@ test('delta pages import every message once with parsed fields and the raw MIME;
   assert.equal(new Set(received).size, received.length, 'no message delivered to the webhook twice');
 });
 
-test('an outage mid-fetch and a kill -9: the next fetch resumes from the committed link, nothing twice', T, async () => {
+test('an outage mid-fetch, then kill -9 and a restart: the next fetch resumes from the committed link and downloads only what is missing, nothing twice', T, async () => {
   const before = await imported();
   const sent = Array.from({ length: 130 }, (_, i) => mime(`Batch two ${i}`));
   for (const m of sent) graph.deliver(MAILBOX, m.raw);
@@ -140,7 +140,12 @@ test('an outage mid-fetch and a kill -9: the next fetch resumes from the committ
   assert.ok(partial > before && partial < before + 130, `a part was committed (${partial - before})`);
   await mailroom.crash();
   mailroom = await startMailroomProcess(env(), undefined, mailroom.dataDir);
+  const mark = graph.requests.length;
   await fetchUntil(before + 130);
+  const after = graph.requests.slice(mark);
+  const firstDelta = after.find((r) => r.path.endsWith('/messages/delta'));
+  assert.match(firstDelta?.query ?? '', /\$skiptoken=/, 'the delta query starts from the page link committed with the last import');
+  assert.equal(after.filter((r) => r.path.endsWith('/$value') && r.status === 200).length, before + 130 - partial, 'only the messages not yet imported are downloaded');
   const msgs = await allMessages();
   assert.equal(msgs.length, before + 130);
   assert.equal(new Set(msgs.map((m) => m.messageId)).size, msgs.length, 'every message exactly once');

@@ -68,7 +68,7 @@ export interface GraphServer {
   url: string;
   sent: GraphSentMessage[];
   /** Every request (method and path), for counting requests per message. */
-  requests: Array<{ method: string; path: string; status: number }>;
+  requests: Array<{ method: string; path: string; query: string; status: number }>;
   /** The next `count` requests (any endpoint but upload URLs) answer 429 with Retry-After. */
   throttle(count: number, retryAfterSeconds: number): void;
   /** After `okRequests` more requests, one answers 503 ServiceUnavailable (an outage mid-fetch). */
@@ -375,7 +375,7 @@ export async function startGraphServer(opts: GraphServerOptions): Promise<GraphS
         console.error('graph-server:', e);
         return json(res, 500, { error: { code: 'InternalServerError', message: String(e) } });
       })
-      .finally(() => requests.push({ method: req.method ?? 'GET', path, status: res.statusCode }));
+      .finally(() => requests.push({ method: req.method ?? 'GET', path, query: u.search, status: res.statusCode }));
   });
 
   return {
