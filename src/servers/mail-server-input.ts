@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { authMethodOf } from '../credentials/auth-methods.ts';
 import { outlookProvider } from '../oauth/outlook.ts';
-import type { AuthType } from '../storage/mail-server-store.ts';
+import { AUTH_TYPES, type AuthType } from '../storage/mail-server-store.ts';
 import { LIMIT_LABELS, MICROSOFT_LIMITS, type SendLimits } from './send-limits.ts';
 
 const GUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
@@ -16,7 +16,7 @@ const optionalText = z.preprocess((v) => (typeof v === 'string' && v.trim() === 
 /** Labels and messages speak the form's language: the admin sees them next to the field. */
 export const mailServerFields = {
   name: trimmed(200, 'Enter a Mail Server Description, e.g. "Outlook — sales"'),
-  authType: z.enum(['outlook_oauth', 'gmail_oauth', 'password', 'none'], {
+  authType: z.enum(AUTH_TYPES as [AuthType, ...AuthType[]], {
     error: 'Authenticate Using must be outlook_oauth (Outlook OAuth Authentication), gmail_oauth (Gmail OAuth Authentication), password (Username/Password) or none (None)',
   }),
   username: z
