@@ -413,7 +413,7 @@ export class IncomingServerService {
     await Promise.allSettled([...this.inflight.values()]);
     await this.parser.close();
     // A clean stop hands the mailboxes over at once instead of after the lease.
-    await releaseLeasesOf(this.deps.db, this.instance).catch(() => undefined);
+    await releaseLeasesOf(this.deps.db, this.instance, 'mailbox:').catch(() => undefined);
   }
 
   private async tick(): Promise<void> {

@@ -48,8 +48,25 @@ export async function releaseLease(db: Db, name: string, holder: string): Promis
   await db.deleteFrom('leases').where('name', '=', name).where('holder', '=', holder).execute();
 }
 
-export async function releaseLeasesOf(db: Db, holder: string): Promise<void> {
-  await db.deleteFrom('leases').where('holder', '=', holder).execute();
+/** Gives up every lease of `holder` whose name starts with `prefix` (a clean shutdown). */
+export async function releaseLeasesOf(db: Db, holder: string, prefix: string): Promise<void> {
+  await db.deleteFrom('leases').where('holder', '=', holder).where('name', 'like', `${prefix}%`).execute();
+}
+
+/**
+ * Renews the leases `names` that `holder` still holds until now + ttlMs, in one statement; returns
+ * the names it renewed (a name missing was lost: it expired and another holder took it).
+ */
+export async function renewLeases(db: Db, names: string[], holder: string, ttlMs: number, now: Date): Promise<string[]> {
+  if (!names.length) return [];
+  const rows = await db
+    .updateTable('leases')
+    .set({ renewed_at: now.toISOString(), expires_at: new Date(now.getTime() + ttlMs).toISOString() })
+    .where('holder', '=', holder)
+    .where('name', 'in', names)
+    .returning('name')
+    .execute();
+  return rows.map((r) => r.name);
 }
 
 export async function listLeases(db: Db, prefix = ''): Promise<LeaseRow[]> {

@@ -2,9 +2,9 @@ import { PostgresAdapter, sql } from 'kysely';
 import type { Logger } from '../logger.ts';
 import type { Db } from './database.ts';
 
-/** What an instance tells the others: new outbox mail, new webhook deliveries. */
-export type WakeupChannel = 'mailroom_outbox' | 'mailroom_webhooks';
-const CHANNELS: readonly WakeupChannel[] = ['mailroom_outbox', 'mailroom_webhooks'];
+/** What an instance tells the others: new outbox mail, new webhook deliveries, a mailbox's connection slots wanted or freed. */
+export type WakeupChannel = 'mailroom_outbox' | 'mailroom_webhooks' | 'mailroom_connections';
+const CHANNELS: readonly WakeupChannel[] = ['mailroom_outbox', 'mailroom_webhooks', 'mailroom_connections'];
 
 /**
  * Wake-ups across instances on PostgreSQL: LISTEN on one dedicated connection per process
@@ -13,9 +13,13 @@ const CHANNELS: readonly WakeupChannel[] = ['mailroom_outbox', 'mailroom_webhook
  * up. On SQLite there is one instance and this does nothing.
  */
 export interface Wakeups {
-  /** Tells every instance (this one included) that work is waiting; coalesced to one NOTIFY per turn of the event loop. */
-  notify(channel: WakeupChannel): void;
-  on(channel: WakeupChannel, handler: () => void): void;
+  /**
+   * Tells every instance (this one included) that work is waiting; the same channel and payload are
+   * coalesced to one NOTIFY per turn of the event loop.
+   */
+  notify(channel: WakeupChannel, payload?: string): void;
+  /** `payload` is what the NOTIFY carried; empty after a reconnect, when every handler runs once to catch up. */
+  on(channel: WakeupChannel, handler: (payload: string) => void): void;
   /** Whether the LISTEN connection is up (PostgreSQL) — for the health view. */
   listening(): boolean;
   close(): Promise<void>;
@@ -26,17 +30,17 @@ export function isPostgres(db: Db): boolean {
 }
 
 /** NOTIFY inside a transaction is delivered when it commits, and not at all if it rolls back. */
-export async function notifyOnCommit(db: Db, channel: WakeupChannel): Promise<void> {
-  if (isPostgres(db)) await sql`select pg_notify(${channel}, '')`.execute(db);
+export async function notifyOnCommit(db: Db, channel: WakeupChannel, payload = ''): Promise<void> {
+  if (isPostgres(db)) await sql`select pg_notify(${channel}, ${payload})`.execute(db);
 }
 
 export function startWakeups(db: Db, databaseUrl: string, logger: Logger, opts: { connectionTimeoutMs?: number } = {}): Wakeups {
-  const handlers = new Map<WakeupChannel, Array<() => void>>();
-  const pending = new Set<WakeupChannel>();
-  const run = (channel: string) => {
+  const handlers = new Map<WakeupChannel, Array<(payload: string) => void>>();
+  const pending = new Set<string>();
+  const run = (channel: string, payload = '') => {
     for (const h of handlers.get(channel as WakeupChannel) ?? []) {
       try {
-        h();
+        h(payload);
       } catch (e) {
         logger.error({ err: e, event: 'wakeup.handler_error', channel }, 'wake-up handler failed');
       }
@@ -80,7 +84,7 @@ export function startWakeups(db: Db, databaseUrl: string, logger: Logger, opts: 
     };
     c.on('error', (e) => lost(e.message));
     c.on('end', () => lost('connection closed'));
-    c.on('notification', (m) => run(m.channel));
+    c.on('notification', (m) => run(m.channel, m.payload));
     try {
       await c.connect();
       for (const ch of CHANNELS) await c.query(`LISTEN ${ch}`);
@@ -101,12 +105,13 @@ export function startWakeups(db: Db, databaseUrl: string, logger: Logger, opts: 
   void connect();
 
   return {
-    notify(channel) {
-      if (pending.has(channel)) return;
-      pending.add(channel);
+    notify(channel, payload = '') {
+      const key = `${channel}\n${payload}`;
+      if (pending.has(key)) return;
+      pending.add(key);
       setImmediate(() => {
-        pending.delete(channel);
-        notifyOnCommit(db, channel).catch((e: unknown) => logger.debug({ event: 'wakeup.notify_failed', channel, err: (e as Error).message }, 'NOTIFY failed; the others will poll'));
+        pending.delete(key);
+        notifyOnCommit(db, channel, payload).catch((e: unknown) => logger.debug({ event: 'wakeup.notify_failed', channel, err: (e as Error).message }, 'NOTIFY failed; the others will poll'));
       });
     },
     on: (channel, h) => void handlers.set(channel, [...(handlers.get(channel) ?? []), h]),
