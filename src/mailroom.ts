@@ -79,11 +79,12 @@ export async function createMailroom(config: Config, logger: Logger, opts: { now
       logger[level]({ event: `token.${e.type}`, mailServerId: e.serverId, code: e.code }, `access token ${e.type.replace('_', ' ')}`);
     },
   });
-  // One count of open SMTP connections per mailbox: the outbox's pool and the server tests share it.
-  const gates = new ConnectionGates();
-  const worker = new OutboxWorker({ db, dialect: database.dialect, config: config.outbox, graphHost: config.microsoftGraph.host, tokens, gates, logger, now });
   // Wake-ups across instances (PostgreSQL LISTEN/NOTIFY); polling stays the fallback.
   const wakeups = startWakeups(db, config.databaseUrl, logger, { connectionTimeoutMs: config.databaseTimeouts.connectMs });
+  // One count of open connections per mailbox: the outbox's pool and the server tests share it; on
+  // PostgreSQL every instance does (lease rows that live as long as the outbox's claims).
+  const gates = new ConnectionGates(database.dialect === 'postgres' ? { db, instance, wakeups, leaseMs: config.outbox.leaseMs, now, logger } : undefined);
+  const worker = new OutboxWorker({ db, dialect: database.dialect, config: config.outbox, graphHost: config.microsoftGraph.host, tokens, gates, logger, now });
   const inbound = new InboundMessageService({ db, dataDir: config.dataDir });
   const incoming = new IncomingServerService({ db, sealer, config, tokens, logger, now, instance });
   const webhooks = new WebhookService({ db, sealer, messages: inbound, logger, config: config.webhooks, now });
@@ -159,6 +160,7 @@ export async function createMailroom(config: Config, logger: Logger, opts: { now
       await worker.stop();
       await incoming.stop();
       await webhooks.stop();
+      await gates.close();
       await wakeups.close();
       await database.close();
     },

@@ -1,66 +1,117 @@
+import { randomUUID } from 'node:crypto';
+import type { Logger } from '../logger.ts';
+import { acquireLease, releaseLease, releaseLeasesOf, renewLeases } from '../storage/cluster-store.ts';
+import type { Db } from '../storage/database.ts';
+import type { Wakeups } from '../storage/wakeups.ts';
+
 /**
- * How many SMTP connections one mailbox has open, over everything that opens them: the outbox's
- * pooled connections, Test Connection and Send test email. Exchange Online answers a fourth connection
- * submitting at once with 432 4.3.2 (sender thread limit exceeded), so a test waits for a slot and the
- * pool gives one up for it rather than open one more.
- *
- * In-process: one instance's connections. Several instances sending from one mailbox need a shared
- * count (a lease row per slot) behind this same interface.
+ * How many connections one mailbox has open, over everything that opens them: the outbox's pooled
+ * connections, Test Connection and Send test email, in every instance. Exchange Online answers a
+ * fourth connection submitting at once with 432 4.3.2 (sender thread limit exceeded), so a test waits
+ * for a slot and a pool gives one up for it rather than open one more.
  */
 export interface ConnectionGate {
-  /** A slot now if one is free and no test is waiting for one; else null. */
-  tryAcquire(): (() => void) | null;
-  /** Waits for a slot; while it waits, holders are asked to give one up. */
-  acquire(): Promise<() => void>;
+  /** A slot now if one is free and nobody is waiting for one; else null. */
+  tryAcquire(): Promise<(() => void) | null>;
+  /**
+   * Waits for a slot; while it waits, holders are asked to give one up (in other instances too, when
+   * this one holds none). Rejects with the signal's reason once `signal` aborts.
+   */
+  acquire(signal?: AbortSignal): Promise<() => void>;
   /** Someone is waiting for a slot: a pool should close a connection once it is idle. */
   readonly wanted: boolean;
-  /** Called when a waiting caller needs a slot (`pressure`) or a slot was freed (`freed`). */
+  /** Called when a waiting caller needs a slot (`pressure`) or a slot may have been freed (`freed`). */
   on(event: 'pressure' | 'freed', listener: () => void): () => void;
 }
 
-class Gate implements ConnectionGate {
-  private used = 0;
-  private readonly waiters: Array<(release: () => void) => void> = [];
+type Release = () => void;
+
+/** While it waits, a waiter looks again this often: a freed notification may be lost, a dead instance's slot expires. */
+const POLL_MS = 1000;
+
+/**
+ * The waiting and signalling every gate shares; where a slot comes from (a count in this process,
+ * lease rows in the database) is the subclass's.
+ */
+abstract class Gate implements ConnectionGate {
+  protected waiters = 0;
+  /** Bumped on every `freed`: a waiter whose take failed retries at once if it moved meanwhile. */
+  private generation = 0;
   private readonly listeners = { pressure: new Set<() => void>(), freed: new Set<() => void>() };
 
-  constructor(private limit: number) {}
+  constructor(protected limit: number) {}
+
+  /** A slot if one can be had now, or null. May throw (the database unreachable). */
+  protected abstract take(): Promise<Release | null>;
+  /** Another instance is waiting for one of this mailbox's slots. */
+  protected othersWaiting(): boolean {
+    return false;
+  }
+  /** Tells the other instances this one is waiting (`want`) or no longer (`got`). */
+  protected announce(_event: 'want' | 'got', _waiter: string): void {}
 
   setLimit(limit: number): void {
     if (limit === this.limit) return;
     this.limit = limit;
-    this.handOver();
+    this.emit('freed');
   }
 
   get wanted(): boolean {
-    return this.waiters.length > 0;
+    return this.waiters > 0 || this.othersWaiting();
   }
 
-  private slot(): () => void {
-    this.used++;
-    let done = false;
-    return () => {
-      if (done) return;
-      done = true;
-      this.used--;
-      this.handOver();
-    };
+  protected emit(event: 'pressure' | 'freed'): void {
+    if (event === 'freed') this.generation++;
+    for (const l of [...this.listeners[event]]) l();
   }
 
-  private handOver(): void {
-    while (this.waiters.length && this.used < this.limit) this.waiters.shift()!(this.slot());
-    if (!this.waiters.length) for (const l of this.listeners.freed) l();
+  async tryAcquire(): Promise<Release | null> {
+    return this.wanted ? null : this.take();
   }
 
-  tryAcquire(): (() => void) | null {
-    return this.used < this.limit && !this.waiters.length ? this.slot() : null;
+  async acquire(signal?: AbortSignal): Promise<Release> {
+    if (!this.wanted) {
+      const now = await this.take().catch(() => null);
+      if (now) return now;
+    }
+    const id = randomUUID();
+    this.waiters++;
+    let announced = false;
+    try {
+      for (;;) {
+        signal?.throwIfAborted();
+        const seen = this.generation;
+        this.emit('pressure');
+        announced = this.wantFromOthers(id) || announced;
+        const got = await this.take().catch(() => null);
+        if (got) return got;
+        if (this.generation === seen) await this.nextFreed(signal);
+      }
+    } finally {
+      this.waiters--;
+      if (announced) this.announce('got', id);
+    }
   }
 
-  acquire(): Promise<() => void> {
-    const now = this.tryAcquire();
-    if (now) return Promise.resolve(now);
-    return new Promise((resolve) => {
-      this.waiters.push(resolve);
-      for (const l of this.listeners.pressure) l();
+  /** Asks the other instances for a slot, but only while this one holds none: one that has some competes with its own. */
+  protected wantFromOthers(_waiter: string): boolean {
+    return false;
+  }
+
+  private nextFreed(signal?: AbortSignal): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const done = () => {
+        clearTimeout(timer);
+        off();
+        signal?.removeEventListener('abort', aborted);
+      };
+      const aborted = () => {
+        done();
+        reject(signal!.reason);
+      };
+      const timer = setTimeout(() => (done(), resolve()), POLL_MS);
+      const off = this.on('freed', () => (done(), resolve()));
+      signal?.addEventListener('abort', aborted, { once: true });
     });
   }
 
@@ -70,26 +121,259 @@ class Gate implements ConnectionGate {
   }
 }
 
-/** One gate per mail server, shared by the outbox worker and the server tests of this process. */
-export class ConnectionGates {
-  private readonly gates = new Map<string, Gate>();
+/** One instance's connections: a count (SQLite, where one instance owns the outbox). */
+class LocalGate extends Gate {
+  private used = 0;
 
-  /** The server's gate, its limit updated to `limit` (null: no limit). */
-  for(serverId: string, limit: number | null): ConnectionGate {
-    const max = limit ?? Infinity;
-    const g = this.gates.get(serverId);
-    if (g) g.setLimit(max);
-    else this.gates.set(serverId, new Gate(max));
-    return this.gates.get(serverId)!;
+  protected async take(): Promise<Release | null> {
+    if (this.used >= this.limit) return null;
+    this.used++;
+    let done = false;
+    return () => {
+      if (done) return;
+      done = true;
+      this.used--;
+      this.emit('freed');
+    };
+  }
+}
+
+interface ClusterDeps {
+  db: Db;
+  /** This instance's name, the holder of its slot rows. */
+  instance: string;
+  wakeups: Wakeups;
+  /** A dead instance's slots come back after this long. */
+  leaseMs: number;
+  now: () => Date;
+  logger: Logger;
+}
+
+/** What instances tell each other about one gate on `mailroom_connections`. */
+interface GateSignal {
+  gate: string;
+  event: 'want' | 'got' | 'freed';
+  from: string;
+  waiter?: string;
+}
+
+/** A slot given back by this instance's last user stays held this long, for the next message, before it goes back to the others. */
+const LINGER_MS = 1000;
+/** A `want` counts this long unless renewed: the waiter repeats it every POLL_MS. */
+const WANT_TTL_MS = 3 * POLL_MS;
+
+/**
+ * A mailbox's slots shared by every instance on one PostgreSQL: slot i is the lease row
+ * `connections:<gate>:<i>` (i < limit), held by the instance using it and renewed by a heartbeat, so
+ * a killed instance's slots come back after the lease. A slot its user gives up lingers here a moment
+ * for the next message (Graph takes one per request) unless another instance is waiting. An instance
+ * that holds none of the slots and needs one says so on `mailroom_connections`; the holders then
+ * close a connection as soon as it is idle and give its slot back.
+ */
+class ClusterGate extends Gate {
+  /** Slot numbers this instance holds or is taking, and which of them are idle (lingering). */
+  private readonly held = new Set<number>();
+  private readonly idle = new Map<number, NodeJS.Timeout>();
+  private readonly remoteWaiters = new Map<string, number>();
+  /** After a take found every slot taken: no new attempt at the database before this, unless one is freed. */
+  private fullUntil = 0;
+
+  constructor(
+    private readonly key: string,
+    limit: number,
+    private readonly deps: ClusterDeps,
+  ) {
+    super(limit);
   }
 
-  /** Runs `fn` holding one of the server's connection slots. */
-  async with<T>(serverId: string, limit: number | null, fn: () => Promise<T>): Promise<T> {
-    const release = await this.for(serverId, limit).acquire();
+  private slotName(i: number): string {
+    return `connections:${this.key}:${i}`;
+  }
+
+  /** The lease names this instance holds, for the heartbeat. */
+  heldNames(): string[] {
+    return [...this.held].map((i) => this.slotName(i));
+  }
+
+  protected override othersWaiting(): boolean {
+    const now = Date.now();
+    for (const [id, until] of this.remoteWaiters) if (until <= now) this.remoteWaiters.delete(id);
+    return this.remoteWaiters.size > 0;
+  }
+
+  protected override async take(): Promise<Release | null> {
+    const lingering = this.idle.keys().next();
+    if (!lingering.done) {
+      const i = lingering.value;
+      clearTimeout(this.idle.get(i));
+      this.idle.delete(i);
+      return this.releaseOf(i);
+    }
+    if (this.held.size >= this.limit || Date.now() < this.fullUntil) return null;
+    for (let i = 0; i < this.limit; i++) {
+      if (this.held.has(i)) continue;
+      this.held.add(i);
+      let ok = false;
+      try {
+        ok = await acquireLease(this.deps.db, this.slotName(i), this.deps.instance, this.deps.leaseMs, this.deps.now());
+      } finally {
+        if (!ok) this.held.delete(i);
+      }
+      if (ok) return this.releaseOf(i);
+    }
+    this.fullUntil = Date.now() + POLL_MS / 2;
+    return null;
+  }
+
+  private releaseOf(i: number): Release {
+    let done = false;
+    return () => {
+      if (done) return;
+      done = true;
+      // Another instance holding none waits: hand it over, unless this is the last slot here and a caller here waits too.
+      if (i >= this.limit || (this.othersWaiting() && (this.waiters === 0 || this.held.size > 1))) this.giveBack(i);
+      else {
+        const timer = setTimeout(() => {
+          this.idle.delete(i);
+          this.giveBack(i);
+        }, LINGER_MS);
+        timer.unref();
+        this.idle.set(i, timer);
+        this.emit('freed');
+      }
+    };
+  }
+
+  private giveBack(i: number): void {
+    releaseLease(this.deps.db, this.slotName(i), this.deps.instance)
+      .then(() => this.signal({ gate: this.key, event: 'freed', from: this.deps.instance }))
+      // The row stays until its lease runs out: the slot comes back then.
+      .catch((e: unknown) => this.deps.logger.debug({ event: 'connections.release_failed', gate: this.key, err: (e as Error).message }, 'could not give a connection slot back'))
+      .finally(() => {
+        this.held.delete(i);
+        this.emit('freed');
+      });
+  }
+
+  /** Every lingering slot goes back to the others at once. */
+  private giveBackIdle(): void {
+    for (const [i, timer] of this.idle) {
+      clearTimeout(timer);
+      this.idle.delete(i);
+      this.giveBack(i);
+    }
+  }
+
+  protected override wantFromOthers(waiter: string): boolean {
+    if (this.held.size > 0) return false;
+    this.announce('want', waiter);
+    return true;
+  }
+
+  protected override announce(event: 'want' | 'got', waiter: string): void {
+    this.signal({ gate: this.key, event, from: this.deps.instance, waiter });
+  }
+
+  private signal(s: GateSignal): void {
+    this.deps.wakeups.notify('mailroom_connections', JSON.stringify(s));
+  }
+
+  /** A signal from another instance (or, with no payload, the LISTEN connection back after a gap). */
+  received(s: GateSignal | null): void {
+    if (!s) {
+      this.fullUntil = 0;
+      this.emit('freed');
+      return;
+    }
+    if (s.from === this.deps.instance) return;
+    if (s.event === 'want' && s.waiter) {
+      this.remoteWaiters.set(s.waiter, Date.now() + WANT_TTL_MS);
+      this.giveBackIdle();
+      this.emit('pressure');
+    } else if (s.event === 'got' && s.waiter) {
+      this.remoteWaiters.delete(s.waiter);
+    } else if (s.event === 'freed') {
+      this.fullUntil = 0;
+      this.emit('freed');
+    }
+  }
+
+  close(): void {
+    for (const timer of this.idle.values()) clearTimeout(timer);
+    this.idle.clear();
+  }
+}
+
+function parseSignal(payload: string): GateSignal | null | undefined {
+  if (!payload) return null;
+  try {
+    const s = JSON.parse(payload) as GateSignal;
+    return typeof s.gate === 'string' && typeof s.from === 'string' ? s : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * One gate per mailbox (and per resource: a Graph mailbox's requests are another gate), shared by the
+ * outbox worker and the server tests of this process; on PostgreSQL, by every instance.
+ */
+export class ConnectionGates {
+  private readonly gates = new Map<string, Gate>();
+  private heartbeat: NodeJS.Timeout | undefined;
+
+  constructor(private readonly cluster?: ClusterDeps) {
+    if (!cluster) return;
+    cluster.wakeups.on('mailroom_connections', (payload) => {
+      const s = parseSignal(payload);
+      if (s === undefined) return;
+      for (const [key, gate] of this.gates) if (gate instanceof ClusterGate && (s === null || s.gate === key)) gate.received(s);
+    });
+    // A third of the lease: two heartbeats may be missed before a live instance's slot could be taken.
+    this.heartbeat = setInterval(() => void this.renew(), Math.max(100, Math.floor(cluster.leaseMs / 3)));
+    this.heartbeat.unref();
+  }
+
+  private async renew(): Promise<void> {
+    const c = this.cluster!;
+    const names = [...this.gates.values()].flatMap((g) => (g instanceof ClusterGate ? g.heldNames() : []));
+    try {
+      const renewed = new Set(await renewLeases(c.db, names, c.instance, c.leaseMs, c.now()));
+      const lost = names.filter((n) => !renewed.has(n));
+      if (lost.length) c.logger.warn({ event: 'connections.slot_lost', slots: lost }, 'connection slots expired while in use (the database was unreachable); another instance may open one more connection until they are closed');
+    } catch (e) {
+      c.logger.debug({ event: 'connections.renew_failed', err: (e as Error).message }, 'could not renew connection slots; retrying at the next heartbeat');
+    }
+  }
+
+  /** The gate `key`, its limit updated to `limit` (null: no limit). */
+  for(key: string, limit: number | null): ConnectionGate {
+    const max = limit ?? Infinity;
+    // Without a limit there is nothing to count across instances.
+    const shared = this.cluster !== undefined && limit !== null;
+    let g = this.gates.get(key);
+    if (g && (g instanceof ClusterGate) === shared) g.setLimit(max);
+    else {
+      g = shared ? new ClusterGate(key, max, this.cluster!) : new LocalGate(max);
+      this.gates.set(key, g);
+    }
+    return g;
+  }
+
+  /** Runs `fn` holding one of the slots of gate `key`. */
+  async with<T>(key: string, limit: number | null, fn: () => Promise<T>): Promise<T> {
+    const release = await this.for(key, limit).acquire();
     try {
       return await fn();
     } finally {
       release();
     }
+  }
+
+  /** Stops the heartbeat and gives back whatever slot rows this instance still has (a clean shutdown). */
+  async close(): Promise<void> {
+    clearInterval(this.heartbeat);
+    for (const g of this.gates.values()) if (g instanceof ClusterGate) g.close();
+    if (this.cluster) await releaseLeasesOf(this.cluster.db, this.cluster.instance, 'connections:').catch(() => undefined);
   }
 }

@@ -41,6 +41,9 @@ export class PooledSender {
   private readonly queue: Job[] = [];
   private forceRefresh = false;
   private closed = false;
+  /** Slots being asked for: each becomes a lane. */
+  private opening = 0;
+  private readonly abort = new AbortController();
   private readonly unsubscribe: Array<() => void>;
   private readonly options;
 
@@ -88,15 +91,38 @@ export class PooledSender {
   }
 
   private pump(): void {
-    while (this.queue.length && !this.closed) {
-      let lane = [...this.lanes].find((l) => !l.busy);
-      if (!lane && this.lanes.size < this.size) {
-        const release = this.gate.tryAcquire();
-        if (release) lane = this.openLane(release);
-      }
-      if (!lane) return;
-      this.run(lane, this.queue.shift()!);
+    if (this.closed) return;
+    for (let lane = this.idleLane(); lane && this.queue.length; lane = this.idleLane()) this.run(lane, this.queue.shift()!);
+    while (this.queue.length > this.opening && this.lanes.size + this.opening < this.size) {
+      // No connection at all: wait for a slot, asking whoever holds one (a test, another instance) to
+      // give it up. With one at least, take more only when they are free.
+      this.open(this.lanes.size + this.opening === 0 ? this.gate.acquire(this.abort.signal) : this.gate.tryAcquire());
     }
+  }
+
+  private idleLane(): Lane | undefined {
+    for (const l of this.lanes) if (!l.busy) return l;
+    return undefined;
+  }
+
+  private open(slot: Promise<(() => void) | null>): void {
+    this.opening++;
+    slot.then(
+      (release) => {
+        this.opening--;
+        if (!release) return;
+        if (this.closed || !this.queue.length) release();
+        else {
+          this.openLane(release);
+          this.pump();
+        }
+      },
+      () => {
+        // Closed while waiting, or the database unreachable: look again in a moment.
+        this.opening--;
+        if (!this.closed) setTimeout(() => this.pump(), 1000).unref();
+      },
+    );
   }
 
   private openLane(release: () => void): Lane {
@@ -144,6 +170,7 @@ export class PooledSender {
 
   close(): void {
     this.closed = true;
+    this.abort.abort(new Error('the connection pool was closed'));
     for (const u of this.unsubscribe) u();
     for (const lane of [...this.lanes]) if (!lane.busy) this.closeLane(lane);
     for (const job of this.queue.splice(0)) job.reject(new Error('the connection pool was closed'));
