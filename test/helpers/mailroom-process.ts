@@ -24,6 +24,8 @@ export interface MailroomProcess {
   baseUrl: string;
   dataDir: string;
   env: Record<string, string>;
+  /** The process id: part of the instance name in lease rows (host:pid:random). */
+  pid: number;
   /** Everything the process wrote to stdout and stderr so far. */
   output(): string;
   /** Runs `mailroom <args>` with the same environment (CLI commands). */
@@ -86,6 +88,7 @@ async function spawnMailroom(env: Record<string, string>, p: number, dataDir: st
     baseUrl,
     dataDir,
     env: fullEnv,
+    pid: child.pid!,
     output: () => out,
     async cli(...args) {
       const { stdout, stderr } = await promisify(execFile)(process.execPath, [BIN, ...args], { env: fullEnv });
