@@ -371,6 +371,7 @@ export async function migrateToLatest(db: Kysely<any>, dialect: Dialect): Promis
   const { error, results } = await migrator.migrateToLatest();
   const failed = results?.find((r) => r.status === 'Error');
   if (error || failed) {
-    throw new Error(`database migration ${failed?.migrationName ?? ''} failed: ${String((error as Error)?.message ?? error)}`);
+    // The cause keeps the driver's code: a connection lost mid-migration is recognised as such.
+    throw new Error(`database migration ${failed?.migrationName ?? ''} failed: ${String((error as Error)?.message ?? error)}`, { cause: error });
   }
 }
