@@ -365,6 +365,9 @@ const migrations = (dialect: Dialect): Record<string, Migration> => ({
   },
 });
 
+/** Every migration's name, in order (what a migrated database lists in kysely_migration). */
+export const MIGRATION_NAMES: readonly string[] = Object.keys(migrations('postgres'));
+
 export async function migrateToLatest(db: Kysely<any>, dialect: Dialect): Promise<void> {
   const provider: MigrationProvider = { getMigrations: async () => migrations(dialect) };
   const migrator = new Migrator({ db, provider });
