@@ -21,6 +21,7 @@ import { settingOnce } from './storage/cluster-store.ts';
 import { MailServerService } from './servers/mail-server-service.ts';
 import { SubmissionListener } from './submission/submission-listener.ts';
 import { type OpenedDatabase, openDatabase } from './storage/database.ts';
+import { type DatabaseWaiting, whenDatabaseReachable } from './storage/wait-for-database.ts';
 import { tightenDir } from './storage/private-files.ts';
 import { ConnectionGates } from './smtp/connection-gate.ts';
 import { sendStatus } from './outbox/send-status.ts';
@@ -53,16 +54,30 @@ export interface Mailroom {
   close(): Promise<void>;
 }
 
-export async function createMailroom(config: Config, logger: Logger, opts: { now?: () => Date } = {}): Promise<Mailroom> {
-  const database = await openDatabase(config.databaseUrl, config.databaseTimeouts);
+export interface StartOptions {
+  now?: () => Date;
+  /**
+   * PostgreSQL (`serve`): wait for a database that cannot be reached yet, up to
+   * DATABASE_STARTUP_TIMEOUT_SECONDS, instead of failing at once. `signal` ends the wait.
+   */
+  waitForDatabase?: { signal?: AbortSignal; onWaiting?: (w: DatabaseWaiting) => void | Promise<void> };
+}
+
+export async function createMailroom(config: Config, logger: Logger, opts: StartOptions = {}): Promise<Mailroom> {
   const key = loadOrCreateKey(config.secretKey, config.dataDir);
   const sealer = createSealer(key);
-  try {
-    verifyKeyCheck(sealer, await settingOnce(database.db, 'secret_key_check', sealKeyCheck(sealer), new Date()), key);
-  } catch (e) {
-    await database.close();
-    throw e;
-  }
+  const open = async () => {
+    const database = await openDatabase(config.databaseUrl, config.databaseTimeouts);
+    try {
+      verifyKeyCheck(sealer, await settingOnce(database.db, 'secret_key_check', sealKeyCheck(sealer), new Date()), key);
+    } catch (e) {
+      await database.close();
+      throw e;
+    }
+    return database;
+  };
+  const wait = opts.waitForDatabase;
+  const database = wait && !config.databaseUrl.startsWith('sqlite:') ? await openWhenReachable(config, logger, wait, open) : await open();
   tightenDir(config.dataDir);
   const { db } = database;
   // Who holds a lease (a mailbox, the lifecycle jobs): host and pid for people, a random part for uniqueness.
@@ -165,4 +180,26 @@ export async function createMailroom(config: Config, logger: Logger, opts: { now
       await database.close();
     },
   };
+}
+
+/** Opens PostgreSQL once it can be reached, with a warning per failed attempt. */
+async function openWhenReachable(config: Config, logger: Logger, wait: NonNullable<StartOptions['waitForDatabase']>, open: () => Promise<OpenedDatabase>): Promise<OpenedDatabase> {
+  const started = Date.now();
+  let attempts = 0;
+  const database = await whenDatabaseReachable(
+    config.databaseUrl,
+    {
+      timeoutMs: config.databaseTimeouts.startupMs,
+      connectMs: config.databaseTimeouts.connectMs,
+      ...(wait.signal && { signal: wait.signal }),
+      onWaiting: async (w) => {
+        attempts = w.attempt;
+        logger.warn({ event: 'database.waiting', target: w.target, attempt: w.attempt, nextMs: w.nextMs, cause: w.cause }, `waiting for PostgreSQL at ${w.target}: ${w.cause} (attempt ${w.attempt}, next in ${Number((w.nextMs / 1000).toFixed(1))} s)`);
+        await wait.onWaiting?.(w);
+      },
+    },
+    open,
+  );
+  if (attempts > 0) logger.info({ event: 'database.reachable', attempts: attempts + 1, waitedMs: Date.now() - started }, `PostgreSQL reached after ${attempts + 1} attempts (${Math.round((Date.now() - started) / 1000)} s)`);
+  return database;
 }

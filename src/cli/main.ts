@@ -2,8 +2,9 @@ import { parseArgs } from 'node:util';
 import { adminPasswordFromEnv, ConfigError, loadConfig } from '../config/config.ts';
 import { isMailroomError } from '../errors/errors.ts';
 import { buildApp } from '../http/app.ts';
+import { listenWhileStarting, type StartingServer } from '../http/starting-server.ts';
 import { createLogger } from '../logger.ts';
-import { createMailroom } from '../mailroom.ts';
+import { createMailroom, type Mailroom } from '../mailroom.ts';
 import { buildWebIfNeeded } from './build-web.ts';
 
 const USAGE = `Usage: mailroom <command>
@@ -27,8 +28,41 @@ async function serve(): Promise<void> {
   const config = loadConfig();
   const logger = createLogger(config.logLevel);
   await buildWebIfNeeded((m) => logger.info(m));
-  const mr = await createMailroom(config, logger);
+  // Until the database is open a signal ends the wait at once, and while Mailroom waits for an
+  // unreachable PostgreSQL a placeholder answers HTTP (/healthz "starting", everything else 503).
+  const waiting = new AbortController();
+  const stopWaiting = (signal: NodeJS.Signals) => {
+    logger.info({ event: 'stopping', signal }, 'shutting down before the database was reached');
+    waiting.abort(new Error(`stopped by ${signal}`));
+  };
+  process.once('SIGINT', stopWaiting);
+  process.once('SIGTERM', stopWaiting);
+  let starting: StartingServer | undefined;
+  let mr: Mailroom;
+  try {
+    mr = await createMailroom(config, logger, {
+      waitForDatabase: {
+        signal: waiting.signal,
+        async onWaiting(w) {
+          starting ??= await listenWhileStarting(config.host, config.port, config.http);
+          starting.waitingFor(`waiting for PostgreSQL at ${w.target} (${w.cause}, attempt ${w.attempt})`);
+        },
+      },
+    });
+  } catch (e) {
+    if (!waiting.signal.aborted) throw e;
+    await starting?.close();
+    process.exit(0);
+  } finally {
+    process.off('SIGINT', stopWaiting);
+    process.off('SIGTERM', stopWaiting);
+  }
+  if (waiting.signal.aborted) {
+    await mr.close();
+    process.exit(0);
+  }
   const app = await buildApp(mr);
+  await starting?.close();
   await app.listen({ port: config.port, host: config.host });
   for (const l of (await mr.submission?.listen()) ?? []) {
     logger.info({ event: 'submission.listening', host: config.host, port: l.port, implicitTls: l.implicitTls }, `SMTP submission on ${config.host}:${l.port} (${l.implicitTls ? 'implicit TLS' : config.submission?.tls ? 'STARTTLS' : 'no TLS, local clients only'})`);

@@ -48,6 +48,11 @@ export interface DatabaseTimeouts {
   readonly connectMs: number;
   /** DATABASE_STATEMENT_TIMEOUT_SECONDS (30): PostgreSQL cancels a statement running longer. */
   readonly statementMs: number;
+  /**
+   * DATABASE_STARTUP_TIMEOUT_SECONDS (300): how long `serve` waits at start for a PostgreSQL it
+   * cannot reach before it gives up; 0 waits as long as it takes.
+   */
+  readonly startupMs: number;
 }
 
 export interface SubmissionConfig {
@@ -235,6 +240,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   const databaseTimeouts: DatabaseTimeouts = Object.freeze({
     connectMs: num('DATABASE_CONNECT_TIMEOUT_SECONDS', 5, 0.5, 600) * 1000,
     statementMs: num('DATABASE_STATEMENT_TIMEOUT_SECONDS', 30, 1, 3600) * 1000,
+    startupMs: num('DATABASE_STARTUP_TIMEOUT_SECONDS', 300, 0, 86400) * 1000,
   });
   const lifecycleLeaseMs = num('LIFECYCLE_LEASE_SECONDS', 25, 3, 3600) * 1000;
   const inboundParseThreads = Math.floor(num('INBOUND_PARSE_THREADS', Math.max(1, availableParallelism() - 1), 0, 64));

@@ -27,6 +27,8 @@ export const ERRORS = {
   MR_SECRET_KEY_MISMATCH: 500,
   /** The database cannot be reached (restarted, network down): try again shortly. */
   MR_DATABASE_UNAVAILABLE: 503,
+  /** At start: PostgreSQL answered but refused us (login failed, no such database); waiting will not help. */
+  MR_DATABASE_REFUSED: 500,
   MR_OAUTH_STATE_INVALID: 400,
   MR_OAUTH_NOT_CONFIGURED: 422,
   MR_OAUTH_PROVIDER_ERROR: 502,

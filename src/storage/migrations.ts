@@ -365,12 +365,16 @@ const migrations = (dialect: Dialect): Record<string, Migration> => ({
   },
 });
 
+/** Every migration's name, in order (what a migrated database lists in kysely_migration). */
+export const MIGRATION_NAMES: readonly string[] = Object.keys(migrations('postgres'));
+
 export async function migrateToLatest(db: Kysely<any>, dialect: Dialect): Promise<void> {
   const provider: MigrationProvider = { getMigrations: async () => migrations(dialect) };
   const migrator = new Migrator({ db, provider });
   const { error, results } = await migrator.migrateToLatest();
   const failed = results?.find((r) => r.status === 'Error');
   if (error || failed) {
-    throw new Error(`database migration ${failed?.migrationName ?? ''} failed: ${String((error as Error)?.message ?? error)}`);
+    // The cause keeps the driver's code: a connection lost mid-migration is recognised as such.
+    throw new Error(`database migration ${failed?.migrationName ?? ''} failed: ${String((error as Error)?.message ?? error)}`, { cause: error });
   }
 }

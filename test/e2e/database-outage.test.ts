@@ -1,12 +1,12 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { createServer, connect, type Server, type Socket } from 'node:net';
 import { after, before, test } from 'node:test';
 import { apiClient, waitFor } from '../helpers/e2e.ts';
-import { freePort, type MailroomProcess, startMailroomProcess } from '../helpers/mailroom-process.ts';
+import { type MailroomProcess, startMailroomProcess } from '../helpers/mailroom-process.ts';
 import { createTestDatabase, storeTokensPg, type TestPostgres } from '../helpers/postgres-db.ts';
 import { getToken } from '../peers/get-token.ts';
 import { type Peers, startPeers } from '../peers/index.ts';
+import { startTcpProxy, type TcpProxy } from '../peers/tcp-proxy.ts';
 
 // PostgreSQL going away under a running Mailroom: its connections killed mid-drain, then the network
 // path to it black-holed and refused. The API answers 503 MR_DATABASE_UNAVAILABLE within seconds,
@@ -26,28 +26,7 @@ let mr: MailroomProcess;
 let apiKey: string;
 
 // A TCP path to PostgreSQL that the test can cut: forward, black-hole (accept and never answer) or refuse.
-let mode: 'forward' | 'blackhole' = 'forward';
-let proxy: Server;
-let proxyPort: number;
-const sockets = new Set<Socket>();
-function listenProxy(): Promise<void> {
-  proxy = createServer((client) => {
-    sockets.add(client);
-    client.on('close', () => sockets.delete(client));
-    client.on('error', () => undefined);
-    if (mode === 'blackhole') return;
-    const upstream = connect(5432, '127.0.0.1');
-    sockets.add(upstream);
-    upstream.on('close', () => (sockets.delete(upstream), client.destroy()));
-    upstream.on('error', () => undefined);
-    client.on('close', () => upstream.destroy());
-    client.pipe(upstream).pipe(client);
-  });
-  return new Promise((r) => proxy.listen(proxyPort, '127.0.0.1', r));
-}
-const cutAll = () => {
-  for (const s of sockets) s.destroy();
-};
+let proxy: TcpProxy;
 
 const api = apiClient(() => mr.baseUrl, () => apiKey);
 const messageIdOf = (raw: Buffer) => /^Message-ID:\s*(<[^>]+>)/im.exec(raw.toString('latin1'))?.[1];
@@ -55,10 +34,9 @@ const messageIdOf = (raw: Buffer) => /^Message-ID:\s*(<[^>]+>)/im.exec(raw.toStr
 before(async () => {
   peers = await startPeers({ clients: [{ clientId: CLIENT_ID, clientSecret: CLIENT_SECRET, redirectUris: [TOKEN_REDIRECT] }] });
   pgdb = await createTestDatabase('mailroom_outage');
-  proxyPort = await freePort();
-  await listenProxy();
+  proxy = await startTcpProxy(5432);
   const url = new URL(pgdb.url);
-  url.port = String(proxyPort);
+  url.port = String(proxy.port);
   mr = await startMailroomProcess({
     DATABASE_URL: url.href,
     MAILROOM_SECRET_KEY: KEY.toString('base64'),
@@ -81,8 +59,7 @@ before(async () => {
 after(async () => {
   if (process.env.E2E_DEBUG) (await import('node:fs')).writeFileSync('/tmp/mailroom-outage.log', mr?.output() ?? '');
   await mr?.stop();
-  cutAll();
-  await new Promise((r) => proxy?.close(r));
+  await proxy?.close();
   await pgdb?.drop();
   await peers?.stop();
 });
@@ -129,8 +106,7 @@ test('pg_terminate_backend on all of Mailroom\'s connections in the middle of a 
 test('PostgreSQL unreachable: the API answers 503 MR_DATABASE_UNAVAILABLE within seconds, /readyz is not ready; once it is back everything resumes by itself', T, async () => {
   const pending = await sendAll(20, 'Outage');
   // Black hole: connections open but nothing answers, the worst case for a hang.
-  mode = 'blackhole';
-  cutAll();
+  await proxy.blackhole();
   for (const path of ['/api/v1/messages?limit=5', '/api/v1/mail-servers']) {
     const t0 = Date.now();
     const r = await api('GET', path);
@@ -147,8 +123,7 @@ test('PostgreSQL unreachable: the API answers 503 MR_DATABASE_UNAVAILABLE within
   assert.equal(refusedSend.status, 503, 'not accepted while it cannot be stored');
 
   // Refused: nothing listens on the port at all.
-  cutAll();
-  await new Promise((r) => proxy.close(r));
+  await proxy.down();
   const t0 = Date.now();
   const r = await api('GET', '/api/v1/messages?limit=5');
   assert.equal(r.status, 503, r.text);
@@ -157,8 +132,7 @@ test('PostgreSQL unreachable: the API answers 503 MR_DATABASE_UNAVAILABLE within
   assert.equal((await fetch(`${mr.baseUrl}/healthz`)).status, 200, 'the process lives on');
 
   // Back: ready again, the queued mail goes out, new mail is accepted and sent, without a restart.
-  mode = 'forward';
-  await listenProxy();
+  await proxy.up();
   await waitFor('ready again', async () => ((await fetch(`${mr.baseUrl}/readyz`)).status === 200 ? true : undefined), 30_000, 250);
   const after = await sendAll(5, 'After');
   const want = new Set([...pending, ...after]);

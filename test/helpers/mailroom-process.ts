@@ -28,6 +28,8 @@ export interface MailroomProcess {
   pid: number;
   /** Everything the process wrote to stdout and stderr so far. */
   output(): string;
+  /** Settles when the process has ended, with its exit code (null when a signal ended it). */
+  exited: Promise<number | null>;
   /** Runs `mailroom <args>` with the same environment (CLI commands). */
   cli(...args: string[]): Promise<string>;
   /** Only with `clocked`: moves Mailroom's clock forward (the worker is woken at once). */
@@ -68,7 +70,7 @@ async function spawnMailroom(env: Record<string, string>, p: number, dataDir: st
     : spawn(process.execPath, [BIN, 'serve'], { env: fullEnv, stdio: ['ignore', 'pipe', 'pipe'] });
   child.stdout!.on('data', (c) => (out += c));
   child.stderr!.on('data', (c) => (out += c));
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
   const baseUrl = fullEnv.BASE_URL!;
   const deadline = Date.now() + 120_000; // the first start may build the UI
   for (;;) {
@@ -90,6 +92,7 @@ async function spawnMailroom(env: Record<string, string>, p: number, dataDir: st
     env: fullEnv,
     pid: child.pid!,
     output: () => out,
+    exited,
     async cli(...args) {
       const { stdout, stderr } = await promisify(execFile)(process.execPath, [BIN, ...args], { env: fullEnv });
       return stdout + stderr;

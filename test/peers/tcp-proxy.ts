@@ -4,27 +4,45 @@ export interface TcpProxy {
   port: number;
   /** Refuses connections (the port is closed) and cuts the ones open: an outage as clients see it. */
   down(): Promise<void>;
-  /** Listens again on the same port. */
+  /**
+   * Accepts connections and never answers, and cuts the ones open: a black-holed network path, the
+   * worst case for a client that does not bound its waits.
+   */
+  blackhole(): Promise<void>;
+  /** Forwards again (listening again on the same port after `down`). */
   up(): Promise<void>;
   close(): Promise<void>;
 }
 
 /**
- * A TCP forwarder on 127.0.0.1 in front of a peer, so tests can take "the mail server" down and up.
- * `join` connects the two sides of a connection (default: each piped into the other); a benchmark
- * passes one that shapes the traffic.
+ * A TCP forwarder on 127.0.0.1 in front of a peer, so tests can take "the mail server" (or
+ * PostgreSQL) down and up. `join` connects the two sides of a connection (default: each piped into
+ * the other); a benchmark passes one that shapes the traffic.
  */
 export async function startTcpProxy(targetPort: number, join: (client: Socket, upstream: Socket) => void = (c, u) => c.pipe(u).pipe(c)): Promise<TcpProxy> {
   const sockets = new Set<Socket>();
   let server: Server | undefined;
   let port = 0;
+  let forward = true;
+  const track = (s: Socket) => {
+    sockets.add(s);
+    s.on('close', () => sockets.delete(s));
+  };
+  const cut = () => {
+    for (const s of sockets) s.destroy();
+  };
   const listen = () =>
     new Promise<void>((resolve, reject) => {
+      if (server) return resolve();
       server = createServer((client) => {
+        track(client);
+        if (!forward) {
+          client.on('error', () => undefined);
+          return;
+        }
         const upstream = connect(targetPort, '127.0.0.1');
+        track(upstream);
         for (const s of [client, upstream]) {
-          sockets.add(s);
-          s.on('close', () => sockets.delete(s));
           s.on('error', () => {
             client.destroy();
             upstream.destroy();
@@ -40,7 +58,7 @@ export async function startTcpProxy(targetPort: number, join: (client: Socket, u
     });
   const stop = () =>
     new Promise<void>((resolve) => {
-      for (const s of sockets) s.destroy();
+      cut();
       if (!server) return resolve();
       server.close(() => resolve());
       server = undefined;
@@ -51,7 +69,15 @@ export async function startTcpProxy(targetPort: number, join: (client: Socket, u
       return port;
     },
     down: stop,
-    up: listen,
+    async blackhole() {
+      forward = false;
+      cut();
+      await listen();
+    },
+    async up() {
+      forward = true;
+      await listen();
+    },
     close: stop,
   };
 }

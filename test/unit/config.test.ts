@@ -61,6 +61,22 @@ test('PostgreSQL needs MAILROOM_SECRET_KEY: one key for every instance, not a ke
   assert.equal(loadConfig({}).secretKey, null, 'SQLite keeps its key file');
 });
 
+test('DATABASE_STARTUP_TIMEOUT_SECONDS bounds the wait for PostgreSQL at start: 300 s by default, 0 waits as long as it takes', () => {
+  assert.equal(loadConfig({}).databaseTimeouts.startupMs, 300_000);
+  assert.equal(loadConfig({ DATABASE_STARTUP_TIMEOUT_SECONDS: '0' }).databaseTimeouts.startupMs, 0);
+  assert.equal(loadConfig({ DATABASE_STARTUP_TIMEOUT_SECONDS: '2.5' }).databaseTimeouts.startupMs, 2500);
+  for (const bad of ['-1', 'soon', '100000']) {
+    let err: unknown;
+    try {
+      loadConfig({ DATABASE_STARTUP_TIMEOUT_SECONDS: bad });
+    } catch (e) {
+      err = e;
+    }
+    assert.ok(err instanceof ConfigError, bad);
+    assert.deepEqual(err.problems, [`DATABASE_STARTUP_TIMEOUT_SECONDS must be a number from 0 to 86400 (got "${bad}")`]);
+  }
+});
+
 test('national clouds are accepted as authority host, reduced to their origin', () => {
   assert.equal(loadConfig({ MICROSOFT_AUTHORITY_HOST: 'https://login.microsoftonline.us/' }).microsoftAuthorityHost, 'https://login.microsoftonline.us');
 });
