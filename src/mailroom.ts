@@ -37,6 +37,8 @@ export interface Mailroom {
   /** Failed-login limits, counted in the database. */
   logins: LoginLimiter;
   tokens: TokenManager;
+  /** Connection slots per mailbox (and who holds them), shared by the outbox and the server tests. */
+  connections: ConnectionGates;
   connect: ConnectFlow;
   servers: MailServerService;
   apiKeys: ApiKeyService;
@@ -132,6 +134,7 @@ export async function createMailroom(config: Config, logger: Logger, opts: Start
     admins: new AdminService(db, now),
     logins: new LoginLimiter(db, undefined, now),
     tokens,
+    connections: gates,
     connect: new ConnectFlow({ db, sealer, config, now }),
     servers: new MailServerService({
       db,

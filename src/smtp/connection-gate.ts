@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { Logger } from '../logger.ts';
-import { acquireLease, releaseLease, releaseLeasesOf, renewLeases } from '../storage/cluster-store.ts';
+import { acquireLease, listLeases, releaseLease, releaseLeasesOf, renewLeases } from '../storage/cluster-store.ts';
 import type { Db } from '../storage/database.ts';
 import type { Wakeups } from '../storage/wakeups.ts';
 
@@ -123,7 +123,7 @@ abstract class Gate implements ConnectionGate {
 
 /** One instance's connections: a count (SQLite, where one instance owns the outbox). */
 class LocalGate extends Gate {
-  private used = 0;
+  used = 0;
 
   protected async take(): Promise<Release | null> {
     if (this.used >= this.limit) return null;
@@ -358,6 +358,27 @@ export class ConnectionGates {
       this.gates.set(key, g);
     }
     return g;
+  }
+
+  /**
+   * Who has connections open for each gate, and how many: from the slot rows on PostgreSQL (every
+   * instance), else this instance's own count. `instance` names this one.
+   */
+  async holders(instance: string): Promise<Map<string, Record<string, number>>> {
+    const out = new Map<string, Record<string, number>>();
+    const add = (key: string, holder: string, n: number) => {
+      const h = out.get(key) ?? {};
+      h[holder] = (h[holder] ?? 0) + n;
+      out.set(key, h);
+    };
+    for (const [key, g] of this.gates) if (g instanceof LocalGate && g.used > 0) add(key, instance, g.used);
+    if (this.cluster) {
+      for (const l of await listLeases(this.cluster.db, 'connections:')) {
+        const key = l.name.slice('connections:'.length, l.name.lastIndexOf(':'));
+        add(key, l.holder, 1);
+      }
+    }
+    return out;
   }
 
   /** Runs `fn` holding one of the slots of gate `key`. */

@@ -99,6 +99,12 @@ test('three instances with a pool of 3 each, one mailbox: never a fourth session
   await waitFor('the burst to start', async () => (deliveredIds().length >= 30 ? true : undefined), 60_000, 20);
   const tests = await Promise.all(procs.map((p) => apiOf(p)('POST', `/api/v1/mail-servers/${serverId}/test`)));
   for (const r of tests) assert.equal(r.json.ok, true, r.text);
+  // The cluster view: which instance has how many connections open to the server, from any instance.
+  const health = await apiOf(procs[2]!)('GET', '/api/v1/health/servers');
+  const open: Record<string, number> = health.json.items.find((i: { id: string }) => i.id === serverId).connections;
+  const total = Object.values(open).reduce((a, b) => a + b, 0);
+  assert.ok(total >= 1 && total <= 3, `1 to 3 connections open for the cluster: ${JSON.stringify(open)}`);
+  for (const holder of Object.keys(open)) assert.ok(procs.some((p) => holder.includes(`:${p.pid}:`)), `held by an instance: ${holder}`);
   await waitFor('450 delivered', async () => (deliveredIds().length >= accepted.size ? true : undefined), 180_000, 100);
   clearInterval(watch);
   await new Promise((r) => setTimeout(r, 1000)); // a duplicate would arrive now
