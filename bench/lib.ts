@@ -310,7 +310,7 @@ const CLK_TCK = 100;
 export interface CpuReport {
   /** The whole machine (all processes, kernel). */
   machineCores: number;
-  /** The child process given to cpuMeter (Mailroom), all its threads. */
+  /** The child processes given to cpuMeter (Mailroom), all their threads. */
   childCores: number;
   /** This process. */
   selfCores: number;
@@ -318,10 +318,17 @@ export interface CpuReport {
   otherCores: number;
 }
 
-/** Starts measuring; the returned function gives CPU use since then. */
-export function cpuMeter(childPid?: number): () => CpuReport {
+/**
+ * Starts measuring; the returned function gives CPU use since then (call it while the children still
+ * run). `children`: a pid or pids of running processes, or a function giving, at the end, the pids of
+ * processes started after this call (their whole lifetime is then counted).
+ */
+export function cpuMeter(children?: number | number[] | (() => number[])): () => CpuReport {
+  const ticks = (pids: number[]) => pids.reduce((sum, pid) => sum + processTicks(pid), 0);
+  const later = typeof children === 'function' ? children : undefined;
+  const pids0 = typeof children === 'function' || children === undefined ? [] : [children].flat();
   const m0 = machineTicks();
-  const c0 = childPid ? processTicks(childPid) : 0;
+  const c0 = ticks(pids0);
   const s0 = process.cpuUsage();
   const t0 = performance.now();
   return () => {
@@ -329,7 +336,7 @@ export function cpuMeter(childPid?: number): () => CpuReport {
     const seconds = (performance.now() - t0) / 1000;
     const s = process.cpuUsage(s0);
     const machineCores = ((m1.busy - m0.busy) / Math.max(1, m1.total - m0.total)) * cpus().length;
-    const childCores = childPid ? (processTicks(childPid) - c0) / CLK_TCK / seconds : 0;
+    const childCores = (later ? ticks(later()) : ticks(pids0) - c0) / CLK_TCK / seconds;
     const selfCores = (s.user + s.system) / 1e6 / seconds;
     return { machineCores, childCores, selfCores, otherCores: Math.max(0, machineCores - childCores - selfCores) };
   };
