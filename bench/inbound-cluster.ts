@@ -291,9 +291,12 @@ runBenchmark('inbound cluster', 175, async () => {
   console.log('(CPU in cores over spawn → all imported; Dovecot: its whole process tree; PostgreSQL: the backends of the row\'s database still connected at the end; rest: the kernel and everything else on the machine)');
   const busy = (r: Row) => `${r.cpu.machineCores.toFixed(2)} of ${cpus().length} cores busy (Mailroom ${r.cpu.childCores.toFixed(2)}, Dovecot ${r.dovecotCores.toFixed(2)}, PostgreSQL ${r.postgresCores.toFixed(2)})`;
   const idle = pgN.spread.filter((n) => n === 0).length;
+  const full = pg1.cpu.machineCores >= 0.9 * cpus().length;
+  const uneven = Math.max(...pgN.spread) - Math.min(...pgN.spread) > 1;
   console.log(
-    `\nlimits: with 1 process on PostgreSQL ${busy(pg1)}; with ${PROCESSES}, ${busy(pgN)}: more processes bring more start-up, parse threads and connections, not more cores. ` +
-      `Each process takes every free mailbox at its first scheduler tick and keeps renewing the lease, so the mailboxes went ${pgN.spread.join(' / ')}` +
-      (idle ? ` (${idle} process${idle > 1 ? 'es' : ''} fetched nothing)` : '') + '.',
+    `\nlimits: with 1 process on PostgreSQL ${busy(pg1)}; with ${PROCESSES}, ${busy(pgN)}` +
+      (full ? ': the machine is full with one process, so more processes bring more start-up, parse threads and connections, not more cores.' : '.') +
+      ` Each process takes every free mailbox at its scheduler tick and keeps renewing the lease: the mailboxes went ${pgN.spread.join(' / ')}` +
+      (uneven ? `, not evenly${idle ? ` (${idle} process${idle > 1 ? 'es' : ''} fetched nothing)` : ''}` : '') + '.',
   );
 });
