@@ -284,7 +284,7 @@ export function printCommitProbe(): void {
 }
 
 // ------------------------------------------------------------------------------------------------
-// CPU accounting: whole machine (/proc/stat), one child (/proc/PID/stat), this process
+// CPU accounting: whole machine (/proc/stat), child processes and process trees (/proc/PID/stat), this process
 
 function machineTicks(): { busy: number; total: number } {
   const line = readFileSync('/proc/stat', 'utf8').split('\n')[0]!;
@@ -294,23 +294,80 @@ function machineTicks(): { busy: number; total: number } {
   return { busy: total - idle, total };
 }
 
-function processTicks(pid: number): number {
+/** Fields of /proc/PID/stat after the command name: [0] is field 3 (state). */
+function statFields(pid: number): string[] | undefined {
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return Number(f[11]) + Number(f[12]); // utime + stime (fields 14, 15)
+    return stat.slice(stat.lastIndexOf(')') + 2).split(' ');
   } catch {
-    return 0;
+    return undefined;
   }
 }
 
+/** utime + stime of a process, all its threads, in clock ticks; 0 once it is gone. */
+function processTicks(pid: number): number {
+  const f = statFields(pid);
+  return f ? Number(f[11]) + Number(f[12]) : 0; // utime + stime (fields 14, 15)
+}
+
 const CLK_TCK = 100;
+
+/** Cores the processes `pids` used over their whole lifetime so far, spread over `seconds`. */
+export function lifetimeCores(pids: number[], seconds: number): number {
+  return pids.reduce((sum, pid) => sum + processTicks(pid), 0) / CLK_TCK / seconds;
+}
+
+/** Live processes by parent pid, with their command names (/proc/PID/comm). */
+function processTable(): Map<number, Array<{ pid: number; comm: string }>> {
+  const byParent = new Map<number, Array<{ pid: number; comm: string }>>();
+  for (const name of readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    const pid = Number(name);
+    const f = statFields(pid);
+    if (!f) continue;
+    let comm = '';
+    try {
+      comm = readFileSync(`/proc/${pid}/comm`, 'utf8').trim();
+    } catch {
+      continue;
+    }
+    const ppid = Number(f[1]);
+    byParent.set(ppid, [...(byParent.get(ppid) ?? []), { pid, comm }]);
+  }
+  return byParent;
+}
+
+/** This process's child processes named `comm`, e.g. the Dovecot master the peers started. */
+export function childProcesses(comm: string): number[] {
+  return (processTable().get(process.pid) ?? []).filter((c) => c.comm === comm).map((c) => c.pid);
+}
+
+/**
+ * Starts measuring the CPU of the process trees rooted at `roots`: the roots, their live descendants
+ * and everything they have reaped (cutime + cstime), so short-lived children (Dovecot's imap and login
+ * processes) count too. The returned function gives cores since then.
+ */
+export function treeMeter(roots: number[]): () => number {
+  const tree = () => {
+    const byParent = processTable();
+    const ticks = (pid: number): number => {
+      const f = statFields(pid);
+      if (!f) return 0;
+      const own = Number(f[11]) + Number(f[12]) + Number(f[13]) + Number(f[14]); // utime stime cutime cstime
+      return own + (byParent.get(pid) ?? []).reduce((sum, c) => sum + ticks(c.pid), 0);
+    };
+    return roots.reduce((sum, pid) => sum + ticks(pid), 0);
+  };
+  const t0 = performance.now();
+  const k0 = tree();
+  return () => (tree() - k0) / CLK_TCK / ((performance.now() - t0) / 1000);
+}
 
 /** In cores (1.0 = one core fully busy) over the measured interval. */
 export interface CpuReport {
   /** The whole machine (all processes, kernel). */
   machineCores: number;
-  /** The child process given to cpuMeter (Mailroom), all its threads. */
+  /** The child processes given to cpuMeter (Mailroom), all their threads. */
   childCores: number;
   /** This process. */
   selfCores: number;
@@ -318,10 +375,17 @@ export interface CpuReport {
   otherCores: number;
 }
 
-/** Starts measuring; the returned function gives CPU use since then. */
-export function cpuMeter(childPid?: number): () => CpuReport {
+/**
+ * Starts measuring; the returned function gives CPU use since then (call it while the children still
+ * run). `children`: a pid or pids of running processes, or a function giving, at the end, the pids of
+ * processes started after this call (their whole lifetime is then counted).
+ */
+export function cpuMeter(children?: number | number[] | (() => number[])): () => CpuReport {
+  const ticks = (pids: number[]) => pids.reduce((sum, pid) => sum + processTicks(pid), 0);
+  const later = typeof children === 'function' ? children : undefined;
+  const pids0 = typeof children === 'function' || children === undefined ? [] : [children].flat();
   const m0 = machineTicks();
-  const c0 = childPid ? processTicks(childPid) : 0;
+  const c0 = ticks(pids0);
   const s0 = process.cpuUsage();
   const t0 = performance.now();
   return () => {
@@ -329,7 +393,7 @@ export function cpuMeter(childPid?: number): () => CpuReport {
     const seconds = (performance.now() - t0) / 1000;
     const s = process.cpuUsage(s0);
     const machineCores = ((m1.busy - m0.busy) / Math.max(1, m1.total - m0.total)) * cpus().length;
-    const childCores = childPid ? (processTicks(childPid) - c0) / CLK_TCK / seconds : 0;
+    const childCores = (later ? ticks(later()) : ticks(pids0) - c0) / CLK_TCK / seconds;
     const selfCores = (s.user + s.system) / 1e6 / seconds;
     return { machineCores, childCores, selfCores, otherCores: Math.max(0, machineCores - childCores - selfCores) };
   };
