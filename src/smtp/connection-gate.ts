@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { Logger } from '../logger.ts';
-import { acquireLease, listLeases, releaseLease, releaseLeasesOf, renewLeases } from '../storage/cluster-store.ts';
+import { listLeases, takeNumberedLease, releaseLease, releaseLeasesOf, renewLeases } from '../storage/cluster-store.ts';
 import type { Db } from '../storage/database.ts';
 import type { Wakeups } from '../storage/wakeups.ts';
 
@@ -171,8 +171,10 @@ const WANT_TTL_MS = 3 * POLL_MS;
  * close a connection as soon as it is idle and give its slot back.
  */
 class ClusterGate extends Gate {
-  /** Slot numbers this instance holds or is taking, and which of them are idle (lingering). */
+  /** Slot numbers this instance holds, and which of them are idle (lingering). */
   private readonly held = new Set<number>();
+  /** Takes under way: each may become a slot. */
+  private taking = 0;
   private readonly idle = new Map<number, NodeJS.Timeout>();
   private readonly remoteWaiters = new Map<string, number>();
   /** After a take found every slot taken: no new attempt at the database before this, unless one is freed. */
@@ -186,7 +188,7 @@ class ClusterGate extends Gate {
     super(limit);
   }
 
-  private slotName(i: number): string {
+  private slotName(i: number | ''): string {
     return `connections:${this.key}:${i}`;
   }
 
@@ -209,20 +211,20 @@ class ClusterGate extends Gate {
       this.idle.delete(i);
       return this.releaseOf(i);
     }
-    if (this.held.size >= this.limit || Date.now() < this.fullUntil) return null;
-    for (let i = 0; i < this.limit; i++) {
-      if (this.held.has(i)) continue;
-      this.held.add(i);
-      let ok = false;
-      try {
-        ok = await acquireLease(this.deps.db, this.slotName(i), this.deps.instance, this.deps.leaseMs, this.deps.now());
-      } finally {
-        if (!ok) this.held.delete(i);
-      }
-      if (ok) return this.releaseOf(i);
+    if (this.held.size + this.taking >= this.limit || Date.now() < this.fullUntil) return null;
+    this.taking++;
+    let i: number | null;
+    try {
+      i = await takeNumberedLease(this.deps.db, this.slotName(''), this.limit, this.deps.instance, this.deps.leaseMs, this.deps.now());
+    } finally {
+      this.taking--;
     }
-    this.fullUntil = Date.now() + POLL_MS / 2;
-    return null;
+    if (i === null) {
+      this.fullUntil = Date.now() + POLL_MS / 2;
+      return null;
+    }
+    this.held.add(i);
+    return this.releaseOf(i);
   }
 
   private releaseOf(i: number): Release {

@@ -43,6 +43,37 @@ export async function acquireLease(db: Db, name: string, holder: string, ttlMs: 
   return r?.holder === holder;
 }
 
+/**
+ * Takes one of the leases `<prefix>0` … `<prefix><count - 1>` that nobody holds (or whose holder let
+ * it expire) for `holder` until now + ttlMs; returns its number, or null when all are held. One
+ * statement picks a free number at random (contenders rarely pick the same) and inserts it; a
+ * contender that lost the same number in the meantime gets nothing from ON CONFLICT and tries again.
+ * PostgreSQL only (generate_series).
+ */
+export async function takeNumberedLease(db: Db, prefix: string, count: number, holder: string, ttlMs: number, now: Date): Promise<number | null> {
+  const at = now.toISOString();
+  const until = new Date(now.getTime() + ttlMs).toISOString();
+  for (let attempt = 0; attempt < 3; attempt++) {
+    const r = await sql<{ name: string }>`
+      with free as (
+        select ${prefix} || s.i as name from generate_series(0, ${count - 1}::int) as s(i)
+        where not exists (select 1 from leases l where l.name = ${prefix} || s.i and l.expires_at > ${at})
+        order by random() limit 1
+      )
+      insert into leases (name, holder, acquired_at, renewed_at, expires_at)
+      select name, ${holder}, ${at}, ${at}, ${until} from free
+      on conflict (name) do update set holder = excluded.holder, acquired_at = excluded.acquired_at, renewed_at = excluded.renewed_at, expires_at = excluded.expires_at
+      where leases.expires_at <= excluded.acquired_at
+      returning name`.execute(db);
+    const name = r.rows[0]?.name;
+    if (name !== undefined) return Number(name.slice(prefix.length));
+    // Nothing free at all, or a contender took the number picked: look once more only in that case.
+    const held = await db.selectFrom('leases').select((eb) => eb.fn.countAll<string>().as('n')).where('name', 'like', `${prefix}%`).where('expires_at', '>', at).executeTakeFirstOrThrow();
+    if (Number(held.n) >= count) return null;
+  }
+  return null;
+}
+
 /** Gives the lease up at once (a clean shutdown), so another instance need not wait for it to expire. */
 export async function releaseLease(db: Db, name: string, holder: string): Promise<void> {
   await db.deleteFrom('leases').where('name', '=', name).where('holder', '=', holder).execute();
