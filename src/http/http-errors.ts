@@ -55,10 +55,33 @@ function fromFastify(err: FastifyError): { code: ErrorCode; message: string; fie
   }
 }
 
+/** How long a connection answered before its body was read is drained before it is closed. */
+const LINGER_MS = 2000;
+
+/**
+ * Closing a socket whose peer is still sending makes the kernel answer with a reset, and a reset
+ * makes the peer's kernel drop what it had received but not yet read: the client would see
+ * ECONNRESET instead of the answer that explains it. So, as nginx's lingering close does, the answer
+ * goes out with our FIN, what still arrives is read and thrown away (Node's parser discards the
+ * dumped body), and the socket is destroyed once the client has closed its side or after LINGER_MS.
+ */
+function lingerOnClose(socket: Socket & { destroySoon?: () => void }): void {
+  socket.destroySoon = () => {
+    socket.end();
+    const timer = setTimeout(() => socket.destroy(), LINGER_MS);
+    timer.unref();
+    socket.once('end', () => socket.destroy());
+    socket.once('close', () => clearTimeout(timer));
+  };
+}
+
 export function handleError(err: FastifyError | MailroomError, req: FastifyRequest, reply: FastifyReply) {
   // Refused before the body was read (401 in onRequest, 413 by Content-Length): close the connection
-  // instead of reading a body nobody will use.
-  if (!req.raw.complete) reply.header('connection', 'close');
+  // instead of reading a body nobody will use, without resetting it under the client's feet.
+  if (!req.raw.complete) {
+    reply.header('connection', 'close');
+    lingerOnClose(req.raw.socket);
+  }
   if (err instanceof MailroomError) {
     if (err.statusCode >= 500) req.log.error({ err, code: err.code }, err.message);
     return reply.code(err.statusCode).send({ error: err.toJSON() });
