@@ -18,6 +18,7 @@ import { parseInput } from '../errors/parse-input.ts';
 import type { Db } from '../storage/database.ts';
 import { countInbound } from '../storage/inbound-store.ts';
 import { acquireLease, listLeases, releaseLease, releaseLeasesOf } from '../storage/cluster-store.ts';
+import { isPostgres } from '../storage/wakeups.ts';
 import {
   clearLastFetch,
   deleteMailServer,
@@ -57,6 +58,8 @@ export interface FetchState {
 
 const IDLE_FETCH_DELAY_MS = 500;
 const TICK_MS = 5000;
+/** On PostgreSQL the first claims wait this long after the instance said it is there. */
+const FIRST_TICK_MS = 1000;
 const WATCH_RETRY_MS = 60_000;
 
 export class IncomingServerService {
@@ -65,6 +68,7 @@ export class IncomingServerService {
   private readonly watchers = new Map<string, { client: ImapFlow; signature: string }>();
   private readonly watchBackoff = new Map<string, number>();
   private timer: NodeJS.Timeout | undefined;
+  private firstTick: NodeJS.Timeout | undefined;
   private readonly parser: ParsePool;
 
   constructor(
@@ -403,10 +407,16 @@ export class IncomingServerService {
     const tick = () => void this.tick().catch((e) => this.deps.logger.error({ err: e, event: 'inbound.tick_failed' }, 'inbound scheduler error'));
     this.timer = setInterval(tick, TICK_MS);
     this.timer.unref();
-    tick();
+    if (!isPostgres(this.deps.db)) return tick();
+    // Instances started together see each other before their first claims, so they share the
+    // mailboxes from the start rather than the first one taking them all.
+    void this.share(0).catch(() => undefined);
+    this.firstTick = setTimeout(tick, FIRST_TICK_MS);
+    this.firstTick.unref();
   }
 
   async stop(): Promise<void> {
+    clearTimeout(this.firstTick);
     if (this.timer) clearInterval(this.timer);
     this.timer = undefined;
     for (const id of [...this.watchers.keys()]) this.dropWatcher(id);
@@ -414,19 +424,48 @@ export class IncomingServerService {
     await this.parser.close();
     // A clean stop hands the mailboxes over at once instead of after the lease.
     await releaseLeasesOf(this.deps.db, this.instance, 'mailbox:').catch(() => undefined);
+    await releaseLease(this.deps.db, `fetcher:${this.instance}`, this.instance).catch(() => undefined);
+  }
+
+  /**
+   * How many of `count` mailboxes this instance may fetch: an equal share among the instances
+   * fetching mail, each of which says it is there with a lease of its own (`fetcher:<instance>`,
+   * renewed every tick), so a new instance gets its share and a dead one's is shared out.
+   */
+  private async share(count: number): Promise<number> {
+    const { db, config } = this.deps;
+    await acquireLease(db, `fetcher:${this.instance}`, this.instance, config.inboundLeaseMs, this.now());
+    const live = (await listLeases(db, 'fetcher:')).filter((l) => Date.parse(l.expiresAt) > this.now().getTime()).length;
+    return Math.ceil(count / Math.max(1, live));
   }
 
   private async tick(): Promise<void> {
     const servers = (await listMailServers(this.deps.db, 'incoming')).filter((s) => s.active);
     const tokens = new Map((await listTokens(this.deps.db)).map((t) => [t.mailServerId, t]));
+    const fetchable = servers.filter((s) => tokens.get(s.tokenSourceId ?? s.id)?.status === 'valid');
+    const share = await this.share(fetchable.length);
+    const { leases } = await this.context();
+    let mine = fetchable.filter((s) => leases.get(s.id)?.holder === this.instance).length;
     const now = this.now().getTime();
-    for (const s of servers) {
-      if (tokens.get(s.tokenSourceId ?? s.id)?.status !== 'valid') continue;
+    for (const s of fetchable) {
+      const held = leases.get(s.id)?.holder === this.instance;
+      // Over this instance's share (another one started): hand a mailbox over, though not in the
+      // middle of a fetch. Under it: take a free one. The others take what this one lets go.
+      if (held ? mine > share && !this.inflight.has(s.id) : mine >= share) {
+        this.dropWatcher(s.id);
+        if (held) {
+          mine--;
+          await releaseLease(this.deps.db, `mailbox:${s.id}`, this.instance);
+          this.deps.logger.info({ event: 'inbound.handed_over', mailServerId: s.id, share }, 'mailbox handed over to balance the instances');
+        }
+        continue;
+      }
       if (!(await this.claim(s.id))) {
         // Another instance fetches this mailbox; if this one held it before, it lets go of IDLE.
         this.dropWatcher(s.id);
         continue;
       }
+      if (!held) mine++;
       const interval = s.imap!.intervalMinutes * 60_000;
       const run = this.runs.get(s.id);
       // A failed fetch (a dropped connection, a server restart) is tried again soon, backing off.
