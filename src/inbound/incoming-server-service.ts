@@ -19,6 +19,7 @@ import type { Db } from '../storage/database.ts';
 import { countInbound } from '../storage/inbound-store.ts';
 import { acquireLease, listLeases, releaseLease, releaseLeasesOf } from '../storage/cluster-store.ts';
 import { isPostgres } from '../storage/wakeups.ts';
+import { mailboxShare } from './mailbox-share.ts';
 import {
   clearLastFetch,
   deleteMailServer,
@@ -410,7 +411,7 @@ export class IncomingServerService {
     if (!isPostgres(this.deps.db)) return tick();
     // Instances started together see each other before their first claims, so they share the
     // mailboxes from the start rather than the first one taking them all.
-    void this.share(0).catch(() => undefined);
+    void this.sayPresent().catch(() => undefined);
     this.firstTick = setTimeout(tick, FIRST_TICK_MS);
     this.firstTick.unref();
   }
@@ -427,36 +428,38 @@ export class IncomingServerService {
     await releaseLease(this.deps.db, `fetcher:${this.instance}`, this.instance).catch(() => undefined);
   }
 
-  /**
-   * How many of `count` mailboxes this instance may fetch: an equal share among the instances
-   * fetching mail, each of which says it is there with a lease of its own (`fetcher:<instance>`,
-   * renewed every tick), so a new instance gets its share and a dead one's is shared out.
-   */
-  private async share(count: number): Promise<number> {
-    const { db, config } = this.deps;
-    await acquireLease(db, `fetcher:${this.instance}`, this.instance, config.inboundLeaseMs, this.now());
-    const live = (await listLeases(db, 'fetcher:')).filter((l) => Date.parse(l.expiresAt) > this.now().getTime()).length;
-    return Math.ceil(count / Math.max(1, live));
+  /** This instance fetches mail: the lease `fetcher:<instance>`, renewed every tick, counts it in the mailboxes' share-out. */
+  private sayPresent(): Promise<boolean> {
+    return acquireLease(this.deps.db, `fetcher:${this.instance}`, this.instance, this.deps.config.inboundLeaseMs, this.now());
   }
 
   private async tick(): Promise<void> {
     const servers = (await listMailServers(this.deps.db, 'incoming')).filter((s) => s.active);
     const tokens = new Map((await listTokens(this.deps.db)).map((t) => [t.mailServerId, t]));
     const fetchable = servers.filter((s) => tokens.get(s.tokenSourceId ?? s.id)?.status === 'valid');
-    const share = await this.share(fetchable.length);
-    const { leases } = await this.context();
-    let mine = fetchable.filter((s) => leases.get(s.id)?.holder === this.instance).length;
+    await this.sayPresent();
+    const [fetchers, { leases }] = await Promise.all([listLeases(this.deps.db, 'fetcher:'), this.context()]);
+    const live = fetchers.filter((l) => Date.parse(l.expiresAt) > this.now().getTime()).map((l) => l.holder);
+    const held = new Map<string, number>();
+    for (const s of fetchable) {
+      const h = leases.get(s.id)?.holder;
+      if (h !== undefined) held.set(h, (held.get(h) ?? 0) + 1);
+    }
+    const share = mailboxShare(fetchable.length, this.instance, live, held, fetchable.filter((s) => !leases.has(s.id)).length);
+    let mine = held.get(this.instance) ?? 0;
+    let surplus = share.surplus;
     const now = this.now().getTime();
     for (const s of fetchable) {
-      const held = leases.get(s.id)?.holder === this.instance;
-      // Over this instance's share (another one started): hand a mailbox over, though not in the
-      // middle of a fetch. Under it: take a free one. The others take what this one lets go.
-      if (held ? mine > share && !this.inflight.has(s.id) : mine >= share) {
+      const isMine = leases.get(s.id)?.holder === this.instance;
+      // Over this instance's share: hand a mailbox over, though not in the middle of a fetch; the
+      // others take it at their tick. Under it: take a free one.
+      if (isMine ? surplus > 0 && !this.inflight.has(s.id) : !share.mayTake(mine)) {
         this.dropWatcher(s.id);
-        if (held) {
+        if (isMine) {
+          surplus--;
           mine--;
           await releaseLease(this.deps.db, `mailbox:${s.id}`, this.instance);
-          this.deps.logger.info({ event: 'inbound.handed_over', mailServerId: s.id, share }, 'mailbox handed over to balance the instances');
+          this.deps.logger.info({ event: 'inbound.handed_over', mailServerId: s.id }, 'mailbox handed over to even out the instances');
         }
         continue;
       }
@@ -465,7 +468,7 @@ export class IncomingServerService {
         this.dropWatcher(s.id);
         continue;
       }
-      if (!held) mine++;
+      if (!isMine) mine++;
       const interval = s.imap!.intervalMinutes * 60_000;
       const run = this.runs.get(s.id);
       // A failed fetch (a dropped connection, a server restart) is tried again soon, backing off.
