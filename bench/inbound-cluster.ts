@@ -296,7 +296,7 @@ runBenchmark('inbound cluster', 175, async () => {
   console.log(
     `\nlimits: with 1 process on PostgreSQL ${busy(pg1)}; with ${PROCESSES}, ${busy(pgN)}` +
       (full ? ': the machine is full with one process, so more processes bring more start-up, parse threads and connections, not more cores.' : '.') +
-      ` Each process takes every free mailbox at its scheduler tick and keeps renewing the lease: the mailboxes went ${pgN.spread.join(' / ')}` +
+      ` Each process fetches its share of the mailboxes (at most ceil(N / processes)); they went ${pgN.spread.join(' / ')}` +
       (uneven ? `, not evenly${idle ? ` (${idle} process${idle > 1 ? 'es' : ''} fetched nothing)` : ''}` : '') + '.',
   );
 });
