@@ -3,7 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { after, before, test } from 'node:test';
 import { apiClient, waitFor } from '../helpers/e2e.ts';
 import { type MailroomProcess, startMailroomProcess } from '../helpers/mailroom-process.ts';
-import { createTestDatabase, storeTokensPg, type TestPostgres } from '../helpers/postgres-db.ts';
+import { clusterEnv, createTestDatabase, storeTokensPg, type TestPostgres } from '../helpers/postgres-db.ts';
 import { getToken } from '../peers/get-token.ts';
 import { type Peers, startPeers } from '../peers/index.ts';
 import { type SmtpSink, startSmtpSink } from '../peers/smtp-sink.ts';
@@ -36,18 +36,13 @@ before(async () => {
   peers = await startPeers({ clients: [{ clientId: CLIENT_ID, clientSecret: CLIENT_SECRET, redirectUris: [TOKEN_REDIRECT] }] });
   exchange = await startSmtpSink({ submission: { tls: { cert: peers.ca.cert, key: peers.ca.key }, introspectionUrl: peers.authServer.httpIntrospectionUrl, sessionsPerUser: 3 } });
   pgdb = await createTestDatabase('mailroom_connections');
-  const env = {
-    DATABASE_URL: pgdb.url,
-    MAILROOM_SECRET_KEY: KEY.toString('base64'),
-    MICROSOFT_AUTHORITY_HOST: peers.authServer.authorityHost,
-    NODE_EXTRA_CA_CERTS: peers.caFile,
-    LOG_LEVEL: 'warn',
+  const env = clusterEnv(pgdb, KEY, peers, {
     INBOUND_WORKER: 'off',
     OUTBOX_POOL_SIZE: '3',
     OUTBOX_RETRY_BASE_SECONDS: '0.5',
     // A killed instance's claims and connection slots come back after 5 s here (15 s by default).
     OUTBOX_LEASE_SECONDS: '5',
-  };
+  });
   for (let i = 0; i < 3; i++) procs.push(await startMailroomProcess(env));
   apiKey = /\n(mr_\S+)/.exec(await procs[0]!.cli('apikey', 'create', '--name', 'erp', '--scope', 'admin'))![1]!;
   const server = await apiOf(procs[0]!)('POST', '/api/v1/mail-servers', {

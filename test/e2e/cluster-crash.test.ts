@@ -3,7 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { after, before, test } from 'node:test';
 import { apiClient } from '../helpers/e2e.ts';
 import { type MailroomProcess, startMailroomProcess } from '../helpers/mailroom-process.ts';
-import { createTestDatabase, storeTokensPg, type TestPostgres } from '../helpers/postgres-db.ts';
+import { clusterEnv, createTestDatabase, storeTokensPg, type TestPostgres } from '../helpers/postgres-db.ts';
 import { getToken } from '../peers/get-token.ts';
 import { type Peers, startPeers } from '../peers/index.ts';
 
@@ -25,18 +25,13 @@ const procs: MailroomProcess[] = [];
 before(async () => {
   peers = await startPeers({ clients: [{ clientId: CLIENT_ID, clientSecret: CLIENT_SECRET, redirectUris: [TOKEN_REDIRECT] }] });
   pgdb = await createTestDatabase('mailroom_cluster_crash');
-  const env = {
-    DATABASE_URL: pgdb.url,
-    MAILROOM_SECRET_KEY: KEY.toString('base64'),
-    MICROSOFT_AUTHORITY_HOST: peers.authServer.authorityHost,
-    NODE_EXTRA_CA_CERTS: peers.caFile,
-    LOG_LEVEL: 'warn',
+  const env = clusterEnv(pgdb, KEY, peers, {
     INBOUND_WORKER: 'off',
     OUTBOX_CONCURRENCY: String(CONCURRENCY),
     // Dovecot takes 10 connections per user: 3 processes × 3.
     OUTBOX_POOL_SIZE: '3',
     OUTBOX_RETRY_BASE_SECONDS: '1',
-  };
+  });
   for (let i = 0; i < 3; i++) procs.push(await startMailroomProcess(env));
 });
 

@@ -3,7 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { after, before, test } from 'node:test';
 import { apiClient, waitFor } from '../helpers/e2e.ts';
 import { type MailroomProcess, startMailroomProcess } from '../helpers/mailroom-process.ts';
-import { createTestDatabase, storeTokensPg, type TestPostgres } from '../helpers/postgres-db.ts';
+import { clusterEnv, createTestDatabase, storeTokensPg, type TestPostgres } from '../helpers/postgres-db.ts';
 import { getToken } from '../peers/get-token.ts';
 import { type Peers, startPeers } from '../peers/index.ts';
 
@@ -48,16 +48,11 @@ const imported = async () => (await pgdb.query<{ message_id: string; mail_server
 before(async () => {
   peers = await startPeers({ clients: [{ clientId: CLIENT_ID, clientSecret: CLIENT_SECRET, redirectUris: [TOKEN_REDIRECT] }] });
   pgdb = await createTestDatabase('mailroom_mailboxes');
-  env = {
-    DATABASE_URL: pgdb.url,
-    MAILROOM_SECRET_KEY: KEY.toString('base64'),
-    MICROSOFT_AUTHORITY_HOST: peers.authServer.authorityHost,
-    NODE_EXTRA_CA_CERTS: peers.caFile,
-    LOG_LEVEL: 'warn',
+  env = clusterEnv(pgdb, KEY, peers, {
     OUTBOX_WORKER: 'off',
     // Taken over 10 s after a crash here (25 s by default).
     INBOUND_LEASE_SECONDS: '6',
-  };
+  });
   // The servers and their tokens first, with no instance fetching yet.
   const setup = await startMailroomProcess({ ...env, INBOUND_WORKER: 'off' });
   apiKey = /\n(mr_\S+)/.exec(await setup.cli('apikey', 'create', '--name', 'erp', '--scope', 'admin'))![1]!;

@@ -4,7 +4,7 @@ import { createServer, type Server } from 'node:http';
 import { after, before, test } from 'node:test';
 import { apiClient, waitFor } from '../helpers/e2e.ts';
 import { type MailroomProcess, startMailroomProcess } from '../helpers/mailroom-process.ts';
-import { createTestDatabase, storeTokensPg, type TestPostgres } from '../helpers/postgres-db.ts';
+import { clusterEnv, createTestDatabase, storeTokensPg, type TestPostgres } from '../helpers/postgres-db.ts';
 import { getToken } from '../peers/get-token.ts';
 import { type Peers, startPeers } from '../peers/index.ts';
 
@@ -48,17 +48,12 @@ before(async () => {
     });
   });
   await new Promise<void>((r) => receiver.listen(0, '127.0.0.1', r));
-  env = {
-    DATABASE_URL: pgdb.url,
-    MAILROOM_SECRET_KEY: KEY.toString('base64'),
-    MICROSOFT_AUTHORITY_HOST: peers.authServer.authorityHost,
-    NODE_EXTRA_CA_CERTS: peers.caFile,
-    LOG_LEVEL: 'warn',
+  env = clusterEnv(pgdb, KEY, peers, {
     // Dovecot resets a connection now and then when a dozen open at once: retry soon, not in 30 s.
     OUTBOX_RETRY_BASE_SECONDS: '1',
     // The lifecycle jobs' lease: 10 s here (25 s by default) keeps the takeover test short.
     LIFECYCLE_LEASE_SECONDS: '10',
-  };
+  });
 });
 
 after(async () => {

@@ -3,7 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { after, before, test } from 'node:test';
 import { apiClient, waitFor } from '../helpers/e2e.ts';
 import { type MailroomProcess, startMailroomProcess } from '../helpers/mailroom-process.ts';
-import { createTestDatabase, storeTokensPg, type TestPostgres } from '../helpers/postgres-db.ts';
+import { clusterEnv, createTestDatabase, storeTokensPg, type TestPostgres } from '../helpers/postgres-db.ts';
 import { getToken } from '../peers/get-token.ts';
 import { type Peers, startPeers } from '../peers/index.ts';
 import { startTcpProxy, type TcpProxy } from '../peers/tcp-proxy.ts';
@@ -37,18 +37,13 @@ before(async () => {
   proxy = await startTcpProxy(5432);
   const url = new URL(pgdb.url);
   url.port = String(proxy.port);
-  mr = await startMailroomProcess({
-    DATABASE_URL: url.href,
-    MAILROOM_SECRET_KEY: KEY.toString('base64'),
-    MICROSOFT_AUTHORITY_HOST: peers.authServer.authorityHost,
-    NODE_EXTRA_CA_CERTS: peers.caFile,
-    LOG_LEVEL: 'warn',
+  mr = await startMailroomProcess(clusterEnv(pgdb, KEY, peers, {
     OUTBOX_CONCURRENCY: String(CONCURRENCY),
     OUTBOX_RETRY_BASE_SECONDS: '1',
     OUTBOX_LEASE_SECONDS: '5',
     DATABASE_CONNECT_TIMEOUT_SECONDS: '2',
     INBOUND_WORKER: 'off',
-  });
+  }, url.href));
   apiKey = /\n(mr_\S+)/.exec(await mr.cli('apikey', 'create', '--name', 'erp', '--scope', 'admin'))![1]!;
   const server = await api('POST', '/api/v1/mail-servers', { name: 'Outage', username: MAILBOX, clientId: CLIENT_ID, clientSecret: CLIENT_SECRET, smtpHost: '127.0.0.1', smtpPort: peers.dovecot.submissionPort });
   assert.equal(server.status, 201, server.text);

@@ -3,6 +3,7 @@ import pg from 'pg';
 import { tokenAad } from '../../src/oauth/token-manager.ts';
 import { createSealer } from '../../src/secrets/sealer.ts';
 import type { TokenResponse } from '../peers/get-token.ts';
+import type { Peers } from '../peers/index.ts';
 
 // The machine's PostgreSQL (127.0.0.1:5432, trust auth); each test makes its own database and drops it.
 const ADMIN_URL = 'postgres://postgres@127.0.0.1:5432/test';
@@ -66,4 +67,19 @@ export async function storeTokensPg(db: TestPostgres, key: Buffer, serverId: str
       now,
     ],
   );
+}
+
+/**
+ * What every instance of a test cluster shares: the database, the one secret key (required on
+ * PostgreSQL), the test identity platform and its CA; `extra` is the test's own settings.
+ */
+export function clusterEnv(db: TestPostgres, key: Buffer, peers: Peers, extra: Record<string, string> = {}, databaseUrl = db.url): Record<string, string> {
+  return {
+    DATABASE_URL: databaseUrl,
+    MAILROOM_SECRET_KEY: key.toString('base64'),
+    MICROSOFT_AUTHORITY_HOST: peers.authServer.authorityHost,
+    NODE_EXTRA_CA_CERTS: peers.caFile,
+    LOG_LEVEL: 'warn',
+    ...extra,
+  };
 }
