@@ -90,7 +90,7 @@ async function sendThrough(live: MailroomProcess[], n: number, tag: string): Pro
   return accepted;
 }
 
-test('three instances with 16 outbox workers each, one mailbox with Send Using Microsoft Graph: never a fifth request at once, no 429, the slots shared out', T, async () => {
+test('three instances with 16 outbox workers each, one mailbox with Send Using Microsoft Graph: never a fifth request at once, no 429, the slots shared out', T, async (t) => {
   const accepted = await sendThrough(procs, 300, 'Graph shared');
   // Who holds the Graph slots while the burst drains: lease rows, one per request in flight (or lingering).
   const seen = new Set<string>();
@@ -112,6 +112,7 @@ test('three instances with 16 outbox workers each, one mailbox with Send Using M
   const peak = graph.peakConcurrent.get(MAILBOX)!;
   assert.ok(peak <= MAILBOX_CONCURRENCY, `at most ${MAILBOX_CONCURRENCY} Graph requests at once for the cluster (saw ${peak})`);
   assert.ok(peak > 1, `and the cluster sent more than one at a time (saw ${peak})`);
+  t.diagnostic(`peak ${peak} Graph requests at once; slots held by ${seen.size} instances; ${graph.requests.length} Graph requests`);
   assert.ok(seen.size >= 2, `the slots were held by more than one instance over the burst (${[...seen].join(', ')})`);
   for (const holder of seen) assert.ok(procs.some((p) => holder.includes(`:${p.pid}:`)), `held by an instance: ${holder}`);
   // Lingering slots go back once the senders are idle: nothing is left held.
