@@ -99,19 +99,21 @@ test('three instances with 16 outbox workers each, one mailbox with Send Using M
   await waitFor('the burst to start', async () => (deliveredIds().length >= 20 ? true : undefined), 60_000, 20);
   // Test Connection makes Graph requests for the mailbox too: it waits for a slot like a send.
   const tests = await Promise.all(procs.map((p) => apiOf(p)('POST', `/api/v1/mail-servers/${serverId}/test`)));
-  for (const r of tests) assert.equal(r.json.ok, true, r.text);
   await waitFor('300 delivered', async () => (deliveredIds().length >= accepted.size ? true : undefined), 180_000, 100);
   clearInterval(watch);
   await new Promise((r) => setTimeout(r, 1000)); // a duplicate would arrive now
   const ids = deliveredIds();
   assert.equal(ids.length, accepted.size, 'each message delivered once');
   assert.deepEqual(new Set(ids), accepted);
-  const refused = graph.requests.filter((r) => r.status === 429).map((r) => `${r.method} ${r.path}${r.query}`);
-  assert.equal(graph.concurrencyRefusals, 0, `no 429 ApplicationThrottled (MailboxConcurrency) at Graph: ${refused.join(', ')}`);
-  assert.deepEqual(refused, []);
   const peak = graph.peakConcurrent.get(MAILBOX)!;
+  const refused: Record<string, number> = {};
+  for (const r of graph.requests.filter((x) => x.status === 429)) refused[`${r.method} ${r.path}`] = (refused[`${r.method} ${r.path}`] ?? 0) + 1;
+  assert.equal(graph.concurrencyRefusals, 0, `no 429 ApplicationThrottled (MailboxConcurrency) at Graph (peak ${peak}): ${JSON.stringify(refused)}`);
+  assert.deepEqual(refused, {});
   assert.ok(peak <= MAILBOX_CONCURRENCY, `at most ${MAILBOX_CONCURRENCY} Graph requests at once for the cluster (saw ${peak})`);
   assert.ok(peak > 1, `and the cluster sent more than one at a time (saw ${peak})`);
+  // Checked after the counts: a refused Test Connection is one of the 429s above.
+  for (const r of tests) assert.equal(r.json.ok, true, r.text);
   t.diagnostic(`peak ${peak} Graph requests at once; slots held by ${seen.size} instances; ${graph.requests.length} Graph requests`);
   assert.ok(seen.size >= 2, `the slots were held by more than one instance over the burst (${[...seen].join(', ')})`);
   for (const holder of seen) assert.ok(procs.some((p) => holder.includes(`:${p.pid}:`)), `held by an instance: ${holder}`);

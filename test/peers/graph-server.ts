@@ -82,8 +82,9 @@ export interface GraphServer {
   /** Every request (method and path), for counting requests per message. */
   requests: Array<{ method: string; path: string; query: string; status: number }>;
   /**
-   * The most requests seen in flight at once per mailbox (its address, lowercased; a segment that
-   * names no mailbox, `me` included, counts under itself). Upload URLs do not count.
+   * The most requests at once per mailbox (its address, lowercased; a segment that names no mailbox,
+   * `me` included, counts under itself), a request refused for being over the limit included: above
+   * the limit means the client tried more than Exchange serves. Upload URLs do not count.
    */
   peakConcurrent: Map<string, number>;
   /** How many requests were answered 429 ApplicationThrottled for being over the MailboxConcurrency limit. */
@@ -220,12 +221,13 @@ export async function startGraphServer(opts: GraphServerOptions): Promise<GraphS
     const raw = decodeURIComponent(segment).toLowerCase();
     const key = [...mailboxes.values()].find((b) => b.address === raw || b.id === raw)?.address ?? raw;
     const n = inFlight.get(key) ?? 0;
+    // The peak counts a request refused for being one too many: it tells what the client attempted.
+    if (n + 1 > (peakConcurrent.get(key) ?? 0)) peakConcurrent.set(key, n + 1);
     if (concurrencyLimit !== null && n >= concurrencyLimit) {
       concurrencyRefusals++;
       throw new GraphError(429, 'ApplicationThrottled', 'Application is over its MailboxConcurrency limit.', { 'retry-after': '1' });
     }
     inFlight.set(key, n + 1);
-    if (n + 1 > (peakConcurrent.get(key) ?? 0)) peakConcurrent.set(key, n + 1);
     res.once('close', () => inFlight.set(key, inFlight.get(key)! - 1));
   }
 
