@@ -4,6 +4,11 @@ import type { ConnectionGate } from '../smtp/connection-gate.ts';
 import type { MailSender, OutgoingMessage, RawOutgoingMessage, SendResult } from '../smtp/smtp-client.ts';
 import { GRAPH_REQUEST_LIMIT, GraphError, graphCall, graphRequest, processGraphResponse, userPath, withGraphToken } from './graph-client.ts';
 
+/** Exchange serves at most 4 concurrent Graph requests per app per mailbox (MailboxConcurrency): more only earn 429s. */
+export const GRAPH_MAILBOX_CONCURRENCY = 4;
+/** The connection gate of a server's Graph requests, shared by the outbox, Test Connection and Send test email. */
+export const graphGateKey = (serverId: string) => `${serverId}:graph`;
+
 /** Graph takes attachments under 3 MB inline; larger ones go through an upload session. */
 const INLINE_ATTACHMENT_LIMIT = 3 * 1024 * 1024;
 /** Upload chunks must be multiples of 320 KiB (Microsoft); 12 of them is 3.75 MiB per request. */

@@ -6,7 +6,7 @@ import { MailroomError, isMailroomError } from '../errors/errors.ts';
 import { secretAad, type TokenManager } from '../oauth/token-manager.ts';
 import { oauthProviderOf } from '../oauth/oauth-providers.ts';
 import { GraphError, graphCall, grantedPermissions, missingPermission, userPath, withGraphToken } from '../graph/graph-client.ts';
-import { GraphSender } from '../graph/graph-sender.ts';
+import { GRAPH_MAILBOX_CONCURRENCY, GraphSender, graphGateKey } from '../graph/graph-sender.ts';
 import type { Sealer } from '../secrets/sealer.ts';
 import { probeSmtp, sendOnce, SmtpError, type SmtpTarget } from '../smtp/smtp-client.ts';
 import type { MailLogin } from '../credentials/auth-method.ts';
@@ -341,9 +341,14 @@ export class MailServerService {
   /**
    * Test Connection with Graph: a Graph token, the mailbox looked up (it exists in the tenant), and the
    * permission to send read from what the sign-in granted — Graph has no way to try a send without
-   * sending.
+   * sending. Its requests count against the mailbox's Graph concurrency like the outbox's: it waits
+   * for a slot of the server's Graph gate rather than make a fifth request at once.
    */
   private async testGraph(s: MailServerRecord): Promise<CheckResult> {
+    return this.deps.gates.with(graphGateKey(s.id), GRAPH_MAILBOX_CONCURRENCY, () => this.testGraphNow(s));
+  }
+
+  private async testGraphNow(s: MailServerRecord): Promise<CheckResult> {
     const host = this.deps.config.microsoftGraph.host;
     const token = async (forceRefresh: boolean) => (await this.deps.tokens.getAccessToken(s.id, { forceRefresh })).accessToken;
     const get = <T>(path: string) => withGraphToken(token, (t) => graphCall<T>(host, { method: 'GET', path, token: t }));
@@ -414,7 +419,7 @@ export class MailServerService {
     try {
       const r =
         s.transport === 'graph'
-          ? await new GraphSender(this.deps.config.microsoftGraph.host, s.username, (forceRefresh) => this.deps.tokens.getAccessToken(s.id, { forceRefresh })).send(message)
+          ? await new GraphSender(this.deps.config.microsoftGraph.host, s.username, (forceRefresh) => this.deps.tokens.getAccessToken(s.id, { forceRefresh }), this.deps.gates.for(graphGateKey(s.id), GRAPH_MAILBOX_CONCURRENCY)).send(message)
           : await this.withToken(s, (creds) => sendOnce(this.target(s), creds, s.username, message));
       await setAlertState(this.deps.db, s.id, { loginOkAt: this.now().toISOString() });
       return { ok: true, message: `Test email sent to ${to}`, messageId: r.messageId, evidence: { kind: s.transport === 'graph' ? 'graph' : 'smtp', response: r.response } };

@@ -4,7 +4,9 @@
 // (Mail.Send, Mail.ReadWrite, User.Read). Shapes, limits and error codes follow Microsoft's documentation:
 // sendMail with a base64 MIME body (4 MB request limit), drafts, attachments under 3 MB, upload sessions
 // (chunks in multiples of 320 KiB, at most 60 MiB), delta queries with @odata.nextLink/@odata.deltaLink,
-// 429 with Retry-After, and errors as {"error":{"code","message"}}.
+// 429 with Retry-After, and errors as {"error":{"code","message"}}. Like Exchange Online, it serves at most
+// 4 requests at once per mailbox (MailboxConcurrency, counted over the /v1.0/users/{id}/... routes) and
+// answers one more with 429 ApplicationThrottled.
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import https from 'node:https';
 import type { AddressInfo } from 'node:net';
@@ -15,6 +17,11 @@ const MB = 1024 * 1024;
 /** Graph's limit on one request body (sendMail with MIME, a draft, an attachment). */
 export const GRAPH_REQUEST_LIMIT = 4 * MB;
 const UPLOAD_CHUNK_UNIT = 320 * 1024;
+/**
+ * Exchange Online's Graph limit: 4 concurrent requests per app per mailbox ("MailboxConcurrency",
+ * Microsoft Graph throttling limits, Outlook service limits). The stand-in has one app.
+ */
+export const MAILBOX_CONCURRENCY = 4;
 
 export interface GraphSentMessage {
   mailbox: string;
@@ -62,6 +69,11 @@ export interface GraphServerOptions {
   unlicensed?: string[];
   /** Messages per delta page when the client does not ask (Prefer: odata.maxpagesize). */
   defaultPageSize?: number;
+  /**
+   * Requests served at once per mailbox before one more is answered 429 ApplicationThrottled
+   * (default MAILBOX_CONCURRENCY, as Exchange Online; null: no limit, only the peak is recorded).
+   */
+  mailboxConcurrency?: number | null;
 }
 
 export interface GraphServer {
@@ -69,6 +81,14 @@ export interface GraphServer {
   sent: GraphSentMessage[];
   /** Every request (method and path), for counting requests per message. */
   requests: Array<{ method: string; path: string; query: string; status: number }>;
+  /**
+   * The most requests at once per mailbox (its address, lowercased; a segment that names no mailbox,
+   * `me` included, counts under itself), a request refused for being over the limit included: above
+   * the limit means the client tried more than Exchange serves. Upload URLs do not count.
+   */
+  peakConcurrent: Map<string, number>;
+  /** How many requests were answered 429 ApplicationThrottled for being over the MailboxConcurrency limit. */
+  concurrencyRefusals: number;
   /** The next `count` requests (any endpoint but upload URLs) answer 429 with Retry-After. */
   throttle(count: number, retryAfterSeconds: number): void;
   /** After `okRequests` more requests, one answers 503 ServiceUnavailable (an outage mid-fetch). */
@@ -128,6 +148,10 @@ export async function startGraphServer(opts: GraphServerOptions): Promise<GraphS
   let failIn = -1;
   let throttleSeconds = 1;
   let changeCounter = 0;
+  const concurrencyLimit = opts.mailboxConcurrency === undefined ? MAILBOX_CONCURRENCY : opts.mailboxConcurrency;
+  const inFlight = new Map<string, number>();
+  const peakConcurrent = new Map<string, number>();
+  let concurrencyRefusals = 0;
   const rounds = new Map<string, { ids: string[]; upTo: number; offset: number }>();
 
   const server = https.createServer({ cert: opts.tls.cert, key: opts.tls.key });
@@ -188,6 +212,25 @@ export async function startGraphServer(opts: GraphServerOptions): Promise<GraphS
     }
   }
 
+  /**
+   * A request to a mailbox's routes counts against its MailboxConcurrency from its arrival until its
+   * response is written (or the connection closes); one over the limit is refused at once and does
+   * not count. The segment is resolved to the mailbox without the token (an address or an id).
+   */
+  function admit(segment: string, res: ServerResponse): void {
+    const raw = decodeURIComponent(segment).toLowerCase();
+    const key = [...mailboxes.values()].find((b) => b.address === raw || b.id === raw)?.address ?? raw;
+    const n = inFlight.get(key) ?? 0;
+    // The peak counts a request refused for being one too many: it tells what the client attempted.
+    if (n + 1 > (peakConcurrent.get(key) ?? 0)) peakConcurrent.set(key, n + 1);
+    if (concurrencyLimit !== null && n >= concurrencyLimit) {
+      concurrencyRefusals++;
+      throw new GraphError(429, 'ApplicationThrottled', 'Application is over its MailboxConcurrency limit.', { 'retry-after': '1' });
+    }
+    inFlight.set(key, n + 1);
+    res.once('close', () => inFlight.set(key, inFlight.get(key)! - 1));
+  }
+
   const json = (res: ServerResponse, status: number, body?: unknown, headers: Record<string, string> = {}) => {
     res.writeHead(status, { 'content-type': 'application/json', 'request-id': randomUUID(), ...headers }).end(body === undefined ? undefined : JSON.stringify(body));
   };
@@ -214,6 +257,12 @@ export async function startGraphServer(opts: GraphServerOptions): Promise<GraphS
       uploads.delete(upload[1]!);
       return json(res, 201, undefined, { location: `${url}/v1.0/users/${s.mailbox.id}/messages/${s.draft.id}/attachments/${randomUUID()}` });
     }
+
+    // Upload URLs (above) are not Graph requests: Microsoft's uploadUrl is a pre-authenticated URL at the
+    // Outlook service (outlook.office.com), and MailboxConcurrency is documented for Graph requests. So
+    // only the /v1.0/users/{id}/... routes count here.
+    const user = /^\/v1\.0\/users\/([^/]+)/.exec(path);
+    if (user) admit(user[1]!, res);
 
     if (failIn === 0) {
       failIn = -1;
@@ -382,6 +431,10 @@ export async function startGraphServer(opts: GraphServerOptions): Promise<GraphS
     url,
     sent,
     requests,
+    peakConcurrent,
+    get concurrencyRefusals() {
+      return concurrencyRefusals;
+    },
     failAfter(okRequests) {
       failIn = okRequests;
     },
