@@ -6,8 +6,21 @@ import { GRAPH_REQUEST_LIMIT, GraphError, graphCall, graphRequest, processGraphR
 
 /** Exchange serves at most 4 concurrent Graph requests per app per mailbox (MailboxConcurrency): more only earn 429s. */
 export const GRAPH_MAILBOX_CONCURRENCY = 4;
-/** The connection gate of a server's Graph requests, shared by the outbox, Test Connection and Send test email. */
-export const graphGateKey = (serverId: string) => `${serverId}:graph`;
+/**
+ * The gate of a mailbox's Graph requests: Exchange counts them per mailbox, so every server of that
+ * mailbox shares it (sending, Test Connection, Send test email, and receiving through Graph).
+ */
+export const graphGateKey = (mailbox: string) => `graph:${mailbox.trim().toLowerCase()}`;
+
+/** Runs `fn` holding one of the gate's slots, if there is a gate. */
+export async function withSlot<T>(gate: ConnectionGate | undefined, fn: () => Promise<T>): Promise<T> {
+  const release = await gate?.acquire();
+  try {
+    return await fn();
+  } finally {
+    release?.();
+  }
+}
 
 /** Graph takes attachments under 3 MB inline; larger ones go through an upload session. */
 const INLINE_ATTACHMENT_LIMIT = 3 * 1024 * 1024;
@@ -46,13 +59,8 @@ export class GraphSender implements MailSender {
     private readonly gate?: ConnectionGate,
   ) {}
 
-  async send(msg: OutgoingMessage | RawOutgoingMessage): Promise<SendResult> {
-    const release = await this.gate?.acquire();
-    try {
-      return 'raw' in msg ? await this.sendRaw(msg) : await this.sendWithRetry(msg);
-    } finally {
-      release?.();
-    }
+  send(msg: OutgoingMessage | RawOutgoingMessage): Promise<SendResult> {
+    return withSlot(this.gate, () => ('raw' in msg ? this.sendRaw(msg) : this.sendWithRetry(msg)));
   }
 
   private token = async (forceRefresh: boolean) => (await this.getToken(forceRefresh)).accessToken;

@@ -6,6 +6,7 @@ import { GraphError, type GraphRequest, graphCall, graphRequest, processGraphRes
 import { clearAfterFetch, existingDedupeKeys, getFolderState, importInboundMessages, pendingRemoteAfterFetch } from '../storage/inbound-store.ts';
 import { findToken, type MailServerRecord } from '../storage/mail-server-store.ts';
 import { listWebhooks } from '../storage/webhook-store.ts';
+import { GRAPH_MAILBOX_CONCURRENCY, graphGateKey, withSlot } from '../graph/graph-sender.ts';
 import { type FetchedMessage, inboundRows } from './inbound-rows.ts';
 import type { FetcherDeps, FetchResult } from './mailbox-fetcher.ts';
 import { discardRaw, storeRaw } from './parse-message.ts';
@@ -16,8 +17,8 @@ const GRAPH_STATE = 'graph';
 const PAGE_SIZE = 50;
 /** Above this the raw message is streamed to a file instead of kept in the database, as for IMAP. */
 const SMALL_MESSAGE_BYTES = 512 * 1024;
-/** Downloads at once: Exchange serves 4 concurrent requests per mailbox. */
-const DOWNLOADS_AT_ONCE = 4;
+/** Downloads at once: Exchange serves 4 concurrent requests per mailbox (the gate holds them to it with the outbox's). */
+const DOWNLOADS_AT_ONCE = GRAPH_MAILBOX_CONCURRENCY;
 
 type Call = <T>(r: Omit<GraphRequest, 'token'>) => Promise<T>;
 
@@ -27,9 +28,12 @@ function tokenOf(deps: Pick<FetcherDeps, 'tokens'>, server: MailServerRecord): (
   return async (forceRefresh) => (!forceRefresh && token) || (token = (await deps.tokens.getAccessToken(server.id, { forceRefresh })).accessToken);
 }
 
-/** Graph JSON requests with that token. */
-function caller(deps: FetcherDeps & { graphHost: string }, token: (forceRefresh: boolean) => Promise<string>): Call {
-  return <T>(r: Omit<GraphRequest, 'token'>) => withGraphToken(token, (t) => graphCall<T>(deps.graphHost, { ...r, token: t }));
+const gateOf = (deps: Pick<FetcherDeps, 'gates'>, server: MailServerRecord) => deps.gates?.for(graphGateKey(server.username), GRAPH_MAILBOX_CONCURRENCY);
+
+/** Graph JSON requests with that token, each holding a slot of the mailbox's Graph gate. */
+function caller(deps: Pick<FetcherDeps, 'gates'> & { graphHost: string }, server: MailServerRecord, token: (forceRefresh: boolean) => Promise<string>): Call {
+  const gate = gateOf(deps, server);
+  return <T>(r: Omit<GraphRequest, 'token'>) => withSlot(gate, () => withGraphToken(token, (t) => graphCall<T>(deps.graphHost, { ...r, token: t })));
 }
 
 /** The folder's Graph id: INBOX is the well-known "inbox"; other names are looked up (top-level folders). */
@@ -77,7 +81,7 @@ export async function fetchNewGraph(
   const now = () => deps.now?.() ?? new Date();
   const imap = server.imap!;
   const token = tokenOf(deps, server);
-  const call = caller(deps, token);
+  const call = caller(deps, server, token);
   const base = userPath(server.username);
 
   // What a crash or a failed request left undone last time (mark as read, move) is done first.
@@ -152,6 +156,18 @@ async function download(
   uid: number,
   files: Array<Pick<FetchedMessage, 'id' | 'raw'>>,
 ): Promise<FetchedMessage> {
+  // The slot is held until the body has been read: the response streams while Exchange counts it.
+  return withSlot(gateOf(deps, server), () => downloadNow(deps, token, server, remoteId, uid, files));
+}
+
+async function downloadNow(
+  deps: FetcherDeps & { graphHost: string },
+  token: (forceRefresh: boolean) => Promise<string>,
+  server: MailServerRecord,
+  remoteId: string,
+  uid: number,
+  files: Array<Pick<FetchedMessage, 'id' | 'raw'>>,
+): Promise<FetchedMessage> {
   const path = `${userPath(server.username)}/messages/${encodeURIComponent(remoteId)}/$value`;
   const r = await withGraphToken(token, async (t) => {
     const res = await graphRequest(deps.graphHost, { method: 'GET', path, token: t, headers: { prefer: 'IdType="ImmutableId"' } });
@@ -170,8 +186,8 @@ async function download(
 }
 
 /** Test & Confirm through Graph: a Graph token, the folder found, Mail.ReadWrite granted; its message count. */
-export async function probeGraph(deps: Pick<FetcherDeps, 'tokens' | 'db'> & { graphHost: string }, server: MailServerRecord): Promise<{ messages: number; unseen: number | undefined }> {
-  const call = caller(deps as FetcherDeps & { graphHost: string }, tokenOf(deps, server));
+export async function probeGraph(deps: Pick<FetcherDeps, 'tokens' | 'db' | 'gates'> & { graphHost: string }, server: MailServerRecord): Promise<{ messages: number; unseen: number | undefined }> {
+  const call = caller(deps, server, tokenOf(deps, server));
   const id = await folderId(call, server.username, server.imap!.folder);
   const f = await call<{ totalItemCount?: number; unreadItemCount?: number }>({ method: 'GET', path: `${userPath(server.username)}/mailFolders/${encodeURIComponent(id)}` });
   const granted = grantedPermissions((await findToken(deps.db, server.tokenSourceId ?? server.id))?.scope);

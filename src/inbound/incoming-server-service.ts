@@ -19,6 +19,7 @@ import type { Db } from '../storage/database.ts';
 import { countInbound } from '../storage/inbound-store.ts';
 import { acquireLease, listLeases, releaseLease, releaseLeasesOf } from '../storage/cluster-store.ts';
 import { isPostgres } from '../storage/wakeups.ts';
+import type { ConnectionGates } from '../smtp/connection-gate.ts';
 import { mailboxShare } from './mailbox-share.ts';
 import {
   clearLastFetch,
@@ -73,7 +74,18 @@ export class IncomingServerService {
   private readonly parser: ParsePool;
 
   constructor(
-    private readonly deps: { db: Db; sealer: Sealer; config: Config; tokens: TokenManager; logger: Logger; now?: () => Date; /** This instance, as lease holder. */ instance?: string },
+    private readonly deps: {
+      db: Db;
+      sealer: Sealer;
+      config: Config;
+      tokens: TokenManager;
+      logger: Logger;
+      now?: () => Date;
+      /** This instance, as lease holder. */
+      instance?: string;
+      /** Graph requests per mailbox, shared with the outbox. */
+      gates?: ConnectionGates;
+    },
   ) {
     this.parser = new ParsePool({ threads: deps.config.inboundParseThreads });
   }
@@ -346,7 +358,7 @@ export class IncomingServerService {
   async test(id: string) {
     const s = await this.record(id);
     try {
-      const r = s.transport === 'graph' ? await probeGraph({ db: this.deps.db, tokens: this.deps.tokens, graphHost: this.deps.config.microsoftGraph.host }, s) : await probeImap(this.deps.tokens, s);
+      const r = s.transport === 'graph' ? await probeGraph({ db: this.deps.db, tokens: this.deps.tokens, graphHost: this.deps.config.microsoftGraph.host, ...(this.deps.gates && { gates: this.deps.gates }) }, s) : await probeImap(this.deps.tokens, s);
       await setAlertState(this.deps.db, s.id, { loginOkAt: this.now().toISOString() });
       return { ok: true, message: `Connection Test Successful! ${r.messages} message${r.messages === 1 ? '' : 's'} in ${s.imap!.folder}`, messageCount: r.messages };
     } catch (e) {
@@ -372,7 +384,7 @@ export class IncomingServerService {
     this.runs.set(server.id, state);
     const p = (async () => {
       try {
-        const deps = { db: this.deps.db, dataDir: this.deps.config.dataDir, rawInDatabase: this.deps.config.databaseUrl.startsWith('postgres'), tokens: this.deps.tokens, logger: this.deps.logger, parser: this.parser, now: () => this.now(), graphHost: this.deps.config.microsoftGraph.host };
+        const deps = { db: this.deps.db, dataDir: this.deps.config.dataDir, rawInDatabase: this.deps.config.databaseUrl.startsWith('postgres'), tokens: this.deps.tokens, logger: this.deps.logger, parser: this.parser, now: () => this.now(), graphHost: this.deps.config.microsoftGraph.host, ...(this.deps.gates && { gates: this.deps.gates }) };
         const progress = (pr: { fetched: number; total: number }) => {
           state.fetched = pr.fetched;
           state.total = pr.total;

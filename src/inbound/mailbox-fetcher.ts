@@ -3,6 +3,7 @@ import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import type { ImapFlow } from 'imapflow';
 import { MailroomError } from '../errors/errors.ts';
+import type { ConnectionGates } from '../smtp/connection-gate.ts';
 import type { Logger } from '../logger.ts';
 import type { TokenManager } from '../oauth/token-manager.ts';
 import { ImapError, imapErrorFrom, openImap, type ImapTarget } from '../imap/imap-session.ts';
@@ -68,6 +69,8 @@ export interface FetcherDeps {
   logger: Logger;
   /** Parses the messages small enough to fetch in chunks (on worker threads when it has any). */
   parser: ParsePool;
+  /** Graph requests per mailbox, shared with the outbox (Exchange's MailboxConcurrency). */
+  gates?: ConnectionGates;
   now?: () => Date;
 }
 

@@ -298,7 +298,7 @@ export class OutboxWorker {
     const sender: MailSender =
       server.transport === 'graph'
         ? // Exchange serves at most 4 concurrent Graph requests per mailbox (MailboxConcurrency): more only earn 429s.
-          new GraphSender(this.deps.graphHost, server.username, getToken, this.deps.gates.for(graphGateKey(server.id), GRAPH_MAILBOX_CONCURRENCY))
+          new GraphSender(this.deps.graphHost, server.username, getToken, this.deps.gates.for(graphGateKey(server.username), GRAPH_MAILBOX_CONCURRENCY))
         : new PooledSender(
       { host: server.smtpHost, port: server.smtpPort, security: server.smtpSecurity, auth: authMethodOf(server).mechanism },
       server.username,

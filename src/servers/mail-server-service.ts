@@ -345,7 +345,7 @@ export class MailServerService {
    * for a slot of the server's Graph gate rather than make a fifth request at once.
    */
   private async testGraph(s: MailServerRecord): Promise<CheckResult> {
-    return this.deps.gates.with(graphGateKey(s.id), GRAPH_MAILBOX_CONCURRENCY, () => this.testGraphNow(s));
+    return this.deps.gates.with(graphGateKey(s.username), GRAPH_MAILBOX_CONCURRENCY, () => this.testGraphNow(s));
   }
 
   private async testGraphNow(s: MailServerRecord): Promise<CheckResult> {
@@ -419,7 +419,7 @@ export class MailServerService {
     try {
       const r =
         s.transport === 'graph'
-          ? await new GraphSender(this.deps.config.microsoftGraph.host, s.username, (forceRefresh) => this.deps.tokens.getAccessToken(s.id, { forceRefresh }), this.deps.gates.for(graphGateKey(s.id), GRAPH_MAILBOX_CONCURRENCY)).send(message)
+          ? await new GraphSender(this.deps.config.microsoftGraph.host, s.username, (forceRefresh) => this.deps.tokens.getAccessToken(s.id, { forceRefresh }), this.deps.gates.for(graphGateKey(s.username), GRAPH_MAILBOX_CONCURRENCY)).send(message)
           : await this.withToken(s, (creds) => sendOnce(this.target(s), creds, s.username, message));
       await setAlertState(this.deps.db, s.id, { loginOkAt: this.now().toISOString() });
       return { ok: true, message: `Test email sent to ${to}`, messageId: r.messageId, evidence: { kind: s.transport === 'graph' ? 'graph' : 'smtp', response: r.response } };
