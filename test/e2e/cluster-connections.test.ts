@@ -91,6 +91,7 @@ test('three instances with a pool of 3 each, one mailbox: never a fourth session
   // Who holds the slots while the burst drains: lease rows, one per connection.
   const seen = new Set<string>();
   const watch = setInterval(() => void slotHolders().then((rows) => rows.forEach((r) => seen.add(r.split('=')[1]!))), 100);
+  watch.unref(); // a failed assertion must not keep the file running
   await waitFor('the burst to start', async () => (deliveredIds().length >= 30 ? true : undefined), 60_000, 20);
   const tests = await Promise.all(procs.map((p) => apiOf(p)('POST', `/api/v1/mail-servers/${serverId}/test`)));
   for (const r of tests) assert.equal(r.json.ok, true, r.text);
