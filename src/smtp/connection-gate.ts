@@ -20,6 +20,8 @@ export interface ConnectionGate {
   acquire(signal?: AbortSignal): Promise<() => void>;
   /** Someone is waiting for a slot: a pool should close a connection once it is idle. */
   readonly wanted: boolean;
+  /** A caller in this instance is waiting (a test): it is served before another instance. */
+  readonly wantedHere: boolean;
   /** Called when a waiting caller needs a slot (`pressure`) or a slot may have been freed (`freed`). */
   on(event: 'pressure' | 'freed', listener: () => void): () => void;
 }
@@ -58,6 +60,10 @@ abstract class Gate implements ConnectionGate {
 
   get wanted(): boolean {
     return this.waiters > 0 || this.othersWaiting();
+  }
+
+  get wantedHere(): boolean {
+    return this.waiters > 0;
   }
 
   protected emit(event: 'pressure' | 'freed'): void {

@@ -20,6 +20,7 @@ interface Lane {
   release: () => void;
   busy: boolean;
   idleTimer: NodeJS.Timeout | undefined;
+  openedAt: number;
 }
 
 interface Job {
@@ -30,6 +31,12 @@ interface Job {
 
 /** An idle connection is closed after this long: its slot may be wanted by another sender. */
 const IDLE_CLOSE_MS = 30_000;
+/**
+ * Another instance waiting for the mailbox's last connection here gets it once this one has had it
+ * this long: instances that outnumber the connections take turns of seconds, not one message each
+ * (measured: 578 logins for 600 messages over four instances and three connections without it).
+ */
+const TURN_MS = 5000;
 
 /**
  * Pooled SMTP connections to one mail server, at most `size` and never more than the mailbox's gate
@@ -133,7 +140,7 @@ export class PooledSender {
       // Exchange Online ends a session after a few dozen messages anyway; reconnect before that.
       maxMessages: 30,
     } as SMTPPool.Options);
-    const lane: Lane = { transport, release, busy: false, idleTimer: undefined };
+    const lane: Lane = { transport, release, busy: false, idleTimer: undefined, openedAt: Date.now() };
     this.lanes.add(lane);
     return lane;
   }
@@ -153,8 +160,10 @@ export class PooledSender {
       (e: unknown) => job.reject(e),
     ).finally(() => {
       lane.busy = false;
-      // A test is waiting for a slot of this mailbox: hand this one over now that it is free.
-      if (this.gate.wanted || this.closed) this.closeLane(lane);
+      // Someone waits for a slot of this mailbox: hand this one over now that it is free; to another
+      // instance only after this one's turn if it is the last connection here.
+      const handOver = this.gate.wantedHere || (this.gate.wanted && (this.lanes.size > 1 || Date.now() - lane.openedAt >= TURN_MS));
+      if (handOver || this.closed) this.closeLane(lane);
       else {
         lane.idleTimer = setTimeout(() => this.closeLane(lane), IDLE_CLOSE_MS);
         lane.idleTimer.unref();

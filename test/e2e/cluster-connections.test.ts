@@ -25,6 +25,7 @@ let pgdb: TestPostgres;
 const procs: MailroomProcess[] = [];
 let apiKey: string;
 let serverId: string;
+let clusterEnvOf: Record<string, string>;
 
 const apiOf = (p: MailroomProcess) => apiClient(() => p.baseUrl, () => apiKey);
 const messageIdOf = (raw: Buffer) => /^Message-ID:\s*(<[^>]+>)/im.exec(raw.toString('latin1'))?.[1];
@@ -44,6 +45,7 @@ before(async () => {
     OUTBOX_LEASE_SECONDS: '5',
   });
   for (let i = 0; i < 3; i++) procs.push(await startMailroomProcess(env));
+  clusterEnvOf = env;
   apiKey = /\n(mr_\S+)/.exec(await procs[0]!.cli('apikey', 'create', '--name', 'erp', '--scope', 'admin'))![1]!;
   const server = await apiOf(procs[0]!)('POST', '/api/v1/mail-servers', {
     name: 'Threads',
@@ -137,4 +139,20 @@ test('kill -9 an instance holding slots mid-drain: its sockets close, its slots 
   assert.ok(dup >= 0 && dup <= 16, `duplicates ${dup}`);
   const left = await pgdb.query<{ holder: string }>(`select holder from leases where name like 'connections:%'`);
   for (const r of left) assert.ok(procs.some((p) => r.holder.includes(`:${p.pid}:`)), `a slot row of the dead instance is gone after its lease: ${r.holder}`);
+});
+
+test('four instances, three connections: they take turns of seconds, not a new connection and login per message', T, async (t) => {
+  while (procs.length < 4) procs.push(await startMailroomProcess(clusterEnvOf));
+  const before = deliveredIds().length;
+  const loginsBefore = exchange.logins.get(MAILBOX) ?? 0;
+  const accepted = await sendThrough(procs, 600, 'Turns');
+  await waitFor('600 delivered by four instances', async () => {
+    const got = new Set(deliveredIds().slice(before));
+    return [...accepted].every((id) => got.has(id)) ? true : undefined;
+  }, 150_000, 250);
+  const logins = (exchange.logins.get(MAILBOX) ?? 0) - loginsBefore;
+  assert.equal(refusals(), 0, 'no 432 4.3.2');
+  assert.ok(exchange.peakSessions.get(MAILBOX)! <= 3);
+  t.diagnostic(`${logins} logins for 600 messages over four instances`);
+  assert.ok(logins <= 60, `${logins} logins for 600 messages: instances hand a connection over after a turn, not after each message`);
 });

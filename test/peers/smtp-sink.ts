@@ -21,6 +21,8 @@ export interface SmtpSink {
   /** Replies the submission limits gave (432 4.3.2, 554 5.2.0), and the most sessions one user had at once. */
   refusals: Array<{ user: string; reply: string }>;
   peakSessions: Map<string, number>;
+  /** Successful AUTHs per user: each is a new session (a connection opened, a login made). */
+  logins: Map<string, number>;
   waitForMessage(predicate?: (message: SinkMessage) => boolean, timeoutMs?: number): Promise<SinkMessage>;
   setBehavior(behavior: SinkBehavior): void;
   close(): Promise<void>;
@@ -84,6 +86,7 @@ export async function startSmtpSink(options: SmtpSinkOptions = {}): Promise<Smtp
   const now = sub?.now ?? (() => new Date());
   const sessions = new Map<string, Set<string>>();
   const peakSessions = new Map<string, number>();
+  const logins = new Map<string, number>();
   const sentByUser = new Map<string, Array<{ at: number; n: number }>>();
   const refusals: SmtpSink['refusals'] = [];
   const refuse = (user: string, reply: string, expectedClass: '4' | '5') => {
@@ -115,6 +118,7 @@ export async function startSmtpSink(options: SmtpSinkOptions = {}): Promise<Smtp
                 const open = sessions.get(user) ?? new Set<string>();
                 sessions.set(user, open.add(session.id));
                 peakSessions.set(user, Math.max(peakSessions.get(user) ?? 0, open.size));
+                logins.set(user, (logins.get(user) ?? 0) + 1);
                 callback(null, { user });
               },
               (e: unknown) => callback(e as Error),
@@ -190,6 +194,7 @@ export async function startSmtpSink(options: SmtpSinkOptions = {}): Promise<Smtp
     messages,
     refusals,
     peakSessions,
+    logins,
     waitForMessage(predicate = () => true, timeoutMs = 10_000) {
       const existing = messages.find(predicate);
       if (existing) return Promise.resolve(existing);
