@@ -71,6 +71,9 @@ export class IncomingServerService {
   private readonly watchBackoff = new Map<string, number>();
   private timer: NodeJS.Timeout | undefined;
   private firstTick: NodeJS.Timeout | undefined;
+  /** Mailboxes to fetch again as soon as their running fetch ends. */
+  private readonly again = new Set<string>();
+  private stopped = false;
   private readonly parser: ParsePool;
 
   constructor(
@@ -378,7 +381,12 @@ export class IncomingServerService {
   /** One fetch at a time per server; records progress, the outcome and any error with its fix. */
   runFetch(server: MailServerRecord): Promise<FetchState> {
     const running = this.inflight.get(server.id);
-    if (running) return running;
+    if (running) {
+      // New mail signalled (IDLE, Fetch Now) while a fetch runs may have come after it listed the
+      // folder: fetch once more when it ends, instead of at the next interval.
+      this.again.add(server.id);
+      return running;
+    }
     const failures = this.runs.get(server.id)?.failures ?? 0;
     const state: FetchState = { running: true, fetched: 0, total: null, startedAt: this.now().toISOString(), finishedAt: null, imported: 0, error: null, failures };
     this.runs.set(server.id, state);
@@ -407,6 +415,7 @@ export class IncomingServerService {
         state.running = false;
         state.finishedAt = this.now().toISOString();
         this.inflight.delete(server.id);
+        if (this.again.delete(server.id) && !state.error && !this.stopped) void this.record(server.id).then((fresh) => this.runFetch(fresh), () => undefined);
       }
       return state;
     })();
@@ -429,6 +438,7 @@ export class IncomingServerService {
   }
 
   async stop(): Promise<void> {
+    this.stopped = true;
     clearTimeout(this.firstTick);
     if (this.timer) clearInterval(this.timer);
     this.timer = undefined;
@@ -480,12 +490,17 @@ export class IncomingServerService {
         this.dropWatcher(s.id);
         continue;
       }
-      if (!isMine) mine++;
+      if (!isMine) {
+        mine++;
+        // Just taken (a start, a hand-over, a dead holder's): mail may have come while nobody
+        // watched, and an earlier IDLE failure here says nothing about now.
+        this.watchBackoff.delete(s.id);
+      }
       const interval = s.imap!.intervalMinutes * 60_000;
       const run = this.runs.get(s.id);
       // A failed fetch (a dropped connection, a server restart) is tried again soon, backing off.
       const retryDue = run?.error && run.finishedAt && now - Date.parse(run.finishedAt) >= Math.min(interval, 10_000 * 2 ** (run.failures - 1));
-      const due = !s.lastFetchAt || now - Date.parse(s.lastFetchAt) >= interval || retryDue;
+      const due = !isMine || !s.lastFetchAt || now - Date.parse(s.lastFetchAt) >= interval || retryDue;
       if (due && !this.inflight.has(s.id)) void this.runFetch(s);
       void this.ensureWatcher(s);
     }
@@ -508,6 +523,11 @@ export class IncomingServerService {
     this.watchBackoff.set(s.id, Date.now() + WATCH_RETRY_MS);
     try {
       const client = await connectWithToken(this.deps.tokens, s);
+      if (!(await this.stillMine(s.id))) {
+        // Handed over while this connection was being opened: the new holder watches.
+        await client.logout().catch(() => client.close());
+        return;
+      }
       if (!client.capabilities.has('IDLE')) {
         this.deps.logger.info({ event: 'inbound.no_idle', mailServerId: s.id }, 'the server does not offer IDLE: polling only');
         await client.logout().catch(() => client.close());
@@ -533,6 +553,11 @@ export class IncomingServerService {
     } catch (e) {
       this.deps.logger.debug({ event: 'inbound.watch_failed', mailServerId: s.id, err: (e as Error).message }, 'IDLE watcher not started; polling continues');
     }
+  }
+
+  private async stillMine(id: string): Promise<boolean> {
+    const lease = (await listLeases(this.deps.db, `mailbox:${id}`)).find((l) => l.name === `mailbox:${id}`);
+    return lease?.holder === this.instance && Date.parse(lease.expiresAt) > this.now().getTime();
   }
 
   private dropWatcher(id: string): void {

@@ -78,7 +78,8 @@ test('six mailboxes, three instances started together: two each; each message im
   procs.push(...(await Promise.all([0, 1, 2].map(() => startMailroomProcess(env)))));
   await waitFor('two mailboxes per instance', spreadIs([2, 2, 2]), 30_000, 250);
   const ids = await deliverToAll('together');
-  await waitFor('every message imported', async () => ((await imported()).length >= ids.length ? true : undefined), 60_000, 250);
+  // IDLE signals new mail at once; 90 s leaves room for the 1-minute poll if a watcher failed.
+  await waitFor('every message imported', async () => ((await imported()).length >= ids.length ? true : undefined), 90_000, 250);
   await new Promise((r) => setTimeout(r, 1500)); // a second fetcher would import again by now
   const got = await imported();
   assert.deepEqual([...got].sort(), [...ids].sort(), 'each message imported exactly once');
@@ -93,12 +94,12 @@ test('an instance stops: the other two take its share (three each); a new instan
   await stopped.stop();
   await waitFor('three mailboxes per remaining instance', spreadIs([3, 3]), 30_000, 250);
   const during = await deliverToAll('two-left');
-  await waitFor('mail imported by the two', async () => ((await imported()).filter((id) => during.includes(id)).length === during.length ? true : undefined), 60_000, 250);
+  await waitFor('mail imported by the two', async () => ((await imported()).filter((id) => during.includes(id)).length === during.length ? true : undefined), 90_000, 250);
 
   procs.push(await startMailroomProcess(env));
   await waitFor('two each again', spreadIs([2, 2, 2]), 40_000, 250);
   const later = await deliverToAll('rebalanced');
-  await waitFor('mail imported after the hand-over', async () => ((await imported()).filter((id) => later.includes(id)).length === later.length ? true : undefined), 60_000, 250);
+  await waitFor('mail imported after the hand-over', async () => ((await imported()).filter((id) => later.includes(id)).length === later.length ? true : undefined), 90_000, 250);
   await new Promise((r) => setTimeout(r, 1500));
   const got = await imported();
   assert.equal(got.length, new Set(got).size, 'nothing imported twice across the hand-overs');
