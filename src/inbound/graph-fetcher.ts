@@ -157,32 +157,23 @@ async function download(
   files: Array<Pick<FetchedMessage, 'id' | 'raw'>>,
 ): Promise<FetchedMessage> {
   // The slot is held until the body has been read: the response streams while Exchange counts it.
-  return withSlot(gateOf(deps, server), () => downloadNow(deps, token, server, remoteId, uid, files));
-}
-
-async function downloadNow(
-  deps: FetcherDeps & { graphHost: string },
-  token: (forceRefresh: boolean) => Promise<string>,
-  server: MailServerRecord,
-  remoteId: string,
-  uid: number,
-  files: Array<Pick<FetchedMessage, 'id' | 'raw'>>,
-): Promise<FetchedMessage> {
-  const path = `${userPath(server.username)}/messages/${encodeURIComponent(remoteId)}/$value`;
-  const r = await withGraphToken(token, async (t) => {
-    const res = await graphRequest(deps.graphHost, { method: 'GET', path, token: t, headers: { prefer: 'IdType="ImmutableId"' } });
-    if (!res.ok || !res.body) await processGraphResponse(res, 'GET /messages/{id}/$value');
-    return res;
+  return withSlot(gateOf(deps, server), async () => {
+    const path = `${userPath(server.username)}/messages/${encodeURIComponent(remoteId)}/$value`;
+    const r = await withGraphToken(token, async (t) => {
+      const res = await graphRequest(deps.graphHost, { method: 'GET', path, token: t, headers: { prefer: 'IdType="ImmutableId"' } });
+      if (!res.ok || !res.body) await processGraphResponse(res, 'GET /messages/{id}/$value');
+      return res;
+    });
+    const id = randomUUID();
+    const size = Number(r.headers.get('content-length') ?? NaN);
+    if (Number.isFinite(size) && size <= SMALL_MESSAGE_BYTES) {
+      const mime = Buffer.from(await r.arrayBuffer());
+      return { uid, id, parsed: await deps.parser.parse(mime), raw: { mime }, remoteId };
+    }
+    const { raw, ...parsed } = await storeRaw(Readable.fromWeb(r.body as unknown as WebReadableStream), deps, server.id, id);
+    files.push({ id, raw });
+    return { uid, id, parsed, raw, remoteId };
   });
-  const id = randomUUID();
-  const size = Number(r.headers.get('content-length') ?? NaN);
-  if (Number.isFinite(size) && size <= SMALL_MESSAGE_BYTES) {
-    const mime = Buffer.from(await r.arrayBuffer());
-    return { uid, id, parsed: await deps.parser.parse(mime), raw: { mime }, remoteId };
-  }
-  const { raw, ...parsed } = await storeRaw(Readable.fromWeb(r.body as unknown as WebReadableStream), deps, server.id, id);
-  files.push({ id, raw });
-  return { uid, id, parsed, raw, remoteId };
 }
 
 /** Test & Confirm through Graph: a Graph token, the folder found, Mail.ReadWrite granted; its message count. */

@@ -154,12 +154,18 @@ export class IncomingServerService {
   }
 
   private async context() {
-    const [tokens, outgoing, leases] = await Promise.all([listTokens(this.deps.db), listMailServers(this.deps.db, 'outgoing'), listLeases(this.deps.db, 'mailbox:')]);
+    const [tokens, outgoing, leases] = await Promise.all([listTokens(this.deps.db), listMailServers(this.deps.db, 'outgoing'), this.mailboxLeases()]);
     return {
       tokens: new Map(tokens.map((t) => [t.mailServerId, t])),
       names: new Map(outgoing.map((s) => [s.id, s.name])),
-      leases: new Map(leases.filter((l) => Date.parse(l.expiresAt) > this.now().getTime()).map((l) => [l.name.slice('mailbox:'.length), l])),
+      leases,
     };
+  }
+
+  /** Who holds each mailbox (leases not expired), by incoming server id. */
+  private async mailboxLeases() {
+    const leases = await listLeases(this.deps.db, 'mailbox:');
+    return new Map(leases.filter((l) => Date.parse(l.expiresAt) > this.now().getTime()).map((l) => [l.name.slice('mailbox:'.length), l]));
   }
 
   private get instance(): string {
@@ -460,7 +466,7 @@ export class IncomingServerService {
     const tokens = new Map((await listTokens(this.deps.db)).map((t) => [t.mailServerId, t]));
     const fetchable = servers.filter((s) => tokens.get(s.tokenSourceId ?? s.id)?.status === 'valid');
     await this.sayPresent();
-    const [fetchers, { leases }] = await Promise.all([listLeases(this.deps.db, 'fetcher:'), this.context()]);
+    const [fetchers, leases] = await Promise.all([listLeases(this.deps.db, 'fetcher:'), this.mailboxLeases()]);
     const live = fetchers.filter((l) => Date.parse(l.expiresAt) > this.now().getTime()).map((l) => l.holder);
     const held = new Map<string, number>();
     for (const s of fetchable) {
@@ -556,8 +562,7 @@ export class IncomingServerService {
   }
 
   private async stillMine(id: string): Promise<boolean> {
-    const lease = (await listLeases(this.deps.db, `mailbox:${id}`)).find((l) => l.name === `mailbox:${id}`);
-    return lease?.holder === this.instance && Date.parse(lease.expiresAt) > this.now().getTime();
+    return (await this.mailboxLeases()).get(id)?.holder === this.instance;
   }
 
   private dropWatcher(id: string): void {
