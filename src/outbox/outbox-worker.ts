@@ -8,7 +8,7 @@ import type { TokenManager } from '../oauth/token-manager.ts';
 import { authMethodOf } from '../credentials/auth-methods.ts';
 import { SmtpError } from '../smtp/smtp-client.ts';
 import type { ConnectionGates } from '../smtp/connection-gate.ts';
-import { PooledSender } from '../smtp/smtp-pool.ts';
+import { PooledSender, smtpGateKey } from '../smtp/smtp-pool.ts';
 import type { MailSender } from '../smtp/smtp-client.ts';
 import { GraphError } from '../graph/graph-client.ts';
 import { GRAPH_MAILBOX_CONCURRENCY, GraphSender, graphGateKey } from '../graph/graph-sender.ts';
@@ -304,7 +304,7 @@ export class OutboxWorker {
       server.username,
       getLogin,
       Math.min(this.deps.config.poolSize, server.limits.maxConnections ?? Infinity),
-      this.deps.gates.for(server.id, server.limits.maxConnections),
+      this.deps.gates.for(smtpGateKey(server.smtpHost, server.username), server.limits.maxConnections),
     );
     this.pools.set(server.id, { sender, signature });
     return sender;

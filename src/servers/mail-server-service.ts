@@ -46,6 +46,7 @@ import { checklist, type ChecklistItem } from '../lifecycle/checklist.ts';
 import type { SecretExpiry } from '../lifecycle/secret-expiry.ts';
 import { setAlertState, setMailServerError } from '../storage/mail-server-store.ts';
 import type { ConnectionGates } from '../smtp/connection-gate.ts';
+import { smtpGateKey } from '../smtp/smtp-pool.ts';
 import { defaultLimits, type SendLimits } from './send-limits.ts';
 import type { SendStatus } from '../outbox/send-status.ts';
 
@@ -379,7 +380,7 @@ export class MailServerService {
    */
   private async withToken<T>(s: MailServerRecord, run: (login: MailLogin) => Promise<T>): Promise<T> {
     // A test is one of the mailbox's connections: it waits for a slot, and the outbox gives one up.
-    return this.deps.gates.with(s.id, s.limits.maxConnections, () => this.withTokenNow(s, run));
+    return this.deps.gates.with(smtpGateKey(s.smtpHost, s.username), s.limits.maxConnections, () => this.withTokenNow(s, run));
   }
 
   private async withTokenNow<T>(s: MailServerRecord, run: (login: MailLogin) => Promise<T>): Promise<T> {

@@ -29,6 +29,12 @@ interface Job {
   reject: (e: unknown) => void;
 }
 
+/**
+ * The gate of a mailbox's SMTP connections: Exchange counts them per mailbox, so every server that
+ * logs in as the same mailbox at the same host shares it (the outbox and the server tests).
+ */
+export const smtpGateKey = (host: string, username: string) => `smtp:${host.trim().toLowerCase()}:${username.trim().toLowerCase()}`;
+
 /** An idle connection is closed after this long: its slot may be wanted by another sender. */
 const IDLE_CLOSE_MS = 30_000;
 /**

@@ -1,6 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import type { Mailroom } from '../../mailroom.ts';
 import { graphGateKey } from '../../graph/graph-sender.ts';
+import { smtpGateKey } from '../../smtp/smtp-pool.ts';
 import { requireAuth } from '../session-auth.ts';
 import type { ApiDoc } from '../openapi.ts';
 
@@ -8,14 +9,14 @@ export function healthPageRoutes(app: FastifyInstance, mr: Mailroom, doc: ApiDoc
   doc.add('get', '/api/v1/health/servers', 'Every mail server\'s state: token, client secret expiry, checklist, last error, sending against its limits; which instance fetches each mailbox, which instances have connections open to each outgoing server, and which instance answered');
   app.get('/api/v1/health/servers', { onRequest: requireAuth('read') }, async () => {
     const [outgoing, incoming, holders] = await Promise.all([mr.servers.list(), mr.incoming.list(), mr.connections.holders(mr.instance)]);
-    // SMTP connections are counted per server, Graph requests per mailbox.
-    const connections = (id: string, mailbox: string) => ({ ...holders.get(id), ...holders.get(graphGateKey(mailbox)) });
+    // Connections and Graph requests are counted per mailbox (shared by its servers).
+    const connections = (s: { smtpHost: string; username: string; sendUsing: string }) => holders.get(s.sendUsing === 'graph' ? graphGateKey(s.username) : smtpGateKey(s.smtpHost, s.username)) ?? {};
     return {
       // Several instances on one PostgreSQL: the one that answered, (fetchedBy) the one holding each
       // mailbox, and (connections) how many connections each instance has open to each outgoing server.
       instance: mr.instance,
       items: [
-        ...outgoing.map((s) => ({ id: s.id, direction: 'outgoing' as const, name: s.name, username: s.username, tokenStatus: s.tokenStatus, tokenStatusReason: s.tokenStatusReason, clientSecretExpiry: s.clientSecretExpiry, checklist: s.checklist, lastError: s.lastError, sending: s.sending, connections: connections(s.id, s.username) })),
+        ...outgoing.map((s) => ({ id: s.id, direction: 'outgoing' as const, name: s.name, username: s.username, tokenStatus: s.tokenStatus, tokenStatusReason: s.tokenStatusReason, clientSecretExpiry: s.clientSecretExpiry, checklist: s.checklist, lastError: s.lastError, sending: s.sending, connections: connections(s) })),
         ...incoming.map((s) => ({ id: s.id, direction: 'incoming' as const, name: s.name, username: s.username, tokenStatus: s.tokenStatus, tokenStatusReason: s.tokenStatusReason, clientSecretExpiry: null, checklist: s.checklist, lastError: s.lastError, sending: null, fetchedBy: s.fetchedBy })),
       ],
     };
