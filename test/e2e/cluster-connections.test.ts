@@ -3,7 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { after, before, test } from 'node:test';
 import { apiClient, waitFor } from '../helpers/e2e.ts';
 import { type MailroomProcess, startMailroomProcess } from '../helpers/mailroom-process.ts';
-import { clusterEnv, createTestDatabase, storeTokensPg, type TestPostgres } from '../helpers/postgres-db.ts';
+import { clusterEnv, createTestDatabase, sendRoundRobin, slotHolders, storeTokensPg, type TestPostgres, watchSlotHolders } from '../helpers/postgres-db.ts';
 import { getToken } from '../peers/get-token.ts';
 import { type Peers, startPeers } from '../peers/index.ts';
 import { type SmtpSink, startSmtpSink } from '../peers/smtp-sink.ts';
@@ -30,8 +30,7 @@ let clusterEnvOf: Record<string, string>;
 const apiOf = (p: MailroomProcess) => apiClient(() => p.baseUrl, () => apiKey);
 const messageIdOf = (raw: Buffer) => /^Message-ID:\s*(<[^>]+>)/im.exec(raw.toString('latin1'))?.[1];
 const refusals = () => exchange.refusals.filter((r) => r.user === MAILBOX && r.reply.startsWith('432')).length;
-const slotHolders = async () =>
-  (await pgdb.query<{ name: string; holder: string }>(`select name, holder from leases where name like 'connections:%' order by name`)).map((r) => `${r.name}=${r.holder}`);
+const slots = () => slotHolders(pgdb, 'connections:');
 
 before(async () => {
   peers = await startPeers({ clients: [{ clientId: CLIENT_ID, clientSecret: CLIENT_SECRET, redirectUris: [TOKEN_REDIRECT] }] });
@@ -72,28 +71,15 @@ after(async () => {
   await peers?.stop();
 });
 
-async function sendThrough(live: MailroomProcess[], n: number, tag: string): Promise<Set<string>> {
-  const accepted = new Set<string>();
-  for (let i = 0; i < n; i += 60) {
-    const replies = await Promise.all(
-      Array.from({ length: Math.min(60, n - i) }, (_, j) => apiOf(live[(i + j) % live.length]!)('POST', '/api/v1/messages', { from: MAILBOX, to: ['archive@remote.example'], subject: `${tag} ${i + j}`, text: 'x' })),
-    );
-    for (const r of replies) {
-      assert.equal(r.status, 202, r.text);
-      accepted.add(r.json.messageId);
-    }
-  }
-  return accepted;
-}
+const sendThrough = (live: MailroomProcess[], n: number, tag: string) => sendRoundRobin(live.map(apiOf), MAILBOX, n, tag);
 
 const deliveredIds = () => exchange.messages.filter((m) => m.from === MAILBOX).map((m) => messageIdOf(m.raw));
 
 test('three instances with a pool of 3 each, one mailbox: never a fourth session at Exchange, the slots shared out, a Test Connection on each gets one', T, async () => {
   const accepted = await sendThrough(procs, 450, 'Shared');
   // Who holds the slots while the burst drains: lease rows, one per connection.
-  const seen = new Set<string>();
-  const watch = setInterval(() => void slotHolders().then((rows) => rows.forEach((r) => seen.add(r.split('=')[1]!))), 100);
-  watch.unref(); // a failed assertion must not keep the file running
+  const watch = watchSlotHolders(pgdb, 'connections:', 100);
+  const seen = watch.seen;
   await waitFor('the burst to start', async () => (deliveredIds().length >= 30 ? true : undefined), 60_000, 20);
   const tests = await Promise.all(procs.map((p) => apiOf(p)('POST', `/api/v1/mail-servers/${serverId}/test`)));
   for (const r of tests) assert.equal(r.json.ok, true, r.text);
@@ -104,7 +90,7 @@ test('three instances with a pool of 3 each, one mailbox: never a fourth session
   assert.ok(total >= 1 && total <= 3, `1 to 3 connections open for the cluster: ${JSON.stringify(open)}`);
   for (const holder of Object.keys(open)) assert.ok(procs.some((p) => holder.includes(`:${p.pid}:`)), `held by an instance: ${holder}`);
   await waitFor('450 delivered', async () => (deliveredIds().length >= accepted.size ? true : undefined), 180_000, 100);
-  clearInterval(watch);
+  watch.stop();
   await new Promise((r) => setTimeout(r, 1000)); // a duplicate would arrive now
   const ids = deliveredIds();
   assert.equal(ids.length, accepted.size, 'each message delivered once');
@@ -115,14 +101,14 @@ test('three instances with a pool of 3 each, one mailbox: never a fourth session
   assert.equal(peak, 3, 'and the cluster did use all three');
   assert.ok(seen.size >= 2, `the slots were held by more than one instance over the burst (${[...seen].join(', ')})`);
   // Idle connections close and their slots go back: nothing is left held once the pools are idle.
-  await waitFor('the slots given back', async () => ((await slotHolders()).length === 0 ? true : undefined), 60_000, 500);
+  await waitFor('the slots given back', async () => ((await slots()).length === 0 ? true : undefined), 60_000, 500);
 });
 
 test('kill -9 an instance holding slots mid-drain: its sockets close, its slots come back after the lease, the others deliver everything without a 432', T, async () => {
   const before = deliveredIds().length;
   const accepted = await sendThrough(procs, 600, 'Crash');
   await waitFor('an instance holding a slot', async () => {
-    const rows = await slotHolders();
+    const rows = await slots();
     return deliveredIds().length - before >= 60 ? procs.find((p) => rows.some((r) => r.includes(`:${p.pid}:`))) : undefined;
   }, 60_000, 20).then(async (victim) => {
     await victim.crash();

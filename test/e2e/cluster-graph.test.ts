@@ -3,7 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { after, before, test } from 'node:test';
 import { apiClient, waitFor } from '../helpers/e2e.ts';
 import { type MailroomProcess, startMailroomProcess } from '../helpers/mailroom-process.ts';
-import { clusterEnv, createTestDatabase, storeTokensPg, type TestPostgres } from '../helpers/postgres-db.ts';
+import { clusterEnv, createTestDatabase, sendRoundRobin, slotHolders, storeTokensPg, type TestPostgres, watchSlotHolders } from '../helpers/postgres-db.ts';
 import { getToken } from '../peers/get-token.ts';
 import { type GraphServer, MAILBOX_CONCURRENCY, startGraphServer } from '../peers/graph-server.ts';
 import { GRAPH_RESOURCE, type Peers, startPeers } from '../peers/index.ts';
@@ -31,8 +31,7 @@ let serverId: string;
 const apiOf = (p: MailroomProcess) => apiClient(() => p.baseUrl, () => apiKey);
 const messageIdOf = (raw: Buffer) => /^Message-ID:\s*(<[^>]+>)/im.exec(raw.toString('latin1'))?.[1];
 const deliveredIds = () => graph.sent.filter((s) => s.mailbox === MAILBOX && s.mime).map((s) => messageIdOf(s.mime!));
-const slotHolders = async () =>
-  (await pgdb.query<{ name: string; holder: string }>(`select name, holder from leases where name like $1 order by name`, [`connections:graph:${MAILBOX}:%`])).map((r) => `${r.name}=${r.holder}`);
+const slots = () => slotHolders(pgdb, `connections:graph:${MAILBOX}:`);
 
 before(async () => {
   peers = await startPeers({ clients: [{ clientId: CLIENT_ID, clientSecret: CLIENT_SECRET, redirectUris: [TOKEN_REDIRECT] }] });
@@ -70,31 +69,18 @@ after(async () => {
   await peers?.stop();
 });
 
-async function sendThrough(live: MailroomProcess[], n: number, tag: string): Promise<Set<string>> {
-  const accepted = new Set<string>();
-  for (let i = 0; i < n; i += 60) {
-    const replies = await Promise.all(
-      Array.from({ length: Math.min(60, n - i) }, (_, j) => apiOf(live[(i + j) % live.length]!)('POST', '/api/v1/messages', { from: MAILBOX, to: ['archive@remote.example'], subject: `${tag} ${i + j}`, text: 'x' })),
-    );
-    for (const r of replies) {
-      assert.equal(r.status, 202, r.text);
-      accepted.add(r.json.messageId);
-    }
-  }
-  return accepted;
-}
+const sendThrough = (live: MailroomProcess[], n: number, tag: string) => sendRoundRobin(live.map(apiOf), MAILBOX, n, tag);
 
 test('three instances with 16 outbox workers each, one mailbox with Send Using Microsoft Graph: never a fifth request at once, no 429, the slots shared out', T, async (t) => {
   const accepted = await sendThrough(procs, 300, 'Graph shared');
   // Who holds the Graph slots while the burst drains: lease rows, one per request in flight (or lingering).
-  const seen = new Set<string>();
-  const watch = setInterval(() => void slotHolders().then((rows) => rows.forEach((r) => seen.add(r.split('=')[1]!)), () => undefined), 50);
-  watch.unref(); // a failed assertion must not keep the file running
+  const watch = watchSlotHolders(pgdb, `connections:graph:${MAILBOX}:`, 50);
+  const seen = watch.seen;
   await waitFor('the burst to start', async () => (deliveredIds().length >= 20 ? true : undefined), 60_000, 20);
   // Test Connection makes Graph requests for the mailbox too: it waits for a slot like a send.
   const tests = await Promise.all(procs.map((p) => apiOf(p)('POST', `/api/v1/mail-servers/${serverId}/test`)));
   await waitFor('300 delivered', async () => (deliveredIds().length >= accepted.size ? true : undefined), 180_000, 100);
-  clearInterval(watch);
+  watch.stop();
   await new Promise((r) => setTimeout(r, 1000)); // a duplicate would arrive now
   const ids = deliveredIds();
   assert.equal(ids.length, accepted.size, 'each message delivered once');
@@ -112,7 +98,7 @@ test('three instances with 16 outbox workers each, one mailbox with Send Using M
   assert.ok(seen.size >= 2, `the slots were held by more than one instance over the burst (${[...seen].join(', ')})`);
   for (const holder of seen) assert.ok(procs.some((p) => holder.includes(`:${p.pid}:`)), `held by an instance: ${holder}`);
   // Lingering slots go back once the senders are idle: nothing is left held.
-  await waitFor('the slots given back', async () => ((await slotHolders()).length === 0 ? true : undefined), 60_000, 500);
+  await waitFor('the slots given back', async () => ((await slots()).length === 0 ? true : undefined), 60_000, 500);
 });
 
 test('receiving through Graph from the same mailbox during a send burst shares its 4 requests: imports, marks as read and sends, and still no 429', T, async () => {

@@ -83,3 +83,33 @@ export function clusterEnv(db: TestPostgres, key: Buffer, peers: Peers, extra: R
     ...extra,
   };
 }
+
+/** The connection slot rows (`connections:<gate>:<i>`) whose name starts with `prefix`, as `name=holder`. */
+export async function slotHolders(db: TestPostgres, prefix = 'connections:'): Promise<string[]> {
+  return (await db.query<{ name: string; holder: string }>('select name, holder from leases where name like $1 order by name', [`${prefix}%`])).map((r) => `${r.name}=${r.holder}`);
+}
+
+/** Records every instance seen holding one of those slots, every `everyMs`, until `stop()`. */
+export function watchSlotHolders(db: TestPostgres, prefix: string, everyMs: number): { seen: Set<string>; stop(): void } {
+  const seen = new Set<string>();
+  const timer = setInterval(() => void slotHolders(db, prefix).then((rows) => rows.forEach((r) => seen.add(r.split('=')[1]!)), () => undefined), everyMs);
+  timer.unref(); // a failed assertion must not keep the file running
+  return { seen, stop: () => clearInterval(timer) };
+}
+
+type Api = (method: string, path: string, body?: unknown) => Promise<{ status: number; text: string; json: any }>;
+
+/** `n` messages from `from`, POSTed 60 at a time round-robin over `apis` (as a load balancer spreads them); their Message-IDs. */
+export async function sendRoundRobin(apis: Api[], from: string, n: number, tag: string): Promise<Set<string>> {
+  const accepted = new Set<string>();
+  for (let i = 0; i < n; i += 60) {
+    const replies = await Promise.all(
+      Array.from({ length: Math.min(60, n - i) }, (_, j) => apis[(i + j) % apis.length]!('POST', '/api/v1/messages', { from, to: ['archive@remote.example'], subject: `${tag} ${i + j}`, text: 'x' })),
+    );
+    for (const r of replies) {
+      if (r.status !== 202) throw new Error(`POST /api/v1/messages: ${r.status} ${r.text}`);
+      accepted.add(r.json.messageId);
+    }
+  }
+  return accepted;
+}
