@@ -29,6 +29,12 @@ export interface Config {
   /** Worker threads that parse fetched mail; 0 parses on the main thread. */
   readonly inboundParseThreads: number;
   /**
+   * INBOUND_MAX_MESSAGE_MB (twice MAX_MESSAGE_MB): the largest raw message Mailroom reads from a
+   * mail server or Graph. A larger one is not read past this; it is recorded as refused and the
+   * fetch goes on past it. Also bounds an IMAP literal.
+   */
+  readonly inboundMaxMessageBytes: number;
+  /**
    * How long an instance's claim on a mailbox lasts without renewal (renewed every 5 s while it
    * lives): another instance takes a dead one's mailboxes over within this plus 5 s.
    */
@@ -244,6 +250,9 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   });
   const lifecycleLeaseMs = num('LIFECYCLE_LEASE_SECONDS', 25, 3, 3600) * 1000;
   const inboundParseThreads = Math.floor(num('INBOUND_PARSE_THREADS', Math.max(1, availableParallelism() - 1), 0, 64));
+  // Twice the largest outgoing message: a message of MAX_MESSAGE_MB of attachments is about 1.37
+  // times that once base64-encoded, plus its headers and text.
+  const inboundMaxMessageBytes = Math.floor(num('INBOUND_MAX_MESSAGE_MB', (outbox.maxMessageBytes * 2) / 1024 / 1024, 0.001, 1024) * 1024 * 1024);
 
   let trustProxy: HttpConfig['trustProxy'] = false;
   const rawTrust = get('TRUST_PROXY');
@@ -274,7 +283,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   const submission = submissionConfig(get, port, problems);
 
   if (problems.length > 0) throw new ConfigError(problems);
-  return Object.freeze({ port, host, baseUrl, dataDir, databaseUrl, databaseTimeouts, secretKey, microsoftAuthorityHost, google, microsoftGraph, plaintextHosts, logLevel, outbox, webhooks, inboundEnabled, inboundParseThreads, inboundLeaseMs, lifecycleLeaseMs, http, submission });
+  return Object.freeze({ port, host, baseUrl, dataDir, databaseUrl, databaseTimeouts, secretKey, microsoftAuthorityHost, google, microsoftGraph, plaintextHosts, logLevel, outbox, webhooks, inboundEnabled, inboundParseThreads, inboundMaxMessageBytes, inboundLeaseMs, lifecycleLeaseMs, http, submission });
 }
 
 function submissionConfig(get: (k: string) => string | undefined, httpPort: number, problems: string[]): SubmissionConfig | null {

@@ -7,7 +7,7 @@ import { PassThrough, type Readable, Writable } from 'node:stream';
 import type { Db } from '../storage/database.ts';
 import { deleteRawChunks, insertRawChunk } from '../storage/inbound-store.ts';
 import { pipeline } from 'node:stream/promises';
-import type { MessageFields, NewInboundMessage } from '../storage/inbound-store.ts';
+import type { MessageFields, MessageProblem, NewInboundMessage } from '../storage/inbound-store.ts';
 import type { AddressObject, AttachmentStream, HeaderValue, MailParser, MessageText } from 'mailparser';
 
 // mailparser (and its MIME and charset tables) is loaded by the first message parsed, not at start:
@@ -17,6 +17,29 @@ let mailparser: Promise<typeof import('mailparser')> | undefined;
 export interface ParsedMessage extends MessageFields {
   /** Of the raw bytes: the dedupe key of a message without a Message-ID. */
   sha256: string;
+}
+
+/**
+ * The fields of a message that could not be read (`problem` says why): what is known of it from
+ * outside (its size, and the envelope's Message-ID when the server gave one), nothing more.
+ */
+export function unreadableMessage(problem: MessageProblem, known: { sizeBytes: number; messageId?: string | null; sha256?: string }): ParsedMessage {
+  return {
+    problem,
+    messageId: known.messageId ?? null,
+    from: '',
+    to: [],
+    cc: [],
+    subject: '',
+    date: null,
+    inReplyTo: null,
+    references: [],
+    text: null,
+    html: null,
+    attachments: [],
+    sizeBytes: known.sizeBytes,
+    sha256: known.sha256 ?? createHash('sha256').update(`unreadable:${known.messageId ?? ''}:${known.sizeBytes}:${randomUUID()}`).digest('hex'),
+  };
 }
 
 function addresses(v: HeaderValue | undefined): string[] {

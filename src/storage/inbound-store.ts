@@ -32,8 +32,20 @@ export async function setFolderState(db: Db, serverId: string, folder: string, s
   await putFolderState(db, serverId, folder, s, now.toISOString());
 }
 
+/**
+ * Why a fetched message could not be read whole. It is still imported (its raw bytes kept when within
+ * the size limit), flagged with this, and the fetch goes on past it.
+ */
+export interface MessageProblem {
+  code: 'too_large' | 'too_many_parts' | 'too_deep' | 'malformed';
+  /** Names what is wrong with the message, in plain words. */
+  message: string;
+}
+
 /** What Mailroom keeps of a message's content, as the parser gives it. */
 export interface MessageFields {
+  /** Set when the message could not be read whole (quarantined, not a wall). */
+  problem?: MessageProblem | null;
   messageId: string | null;
   from: string;
   to: string[];
@@ -55,8 +67,11 @@ export interface NewInboundMessage extends MessageFields {
   uidValidity: string;
   uid: number;
   dedupeKey: string;
-  /** Where the raw message is: a file under the data directory, or these bytes, stored in the database. */
-  raw: { path: string } | { mime: Buffer } | { chunked: true };
+  /**
+   * Where the raw message is: a file under the data directory, these bytes stored in the database,
+   * chunks in the database, or nowhere (refused as larger than INBOUND_MAX_MESSAGE_MB).
+   */
+  raw: { path: string } | { mime: Buffer } | { chunked: true } | { none: true };
   outboxMessageId: string | null;
   /** The server's after-fetch action is still to be applied to this message in the mailbox. */
   afterFetchPending: boolean;
