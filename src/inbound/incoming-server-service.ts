@@ -74,6 +74,8 @@ export class IncomingServerService {
   /** Mailboxes to fetch again as soon as their running fetch ends. */
   private readonly again = new Set<string>();
   private stopped = false;
+  /** Aborted by stop(): running fetches close their connections and end their requests. */
+  private readonly stopping = new AbortController();
   private readonly parser: ParsePool;
 
   constructor(
@@ -398,7 +400,7 @@ export class IncomingServerService {
     this.runs.set(server.id, state);
     const p = (async () => {
       try {
-        const deps = { db: this.deps.db, dataDir: this.deps.config.dataDir, rawInDatabase: this.deps.config.databaseUrl.startsWith('postgres'), tokens: this.deps.tokens, logger: this.deps.logger, parser: this.parser, now: () => this.now(), graphHost: this.deps.config.microsoftGraph.host, ...(this.deps.gates && { gates: this.deps.gates }) };
+        const deps = { db: this.deps.db, dataDir: this.deps.config.dataDir, rawInDatabase: this.deps.config.databaseUrl.startsWith('postgres'), tokens: this.deps.tokens, logger: this.deps.logger, parser: this.parser, now: () => this.now(), graphHost: this.deps.config.microsoftGraph.host, maxMessageBytes: this.deps.config.inboundMaxMessageBytes, signal: this.stopping.signal, ...(this.deps.gates && { gates: this.deps.gates }) };
         const progress = (pr: { fetched: number; total: number }) => {
           state.fetched = pr.fetched;
           state.total = pr.total;

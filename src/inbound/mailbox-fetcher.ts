@@ -72,6 +72,10 @@ export interface FetcherDeps {
   /** Graph requests per mailbox, shared with the outbox (Exchange's MailboxConcurrency). */
   gates?: ConnectionGates;
   now?: () => Date;
+  /** INBOUND_MAX_MESSAGE_MB: a larger message is not read past this; it is recorded as refused. */
+  maxMessageBytes: number;
+  /** Aborted at shutdown: connections close and requests end at once. */
+  signal?: AbortSignal;
 }
 
 export const imapTarget = (s: MailServerRecord): ImapTarget => ({ host: s.imap!.host, port: s.imap!.port, security: s.imap!.security });

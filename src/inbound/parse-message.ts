@@ -181,6 +181,8 @@ export interface RawTarget {
   dataDir: string;
   /** PostgreSQL: raw messages of any size go to the database, never to DATA_DIR. */
   rawInDatabase: boolean;
+  /** INBOUND_MAX_MESSAGE_MB: what is larger is not stored. */
+  maxMessageBytes?: number;
 }
 
 /** Stores a large raw message where this installation keeps them, parsing it on the way. */
