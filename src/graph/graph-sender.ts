@@ -1,8 +1,8 @@
 import MailComposer from 'nodemailer/lib/mail-composer/index.js';
 import type { AccessToken } from '../oauth/token-manager.ts';
-import type { ConnectionGate } from '../smtp/connection-gate.ts';
+import type { ConnectionGate, ConnectionGates } from '../smtp/connection-gate.ts';
 import type { MailSender, OutgoingMessage, RawOutgoingMessage, SendResult } from '../smtp/smtp-client.ts';
-import { GRAPH_REQUEST_LIMIT, GraphError, graphCall, graphRequest, processGraphResponse, userPath, withGraphToken } from './graph-client.ts';
+import { GRAPH_REQUEST_LIMIT, GraphError, graphCall, invalidResponse, processGraphResponse, uploadRequest, userPath, withGraphToken } from './graph-client.ts';
 
 /** Exchange serves at most 4 concurrent Graph requests per app per mailbox (MailboxConcurrency): more only earn 429s. */
 export const GRAPH_MAILBOX_CONCURRENCY = 4;
@@ -20,6 +20,54 @@ export async function withSlot<T>(gate: ConnectionGate | undefined, fn: () => Pr
   } finally {
     release?.();
   }
+}
+
+/**
+ * Microsoft's throttling guidance: after a 429 (or a 503) with Retry-After the client is limited for
+ * that long, for the whole mailbox. Without Retry-After nothing is paused (the request's own retry
+ * backs off).
+ */
+function throttledFor(e: unknown): number | undefined {
+  if (!(e instanceof GraphError) || (e.evidence.status !== 429 && e.evidence.status !== 503)) return undefined;
+  if (e.evidence.code === 'MailboxPaused') return undefined;
+  return e.evidence.retryAfterSeconds;
+}
+
+/** The refusal of a request Mailroom did not make: the mailbox is paused until `until`. */
+export function mailboxPaused(mailbox: string, until: Date, now = new Date()): GraphError {
+  return new GraphError({
+    kind: 'graph',
+    status: 429,
+    code: 'MailboxPaused',
+    message: `Microsoft Graph throttled the mailbox ${mailbox} (429 or 503 with Retry-After); Mailroom sends no request for it until ${until.toISOString()}.`,
+    retryAfterSeconds: Math.max(1, Math.ceil((until.getTime() - now.getTime()) / 1000)),
+  });
+}
+
+/**
+ * Runs `fn` (Graph requests for `mailbox`) holding a slot of the mailbox's Graph gate, unless Graph
+ * throttled the mailbox and its Retry-After has not passed: then nothing is sent and a MailboxPaused
+ * GraphError says until when. A 429/503 with Retry-After that `fn` meets pauses the mailbox, for every
+ * caller and, through the database, every instance: sending, receiving and the tests alike.
+ */
+export async function withGraphMailbox<T>(gates: ConnectionGates | undefined, mailbox: string, fn: () => Promise<T>): Promise<T> {
+  const key = graphGateKey(mailbox);
+  const refuseWhilePaused = async () => {
+    const until = await gates?.pauses.until(key);
+    if (until) throw mailboxPaused(mailbox, until);
+  };
+  await refuseWhilePaused();
+  return withSlot(gates?.for(key, GRAPH_MAILBOX_CONCURRENCY), async () => {
+    // A pause recorded while this waited for its slot holds too.
+    await refuseWhilePaused();
+    try {
+      return await fn();
+    } catch (e) {
+      const seconds = throttledFor(e);
+      if (seconds !== undefined && gates) await gates.pauses.pauseFor(key, seconds * 1000).catch(() => undefined);
+      throw e;
+    }
+  });
 }
 
 /** Graph takes attachments under 3 MB inline; larger ones go through an upload session. */
@@ -56,11 +104,12 @@ export class GraphSender implements MailSender {
     private readonly host: string,
     private readonly mailbox: string,
     private readonly getToken: (forceRefresh: boolean) => Promise<AccessToken>,
-    private readonly gate?: ConnectionGate,
+    /** The mailbox's Graph gate and pauses, shared with receiving and the tests. */
+    private readonly gates?: ConnectionGates,
   ) {}
 
   send(msg: OutgoingMessage | RawOutgoingMessage): Promise<SendResult> {
-    return withSlot(this.gate, () => ('raw' in msg ? this.sendRaw(msg) : this.sendWithRetry(msg)));
+    return withGraphMailbox(this.gates, this.mailbox, () => ('raw' in msg ? this.sendRaw(msg) : this.sendWithRetry(msg)));
   }
 
   private token = async (forceRefresh: boolean) => (await this.getToken(forceRefresh)).accessToken;
@@ -110,7 +159,7 @@ export class GraphSender implements MailSender {
       // Graph accepts only custom x- headers on a draft; threading headers travel in the MIME path only.
       .filter(([name]) => /^x-/i.test(name))
       .map(([name, value]) => ({ name, value }));
-    const draft = await graphCall<{ id: string }>(this.host, {
+    const draft = await graphCall<{ id?: unknown }>(this.host, {
       method: 'POST',
       path: `${base}/messages`,
       token,
@@ -126,6 +175,7 @@ export class GraphSender implements MailSender {
         ...(headers.length && { internetMessageHeaders: headers }),
       },
     });
+    if (typeof draft.id !== 'string' || !draft.id) throw invalidResponse('POST /users/{mailbox}/messages', 'the draft has no id');
     const attachments = `${base}/messages/${encodeURIComponent(draft.id)}/attachments`;
     for (const a of msg.attachments ?? []) {
       if (a.content.length < INLINE_ATTACHMENT_LIMIT) {
@@ -137,18 +187,19 @@ export class GraphSender implements MailSender {
         });
         continue;
       }
-      const session = await graphCall<{ uploadUrl: string }>(this.host, {
+      const session = await graphCall<{ uploadUrl?: unknown }>(this.host, {
         method: 'POST',
         path: `${attachments}/createUploadSession`,
         token,
         body: { AttachmentItem: { attachmentType: 'file', name: a.filename, size: a.content.length, contentType: a.contentType } },
       });
+      if (typeof session.uploadUrl !== 'string') throw invalidResponse('POST createUploadSession', 'uploadUrl is not a string');
+      const uploadUrl = session.uploadUrl;
       for (let start = 0; start < a.content.length; start += UPLOAD_CHUNK) {
         const chunk = a.content.subarray(start, Math.min(a.content.length, start + UPLOAD_CHUNK));
         // The upload URL is pre-authenticated: Microsoft refuses it with an Authorization header.
-        const r = await graphRequest(this.host, {
+        const r = await uploadRequest(uploadUrl, {
           method: 'PUT',
-          path: session.uploadUrl,
           body: chunk,
           contentType: 'application/octet-stream',
           headers: { 'content-range': `bytes ${start}-${start + chunk.length - 1}/${a.content.length}` },

@@ -11,7 +11,7 @@ import type { ConnectionGates } from '../smtp/connection-gate.ts';
 import { PooledSender, smtpGateKey } from '../smtp/smtp-pool.ts';
 import type { MailSender } from '../smtp/smtp-client.ts';
 import { GraphError } from '../graph/graph-client.ts';
-import { GRAPH_MAILBOX_CONCURRENCY, GraphSender, graphGateKey } from '../graph/graph-sender.ts';
+import { GraphSender } from '../graph/graph-sender.ts';
 import type { Db } from '../storage/database.ts';
 import { findMailServer, listMailServers, type MailServerRecord, type StoredError } from '../storage/mail-server-store.ts';
 import {
@@ -298,7 +298,7 @@ export class OutboxWorker {
     const sender: MailSender =
       server.transport === 'graph'
         ? // Exchange serves at most 4 concurrent Graph requests per mailbox (MailboxConcurrency): more only earn 429s.
-          new GraphSender(this.deps.graphHost, server.username, getToken, this.deps.gates.for(graphGateKey(server.username), GRAPH_MAILBOX_CONCURRENCY))
+          new GraphSender(this.deps.graphHost, server.username, getToken, this.deps.gates)
         : new PooledSender(
       { host: server.smtpHost, port: server.smtpPort, security: server.smtpSecurity, auth: authMethodOf(server).mechanism },
       server.username,
