@@ -374,6 +374,14 @@ export class OutboxWorker {
     const log = { messageId: m.id, mailServerId: m.mailServerId, attempt: m.attempts };
     const now = this.now();
     const { failure, error } = classify(e, now);
+    if (e instanceof GraphError && e.evidence.code === 'MailboxPaused') {
+      // Not an attempt: Graph throttled the mailbox and its Retry-After has not passed, so nothing was
+      // sent. The message waits (its attempt given back) and goes back to the queue when the pause ends.
+      const until = new Date(now.getTime() + (e.evidence.retryAfterSeconds ?? 1) * 1000);
+      await markHeld(db, m.id, this.id, error, now, until);
+      logger.info({ ...log, event: 'outbox.graph_paused', until: until.toISOString() }, 'Microsoft Graph throttled the mailbox; the message waits for its Retry-After');
+      return;
+    }
     const decision = decide(failure, m.attempts, now.getTime() - Date.parse(m.queuedAt), this.deps.config);
     const fields = { ...log, event: `outbox.${decision.action}`, code: error.code };
     if (decision.action === 'retry') {
