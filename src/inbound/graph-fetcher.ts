@@ -159,6 +159,7 @@ export async function fetchNewGraph(
         if (failed) throw failed.reason;
       }
       const next = (page.next ?? page.delta)!;
+      for (const g of got) if (g.parsed.problem) deps.logger.warn({ event: 'inbound.unreadable', mailServerId: server.id, remoteId: g.remoteId, code: g.parsed.problem.code, problem: g.parsed.problem.message }, 'message imported without being read whole');
       const rows = await inboundRows(db, server, imap.folder, GRAPH_STATE, got);
       lastUid += got.length;
       const outcomes = await importInboundMessages(db, { serverId: server.id, folder: imap.folder, uidValidity: GRAPH_STATE, lastUid, deltaLink: next }, rows, webhookIds, randomUUID, now()).catch((e: unknown) => {

@@ -257,6 +257,7 @@ test('a $value that never ends is cut at INBOUND_MAX_MESSAGE_MB and imported as 
   assert.ok(items.some((m) => m.subject === 'After the endless one'), 'the next good message is imported');
   const cut = items.find((m) => m.size > MAX_MESSAGE_MB * 1024 * 1024);
   assert.ok(cut, 'the endless message is recorded with a size past the limit');
+  assert.match(mailroom.output(), /"event":"inbound\.unreadable"[^\n]*"code":"too_large","problem":"The message is larger than 4 MB, the largest inbound message \(INBOUND_MAX_MESSAGE_MB\)/);
   if (cut.problem !== undefined) {
     assert.equal(cut.problem.code, 'too_large');
     assert.match(cut.problem.message, /larger than 4 MB.*INBOUND_MAX_MESSAGE_MB/);
@@ -277,6 +278,8 @@ test('messages with 1,001 parts and 5,000 nested multiparts, fetched through $va
   const items = (await api('GET', `/api/v1/inbound-messages?serverId=${incomingId}&limit=200`)).json.items as Array<{ subject: string; problem?: { code: string } }>;
   assert.ok(items.some((m) => m.subject === 'After the crafted ones'));
   for (const m of items.filter((x) => x.problem)) assert.match(m.problem!.code, /too_many_parts|too_deep|malformed/);
+  const unreadable = mailroom.output().split('\n').filter((l) => l.includes('"event":"inbound.unreadable"') && /"code":"(too_many_parts|too_deep|malformed)"/.test(l));
+  assert.ok(unreadable.length >= 2, 'both crafted messages are recorded as unreadable, with what is wrong with them');
   // The process is still the one that started: nothing took it down.
   assert.doesNotThrow(() => process.kill(mailroom.pid, 0));
 });
