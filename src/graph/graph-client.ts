@@ -133,7 +133,8 @@ async function send(url: URL, init: RequestInit, r: Pick<GraphRequest, 'maxBytes
  */
 export async function graphRequest(host: string, r: GraphRequest): Promise<Response> {
   const what = requestLabel(r);
-  const url = graphUrl(host, r.path, what);
+  // A refused link is named by its origin only: its path and query may carry tokens.
+  const url = graphUrl(host, r.path, r.path.startsWith('/') ? what : `${r.method} a link from a Graph answer`);
   const { headers, body } = bodyOf(r);
   if (r.token) headers.authorization = `Bearer ${r.token}`;
   return send(url, { method: r.method, headers, ...(body !== undefined && { body }) }, r, what);

@@ -72,6 +72,8 @@ export async function withGraphMailbox<T>(gates: ConnectionGates | undefined, ma
 
 /** Graph takes attachments under 3 MB inline; larger ones go through an upload session. */
 const INLINE_ATTACHMENT_LIMIT = 3 * 1024 * 1024;
+/** A request carrying up to 4 MB (sendMail with MIME, an inline attachment, an upload chunk): twice the JSON deadline, for slow uplinks. */
+const UPLOAD_TIMEOUT_MS = 120_000;
 /** Upload chunks must be multiples of 320 KiB (Microsoft); 12 of them is 3.75 MiB per request. */
 const UPLOAD_CHUNK = 12 * 320 * 1024;
 
@@ -136,7 +138,7 @@ export class GraphSender implements MailSender {
     }
     const messageId = /^Message-ID:\s*(<[^>]+>)/im.exec(msg.raw.subarray(0, 64 * 1024).toString('latin1'))?.[1] ?? '';
     await withGraphToken(this.token, (token) =>
-      graphCall(this.host, { method: 'POST', path: `${userPath(this.mailbox)}/sendMail`, token, body: mime.toString('base64'), contentType: 'text/plain' }),
+      graphCall(this.host, { method: 'POST', path: `${userPath(this.mailbox)}/sendMail`, token, body: mime.toString('base64'), contentType: 'text/plain', timeoutMs: UPLOAD_TIMEOUT_MS }),
     );
     return { messageId, response: '202 Accepted (Microsoft Graph sendMail)', accepted: msg.envelope.to, rejected: [] };
   }
@@ -146,7 +148,7 @@ export class GraphSender implements MailSender {
     const accepted = [...msg.to, ...(msg.cc ?? []), ...(msg.bcc ?? [])].map((a) => mailbox(a).address);
     const messageId = msg.messageId ?? /^Message-ID:\s*(<[^>]+>)/im.exec(mime.subarray(0, 64 * 1024).toString('latin1'))?.[1] ?? '';
     if (base64.length <= GRAPH_REQUEST_LIMIT) {
-      await graphCall(this.host, { method: 'POST', path: `${userPath(this.mailbox)}/sendMail`, token, body: base64, contentType: 'text/plain' });
+      await graphCall(this.host, { method: 'POST', path: `${userPath(this.mailbox)}/sendMail`, token, body: base64, contentType: 'text/plain', timeoutMs: UPLOAD_TIMEOUT_MS });
       return { messageId, response: '202 Accepted (Microsoft Graph sendMail)', accepted, rejected: [] };
     }
     await this.sendLarge(msg, token);
@@ -184,6 +186,7 @@ export class GraphSender implements MailSender {
           path: attachments,
           token,
           body: { '@odata.type': '#microsoft.graph.fileAttachment', name: a.filename, contentType: a.contentType, contentBytes: a.content.toString('base64') },
+          timeoutMs: UPLOAD_TIMEOUT_MS,
         });
         continue;
       }
@@ -201,6 +204,7 @@ export class GraphSender implements MailSender {
         const r = await uploadRequest(uploadUrl, {
           method: 'PUT',
           body: chunk,
+          timeoutMs: UPLOAD_TIMEOUT_MS,
           contentType: 'application/octet-stream',
           headers: { 'content-range': `bytes ${start}-${start + chunk.length - 1}/${a.content.length}` },
         });

@@ -260,6 +260,10 @@ async function download(
       source.destroy();
       await discardRaw(deps, deps.rawInDatabase ? { chunked: true } : { path: join('inbound', server.id, `${id}.eml.part`) }, id);
       if (isTooLarge(e)) return { uid, id, parsed: tooLarge(limit, size), raw: { none: true }, remoteId };
+      // The disk or the database failed, not the message: the run fails and the message waits in the mailbox.
+      if ((e as NodeJS.ErrnoException)?.syscall !== undefined) {
+        throw new MailroomError('MR_INTERNAL', `A fetched message could not be stored: ${(e as Error).message}`, { fix: 'Check free disk space and the permissions of DATA_DIR. The message stays in the mailbox; the next fetch takes it again.' });
+      }
       if (isRunFailure(e)) throw e instanceof PeerLimitError ? new GraphError({ kind: 'graph', status: r.status, code: 'ResponseTimeout', message: `${e.message} (GET /messages/{id}/$value).`, request: 'GET /messages/{id}/$value' }) : e;
       return { uid, id, parsed: malformed(e, Number.isFinite(size) ? size : 0), raw: { none: true }, remoteId };
     }
