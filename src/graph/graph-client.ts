@@ -100,14 +100,15 @@ function bodyOf(r: Pick<GraphRequest, 'body' | 'contentType' | 'headers'>): { he
   return { headers, body: isJson ? JSON.stringify(r.body) : typeof r.body === 'string' ? r.body : new Blob([r.body as Buffer<ArrayBuffer>]) };
 }
 
+/** An answer cut at its size limit or deadline, as the GraphError the catalogue explains (ResponseTooLarge, ResponseTimeout). */
+export function limitError(e: PeerLimitError, what: string, status = 0): GraphError {
+  return new GraphError({ kind: 'graph', status, code: e.limit === 'size' ? 'ResponseTooLarge' : 'ResponseTimeout', message: `${e.message} (${what}).`, request: what });
+}
+
 /** A peer's limit, a shutdown or a network failure, as the error the callers explain. */
 function exchangeError(e: unknown, url: URL, what: string, status = 0): Error {
   if (e instanceof GraphError) return e;
-  if (e instanceof PeerLimitError) {
-    return e.limit === 'size'
-      ? new GraphError({ kind: 'graph', status, code: 'ResponseTooLarge', message: `${e.message} (${what}).`, request: what })
-      : new GraphError({ kind: 'graph', status, code: 'ResponseTimeout', message: `${e.message} (${what}).`, request: what });
-  }
+  if (e instanceof PeerLimitError) return limitError(e, what, status);
   const cause = (e as { cause?: { code?: string; message?: string } }).cause;
   const aborted = (e as Error)?.name === 'AbortError' || (e as { code?: string })?.code === 'ABORT_ERR';
   const code = cause?.code ?? (aborted ? 'ECANCELED' : 'ENETWORK');

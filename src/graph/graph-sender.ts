@@ -54,7 +54,7 @@ export async function withGraphMailbox<T>(gates: ConnectionGates | undefined, ma
   const key = graphGateKey(mailbox);
   const refuseWhilePaused = async () => {
     const until = await gates?.pauses.until(key);
-    if (until) throw mailboxPaused(mailbox, until);
+    if (until) throw mailboxPaused(mailbox, until, gates!.pauses.now());
   };
   await refuseWhilePaused();
   return withSlot(gates?.for(key, GRAPH_MAILBOX_CONCURRENCY), async () => {

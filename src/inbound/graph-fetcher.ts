@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import type { ReadableStream as WebReadableStream } from 'node:stream/web';
 import { MailroomError } from '../errors/errors.ts';
-import { checkLink, downloadTimeoutMs, GraphError, type GraphRequest, graphCall, graphRequest, invalidResponse, processGraphResponse, userPath, withGraphToken, grantedPermissions, missingPermission } from '../graph/graph-client.ts';
+import { checkLink, downloadTimeoutMs, GraphError, type GraphRequest, graphCall, graphRequest, invalidResponse, limitError, processGraphResponse, userPath, withGraphToken, grantedPermissions, missingPermission } from '../graph/graph-client.ts';
 import { formatBytes, PeerLimitError } from '../net/bounded-fetch.ts';
 import { isDatabaseUnavailable } from '../storage/database.ts';
 import { clearAfterFetch, existingDedupeKeys, getFolderState, importInboundMessages, pendingRemoteAfterFetch } from '../storage/inbound-store.ts';
@@ -188,6 +188,8 @@ export async function fetchNewGraph(
   return { imported, skipped, uidValidityChanged: false };
 }
 
+const VALUE = 'GET /messages/{id}/$value';
+
 /** The answer was cut at INBOUND_MAX_MESSAGE_MB (declared or streamed): the message is too large, not the run broken. */
 function isTooLarge(e: unknown): boolean {
   return (e instanceof PeerLimitError && e.limit === 'size') || (e instanceof GraphError && e.evidence.code === 'ResponseTooLarge');
@@ -231,7 +233,7 @@ async function download(
     try {
       r = await withGraphToken(token, async (t) => {
         const res = await graphRequest(deps.graphHost, { method: 'GET', path, token: t, headers: { prefer: 'IdType="ImmutableId"' }, maxBytes: limit, timeoutMs: downloadTimeoutMs(limit), ...(deps.signal && { signal: deps.signal }) });
-        if (!res.ok) await processGraphResponse(res, 'GET /messages/{id}/$value');
+        if (!res.ok) await processGraphResponse(res, VALUE);
         return res;
       });
     } catch (e) {
@@ -245,7 +247,7 @@ async function download(
         mime = Buffer.from(await r.arrayBuffer());
       } catch (e) {
         if (isTooLarge(e)) return { uid, id, parsed: tooLarge(limit, size), raw: { none: true }, remoteId };
-        throw e;
+        throw e instanceof PeerLimitError ? limitError(e, VALUE, r.status) : e;
       }
       const parsed = await deps.parser.parse(mime).catch((e: unknown) => malformed(e, mime.length));
       return { uid, id, parsed, raw: { mime }, remoteId };
@@ -264,7 +266,7 @@ async function download(
       if ((e as NodeJS.ErrnoException)?.syscall !== undefined) {
         throw new MailroomError('MR_INTERNAL', `A fetched message could not be stored: ${(e as Error).message}`, { fix: 'Check free disk space and the permissions of DATA_DIR. The message stays in the mailbox; the next fetch takes it again.' });
       }
-      if (isRunFailure(e)) throw e instanceof PeerLimitError ? new GraphError({ kind: 'graph', status: r.status, code: 'ResponseTimeout', message: `${e.message} (GET /messages/{id}/$value).`, request: 'GET /messages/{id}/$value' }) : e;
+      if (isRunFailure(e)) throw e instanceof PeerLimitError ? limitError(e, VALUE, r.status) : e;
       return { uid, id, parsed: malformed(e, Number.isFinite(size) ? size : 0), raw: { none: true }, remoteId };
     }
   });

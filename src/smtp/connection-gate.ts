@@ -334,7 +334,8 @@ export class GatePauses {
   constructor(
     private readonly db: Db | undefined,
     private readonly instance: string,
-    private readonly now: () => Date = () => new Date(),
+    /** The clock pauses are measured on (the application's). */
+    readonly now: () => Date = () => new Date(),
   ) {}
 
   private name(key: string): string {
