@@ -165,6 +165,7 @@ for (const which of ['@odata.nextLink', '@odata.deltaLink'] as const) {
       const r = await fetchOnce();
       assertExplained(r.error, 'GRAPH_ForeignLink', new RegExp(`${which}.*points to ${foreignOrigin.replace(/\./g, '\\.')}, not to Microsoft Graph`), /MICROSOFT_GRAPH_HOST/);
       assert.ok(!r.error!.message.includes('/v1.0/users'), 'the foreign link\'s path is not repeated');
+      assert.ok(!JSON.stringify(r.lastError).includes('secret-skiptoken') && !mailroom.output().includes('secret-skiptoken'), 'neither the stored error nor the log repeats the link\'s query');
       assert.equal(r.importedCount, before, 'nothing of the page is committed');
       assert.equal(graph.requests.slice(mark).filter((q) => q.path.endsWith('/$value')).length, 0, 'nothing of the page is downloaded');
       const next = await fetchOnce();
