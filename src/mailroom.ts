@@ -100,7 +100,8 @@ export async function createMailroom(config: Config, logger: Logger, opts: Start
   const wakeups = startWakeups(db, config.databaseUrl, logger, { connectionTimeoutMs: config.databaseTimeouts.connectMs });
   // One count of open connections per mailbox: the outbox's pool and the server tests share it; on
   // PostgreSQL every instance does (lease rows that live as long as the outbox's claims).
-  const gates = new ConnectionGates(database.dialect === 'postgres' ? { db, instance, wakeups, leaseMs: config.outbox.leaseMs, now, logger } : undefined);
+  // Its pauses (Graph's Retry-After) are lease rows on either database.
+  const gates = new ConnectionGates(database.dialect === 'postgres' ? { db, instance, wakeups, leaseMs: config.outbox.leaseMs, now, logger } : undefined, db);
   const worker = new OutboxWorker({ db, dialect: database.dialect, config: config.outbox, graphHost: config.microsoftGraph.host, tokens, gates, logger, now });
   const inbound = new InboundMessageService({ db, dataDir: config.dataDir });
   const incoming = new IncomingServerService({ db, sealer, config, tokens, logger, now, instance, gates });

@@ -972,6 +972,44 @@ export const CATALOGUE = {
     guideStep: 5,
     temporary: false,
   },
+
+  // ── Microsoft Graph answers Mailroom refused (issue #18: nothing from outside is trusted) ──
+  GRAPH_ForeignLink: {
+    area: 'graph',
+    title: 'Graph answer pointed elsewhere',
+    symptom: '@odata.nextLink or @odata.deltaLink at another host',
+    cause: 'An answer from Microsoft Graph contained a link (the next page or the next delta query) to a host other than MICROSOFT_GRAPH_HOST. Following it would have sent the mailbox\'s access token there, so Mailroom stopped, stored nothing from that answer and keeps the last good link. Usually a proxy between Mailroom and Microsoft rewrites links, or MICROSOFT_GRAPH_HOST is not the host Graph answers from.',
+    fix: 'Set MICROSOFT_GRAPH_HOST to the Graph host of your cloud (https://graph.microsoft.com; national clouds: their own Graph host) and let HTTPS to it pass unchanged (no rewriting proxy), then restart Mailroom and click Fetch Now. The named host is the only part of the link shown.',
+    guideStep: 7,
+    temporary: false,
+  },
+  GRAPH_InvalidResponse: {
+    area: 'graph',
+    title: 'Graph answer not understood',
+    symptom: 'a success answer whose JSON is not what Graph documents ("value" not a list, an id not a string, a link not a string)',
+    cause: 'Microsoft Graph (or something answering in its place) sent a success whose content is not what Graph documents, so nothing of it was used or stored. The message below names the field that is wrong.',
+    fix: 'Nothing to do if it passes: the next fetch starts again from the last good link. If it repeats, check that MICROSOFT_GRAPH_HOST is Microsoft Graph and that no proxy changes its answers.',
+    guideStep: 7,
+    temporary: true,
+  },
+  GRAPH_ResponseTooLarge: {
+    area: 'graph',
+    title: 'Graph answer too large',
+    symptom: 'an answer larger than its limit (16 MB for JSON)',
+    cause: 'An answer from Microsoft Graph was larger than Mailroom reads for that request (16 MB for a JSON answer such as a delta page), so Mailroom stopped reading it and used none of it. A real delta page of 50 messages is a few KB.',
+    fix: 'Check that MICROSOFT_GRAPH_HOST is Microsoft Graph and that no proxy adds to its answers; the next fetch tries again from the last good link.',
+    guideStep: 7,
+    temporary: true,
+  },
+  GRAPH_ResponseTimeout: {
+    area: 'graph',
+    title: 'Graph answer not finished in time',
+    symptom: 'the answer was still arriving at its deadline (60 s for JSON)',
+    cause: 'Microsoft Graph did not finish its answer within the deadline (60 s for a JSON request; a message download gets one minute plus 2 s per MB of INBOUND_MAX_MESSAGE_MB), so Mailroom ended the request and stored nothing from it.',
+    fix: 'Nothing to do if it passes: Mailroom tries again at the next fetch or retry. If it repeats, check the network path to Microsoft Graph (proxy, firewall, bandwidth).',
+    guideStep: 7,
+    temporary: true,
+  },
 } as const satisfies Record<string, CatalogueEntry>;
 
 export type CatalogueCode = keyof typeof CATALOGUE;

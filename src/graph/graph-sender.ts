@@ -1,8 +1,8 @@
 import MailComposer from 'nodemailer/lib/mail-composer/index.js';
 import type { AccessToken } from '../oauth/token-manager.ts';
-import type { ConnectionGate } from '../smtp/connection-gate.ts';
+import type { ConnectionGate, ConnectionGates } from '../smtp/connection-gate.ts';
 import type { MailSender, OutgoingMessage, RawOutgoingMessage, SendResult } from '../smtp/smtp-client.ts';
-import { GRAPH_REQUEST_LIMIT, GraphError, graphCall, graphRequest, processGraphResponse, userPath, withGraphToken } from './graph-client.ts';
+import { GRAPH_REQUEST_LIMIT, GraphError, graphCall, invalidResponse, processGraphResponse, uploadRequest, userPath, withGraphToken } from './graph-client.ts';
 
 /** Exchange serves at most 4 concurrent Graph requests per app per mailbox (MailboxConcurrency): more only earn 429s. */
 export const GRAPH_MAILBOX_CONCURRENCY = 4;
@@ -22,8 +22,58 @@ export async function withSlot<T>(gate: ConnectionGate | undefined, fn: () => Pr
   }
 }
 
+/**
+ * Microsoft's throttling guidance: after a 429 (or a 503) with Retry-After the client is limited for
+ * that long, for the whole mailbox. Without Retry-After nothing is paused (the request's own retry
+ * backs off).
+ */
+function throttledFor(e: unknown): number | undefined {
+  if (!(e instanceof GraphError) || (e.evidence.status !== 429 && e.evidence.status !== 503)) return undefined;
+  if (e.evidence.code === 'MailboxPaused') return undefined;
+  return e.evidence.retryAfterSeconds;
+}
+
+/** The refusal of a request Mailroom did not make: the mailbox is paused until `until`. */
+export function mailboxPaused(mailbox: string, until: Date, now = new Date()): GraphError {
+  return new GraphError({
+    kind: 'graph',
+    status: 429,
+    code: 'MailboxPaused',
+    message: `Microsoft Graph throttled the mailbox ${mailbox} (429 or 503 with Retry-After); Mailroom sends no request for it until ${until.toISOString()}.`,
+    retryAfterSeconds: Math.max(1, Math.ceil((until.getTime() - now.getTime()) / 1000)),
+  });
+}
+
+/**
+ * Runs `fn` (Graph requests for `mailbox`) holding a slot of the mailbox's Graph gate, unless Graph
+ * throttled the mailbox and its Retry-After has not passed: then nothing is sent and a MailboxPaused
+ * GraphError says until when. A 429/503 with Retry-After that `fn` meets pauses the mailbox, for every
+ * caller and, through the database, every instance: sending, receiving and the tests alike.
+ */
+export async function withGraphMailbox<T>(gates: ConnectionGates | undefined, mailbox: string, fn: () => Promise<T>): Promise<T> {
+  const key = graphGateKey(mailbox);
+  const refuseWhilePaused = async () => {
+    const until = await gates?.pauses.until(key);
+    if (until) throw mailboxPaused(mailbox, until, gates!.pauses.now());
+  };
+  await refuseWhilePaused();
+  return withSlot(gates?.for(key, GRAPH_MAILBOX_CONCURRENCY), async () => {
+    // A pause recorded while this waited for its slot holds too.
+    await refuseWhilePaused();
+    try {
+      return await fn();
+    } catch (e) {
+      const seconds = throttledFor(e);
+      if (seconds !== undefined && gates) await gates.pauses.pauseFor(key, seconds * 1000).catch(() => undefined);
+      throw e;
+    }
+  });
+}
+
 /** Graph takes attachments under 3 MB inline; larger ones go through an upload session. */
 const INLINE_ATTACHMENT_LIMIT = 3 * 1024 * 1024;
+/** A request carrying up to 4 MB (sendMail with MIME, an inline attachment, an upload chunk): twice the JSON deadline, for slow uplinks. */
+const UPLOAD_TIMEOUT_MS = 120_000;
 /** Upload chunks must be multiples of 320 KiB (Microsoft); 12 of them is 3.75 MiB per request. */
 const UPLOAD_CHUNK = 12 * 320 * 1024;
 
@@ -56,11 +106,12 @@ export class GraphSender implements MailSender {
     private readonly host: string,
     private readonly mailbox: string,
     private readonly getToken: (forceRefresh: boolean) => Promise<AccessToken>,
-    private readonly gate?: ConnectionGate,
+    /** The mailbox's Graph gate and pauses, shared with receiving and the tests. */
+    private readonly gates?: ConnectionGates,
   ) {}
 
   send(msg: OutgoingMessage | RawOutgoingMessage): Promise<SendResult> {
-    return withSlot(this.gate, () => ('raw' in msg ? this.sendRaw(msg) : this.sendWithRetry(msg)));
+    return withGraphMailbox(this.gates, this.mailbox, () => ('raw' in msg ? this.sendRaw(msg) : this.sendWithRetry(msg)));
   }
 
   private token = async (forceRefresh: boolean) => (await this.getToken(forceRefresh)).accessToken;
@@ -87,7 +138,7 @@ export class GraphSender implements MailSender {
     }
     const messageId = /^Message-ID:\s*(<[^>]+>)/im.exec(msg.raw.subarray(0, 64 * 1024).toString('latin1'))?.[1] ?? '';
     await withGraphToken(this.token, (token) =>
-      graphCall(this.host, { method: 'POST', path: `${userPath(this.mailbox)}/sendMail`, token, body: mime.toString('base64'), contentType: 'text/plain' }),
+      graphCall(this.host, { method: 'POST', path: `${userPath(this.mailbox)}/sendMail`, token, body: mime.toString('base64'), contentType: 'text/plain', timeoutMs: UPLOAD_TIMEOUT_MS }),
     );
     return { messageId, response: '202 Accepted (Microsoft Graph sendMail)', accepted: msg.envelope.to, rejected: [] };
   }
@@ -97,7 +148,7 @@ export class GraphSender implements MailSender {
     const accepted = [...msg.to, ...(msg.cc ?? []), ...(msg.bcc ?? [])].map((a) => mailbox(a).address);
     const messageId = msg.messageId ?? /^Message-ID:\s*(<[^>]+>)/im.exec(mime.subarray(0, 64 * 1024).toString('latin1'))?.[1] ?? '';
     if (base64.length <= GRAPH_REQUEST_LIMIT) {
-      await graphCall(this.host, { method: 'POST', path: `${userPath(this.mailbox)}/sendMail`, token, body: base64, contentType: 'text/plain' });
+      await graphCall(this.host, { method: 'POST', path: `${userPath(this.mailbox)}/sendMail`, token, body: base64, contentType: 'text/plain', timeoutMs: UPLOAD_TIMEOUT_MS });
       return { messageId, response: '202 Accepted (Microsoft Graph sendMail)', accepted, rejected: [] };
     }
     await this.sendLarge(msg, token);
@@ -110,7 +161,7 @@ export class GraphSender implements MailSender {
       // Graph accepts only custom x- headers on a draft; threading headers travel in the MIME path only.
       .filter(([name]) => /^x-/i.test(name))
       .map(([name, value]) => ({ name, value }));
-    const draft = await graphCall<{ id: string }>(this.host, {
+    const draft = await graphCall<{ id?: unknown }>(this.host, {
       method: 'POST',
       path: `${base}/messages`,
       token,
@@ -126,6 +177,7 @@ export class GraphSender implements MailSender {
         ...(headers.length && { internetMessageHeaders: headers }),
       },
     });
+    if (typeof draft.id !== 'string' || !draft.id) throw invalidResponse('POST /users/{mailbox}/messages', 'the draft has no id');
     const attachments = `${base}/messages/${encodeURIComponent(draft.id)}/attachments`;
     for (const a of msg.attachments ?? []) {
       if (a.content.length < INLINE_ATTACHMENT_LIMIT) {
@@ -134,22 +186,25 @@ export class GraphSender implements MailSender {
           path: attachments,
           token,
           body: { '@odata.type': '#microsoft.graph.fileAttachment', name: a.filename, contentType: a.contentType, contentBytes: a.content.toString('base64') },
+          timeoutMs: UPLOAD_TIMEOUT_MS,
         });
         continue;
       }
-      const session = await graphCall<{ uploadUrl: string }>(this.host, {
+      const session = await graphCall<{ uploadUrl?: unknown }>(this.host, {
         method: 'POST',
         path: `${attachments}/createUploadSession`,
         token,
         body: { AttachmentItem: { attachmentType: 'file', name: a.filename, size: a.content.length, contentType: a.contentType } },
       });
+      if (typeof session.uploadUrl !== 'string') throw invalidResponse('POST createUploadSession', 'uploadUrl is not a string');
+      const uploadUrl = session.uploadUrl;
       for (let start = 0; start < a.content.length; start += UPLOAD_CHUNK) {
         const chunk = a.content.subarray(start, Math.min(a.content.length, start + UPLOAD_CHUNK));
         // The upload URL is pre-authenticated: Microsoft refuses it with an Authorization header.
-        const r = await graphRequest(this.host, {
+        const r = await uploadRequest(uploadUrl, {
           method: 'PUT',
-          path: session.uploadUrl,
           body: chunk,
+          timeoutMs: UPLOAD_TIMEOUT_MS,
           contentType: 'application/octet-stream',
           headers: { 'content-range': `bytes ${start}-${start + chunk.length - 1}/${a.content.length}` },
         });

@@ -1,15 +1,18 @@
 import { randomUUID } from 'node:crypto';
+import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import type { ReadableStream as WebReadableStream } from 'node:stream/web';
 import { MailroomError } from '../errors/errors.ts';
-import { GraphError, type GraphRequest, graphCall, graphRequest, processGraphResponse, userPath, withGraphToken, grantedPermissions, missingPermission } from '../graph/graph-client.ts';
+import { checkLink, downloadTimeoutMs, GraphError, type GraphRequest, graphCall, graphRequest, invalidResponse, limitError, processGraphResponse, userPath, withGraphToken, grantedPermissions, missingPermission } from '../graph/graph-client.ts';
+import { formatBytes, PeerLimitError } from '../net/bounded-fetch.ts';
+import { isDatabaseUnavailable } from '../storage/database.ts';
 import { clearAfterFetch, existingDedupeKeys, getFolderState, importInboundMessages, pendingRemoteAfterFetch } from '../storage/inbound-store.ts';
 import { findToken, type MailServerRecord } from '../storage/mail-server-store.ts';
 import { listWebhooks } from '../storage/webhook-store.ts';
-import { GRAPH_MAILBOX_CONCURRENCY, graphGateKey, withSlot } from '../graph/graph-sender.ts';
+import { GRAPH_MAILBOX_CONCURRENCY, withGraphMailbox } from '../graph/graph-sender.ts';
 import { type FetchedMessage, inboundRows } from './inbound-rows.ts';
 import type { FetcherDeps, FetchResult } from './mailbox-fetcher.ts';
-import { discardRaw, storeRaw } from './parse-message.ts';
+import { discardRaw, type ParsedMessage, storeRaw, unreadableMessage } from './parse-message.ts';
 
 /** Marks Graph-fetched rows in the folder state, where IMAP keeps a UIDVALIDITY. */
 const GRAPH_STATE = 'graph';
@@ -28,22 +31,51 @@ function tokenOf(deps: Pick<FetcherDeps, 'tokens'>, server: MailServerRecord): (
   return async (forceRefresh) => (!forceRefresh && token) || (token = (await deps.tokens.getAccessToken(server.id, { forceRefresh })).accessToken);
 }
 
-const gateOf = (deps: Pick<FetcherDeps, 'gates'>, server: MailServerRecord) => deps.gates?.for(graphGateKey(server.username), GRAPH_MAILBOX_CONCURRENCY);
+/** Graph JSON requests with that token, each holding a slot of the mailbox's Graph gate (none while Graph's Retry-After pauses it). */
+function caller(deps: Pick<FetcherDeps, 'gates' | 'signal'> & { graphHost: string }, server: MailServerRecord, token: (forceRefresh: boolean) => Promise<string>): Call {
+  return <T>(r: Omit<GraphRequest, 'token'>) =>
+    withGraphMailbox(deps.gates, server.username, () => withGraphToken(token, (t) => graphCall<T>(deps.graphHost, { ...r, token: t, ...(deps.signal && { signal: deps.signal }) })));
+}
 
-/** Graph JSON requests with that token, each holding a slot of the mailbox's Graph gate. */
-function caller(deps: Pick<FetcherDeps, 'gates'> & { graphHost: string }, server: MailServerRecord, token: (forceRefresh: boolean) => Promise<string>): Call {
-  const gate = gateOf(deps, server);
-  return <T>(r: Omit<GraphRequest, 'token'>) => withSlot(gate, () => withGraphToken(token, (t) => graphCall<T>(deps.graphHost, { ...r, token: t })));
+/** A delta page as Graph documents it; anything else is an InvalidResponse and nothing of it is used. */
+interface DeltaPage {
+  ids: string[];
+  next: string | undefined;
+  delta: string | undefined;
+}
+
+export function deltaPage(host: string, body: Record<string, unknown>): DeltaPage {
+  const what = 'GET delta';
+  const value = body.value;
+  if (!Array.isArray(value)) throw invalidResponse(what, `"value" is ${value === undefined ? 'missing' : `${typeof value} ${JSON.stringify(value).slice(0, 40)}`}, not an array of messages`);
+  const ids: string[] = [];
+  value.forEach((v: unknown, k) => {
+    if (typeof v !== 'object' || v === null || Array.isArray(v)) throw invalidResponse(what, `value[${k}] is ${Array.isArray(v) ? 'an array' : v === null ? 'null' : typeof v}, not a message`);
+    const m = v as { id?: unknown; '@removed'?: unknown };
+    if (typeof m.id !== 'string' || !m.id) throw invalidResponse(what, `value[${k}].id is ${m.id === undefined ? 'missing' : typeof m.id}, not a string`);
+    if (!m['@removed']) ids.push(m.id);
+  });
+  const next = body['@odata.nextLink'] === undefined ? undefined : checkLink(host, body['@odata.nextLink'], '@odata.nextLink of GET delta');
+  const delta = body['@odata.deltaLink'] === undefined ? undefined : checkLink(host, body['@odata.deltaLink'], '@odata.deltaLink of GET delta');
+  if (!next && !delta) throw invalidResponse(what, 'the page has neither @odata.nextLink nor @odata.deltaLink');
+  return { ids: [...new Set(ids)], next, delta };
 }
 
 /** The folder's Graph id: INBOX is the well-known "inbox"; other names are looked up (top-level folders). */
 async function folderId(call: Call, mailbox: string, name: string, create = false): Promise<string> {
   if (name.toUpperCase() === 'INBOX') return 'inbox';
   const q = encodeURIComponent(`displayName eq '${name.replace(/'/g, "''")}'`);
-  const found = await call<{ value: Array<{ id: string }> }>({ method: 'GET', path: `${userPath(mailbox)}/mailFolders?$filter=${q}` });
-  if (found.value[0]) return found.value[0].id;
+  const found = await call<{ value?: unknown }>({ method: 'GET', path: `${userPath(mailbox)}/mailFolders?$filter=${q}` });
+  if (!Array.isArray(found.value)) throw invalidResponse('GET /mailFolders', `"value" is ${found.value === undefined ? 'missing' : typeof found.value}, not an array of folders`);
+  const first = found.value[0] as { id?: unknown } | undefined;
+  if (first !== undefined) {
+    if (typeof first?.id !== 'string' || !first.id) throw invalidResponse('GET /mailFolders', 'the folder has no id');
+    return first.id;
+  }
   if (!create) throw new GraphError({ kind: 'graph', status: 404, code: 'ErrorFolderNotFound', message: `The folder ${name} does not exist in ${mailbox}.`, request: 'GET /mailFolders' });
-  return (await call<{ id: string }>({ method: 'POST', path: `${userPath(mailbox)}/mailFolders`, body: { displayName: name } })).id;
+  const made = await call<{ id?: unknown }>({ method: 'POST', path: `${userPath(mailbox)}/mailFolders`, body: { displayName: name } });
+  if (typeof made.id !== 'string' || !made.id) throw invalidResponse('POST /mailFolders', 'the new folder has no id');
+  return made.id;
 }
 
 /** The admin's choice for fetched mail, message by message (Graph has no bulk form); false if it failed. */
@@ -91,18 +123,24 @@ export async function fetchNewGraph(
   }
 
   const state = await getFolderState(db, server.id, imap.folder);
+  // A link stored before links were checked may name another host: it is refused like a fresh one.
+  if (state?.deltaLink) checkLink(deps.graphHost, state.deltaLink, 'The stored @odata.deltaLink');
   let link = state?.deltaLink ?? `${base}/mailFolders/${encodeURIComponent(await folderId(call, server.username, imap.folder))}/messages/delta?$select=id,subject,isRead,internetMessageId`;
   let lastUid = state?.lastUid ?? 0;
   const webhookIds = (await listWebhooks(db)).filter((w) => w.active).map((w) => w.id);
   let imported = 0;
   let skipped = 0;
   for (;;) {
-    const page = await call<{ value: Array<{ id?: string; '@removed'?: unknown }>; '@odata.nextLink'?: string; '@odata.deltaLink'?: string }>({
-      method: 'GET',
-      path: link,
-      headers: { prefer: `IdType="ImmutableId", odata.maxpagesize=${PAGE_SIZE}` },
-    });
-    const ids = [...new Set(page.value.filter((v) => !v['@removed'] && typeof v.id === 'string').map((v) => v.id!))];
+    // Shape and links are checked before anything of the page is used: a bad page commits nothing.
+    const page = deltaPage(
+      deps.graphHost,
+      await call<Record<string, unknown>>({
+        method: 'GET',
+        path: link,
+        headers: { prefer: `IdType="ImmutableId", odata.maxpagesize=${PAGE_SIZE}` },
+      }),
+    );
+    const ids = page.ids;
     // Read-state changes (ours included) come back as changed messages: already imported, not downloaded.
     const known = await existingDedupeKeys(db, server.id, ids.map((id) => `graph:${id}`));
     const fresh = ids.filter((id) => !known.has(`graph:${id}`));
@@ -111,14 +149,17 @@ export async function fetchNewGraph(
     const files: Array<Pick<FetchedMessage, 'id' | 'raw'>> = [];
     try {
       for (let k = 0; k < fresh.length; k += DOWNLOADS_AT_ONCE) {
-        await Promise.all(
+        // Settled, not raced: a failed download must not leave the others writing files after the cleanup below.
+        const results = await Promise.allSettled(
           fresh.slice(k, k + DOWNLOADS_AT_ONCE).map(async (remoteId, j) => {
             got[k + j] = await download(deps, token, server, remoteId, lastUid + k + j + 1, files);
           }),
         );
+        const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+        if (failed) throw failed.reason;
       }
-      const next = page['@odata.nextLink'] ?? page['@odata.deltaLink'];
-      if (!next) throw new GraphError({ kind: 'graph', status: 200, code: 'InvalidDeltaResponse', message: 'The delta page has neither @odata.nextLink nor @odata.deltaLink.', request: 'GET delta' });
+      const next = (page.next ?? page.delta)!;
+      for (const g of got) if (g.parsed.problem) deps.logger.warn({ event: 'inbound.unreadable', mailServerId: server.id, remoteId: g.remoteId, code: g.parsed.problem.code, problem: g.parsed.problem.message }, 'message imported without being read whole');
       const rows = await inboundRows(db, server, imap.folder, GRAPH_STATE, got);
       lastUid += got.length;
       const outcomes = await importInboundMessages(db, { serverId: server.id, folder: imap.folder, uidValidity: GRAPH_STATE, lastUid, deltaLink: next }, rows, webhookIds, randomUUID, now()).catch((e: unknown) => {
@@ -142,12 +183,39 @@ export async function fetchNewGraph(
       for (const f of files) await discardRaw(deps, f.raw, f.id);
       throw e;
     }
-    if (!page['@odata.nextLink']) break;
+    if (!page.next) break;
   }
   return { imported, skipped, uidValidityChanged: false };
 }
 
-/** One message's raw MIME: kept in memory when small, streamed to a file and parsed on the way when large. */
+const VALUE = 'GET /messages/{id}/$value';
+
+/** The answer was cut at INBOUND_MAX_MESSAGE_MB (declared or streamed): the message is too large, not the run broken. */
+function isTooLarge(e: unknown): boolean {
+  return (e instanceof PeerLimitError && e.limit === 'size') || (e instanceof GraphError && e.evidence.code === 'ResponseTooLarge');
+}
+
+/** A failure of the exchange or of this process, not of the message: the run fails and the message is tried again. */
+function isRunFailure(e: unknown): boolean {
+  return e instanceof PeerLimitError || e instanceof GraphError || isDatabaseUnavailable(e) || (e as Error)?.name === 'AbortError' || (e as { code?: unknown })?.code === 'MR_GRAPH_UNREACHABLE';
+}
+
+const tooLarge = (limit: number, declared: number): ParsedMessage =>
+  unreadableMessage(
+    { code: 'too_large', message: `The message is larger than ${formatBytes(limit)}, the largest inbound message (INBOUND_MAX_MESSAGE_MB); Mailroom stopped downloading it and kept no content.` },
+    { sizeBytes: Number.isFinite(declared) && declared > limit ? declared : limit + 1 },
+  );
+
+const malformed = (e: unknown, sizeBytes: number): ParsedMessage =>
+  unreadableMessage({ code: 'malformed', message: `The message could not be read as MIME: ${String((e as Error)?.message ?? e).slice(0, 300)}` }, { sizeBytes });
+
+/**
+ * One message's raw MIME, up to INBOUND_MAX_MESSAGE_MB: kept in memory when small, streamed to storage
+ * and parsed on the way when large. A message larger than the limit is imported without content,
+ * marked too_large; one that cannot be parsed is imported as it is (raw kept when small), marked
+ * malformed: either way the fetch goes on past it. The exchange failing (Graph, the deadline, shutdown)
+ * fails the run instead, and the message is fetched again next time.
+ */
 async function download(
   deps: FetcherDeps & { graphHost: string },
   token: (forceRefresh: boolean) => Promise<string>,
@@ -156,23 +224,51 @@ async function download(
   uid: number,
   files: Array<Pick<FetchedMessage, 'id' | 'raw'>>,
 ): Promise<FetchedMessage> {
+  const limit = deps.maxMessageBytes;
+  const id = randomUUID();
   // The slot is held until the body has been read: the response streams while Exchange counts it.
-  return withSlot(gateOf(deps, server), async () => {
+  return withGraphMailbox(deps.gates, server.username, async () => {
     const path = `${userPath(server.username)}/messages/${encodeURIComponent(remoteId)}/$value`;
-    const r = await withGraphToken(token, async (t) => {
-      const res = await graphRequest(deps.graphHost, { method: 'GET', path, token: t, headers: { prefer: 'IdType="ImmutableId"' } });
-      if (!res.ok || !res.body) await processGraphResponse(res, 'GET /messages/{id}/$value');
-      return res;
-    });
-    const id = randomUUID();
-    const size = Number(r.headers.get('content-length') ?? NaN);
-    if (Number.isFinite(size) && size <= SMALL_MESSAGE_BYTES) {
-      const mime = Buffer.from(await r.arrayBuffer());
-      return { uid, id, parsed: await deps.parser.parse(mime), raw: { mime }, remoteId };
+    let r: Response;
+    try {
+      r = await withGraphToken(token, async (t) => {
+        const res = await graphRequest(deps.graphHost, { method: 'GET', path, token: t, headers: { prefer: 'IdType="ImmutableId"' }, maxBytes: limit, timeoutMs: downloadTimeoutMs(limit), ...(deps.signal && { signal: deps.signal }) });
+        if (!res.ok) await processGraphResponse(res, VALUE);
+        return res;
+      });
+    } catch (e) {
+      if (isTooLarge(e)) return { uid, id, parsed: tooLarge(limit, NaN), raw: { none: true }, remoteId };
+      throw e;
     }
-    const { raw, ...parsed } = await storeRaw(Readable.fromWeb(r.body as unknown as WebReadableStream), deps, server.id, id);
-    files.push({ id, raw });
-    return { uid, id, parsed, raw, remoteId };
+    const size = Number(r.headers.get('content-length') ?? NaN);
+    if (!r.body || (Number.isFinite(size) && size <= SMALL_MESSAGE_BYTES)) {
+      let mime: Buffer;
+      try {
+        mime = Buffer.from(await r.arrayBuffer());
+      } catch (e) {
+        if (isTooLarge(e)) return { uid, id, parsed: tooLarge(limit, size), raw: { none: true }, remoteId };
+        throw e instanceof PeerLimitError ? limitError(e, VALUE, r.status) : e;
+      }
+      const parsed = await deps.parser.parse(mime).catch((e: unknown) => malformed(e, mime.length));
+      return { uid, id, parsed, raw: { mime }, remoteId };
+    }
+    const source = Readable.fromWeb(r.body as unknown as WebReadableStream);
+    try {
+      const { raw, ...parsed } = await storeRaw(source, deps, server.id, id);
+      files.push({ id, raw });
+      return { uid, id, parsed, raw, remoteId };
+    } catch (e) {
+      // Stop the download and remove what was written of it.
+      source.destroy();
+      await discardRaw(deps, deps.rawInDatabase ? { chunked: true } : { path: join('inbound', server.id, `${id}.eml.part`) }, id);
+      if (isTooLarge(e)) return { uid, id, parsed: tooLarge(limit, size), raw: { none: true }, remoteId };
+      // The disk or the database failed, not the message: the run fails and the message waits in the mailbox.
+      if ((e as NodeJS.ErrnoException)?.syscall !== undefined) {
+        throw new MailroomError('MR_INTERNAL', `A fetched message could not be stored: ${(e as Error).message}`, { fix: 'Check free disk space and the permissions of DATA_DIR. The message stays in the mailbox; the next fetch takes it again.' });
+      }
+      if (isRunFailure(e)) throw e instanceof PeerLimitError ? limitError(e, VALUE, r.status) : e;
+      return { uid, id, parsed: malformed(e, Number.isFinite(size) ? size : 0), raw: { none: true }, remoteId };
+    }
   });
 }
 

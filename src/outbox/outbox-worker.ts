@@ -11,7 +11,7 @@ import type { ConnectionGates } from '../smtp/connection-gate.ts';
 import { PooledSender, smtpGateKey } from '../smtp/smtp-pool.ts';
 import type { MailSender } from '../smtp/smtp-client.ts';
 import { GraphError } from '../graph/graph-client.ts';
-import { GRAPH_MAILBOX_CONCURRENCY, GraphSender, graphGateKey } from '../graph/graph-sender.ts';
+import { GraphSender } from '../graph/graph-sender.ts';
 import type { Db } from '../storage/database.ts';
 import { findMailServer, listMailServers, type MailServerRecord, type StoredError } from '../storage/mail-server-store.ts';
 import {
@@ -298,7 +298,7 @@ export class OutboxWorker {
     const sender: MailSender =
       server.transport === 'graph'
         ? // Exchange serves at most 4 concurrent Graph requests per mailbox (MailboxConcurrency): more only earn 429s.
-          new GraphSender(this.deps.graphHost, server.username, getToken, this.deps.gates.for(graphGateKey(server.username), GRAPH_MAILBOX_CONCURRENCY))
+          new GraphSender(this.deps.graphHost, server.username, getToken, this.deps.gates)
         : new PooledSender(
       { host: server.smtpHost, port: server.smtpPort, security: server.smtpSecurity, auth: authMethodOf(server).mechanism },
       server.username,
@@ -374,6 +374,14 @@ export class OutboxWorker {
     const log = { messageId: m.id, mailServerId: m.mailServerId, attempt: m.attempts };
     const now = this.now();
     const { failure, error } = classify(e, now);
+    if (e instanceof GraphError && e.evidence.code === 'MailboxPaused') {
+      // Not an attempt: Graph throttled the mailbox and its Retry-After has not passed, so nothing was
+      // sent. The message waits (its attempt given back) and goes back to the queue when the pause ends.
+      const until = new Date(now.getTime() + (e.evidence.retryAfterSeconds ?? 1) * 1000);
+      await markHeld(db, m.id, this.id, error, now, until);
+      logger.info({ ...log, event: 'outbox.graph_paused', until: until.toISOString() }, 'Microsoft Graph throttled the mailbox; the message waits for its Retry-After');
+      return;
+    }
     const decision = decide(failure, m.attempts, now.getTime() - Date.parse(m.queuedAt), this.deps.config);
     const fields = { ...log, event: `outbox.${decision.action}`, code: error.code };
     if (decision.action === 'retry') {

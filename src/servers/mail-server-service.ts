@@ -6,7 +6,7 @@ import { MailroomError, isMailroomError } from '../errors/errors.ts';
 import { secretAad, type TokenManager } from '../oauth/token-manager.ts';
 import { oauthProviderOf } from '../oauth/oauth-providers.ts';
 import { GraphError, graphCall, grantedPermissions, missingPermission, userPath, withGraphToken } from '../graph/graph-client.ts';
-import { GRAPH_MAILBOX_CONCURRENCY, GraphSender, graphGateKey } from '../graph/graph-sender.ts';
+import { GraphSender, withGraphMailbox } from '../graph/graph-sender.ts';
 import type { Sealer } from '../secrets/sealer.ts';
 import { probeSmtp, sendOnce, SmtpError, type SmtpTarget } from '../smtp/smtp-client.ts';
 import type { MailLogin } from '../credentials/auth-method.ts';
@@ -343,10 +343,11 @@ export class MailServerService {
    * Test Connection with Graph: a Graph token, the mailbox looked up (it exists in the tenant), and the
    * permission to send read from what the sign-in granted — Graph has no way to try a send without
    * sending. Its requests count against the mailbox's Graph concurrency like the outbox's: it waits
-   * for a slot of the server's Graph gate rather than make a fifth request at once.
+   * for a slot of the server's Graph gate rather than make a fifth request at once, and makes none
+   * while Graph's Retry-After pauses the mailbox.
    */
   private async testGraph(s: MailServerRecord): Promise<CheckResult> {
-    return this.deps.gates.with(graphGateKey(s.username), GRAPH_MAILBOX_CONCURRENCY, () => this.testGraphNow(s));
+    return withGraphMailbox(this.deps.gates, s.username, () => this.testGraphNow(s)).catch((e: unknown) => this.failure(s, e));
   }
 
   private async testGraphNow(s: MailServerRecord): Promise<CheckResult> {
@@ -420,7 +421,7 @@ export class MailServerService {
     try {
       const r =
         s.transport === 'graph'
-          ? await new GraphSender(this.deps.config.microsoftGraph.host, s.username, (forceRefresh) => this.deps.tokens.getAccessToken(s.id, { forceRefresh }), this.deps.gates.for(graphGateKey(s.username), GRAPH_MAILBOX_CONCURRENCY)).send(message)
+          ? await new GraphSender(this.deps.config.microsoftGraph.host, s.username, (forceRefresh) => this.deps.tokens.getAccessToken(s.id, { forceRefresh }), this.deps.gates).send(message)
           : await this.withToken(s, (creds) => sendOnce(this.target(s), creds, s.username, message));
       await setAlertState(this.deps.db, s.id, { loginOkAt: this.now().toISOString() });
       return { ok: true, message: `Test email sent to ${to}`, messageId: r.messageId, evidence: { kind: s.transport === 'graph' ? 'graph' : 'smtp', response: r.response } };

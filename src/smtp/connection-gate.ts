@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { Logger } from '../logger.ts';
-import { listLeases, takeNumberedLease, releaseLease, releaseLeasesOf, renewLeases } from '../storage/cluster-store.ts';
+import { extendLease, leaseUntil, listLeases, takeNumberedLease, releaseLease, releaseLeasesOf, renewLeases } from '../storage/cluster-store.ts';
 import type { Db } from '../storage/database.ts';
 import type { Wakeups } from '../storage/wakeups.ts';
 
@@ -323,14 +323,62 @@ function parseSignal(payload: string): GateSignal | null | undefined {
 }
 
 /**
+ * Gates a peer asked to leave alone for a while (Microsoft Graph's 429 or 503 with Retry-After
+ * throttles the whole mailbox for that long). With a database, a pause is the lease row
+ * `pause:<gate>` expiring when it ends, so every instance sees it (SQLite and PostgreSQL alike);
+ * this instance also remembers its own, so its next request is held back without a query.
+ */
+export class GatePauses {
+  private readonly local = new Map<string, number>();
+
+  constructor(
+    private readonly db: Db | undefined,
+    private readonly instance: string,
+    /** The clock pauses are measured on (the application's). */
+    readonly now: () => Date = () => new Date(),
+  ) {}
+
+  private name(key: string): string {
+    return `pause:${key}`;
+  }
+
+  /** Pauses `key` until `until` (a longer pause already recorded stays). */
+  async pause(key: string, until: Date): Promise<void> {
+    if (until.getTime() > (this.local.get(key) ?? 0)) this.local.set(key, until.getTime());
+    if (this.db) await extendLease(this.db, this.name(key), this.instance, until, this.now());
+  }
+
+  /** Pauses `key` for `ms` from now. */
+  pauseFor(key: string, ms: number): Promise<void> {
+    return this.pause(key, new Date(this.now().getTime() + ms));
+  }
+
+  /** When the pause of `key` ends, if it is paused now; else null. A database that does not answer pauses nothing. */
+  async until(key: string): Promise<Date | null> {
+    const now = this.now().getTime();
+    const mine = this.local.get(key);
+    if (mine !== undefined && mine <= now) this.local.delete(key);
+    if (mine !== undefined && mine > now) return new Date(mine);
+    if (!this.db) return null;
+    return leaseUntil(this.db, this.name(key), this.now()).catch(() => null);
+  }
+}
+
+/**
  * One gate per mailbox (and per resource: a Graph mailbox's requests are another gate), shared by the
  * outbox worker and the server tests of this process; on PostgreSQL, by every instance.
  */
 export class ConnectionGates {
   private readonly gates = new Map<string, Gate>();
   private heartbeat: NodeJS.Timeout | undefined;
+  /** Gates a peer asked to leave alone until a time (throttling); recorded in `db` when given, else here only. */
+  readonly pauses: GatePauses;
 
-  constructor(private readonly cluster?: ClusterDeps) {
+  constructor(
+    private readonly cluster?: ClusterDeps,
+    db?: Db,
+  ) {
+    this.pauses = new GatePauses(db ?? cluster?.db, cluster?.instance ?? `instance-${randomUUID()}`, cluster?.now);
     if (!cluster) return;
     cluster.wakeups.on('mailroom_connections', (payload) => {
       const s = parseSignal(payload);

@@ -104,3 +104,28 @@ export async function listLeases(db: Db, prefix = ''): Promise<LeaseRow[]> {
   const rows = await db.selectFrom('leases').selectAll().where('name', 'like', `${prefix}%`).orderBy('name').execute();
   return rows.map((r) => ({ name: r.name, holder: r.holder, acquiredAt: r.acquired_at, renewedAt: r.renewed_at, expiresAt: r.expires_at }));
 }
+
+/**
+ * Sets the lease `name` to run until `until`, unless it already runs longer: a pause that only grows
+ * (two instances recording the same throttling keep the later end). One statement.
+ */
+export async function extendLease(db: Db, name: string, holder: string, until: Date, now: Date): Promise<void> {
+  const at = now.toISOString();
+  await db
+    .insertInto('leases')
+    .values({ name, holder, acquired_at: at, renewed_at: at, expires_at: until.toISOString() })
+    .onConflict((oc) =>
+      oc.column('name').doUpdateSet({
+        holder: sql<string>`case when leases.expires_at < excluded.expires_at then excluded.holder else leases.holder end`,
+        renewed_at: sql<string>`excluded.renewed_at`,
+        expires_at: sql<string>`case when leases.expires_at < excluded.expires_at then excluded.expires_at else leases.expires_at end`,
+      }),
+    )
+    .execute();
+}
+
+/** When the lease `name` runs out, if it has not yet at `now`; else null. */
+export async function leaseUntil(db: Db, name: string, now: Date): Promise<Date | null> {
+  const r = await db.selectFrom('leases').select('expires_at').where('name', '=', name).where('expires_at', '>', now.toISOString()).executeTakeFirst();
+  return r ? new Date(r.expires_at) : null;
+}

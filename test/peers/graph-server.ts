@@ -42,6 +42,7 @@ interface StoredMessage {
   immutableId: string;
   folder: string;
   mime: Buffer;
+  endless?: boolean;
   isRead: boolean;
   subject: string;
   /** Change counter at the last change: delta returns what changed after a token's counter. */
@@ -79,8 +80,8 @@ export interface GraphServerOptions {
 export interface GraphServer {
   url: string;
   sent: GraphSentMessage[];
-  /** Every request (method and path), for counting requests per message. */
-  requests: Array<{ method: string; path: string; query: string; status: number }>;
+  /** Every request (method and path, when it arrived, whether it carried a token), for counting requests per message. */
+  requests: Array<{ method: string; path: string; query: string; status: number; at: number; token: boolean }>;
   /**
    * The most requests at once per mailbox (its address, lowercased; a segment that names no mailbox,
    * `me` included, counts under itself), a request refused for being over the limit included: above
@@ -93,8 +94,19 @@ export interface GraphServer {
   throttle(count: number, retryAfterSeconds: number): void;
   /** After `okRequests` more requests, one answers 503 ServiceUnavailable (an outage mid-fetch). */
   failAfter(okRequests: number): void;
-  /** Adds a message to a folder (default inbox) of a mailbox; returns its immutable id. */
-  deliver(mailbox: string, mime: Buffer | string, opts?: { folder?: string; isRead?: boolean }): string;
+  /**
+   * Adds a message to a folder (default inbox) of a mailbox; returns its immutable id. `endless`: its
+   * $value never ends (64 KB chunks until the client hangs up).
+   */
+  deliver(mailbox: string, mime: Buffer | string, opts?: { folder?: string; isRead?: boolean; endless?: boolean }): string;
+  /**
+   * Hostile answers, each for the next delta request only: `rewrite` passes the real page through a
+   * function (a link to another origin, a wrong type); `endless` streams a JSON body that never ends;
+   * `declared` announces a body of that many bytes and sends it slowly.
+   */
+  nextDelta(answer: { rewrite: (page: Record<string, unknown>) => unknown } | { endless: true } | { declared: number }): void;
+  /** Bytes written in hostile bodies (endless delta, endless $value) so far: what a client read before it hung up. */
+  readonly hostileBytes: number;
   message(mailbox: string, immutableId: string): { folder: string; isRead: boolean } | undefined;
   grantSendAs(mailbox: string, address: string): void;
   close(): Promise<void>;
@@ -153,6 +165,18 @@ export async function startGraphServer(opts: GraphServerOptions): Promise<GraphS
   const peakConcurrent = new Map<string, number>();
   let concurrencyRefusals = 0;
   const rounds = new Map<string, { ids: string[]; upTo: number; offset: number }>();
+  let hostileDelta: Parameters<GraphServer['nextDelta']>[0] | undefined;
+  let hostileBytes = 0;
+  /** Writes 64 KB chunks as fast as the client reads them until it hangs up. */
+  const endless = (res: ServerResponse, first: string) => {
+    const chunk = Buffer.alloc(64 * 1024, 0x20);
+    res.write(first);
+    const more = () => {
+      while (!res.destroyed && res.write(chunk)) hostileBytes += chunk.length;
+      if (!res.destroyed) res.once('drain', more);
+    };
+    more();
+  };
 
   const server = https.createServer({ cert: opts.tls.cert, key: opts.tls.key });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
@@ -379,17 +403,26 @@ export async function startGraphServer(opts: GraphServerOptions): Promise<GraphS
       const base = `${url}/v1.0/users/${box.id}/mailFolders/${folder.id}/messages/delta`;
       const value = page.map((x) => (x.removed || x.folder !== folder.key ? { id: idFor(req, x), '@removed': { reason: x.removed ? 'deleted' : 'changed' } } : view(req, x)));
       const offset = round.offset + pageSize;
+      const hostile = hostileDelta;
+      hostileDelta = undefined;
+      if (hostile && 'endless' in hostile) return endless(res.writeHead(200, { 'content-type': 'application/json' }), '{"value":[');
+      if (hostile && 'declared' in hostile) {
+        res.writeHead(200, { 'content-type': 'application/json', 'content-length': String(hostile.declared) });
+        return endless(res, '{"value":[');
+      }
+      let body: Record<string, unknown>;
       if (offset < round.ids.length) {
         const token = randomBytes(8).toString('hex');
         rounds.set(token, { ...round, offset });
-        return json(res, 200, { value, '@odata.nextLink': `${base}?$skiptoken=${token}` });
-      }
-      return json(res, 200, { value, '@odata.deltaLink': `${base}?$deltatoken=${round.upTo}` });
+        body = { value, '@odata.nextLink': `${base}?$skiptoken=${token}` };
+      } else body = { value, '@odata.deltaLink': `${base}?$deltatoken=${round.upTo}` };
+      return json(res, 200, hostile ? hostile.rewrite(body) : body);
     }
     if ((m = /^\/v1\.0\/users\/([^/]+)\/messages\/([^/]+)\/\$value$/.exec(path)) && method === 'GET') {
       const caller = await authorize(req, 'Mail.ReadWrite');
       const box = mailboxFor(m[1]!, caller, { mail: true });
       const msg = findMessage(box, m[2]!);
+      if (msg.endless) return endless(res.writeHead(200, { 'content-type': 'text/plain' }), msg.mime.toString('latin1'));
       res.writeHead(200, { 'content-type': 'text/plain', 'content-length': String(msg.mime.length) }).end(msg.mime);
       return;
     }
@@ -417,6 +450,8 @@ export async function startGraphServer(opts: GraphServerOptions): Promise<GraphS
   server.on('request', (req: IncomingMessage, res: ServerResponse) => {
     const u = new URL(req.url ?? '/', url);
     const path = u.pathname;
+    const at = Date.now();
+    const token = /^Bearer /.test(req.headers.authorization ?? '');
     route(req, res, path, u)
       .catch((e: unknown) => {
         if (e instanceof GraphError) return json(res, e.status, { error: { code: e.code, message: e.message, innerError: { date: new Date().toISOString(), 'request-id': randomUUID() } } }, e.headers);
@@ -424,7 +459,7 @@ export async function startGraphServer(opts: GraphServerOptions): Promise<GraphS
         console.error('graph-server:', e);
         return json(res, 500, { error: { code: 'InternalServerError', message: String(e) } });
       })
-      .finally(() => requests.push({ method: req.method ?? 'GET', path, query: u.search, status: res.statusCode }));
+      .finally(() => requests.push({ method: req.method ?? 'GET', path, query: u.search, status: res.statusCode, at, token }));
   });
 
   return {
@@ -447,12 +482,18 @@ export async function startGraphServer(opts: GraphServerOptions): Promise<GraphS
       if (!box) throw new Error(`unknown mailbox ${mailbox}`);
       const raw = Buffer.isBuffer(mime) ? mime : Buffer.from(mime);
       const id = `AAkALg${randomBytes(18).toString('base64url')}`;
-      box.messages.set(id, { immutableId: id, folder: o.folder ?? 'inbox', mime: raw, isRead: o.isRead ?? false, subject: headerOf(raw, 'Subject') ?? '', changed: ++changeCounter, removed: false });
+      box.messages.set(id, { immutableId: id, folder: o.folder ?? 'inbox', mime: raw, ...(o.endless && { endless: true }), isRead: o.isRead ?? false, subject: headerOf(raw, 'Subject') ?? '', changed: ++changeCounter, removed: false });
       return id;
     },
     message(mailbox, immutableId) {
       const msg = mailboxes.get(mailbox.toLowerCase())?.messages.get(immutableId);
       return msg && { folder: msg.folder, isRead: msg.isRead };
+    },
+    nextDelta(answer) {
+      hostileDelta = answer;
+    },
+    get hostileBytes() {
+      return hostileBytes;
     },
     grantSendAs(mailbox, address) {
       mailboxes.get(mailbox.toLowerCase())?.sendAs.add(address.toLowerCase());

@@ -10,6 +10,7 @@ import { authorizeErrorEvidence, oauthEvidence, OUTLOOK_SCOPES, refreshTokens, t
 import { smtpErrorFrom } from '../../src/smtp/smtp-client.ts';
 import { googleEvidence, googleProvider } from '../../src/oauth/google.ts';
 import { imapErrorFrom } from '../../src/imap/imap-session.ts';
+import { foreignLink, invalidResponse } from '../../src/graph/graph-client.ts';
 
 /** Google's token endpoint error JSON, and its callback redirect. */
 const google = (error: string, description?: string, stage: 'token' | 'refresh' = 'token'): Evidence => googleEvidence(stage, { error, ...(description && { error_description: description }) }, 400);
@@ -614,6 +615,26 @@ const ROWS: Row[] = [
     name: 'an unknown Graph error',
     evidence: () => graphError(400, 'ErrorSomethingNew', 'Something new.'),
     code: 'GRAPH_UNKNOWN', step: 7, temporary: false, fix: /request-id/, cause: /400 ErrorSomethingNew/,
+  },
+  {
+    name: 'a delta link to another host',
+    evidence: () => foreignLink('https://127.0.0.1:18445', 'https://graph.microsoft.com', '@odata.nextLink of GET delta').evidence,
+    code: 'GRAPH_ForeignLink', step: 7, temporary: false, fix: /MICROSOFT_GRAPH_HOST/, cause: /access token/,
+  },
+  {
+    name: 'a delta page whose value is a number',
+    evidence: () => invalidResponse('GET delta', '"value" is number 5, not an array of messages').evidence,
+    code: 'GRAPH_InvalidResponse', step: 7, temporary: true, fix: /last good link/,
+  },
+  {
+    name: 'a Graph answer over its size limit',
+    evidence: () => graphError(200, 'ResponseTooLarge', 'The answer from https://graph.microsoft.com is larger than 16 MB; Mailroom stopped reading it.'),
+    code: 'GRAPH_ResponseTooLarge', step: 7, temporary: true, fix: /MICROSOFT_GRAPH_HOST/,
+  },
+  {
+    name: 'a Graph answer past its deadline',
+    evidence: () => graphError(0, 'ResponseTimeout', 'https://graph.microsoft.com did not finish answering within 60 s.'),
+    code: 'GRAPH_ResponseTimeout', step: 7, temporary: true, fix: /network path/,
   },
 
   // ── Google ──
