@@ -54,10 +54,24 @@ export interface MessageFields {
   date: string | null;
   inReplyTo: string | null;
   references: string[];
+  /** At most MAX_BODY_CHARS each (parse-message.ts); the whole message is in the raw download. */
   text: string | null;
   html: string | null;
-  attachments: Array<{ filename: string; contentType: string; size: number }>;
+  /** Set (true) when `text` is only the beginning of the message's text. */
+  textTruncated?: boolean;
+  /** Set (true) when `html` is only the beginning of the message's HTML. */
+  htmlTruncated?: boolean;
+  attachments: AttachmentMeta[];
   sizeBytes: number;
+}
+
+export interface AttachmentMeta {
+  /** Safe to save under anywhere (safeFilename): offered for downloads. */
+  filename: string;
+  /** The name exactly as the sender wrote it, when that was not safe: data only, never a path. */
+  originalFilename?: string;
+  contentType: string;
+  size: number;
 }
 
 export interface NewInboundMessage extends MessageFields {
