@@ -282,7 +282,8 @@ export async function parseMessage(source: Readable | Buffer): Promise<ParsedMes
 
   let problem: MessageProblem | undefined;
   if (failure) {
-    // What was read before the failure: the parts whose text was complete, the attachments done.
+    // What was read before the failure: the message's headers always, the text of the parts and the
+    // attachments the parser had finished (the splitter runs ahead of it, so often none).
     if (!headers.size && root.headers) headers = internals.processHeaders(root.headers.getList());
     try {
       body = internals.getTextContent();
