@@ -16,12 +16,15 @@ const BASE_MB = envNumber('BENCH_BASE_MB', 1);
 const DOWNLOADS = envNumber('BENCH_DOWNLOADS', 3);
 const TARGET_MB = 64;
 
-/** A text/plain message of about `mb` MB: lines of 76 characters, as a long log or export would be. */
+/**
+ * A text/plain message of about `mb` MB: lines of 76 characters, as a long log or export would be.
+ * LF line ends, as Dovecot keeps a Maildir file (its W= size counts each LF as CRLF).
+ */
 function textMessage(mb: number, tag: string): Buffer {
   const head = Buffer.from(
-    [`From: Reports <reports@sender.example>`, `To: ${MAILBOX}`, `Subject: ${tag}`, `Message-ID: <${tag}-${Date.now()}@sender.example>`, 'Date: Sat, 28 Nov 2026 09:00:00 +0000', 'MIME-Version: 1.0', 'Content-Type: text/plain; charset=utf-8', '', ''].join('\r\n'),
+    [`From: Reports <reports@sender.example>`, `To: ${MAILBOX}`, `Subject: ${tag}`, `Message-ID: <${tag}-${Date.now()}@sender.example>`, 'Date: Sat, 28 Nov 2026 09:00:00 +0000', 'MIME-Version: 1.0', 'Content-Type: text/plain; charset=utf-8', '', ''].join('\n'),
   );
-  const line = Buffer.from(`${'0123456789'.repeat(7)}abcdef\r\n`);
+  const line = Buffer.from(`${'0123456789'.repeat(7)}abcdef\n`);
   const body = Buffer.alloc(Math.ceil((mb * 1024 * 1024) / line.length) * line.length);
   for (let k = 0; k < body.length; k += line.length) line.copy(body, k);
   return Buffer.concat([head, body]);
