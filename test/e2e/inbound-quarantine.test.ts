@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { createServer, type Server } from 'node:http';
 import { after, before, test } from 'node:test';
+import { asAdminInBrowser } from '../helpers/browser.ts';
 import { apiClient, waitFor } from '../helpers/e2e.ts';
 import { storeTokens } from '../helpers/connect-directly.ts';
 import { bigTextMessage, deepMessage, hugeHeaderMessage, manyPartsMessage, namedAttachmentMessage } from '../helpers/hostile-mime.ts';
@@ -147,6 +148,18 @@ test('a 1,001-part, a 5,000-deep and a malformed message are quarantined with th
   const delivered = await waitFor('the webhook deliveries', async () => (hostile.every((h) => payloads.some((p) => p.message.messageId === h.id)) ? true : undefined));
   assert.ok(delivered);
   for (const h of hostile) assert.equal(payloads.find((p) => p.message.messageId === h.id)!.message.problem.code, h.code);
+
+  // And the admin, in the list and on the message's page.
+  await asAdminInBrowser(mailroom, { email: 'quarantine-admin@example.test', password: 'quarantine admin passphrase' }, async (page) => {
+    await page.getByRole('link', { name: 'Settings' }).click();
+    await page.getByRole('link', { name: 'Incoming Messages', exact: true }).click();
+    const row = page.getByRole('row').filter({ hasText: '1001 parts' });
+    await row.getByText('Too many parts', { exact: true }).waitFor();
+    await page.getByRole('row').filter({ hasText: '5000 levels' }).getByText('Nested too deep', { exact: true }).waitFor();
+    await row.getByRole('link', { name: '1001 parts' }).click();
+    await page.getByText(/This message could not be read whole: The message has more than 1,000 MIME parts; Mailroom reads at most 1,000\./).waitFor();
+    await page.getByRole('link', { name: 'View raw' }).waitFor();
+  });
 });
 
 test('a 12 MB text is stored to its first 1 MB with truncated and the raw link, which streams all of it', T, async () => {
