@@ -4,17 +4,22 @@
 // to the same phases for a 1 MB message in the same run, the ratio, and the slowest /healthz seen
 // meanwhile. Target: each rise ≤ 64 MB.
 //
-// Env: BENCH_BIG_MB (200), BENCH_BASE_MB (1), BENCH_DOWNLOADS (3), LOG_LEVEL (warn). Needs Dovecot and
-// root (the Maildir files belong to the mail user), as the inbound benchmarks do.
+// Env: BENCH_BIG_MB (200), BENCH_BASE_MB (1), BENCH_DOWNLOADS (3), BENCH_DATABASE (sqlite: the raw
+// message in a file under DATA_DIR; postgres: in 256 KB rows, PostgreSQL at 127.0.0.1:5432 as the
+// tests use it), LOG_LEVEL (warn). Needs Dovecot and root (the Maildir files belong to the mail user),
+// as the inbound benchmarks do.
+import { randomBytes } from 'node:crypto';
 import { storeTokens } from '../test/helpers/connect-directly.ts';
+import { createTestDatabase, storeTokensPg } from '../test/helpers/postgres-db.ts';
 import { rssMb, watchRss } from '../test/helpers/process-health.ts';
-import { createApiKey, envNumber, header, httpClient, runBenchmark, sleep, startMailroom, table, verdict } from './lib.ts';
+import { createApiKey, envNumber, header, httpClient, onCleanup, runBenchmark, sleep, startMailroom, table, verdict } from './lib.ts';
 import { benchPeers, createIncoming, doveadmCount, ensureMaildir, fetchToken, MAILBOX, writeMaildirMessage } from './peers.ts';
 
 const BIG_MB = envNumber('BENCH_BIG_MB', 200);
 const BASE_MB = envNumber('BENCH_BASE_MB', 1);
 const DOWNLOADS = envNumber('BENCH_DOWNLOADS', 3);
 const TARGET_MB = 64;
+const POSTGRES = process.env.BENCH_DATABASE === 'postgres';
 
 /**
  * A text/plain message of about `mb` MB: lines of 76 characters, as a long log or export would be.
@@ -62,9 +67,13 @@ async function measure(pid: number, baseUrl: string, work: () => Promise<void>):
 }
 
 runBenchmark('large-mail', 600, async () => {
-  header(`Large mail: a ${BIG_MB} MB text message over IMAP and ${DOWNLOADS} parallel raw downloads, against ${BASE_MB} MB`);
+  header(`Large mail: a ${BIG_MB} MB text message over IMAP and ${DOWNLOADS} parallel raw downloads, against ${BASE_MB} MB (${POSTGRES ? 'PostgreSQL, raw in rows' : 'SQLite, raw in a file'})`);
   const peers = await benchPeers();
+  const secretKey = randomBytes(32);
+  const pg = POSTGRES ? await createTestDatabase('mailroom_bench_large') : undefined;
+  if (pg) onCleanup('bench database', () => pg.drop());
   const mr = await startMailroom({
+    ...(pg && { DATABASE_URL: pg.url, MAILROOM_SECRET_KEY: secretKey.toString('base64') }),
     MICROSOFT_AUTHORITY_HOST: peers.authServer.authorityHost,
     NODE_EXTRA_CA_CERTS: peers.caFile,
     LOG_LEVEL: process.env.LOG_LEVEL ?? 'warn',
@@ -73,7 +82,8 @@ runBenchmark('large-mail', 600, async () => {
   const key = await createApiKey(mr);
   const { request: api } = httpClient(mr.baseUrl, key);
   const serverId = await createIncoming(api, MAILBOX, { imapPort: peers.dovecot.imapsPort });
-  storeTokens(mr.dataDir, serverId, MAILBOX, await fetchToken(peers), peers.authServer.tenantId);
+  if (pg) await storeTokensPg(pg, secretKey, serverId, MAILBOX, await fetchToken(peers), peers.authServer.tenantId);
+  else storeTokens(mr.dataDir, serverId, MAILBOX, await fetchToken(peers), peers.authServer.tenantId);
   const box = ensureMaildir(peers, MAILBOX);
 
   let imported = 0;
