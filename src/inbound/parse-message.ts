@@ -122,8 +122,11 @@ interface SplitterNode {
 interface Splitter {
   node: SplitterNode;
   nodeCounter: number;
-  maxChildNodes: number;
   newNode(parent: SplitterNode | false): void;
+  checkHeadSize(extra?: number): Error | null;
+  processLine(line: Buffer | false, final: boolean, next: (err: Error | null, data: false) => void): void;
+  appendPendingLine(chunk: Buffer): void;
+  _transform(chunk: Buffer, enc: string, done: () => void): void;
 }
 interface ParserNode {
   contentType?: string;
@@ -164,16 +167,25 @@ export async function parseMessage(source: Readable | Buffer): Promise<ParsedMes
     checksumAlgo: false,
     maxHtmlLengthToParse: MAX_HTML_TO_TEXT_CHARS,
     maxHeadSize: MAX_PART_HEADER_BYTES,
-    maxChildNodes: MAX_MIME_PARTS,
+    // Ours are checked first (below); mailsplit's own stays as the last resort.
+    maxChildNodes: MAX_MIME_PARTS + 1,
   } as ConstructorParameters<typeof MailParser>[0]);
   const internals = parser as unknown as ParserInternals;
   const splitter = internals.splitter;
   const root = splitter.node;
 
-  // Depth and the header total are checked as the splitter opens each part. Past a limit the
-  // splitter is made to fail its next line the way its own part limit does (maxChildNodes), so
-  // nothing of the message is read further; `limit` says which one it was.
+  // The limits are checked as the splitter opens each part and reads each header line. Past one the
+  // splitter halts: it reads nothing more of the message (each further line would cost), the parser
+  // ends with what the splitter gave it so far (the headers, the parts before), and `limit` says
+  // which limit it was. The rest of the input is still read, to count and hash it.
   let limit: MessageProblem | undefined;
+  const halt = (problem: MessageProblem) => {
+    limit ??= problem;
+    splitter.processLine = (_line, _final, next) => next(null, false);
+    splitter.appendPendingLine = () => undefined;
+    splitter._transform = (_chunk, _enc, done) => done();
+    stopFeeding();
+  };
   const depth = new WeakMap<SplitterNode, number>();
   let headerBytes = 0;
   const newNode = splitter.newNode;
@@ -182,9 +194,14 @@ export async function parseMessage(source: Readable | Buffer): Promise<ParsedMes
     newNode.call(this, parent);
     const d = parent ? (depth.get(parent) ?? 0) + 1 : 0;
     depth.set(this.node, d);
-    if (!limit && d > MAX_MIME_DEPTH) limit = parseProblems.tooDeep();
-    if (!limit && headerBytes > MAX_HEADER_BYTES) limit = parseProblems.headersTooLarge();
-    if (limit) this.maxChildNodes = 0;
+    if (this.nodeCounter > MAX_MIME_PARTS) halt(parseProblems.tooManyParts());
+    else if (d > MAX_MIME_DEPTH) halt(parseProblems.tooDeep());
+    else if (headerBytes > MAX_HEADER_BYTES) halt(parseProblems.headersTooLarge());
+  };
+  const checkHeadSize = splitter.checkHeadSize;
+  splitter.checkHeadSize = function (this: Splitter, extra) {
+    if (checkHeadSize.call(this, extra)) halt(parseProblems.partHeaderTooLarge());
+    return null;
   };
 
   // Text and HTML parts are decoded into memory whole by mailparser: past MAX_TEXT_PART_BYTES of a
@@ -227,14 +244,24 @@ export async function parseMessage(source: Readable | Buffer): Promise<ParsedMes
     } else body = data;
   });
 
-  // The parser has ended (undefined) or failed (its error); it stops taking input on a failure.
-  let stopped = false;
+  // The parser has ended (undefined) or failed (its error). It takes no more input once it failed or
+  // the splitter halted; the source is still read to its end.
+  let fed = true;
+  let ended = false;
   const onStop: Array<() => void> = [];
+  function stopFeeding() {
+    fed = false;
+    for (const f of onStop.splice(0)) f();
+    if (!ended) {
+      ended = true;
+      parser.end();
+    }
+  }
   const parsed = new Promise<Error | undefined>((resolve) => {
     parser.on('end', () => resolve(undefined));
     parser.on('error', (e: Error) => {
-      stopped = true;
-      for (const f of onStop.splice(0)) f();
+      ended = true;
+      stopFeeding();
       resolve(e);
     });
   });
@@ -243,6 +270,7 @@ export async function parseMessage(source: Readable | Buffer): Promise<ParsedMes
   if (Buffer.isBuffer(source)) {
     size = source.length;
     hash.update(source);
+    ended = true;
     parser.end(source);
     input = Promise.resolve();
   } else {
@@ -258,7 +286,7 @@ export async function parseMessage(source: Readable | Buffer): Promise<ParsedMes
       source.on('data', (c: Buffer) => {
         size += c.length;
         hash.update(c);
-        if (stopped) return;
+        if (!fed) return;
         if (!parser.write(c) && !paused) {
           paused = true;
           source.pause();
@@ -266,7 +294,10 @@ export async function parseMessage(source: Readable | Buffer): Promise<ParsedMes
         }
       });
       source.once('end', () => {
-        if (!stopped) parser.end();
+        if (!ended) {
+          ended = true;
+          parser.end();
+        }
         resolve();
       });
       source.once('error', reject);
@@ -290,9 +321,10 @@ export async function parseMessage(source: Readable | Buffer): Promise<ParsedMes
     } catch {
       body = undefined;
     }
+    // mailsplit's own limits (the last resort behind ours) fail with EMAXLEN.
     const code = (failure as { code?: unknown }).code;
     problem = limit ?? (code === 'EMAXLEN' ? (splitter.nodeCounter > MAX_MIME_PARTS ? parseProblems.tooManyParts() : parseProblems.partHeaderTooLarge()) : parseProblems.malformed(failure.message));
-  } else if (attachmentError) problem = parseProblems.malformed(attachmentError.message);
+  } else problem = limit ?? (attachmentError && parseProblems.malformed(attachmentError.message));
 
   let text = body?.text ?? null;
   let html = typeof body?.html === 'string' ? body.html : null;

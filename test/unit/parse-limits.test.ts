@@ -20,6 +20,7 @@ test('a message of more than 1,000 MIME parts resolves with its headers and a pr
   assert.equal(r.subject, '1001 parts');
   assert.equal(r.messageId, '<many-1001@hostile.example>');
   assert.equal(r.from, 'Sender <sender@hostile.example>');
+  assert.match(r.text!, /^part 0 \npart 1 [^]*part 998 $/, 'the text of the parts before the limit');
   // 999 parts and the message itself: 1,000, still read whole.
   const ok = await parseMessage(manyPartsMessage(999));
   assert.equal(ok.problem, undefined);
@@ -37,11 +38,12 @@ test('5,000 nested multiparts stop at 50 levels at once, with a problem naming t
   assert.equal(ok.text?.trim(), 'innermost');
 });
 
-test('a part header past 256 KB is malformed, the message\'s own headers still read', async () => {
+test('a part header past 256 KB is malformed; the headers and the part before it are read', async () => {
   const r = await parseMessage(hugeHeaderMessage());
   assert.equal(r.problem?.code, 'malformed');
   assert.match(r.problem!.message, /header block larger than 256 KB; Mailroom reads at most 256 KB per part/);
   assert.equal(r.subject, 'Huge part header');
+  assert.equal(r.text, 'readable part');
 });
 
 test('the limits hold the same through a stream, and the stream is read to its end (size and hash of all of it)', async () => {
