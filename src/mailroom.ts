@@ -103,7 +103,7 @@ export async function createMailroom(config: Config, logger: Logger, opts: Start
   // Its pauses (Graph's Retry-After) are lease rows on either database.
   const gates = new ConnectionGates(database.dialect === 'postgres' ? { db, instance, wakeups, leaseMs: config.outbox.leaseMs, now, logger } : undefined, db);
   const worker = new OutboxWorker({ db, dialect: database.dialect, config: config.outbox, graphHost: config.microsoftGraph.host, tokens, gates, logger, now });
-  const inbound = new InboundMessageService({ db, dataDir: config.dataDir });
+  const inbound = new InboundMessageService({ db, dataDir: config.dataDir, baseUrl: config.baseUrl.href });
   const incoming = new IncomingServerService({ db, sealer, config, tokens, logger, now, instance, gates });
   const webhooks = new WebhookService({ db, sealer, messages: inbound, logger, config: config.webhooks, now });
   const audit = new AuditLog(db, now);

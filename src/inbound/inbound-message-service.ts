@@ -26,7 +26,13 @@ function decode(cursor: string, field: string): number {
 }
 
 export class InboundMessageService {
-  constructor(private readonly deps: { db: Db; dataDir: string }) {}
+  /** `baseUrl` (BASE_URL) makes `rawUrl` absolute, for webhook receivers; without it the path alone. */
+  constructor(private readonly deps: { db: Db; dataDir: string; baseUrl?: string }) {}
+
+  /** Where the message exactly as fetched can be downloaded, or null when it was not kept. */
+  rawUrl(r: Pick<InboundRow, 'id' | 'rawKept'>): string | null {
+    return r.rawKept ? `${(this.deps.baseUrl ?? '').replace(/\/+$/, '')}/api/v1/inbound-messages/${encodeURIComponent(r.id)}/raw` : null;
+  }
 
   private async views(rows: InboundRow[]) {
     const names = new Map((await listMailServers(this.deps.db, 'incoming')).map((s) => [s.id, s.name]));
@@ -49,6 +55,13 @@ export class InboundMessageService {
       inReplyToOutboxId: r.outboxMessageId,
       receivedAt: r.receivedAt,
       delivery: { state: states.get(r.id) ?? ('none' as const) },
+      /** Why the message could not be read whole (it was imported all the same), or null. */
+      problem: r.problem,
+      /** The text or the HTML is only the beginning (MAX_BODY_CHARS each): the whole message is at rawUrl. */
+      truncated: r.textTruncated || r.htmlTruncated,
+      textTruncated: r.textTruncated,
+      htmlTruncated: r.htmlTruncated,
+      rawUrl: this.rawUrl(r),
     }));
   }
 
@@ -87,6 +100,12 @@ export class InboundMessageService {
   async raw(id: string): Promise<{ stream: Readable; size: number; filename: string }> {
     const r = await findInbound(this.deps.db, id);
     if (!r) throw new MailroomError('MR_NOT_FOUND', `Incoming message ${id} does not exist.`);
+    if (!r.rawKept) {
+      throw new MailroomError('MR_NOT_FOUND', `The raw message of ${id} was not kept${r.problem ? `: ${r.problem.message}` : '.'}`, {
+        fix: 'The message is still in the mailbox. To keep such messages, raise INBOUND_MAX_MESSAGE_MB; the fields Mailroom could read are in GET /api/v1/inbound-messages/{id}.',
+        evidence: { problem: r.problem?.code ?? null },
+      });
+    }
     if (r.rawPath === null) {
       const mime = await findInboundMime(this.deps.db, id);
       if (mime) return { stream: Readable.from([mime]), size: mime.length, filename: `${id}.eml` };
@@ -102,7 +121,9 @@ export class InboundMessageService {
           yield c;
         }
       }
-      return { stream: Readable.from(chunks()), size: r.sizeBytes, filename: `${id}.eml` };
+      // One 256 KB row read ahead, not Readable.from's default of 16: three downloads of a 200 MB
+      // message then hold about 2 MB, not 12 MB.
+      return { stream: Readable.from(chunks(), { highWaterMark: 1 }), size: r.sizeBytes, filename: `${id}.eml` };
     }
     const path = join(this.deps.dataDir, r.rawPath);
     if (!existsSync(path)) throw new MailroomError('MR_NOT_FOUND', 'The raw message file is missing from the data directory.', { fix: 'Restore DATA_DIR/inbound from backup.' });

@@ -1,7 +1,7 @@
 // Worker thread body: parses the raw messages the pool sends, one at a time (parsing is CPU work:
 // running several at once in one thread would only hold more of them in memory).
 import { parentPort } from 'node:worker_threads';
-import { parseMessage } from './parse-message.ts';
+import { loadParser, parseMessage } from './parse-message.ts';
 import type { ParseJob, ParseReply } from './parse-pool.ts';
 
 let queue: Promise<void> = Promise.resolve();
@@ -13,3 +13,6 @@ parentPort!.on('message', (job: ParseJob) => {
     ),
   );
 });
+// Loaded: the pool's parse deadline counts from here, not from the thread's start (about half a second).
+await loadParser();
+parentPort!.postMessage({ ready: true } satisfies ParseReply);

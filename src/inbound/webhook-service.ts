@@ -41,6 +41,57 @@ export const updateWebhookSchema = z.strictObject({
 
 const secretAad = (id: string) => `webhook:${id}:secret`;
 
+/** Bytes of text and of HTML sent in a webhook; past it the body goes by reference (`rawUrl`). */
+export const WEBHOOK_BODY_BYTES = 256 * 1024;
+/** Bytes of a whole webhook request body: a receiver is never sent more. */
+export const WEBHOOK_PAYLOAD_BYTES = 1024 * 1024;
+/** Entries of each list (recipients, references, attachments) once a payload is still too large. */
+const WEBHOOK_LIST_ENTRIES = 100;
+
+/** The longest prefix of `s` within `maxBytes` of UTF-8 that does not split a character. */
+function cutToBytes(s: string, maxBytes: number): string {
+  if (s.length <= maxBytes / 3 || Buffer.byteLength(s) <= maxBytes) return s;
+  const b = Buffer.from(s).subarray(0, maxBytes);
+  // Drop a sequence cut in the middle (what a lone continuation byte decodes to).
+  return b.toString('utf8').replace(/\uFFFD+$/, '');
+}
+
+type PayloadMessage = Record<string, unknown> & { text: string | null; html: string | null; truncated: boolean; textTruncated: boolean; htmlTruncated: boolean };
+
+/**
+ * The message as a webhook carries it, at most WEBHOOK_PAYLOAD_BYTES in all: text and HTML past
+ * WEBHOOK_BODY_BYTES are cut (`truncated`, `textTruncated`, `htmlTruncated`; the whole message is at
+ * `rawUrl`); a message still too large (thousands of recipients) goes without bodies and with the
+ * first entries of each list; one larger still with its identifying fields only.
+ */
+export function webhookMessage<M extends PayloadMessage>(m: M, envelopeBytes = 512): Record<string, unknown> {
+  const text = m.text === null ? null : cutToBytes(m.text, WEBHOOK_BODY_BYTES);
+  const html = m.html === null ? null : cutToBytes(m.html, WEBHOOK_BODY_BYTES);
+  const textTruncated = m.textTruncated || text !== m.text;
+  const htmlTruncated = m.htmlTruncated || html !== m.html;
+  const cutBodies = { ...m, text, html, textTruncated, htmlTruncated, truncated: textTruncated || htmlTruncated };
+  const fits = (x: unknown) => Buffer.byteLength(JSON.stringify(x)) + envelopeBytes <= WEBHOOK_PAYLOAD_BYTES;
+  if (fits(cutBodies)) return cutBodies;
+  const list = (v: unknown) => (Array.isArray(v) ? v.slice(0, WEBHOOK_LIST_ENTRIES) : v);
+  const short = (v: unknown) => (typeof v === 'string' ? v.slice(0, 1000) : v);
+  const noBodies = {
+    ...cutBodies,
+    text: null,
+    html: null,
+    textTruncated: m.text !== null,
+    htmlTruncated: m.html !== null,
+    truncated: true,
+    to: list(m.to),
+    cc: list(m.cc),
+    references: list(m.references),
+    attachments: list(m.attachments),
+    listsTruncated: true,
+  };
+  if (fits(noBodies)) return noBodies;
+  const keep = ['id', 'serverId', 'serverName', 'folder', 'messageId', 'from', 'subject', 'date', 'inReplyTo', 'size', 'inReplyToOutboxId', 'receivedAt', 'problem', 'rawUrl'];
+  return { ...Object.fromEntries(keep.map((k) => [k, short(m[k])])), to: [], cc: [], references: [], attachments: [], text: null, html: null, truncated: true, textTruncated: m.text !== null, htmlTruncated: m.html !== null, listsTruncated: true };
+}
+
 /** `X-Mailroom-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256 of "<t>.<body>">` (Stripe's scheme). */
 export function signature(secret: string, timestamp: number, body: string): string {
   return `t=${timestamp},v1=${createHmac('sha256', secret).update(`${timestamp}.${body}`).digest('hex')}`;
@@ -146,7 +197,7 @@ export class WebhookService {
     }
     const message = await this.deps.messages.get(d.inboundMessageId);
     const { deliveries: _omit, ...payloadMessage } = message;
-    const body = JSON.stringify({ id: d.id, event: 'message.received', createdAt: this.now().toISOString(), message: payloadMessage });
+    const body = JSON.stringify({ id: d.id, event: 'message.received', createdAt: this.now().toISOString(), message: webhookMessage(payloadMessage) });
     const t = Math.floor(this.now().getTime() / 1000);
     let status: number | null = null;
     let error: string | null = null;

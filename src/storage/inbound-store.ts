@@ -54,10 +54,24 @@ export interface MessageFields {
   date: string | null;
   inReplyTo: string | null;
   references: string[];
+  /** At most MAX_BODY_CHARS each (parse-message.ts); the whole message is in the raw download. */
   text: string | null;
   html: string | null;
-  attachments: Array<{ filename: string; contentType: string; size: number }>;
+  /** Set (true) when `text` is only the beginning of the message's text. */
+  textTruncated?: boolean;
+  /** Set (true) when `html` is only the beginning of the message's HTML. */
+  htmlTruncated?: boolean;
+  attachments: AttachmentMeta[];
   sizeBytes: number;
+}
+
+export interface AttachmentMeta {
+  /** Safe to save under anywhere (safeFilename): offered for downloads. */
+  filename: string;
+  /** The name exactly as the sender wrote it, when that was not safe: data only, never a path. */
+  originalFilename?: string;
+  contentType: string;
+  size: number;
 }
 
 export interface NewInboundMessage extends MessageFields {
@@ -157,6 +171,11 @@ export async function importInboundMessages(
             received_at: ts,
             after_fetch_pending: m.afterFetchPending ? 1 : 0,
             remote_id: m.remoteId ?? null,
+            problem_code: m.problem?.code ?? null,
+            problem_message: m.problem?.message ?? null,
+            text_truncated: m.textTruncated ? 1 : 0,
+            html_truncated: m.htmlTruncated ? 1 : 0,
+            raw_kept: 'none' in m.raw ? 0 : 1,
           })),
         )
         .execute();
@@ -188,12 +207,17 @@ export async function importInboundMessages(
 }
 
 /** A stored message without its bodies (lists and the pull API's pages). */
-export interface InboundRow extends Omit<MessageFields, 'text' | 'html'> {
+export interface InboundRow extends Omit<MessageFields, 'text' | 'html' | 'problem' | 'textTruncated' | 'htmlTruncated'> {
   seq: number;
   id: string;
   serverId: string;
   folder: string;
   uid: number;
+  problem: MessageProblem | null;
+  textTruncated: boolean;
+  htmlTruncated: boolean;
+  /** False when the raw message was not kept (larger than INBOUND_MAX_MESSAGE_MB). */
+  rawKept: boolean;
   /** The raw message's file under the data directory, or null when it is in the database. */
   rawPath: string | null;
   outboxMessageId: string | null;
@@ -219,6 +243,11 @@ const COLUMNS = [
   'raw_path',
   'outbox_message_id',
   'received_at',
+  'problem_code',
+  'problem_message',
+  'text_truncated',
+  'html_truncated',
+  'raw_kept',
 ] as const;
 
 function toRow(r: Pick<Selectable<InboundMessageTable>, (typeof COLUMNS)[number]>): InboundRow {
@@ -241,6 +270,10 @@ function toRow(r: Pick<Selectable<InboundMessageTable>, (typeof COLUMNS)[number]
     rawPath: r.raw_path || null,
     outboxMessageId: r.outbox_message_id,
     receivedAt: r.received_at,
+    problem: r.problem_code ? { code: r.problem_code as MessageProblem['code'], message: r.problem_message ?? '' } : null,
+    textTruncated: Number(r.text_truncated) === 1,
+    htmlTruncated: Number(r.html_truncated) === 1,
+    rawKept: Number(r.raw_kept) !== 0,
   };
 }
 

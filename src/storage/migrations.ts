@@ -363,6 +363,19 @@ const migrations = (dialect: Dialect): Record<string, Migration> => ({
         .execute();
     },
   },
+  '0015_inbound_problems': {
+    async up(db: Kysely<any>) {
+      // A message that could not be read whole is imported all the same, flagged: problem_code one of
+      // too_large, too_many_parts, too_deep, malformed, and problem_message naming what is wrong.
+      await db.schema.alterTable('inbound_messages').addColumn('problem_code', 'text').execute();
+      await db.schema.alterTable('inbound_messages').addColumn('problem_message', 'text').execute();
+      // text_body and html_body keep at most 1 MB each; 1 when that is only the beginning.
+      await db.schema.alterTable('inbound_messages').addColumn('text_truncated', 'integer', (c) => c.notNull().defaultTo(0)).execute();
+      await db.schema.alterTable('inbound_messages').addColumn('html_truncated', 'integer', (c) => c.notNull().defaultTo(0)).execute();
+      // 0 when the raw message was not kept (larger than INBOUND_MAX_MESSAGE_MB): no file, no rows.
+      await db.schema.alterTable('inbound_messages').addColumn('raw_kept', 'integer', (c) => c.notNull().defaultTo(1)).execute();
+    },
+  },
 });
 
 /** Every migration's name, in order (what a migrated database lists in kysely_migration). */

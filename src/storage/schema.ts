@@ -117,6 +117,14 @@ export interface InboundMessageTable {
   after_fetch_pending: number;
   /** Graph: the message's immutable id in the mailbox. */
   remote_id: string | null;
+  /** Why the message could not be read whole (too_large, too_many_parts, too_deep, malformed), or null. */
+  problem_code: string | null;
+  problem_message: string | null;
+  /** 1 when text_body / html_body are only the beginning of the message's text / HTML. */
+  text_truncated: Generated<number>;
+  html_truncated: Generated<number>;
+  /** 0 when the raw message was not kept (larger than INBOUND_MAX_MESSAGE_MB). */
+  raw_kept: Generated<number>;
 }
 
 export interface InboundRawTable {

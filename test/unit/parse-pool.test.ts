@@ -67,16 +67,37 @@ test('with threads: 0 it parses on the calling thread', async () => {
   await pool.close();
 });
 
-test('a parse thread that dies fails its jobs with a reason, and the next job gets a new thread', async () => {
+test('a parse thread that dies gives its message back as unreadable, and the jobs behind it get a new thread', async () => {
   const pool = new ParsePool({ threads: 1 });
   try {
     await pool.parse(message(0));
-    const pending = pool.parse(message(1));
+    const running = pool.parse(message(1));
+    const queued = pool.parse(message(2));
     const workers = (pool as unknown as { workers: Array<{ worker: { terminate(): Promise<number> } }> }).workers;
     assert.equal(workers.length, 1);
     await workers[0]!.worker.terminate();
-    await assert.rejects(pending, /parse worker stopped/);
-    assert.equal((await pool.parse(message(2))).messageId, '<inv-2@fabrikam.example>');
+    const r = await running;
+    assert.equal(r.problem?.code, 'malformed');
+    assert.match(r.problem!.message, /stopped Mailroom's parser \(exit code 1\); the raw message is kept/);
+    assert.equal(r.sizeBytes, message(1).length);
+    assert.equal(r.sha256, (await parseMessage(message(1))).sha256, 'the same message gets the same dedupe key next time');
+    assert.equal((await queued).messageId, '<inv-2@fabrikam.example>');
+    assert.equal((await pool.parse(message(3))).messageId, '<inv-3@fabrikam.example>');
+  } finally {
+    await pool.close();
+  }
+});
+
+test('a message that parses longer than the deadline comes back unreadable; the pool goes on', async () => {
+  const pool = new ParsePool({ threads: 1, timeoutMs: 150 });
+  // 1.8 MB of HTML and no text part: converting it into text takes about 0.6 s.
+  const slow = Buffer.from('From: a@b.example\r\nSubject: slow\r\nContent-Type: text/html\r\n\r\n' + '<div><p>word <b>bold</b> <a href="http://x.example/">link</a></p></div>\r\n'.repeat(25_000));
+  try {
+    assert.equal((await pool.parse(message(0))).messageId, '<inv-0@fabrikam.example>', 'the thread start does not count');
+    const r = await pool.parse(slow);
+    assert.equal(r.problem?.code, 'malformed');
+    assert.match(r.problem!.message, /took longer than 0\.15 s/);
+    assert.equal((await pool.parse(message(4))).messageId, '<inv-4@fabrikam.example>');
   } finally {
     await pool.close();
   }

@@ -377,6 +377,19 @@ export type WebhookDeliveryState = 'pending' | 'delivered' | 'failed';
 /** 'none': no webhook was active when the message arrived. */
 export type InboundDeliveryState = WebhookDeliveryState | 'none';
 
+/** An attachment of a received message: `filename` is safe to save under; the sender's own name only as data. */
+export interface InboundAttachment extends Attachment {
+  originalFilename?: string;
+}
+
+export type MessageProblemCode = 'too_large' | 'too_many_parts' | 'too_deep' | 'malformed';
+
+/** Why a received message could not be read whole (it was imported all the same). */
+export interface MessageProblem {
+  code: MessageProblemCode;
+  message: string;
+}
+
 export interface InboundMessage {
   id: string;
   serverId: string;
@@ -391,12 +404,19 @@ export interface InboundMessage {
   date: string | null;
   inReplyTo: string | null;
   references: string[];
-  attachments: Attachment[];
+  attachments: InboundAttachment[];
   size: number;
   /** Set when the message answers an email sent through Mailroom. */
   inReplyToOutboxId: string | null;
   receivedAt: string;
   delivery: { state: InboundDeliveryState };
+  problem: MessageProblem | null;
+  /** The text or HTML is only the beginning; the whole message is at rawUrl. */
+  truncated: boolean;
+  textTruncated: boolean;
+  htmlTruncated: boolean;
+  /** Null when the raw message was not kept (larger than INBOUND_MAX_MESSAGE_MB). */
+  rawUrl: string | null;
 }
 
 export interface WebhookDelivery {

@@ -4,6 +4,8 @@ import { DeliveryStateBadge } from './delivery-state-badge.tsx';
 import { ErrorAlert } from './error-alert.tsx';
 import { formatDateTime } from './format-date-time.ts';
 import { formatSize } from './format-size.ts';
+import { MessageProblemBadge } from './message-problem-badge.tsx';
+import { Notice } from './notice.tsx';
 import { Link } from './router.tsx';
 import { emailPath, incomingMailServerPath, paths } from './routes.ts';
 import { useTitle } from './use-title.ts';
@@ -97,7 +99,7 @@ export function IncomingMessageDetail({ id }: { id: string }) {
         </p>
         <h1>{subject ?? 'Incoming Message'}</h1>
       </div>
-      {message && (
+      {message && message.rawUrl !== null && (
         <div className="page-actions">
           <a className="btn btn-secondary" href={inboundMessageRawUrl(message.id)} target="_blank" rel="noopener noreferrer">
             View raw
@@ -134,6 +136,14 @@ export function IncomingMessageDetail({ id }: { id: string }) {
   return (
     <>
       {header}
+      {m.problem && (
+        <Notice kind="warning">
+          <MessageProblemBadge problem={m.problem} /> This message could not be read whole: {m.problem.message}{' '}
+          {m.rawUrl !== null
+            ? 'It was imported with what could be read; the message exactly as received is under View raw.'
+            : 'It was imported with what could be read; the message itself is still in the mailbox.'}
+        </Notice>
+      )}
       <div className="card email-detail">
         <section aria-labelledby="incoming-headers">
           <h2 id="incoming-headers">Headers</h2>
@@ -211,7 +221,15 @@ export function IncomingMessageDetail({ id }: { id: string }) {
             <tbody>
               {m.attachments.map((a, i) => (
                 <tr key={`${i}-${a.filename}`}>
-                  <td>{a.filename || <span className="muted">(no name)</span>}</td>
+                  <td>
+                    {a.filename || <span className="muted">(no name)</span>}
+                    {a.originalFilename !== undefined && (
+                      <span className="muted" title={`Named by the sender: ${JSON.stringify(a.originalFilename)}`}>
+                        {' '}
+                        (renamed: the sender's name was not safe)
+                      </span>
+                    )}
+                  </td>
                   <td>
                     <code className="mono">{a.contentType}</code>
                   </td>
@@ -227,6 +245,12 @@ export function IncomingMessageDetail({ id }: { id: string }) {
         <h2 id="incoming-body" className="card-heading">
           Text
         </h2>
+        {m.truncated && (
+          <p className="muted">
+            Only the beginning of this message's {m.textTruncated && m.htmlTruncated ? 'text and HTML' : m.textTruncated ? 'text' : 'HTML'} is shown (1 MB).
+            {m.rawUrl !== null && ' The whole message is under View raw.'}
+          </p>
+        )}
         {m.text !== null && m.text !== '' ? (
           <pre className="message-body">{m.text}</pre>
         ) : (

@@ -3,6 +3,7 @@ import { api, type IncomingServer, type InboundMessage } from './api.ts';
 import { DeliveryStateBadge } from './delivery-state-badge.tsx';
 import { ErrorAlert } from './error-alert.tsx';
 import { formatDateTime, formatDateTimeShort } from './format-date-time.ts';
+import { MessageProblemBadge } from './message-problem-badge.tsx';
 import { Notice } from './notice.tsx';
 import { Link, navigate, useLocation } from './router.tsx';
 import { emailPath, incomingMessagePath, paths } from './routes.ts';
@@ -181,6 +182,12 @@ export function IncomingMessageList() {
                     </td>
                     <td className="message-subject">
                       <Link to={incomingMessagePath(m.id)}>{m.subject || '(no subject)'}</Link>
+                      {m.problem && (
+                        <>
+                          {' '}
+                          <MessageProblemBadge problem={m.problem} />
+                        </>
+                      )}
                       {m.inReplyToOutboxId && (
                         <Link
                           to={emailPath(m.inReplyToOutboxId)}
