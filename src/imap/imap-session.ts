@@ -107,6 +107,14 @@ const MAX_LINE_BYTES = 4 * 1024 * 1024;
 /** The error that ended a connection (imapflow rejects the commands under way with a bare NoConnection). */
 const connectionErrors = new WeakMap<ImapFlow, unknown>();
 
+const noop = () => {};
+const unparsedAnswers = new WeakMap<ImapFlow, { count: number; sample: string }>();
+
+/** Untagged answers imapflow could not parse and skipped on this connection: how many, and the first. */
+export function skippedAnswers(client: ImapFlow): { count: number; sample: string } {
+  return unparsedAnswers.get(client) ?? { count: 0, sample: '' };
+}
+
 /** What really failed: the connection's own error (a refused literal, a timeout) over the NoConnection that followed. */
 export function connectionError(client: ImapFlow, e: unknown): unknown {
   return connectionErrors.get(client) ?? e;
@@ -150,6 +158,7 @@ export async function openImap(target: ImapTarget, login: MailLogin, bounds?: Im
   bounds?.signal?.throwIfAborted();
   // imapflow is loaded by the first incoming server that connects, not at start.
   const { ImapFlow: Client } = await (imapflow ??= import('imapflow'));
+  const unparsed = { count: 0, sample: '' };
   const client = new Client({
     host: target.host,
     port: target.port,
@@ -157,7 +166,13 @@ export async function openImap(target: ImapTarget, login: MailLogin, bounds?: Im
     doSTARTTLS: target.security === 'starttls' ? true : undefined,
     servername: target.host,
     auth: login.kind === 'xoauth2' ? { user: login.user, accessToken: login.accessToken } : { user: login.user, pass: login.password },
-    logger: false,
+    // imapflow drops an untagged answer it cannot parse with no more than a log line (a FETCH row
+    // with a garbled BODYSTRUCTURE, say): the line is counted here, so a fetch can tell.
+    logger: { trace: noop, debug: noop, info: noop, warn: noop, fatal: noop, error: (entry: { src?: string; msg?: unknown; err?: { code?: string; message?: string } }) => {
+      if (entry?.src !== 's' || !entry.err) return;
+      unparsed.count++;
+      unparsed.sample ||= `${entry.err.code ?? 'ParserError'} (${String(entry.err.message ?? '').slice(0, 120)}) in: ${String(entry.msg ?? '').slice(0, 200)}`;
+    } },
     connectionTimeout: 15_000,
     greetingTimeout: 15_000,
     // imapflow's defaults are 1 GB literals, 2 GB answers and lines: one hostile answer could take
@@ -173,6 +188,7 @@ export async function openImap(target: ImapTarget, login: MailLogin, bounds?: Im
   } as ConstructorParameters<typeof ImapFlow>[0]);
   // A connection error after login is reported by the next command (kept, as imapflow then rejects
   // that command with a bare NoConnection); the listener keeps it from crashing the process.
+  unparsedAnswers.set(client, unparsed);
   client.on('error', (e: unknown) => {
     if (!connectionErrors.has(client)) connectionErrors.set(client, e);
   });

@@ -6,7 +6,7 @@ import { MailroomError } from '../errors/errors.ts';
 import type { ConnectionGates } from '../smtp/connection-gate.ts';
 import type { Logger } from '../logger.ts';
 import type { TokenManager } from '../oauth/token-manager.ts';
-import { connectionError, type ImapBounds, ImapError, imapErrorFrom, isTooLarge, malformedImap, openImap, Stall, type ImapTarget } from '../imap/imap-session.ts';
+import { connectionError, type ImapBounds, ImapError, imapErrorFrom, isTooLarge, malformedImap, openImap, skippedAnswers, Stall, type ImapTarget } from '../imap/imap-session.ts';
 import { formatBytes } from '../net/bounded-fetch.ts';
 import type { Db } from '../storage/database.ts';
 import { clearAfterFetch, existingDedupeKeys, getFolderState, importInboundMessages, type MessageProblem, pendingAfterFetch, setFolderState } from '../storage/inbound-store.ts';
@@ -150,6 +150,7 @@ export async function fetchNew(
   const bounds = imapBounds(deps);
   let client = await connectWithToken(deps.tokens, server, bounds);
   let lock: { release(): void } | undefined;
+  let failed = false;
   /** The failure behind an error from imapflow, explained (a refused literal, not the NoConnection that followed). */
   const explain = (e: unknown, stall?: Stall): unknown => {
     if (stall?.failed) return stall.failed;
@@ -186,9 +187,9 @@ export async function fetchNew(
     const found: Found[] = [];
     /** Answers that break the protocol (RFC 9051 §7.5.2: a UID FETCH answer carries the UID): reported after the rest is imported. */
     const broken: string[] = [];
+    const seen = new Set<number>();
     if (box.exists > 0) {
       const most = box.exists + ANSWER_SLACK;
-      const seen = new Set<number>();
       let answers = 0;
       const stall = new Stall(client, target, bounds.timeoutMs, 'sent no new message envelope');
       try {
@@ -212,6 +213,15 @@ export async function fetchNew(
         throw explain(e, stall);
       } finally {
         stall.end();
+      }
+      // imapflow skips an answer it cannot parse: the UIDs the server has but did not describe
+      // readably are found with UID SEARCH, reported, and fetched alone (their size unknown).
+      const skippedHere = skippedAnswers(client);
+      if (skippedHere.count) {
+        broken.push(`${skippedHere.count} FETCH answer${skippedHere.count === 1 ? '' : 's'} that do${skippedHere.count === 1 ? 'es' : ''} not parse: ${skippedHere.sample}`);
+        const all = await client.search({ uid: `${lastUid + 1}:*` }, { uid: true }).catch(() => false as const);
+        if (!all) throw malformedImap(target, `${target.host} sent FETCH answers that are not valid IMAP, and UID SEARCH could not tell which messages they were; nothing was imported.`, broken.join('; '));
+        for (const uid of all) if (uid > lastUid && !seen.has(uid) && found.length < most) found.push({ uid, messageId: undefined, size: undefined });
       }
     }
     found.sort((a, b) => a.uid - b.uid);
@@ -441,12 +451,14 @@ export async function fetchNew(
       });
     }
   } catch (e) {
+    failed = true;
     throw explain(e);
   } finally {
     lock?.release();
-    // After a failure the connection may sit mid-command: closed, not logged out.
-    if (client.usable) await client.logout().catch(() => client.close());
-    else client.close();
+    // After a failure the connection may sit mid-command (a FETCH still answering, or silent): a
+    // LOGOUT would queue behind it, so it is closed.
+    if (failed || !client.usable) client.close();
+    else await client.logout().catch(() => client.close());
   }
 }
 
