@@ -29,9 +29,16 @@ export class ImapError extends Error {
 }
 
 /** imapflow's codes for an answer refused by its size limits (handler/limits.js). */
-const TOO_LARGE = new Set(['LiteralTooLarge', 'ResponseTooLarge', 'LineTooLarge', 'TooManyTokens', 'TooManyResponses']);
+const TOO_LARGE = new Set(['LiteralTooLarge', 'ResponseTooLarge', 'LineTooLarge', 'TooManyTokens', 'TooManyResponses', 'DownloadOverflow']);
 /** imapflow's codes for an answer that does not parse. */
 const MALFORMED = /^(ParserError\d*|ParserErrorExchange|MAX_IMAP_NESTING_REACHED)$/;
+
+const SOCKET_CODES = /^(ECONN[A-Z]+|ETIMEDOUT|ENOTFOUND|EAI_[A-Z]+|EHOSTUNREACH|EHOSTDOWN|ENETUNREACH|ENETDOWN|EPIPE|EADDRNOTAVAIL|EPROTO|ETLS|CERT_|UNABLE_TO|SELF_SIGNED|DEPTH_ZERO|ERR_TLS|ERR_SSL|ERR_SOCKET)/;
+
+/** Whether this connection has failed (closed by an error, a deadline or the server). */
+export function connectionFailed(client: ImapFlow): boolean {
+  return connectionErrors.has(client) || !client.usable;
+}
 
 /** What imapflow said about a refused answer, without the answer's bytes (its `input` can be 1 KB of anything). */
 function limitText(err: { message?: string; literalSize?: number; maxSize?: number }): string {
@@ -54,7 +61,9 @@ export function imapErrorFrom(e: unknown, target: ImapTarget): ImapError {
   if (err.code && MALFORMED.test(err.code)) {
     return new ImapError(`${target.host} sent an answer that is not valid IMAP (${limitText(err)}).`, { kind: 'imap', host: target.host, problem: 'malformed', response: `${err.code}: ${limitText(err)}` });
   }
-  const netCode = err.cause?.code ?? (err.code && /^(E[A-Z]+|CERT_|UNABLE_TO|SELF_SIGNED|DEPTH_ZERO|ERR_TLS|ERR_SSL)/.test(err.code) ? err.code : undefined);
+  // Node's socket, DNS and TLS codes only: a parser's EMAXLEN or a library's own E-code says nothing
+  // about host or port.
+  const netCode = err.cause?.code ?? (err.code && SOCKET_CODES.test(err.code) ? err.code : undefined);
   if (netCode && !err.serverResponseCode && !err.response) {
     return new ImapError(`Could not talk to ${target.host}:${target.port}: ${err.message}`, { kind: 'network', code: netCode, host: target.host, port: target.port, message: err.message ?? String(e) });
   }

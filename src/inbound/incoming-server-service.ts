@@ -361,7 +361,9 @@ export class IncomingServerService {
     }
     if (e instanceof ImapError) {
       const d = diagnose(e.evidence);
-      return { code: d.code, message: `${d.cause} The server said: ${e.message}`, fix: d.fix, guideStep: d.guideStep, evidence: { ...e.evidence, guideStep: d.guideStep } };
+      // Mailroom's own verdict on the answer (too large, too slow, not IMAP) is not the server's words.
+      const said = e.evidence.kind === 'imap' && e.evidence.problem ? e.message : `The server said: ${e.message}`;
+      return { code: d.code, message: `${d.cause} ${said}`, fix: d.fix, guideStep: d.guideStep, evidence: { ...e.evidence, guideStep: d.guideStep } };
     }
     if (isMailroomError(e)) return { code: e.code, message: e.message, ...(e.fix !== undefined && { fix: e.fix }), ...(e.evidence !== undefined && { evidence: e.evidence }) };
     // Anything else is Mailroom's own fault, not the admin's: recorded on the server like any

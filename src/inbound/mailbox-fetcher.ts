@@ -6,7 +6,7 @@ import { MailroomError } from '../errors/errors.ts';
 import type { ConnectionGates } from '../smtp/connection-gate.ts';
 import type { Logger } from '../logger.ts';
 import type { TokenManager } from '../oauth/token-manager.ts';
-import { connectionError, type ImapBounds, ImapError, imapErrorFrom, isTooLarge, malformedImap, openImap, skippedAnswers, Stall, type ImapTarget } from '../imap/imap-session.ts';
+import { connectionError, connectionFailed, type ImapBounds, ImapError, imapErrorFrom, isTooLarge, malformedImap, openImap, skippedAnswers, Stall, type ImapTarget } from '../imap/imap-session.ts';
 import { formatBytes } from '../net/bounded-fetch.ts';
 import type { Db } from '../storage/database.ts';
 import { clearAfterFetch, existingDedupeKeys, getFolderState, importInboundMessages, type MessageProblem, pendingAfterFetch, setFolderState } from '../storage/inbound-store.ts';
@@ -83,6 +83,11 @@ export interface FetcherDeps {
 
 export const imapTarget = (s: MailServerRecord): ImapTarget => ({ host: s.imap!.host, port: s.imap!.port, security: s.imap!.security });
 
+/**
+ * A large message is downloaded in partial FETCHes of this size (imapflow's default, 64 KB, is 800
+ * round trips for 50 MB); one chunk at a time is held.
+ */
+const DOWNLOAD_CHUNK_BYTES = 1024 * 1024;
 /** IMAP_TIMEOUT_SECONDS' default, for callers without the config. */
 const DEFAULT_IMAP_TIMEOUT_MS = 60_000;
 /** FETCH answers beyond the folder's message count tolerated (mail arriving during the fetch). */
@@ -110,7 +115,8 @@ export async function connectWithToken(tokens: TokenManager, server: MailServerR
 const isOwnError = (e: unknown) => e instanceof ImapError || (e instanceof Error && 'code' in e && String((e as { code: unknown }).code).startsWith('MR_'));
 
 /** The quarantine text of a message refused for its size. */
-function tooLarge(bytes: number, announced: number | undefined, max: number): MessageProblem {
+function tooLarge(bytes: number | undefined, announced: number | undefined, max: number): MessageProblem {
+  if (bytes === undefined) return { code: 'too_large', message: `The message is larger than INBOUND_MAX_MESSAGE_MB (${formatBytes(max)}); it was not downloaded whole.` };
   const lied = announced !== undefined && announced !== bytes ? ` (the server announced ${formatBytes(announced)})` : '';
   return { code: 'too_large', message: `The message is ${formatBytes(bytes)}${lied}, larger than INBOUND_MAX_MESSAGE_MB (${formatBytes(max)}); it was not downloaded.` };
 }
@@ -429,17 +435,25 @@ export async function fetchNew(
       const id = randomUUID();
       let stored: Awaited<ReturnType<typeof storeRaw>> | undefined;
       try {
-        dl = await client.download(String(f.uid), undefined, { uid: true });
+        // A byte past the limit is enough to know: a server sending more than it announced (or
+        // announcing nothing) is not read further.
+        dl = await client.download(String(f.uid), undefined, { uid: true, maxBytes: deps.maxMessageBytes + 1, chunkSize: DOWNLOAD_CHUNK_BYTES });
         if (!dl.content) return await commit([], f.uid, 1);
         stored = await storeRaw(dl.content, deps, server.id, id);
+        if (stored.sizeBytes > deps.maxMessageBytes) {
+          await discardRaw(deps, stored.raw, id);
+          await reopen();
+          return refuse(f, tooLarge(undefined, f.size, deps.maxMessageBytes), f.size ?? stored.sizeBytes);
+        }
       } catch (e) {
         const err = explain(e);
         if (isTooLarge(err)) {
           await reopen();
           return literalRefused(f, err as ImapError);
         }
-        if (err instanceof ImapError || isOwnError(e)) throw err;
-        // The parser gave up on the stream: the connection is mid-FETCH, so a new one follows.
+        if (isOwnError(e) || connectionFailed(client)) throw err;
+        // The connection is fine, so the parser gave up on the message: the connection is
+        // mid-FETCH, so a new one follows.
         rmSync(join(deps.dataDir, 'inbound', server.id, `${id}.eml.part`), { force: true });
         await reopen();
         return refuse(f, malformed(e), f.size ?? 0);

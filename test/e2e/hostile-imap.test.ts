@@ -34,9 +34,12 @@ before(async () => {
 });
 
 after(async () => {
-  await mailroom?.stop();
-  await imap?.stop();
-  if (dir) rmSync(dir, { recursive: true, force: true });
+  try {
+    await mailroom?.stop();
+  } finally {
+    await imap?.stop();
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  }
 });
 
 /** An incoming server for `user`'s mailbox on the hostile server; not active, so only Fetch Now fetches it. */
@@ -109,6 +112,22 @@ test('a message announced larger than INBOUND_MAX_MESSAGE_MB is not downloaded a
   assert.equal(refused.size, 400 * MB);
   assertProblem(refused, 'too_large', /^The message is 400 MB, larger than INBOUND_MAX_MESSAGE_MB \(50 MB\); it was not downloaded\.$/);
   assert.match(mailroom.output(), /The message is 400 MB, larger than INBOUND_MAX_MESSAGE_MB \(50 MB\); it was not downloaded\./);
+});
+
+test('a message of unknown size that keeps coming past INBOUND_MAX_MESSAGE_MB is read no further than the limit and listed as too large', T, async () => {
+  const id = await incoming('unsized@hostile.test', [good(1), { uid: 2, announcedSize: 'unknown', literalBytes: 60 * MB, honestPartials: true }, good(3)]);
+  const base = rssMb(mailroom.pid);
+  const rss = watchRss(mailroom.pid);
+  const { view } = await fetchNow(id);
+  const peak = rss.stop();
+  assert.ok(peak - base < 200, `RSS rose by ${Math.round(peak - base)} MB`);
+  assert.equal(view.fetch.error?.code, 'IMAP_MALFORMED', JSON.stringify(view.fetch));
+  assert.match(view.lastError.evidence.response, /UID 2\) without a usable RFC822\.SIZE/);
+  const items = await imported(id);
+  assert.deepEqual(ids(items), [1, 2, 3].map((u) => `<hostile-${u}@hostile.test>`));
+  const refused = items.find((i) => i.messageId === '<hostile-2@hostile.test>');
+  assertProblem(refused, 'too_large', /^The message is larger than INBOUND_MAX_MESSAGE_MB \(50 MB\); it was not downloaded whole\.$/);
+  assert.match(mailroom.output(), /The message is larger than INBOUND_MAX_MESSAGE_MB \(50 MB\); it was not downloaded whole\./);
 });
 
 test('a message no parser takes (1,001 MIME parts) is stored raw as unreadable, and UIDs after it are imported', T, async () => {

@@ -19,6 +19,8 @@ export interface HostileMessage {
   noUid?: boolean;
   /** Appended to its envelope answer verbatim, e.g. a BODYSTRUCTURE that does not parse. */
   extra?: string;
+  /** With `announcedSize` and `literalBytes`: partial FETCHes are answered as asked, not with the whole literal. */
+  honestPartials?: boolean;
   /** A FETCH of its body is never answered (the server goes silent mid-command). */
   silentBody?: boolean;
 }
@@ -98,11 +100,18 @@ export async function startHostileImap(tls: { cert: string; key: string }): Prom
       }
       return alive();
     };
-    /** A literal of `n` bytes of text lines, generated a megabyte at a time. */
-    const streamLiteral = async (n: number) => {
-      const line = Buffer.from(`${'x'.repeat(998)}\r\n`);
-      const block = Buffer.concat(Array.from({ length: 1024 }, () => line));
-      for (let left = n; left > 0 && alive(); left -= block.length) if (!(await write(left >= block.length ? block : block.subarray(0, left)))) return;
+    /**
+     * `n` bytes from `start` of a generated message (a header, then 1,000-byte text lines), a
+     * megabyte at a time: the same bytes at the same offsets whichever partial FETCH asks.
+     */
+    const streamLiteral = async (n: number, start = 0) => {
+      const head = Buffer.from('From: flood@remote.example\r\nSubject: generated\r\nContent-Type: text/plain\r\n\r\n');
+      const block = Buffer.concat(Array.from({ length: 1024 }, () => Buffer.from(`${'x'.repeat(998)}\r\n`)));
+      for (let pos = start, end = start + n; pos < end && alive(); ) {
+        const piece = pos < head.length ? head.subarray(pos, Math.min(head.length, end)) : block.subarray((pos - head.length) % 1000, Math.min(block.length, (pos - head.length) % 1000 + end - pos));
+        if (!(await write(piece))) return;
+        pos += piece.length;
+      }
     };
     const box = () => mailbox(user);
 
@@ -140,9 +149,9 @@ export async function startHostileImap(tls: { cert: string; key: string }): Prom
         if (m.literalBytes !== undefined) {
           const n = partial ? Math.max(0, Math.min(Number(partial[2]), m.literalBytes - start)) : m.literalBytes;
           // A lying server ignores the partial range and sends all it has.
-          const sent = m.announcedSize !== undefined ? m.literalBytes : n;
+          const sent = m.announcedSize !== undefined && !m.honestPartials ? m.literalBytes : n;
           if (!(await write(`* ${seq} FETCH (${[...parts, `BODY[]${partial ? `<${start}>` : ''} {${sent}}`].join(' ')}\r\n`))) return;
-          await streamLiteral(sent);
+          await streamLiteral(sent, sent === n ? start : 0);
           if (!(await write(')\r\n'))) return;
           continue;
         }
