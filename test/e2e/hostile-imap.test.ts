@@ -42,10 +42,9 @@ after(async () => {
   }
 });
 
-/** An incoming server for `user`'s mailbox on the hostile server; not active, so only Fetch Now fetches it. */
-async function incoming(user: string, messages: HostileMessage[], mr = mailroom, extra: Record<string, unknown> = {}): Promise<string> {
+/** An incoming server for `user`'s mailbox on the hostile server; not active (unless `extra` says so), so only Fetch Now fetches it. */
+async function incoming(user: string, messages: HostileMessage[], call = api, extra: Record<string, unknown> = {}): Promise<string> {
   imap.mailbox(user).messages = messages;
-  const call = apiClient(() => mr.baseUrl, () => key);
   const s = await call('POST', '/api/v1/incoming-servers', { name: user, authType: 'password', username: user, password: PASSWORD, imapHost: 'localhost', imapPort: imap.port, imapSecurity: 'tls', afterFetch: 'leave', active: false, ...extra });
   assert.equal(s.status, 201, JSON.stringify(s.json));
   return s.json.id;
@@ -217,10 +216,10 @@ test('SIGTERM during a FETCH the server stopped answering: the process exits wit
   const other = await startMailroomProcess({ NODE_EXTRA_CA_CERTS: ca.caFile, LOG_LEVEL: 'info' });
   try {
     const otherKey = /\n(mr_\S+)/.exec(await other.cli('apikey', 'create', '--name', 'erp', '--scope', 'admin'))![1]!;
+    const call = apiClient(() => other.baseUrl, () => otherKey);
     const user = 'stall@hostile.test';
-    imap.mailbox(user).messages = [{ ...good(1), silentBody: true }];
-    const s = await apiClient(() => other.baseUrl, () => otherKey)('POST', '/api/v1/incoming-servers', { name: user, authType: 'password', username: user, password: PASSWORD, imapHost: 'localhost', imapPort: imap.port, imapSecurity: 'tls', afterFetch: 'leave', active: false });
-    await apiClient(() => other.baseUrl, () => otherKey)('POST', `/api/v1/incoming-servers/${s.json.id}/fetch`);
+    const id = await incoming(user, [{ ...good(1), silentBody: true }], call);
+    await call('POST', `/api/v1/incoming-servers/${id}/fetch`);
     await waitFor('the stalled body FETCH', async () => (imap.bodyRequests(user).length ? true : undefined), 15_000);
     const t0 = Date.now();
     process.kill(other.pid, 'SIGTERM');
@@ -240,10 +239,8 @@ test('a Username/Password incoming server is fetched by the scheduler, without F
     const otherKey = /\n(mr_\S+)/.exec(await other.cli('apikey', 'create', '--name', 'erp', '--scope', 'admin'))![1]!;
     const call = apiClient(() => other.baseUrl, () => otherKey);
     const user = 'polled@hostile.test';
-    imap.mailbox(user).messages = [good(1)];
-    const s = await call('POST', '/api/v1/incoming-servers', { name: user, authType: 'password', username: user, password: PASSWORD, imapHost: 'localhost', imapPort: imap.port, imapSecurity: 'tls', afterFetch: 'leave', intervalMinutes: 1 });
-    assert.equal(s.status, 201, JSON.stringify(s.json));
-    const count = async () => (await call('GET', `/api/v1/inbound-messages?serverId=${s.json.id}`)).json.items.length as number;
+    const id = await incoming(user, [good(1)], call, { active: true, intervalMinutes: 1 });
+    const count = async () => (await call('GET', `/api/v1/inbound-messages?serverId=${id}`)).json.items.length as number;
     await waitFor('the first scheduled fetch', async () => ((await count()) === 1 ? true : undefined), 20_000);
     imap.mailbox(user).messages.push(good(2));
     await other.advanceClock(61_000);
