@@ -164,8 +164,19 @@ export async function fetchNew(
     const cause = connectionError(client, e);
     return cause instanceof ImapError ? cause : imapErrorFrom(cause, target);
   };
+  /** A command that must be over in IMAP_TIMEOUT_SECONDS, answers or not (a server can chatter without ever finishing). */
+  const within = async <T>(what: string, run: () => Promise<T>): Promise<T> => {
+    const guard = new Stall(client, target, bounds.timeoutMs, what);
+    try {
+      return await run();
+    } catch (e) {
+      throw explain(e, guard);
+    } finally {
+      guard.end();
+    }
+  };
   try {
-    lock = await client.getMailboxLock(imap.folder);
+    lock = await within(`did not finish opening ${imap.folder}`, () => client.getMailboxLock(imap.folder));
     const box = client.mailbox;
     if (!box) throw new ImapError(`The folder ${imap.folder} could not be opened.`, { kind: 'imap', response: `SELECT ${imap.folder} failed` });
     const uidValidity = String(box.uidValidity);
@@ -175,7 +186,7 @@ export async function fetchNew(
       lock = undefined;
       client.close();
       client = await connectWithToken(deps.tokens, server, bounds);
-      lock = await client.getMailboxLock(imap.folder);
+      lock = await within(`did not finish opening ${imap.folder}`, () => client.getMailboxLock(imap.folder));
       if (String(client.mailbox && client.mailbox.uidValidity) !== uidValidity) {
         throw new ImapError(`The folder ${imap.folder} changed its UIDVALIDITY during the fetch.`, { kind: 'imap', response: `UIDVALIDITY ${uidValidity} became ${client.mailbox && client.mailbox.uidValidity}` });
       }
@@ -225,7 +236,7 @@ export async function fetchNew(
       const skippedHere = skippedAnswers(client);
       if (skippedHere.count) {
         broken.push(`${skippedHere.count} FETCH answer${skippedHere.count === 1 ? '' : 's'} that do${skippedHere.count === 1 ? 'es' : ''} not parse: ${skippedHere.sample}`);
-        const all = await client.search({ uid: `${lastUid + 1}:*` }, { uid: true }).catch(() => false as const);
+        const all = await within('did not finish a UID SEARCH', () => client.search({ uid: `${lastUid + 1}:*` }, { uid: true })).catch(() => false as const);
         if (!all) throw malformedImap(target, `${target.host} sent FETCH answers that are not valid IMAP, and UID SEARCH could not tell which messages they were; nothing was imported.`, broken.join('; '));
         for (const uid of all) if (uid > lastUid && !seen.has(uid) && found.length < most) found.push({ uid, messageId: undefined, size: undefined });
       }
@@ -431,22 +442,30 @@ export async function fetchNew(
 
     /** A large message (or one of unknown size), streamed to storage alone. */
     async function downloadAlone(f: Found): Promise<void> {
-      let dl: Awaited<ReturnType<ImapFlow['download']>>;
       const id = randomUUID();
       let stored: Awaited<ReturnType<typeof storeRaw>> | undefined;
+      // Each chunk must come in time: a server trickling a large message is cut off like a silent one.
+      const stall = new Stall(client, target, bounds.timeoutMs, 'sent no more of a large message');
       try {
         // A byte past the limit is enough to know: a server sending more than it announced (or
         // announcing nothing) is not read further.
-        dl = await client.download(String(f.uid), undefined, { uid: true, maxBytes: deps.maxMessageBytes + 1, chunkSize: DOWNLOAD_CHUNK_BYTES });
-        if (!dl.content) return await commit([], f.uid, 1);
-        stored = await storeRaw(dl.content, deps, server.id, id);
+        try {
+          const dl = await client.download(String(f.uid), undefined, { uid: true, maxBytes: deps.maxMessageBytes + 1, chunkSize: DOWNLOAD_CHUNK_BYTES });
+          if (dl.content) {
+            dl.content.on('data', () => stall.progress());
+            stored = await storeRaw(dl.content, deps, server.id, id);
+          }
+        } finally {
+          stall.end();
+        }
+        if (!stored) return await commit([], f.uid, 1); // expunged since the envelope FETCH
         if (stored.sizeBytes > deps.maxMessageBytes) {
           await discardRaw(deps, stored.raw, id);
           await reopen();
           return refuse(f, tooLarge(undefined, f.size, deps.maxMessageBytes), f.size ?? stored.sizeBytes);
         }
       } catch (e) {
-        const err = explain(e);
+        const err = explain(e, stall);
         if (isTooLarge(err)) {
           await reopen();
           return literalRefused(f, err as ImapError);
