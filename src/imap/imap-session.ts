@@ -112,6 +112,12 @@ const RESPONSE_MARGIN = 1024 * 1024;
  * ENVELOPEs with hundreds of recipients (a few hundred KB); imapflow's default is 1 GB.
  */
 const MAX_LINE_BYTES = 4 * 1024 * 1024;
+/**
+ * Parse-tree nodes in one answer (about 100 bytes of heap each, imapflow's handler/limits.js): a 4 MB
+ * line of "1 1 1 …" would be 2 million at imapflow's default of a million. An ENVELOPE with hundreds
+ * of recipients is a few thousand; UID SEARCH answers are read without the tokenizer.
+ */
+const MAX_RESPONSE_TOKENS = 100_000;
 
 /** The error that ended a connection (imapflow rejects the commands under way with a bare NoConnection). */
 const connectionErrors = new WeakMap<ImapFlow, unknown>();
@@ -191,6 +197,7 @@ export async function openImap(target: ImapTarget, login: MailLogin, bounds?: Im
       maxLiteralSize: bounds.maxMessageBytes + LITERAL_MARGIN,
       maxResponseSize: bounds.maxMessageBytes + LITERAL_MARGIN + RESPONSE_MARGIN,
       maxLineLength: MAX_LINE_BYTES,
+      maxResponseTokens: MAX_RESPONSE_TOKENS,
     }),
     ...(!bounds && { socketTimeout: 10 * 60_000 }),
     tls: { minVersion: 'TLSv1.2' },

@@ -169,6 +169,21 @@ test('a BODYSTRUCTURE that does not parse fails the fetch as IMAP_MALFORMED, not
   assert.deepEqual(ids(await imported(id)), [1, 2, 3].map((u) => `<hostile-${u}@hostile.test>`));
 });
 
+test('an answer of 150,000 tokens is refused as IMAP_TOO_LARGE before it is parsed into a tree; fixed, the next fetch imports', T, async () => {
+  const user = 'tokens@hostile.test';
+  const id = await incoming(user, [good(1), { ...good(2), extra: `X-JUNK (${'1 '.repeat(150_000)})` }]);
+  const base = rssMb(mailroom.pid);
+  const rss = watchRss(mailroom.pid);
+  const { view } = await fetchNow(id);
+  const peak = rss.stop();
+  assert.ok(peak - base < 100, `RSS rose by ${Math.round(peak - base)} MB`);
+  assert.equal(view.fetch.error?.code, 'IMAP_TOO_LARGE', JSON.stringify(view.fetch));
+  assert.match(view.lastError.evidence.response, /^TooManyTokens/);
+  imap.mailbox(user).messages = [good(1), good(2)];
+  assert.equal((await fetchNow(id)).view.fetch.error, null);
+  assert.deepEqual(ids(await imported(id)), [1, 2].map((u) => `<hostile-${u}@hostile.test>`));
+});
+
 test('envelope FETCH answers that never end are cut off at the folder size: memory bounded, the error says so; fixed, the next fetch imports', T, async () => {
   const user = 'endless@hostile.test';
   const id = await incoming(user, [good(1), good(2)]);
