@@ -175,9 +175,9 @@ export async function createMailroom(config: Config, logger: Logger, opts: Start
     async close() {
       // First: messages in the middle of DATA are committed while the database is still open.
       await submission?.close();
-      await lifecycle.stop();
-      await worker.stop();
-      await incoming.stop();
+      // Together: a fetch stalled on a silent server is aborted at once, not after the outbox has
+      // finished its sends.
+      await Promise.all([lifecycle.stop(), worker.stop(), incoming.stop()]);
       await webhooks.stop();
       await gates.close();
       await wakeups.close();

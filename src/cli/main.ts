@@ -24,9 +24,16 @@ Configuration comes from the environment: PORT, HOST, BASE_URL, DATA_DIR, DATABA
 MAILROOM_SECRET_KEY, MICROSOFT_AUTHORITY_HOST, LOG_LEVEL, SMTP_SUBMISSION_PORT, SMTP_SUBMISSIONS_PORT,
 SMTP_TLS_CERT, SMTP_TLS_KEY (see README).`;
 
+/** SIGTERM to exit: submission sessions get 10 s to finish their message (CLOSE_TIMEOUT_MS) within it. */
+const SHUTDOWN_CAP_MS = 12_000;
+
 async function serve(): Promise<void> {
   const config = loadConfig();
   const logger = createLogger(config.logLevel);
+  // A bug in a background task must not end the API, the outbox and the SMTP listener with it:
+  // logged with its stack (one line the tests look for), and the process carries on.
+  process.on('unhandledRejection', (err) => logger.error({ event: 'process.unhandled', kind: 'unhandledRejection', err }, 'unhandled promise rejection'));
+  process.on('uncaughtException', (err) => logger.error({ event: 'process.unhandled', kind: 'uncaughtException', err }, 'uncaught exception'));
   await buildWebIfNeeded((m) => logger.info(m));
   // Until the database is open a signal ends the wait at once, and while Mailroom waits for an
   // unreachable PostgreSQL a placeholder answers HTTP (/healthz "starting", everything else 503).
@@ -82,10 +89,22 @@ async function serve(): Promise<void> {
   const stop = async (signal: string) => {
     logger.info({ event: 'stopping', signal }, 'shutting down');
     clearInterval(sweep);
-    // SMTP first: its sessions finish their message (and its commit) before anything else stops.
-    await mr.submission?.close();
-    await app.close();
-    await mr.close();
+    // Whatever still waits (a peer that never answers, a stuck commit) does not keep this process
+    // beside the next instance on the same DATA_DIR: it exits anyway after this long.
+    const cap = setTimeout(() => {
+      logger.error({ event: 'stopping.timeout', signal, afterMs: SHUTDOWN_CAP_MS }, `shutdown not finished after ${SHUTDOWN_CAP_MS / 1000} s: exiting anyway`);
+      process.exit(1);
+    }, SHUTDOWN_CAP_MS);
+    cap.unref();
+    try {
+      // SMTP first: its sessions finish their message (and its commit) before anything else stops.
+      await mr.submission?.close();
+      await app.close();
+      await mr.close();
+    } catch (e) {
+      logger.error({ event: 'stopping.failed', err: e }, 'shutdown failed');
+      process.exit(1);
+    }
     process.exit(0);
   };
   process.once('SIGINT', () => void stop('SIGINT'));

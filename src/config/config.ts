@@ -35,6 +35,11 @@ export interface Config {
    */
   readonly inboundMaxMessageBytes: number;
   /**
+   * IMAP_TIMEOUT_SECONDS (60): an IMAP server that sends nothing this long while Mailroom waits for
+   * its answer, or a FETCH that brings no new message this long, is given up on.
+   */
+  readonly imapTimeoutMs: number;
+  /**
    * How long an instance's claim on a mailbox lasts without renewal (renewed every 5 s while it
    * lives): another instance takes a dead one's mailboxes over within this plus 5 s.
    */
@@ -254,6 +259,8 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   // times that once base64-encoded, plus its headers and text.
   const inboundMaxMessageBytes = Math.floor(num('INBOUND_MAX_MESSAGE_MB', (outbox.maxMessageBytes * 2) / 1024 / 1024, 0.001, 1024) * 1024 * 1024);
 
+  const imapTimeoutMs = num('IMAP_TIMEOUT_SECONDS', 60, 1, 3600) * 1000;
+
   let trustProxy: HttpConfig['trustProxy'] = false;
   const rawTrust = get('TRUST_PROXY');
   if (rawTrust !== undefined && !['off', 'false', 'no', '0'].includes(rawTrust.toLowerCase())) {
@@ -283,7 +290,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   const submission = submissionConfig(get, port, problems);
 
   if (problems.length > 0) throw new ConfigError(problems);
-  return Object.freeze({ port, host, baseUrl, dataDir, databaseUrl, databaseTimeouts, secretKey, microsoftAuthorityHost, google, microsoftGraph, plaintextHosts, logLevel, outbox, webhooks, inboundEnabled, inboundParseThreads, inboundMaxMessageBytes, inboundLeaseMs, lifecycleLeaseMs, http, submission });
+  return Object.freeze({ port, host, baseUrl, dataDir, databaseUrl, databaseTimeouts, secretKey, microsoftAuthorityHost, google, microsoftGraph, plaintextHosts, logLevel, outbox, webhooks, inboundEnabled, inboundParseThreads, inboundMaxMessageBytes, imapTimeoutMs, inboundLeaseMs, lifecycleLeaseMs, http, submission });
 }
 
 function submissionConfig(get: (k: string) => string | undefined, httpPort: number, problems: string[]): SubmissionConfig | null {

@@ -593,6 +593,34 @@ export const CATALOGUE = {
     temporary: false,
   },
 
+  IMAP_TOO_LARGE: {
+    area: 'imap',
+    title: 'IMAP answer too large',
+    symptom: 'an answer larger than INBOUND_MAX_MESSAGE_MB, or a line or answer with no end',
+    cause: 'The IMAP server sent an answer larger than Mailroom reads (a line, or a whole answer, past INBOUND_MAX_MESSAGE_MB); Mailroom closed the connection instead of holding it in memory.',
+    fix: 'Check that IMAP Server and IMAP Port point at your mail server. If they do, the server is faulty: report the evidence below to its operator. A single message larger than the limit is not a reason for this error: it is listed as refused in Inbound Messages.',
+    guideStep: 6,
+    temporary: false,
+  },
+  IMAP_TIMEOUT: {
+    area: 'imap',
+    title: 'IMAP server stopped answering',
+    symptom: 'no answer to a command, or a FETCH that makes no progress, for IMAP_TIMEOUT_SECONDS',
+    cause: 'The IMAP server stopped answering in the middle of a command; Mailroom closed the connection.',
+    fix: 'Nothing to change if it happens once: Mailroom tries again after 10 s, 20 s, 40 s… up to the interval. If it repeats, check the mail server\'s health and the network in between; IMAP_TIMEOUT_SECONDS sets how long Mailroom waits.',
+    guideStep: 7,
+    temporary: true,
+  },
+  IMAP_MALFORMED: {
+    area: 'imap',
+    title: 'IMAP answer not understood',
+    symptom: 'a FETCH answer without a UID or with a garbled size, more answers than the folder has messages, a response that does not parse',
+    cause: 'The IMAP server answered in a way the IMAP protocol (RFC 9051) does not allow, so Mailroom could not tell which messages are new.',
+    fix: 'Check that IMAP Server and IMAP Port point at an IMAP server. If they do, report the evidence below to the server\'s operator; the messages it described properly are still imported.',
+    guideStep: 6,
+    temporary: false,
+  },
+
   // ── Network and TLS (Node's socket and TLS codes) ──
   // ── Microsoft Graph (Send Using / Receive Using: Microsoft Graph) ──
   GRAPH_ErrorSendAsDenied: {

@@ -98,6 +98,9 @@ function imap(e: ImapEvidence): Diagnosis {
   // First: Dovecot answers a login it cannot check right now with NO [UNAVAILABLE], and imapflow
   // flags every refused login as authenticationFailed.
   if (e.responseCode === 'UNAVAILABLE') return entry('IMAP_UNAVAILABLE');
+  if (e.problem === 'too_large') return entry('IMAP_TOO_LARGE');
+  if (e.problem === 'timeout') return entry('IMAP_TIMEOUT');
+  if (e.problem === 'malformed') return entry('IMAP_MALFORMED');
   if (/not enabled for IMAP/i.test(e.response ?? '')) return entry('IMAP_GMAIL_DISABLED');
   if ((e.responseCode === 'AUTHENTICATIONFAILED' || e.authenticationFailed) && e.auth === 'password') return entry('IMAP_PASSWORD_REJECTED');
   if (e.responseCode === 'AUTHENTICATIONFAILED' || e.authenticationFailed) return entry('IMAP_AUTHENTICATIONFAILED');

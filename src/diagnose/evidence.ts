@@ -46,6 +46,11 @@ export interface ImapEvidence {
    * Exchange answers `NO AUTHENTICATE failed.` without a response code.
    */
   authenticationFailed?: boolean;
+  /**
+   * Mailroom gave up on the exchange itself: an answer past its size limits, no answer in time, or
+   * an answer that does not follow the protocol. `response` then holds what was seen.
+   */
+  problem?: 'too_large' | 'timeout' | 'malformed';
 }
 
 export interface NetworkEvidence {

@@ -40,7 +40,7 @@ import {
   updateMailServer,
 } from '../storage/mail-server-store.ts';
 import { createIncomingSchema, INCOMING_DEFAULTS, updateIncomingSchema } from './incoming-server-input.ts';
-import { connectWithToken, fetchNew, probeImap } from './mailbox-fetcher.ts';
+import { connectWithToken, fetchNew, imapBounds, probeImap } from './mailbox-fetcher.ts';
 import { fetchNewGraph, probeGraph } from './graph-fetcher.ts';
 import { GraphError } from '../graph/graph-client.ts';
 import { ParsePool } from './parse-pool.ts';
@@ -63,6 +63,8 @@ const TICK_MS = 5000;
 /** On PostgreSQL the first claims wait this long after the instance said it is there. */
 const FIRST_TICK_MS = 1000;
 const WATCH_RETRY_MS = 60_000;
+/** An IDLE connection is quiet by design; imapflow probes it with NOOP after this much silence. */
+const WATCH_SOCKET_TIMEOUT_MS = 10 * 60_000;
 
 export class IncomingServerService {
   private readonly runs = new Map<string, FetchState>();
@@ -359,22 +361,42 @@ export class IncomingServerService {
     }
     if (e instanceof ImapError) {
       const d = diagnose(e.evidence);
-      return { code: d.code, message: `${d.cause} The server said: ${e.message}`, fix: d.fix, guideStep: d.guideStep, evidence: { ...e.evidence, guideStep: d.guideStep } };
+      // Mailroom's own verdict on the answer (too large, too slow, not IMAP) is not the server's words.
+      const said = e.evidence.kind === 'imap' && e.evidence.problem ? e.message : `The server said: ${e.message}`;
+      return { code: d.code, message: `${d.cause} ${said}`, fix: d.fix, guideStep: d.guideStep, evidence: { ...e.evidence, guideStep: d.guideStep } };
     }
     if (isMailroomError(e)) return { code: e.code, message: e.message, ...(e.fix !== undefined && { fix: e.fix }), ...(e.evidence !== undefined && { evidence: e.evidence }) };
-    throw e;
+    // Anything else is Mailroom's own fault, not the admin's: recorded on the server like any
+    // failure (and logged with its stack by the caller), never thrown out of a background task.
+    return {
+      code: 'MR_INTERNAL',
+      message: `The fetch stopped on an unexpected error: ${String((e as Error)?.message ?? e).slice(0, 500)}`,
+      fix: 'Mailroom tries again at the next fetch. If this repeats, report it with the log line inbound.fetch_failed (it has the stack).',
+      evidence: { kind: 'internal', name: (e as Error)?.name ?? typeof e },
+    };
   }
 
   /** Test & Confirm: XOAUTH2 login, open the folder, report its message count or the server's reply. */
   async test(id: string) {
     const s = await this.record(id);
     try {
-      const r = s.transport === 'graph' ? await probeGraph({ db: this.deps.db, tokens: this.deps.tokens, graphHost: this.deps.config.microsoftGraph.host, ...(this.deps.gates && { gates: this.deps.gates }) }, s) : await probeImap(this.deps.tokens, s);
+      const r = s.transport === 'graph' ? await probeGraph({ db: this.deps.db, tokens: this.deps.tokens, graphHost: this.deps.config.microsoftGraph.host, ...(this.deps.gates && { gates: this.deps.gates }) }, s) : await probeImap(this.deps.tokens, s, this.imapBounds());
       await setAlertState(this.deps.db, s.id, { loginOkAt: this.now().toISOString() });
       return { ok: true, message: `Connection Test Successful! ${r.messages} message${r.messages === 1 ? '' : 's'} in ${s.imap!.folder}`, messageCount: r.messages };
     } catch (e) {
       return { ok: false, ...this.failure(e) };
     }
+  }
+
+  private imapBounds() {
+    return imapBounds({ maxMessageBytes: this.deps.config.inboundMaxMessageBytes, imapTimeoutMs: this.deps.config.imapTimeoutMs, signal: this.stopping.signal });
+  }
+
+  /** Runs a background task: whatever it throws is logged with its stack, never left unhandled. */
+  private background(event: string, task: () => Promise<unknown>): void {
+    void Promise.resolve()
+      .then(task)
+      .catch((e: unknown) => this.deps.logger.error({ event, err: e }, 'inbound background task failed'));
   }
 
   /** Fetch Now: starts a fetch (or joins the one running) and returns at once; progress is on the server. */
@@ -383,7 +405,7 @@ export class IncomingServerService {
     if (this.inflight.has(id)) throw new MailroomError('MR_CONFLICT', 'A fetch is already running for this server.');
     // Another instance holds the mailbox: it fetches at its next tick (within 5 s), not this one.
     if (!(await this.claim(id))) return clearLastFetch(this.deps.db, id);
-    void this.runFetch(s);
+    this.background('inbound.fetch_failed', () => this.runFetch(s));
   }
 
   /** One fetch at a time per server; records progress, the outcome and any error with its fix. */
@@ -395,12 +417,13 @@ export class IncomingServerService {
       this.again.add(server.id);
       return running;
     }
+    if (this.stopped) return Promise.resolve(this.fetchState(server.id));
     const failures = this.runs.get(server.id)?.failures ?? 0;
     const state: FetchState = { running: true, fetched: 0, total: null, startedAt: this.now().toISOString(), finishedAt: null, imported: 0, error: null, failures };
     this.runs.set(server.id, state);
     const p = (async () => {
       try {
-        const deps = { db: this.deps.db, dataDir: this.deps.config.dataDir, rawInDatabase: this.deps.config.databaseUrl.startsWith('postgres'), tokens: this.deps.tokens, logger: this.deps.logger, parser: this.parser, now: () => this.now(), graphHost: this.deps.config.microsoftGraph.host, maxMessageBytes: this.deps.config.inboundMaxMessageBytes, signal: this.stopping.signal, ...(this.deps.gates && { gates: this.deps.gates }) };
+        const deps = { db: this.deps.db, dataDir: this.deps.config.dataDir, rawInDatabase: this.deps.config.databaseUrl.startsWith('postgres'), tokens: this.deps.tokens, logger: this.deps.logger, parser: this.parser, now: () => this.now(), graphHost: this.deps.config.microsoftGraph.host, maxMessageBytes: this.deps.config.inboundMaxMessageBytes, imapTimeoutMs: this.deps.config.imapTimeoutMs, signal: this.stopping.signal, ...(this.deps.gates && { gates: this.deps.gates }) };
         const progress = (pr: { fetched: number; total: number }) => {
           state.fetched = pr.fetched;
           state.total = pr.total;
@@ -413,20 +436,30 @@ export class IncomingServerService {
         if (/^(IMAP_|NET_|GRAPH_)/.test(server.lastError?.code ?? '')) await setMailServerError(this.deps.db, server.id, null);
         if (r.imported) this.deps.logger.info({ event: 'inbound.fetched', mailServerId: server.id, imported: r.imported, skipped: r.skipped }, 'new mail imported');
       } catch (e) {
+        if (this.stopping.signal.aborted) {
+          // Shutdown closed the connection: not the server's failure, nothing to record.
+          this.deps.logger.info({ event: 'inbound.fetch_stopped', mailServerId: server.id }, 'fetch stopped by shutdown; the next start resumes after the last batch stored');
+          return state;
+        }
         const f = this.failure(e);
         state.error = { code: f.code, message: f.message, ...(f.fix !== undefined && { fix: f.fix }) };
         state.failures = failures + 1;
         const stored: StoredError = { ...state.error, ...(f.evidence !== undefined && { evidence: f.evidence as Record<string, unknown> }), at: this.now().toISOString() };
         await setMailServerError(this.deps.db, server.id, stored).catch(() => undefined);
-        this.deps.logger.warn({ event: 'inbound.fetch_failed', mailServerId: server.id, code: f.code, reason: f.message }, 'fetch failed');
+        if (f.code === 'MR_INTERNAL') this.deps.logger.error({ event: 'inbound.fetch_failed', mailServerId: server.id, code: f.code, err: e }, 'fetch failed on an unexpected error');
+        else this.deps.logger.warn({ event: 'inbound.fetch_failed', mailServerId: server.id, code: f.code, reason: f.message }, 'fetch failed');
       } finally {
         state.running = false;
         state.finishedAt = this.now().toISOString();
         this.inflight.delete(server.id);
-        if (this.again.delete(server.id) && !state.error && !this.stopped) void this.record(server.id).then((fresh) => this.runFetch(fresh), () => undefined);
+        if (this.again.delete(server.id) && !state.error && !this.stopped) this.background('inbound.fetch_failed', () => this.record(server.id).then((fresh) => this.runFetch(fresh), () => undefined));
       }
       return state;
-    })();
+    })().catch((e: unknown) => {
+      // Only the bookkeeping above can get here (a database gone mid-record): logged, the state kept.
+      this.deps.logger.error({ event: 'inbound.fetch_failed', mailServerId: server.id, err: e }, 'fetch bookkeeping failed');
+      return state;
+    });
     this.inflight.set(server.id, p);
     return p;
   }
@@ -450,7 +483,10 @@ export class IncomingServerService {
     clearTimeout(this.firstTick);
     if (this.timer) clearInterval(this.timer);
     this.timer = undefined;
-    for (const id of [...this.watchers.keys()]) this.dropWatcher(id);
+    // Running fetches close their connections now: a server that stopped answering must not hold
+    // the shutdown (issue #18: SIGTERM during a stalled FETCH left the process up for 6 minutes).
+    this.stopping.abort(new Error('Mailroom is shutting down'));
+    for (const id of [...this.watchers.keys()]) this.dropWatcher(id, true);
     await Promise.allSettled([...this.inflight.values()]);
     await this.parser.close();
     // A clean stop hands the mailboxes over at once instead of after the lease.
@@ -466,7 +502,9 @@ export class IncomingServerService {
   private async tick(): Promise<void> {
     const servers = (await listMailServers(this.deps.db, 'incoming')).filter((s) => s.active);
     const tokens = new Map((await listTokens(this.deps.db)).map((t) => [t.mailServerId, t]));
-    const fetchable = servers.filter((s) => tokens.get(s.tokenSourceId ?? s.id)?.status === 'valid');
+    // Every server whose login can work is polled: a password (or no login) needs no token; an OAuth
+    // one, or one reusing an outgoing server's connection, waits for that token to be valid.
+    const fetchable = servers.filter((s) => (s.tokenSourceId || authMethodOf(s).mechanism === 'xoauth2' ? tokens.get(s.tokenSourceId ?? s.id)?.status === 'valid' : true));
     await this.sayPresent();
     const [fetchers, leases] = await Promise.all([listLeases(this.deps.db, 'fetcher:'), this.mailboxLeases()]);
     const live = fetchers.filter((l) => Date.parse(l.expiresAt) > this.now().getTime()).map((l) => l.holder);
@@ -509,8 +547,8 @@ export class IncomingServerService {
       // A failed fetch (a dropped connection, a server restart) is tried again soon, backing off.
       const retryDue = run?.error && run.finishedAt && now - Date.parse(run.finishedAt) >= Math.min(interval, 10_000 * 2 ** (run.failures - 1));
       const due = !isMine || !s.lastFetchAt || now - Date.parse(s.lastFetchAt) >= interval || retryDue;
-      if (due && !this.inflight.has(s.id)) void this.runFetch(s);
-      void this.ensureWatcher(s);
+      if (due && !this.inflight.has(s.id)) this.background('inbound.fetch_failed', () => this.runFetch(s));
+      this.background('inbound.watch_failed', () => this.ensureWatcher(s));
     }
     for (const id of this.watchers.keys()) {
       if (!servers.some((s) => s.id === id)) {
@@ -530,8 +568,9 @@ export class IncomingServerService {
     if ((this.watchBackoff.get(s.id) ?? 0) > Date.now()) return;
     this.watchBackoff.set(s.id, Date.now() + WATCH_RETRY_MS);
     try {
-      const client = await connectWithToken(this.deps.tokens, s);
-      if (!(await this.stillMine(s.id))) {
+      // The watcher's connection is quiet by design (IDLE): bounded in size, not by IMAP_TIMEOUT_SECONDS.
+      const client = await connectWithToken(this.deps.tokens, s, { ...this.imapBounds(), timeoutMs: WATCH_SOCKET_TIMEOUT_MS });
+      if (this.stopped || !(await this.stillMine(s.id))) {
         // Handed over while this connection was being opened: the new holder watches.
         await client.logout().catch(() => client.close());
         return;
@@ -546,9 +585,10 @@ export class IncomingServerService {
       client.on('exists', () => {
         this.deps.logger.debug({ event: 'inbound.idle_exists', mailServerId: s.id }, 'new mail signalled by IDLE');
         clearTimeout(timer);
-        timer = setTimeout(() => void this.record(s.id).then((fresh) => this.runFetch(fresh), () => undefined), IDLE_FETCH_DELAY_MS);
+        timer = setTimeout(() => this.background('inbound.fetch_failed', () => this.record(s.id).then((fresh) => this.runFetch(fresh))), IDLE_FETCH_DELAY_MS);
       });
       client.on('close', () => {
+        clearTimeout(timer);
         if (this.watchers.get(s.id)?.client === client) this.watchers.delete(s.id);
       });
       this.watchers.set(s.id, { client, signature });
@@ -557,7 +597,7 @@ export class IncomingServerService {
       void client.idle().catch(() => undefined);
       this.deps.logger.debug({ event: 'inbound.watching', mailServerId: s.id }, 'waiting for new mail with IMAP IDLE');
       // Whatever arrived between the last fetch and this IDLE would not be signalled: fetch it now.
-      void this.record(s.id).then((fresh) => this.runFetch(fresh), () => undefined);
+      this.background('inbound.fetch_failed', () => this.record(s.id).then((fresh) => this.runFetch(fresh)));
     } catch (e) {
       this.deps.logger.debug({ event: 'inbound.watch_failed', mailServerId: s.id, err: (e as Error).message }, 'IDLE watcher not started; polling continues');
     }
@@ -567,10 +607,12 @@ export class IncomingServerService {
     return (await this.mailboxLeases()).get(id)?.holder === this.instance;
   }
 
-  private dropWatcher(id: string): void {
+  /** Ends a mailbox's IDLE connection: with LOGOUT, or at once (shutdown: the server may not answer). */
+  private dropWatcher(id: string, now = false): void {
     const w = this.watchers.get(id);
     if (!w) return;
     this.watchers.delete(id);
-    void w.client.logout().catch(() => w.client.close());
+    if (now) w.client.close();
+    else void w.client.logout().catch(() => w.client.close());
   }
 }

@@ -136,8 +136,10 @@ export class OutboxWorker {
     this.running = true;
     // A third of the lease: two heartbeats may be missed (a slow disk, a busy event loop) before a
     // live worker's claim could be taken over.
-    this.heartbeat = setInterval(() => void this.renew(), Math.max(100, Math.floor(this.deps.config.leaseMs / 3)));
-    this.loopDone = this.recoverClaims().then(() => this.loop());
+    this.heartbeat = setInterval(() => void this.renew().catch(() => undefined), Math.max(100, Math.floor(this.deps.config.leaseMs / 3)));
+    this.loopDone = this.recoverClaims()
+      .then(() => this.loop())
+      .catch((e: unknown) => this.deps.logger.error({ err: e, event: 'outbox.loop_error' }, 'outbox worker stopped on an unexpected error'));
   }
 
   private async recoverClaims(): Promise<void> {

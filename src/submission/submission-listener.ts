@@ -60,6 +60,9 @@ export class SubmissionListener {
 
   constructor(private readonly deps: SubmissionDeps) {}
 
+  /** smtp-server's callback threw (a session already gone): logged, never an unhandled rejection. */
+  private readonly sessionBug = (e: unknown) => this.deps.logger.error({ err: e, event: 'submission.session_error' }, 'SMTP session callback failed');
+
   /** Listens on the configured ports; resolves with the ports bound. */
   async listen(): Promise<Array<{ port: number; implicitTls: boolean }>> {
     const { config, host } = this.deps;
@@ -119,20 +122,20 @@ export class SubmissionListener {
         this.authenticate(auth.username ?? '', auth.password ?? '', session).then(
           (user) => cb(null, { user }),
           (e: Error) => cb(e),
-        );
+        ).catch(this.sessionBug);
       },
       onMailFrom: (address, session, cb) => {
         this.mailFrom(address).then(
           () => cb(),
           (e: Error) => cb(e),
-        );
+        ).catch(this.sessionBug);
       },
       onRcptTo: (address, session, cb) => cb(this.rcptTo(address, session)),
       onData: (stream, session, cb) => {
         this.data(stream, session).then(
           (text) => cb(null, text),
           (e: Error) => cb(e),
-        );
+        ).catch(this.sessionBug);
       },
     };
   }

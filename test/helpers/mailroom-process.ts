@@ -36,7 +36,15 @@ export interface MailroomProcess {
   advanceClock(ms: number): Promise<void>;
   /** kill -9: no shutdown hooks run, the data directory is left as the crash left it. */
   crash(): Promise<void>;
+  /** SIGTERM and wait; then fails if the process ever logged an unhandled rejection or exception. */
   stop(): Promise<void>;
+  /** Fails if the process logged `process.unhandled` (an unhandled rejection or uncaught exception) so far. */
+  assertNoUnhandled(): void;
+}
+
+/** The log lines of an unhandled rejection or uncaught exception (serve logs them and carries on). */
+export function unhandledLines(output: string): string[] {
+  return output.split('\n').filter((l) => l.includes('"event":"process.unhandled"'));
 }
 
 /** Starts `mailroom serve` as a real child process, as `npm start` would, and waits for /healthz. */
@@ -86,6 +94,10 @@ async function spawnMailroom(env: Record<string, string>, p: number, dataDir: st
     }
     await new Promise((r) => setTimeout(r, 200));
   }
+  const assertNoUnhandled = () => {
+    const lines = unhandledLines(out);
+    if (lines.length) throw new Error(`mailroom logged ${lines.length} unhandled error(s):\n${lines.slice(0, 3).join('\n')}`);
+  };
   return {
     baseUrl,
     dataDir,
@@ -118,6 +130,8 @@ async function spawnMailroom(env: Record<string, string>, p: number, dataDir: st
         clearTimeout(t);
       }
       rmSync(dataDir, { recursive: true, force: true });
+      assertNoUnhandled();
     },
+    assertNoUnhandled,
   };
 }

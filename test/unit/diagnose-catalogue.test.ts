@@ -457,6 +457,21 @@ const ROWS: Row[] = [
     evidence: () => imapflow({ response: 'NO [NONEXISTENT] Unknown Mailbox: Archive (Failure)', serverResponseCode: 'NONEXISTENT' }),
     code: 'IMAP_ERROR', step: 6, temporary: false, fix: /reply below/,
   },
+  {
+    name: 'imapflow refuses a literal past INBOUND_MAX_MESSAGE_MB',
+    evidence: () => imapErrorFrom(Object.assign(new Error('Literal size 419430400 exceeds maximum allowed size of 104923136 bytes'), { code: 'ResponseTooLarge', literalSize: 419430400 }), { host: '127.0.0.1', port: 143, security: 'starttls' }).evidence,
+    code: 'IMAP_TOO_LARGE', step: 6, temporary: false, fix: /IMAP Server and IMAP Port/,
+  },
+  {
+    name: 'imapflow socket timeout while a command waits (ETIMEOUT): not a network error',
+    evidence: () => imapErrorFrom(Object.assign(new Error('Socket timeout'), { code: 'ETIMEOUT' }), { host: '127.0.0.1', port: 143, security: 'starttls' }).evidence,
+    code: 'IMAP_TIMEOUT', step: 7, temporary: true, fix: /IMAP_TIMEOUT_SECONDS/,
+  },
+  {
+    name: 'imapflow cannot parse the server answer',
+    evidence: () => imapErrorFrom(Object.assign(new Error('Unexpected char at position 12'), { code: 'ParserError2' }), { host: '127.0.0.1', port: 143, security: 'starttls' }).evidence,
+    code: 'IMAP_MALFORMED', step: 6, temporary: false, fix: /report the evidence/,
+  },
 
   // ── Network and TLS ──
   {
