@@ -223,8 +223,9 @@ export class TokenManager {
         at: now.toISOString(),
       });
       this.deps.onEvent?.({ type: 'refresh_failed', serverId: server.id, code: e.code });
-      // A transient failure while the current access token still works is not worth failing a send.
-      if (!ev && token.accessTokenSealed && token.accessTokenExpiresAt && Date.parse(token.accessTokenExpiresAt) > now.getTime() + 30_000) {
+      // A transient failure (the network, a token endpoint too slow or answering too much) while the
+      // current access token still works is not worth failing a send.
+      if ((!ev || diagnose(ev).temporary) && token.accessTokenSealed && token.accessTokenExpiresAt && Date.parse(token.accessTokenExpiresAt) > now.getTime() + 30_000) {
         return { fallback: this.open(server, token) };
       }
     }
