@@ -21,7 +21,7 @@ function tokenLimit(e: OAuthEvidence): Diagnosis | undefined {
   const bound = e.bound ?? 0;
   switch (e.error) {
     case 'token_endpoint_timeout':
-      return entry('OAUTH_TOKEN_ENDPOINT_TIMEOUT', `${at} did not finish answering within ${Math.round(bound / 1000)} s, so no access token could be fetched.`);
+      return entry('OAUTH_TOKEN_ENDPOINT_TIMEOUT', `${at} did not finish answering within ${Math.round(bound / 100) / 10} s, so no access token could be fetched.`);
     case 'token_response_too_large':
       return entry('OAUTH_TOKEN_RESPONSE_TOO_LARGE', `${at} answered with more than ${formatBytes(bound)}, where a token answer holds a few KB; Mailroom stopped reading it.`);
     case 'token_too_long':

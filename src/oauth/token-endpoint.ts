@@ -62,17 +62,10 @@ export function requestEvidence(ctx: Pick<TokenRequestContext, 'provider' | 'sco
   };
 }
 
-function refused(ctx: TokenRequestContext, code: 'MR_OAUTH_UNREACHABLE' | 'MR_OAUTH_RESPONSE_INVALID', ev: OAuthEvidence): MailroomError {
-  const d = diagnose(ev);
-  return new MailroomError(code, d.cause, { fix: d.fix, evidence: { ...ev, diagnosis: d.code, guideStep: d.guideStep } });
-}
+type TokenLimit = { kind: 'time' | 'size'; bound: number } | { kind: 'token'; bound: number; token: TokenName; length: number };
 
-/** A token response refused for a bound it passed, as evidence the catalogue explains (never a token). */
-export function tokenLimitEvidence(
-  ctx: TokenRequestContext,
-  origin: string,
-  limit: { kind: 'time' | 'size'; bound: number } | { kind: 'token'; bound: number; token: TokenName; length: number },
-): OAuthEvidence {
+/** A token answer refused for a bound it passed, as evidence the catalogue explains (never a token). */
+export function tokenLimitEvidence(ctx: TokenRequestContext, origin: string, limit: TokenLimit): OAuthEvidence {
   const ev: OAuthEvidence = {
     kind: 'oauth',
     stage: ctx.stage,
@@ -87,6 +80,19 @@ export function tokenLimitEvidence(
     ev.tokenLength = limit.length;
   }
   return ev;
+}
+
+/**
+ * The error of a refused token answer: MR_OAUTH_UNREACHABLE when it did not come in time,
+ * MR_OAUTH_RESPONSE_INVALID when it was too large; both temporary, so mail waits and is retried.
+ */
+export function tokenLimitError(ctx: TokenRequestContext, origin: string, limit: TokenLimit): MailroomError {
+  const ev = tokenLimitEvidence(ctx, origin, limit);
+  const d = diagnose(ev);
+  return new MailroomError(limit.kind === 'time' ? 'MR_OAUTH_UNREACHABLE' : 'MR_OAUTH_RESPONSE_INVALID', d.cause, {
+    fix: d.fix,
+    evidence: { ...ev, diagnosis: d.code, guideStep: d.guideStep },
+  });
 }
 
 /**
@@ -105,8 +111,7 @@ export function tokenEndpointFetch(ctx: TokenRequestContext, bounds: Readonly<Fe
       text = await response.text();
     } catch (e) {
       if (!(e instanceof PeerLimitError)) throw e;
-      const ev = tokenLimitEvidence(ctx, origin, { kind: e.limit, bound: e.bound });
-      throw refused(ctx, e.limit === 'time' ? 'MR_OAUTH_UNREACHABLE' : 'MR_OAUTH_RESPONSE_INVALID', ev);
+      throw tokenLimitError(ctx, origin, { kind: e.limit, bound: e.bound });
     }
     let body: unknown;
     try {
@@ -118,7 +123,7 @@ export function tokenEndpointFetch(ctx: TokenRequestContext, bounds: Readonly<Fe
       for (const name of TOKENS) {
         const value = (body as Record<string, unknown>)[name];
         if (typeof value === 'string' && value.length > bounds.maxTokenChars) {
-          throw refused(ctx, 'MR_OAUTH_RESPONSE_INVALID', tokenLimitEvidence(ctx, origin, { kind: 'token', bound: bounds.maxTokenChars, token: name, length: value.length }));
+          throw tokenLimitError(ctx, origin, { kind: 'token', bound: bounds.maxTokenChars, token: name, length: value.length });
         }
       }
     }

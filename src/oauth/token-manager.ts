@@ -215,8 +215,10 @@ export class TokenManager {
       return { error: new MailroomError('MR_OAUTH_RECONNECT_NEEDED', d.cause, { fix: d.fix, evidence: { ...ev } }) };
     }
     if (isMailroomError(e)) {
+      // Provider errors and refused answers (too slow, too large) carry OAuth evidence: the catalogue names them.
+      const explained = (e.evidence as { kind?: string } | undefined)?.kind === 'oauth' ? (e.evidence as unknown as OAuthEvidence) : undefined;
       await setMailServerError(db, server.id, {
-        code: ev ? diagnose(ev).code : e.code,
+        code: explained ? diagnose(explained).code : e.code,
         message: e.message,
         ...(e.fix !== undefined && { fix: e.fix }),
         ...(e.evidence !== undefined && { evidence: e.evidence }),
