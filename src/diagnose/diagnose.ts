@@ -25,7 +25,7 @@ function tokenLimit(e: OAuthEvidence): Diagnosis | undefined {
     case 'token_response_too_large':
       return entry('OAUTH_TOKEN_RESPONSE_TOO_LARGE', `${at} answered with more than ${formatBytes(bound)}, where a token answer holds a few KB; Mailroom stopped reading it.`);
     case 'token_too_long':
-      return entry('OAUTH_TOKEN_TOO_LONG', `${at} issued ${e.token ? `an ${e.token}` : 'a token'} of ${e.tokenLength?.toLocaleString('en-US') ?? 'more than'} characters; Mailroom accepts at most ${bound.toLocaleString('en-US')} and neither stored nor used it.`);
+      return entry('OAUTH_TOKEN_TOO_LONG', `${at} issued ${e.tokenName ? `an ${e.tokenName}` : 'a token'} of ${e.tokenLength?.toLocaleString('en-US') ?? `over ${bound.toLocaleString('en-US')}`} characters; Mailroom accepts at most ${bound.toLocaleString('en-US')} and neither stored nor used it.`);
     default:
       return undefined;
   }

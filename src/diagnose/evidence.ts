@@ -29,7 +29,7 @@ export interface OAuthEvidence {
   /** The bound it passed: milliseconds (time), bytes (response), characters (token). */
   bound?: number;
   /** Which token was too long, and its length; never the token itself. */
-  token?: 'access_token' | 'refresh_token' | 'id_token';
+  tokenName?: 'access_token' | 'refresh_token' | 'id_token';
   tokenLength?: number;
 }
 

@@ -76,7 +76,7 @@ export function tokenLimitEvidence(ctx: TokenRequestContext, origin: string, lim
     ...requestEvidence(ctx),
   };
   if (limit.kind === 'token') {
-    ev.token = limit.token;
+    ev.tokenName = limit.token;
     ev.tokenLength = limit.length;
   }
   return ev;

@@ -45,7 +45,7 @@ export function grantIsDead(ev: OAuthEvidence, provider: Pick<OAuthProvider, 'gr
  * cure and that says nothing about the grant: the token endpoint too slow, answering too much, or
  * out of reach. Null for anything else (a mail server's reply, a dead grant).
  */
-export function sharedRefreshFailure(before: StoredError | null | undefined, after: StoredError | null | undefined): MailroomError | null {
+function sharedRefreshFailure(before: StoredError | null | undefined, after: StoredError | null | undefined): MailroomError | null {
   if (!after || (before && before.at === after.at && before.code === after.code)) return null;
   const ev = after.evidence as (Partial<OAuthEvidence> & { kind?: string }) | undefined;
   const refused = ev?.kind === 'oauth' && ev.stage === 'refresh' && ev.origin !== undefined;
@@ -244,8 +244,9 @@ export class TokenManager {
       return { error: new MailroomError('MR_OAUTH_RECONNECT_NEEDED', d.cause, { fix: d.fix, evidence: { ...ev } }) };
     }
     if (isMailroomError(e)) {
-      // Provider errors and refused answers (too slow, too large) carry OAuth evidence: the catalogue names them.
-      const explained = (e.evidence as { kind?: string } | undefined)?.kind === 'oauth' ? (e.evidence as unknown as OAuthEvidence) : undefined;
+      // Provider errors and answers refused for their time or size (evidence naming the origin): the catalogue names them.
+      const refused = e.evidence as Partial<OAuthEvidence> | undefined;
+      const explained = ev ?? (refused?.kind === 'oauth' && refused.origin !== undefined ? (refused as OAuthEvidence) : undefined);
       await setMailServerError(db, server.id, {
         code: explained ? diagnose(explained).code : e.code,
         message: e.message,

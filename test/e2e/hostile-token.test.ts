@@ -207,7 +207,7 @@ test('a 10 MB access_token is refused unread, and a 100 KB one is neither stored
   const long = await testConnection('mail-servers', ids.long!);
   assert.equal(long.ok, false);
   assert.equal(long.evidence.diagnosis, 'OAUTH_TOKEN_TOO_LONG', JSON.stringify(long));
-  assert.equal(long.evidence.token, 'access_token');
+  assert.equal(long.evidence.tokenName, 'access_token');
   assert.equal(long.evidence.tokenLength, 100 * 1024);
   assert.match(long.message, /issued an access_token of 102,400 characters; Mailroom accepts at most 16,384 and neither stored nor used it/);
   assert.doesNotMatch(JSON.stringify([huge, long]), /QQQQ/, 'never the token');
