@@ -135,10 +135,20 @@ after(async () => {
   await peers?.stop();
 });
 
-test('a token endpoint that never answers: Test Connection of outgoing SMTP and Graph, incoming IMAP and Graph each fails within 30 s, explained; a queued Graph message goes back to the queue', T, async () => {
-  const sent = await api('POST', '/api/v1/messages', { from: 'graph@example.test', to: ['someone@example.test'], subject: 'Waits for a token', text: 'Queued while the token endpoint hangs.' });
-  assert.equal(sent.status, 202, sent.text);
+test('a token endpoint that never answers: Test Connection of outgoing SMTP and Graph, incoming IMAP and Graph each fails within 30 s, explained, while the sends hold every Graph slot; queued Graph mail goes back to the queue', T, async () => {
+  // Five messages: the outbox's sends hold all four of the mailbox's Graph slots while they wait for the token.
+  const queued: string[] = [];
+  for (let i = 1; i <= 5; i++) {
+    const r = await api('POST', '/api/v1/messages', { from: 'graph@example.test', to: ['someone@example.test'], subject: `Waits for a token ${i}`, text: 'Queued while the token endpoint hangs.' });
+    assert.equal(r.status, 202, r.text);
+    queued.push(r.json.id as string);
+  }
+  const sent = { json: { id: queued[0]! } };
   const queuedAt = performance.now();
+  await waitFor('the sends to wait on the token', async () => {
+    const states = await Promise.all(queued.map(async (id) => (await api('GET', `/api/v1/messages/${id}`)).json.state));
+    return states.filter((x) => x === 'sending').length >= 4 ? true : undefined;
+  }, 5000, 50);
   const tests = Promise.all([
     testConnection('mail-servers', ids.smtp!),
     testConnection('mail-servers', ids.graph!),
@@ -247,7 +257,7 @@ test('once the endpoint behaves again, the next refresh works: Test Connection p
     testConnection('mail-servers', ids.long!),
   ]);
   for (const r of results) assert.equal(r.ok, true, JSON.stringify(r));
-  await waitFor('the queued Graph message to go out', async () => (graph.sent.some((x) => x.mime?.toString('utf8').includes('Waits for a token')) ? true : undefined), 40_000);
+  await waitFor('the queued Graph messages to go out', async () => (graph.sent.filter((x) => x.mime?.toString('utf8').includes('Waits for a token')).length === 5 ? true : undefined), 40_000);
   const sent = await api('POST', '/api/v1/messages', { from: 'endless@example.test', to: ['someone@example.test'], subject: 'After the storm', text: 'Mail flows.' });
   assert.equal(sent.status, 202, sent.text);
   await peers.sink.waitForMessage((x) => x.raw.toString('utf8').includes('After the storm'), 20_000);
