@@ -49,6 +49,8 @@ const GRAPH_PERMISSION = (p: string) =>
   `${APP} › API permissions › Add a permission › Microsoft Graph › Delegated permissions › ${p}; if users may not consent in your tenant, Grant admin consent. Then click Connect your Outlook account again (the new permission needs a new sign-in)`;
 const GRAPH_INSTEAD =
   'If SMTP AUTH must stay off, send with Microsoft Graph instead: add the delegated permission Mail.Send (Microsoft Graph) in Azure › API permissions, set Send Using to Microsoft Graph, and click Connect your Outlook account again.';
+const TOKEN_HOST_FIX =
+  'Check that MICROSOFT_AUTHORITY_HOST (Microsoft) or GOOGLE_TOKEN_HOST (Google) is unset or names the provider\'s sign-in host, and that no proxy or TLS-inspecting device between Mailroom and that host holds or rewrites its answers. If both are right, check the provider\'s service status (Microsoft 365 admin center › Health › Service health; Google Workspace Status Dashboard). Nothing else to do: Mailroom retries by itself and queued mail waits meanwhile.';
 const GOOGLE_CONSENT = 'Google Cloud console › APIs & Services › OAuth consent screen (Google Auth Platform)';
 const GOOGLE_CLIENT = 'Google Cloud console › APIs & Services › Credentials › your OAuth 2.0 Client (Web application)';
 const GMAIL_RECONNECT = 'click Connect your Gmail account and sign in as the Username mailbox';
@@ -105,6 +107,15 @@ export const CATALOGUE = {
     cause: 'Nobody has consented to the app\'s permissions (SMTP.Send, IMAP.AccessAsUser.All, offline_access) for this account, or the consent was withdrawn.',
     fix: `Click Connect your Outlook account and accept the permission request. If your tenant does not let users consent, a Global Administrator clicks ${ADMIN_CONSENT} first.`,
     guideStep: 5,
+    temporary: false,
+  },
+  AADSTS65001_GRAPH: {
+    area: 'oauth',
+    title: 'Consent missing for Microsoft Graph',
+    symptom: 'AADSTS65001 on a server that sends or receives with Microsoft Graph',
+    cause: 'Nobody has consented to the Microsoft Graph permissions this server asks for (Mail.Send to send, Mail.ReadWrite to receive, User.Read): the sign-in was given for SMTP and IMAP only, or the consent was withdrawn.',
+    fix: GRAPH_PERMISSION('the permissions named above (Mail.Send for sending, Mail.ReadWrite for receiving, and User.Read)'),
+    guideStep: 2,
     temporary: false,
   },
   AADSTS65004: {
@@ -369,6 +380,35 @@ export const CATALOGUE = {
     fix: 'Check the Azure app registration against the guide, then connect again. Microsoft\'s original message is shown below.',
     guideStep: 1,
     temporary: false,
+  },
+
+  // ── Token answers Mailroom refused (bounded: src/oauth/token-endpoint.ts), any provider ──
+  OAUTH_TOKEN_ENDPOINT_TIMEOUT: {
+    area: 'oauth',
+    title: 'Sign-in service did not answer in time',
+    symptom: 'the token endpoint did not finish answering within 20 s',
+    cause: 'The token endpoint did not finish answering in time, so no access token could be fetched.',
+    fix: TOKEN_HOST_FIX,
+    guideStep: 7,
+    temporary: true,
+  },
+  OAUTH_TOKEN_RESPONSE_TOO_LARGE: {
+    area: 'oauth',
+    title: 'Sign-in answer too large',
+    symptom: 'the token endpoint answered more than 1 MB',
+    cause: 'The token endpoint answered with far more data than a token answer holds (a few KB); Mailroom stopped reading it.',
+    fix: TOKEN_HOST_FIX,
+    guideStep: 7,
+    temporary: true,
+  },
+  OAUTH_TOKEN_TOO_LONG: {
+    area: 'oauth',
+    title: 'Token too long',
+    symptom: 'an access, refresh or id token over 16 KB',
+    cause: 'The token endpoint issued a token far longer than real ones (a few KB); Mailroom neither stored nor used it.',
+    fix: TOKEN_HOST_FIX,
+    guideStep: 7,
+    temporary: true,
   },
 
   // ── SMTP replies (Exchange Online wording; Dovecot and others fall through to the generic ones) ──

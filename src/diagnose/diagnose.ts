@@ -1,4 +1,5 @@
 import { CATALOGUE, type CatalogueCode, type CatalogueEntry, type Diagnosis } from './catalogue.ts';
+import { formatBytes } from '../net/bounded-fetch.ts';
 import { enhancedStatusOf, type Evidence, type GraphEvidence, type ImapEvidence, type NetworkEvidence, type OAuthEvidence, type SmtpEvidence } from './evidence.ts';
 
 export { CATALOGUE } from './catalogue.ts';
@@ -11,7 +12,28 @@ function entry(code: CatalogueCode, cause?: string): Diagnosis {
   return { code, cause: cause ?? e.cause, fix: e.fix, guideStep: e.guideStep, temporary: e.temporary, ...(e.quota && { quota: true }) };
 }
 
+/** Graph's mail permissions: a request that asked for one of them asked for Microsoft Graph. */
+const GRAPH_MAIL_PERMISSIONS = new Set(['Mail.Send', 'Mail.ReadWrite', 'Mail.Send.Shared', 'Mail.ReadWrite.Shared']);
+
+/** A token answer refused by Mailroom's bounds, with the endpoint, the bound and the token named. */
+function tokenLimit(e: OAuthEvidence): Diagnosis | undefined {
+  const at = e.origin ? `The token endpoint at ${e.origin}` : 'The token endpoint';
+  const bound = e.bound ?? 0;
+  switch (e.error) {
+    case 'token_endpoint_timeout':
+      return entry('OAUTH_TOKEN_ENDPOINT_TIMEOUT', `${at} did not finish answering within ${Math.round(bound / 100) / 10} s, so no access token could be fetched.`);
+    case 'token_response_too_large':
+      return entry('OAUTH_TOKEN_RESPONSE_TOO_LARGE', `${at} answered with more than ${formatBytes(bound)}, where a token answer holds a few KB; Mailroom stopped reading it.`);
+    case 'token_too_long':
+      return entry('OAUTH_TOKEN_TOO_LONG', `${at} issued ${e.tokenName ? `an ${e.tokenName}` : 'a token'} of ${e.tokenLength?.toLocaleString('en-US') ?? `over ${bound.toLocaleString('en-US')}`} characters; Mailroom accepts at most ${bound.toLocaleString('en-US')} and neither stored nor used it.`);
+    default:
+      return undefined;
+  }
+}
+
 function oauth(e: OAuthEvidence): Diagnosis {
+  const limit = tokenLimit(e);
+  if (limit) return limit;
   // Providers other than Microsoft name themselves; their entries are `${PROVIDER}_${error}`.
   if (e.provider) {
     const prefix = e.provider.toUpperCase();
@@ -23,6 +45,10 @@ function oauth(e: OAuthEvidence): Diagnosis {
   // Microsoft's `error_codes` (or the AADSTS numbers in the description) name the case; `error` is the fallback.
   for (const n of e.errorCodes) {
     if (n === 7000215 && e.secretLooksLikeGuid) return entry('AADSTS7000215_SECRET_ID');
+    const graph = e.permissions ?? [];
+    if (n === 65001 && graph.some((p) => GRAPH_MAIL_PERMISSIONS.has(p))) {
+      return entry('AADSTS65001_GRAPH', `Nobody has consented to the Microsoft Graph permissions this server asks for (${graph.join(', ')}) for this account: the sign-in was given for SMTP and IMAP only, or the consent was withdrawn.`);
+    }
     const code = `AADSTS${n}`;
     if (isCode(code)) return entry(code);
   }

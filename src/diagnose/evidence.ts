@@ -17,6 +17,20 @@ export interface OAuthEvidence {
    * secret's Value (see `looksLikeGuid`). With AADSTS7000215 it names the mistake exactly.
    */
   secretLooksLikeGuid?: boolean;
+  /**
+   * What the request asked for: the API's delegated permissions by short name (Mail.Send, SMTP.Send)
+   * and the resource they belong to (https://graph.microsoft.com). A missing consent is explained
+   * with the permissions of the transport that asked.
+   */
+  permissions?: string[];
+  resource?: string;
+  /** A token answer Mailroom refused (too slow, too large, a token too long): the endpoint's origin, never its path. */
+  origin?: string;
+  /** The bound it passed: milliseconds (time), bytes (response), characters (token). */
+  bound?: number;
+  /** Which token was too long, and its length; never the token itself. */
+  tokenName?: 'access_token' | 'refresh_token' | 'id_token';
+  tokenLength?: number;
 }
 
 export interface SmtpEvidence {

@@ -11,6 +11,7 @@ import { consumeOAuthState, deleteStaleOAuthStates, insertOAuthState } from '../
 import { connectLabel, type OAuthProvider } from './oauth-provider.ts';
 import { oauthProviderOf, requireOAuthProvider } from './oauth-providers.ts';
 import { appFor, tokenAad } from './token-manager.ts';
+import { requestEvidence } from './token-endpoint.ts';
 
 export const STATE_TTL_MS = 10 * 60_000;
 
@@ -78,7 +79,7 @@ export class ConnectFlow {
       const server = await findMailServer(db, consentFor);
       if (!server) return { kind: 'rejected', message: 'The mail server no longer exists.', fix: 'Create it again.' };
       const authError = via.authorizeErrorEvidence(params);
-      if (authError) return this.fail(server.id, this.fromEvidence(authError));
+      if (authError) return this.fail(server.id, this.fromEvidence({ ...authError, ...requestEvidence({ scopes: via.scopes(server, config) }) }));
       await setMailServerError(db, server.id, null);
       return { kind: 'admin_consent', mailServerId: server.id, direction: server.direction };
     }
@@ -116,7 +117,8 @@ export class ConnectFlow {
     }
 
     const authError = provider.authorizeErrorEvidence(params);
-    if (authError) return this.fail(mailServerId, this.fromEvidence(authError));
+    // What was asked goes with the refusal: a consent missing for Graph names Graph's permissions.
+    if (authError) return this.fail(mailServerId, this.fromEvidence({ ...authError, ...requestEvidence({ scopes: provider.scopes(server, config) }) }));
 
     try {
       const app = appFor(server, config, sealer);
@@ -157,7 +159,8 @@ export class ConnectFlow {
     } catch (e) {
       if (!isMailroomError(e)) throw e;
       const ev = e.evidence as Evidence | undefined;
-      if (ev && 'kind' in ev && ev.kind === 'oauth' && ev.errorCodes !== undefined && e.code === 'MR_OAUTH_PROVIDER_ERROR') {
+      // The provider's error answer, or an answer refused for its size or time (its evidence names the origin).
+      if (ev && 'kind' in ev && ev.kind === 'oauth' && ev.errorCodes !== undefined && (e.code === 'MR_OAUTH_PROVIDER_ERROR' || ev.origin !== undefined)) {
         return this.fail(mailServerId, this.fromEvidence(ev));
       }
       return this.fail(mailServerId, {

@@ -5,6 +5,7 @@ import { diagnose } from '../diagnose/diagnose.ts';
 import type { OAuthEvidence } from '../diagnose/evidence.ts';
 import { MailroomError } from '../errors/errors.ts';
 import type { OAuthApp, OAuthProvider, OAuthTokens } from './oauth-provider.ts';
+import { tokenEndpointFetch } from './token-endpoint.ts';
 
 /**
  * Google's one scope for SMTP and IMAP (the "restricted" full mail scope; gmail.send does not cover
@@ -160,7 +161,9 @@ export const googleProvider: OAuthProvider = {
     const g = asGoogle(app);
     return asProviderError('token', g, async () => {
       const params = oauth.validateAuthResponse(authorizationServer(g), client(g), callback, oauth.skipStateCheck);
-      const response = await oauth.authorizationCodeGrantRequest(authorizationServer(g), client(g), oauth.ClientSecretPost(g.clientSecret), params, g.redirectUri, p.codeVerifier);
+      const response = await oauth.authorizationCodeGrantRequest(authorizationServer(g), client(g), oauth.ClientSecretPost(g.clientSecret), params, g.redirectUri, p.codeVerifier, {
+        [oauth.customFetch]: tokenEndpointFetch({ stage: 'token', provider: PROVIDER, scopes: g.scopes }),
+      });
       const result = await oauth.processAuthorizationCodeResponse(await asForResponse(g, response), client(g), response, { expectedNonce: p.nonce, requireIdToken: true });
       const id = oauth.getValidatedIdTokenClaims(result)!;
       const email = typeof id.email === 'string' && id.email.length > 0 ? id.email.toLowerCase() : undefined;
@@ -170,7 +173,9 @@ export const googleProvider: OAuthProvider = {
   async refreshTokens(app, refreshToken, now) {
     const g = asGoogle(app);
     return asProviderError('refresh', g, async () => {
-      const response = await oauth.refreshTokenGrantRequest(authorizationServer(g), client(g), oauth.ClientSecretPost(g.clientSecret), refreshToken);
+      const response = await oauth.refreshTokenGrantRequest(authorizationServer(g), client(g), oauth.ClientSecretPost(g.clientSecret), refreshToken, {
+        [oauth.customFetch]: tokenEndpointFetch({ stage: 'refresh', provider: PROVIDER, scopes: g.scopes }),
+      });
       return toTokens(await oauth.processRefreshTokenResponse(await asForResponse(g, response), client(g), response), now);
     });
   },

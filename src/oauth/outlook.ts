@@ -7,6 +7,7 @@ import type { Config } from '../config/config.ts';
 import { redirectUri } from '../config/config.ts';
 import type { MailServerRecord } from '../storage/mail-server-store.ts';
 import type { OAuthApp, OAuthProvider, OAuthTokens } from './oauth-provider.ts';
+import { requestEvidence, tokenEndpointFetch } from './token-endpoint.ts';
 
 /** Delegated scopes for SMTP and IMAP on one Outlook token (one resource per token request). */
 export const OUTLOOK_SCOPES = [
@@ -163,7 +164,8 @@ async function asProviderError<T>(stage: OAuthEvidence['stage'], app: OutlookApp
   } catch (e) {
     if (e instanceof MailroomError) throw e;
     if (e instanceof oauth.ResponseBodyError) {
-      const ev = oauthEvidence(stage, e.cause, e.status);
+      // What was asked goes with the answer: a consent missing for Graph names Graph's permissions.
+      const ev = { ...oauthEvidence(stage, e.cause, e.status), ...requestEvidence({ scopes: app.scopes }) };
       // A GUID-shaped secret rejected as invalid is almost always the Secret ID pasted for the Value.
       if (ev.error === 'invalid_client' && looksLikeGuid(app.clientSecret)) ev.secretLooksLikeGuid = true;
       throw providerError(ev);
@@ -196,6 +198,7 @@ export async function exchangeCode(
       params,
       app.redirectUri,
       p.codeVerifier,
+      { [oauth.customFetch]: tokenEndpointFetch({ stage: 'token', scopes: app.scopes }) },
     );
     const as = await asForResponse(app, response);
     const result = await oauth.processAuthorizationCodeResponse(as, client(app), response, { expectedNonce: p.nonce, requireIdToken: true });
@@ -209,6 +212,7 @@ export async function refreshTokens(app: OutlookApp, refreshToken: string, now: 
   return asProviderError('refresh', app, async () => {
     const response = await oauth.refreshTokenGrantRequest(authorizationServer(app), client(app), oauth.ClientSecretPost(app.clientSecret), refreshToken, {
       additionalParameters: { scope: app.scopes.join(' ') },
+      [oauth.customFetch]: tokenEndpointFetch({ stage: 'refresh', scopes: app.scopes }),
     });
     const result = await oauth.processRefreshTokenResponse(await asForResponse(app, response), client(app), response);
     return toTokens(result, now);

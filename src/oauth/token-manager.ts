@@ -9,6 +9,7 @@ import {
   findToken,
   type MailServerRecord,
   setMailServerError,
+  type StoredError,
   type TokenRecord,
   updateTokenIfVersion,
   withTokenLock,
@@ -37,6 +38,22 @@ export function tokenAction(t: Pick<TokenRecord, 'status' | 'accessTokenExpiresA
 /** OAuth errors after which the stored grant is dead and only a new sign-in helps (by the server's provider). */
 export function grantIsDead(ev: OAuthEvidence, provider: Pick<OAuthProvider, 'grantIsDead'> = outlookProvider): boolean {
   return provider.grantIsDead(ev);
+}
+
+/**
+ * A refresh failure recorded on the server since `before` was read, that waiting a moment does not
+ * cure and that says nothing about the grant: the token endpoint too slow, answering too much, or
+ * out of reach. Null for anything else (a mail server's reply, a dead grant).
+ */
+function sharedRefreshFailure(before: StoredError | null | undefined, after: StoredError | null | undefined): MailroomError | null {
+  if (!after || (before && before.at === after.at && before.code === after.code)) return null;
+  const ev = after.evidence as (Partial<OAuthEvidence> & { kind?: string }) | undefined;
+  const refused = ev?.kind === 'oauth' && ev.stage === 'refresh' && ev.origin !== undefined;
+  if (!refused && after.code !== 'MR_OAUTH_UNREACHABLE') return null;
+  return new MailroomError(refused && ev?.error !== 'token_endpoint_timeout' ? 'MR_OAUTH_RESPONSE_INVALID' : 'MR_OAUTH_UNREACHABLE', after.message, {
+    ...(after.fix !== undefined && { fix: after.fix }),
+    ...(after.evidence !== undefined && { evidence: after.evidence }),
+  });
 }
 
 export interface AccessToken {
@@ -137,6 +154,11 @@ export class TokenManager {
     };
   }
 
+  /** The stored access token works for at least 30 s more: enough for a send when a refresh could not be had. */
+  private stillUsable(t: TokenRecord): boolean {
+    return t.accessTokenSealed !== null && t.accessTokenExpiresAt !== null && Date.parse(t.accessTokenExpiresAt) > this.now().getTime() + 30_000;
+  }
+
   private reconnectError(server: MailServerRecord, t: TokenRecord | undefined): MailroomError {
     const provider = requireOAuthProvider(server);
     return new MailroomError('MR_OAUTH_RECONNECT_NEEDED', t?.statusReason ?? `The ${provider.accountName} connection must be renewed.`, {
@@ -152,6 +174,13 @@ export class TokenManager {
     const outcome = await withTokenLock(this.deps.db, this.deps.dialect ?? 'sqlite', server.id, async (db): Promise<{ token: AccessToken } | { error: unknown }> => {
       const current = await findToken(db, server.id);
       if (!current) return { error: this.reconnectError(server, current) };
+      // Another instance's refresh failed for a passing reason while this one waited for the lock
+      // (a token endpoint that did not answer for 20 s): its failure is this caller's too, rather
+      // than a second 20 s wait. The next caller tries again.
+      if (current.version === seen.version) {
+        const failed = sharedRefreshFailure(server.lastError, (await findMailServer(db, server.id))?.lastError);
+        if (failed) return this.stillUsable(current) ? { token: this.open(server, current) } : { error: failed };
+      }
       if (current.version !== seen.version) {
         const action = tokenAction(current, this.now());
         if (action === 'use') return { token: this.open(server, current) };
@@ -215,18 +244,20 @@ export class TokenManager {
       return { error: new MailroomError('MR_OAUTH_RECONNECT_NEEDED', d.cause, { fix: d.fix, evidence: { ...ev } }) };
     }
     if (isMailroomError(e)) {
+      // Provider errors and answers refused for their time or size (evidence naming the origin): the catalogue names them.
+      const refused = e.evidence as Partial<OAuthEvidence> | undefined;
+      const explained = ev ?? (refused?.kind === 'oauth' && refused.origin !== undefined ? (refused as OAuthEvidence) : undefined);
       await setMailServerError(db, server.id, {
-        code: ev ? diagnose(ev).code : e.code,
+        code: explained ? diagnose(explained).code : e.code,
         message: e.message,
         ...(e.fix !== undefined && { fix: e.fix }),
         ...(e.evidence !== undefined && { evidence: e.evidence }),
         at: now.toISOString(),
       });
       this.deps.onEvent?.({ type: 'refresh_failed', serverId: server.id, code: e.code });
-      // A transient failure while the current access token still works is not worth failing a send.
-      if (!ev && token.accessTokenSealed && token.accessTokenExpiresAt && Date.parse(token.accessTokenExpiresAt) > now.getTime() + 30_000) {
-        return { fallback: this.open(server, token) };
-      }
+      // A transient failure (the network, a token endpoint too slow or answering too much) while the
+      // current access token still works is not worth failing a send.
+      if ((!ev || diagnose(ev).temporary) && this.stillUsable(token)) return { fallback: this.open(server, token) };
     }
     return { error: e };
   }

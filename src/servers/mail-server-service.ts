@@ -347,6 +347,13 @@ export class MailServerService {
    * while Graph's Retry-After pauses the mailbox.
    */
   private async testGraph(s: MailServerRecord): Promise<CheckResult> {
+    try {
+      // The token first, outside the mailbox's slots: sends waiting on a token endpoint that hangs hold
+      // every slot until its 20 s deadline, and the test would wait for them before waiting itself.
+      await this.deps.tokens.getAccessToken(s.id);
+    } catch (e) {
+      return this.failure(s, e);
+    }
     return withGraphMailbox(this.deps.gates, s.username, () => this.testGraphNow(s)).catch((e: unknown) => this.failure(s, e));
   }
 
@@ -380,12 +387,14 @@ export class MailServerService {
    * refresh and one retry: the token may have been revoked server-side before its expiry.
    */
   private async withToken<T>(s: MailServerRecord, run: (login: MailLogin) => Promise<T>): Promise<T> {
-    // A test is one of the mailbox's connections: it waits for a slot, and the outbox gives one up.
-    return this.deps.gates.with(smtpGateKey(s.smtpHost, s.username), s.limits.maxConnections, () => this.withTokenNow(s, run));
+    // The login first, outside the mailbox's slots (a token endpoint that hangs answers by its own
+    // deadline, not after the sends waiting on it); then a test is one of the mailbox's connections:
+    // it waits for a slot, and the outbox gives one up.
+    const first = await this.deps.tokens.getLogin(s.id);
+    return this.deps.gates.with(smtpGateKey(s.smtpHost, s.username), s.limits.maxConnections, () => this.withTokenNow(s, first, run));
   }
 
-  private async withTokenNow<T>(s: MailServerRecord, run: (login: MailLogin) => Promise<T>): Promise<T> {
-    const first = await this.deps.tokens.getLogin(s.id);
+  private async withTokenNow<T>(s: MailServerRecord, first: MailLogin, run: (login: MailLogin) => Promise<T>): Promise<T> {
     try {
       return await run(first);
     } catch (e) {

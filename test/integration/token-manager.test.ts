@@ -3,6 +3,8 @@ import { after, before, beforeEach, test } from 'node:test';
 import { MailroomError } from '../../src/errors/errors.ts';
 import { providerError, oauthEvidence, type OutlookTokens } from '../../src/oauth/outlook.ts';
 import { TokenManager, tokenAad } from '../../src/oauth/token-manager.ts';
+import { OUTLOOK_SCOPES } from '../../src/oauth/outlook.ts';
+import { tokenLimitError } from '../../src/oauth/token-endpoint.ts';
 import { createSealer, loadOrCreateKey } from '../../src/secrets/sealer.ts';
 import { findToken, replaceToken } from '../../src/storage/mail-server-store.ts';
 import { startTestMailroom, type TestMailroom, VALID_SERVER } from '../helpers/test-mailroom.ts';
@@ -91,6 +93,43 @@ test('a network failure while the old token still has a minute left falls back t
     throw new MailroomError('MR_OAUTH_UNREACHABLE', 'down', { evidence: { kind: 'network', code: 'ECONNREFUSED' } });
   });
   assert.equal((await tm.getAccessToken(serverId)).accessToken, 'access-1');
+});
+
+/** What the token request raises when the endpoint did not answer within its 20 s. */
+const timedOut = () => tokenLimitError({ stage: 'refresh', scopes: OUTLOOK_SCOPES }, 'https://login.example.test', { kind: 'time', bound: 20_000 });
+
+test('a token endpoint that did not answer in time, while the old token still has a minute left: the old token is used and the delay explained', async () => {
+  const tm = manager(async () => {
+    throw timedOut();
+  });
+  assert.equal((await tm.getAccessToken(serverId)).accessToken, 'access-1');
+  const view = await t.mr.servers.get(serverId);
+  assert.equal(view.tokenStatus, 'valid');
+  assert.equal(view.lastError?.code, 'OAUTH_TOKEN_ENDPOINT_TIMEOUT');
+  assert.match(view.lastError!.message, /token endpoint at https:\/\/login\.example\.test did not finish answering within 20 s/);
+  assert.match(view.lastError!.fix!, /MICROSOFT_AUTHORITY_HOST/);
+});
+
+test('a refresh that times out with no usable token fails every waiting caller at once, as a temporary failure, not Reconnect needed', async () => {
+  await storeTokens('access-1', 'refresh-1', -60_000);
+  let calls = 0;
+  const tm = manager(async () => {
+    calls++;
+    await new Promise((r) => setTimeout(r, 50));
+    throw timedOut();
+  });
+  const results = await Promise.allSettled(Array.from({ length: 20 }, () => tm.getAccessToken(serverId)));
+  assert.equal(calls, 1, 'one refresh for all callers');
+  for (const r of results) {
+    assert.equal(r.status, 'rejected');
+    assert.ok(r.reason instanceof MailroomError && r.reason.code === 'MR_OAUTH_UNREACHABLE', String(r.reason));
+  }
+  const view = await t.mr.servers.get(serverId);
+  assert.equal(view.tokenStatus, 'valid', 'a slow token endpoint does not ask for a new sign-in');
+  assert.equal(view.lastError?.code, 'OAUTH_TOKEN_ENDPOINT_TIMEOUT');
+  // The next caller tries again.
+  await assert.rejects(tm.getAccessToken(serverId));
+  assert.equal(calls, 2);
 });
 
 test('a refresh that lost the race to another writer uses the newer token instead of overwriting it', async () => {

@@ -2,11 +2,14 @@
 // and Node really produce, through the same parsing production uses (oauthEvidence,
 // authorizeErrorEvidence, smtpErrorFrom, the token client's network path).
 import assert from 'node:assert/strict';
-import { test } from 'node:test';
+import { createServer, type Server } from 'node:http';
+import { after, before, test } from 'node:test';
 import { CATALOGUE, diagnose, isTemporary, type CatalogueCode, type GuideStep } from '../../src/diagnose/diagnose.ts';
 import { looksLikeGuid, type Evidence, type ImapEvidence, type OAuthEvidence } from '../../src/diagnose/evidence.ts';
 import { MailroomError } from '../../src/errors/errors.ts';
-import { authorizeErrorEvidence, oauthEvidence, OUTLOOK_SCOPES, refreshTokens, type OutlookApp } from '../../src/oauth/outlook.ts';
+import { authorizeErrorEvidence, graphScopes, oauthEvidence, OUTLOOK_SCOPES, refreshTokens, type OutlookApp } from '../../src/oauth/outlook.ts';
+import { GMAIL_SCOPES } from '../../src/oauth/google.ts';
+import { tokenEndpointFetch } from '../../src/oauth/token-endpoint.ts';
 import { smtpErrorFrom } from '../../src/smtp/smtp-client.ts';
 import { googleEvidence, googleProvider } from '../../src/oauth/google.ts';
 import { imapErrorFrom } from '../../src/imap/imap-session.ts';
@@ -101,6 +104,71 @@ async function tokenEndpointUnreachable(cause: Error): Promise<Evidence> {
     globalThis.fetch = real;
   }
   throw new Error('the refresh should have failed');
+}
+
+/** The token endpoint answering Microsoft's error JSON to a refresh, through the provider's own request. */
+async function refreshAnswered(app: OutlookApp, status: number, body: Record<string, unknown>): Promise<Evidence> {
+  const real = globalThis.fetch;
+  globalThis.fetch = async () => new Response(JSON.stringify(body), { status, headers: { 'content-type': 'application/json; charset=utf-8' } });
+  try {
+    await refreshTokens(app, 'refresh-token', new Date('2026-11-28T10:00:00Z'));
+  } catch (e) {
+    assert.ok(e instanceof MailroomError, String(e));
+    return e.evidence as unknown as Evidence;
+  } finally {
+    globalThis.fetch = real;
+  }
+  throw new Error('the refresh should have failed');
+}
+
+const GRAPH_SEND_APP: OutlookApp = { ...APP, scopes: graphScopes('https://graph.microsoft.com', 'outgoing') };
+const GRAPH_RECEIVE_APP: OutlookApp = { ...APP, scopes: graphScopes('https://graph.microsoft.com', 'incoming') };
+/** Microsoft's answer to a refresh for a resource the user never consented to (a server switched to Graph). */
+const consentMissing = {
+  error: 'invalid_grant',
+  error_description: description(65001, `The user or administrator has not consented to use the application with ID '${APP_ID}' named 'Mailroom'. Send an interactive authorization request for this user and resource.`),
+  error_codes: [65001],
+  timestamp: '2026-11-28 10:00:00Z',
+  trace_id: TRACE,
+  correlation_id: CORRELATION,
+  error_uri: 'https://login.microsoftonline.com/error?code=65001',
+  suberror: 'consent_required',
+};
+
+/** A token endpoint that misbehaves (silent, endless, a 100 KB token), read through the token requests' own fetch with small bounds. */
+let hostile: Server;
+let hostileOrigin: string;
+before(async () => {
+  hostile = createServer((req, res) => {
+    const path = new URL(req.url ?? '/', 'http://x').pathname;
+    if (path === '/silent') return; // the answer never comes
+    res.writeHead(200, { 'content-type': 'application/json' });
+    if (path === '/endless') {
+      res.write('{"access_token":"');
+      const t = setInterval(() => res.write('A'.repeat(16 * 1024)), 1);
+      res.on('close', () => clearInterval(t));
+      return;
+    }
+    res.end(JSON.stringify({ token_type: 'Bearer', expires_in: 3600, access_token: 'A'.repeat(100 * 1024), refresh_token: 'r' }));
+  });
+  await new Promise<void>((r) => hostile.listen(0, '127.0.0.1', r));
+  hostileOrigin = `http://127.0.0.1:${(hostile.address() as { port: number }).port}`;
+});
+after(() => {
+  hostile.closeAllConnections();
+  hostile.close();
+});
+
+async function tokenAnswerRefused(path: string, provider?: string): Promise<Evidence> {
+  const fetchToken = tokenEndpointFetch({ stage: 'refresh', ...(provider && { provider }), scopes: provider ? GMAIL_SCOPES : OUTLOOK_SCOPES }, { timeoutMs: 300, maxBytes: 256 * 1024, maxTokenChars: 16 * 1024 });
+  try {
+    await fetchToken(`${hostileOrigin}${path}?client_id=${APP_ID}`, { method: 'POST', body: 'grant_type=refresh_token&refresh_token=secret-refresh' });
+  } catch (e) {
+    assert.ok(e instanceof MailroomError, String(e));
+    assert.doesNotMatch(JSON.stringify(e.evidence) + e.message, new RegExp(`AAAA|secret-refresh|${path}|${APP_ID}`));
+    return e.evidence as unknown as Evidence;
+  }
+  throw new Error('the token answer should have been refused');
 }
 
 /** imapflow's failed command: `authenticationFailed`, `serverResponseCode`, `response`. */
@@ -302,6 +370,36 @@ const ROWS: Row[] = [
     name: 'server_error',
     evidence: () => token(50000, 'server_error', 'There was an error issuing a token or an issue with our sign-in service.', 500),
     code: 'OAUTH_server_error', step: 7, temporary: true, fix: /retries by itself/,
+  },
+  {
+    name: 'consent missing at refresh for a server switched to Send Using Graph',
+    evidence: () => refreshAnswered(GRAPH_SEND_APP, 400, consentMissing),
+    code: 'AADSTS65001_GRAPH', step: 2, temporary: false, fix: /API permissions › Add a permission › Microsoft Graph.*Connect your Outlook account again/, cause: /Microsoft Graph permissions this server asks for \(Mail\.Send, Mail\.ReadWrite, User\.Read\)/,
+  },
+  {
+    name: 'consent missing at refresh for an incoming server on Graph',
+    evidence: () => refreshAnswered(GRAPH_RECEIVE_APP, 400, consentMissing),
+    code: 'AADSTS65001_GRAPH', step: 2, temporary: false, fix: /Mail\.ReadWrite/, cause: /\(Mail\.ReadWrite, User\.Read\)/,
+  },
+  {
+    name: 'consent missing at refresh for SMTP and IMAP, through the refresh request',
+    evidence: () => refreshAnswered(APP, 400, consentMissing),
+    code: 'AADSTS65001', step: 5, temporary: false, fix: /Connect your Outlook account/, cause: /SMTP\.Send, IMAP\.AccessAsUser\.All/,
+  },
+  {
+    name: 'a token endpoint that never answers',
+    evidence: () => tokenAnswerRefused('/silent'),
+    code: 'OAUTH_TOKEN_ENDPOINT_TIMEOUT', step: 7, temporary: true, fix: /MICROSOFT_AUTHORITY_HOST.*proxy.*Service health.*retries by itself/, cause: /token endpoint at http:\/\/127\.0\.0\.1:\d+ did not finish answering within 0\.3 s/,
+  },
+  {
+    name: 'a token endpoint answering without end',
+    evidence: () => tokenAnswerRefused('/endless'),
+    code: 'OAUTH_TOKEN_RESPONSE_TOO_LARGE', step: 7, temporary: true, fix: /GOOGLE_TOKEN_HOST/, cause: /at http:\/\/127\.0\.0\.1:\d+ answered with more than 256 KB/,
+  },
+  {
+    name: 'a 100 KB access token (Google)',
+    evidence: () => tokenAnswerRefused('/long-token', 'gmail'),
+    code: 'OAUTH_TOKEN_TOO_LONG', step: 7, temporary: true, fix: /retries by itself/, cause: /an access_token of 102,400 characters; Mailroom accepts at most 16,384 and neither stored nor used it/,
   },
   {
     name: 'a non-JSON 502 from the token endpoint',
