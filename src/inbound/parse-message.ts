@@ -402,21 +402,26 @@ function chunkSink(db: Db, id: string): RawSink {
   let pending: Buffer[] = [];
   let pendingBytes = 0;
   let seq = 0;
-  const flush = async () => {
-    if (pendingBytes === 0) return;
-    const data = Buffer.concat(pending, pendingBytes);
-    pending = [];
-    pendingBytes = 0;
-    await insertRawChunk(db, id, seq++, data);
+  // Rows of exactly CHUNK_BYTES (the last one shorter), whatever the size of what the source hands
+  // over (an IMAP partial FETCH brings 1 MB): a download then holds one row, and reads one ahead.
+  const flush = async (all: boolean) => {
+    while (pendingBytes >= CHUNK_BYTES || (all && pendingBytes > 0)) {
+      const data = Buffer.concat(pending, pendingBytes);
+      const row = data.subarray(0, Math.min(CHUNK_BYTES, data.length));
+      const rest = data.subarray(row.length);
+      pending = rest.length ? [rest] : [];
+      pendingBytes = rest.length;
+      await insertRawChunk(db, id, seq++, row);
+    }
   };
   return {
     async write(chunk) {
       pending.push(chunk);
       pendingBytes += chunk.length;
-      if (pendingBytes >= CHUNK_BYTES) await flush();
+      await flush(false);
     },
     async finish() {
-      await flush();
+      await flush(true);
       return { chunked: true };
     },
     async abort() {
