@@ -88,11 +88,6 @@ export function requireAuth(...need: ApiKeyScope[]) {
   };
 }
 
-/** A refusal for a key that holds the scope but not the server: the server is named by its id only. */
-export function serverForbidden(what: string, fix: string, field: string): MailroomError {
-  return new MailroomError('MR_AUTH_FORBIDDEN', what, { field, fix });
-}
-
 /**
  * What the caller may see of the outbox: a session admin, an admin key and an outbox:read key see
  * every message (an outbox:read key only those of its servers); a send key only the ones it queued.
@@ -122,6 +117,12 @@ export function inboundServerIds(req: FastifyRequest): string[] | undefined {
  * (synchronizer token: a cross-site form or fetch cannot read it).
  */
 export async function requireAdmin(req: FastifyRequest, _reply: FastifyReply): Promise<void> {
+  if (req.apiKey) {
+    // Browser sign-ins (Connect your Outlook account) are bound to the admin who starts them.
+    throw new MailroomError('MR_AUTH_FORBIDDEN', 'This request needs an admin signed in to the web UI; no API key can make it, whatever its scopes.', {
+      fix: 'Open Mailroom in a browser, log in as an admin and do it there.',
+    });
+  }
   if (!req.admin) {
     throw new MailroomError('MR_AUTH_REQUIRED', 'Log in to continue.', { fix: 'Open /login and sign in with your admin email and password.' });
   }

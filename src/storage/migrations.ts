@@ -406,3 +406,10 @@ export async function migrateToLatest(db: Kysely<any>, dialect: Dialect): Promis
     throw new Error(`database migration ${failed?.migrationName ?? ''} failed: ${String((error as Error)?.message ?? error)}`, { cause: error });
   }
 }
+
+/** Brings the schema to the named migration and no further: how tests build a database as an older release left it. */
+export async function migrateTo(db: Kysely<any>, dialect: Dialect, name: string): Promise<void> {
+  const provider: MigrationProvider = { getMigrations: async () => migrations(dialect) };
+  const { error } = await new Migrator({ db, provider }).migrateTo(name);
+  if (error) throw error;
+}
