@@ -328,3 +328,20 @@ test('creating a key: scopes or the one-scope shorthand, server limits checked, 
     assert.match(r.json.error.fields[field], message);
   }
 });
+
+test('over the SMTP listener a key is limited the same way: its servers only, and its submissions are its own messages', async () => {
+  const limited = await newKey('Scanner on the relay', { scopes: ['send'], mailServerIds: [relay] });
+  const submit = (from: string) =>
+    t.mr.outbox.enqueueRaw({
+      raw: Buffer.from(`From: ${from}\r\nTo: x@y.example\r\nSubject: Scan 7\r\nMessage-ID: <scan-${from}@example.com>\r\n\r\nscan\r\n`),
+      envelope: { from, to: ['x@y.example'] },
+      apiKeyId: limited.id,
+      receivedVia: { protocol: 'smtp', clientAddress: '127.0.0.1', apiKeyName: 'Scanner on the relay' },
+    });
+  const m = await submit('scanner@example.com');
+  assert.equal(m.mailServerId, relay);
+  // The open "sales" server would send for this sender; the key may not use it.
+  await assert.rejects(submit('scanner@contoso.example'), (e: { code?: string; message?: string }) => e.code === 'MR_UNPROCESSABLE' && /scanner@contoso\.example/.test(e.message ?? ''));
+  assert.deepEqual((await call(limited.key, 'GET', '/api/v1/messages')).json.items.map((x: { id: string }) => x.id), [m.id]);
+  assert.equal((await call(keys.send!, 'GET', `/api/v1/messages/${m.id}`)).status, 404);
+});
