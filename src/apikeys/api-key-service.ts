@@ -6,7 +6,6 @@ import {
   type ApiKeyRecord,
   type ApiKeyScope,
   findActiveApiKeyByHash,
-  findApiKey,
   insertApiKey,
   listApiKeys,
   revokeApiKey,
@@ -19,7 +18,7 @@ export type { ApiKeyRecord, ApiKeyScope };
 
 export const API_KEY_SCOPES = ['send', 'outbox:read', 'inbound:read', 'admin'] as const satisfies readonly ApiKeyScope[];
 
-/** `scope` (one name) is the shorthand older clients send; `read` is what the pre-0016 read scope became. */
+/** `scope` (one name) is the shorthand older clients send; `read`, the scope before 0016, stands for what the migration gave such keys. */
 const SHORTHAND: Record<string, ApiKeyScope[]> = {
   send: ['send'],
   'outbox:read': ['outbox:read'],
@@ -107,11 +106,6 @@ export class ApiKeyService {
 
   list(): Promise<ApiKeyRecord[]> {
     return listApiKeys(this.db);
-  }
-
-  /** One key by id (revoked or not), e.g. to read the server limits of the key that submitted a message. */
-  find(id: string): Promise<ApiKeyRecord | undefined> {
-    return findApiKey(this.db, id);
   }
 
   async revoke(id: string): Promise<void> {

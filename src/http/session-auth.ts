@@ -3,6 +3,7 @@ import { timingSafeEqual } from 'node:crypto';
 import { MailroomError } from '../errors/errors.ts';
 import type { Mailroom } from '../mailroom.ts';
 import { type ApiKeyScope, scopeAllows } from '../apikeys/api-key-service.ts';
+import type { OutboxAccess } from '../outbox/outbox-service.ts';
 
 export const SESSION_COOKIE = 'mailroom_session';
 
@@ -92,14 +93,14 @@ export function requireAuth(...need: ApiKeyScope[]) {
  * What the caller may see of the outbox: a session admin, an admin key and an outbox:read key see
  * every message (an outbox:read key only those of its servers); a send key only the ones it queued.
  */
-export function outboxReadAccess(req: FastifyRequest): { apiKeyId?: string; mailServerIds?: string[] } {
+export function outboxReadAccess(req: FastifyRequest): OutboxAccess {
   const k = req.apiKey;
   if (!k || k.scopes.includes('admin')) return {};
   return { ...(!k.scopes.includes('outbox:read') && { apiKeyId: k.id }), ...(k.mailServerIds && { mailServerIds: k.mailServerIds }) };
 }
 
 /** Whose messages the caller may retry or cancel: a send key only its own. */
-export function outboxActAccess(req: FastifyRequest): { apiKeyId?: string; mailServerIds?: string[] } {
+export function outboxActAccess(req: FastifyRequest): OutboxAccess {
   const k = req.apiKey;
   if (!k || k.scopes.includes('admin')) return {};
   return { apiKeyId: k.id, ...(k.mailServerIds && { mailServerIds: k.mailServerIds }) };
