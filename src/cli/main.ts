@@ -17,7 +17,11 @@ Commands:
                                                 --reset sets a new password for an existing one
   servers list                                  List outgoing mail servers and their token status
   servers test <id>                             Run Test Connection for one mail server
-  apikey create --name N --scope send|read|admin  Create an API key (printed once)
+  apikey create --name N --scope S [--scope S] [--mail-server ID] [--incoming-server ID]
+                                                Create an API key (printed once). Scopes: send,
+                                                outbox:read, inbound:read, admin (read = outbox:read +
+                                                inbound:read); each flag repeatable or comma-separated;
+                                                the server flags limit the key to those servers
   send --from F --to T --subject S --text X     Queue a message (delivered by the running server)
 
 Configuration comes from the environment: PORT, HOST, BASE_URL, DATA_DIR, DATABASE_URL,
@@ -178,10 +182,32 @@ export async function main(argv: string[]): Promise<number> {
     });
   }
   if (command === 'apikey' && sub === 'create') {
-    const { values } = parseArgs({ args: rest, options: { name: { type: 'string' }, scope: { type: 'string' } } });
+    const { values } = parseArgs({
+      args: rest,
+      options: {
+        name: { type: 'string' },
+        scope: { type: 'string', multiple: true },
+        'mail-server': { type: 'string', multiple: true },
+        'incoming-server': { type: 'string', multiple: true },
+      },
+    });
+    const list = (v: string[] | undefined) => v?.flatMap((x) => x.split(',')).map((x) => x.trim()).filter(Boolean);
+    const scopes = list(values.scope) ?? [];
+    const mailServerIds = list(values['mail-server']);
+    const incomingServerIds = list(values['incoming-server']);
     return withMailroom(async (mr) => {
-      const k = await mr.apiKeys.create({ name: values.name, scope: values.scope }, null);
-      console.log(`API key "${k.name}" (${k.scope}) created. Copy it now, it is not shown again:\n${k.key}`);
+      const k = await mr.apiKeys.create(
+        {
+          name: values.name,
+          // One name goes as the shorthand `scope`, which also takes the old `read`.
+          ...(scopes.length === 1 ? { scope: scopes[0] } : { scopes: scopes.flatMap((s) => (s === 'read' ? ['outbox:read', 'inbound:read'] : [s])) }),
+          ...(mailServerIds && { mailServerIds }),
+          ...(incomingServerIds && { incomingServerIds }),
+        },
+        null,
+      );
+      const limits = [k.mailServerIds && `outgoing servers ${k.mailServerIds.join(', ')}`, k.incomingServerIds && `incoming servers ${k.incomingServerIds.join(', ')}`].filter(Boolean);
+      console.log(`API key "${k.name}" (${k.scopes.join(', ')}${limits.length ? `; only ${limits.join('; ')}` : ''}) created. Copy it now, it is not shown again:\n${k.key}`);
       return 0;
     });
   }

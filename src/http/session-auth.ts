@@ -3,6 +3,7 @@ import { timingSafeEqual } from 'node:crypto';
 import { MailroomError } from '../errors/errors.ts';
 import type { Mailroom } from '../mailroom.ts';
 import { type ApiKeyScope, scopeAllows } from '../apikeys/api-key-service.ts';
+import type { OutboxAccess } from '../outbox/outbox-service.ts';
 
 export const SESSION_COOKIE = 'mailroom_session';
 
@@ -15,7 +16,9 @@ export interface RequestAdmin {
 export interface RequestApiKey {
   id: string;
   name: string;
-  scope: ApiKeyScope;
+  scopes: ApiKeyScope[];
+  mailServerIds: string[] | null;
+  incomingServerIds: string[] | null;
 }
 
 declare module 'fastify' {
@@ -55,7 +58,7 @@ export function registerSessionAuth(app: FastifyInstance, mr: Mailroom): void {
       if (!key) {
         throw new MailroomError('MR_AUTH_REQUIRED', 'The API key is invalid or revoked.', { fix: 'Send Authorization: Bearer <key> with an active key from Settings > Technical > API Keys.' });
       }
-      req.apiKey = { id: key.id, name: key.name, scope: key.scope };
+      req.apiKey = { id: key.id, name: key.name, scopes: key.scopes, mailServerIds: key.mailServerIds, incomingServerIds: key.incomingServerIds };
       return;
     }
     const sid = req.cookies[SESSION_COOKIE];
@@ -65,15 +68,19 @@ export function registerSessionAuth(app: FastifyInstance, mr: Mailroom): void {
   });
 }
 
+const listed = (xs: readonly string[]) => (xs.length < 2 ? xs.join('') : `${xs.slice(0, -1).join(', ')} or ${xs[xs.length - 1]}`);
+
 /**
- * A session admin (with CSRF check) or an API key whose scope allows `need`.
+ * A session admin (with CSRF check) or an API key holding any one of `need` (or admin).
  */
-export function requireAuth(need: ApiKeyScope) {
+export function requireAuth(...need: ApiKeyScope[]) {
+  const accepted = [...need.filter((n) => n !== 'admin'), 'admin'];
   return async (req: FastifyRequest, reply: FastifyReply): Promise<void> => {
     if (req.apiKey) {
-      if (!scopeAllows(req.apiKey.scope, need)) {
-        throw new MailroomError('MR_AUTH_FORBIDDEN', `This API key has the ${req.apiKey.scope} scope; this request needs ${need}.`, {
-          fix: `Create a key with the ${need === 'read' ? 'read, send or admin' : need === 'send' ? 'send or admin' : 'admin'} scope in Settings > Technical > API Keys.`,
+      if (!scopeAllows(req.apiKey.scopes, ...need)) {
+        const has = req.apiKey.scopes.length ? `the scope${req.apiKey.scopes.length > 1 ? 's' : ''} ${req.apiKey.scopes.join(', ')}` : 'no scope';
+        throw new MailroomError('MR_AUTH_FORBIDDEN', `This API key has ${has}; this request needs ${listed(accepted)}.`, {
+          fix: `Use a key with the ${listed(accepted)} scope, created in Settings > Technical > API Keys.`,
         });
       }
       return;
@@ -83,10 +90,40 @@ export function requireAuth(need: ApiKeyScope) {
 }
 
 /**
+ * What the caller may see of the outbox: a session admin, an admin key and an outbox:read key see
+ * every message (an outbox:read key only those of its servers); a send key only the ones it queued.
+ */
+export function outboxReadAccess(req: FastifyRequest): OutboxAccess {
+  const k = req.apiKey;
+  if (!k || k.scopes.includes('admin')) return {};
+  return { ...(!k.scopes.includes('outbox:read') && { apiKeyId: k.id }), ...(k.mailServerIds && { mailServerIds: k.mailServerIds }) };
+}
+
+/** Whose messages the caller may retry or cancel: a send key only its own. */
+export function outboxActAccess(req: FastifyRequest): OutboxAccess {
+  const k = req.apiKey;
+  if (!k || k.scopes.includes('admin')) return {};
+  return { apiKeyId: k.id, ...(k.mailServerIds && { mailServerIds: k.mailServerIds }) };
+}
+
+/** The incoming servers whose mail the caller may read; undefined: every one. */
+export function inboundServerIds(req: FastifyRequest): string[] | undefined {
+  const k = req.apiKey;
+  if (!k || k.scopes.includes('admin')) return undefined;
+  return k.incomingServerIds ?? undefined;
+}
+
+/**
  * Session required; state-changing requests must also echo the session's CSRF token in X-CSRF-Token
  * (synchronizer token: a cross-site form or fetch cannot read it).
  */
 export async function requireAdmin(req: FastifyRequest, _reply: FastifyReply): Promise<void> {
+  if (req.apiKey) {
+    // Browser sign-ins (Connect your Outlook account) are bound to the admin who starts them.
+    throw new MailroomError('MR_AUTH_FORBIDDEN', 'This request needs an admin signed in to the web UI; no API key can make it, whatever its scopes.', {
+      fix: 'Open Mailroom in a browser, log in as an admin and do it there.',
+    });
+  }
   if (!req.admin) {
     throw new MailroomError('MR_AUTH_REQUIRED', 'Log in to continue.', { fix: 'Open /login and sign in with your admin email and password.' });
   }

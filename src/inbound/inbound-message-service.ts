@@ -69,7 +69,8 @@ export class InboundMessageService {
    * Pull API. Ascending (`after` = the last cursor seen) gives every message once, in import order;
    * descending pages the newest first for people.
    */
-  async list(query: unknown) {
+  /** `serverIds`: the incoming servers the caller may read (an API key limited to some); others' messages are not listed. */
+  async list(query: unknown, serverIds?: string[]) {
     const q = parseInput(inboundListSchema, query);
     const token = q.after ?? q.cursor;
     const pos = token ? decode(token, q.after ? 'after' : 'cursor') : undefined;
@@ -77,6 +78,7 @@ export class InboundMessageService {
       order: q.order,
       ...(pos !== undefined && (q.order === 'asc' ? { after: pos } : { before: pos })),
       ...(q.serverId && { serverId: q.serverId }),
+      ...(serverIds && { serverIds }),
       ...(q.q && { q: q.q }),
       limit: q.limit + 1,
     });
@@ -89,17 +91,22 @@ export class InboundMessageService {
     };
   }
 
-  async get(id: string) {
+  /** A message of a server the caller may not read is 404, as if it did not exist. */
+  private async find(id: string, serverIds: string[] | undefined) {
     const r = await findInbound(this.deps.db, id);
-    if (!r) throw new MailroomError('MR_NOT_FOUND', `Incoming message ${id} does not exist.`);
+    if (!r || (serverIds && !serverIds.includes(r.serverId))) throw new MailroomError('MR_NOT_FOUND', `Incoming message ${id} does not exist.`);
+    return r;
+  }
+
+  async get(id: string, serverIds?: string[]) {
+    const r = await this.find(id, serverIds);
     const [view] = await this.views([r]);
     const deliveries = await listDeliveries(this.deps.db, { messageId: id, limit: 100 });
     return { ...view!, text: r.text, html: r.html, deliveries };
   }
 
-  async raw(id: string): Promise<{ stream: Readable; size: number; filename: string }> {
-    const r = await findInbound(this.deps.db, id);
-    if (!r) throw new MailroomError('MR_NOT_FOUND', `Incoming message ${id} does not exist.`);
+  async raw(id: string, serverIds?: string[]): Promise<{ stream: Readable; size: number; filename: string }> {
+    const r = await this.find(id, serverIds);
     if (!r.rawKept) {
       throw new MailroomError('MR_NOT_FOUND', `The raw message of ${id} was not kept${r.problem ? `: ${r.problem.message}` : '.'}`, {
         fix: 'The message is still in the mailbox. To keep such messages, raise INBOUND_MAX_MESSAGE_MB; the fields Mailroom could read are in GET /api/v1/inbound-messages/{id}.',

@@ -2,6 +2,7 @@ import { createHash, randomUUID } from 'node:crypto';
 import { z } from 'zod';
 import type { OutboxConfig } from '../config/config.ts';
 import { MailroomError, validationError } from '../errors/errors.ts';
+import { findApiKey } from '../storage/api-key-store.ts';
 import { parseMessage } from '../inbound/parse-message.ts';
 import { type Choice, chooseServer } from '../servers/choose-server.ts';
 import { pageLimit, parseInput, queryText } from '../errors/parse-input.ts';
@@ -47,6 +48,31 @@ export interface MessageView {
   updatedAt: string;
   /** Set when the message did not come through the REST API: "received over SMTP from … as …". */
   receivedVia: ReceivedVia | null;
+  /** The API key that queued it (REST or SMTP listener); null for an admin's session or a message queued before keys were recorded. */
+  apiKeyId: string | null;
+}
+
+/**
+ * Which messages a caller may see or act on; an absent field is no limit. A send key sees and acts
+ * on only what it queued (`apiKeyId`); a server-limited key only its servers' messages.
+ */
+export interface OutboxAccess {
+  apiKeyId?: string;
+  mailServerIds?: string[];
+}
+
+const visible = (r: Pick<OutboxRow, 'apiKeyId' | 'mailServerId'>, a: OutboxAccess) =>
+  (a.apiKeyId === undefined || r.apiKeyId === a.apiKeyId) && (a.mailServerIds === undefined || (r.mailServerId !== null && a.mailServerIds.includes(r.mailServerId)));
+
+/** The servers a key limited to `allowed` may use: the automatic choice picks among these only. */
+const within = <T extends { id: string }>(servers: T[], allowed: string[] | null | undefined) => (allowed ? servers.filter((s) => allowed.includes(s.id)) : servers);
+
+function forbiddenServer(serverId: string): MailroomError {
+  // Said the same whether the server exists or not: the key learns nothing about servers it may not use.
+  return new MailroomError('MR_AUTH_FORBIDDEN', `This API key may not send through the mail server ${serverId}; it is limited to other outgoing servers.`, {
+    field: 'mailServerId',
+    fix: 'Leave mailServerId out to let Mailroom choose among the servers this key may use, or ask an admin for a key that may use this server (Settings > Technical > API Keys).',
+  });
 }
 
 /** A complete message as a client submitted it over SMTP, ready to be kept as it is. */
@@ -110,7 +136,10 @@ export class OutboxService {
    * Validates, picks the server, and commits the message before answering: once this returns, the
    * message is on disk (SQLite synchronous=FULL) and will be delivered or reported failed.
    */
-  async enqueue(body: unknown, opts: { idempotencyKey?: string; apiKeyId?: string | null } = {}): Promise<{ message: MessageView; created: boolean }> {
+  async enqueue(
+    body: unknown,
+    opts: { idempotencyKey?: string; apiKeyId?: string | null; mailServerIds?: string[] | null } = {},
+  ): Promise<{ message: MessageView; created: boolean }> {
     const given = opts.idempotencyKey?.trim();
     if (given !== undefined && (given.length === 0 || given.length > 255)) {
       throw new MailroomError('MR_VALIDATION', 'The Idempotency-Key header must be 1–255 characters.', { field: 'Idempotency-Key' });
@@ -127,14 +156,17 @@ export class OutboxService {
       if (existing) return { message: existing, created: false };
     }
     const msg = validateMessage(body, this.deps.config.maxMessageBytes);
-    const servers = await this.serversThisTurn();
+    if (msg.mailServerId && opts.mailServerIds && !opts.mailServerIds.includes(msg.mailServerId)) throw forbiddenServer(msg.mailServerId);
+    const servers = within(await this.serversThisTurn(), opts.mailServerIds);
     const choice = chooseServer(servers, msg.from?.address ?? null, msg.mailServerId);
     if (!choice.ok) {
-      throw unprocessable(
-        choice.reason,
-        msg.mailServerId ? 'Use the id of an active server from GET /api/v1/mail-servers.' : 'Add an outgoing mail server in Settings > Technical > Mail Servers whose FROM Filtering allows this sender, or send from an allowed address.',
-        msg.mailServerId ? 'mailServerId' : 'from',
-      );
+      const fix =
+        choice.field === 'mailServerId'
+          ? 'Use the id of an active server from GET /api/v1/mail-servers.'
+          : msg.mailServerId
+            ? 'Send from an address this server\'s FROM Filtering allows, or leave mailServerId out to let Mailroom choose a server that may send as this sender.'
+            : `Add an outgoing mail server in Settings > Technical > Mail Servers whose FROM Filtering allows this sender, or send from an allowed address${opts.mailServerIds ? ' (this API key may use only some servers: an admin can create a key for others)' : ''}.`;
+      throw unprocessable(choice.reason, fix, choice.field);
     }
     const server = choice.server;
     checkRecipients(server, msg.to.length + msg.cc.length + msg.bcc.length);
@@ -187,13 +219,13 @@ export class OutboxService {
    * The server that would send for this sender (FROM Filtering and Priority), or why none would, with
    * the fix: the SMTP listener asks at MAIL FROM, before the client sends the message.
    */
-  async chooseFor(from: string): Promise<Choice<MailServerRecord> & { fix?: string }> {
-    const choice = chooseServer(await this.serversThisTurn(), from, null);
+  async chooseFor(from: string, mailServerIds?: string[] | null): Promise<Choice<MailServerRecord> & { fix?: string }> {
+    const choice = chooseServer(within(await this.serversThisTurn(), mailServerIds), from, null);
     if (choice.ok) return choice;
     const domain = from.slice(from.lastIndexOf('@') + 1);
     return {
       ...choice,
-      fix: `Add ${from} (or the domain ${domain}) to the FROM Filtering of an outgoing mail server in Settings > Technical > Mail Servers, or clear a server's FROM Filtering so it sends for everyone, or send from an allowed address.`,
+      fix: `Add ${from} (or the domain ${domain}) to the FROM Filtering of an outgoing mail server in Settings > Technical > Mail Servers, or clear a server's FROM Filtering so it sends for everyone, or send from an allowed address${mailServerIds ? ' (this API key may use only some servers: an admin can create a key for others)' : ''}.`,
     };
   }
 
@@ -212,7 +244,8 @@ export class OutboxService {
       }
     })();
     const sender = headerFrom ?? s.envelope.from;
-    const choice = await this.chooseFor(sender);
+    // A server-limited key sends over SMTP only through its servers too.
+    const choice = await this.chooseFor(sender, (await findApiKey(this.deps.db, s.apiKeyId))?.mailServerIds);
     if (!choice.ok) throw unprocessable(choice.reason, choice.fix ?? '', 'from');
     // The envelope is who receives it, whatever the headers say.
     checkRecipients(choice.server, s.envelope.to.length);
@@ -300,6 +333,7 @@ export class OutboxService {
       createdAt: ts,
       updatedAt: ts,
       receivedVia: r.receivedVia ?? null,
+      apiKeyId: r.apiKeyId,
     };
   }
 
@@ -344,16 +378,22 @@ export class OutboxService {
       createdAt: r.createdAt,
       updatedAt: r.updatedAt,
       receivedVia: r.receivedVia,
+      apiKeyId: r.apiKeyId,
     };
   }
 
-  async get(id: string): Promise<MessageView> {
-    const r = await findOutboxMessage(this.deps.db, id);
-    if (!r) throw new MailroomError('MR_NOT_FOUND', `Message ${id} does not exist.`);
-    return this.view(r);
+  /** A message the caller may see; another key's message is 404 as if it did not exist. */
+  async get(id: string, access: OutboxAccess = {}): Promise<MessageView> {
+    return this.view(await this.find(id, access));
   }
 
-  async list(query: unknown): Promise<{ items: MessageView[]; nextCursor: string | null }> {
+  private async find(id: string, access: OutboxAccess): Promise<OutboxRow> {
+    const r = await findOutboxMessage(this.deps.db, id);
+    if (!r || !visible(r, access)) throw new MailroomError('MR_NOT_FOUND', `Message ${id} does not exist.`);
+    return r;
+  }
+
+  async list(query: unknown, access: OutboxAccess = {}): Promise<{ items: MessageView[]; nextCursor: string | null }> {
     const q = parseInput(listQuerySchema, query);
     let after: { createdAt: string; id: string } | undefined;
     if (q.cursor) {
@@ -365,6 +405,8 @@ export class OutboxService {
       ...(q.state && { state: q.state }),
       ...(q.mailServerId && { mailServerId: q.mailServerId }),
       ...(q.q && { q: q.q }),
+      ...(access.apiKeyId && { apiKeyId: access.apiKeyId }),
+      ...(access.mailServerIds && { mailServerIds: access.mailServerIds }),
       ...(after && { after }),
       limit: q.limit + 1,
     });
@@ -377,8 +419,23 @@ export class OutboxService {
     };
   }
 
-  async retry(id: string): Promise<MessageView> {
-    const current = await this.get(id);
+  /**
+   * The message the caller acts on: one it may not see is 404; one it may see (outbox:read) but did
+   * not queue is 403.
+   */
+  private async actOn(id: string, read: OutboxAccess, act: OutboxAccess, verb: string): Promise<OutboxRow> {
+    const r = await this.find(id, read);
+    if (!visible(r, act)) {
+      throw new MailroomError('MR_AUTH_FORBIDDEN', `This API key may ${verb} only the messages it queued; message ${id} was queued by someone else.`, {
+        fix: `Ask an admin to ${verb} it, or use the key that queued it.`,
+      });
+    }
+    return r;
+  }
+
+  /** `read`: what the caller may see (404 outside); `act`: what it may change (403 outside). */
+  async retry(id: string, read: OutboxAccess = {}, act: OutboxAccess = read): Promise<MessageView> {
+    const current = await this.actOn(id, read, act, 'retry');
     if (!(await requeueMessage(this.deps.db, id, this.now()))) {
       throw new MailroomError('MR_CONFLICT', `A ${current.state} message cannot be retried; only failed, held or cancelled ones can.`);
     }
@@ -386,8 +443,8 @@ export class OutboxService {
     return this.get(id);
   }
 
-  async cancel(id: string): Promise<MessageView> {
-    const current = await this.get(id);
+  async cancel(id: string, read: OutboxAccess = {}, act: OutboxAccess = read): Promise<MessageView> {
+    const current = await this.actOn(id, read, act, 'cancel');
     if (!(await cancelMessage(this.deps.db, id, this.now()))) {
       throw new MailroomError('MR_CONFLICT', `A ${current.state} message cannot be cancelled; only queued, held or failed ones can.`);
     }

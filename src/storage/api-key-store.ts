@@ -2,12 +2,16 @@ import type { Selectable } from 'kysely';
 import type { Db } from './database.ts';
 import type { ApiKeyTable } from './schema.ts';
 
-export type ApiKeyScope = 'send' | 'read' | 'admin';
+export type ApiKeyScope = 'send' | 'outbox:read' | 'inbound:read' | 'admin';
 
 export interface ApiKeyRecord {
   id: string;
   name: string;
-  scope: ApiKeyScope;
+  scopes: ApiKeyScope[];
+  /** The outgoing servers the key may send through and read the messages of; null: every one. */
+  mailServerIds: string[] | null;
+  /** The incoming servers whose mail the key may read; null: every one. */
+  incomingServerIds: string[] | null;
   prefix: string;
   createdBy: string | null;
   createdAt: string;
@@ -15,10 +19,15 @@ export interface ApiKeyRecord {
   revokedAt: string | null;
 }
 
+const ids = (json: string | null) => (json === null ? null : (JSON.parse(json) as string[]));
+
 const toRecord = (r: Selectable<ApiKeyTable>): ApiKeyRecord => ({
   id: r.id,
   name: r.name,
-  scope: r.scope as ApiKeyScope,
+  // A row written before 0016 by an instance that did not know scopes yet: nothing, never more.
+  scopes: r.scopes ? (JSON.parse(r.scopes) as ApiKeyScope[]) : [],
+  mailServerIds: ids(r.mail_server_ids),
+  incomingServerIds: ids(r.incoming_server_ids),
   prefix: r.prefix,
   createdBy: r.created_by,
   createdAt: r.created_at,
@@ -26,13 +35,23 @@ const toRecord = (r: Selectable<ApiKeyTable>): ApiKeyRecord => ({
   revokedAt: r.revoked_at,
 });
 
+/**
+ * The value of the pre-0016 `scope` column, for an instance still running older code against the same
+ * PostgreSQL during an upgrade: `admin` for an admin key, otherwise a value that older code grants
+ * nothing (its `send` would let a key read every message).
+ */
+export const legacyScope = (scopes: ApiKeyScope[]) => (scopes.includes('admin') ? 'admin' : 'scoped');
+
 export async function insertApiKey(db: Db, k: Omit<ApiKeyRecord, 'lastUsedAt' | 'revokedAt'> & { keyHash: string }): Promise<ApiKeyRecord> {
   await db
     .insertInto('api_keys')
     .values({
       id: k.id,
       name: k.name,
-      scope: k.scope,
+      scope: legacyScope(k.scopes),
+      scopes: JSON.stringify(k.scopes),
+      mail_server_ids: k.mailServerIds && JSON.stringify(k.mailServerIds),
+      incoming_server_ids: k.incomingServerIds && JSON.stringify(k.incomingServerIds),
       prefix: k.prefix,
       key_hash: k.keyHash,
       created_by: k.createdBy,
@@ -46,6 +65,11 @@ export async function insertApiKey(db: Db, k: Omit<ApiKeyRecord, 'lastUsedAt' | 
 
 export async function listApiKeys(db: Db): Promise<ApiKeyRecord[]> {
   return (await db.selectFrom('api_keys').selectAll().orderBy('created_at', 'desc').execute()).map(toRecord);
+}
+
+export async function findApiKey(db: Db, id: string): Promise<ApiKeyRecord | undefined> {
+  const r = await db.selectFrom('api_keys').selectAll().where('id', '=', id).executeTakeFirst();
+  return r && toRecord(r);
 }
 
 export async function findActiveApiKeyByHash(db: Db, keyHash: string): Promise<ApiKeyRecord | undefined> {

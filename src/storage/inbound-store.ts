@@ -283,6 +283,8 @@ export interface InboundFilter {
   after?: number;
   before?: number;
   serverId?: string;
+  /** Only these servers' messages (an API key limited to some incoming servers). */
+  serverIds?: string[];
   q?: string;
   limit: number;
 }
@@ -292,6 +294,7 @@ export async function listInbound(db: Db, f: InboundFilter): Promise<InboundRow[
   if (f.after !== undefined) q = q.where('seq', '>', f.after);
   if (f.before !== undefined) q = q.where('seq', '<', f.before);
   if (f.serverId) q = q.where('mail_server_id', '=', f.serverId);
+  if (f.serverIds) q = q.where('mail_server_id', 'in', f.serverIds);
   if (f.q) q = q.where(containsText(['subject', 'from_addr', 'message_id'], f.q));
   return (await q.orderBy('seq', f.order).limit(f.limit).execute()).map(toRow);
 }

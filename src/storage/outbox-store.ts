@@ -236,6 +236,10 @@ export async function findByIdempotencyKey(db: Db, key: string): Promise<OutboxR
 export interface OutboxFilter {
   state?: OutboxState;
   mailServerId?: string;
+  /** Only the messages this API key queued (REST or SMTP listener). */
+  apiKeyId?: string;
+  /** Only the messages of these servers (a server-limited API key). */
+  mailServerIds?: string[];
   q?: string;
   /** (createdAt, id) of the last row of the previous page. */
   after?: { createdAt: string; id: string };
@@ -246,6 +250,8 @@ export async function listOutboxMessages(db: Db, f: OutboxFilter): Promise<Outbo
   let q = db.selectFrom('outbox_messages').select(LIST_COLUMNS);
   if (f.state) q = q.where('state', '=', f.state);
   if (f.mailServerId) q = q.where('mail_server_id', '=', f.mailServerId);
+  if (f.apiKeyId) q = q.where('api_key_id', '=', f.apiKeyId);
+  if (f.mailServerIds) q = q.where('mail_server_id', 'in', f.mailServerIds);
   if (f.q) q = q.where(containsText(['subject', 'from_addr', 'to_json', 'message_id'], f.q));
   if (f.after) {
     const { createdAt, id } = f.after;

@@ -188,7 +188,14 @@ export interface OAuthStateTable {
 export interface ApiKeyTable {
   id: string;
   name: string;
+  /** Before 0016; kept for older instances during an upgrade (see legacyScope). */
   scope: string;
+  /** JSON list of scopes (0016). */
+  scopes: string | null;
+  /** JSON list of outgoing server ids, or null for every server. */
+  mail_server_ids: string | null;
+  /** JSON list of incoming server ids, or null for every server. */
+  incoming_server_ids: string | null;
   prefix: string;
   key_hash: string;
   created_by: string | null;

@@ -173,7 +173,7 @@ export class SubmissionListener {
     } catch (e) {
       throw (e as { responseCode?: number }).responseCode ? e : unavailable(e);
     }
-    if (!key || !scopeAllows(key.scope, 'send')) {
+    if (!key || !scopeAllows(key.scopes, 'send')) {
       let counted: Awaited<ReturnType<LoginLimiter['failed']>>;
       try {
         counted = await this.deps.limiter.failed(clientAddress, account);
@@ -186,7 +186,7 @@ export class SubmissionListener {
       throw reply(
         535,
         key
-          ? `5.7.8 This API key has scope ${key.scope}; sending needs a key with scope send or admin (Settings > Technical > API Keys)`
+          ? `5.7.8 This API key has scope ${key.scopes.join(', ') || 'none'}; sending needs a key with scope send or admin (Settings > Technical > API Keys)`
           : '5.7.8 Authentication credentials invalid: the password must be a Mailroom API key with scope send (Settings > Technical > API Keys); the username may be the key\'s name',
       );
     }

@@ -199,7 +199,7 @@ test('Settings > Technical > Emails shows a failed message in plain words with t
     await page.getByRole('link', { name: 'Settings' }).click();
     await page.getByRole('link', { name: 'API Keys', exact: true }).click();
     await page.getByLabel('Name', { exact: true }).fill('Warehouse ERP');
-    await page.getByLabel('Scope', { exact: true }).selectOption('send');
+    await page.getByLabel(/^Send — /).check();
     await page.getByRole('button', { name: 'Create API key' }).click();
     const shown = await page.getByLabel('New API key', { exact: true }).inputValue();
     assert.match(shown, /^mr_/);

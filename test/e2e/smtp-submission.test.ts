@@ -235,7 +235,7 @@ test('a wrong key is refused with 535, then the address and name are rate-limite
   assert.match(first?.response ?? '', /API key with scope send/);
   const scoped = await authError(readKey, 'guesser');
   assert.equal(scoped?.responseCode, 535);
-  assert.match(scoped?.response ?? '', /scope read/);
+  assert.match(scoped?.response ?? '', /scope outbox:read, inbound:read; sending needs a key with scope send/);
   for (let i = 0; i < 3; i++) assert.equal((await authError(wrong, 'guesser'))?.responseCode, 535);
   // Five failures for this address and name: the sixth attempt is refused before it is checked.
   const limited = await authError(sendKey, 'guesser');

@@ -12,38 +12,59 @@ import { useSecretCreate } from './use-secret-create.ts';
 import { useTitle } from './use-title.ts';
 
 const SCOPES: { value: ApiKeyScope; label: string; short: string }[] = [
-  { value: 'send', label: 'Send — queue messages', short: 'Send' },
-  { value: 'read', label: 'Read — read messages', short: 'Read' },
-  { value: 'admin', label: 'Admin — everything', short: 'Admin' },
+  { value: 'send', label: 'Send — queue messages, and see, retry or cancel the ones this key queued', short: 'Send' },
+  { value: 'outbox:read', label: 'Read outgoing messages — every application\'s', short: 'Read outgoing' },
+  { value: 'inbound:read', label: 'Read received mail — incoming messages and their raw MIME', short: 'Read received' },
+  { value: 'admin', label: 'Admin — everything, settings and keys included', short: 'Admin' },
 ];
 
 function scopeLabel(scope: ApiKeyScope): string {
   return SCOPES.find((s) => s.value === scope)?.short ?? scope;
 }
 
-type FieldName = 'name' | 'scope';
-const LABELS: Record<FieldName, string> = { name: 'Name', scope: 'Scope' };
+type FieldName = 'name' | 'scopes' | 'mailServerIds' | 'incomingServerIds';
+const LABELS: Record<FieldName, string> = { name: 'Name', scopes: 'Scopes', mailServerIds: 'Outgoing servers', incomingServerIds: 'Incoming servers' };
 const HELP: Record<FieldName, string> = {
   name: 'The application using the key, e.g. ERP production.',
-  scope: 'Give each application only what it needs.',
+  scopes: 'Give each application only what it needs: a scanner or a reporting tool that sends mail needs Send alone.',
+  mailServerIds: 'The servers this key may send through and read the messages of. None ticked: every outgoing server.',
+  incomingServerIds: 'The mailboxes whose received mail this key may read. None ticked: every incoming server.',
 };
 
 const fieldId = (f: string) => `api-key-${f}`;
+/** One checkbox of a group: the group's first one carries the group's id (an error focuses it). */
+const optionId = (f: FieldName, i: number, value: string) => (i === 0 ? fieldId(f) : `${fieldId(f)}-${value.replace(/[^\w-]/g, '-')}`);
 const NEW_KEY_ID = 'api-key-new';
 
 /** The list entry for a key just created: everything but the key itself. */
 function withoutSecret(created: CreatedApiKey): ApiKey {
-  const { id, name, scope, prefix, createdAt, lastUsedAt, revokedAt } = created;
-  return { id, name, scope, prefix, createdAt, lastUsedAt, revokedAt };
+  const { id, name, scopes, mailServerIds, incomingServerIds, prefix, createdAt, lastUsedAt, revokedAt } = created;
+  return { id, name, scopes, mailServerIds, incomingServerIds, prefix, createdAt, lastUsedAt, revokedAt };
+}
+
+const toggled = <T,>(list: T[], value: T, on: boolean) => (on ? [...list.filter((v) => v !== value), value] : list.filter((v) => v !== value));
+
+/** "All" or the servers' names (an id when the server was deleted since). */
+function serverNames(ids: string[] | null, names: Map<string, string>): string {
+  return ids === null ? 'All' : ids.map((id) => names.get(id) ?? `deleted server ${id.slice(0, 8)}`).join(', ');
 }
 
 /** Settings › Technical › API Keys: keys for applications using the API, created and revoked here. */
 export function ApiKeyList() {
   useTitle('API Keys');
   const { items, error: loadError, setItems, reload: load } = useItems(api.listApiKeys);
+  const { items: outgoing } = useItems(api.listMailServers);
+  const { items: incoming } = useItems(api.listIncomingServers);
+  const names = new Map([...(outgoing ?? []), ...(incoming ?? [])].map((s) => [s.id, s.name]));
 
   const [name, setName] = useState('');
-  const [scope, setScope] = useState<ApiKeyScope>('send');
+  const [scopes, setScopes] = useState<ApiKeyScope[]>(['send']);
+  const [mailServerIds, setMailServerIds] = useState<string[]>([]);
+  const [incomingServerIds, setIncomingServerIds] = useState<string[]>([]);
+  const isAdmin = scopes.includes('admin');
+  // Server limits apply to the scopes that use them; an admin key cannot be limited.
+  const limitsOutgoing = !isAdmin && (scopes.includes('send') || scopes.includes('outbox:read'));
+  const limitsIncoming = !isAdmin && scopes.includes('inbound:read');
   const [revoking, setRevoking] = useState<string | null>(null);
   const [revokeError, setRevokeError] = useState<ApiError | null>(null);
   const [notice, setNotice] = useState<string | null>(null);
@@ -56,10 +77,18 @@ export function ApiKeyList() {
       setNotice(null);
       setRevokeError(null);
     },
-    send: () => api.createApiKey({ name: name.trim(), scope }),
+    send: () =>
+      api.createApiKey({
+        name: name.trim(),
+        scopes,
+        ...(limitsOutgoing && mailServerIds.length > 0 && { mailServerIds }),
+        ...(limitsIncoming && incomingServerIds.length > 0 && { incomingServerIds }),
+      }),
     onCreated: (key) => {
       setName('');
-      setScope('send');
+      setScopes(['send']);
+      setMailServerIds([]);
+      setIncomingServerIds([]);
       const listed = withoutSecret(key);
       setItems((list) => (list ? [listed, ...list.filter((k) => k.id !== key.id)] : [listed]));
       void load();
@@ -98,6 +127,28 @@ export function ApiKeyList() {
       {control}
     </FormField>
   );
+  /** A group of checkboxes, each with its own <label for>; the group is named by its label. */
+  const checkboxes = <T extends string>(f: FieldName, options: { value: T; label: string }[], checked: T[], set: (v: T[]) => void) => (
+    <FormField id={`${fieldId(f)}-group`} label={<span id={`${fieldId(f)}-label`}>{LABELS[f]}</span>} plainLabel help={HELP[f]} error={fieldErrors[f]}>
+      <div role="group" aria-labelledby={`${fieldId(f)}-label`} aria-describedby={`${fieldId(f)}-group-help`}>
+        {options.map((o, i) => (
+          <div className="checkbox-line" key={o.value}>
+            <input
+              id={optionId(f, i, o.value)}
+              name={f}
+              type="checkbox"
+              className="checkbox"
+              aria-invalid={fieldErrors[f] ? true : undefined}
+              aria-describedby={fieldErrors[f] ? `${fieldId(f)}-group-error` : undefined}
+              checked={checked.includes(o.value)}
+              onChange={(e) => set(toggled(checked, o.value, e.target.checked))}
+            />
+            <label htmlFor={optionId(f, i, o.value)}>{o.label}</label>
+          </div>
+        ))}
+      </div>
+    </FormField>
+  );
 
   return (
     <>
@@ -127,16 +178,25 @@ export function ApiKeyList() {
               onChange={(e) => setName(e.target.value)}
             />,
           )}
-          {field(
-            'scope',
-            <select {...a11y('scope')} value={scope} onChange={(e) => setScope(e.target.value as ApiKeyScope)}>
-              {SCOPES.map((s) => (
-                <option key={s.value} value={s.value}>
-                  {s.label}
-                </option>
-              ))}
-            </select>,
-          )}
+          {checkboxes('scopes', SCOPES, scopes, setScopes)}
+          {limitsOutgoing &&
+            outgoing &&
+            outgoing.length > 0 &&
+            checkboxes(
+              'mailServerIds',
+              outgoing.map((s) => ({ value: s.id, label: s.name })),
+              mailServerIds,
+              setMailServerIds,
+            )}
+          {limitsIncoming &&
+            incoming &&
+            incoming.length > 0 &&
+            checkboxes(
+              'incomingServerIds',
+              incoming.map((s) => ({ value: s.id, label: s.name })),
+              incomingServerIds,
+              setIncomingServerIds,
+            )}
           <div className="field field-actions">
             <div className="field-control">
               <button type="submit" className="btn btn-primary" disabled={creating} aria-busy={creating || undefined}>
@@ -172,7 +232,8 @@ export function ApiKeyList() {
             <thead>
               <tr>
                 <th scope="col">Name</th>
-                <th scope="col">Scope</th>
+                <th scope="col">Scopes</th>
+                <th scope="col">Servers</th>
                 <th scope="col">Key</th>
                 <th scope="col">Created</th>
                 <th scope="col">Last used</th>
@@ -190,7 +251,17 @@ export function ApiKeyList() {
                     <td id={nameId} className="strong">
                       {k.name}
                     </td>
-                    <td>{scopeLabel(k.scope)}</td>
+                    <td>{k.scopes.length ? k.scopes.map(scopeLabel).join(', ') : <span className="muted">None</span>}</td>
+                    <td>
+                      {k.scopes.includes('admin') ? (
+                        <span className="muted">All</span>
+                      ) : (
+                        <>
+                          {(k.scopes.includes('send') || k.scopes.includes('outbox:read')) && <div>Outgoing: {serverNames(k.mailServerIds, names)}</div>}
+                          {k.scopes.includes('inbound:read') && <div>Incoming: {serverNames(k.incomingServerIds, names)}</div>}
+                        </>
+                      )}
+                    </td>
                     <td>
                       <code className="mono">{k.prefix}…</code>
                     </td>

@@ -235,6 +235,8 @@ export interface Message {
   attachments: Attachment[];
   /** Set for messages an application handed to the SMTP listener; null for the REST API. */
   receivedVia: { protocol: 'smtp'; clientAddress: string; apiKeyName: string } | null;
+  /** The API key that queued it; null when an admin did, from the UI. */
+  apiKeyId: string | null;
 }
 
 export interface MessageFilters {
@@ -249,12 +251,16 @@ export interface MessagePage {
   nextCursor: string | null;
 }
 
-export type ApiKeyScope = 'send' | 'read' | 'admin';
+export type ApiKeyScope = 'send' | 'outbox:read' | 'inbound:read' | 'admin';
 
 export interface ApiKey {
   id: string;
   name: string;
-  scope: ApiKeyScope;
+  scopes: ApiKeyScope[];
+  /** The outgoing servers the key may send through and read; null: every one. */
+  mailServerIds: string[] | null;
+  /** The incoming servers whose mail the key may read; null: every one. */
+  incomingServerIds: string[] | null;
   /** The first characters of the key, enough to recognise it. */
   prefix: string;
   createdAt: string;
@@ -689,7 +695,7 @@ export const api = {
   cancelMessage: (id: string) => request<Message>('POST', `${msg(id)}/cancel`),
 
   listApiKeys: () => request<{ items: ApiKey[] }>('GET', '/api/v1/api-keys'),
-  createApiKey: (input: { name: string; scope: ApiKeyScope }) =>
+  createApiKey: (input: { name: string; scopes: ApiKeyScope[]; mailServerIds?: string[]; incomingServerIds?: string[] }) =>
     request<CreatedApiKey>('POST', '/api/v1/api-keys', input),
   revokeApiKey: (id: string) => request<void>('DELETE', `/api/v1/api-keys/${encodeURIComponent(id)}`),
 

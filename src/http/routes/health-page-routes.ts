@@ -1,4 +1,4 @@
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { Mailroom } from '../../mailroom.ts';
 import { graphGateKey } from '../../graph/graph-sender.ts';
 import { smtpGateKey } from '../../smtp/smtp-pool.ts';
@@ -7,8 +7,12 @@ import type { ApiDoc } from '../openapi.ts';
 
 export function healthPageRoutes(app: FastifyInstance, mr: Mailroom, doc: ApiDoc): void {
   doc.add('get', '/api/v1/health/servers', 'Every mail server\'s state: token, client secret expiry, checklist, last error, sending against its limits; which instance fetches each mailbox, which instances have connections open to each outgoing server, and which instance answered');
-  app.get('/api/v1/health/servers', { onRequest: requireAuth('read') }, async () => {
-    const [outgoing, incoming, holders] = await Promise.all([mr.servers.list(), mr.incoming.list(), mr.connections.holders(mr.instance)]);
+  // outbox:read sees the outgoing servers, inbound:read the incoming ones; a server-limited key only
+  // its own servers.
+  app.get('/api/v1/health/servers', { onRequest: requireAuth('outbox:read', 'inbound:read') }, async (req) => {
+    const [allOutgoing, allIncoming, holders] = await Promise.all([mr.servers.list(), mr.incoming.list(), mr.connections.holders(mr.instance)]);
+    const outgoing = allOutgoing.filter((s) => sees(req, 'outbox:read', s.id));
+    const incoming = allIncoming.filter((s) => sees(req, 'inbound:read', s.id));
     // Connections and Graph requests are counted per mailbox (shared by its servers).
     const connections = (s: { smtpHost: string; username: string; sendUsing: string }) => holders.get(s.sendUsing === 'graph' ? graphGateKey(s.username) : smtpGateKey(s.smtpHost, s.username)) ?? {};
     return {
@@ -24,4 +28,12 @@ export function healthPageRoutes(app: FastifyInstance, mr: Mailroom, doc: ApiDoc
 
   doc.add('get', '/api/v1/audit-events', 'Who changed or connected what, newest first (query: limit, cursor, targetId)');
   app.get('/api/v1/audit-events', { onRequest: requireAuth('admin') }, async (req) => mr.audit.list(req.query));
+}
+
+function sees(req: FastifyRequest, scope: 'outbox:read' | 'inbound:read', serverId: string): boolean {
+  const k = req.apiKey;
+  if (!k || k.scopes.includes('admin')) return true;
+  if (!k.scopes.includes(scope)) return false;
+  const limit = scope === 'outbox:read' ? k.mailServerIds : k.incomingServerIds;
+  return !limit || limit.includes(serverId);
 }

@@ -16,9 +16,10 @@ export function healthRoutes(app: FastifyInstance, mr: Mailroom): void {
     }
   });
 
-  // Server names' states and queue sizes are not for everyone: a `read` API key (Prometheus sends it
-  // as a bearer token) unless METRICS_PUBLIC=true.
-  app.get('/metrics', mr.config.http.metricsPublic ? {} : { onRequest: requireAuth('read') }, async (_req, reply) => {
+  // Server states and queue sizes are not for everyone: an outbox:read or inbound:read API key
+  // (Prometheus sends it as a bearer token) unless METRICS_PUBLIC=true. Only counts, never a message:
+  // a server-limited key sees the same totals as any other.
+  app.get('/metrics', mr.config.http.metricsPublic ? {} : { onRequest: requireAuth('outbox:read', 'inbound:read') }, async (_req, reply) => {
     const servers = await mr.servers.list({ sending: false });
     const counts = new Map<string, number>();
     for (const s of servers) counts.set(s.tokenStatus, (counts.get(s.tokenStatus) ?? 0) + 1);

@@ -4,14 +4,14 @@ import { parseInput, queryText } from '../../errors/parse-input.ts';
 import { createIncomingSchema, updateIncomingSchema } from '../../inbound/incoming-server-input.ts';
 import { createWebhookSchema, updateWebhookSchema } from '../../inbound/webhook-service.ts';
 import type { Mailroom } from '../../mailroom.ts';
-import { audited, requireAdmin, requireAuth } from '../session-auth.ts';
+import { audited, inboundServerIds, requireAdmin, requireAuth } from '../session-auth.ts';
 import type { ApiDoc } from '../openapi.ts';
 
 type IdParams = { Params: { id: string } };
 
 export function inboundRoutes(app: FastifyInstance, mr: Mailroom, doc: ApiDoc): void {
   const admin = { onRequest: requireAuth('admin') };
-  const read = { onRequest: requireAuth('read') };
+  const read = { onRequest: requireAuth('inbound:read') };
   const servers = '/api/v1/incoming-servers';
 
   doc.add('get', `${servers}/defaults`, 'Defaults for a new incoming mail server');
@@ -74,14 +74,14 @@ export function inboundRoutes(app: FastifyInstance, mr: Mailroom, doc: ApiDoc): 
 
   const messages = '/api/v1/inbound-messages';
   doc.add('get', messages, 'Pull imported messages: ascending from `after` (the last nextCursor), or order=desc for the newest first');
-  app.get(messages, read, async (req) => mr.inbound.list(req.query));
+  app.get(messages, read, async (req) => mr.inbound.list(req.query, inboundServerIds(req)));
 
   doc.add('get', `${messages}/:id`, 'One imported message with its parsed fields, bodies and webhook deliveries');
-  app.get<IdParams>(`${messages}/:id`, read, async (req) => mr.inbound.get(req.params.id));
+  app.get<IdParams>(`${messages}/:id`, read, async (req) => mr.inbound.get(req.params.id, inboundServerIds(req)));
 
   doc.add('get', `${messages}/:id/raw`, 'The message exactly as fetched (message/rfc822)');
   app.get<IdParams>(`${messages}/:id/raw`, read, async (req, reply) => {
-    const r = await mr.inbound.raw(req.params.id);
+    const r = await mr.inbound.raw(req.params.id, inboundServerIds(req));
     return reply.type('message/rfc822').header('content-length', r.size).header('content-disposition', `inline; filename="${r.filename}"`).send(r.stream);
   });
 

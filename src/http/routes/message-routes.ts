@@ -1,7 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import type { Mailroom } from '../../mailroom.ts';
 import { sendMessageSchema } from '../../outbox/message-input.ts';
-import { actorOf, requireAuth } from '../session-auth.ts';
+import { actorOf, outboxActAccess, outboxReadAccess, requireAuth } from '../session-auth.ts';
 import type { ApiDoc } from '../openapi.ts';
 
 type IdParams = { Params: { id: string } };
@@ -19,27 +19,30 @@ export function messageRoutes(app: FastifyInstance, mr: Mailroom, doc: ApiDoc): 
     const { message, created } = await mr.outbox.enqueue(req.body, {
       ...(typeof key === 'string' && { idempotencyKey: key }),
       apiKeyId: req.apiKey?.id ?? null,
+      mailServerIds: req.apiKey?.mailServerIds ?? null,
     });
     if (created) mr.logger.info({ event: 'outbox.queued', reqId: req.id, messageId: message.id, mailServerId: message.mailServerId, actor: actorOf(req) }, 'message queued');
     return reply.code(202).header('location', `${base}/${message.id}`).send(message);
   });
 
-  doc.add('get', base, 'List messages, newest first (query: state, mailServerId, q, limit, cursor)');
-  app.get(base, { onRequest: requireAuth('read') }, async (req) => mr.outbox.list(req.query));
+  // A send key sees the messages it queued (404 for others', as if they did not exist); outbox:read
+  // sees every message (of its servers, when the key is limited to some).
+  doc.add('get', base, 'List messages, newest first (query: state, mailServerId, q, limit, cursor); a send key lists the ones it queued');
+  app.get(base, { onRequest: requireAuth('send', 'outbox:read') }, async (req) => mr.outbox.list(req.query, outboxReadAccess(req)));
 
   doc.add('get', `${base}/:id`, 'One message: state, attempts, last error with the server\'s reply, Message-ID');
-  app.get<IdParams>(`${base}/:id`, { onRequest: requireAuth('read') }, async (req) => mr.outbox.get(req.params.id));
+  app.get<IdParams>(`${base}/:id`, { onRequest: requireAuth('send', 'outbox:read') }, async (req) => mr.outbox.get(req.params.id, outboxReadAccess(req)));
 
   doc.add('post', `${base}/:id/retry`, 'Queue a failed, held or cancelled message again');
   app.post<IdParams>(`${base}/:id/retry`, { onRequest: requireAuth('send') }, async (req) => {
-    const m = await mr.outbox.retry(req.params.id);
+    const m = await mr.outbox.retry(req.params.id, outboxReadAccess(req), outboxActAccess(req));
     req.log.info({ event: 'outbox.retry_requested', messageId: m.id, actor: actorOf(req) }, 'message retry requested');
     return m;
   });
 
   doc.add('post', `${base}/:id/cancel`, 'Cancel a queued, held or failed message');
   app.post<IdParams>(`${base}/:id/cancel`, { onRequest: requireAuth('send') }, async (req) => {
-    const m = await mr.outbox.cancel(req.params.id);
+    const m = await mr.outbox.cancel(req.params.id, outboxReadAccess(req), outboxActAccess(req));
     req.log.info({ event: 'outbox.cancelled', messageId: m.id, actor: actorOf(req) }, 'message cancelled');
     return m;
   });
