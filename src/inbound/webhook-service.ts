@@ -5,7 +5,7 @@ import { z } from 'zod';
 import { MailroomError } from '../errors/errors.ts';
 import type { Logger } from '../logger.ts';
 import type { Sealer } from '../secrets/sealer.ts';
-import { assertHostAllowed, guardedLookup, hostRefusal, literalAddress, OutboundRefusedError, refusalText } from '../net/outbound-policy.ts';
+import { assertHostAllowed, guardedLookup, hostRefusal, literalAddress, OutboundRefusedError, redactUrlCredentials, refusalText } from '../net/outbound-policy.ts';
 import { pageLimit, parseInput, queryText } from '../errors/parse-input.ts';
 import type { Db } from '../storage/database.ts';
 import {
@@ -43,19 +43,6 @@ function hasCredentials(v: string): boolean {
     return u.username !== '' || u.password !== '';
   } catch {
     return false;
-  }
-}
-
-/** A URL as it may be shown or logged: the user name and password (rows saved before they were refused) replaced. */
-export function redactUrl(v: string): string {
-  try {
-    const u = new URL(v);
-    if (!u.username && !u.password) return v;
-    u.username = '';
-    u.password = '';
-    return u.href.replace('://', '://***@');
-  } catch {
-    return v;
   }
 }
 
@@ -207,7 +194,7 @@ export class WebhookService {
   }
 
   private view(w: WebhookRecord) {
-    return { id: w.id, url: redactUrl(w.url), description: w.description, active: w.active, createdAt: w.createdAt };
+    return { id: w.id, url: redactUrlCredentials(w.url), description: w.description, active: w.active, createdAt: w.createdAt };
   }
 
   async list() {

@@ -295,3 +295,16 @@ export function isOutboundAllowEntry(entry: string): boolean {
   }
   return isIP(entry) !== 0 || /^(?=.{1,253}$)[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*\.?$/i.test(entry);
 }
+
+/** A URL as it may be shown or logged: a user name and password in it (webhooks saved before they were refused) replaced by `***`. */
+export function redactUrlCredentials(v: string): string {
+  try {
+    const u = new URL(v);
+    if (!u.username && !u.password) return v;
+    u.username = '';
+    u.password = '';
+    return u.href.replace('://', '://***@');
+  } catch {
+    return v;
+  }
+}
