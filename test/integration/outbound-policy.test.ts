@@ -2,12 +2,18 @@ import assert from 'node:assert/strict';
 import dns from 'node:dns';
 import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
 import { syncBuiltinESMExports } from 'node:module';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer as createTcpServer, type Server as TcpServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { after, before, test } from 'node:test';
+import { createSecureContext, createServer as createTlsServer } from 'node:tls';
 import { inboundRows } from '../../src/inbound/inbound-rows.ts';
 import { parseMessage } from '../../src/inbound/parse-message.ts';
+import { probeSmtp, SmtpError } from '../../src/smtp/smtp-client.ts';
 import { importInboundMessages } from '../../src/storage/inbound-store.ts';
 import { findMailServer, insertMailServer, type MailServerRecord } from '../../src/storage/mail-server-store.ts';
+import { createTestCa } from '../peers/test-ca.ts';
 import { loginAgent, startTestMailroom, type Agent, type TestMailroom } from '../helpers/test-mailroom.ts';
 
 // The outbound policy against Mailroom's own HTTP API, webhook sender, SMTP and IMAP clients: a
@@ -253,5 +259,31 @@ test('Test Connection to a mail host that resolves to a refused address explains
     } finally {
       await t.close();
     }
+  }
+});
+
+test('SMTP over SSL/TLS (port 465 style) runs its handshake on the checked socket, with the host name for SNI and the certificate check on', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'mailroom-outbound-tls-'));
+  const ca = await createTestCa(dir);
+  const names: string[] = [];
+  const server = createTlsServer({ cert: ca.cert, key: ca.key, SNICallback: (name, cb) => {
+    names.push(name);
+    cb(null, createSecureContext({ cert: ca.cert, key: ca.key }));
+  } }, (s) => s.destroy());
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  try {
+    const port = (server.address() as { port: number }).port;
+    // This process does not trust the test CA: the handshake must fail on the certificate, which
+    // proves TLS ran (no plain-text session) with the certificate check on.
+    await assert.rejects(probeSmtp({ host: 'localhost', port, security: 'tls' }, { kind: 'none' }, 'erp@example.test'), (e: unknown) => {
+      assert.ok(e instanceof SmtpError);
+      assert.equal(e.evidence.kind, 'network');
+      assert.match((e.evidence as { code: string }).code, /CERT|SELF_SIGNED|UNABLE_TO/);
+      return true;
+    });
+    assert.deepEqual(names, ['localhost']);
+  } finally {
+    server.close();
+    rmSync(dir, { recursive: true, force: true });
   }
 });
