@@ -33,7 +33,7 @@ const url = z
   // log, error messages. The signature header authenticates Mailroom to the receiver instead.
   .refine((v) => !hasCredentials(v), { error: 'The URL must not contain a user name or password (user:password@): check the X-Mailroom-Signature header in the receiver instead', abort: true })
   .superRefine((v, ctx) => {
-    const r = hostRefusal(new URL(v).hostname);
+    const r = URL.canParse(v) ? hostRefusal(new URL(v).hostname) : null;
     if (r) ctx.addIssue({ code: 'custom', message: `${refusalText(r)}. Use the receiver's own host name${r.kind === 'loopback' || r.kind === 'private' ? ', or list it in OUTBOUND_ALLOW' : ''}` });
   });
 
