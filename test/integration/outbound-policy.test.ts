@@ -1,9 +1,5 @@
 import assert from 'node:assert/strict';
-import dns from 'node:dns';
-import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
-import { syncBuiltinESMExports } from 'node:module';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { createServer as createTcpServer, type Server as TcpServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
@@ -13,56 +9,26 @@ import { parseMessage } from '../../src/inbound/parse-message.ts';
 import { probeSmtp, SmtpError } from '../../src/smtp/smtp-client.ts';
 import { importInboundMessages } from '../../src/storage/inbound-store.ts';
 import { findMailServer, insertMailServer, type MailServerRecord } from '../../src/storage/mail-server-store.ts';
+import { startOutboundTargets, type OutboundTargets } from '../peers/outbound-targets.ts';
 import { createTestCa } from '../peers/test-ca.ts';
 import { loginAgent, startTestMailroom, type Agent, type TestMailroom } from '../helpers/test-mailroom.ts';
 
 // The outbound policy against Mailroom's own HTTP API, webhook sender, SMTP and IMAP clients: a
 // webhook or mail host that is, or resolves to, a refused address is refused at save or at connect,
 // and nothing reaches the address. Names under .rebind.test resolve to 127.0.0.1 (DNS as a
-// rebinding attacker's name server would answer), through Node's own dns.lookup.
+// rebinding attacker's name server would answer), through Node's own dns.lookup (test/peers/rebinding-dns.mjs).
 
-const realLookup = dns.lookup;
-before(() => {
-  dns.lookup = ((host: string, ...rest: unknown[]) => {
-    if (!host.endsWith('.rebind.test')) return (realLookup as (...a: unknown[]) => void).call(dns, host, ...rest);
-    const cb = rest[rest.length - 1] as (...a: unknown[]) => void;
-    const all = typeof rest[0] === 'object' && (rest[0] as { all?: boolean }).all;
-    process.nextTick(() => (all ? cb(null, [{ address: '127.0.0.1', family: 4 }]) : cb(null, '127.0.0.1', 4)));
-  }) as typeof dns.lookup;
-  syncBuiltinESMExports();
-});
-after(() => {
-  dns.lookup = realLookup;
-  syncBuiltinESMExports();
-});
-
-/** The "metadata service": a local HTTP listener that keeps every request it receives. */
-let receiver: HttpServer;
-const received: Array<{ url: string; body: string }> = [];
-/** A TCP listener standing in for a mail server: it counts connections and closes them. */
-let tcp: TcpServer;
-let tcpConnections = 0;
 before(async () => {
-  receiver = createHttpServer((req, res) => {
-    let body = '';
-    req.on('data', (c) => (body += c));
-    req.on('end', () => {
-      received.push({ url: req.url ?? '', body });
-      res.end('ok');
-    });
-  });
-  tcp = createTcpServer((s) => {
-    tcpConnections++;
-    s.destroy();
-  });
-  await Promise.all([new Promise<void>((r) => receiver.listen(0, '127.0.0.1', r)), new Promise<void>((r) => tcp.listen(0, '127.0.0.1', r))]);
+  process.env.REBIND_HOSTS = 'erp.rebind.test=127.0.0.1,mail.rebind.test=127.0.0.1,imap.rebind.test=127.0.0.1';
+  // @ts-expect-error: a plain-JS preload without types
+  await import('../peers/rebinding-dns.mjs');
 });
-after(() => {
-  receiver.close();
-  tcp.close();
-});
-const hookPort = () => (receiver.address() as { port: number }).port;
-const tcpPort = () => (tcp.address() as { port: number }).port;
+
+let targets: OutboundTargets;
+before(async () => (targets = await startOutboundTargets()));
+after(() => targets.stop());
+const hookPort = () => targets.httpPort;
+const tcpPort = () => targets.tcpPort;
 
 async function mailroom(env: Record<string, string> = {}): Promise<{ t: TestMailroom; agent: Agent }> {
   const t = await startTestMailroom({ INBOUND_WORKER: 'off', OUTBOX_WORKER: 'off', WEBHOOK_RETRY_BASE_SECONDS: '3600', ...env });
@@ -106,7 +72,7 @@ test('by default a webhook to 127.0.0.1 is delivered (Mailroom beside the ERP); 
     assert.equal(hook.status, 201, hook.body);
     const [d] = await receiveFor(open.t, [hook.json.id]);
     assert.equal(d!.state, 'delivered');
-    assert.ok(received.some((r) => r.url === '/erp/hook' && r.body.includes('Confidential payroll Q4')));
+    assert.ok(targets.requests.some((r) => r.url === '/erp/hook' && r.body.includes('Confidential payroll Q4')));
   } finally {
     await open.t.close();
   }
@@ -156,20 +122,20 @@ test('a webhook host that resolves to a refused address is refused when connecti
   for (const [env, delivered] of [[{ OUTBOUND_BLOCK_PRIVATE: 'true' }, false], [{}, true]] as const) {
     const { t, agent } = await mailroom(env);
     try {
-      const before = received.length;
+      const before = targets.requests.length;
       const hook = await agent.request('POST', '/api/v1/webhooks', { url: `http://erp.rebind.test:${hookPort()}/hook?token=s3cr3t-query` });
       assert.equal(hook.status, 201, hook.body);
       const [d] = await receiveFor(t, [hook.json.id]);
       if (delivered) {
         // The same name without the switch reaches the listener: the refusal above is the policy's doing.
         assert.equal(d!.state, 'delivered');
-        assert.equal(received.length, before + 1);
+        assert.equal(targets.requests.length, before + 1);
         continue;
       }
       assert.equal(d!.state, 'pending');
       assert.equal(d!.lastError, "Refused by Mailroom's outbound policy, nothing was sent: erp.rebind.test resolves to 127.0.0.1, which is a loopback address (this machine): refused because OUTBOUND_BLOCK_PRIVATE=true. Point the webhook at the receiver's own host name, or set OUTBOUND_ALLOW.");
       await new Promise((r) => setTimeout(r, 100));
-      assert.equal(received.length, before, 'the listener received nothing');
+      assert.equal(targets.requests.length, before, 'the listener received nothing');
       // The audit line of the creation records the URL as the admin entered it; delivery never logs it.
       assert.deepEqual(t.logs.filter((l) => l.includes('s3cr3t-query') && !l.includes('"event":"webhook.created"')), [], "the delivery does not log the URL's query");
     } finally {
@@ -190,10 +156,10 @@ test('a user name and password in a webhook URL are refused; a row saved with th
     const created = await agent.request('POST', '/api/v1/webhooks', { url: `http://127.0.0.1:${hookPort()}/legacy` });
     const legacy = created.json.id as string;
     await t.mr.database.db.updateTable('webhooks').set({ url: `http://erp-user:pw-S3cret@127.0.0.1:${hookPort()}/legacy` }).where('id', '=', legacy).execute();
-    const before = received.length;
+    const before = targets.requests.length;
     const [d] = await receiveFor(t, [legacy]);
     assert.match(d!.lastError!, /contains a user name or password, which Mailroom does not send/);
-    assert.equal(received.length, before);
+    assert.equal(targets.requests.length, before);
     const list = await agent.request('GET', '/api/v1/webhooks');
     assert.equal(list.json.items.find((w: { id: string }) => w.id === legacy).url, `http://***@127.0.0.1:${hookPort()}/legacy`);
     const deliveries = await agent.request('GET', `/api/v1/webhooks/${legacy}/deliveries`);
@@ -234,7 +200,7 @@ test('Test Connection to a mail host that resolves to a refused address explains
   for (const [env, refused] of [[{ OUTBOUND_BLOCK_PRIVATE: 'true' }, true], [{}, false]] as const) {
     const { t, agent } = await mailroom(env);
     try {
-      const before = tcpConnections;
+      const before = targets.connections();
       const smtp = await agent.request('POST', '/api/v1/mail-servers', { ...PASSWORD_SERVER, smtpHost: 'mail.rebind.test', smtpPort: tcpPort() });
       assert.equal(smtp.status, 201, smtp.body);
       const smtpTest = await agent.request('POST', `/api/v1/mail-servers/${smtp.json.id}/test`);
@@ -245,7 +211,7 @@ test('Test Connection to a mail host that resolves to a refused address explains
       if (!refused) {
         // Without the switch the same names are reached: the listener counts both tests.
         assert.notEqual(smtpTest.json.code, 'NET_OUTBOUND_REFUSED');
-        assert.equal(tcpConnections, before + 2);
+        assert.equal(targets.connections(), before + 2);
         continue;
       }
       for (const [r, host] of [[smtpTest, 'mail.rebind.test'], [imapTest, 'imap.rebind.test']] as const) {
@@ -255,7 +221,7 @@ test('Test Connection to a mail host that resolves to a refused address explains
         assert.match(r.json.fix, /OUTBOUND_ALLOW/);
         assert.equal(r.json.evidence.code, 'EOUTBOUND_REFUSED');
       }
-      assert.equal(tcpConnections, before, 'no connection was attempted');
+      assert.equal(targets.connections(), before, 'no connection was attempted');
     } finally {
       await t.close();
     }
