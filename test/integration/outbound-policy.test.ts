@@ -4,13 +4,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { createSecureContext, createServer as createTlsServer } from 'node:tls';
-import { inboundRows } from '../../src/inbound/inbound-rows.ts';
-import { parseMessage } from '../../src/inbound/parse-message.ts';
 import { probeSmtp, SmtpError } from '../../src/smtp/smtp-client.ts';
-import { importInboundMessages } from '../../src/storage/inbound-store.ts';
-import { findMailServer, insertMailServer, type MailServerRecord } from '../../src/storage/mail-server-store.ts';
 import { startOutboundTargets, type OutboundTargets } from '../peers/outbound-targets.ts';
 import { createTestCa } from '../peers/test-ca.ts';
+import { importReceivedMessage } from '../helpers/received-message.ts';
 import { loginAgent, startTestMailroom, type Agent, type TestMailroom } from '../helpers/test-mailroom.ts';
 
 // The outbound policy against Mailroom's own HTTP API, webhook sender, SMTP and IMAP clients: a
@@ -38,17 +35,8 @@ async function mailroom(env: Record<string, string> = {}): Promise<{ t: TestMail
 let uid = 0;
 /** One received message, imported with a delivery to each webhook given; the sender runs once. */
 async function receiveFor(t: TestMailroom, webhookIds: string[]): Promise<Array<{ state: string; attempts: number; lastError: string | null; webhookUrl: string }>> {
-  const db = t.mr.database.db;
-  if (!(await findMailServer(db, 'in'))) {
-    const base = { name: 'In', authType: 'password', username: 'in@example.test', clientId: '', clientSecretSealed: null, clientSecretExpiresAt: null, tenant: 'common', smtpHost: 'h', smtpPort: 993, smtpSecurity: 'tls', priority: 10, fromFilter: null, active: true, lastError: null };
-    await insertMailServer(db, 'in', base as unknown as Parameters<typeof insertMailServer>[2], new Date());
-  }
-  const server = { ...(await findMailServer(db, 'in'))!, imap: { afterFetch: 'leave' } } as MailServerRecord;
   uid++;
-  const raw = Buffer.from(`From: payroll@example.test\r\nTo: in@example.test\r\nSubject: Confidential payroll Q4 #${uid}\r\nMessage-ID: <m${uid}@example.test>\r\n\r\nSalaries attached.\r\n`);
-  const rows = await inboundRows(db, server, 'INBOX', '1', [{ uid, id: `msg-${uid}`, parsed: await parseMessage(raw), raw: { mime: raw } }]);
-  let n = 0;
-  await importInboundMessages(db, { serverId: 'in', folder: 'INBOX', uidValidity: '1', lastUid: uid }, rows, webhookIds, () => `d-${uid}-${n++}`, new Date());
+  await importReceivedMessage(t.mr.database.db, uid, webhookIds);
   t.mr.webhooks.kick();
   const out = [];
   for (const id of webhookIds) {
