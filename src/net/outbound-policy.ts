@@ -160,8 +160,8 @@ export function refusalText(r: OutboundRefusal): string {
 
 function ipInCidr(ip: string, cidr: string): boolean {
   const [base, bitsText] = cidr.split('/');
-  const a = literalAddress(base!);
-  if (!a) return false;
+  const a = base!.toLowerCase();
+  if (!isIP(a)) return false;
   const v4 = (x: string) => isIPv4(x) ? [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, ...x.split('.').map(Number)] : v6Bytes(x);
   const x = v4(ip);
   const y = v4(a);
@@ -178,7 +178,7 @@ const normalName = (host: string) => host.trim().toLowerCase().replace(/\.$/, ''
 
 function nameAllowed(host: string, policy: OutboundPolicy): boolean {
   const h = normalName(host);
-  return policy.allow.some((entry) => !entry.includes('/') && !literalAddress(entry) && normalName(entry) === h);
+  return policy.allow.some((entry) => !entry.includes('/') && !isIP(entry) && normalName(entry) === h);
 }
 
 /** Whether the policy refuses this address reached through `host`. */
@@ -186,7 +186,7 @@ export function addressRefusal(host: string, address: string, policy: OutboundPo
   const kind = addressKind(address);
   if (kind === 'public') return null;
   if (!ALWAYS_REFUSED.has(kind) && !policy.blockPrivate) return null;
-  if (nameAllowed(host, policy) || policy.allow.some((entry) => (entry.includes('/') || literalAddress(entry)) && ipInCidr(unmapped(address), entry))) return null;
+  if (nameAllowed(host, policy) || policy.allow.some((entry) => (entry.includes('/') || isIP(entry)) && ipInCidr(unmapped(address), entry))) return null;
   return { host, address, kind };
 }
 
@@ -293,7 +293,10 @@ export function isOutboundAllowEntry(entry: string): boolean {
     const ip = base && isIP(base);
     return !!ip && /^\d{1,3}$/.test(bits ?? '') && Number(bits) <= (ip === 4 ? 32 : 128);
   }
-  return isIP(entry) !== 0 || /^(?=.{1,253}$)[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*\.?$/i.test(entry);
+  if (isIP(entry)) return true;
+  // 2130706433 or 127.1 would read as a name here, never matching: write addresses in dotted form.
+  if (looseIpv4(entry)) return false;
+  return /^(?=.{1,253}$)[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*\.?$/i.test(entry);
 }
 
 /** A URL as it may be shown or logged: a user name and password in it (webhooks saved before they were refused) replaced by `***`. */

@@ -115,10 +115,10 @@ test('OUTBOUND_ALLOW lets named hosts, addresses and CIDRs through, mapped forms
 test('OUTBOUND_BLOCK_PRIVATE and OUTBOUND_ALLOW are read from the environment and checked', () => {
   assert.deepEqual(loadConfig({}).outbound, { blockPrivate: false, allow: [] });
   assert.deepEqual(loadConfig({ OUTBOUND_BLOCK_PRIVATE: 'true', OUTBOUND_ALLOW: 'Relay.Internal, 10.0.5.0/24,fd00::1' }).outbound, { blockPrivate: true, allow: ['relay.internal', '10.0.5.0/24', 'fd00::1'] });
-  assert.throws(() => loadConfig({ OUTBOUND_BLOCK_PRIVATE: 'yes', OUTBOUND_ALLOW: '10.0.0.0/33,http://x' }), (e: unknown) => {
+  assert.throws(() => loadConfig({ OUTBOUND_BLOCK_PRIVATE: 'yes', OUTBOUND_ALLOW: '10.0.0.0/33,http://x,127.1' }), (e: unknown) => {
     assert.ok(e instanceof ConfigError);
     assert.ok(e.problems.some((p) => /OUTBOUND_BLOCK_PRIVATE must be true or false/.test(p)));
-    assert.ok(e.problems.some((p) => /OUTBOUND_ALLOW .*"10\.0\.0\.0\/33", "http:\/\/x"/.test(p)));
+    assert.ok(e.problems.some((p) => /OUTBOUND_ALLOW .*"10\.0\.0\.0\/33", "http:\/\/x", "127\.1"/.test(p)));
     return true;
   });
 });
