@@ -181,12 +181,18 @@ function nameAllowed(host: string, policy: OutboundPolicy): boolean {
   return policy.allow.some((entry) => !entry.includes('/') && !isIP(entry) && normalName(entry) === h);
 }
 
-/** Whether the policy refuses this address reached through `host`. */
+/**
+ * Whether the policy refuses this address reached through `host`. A name in OUTBOUND_ALLOW lifts
+ * only OUTBOUND_BLOCK_PRIVATE: a metadata or link-local address is reached only when that address
+ * or its CIDR is listed itself, so an allowed name that is later pointed there is still refused.
+ */
 export function addressRefusal(host: string, address: string, policy: OutboundPolicy): OutboundRefusal | null {
   const kind = addressKind(address);
   if (kind === 'public') return null;
-  if (!ALWAYS_REFUSED.has(kind) && !policy.blockPrivate) return null;
-  if (nameAllowed(host, policy) || policy.allow.some((entry) => (entry.includes('/') || isIP(entry)) && ipInCidr(unmapped(address), entry))) return null;
+  const always = ALWAYS_REFUSED.has(kind);
+  if (!always && !policy.blockPrivate) return null;
+  if (policy.allow.some((entry) => (entry.includes('/') || isIP(entry)) && ipInCidr(unmapped(address), entry))) return null;
+  if (!always && nameAllowed(host, policy)) return null;
   return { host, address, kind };
 }
 

@@ -103,6 +103,7 @@ test('metadata, link-local, unspecified, multicast and broadcast are refused und
 test('OUTBOUND_ALLOW lets named hosts, addresses and CIDRs through, mapped forms included', () => {
   const policy: OutboundPolicy = { blockPrivate: true, allow: ['relay.internal', '10.0.5.0/24', '169.254.10.10', 'fd12::/16'] };
   assert.equal(addressRefusal('relay.internal', '10.9.9.9', policy), null);
+  assert.equal(addressRefusal('relay.internal', '169.254.169.254', policy)?.kind, 'metadata', 'an allowed name pointed at the metadata service is still refused');
   assert.equal(addressRefusal('erp.internal', '10.0.5.7', policy), null);
   assert.equal(addressRefusal('erp.internal', '::ffff:10.0.5.7', policy), null);
   assert.ok(addressRefusal('erp.internal', '10.0.6.7', policy));
