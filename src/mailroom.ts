@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import type { Config } from './config/config.ts';
+import { setOutboundPolicy } from './net/outbound-policy.ts';
 import { AdminService } from './auth/admin-service.ts';
 import { LoginLimiter } from './auth/login-limiter.ts';
 import type { Logger } from './logger.ts';
@@ -66,6 +67,7 @@ export interface StartOptions {
 }
 
 export async function createMailroom(config: Config, logger: Logger, opts: StartOptions = {}): Promise<Mailroom> {
+  setOutboundPolicy(config.outbound);
   const key = loadOrCreateKey(config.secretKey, config.dataDir);
   const sealer = createSealer(key);
   const open = async () => {

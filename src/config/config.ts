@@ -3,6 +3,7 @@ import { isIP } from 'node:net';
 import { availableParallelism } from 'node:os';
 import { resolve } from 'node:path';
 import { createSecureContext } from 'node:tls';
+import { isOutboundAllowEntry, type OutboundPolicy } from '../net/outbound-policy.ts';
 
 export interface Config {
   readonly port: number;
@@ -52,6 +53,8 @@ export interface Config {
   readonly http: HttpConfig;
   /** The SMTP submission listener, or null when neither SMTP port is set (the default). */
   readonly submission: SubmissionConfig | null;
+  /** OUTBOUND_BLOCK_PRIVATE, OUTBOUND_ALLOW: where webhooks, SMTP and IMAP may connect to. */
+  readonly outbound: OutboundPolicy;
 }
 
 export interface DatabaseTimeouts {
@@ -289,8 +292,17 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
 
   const submission = submissionConfig(get, port, problems);
 
+  // Outbound policy: metadata and link-local are always refused; loopback and private ranges only
+  // with OUTBOUND_BLOCK_PRIVATE=true. OUTBOUND_ALLOW names the exceptions.
+  const rawBlockPrivate = (get('OUTBOUND_BLOCK_PRIVATE') ?? 'false').toLowerCase();
+  if (!['true', 'false'].includes(rawBlockPrivate)) problems.push(`OUTBOUND_BLOCK_PRIVATE must be true or false (got "${rawBlockPrivate}")`);
+  const allow = (get('OUTBOUND_ALLOW') ?? '').split(',').map((x) => x.trim().toLowerCase()).filter(Boolean);
+  const badAllow = allow.filter((x) => !isOutboundAllowEntry(x));
+  if (badAllow.length) problems.push(`OUTBOUND_ALLOW must be a comma-separated list of host names, addresses or CIDRs such as erp.internal,10.0.0.0/8 (not understood: "${badAllow.join('", "')}")`);
+  const outbound: OutboundPolicy = Object.freeze({ blockPrivate: rawBlockPrivate === 'true', allow: Object.freeze(allow) });
+
   if (problems.length > 0) throw new ConfigError(problems);
-  return Object.freeze({ port, host, baseUrl, dataDir, databaseUrl, databaseTimeouts, secretKey, microsoftAuthorityHost, google, microsoftGraph, plaintextHosts, logLevel, outbox, webhooks, inboundEnabled, inboundParseThreads, inboundMaxMessageBytes, imapTimeoutMs, inboundLeaseMs, lifecycleLeaseMs, http, submission });
+  return Object.freeze({ port, host, baseUrl, dataDir, databaseUrl, databaseTimeouts, secretKey, microsoftAuthorityHost, google, microsoftGraph, plaintextHosts, logLevel, outbox, webhooks, inboundEnabled, inboundParseThreads, inboundMaxMessageBytes, imapTimeoutMs, inboundLeaseMs, lifecycleLeaseMs, http, submission, outbound });
 }
 
 function submissionConfig(get: (k: string) => string | undefined, httpPort: number, problems: string[]): SubmissionConfig | null {

@@ -853,6 +853,15 @@ export const CATALOGUE = {
     guideStep: 7,
     temporary: false,
   },
+  NET_OUTBOUND_REFUSED: {
+    area: 'network',
+    title: 'Address refused by the outbound policy',
+    symptom: 'EOUTBOUND_REFUSED: metadata.google.internal resolves to 169.254.169.254, which is a cloud metadata service address',
+    cause: 'The server\'s host name is, or resolves to, an address Mailroom never connects to: a cloud metadata service (169.254.169.254, fd00:ec2::254, 100.100.100.200), a link-local, unspecified, multicast or broadcast address, or, with OUTBOUND_BLOCK_PRIVATE=true, a loopback or private address. Mailroom refused before opening any connection, so nothing was sent and nothing is known about the port.',
+    fix: 'Enter the mail server\'s real host name (Microsoft 365: smtp.office365.com for SMTP, outlook.office365.com for IMAP). If the server really lives at a private address and OUTBOUND_BLOCK_PRIVATE=true, add its name or address to OUTBOUND_ALLOW (e.g. OUTBOUND_ALLOW=relay.internal,10.0.5.0/24) and restart Mailroom.',
+    guideStep: 7,
+    temporary: false,
+  },
   NET_ERROR: {
     area: 'network',
     title: 'Connection failed',

@@ -136,6 +136,7 @@ function imap(e: ImapEvidence): Diagnosis {
 /** Node's socket, DNS and TLS codes (plus undici's and nodemailer's wrappers) → entry. */
 const NETWORK: Record<string, CatalogueCode> = {
   ECONNREFUSED: 'NET_ECONNREFUSED',
+  EOUTBOUND_REFUSED: 'NET_OUTBOUND_REFUSED',
   ETIMEDOUT: 'NET_ETIMEDOUT',
   UND_ERR_CONNECT_TIMEOUT: 'NET_ETIMEDOUT',
   ENOTFOUND: 'NET_ENOTFOUND',

@@ -2,6 +2,7 @@ import type { ImapFlow } from 'imapflow';
 import type { MailLogin } from '../credentials/auth-method.ts';
 import type { ImapEvidence, NetworkEvidence } from '../diagnose/evidence.ts';
 import { MailroomError } from '../errors/errors.ts';
+import { guardedLookup, hostRefusal, OutboundRefusedError } from '../net/outbound-policy.ts';
 
 let imapflow: Promise<typeof import('imapflow')> | undefined;
 
@@ -46,6 +47,8 @@ function limitText(err: { message?: string; literalSize?: number; maxSize?: numb
 }
 
 export function imapErrorFrom(e: unknown, target: ImapTarget): ImapError {
+  const refused = e instanceof OutboundRefusedError ? e : (e as { cause?: unknown }).cause instanceof OutboundRefusedError ? ((e as { cause: OutboundRefusedError }).cause) : undefined;
+  if (refused) return new ImapError(refused.message, { kind: 'network', code: refused.code, host: target.host, port: target.port, message: refused.message });
   const err = e as { code?: string; message?: string; serverResponseCode?: string; response?: unknown; responseText?: string; responseStatus?: string; authenticationFailed?: boolean; cause?: { code?: string } };
   // Mailroom's own limits and imapflow's parser first: their codes look like socket codes (ETIMEOUT)
   // but say nothing about host or port.
@@ -171,6 +174,9 @@ export async function openImap(target: ImapTarget, login: MailLogin, bounds?: Im
   if (login.kind === 'none') throw new MailroomError('MR_CREDENTIALS_MISSING', 'An IMAP mailbox needs a login.', { field: 'authType', fix: 'Choose an OAuth method or Username/Password in Authenticate Using.' });
   target = { ...target, auth: login.kind };
   bounds?.signal?.throwIfAborted();
+  // Refused before any socket exists, so Test Connection tells nothing about the port.
+  const named = hostRefusal(target.host);
+  if (named) throw imapErrorFrom(new OutboundRefusedError(named), target);
   // imapflow is loaded by the first incoming server that connects, not at start.
   const { ImapFlow: Client } = await (imapflow ??= import('imapflow'));
   const unparsed = { count: 0, sample: '' };
@@ -200,7 +206,9 @@ export async function openImap(target: ImapTarget, login: MailLogin, bounds?: Im
       maxResponseTokens: MAX_RESPONSE_TOKENS,
     }),
     ...(!bounds && { socketTimeout: 10 * 60_000 }),
-    tls: { minVersion: 'TLSv1.2' },
+    // imapflow hands these to net.connect/tls.connect: every address the host resolves to is checked
+    // on the connection itself.
+    tls: { minVersion: 'TLSv1.2', lookup: guardedLookup() },
   } as ConstructorParameters<typeof ImapFlow>[0]);
   // A connection error after login is reported by the next command (kept, as imapflow then rejects
   // that command with a bare NoConnection); the listener keeps it from crashing the process.

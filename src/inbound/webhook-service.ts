@@ -1,8 +1,11 @@
 import { createHmac, randomBytes, randomUUID } from 'node:crypto';
+import { request as httpRequest } from 'node:http';
+import { request as httpsRequest } from 'node:https';
 import { z } from 'zod';
 import { MailroomError } from '../errors/errors.ts';
 import type { Logger } from '../logger.ts';
 import type { Sealer } from '../secrets/sealer.ts';
+import { assertHostAllowed, guardedLookup, hostRefusal, literalAddress, OutboundRefusedError, redactUrlCredentials, refusalText } from '../net/outbound-policy.ts';
 import { pageLimit, parseInput, queryText } from '../errors/parse-input.ts';
 import type { Db } from '../storage/database.ts';
 import {
@@ -25,7 +28,23 @@ const url = z
   .string({ error: 'Enter the URL that receives the webhook, e.g. https://erp.example.com/mailroom/webhook' })
   .trim()
   .url({ error: 'Enter a full URL starting with https:// (or http:// on a private network)' })
-  .refine((v) => /^https?:\/\//i.test(v), { error: 'The URL must start with https:// or http://' });
+  .refine((v) => /^https?:\/\//i.test(v), { error: 'The URL must start with https:// or http://' })
+  // A user name or password in the URL would be echoed wherever the URL is: the list, the audit
+  // log, error messages. The signature header authenticates Mailroom to the receiver instead.
+  .refine((v) => !hasCredentials(v), { error: 'The URL must not contain a user name or password (user:password@): check the X-Mailroom-Signature header in the receiver instead', abort: true })
+  .superRefine((v, ctx) => {
+    const r = URL.canParse(v) ? hostRefusal(new URL(v).hostname) : null;
+    if (r) ctx.addIssue({ code: 'custom', message: `${refusalText(r)}. Use the receiver's own host name${r.kind === 'loopback' || r.kind === 'private' ? ', or list it in OUTBOUND_ALLOW' : ''}` });
+  });
+
+function hasCredentials(v: string): boolean {
+  try {
+    const u = new URL(v);
+    return u.username !== '' || u.password !== '';
+  } catch {
+    return false;
+  }
+}
 
 export const deliveriesQuerySchema = z.object({ limit: pageLimit, cursor: queryText('cursor').optional() });
 
@@ -97,6 +116,64 @@ export function signature(secret: string, timestamp: number, body: string): stri
   return `t=${timestamp},v1=${createHmac('sha256', secret).update(`${timestamp}.${body}`).digest('hex')}`;
 }
 
+/** Why a delivery failed, in words for the delivery log: never the URL (its path or query may hold a token). */
+function deliveryError(e: unknown, timeoutMs: number): string {
+  if (e instanceof OutboundRefusedError) return `Refused by Mailroom's outbound policy, nothing was sent: ${e.message}. Point the webhook at the receiver's own host name, or set OUTBOUND_ALLOW.`;
+  if (e instanceof CredentialsInUrl) return e.message;
+  const code = (e as { code?: string }).code;
+  if (code === 'ETIMEDOUT') return `No answer within ${timeoutMs / 1000} s.`;
+  return `Could not connect: ${code ?? (e as Error).message}.`;
+}
+
+class CredentialsInUrl extends Error {
+  constructor() {
+    super('The webhook URL contains a user name or password, which Mailroom does not send: edit the webhook and remove them (the receiver checks the X-Mailroom-Signature header instead).');
+  }
+}
+
+/**
+ * POSTs a delivery and answers the HTTP status. node:http rather than fetch: its `lookup` lets the
+ * outbound policy check every address the host resolves to on the connection itself (no DNS
+ * rebinding between a check and the connect), and it takes no new dependency. Redirects are not
+ * followed; the answer's body is not read.
+ */
+function postWebhook(target: string, headers: Record<string, string>, body: string, timeoutMs: number): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const url = new URL(target);
+    if (url.username || url.password) throw new CredentialsInUrl();
+    assertHostAllowed(url.hostname);
+    const literal = literalAddress(url.hostname);
+    const request = url.protocol === 'https:' ? httpsRequest : httpRequest;
+    const req = request(
+      {
+        protocol: url.protocol,
+        // A numeric form other than the dotted quad connects to the address it means (checked above).
+        hostname: literal ?? url.hostname,
+        port: url.port || undefined,
+        path: `${url.pathname}${url.search}`,
+        method: 'POST',
+        headers: { ...headers, 'content-length': String(Buffer.byteLength(body)), host: url.host },
+        servername: literal ? undefined : url.hostname,
+        lookup: guardedLookup(),
+        agent: false,
+        timeout: timeoutMs,
+      },
+      (res) => {
+        clearTimeout(timer);
+        res.destroy();
+        resolve(res.statusCode ?? 0);
+      },
+    );
+    const timer = setTimeout(() => req.destroy(Object.assign(new Error('timed out'), { code: 'ETIMEDOUT' })), timeoutMs);
+    req.on('timeout', () => req.destroy(Object.assign(new Error('timed out'), { code: 'ETIMEDOUT' })));
+    req.on('error', (e) => {
+      clearTimeout(timer);
+      reject(e);
+    });
+    req.end(body);
+  });
+}
+
 export class WebhookService {
   private timer: NodeJS.Timeout | undefined;
   private busy = false;
@@ -117,7 +194,7 @@ export class WebhookService {
   }
 
   private view(w: WebhookRecord) {
-    return { id: w.id, url: w.url, description: w.description, active: w.active, createdAt: w.createdAt };
+    return { id: w.id, url: redactUrlCredentials(w.url), description: w.description, active: w.active, createdAt: w.createdAt };
   }
 
   async list() {
@@ -202,31 +279,22 @@ export class WebhookService {
     let status: number | null = null;
     let error: string | null = null;
     try {
-      const res = await fetch(hook.url, {
-        method: 'POST',
-        headers: {
-          'content-type': 'application/json',
-          'user-agent': 'Mailroom-Webhook/1',
-          'x-mailroom-event': 'message.received',
-          'x-mailroom-delivery': d.id,
-          'x-mailroom-timestamp': String(t),
-          'x-mailroom-signature': signature(this.deps.sealer.open(hook.secretSealed, secretAad(hook.id)), t, body),
-        },
-        body,
-        signal: AbortSignal.timeout(config.timeoutMs),
-        redirect: 'manual',
-      });
-      status = res.status;
-      await res.body?.cancel().catch(() => undefined);
-      if (res.status >= 200 && res.status < 300) {
+      status = await postWebhook(hook.url, {
+        'content-type': 'application/json',
+        'user-agent': 'Mailroom-Webhook/1',
+        'x-mailroom-event': 'message.received',
+        'x-mailroom-delivery': d.id,
+        'x-mailroom-timestamp': String(t),
+        'x-mailroom-signature': signature(this.deps.sealer.open(hook.secretSealed, secretAad(hook.id)), t, body),
+      }, body, config.timeoutMs);
+      if (status >= 200 && status < 300) {
         await recordDeliveryOutcome(db, d.id, { state: 'delivered', status, error: null }, this.now());
         logger.info({ event: 'webhook.delivered', deliveryId: d.id, status }, 'webhook delivered');
         return;
       }
-      error = `The receiver answered HTTP ${res.status}.`;
+      error = `The receiver answered HTTP ${status}.`;
     } catch (e) {
-      const cause = (e as { cause?: { code?: string } }).cause;
-      error = (e as Error).name === 'TimeoutError' ? `No answer within ${config.timeoutMs / 1000} s.` : `Could not connect: ${cause?.code ?? (e as Error).message}.`;
+      error = deliveryError(e, config.timeoutMs);
     }
     const failed = d.attempts >= config.maxAttempts;
     const delay = backoffMs(d.attempts, config);

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { authMethodOf } from '../credentials/auth-methods.ts';
+import { hostRefusal, literalAddress, refusalText } from '../net/outbound-policy.ts';
 import { outlookProvider } from '../oauth/outlook.ts';
 import { AUTH_TYPES, type AuthType } from '../storage/mail-server-store.ts';
 import { LIMIT_LABELS, MICROSOFT_LIMITS, type SendLimits } from './send-limits.ts';
@@ -32,7 +33,10 @@ export const mailServerFields = {
     .refine((v) => ['common', 'organizations', 'consumers'].includes(v.toLowerCase()) || GUID.test(v) || DOMAIN.test(v), {
       error: 'Use common, organizations, consumers, a tenant ID (GUID) or a domain such as contoso.com',
     }),
-  smtpHost: z.string().trim().toLowerCase().regex(HOST, { error: 'Enter a host name such as smtp.office365.com' }),
+  smtpHost: z.string().trim().toLowerCase().regex(HOST, { error: 'Enter a host name such as smtp.office365.com' }).superRefine((host, ctx) => {
+    const issue = outboundHostIssue(host);
+    if (issue) ctx.addIssue({ code: 'custom', message: issue });
+  }),
   smtpPort: z.coerce.number({ error: 'Enter a port number (587 for STARTTLS)' }).int({ error: 'Enter a whole port number' }).min(1, { error: 'Port must be 1–65535' }).max(65535, { error: 'Port must be 1–65535' }),
   smtpSecurity: z.enum(['starttls', 'tls', 'none'], { error: 'Connection Security must be STARTTLS, SSL/TLS or None' }),
   sendUsing: z.enum(['smtp', 'graph'], { error: 'Send Using must be smtp (SMTP with XOAUTH2) or graph (Microsoft Graph)' }),
@@ -157,6 +161,21 @@ export function credentialIssues(
   }
   if (method.mechanism === 'password' && v.password === undefined && !v.hasPassword) issues.password = 'Enter the mailbox password';
   return issues;
+}
+
+/**
+ * A mail host the outbound policy refuses by itself: a metadata or link-local address, a metadata
+ * service's name, a private one with OUTBOUND_BLOCK_PRIVATE, or an address in a numeric form other
+ * than the dotted quad (2130706433, 0x7f000001, 127.1), which only ever hides what it points at.
+ * Names are checked again on what they resolve to, when connecting.
+ */
+export function outboundHostIssue(host: string): string | null {
+  const literal = literalAddress(host);
+  if (literal && literal !== host.replace(/^\[(.*)\]$/, '$1')) return `${host} is the address ${literal} written as a number: enter the mail server's host name (e.g. smtp.office365.com), or its address as ${literal}`;
+  const r = hostRefusal(host);
+  if (!r) return null;
+  const exception = r.kind === 'loopback' || r.kind === 'private' ? ', or list it in OUTBOUND_ALLOW' : '';
+  return `${refusalText(r)}. Enter the mail server's real host name (e.g. smtp.office365.com)${exception}`;
 }
 
 const LOOPBACK = /^(localhost|127(\.\d{1,3}){3}|::1)$/i;

@@ -1,7 +1,9 @@
+import type { Socket } from 'node:net';
 import nodemailer from 'nodemailer';
 import type SMTPConnection from 'nodemailer/lib/smtp-connection';
 import { enhancedStatusOf, type NetworkEvidence, type SmtpEvidence } from '../diagnose/evidence.ts';
 import type { LoginMechanism, MailLogin } from '../credentials/auth-method.ts';
+import { connectGuarded, OutboundRefusedError } from '../net/outbound-policy.ts';
 import { authPassword } from './password-auth.ts';
 import { authXoauth2TwoStep, SmtpStepError, type SendCommand } from './xoauth2.ts';
 
@@ -26,12 +28,13 @@ export class SmtpError extends Error {
   }
 }
 
-const NETWORK_CODES = new Set(['ECONNECTION', 'ETIMEDOUT', 'ESOCKET', 'EDNS', 'ETLS', 'ECONNREFUSED', 'ENOTFOUND', 'ECONNRESET', 'EPROXY']);
+const NETWORK_CODES = new Set(['EOUTBOUND_REFUSED', 'ECONNECTION', 'ETIMEDOUT', 'ESOCKET', 'EDNS', 'ETLS', 'ECONNREFUSED', 'ENOTFOUND', 'ECONNRESET', 'EPROXY']);
 
 /** nodemailer's error → our evidence: SMTP reply fields, or the socket error underneath. */
 export function smtpErrorFrom(e: unknown, target: SmtpTarget): SmtpError {
   const err = e as { code?: string; originalCode?: string; command?: string; responseCode?: number; response?: string; message?: string; cause?: unknown; errno?: string };
   const inner = (err.cause ?? {}) as { code?: string; message?: string };
+  if (e instanceof OutboundRefusedError) return new SmtpError(e.message, { kind: 'network', code: e.code, host: target.host, port: target.port, message: e.message });
   if (err.responseCode === undefined && (NETWORK_CODES.has(err.code ?? '') || inner.code)) {
     // nodemailer wraps the socket error; the TLS/OS code underneath names the real cause.
     const tlsCode = /\b([A-Z][A-Z_]{5,})\b/.exec(err.message ?? '')?.[1];
@@ -89,6 +92,15 @@ export function transportOptions(target: SmtpTarget, user: string, login: LoginP
     greetingTimeout: 15_000,
     socketTimeout: 60_000,
     logger: false,
+    // nodemailer resolves the host itself and offers no lookup hook: Mailroom opens the socket, so
+    // the outbound policy checks the addresses it connects to (TLS, for port 465, runs over it).
+    getSocket: (_opts: unknown, done: (err: Error | null, socket?: { connection: Socket }) => void) => {
+      connectGuarded(target.host, target.port, 15_000).then(
+        (connection) => done(null, { connection }),
+        // A socket error keeps its own code underneath, as nodemailer's wrapping does (smtpErrorFrom reads it).
+        (e: Error & { code?: string }) => done(e instanceof OutboundRefusedError ? e : Object.assign(new Error(e.message), { code: 'ESOCKET', cause: e })),
+      );
+    },
   };
   const mechanism = target.auth ?? 'xoauth2';
   if (mechanism === 'none') {

@@ -1,4 +1,5 @@
 import type { Selectable } from 'kysely';
+import { redactUrlCredentials } from '../net/outbound-policy.ts';
 import { isPostgres } from './wakeups.ts';
 import type { Db } from './database.ts';
 import type { WebhookDeliveryTable, WebhookTable } from './schema.ts';
@@ -90,7 +91,8 @@ type JoinedRow = Pick<Selectable<WebhookDeliveryTable>, 'id' | 'webhook_id' | 'i
 const toDelivery = (r: JoinedRow): DeliveryRow => ({
   id: r.id,
   webhookId: r.webhook_id,
-  webhookUrl: r.url,
+  // A user name and password in a webhook URL saved before they were refused is never shown.
+  webhookUrl: redactUrlCredentials(r.url),
   inboundMessageId: r.inbound_message_id,
   subject: r.subject,
   state: r.state as DeliveryState,

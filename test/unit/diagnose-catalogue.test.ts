@@ -14,6 +14,7 @@ import { smtpErrorFrom } from '../../src/smtp/smtp-client.ts';
 import { googleEvidence, googleProvider } from '../../src/oauth/google.ts';
 import { imapErrorFrom } from '../../src/imap/imap-session.ts';
 import { foreignLink, invalidResponse } from '../../src/graph/graph-client.ts';
+import { OutboundRefusedError } from '../../src/net/outbound-policy.ts';
 
 /** Google's token endpoint error JSON, and its callback redirect. */
 const google = (error: string, description?: string, stage: 'token' | 'refresh' = 'token'): Evidence => googleEvidence(stage, { error, ...(description && { error_description: description }) }, 400);
@@ -661,6 +662,16 @@ const ROWS: Row[] = [
     name: 'STARTTLS failed (nodemailer ETLS)',
     evidence: () => smtpSocket('ETLS', 'Error initiating TLS - Client network socket disconnected before secure TLS connection was established'),
     code: 'NET_TLS_MODE', step: 7, temporary: false, fix: /Connection Security/,
+  },
+  {
+    name: 'SMTP host resolves to a cloud metadata address (outbound policy)',
+    evidence: () => smtpErrorFrom(new OutboundRefusedError({ host: 'mail.rebind.example', address: '169.254.169.254', kind: 'metadata' }), { host: 'mail.rebind.example', port: 587, security: 'starttls' }).evidence,
+    code: 'NET_OUTBOUND_REFUSED', step: 7, temporary: false, fix: /real host name/, cause: /before opening any connection/,
+  },
+  {
+    name: 'IMAP host is a metadata name (outbound policy)',
+    evidence: () => imapErrorFrom(new OutboundRefusedError({ host: 'metadata.google.internal', kind: 'metadata_name' }), { host: 'metadata.google.internal', port: 993, security: 'tls' }).evidence,
+    code: 'NET_OUTBOUND_REFUSED', step: 7, temporary: false, fix: /OUTBOUND_ALLOW/,
   },
   {
     name: 'other socket error',
