@@ -11,6 +11,7 @@ import nodemailer from 'nodemailer';
 import type SMTPConnection from 'nodemailer/lib/smtp-connection';
 import { authXoauth2TwoStep, type SendCommand } from '../src/smtp/xoauth2.ts';
 import { storeTokens } from '../test/helpers/connect-directly.ts';
+import { prng, type Rng } from '../test/helpers/prng.ts';
 import { getToken, type TokenResponse } from '../test/peers/get-token.ts';
 import { type Peers, type SinkMessage, startPeers } from '../test/peers/index.ts';
 import { type CpuReport, cpuMeter, createApiKey, httpClient, type HttpReply, type MailroomChild, onCleanup, startMailroom } from './lib.ts';
@@ -129,29 +130,7 @@ export function arrivals(peers: Peers, tag: string, n: number, timeoutMs: number
 // ------------------------------------------------------------------------------------------------
 // Realistic messages: Microsoft 365-shaped headers, quoted-printable text, HTML, base64 attachments
 
-export function prng(seed: number) {
-  let a = seed >>> 0;
-  const next = () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-  return {
-    next,
-    int: (lo: number, hi: number) => lo + Math.floor(next() * (hi - lo + 1)),
-    pick: <T>(xs: readonly T[]): T => xs[Math.floor(next() * xs.length)]!,
-    bytes(n: number): Buffer {
-      const b = Buffer.allocUnsafe(n);
-      let i = 0;
-      for (; i + 4 <= n; i += 4) b.writeUInt32LE((next() * 4294967296) >>> 0, i);
-      for (; i < n; i++) b[i] = (next() * 256) & 255;
-      return b;
-    },
-  };
-}
-export type Rng = ReturnType<typeof prng>;
+export { prng, type Rng };
 
 const WORDS = (
   'the order invoice delivery shipment payment account please attached find regarding our your we will ' +

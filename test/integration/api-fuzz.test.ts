@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
+import { prng } from '../helpers/prng.ts';
 import { loginAgent, startTestMailroom, type Agent, type TestMailroom, VALID_SERVER } from '../helpers/test-mailroom.ts';
 
 // A bounded, seeded fuzz over every route in the OpenAPI document (and the few outside /api): hostile
@@ -8,17 +9,7 @@ import { loginAgent, startTestMailroom, type Agent, type TestMailroom, VALID_SER
 const SEED = Number(process.env.FUZZ_SEED ?? 20261203);
 const PER_OPERATION = Number(process.env.FUZZ_PER_OPERATION ?? 40);
 
-function mulberry32(seed: number) {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-const rand = mulberry32(SEED);
+const rand = prng(SEED).next;
 const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rand() * xs.length)]!;
 const chance = (p: number) => rand() < p;
 

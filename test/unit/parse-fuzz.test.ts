@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { Readable } from 'node:stream';
 import { test } from 'node:test';
+import { prng, type Rng } from '../helpers/prng.ts';
 import { parseMessage } from '../../src/inbound/parse-message.ts';
 
 // A seeded MIME fuzz through the parse path: real-looking messages mutated the ways hostile mail is
@@ -13,19 +14,6 @@ const CASES = Number(process.env.FUZZ_CASES ?? 200);
 /** Per message: the largest ones here parse in well under a second. */
 const CASE_MS = 5000;
 
-/** mulberry32: small, fast and the same sequence for the same seed everywhere. */
-function prng(seed: number) {
-  let a = seed >>> 0;
-  const next = () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-  return { next, int: (lo: number, hi: number) => lo + Math.floor(next() * (hi - lo + 1)), pick: <T>(xs: readonly T[]) => xs[Math.floor(next() * xs.length)]! };
-}
-type Rng = ReturnType<typeof prng>;
 
 const b64 = (s: string) => Buffer.from(s).toString('base64');
 
