@@ -203,3 +203,26 @@ export function diagnose(e: Evidence): Diagnosis {
 export function isTemporary(d: Diagnosis | Evidence): boolean {
   return 'kind' in d ? diagnose(d).temporary : d.temporary;
 }
+
+/** A failed exchange explained for the admin: the catalogue's cause, fix and step, with the peer's own words. */
+export interface Explained {
+  code: string;
+  message: string;
+  fix: string;
+  guideStep: number | undefined;
+  /** The evidence with the guide step, as stored on a server or message. */
+  evidence: Record<string, unknown>;
+}
+
+/**
+ * The cause, then what the peer said (`words`, the error's message) — unless nothing was said:
+ * Mailroom's own verdict on an answer (too large, too slow, not IMAP), a target the outbound policy
+ * refused before any connection, a permission missing from a token Mailroom read itself.
+ */
+export function explain(e: Evidence, words: string): Explained {
+  const d = diagnose(e);
+  const own = (e.kind === 'imap' && e.problem !== undefined) || (e.kind === 'network' && e.code === 'EOUTBOUND_REFUSED');
+  const message =
+    e.kind === 'graph' && e.missingPermissions ? d.cause : e.kind === 'graph' ? `${d.cause} Microsoft Graph said: ${words}` : own ? `${d.cause} ${words}` : `${d.cause} The server said: ${words}`;
+  return { code: d.code, message, fix: d.fix, guideStep: d.guideStep, evidence: { ...e, guideStep: d.guideStep } };
+}

@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { ImapFlow } from 'imapflow';
 import type { Config } from '../config/config.ts';
 import { redirectUri } from '../config/config.ts';
-import { diagnose } from '../diagnose/diagnose.ts';
+import { explain } from '../diagnose/diagnose.ts';
 import { MailroomError, isMailroomError } from '../errors/errors.ts';
 import { ImapError } from '../imap/imap-session.ts';
 import type { Logger } from '../logger.ts';
@@ -354,17 +354,7 @@ export class IncomingServerService {
   }
 
   private failure(e: unknown): { message: string; fix?: string; code: string; guideStep?: number; evidence?: unknown } {
-    if (e instanceof GraphError) {
-      const d = diagnose(e.evidence);
-      const message = e.evidence.missingPermissions ? d.cause : `${d.cause} Microsoft Graph said: ${e.message}`;
-      return { code: d.code, message, fix: d.fix, guideStep: d.guideStep, evidence: { ...e.evidence, guideStep: d.guideStep } };
-    }
-    if (e instanceof ImapError) {
-      const d = diagnose(e.evidence);
-      // Mailroom's own verdict on the answer (too large, too slow, not IMAP) is not the server's words.
-      const said = e.evidence.kind === 'imap' && e.evidence.problem ? e.message : `The server said: ${e.message}`;
-      return { code: d.code, message: `${d.cause} ${said}`, fix: d.fix, guideStep: d.guideStep, evidence: { ...e.evidence, guideStep: d.guideStep } };
-    }
+    if (e instanceof GraphError || e instanceof ImapError) return explain(e.evidence, e.message);
     if (isMailroomError(e)) return { code: e.code, message: e.message, ...(e.fix !== undefined && { fix: e.fix }), ...(e.evidence !== undefined && { evidence: e.evidence }) };
     // Anything else is Mailroom's own fault, not the admin's: recorded on the server like any
     // failure (and logged with its stack by the caller), never thrown out of a background task.

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { OutboxConfig } from '../config/config.ts';
-import { diagnose } from '../diagnose/diagnose.ts';
+import { diagnose, explain } from '../diagnose/diagnose.ts';
 import type { Evidence, OAuthEvidence } from '../diagnose/evidence.ts';
 import { isMailroomError } from '../errors/errors.ts';
 import type { Logger } from '../logger.ts';
@@ -42,19 +42,9 @@ const CREDENTIAL_CODES = new Set(['MR_OAUTH_RECONNECT_NEEDED', 'MR_OAUTH_NOT_CON
 
 /** Error → what the retry policy needs, plus what the admin sees on the message. */
 export function classify(e: unknown, now: Date): { failure: Failure; error: StoredError } {
-  if (e instanceof GraphError) {
-    const d = diagnose(e.evidence);
-    return {
-      failure: { kind: 'delivery', evidence: e.evidence },
-      error: { code: d.code, message: `${d.cause} Microsoft Graph said: ${e.message}`, fix: d.fix, evidence: { ...e.evidence, guideStep: d.guideStep }, at: now.toISOString() },
-    };
-  }
-  if (e instanceof SmtpError) {
-    const d = diagnose(e.evidence);
-    return {
-      failure: { kind: 'delivery', evidence: e.evidence },
-      error: { code: d.code, message: `${d.cause} The server said: ${e.message}`, fix: d.fix, evidence: { ...e.evidence, guideStep: d.guideStep }, at: now.toISOString() },
-    };
+  if (e instanceof GraphError || e instanceof SmtpError) {
+    const x = explain(e.evidence, e.message);
+    return { failure: { kind: 'delivery', evidence: e.evidence }, error: { code: x.code, message: x.message, fix: x.fix, evidence: x.evidence, at: now.toISOString() } };
   }
   if (isMailroomError(e)) {
     const ev = e.evidence as Evidence | undefined;

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Config } from '../config/config.ts';
 import { redirectUri } from '../config/config.ts';
-import { diagnose } from '../diagnose/diagnose.ts';
+import { explain } from '../diagnose/diagnose.ts';
 import { MailroomError, isMailroomError } from '../errors/errors.ts';
 import { secretAad, type TokenManager } from '../oauth/token-manager.ts';
 import { oauthProviderOf } from '../oauth/oauth-providers.ts';
@@ -441,17 +441,11 @@ export class MailServerService {
 
 
   private async failure(s: MailServerRecord, e: unknown): Promise<CheckResult> {
-    if (e instanceof GraphError) {
-      const d = diagnose(e.evidence);
-      const message = e.evidence.missingPermissions ? d.cause : `${d.cause} Microsoft Graph said: ${e.message}`;
-      await setMailServerError(this.deps.db, s.id, { code: d.code, message, fix: d.fix, evidence: { ...e.evidence, guideStep: d.guideStep }, at: this.now().toISOString() });
-      return { ok: false, message, fix: d.fix, code: d.code, guideStep: d.guideStep, evidence: e.evidence };
-    }
-    if (e instanceof SmtpError) {
-      const d = diagnose(e.evidence);
+    if (e instanceof GraphError || e instanceof SmtpError) {
+      const x = explain(e.evidence, e.message);
       // Kept on the server so the checklist and health page show the refusal until a later success.
-      await setMailServerError(this.deps.db, s.id, { code: d.code, message: `${d.cause} The server said: ${e.message}`, fix: d.fix, evidence: { ...e.evidence, guideStep: d.guideStep }, at: this.now().toISOString() });
-      return { ok: false, message: `${d.cause} The server said: ${e.message}`, fix: d.fix, code: d.code, guideStep: d.guideStep, evidence: e.evidence };
+      await setMailServerError(this.deps.db, s.id, { code: x.code, message: x.message, fix: x.fix, evidence: x.evidence, at: this.now().toISOString() });
+      return { ok: false, message: x.message, fix: x.fix, code: x.code, guideStep: x.guideStep, evidence: e.evidence };
     }
     if (isMailroomError(e)) {
       return {
