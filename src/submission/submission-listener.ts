@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { AddressInfo, Socket } from 'node:net';
+import { domainToASCII } from 'node:url';
 import { SMTPServer, type SMTPServerAddress, type SMTPServerDataStream, type SMTPServerOptions, type SMTPServerSession } from 'smtp-server';
 import { type ApiKeyService, scopeAllows } from '../apikeys/api-key-service.ts';
 import type { LoginLimiter } from '../auth/login-limiter.ts';
@@ -43,6 +44,18 @@ function reply(code: number, text: string): Error & { responseCode: number } {
 }
 
 const SHUTTING_DOWN = () => reply(421, '4.3.2 Mailroom is shutting down; try again in a moment');
+
+/**
+ * An envelope address with its domain in ASCII: smtp-server turns a punycode domain into Unicode
+ * (xn--bcher-kva.example becomes bücher.example), while the outbox and the REST API take ASCII
+ * addresses only, and without SMTPUTF8 a mail server must get the punycode form (RFC 5890 §2.3.2.1).
+ */
+function asciiAddress(address: string): string {
+  const at = address.lastIndexOf('@');
+  if (at === -1 || /^[\x00-\x7f]*$/.test(address)) return address;
+  const domain = domainToASCII(address.slice(at + 1));
+  return domain ? `${address.slice(0, at)}@${domain}` : address;
+}
 
 function isLoopback(address: string): boolean {
   return address === '::1' || address.startsWith('127.') || address.startsWith('::ffff:127.');
@@ -140,7 +153,7 @@ export class SubmissionListener {
       },
       onMailFrom: (address, session, cb) => {
         if (address.args && address.args.SMTPUTF8) {
-          return cb(reply(555, '5.6.7 SMTPUTF8 is not supported: use ASCII addresses (international domains in punycode, xn--…)'));
+          return cb(reply(555, '5.6.7 SMTPUTF8 is not supported: use ASCII addresses (international domains in punycode, xn--...)'));
         }
         this.mailFrom(address).then(
           () => cb(),
@@ -262,7 +275,7 @@ export class SubmissionListener {
     if (!address.address) throw reply(550, '5.1.7 A sender address is required: MAIL FROM:<sender@your-domain>, the address a mail server here may send as');
     let from: string;
     try {
-      from = parseMailbox(address.address).address;
+      from = parseMailbox(asciiAddress(address.address)).address;
     } catch (e) {
       throw reply(553, `5.1.7 The sender ${(e as Error).message}`);
     }
@@ -279,7 +292,7 @@ export class SubmissionListener {
   private rcptTo(address: SMTPServerAddress, session: SMTPServerSession): Error | null {
     if (this.closing) return SHUTTING_DOWN();
     try {
-      parseMailbox(address.address);
+      parseMailbox(asciiAddress(address.address));
     } catch (e) {
       return reply(553, `5.1.3 The recipient ${(e as Error).message}`);
     }
@@ -307,9 +320,9 @@ export class SubmissionListener {
     const forbidden = forbiddenBytes(message);
     if (forbidden) throw reply(554, `5.6.0 ${forbidden} Nothing was queued: fix what builds the message (line ends CRLF, no NUL), then send it again`);
     const user = session.user as SessionUser;
-    const mailFrom = session.envelope.mailFrom ? session.envelope.mailFrom.address : '';
+    const mailFrom = session.envelope.mailFrom ? asciiAddress(session.envelope.mailFrom.address) : '';
     // The envelope as the client gave it (checked at MAIL FROM and RCPT TO), not normalised.
-    const envelope = { from: mailFrom, to: session.envelope.rcptTo.map((r) => r.address) };
+    const envelope = { from: mailFrom, to: session.envelope.rcptTo.map((r) => asciiAddress(r.address)) };
     const { raw } = prepareSubmitted(message, mailFrom.slice(mailFrom.lastIndexOf('@') + 1).toLowerCase());
     const commit = this.deps.outbox.enqueueRaw({
       raw,

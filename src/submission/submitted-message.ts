@@ -158,7 +158,7 @@ function mailbox(ts: Token[]): string {
   if (ts.slice(0, open).some((t) => t.t !== 'word')) throw new Unparseable('the display name holds "@", "<", "," or ":"; put it in double quotes');
   const close = ts.findIndex((t, k) => k > open && t.t === 'special' && t.v === '>');
   if (close === -1) throw new Unparseable('"<" is not closed');
-  if (close !== ts.length - 1) throw new Unparseable('something follows the address in "<…>"');
+  if (close !== ts.length - 1) throw new Unparseable('something follows the address in "<...>"');
   return addrSpec(ts.slice(open + 1, close));
 }
 
@@ -235,7 +235,7 @@ export async function chooseForSubmitted<T extends Candidate>(
     try {
       found = mailboxesOf(f.value);
       if (SINGLE_MAILBOX.has(f.name) && found.length !== 1) throw new Unparseable('it must name exactly one mailbox');
-      for (const a of found) if (!ADDR_OK(a)) throw new Unparseable(`"${a}" is not an address Mailroom can send as (ASCII only; write international domains in punycode, xn--…)`);
+      for (const a of found) if (!ADDR_OK(a)) throw new Unparseable(`"${shown(a)}" is not an address Mailroom can send as (ASCII only; write international domains in punycode, xn--...)`);
     } catch (e) {
       if (!(e instanceof Unparseable)) throw e;
       throw refused('message', `The ${label} field "${shown(f.value)}" does not parse: ${e.message}.`, `Write it as Name <address@your-domain> (several separated by commas), with the name in double quotes if it holds punctuation.`);
@@ -266,10 +266,10 @@ const ADDR_OK = (address: string) => {
   }
 };
 
-/** A header value in a reply: one line, printable, cut at 200 characters. */
+/** A header value in an SMTP reply: one line of printable ASCII (other bytes as "?"), cut at 200 characters. */
 const shown = (v: string) => {
-  const s = v.replace(/[^\x20-\x7e]+/g, ' ').trim();
-  return s.length > 200 ? `${s.slice(0, 200)}…` : s;
+  const s = v.replace(/[\t\r\n]/g, ' ').replace(/[^\x20-\x7e]/g, '?').trim();
+  return s.length > 200 ? `${s.slice(0, 200)}...` : s;
 };
 
 /**
