@@ -316,12 +316,17 @@ export class SubmissionListener {
     if (stream.sizeExceeded || size > this.deps.maxMessageBytes) {
       throw reply(552, `5.3.4 The message is ${(size / 1048576).toFixed(1)} MB; the limit is ${(this.deps.maxMessageBytes / 1048576).toFixed(1)} MB (MAX_MESSAGE_MB)`);
     }
+    const user = session.user as SessionUser;
+    const refused = (reason: string, field: string) =>
+      this.deps.logger.warn({ event: 'submission.refused', clientAddress: session.remoteAddress, apiKeyId: user.keyId, field, reason }, 'a message received over SMTP was refused');
     const message = Buffer.concat(chunks);
     const forbidden = forbiddenBytes(message);
-    if (forbidden) throw reply(554, `5.6.0 ${forbidden} Nothing was queued: fix what builds the message (line ends CRLF, no NUL), then send it again`);
-    const user = session.user as SessionUser;
+    if (forbidden) {
+      refused(forbidden, 'message');
+      throw reply(554, `5.6.0 ${forbidden} Nothing was queued: fix what builds the message (line ends CRLF, no NUL), then send it again`);
+    }
     const mailFrom = session.envelope.mailFrom ? asciiAddress(session.envelope.mailFrom.address) : '';
-    // The envelope as the client gave it (checked at MAIL FROM and RCPT TO), not normalised.
+    // The envelope as the client gave it (checked at MAIL FROM and RCPT TO), domains in ASCII.
     const envelope = { from: mailFrom, to: session.envelope.rcptTo.map((r) => asciiAddress(r.address)) };
     const { raw } = prepareSubmitted(message, mailFrom.slice(mailFrom.lastIndexOf('@') + 1).toLowerCase());
     const commit = this.deps.outbox.enqueueRaw({
@@ -341,7 +346,11 @@ export class SubmissionListener {
     } catch (e) {
       // A message that can never be sent as it is (unreadable, a sender field that does not parse) is
       // 554 5.6.0: a permanent answer, so the client does not retry it for ever.
-      if (isMailroomError(e, 'MR_UNPROCESSABLE')) throw reply(e.field === 'message' ? 554 : 550, `${e.field === 'message' ? '5.6.0' : '5.7.1'} ${e.message} ${e.fix ?? ''}`.trim());
+      if (isMailroomError(e, 'MR_UNPROCESSABLE')) {
+        refused(e.message, e.field ?? 'from');
+        const [code, status] = e.field === 'message' ? [554, '5.6.0'] : [550, '5.7.1'];
+        throw reply(code, `${status} ${e.message} ${e.fix ?? ''}`.trim());
+      }
       this.deps.logger.error({ err: e, event: 'submission.store_failed', clientAddress: session.remoteAddress }, 'a message received over SMTP could not be stored');
       throw reply(451, '4.3.0 Mailroom could not store the message just now (database busy or unavailable); nothing was queued, send it again');
     } finally {

@@ -125,6 +125,8 @@ test('every mailbox of From and Sender is checked against the chosen server: dis
     transport.close();
   }
   assert.ok(rss.stop() < 400, `RSS stayed bounded (${rss.peak().toFixed(0)} MB)`);
+  // The admin sees which client and key sent what, in the log.
+  assert.match(mailroom.output(), /"event":"submission\.refused"[^\n]*"field":"from"[^\n]*The From field names ceo@victim\.test/);
   await assertResponsive(mailroom.baseUrl);
   await nextGoodIsQueued();
 });
@@ -211,6 +213,9 @@ test('connection caps: past SMTP_MAX_CONNECTIONS_PER_ADDRESS and SMTP_MAX_CLIENT
     assert.equal(over.length, 5);
     for (const s of over) assert.match(s.greeting, /^421 4\.7\.0 Too many SMTP clients are connected \(150, SMTP_MAX_CLIENTS\); try again in a moment$/);
     await Promise.all(over.map((s) => s.closed));
+    const logged = mailroom.output().split('\n').filter((l) => l.includes('"event":"submission.too_many_connections"') && l.includes('127.0.0.3'));
+    assert.ok(logged.length >= 1 && logged.length <= 3, `refusals from one address are logged once per 100 (${logged.length} lines)`);
+    assert.match(mailroom.output(), /"event":"submission\.too_many_clients"[^\n]*"maxClients":150/);
     const fdsAtPeak = openFds();
     assert.ok(fdsAtPeak <= fdsBefore + MAX_CLIENTS + 20, `descriptors bounded by SMTP_MAX_CLIENTS: ${fdsBefore} before, ${fdsAtPeak} with ${held.length} held`);
     await assertResponsive(mailroom.baseUrl);
