@@ -235,7 +235,7 @@ export async function chooseForSubmitted<T extends Candidate>(
     try {
       found = mailboxesOf(f.value);
       if (SINGLE_MAILBOX.has(f.name) && found.length !== 1) throw new Unparseable('it must name exactly one mailbox');
-      for (const a of found) if (!ADDR_OK(a)) throw new Unparseable(`"${shown(a)}" is not an address Mailroom can send as (ASCII only; write international domains in punycode, xn--...)`);
+      for (const a of found) if (!isSendable(a)) throw new Unparseable(`"${shown(a)}" is not an address Mailroom can send as (ASCII only; write international domains in punycode, xn--...)`);
     } catch (e) {
       if (!(e instanceof Unparseable)) throw e;
       throw refused('message', `The ${label} field "${shown(f.value)}" does not parse: ${e.message}.`, `Write it as Name <address@your-domain> (several separated by commas), with the name in double quotes if it holds punctuation.`);
@@ -257,7 +257,8 @@ export async function chooseForSubmitted<T extends Candidate>(
   return server;
 }
 
-const ADDR_OK = (address: string) => {
+/** An address the outbox can send as: what the REST API accepts (ASCII, a domain with a TLD). */
+const isSendable = (address: string) => {
   try {
     parseMailbox(address);
     return true;
