@@ -65,6 +65,20 @@ export class LoginLimiter {
     return limitedFor(this.db, this.rules(address, account), this.now());
   }
 
+  /**
+   * Which counter holds this pair back now (checked in the order pair, address, account), so a
+   * refusal can say whose failures it is for; null when none does.
+   */
+  async limitedBy(address: string, account: string): Promise<{ by: 'pair' | 'address' | 'account'; retryAfterMs: number } | null> {
+    const rules = this.rules(address, account);
+    const names = ['pair', 'address', 'account'] as const;
+    for (let i = 0; i < rules.length; i++) {
+      const wait = await limitedFor(this.db, [rules[i]!], this.now());
+      if (wait > 0) return { by: names[i]!, retryAfterMs: wait };
+    }
+    return null;
+  }
+
   /** Counts a failed attempt; `ok: false` when this one went over a limit (answer "try later"). */
   async failed(address: string, account: string): Promise<{ ok: true } | { ok: false; retryAfterMs: number }> {
     return this.count(this.rules(address, account));

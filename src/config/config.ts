@@ -78,6 +78,14 @@ export interface SubmissionConfig {
   readonly tls: { readonly cert: Buffer; readonly key: Buffer } | null;
   /** AUTH without TLS, only for clients connecting from a loopback address. */
   readonly allowInsecureAuthOnLoopback: boolean;
+  /** SMTP_MAX_CLIENTS (1000): connections over both ports; more are answered 421 and closed. */
+  readonly maxClients: number;
+  /** SMTP_MAX_CONNECTIONS_PER_ADDRESS (50): connections from one client address; more get 421. */
+  readonly maxConnectionsPerAddress: number;
+  /** SMTP_REVERSE_LOOKUP (false): look up each client's host name (PTR) for the logs; off, no DNS query per connection. */
+  readonly reverseLookup: boolean;
+  /** SMTP_IDLE_TIMEOUT_SECONDS (60): a connection silent this long is closed (also bounds a TLS handshake). */
+  readonly idleTimeoutMs: number;
 }
 
 export interface HttpConfig {
@@ -323,6 +331,21 @@ function submissionConfig(get: (k: string) => string | undefined, httpPort: numb
   const rawInsecure = (get('SMTP_ALLOW_INSECURE_AUTH_ON_LOOPBACK') ?? 'false').toLowerCase();
   if (!['true', 'false'].includes(rawInsecure)) problems.push(`SMTP_ALLOW_INSECURE_AUTH_ON_LOOPBACK must be true or false (got "${rawInsecure}")`);
   const allowInsecureAuthOnLoopback = rawInsecure === 'true';
+  const whole = (name: string, def: number, min: number, max: number): number => {
+    const raw = get(name);
+    if (raw === undefined) return def;
+    if (!/^\d+$/.test(raw) || Number(raw) < min || Number(raw) > max) {
+      problems.push(`${name} must be a whole number from ${min} to ${max} (got "${raw}")`);
+      return def;
+    }
+    return Number(raw);
+  };
+  const maxClients = whole('SMTP_MAX_CLIENTS', 1000, 1, 100_000);
+  const maxConnectionsPerAddress = whole('SMTP_MAX_CONNECTIONS_PER_ADDRESS', 50, 1, 100_000);
+  const idleTimeoutMs = whole('SMTP_IDLE_TIMEOUT_SECONDS', 60, 5, 3600) * 1000;
+  const rawReverse = (get('SMTP_REVERSE_LOOKUP') ?? 'false').toLowerCase();
+  if (!['true', 'false'].includes(rawReverse)) problems.push(`SMTP_REVERSE_LOOKUP must be true or false (got "${rawReverse}")`);
+  const reverseLookup = rawReverse === 'true';
 
   const certFile = get('SMTP_TLS_CERT');
   const keyFile = get('SMTP_TLS_KEY');
@@ -358,7 +381,7 @@ function submissionConfig(get: (k: string) => string | undefined, httpPort: numb
       problems.push('SMTP_SUBMISSION_PORT needs SMTP_TLS_CERT and SMTP_TLS_KEY for STARTTLS (API keys must not cross the network in clear); for clients on this machine only, set SMTP_ALLOW_INSECURE_AUTH_ON_LOOPBACK=true instead');
     }
   }
-  return Object.freeze({ starttlsPort, tlsPort, tls, allowInsecureAuthOnLoopback });
+  return Object.freeze({ starttlsPort, tlsPort, tls, allowInsecureAuthOnLoopback, maxClients, maxConnectionsPerAddress, reverseLookup, idleTimeoutMs });
 }
 
 function isAddressOrCidr(v: string): boolean {

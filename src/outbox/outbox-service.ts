@@ -21,8 +21,9 @@ import {
   type ReceivedVia,
   requeueMessage,
 } from '../storage/outbox-store.ts';
-import { type Mailbox, parseMailbox, unprocessable, validateMessage } from './message-input.ts';
+import { type Mailbox, unprocessable, validateMessage } from './message-input.ts';
 import { LIMIT_LABELS } from '../servers/send-limits.ts';
+import { chooseForSubmitted } from '../submission/submitted-message.ts';
 
 export interface MessageView {
   id: string;
@@ -236,21 +237,14 @@ export class OutboxService {
    */
   async enqueueRaw(s: RawSubmission): Promise<MessageView> {
     const parsed = await parseMessage(s.raw);
-    const headerFrom = (() => {
-      try {
-        return parsed.from ? parseMailbox(parsed.from).address : null;
-      } catch {
-        return null;
-      }
-    })();
-    const sender = headerFrom ?? s.envelope.from;
     // A server-limited key sends over SMTP only through its servers too.
-    const choice = await this.chooseFor(sender, (await findApiKey(this.deps.db, s.apiKeyId))?.mailServerIds);
-    if (!choice.ok) throw unprocessable(choice.reason, choice.fix ?? '', 'from');
+    const limits = (await findApiKey(this.deps.db, s.apiKeyId))?.mailServerIds;
+    const server = await chooseForSubmitted(s.raw, parsed.problem, s.envelope.from, (from) => this.chooseFor(from, limits));
     // The envelope is who receives it, whatever the headers say.
-    checkRecipients(choice.server, s.envelope.to.length);
+    checkRecipients(server, s.envelope.to.length);
     const addressOf = (display: string) => (/<([^<>]*)>\s*$/.exec(display)?.[1] ?? display).toLowerCase();
     const inHeaders = new Set([...parsed.to, ...parsed.cc].map(addressOf));
+    const sender = s.envelope.from;
     const domain = sender.slice(sender.lastIndexOf('@') + 1);
     const row: NewOutboxMessage = {
       id: randomUUID(),
@@ -261,7 +255,7 @@ export class OutboxService {
       bcc: s.envelope.to.filter((a) => !inHeaders.has(a.toLowerCase())),
       replyTo: null,
       subject: parsed.subject,
-      mailServerId: choice.server.id,
+      mailServerId: server.id,
       // The listener adds a Message-ID when the client sent none; this fallback only covers a header
       // mailparser could not read.
       messageId: parsed.messageId ?? `<${randomUUID()}@${domain}>`,
@@ -276,7 +270,7 @@ export class OutboxService {
     };
     await this.insertGrouped(row);
     this.deps.onEnqueued?.();
-    return this.viewOfNew(row, choice.server.name, this.now());
+    return this.viewOfNew(row, server.name, this.now());
   }
 
   /**

@@ -1,4 +1,6 @@
+import { createHash } from 'node:crypto';
 import type { AddressInfo, Socket } from 'node:net';
+import { domainToASCII } from 'node:url';
 import { SMTPServer, type SMTPServerAddress, type SMTPServerDataStream, type SMTPServerOptions, type SMTPServerSession } from 'smtp-server';
 import { type ApiKeyService, scopeAllows } from '../apikeys/api-key-service.ts';
 import type { LoginLimiter } from '../auth/login-limiter.ts';
@@ -7,7 +9,7 @@ import { isMailroomError } from '../errors/errors.ts';
 import type { Logger } from '../logger.ts';
 import { parseMailbox } from '../outbox/message-input.ts';
 import type { OutboxService } from '../outbox/outbox-service.ts';
-import { prepareSubmitted } from './submitted-message.ts';
+import { forbiddenBytes, prepareSubmitted } from './submitted-message.ts';
 
 /** Microsoft's per-message recipient limit: more would be refused by Exchange anyway. */
 const MAX_RECIPIENTS = 500;
@@ -43,6 +45,18 @@ function reply(code: number, text: string): Error & { responseCode: number } {
 
 const SHUTTING_DOWN = () => reply(421, '4.3.2 Mailroom is shutting down; try again in a moment');
 
+/**
+ * An envelope address with its domain in ASCII: smtp-server turns a punycode domain into Unicode
+ * (xn--bcher-kva.example becomes bücher.example), while the outbox and the REST API take ASCII
+ * addresses only, and without SMTPUTF8 a mail server must get the punycode form (RFC 5890 §2.3.2.1).
+ */
+function asciiAddress(address: string): string {
+  const at = address.lastIndexOf('@');
+  if (at === -1 || /^[\x00-\x7f]*$/.test(address)) return address;
+  const domain = domainToASCII(address.slice(at + 1));
+  return domain ? `${address.slice(0, at)}@${domain}` : address;
+}
+
 function isLoopback(address: string): boolean {
   return address === '::1' || address.startsWith('127.') || address.startsWith('::ffff:127.');
 }
@@ -57,6 +71,10 @@ export class SubmissionListener {
   private readonly servers: SMTPServer[] = [];
   private closing = false;
   private readonly commits = new Set<Promise<unknown>>();
+  /** Open connections per client address, and in all, counted from onConnect to onClose (both ports). */
+  private readonly perAddress = new Map<string, number>();
+  private readonly counted = new WeakSet<SMTPServerSession>();
+  private clients = 0;
 
   constructor(private readonly deps: SubmissionDeps) {}
 
@@ -116,8 +134,20 @@ export class SubmissionListener {
       allowInsecureAuth: config.allowInsecureAuthOnLoopback,
       size: this.deps.maxMessageBytes,
       closeTimeout: CLOSE_TIMEOUT_MS,
+      // Our limits answer 421 in onConnect. smtp-server's own, set above them, is a backstop counted
+      // from the first byte: it bounds sockets still in their implicit TLS handshake (dropped) and a
+      // flood that arrives faster than onConnect runs.
+      maxClients: config.maxClients + config.maxConnectionsPerAddress,
+      socketTimeout: config.idleTimeoutMs,
+      // A PTR query per connection lets any client make Mailroom send DNS queries; the name is only
+      // ever used in smtp-server's logs, which are off.
+      disableReverseLookup: !config.reverseLookup,
+      // Addresses are checked as the REST API does (ASCII, domains in punycode) and the outbox's
+      // mail servers are not asked for SMTPUTF8: announcing it would promise what cannot be kept.
+      hideSMTPUTF8: true,
       logger: false,
-      onConnect: (session, cb) => cb(this.closing ? SHUTTING_DOWN() : this.refuseCleartextFromAfar(session)),
+      onConnect: (session, cb) => cb(this.closing ? SHUTTING_DOWN() : (this.admit(session) ?? this.refuseCleartextFromAfar(session))),
+      onClose: (session) => this.release(session),
       onAuth: (auth, session, cb) => {
         this.authenticate(auth.username ?? '', auth.password ?? '', session).then(
           (user) => cb(null, { user }),
@@ -125,6 +155,9 @@ export class SubmissionListener {
         ).catch(this.sessionBug);
       },
       onMailFrom: (address, session, cb) => {
+        if (address.args && address.args.SMTPUTF8) {
+          return cb(reply(555, '5.6.7 SMTPUTF8 is not supported: use ASCII addresses (international domains in punycode, xn--...)'));
+        }
         this.mailFrom(address).then(
           () => cb(),
           (e: Error) => cb(e),
@@ -140,6 +173,40 @@ export class SubmissionListener {
     };
   }
 
+  /**
+   * Counts the connection and refuses it past SMTP_MAX_CLIENTS or SMTP_MAX_CONNECTIONS_PER_ADDRESS:
+   * 421 (RFC 5321 §3.8), then smtp-server closes it. A refused connection counts until it is closed.
+   */
+  private admit(session: SMTPServerSession): Error | null {
+    const { maxClients, maxConnectionsPerAddress } = this.deps.config;
+    const address = session.remoteAddress;
+    const n = (this.perAddress.get(address) ?? 0) + 1;
+    this.perAddress.set(address, n);
+    this.clients++;
+    this.counted.add(session);
+    if (this.clients > maxClients) {
+      this.deps.logger.warn({ event: 'submission.too_many_clients', clientAddress: address, clients: this.clients - 1, maxClients }, 'SMTP connection refused: too many clients');
+      return reply(421, `4.7.0 Too many SMTP clients are connected (${maxClients}, SMTP_MAX_CLIENTS); try again in a moment`);
+    }
+    if (n > maxConnectionsPerAddress) {
+      // Logged once per 100 refusals: a client that opens thousands must not flood the log.
+      if ((n - maxConnectionsPerAddress) % 100 === 1) {
+        this.deps.logger.warn({ event: 'submission.too_many_connections', clientAddress: address, connections: n - 1, maxConnectionsPerAddress }, 'SMTP connection refused: too many from one address');
+      }
+      return reply(421, `4.7.0 Too many connections from ${address} (${maxConnectionsPerAddress}, SMTP_MAX_CONNECTIONS_PER_ADDRESS); close idle ones or try again in a moment`);
+    }
+    return null;
+  }
+
+  private release(session: SMTPServerSession): void {
+    if (!this.counted.has(session)) return;
+    this.counted.delete(session);
+    this.clients--;
+    const n = (this.perAddress.get(session.remoteAddress) ?? 1) - 1;
+    if (n > 0) this.perAddress.set(session.remoteAddress, n);
+    else this.perAddress.delete(session.remoteAddress);
+  }
+
   /** Without TLS configured, only clients on this machine may connect at all. */
   private refuseCleartextFromAfar(session: SMTPServerSession): Error | null {
     if (this.deps.config.tls || isLoopback(session.remoteAddress)) return null;
@@ -153,11 +220,23 @@ export class SubmissionListener {
     if (!session.secure && !isLoopback(clientAddress)) {
       throw reply(538, '5.7.11 Encryption required: issue STARTTLS first (AUTH without TLS is allowed only from this machine)');
     }
-    const account = username.toLowerCase();
-    const limited = (retryAfterMs: number) => {
-      const minutes = Math.ceil(retryAfterMs / 60_000);
-      logger.warn({ event: 'submission.auth_limited', clientAddress, username }, 'SMTP AUTH refused: too many failed attempts');
-      return reply(454, `4.7.0 Too many failed logins from this address; try again in ${minutes} minute${minutes === 1 ? '' : 's'}`);
+    // Counted by address and by the key tried, never by the username: it is free text anyone can
+    // repeat, and 55 wrong keys under a real client's name from elsewhere must not lock that client
+    // out. A hash, so the counters table holds no key.
+    const account = `key:${createHash('sha256').update(`smtp-auth\0${password}`).digest('hex').slice(0, 32)}`;
+    const limited = async (retryAfterMs: number) => {
+      const which = await this.deps.limiter.limitedBy(clientAddress, account).catch(() => null);
+      const minutes = Math.ceil((which?.retryAfterMs ?? retryAfterMs) / 60_000);
+      const wait = `try again in ${minutes} minute${minutes === 1 ? '' : 's'}`;
+      logger.warn({ event: 'submission.auth_limited', clientAddress, username, limitedBy: which?.by ?? 'address' }, 'SMTP AUTH refused: too many failed attempts');
+      return reply(
+        454,
+        which?.by === 'account'
+          ? `4.7.0 This API key was refused too many times (from any address); ${wait}, or use a valid key (Settings > Technical > API Keys)`
+          : which?.by === 'pair'
+            ? `4.7.0 Too many failed logins with this API key from ${clientAddress}; ${wait}`
+            : `4.7.0 Too many failed logins from ${clientAddress}; ${wait}`,
+      );
     };
     const unavailable = (e: unknown) => {
       logger.error({ err: e, event: 'submission.auth_unavailable', clientAddress }, 'SMTP AUTH could not be checked');
@@ -168,7 +247,7 @@ export class SubmissionListener {
     let key: Awaited<ReturnType<ApiKeyService['authenticate']>>;
     try {
       const wait = await this.deps.limiter.limitedFor(clientAddress, account);
-      if (wait > 0) throw limited(wait);
+      if (wait > 0) throw await limited(wait);
       key = await this.deps.apiKeys.authenticate(password);
     } catch (e) {
       throw (e as { responseCode?: number }).responseCode ? e : unavailable(e);
@@ -180,7 +259,7 @@ export class SubmissionListener {
       } catch (e) {
         throw unavailable(e);
       }
-      if (!counted.ok) throw limited(counted.retryAfterMs);
+      if (!counted.ok) throw await limited(counted.retryAfterMs);
       // A wrong scope is said as such: only the key's holder can see it.
       logger.warn({ event: 'submission.auth_failed', clientAddress, username, reason: key ? 'scope' : 'unknown key' }, 'SMTP AUTH failed');
       throw reply(
@@ -199,7 +278,7 @@ export class SubmissionListener {
     if (!address.address) throw reply(550, '5.1.7 A sender address is required: MAIL FROM:<sender@your-domain>, the address a mail server here may send as');
     let from: string;
     try {
-      from = parseMailbox(address.address).address;
+      from = parseMailbox(asciiAddress(address.address)).address;
     } catch (e) {
       throw reply(553, `5.1.7 The sender ${(e as Error).message}`);
     }
@@ -216,7 +295,7 @@ export class SubmissionListener {
   private rcptTo(address: SMTPServerAddress, session: SMTPServerSession): Error | null {
     if (this.closing) return SHUTTING_DOWN();
     try {
-      parseMailbox(address.address);
+      parseMailbox(asciiAddress(address.address));
     } catch (e) {
       return reply(553, `5.1.3 The recipient ${(e as Error).message}`);
     }
@@ -241,10 +320,18 @@ export class SubmissionListener {
       throw reply(552, `5.3.4 The message is ${(size / 1048576).toFixed(1)} MB; the limit is ${(this.deps.maxMessageBytes / 1048576).toFixed(1)} MB (MAX_MESSAGE_MB)`);
     }
     const user = session.user as SessionUser;
-    const mailFrom = session.envelope.mailFrom ? session.envelope.mailFrom.address : '';
-    // The envelope as the client gave it (checked at MAIL FROM and RCPT TO), not normalised.
-    const envelope = { from: mailFrom, to: session.envelope.rcptTo.map((r) => r.address) };
-    const { raw } = prepareSubmitted(Buffer.concat(chunks), mailFrom.slice(mailFrom.lastIndexOf('@') + 1).toLowerCase());
+    const refused = (reason: string, field: string) =>
+      this.deps.logger.warn({ event: 'submission.refused', clientAddress: session.remoteAddress, apiKeyId: user.keyId, field, reason }, 'a message received over SMTP was refused');
+    const message = Buffer.concat(chunks);
+    const forbidden = forbiddenBytes(message);
+    if (forbidden) {
+      refused(forbidden, 'message');
+      throw reply(554, `5.6.0 ${forbidden} Nothing was queued: fix what builds the message (line ends CRLF, no NUL), then send it again`);
+    }
+    const mailFrom = session.envelope.mailFrom ? asciiAddress(session.envelope.mailFrom.address) : '';
+    // The envelope as the client gave it (checked at MAIL FROM and RCPT TO), domains in ASCII.
+    const envelope = { from: mailFrom, to: session.envelope.rcptTo.map((r) => asciiAddress(r.address)) };
+    const { raw } = prepareSubmitted(message, mailFrom.slice(mailFrom.lastIndexOf('@') + 1).toLowerCase());
     const commit = this.deps.outbox.enqueueRaw({
       raw,
       envelope,
@@ -260,7 +347,13 @@ export class SubmissionListener {
       );
       return `2.6.0 Queued as ${m.id} for delivery through "${m.mailServerName}"`;
     } catch (e) {
-      if (isMailroomError(e, 'MR_UNPROCESSABLE')) throw reply(550, `5.7.1 ${e.message} ${e.fix ?? ''}`.trim());
+      // A message that can never be sent as it is (unreadable, a sender field that does not parse) is
+      // 554 5.6.0: a permanent answer, so the client does not retry it for ever.
+      if (isMailroomError(e, 'MR_UNPROCESSABLE')) {
+        refused(e.message, e.field ?? 'from');
+        const [code, status] = e.field === 'message' ? [554, '5.6.0'] : [550, '5.7.1'];
+        throw reply(code, `${status} ${e.message} ${e.fix ?? ''}`.trim());
+      }
       this.deps.logger.error({ err: e, event: 'submission.store_failed', clientAddress: session.remoteAddress }, 'a message received over SMTP could not be stored');
       throw reply(451, '4.3.0 Mailroom could not store the message just now (database busy or unavailable); nothing was queued, send it again');
     } finally {

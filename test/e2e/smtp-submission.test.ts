@@ -216,7 +216,7 @@ test('AUTH before STARTTLS is refused with 538, and nothing can be sent without 
   }
 });
 
-test('a wrong key is refused with 535, then the address and name are rate-limited with 454 while a right key still works', T, async () => {
+test('a wrong key is refused with 535, then that key is rate-limited from this address with 454 while the right key still works, under any name', T, async () => {
   const wrong = `mr_${randomBytes(32).toString('base64url')}`;
   const readKey = /\n(mr_\S+)/.exec(await mailroom.cli('apikey', 'create', '--name', 'reader', '--scope', 'read'))![1]!;
   const authError = async (pass: string, user: string) => {
@@ -236,12 +236,13 @@ test('a wrong key is refused with 535, then the address and name are rate-limite
   const scoped = await authError(readKey, 'guesser');
   assert.equal(scoped?.responseCode, 535);
   assert.match(scoped?.response ?? '', /scope outbox:read, inbound:read; sending needs a key with scope send/);
-  for (let i = 0; i < 3; i++) assert.equal((await authError(wrong, 'guesser'))?.responseCode, 535);
-  // Five failures for this address and name: the sixth attempt is refused before it is checked.
-  const limited = await authError(sendKey, 'guesser');
+  for (let i = 0; i < 4; i++) assert.equal((await authError(wrong, `guesser ${i}`))?.responseCode, 535);
+  // Five failures of this key from this address, whatever the username: the sixth is refused before it is checked.
+  const limited = await authError(wrong, 'someone else');
   assert.equal(limited?.responseCode, 454);
-  assert.match(limited?.response ?? '', /Too many failed logins.*try again in \d+ minutes?/);
-  assert.equal(await authError(sendKey, KEY_NAME), undefined, 'the right key under its own name is not locked out');
+  assert.match(limited?.response ?? '', /Too many failed logins with this API key from 127\.0\.0\.1; try again in \d+ minutes?/);
+  assert.equal(await authError(sendKey, 'guesser'), undefined, 'the right key is not locked out, even under the name the wrong one used');
+  assert.equal(await authError(sendKey, KEY_NAME), undefined);
   for (const secret of [sendKey, wrong, readKey]) assert.ok(!mailroom.output().includes(secret), 'no key is ever logged');
 });
 

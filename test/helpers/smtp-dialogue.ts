@@ -11,16 +11,20 @@ export interface SmtpDialogue {
   /** Resolves with the next reply. */
   reply(): Promise<string>;
   close(): void;
+  /** Settles when the connection is closed (by either side). */
+  closed: Promise<void>;
 }
 
 /**
  * An SMTP client that says exactly what a test tells it to, line by line, to see the server's own
  * replies to commands a well-behaved client library would never send (AUTH before STARTTLS, no SIZE).
  */
-export async function smtpDialogue(port: number, opts: { implicitTls?: { ca: string } } = {}): Promise<SmtpDialogue> {
+export async function smtpDialogue(port: number, opts: { implicitTls?: { ca: string }; localAddress?: string } = {}): Promise<SmtpDialogue> {
+  // localAddress: another loopback address (Linux routes all of 127.0.0.0/8 to lo) to be another client.
+  const from = opts.localAddress !== undefined ? { localAddress: opts.localAddress } : {};
   const socket: Socket = opts.implicitTls
-    ? tlsConnect({ host: '127.0.0.1', port, ca: opts.implicitTls.ca, servername: 'localhost' })
-    : tcpConnect(port, '127.0.0.1');
+    ? tlsConnect({ host: '127.0.0.1', port, ca: opts.implicitTls.ca, servername: 'localhost', ...from })
+    : tcpConnect({ port, host: '127.0.0.1', ...from });
   let buffer = '';
   const waiting: Array<(r: string) => void> = [];
   const replies: string[] = [];
@@ -39,6 +43,7 @@ export async function smtpDialogue(port: number, opts: { implicitTls?: { ca: str
     }
   });
   socket.on('error', () => {});
+  const closed = new Promise<void>((resolve) => socket.once('close', () => resolve()));
   const reply = () => new Promise<string>((resolve) => {
     const r = replies.shift();
     if (r !== undefined) resolve(r);
@@ -58,6 +63,7 @@ export async function smtpDialogue(port: number, opts: { implicitTls?: { ca: str
     close() {
       socket.destroy();
     },
+    closed,
   };
 }
 

@@ -97,7 +97,26 @@ test('SMTP ports without a certificate are refused, except plaintext AUTH allowe
   assert.ok(err.problems.some((p) => p.startsWith('SMTP_SUBMISSIONS_PORT') && p.includes('SMTP_TLS_CERT')));
   assert.ok(err.problems.some((p) => p.startsWith('SMTP_SUBMISSION_PORT') && p.includes('SMTP_ALLOW_INSECURE_AUTH_ON_LOOPBACK=true')));
   const c = loadConfig({ SMTP_SUBMISSION_PORT: '2587', SMTP_ALLOW_INSECURE_AUTH_ON_LOOPBACK: 'true' });
-  assert.deepEqual({ ...c.submission }, { starttlsPort: 2587, tlsPort: null, tls: null, allowInsecureAuthOnLoopback: true });
+  assert.deepEqual({ ...c.submission }, { starttlsPort: 2587, tlsPort: null, tls: null, allowInsecureAuthOnLoopback: true, maxClients: 1000, maxConnectionsPerAddress: 50, reverseLookup: false, idleTimeoutMs: 60_000 });
+});
+
+test('SMTP listener limits: client caps, idle timeout and reverse lookups from the environment, bad values listed', () => {
+  const base = { SMTP_SUBMISSION_PORT: '2587', SMTP_ALLOW_INSECURE_AUTH_ON_LOOPBACK: 'true' };
+  const c = loadConfig({ ...base, SMTP_MAX_CLIENTS: '200', SMTP_MAX_CONNECTIONS_PER_ADDRESS: '5', SMTP_IDLE_TIMEOUT_SECONDS: '30', SMTP_REVERSE_LOOKUP: 'TRUE' });
+  assert.deepEqual([c.submission?.maxClients, c.submission?.maxConnectionsPerAddress, c.submission?.idleTimeoutMs, c.submission?.reverseLookup], [200, 5, 30_000, true]);
+  let err: unknown;
+  try {
+    loadConfig({ ...base, SMTP_MAX_CLIENTS: '0', SMTP_MAX_CONNECTIONS_PER_ADDRESS: '2.5', SMTP_IDLE_TIMEOUT_SECONDS: '1', SMTP_REVERSE_LOOKUP: 'yes' });
+  } catch (e) {
+    err = e;
+  }
+  assert.ok(err instanceof ConfigError);
+  assert.deepEqual(err.problems, [
+    'SMTP_MAX_CLIENTS must be a whole number from 1 to 100000 (got "0")',
+    'SMTP_MAX_CONNECTIONS_PER_ADDRESS must be a whole number from 1 to 100000 (got "2.5")',
+    'SMTP_IDLE_TIMEOUT_SECONDS must be a whole number from 5 to 3600 (got "1")',
+    'SMTP_REVERSE_LOOKUP must be true or false (got "yes")',
+  ]);
 });
 
 test('SMTP settings problems are listed with the rest: bad ports, a missing key, unreadable files, a bad flag', () => {
