@@ -161,6 +161,7 @@ export interface NewOutboxMessage {
 function newRow(m: NewOutboxMessage, ts: string): OutboxMessageTable {
   return {
     id: m.id,
+    outcome: null,
     state: 'queued',
     from_addr: m.from,
     to_json: JSON.stringify(m.to),
