@@ -1,4 +1,4 @@
-import type { BounceCategory, DeliveryReport } from './delivery-report.js';
+import type { BounceCategory, DeliveryReport } from './delivery-report.ts';
 
 /**
  * Recognises a delivery status notification, an automatic reply or a read receipt in a raw message;
