@@ -117,8 +117,9 @@ function textSender(h: Headers): TextSender {
 }
 
 function isDaemon(h: Headers): boolean {
-  const from = (first(h, 'from') ?? '').toLowerCase();
-  return /\b(mailer-daemon|postmaster|mail delivery (system|subsystem))\b/.test(from) || (first(h, 'return-path') ?? 'x').trim() === '<>';
+  // The address, not the display name: "Postmaster Team Lead <lead@…>" is a person.
+  const local = (fromAddress(h) ?? '').split('@', 1)[0] ?? '';
+  return /^(mailer-daemon|mailerdaemon|postmaster)$/.test(local) || (first(h, 'return-path') ?? 'x').trim() === '<>';
 }
 
 const BOUNCE_SUBJECT = /undeliver|undelivered|delivery (status notification|failure|has failed|failed|delayed|incomplete)|returned mail|failure notice|mail delivery failed|non[- ]?delivery|could not be delivered|warning: message .{0,200} delayed/i;
@@ -126,8 +127,8 @@ const BOUNCE_SUBJECT = /undeliver|undelivered|delivery (status notification|fail
 function looksLikeBounce(h: Headers, failed: string[], sender: TextSender): boolean {
   if (sender || failed.length > 0) return true;
   const subject = (first(h, 'subject') ?? '').slice(0, 500);
-  // A person's reply quoting "Undeliverable" is not a bounce: it needs a daemon sender too.
-  return isDaemon(h) && BOUNCE_SUBJECT.test(subject);
+  // A person's reply quoting "Undeliverable" is not a bounce: it needs a daemon sender too, and no "Re:".
+  return isDaemon(h) && BOUNCE_SUBJECT.test(subject) && !/^\s*(re|aw|sv|fw|fwd|wg|tr)\s*:/i.test(subject);
 }
 
 function daemonHost(h: Headers): string | null {

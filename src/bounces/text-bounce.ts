@@ -61,7 +61,7 @@ function addressBlocks(lines: string[], from: number, stop: RegExp | null, actio
 
 /** Postfix's bounce(8) text: "This is the mail system at host mx.example.com." then `<addr>: answer`. */
 function postfix(text: string, lines: string[]): TextBounce | null {
-  const m = /This is the mail system at host ([A-Za-z0-9.-]{1,255}?)\.?\s/.exec(text);
+  const m = /^This is the mail system at host ([A-Za-z0-9.-]{1,255}?)\.?\s/m.exec(text);
   if (!m) return null;
   const delayed = /THIS IS A WARNING ONLY|Delayed Mail|still being retried/i.test(text);
   const start = lines.findIndex((l) => /^<[^\s<>]{1,320}>/.test(l));
@@ -71,8 +71,8 @@ function postfix(text: string, lines: string[]): TextBounce | null {
 
 /** qmail-send, and Yahoo's text bounce that kept its shape. */
 function qmailLike(text: string, lines: string[]): TextBounce | null {
-  const qmail = /Hi\. This is the qmail-send program at ([A-Za-z0-9.-]{1,255}?)\.?\s/.exec(text);
-  const yahoo = !qmail && /(Sorry, we were unable to deliver your message to the following address|Message not delivered to the following recipient)/i.exec(text);
+  const qmail = /^Hi\. This is the qmail-send program at ([A-Za-z0-9.-]{1,255}?)\.?\s/m.exec(text);
+  const yahoo = !qmail && /^(Sorry, we were unable to deliver your message to the following address|Message not delivered to the following recipient)/im.exec(text);
   if (!qmail && !yahoo) return null;
   const delayed = /has not been delivered|still trying|temporary problem|will keep trying/i.test(text) && !/permanent error/i.test(text);
   const start = lines.findIndex((l) => /^<[^\s<>]{1,320}>:/.test(l));
@@ -83,7 +83,7 @@ function qmailLike(text: string, lines: string[]): TextBounce | null {
 
 /** Exim's text: "The following address(es) failed:" then indented addresses and their SMTP errors. */
 function exim(text: string, lines: string[], failed: string[]): TextBounce | null {
-  if (!/This message was created automatically by mail delivery software/i.test(text)) return null;
+  if (!/^This message was created automatically by mail delivery software/im.test(text)) return null;
   const delayed = /has not yet been delivered|delayed|still being tried/i.test(text) && !/permanent error|could not be delivered/i.test(text);
   const start = lines.findIndex((l) => /following address\(es\) (failed|deferred)|address\(es\) failed:|not yet been delivered to the following/i.test(l));
   const out: ReportRecipient[] = [];
@@ -108,7 +108,7 @@ function exim(text: string, lines: string[], failed: string[]): TextBounce | nul
 
 /** Sendmail's "----- The following addresses had permanent fatal errors -----" and its transcript. */
 function sendmail(text: string, lines: string[]): TextBounce | null {
-  const start = lines.findIndex((l) => /^-{3,} The following addresses had (permanent fatal|transient non-fatal) errors -{3,}/.test(l));
+  const start = lines.findIndex((l) => /^-{3,} The following addresses had (permanent fatal|transient non-fatal) errors -{3,}/.test(l.trim()));
   if (start < 0) return null;
   const action: RecipientAction = /transient non-fatal/.test(lines[start] ?? '') ? 'delayed' : 'failed';
   const out: ReportRecipient[] = [];
@@ -129,7 +129,7 @@ function sendmail(text: string, lines: string[]): TextBounce | null {
       out.push(recipient(addr[1]!, action, diag));
     }
   }
-  const host = /^Reporting-MTA: dns; ?([A-Za-z0-9.-]{1,255})/m.exec(text) ?? /^The original message was received at .{0,120}\n?from /m.exec(text);
+  const host = /^Reporting-MTA: dns; ?([A-Za-z0-9.-]{1,255})/m.exec(text);
   return { format: 'sendmail', recipients: out, reportingMta: host && host[1] ? `dns; ${host[1]}` : null, originalBlock: null };
 }
 
