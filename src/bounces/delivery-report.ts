@@ -50,4 +50,6 @@ export interface DeliveryReport {
   messageId?: string | null;
   /** Subject of the report as received. */
   subject?: string | null;
+  /** RFC 8098 Disposition of a read receipt, e.g. "manual-action/MDN-sent-manually; displayed". */
+  disposition?: string | null;
 }
