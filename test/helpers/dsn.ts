@@ -11,7 +11,7 @@ export function dsn(o: {
   status?: string;
   diagnostic?: string;
   /** The original message's headers, quoted; omit for a report that lost them. */
-  original?: { messageId?: string; from: string; subject: string; extra?: string[] } | null;
+  original?: { messageId?: string; from: string; subject: string; extra?: string[] } | { headerBlock: string } | null;
   /** The report's own header lines (In-Reply-To, X-Microsoft-Original-Message-ID …). */
   headers?: string[];
   messageId?: string;
@@ -20,7 +20,9 @@ export function dsn(o: {
   const status = o.status ?? '5.1.1';
   const mta = o.reportingMta ?? 'mx.remote.example';
   const b = `dsn-${Math.random().toString(36).slice(2)}`;
-  const original = o.original
+  const original = o.original && 'headerBlock' in o.original
+    ? [`--${b}`, 'Content-Type: text/rfc822-headers', '', o.original.headerBlock, '']
+    : o.original
     ? [
         `--${b}`,
         'Content-Type: text/rfc822-headers',
