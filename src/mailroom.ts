@@ -117,7 +117,7 @@ export async function createMailroom(config: Config, logger: Logger, opts: Start
       wakeups.notify('mailroom_outbox');
     },
   });
-  const bounces = new BounceService({ db, inbound, outbox, now });
+  const bounces = new BounceService({ db, inbound, outbox, incoming, sealer, now });
   webhooks.bounces = bounces;
   const lifecycle = new LifecycleService({ db, tokens, outbox, audit, logger, baseUrl: config.baseUrl, now, instance, leaseMs: config.lifecycleLeaseMs });
   const apiKeys = new ApiKeyService(db, now);

@@ -8,6 +8,9 @@ import type { Db } from '../storage/database.ts';
 import { findOutboxMessage } from '../storage/outbox-store.ts';
 import type { BounceCategory } from './delivery-report.ts';
 import { explainCategory } from './recognize-report.ts';
+import { watchMailbox } from './watch-mailbox.ts';
+import type { IncomingServerService } from '../inbound/incoming-server-service.ts';
+import type { Sealer } from '../secrets/sealer.ts';
 
 export const suppressionListSchema = z.object({ limit: pageLimit, cursor: queryText('cursor').optional(), q: queryText('q').optional() });
 export const reportListSchema = z.object({ limit: pageLimit, cursor: queryText('cursor').optional(), unmatched: z.enum(['true', 'false']).optional() });
@@ -17,7 +20,12 @@ export const reportListSchema = z.object({ limit: pageLimit, cursor: queryText('
  * cause and fix per category), with the raw report as evidence; suppressions listed and lifted.
  */
 export class BounceService {
-  constructor(private readonly deps: { db: Db; inbound: InboundMessageService; outbox: OutboxService; now?: () => Date }) {}
+  constructor(private readonly deps: { db: Db; inbound: InboundMessageService; outbox: OutboxService; incoming: IncomingServerService; sealer: Sealer; now?: () => Date }) {}
+
+  /** Watch this mailbox for bounces and replies (see watchMailbox). */
+  watch(outgoingId: string, body: unknown) {
+    return watchMailbox(this.deps, outgoingId, body);
+  }
 
   private now(): Date {
     return this.deps.now?.() ?? new Date();

@@ -72,19 +72,12 @@ before(async () => {
   assert.equal(out.status, 201, out.text);
   outgoingId = out.json.id;
   await connect(outgoingId);
-  // The sending mailbox, read through the outgoing server's own connection.
-  const inc = await api('POST', '/api/v1/incoming-servers', {
-    name: 'Billing mailbox',
-    imapHost: '127.0.0.1',
-    imapPort: peers.dovecot.imapsPort,
-    imapSecurity: 'tls',
-    username: MAILBOX,
-    folder: 'INBOX',
-    afterFetch: 'mark_read',
-    intervalMinutes: 1440,
-    tokenSourceId: outgoingId,
-  });
+  // Watch this mailbox for bounces and replies: an incoming server on the sending mailbox, through the outgoing server's own connection.
+  const inc = await api('POST', `/api/v1/mail-servers/${outgoingId}/watch`, { imapHost: '127.0.0.1', imapPort: peers.dovecot.imapsPort, intervalMinutes: 1440 });
   assert.equal(inc.status, 201, inc.text);
+  assert.equal(inc.json.tokenSourceId, outgoingId);
+  assert.equal(inc.json.tokenStatus, 'valid');
+  assert.equal((await api('POST', `/api/v1/mail-servers/${outgoingId}/watch`, {})).json.id, inc.json.id, 'asked again: the same incoming server');
   incomingId = inc.json.id;
 });
 

@@ -57,6 +57,7 @@ const ROUTES: Record<string, readonly Scope[] | 'anyone' | 'session'> = {
   'DELETE /api/v1/suppressions/{address}': ['send', 'admin'],
   'GET /api/v1/delivery-reports': ['outbox:read', 'admin'],
   'PATCH /api/v1/mail-servers/{id}/report-settings': ['admin'],
+  'POST /api/v1/mail-servers/{id}/watch': ['admin'],
 
   'GET /api/v1/webhooks': ['admin'],
   'POST /api/v1/webhooks': ['admin'],

@@ -6,6 +6,7 @@ import type { Mailroom } from '../../mailroom.ts';
 import { setServerReportSettings } from '../../storage/bounce-store.ts';
 import { findMailServer } from '../../storage/mail-server-store.ts';
 import { audited, requireAuth } from '../session-auth.ts';
+import { watchMailboxSchema } from '../../bounces/watch-mailbox.ts';
 import type { ApiDoc } from '../openapi.ts';
 
 export const reportSettingsSchema = z.strictObject({
@@ -31,6 +32,13 @@ export function bounceRoutes(app: FastifyInstance, mr: Mailroom, doc: ApiDoc): v
 
   doc.add('get', '/api/v1/delivery-reports', 'Recognised bounces, delay reports, auto-replies and read receipts, newest first (query: unmatched=true, limit, cursor)');
   app.get('/api/v1/delivery-reports', { onRequest: requireAuth('outbox:read') }, async (req) => mr.bounces.list(req.query));
+
+  doc.add('post', '/api/v1/mail-servers/:id/watch', 'Watch this mailbox for bounces and replies: an incoming server on the outgoing server\'s mailbox, reusing its connection (201; 200 with the existing one)', watchMailboxSchema);
+  app.post<{ Params: { id: string } }>('/api/v1/mail-servers/:id/watch', { onRequest: requireAuth('admin') }, async (req, reply) => {
+    const r = await mr.bounces.watch(req.params.id, req.body);
+    if (r.created) await audited(req, mr, 'mail_server.watched', { type: 'mail_server', id: req.params.id }, { incomingServerId: r.incomingServer.id });
+    return reply.code(r.created ? 201 : 200).send(r.incomingServer);
+  });
 
   doc.add('patch', '/api/v1/mail-servers/:id/report-settings', 'Outgoing: suppressionPolicy warn|refuse; incoming: deliverReports (hand reports to the ERP as new mail too)', reportSettingsSchema);
   app.patch<{ Params: { id: string } }>('/api/v1/mail-servers/:id/report-settings', { onRequest: requireAuth('admin') }, async (req) => {
