@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { createHmac } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
 import { after, before, test } from 'node:test';
+import { asAdminInBrowser } from '../helpers/browser.ts';
 import { apiClient, waitFor } from '../helpers/e2e.ts';
 import { storeTokens } from '../helpers/connect-directly.ts';
 import { assertResponsive } from '../helpers/process-health.ts';
@@ -168,4 +169,34 @@ test('a restart in the middle of an import raises one event per report', T, asyn
   await fetchNow();
   await new Promise((r) => setTimeout(r, 1500));
   assert.equal(received.filter((r) => r.event === 'message.bounced' && r.body.message?.id === sent.json.id).length, 1);
+});
+
+test('the admin sees Bounced in Emails, the report in plain words with its evidence, and lifts a suppression in Settings › Technical › Suppressions', T, async () => {
+  peers.sink.refuseAfterAccept('left@customer.example', '550 5.1.1 <left@customer.example>: Recipient address rejected: User unknown');
+  const sent = await send(['left@customer.example'], 'Invoice 2026-46');
+  await waitFor('the DSN', async () => (peers.sink.bounced.some((b) => b.recipient === 'left@customer.example') ? true : undefined));
+  await fetchNow();
+  await waitFor('Bounced', async () => ((await api('GET', `/api/v1/messages/${sent.json.id}`)).json.outcome === 'bounced' ? true : undefined));
+  await asAdminInBrowser(mailroom, { email: 'bounce-admin@example.test', password: 'bounce admin passphrase' }, async (page) => {
+    await page.goto(`${mailroom.baseUrl}/settings/technical/emails`);
+    const row = page.locator('tbody.message-group', { hasText: 'Invoice 2026-46' });
+    await row.getByText('Bounced', { exact: true }).waitFor();
+    await row.getByRole('link', { name: 'Invoice 2026-46' }).click();
+    await page.getByRole('heading', { name: 'After sending' }).waitFor();
+    await page.getByText('left@customer.example').first().waitFor();
+    await page.getByText(/User unknown/).first().waitFor();
+    await page.getByRole('link', { name: /Download the report as it came/ }).waitFor();
+
+    await page.goto(`${mailroom.baseUrl}/settings/technical/mail-servers/${outgoingId}`);
+    await page.getByRole('heading', { name: 'Bounces and replies' }).waitFor();
+    await page.getByText(/Watched by the incoming server/).waitFor();
+
+    await page.goto(`${mailroom.baseUrl}/settings`);
+    await page.getByRole('link', { name: 'Suppressions' }).click();
+    const s = page.locator('tr', { hasText: 'left@customer.example' });
+    await s.waitFor();
+    await s.getByRole('button', { name: 'Lift' }).click();
+    await page.locator('tr', { hasText: 'left@customer.example' }).waitFor({ state: 'detached' });
+  });
+  assert.deepEqual((await api('GET', '/api/v1/suppressions?q=left')).json.items, []);
 });

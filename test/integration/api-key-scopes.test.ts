@@ -56,6 +56,7 @@ const ROUTES: Record<string, readonly Scope[] | 'anyone' | 'session'> = {
   'GET /api/v1/suppressions': ['outbox:read', 'admin'],
   'DELETE /api/v1/suppressions/{address}': ['send', 'admin'],
   'GET /api/v1/delivery-reports': ['outbox:read', 'admin'],
+  'GET /api/v1/mail-servers/{id}/report-settings': ['admin'],
   'PATCH /api/v1/mail-servers/{id}/report-settings': ['admin'],
   'POST /api/v1/mail-servers/{id}/watch': ['admin'],
 

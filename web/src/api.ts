@@ -276,6 +276,11 @@ export interface DeliveryReport {
   rawUrl: string | null;
 }
 
+export interface ReportSettings {
+  suppressionPolicy: 'warn' | 'refuse';
+  deliverReports: boolean;
+}
+
 export interface Suppression {
   address: string;
   reason: 'hard' | 'soft';
@@ -792,5 +797,8 @@ export const api = {
     request<Page<AuditEvent>>('GET', `/api/v1/audit-events?${pageQuery(cursor, limit)}`),
   listSuppressions: (cursor: string | null = null, limit = 50) =>
     request<Page<Suppression>>('GET', `/api/v1/suppressions?${pageQuery(cursor, limit)}`),
+  watchMailbox: (id: string) => request<IncomingServer>('POST', `${ms(id)}/watch`, {}),
+  getReportSettings: (id: string) => request<ReportSettings>('GET', `${ms(id)}/report-settings`),
+  setReportSettings: (id: string, settings: Partial<ReportSettings>) => request<ReportSettings>('PATCH', `${ms(id)}/report-settings`, settings),
   liftSuppression: (address: string) => request<void>('DELETE', `/api/v1/suppressions/${encodeURIComponent(address)}`),
 };

@@ -3,7 +3,7 @@ import { z } from 'zod';
 import { MailroomError } from '../../errors/errors.ts';
 import { parseInput } from '../../errors/parse-input.ts';
 import type { Mailroom } from '../../mailroom.ts';
-import { setServerReportSettings } from '../../storage/bounce-store.ts';
+import { serverReportSettings, setServerReportSettings } from '../../storage/bounce-store.ts';
 import { findMailServer } from '../../storage/mail-server-store.ts';
 import { audited, requireAuth } from '../session-auth.ts';
 import { watchMailboxSchema } from '../../bounces/watch-mailbox.ts';
@@ -40,12 +40,18 @@ export function bounceRoutes(app: FastifyInstance, mr: Mailroom, doc: ApiDoc): v
     return reply.code(r.created ? 201 : 200).send(r.incomingServer);
   });
 
+  doc.add('get', '/api/v1/mail-servers/:id/report-settings', 'The server\'s suppressionPolicy (outgoing) and deliverReports (incoming)');
+  app.get<{ Params: { id: string } }>('/api/v1/mail-servers/:id/report-settings', { onRequest: requireAuth('admin') }, async (req) => {
+    if (!(await findMailServer(mr.database.db, req.params.id))) throw new MailroomError('MR_NOT_FOUND', `Mail server ${req.params.id} does not exist.`);
+    return serverReportSettings(mr.database.db, req.params.id);
+  });
+
   doc.add('patch', '/api/v1/mail-servers/:id/report-settings', 'Outgoing: suppressionPolicy warn|refuse; incoming: deliverReports (hand reports to the ERP as new mail too)', reportSettingsSchema);
   app.patch<{ Params: { id: string } }>('/api/v1/mail-servers/:id/report-settings', { onRequest: requireAuth('admin') }, async (req) => {
     const input = parseInput(reportSettingsSchema, req.body);
     if (!(await findMailServer(mr.database.db, req.params.id))) throw new MailroomError('MR_NOT_FOUND', `Mail server ${req.params.id} does not exist.`);
     await setServerReportSettings(mr.database.db, req.params.id, input);
     await audited(req, mr, 'mail_server.report_settings', { type: 'mail_server', id: req.params.id }, input);
-    return input;
+    return serverReportSettings(mr.database.db, req.params.id);
   });
 }
