@@ -130,8 +130,11 @@ export async function recordReports(trx: Db, reports: NewReport[], webhookIds: s
       const worst = outcomes.reduce<RecipientState>((w, o) => (RANK[o.state] > RANK[w] ? o.state : w), 'sent');
       await trx.updateTable('outbox_messages').set({ outcome: worst === 'sent' ? null : worst }).where('id', '=', n.outboxMessageId).execute();
     }
-    if (n.report.kind === 'delivery_status') {
-      for (const r of recipients) if (r.action === 'failed') await countBounce(trx, n, r, now);
+    // Only a bounce about a recipient of a message Mailroom sent counts: anyone can mail a forged
+    // DSN to the mailbox, and an unmatched one must not be able to suppress an address.
+    if (n.report.kind === 'delivery_status' && n.outboxMessageId) {
+      const ours = await messageRecipients(trx, n.outboxMessageId);
+      for (const r of recipients) if (r.action === 'failed' && ours.has(r.address.toLowerCase())) await countBounce(trx, n, r, now);
     }
     const event = reportEvent(n.report);
     if (event && webhookIds.length) {
@@ -160,6 +163,13 @@ export async function recordReports(trx: Db, reports: NewReport[], webhookIds: s
     }
   }
   return claimed;
+}
+
+async function messageRecipients(trx: Db, outboxMessageId: string): Promise<Set<string>> {
+  const m = await trx.selectFrom('outbox_messages').select(['to_json', 'cc_json', 'bcc_json']).where('id', '=', outboxMessageId).executeTakeFirst();
+  if (!m) return new Set();
+  const all = [m.to_json, m.cc_json, m.bcc_json].flatMap((j) => JSON.parse(j) as string[]);
+  return new Set(all.map((d) => (/<([^<>]*)>\s*$/.exec(d)?.[1] ?? d).trim().toLowerCase()));
 }
 
 /** A hard bounce suppresses at once; a soft one once it is the SOFT_BOUNCES_TO_SUPPRESS-th in the window. */

@@ -132,6 +132,8 @@ for (const dialect of ['sqlite', 'postgres'] as const) {
       assert.equal(ev.filter((e) => e.event === 'message.bounced').length, 5, 'still one event per report');
       assert.equal(Number((await db.selectFrom('delivery_reports').select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow()).n), 5);
 
+      // A report about a message Mailroom never sent (or a forged one) suppresses nobody.
+      assert.deepEqual(await findSuppressions(db, ['stranger@customer.example']), []);
       // Hard bounce (5.1.1, unknown user): suppressed at once.
       assert.deepEqual((await findSuppressions(db, ['ALICE@CUSTOMER.EXAMPLE'])).map((s) => [s.address, s.reason, s.status]), [['alice@customer.example', 'hard', '5.1.1']]);
       // Soft bounces (mailbox full): the fifth within 13 weeks suppresses, not the fourth.
