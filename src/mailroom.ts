@@ -12,6 +12,7 @@ import { LifecycleService } from './lifecycle/lifecycle-service.ts';
 import { ConnectFlow } from './oauth/connect-flow.ts';
 import { IncomingServerService } from './inbound/incoming-server-service.ts';
 import { InboundMessageService } from './inbound/inbound-message-service.ts';
+import { BounceService } from './bounces/bounce-service.ts';
 import { WebhookService } from './inbound/webhook-service.ts';
 import { OutboxService } from './outbox/outbox-service.ts';
 import { OutboxWorker } from './outbox/outbox-worker.ts';
@@ -48,6 +49,8 @@ export interface Mailroom {
   incoming: IncomingServerService;
   inbound: InboundMessageService;
   webhooks: WebhookService;
+  /** Delivery reports about outgoing messages, and suppressed addresses. */
+  bounces: BounceService;
   audit: AuditLog;
   lifecycle: LifecycleService;
   /** The SMTP submission listener when SMTP_SUBMISSION_PORT or SMTP_SUBMISSIONS_PORT is set; `serve` starts it. */
@@ -114,6 +117,8 @@ export async function createMailroom(config: Config, logger: Logger, opts: Start
       wakeups.notify('mailroom_outbox');
     },
   });
+  const bounces = new BounceService({ db, inbound, outbox, incoming, sealer, now });
+  webhooks.bounces = bounces;
   const lifecycle = new LifecycleService({ db, tokens, outbox, audit, logger, baseUrl: config.baseUrl, now, instance, leaseMs: config.lifecycleLeaseMs });
   const apiKeys = new ApiKeyService(db, now);
   const submission = config.submission
@@ -159,6 +164,7 @@ export async function createMailroom(config: Config, logger: Logger, opts: Start
     incoming,
     inbound,
     webhooks,
+    bounces,
     audit,
     lifecycle,
     submission,

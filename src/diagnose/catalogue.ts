@@ -1090,3 +1090,62 @@ export const CATALOGUE = {
 } as const satisfies Record<string, CatalogueEntry>;
 
 export type CatalogueCode = keyof typeof CATALOGUE;
+
+// ── Delivery reports after the 250 (issue #22): one entry per bounce category ──
+// Kept apart from CATALOGUE: diagnose() never reaches them from an error; explainCategory() does,
+// from a recognised report (src/bounces/recognize-report.ts).
+
+export interface BounceCatalogueEntry {
+  title: string;
+  cause: string;
+  fix: string;
+  /** The same message may get through later without anyone changing anything. */
+  temporary: boolean;
+}
+
+export const BOUNCE_CATALOGUE = {
+  BOUNCE_UnknownUser: {
+    title: 'Recipient address does not exist',
+    cause: 'The recipient\'s server accepted the message first, then reported that this mailbox does not exist there (status 5.1.1; Exchange: 5.1.10 RecipientNotFound). The address is misspelt, the person left, or the mailbox was removed.',
+    fix: 'Check the address with the recipient (by phone or another address) and correct it in the ERP record. Sending again to the same address will bounce again.',
+    temporary: false,
+  },
+  BOUNCE_UnknownDomain: {
+    title: 'Recipient domain does not exist',
+    cause: 'The domain after the @ has no mail server (no MX or A record in DNS; status 5.1.2, 5.4.4, Exchange 5.4.310), so the message could not be handed over. Usually a typing error in the domain (gmial.com, .con) or a domain that expired.',
+    fix: 'Correct the domain part of the address in the ERP record. If the domain is right, the recipient\'s IT must repair its DNS (MX record) before mail can reach it.',
+    temporary: false,
+  },
+  BOUNCE_MailboxFull: {
+    title: 'Recipient mailbox full',
+    cause: 'The recipient\'s mailbox is over its storage quota (status 4.2.2 or 5.2.2), so their server refused to store the message.',
+    fix: 'Tell the recipient by another way (phone, another address) to free space, then send the message again. A mailbox that stays full for weeks is usually abandoned.',
+    temporary: true,
+  },
+  BOUNCE_MessageTooLarge: {
+    title: 'Message too large for the recipient',
+    cause: 'The message, attachments included (they grow by a third when encoded), is larger than the recipient\'s server accepts (status 5.3.4 or 5.2.3).',
+    fix: 'Send the attachments smaller (compress or split them, or share a download link instead), then send again.',
+    temporary: false,
+  },
+  BOUNCE_Blocked: {
+    title: 'Blocked as spam or by policy',
+    cause: 'The recipient\'s server refused the message for a policy reason (status 5.7.x): it judged it spam, the sending server or domain is on a block list, SPF, DKIM or DMARC failed, or the recipient accepts mail only from certain senders. The diagnostic below gives the remote server\'s own reason.',
+    fix: 'Read the remote diagnostic: for SPF, DKIM or DMARC, fix the sending domain\'s DNS records (Microsoft 365: Defender portal › Email authentication settings); for a block list, request delisting with the list named; otherwise ask the recipient\'s IT to allow your sending address or domain.',
+    temporary: false,
+  },
+  BOUNCE_Temporary: {
+    title: 'Delivery delayed, still being retried',
+    cause: 'A server on the way could not deliver the message yet (status 4.x.x: the recipient\'s server busy, greylisting, a connection timing out) and keeps trying, usually for one to five days.',
+    fix: 'Nothing to do yet: the sending server retries by itself. If a final failure report follows, act on that one.',
+    temporary: true,
+  },
+  BOUNCE_Other: {
+    title: 'Not delivered, reason not classified',
+    cause: 'A server reported that the message was not delivered, but its status and text did not name a known reason. The remote diagnostic below is the server\'s own words.',
+    fix: 'Read the remote diagnostic and the status code; if it is unclear, forward the report to the recipient\'s IT or postmaster.',
+    temporary: false,
+  },
+} as const satisfies Record<string, BounceCatalogueEntry>;
+
+export type BounceCatalogueCode = keyof typeof BOUNCE_CATALOGUE;

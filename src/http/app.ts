@@ -10,6 +10,7 @@ import { ApiDoc } from './openapi.ts';
 import { healthRoutes } from './routes/health-routes.ts';
 import { apiKeyRoutes } from './routes/api-key-routes.ts';
 import { healthPageRoutes } from './routes/health-page-routes.ts';
+import { bounceRoutes } from './routes/bounce-routes.ts';
 import { inboundRoutes } from './routes/inbound-routes.ts';
 import { mailServerRoutes } from './routes/mail-server-routes.ts';
 import { messageRoutes } from './routes/message-routes.ts';
@@ -62,6 +63,7 @@ export async function buildApp(mr: Mailroom, opts: { webDist?: string } = {}): P
   messageRoutes(app, mr, doc);
   apiKeyRoutes(app, mr, doc);
   inboundRoutes(app, mr, doc);
+  bounceRoutes(app, mr, doc);
   healthPageRoutes(app, mr, doc);
   oauthRoutes(app, mr);
   healthRoutes(app, mr);

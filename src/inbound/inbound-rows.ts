@@ -1,3 +1,7 @@
+import { randomUUID } from 'node:crypto';
+import { matchReport } from '../bounces/match-report.ts';
+import { recognizeReport } from '../bounces/recognize-report.ts';
+import { type NewReport, serverReportSettings } from '../storage/bounce-store.ts';
 import type { Db } from '../storage/database.ts';
 import type { NewInboundMessage } from '../storage/inbound-store.ts';
 import type { MailServerRecord } from '../storage/mail-server-store.ts';
@@ -21,6 +25,8 @@ export interface FetchedMessage {
 export async function inboundRows(db: Db, server: MailServerRecord, folder: string, uidValidity: string, got: FetchedMessage[]): Promise<NewInboundMessage[]> {
   const links = await findOutboxIdsByMessageIds(db, got.map(({ parsed: p }) => [p.inReplyTo, ...p.references].filter((x): x is string => !!x)));
   const afterFetch = server.imap!.afterFetch !== 'leave';
+  const { deliverReports } = await serverReportSettings(db, server.id);
+  const reports = await Promise.all(got.map((f) => reportOf(db, f)));
   return got.map(({ uid, id, parsed: { sha256, ...fields }, raw, remoteId }, k) => ({
     ...fields,
     id,
@@ -33,5 +39,20 @@ export async function inboundRows(db: Db, server: MailServerRecord, folder: stri
     outboxMessageId: links[k] ?? null,
     afterFetchPending: afterFetch,
     ...(remoteId !== undefined && { remoteId }),
+    ...(reports[k] && { report: reports[k], reportOnly: !deliverReports }),
   }));
+}
+
+/**
+ * Recognises a report (DSN, auto-reply, read receipt) in a fetched message held in memory and finds
+ * the outgoing message it is about. Reports are small; one streamed to storage (above the in-memory
+ * threshold) is imported as ordinary mail.
+ */
+async function reportOf(db: Db, f: FetchedMessage): Promise<Omit<NewReport, 'inboundMessageId'> | null> {
+  if (!('mime' in f.raw) || f.parsed.problem) return null;
+  const report = await recognizeReport(f.raw.mime);
+  if (!report) return null;
+  const { outboxMessageId } = await matchReport(db, f.raw.mime, report, f.parsed);
+  const own = report.messageId ?? f.parsed.messageId;
+  return { id: randomUUID(), reportKey: own ? `mid:${own}` : `sha256:${f.parsed.sha256}`, outboxMessageId, report };
 }

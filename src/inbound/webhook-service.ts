@@ -23,6 +23,7 @@ import {
 } from '../storage/webhook-store.ts';
 import { backoffMs } from '../outbox/retry-policy.ts';
 import type { InboundMessageService } from './inbound-message-service.ts';
+import type { BounceService } from '../bounces/bounce-service.ts';
 
 const url = z
   .string({ error: 'Enter the URL that receives the webhook, e.g. https://erp.example.com/mailroom/webhook' })
@@ -177,6 +178,8 @@ function postWebhook(target: string, headers: Record<string, string>, body: stri
 export class WebhookService {
   private timer: NodeJS.Timeout | undefined;
   private busy = false;
+  /** Builds message.bounced / message.delayed / message.auto_replied bodies (set once the outbox exists). */
+  bounces: BounceService | undefined;
 
   constructor(
     private readonly deps: {
@@ -265,16 +268,30 @@ export class WebhookService {
     }
   }
 
-  private async deliver(d: { id: string; webhookId: string; inboundMessageId: string; attempts: number }): Promise<void> {
+  /**
+   * The body of a delivery: message.received carries the incoming message; an event about a report
+   * carries the outgoing message it is about (null when none matched) and the report, in the same
+   * envelope `{id, event, createdAt, message, report}`.
+   */
+  private async body(d: { id: string; inboundMessageId: string; event: string | null; reportId: string | null }): Promise<{ event: string; body: string }> {
+    if (d.event && d.reportId) {
+      if (!this.bounces) throw new Error('report events need the bounce service');
+      const { message, report } = await this.bounces.eventPayload(d.reportId);
+      return { event: d.event, body: JSON.stringify({ id: d.id, event: d.event, createdAt: this.now().toISOString(), message, report }) };
+    }
+    const message = await this.deps.messages.get(d.inboundMessageId);
+    const { deliveries: _omit, ...payloadMessage } = message;
+    return { event: 'message.received', body: JSON.stringify({ id: d.id, event: 'message.received', createdAt: this.now().toISOString(), message: webhookMessage(payloadMessage) }) };
+  }
+
+  private async deliver(d: { id: string; webhookId: string; inboundMessageId: string; attempts: number; event: string | null; reportId: string | null }): Promise<void> {
     const { db, logger, config } = this.deps;
     const hook = await findWebhook(db, d.webhookId);
     if (!hook || !hook.active) {
       await recordDeliveryOutcome(db, d.id, { state: 'failed', status: null, error: 'The webhook was disabled or deleted.' }, this.now());
       return;
     }
-    const message = await this.deps.messages.get(d.inboundMessageId);
-    const { deliveries: _omit, ...payloadMessage } = message;
-    const body = JSON.stringify({ id: d.id, event: 'message.received', createdAt: this.now().toISOString(), message: webhookMessage(payloadMessage) });
+    const { event, body } = await this.body(d);
     const t = Math.floor(this.now().getTime() / 1000);
     let status: number | null = null;
     let error: string | null = null;
@@ -282,7 +299,7 @@ export class WebhookService {
       status = await postWebhook(hook.url, {
         'content-type': 'application/json',
         'user-agent': 'Mailroom-Webhook/1',
-        'x-mailroom-event': 'message.received',
+        'x-mailroom-event': event,
         'x-mailroom-delivery': d.id,
         'x-mailroom-timestamp': String(t),
         'x-mailroom-signature': signature(this.deps.sealer.open(hook.secretSealed, secretAad(hook.id)), t, body),

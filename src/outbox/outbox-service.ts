@@ -24,6 +24,8 @@ import {
 import { type Mailbox, unprocessable, validateMessage } from './message-input.ts';
 import { LIMIT_LABELS } from '../servers/send-limits.ts';
 import { chooseForSubmitted } from '../submission/submitted-message.ts';
+import { MAILROOM_ID_HEADER } from '../bounces/match-report.ts';
+import { findSuppressions, recipientOutcomes, type RecipientState, serverReportSettings, type Suppression } from '../storage/bounce-store.ts';
 
 export interface MessageView {
   id: string;
@@ -51,6 +53,29 @@ export interface MessageView {
   receivedVia: ReceivedVia | null;
   /** The API key that queued it (REST or SMTP listener); null for an admin's session or a message queued before keys were recorded. */
   apiKeyId: string | null;
+  /** After the 250: the worst outcome reported by any recipient's server (bounced, delayed, auto_replied, delivered), or null. */
+  outcome: OutboxRow['outcome'];
+  /** One message (GET /api/v1/messages/{id}), once sent: each recipient's outcome as the reports came back. */
+  recipients?: RecipientView[];
+  /** Accepted all the same: e.g. a recipient is suppressed and the server's setting is to send with a warning. */
+  warnings?: Array<{ code: 'suppressed'; address: string; message: string }>;
+}
+
+export interface RecipientView {
+  address: string;
+  state: RecipientState;
+  status: string | null;
+  diagnostic: string | null;
+  category: string | null;
+  reportedAt: string | null;
+}
+
+const bareAddress = (d: string) => (/<([^<>]*)>\s*$/.exec(d)?.[1] ?? d).trim().toLowerCase();
+
+/** Why mail to a suppressed address is refused or warned about, naming the bounce. */
+function suppressionText(s: Suppression): string {
+  const what = s.reason === 'hard' ? 'bounced' : `bounced ${s.bounces} times in 13 weeks`;
+  return `${s.address} is suppressed: it ${what} (${[s.status, s.diagnostic].filter(Boolean).join(', ') || s.category || 'no detail'}) on ${s.createdAt.slice(0, 10)}${s.outboxMessageId ? `, message ${s.outboxMessageId}` : ''}.`;
 }
 
 /**
@@ -171,6 +196,7 @@ export class OutboxService {
     }
     const server = choice.server;
     checkRecipients(server, msg.to.length + msg.cc.length + msg.bcc.length);
+    const warnings = await this.checkSuppressed(server, [...msg.to, ...msg.cc, ...msg.bcc].map((m) => m.address), 'to');
     const from = msg.from ?? { name: '', address: server.username };
     const domain = from.address.slice(from.address.lastIndexOf('@') + 1);
     const id = randomUUID();
@@ -183,12 +209,14 @@ export class OutboxService {
       replyTo: msg.replyTo ? display(msg.replyTo) : null,
       subject: msg.subject,
       mailServerId: server.id,
-      messageId: `<${randomUUID()}@${domain}>`,
+      // The local part is the outbox id (still a random UUID): a report that quotes only the
+      // Message-ID is matched even when the row's message_id was not found by value.
+      messageId: `<${id}@${domain}>`,
       sizeBytes: msg.sizeBytes,
       payload: {
         text: msg.text,
         html: msg.html,
-        headers: msg.headers,
+        headers: { ...msg.headers, [MAILROOM_ID_HEADER]: id },
         attachments: msg.attachments.map(({ filename, contentType, content }) => ({ filename, contentType, content })),
         from,
         to: msg.to,
@@ -213,7 +241,25 @@ export class OutboxService {
       await this.insertGrouped(row);
     }
     this.deps.onEnqueued?.();
-    return { message: this.viewOfNew(row, server.name, now), created: true };
+    return { message: { ...this.viewOfNew(row, server.name, now), ...(warnings.length && { warnings }) }, created: true };
+  }
+
+  /**
+   * Suppressed recipients: per the server's setting refused (422 naming the address and its bounce)
+   * or returned as warnings (the default).
+   */
+  private async checkSuppressed(server: MailServerRecord, addresses: string[], field: string): Promise<NonNullable<MessageView['warnings']>> {
+    const found = await findSuppressions(this.deps.db, addresses);
+    if (!found.length) return [];
+    const { suppressionPolicy } = await serverReportSettings(this.deps.db, server.id);
+    if (suppressionPolicy === 'refuse') {
+      throw new MailroomError('MR_UNPROCESSABLE', found.map(suppressionText).join(' '), {
+        field,
+        fix: `Correct the address, or lift the suppression once the recipient's mailbox works again (DELETE /api/v1/suppressions/{address}, or Settings > Technical > Suppressions). The mail server "${server.name}" refuses suppressed recipients; its setting can send with a warning instead.`,
+        evidence: { suppressed: found.map((f) => ({ address: f.address, reason: f.reason, status: f.status, diagnostic: f.diagnostic, category: f.category, outboxMessageId: f.outboxMessageId })) },
+      });
+    }
+    return found.map((f) => ({ code: 'suppressed' as const, address: f.address, message: `${suppressionText(f)} Sent all the same (the server's setting is to warn).` }));
   }
 
   /**
@@ -242,6 +288,7 @@ export class OutboxService {
     const server = await chooseForSubmitted(s.raw, parsed.problem, s.envelope.from, (from) => this.chooseFor(from, limits));
     // The envelope is who receives it, whatever the headers say.
     checkRecipients(server, s.envelope.to.length);
+    const warnings = await this.checkSuppressed(server, s.envelope.to, 'to');
     const addressOf = (display: string) => (/<([^<>]*)>\s*$/.exec(display)?.[1] ?? display).toLowerCase();
     const inHeaders = new Set([...parsed.to, ...parsed.cc].map(addressOf));
     const sender = s.envelope.from;
@@ -270,7 +317,7 @@ export class OutboxService {
     };
     await this.insertGrouped(row);
     this.deps.onEnqueued?.();
-    return this.viewOfNew(row, server.name, this.now());
+    return { ...this.viewOfNew(row, server.name, this.now()), ...(warnings.length && { warnings }) };
   }
 
   /**
@@ -328,6 +375,7 @@ export class OutboxService {
       updatedAt: ts,
       receivedVia: r.receivedVia ?? null,
       apiKeyId: r.apiKeyId,
+      outcome: null,
     };
   }
 
@@ -373,12 +421,29 @@ export class OutboxService {
       updatedAt: r.updatedAt,
       receivedVia: r.receivedVia,
       apiKeyId: r.apiKeyId,
+      outcome: r.outcome,
     };
+  }
+
+  /** Every recipient of a sent message with its latest reported outcome ('sent' until a report says more). */
+  async recipients(r: OutboxRow): Promise<RecipientView[]> {
+    if (r.state !== 'sent' && !r.outcome) return [];
+    const reported = new Map((await recipientOutcomes(this.deps.db, r.id)).map((o) => [o.address, o]));
+    const out: RecipientView[] = [];
+    for (const address of new Set([...r.to, ...r.cc, ...r.bcc].map(bareAddress))) {
+      const o = reported.get(address);
+      reported.delete(address);
+      out.push(o ? { address, state: o.state, status: o.status, diagnostic: o.diagnostic, category: o.category, reportedAt: o.reportedAt } : { address, state: 'sent', status: null, diagnostic: null, category: null, reportedAt: null });
+    }
+    // A report about an address the message did not name (a forward, an alias expanded downstream).
+    for (const o of reported.values()) out.push({ address: o.address, state: o.state, status: o.status, diagnostic: o.diagnostic, category: o.category, reportedAt: o.reportedAt });
+    return out;
   }
 
   /** A message the caller may see; another key's message is 404 as if it did not exist. */
   async get(id: string, access: OutboxAccess = {}): Promise<MessageView> {
-    return this.view(await this.find(id, access));
+    const r = await this.find(id, access);
+    return { ...(await this.view(r)), recipients: await this.recipients(r) };
   }
 
   private async find(id: string, access: OutboxAccess): Promise<OutboxRow> {

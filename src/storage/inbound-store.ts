@@ -1,5 +1,6 @@
 import { PostgresAdapter, type Selectable, sql } from 'kysely';
 import { notifyOnCommit } from './wakeups.ts';
+import { type NewReport, recordReports } from './bounce-store.ts';
 import type { Db } from './database.ts';
 import { containsText } from './text-search.ts';
 import type { InboundMessageTable } from './schema.ts';
@@ -91,6 +92,10 @@ export interface NewInboundMessage extends MessageFields {
   afterFetchPending: boolean;
   /** Graph: the message's immutable id. */
   remoteId?: string | null;
+  /** A recognised report or auto-reply about an outgoing message (stored, claimed once, see recordReports). */
+  report?: Omit<NewReport, 'inboundMessageId'>;
+  /** Set for a report: an event on the outgoing message, no message.received, not in the pull API. */
+  reportOnly?: boolean;
 }
 
 /** Any constant: the advisory lock that orders inbound imports on PostgreSQL. */
@@ -176,10 +181,11 @@ export async function importInboundMessages(
             text_truncated: m.textTruncated ? 1 : 0,
             html_truncated: m.htmlTruncated ? 1 : 0,
             raw_kept: 'none' in m.raw ? 0 : 1,
+            report_only: m.reportOnly ? 1 : 0,
           })),
         )
         .execute();
-      const deliveries = part.flatMap((m) =>
+      const deliveries = part.filter((m) => !m.reportOnly).flatMap((m) =>
         webhookIds.map((webhookId) => ({
           id: newDeliveryId(),
           webhook_id: webhookId,
@@ -200,6 +206,8 @@ export async function importInboundMessages(
       if (deliveries.length) await trx.insertInto('webhook_deliveries').values(deliveries).execute();
       // Every instance's webhook sender wakes when this commits (PostgreSQL), not at its next poll.
       if (deliveries.length) await notifyOnCommit(trx, 'mailroom_webhooks');
+      const reports = part.flatMap((m) => (m.report ? [{ ...m.report, inboundMessageId: m.id }] : []));
+      if (reports.length) await recordReports(trx, reports, webhookIds, newDeliveryId, now);
     }
     await putFolderState(trx, folder.serverId, folder.folder, { uidValidity: folder.uidValidity, lastUid: folder.lastUid, ...(folder.deltaLink !== undefined && { deltaLink: folder.deltaLink }) }, ts);
     return out;
@@ -287,10 +295,13 @@ export interface InboundFilter {
   serverIds?: string[];
   q?: string;
   limit: number;
+  /** Also list recognised reports kept as events on outgoing messages (report_only). */
+  includeReports?: boolean;
 }
 
 export async function listInbound(db: Db, f: InboundFilter): Promise<InboundRow[]> {
   let q = db.selectFrom('inbound_messages').select(COLUMNS);
+  if (!f.includeReports) q = q.where('report_only', '=', 0);
   if (f.after !== undefined) q = q.where('seq', '>', f.after);
   if (f.before !== undefined) q = q.where('seq', '<', f.before);
   if (f.serverId) q = q.where('mail_server_id', '=', f.serverId);

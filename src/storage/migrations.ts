@@ -391,6 +391,66 @@ const migrations = (dialect: Dialect): Record<string, Migration> => ({
       await db.schema.createIndex('outbox_messages_api_key').on('outbox_messages').columns(['api_key_id', 'created_at', 'id']).execute();
     },
   },
+  '0017_delivery_reports': {
+    async up(db: Kysely<any>) {
+      // One row per report recognised (a DSN, an auto-reply, a read receipt). report_key is the claim:
+      // the same report fetched twice (a restart mid-import, two mailboxes, several instances) inserts
+      // once, and only the insert that wins queues the webhook events.
+      await db.schema
+        .createTable('delivery_reports')
+        .addColumn('id', 'text', (c) => c.primaryKey())
+        .addColumn('report_key', 'text', (c) => c.notNull().unique())
+        .addColumn('inbound_message_id', 'text', (c) => c.notNull())
+        .addColumn('outbox_message_id', 'text')
+        .addColumn('kind', 'text', (c) => c.notNull())
+        .addColumn('format', 'text', (c) => c.notNull())
+        .addColumn('reporting_mta', 'text')
+        .addColumn('report_json', 'text', (c) => c.notNull())
+        .addColumn('reported_at', 'text', (c) => c.notNull())
+        .execute();
+      await db.schema.createIndex('delivery_reports_outbox').on('delivery_reports').columns(['outbox_message_id', 'reported_at']).execute();
+      await db.schema.createIndex('delivery_reports_reported').on('delivery_reports').columns(['reported_at', 'id']).execute();
+      // Per recipient of a report: the outcome on the outgoing message, and what soft bounces are counted from.
+      await db.schema
+        .createTable('delivery_report_recipients')
+        .addColumn('report_id', 'text', (c) => c.notNull().references('delivery_reports.id').onDelete('cascade'))
+        .addColumn('outbox_message_id', 'text')
+        .addColumn('address', 'text', (c) => c.notNull())
+        .addColumn('state', 'text', (c) => c.notNull())
+        .addColumn('action', 'text')
+        .addColumn('status', 'text')
+        .addColumn('diagnostic', 'text')
+        .addColumn('category', 'text')
+        .addColumn('reported_at', 'text', (c) => c.notNull())
+        .execute();
+      await db.schema.createIndex('delivery_report_recipients_outbox').on('delivery_report_recipients').column('outbox_message_id').execute();
+      await db.schema.createIndex('delivery_report_recipients_address').on('delivery_report_recipients').columns(['address', 'reported_at']).execute();
+      // Addresses (lower-cased) further mail to is refused or warned about, per the outgoing server's setting.
+      await db.schema
+        .createTable('suppressions')
+        .addColumn('address', 'text', (c) => c.primaryKey())
+        .addColumn('reason', 'text', (c) => c.notNull())
+        .addColumn('report_id', 'text')
+        .addColumn('outbox_message_id', 'text')
+        .addColumn('status', 'text')
+        .addColumn('diagnostic', 'text')
+        .addColumn('category', 'text')
+        .addColumn('bounces', 'integer', (c) => c.notNull())
+        .addColumn('created_at', 'text', (c) => c.notNull())
+        .execute();
+      // The worst outcome reported after the 250 (bounced, delayed, auto_replied, delivered): the Emails badge.
+      await db.schema.alterTable('outbox_messages').addColumn('outcome', 'text').execute();
+      // 1: a recognised report, an event on the outgoing message and not new mail for the ERP.
+      await db.schema.alterTable('inbound_messages').addColumn('report_only', 'integer', (c) => c.notNull().defaultTo(0)).execute();
+      // Outgoing: 'warn' (null, the default) sends to a suppressed address with a warning, 'refuse' answers 422.
+      await db.schema.alterTable('mail_servers').addColumn('suppression_policy', 'text').execute();
+      // Incoming: 1 hands reports and auto-replies to the ERP as new mail too.
+      await db.schema.alterTable('mail_servers').addColumn('deliver_reports', 'integer', (c) => c.notNull().defaultTo(0)).execute();
+      // null: message.received; else message.bounced, message.delayed or message.auto_replied about report_id.
+      await db.schema.alterTable('webhook_deliveries').addColumn('event', 'text').execute();
+      await db.schema.alterTable('webhook_deliveries').addColumn('report_id', 'text').execute();
+    },
+  },
 });
 
 /** Every migration's name, in order (what a migrated database lists in kysely_migration). */

@@ -37,6 +37,8 @@ export interface OutboxRow {
   createdAt: string;
   updatedAt: string;
   receivedVia: ReceivedVia | null;
+  /** After the 250, from the reports about it: bounced, delayed, auto_replied, delivered; null when none came. */
+  outcome: 'bounced' | 'delayed' | 'auto_replied' | 'delivered' | null;
 }
 
 /** Where a message came from when not the REST API. */
@@ -99,6 +101,7 @@ const LIST_COLUMNS = [
   'created_at',
   'updated_at',
   'received_via',
+  'outcome',
 ] as const;
 
 type ListRow = Pick<Selectable<OutboxMessageTable>, (typeof LIST_COLUMNS)[number]>;
@@ -135,6 +138,7 @@ function toRow(r: ListRow): OutboxRow {
     createdAt: r.created_at,
     updatedAt: r.updated_at,
     receivedVia: r.received_via ? (JSON.parse(r.received_via) as ReceivedVia) : null,
+    outcome: (r.outcome ?? null) as OutboxRow['outcome'],
   };
 }
 
@@ -161,6 +165,7 @@ export interface NewOutboxMessage {
 function newRow(m: NewOutboxMessage, ts: string): OutboxMessageTable {
   return {
     id: m.id,
+    outcome: null,
     state: 'queued',
     from_addr: m.from,
     to_json: JSON.stringify(m.to),

@@ -65,6 +65,10 @@ export interface MailServerTable {
   messages_per_minute: number | null;
   recipients_per_day: number | null;
   recipients_per_message: number | null;
+  /** Outgoing: 'refuse' answers 422 for a suppressed recipient; null or 'warn' sends with a warning. */
+  suppression_policy: string | null;
+  /** Incoming: 1 hands recognised reports to the ERP as new mail too. */
+  deliver_reports: number | null;
 }
 
 export interface AuditEventTable {
@@ -125,6 +129,8 @@ export interface InboundMessageTable {
   html_truncated: Generated<number>;
   /** 0 when the raw message was not kept (larger than INBOUND_MAX_MESSAGE_MB). */
   raw_kept: Generated<number>;
+  /** 1: a recognised report or auto-reply, an event on the outgoing message rather than new mail. */
+  report_only: Generated<number>;
 }
 
 export interface InboundRawTable {
@@ -155,6 +161,44 @@ export interface WebhookDeliveryTable {
   delivered_at: string | null;
   created_at: string;
   updated_at: string;
+  event: string | null;
+  report_id: string | null;
+}
+
+export interface DeliveryReportTable {
+  id: string;
+  report_key: string;
+  inbound_message_id: string;
+  outbox_message_id: string | null;
+  kind: string;
+  format: string;
+  reporting_mta: string | null;
+  report_json: string;
+  reported_at: string;
+}
+
+export interface DeliveryReportRecipientTable {
+  report_id: string;
+  outbox_message_id: string | null;
+  address: string;
+  state: string;
+  action: string | null;
+  status: string | null;
+  diagnostic: string | null;
+  category: string | null;
+  reported_at: string;
+}
+
+export interface SuppressionTable {
+  address: string;
+  reason: string;
+  report_id: string | null;
+  outbox_message_id: string | null;
+  status: string | null;
+  diagnostic: string | null;
+  category: string | null;
+  bounces: number;
+  created_at: string;
 }
 
 export interface OAuthTokenTable {
@@ -245,6 +289,8 @@ export interface OutboxMessageTable {
   raw_mime: Buffer | null;
   /** JSON: {protocol: 'smtp', clientAddress, apiKeyName}; null for the REST API. */
   received_via: string | null;
+  /** After the 250: bounced, delayed, auto_replied or delivered, from the reports about it (0017). */
+  outcome: string | null;
 }
 
 export interface AttemptLimitTable {
@@ -295,4 +341,7 @@ export interface Database {
   mail_servers: MailServerTable;
   oauth_tokens: OAuthTokenTable;
   oauth_states: OAuthStateTable;
+  delivery_reports: DeliveryReportTable;
+  delivery_report_recipients: DeliveryReportRecipientTable;
+  suppressions: SuppressionTable;
 }

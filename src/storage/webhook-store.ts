@@ -122,7 +122,12 @@ export async function findDelivery(db: Db, id: string): Promise<DeliveryRow | un
  * locked with SKIP LOCKED, and the update repeats the due condition, so of several instances woken
  * together each delivery goes to exactly one.
  */
-export async function claimDueDeliveries(db: Db, now: Date, leaseMs: number, limit: number): Promise<Array<{ id: string; webhookId: string; inboundMessageId: string; attempts: number }>> {
+export async function claimDueDeliveries(
+  db: Db,
+  now: Date,
+  leaseMs: number,
+  limit: number,
+): Promise<Array<{ id: string; webhookId: string; inboundMessageId: string; attempts: number; event: string | null; reportId: string | null }>> {
   const ts = now.toISOString();
   const postgres = isPostgres(db);
   return db.transaction().execute(async (trx) => {
@@ -143,9 +148,9 @@ export async function claimDueDeliveries(db: Db, now: Date, leaseMs: number, lim
       .where('id', 'in', due.map((d) => d.id))
       .where('state', '=', 'pending')
       .where((eb) => eb.or([eb('lease_until', 'is', null), eb('lease_until', '<', ts)]))
-      .returning(['id', 'webhook_id', 'inbound_message_id', 'attempts'])
+      .returning(['id', 'webhook_id', 'inbound_message_id', 'attempts', 'event', 'report_id'])
       .execute();
-    return rows.map((r) => ({ id: r.id, webhookId: r.webhook_id, inboundMessageId: r.inbound_message_id, attempts: Number(r.attempts) }));
+    return rows.map((r) => ({ id: r.id, webhookId: r.webhook_id, inboundMessageId: r.inbound_message_id, attempts: Number(r.attempts), event: r.event ?? null, reportId: r.report_id ?? null }));
   });
 }
 

@@ -53,6 +53,13 @@ const ROUTES: Record<string, readonly Scope[] | 'anyone' | 'session'> = {
   'GET /api/v1/inbound-messages/{id}': ['inbound:read', 'admin'],
   'GET /api/v1/inbound-messages/{id}/raw': ['inbound:read', 'admin'],
 
+  'GET /api/v1/suppressions': ['outbox:read', 'admin'],
+  'DELETE /api/v1/suppressions/{address}': ['send', 'admin'],
+  'GET /api/v1/delivery-reports': ['outbox:read', 'admin'],
+  'GET /api/v1/mail-servers/{id}/report-settings': ['admin'],
+  'PATCH /api/v1/mail-servers/{id}/report-settings': ['admin'],
+  'POST /api/v1/mail-servers/{id}/watch': ['admin'],
+
   'GET /api/v1/webhooks': ['admin'],
   'POST /api/v1/webhooks': ['admin'],
   'PATCH /api/v1/webhooks/{id}': ['admin'],

@@ -1,5 +1,6 @@
 import type { AddressInfo, Socket } from 'node:net';
 import { SMTPServer, type SMTPServerError } from 'smtp-server';
+import { dsn } from '../helpers/dsn.ts';
 
 export interface SinkMessage {
   from: string;
@@ -25,6 +26,14 @@ export interface SmtpSink {
   logins: Map<string, number>;
   waitForMessage(predicate?: (message: SinkMessage) => boolean, timeoutMs?: number): Promise<SinkMessage>;
   setBehavior(behavior: SinkBehavior): void;
+  /**
+   * Accepts mail for `address` (250), then refuses it the way a remote MTA does after the fact: an
+   * RFC 3464 DSN with `reply` and the original's headers is mailed to the envelope sender (through
+   * `deliver`, so into the sender's Dovecot mailbox). `null` stops it.
+   */
+  refuseAfterAccept(address: string, reply: string | null): void;
+  /** DSNs mailed back so far. */
+  bounced: Array<{ to: string; recipient: string; raw: string }>;
   close(): Promise<void>;
 }
 
@@ -82,6 +91,8 @@ export async function startSmtpSink(options: SmtpSinkOptions = {}): Promise<Smtp
   const messages: SinkMessage[] = [];
   const waiters = new Set<(message: SinkMessage) => void>();
   let behavior: SinkBehavior = 'accept';
+  const refuseLater = new Map<string, string>();
+  const bounced: SmtpSink['bounced'] = [];
   const sub = options.submission;
   const now = sub?.now ?? (() => new Date());
   const sessions = new Map<string, Set<string>>();
@@ -168,12 +179,31 @@ export async function startSmtpSink(options: SmtpSinkOptions = {}): Promise<Smtp
             messages.push(message);
             for (const waiter of waiters) waiter(message);
             callback(null, `queued as ${messages.length}`);
+            void mailBounces(message);
           },
           (err: unknown) => callback(smtpError(`451 4.3.0 local delivery failed: ${String(err).replace(/\s+/g, ' ')}`, '4')),
         );
       });
     },
   });
+  /** After the 250: one DSN per refused recipient, to the envelope sender, as the remote MTA's queue would. */
+  async function mailBounces(m: SinkMessage): Promise<void> {
+    const headerEnd = m.raw.indexOf('\r\n\r\n');
+    const headerBlock = m.raw.subarray(0, headerEnd < 0 ? m.raw.length : headerEnd).toString('latin1');
+    for (const rcpt of m.to) {
+      const reply = refuseLater.get(rcpt.toLowerCase());
+      if (!reply || !m.from) continue;
+      const status = /\b([245]\.\d{1,3}\.\d{1,3})\b/.exec(reply)?.[1] ?? '5.0.0';
+      const raw = dsn({ to: m.from, recipient: rcpt, status, diagnostic: reply, reportingMta: 'sink.localhost', original: { headerBlock } });
+      try {
+        await options.deliver?.(m.from, Buffer.from(raw));
+        bounced.push({ to: m.from, recipient: rcpt, raw });
+      } catch {
+        // The sender's mailbox is not local: a real MTA would retry; the test sees no DSN in `bounced`.
+      }
+    }
+  }
+
   // A dropped connection makes smtp-server report write errors on the destroyed socket.
   server.on('error', () => {});
   server.server.prependListener('connection', (socket: Socket) => {
@@ -211,6 +241,11 @@ export async function startSmtpSink(options: SmtpSinkOptions = {}): Promise<Smtp
         };
         waiters.add(waiter);
       });
+    },
+    bounced,
+    refuseAfterAccept(address, reply) {
+      if (reply === null) refuseLater.delete(address.toLowerCase());
+      else refuseLater.set(address.toLowerCase(), reply);
     },
     setBehavior(next) {
       // Parse now so that a malformed reply fails in the test that sets it, not inside an SMTP session.

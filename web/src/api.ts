@@ -237,6 +237,60 @@ export interface Message {
   receivedVia: { protocol: 'smtp'; clientAddress: string; apiKeyName: string } | null;
   /** The API key that queued it; null when an admin did, from the UI. */
   apiKeyId: string | null;
+  /** After the 250, from the reports that came back: the worst recipient's outcome, or null. */
+  outcome: MessageOutcome | null;
+  /** One message only: each recipient's outcome once sent. */
+  recipients?: MessageRecipient[];
+  /** One message only: the bounces, delay reports and auto-replies about it. */
+  reports?: DeliveryReport[];
+}
+
+export type MessageOutcome = 'bounced' | 'delayed' | 'auto_replied' | 'delivered';
+
+export interface MessageRecipient {
+  address: string;
+  state: 'sent' | MessageOutcome;
+  status: string | null;
+  diagnostic: string | null;
+  category: string | null;
+  reportedAt: string | null;
+}
+
+export interface CategoryExplanation {
+  code: string;
+  cause: string;
+  fix: string;
+}
+
+export interface DeliveryReport {
+  id: string;
+  kind: 'delivery_status' | 'auto_reply' | 'read_receipt';
+  event: string | null;
+  format: string;
+  reportingMta: string | null;
+  from: string | null;
+  subject: string | null;
+  recipients: Array<{ address: string; action: string; status: string | null; diagnostic: string | null; category: string; explanation: CategoryExplanation }>;
+  reportedAt: string;
+  /** The report exactly as it came, for the evidence. */
+  rawUrl: string | null;
+}
+
+export interface ReportSettings {
+  suppressionPolicy: 'warn' | 'refuse';
+  deliverReports: boolean;
+}
+
+export interface Suppression {
+  address: string;
+  reason: 'hard' | 'soft';
+  outboxMessageId: string | null;
+  status: string | null;
+  diagnostic: string | null;
+  category: string | null;
+  bounces: number;
+  createdAt: string;
+  explanation: CategoryExplanation | null;
 }
 
 export interface MessageFilters {
@@ -741,4 +795,10 @@ export const api = {
   /** Newest first; pass the previous page's nextCursor for the next page. */
   listAuditEvents: (cursor: string | null = null, limit = 50) =>
     request<Page<AuditEvent>>('GET', `/api/v1/audit-events?${pageQuery(cursor, limit)}`),
+  listSuppressions: (cursor: string | null = null, limit = 50) =>
+    request<Page<Suppression>>('GET', `/api/v1/suppressions?${pageQuery(cursor, limit)}`),
+  watchMailbox: (id: string) => request<IncomingServer>('POST', `${ms(id)}/watch`, {}),
+  getReportSettings: (id: string) => request<ReportSettings>('GET', `${ms(id)}/report-settings`),
+  setReportSettings: (id: string, settings: Partial<ReportSettings>) => request<ReportSettings>('PATCH', `${ms(id)}/report-settings`, settings),
+  liftSuppression: (address: string) => request<void>('DELETE', `/api/v1/suppressions/${encodeURIComponent(address)}`),
 };

@@ -2,6 +2,7 @@ import { useEffect, useState, type ReactNode } from 'react';
 import { api, ApiError, onUnauthorized, type Session } from './api.ts';
 import { ApiKeyList } from './api-key-list.tsx';
 import { AuditLogPage } from './audit-log-page.tsx';
+import { SuppressionsPage } from './suppressions-page.tsx';
 import { EmailDetail } from './email-detail.tsx';
 import { EmailList } from './email-list.tsx';
 import { ErrorAlert } from './error-alert.tsx';
@@ -165,6 +166,9 @@ export function App() {
       break;
     case 'auditLog':
       page = <AuditLogPage />;
+      break;
+    case 'suppressions':
+      page = <SuppressionsPage />;
       break;
     default:
       page = <NotFoundPage />;

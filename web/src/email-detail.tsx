@@ -1,9 +1,9 @@
 import { useEffect, useState, type ReactNode } from 'react';
-import { asApiError, api, ApiError, type Message, type MessageState } from './api.ts';
+import { asApiError, api, ApiError, type DeliveryReport, type Message, type MessageRecipient, type MessageState } from './api.ts';
 import { ErrorAlert } from './error-alert.tsx';
 import { formatDateTime } from './format-date-time.ts';
 import { formatSize } from './format-size.ts';
-import { isPending, MessageStateBadge } from './message-state-badge.tsx';
+import { isPending, MessageStateBadge, OUTCOME_LABELS, OutcomeBadge } from './message-state-badge.tsx';
 import { Notice } from './notice.tsx';
 import { receivedViaText } from './received-via-text.ts';
 import { Link } from './router.tsx';
@@ -24,6 +24,72 @@ function Fact({ label, children }: { label: string; children: ReactNode }) {
       <dt>{label}</dt>
       <dd>{children}</dd>
     </div>
+  );
+}
+
+const KIND_TEXT: Record<DeliveryReport['kind'], string> = {
+  delivery_status: 'Delivery report',
+  auto_reply: 'Automatic reply',
+  read_receipt: 'Read receipt',
+};
+
+/** Each recipient's outcome after the 250, from the reports that came back to the sending mailbox. */
+function AfterSending({ recipients, reports }: { recipients: MessageRecipient[]; reports: DeliveryReport[] }) {
+  return (
+    <section aria-labelledby="email-after">
+      <h2 id="email-after">After sending</h2>
+      <table className="list-table">
+        <thead>
+          <tr>
+            <th scope="col">Recipient</th>
+            <th scope="col">Outcome</th>
+            <th scope="col">Status</th>
+            <th scope="col">Reported</th>
+          </tr>
+        </thead>
+        <tbody>
+          {recipients.map((r) => (
+            <tr key={r.address}>
+              <td className="mono">{r.address}</td>
+              <td>{r.state === 'sent' ? <span className="muted">Sent, nothing came back</span> : <OutcomeBadge outcome={r.state} />}</td>
+              <td>{r.status ? <code className="mono">{r.status}</code> : <span className="muted">—</span>}</td>
+              <td className="nowrap">{formatDateTime(r.reportedAt)}</td>
+            </tr>
+          ))}
+        </tbody>
+      </table>
+      {reports.map((rep) => (
+        <div className="report-card" key={rep.id}>
+          <h3>
+            {KIND_TEXT[rep.kind]}
+            {rep.reportingMta && <span className="muted"> from {rep.reportingMta}</span>}
+            <span className="muted"> — {formatDateTime(rep.reportedAt)}</span>
+          </h3>
+          {rep.kind === 'auto_reply' && <p>{rep.from ?? 'The recipient'} answered automatically{rep.subject ? `: “${rep.subject}”` : '.'}</p>}
+          {rep.recipients.map((x) => (
+            <div key={x.address} className="report-explanation">
+              <p>
+                <strong>{x.address}</strong>: {x.action === 'failed' ? OUTCOME_LABELS.bounced : x.action === 'delayed' ? OUTCOME_LABELS.delayed : x.action}. {x.explanation.cause}
+              </p>
+              {x.explanation.fix && <p className="muted">{x.explanation.fix}</p>}
+              {x.diagnostic && (
+                <details className="evidence" open>
+                  <summary>Remote server's answer</summary>
+                  <pre>{[x.status, x.diagnostic].filter(Boolean).join('\n')}</pre>
+                </details>
+              )}
+            </div>
+          ))}
+          {rep.rawUrl && (
+            <p>
+              <a href={rep.rawUrl} download>
+                Download the report as it came (.eml)
+              </a>
+            </p>
+          )}
+        </div>
+      ))}
+    </section>
   );
 }
 
@@ -193,7 +259,7 @@ export function EmailDetail({ id }: { id: string }) {
           <h2 id="email-delivery">Delivery</h2>
           <dl className="facts">
             <Fact label="State">
-              <MessageStateBadge state={m.state} />
+              <MessageStateBadge state={m.state} /> <OutcomeBadge outcome={m.outcome} />
               {pending && <span className="muted refresh-note"> Refreshing every 5 seconds</span>}
             </Fact>
             <Fact label="Mail Server">
@@ -218,6 +284,8 @@ export function EmailDetail({ id }: { id: string }) {
             <Fact label="Updated">{formatDateTime(m.updatedAt)}</Fact>
           </dl>
         </section>
+
+        {m.recipients && m.recipients.length > 0 && (m.outcome || (m.reports?.length ?? 0) > 0) && <AfterSending recipients={m.recipients} reports={m.reports ?? []} />}
 
         <section aria-labelledby="email-message">
           <h2 id="email-message">Message</h2>

@@ -2,7 +2,7 @@ import { useCallback, useEffect, useMemo, useState, type FormEvent, type MouseEv
 import { api, type MailServer, type Message, type MessageFilters, type MessageState } from './api.ts';
 import { ErrorAlert } from './error-alert.tsx';
 import { formatDateTime, formatDateTimeShort } from './format-date-time.ts';
-import { isPending, MESSAGE_STATE_LABELS, MESSAGE_STATES, MessageStateBadge } from './message-state-badge.tsx';
+import { isPending, MESSAGE_STATE_LABELS, MESSAGE_STATES, MessageStateBadge, OutcomeBadge } from './message-state-badge.tsx';
 import { Notice } from './notice.tsx';
 import { Link, navigate, useLocation } from './router.tsx';
 import { emailPath, paths } from './routes.ts';
@@ -57,7 +57,7 @@ function MessageRows({ message: m, onOpen }: { message: Message; onOpen: (e: Mou
     <tbody className="message-group">
       <tr className="clickable" onClick={onOpen}>
         <td>
-          <MessageStateBadge state={m.state} />
+          <MessageStateBadge state={m.state} /> <OutcomeBadge outcome={m.outcome} />
         </td>
         <td className="message-subject">
           <Link to={emailPath(m.id)}>{m.subject || '(no subject)'}</Link>

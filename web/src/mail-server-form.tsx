@@ -12,6 +12,7 @@ import {
 import { SendingSummary } from './sending-summary.tsx';
 import { methodOf, useAuthMethods } from './auth-methods.ts';
 import { ConnectionPanel } from './connection-panel.tsx';
+import { BounceWatchPanel } from './bounce-watch-panel.tsx';
 import { ErrorAlert } from './error-alert.tsx';
 import { ErrorSummary } from './error-summary.tsx';
 import { fieldA11y } from './field-a11y.ts';
@@ -358,6 +359,7 @@ export function MailServerForm({ id }: { id?: string }) {
         />
       )}
       {isNew && <GuideIntro methods={methods} />}
+      {server && server.authType !== 'none' && <BounceWatchPanel serverId={server.id} username={server.username} />}
 
       <form id="mail-server-form" className="card mail-server-form" onSubmit={submit} noValidate>
         <FormField title id={fieldId('name')} label={LABELS.name} error={fieldErrors.name}>

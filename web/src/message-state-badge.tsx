@@ -1,4 +1,4 @@
-import type { MessageState } from './api.ts';
+import type { MessageOutcome, MessageState } from './api.ts';
 
 export const MESSAGE_STATE_LABELS: Record<MessageState, string> = {
   queued: 'Queued',
@@ -22,4 +22,17 @@ export function isPending(state: MessageState): boolean {
 
 export function MessageStateBadge({ state }: { state: MessageState }) {
   return <span className={`badge badge-message-${state}`}>{messageStateLabel(state)}</span>;
+}
+
+export const OUTCOME_LABELS: Record<MessageOutcome, string> = {
+  bounced: 'Bounced',
+  delayed: 'Delayed',
+  auto_replied: 'Auto-replied',
+  delivered: 'Delivered',
+};
+
+/** What came back after the 250: a bounce, a delay report, an automatic reply, a delivery report. */
+export function OutcomeBadge({ outcome }: { outcome: MessageOutcome | null | undefined }) {
+  if (!outcome) return null;
+  return <span className={`badge badge-outcome-${outcome}`}>{OUTCOME_LABELS[outcome] ?? outcome}</span>;
 }

@@ -21,6 +21,7 @@ export const paths = {
   gmailGuide: '/settings/technical/gmail-guide',
   health: '/settings/technical/health',
   auditLog: '/settings/technical/audit-log',
+  suppressions: '/settings/technical/suppressions',
 } as const;
 
 export type RouteName = keyof typeof paths;
@@ -52,6 +53,7 @@ const order: RouteName[] = [
   'gmailGuide',
   'health',
   'auditLog',
+  'suppressions',
 ];
 
 export function matchRoute(pathname: string): RouteMatch | null {

@@ -69,6 +69,11 @@ const technical: SettingsGroup[] = [
         path: paths.auditLog,
         description: 'Who changed or connected what, and when.',
       },
+      {
+        label: 'Suppressions',
+        path: paths.suppressions,
+        description: 'Addresses that bounced: further mail to them is refused or sent with a warning, per server.',
+      },
     ],
   },
 ];

@@ -30,8 +30,11 @@ export function messageRoutes(app: FastifyInstance, mr: Mailroom, doc: ApiDoc): 
   doc.add('get', base, 'List messages, newest first (query: state, mailServerId, q, limit, cursor); a send key lists the ones it queued');
   app.get(base, { onRequest: requireAuth('send', 'outbox:read') }, async (req) => mr.outbox.list(req.query, outboxReadAccess(req)));
 
-  doc.add('get', `${base}/:id`, 'One message: state, attempts, last error with the server\'s reply, Message-ID');
-  app.get<IdParams>(`${base}/:id`, { onRequest: requireAuth('send', 'outbox:read') }, async (req) => mr.outbox.get(req.params.id, outboxReadAccess(req)));
+  doc.add('get', `${base}/:id`, 'One message: state, attempts, last error with the server\'s reply, Message-ID; recipients[] with each one\'s outcome after the 250 and the reports about it');
+  app.get<IdParams>(`${base}/:id`, { onRequest: requireAuth('send', 'outbox:read') }, async (req) => {
+    const m = await mr.outbox.get(req.params.id, outboxReadAccess(req));
+    return { ...m, reports: await mr.bounces.forMessage(m.id) };
+  });
 
   doc.add('post', `${base}/:id/retry`, 'Queue a failed, held or cancelled message again');
   app.post<IdParams>(`${base}/:id/retry`, { onRequest: requireAuth('send') }, async (req) => {
