@@ -30,7 +30,7 @@ const TEXT_RULES: Array<[RegExp, BounceCategory]> = [
   [/too (large|big)|size (limit|exceeds)|exceeds (the )?(maximum )?(message )?size|message size/i, 'message_too_large'],
   [/host (or domain name )?not found|domain (name )?(not found|does not exist)|no mx|nxdomain|unrouteable|name service error|dns domain \S{1,255} does not exist|domain .{0,80}not exist/i, 'unknown_domain'],
   [/user unknown|unknown user|no such (user|recipient|mailbox)|(mailbox|recipient|address|account) (not found|unavailable|does not exist|disabled)|recipientnotfound|doesn't have a \S{1,100} account|does not exist|invalid (recipient|mailbox|address)|address rejected|unknown (local part|recipient)|not our customer/i, 'unknown_user'],
-  [/spam|block(ed|list)|black ?list|policy|reputation|denied|not authori[sz]ed|\bspf\b|\bdkim\b|\bdmarc\b|rejected due to|content rejected/i, 'blocked'],
+  [/spam|block(ed| ?list)|black ?list|policy|reputation|denied|not authori[sz]ed|\bspf\b|\bdkim\b|\bdmarc\b|rejected due to|content rejected/i, 'blocked'],
   [/try again later|temporar|greylist|deferred|timed? ?out|connection refused|too many (connections|messages)/i, 'temporary'],
 ];
 

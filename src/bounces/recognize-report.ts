@@ -26,13 +26,14 @@ function recognize(raw: Buffer): DeliveryReport | null {
   const parts = leafParts(root);
   const reportType = root.type === 'multipart/report' ? (root.params['report-type'] ?? '').toLowerCase() : '';
 
+  // The report part counts inside a report (or from a daemon): a person may attach one to a question.
   const mdn = parts.find((p) => p.type === 'message/disposition-notification');
-  if (reportType === 'disposition-notification' || mdn) return readReceipt(root, parts, mdn ?? null);
+  if (reportType === 'disposition-notification' || (mdn && root.type === 'multipart/report')) return readReceipt(root, parts, mdn ?? null);
 
   const dsn = parts.find((p) => p.type === 'message/delivery-status' || p.type === 'message/global-delivery-status');
   const failed = addressList(h, 'x-failed-recipients');
   const sender = textSender(h);
-  if (dsn) return fromDsn(root, parts, dsn, sender);
+  if (dsn && (reportType === 'delivery-status' || sender || failed.length > 0 || isDaemon(h))) return fromDsn(root, parts, dsn, sender);
 
   if (looksLikeBounce(h, failed, sender)) {
     const text = mainText(parts);
