@@ -162,7 +162,7 @@ function gmailText(text: string, lines: string[]): TextBounce | null {
 
 /** Exchange's NDR text when the message/delivery-status part is missing. */
 function exchangeText(text: string): TextBounce | null {
-  const to = /(?:Your message to|Delivery has failed to these recipients or groups:\s*)\s*<?([^\s<>@()]{1,64}@[^\s<>@()]{1,255}?)>?[ (]/i.exec(text);
+  const to = /(?:Your message to|Delivery has failed to these recipients or groups:)\s{0,200}<?([^\s<>@()]{1,64}@[^\s<>@()]{1,255}?)>?[ (]/i.exec(text);
   if (!to) return null;
   const remote = /Remote Server returned '([^'\n]{1,1000})'/.exec(text) ?? /(\b5\d\d[ -]5\.\d{1,3}\.\d{1,3} [^\n]{1,500})/.exec(text);
   const action: RecipientAction = /Delivery (is )?delayed|hasn't been delivered yet|will keep trying/i.test(text) ? 'delayed' : 'failed';
