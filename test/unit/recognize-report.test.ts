@@ -99,6 +99,26 @@ test('the corpus covers every kind and every category', async () => {
   assert.deepEqual([...categories].sort(), ['blocked', 'message_too_large', 'mailbox_full', 'other', 'temporary', 'unknown_domain', 'unknown_user'].sort());
 });
 
+test('Original-Recipient is kept beside the final recipient, and Gmail\'s X-Original-Message-ID is a candidate', async () => {
+  const dsn = await recognizeReport(fixture('dsn-no-original.eml'));
+  assert.equal(dsn?.recipients[0]?.originalRecipient, 'buyer@litware.example');
+  const delivered = await recognizeReport(fixture('delivered-dsn.eml'));
+  assert.deepEqual(delivered?.recipients.map((x) => x.originalRecipient), ['ap@fabrikam.example', null]);
+  // Without the attached original, the per-message field still names it.
+  const gmail = fixture('gmail-dsn.eml').toString('latin1');
+  const withoutOriginal = gmail.slice(0, gmail.indexOf('Content-Type: message/rfc822')).replace(/^(In-Reply-To|References):.*\r\n/gm, '');
+  const r = await recognizeReport(Buffer.from(withoutOriginal, 'latin1'));
+  assert.deepEqual(r?.originalMessageIds, ['<CAF7k2Yw8d9pQzL3vN5xR@mail.gmail.com>']);
+});
+
+test('Exchange\'s automatic reply is one by its own marks, with or without Auto-Submitted; a "Re:" to it is not', async () => {
+  const oof = fixture('exchange-oof.eml').toString('latin1');
+  const noAutoSubmitted = oof.replace(/^Auto-Submitted:.*\n/m, '');
+  assert.equal((await recognizeReport(Buffer.from(noAutoSubmitted)))?.format, 'exchange-oof');
+  const human = oof.replace(/^(Auto-Submitted|X-Auto-Response-Suppress|X-MS-Exchange-Inbox-Rules-Loop):.*\n/gm, '').replace('Subject: Automatic reply:', 'Subject: RE: Automatic reply:');
+  assert.equal(await recognizeReport(Buffer.from(human)), null);
+});
+
 test('categories: the enhanced status first, then the diagnostic text, then the action', () => {
   const rows: Array<[string | null, string | null, RecipientAction, BounceCategory]> = [
     ['5.1.1', null, 'failed', 'unknown_user'],
