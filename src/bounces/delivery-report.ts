@@ -26,6 +26,8 @@ export interface ReportRecipient {
   diagnostic: string | null;
   /** 'other' when nothing better is known. */
   category: BounceCategory;
+  /** Original-Recipient (RFC 3464 §2.3.1), lower-cased, when the report gives it: the address as sent, before aliases. */
+  originalRecipient?: string | null;
   /** Remote-MTA of RFC 3464 §2.3.5 when given, e.g. "dns; mx.example.com". */
   remoteMta?: string | null;
 }

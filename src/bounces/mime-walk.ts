@@ -192,12 +192,15 @@ function decodeQuotedPrintable(s: string): Buffer {
   return out.subarray(0, n);
 }
 
-/** Strips tags for reports that only come as HTML; enough to find addresses and SMTP replies. */
+/**
+ * Strips tags for reports that only come as HTML; enough to find addresses and SMTP replies.
+ * [^<>] keeps a run of '<' linear: each try stops at the next '<'.
+ */
 export function htmlToText(html: string): string {
   return html
     .slice(0, MAX_TEXT)
-    .replace(/<(br|\/p|\/div|\/tr|\/li)[^>]{0,200}>/gi, '\n')
-    .replace(/<[^>]{0,2000}>/g, '')
+    .replace(/<(br|\/p|\/div|\/tr|\/li)[^<>]{0,200}>/gi, '\n')
+    .replace(/<[^<>]{0,2000}>/g, '')
     .replace(/&nbsp;/g, ' ')
     .replace(/&lt;/g, '<')
     .replace(/&gt;/g, '>')

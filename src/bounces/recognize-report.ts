@@ -26,13 +26,14 @@ function recognize(raw: Buffer): DeliveryReport | null {
   const parts = leafParts(root);
   const reportType = root.type === 'multipart/report' ? (root.params['report-type'] ?? '').toLowerCase() : '';
 
+  // The report part counts inside a report (or from a daemon): a person may attach one to a question.
   const mdn = parts.find((p) => p.type === 'message/disposition-notification');
-  if (reportType === 'disposition-notification' || mdn) return readReceipt(root, parts, mdn ?? null);
+  if (reportType === 'disposition-notification' || (mdn && root.type === 'multipart/report')) return readReceipt(root, parts, mdn ?? null);
 
   const dsn = parts.find((p) => p.type === 'message/delivery-status' || p.type === 'message/global-delivery-status');
   const failed = addressList(h, 'x-failed-recipients');
   const sender = textSender(h);
-  if (dsn) return fromDsn(root, parts, dsn, sender);
+  if (dsn && (reportType === 'delivery-status' || sender || failed.length > 0 || isDaemon(h))) return fromDsn(root, parts, dsn, sender);
 
   if (looksLikeBounce(h, failed, sender)) {
     const text = mainText(parts);
@@ -55,19 +56,21 @@ function fromDsn(root: MimePart, parts: MimePart[], dsn: MimePart, sender: TextS
   const recipients: ReportRecipient[] = [];
   for (const g of groups) {
     if (!isRecipient(g) || recipients.length >= MAX_RECIPIENTS) continue;
-    const address = typedAddress(first(g, 'final-recipient')) ?? typedAddress(first(g, 'original-recipient'));
+    const originalRecipient = typedAddress(first(g, 'original-recipient'));
+    const address = typedAddress(first(g, 'final-recipient')) ?? originalRecipient;
     if (!address) continue;
     const action = toAction(first(g, 'action'));
     const status = enhancedStatus(first(g, 'status'));
     const diagnostic = first(g, 'diagnostic-code')?.slice(0, 1000) || null;
-    recipients.push({ address, action, status, diagnostic, category: categorize(status, diagnostic, action), remoteMta: first(g, 'remote-mta') || null });
+    recipients.push({ address, originalRecipient, action, status, diagnostic, category: categorize(status, diagnostic, action), remoteMta: first(g, 'remote-mta') || null });
   }
   const { headers: originalHeaders, messageId } = original(parts, null);
   return {
     kind: 'delivery_status',
     format: sender ?? 'rfc3464',
     reportingMta: first(perMessage, 'reporting-mta') || null,
-    originalMessageIds: messageIds(root.headers, messageId),
+    // Gmail names the original in the per-message fields too (X-Original-Message-ID).
+    originalMessageIds: messageIds(root.headers, messageId, bracketed(first(perMessage, 'x-original-message-id'))),
     originalHeaders,
     recipients,
     from: null,
@@ -235,11 +238,13 @@ function autoReply(h: Headers): DeliveryReport | null {
   const submitted = (first(h, 'auto-submitted') ?? '').trim().toLowerCase().split(/[\s;(]/, 1)[0] ?? '';
   const subject = first(h, 'subject') ?? '';
   let format: string | null = null;
-  // Exchange marks its OOF "Automatic reply:" with Auto-Submitted: auto-generated and X-MS-Exchange-Inbox-Rules-Loop.
-  const exchange = h.has('x-ms-exchange-inbox-rules-loop') || /^\s*automatic reply:/i.test(subject);
+  // Exchange marks its OOF ("Automatic reply: …") with Auto-Submitted: auto-generated, not auto-replied,
+  // and with X-MS-Exchange-Inbox-Rules-Loop and X-Auto-Response-Suppress.
+  const exchangeMark = h.has('x-ms-exchange-inbox-rules-loop') || h.has('x-auto-response-suppress');
+  const autoSubject = AUTO_SUBJECT.test(subject);
   const gmail = /@mail\.gmail\.com>/i.test(first(h, 'message-id') ?? '') || [...h.keys()].some((k) => k.startsWith('x-gm-') || k.startsWith('x-google-'));
-  if (submitted === 'auto-replied') format = exchange ? 'exchange-oof' : gmail ? 'gmail-vacation' : 'rfc3834';
-  else if (exchange && submitted && submitted !== 'no' && AUTO_SUBJECT.test(subject)) format = 'exchange-oof';
+  if (submitted === 'auto-replied') format = exchangeMark ? 'exchange-oof' : gmail ? 'gmail-vacation' : 'rfc3834';
+  else if (exchangeMark && autoSubject && submitted !== 'no') format = 'exchange-oof';
   else if (h.has('x-autoreply') || h.has('x-autorespond')) format = 'x-autoreply';
   else if (/^auto[-_]reply$/i.test((first(h, 'precedence') ?? '').trim())) format = 'precedence';
   // Auto-Submitted: auto-generated alone is a newsletter, a notification, a report of another kind: not an answer.

@@ -85,7 +85,7 @@ function qmailLike(text: string, lines: string[]): TextBounce | null {
 function exim(text: string, lines: string[], failed: string[]): TextBounce | null {
   if (!/^This message was created automatically by mail delivery software/im.test(text)) return null;
   const delayed = /has not yet been delivered|delayed|still being tried/i.test(text) && !/permanent error|could not be delivered/i.test(text);
-  const start = lines.findIndex((l) => /following address\(es\) (failed|deferred)|address\(es\) failed:|not yet been delivered to the following/i.test(l));
+  const start = lines.findIndex((l) => /following address\(es\) (failed|deferred)|address\(es\) failed:|not yet been delivered to the following|addresse?s? to which the message has not yet been delivered/i.test(l));
   const out: ReportRecipient[] = [];
   let current: { address: string; diag: string[] } | null = null;
   const push = () => {
@@ -99,7 +99,9 @@ function exim(text: string, lines: string[], failed: string[]): TextBounce | nul
     if (addr) {
       push();
       current = { address: addr[1]!, diag: [] };
-    } else if (current && line.trim()) current.diag.push(line.trim());
+    } else if (current && /^\s/.test(line) && line.trim()) current.diag.push(line.trim());
+    // Exim's closing words ("No action is required on your part.") start at the margin.
+    else if (out.length + (current ? 1 : 0) > 0 && line.trim()) break;
   }
   push();
   const recipients = out.length > 0 ? out : failed.map((a) => recipient(a, delayed ? 'delayed' : 'failed', null));
@@ -150,8 +152,12 @@ function gmailText(text: string, lines: string[]): TextBounce | null {
     if (!a) break;
     addresses.push(a[1]!);
   }
-  const details = /Technical details of (?:permanent|temporary) failure:\s*\n([^\n]{1,1000}(?:\n[^\n]{1,1000}){0,3})/.exec(text);
-  const diag = details ? details[1]! : null;
+  // The remote's own reply ("The error that the other server returned was: 550 …") beats Google's summary.
+  const at = text.search(/Technical details of (permanent|temporary) failure:/);
+  const section = at < 0 ? '' : text.slice(at, at + 2000).split(/^-----/m, 1)[0]!;
+  const reply = /^\s{0,20}([45]\d\d[ -][^\n]{1,1000})/m.exec(section);
+  const summary = /failure:[ \t]*\r?\n?([^\n]{1,1000})/.exec(section);
+  const diag = reply ? reply[1]! : summary ? summary[1]! : null;
   return {
     format: 'gmail',
     recipients: addresses.map((a) => recipient(a, action, diag)),
@@ -162,7 +168,7 @@ function gmailText(text: string, lines: string[]): TextBounce | null {
 
 /** Exchange's NDR text when the message/delivery-status part is missing. */
 function exchangeText(text: string): TextBounce | null {
-  const to = /(?:Your message to|Delivery has failed to these recipients or groups:\s*)\s*<?([^\s<>@()]{1,64}@[^\s<>@()]{1,255}?)>?[ (]/i.exec(text);
+  const to = /(?:Your message to|Delivery has failed to these recipients or groups:)\s{0,200}<?([^\s<>@()]{1,64}@[^\s<>@()]{1,255}?)>?[ (]/i.exec(text);
   if (!to) return null;
   const remote = /Remote Server returned '([^'\n]{1,1000})'/.exec(text) ?? /(\b5\d\d[ -]5\.\d{1,3}\.\d{1,3} [^\n]{1,500})/.exec(text);
   const action: RecipientAction = /Delivery (is )?delayed|hasn't been delivered yet|will keep trying/i.test(text) ? 'delayed' : 'failed';
