@@ -1,6 +1,7 @@
 import type { DeliveryReport, ReportRecipient } from '../bounces/delivery-report.ts';
 import type { Db } from './database.ts';
 import { notifyOnCommit } from './wakeups.ts';
+import { pendingDelivery } from './webhook-store.ts';
 
 /** A recipient's outcome after the 250, as `GET /api/v1/messages/{id}` shows it. */
 export type RecipientState = 'sent' | 'bounced' | 'delayed' | 'auto_replied' | 'delivered';
@@ -141,22 +142,7 @@ export async function recordReports(trx: Db, reports: NewReport[], webhookIds: s
       await trx
         .insertInto('webhook_deliveries')
         .values(
-          webhookIds.map((webhookId) => ({
-            id: newId(),
-            webhook_id: webhookId,
-            inbound_message_id: n.inboundMessageId,
-            event,
-            report_id: n.id,
-            state: 'pending',
-            attempts: 0,
-            next_attempt_at: ts,
-            lease_until: null,
-            last_status: null,
-            last_error: null,
-            delivered_at: null,
-            created_at: ts,
-            updated_at: ts,
-          })),
+          webhookIds.map((webhookId) => pendingDelivery({ id: newId(), webhookId, inboundMessageId: n.inboundMessageId, event, reportId: n.id }, ts)),
         )
         .execute();
       await notifyOnCommit(trx, 'mailroom_webhooks');

@@ -1,5 +1,6 @@
 import { PostgresAdapter, type Selectable, sql } from 'kysely';
 import { notifyOnCommit } from './wakeups.ts';
+import { pendingDelivery } from './webhook-store.ts';
 import { type NewReport, recordReports } from './bounce-store.ts';
 import type { Db } from './database.ts';
 import { containsText } from './text-search.ts';
@@ -186,20 +187,7 @@ export async function importInboundMessages(
         )
         .execute();
       const deliveries = part.filter((m) => !m.reportOnly).flatMap((m) =>
-        webhookIds.map((webhookId) => ({
-          id: newDeliveryId(),
-          webhook_id: webhookId,
-          inbound_message_id: m.id,
-          state: 'pending',
-          attempts: 0,
-          next_attempt_at: ts,
-          lease_until: null,
-          last_status: null,
-          last_error: null,
-          delivered_at: null,
-          created_at: ts,
-          updated_at: ts,
-        })),
+        webhookIds.map((webhookId) => pendingDelivery({ id: newDeliveryId(), webhookId, inboundMessageId: m.id }, ts)),
       );
       const raws = part.flatMap((m) => ('mime' in m.raw ? [{ inbound_message_id: m.id, mime: m.raw.mime }] : []));
       if (raws.length) await trx.insertInto('inbound_raw').values(raws).execute();

@@ -1,4 +1,4 @@
-import type { Selectable } from 'kysely';
+import type { Insertable, Selectable } from 'kysely';
 import { redactUrlCredentials } from '../net/outbound-policy.ts';
 import { isPostgres } from './wakeups.ts';
 import type { Db } from './database.ts';
@@ -59,6 +59,29 @@ export async function deleteWebhook(db: Db, id: string): Promise<boolean> {
 }
 
 export type DeliveryState = 'pending' | 'delivered' | 'failed';
+
+/**
+ * A delivery due now, as every event queues it: a received message (`event` null) or a report on an
+ * outgoing message (its event and report). Inserted in the transaction that stores what it announces.
+ */
+export function pendingDelivery(d: { id: string; webhookId: string; inboundMessageId: string; event?: string; reportId?: string }, ts: string): Insertable<WebhookDeliveryTable> {
+  return {
+    id: d.id,
+    webhook_id: d.webhookId,
+    inbound_message_id: d.inboundMessageId,
+    event: d.event ?? null,
+    report_id: d.reportId ?? null,
+    state: 'pending',
+    attempts: 0,
+    next_attempt_at: ts,
+    lease_until: null,
+    last_status: null,
+    last_error: null,
+    delivered_at: null,
+    created_at: ts,
+    updated_at: ts,
+  };
+}
 
 export interface DeliveryRow {
   id: string;
