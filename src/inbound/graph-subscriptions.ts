@@ -86,7 +86,8 @@ export async function keepSubscription(deps: SubscriptionDeps, server: MailServe
     const fresh = await findGraphSubscription(deps.db, key);
     if (!opts.force && fresh?.subscriptionId && fresh.updatedAt !== row?.updatedAt && fresh.state !== 'off') return fresh;
     const call = caller(deps, server, tokenOf(deps, server));
-    const expirationDateTime = new Date(now.getTime() + lifetimeMs - 60_000).toISOString();
+    // A little under the lifetime asked for: Graph refuses a date past its maximum, and clocks differ.
+    const expirationDateTime = new Date(now.getTime() + lifetimeMs - Math.min(60_000, lifetimeMs / 10)).toISOString();
     if (wanted === 'renew' && fresh?.subscriptionId) {
       try {
         const r = subscriptionAnswer('PATCH /subscriptions', await call<Record<string, unknown>>({ method: 'PATCH', path: `/subscriptions/${encodeURIComponent(fresh.subscriptionId)}`, body: { expirationDateTime } }));
