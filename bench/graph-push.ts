@@ -19,7 +19,7 @@ import { storeTokens } from '../test/helpers/connect-directly.ts';
 import { getToken } from '../test/peers/get-token.ts';
 import { type GraphServer, startGraphServer } from '../test/peers/graph-server.ts';
 import { GRAPH_RESOURCE, type Peers } from '../test/peers/index.ts';
-import { createApiKey, envNumber, header, httpClient, onCleanup, runBenchmark, sleep, startMailroom, table } from './lib.ts';
+import { createApiKey, envNumber, freePort, header, httpClient, onCleanup, runBenchmark, sleep, startMailroom, table } from './lib.ts';
 import { benchPeers, CLIENT_ID, CLIENT_SECRET, prng } from './peers.ts';
 
 const MAILBOXES = envNumber('BENCH_MAILBOXES', 100);
@@ -64,7 +64,8 @@ async function side(peers: Peers, name: string, prefix: string, env: Record<stri
   });
   await new Promise<void>((r) => erp.listen(0, '127.0.0.1', r));
   onCleanup(`${name} erp`, () => new Promise<void>((r) => erp.close(() => r())));
-  const mr = await startMailroom({ MICROSOFT_AUTHORITY_HOST: peers.authServer.authorityHost, NODE_EXTRA_CA_CERTS: peers.caFile, MICROSOFT_GRAPH_HOST: graph.url, LOG_LEVEL: 'warn', ...env });
+  const port = await freePort();
+  const mr = await startMailroom({ MICROSOFT_AUTHORITY_HOST: peers.authServer.authorityHost, NODE_EXTRA_CA_CERTS: peers.caFile, MICROSOFT_GRAPH_HOST: graph.url, LOG_LEVEL: 'warn', NOTIFICATION_BASE_URL: `http://127.0.0.1:${port}`, ...env }, { port });
   const { request: api } = httpClient(mr.baseUrl, await createApiKey(mr));
   const hook = await api('POST', '/api/v1/webhooks', { url: `http://127.0.0.1:${(erp.address() as AddressInfo).port}/erp`, description: 'ERP' });
   if (hook.status !== 201) throw new Error(`webhook: ${hook.status} ${JSON.stringify(hook.json)}`);

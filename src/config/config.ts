@@ -258,8 +258,9 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     statementMs: num('DATABASE_STATEMENT_TIMEOUT_SECONDS', 30, 1, 3600) * 1000,
     startupMs: num('DATABASE_STARTUP_TIMEOUT_SECONDS', 300, 0, 86400) * 1000,
   });
-  // Graph posts change notifications only to a public https URL; plain http is accepted for a loopback
-  // host so the test stand-in (and a developer's machine) can reach Mailroom, never for a real tenant.
+  // Graph posts change notifications only to a public https URL. Plain http is accepted only in an
+  // explicit NOTIFICATION_BASE_URL on a loopback host, for the test stand-in: Microsoft never reaches
+  // it, and a BASE_URL of http://localhost behind a proxy must not cost a refused subscription a mailbox.
   let notificationBase = baseUrl;
   const rawNotify = get('NOTIFICATION_BASE_URL');
   if (rawNotify !== undefined) {
@@ -271,7 +272,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       problems.push(`NOTIFICATION_BASE_URL must be an absolute URL such as https://hooks.example.com (got "${rawNotify}")`);
     }
   }
-  const loopbackHost = ['127.0.0.1', 'localhost', '[::1]'].includes(notificationBase.hostname);
+  const loopbackHost = rawNotify !== undefined && ['127.0.0.1', 'localhost', '[::1]'].includes(notificationBase.hostname);
   const pushOff = get('GRAPH_PUSH') === 'off'
     ? 'GRAPH_PUSH is off: Graph mailboxes are polled at their interval.'
     : notificationBase.protocol === 'https:' || loopbackHost

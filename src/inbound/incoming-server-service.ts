@@ -664,8 +664,11 @@ export class IncomingServerService {
         this.pushTimers.delete(id);
         this.background('inbound.fetch_failed', async () => {
           if (!(await this.stillMine(id))) return;
+          const s = await this.record(id);
+          // A subscription outliving its server's switch to inactive or to IMAP starts nothing.
+          if (!s.active || s.transport !== 'graph') return;
           await markNotified(this.deps.db, subscriptionId, this.now());
-          await this.runFetch(await this.record(id));
+          await this.runFetch(s);
         });
       }, delay);
       timer.unref();
@@ -676,6 +679,7 @@ export class IncomingServerService {
     this.background('inbound.subscribe_failed', async () => {
       if (!(await this.stillMine(id))) return;
       const s = await this.record(id);
+      if (!s.active || s.transport !== 'graph') return;
       this.keepPush(s, event === 'reauthorizationRequired' ? 'renew' : 'recreate');
       if (event === 'subscriptionRemoved') await this.runFetch(s);
     });
