@@ -582,7 +582,7 @@ export class IncomingServerService {
         // watched, and an earlier IDLE failure here says nothing about now.
         this.watchBackoff.delete(s.id);
       }
-      if (s.transport === 'graph') this.keepPush(s);
+      if (s.transport === 'graph' && this.pushNeedsWork(subs.get(resourceKey(s)), s.id)) this.keepPush(s);
       // Notifications working: delta still runs, at the long interval, to catch what push missed.
       const pushing = this.pushView(s, subs)?.state === 'active';
       const interval = (pushing ? Math.max(s.imap!.intervalMinutes * 60_000, this.deps.config.graphPush.pollMs) : s.imap!.intervalMinutes * 60_000);
@@ -599,6 +599,14 @@ export class IncomingServerService {
         await releaseLease(this.deps.db, `mailbox:${id}`, this.instance);
       }
     }
+  }
+
+  /** Whether the row (as read this tick) calls for a create, a retry or a renewal: the rest of the ticks cost no query. */
+  private pushNeedsWork(row: GraphSubscriptionRecord | undefined, serverId: string): boolean {
+    // Off: keepSubscription waits GRAPH_PUSH_RETRY_SECONDS between attempts.
+    if (!row || row.state === 'off' || !row.expiresAt) return true;
+    if (row.mailServerId !== serverId) return false;
+    return Date.parse(row.expiresAt) - this.now().getTime() < (this.deps.config.graphPush.subscriptionMinutes * 60_000) / 2;
   }
 
   /** Makes, renews or remakes the mailbox's Graph subscription in the background, one attempt at a time. */
