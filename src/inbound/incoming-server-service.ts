@@ -585,7 +585,7 @@ export class IncomingServerService {
       if (s.transport === 'graph' && this.pushNeedsWork(subs.get(resourceKey(s)), s.id)) this.keepPush(s);
       // Notifications working: delta still runs, at the long interval, to catch what push missed.
       const pushing = this.pushView(s, subs)?.state === 'active';
-      const interval = (pushing ? Math.max(s.imap!.intervalMinutes * 60_000, this.deps.config.graphPush.pollMs) : s.imap!.intervalMinutes * 60_000);
+      const interval = pushing ? Math.max(s.imap!.intervalMinutes * 60_000, this.deps.config.graphPush.pollMs) : s.imap!.intervalMinutes * 60_000;
       const run = this.runs.get(s.id);
       // A failed fetch (a dropped connection, a server restart) is tried again soon, backing off.
       const retryDue = run?.error && run.finishedAt && now - Date.parse(run.finishedAt) >= Math.min(interval, 10_000 * 2 ** (run.failures - 1));
@@ -694,7 +694,7 @@ export class IncomingServerService {
   }
 
   private async ensureWatcher(s: MailServerRecord): Promise<void> {
-    // Graph pushes changes only to a public HTTPS endpoint (change notifications): Graph servers are polled.
+    // Graph has no IDLE: its mailboxes get change notifications instead (keepPush).
     if (s.transport === 'graph') return;
     const signature = [s.imap!.host, s.imap!.port, s.imap!.security, s.imap!.folder, s.username, s.updatedAt].join('|');
     const existing = this.watchers.get(s.id);
