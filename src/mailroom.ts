@@ -109,7 +109,7 @@ export async function createMailroom(config: Config, logger: Logger, opts: Start
   const gates = new ConnectionGates(database.dialect === 'postgres' ? { db, instance, wakeups, leaseMs: config.outbox.leaseMs, now, logger } : undefined, db);
   const worker = new OutboxWorker({ db, dialect: database.dialect, config: config.outbox, graphHost: config.microsoftGraph.host, tokens, gates, logger, now });
   const inbound = new InboundMessageService({ db, dataDir: config.dataDir, baseUrl: config.baseUrl.href });
-  const incoming = new IncomingServerService({ db, sealer, config, tokens, logger, now, instance, gates });
+  const incoming = new IncomingServerService({ db, sealer, config, tokens, logger, now, instance, gates, wakeups });
   const webhooks = new WebhookService({ db, sealer, messages: inbound, logger, config: config.webhooks, now });
   const audit = new AuditLog(db, now);
   const outbox = new OutboxService({ db, config: config.outbox, now, onEnqueued: () => {
@@ -178,6 +178,8 @@ export async function createMailroom(config: Config, logger: Logger, opts: Start
         incoming.start();
         webhooks.start();
         wakeups.on('mailroom_webhooks', () => webhooks.kick());
+        // A Graph notification received by any instance: the mailbox's holder runs delta.
+        wakeups.on('mailroom_inbound', (payload) => incoming.onPush(payload));
       }
     },
     async close() {

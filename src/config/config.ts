@@ -45,6 +45,8 @@ export interface Config {
    * lives): another instance takes a dead one's mailboxes over within this plus 5 s.
    */
   readonly inboundLeaseMs: number;
+  /** Microsoft Graph change notifications for Graph incoming servers (issue #24). */
+  readonly graphPush: GraphPushConfig;
   /**
    * How long the claim on the lifecycle jobs (keep-alive, expiry warnings, reconnect alerts) lasts
    * without renewal (renewed every third of it): another instance takes the jobs over within this.
@@ -264,6 +266,33 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     statementMs: num('DATABASE_STATEMENT_TIMEOUT_SECONDS', 30, 1, 3600) * 1000,
     startupMs: num('DATABASE_STARTUP_TIMEOUT_SECONDS', 300, 0, 86400) * 1000,
   });
+  // Graph posts change notifications only to a public https URL. Plain http is accepted only in an
+  // explicit NOTIFICATION_BASE_URL on a loopback host, for the test stand-in: Microsoft never reaches
+  // it, and a BASE_URL of http://localhost behind a proxy must not cost a refused subscription a mailbox.
+  let notificationBase = baseUrl;
+  const rawNotify = get('NOTIFICATION_BASE_URL');
+  if (rawNotify !== undefined) {
+    try {
+      notificationBase = new URL(rawNotify.replace(/\/+$/, ''));
+      if (notificationBase.protocol !== 'http:' && notificationBase.protocol !== 'https:') problems.push(`NOTIFICATION_BASE_URL must start with https:// (got "${rawNotify}")`);
+      else if (notificationBase.search || notificationBase.hash) problems.push(`NOTIFICATION_BASE_URL must not have a query or fragment (got "${rawNotify}")`);
+    } catch {
+      problems.push(`NOTIFICATION_BASE_URL must be an absolute URL such as https://hooks.example.com (got "${rawNotify}")`);
+    }
+  }
+  const loopbackHost = rawNotify !== undefined && ['127.0.0.1', 'localhost', '[::1]'].includes(notificationBase.hostname);
+  const pushOff = get('GRAPH_PUSH') === 'off'
+    ? 'GRAPH_PUSH is off: Graph mailboxes are polled at their interval.'
+    : notificationBase.protocol === 'https:' || loopbackHost
+      ? null
+      : `${rawNotify !== undefined ? 'NOTIFICATION_BASE_URL' : 'BASE_URL'} (${notificationBase.origin}) is not https: Microsoft Graph sends change notifications only to a public https URL. Set BASE_URL, or NOTIFICATION_BASE_URL when notifications must arrive elsewhere, to the https address Microsoft can reach.`;
+  const graphPush: GraphPushConfig = Object.freeze({
+    notificationBase: pushOff ? null : notificationBase.href.replace(/\/+$/, ''),
+    offReason: pushOff,
+    pollMs: num('GRAPH_PUSH_POLL_MINUTES', 15, 1, 1440) * 60_000,
+    retryMs: num('GRAPH_PUSH_RETRY_SECONDS', 300, 1, 86400) * 1000,
+    subscriptionMinutes: num('GRAPH_SUBSCRIPTION_MINUTES', GRAPH_MESSAGE_SUBSCRIPTION_MAX_MINUTES, 1, GRAPH_MESSAGE_SUBSCRIPTION_MAX_MINUTES),
+  });
   const lifecycleLeaseMs = num('LIFECYCLE_LEASE_SECONDS', 25, 3, 3600) * 1000;
   const inboundParseThreads = Math.floor(num('INBOUND_PARSE_THREADS', Math.max(1, availableParallelism() - 1), 0, 64));
   // Twice the largest outgoing message: a message of MAX_MESSAGE_MB of attachments is about 1.37
@@ -310,7 +339,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   const outbound: OutboundPolicy = Object.freeze({ blockPrivate: rawBlockPrivate === 'true', allow: Object.freeze(allow) });
 
   if (problems.length > 0) throw new ConfigError(problems);
-  return Object.freeze({ port, host, baseUrl, dataDir, databaseUrl, databaseTimeouts, secretKey, microsoftAuthorityHost, google, microsoftGraph, plaintextHosts, logLevel, outbox, webhooks, inboundEnabled, inboundParseThreads, inboundMaxMessageBytes, imapTimeoutMs, inboundLeaseMs, lifecycleLeaseMs, http, submission, outbound });
+  return Object.freeze({ port, host, baseUrl, dataDir, databaseUrl, databaseTimeouts, secretKey, microsoftAuthorityHost, google, microsoftGraph, plaintextHosts, logLevel, outbox, webhooks, inboundEnabled, inboundParseThreads, inboundMaxMessageBytes, imapTimeoutMs, inboundLeaseMs, graphPush, lifecycleLeaseMs, http, submission, outbound });
 }
 
 function submissionConfig(get: (k: string) => string | undefined, httpPort: number, problems: string[]): SubmissionConfig | null {
@@ -402,4 +431,23 @@ export function adminPasswordFromEnv(env: Record<string, string | undefined> = p
 
 export function redirectUri(config: Pick<Config, 'baseUrl'>, provider: 'outlook' | 'gmail'): string {
   return `${config.baseUrl.href.replace(/\/+$/, '')}/oauth2/${provider}/callback`;
+}
+
+/**
+ * Microsoft Graph's longest subscription to Outlook messages: 10,080 minutes (under 7 days), per
+ * "subscription resource type › Maximum length of subscription per resource type".
+ */
+export const GRAPH_MESSAGE_SUBSCRIPTION_MAX_MINUTES = 10_080;
+
+export interface GraphPushConfig {
+  /** Where Graph posts notifications (NOTIFICATION_BASE_URL or BASE_URL), or null when push is off. */
+  readonly notificationBase: string | null;
+  /** Why push is off (not https, GRAPH_PUSH=off), in plain words with the fix. */
+  readonly offReason: string | null;
+  /** The delta safety net's interval while notifications work (GRAPH_PUSH_POLL_MINUTES, default 15). */
+  readonly pollMs: number;
+  /** A subscription that could not be made is tried again after this long (GRAPH_PUSH_RETRY_SECONDS). */
+  readonly retryMs: number;
+  /** Lifetime asked for (GRAPH_SUBSCRIPTION_MINUTES, at most Microsoft's 10,080). */
+  readonly subscriptionMinutes: number;
 }

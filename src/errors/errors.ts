@@ -13,6 +13,8 @@ export const ERRORS = {
   MR_AUTH_REQUIRED: 401,
   MR_AUTH_INVALID_CREDENTIALS: 401,
   MR_AUTH_RATE_LIMITED: 429,
+  /** The public Graph notification endpoint: too many requests from one address. */
+  MR_NOTIFICATIONS_RATE_LIMITED: 429,
   MR_AUTH_CSRF: 403,
   MR_SETUP_TOKEN_INVALID: 400,
   MR_SETUP_DONE: 409,

@@ -32,7 +32,7 @@ const GRAPH_ERROR_LIMIT = 64 * 1024;
 export const downloadTimeoutMs = (maxBytes: number) => GRAPH_DOWNLOAD_BASE_MS + Math.ceil(maxBytes / (1024 * 1024)) * GRAPH_DOWNLOAD_MS_PER_MB;
 
 export interface GraphRequest {
-  method: 'GET' | 'POST' | 'PATCH' | 'PUT';
+  method: 'GET' | 'POST' | 'PATCH' | 'PUT' | 'DELETE';
   /**
    * Relative to `${host}/v1.0` ("/users/…"), or a link Graph returned (@odata.nextLink,
    * @odata.deltaLink), which must be at the Graph host itself: a token goes nowhere else.

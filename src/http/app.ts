@@ -12,6 +12,7 @@ import { apiKeyRoutes } from './routes/api-key-routes.ts';
 import { healthPageRoutes } from './routes/health-page-routes.ts';
 import { bounceRoutes } from './routes/bounce-routes.ts';
 import { inboundRoutes } from './routes/inbound-routes.ts';
+import { graphNotificationRoutes } from './routes/graph-notification-routes.ts';
 import { mailServerRoutes } from './routes/mail-server-routes.ts';
 import { messageRoutes } from './routes/message-routes.ts';
 import { oauthRoutes } from './routes/oauth-routes.ts';
@@ -65,6 +66,7 @@ export async function buildApp(mr: Mailroom, opts: { webDist?: string } = {}): P
   inboundRoutes(app, mr, doc);
   bounceRoutes(app, mr, doc);
   healthPageRoutes(app, mr, doc);
+  graphNotificationRoutes(app, mr, doc);
   oauthRoutes(app, mr);
   healthRoutes(app, mr);
   app.get('/api/openapi.json', async () => doc.document(mr.config.baseUrl.href));

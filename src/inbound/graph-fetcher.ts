@@ -26,13 +26,13 @@ const DOWNLOADS_AT_ONCE = GRAPH_MAILBOX_CONCURRENCY;
 type Call = <T>(r: Omit<GraphRequest, 'token'>) => Promise<T>;
 
 /** The server's access token, fetched once per run (again only when Graph refuses it). */
-function tokenOf(deps: Pick<FetcherDeps, 'tokens'>, server: MailServerRecord): (forceRefresh: boolean) => Promise<string> {
+export function tokenOf(deps: Pick<FetcherDeps, 'tokens'>, server: MailServerRecord): (forceRefresh: boolean) => Promise<string> {
   let token: string | undefined;
   return async (forceRefresh) => (!forceRefresh && token) || (token = (await deps.tokens.getAccessToken(server.id, { forceRefresh })).accessToken);
 }
 
 /** Graph JSON requests with that token, each holding a slot of the mailbox's Graph gate (none while Graph's Retry-After pauses it). */
-function caller(deps: Pick<FetcherDeps, 'gates' | 'signal'> & { graphHost: string }, server: MailServerRecord, token: (forceRefresh: boolean) => Promise<string>): Call {
+export function caller(deps: Pick<FetcherDeps, 'gates' | 'signal'> & { graphHost: string }, server: MailServerRecord, token: (forceRefresh: boolean) => Promise<string>): Call {
   return <T>(r: Omit<GraphRequest, 'token'>) =>
     withGraphMailbox(deps.gates, server.username, () => withGraphToken(token, (t) => graphCall<T>(deps.graphHost, { ...r, token: t, ...(deps.signal && { signal: deps.signal }) })));
 }
@@ -62,7 +62,7 @@ export function deltaPage(host: string, body: Record<string, unknown>): DeltaPag
 }
 
 /** The folder's Graph id: INBOX is the well-known "inbox"; other names are looked up (top-level folders). */
-async function folderId(call: Call, mailbox: string, name: string, create = false): Promise<string> {
+export async function folderId(call: Call, mailbox: string, name: string, create = false): Promise<string> {
   if (name.toUpperCase() === 'INBOX') return 'inbox';
   const q = encodeURIComponent(`displayName eq '${name.replace(/'/g, "''")}'`);
   const found = await call<{ value?: unknown }>({ method: 'GET', path: `${userPath(mailbox)}/mailFolders?$filter=${q}` });

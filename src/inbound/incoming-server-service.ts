@@ -18,7 +18,9 @@ import { parseInput } from '../errors/parse-input.ts';
 import type { Db } from '../storage/database.ts';
 import { countInbound } from '../storage/inbound-store.ts';
 import { acquireLease, listLeases, releaseLease, releaseLeasesOf } from '../storage/cluster-store.ts';
-import { isPostgres } from '../storage/wakeups.ts';
+import { isPostgres, type Wakeups } from '../storage/wakeups.ts';
+import { type GraphSubscriptionRecord, listGraphSubscriptions, markNotified, markSilent, subscriptionsById } from '../storage/graph-subscription-store.ts';
+import { clientStateMatches, keepSubscription, resourceKey } from './graph-subscriptions.ts';
 import type { ConnectionGates } from '../smtp/connection-gate.ts';
 import { mailboxShare } from './mailbox-share.ts';
 import {
@@ -59,6 +61,13 @@ export interface FetchState {
 }
 
 const IDLE_FETCH_DELAY_MS = 500;
+/** Notifications for one mailbox within this quiet time are one delta run (Graph posts a burst as many requests)… */
+const PUSH_FETCH_DELAY_MS = 300;
+/** …though a steady stream still starts one at least this often. */
+const PUSH_FETCH_MAX_DELAY_MS = 2000;
+/** What a Graph change or lifecycle notification asks of the mailbox's holder. */
+export type PushEvent = 'created' | 'missed' | 'reauthorizationRequired' | 'subscriptionRemoved';
+const PUSH_EVENTS: readonly string[] = ['created', 'missed', 'reauthorizationRequired', 'subscriptionRemoved'];
 const TICK_MS = 5000;
 /** On PostgreSQL the first claims wait this long after the instance said it is there. */
 const FIRST_TICK_MS = 1000;
@@ -79,6 +88,12 @@ export class IncomingServerService {
   /** Aborted by stop(): running fetches close their connections and end their requests. */
   private readonly stopping = new AbortController();
   private readonly parser: ParsePool;
+  /** Pending notification-started delta runs: the timer and when the first notification of the burst came. */
+  private readonly pushTimers = new Map<string, { timer: NodeJS.Timeout; first: number }>();
+  /** When the last checked notification for each mailbox reached this instance (the holder). */
+  private readonly lastPush = new Map<string, number>();
+  /** Subscriptions being made or renewed by this instance. */
+  private readonly subscribing = new Set<string>();
 
   constructor(
     private readonly deps: {
@@ -92,6 +107,8 @@ export class IncomingServerService {
       instance?: string;
       /** Graph requests per mailbox, shared with the outbox. */
       gates?: ConnectionGates;
+      /** Tells the mailbox's holder (another instance on PostgreSQL) that Graph notified a change. */
+      wakeups?: Wakeups;
     },
   ) {
     this.parser = new ParsePool({ threads: deps.config.inboundParseThreads });
@@ -115,7 +132,24 @@ export class IncomingServerService {
     return this.runs.get(id) ?? { running: false, fetched: 0, total: null, startedAt: null, finishedAt: null, imported: 0, error: null, failures: 0 };
   }
 
-  private async view(s: MailServerRecord, tokens: Map<string, TokenRecord>, names: Map<string, string>, fetchedBy: string | null) {
+  /** Push: active until …, or why it is off, and the interval the delta safety net runs at. */
+  private pushView(s: MailServerRecord, subs: Map<string, GraphSubscriptionRecord>) {
+    if (s.transport !== 'graph') return null;
+    const normal = s.imap!.intervalMinutes;
+    const off = (reason: string, state: 'off' | 'silent' = 'off') => ({ state, until: null, reason, pollEveryMinutes: normal });
+    const push = this.deps.config.graphPush;
+    if (push.offReason) return off(push.offReason);
+    if (!s.active) return off('The server is not active.');
+    const row = subs.get(resourceKey(s));
+    if (!row) return off('Not subscribed yet: the instance that fetches this mailbox subscribes at its next tick (within seconds once the server is connected).');
+    if (row.mailServerId !== s.id) return off('Another incoming server has the subscription for this mailbox and folder; it imports the mail first.');
+    if (row.state === 'off' || !row.expiresAt) return off(row.reason ?? 'No subscription.');
+    if (Date.parse(row.expiresAt) <= this.now().getTime()) return off(`The subscription expired at ${row.expiresAt}; Mailroom makes a new one at its next tick.`);
+    if (row.state === 'silent') return { ...off(row.reason ?? 'Notifications stopped arriving.', 'silent'), until: row.expiresAt };
+    return { state: 'active' as const, until: row.expiresAt, reason: null, pollEveryMinutes: Math.max(normal, push.pollMs / 60_000), lastNotificationAt: row.lastNotificationAt };
+  }
+
+  private async view(s: MailServerRecord, tokens: Map<string, TokenRecord>, names: Map<string, string>, fetchedBy: string | null, subs: Map<string, GraphSubscriptionRecord> = new Map()) {
     const t = tokens.get(s.tokenSourceId ?? s.id);
     const imap = s.imap!;
     return {
@@ -151,6 +185,8 @@ export class IncomingServerService {
       importedCount: await countInbound(this.deps.db, s.id),
       /** An IMAP IDLE connection is open: new mail is fetched within seconds, not at the interval. */
       idle: this.watchers.get(s.id)?.client.usable === true,
+      /** Microsoft Graph change notifications (Graph servers only; null for IMAP). */
+      push: this.pushView(s, subs),
       fetch: this.fetchState(s.id),
       createdAt: s.createdAt,
       updatedAt: s.updatedAt,
@@ -158,11 +194,12 @@ export class IncomingServerService {
   }
 
   private async context() {
-    const [tokens, outgoing, leases] = await Promise.all([listTokens(this.deps.db), listMailServers(this.deps.db, 'outgoing'), this.mailboxLeases()]);
+    const [tokens, outgoing, leases, subs] = await Promise.all([listTokens(this.deps.db), listMailServers(this.deps.db, 'outgoing'), this.mailboxLeases(), listGraphSubscriptions(this.deps.db)]);
     return {
       tokens: new Map(tokens.map((t) => [t.mailServerId, t])),
       names: new Map(outgoing.map((s) => [s.id, s.name])),
       leases,
+      subs: new Map(subs.map((x) => [x.resourceKey, x])),
     };
   }
 
@@ -186,14 +223,14 @@ export class IncomingServerService {
 
   async list() {
     const servers = await listMailServers(this.deps.db, 'incoming');
-    const { tokens, names, leases } = await this.context();
-    return Promise.all(servers.map((s) => this.view(s, tokens, names, leases.get(s.id)?.holder ?? null)));
+    const { tokens, names, leases, subs } = await this.context();
+    return Promise.all(servers.map((s) => this.view(s, tokens, names, leases.get(s.id)?.holder ?? null, subs)));
   }
 
   async get(id: string) {
     const s = await this.record(id);
-    const { tokens, names, leases } = await this.context();
-    return this.view(s, tokens, names, leases.get(s.id)?.holder ?? null);
+    const { tokens, names, leases, subs } = await this.context();
+    return this.view(s, tokens, names, leases.get(s.id)?.holder ?? null, subs);
   }
 
   /** Connected outgoing servers for the same mailbox: their consent already covers IMAP. */
@@ -476,6 +513,8 @@ export class IncomingServerService {
     // Running fetches close their connections now: a server that stopped answering must not hold
     // the shutdown (issue #18: SIGTERM during a stalled FETCH left the process up for 6 minutes).
     this.stopping.abort(new Error('Mailroom is shutting down'));
+    for (const p of this.pushTimers.values()) clearTimeout(p.timer);
+    this.pushTimers.clear();
     for (const id of [...this.watchers.keys()]) this.dropWatcher(id, true);
     await Promise.allSettled([...this.inflight.values()]);
     await this.parser.close();
@@ -496,7 +535,8 @@ export class IncomingServerService {
     // one, or one reusing an outgoing server's connection, waits for that token to be valid.
     const fetchable = servers.filter((s) => (s.tokenSourceId || authMethodOf(s).mechanism === 'xoauth2' ? tokens.get(s.tokenSourceId ?? s.id)?.status === 'valid' : true));
     await this.sayPresent();
-    const [fetchers, leases] = await Promise.all([listLeases(this.deps.db, 'fetcher:'), this.mailboxLeases()]);
+    const [fetchers, leases, subList] = await Promise.all([listLeases(this.deps.db, 'fetcher:'), this.mailboxLeases(), listGraphSubscriptions(this.deps.db)]);
+    const subs = new Map(subList.map((x) => [x.resourceKey, x]));
     const live = fetchers.filter((l) => Date.parse(l.expiresAt) > this.now().getTime()).map((l) => l.holder);
     const held = new Map<string, number>();
     for (const s of fetchable) {
@@ -532,12 +572,15 @@ export class IncomingServerService {
         // watched, and an earlier IDLE failure here says nothing about now.
         this.watchBackoff.delete(s.id);
       }
-      const interval = s.imap!.intervalMinutes * 60_000;
+      if (s.transport === 'graph' && this.pushNeedsWork(subs.get(resourceKey(s)), s.id)) this.keepPush(s);
+      // Notifications working: delta still runs, at the long interval, to catch what push missed.
+      const pushing = this.pushView(s, subs)?.state === 'active';
+      const interval = pushing ? Math.max(s.imap!.intervalMinutes * 60_000, this.deps.config.graphPush.pollMs) : s.imap!.intervalMinutes * 60_000;
       const run = this.runs.get(s.id);
       // A failed fetch (a dropped connection, a server restart) is tried again soon, backing off.
       const retryDue = run?.error && run.finishedAt && now - Date.parse(run.finishedAt) >= Math.min(interval, 10_000 * 2 ** (run.failures - 1));
       const due = !isMine || !s.lastFetchAt || now - Date.parse(s.lastFetchAt) >= interval || retryDue;
-      if (due && !this.inflight.has(s.id)) this.background('inbound.fetch_failed', () => this.runFetch(s));
+      if (due && !this.inflight.has(s.id)) this.background('inbound.fetch_failed', () => (pushing ? this.safetyNetRun(s) : this.runFetch(s)));
       this.background('inbound.watch_failed', () => this.ensureWatcher(s));
     }
     for (const id of this.watchers.keys()) {
@@ -548,8 +591,100 @@ export class IncomingServerService {
     }
   }
 
+  /** Whether the row (as read this tick) calls for a create, a retry or a renewal: the rest of the ticks cost no query. */
+  private pushNeedsWork(row: GraphSubscriptionRecord | undefined, serverId: string): boolean {
+    // Off: keepSubscription waits GRAPH_PUSH_RETRY_SECONDS between attempts.
+    if (!row || row.state === 'off' || !row.expiresAt) return true;
+    if (row.mailServerId !== serverId) return false;
+    return Date.parse(row.expiresAt) - this.now().getTime() < (this.deps.config.graphPush.subscriptionMinutes * 60_000) / 2;
+  }
+
+  /** Makes, renews or remakes the mailbox's Graph subscription in the background, one attempt at a time. */
+  private keepPush(s: MailServerRecord, force?: 'renew' | 'recreate'): void {
+    if (!this.deps.config.graphPush.notificationBase || this.subscribing.has(s.id) || this.stopped) return;
+    this.subscribing.add(s.id);
+    const deps = { db: this.deps.db, tokens: this.deps.tokens, graphHost: this.deps.config.microsoftGraph.host, push: this.deps.config.graphPush, logger: this.deps.logger, instance: this.instance, now: () => this.now(), signal: this.stopping.signal, ...(this.deps.gates && { gates: this.deps.gates }) };
+    this.background('inbound.subscribe_failed', () => keepSubscription(deps, s, force ? { force } : {}).finally(() => this.subscribing.delete(s.id)));
+  }
+
+  /**
+   * A scheduled delta while push works: mail it imports that no notification announced (none came
+   * since it started) means notifications stopped; the mailbox goes back to its normal interval,
+   * and Mail Health says why, until a notification arrives again.
+   */
+  private async safetyNetRun(s: MailServerRecord): Promise<FetchState> {
+    const started = Date.now();
+    const r = await this.runFetch(s);
+    if (r.imported > 0 && !r.error && (this.lastPush.get(s.id) ?? 0) < started) {
+      const reason = `A scheduled delta query found ${r.imported} new message${r.imported === 1 ? '' : 's'} no change notification announced: notifications are not arriving. Mailroom polls at the normal interval until one arrives; check that NOTIFICATION_BASE_URL (or BASE_URL) is reachable from Microsoft Graph.`;
+      await markSilent(this.deps.db, resourceKey(s), reason, this.now());
+      this.deps.logger.warn({ event: 'inbound.push_silent', mailServerId: s.id, imported: r.imported }, 'change notifications are not arriving; back to the normal interval');
+    }
+    return r;
+  }
+
+  /**
+   * Change or lifecycle notifications posted to the public endpoint (any instance): only those whose
+   * subscription id is known and whose clientState matches count; each asks the mailbox's holder for
+   * a delta run (or a renewal). Nothing of the payload is used beyond those two fields and the event.
+   * Read only for unknown subscriptions: a forged flood writes nothing.
+   */
+  async notified(items: Array<{ subscriptionId?: unknown; clientState?: unknown; lifecycleEvent?: unknown }>): Promise<number> {
+    const ids = [...new Set(items.map((i) => i.subscriptionId).filter((x): x is string => typeof x === 'string' && x.length > 0 && x.length <= 200))];
+    const rows = new Map((await subscriptionsById(this.deps.db, ids)).map((r) => [r.subscriptionId!, r]));
+    const wake = new Set<string>();
+    for (const item of items) {
+      const row = typeof item.subscriptionId === 'string' ? rows.get(item.subscriptionId) : undefined;
+      if (!row || !clientStateMatches(item.clientState, row.clientStateHash)) continue;
+      const event = item.lifecycleEvent === undefined ? 'created' : String(item.lifecycleEvent);
+      if (!PUSH_EVENTS.includes(event)) continue;
+      wake.add(`${row.mailServerId}|${event}|${row.subscriptionId}`);
+    }
+    for (const w of wake) {
+      if (this.deps.wakeups && isPostgres(this.deps.db)) this.deps.wakeups.notify('mailroom_inbound', w);
+      else this.onPush(w);
+    }
+    return wake.size;
+  }
+
+  /** On every instance: the holder of the mailbox acts on a checked notification; the others ignore it. */
+  onPush(payload: string): void {
+    const [id, event, subscriptionId] = payload.split('|') as [string, PushEvent, string];
+    if (!id || !event || this.stopped) return;
+    if (event === 'created' || event === 'missed') {
+      this.lastPush.set(id, Date.now());
+      // Coalesced: a burst of notifications is one delta run (and a run going on gets one more after it).
+      const pending = this.pushTimers.get(id);
+      const first = pending?.first ?? Date.now();
+      if (pending) clearTimeout(pending.timer);
+      const delay = Math.max(0, Math.min(PUSH_FETCH_DELAY_MS, first + PUSH_FETCH_MAX_DELAY_MS - Date.now()));
+      const timer = setTimeout(() => {
+        this.pushTimers.delete(id);
+        this.background('inbound.fetch_failed', async () => {
+          if (!(await this.stillMine(id))) return;
+          const s = await this.record(id);
+          // A subscription outliving its server's switch to inactive or to IMAP starts nothing.
+          if (!s.active || s.transport !== 'graph') return;
+          await markNotified(this.deps.db, subscriptionId, this.now());
+          await this.runFetch(s);
+        });
+      }, delay);
+      timer.unref();
+      this.pushTimers.set(id, { timer, first });
+      return;
+    }
+    // reauthorizationRequired: renewing reauthorizes (Microsoft: PATCH or /reauthorize); subscriptionRemoved: a new one, and a delta run for what came meanwhile.
+    this.background('inbound.subscribe_failed', async () => {
+      if (!(await this.stillMine(id))) return;
+      const s = await this.record(id);
+      if (!s.active || s.transport !== 'graph') return;
+      this.keepPush(s, event === 'reauthorizationRequired' ? 'renew' : 'recreate');
+      if (event === 'subscriptionRemoved') await this.runFetch(s);
+    });
+  }
+
   private async ensureWatcher(s: MailServerRecord): Promise<void> {
-    // Graph pushes changes only to a public HTTPS endpoint (change notifications): Graph servers are polled.
+    // Graph has no IDLE: its mailboxes get change notifications instead (keepPush).
     if (s.transport === 'graph') return;
     const signature = [s.imap!.host, s.imap!.port, s.imap!.security, s.imap!.folder, s.username, s.updatedAt].join('|');
     const existing = this.watchers.get(s.id);

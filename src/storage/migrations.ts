@@ -451,6 +451,25 @@ const migrations = (dialect: Dialect): Record<string, Migration> => ({
       await db.schema.alterTable('webhook_deliveries').addColumn('report_id', 'text').execute();
     },
   },
+  '0018_graph_subscriptions': {
+    async up(db: Kysely<any>) {
+      // Microsoft Graph change notifications: one row per mailbox and folder (the primary key is the
+      // claim), looked up by subscription id when a notification arrives.
+      await db.schema
+        .createTable('graph_subscriptions')
+        .addColumn('resource_key', 'text', (c) => c.primaryKey())
+        .addColumn('mail_server_id', 'text', (c) => c.notNull().references('mail_servers.id').onDelete('cascade'))
+        .addColumn('subscription_id', 'text', (c) => c.unique())
+        .addColumn('client_state_hash', 'text')
+        .addColumn('expires_at', 'text')
+        .addColumn('state', 'text', (c) => c.notNull())
+        .addColumn('reason', 'text')
+        .addColumn('last_notification_at', 'text')
+        .addColumn('created_at', 'text', (c) => c.notNull())
+        .addColumn('updated_at', 'text', (c) => c.notNull())
+        .execute();
+    },
+  },
 });
 
 /** Every migration's name, in order (what a migrated database lists in kysely_migration). */

@@ -322,7 +322,25 @@ export interface LeaseTable {
   expires_at: string;
 }
 
+export interface GraphSubscriptionTable {
+  /** The mailbox and folder subscribed to (`<address>|<folder>`): one subscription each, cluster-wide. */
+  resource_key: string;
+  mail_server_id: string;
+  /** Graph's subscription id; null while none is active (push off, `reason` says why). */
+  subscription_id: string | null;
+  /** SHA-256 of the clientState sent at creation: notifications are checked against it, the secret itself is not kept. */
+  client_state_hash: string | null;
+  expires_at: string | null;
+  /** 'active' or 'off'. */
+  state: string;
+  reason: string | null;
+  last_notification_at: string | null;
+  created_at: string;
+  updated_at: string;
+}
+
 export interface Database {
+  graph_subscriptions: GraphSubscriptionTable;
   cluster_settings: ClusterSettingTable;
   leases: LeaseTable;
   attempt_limits: AttemptLimitTable;

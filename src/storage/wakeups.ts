@@ -3,8 +3,8 @@ import type { Logger } from '../logger.ts';
 import type { Db } from './database.ts';
 
 /** What an instance tells the others: new outbox mail, new webhook deliveries, a mailbox's connection slots wanted or freed. */
-export type WakeupChannel = 'mailroom_outbox' | 'mailroom_webhooks' | 'mailroom_connections';
-const CHANNELS: readonly WakeupChannel[] = ['mailroom_outbox', 'mailroom_webhooks', 'mailroom_connections'];
+export type WakeupChannel = 'mailroom_outbox' | 'mailroom_webhooks' | 'mailroom_connections' | 'mailroom_inbound';
+const CHANNELS: readonly WakeupChannel[] = ['mailroom_outbox', 'mailroom_webhooks', 'mailroom_connections', 'mailroom_inbound'];
 
 /**
  * Wake-ups across instances on PostgreSQL: LISTEN on one dedicated connection per process

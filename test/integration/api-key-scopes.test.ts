@@ -15,6 +15,9 @@ const ROUTES: Record<string, readonly Scope[] | 'anyone' | 'session'> = {
   'POST /api/v1/session': 'anyone',
   'DELETE /api/v1/session': 'anyone',
   'POST /api/v1/setup': 'anyone',
+  // Microsoft Graph posts here without credentials; only a known subscription with its clientState counts.
+  'POST /graph/notifications': 'anyone',
+  'POST /graph/lifecycle': 'anyone',
 
   'GET /api/v1/mail-servers/defaults': ['admin'],
   'GET /api/v1/mail-servers': ['admin'],

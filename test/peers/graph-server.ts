@@ -7,6 +7,13 @@
 // 429 with Retry-After, and errors as {"error":{"code","message"}}. Like Exchange Online, it serves at most
 // 4 requests at once per mailbox (MailboxConcurrency, counted over the /v1.0/users/{id}/... routes) and
 // answers one more with 429 ApplicationThrottled.
+// Change notifications as Microsoft documents them (subscription resource type; "Set up notifications for
+// changes in resource data"; "Reduce missing subscriptions and change notifications"): POST /subscriptions
+// validates notificationUrl and lifecycleNotificationUrl by posting ?validationToken=… and wants the token
+// back as text/plain with 200 within 10 s, else 400 and no subscription; expirationDateTime at most 10,080
+// minutes ahead for Outlook messages; clientState at most 128 characters; PATCH renews, DELETE removes; an
+// expired subscription is gone (404) without a word. Each new message in a subscribed folder is posted as a
+// change notification carrying the subscription's clientState; lifecycle events are posted on demand.
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import https from 'node:https';
 import type { AddressInfo } from 'node:net';
@@ -22,6 +29,25 @@ const UPLOAD_CHUNK_UNIT = 320 * 1024;
  * Microsoft Graph throttling limits, Outlook service limits). The stand-in has one app.
  */
 export const MAILBOX_CONCURRENCY = 4;
+
+/** Microsoft's maximum lifetime of a subscription to Outlook messages. */
+export const MESSAGE_SUBSCRIPTION_MAX_MINUTES = 10_080;
+/** Microsoft gives the validation handshake this long. */
+const VALIDATION_TIMEOUT_MS = 10_000;
+/** Microsoft expects a notification to be answered within 3 s (slower endpoints are throttled, then dropped). */
+const NOTIFICATION_TIMEOUT_MS = 3_000;
+
+export interface GraphSubscription {
+  id: string;
+  mailbox: string;
+  folder: string;
+  resource: string;
+  changeType: string;
+  notificationUrl: string;
+  lifecycleNotificationUrl: string | null;
+  clientState: string | null;
+  expirationDateTime: string;
+}
 
 export interface GraphSentMessage {
   mailbox: string;
@@ -109,6 +135,18 @@ export interface GraphServer {
   readonly hostileBytes: number;
   message(mailbox: string, immutableId: string): { folder: string; isRead: boolean } | undefined;
   grantSendAs(mailbox: string, address: string): void;
+  /** Live subscriptions (expired ones are dropped, as Microsoft deletes them). */
+  subscriptions(): GraphSubscription[];
+  /** Every notification posted: which subscription, what (a change or a lifecycle event), the answer's status (0: no answer). */
+  posted: Array<{ subscriptionId: string; kind: string; status: number; at: number }>;
+  /** Posts `count` change notifications for the subscription at once (as separate requests), as for new mail. */
+  notify(subscriptionId: string, count?: number): Promise<void>;
+  /** Posts a lifecycle event; subscriptionRemoved also deletes the subscription, as Microsoft does. */
+  lifecycle(subscriptionId: string, event: 'reauthorizationRequired' | 'subscriptionRemoved' | 'missed'): Promise<void>;
+  /** Drops the subscription silently, as when it expires. */
+  expire(subscriptionId: string): void;
+  /** Whether new mail posts change notifications (default true): off, delivery is as if Graph dropped them. */
+  notifications: boolean;
   close(): Promise<void>;
 }
 
@@ -167,6 +205,64 @@ export async function startGraphServer(opts: GraphServerOptions): Promise<GraphS
   const rounds = new Map<string, { ids: string[]; upTo: number; offset: number }>();
   let hostileDelta: Parameters<GraphServer['nextDelta']>[0] | undefined;
   let hostileBytes = 0;
+  const subs = new Map<string, GraphSubscription & { tenantId: string }>();
+  const posted: GraphServer['posted'] = [];
+  const live = () => {
+    for (const [id, x] of subs) if (Date.parse(x.expirationDateTime) <= Date.now()) subs.delete(id);
+    return [...subs.values()];
+  };
+  const isLoopbackUrl = (u: URL) => ['127.0.0.1', 'localhost', '[::1]'].includes(u.hostname);
+  /** Graph's notification requests: JSON, no Authorization; the answer's status recorded. */
+  async function post(target: string, body: unknown, subscriptionId: string, kind: string): Promise<void> {
+    let status = 0;
+    try {
+      const r = await fetch(target, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body), signal: AbortSignal.timeout(NOTIFICATION_TIMEOUT_MS) });
+      status = r.status;
+      await r.arrayBuffer().catch(() => undefined);
+    } catch {
+      status = 0;
+    }
+    posted.push({ subscriptionId, kind, status, at: Date.now() });
+  }
+  const changeNotification = (x: GraphSubscription & { tenantId: string }, messageId: string) => ({
+    value: [
+      {
+        subscriptionId: x.id,
+        subscriptionExpirationDateTime: x.expirationDateTime,
+        changeType: 'created',
+        resource: `Users/${guid(x.mailbox)}/Messages/${messageId}`,
+        resourceData: { '@odata.type': '#Microsoft.Graph.Message', '@odata.id': `Users/${guid(x.mailbox)}/Messages/${messageId}`, '@odata.etag': `W/"${randomBytes(8).toString('hex')}"`, id: messageId },
+        clientState: x.clientState,
+        tenantId: x.tenantId,
+      },
+    ],
+  });
+  /** The validation handshake: the token (a sentence, as Microsoft's are) must come back as text/plain within 10 s. */
+  async function validates(target: string): Promise<boolean> {
+    const token = `Validation: Testing client application reachability for subscription Request-Id: ${randomUUID()}`;
+    try {
+      const r = await fetch(`${target}${target.includes('?') ? '&' : '?'}validationToken=${encodeURIComponent(token)}`, { method: 'POST', headers: { 'content-type': 'text/plain; charset=utf-8' }, signal: AbortSignal.timeout(VALIDATION_TIMEOUT_MS) });
+      const text = await r.text();
+      return r.status === 200 && /^text\/plain/.test(r.headers.get('content-type') ?? '') && text === token;
+    } catch {
+      return false;
+    }
+  }
+  function checkExpiration(value: unknown): string {
+    const at = typeof value === 'string' ? Date.parse(value) : NaN;
+    if (!Number.isFinite(at)) throw new GraphError(400, 'InvalidRequest', 'expirationDateTime is required.');
+    if (at <= Date.now()) throw new GraphError(400, 'InvalidRequest', 'Subscription expiration must be in the future.');
+    if (at > Date.now() + MESSAGE_SUBSCRIPTION_MAX_MINUTES * 60_000) throw new GraphError(400, 'InvalidRequest', `Subscription expiration can only be ${MESSAGE_SUBSCRIPTION_MAX_MINUTES} minutes in the future.`);
+    return new Date(at).toISOString();
+  }
+  const subView = (x: GraphSubscription) => ({ id: x.id, resource: x.resource, applicationId: randomUUID(), changeType: x.changeType, clientState: x.clientState, notificationUrl: x.notificationUrl, lifecycleNotificationUrl: x.lifecycleNotificationUrl, expirationDateTime: x.expirationDateTime, creatorId: guid(x.mailbox), latestSupportedTlsVersion: 'v1_2', includeResourceData: false });
+  async function ownSubscription(req: IncomingMessage, id: string) {
+    const caller = await authorize(req, 'Mail.ReadWrite');
+    live();
+    const x = subs.get(decodeURIComponent(id));
+    if (!x || x.mailbox !== caller) throw new GraphError(404, 'ResourceNotFound', `The object was not found.`);
+    return x;
+  }
   /** Writes 64 KB chunks as fast as the client reads them until it hangs up. */
   const endless = (res: ServerResponse, first: string) => {
     const chunk = Buffer.alloc(64 * 1024, 0x20);
@@ -299,6 +395,47 @@ export async function startGraphServer(opts: GraphServerOptions): Promise<GraphS
     }
 
     let m: RegExpExecArray | null;
+    if (path === '/v1.0/subscriptions' && method === 'POST') {
+      const caller = await authorize(req, 'Mail.ReadWrite');
+      const b = JSON.parse((await readBody(req, 64 * 1024)).toString('utf8')) as Record<string, unknown>;
+      const r = /^\/?(?:users\/([^/]+)|me)\/mailFolders(?:\('([^']+)'\)|\/([^/]+))\/messages$/i.exec(String(b.resource ?? ''));
+      if (!r) throw new GraphError(400, 'InvalidRequest', 'This stand-in subscribes to a mail folder\'s messages only (users/{id}/mailFolders/{id}/messages).');
+      const box = mailboxFor(r[1] ?? 'me', caller, { mail: true });
+      const folder = folderOf(box, r[2] ?? r[3]!);
+      if (typeof b.changeType !== 'string' || !b.changeType.split(',').every((c) => ['created', 'updated', 'deleted'].includes(c))) throw new GraphError(400, 'InvalidRequest', 'changeType must be created, updated or deleted.');
+      if (b.clientState !== undefined && (typeof b.clientState !== 'string' || b.clientState.length > 128)) throw new GraphError(400, 'InvalidRequest', 'clientState must be at most 128 characters.');
+      const expirationDateTime = checkExpiration(b.expirationDateTime);
+      const urls = [b.notificationUrl, ...(b.lifecycleNotificationUrl === undefined ? [] : [b.lifecycleNotificationUrl])];
+      for (const x of urls) {
+        let u: URL;
+        try {
+          u = new URL(String(x));
+        } catch {
+          throw new GraphError(400, 'InvalidRequest', 'notificationUrl is not a URL.');
+        }
+        // Microsoft posts to https only; plain http is let through for loopback, where the tests run Mailroom.
+        if (u.protocol !== 'https:' && !(u.protocol === 'http:' && isLoopbackUrl(u))) throw new GraphError(400, 'InvalidRequest', 'The notification URL must use https.');
+      }
+      for (const x of urls) {
+        if (!(await validates(String(x)))) throw new GraphError(400, 'ValidationError', 'Subscription validation request failed. Notification endpoint must respond with 200 OK to validation request.');
+      }
+      const sub = { id: randomUUID(), mailbox: box.address, folder: folder.key, resource: String(b.resource), changeType: b.changeType, notificationUrl: String(b.notificationUrl), lifecycleNotificationUrl: b.lifecycleNotificationUrl === undefined ? null : String(b.lifecycleNotificationUrl), clientState: (b.clientState as string | undefined) ?? null, expirationDateTime, tenantId: guid('tenant') };
+      subs.set(sub.id, sub);
+      return json(res, 201, subView(sub));
+    }
+    if ((m = /^\/v1\.0\/subscriptions\/([^/]+)$/.exec(path))) {
+      const x = await ownSubscription(req, m[1]!);
+      if (method === 'GET') return json(res, 200, subView(x));
+      if (method === 'DELETE') {
+        subs.delete(x.id);
+        return json(res, 204);
+      }
+      if (method === 'PATCH') {
+        const b = JSON.parse((await readBody(req, 64 * 1024)).toString('utf8')) as Record<string, unknown>;
+        x.expirationDateTime = checkExpiration(b.expirationDateTime);
+        return json(res, 200, subView(x));
+      }
+    }
     if ((m = /^\/v1\.0\/users\/([^/]+)$/.exec(path)) && method === 'GET') {
       const caller = await authorize(req, 'User.Read');
       const box = mailboxFor(m[1]!, caller);
@@ -462,10 +599,28 @@ export async function startGraphServer(opts: GraphServerOptions): Promise<GraphS
       .finally(() => requests.push({ method: req.method ?? 'GET', path, query: u.search, status: res.statusCode, at, token }));
   });
 
-  return {
+  const api: GraphServer = {
     url,
     sent,
     requests,
+    posted,
+    notifications: true,
+    subscriptions: () => live().map(({ tenantId: _t, ...x }) => ({ ...x })),
+    async notify(subscriptionId, count = 1) {
+      const x = subs.get(subscriptionId);
+      if (!x) throw new Error(`no subscription ${subscriptionId}`);
+      await Promise.all(Array.from({ length: count }, () => post(x.notificationUrl, changeNotification(x, `AAkALg${randomBytes(18).toString('base64url')}`), x.id, 'created')));
+    },
+    async lifecycle(subscriptionId, event) {
+      const x = subs.get(subscriptionId);
+      if (!x) throw new Error(`no subscription ${subscriptionId}`);
+      if (event === 'subscriptionRemoved') subs.delete(subscriptionId);
+      if (!x.lifecycleNotificationUrl) return;
+      await post(x.lifecycleNotificationUrl, { value: [{ subscriptionId: x.id, subscriptionExpirationDateTime: x.expirationDateTime, tenantId: x.tenantId, clientState: x.clientState, lifecycleEvent: event }] }, x.id, event);
+    },
+    expire(subscriptionId) {
+      subs.delete(subscriptionId);
+    },
     peakConcurrent,
     get concurrencyRefusals() {
       return concurrencyRefusals;
@@ -483,6 +638,9 @@ export async function startGraphServer(opts: GraphServerOptions): Promise<GraphS
       const raw = Buffer.isBuffer(mime) ? mime : Buffer.from(mime);
       const id = `AAkALg${randomBytes(18).toString('base64url')}`;
       box.messages.set(id, { immutableId: id, folder: o.folder ?? 'inbox', mime: raw, ...(o.endless && { endless: true }), isRead: o.isRead ?? false, subject: headerOf(raw, 'Subject') ?? '', changed: ++changeCounter, removed: false });
+      if (api.notifications) {
+        for (const x of live()) if (x.mailbox === box.address && x.folder === (o.folder ?? 'inbox') && x.changeType.includes('created')) void post(x.notificationUrl, changeNotification(x, id), x.id, 'created');
+      }
       return id;
     },
     message(mailbox, immutableId) {
@@ -505,4 +663,5 @@ export async function startGraphServer(opts: GraphServerOptions): Promise<GraphS
       });
     },
   };
+  return api;
 }

@@ -378,6 +378,8 @@ export interface IncomingServer {
   lastFetchAt: string | null;
   importedCount: number;
   fetch: FetchStatus;
+  /** Microsoft Graph change notifications; null for IMAP servers. */
+  push: PushStatus | null;
   createdAt: string;
   updatedAt: string;
 }
@@ -528,6 +530,16 @@ export interface CreatedWebhook extends Webhook {
 export type ServerDirection = 'outgoing' | 'incoming';
 
 /** One row of GET /api/v1/health/servers: every outgoing and incoming server. */
+/** A Graph incoming server's change notifications: active until the subscription's expiry, or why not. */
+export interface PushStatus {
+  /** silent: subscribed, but a poll found mail no notification announced. */
+  state: 'active' | 'silent' | 'off';
+  until: string | null;
+  reason: string | null;
+  /** The interval delta runs at now: the long one while push works, the server's own otherwise. */
+  pollEveryMinutes: number;
+}
+
 export interface ServerHealth {
   id: string;
   direction: ServerDirection;
@@ -541,6 +553,8 @@ export interface ServerHealth {
   lastError: (Problem & { code: string; at?: string }) | null;
   /** Outgoing servers: sending against the mailbox's limits. */
   sending: SendStatus | null;
+  /** Incoming Graph servers: change notifications. */
+  push?: PushStatus | null;
 }
 
 export interface AuditEvent {

@@ -4,6 +4,7 @@ import { Link } from './router.tsx';
 import { paths, serverFormPath } from './routes.ts';
 import { secretExpiryText, secretNeedsAttention } from './secret-expiry-text.ts';
 import { checklistSummary } from './server-checklist.tsx';
+import { pushStatusText } from './push-status-text.ts';
 import { SendingSummary } from './sending-summary.tsx';
 import { TokenStatusBadge } from './token-status-badge.tsx';
 import { useItems } from './use-items.ts';
@@ -55,7 +56,7 @@ export function HealthPage() {
                 <th scope="col">Token</th>
                 <th scope="col">Client secret</th>
                 <th scope="col">Checklist</th>
-                <th scope="col">Sending</th>
+                <th scope="col">Sending / Push</th>
                 <th scope="col">Last error</th>
               </tr>
             </thead>
@@ -85,7 +86,7 @@ export function HealthPage() {
                       </span>
                     </td>
                     <td>
-                      {s.sending ? <SendingSummary sending={s.sending} /> : <span className="muted">—</span>}
+                      {s.sending ? <SendingSummary sending={s.sending} /> : s.push ? <span className={s.push.state === 'active' ? undefined : 'health-error'}>{pushStatusText(s.push)}</span> : <span className="muted">—</span>}
                     </td>
                     <td className="health-error">{s.lastError?.message ?? <span className="muted">—</span>}</td>
                   </tr>

@@ -9,6 +9,7 @@ import { formatDateTime } from './format-date-time.ts';
 import { Notice } from './notice.tsx';
 import { Link } from './router.tsx';
 import { guidePath, mailServerPath, paths } from './routes.ts';
+import { pushStatusText } from './push-status-text.ts';
 import { Spinner } from './spinner.tsx';
 
 /** How often a running fetch is read again. */
@@ -205,6 +206,12 @@ export function IncomingConnectionPanel({ server, method, oauth, dirty, onServer
         }
         factsAfter={
           <>
+            {server.push && (
+              <div>
+                <dt>Push</dt>
+                <dd className={server.push.state === 'active' ? undefined : 'muted'}>{pushStatusText(server.push)}</dd>
+              </div>
+            )}
             <div>
               <dt>Last fetch</dt>
               <dd>{formatDateTime(server.lastFetchAt)}</dd>

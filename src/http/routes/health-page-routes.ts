@@ -21,7 +21,7 @@ export function healthPageRoutes(app: FastifyInstance, mr: Mailroom, doc: ApiDoc
       instance: mr.instance,
       items: [
         ...outgoing.map((s) => ({ id: s.id, direction: 'outgoing' as const, name: s.name, username: s.username, tokenStatus: s.tokenStatus, tokenStatusReason: s.tokenStatusReason, clientSecretExpiry: s.clientSecretExpiry, checklist: s.checklist, lastError: s.lastError, sending: s.sending, connections: connections(s) })),
-        ...incoming.map((s) => ({ id: s.id, direction: 'incoming' as const, name: s.name, username: s.username, tokenStatus: s.tokenStatus, tokenStatusReason: s.tokenStatusReason, clientSecretExpiry: null, checklist: s.checklist, lastError: s.lastError, sending: null, fetchedBy: s.fetchedBy })),
+        ...incoming.map((s) => ({ id: s.id, direction: 'incoming' as const, name: s.name, username: s.username, tokenStatus: s.tokenStatus, tokenStatusReason: s.tokenStatusReason, clientSecretExpiry: null, checklist: s.checklist, lastError: s.lastError, sending: null, fetchedBy: s.fetchedBy, push: s.push })),
       ],
     };
   });
