@@ -160,7 +160,7 @@ export async function fetchNewGraph(
       }
       const next = (page.next ?? page.delta)!;
       for (const g of got) if (g.parsed.problem) deps.logger.warn({ event: 'inbound.unreadable', mailServerId: server.id, remoteId: g.remoteId, code: g.parsed.problem.code, problem: g.parsed.problem.message }, 'message imported without being read whole');
-      const rows = await inboundRows(db, server, imap.folder, GRAPH_STATE, got);
+      const rows = await inboundRows(db, server, imap.folder, GRAPH_STATE, got, deps);
       lastUid += got.length;
       const outcomes = await importInboundMessages(db, { serverId: server.id, folder: imap.folder, uidValidity: GRAPH_STATE, lastUid, deltaLink: next }, rows, webhookIds, randomUUID, now()).catch((e: unknown) => {
         throw new MailroomError('MR_INTERNAL', `Fetched mail could not be stored: ${(e as Error).message}`, {

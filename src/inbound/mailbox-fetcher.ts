@@ -274,7 +274,7 @@ export async function fetchNew(
      * the FETCH under way has ended (a command cannot run in the middle of another).
      */
     const commit = async (got: Parsed[], upTo: number, skippedHere: number): Promise<void> => {
-      const rows = await inboundRows(db, server, imap.folder, uidValidity, got);
+      const rows = await inboundRows(db, server, imap.folder, uidValidity, got, deps);
       const outcomes = await importInboundMessages(db, { serverId: server.id, folder: imap.folder, uidValidity, lastUid: upTo }, rows, webhookIds, randomUUID, now()).catch((e: unknown) => {
         throw new MailroomError('MR_INTERNAL', `Fetched mail could not be stored: ${(e as Error).message}`, {
           fix: 'Check the database (free disk space, DATABASE_URL). The messages stay in the mailbox; the next fetch takes them again.',

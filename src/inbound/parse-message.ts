@@ -1,12 +1,13 @@
 import { createHash, randomUUID } from 'node:crypto';
 import { once } from 'node:events';
 import { createWriteStream, renameSync, rmSync } from 'node:fs';
+import { open } from 'node:fs/promises';
 import { join, relative } from 'node:path';
 import { PassThrough, type Readable } from 'node:stream';
 import { finished } from 'node:stream/promises';
 import { privateDir } from '../storage/private-files.ts';
 import type { Db } from '../storage/database.ts';
-import { deleteRawChunks, insertRawChunk } from '../storage/inbound-store.ts';
+import { deleteRawChunks, findRawChunk, insertRawChunk } from '../storage/inbound-store.ts';
 import type { AttachmentMeta, MessageFields, MessageProblem, NewInboundMessage } from '../storage/inbound-store.ts';
 import type { AddressObject, AttachmentStream, HeaderValue, MailParser, MessageText } from 'mailparser';
 import { safeFilename } from './safe-filename.ts';
@@ -491,6 +492,36 @@ export async function storeRaw(source: Readable, target: RawTarget, serverId: st
     await sink.abort();
     throw e;
   }
+}
+
+/**
+ * The first `maxBytes` of a raw message wherever storeRaw put it (bytes, a file under the data
+ * directory, rows in the database), read without holding more; null when it was not kept.
+ */
+export async function rawHead(target: RawTarget, raw: NewInboundMessage['raw'], id: string, maxBytes: number): Promise<Buffer | null> {
+  if ('mime' in raw) return raw.mime.subarray(0, maxBytes);
+  if ('path' in raw) {
+    const file = await open(join(target.dataDir, raw.path), 'r');
+    try {
+      const buf = Buffer.allocUnsafe(maxBytes);
+      const { bytesRead } = await file.read(buf, 0, maxBytes, 0);
+      return buf.subarray(0, bytesRead);
+    } finally {
+      await file.close();
+    }
+  }
+  if ('chunked' in raw) {
+    const parts: Buffer[] = [];
+    let bytes = 0;
+    for (let seq = 0; bytes < maxBytes; seq++) {
+      const c = await findRawChunk(target.db, id, seq);
+      if (!c) break;
+      parts.push(c);
+      bytes += c.length;
+    }
+    return Buffer.concat(parts).subarray(0, maxBytes);
+  }
+  return null;
 }
 
 /** Removes what storeRaw wrote, when the import that was to reference it failed. */

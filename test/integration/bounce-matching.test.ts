@@ -3,9 +3,10 @@ import { randomUUID } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { Readable } from 'node:stream';
 import { after, test } from 'node:test';
 import { type FetchedMessage, inboundRows } from '../../src/inbound/inbound-rows.ts';
-import { parseMessage } from '../../src/inbound/parse-message.ts';
+import { parseMessage, storeRaw } from '../../src/inbound/parse-message.ts';
 import { deleteSuppression, findSuppressions, listReports, recipientOutcomes, setServerReportSettings } from '../../src/storage/bounce-store.ts';
 import { openDatabase, type OpenedDatabase } from '../../src/storage/database.ts';
 import { importInboundMessages, listInbound } from '../../src/storage/inbound-store.ts';
@@ -156,6 +157,79 @@ for (const dialect of ['sqlite', 'postgres'] as const) {
       assert.equal(Number(seventh.report_only), 0);
       assert.equal(ev.filter((e) => e.inbound_message_id === seventh.id && e.event === null).length, 1, 'message.received too');
       assert.equal(ev.filter((e) => e.inbound_message_id === seventh.id && e.event === 'message.bounced').length, 1, 'and message.bounced');
+    } finally {
+      await opened.close();
+    }
+  });
+}
+
+for (const dialect of ['sqlite', 'postgres'] as const) {
+  test(`a non-delivery report that carries a 1.5 MB original, streamed to storage, is recognised from what was stored on ${dialect}`, async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), 'mailroom-bounce-large-'));
+    dirs.push(dataDir);
+    let url = `sqlite:${join(dataDir, 'mailroom.sqlite')}`;
+    if (dialect === 'postgres') {
+      const p = await createTestDatabase('mailroom_bounce_large');
+      pgs.push(p);
+      url = p.url;
+    }
+    const opened = await openDatabase(url);
+    const { db } = opened;
+    try {
+      await insertMailServer(db, 'out', { ...base, name: 'Out', username: 'erp@contoso.example' } as Parameters<typeof insertMailServer>[2], new Date());
+      const inbox = await incoming(db, 'in');
+      await insertWebhook(db, { id: 'hook', url: 'https://erp.example/hook', description: null, secretSealed: 'x', active: true }, new Date());
+      const id = randomUUID();
+      const messageId = `<invoice-${id}@contoso.example>`;
+      await insertOutboxMessages(
+        db,
+        [{ id, from: 'erp@contoso.example', to: ['ap@customer.example'], cc: [], bcc: [], replyTo: null, subject: 'Invoice with PDF', mailServerId: 'out', messageId, sizeBytes: 100, payload: { text: 'x', html: null, headers: {}, attachments: [], from: { name: '', address: 'erp@contoso.example' }, to: [], cc: [], bcc: [], replyTo: null }, attachments: [], idempotencyKey: null, requestHash: null, apiKeyId: null, maxAttempts: 5 }],
+        new Date(),
+      );
+      await db.updateTable('outbox_messages').set({ state: 'sent', sent_at: new Date().toISOString() }).execute();
+      // As Exchange Online returns it: the report's parts, then the whole original with its attachment.
+      const pdf = Buffer.alloc(1100 * 1024, 7).toString('base64').replace(/.{76}/g, '$&\r\n');
+      const original = ['From: erp@contoso.example', 'To: ap@customer.example', 'Subject: Invoice with PDF', `Message-ID: ${messageId}`, 'MIME-Version: 1.0', 'Content-Type: multipart/mixed; boundary="inv"', '', '--inv', 'Content-Type: text/plain', '', 'Please find the invoice attached.', '--inv', 'Content-Type: application/pdf; name="invoice.pdf"', 'Content-Transfer-Encoding: base64', '', pdf, '--inv--', ''].join('\r\n');
+      const raw = [
+        'From: Microsoft Outlook <MicrosoftExchange329e71ec88ae4615bbc36ab6ce41109e@contoso.example>',
+        'To: erp@contoso.example',
+        'Subject: Undeliverable: Invoice with PDF',
+        `Message-ID: <ndr-${id}@contoso.example>`,
+        'X-MS-Exchange-Message-Is-Ndr:',
+        'MIME-Version: 1.0',
+        'Content-Type: multipart/report; report-type=delivery-status; boundary="ndr"',
+        '',
+        '--ndr',
+        'Content-Type: text/plain',
+        '',
+        "Your message to ap@customer.example couldn't be delivered.",
+        '--ndr',
+        'Content-Type: message/delivery-status',
+        '',
+        'Reporting-MTA: dns;AM0PR01MB1234.eurprd01.prod.outlook.com',
+        '',
+        'Final-recipient: RFC822; ap@customer.example',
+        'Action: failed',
+        'Status: 5.1.1',
+        'Diagnostic-Code: smtp;550 5.1.1 RESOLVER.ADR.RecipNotFound; not found',
+        '',
+        '--ndr',
+        'Content-Type: message/rfc822',
+        '',
+        original,
+        '--ndr--',
+        '',
+      ].join('\r\n');
+      assert.ok(raw.length > 1024 * 1024, 'over the in-memory threshold: streamed to storage');
+      const target = { db, dataDir, rawInDatabase: dialect === 'postgres', maxMessageBytes: 50 * 1024 * 1024 };
+      const mid = randomUUID();
+      const { raw: stored, ...parsed } = await storeRaw(Readable.from([Buffer.from(raw)]), target, 'in', mid);
+      assert.ok(!('mime' in stored), 'kept in a file or in database rows, not in memory');
+      const rows = await inboundRows(db, inbox, 'INBOX', '1', [{ uid: ++uid, id: mid, parsed, raw: stored }], target);
+      assert.equal(rows[0]!.reportOnly, true, 'recognised as a report, not new mail');
+      await importInboundMessages(db, { serverId: 'in', folder: 'INBOX', uidValidity: '1', lastUid: uid }, rows, ['hook'], randomUUID, new Date());
+      assert.equal((await findOutboxMessage(db, id))!.outcome, 'bounced');
+      assert.deepEqual((await recipientOutcomes(db, id)).map((o) => [o.address, o.state, o.status, o.category]), [['ap@customer.example', 'bounced', '5.1.1', 'unknown_user']]);
     } finally {
       await opened.close();
     }
