@@ -92,7 +92,7 @@ export function checkLink(host: string, link: unknown, what: string): string {
   return link;
 }
 
-function bodyOf(r: Pick<GraphRequest, 'body' | 'contentType' | 'headers'>): { headers: Record<string, string>; body?: BodyInit } {
+function bodyOf(r: Pick<GraphRequest, 'body' | 'contentType' | 'headers'>): { headers: Record<string, string>; body?: RequestInit['body'] } {
   const isJson = r.body !== undefined && !(typeof r.body === 'string') && !Buffer.isBuffer(r.body);
   const headers: Record<string, string> = { ...r.headers };
   if (r.body === undefined) return { headers };
