@@ -1,3 +1,4 @@
+import { isIP } from 'node:net';
 import type { ImapFlow } from 'imapflow';
 import type { MailLogin } from '../credentials/auth-method.ts';
 import type { ImapEvidence, NetworkEvidence } from '../diagnose/evidence.ts';
@@ -185,7 +186,8 @@ export async function openImap(target: ImapTarget, login: MailLogin, bounds?: Im
     port: target.port,
     secure: target.security === 'tls',
     doSTARTTLS: target.security === 'starttls' ? true : undefined,
-    servername: target.host,
+    // No SNI for an IP address (RFC 6066 §3; Node warns DEP0123): the certificate is checked against its IP SANs.
+    ...(isIP(target.host) ? {} : { servername: target.host }),
     auth: login.kind === 'xoauth2' ? { user: login.user, accessToken: login.accessToken } : { user: login.user, pass: login.password },
     // imapflow drops an untagged answer it cannot parse with no more than a log line (a FETCH row
     // with a garbled BODYSTRUCTURE, say): the line is counted here, so a fetch can tell.

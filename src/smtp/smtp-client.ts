@@ -1,4 +1,4 @@
-import type { Socket } from 'node:net';
+import { isIP, type Socket } from 'node:net';
 import nodemailer from 'nodemailer';
 import type SMTPConnection from 'nodemailer/lib/smtp-connection';
 import { enhancedStatusOf, type NetworkEvidence, type SmtpEvidence } from '../diagnose/evidence.ts';
@@ -86,8 +86,10 @@ export function transportOptions(target: SmtpTarget, user: string, login: LoginP
     secure: target.security === 'tls',
     requireTLS: target.security === 'starttls',
     ignoreTLS: target.security === 'none',
-    // Certificate checks stay on; private CAs come in through NODE_EXTRA_CA_CERTS.
-    tls: { servername: target.host, minVersion: 'TLSv1.2' },
+    // Certificate checks stay on; private CAs come in through NODE_EXTRA_CA_CERTS. SNI only for a
+    // name (RFC 6066 §3: literal addresses are not sent; Node warns DEP0123 on one): for an IP
+    // address Node checks it against the certificate's IP SANs.
+    tls: { ...(isIP(target.host) ? {} : { servername: target.host }), minVersion: 'TLSv1.2' },
     connectionTimeout: 15_000,
     greetingTimeout: 15_000,
     socketTimeout: 60_000,
