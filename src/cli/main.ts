@@ -1,5 +1,9 @@
+import { existsSync } from 'node:fs';
+import { userInfo } from 'node:os';
+import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { adminPasswordFromEnv, ConfigError, loadConfig } from '../config/config.ts';
+import { adminPasswordFromEnv, type Config, ConfigError, loadConfig } from '../config/config.ts';
+import { normalizeEmail } from '../auth/admin-service.ts';
 import { isMailroomError } from '../errors/errors.ts';
 import { buildApp } from '../http/app.ts';
 import { listenWhileStarting, type StartingServer } from '../http/starting-server.ts';
@@ -125,8 +129,57 @@ async function readStdinLine(): Promise<string> {
   return data.split(/\r?\n/)[0] ?? '';
 }
 
+/** The database a command opens, for people: the SQLite file, or PostgreSQL's user@host:port/database (never the password). */
+export function databaseName(databaseUrl: string): string {
+  if (databaseUrl.startsWith('sqlite:')) return `SQLite ${databaseUrl.slice('sqlite:'.length)}`;
+  try {
+    const u = new URL(databaseUrl);
+    return `PostgreSQL ${u.username ? `${decodeURIComponent(u.username)}@` : ''}${u.host}${u.pathname}`;
+  } catch {
+    return 'PostgreSQL (DATABASE_URL does not parse as a URL)';
+  }
+}
+
+/**
+ * What a command other than `serve` would create instead of opening the server's: run without the
+ * server's DATA_DIR it would make a fresh database and secret key, and print an API key the running
+ * server rejects (issue #20).
+ */
+function wouldCreate(config: Config): string[] {
+  const missing: string[] = [];
+  const file = config.databaseUrl.startsWith('sqlite:') ? config.databaseUrl.slice('sqlite:'.length) : null;
+  if (file !== null && file !== ':memory:' && !existsSync(file)) missing.push(`the database ${file}`);
+  if (!config.secretKey && !existsSync(join(config.dataDir, 'secret.key'))) missing.push(`the secret key ${join(config.dataDir, 'secret.key')}`);
+  return missing;
+}
+
+/** A command that stops before doing anything: its message (cause and fix) is all the user needs, no stack. */
+class CommandRefused extends Error {}
+
+/** Who ran a command from the shell, for the Audit Log: the machine user beside "command line". */
+export function commandLineActor(): string {
+  let user: string;
+  try {
+    user = userInfo().username;
+  } catch {
+    // No passwd entry for the uid (a container started with --user 12345).
+    user = process.env.USER ?? `uid ${process.getuid?.() ?? '?'}`;
+  }
+  return `command line (${user})`;
+}
+
 async function withMailroom<T>(run: (mr: Awaited<ReturnType<typeof createMailroom>>) => Promise<T>): Promise<T> {
   const config = loadConfig();
+  const missing = wouldCreate(config);
+  if (missing.length) {
+    throw new CommandRefused(
+      `Refusing to create a new, empty Mailroom: ${missing.join(' and ')} do${missing.length === 1 ? 'es' : ''} not exist (DATA_DIR is ${config.dataDir}).\n` +
+        `Fix: run the command with the server's environment (its DATA_DIR, or DATABASE_URL and MAILROOM_SECRET_KEY), ` +
+        `e.g. from the folder the server runs in or with DATA_DIR=/path/to/the/server/data. Only "mailroom serve" creates a new one.`,
+    );
+  }
+  // stderr: stdout stays the command's answer (an API key, a list) for scripts.
+  process.stderr.write(`Using the database ${databaseName(config.databaseUrl)}\n`);
   const mr = await createMailroom(config, createLogger(config.logLevel === 'info' ? 'warn' : config.logLevel));
   try {
     return await run(mr);
@@ -158,9 +211,11 @@ export async function main(argv: string[]): Promise<number> {
     return withMailroom(async (mr) => {
       if (values.reset) {
         await mr.admins.setPassword(values.email!, password);
+        await mr.audit.record(commandLineActor(), 'admin.password_reset', { type: 'admin', id: normalizeEmail(values.email!) });
         console.log(`Password changed for ${values.email}`);
       } else {
         const a = await mr.admins.createAdmin(values.email!, password);
+        await mr.audit.record(commandLineActor(), 'admin.created', { type: 'admin', id: a.id }, { email: a.email });
         console.log(`Admin created: ${a.email}`);
       }
       return 0;
@@ -177,6 +232,7 @@ export async function main(argv: string[]): Promise<number> {
   if (command === 'servers' && sub === 'test' && rest[0]) {
     return withMailroom(async (mr) => {
       const r = await mr.servers.test(rest[0]!);
+      await mr.audit.record(commandLineActor(), 'mail_server.tested', { type: 'mail_server', id: rest[0]! }, { ok: r.ok, code: r.code });
       console.log(r.ok ? r.message : `Failed: ${r.message}${r.fix ? `\nFix: ${r.fix}` : ''}`);
       return r.ok ? 0 : 1;
     });
@@ -206,6 +262,7 @@ export async function main(argv: string[]): Promise<number> {
         },
         null,
       );
+      await mr.audit.record(commandLineActor(), 'apikey.created', { type: 'api_key', id: k.id }, { name: k.name, scopes: k.scopes, mailServerIds: k.mailServerIds, incomingServerIds: k.incomingServerIds });
       const limits = [k.mailServerIds && `outgoing servers ${k.mailServerIds.join(', ')}`, k.incomingServerIds && `incoming servers ${k.incomingServerIds.join(', ')}`].filter(Boolean);
       console.log(`API key "${k.name}" (${k.scopes.join(', ')}${limits.length ? `; only ${limits.join('; ')}` : ''}) created. Copy it now, it is not shown again:\n${k.key}`);
       return 0;
@@ -247,7 +304,7 @@ main(process.argv.slice(2)).then(
     if (code >= 0) process.exit(code);
   },
   (e: unknown) => {
-    if (e instanceof ConfigError) console.error(e.message);
+    if (e instanceof ConfigError || e instanceof CommandRefused) console.error(e.message);
     else if (isMailroomError(e)) console.error(`${e.message}${e.fix ? `\nFix: ${e.fix}` : ''}${e.fields ? `\n${Object.entries(e.fields).map(([k, v]) => `  ${k}: ${v}`).join('\n')}` : ''}`);
     else console.error(e);
     process.exit(1);
