@@ -10,6 +10,7 @@ import { listenWhileStarting, type StartingServer } from '../http/starting-serve
 import { createLogger } from '../logger.ts';
 import { createMailroom, type Mailroom } from '../mailroom.ts';
 import { buildWebIfNeeded } from './build-web.ts';
+import { databaseName } from './database-name.ts';
 
 const USAGE = `Usage: mailroom <command>
 
@@ -127,17 +128,6 @@ async function readStdinLine(): Promise<string> {
     if (data.includes('\n')) break;
   }
   return data.split(/\r?\n/)[0] ?? '';
-}
-
-/** The database a command opens, for people: the SQLite file, or PostgreSQL's user@host:port/database (never the password). */
-export function databaseName(databaseUrl: string): string {
-  if (databaseUrl.startsWith('sqlite:')) return `SQLite ${databaseUrl.slice('sqlite:'.length)}`;
-  try {
-    const u = new URL(databaseUrl);
-    return `PostgreSQL ${u.username ? `${decodeURIComponent(u.username)}@` : ''}${u.host}${u.pathname}`;
-  } catch {
-    return 'PostgreSQL (DATABASE_URL does not parse as a URL)';
-  }
 }
 
 /**
