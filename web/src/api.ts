@@ -165,6 +165,9 @@ export interface MailServerDefaults {
   recipientsPerDay: number | null;
   recipientsPerMessage: number | null;
   authMethods: AuthMethodChoice[];
+  /** MICROSOFT_AUTHORITY_HOST and MICROSOFT_GRAPH_HOST (origins) this installation uses. */
+  microsoftAuthorityHost: string;
+  microsoftGraphHost: string;
 }
 
 export interface TestResult {
