@@ -45,6 +45,14 @@ const THEN_RECONNECT = 'then click Connect your Outlook account and sign in as t
 const ADMIN_CONSENT = `${APP} › API permissions › Grant admin consent for <tenant>`;
 const SEND_AS =
   'Send from the Username address, or let the Username mailbox send as the From address: Exchange admin center › Recipients › Mailboxes › the From mailbox › Delegation › Send as › Edit › add the Username mailbox (PowerShell: Add-RecipientPermission -Identity <From address> -Trustee <Username> -AccessRights SendAs). The change can take up to an hour.';
+/** The Send As refusals (SMTP 5.7.60, SendAsDenied, Graph ErrorSendAsDenied): explained with both addresses when known. */
+export const SEND_AS_CODES: ReadonlySet<string> = new Set(['SMTP_550_5.7.60', 'SMTP_554_SEND_AS_DENIED', 'GRAPH_ErrorSendAsDenied']);
+export function sendAsNamed(from: string, mailbox: string): { cause: string; fix: string } {
+  return {
+    cause: `The mailbox ${mailbox} (the server's Username) may not send as ${from}, the From address of the message.`,
+    fix: `Send from ${mailbox}, or let ${mailbox} send as ${from}: Exchange admin center › Recipients › Mailboxes › ${from} › Delegation › Send as › Edit › add ${mailbox} (PowerShell: Add-RecipientPermission -Identity ${from} -Trustee ${mailbox} -AccessRights SendAs). The change can take up to an hour. Then set this server's FROM Filtering to ${from} (or its domain) so Mailroom accepts mail from it.`,
+  };
+}
 const GRAPH_PERMISSION = (p: string) =>
   `${APP} › API permissions › Add a permission › Microsoft Graph › Delegated permissions › ${p}; if users may not consent in your tenant, Grant admin consent. Then click Connect your Outlook account again (the new permission needs a new sign-in)`;
 const GRAPH_INSTEAD =

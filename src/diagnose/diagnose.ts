@@ -1,4 +1,4 @@
-import { CATALOGUE, type CatalogueCode, type CatalogueEntry, type Diagnosis } from './catalogue.ts';
+import { CATALOGUE, type CatalogueCode, type CatalogueEntry, type Diagnosis, SEND_AS_CODES, sendAsNamed } from './catalogue.ts';
 import { formatBytes } from '../net/bounded-fetch.ts';
 import { enhancedStatusOf, type Evidence, type GraphEvidence, type ImapEvidence, type NetworkEvidence, type OAuthEvidence, type SmtpEvidence } from './evidence.ts';
 
@@ -219,8 +219,10 @@ export interface Explained {
  * Mailroom's own verdict on an answer (too large, too slow, not IMAP), a target the outbound policy
  * refused before any connection, a permission missing from a token Mailroom read itself.
  */
-export function explain(e: Evidence, words: string): Explained {
-  const d = diagnose(e);
+export function explain(e: Evidence, words: string, sender?: { from: string; mailbox: string }): Explained {
+  let d = diagnose(e);
+  // A Send As refusal names the two addresses it is about, when the caller knows them.
+  if (sender && SEND_AS_CODES.has(d.code)) d = { ...d, ...sendAsNamed(sender.from, sender.mailbox) };
   const own = (e.kind === 'imap' && e.problem !== undefined) || (e.kind === 'network' && e.code === 'EOUTBOUND_REFUSED');
   const message =
     e.kind === 'graph' && e.missingPermissions ? d.cause : e.kind === 'graph' ? `${d.cause} Microsoft Graph said: ${words}` : own ? `${d.cause} ${words}` : `${d.cause} The server said: ${words}`;

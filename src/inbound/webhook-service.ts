@@ -284,11 +284,11 @@ export class WebhookService {
     return { event: 'message.received', body: JSON.stringify({ id: d.id, event: 'message.received', createdAt: this.now().toISOString(), message: webhookMessage(payloadMessage) }) };
   }
 
-  private async deliver(d: { id: string; webhookId: string; inboundMessageId: string; attempts: number; event: string | null; reportId: string | null }): Promise<void> {
+  private async deliver(d: { id: string; webhookId: string; inboundMessageId: string; attempts: number; redeliveredAfter: number; event: string | null; reportId: string | null }): Promise<void> {
     const { db, logger, config } = this.deps;
     const hook = await findWebhook(db, d.webhookId);
     if (!hook || !hook.active) {
-      await recordDeliveryOutcome(db, d.id, { state: 'failed', status: null, error: 'The webhook was disabled or deleted.' }, this.now());
+      await recordDeliveryOutcome(db, d, { state: 'failed', status: null, error: 'The webhook was disabled or deleted.' }, this.now());
       return;
     }
     const { event, body } = await this.body(d);
@@ -305,7 +305,7 @@ export class WebhookService {
         'x-mailroom-signature': signature(this.deps.sealer.open(hook.secretSealed, secretAad(hook.id)), t, body),
       }, body, config.timeoutMs);
       if (status >= 200 && status < 300) {
-        await recordDeliveryOutcome(db, d.id, { state: 'delivered', status, error: null }, this.now());
+        await recordDeliveryOutcome(db, d, { state: 'delivered', status, error: null }, this.now());
         logger.info({ event: 'webhook.delivered', deliveryId: d.id, status }, 'webhook delivered');
         return;
       }
@@ -313,9 +313,11 @@ export class WebhookService {
     } catch (e) {
       error = deliveryError(e, config.timeoutMs);
     }
-    const failed = d.attempts >= config.maxAttempts;
-    const delay = backoffMs(d.attempts, config);
-    await recordDeliveryOutcome(db, d.id, { state: failed ? 'failed' : 'pending', status, error, ...(!failed && { nextAttemptAt: new Date(this.now().getTime() + delay) }) }, this.now());
+    // Counted from the last Redeliver: each redelivery gets the full WEBHOOK_MAX_ATTEMPTS again.
+    const round = d.attempts - d.redeliveredAfter;
+    const failed = round >= config.maxAttempts;
+    const delay = backoffMs(round, config);
+    await recordDeliveryOutcome(db, d, { state: failed ? 'failed' : 'pending', status, error, ...(!failed && { nextAttemptAt: new Date(this.now().getTime() + delay) }) }, this.now());
     logger.warn({ event: failed ? 'webhook.failed' : 'webhook.retry', deliveryId: d.id, status, attempt: d.attempts }, error);
   }
 }

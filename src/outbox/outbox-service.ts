@@ -143,6 +143,17 @@ function checkRecipients(server: MailServerRecord, recipients: number): void {
   );
 }
 
+/** FROM Filtering lets Mailroom send as an address; Exchange also wants the mailbox to hold Send As rights on it. */
+function sendAsFix(address: string | undefined): string {
+  return address ? ` (a Microsoft 365 mailbox also needs Send As rights on ${address} in Exchange)` : '';
+}
+
+/** The fix for a sender no outgoing server may send as (REST 422, SMTP 550 at MAIL FROM, the CLI). */
+function senderFix(from: string, keyLimited: boolean): string {
+  const domain = from.slice(from.lastIndexOf('@') + 1);
+  return `Send from the mailbox of an outgoing mail server, or set the FROM Filtering of one to ${from} or ${domain} in Settings > Technical > Mail Servers${sendAsFix(from)}${keyLimited ? ' (this API key may use only some servers: an admin can create a key for others)' : ''}.`;
+}
+
 const display = (m: Mailbox) => (m.name ? `${m.name} <${m.address}>` : m.address);
 
 export class OutboxService {
@@ -190,8 +201,8 @@ export class OutboxService {
         choice.field === 'mailServerId'
           ? 'Use the id of an active server from GET /api/v1/mail-servers.'
           : msg.mailServerId
-            ? 'Send from an address this server\'s FROM Filtering allows, or leave mailServerId out to let Mailroom choose a server that may send as this sender.'
-            : `Add an outgoing mail server in Settings > Technical > Mail Servers whose FROM Filtering allows this sender, or send from an allowed address${opts.mailServerIds ? ' (this API key may use only some servers: an admin can create a key for others)' : ''}.`;
+            ? `Send from an address this server may send as, or leave mailServerId out to let Mailroom choose a server that may send as this sender${sendAsFix(msg.from?.address)}.`
+            : senderFix(msg.from?.address ?? '', !!opts.mailServerIds);
       throw unprocessable(choice.reason, fix, choice.field);
     }
     const server = choice.server;
@@ -268,12 +279,7 @@ export class OutboxService {
    */
   async chooseFor(from: string, mailServerIds?: string[] | null): Promise<Choice<MailServerRecord> & { fix?: string }> {
     const choice = chooseServer(within(await this.serversThisTurn(), mailServerIds), from, null);
-    if (choice.ok) return choice;
-    const domain = from.slice(from.lastIndexOf('@') + 1);
-    return {
-      ...choice,
-      fix: `Add ${from} (or the domain ${domain}) to the FROM Filtering of an outgoing mail server in Settings > Technical > Mail Servers, or clear a server's FROM Filtering so it sends for everyone, or send from an allowed address${mailServerIds ? ' (this API key may use only some servers: an admin can create a key for others)' : ''}.`,
-    };
+    return choice.ok ? choice : { ...choice, fix: senderFix(from, !!mailServerIds) };
   }
 
   /**

@@ -41,9 +41,9 @@ const DAY_MS = 24 * 3600_000;
 const CREDENTIAL_CODES = new Set(['MR_OAUTH_RECONNECT_NEEDED', 'MR_OAUTH_NOT_CONNECTED', 'MR_OAUTH_NOT_CONFIGURED', 'MR_SECRET_TAMPERED', 'MR_SECRET_KEY_UNKNOWN']);
 
 /** Error → what the retry policy needs, plus what the admin sees on the message. */
-export function classify(e: unknown, now: Date): { failure: Failure; error: StoredError } {
+export function classify(e: unknown, now: Date, sender?: { from: string; mailbox: string }): { failure: Failure; error: StoredError } {
   if (e instanceof GraphError || e instanceof SmtpError) {
-    const x = explain(e.evidence, e.message);
+    const x = explain(e.evidence, e.message, sender);
     return { failure: { kind: 'delivery', evidence: e.evidence }, error: { code: x.code, message: x.message, fix: x.fix, evidence: x.evidence, at: now.toISOString() } };
   }
   if (isMailroomError(e)) {
@@ -365,7 +365,9 @@ export class OutboxWorker {
     const { db, logger } = this.deps;
     const log = { messageId: m.id, mailServerId: m.mailServerId, attempt: m.attempts };
     const now = this.now();
-    const { failure, error } = classify(e, now);
+    // The From address (a stored From may carry a display name) and the mailbox, for a Send As refusal.
+    const from = (/<([^<>]*)>\s*$/.exec(m.from)?.[1] ?? m.from).trim();
+    const { failure, error } = classify(e, now, server && { from, mailbox: server.username });
     if (e instanceof GraphError && e.evidence.code === 'MailboxPaused') {
       // Not an attempt: Graph throttled the mailbox and its Retry-After has not passed, so nothing was
       // sent. The message waits (its attempt given back) and goes back to the queue when the pause ends.

@@ -4,6 +4,9 @@ export interface Candidate {
   active: boolean;
   priority: number;
   fromFilter: string | null;
+  /** The mailbox it signs in as (OAuth) or the relay account. */
+  username: string;
+  authType: string;
 }
 
 export type Choice<T extends Candidate> =
@@ -18,25 +21,40 @@ export function filterAccepts(fromFilter: string | null, address: string): boole
   return fromFilter === a || fromFilter === a.slice(a.lastIndexOf('@') + 1);
 }
 
+/** Password and None servers are relays: they send as whoever the ERP names, as in Odoo. */
+const RELAY_AUTH = ['password', 'none'];
+
+/**
+ * Whether a server may send as `address`: its FROM Filtering (the exact address or its domain) when it
+ * has one; without one, a relay sends as anyone but a mailbox (Microsoft 365, Gmail) only as its own
+ * Username, since Exchange refuses any other From with 5.7.60 SendAsDenied after the message was accepted.
+ */
+export function maySendAs(s: Pick<Candidate, 'fromFilter' | 'username' | 'authType'>, address: string): boolean {
+  if (s.fromFilter !== null) return filterAccepts(s.fromFilter, address);
+  return RELAY_AUTH.includes(s.authType) || s.username.toLowerCase() === address.toLowerCase();
+}
+
+function refusal(s: Candidate, from: string): string {
+  const a = from.toLowerCase();
+  if (s.fromFilter !== null) {
+    return `The mail server "${s.name}" has FROM Filtering ${s.fromFilter}: it sends only as ${s.fromFilter.includes('@') ? s.fromFilter : `addresses at ${s.fromFilter}`}, not as ${a}.`;
+  }
+  return `The mail server "${s.name}" signs in as the mailbox ${s.username} and has no FROM Filtering: it sends only as ${s.username}, not as ${a}.`;
+}
+
 /**
  * Odoo's outgoing-server rule: an explicit server is used if its FROM Filtering accepts the sender
  * exactly as the automatic choice would (otherwise naming a relay would be a way around its filter);
  * otherwise, among active servers in Priority order (lower first), the first whose FROM Filtering is
  * exactly the sender address, else the first whose filter is the sender's domain, else the first
- * without a filter. Without a sender the message goes out as the chosen server's own mailbox.
+ * without a filter that may send as the sender (a relay, or a mailbox whose Username it is). Without a sender the message goes out as the chosen server's own mailbox.
  */
 export function chooseServer<T extends Candidate>(servers: T[], from: string | null, explicitId: string | null): Choice<T> {
   if (explicitId) {
     const s = servers.find((x) => x.id === explicitId);
     if (!s) return { ok: false, reason: `No mail server with id ${explicitId}.`, field: 'mailServerId' };
     if (!s.active) return { ok: false, reason: `The mail server "${s.name}" is archived (inactive).`, field: 'mailServerId' };
-    if (from !== null && !filterAccepts(s.fromFilter, from)) {
-      return {
-        ok: false,
-        reason: `The mail server "${s.name}" has FROM Filtering ${s.fromFilter}: it sends only as ${s.fromFilter!.includes('@') ? s.fromFilter : `addresses at ${s.fromFilter}`}, not as ${from.toLowerCase()}.`,
-        field: 'from',
-      };
-    }
+    if (from !== null && !maySendAs(s, from)) return { ok: false, reason: refusal(s, from), field: 'from' };
     return { ok: true, server: s, reason: 'requested explicitly' };
   }
   const active = servers.filter((s) => s.active).sort((a, b) => a.priority - b.priority || a.name.localeCompare(b.name));
@@ -47,8 +65,10 @@ export function chooseServer<T extends Candidate>(servers: T[], from: string | n
   if (exact) return { ok: true, server: exact, reason: `FROM Filtering matches ${address}` };
   const byDomain = active.find((s) => s.fromFilter !== null && s.fromFilter === domain);
   if (byDomain) return { ok: true, server: byDomain, reason: `FROM Filtering matches the domain ${domain}` };
-  const open = active.find((s) => s.fromFilter === null);
+  const unfiltered = active.filter((s) => s.fromFilter === null);
+  const open = from === null ? unfiltered[0] : unfiltered.find((s) => maySendAs(s, address));
   if (open) return { ok: true, server: open, reason: 'the first server without FROM Filtering' };
+  if (unfiltered.length) return { ok: false, reason: refusal(unfiltered[0]!, address), field: 'from' };
   return {
     ok: false,
     reason: `No mail server may send as ${address || 'this sender'}: every active server has a FROM Filtering for another address or domain (${active.map((s) => s.fromFilter).join(', ')}).`,

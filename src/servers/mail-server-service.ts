@@ -165,7 +165,14 @@ export class MailServerService {
   }
 
   defaults() {
-    return { redirectUri: redirectUri(this.deps.config, 'outlook'), ...DEFAULTS, authMethods: authMethodChoices(this.deps.config) };
+    const { config } = this.deps;
+    return {
+      redirectUri: redirectUri(config, 'outlook'),
+      ...DEFAULTS,
+      authMethods: authMethodChoices(config),
+      microsoftAuthorityHost: config.microsoftAuthorityHost,
+      microsoftGraphHost: config.microsoftGraph.host,
+    };
   }
 
   view(s: MailServerRecord, t: TokenRecord | undefined, sending: SendStatus | null = null): MailServerView {

@@ -470,6 +470,25 @@ const migrations = (dialect: Dialect): Record<string, Migration> => ({
         .execute();
     },
   },
+  '0019_webhook_delivery_attempts': {
+    async up(db: Kysely<any>) {
+      // Every attempt of a delivery, kept: a redelivery appends one and erases none.
+      await db.schema
+        .createTable('webhook_delivery_attempts')
+        .addColumn('delivery_id', 'text', (c) => c.notNull().references('webhook_deliveries.id').onDelete('cascade'))
+        .addColumn('attempt', 'integer', (c) => c.notNull())
+        .addColumn('redelivery', 'integer', (c) => c.notNull())
+        .addColumn('outcome', 'text', (c) => c.notNull())
+        .addColumn('status', 'integer')
+        .addColumn('error', 'text')
+        .addColumn('attempted_at', 'text', (c) => c.notNull())
+        .addPrimaryKeyConstraint('webhook_delivery_attempts_pk', ['delivery_id', 'attempt'])
+        .execute();
+      // attempts when an admin last redelivered: the retry budget (WEBHOOK_MAX_ATTEMPTS) counts from there,
+      // while attempts keeps counting every attempt ever made.
+      await db.schema.alterTable('webhook_deliveries').addColumn('redelivered_after', 'integer', (c) => c.notNull().defaultTo(0)).execute();
+    },
+  },
 });
 
 /** Every migration's name, in order (what a migrated database lists in kysely_migration). */

@@ -163,6 +163,17 @@ export interface WebhookDeliveryTable {
   updated_at: string;
   event: string | null;
   report_id: string | null;
+  redelivered_after: Generated<number>;
+}
+
+export interface WebhookDeliveryAttemptTable {
+  delivery_id: string;
+  attempt: number;
+  redelivery: number;
+  outcome: string;
+  status: number | null;
+  error: string | null;
+  attempted_at: string;
 }
 
 export interface DeliveryReportTable {
@@ -351,6 +362,7 @@ export interface Database {
   inbound_raw_chunks: InboundRawChunkTable;
   webhooks: WebhookTable;
   webhook_deliveries: WebhookDeliveryTable;
+  webhook_delivery_attempts: WebhookDeliveryAttemptTable;
   api_keys: ApiKeyTable;
   outbox_messages: OutboxMessageTable;
   admins: AdminTable;

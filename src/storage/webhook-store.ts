@@ -83,6 +83,17 @@ export function pendingDelivery(d: { id: string; webhookId: string; inboundMessa
   };
 }
 
+/** One attempt of a delivery: 'retry' (failed, another is scheduled), 'failed' (the last), 'delivered'. */
+export interface DeliveryAttempt {
+  attempt: number;
+  /** The first attempt after an admin's Redeliver. */
+  redelivery: boolean;
+  outcome: 'delivered' | 'retry' | 'failed';
+  status: number | null;
+  error: string | null;
+  at: string;
+}
+
 export interface DeliveryRow {
   id: string;
   webhookId: string;
@@ -96,6 +107,8 @@ export interface DeliveryRow {
   nextAttemptAt: string | null;
   deliveredAt: string | null;
   createdAt: string;
+  /** Every attempt, oldest first. */
+  attemptLog: DeliveryAttempt[];
 }
 
 function deliveries(db: Db) {
@@ -111,7 +124,7 @@ type JoinedRow = Pick<Selectable<WebhookDeliveryTable>, 'id' | 'webhook_id' | 'i
   subject: string;
 };
 
-const toDelivery = (r: JoinedRow): DeliveryRow => ({
+const toDelivery = (r: JoinedRow, attemptLog: DeliveryAttempt[]): DeliveryRow => ({
   id: r.id,
   webhookId: r.webhook_id,
   // A user name and password in a webhook URL saved before they were refused is never shown.
@@ -125,19 +138,38 @@ const toDelivery = (r: JoinedRow): DeliveryRow => ({
   nextAttemptAt: r.state === 'pending' ? r.next_attempt_at : null,
   deliveredAt: r.delivered_at,
   createdAt: r.created_at,
+  attemptLog,
 });
+
+async function withAttempts(db: Db, rows: JoinedRow[]): Promise<DeliveryRow[]> {
+  if (!rows.length) return [];
+  const attempts = await db
+    .selectFrom('webhook_delivery_attempts')
+    .selectAll()
+    .where('delivery_id', 'in', rows.map((r) => r.id))
+    .orderBy('delivery_id')
+    .orderBy('attempt')
+    .execute();
+  const by = new Map<string, DeliveryAttempt[]>();
+  for (const a of attempts) {
+    const list = by.get(a.delivery_id) ?? [];
+    list.push({ attempt: Number(a.attempt), redelivery: Number(a.redelivery) === 1, outcome: a.outcome as DeliveryAttempt['outcome'], status: a.status === null ? null : Number(a.status), error: a.error, at: a.attempted_at });
+    by.set(a.delivery_id, list);
+  }
+  return rows.map((r) => toDelivery(r, by.get(r.id) ?? []));
+}
 
 export async function listDeliveries(db: Db, f: { webhookId?: string; messageId?: string; before?: string; limit: number }): Promise<DeliveryRow[]> {
   let q = deliveries(db);
   if (f.webhookId) q = q.where('d.webhook_id', '=', f.webhookId);
   if (f.messageId) q = q.where('d.inbound_message_id', '=', f.messageId);
   if (f.before) q = q.where('d.created_at', '<', f.before);
-  return (await q.orderBy('d.created_at', 'desc').limit(f.limit).execute()).map(toDelivery);
+  return withAttempts(db, await q.orderBy('d.created_at', 'desc').limit(f.limit).execute());
 }
 
 export async function findDelivery(db: Db, id: string): Promise<DeliveryRow | undefined> {
   const r = await deliveries(db).where('d.id', '=', id).executeTakeFirst();
-  return r && toDelivery(r);
+  return r && (await withAttempts(db, [r]))[0];
 }
 
 /**
@@ -150,7 +182,7 @@ export async function claimDueDeliveries(
   now: Date,
   leaseMs: number,
   limit: number,
-): Promise<Array<{ id: string; webhookId: string; inboundMessageId: string; attempts: number; event: string | null; reportId: string | null }>> {
+): Promise<Array<{ id: string; webhookId: string; inboundMessageId: string; attempts: number; redeliveredAfter: number; event: string | null; reportId: string | null }>> {
   const ts = now.toISOString();
   const postgres = isPostgres(db);
   return db.transaction().execute(async (trx) => {
@@ -171,39 +203,68 @@ export async function claimDueDeliveries(
       .where('id', 'in', due.map((d) => d.id))
       .where('state', '=', 'pending')
       .where((eb) => eb.or([eb('lease_until', 'is', null), eb('lease_until', '<', ts)]))
-      .returning(['id', 'webhook_id', 'inbound_message_id', 'attempts', 'event', 'report_id'])
+      .returning(['id', 'webhook_id', 'inbound_message_id', 'attempts', 'redelivered_after', 'event', 'report_id'])
       .execute();
-    return rows.map((r) => ({ id: r.id, webhookId: r.webhook_id, inboundMessageId: r.inbound_message_id, attempts: Number(r.attempts), event: r.event ?? null, reportId: r.report_id ?? null }));
+    return rows.map((r) => ({
+      id: r.id,
+      webhookId: r.webhook_id,
+      inboundMessageId: r.inbound_message_id,
+      attempts: Number(r.attempts),
+      redeliveredAfter: Number(r.redelivered_after),
+      event: r.event ?? null,
+      reportId: r.report_id ?? null,
+    }));
   });
 }
 
+/** The outcome of attempt number `attempt` (as claimed): appended to the attempt log, and the delivery's state. */
 export async function recordDeliveryOutcome(
   db: Db,
-  id: string,
+  d: { id: string; attempts: number; redeliveredAfter: number },
   o: { state: DeliveryState; status: number | null; error: string | null; nextAttemptAt?: Date },
   now: Date,
 ): Promise<void> {
   const ts = now.toISOString();
-  await db
-    .updateTable('webhook_deliveries')
-    .set({
-      state: o.state,
-      last_status: o.status,
-      last_error: o.error,
-      lease_until: null,
-      ...(o.nextAttemptAt && { next_attempt_at: o.nextAttemptAt.toISOString() }),
-      ...(o.state === 'delivered' && { delivered_at: ts }),
-      updated_at: ts,
-    })
-    .where('id', '=', id)
-    .execute();
+  await db.transaction().execute(async (trx) => {
+    await trx
+      .insertInto('webhook_delivery_attempts')
+      .values({
+        delivery_id: d.id,
+        attempt: d.attempts,
+        redelivery: d.redeliveredAfter > 0 && d.attempts === d.redeliveredAfter + 1 ? 1 : 0,
+        outcome: o.state === 'pending' ? 'retry' : o.state,
+        status: o.status,
+        error: o.error,
+        attempted_at: ts,
+      })
+      // An attempt whose lease ran out and was claimed again already has its number taken.
+      .onConflict((oc) => oc.columns(['delivery_id', 'attempt']).doNothing())
+      .execute();
+    await trx
+      .updateTable('webhook_deliveries')
+      .set({
+        state: o.state,
+        last_status: o.status,
+        last_error: o.error,
+        lease_until: null,
+        ...(o.nextAttemptAt && { next_attempt_at: o.nextAttemptAt.toISOString() }),
+        ...(o.state === 'delivered' && { delivered_at: ts }),
+        updated_at: ts,
+      })
+      .where('id', '=', d.id)
+      .execute();
+  });
 }
 
+/**
+ * Redeliver: one more attempt now, appended to the log. The earlier attempts and their count stay;
+ * the retry budget starts again from here (redelivered_after).
+ */
 export async function resetDelivery(db: Db, id: string, now: Date): Promise<boolean> {
   const ts = now.toISOString();
   const r = await db
     .updateTable('webhook_deliveries')
-    .set({ state: 'pending', attempts: 0, next_attempt_at: ts, lease_until: null, updated_at: ts })
+    .set((eb) => ({ state: 'pending', redelivered_after: eb.ref('attempts'), next_attempt_at: ts, lease_until: null, updated_at: ts }))
     .where('id', '=', id)
     .executeTakeFirst();
   return Number(r.numUpdatedRows) === 1;

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { MailroomError } from '../errors/errors.ts';
 import { parseMailbox } from '../outbox/message-input.ts';
-import type { Candidate, Choice } from '../servers/choose-server.ts';
+import { type Candidate, type Choice, maySendAs } from '../servers/choose-server.ts';
 import type { MessageProblem } from '../storage/inbound-store.ts';
 
 /**
@@ -203,10 +203,6 @@ export function mailboxesOf(value: string): string[] {
   return found;
 }
 
-/** What a server's FROM Filtering lets it send as (the rule of chooseServer): the address, its domain, or anything. */
-function maySendAs(server: Candidate, address: string): boolean {
-  return server.fromFilter === null || server.fromFilter === address || server.fromFilter === address.slice(address.lastIndexOf('@') + 1);
-}
 
 /**
  * The server for a message submitted as it is (SMTP): chosen by the first From mailbox (else the
@@ -250,7 +246,7 @@ export async function chooseForSubmitted<T extends Candidate>(
   if (other) {
     throw refused(
       'from',
-      `The ${other.field} field names ${other.address}, and the mail server "${server.name}" chosen for ${first} may send only as ${server.fromFilter}.`,
+      `The ${other.field} field names ${other.address}, and the mail server "${server.name}" chosen for ${first} may send only as ${server.fromFilter ?? server.username}.`,
       `Remove ${other.address} from the ${other.field} field, send it as a message of its own, or add it to the FROM Filtering of a mail server in Settings > Technical > Mail Servers.`,
     );
   }

@@ -146,6 +146,9 @@ test('Send As denied fails the message with its catalogue entry and Graph\'s rep
   assert.equal(done.lastError.code, 'GRAPH_ErrorSendAsDenied');
   assert.match(done.lastError.message, /ErrorSendAsDenied/);
   assert.match(done.lastError.fix, /Send as/);
+  // Both addresses are named: the From the ERP used and the mailbox that signed in.
+  assert.ok(done.lastError.message.includes(`The mailbox ${MAILBOX} (the server's Username) may not send as boss@example.test`), done.lastError.message);
+  assert.ok(done.lastError.fix.includes(`-Identity boss@example.test -Trustee ${MAILBOX}`), done.lastError.fix);
 });
 
 test('a sign-in without Mail.Send: Test Connection names the missing permission, and mail is held, not failed', T, async () => {

@@ -253,7 +253,7 @@ test('a sender no mail server may send as is refused at MAIL FROM, naming the FR
     assert.match(await s.command(`AUTH PLAIN ${plainAuth(KEY_NAME, sendKey)}`), /^235 /);
     const refused = await s.command('MAIL FROM:<billing@other.example>');
     assert.match(refused, /^550 5\.7\.1 No mail server may send as billing@other\.example/);
-    assert.match(refused, /Add billing@other\.example \(or the domain other\.example\) to the FROM Filtering/);
+    assert.match(refused, /set the FROM Filtering of one to billing@other\.example or other\.example/);
     assert.match(await s.command('MAIL FROM:<not an address>'), /^5\d\d /);
     assert.match(await s.command(`MAIL FROM:<${MAILBOX}>`), /^250 /);
     assert.match(await s.command('RCPT TO:<bad..dots@remote.example>'), /^5\d\d /);
@@ -261,6 +261,24 @@ test('a sender no mail server may send as is refused at MAIL FROM, naming the FR
     assert.match(await s.command('RSET'), /^250 /);
   } finally {
     s.close();
+  }
+});
+
+test('a mailbox without FROM Filtering is refused at MAIL FROM for any sender but its own Username, naming both', T, async () => {
+  const sales = await api('POST', '/api/v1/mail-servers', { name: 'Sales mailbox', username: 'sales@contoso.test', clientId: CLIENT_ID, clientSecret: CLIENT_SECRET, priority: 50 });
+  assert.equal(sales.status, 201, JSON.stringify(sales.json));
+  const s = await smtpDialogue(submissionsPort, { implicitTls: { ca: peers.ca.caPem } });
+  try {
+    await s.command('EHLO client.example');
+    assert.match(await s.command(`AUTH PLAIN ${plainAuth(KEY_NAME, sendKey)}`), /^235 /);
+    const refused = await s.command('MAIL FROM:<billing@contoso.test>');
+    assert.match(refused, /^550 5\.7\.1 The mail server "Sales mailbox" signs in as the mailbox sales@contoso\.test and has no FROM Filtering: it sends only as sales@contoso\.test, not as billing@contoso\.test/);
+    assert.match(refused, /FROM Filtering of one to billing@contoso\.test or contoso\.test/);
+    assert.match(await s.command('MAIL FROM:<sales@contoso.test>'), /^250 /);
+    assert.match(await s.command('RSET'), /^250 /);
+  } finally {
+    s.close();
+    assert.equal((await api('DELETE', `/api/v1/mail-servers/${sales.json.id}`)).status, 204);
   }
 });
 

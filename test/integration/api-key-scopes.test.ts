@@ -196,7 +196,7 @@ test('a refusal names the scopes the key has and the ones the request needs', as
 
 test('a send key sees, retries and cancels only what it queued: another key\'s message is 404, received mail 403', async () => {
   const other = await newKey('Reporting tool', { scope: 'send' });
-  const payroll = await call(keys.send!, 'POST', '/api/v1/messages', { from: 'hr@contoso.example', to: ['staff@contoso.example'], subject: 'confidential payroll Q4', text: 'x' });
+  const payroll = await call(keys.send!, 'POST', '/api/v1/messages', { from: 'sales@contoso.example', to: ['staff@contoso.example'], subject: 'confidential payroll Q4', text: 'x' });
   assert.equal(payroll.status, 202);
   const id = payroll.json.id as string;
   assert.equal(payroll.json.apiKeyId, keyIds.send);
@@ -259,8 +259,11 @@ test('FROM Filtering applies to a named server: ceo@victim.test through the exam
   const ok = await call(keys.send!, 'POST', '/api/v1/messages', { from: 'Billing <Billing@Example.com>', to: ['a@b.example'], subject: 'x', text: 'x', mailServerId: relay });
   assert.equal(ok.status, 202, ok.body);
   assert.equal(ok.json.mailServerId, relay);
-  // The unfiltered server still sends for anyone it is named for.
-  assert.equal((await call(keys.send!, 'POST', '/api/v1/messages', { from: 'ceo@victim.test', to: ['a@b.example'], subject: 'x', text: 'x', mailServerId: sales })).status, 202);
+  // A mailbox without FROM Filtering sends only as its Username, even when named.
+  const unfiltered = await call(keys.send!, 'POST', '/api/v1/messages', { from: 'ceo@victim.test', to: ['a@b.example'], subject: 'x', text: 'x', mailServerId: sales });
+  assert.equal(unfiltered.status, 422, unfiltered.body);
+  assert.match(unfiltered.json.error.message, /signs in as the mailbox sales@contoso\.example and has no FROM Filtering: it sends only as sales@contoso\.example, not as ceo@victim\.test/);
+  assert.equal((await call(keys.send!, 'POST', '/api/v1/messages', { from: 'sales@contoso.example', to: ['a@b.example'], subject: 'x', text: 'x', mailServerId: sales })).status, 202);
 });
 
 test('a key limited to one outgoing server sends and reads only through it', async () => {

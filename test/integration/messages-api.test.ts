@@ -94,6 +94,19 @@ test('a sender no server may send for is 422 with the reason', async () => {
   await admin.request('PATCH', `/api/v1/mail-servers/${serverId}`, { fromFilter: null });
 });
 
+test('a sender the mailbox cannot send as (not its Username, no FROM Filtering) is 422 at once, naming both addresses and the fix', async () => {
+  const r = await call(keys.send!, 'POST', '/api/v1/messages', { ...msg, from: 'billing@contoso.example' });
+  assert.equal(r.statusCode, 422, r.body);
+  const e = r.json().error;
+  assert.equal(e.field, 'from');
+  assert.match(e.message, /signs in as the mailbox sales@contoso\.example and has no FROM Filtering: it sends only as sales@contoso\.example, not as billing@contoso\.example/);
+  assert.match(e.fix, /FROM Filtering of one to billing@contoso\.example or contoso\.example.*Send As rights on billing@contoso\.example/);
+  // Set to send as the address (FROM Filtering), the same message is accepted.
+  await admin.request('PATCH', `/api/v1/mail-servers/${serverId}`, { fromFilter: 'billing@contoso.example' });
+  assert.equal((await call(keys.send!, 'POST', '/api/v1/messages', { ...msg, from: 'billing@contoso.example' })).statusCode, 202);
+  await admin.request('PATCH', `/api/v1/mail-servers/${serverId}`, { fromFilter: null });
+});
+
 test('list pages with a cursor, newest first, and filters by state and text', async () => {
   for (let i = 0; i < 5; i++) await call(keys.send!, 'POST', '/api/v1/messages', { ...msg, subject: `Paging ${i}` });
   const seen: string[] = [];

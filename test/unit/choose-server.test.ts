@@ -2,7 +2,8 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { chooseServer } from '../../src/servers/choose-server.ts';
 
-const s = (id: string, priority: number, fromFilter: string | null, active = true) => ({ id, name: id, priority, fromFilter, active });
+// Relays (authType none) unless said otherwise: they may send as anyone their FROM Filtering allows.
+const s = (id: string, priority: number, fromFilter: string | null, active = true, authType = 'none', username = `${id}@relay.test`) => ({ id, name: id, priority, fromFilter, active, authType, username });
 
 test('an explicit server wins, if it exists, is active and its FROM Filtering accepts the sender', () => {
   const servers = [s('a', 1, null), s('b', 2, 'billing@x.com'), s('c', 3, null, false)];
@@ -56,4 +57,28 @@ test('no server allowed for the sender gives a reason naming the filters', () =>
   assert.equal(r.ok, false);
   assert.match(r.ok ? '' : r.reason, /x\.com/);
   assert.equal(chooseServer([], 'a@b.com', null).ok, false);
+});
+
+test('a mailbox without FROM Filtering sends only as its Username: refused at once, naming both addresses', () => {
+  const sales = s('sales', 1, null, true, 'outlook_oauth', 'sales@contoso.com');
+  const refused = chooseServer([sales], 'billing@contoso.com', null);
+  assert.deepEqual(refused, {
+    ok: false,
+    reason: 'The mail server "sales" signs in as the mailbox sales@contoso.com and has no FROM Filtering: it sends only as sales@contoso.com, not as billing@contoso.com.',
+    field: 'from',
+  });
+  assert.equal(chooseServer([sales], 'billing@contoso.com', 'sales').ok, false);
+  assert.ok(chooseServer([sales], 'Sales@Contoso.com', null).ok);
+  assert.ok(chooseServer([sales], null, null).ok);
+  // FROM Filtering set to the address or its domain means "set to send as" (Send As granted in Exchange).
+  assert.ok(chooseServer([{ ...sales, fromFilter: 'billing@contoso.com' }], 'billing@contoso.com', null).ok);
+  assert.ok(chooseServer([{ ...sales, fromFilter: 'contoso.com' }], 'billing@contoso.com', 'sales').ok);
+  // Gmail mailboxes likewise; password and None servers are relays and send as anyone.
+  assert.equal(chooseServer([s('g', 1, null, true, 'gmail_oauth', 'ops@gmail.com')], 'billing@contoso.com', null).ok, false);
+  for (const authType of ['password', 'none']) assert.ok(chooseServer([s('r', 1, null, true, authType, 'relay@contoso.com')], 'billing@contoso.com', null).ok, authType);
+  // The automatic choice skips the mailbox for a relay (or the mailbox whose Username the sender is).
+  const r = chooseServer([sales, s('relay', 2, null, true, 'password')], 'billing@contoso.com', null);
+  assert.ok(r.ok && r.server.id === 'relay');
+  const own = chooseServer([sales, s('billing', 2, null, true, 'outlook_oauth', 'billing@contoso.com')], 'billing@contoso.com', null);
+  assert.ok(own.ok && own.server.id === 'billing');
 });

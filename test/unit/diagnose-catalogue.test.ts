@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import { createServer, type Server } from 'node:http';
 import { after, before, test } from 'node:test';
-import { CATALOGUE, diagnose, isTemporary, type CatalogueCode, type GuideStep } from '../../src/diagnose/diagnose.ts';
+import { CATALOGUE, diagnose, explain, isTemporary, type CatalogueCode, type GuideStep } from '../../src/diagnose/diagnose.ts';
 import { looksLikeGuid, type Evidence, type ImapEvidence, type OAuthEvidence } from '../../src/diagnose/evidence.ts';
 import { MailroomError } from '../../src/errors/errors.ts';
 import { authorizeErrorEvidence, graphScopes, oauthEvidence, OUTLOOK_SCOPES, refreshTokens, type OutlookApp } from '../../src/oauth/outlook.ts';
@@ -902,4 +902,21 @@ test('every catalogue entry is reached by at least one row above', () => {
 test('nodemailer-wrapped TLS errors keep their certificate code through smtpErrorFrom', () => {
   assert.equal(diagnose(smtpSocket('ESOCKET', 'certificate has expired', 'CERT_HAS_EXPIRED')).code, 'NET_CERT_EXPIRED');
   assert.equal(diagnose(smtpSocket('ESOCKET', 'self-signed certificate', 'DEPTH_ZERO_SELF_SIGNED_CERT')).code, 'NET_CERT_SELF_SIGNED');
+});
+
+test('a Send As refusal names the From address and the mailbox, and FROM Filtering, when both are known', () => {
+  const sender = { from: 'billing@contoso.com', mailbox: 'sales@contoso.com' };
+  for (const evidence of [
+    smtpReply('EENVELOPE', 'MAIL FROM', '550 5.7.60 SMTP; Client does not have permissions to send as this sender'),
+    smtpReply('EMESSAGE', 'DATA', '554 5.2.0 STOREDRV.Submission.Exception:SendAsDeniedException.MapiExceptionSendAsDenied; Cannot submit message.'),
+    graphError(403, 'ErrorSendAsDenied', 'The user account which was used to submit this request does not have the right to send mail on behalf of the specified sending account.'),
+  ]) {
+    const x = explain(evidence, 'refused', sender);
+    assert.match(x.message, /The mailbox sales@contoso\.com \(the server's Username\) may not send as billing@contoso\.com/, x.code);
+    assert.match(x.fix, /Mailboxes › billing@contoso\.com › Delegation › Send as › Edit › add sales@contoso\.com/, x.code);
+    assert.match(x.fix, /Add-RecipientPermission -Identity billing@contoso\.com -Trustee sales@contoso\.com/, x.code);
+    assert.match(x.fix, /FROM Filtering to billing@contoso\.com/, x.code);
+    // Without the addresses the catalogue's general wording stays.
+    assert.match(explain(evidence, 'refused').fix, /<From address>/);
+  }
 });

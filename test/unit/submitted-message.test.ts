@@ -85,8 +85,8 @@ test('sender fields are read from the header section only, unfolded, whatever th
 });
 
 const servers: Candidate[] = [
-  { id: 'billing', name: 'Billing relay', active: true, priority: 1, fromFilter: 'example.com' },
-  { id: 'ceo', name: 'CEO mailbox', active: true, priority: 2, fromFilter: 'ceo@victim.test' },
+  { id: 'billing', name: 'Billing relay', active: true, priority: 1, fromFilter: 'example.com', username: 'relay@example.com', authType: 'password' },
+  { id: 'ceo', name: 'CEO mailbox', active: true, priority: 2, fromFilter: 'ceo@victim.test', username: 'ceo@victim.test', authType: 'outlook_oauth' },
 ];
 const chooseFor = async (from: string) => {
   const server = servers.find((s) => s.fromFilter === from || s.fromFilter === from.slice(from.indexOf('@') + 1));

@@ -165,6 +165,9 @@ export interface MailServerDefaults {
   recipientsPerDay: number | null;
   recipientsPerMessage: number | null;
   authMethods: AuthMethodChoice[];
+  /** MICROSOFT_AUTHORITY_HOST and MICROSOFT_GRAPH_HOST (origins) this installation uses. */
+  microsoftAuthorityHost: string;
+  microsoftGraphHost: string;
 }
 
 export interface TestResult {
@@ -495,6 +498,17 @@ export interface WebhookDelivery {
   nextAttemptAt: string | null;
   deliveredAt: string | null;
   createdAt: string;
+  /** Every attempt, oldest first; a redelivery appends one. */
+  attemptLog: WebhookDeliveryAttempt[];
+}
+
+export interface WebhookDeliveryAttempt {
+  attempt: number;
+  redelivery: boolean;
+  outcome: 'delivered' | 'retry' | 'failed';
+  status: number | null;
+  error: string | null;
+  at: string;
 }
 
 export interface InboundMessageDetail extends InboundMessage {

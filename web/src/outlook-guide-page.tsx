@@ -10,6 +10,7 @@ import {
 } from './api.ts';
 import { CopyButton } from './copy-button.tsx';
 import { ErrorAlert } from './error-alert.tsx';
+import { guideNetworkHosts } from './guide-network-hosts.ts';
 import { RedirectCheck } from './redirect-check.tsx';
 import { rememberedGuideServer, rememberGuideServer } from './remember-guide-server.ts';
 import { Link, navigate, useLocation } from './router.tsx';
@@ -54,14 +55,6 @@ const KNOWN_PROBLEMS: { symptom: string; step: number }[] = [
 ];
 
 type Detail = { direction: 'outgoing'; server: MailServer } | { direction: 'incoming'; server: IncomingServer };
-
-function hostOf(url: string | undefined, fallback: string): string {
-  try {
-    return url ? new URL(url).host : fallback;
-  } catch {
-    return fallback;
-  }
-}
 
 function Step({ n, title, active, children }: { n: number; title: string; active: string; children: ReactNode }) {
   const id = `step-${n}`;
@@ -173,9 +166,19 @@ export function OutlookGuidePage() {
   const tenant = current?.server.tenant ?? defaults?.tenant ?? 'common';
   const broadTenant = ['common', 'organizations', 'consumers'].includes(tenant.toLowerCase());
   const clientId = current?.server.clientId || null;
-  const authorityHost = hostOf(outgoing?.adminConsentUrl ?? undefined, 'login.microsoftonline.com');
-  const formPath = selected ? serverFormPath(selected.direction, selected.id) : null;
   const isIncoming = selected?.direction === 'incoming';
+  const networkHosts = guideNetworkHosts({
+    direction: isIncoming ? 'incoming' : 'outgoing',
+    authorityHost: defaults?.microsoftAuthorityHost ?? 'https://login.microsoftonline.com',
+    graphHost: defaults?.microsoftGraphHost ?? 'https://graph.microsoft.com',
+    smtpHost: outgoing?.smtpHost,
+    smtpPort: outgoing?.smtpPort,
+    sendUsing: outgoing?.sendUsing,
+    imapHost: incoming?.imapHost,
+    imapPort: incoming?.imapPort,
+    serverType: incoming?.serverType,
+  });
+  const formPath = selected ? serverFormPath(selected.direction, selected.id) : null;
   const viaGraph = outgoing?.sendUsing === 'graph' || incoming?.serverType === 'graph';
   const sharedFrom = incoming?.tokenSourceId ? incoming : null;
   const testButton = isIncoming ? 'Test & Confirm' : 'Test Connection';
@@ -420,16 +423,13 @@ export function OutlookGuidePage() {
 
       <Step active={active} n={7} title="Check the network">
         <p>
-          The Mailroom server (not your browser) must reach <code className="mono">{authorityHost}:443</code> and{' '}
-          {isIncoming ? (
-            <code className="mono">
-              {incoming?.imapHost ?? 'outlook.office365.com'}:{incoming?.imapPort ?? 993}
-            </code>
-          ) : (
-            <code className="mono">
-              {outgoing?.smtpHost ?? 'smtp.office365.com'}:{outgoing?.smtpPort ?? 587}
-            </code>
-          )}
+          The Mailroom server (not your browser) must reach{' '}
+          {networkHosts.map((h, i) => (
+            <span key={h}>
+              {i > 0 && ' and '}
+              <code className="mono">{h}</code>
+            </span>
+          ))}
           . A proxy or antivirus that inspects TLS must let these hosts through unchanged; a private certificate authority is
           trusted with <code className="mono">NODE_EXTRA_CA_CERTS</code>.
         </p>

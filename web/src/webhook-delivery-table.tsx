@@ -86,7 +86,24 @@ export function WebhookDeliveryTable({ deliveries, show, onRedelivered }: Webhoo
                   <td>
                     <DeliveryStateBadge state={d.state} />
                   </td>
-                  <td className="num">{d.attempts}</td>
+                  <td className="num">
+                    {d.attemptLog.length > 1 ? (
+                      <details>
+                        <summary>{d.attempts}</summary>
+                        <ol className="attempt-log">
+                          {d.attemptLog.map((a) => (
+                            <li key={a.attempt}>
+                              {a.redelivery && 'Redelivered: '}
+                              {a.outcome === 'delivered' ? 'Delivered' : 'Failed'}
+                              {a.status !== null && ` (HTTP ${a.status})`} <When iso={a.at} />
+                            </li>
+                          ))}
+                        </ol>
+                      </details>
+                    ) : (
+                      d.attempts
+                    )}
+                  </td>
                   <td>{d.lastStatus === null ? <span className="muted">—</span> : <code className="mono">{d.lastStatus}</code>}</td>
                   <td className="delivery-error">
                     {d.lastError ? (

@@ -1,0 +1,73 @@
+import assert from 'node:assert/strict';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { after, before, test } from 'node:test';
+import { importInboundMessages } from '../../src/storage/inbound-store.ts';
+import { loginAgent, startTestMailroom, type Agent, type TestMailroom } from '../helpers/test-mailroom.ts';
+
+// A receiver that fails twice and then accepts: the delivery log must keep every attempt, the two
+// failures and the redelivery that succeeded, not show "1 attempt, Delivered".
+let t: TestMailroom;
+let agent: Agent;
+let receiver: Server;
+const answers = [500, 503, 200];
+const seen: string[] = [];
+
+before(async () => {
+  receiver = createServer((req, res) => {
+    seen.push(String(req.headers['x-mailroom-delivery']));
+    res.writeHead(answers.shift() ?? 200).end();
+  });
+  await new Promise<void>((r) => receiver.listen(0, '127.0.0.1', r));
+  t = await startTestMailroom({ WEBHOOK_MAX_ATTEMPTS: '2', WEBHOOK_RETRY_BASE_SECONDS: '0.01' });
+  agent = await loginAgent(t);
+});
+after(async () => {
+  await t?.close();
+  receiver?.close();
+});
+
+async function settled(deliveryId: string, state: string) {
+  for (let i = 0; i < 400; i++) {
+    t.mr.webhooks.kick();
+    const d = (await t.mr.database.db.selectFrom('webhook_deliveries').select('state').where('id', '=', deliveryId).executeTakeFirst())!;
+    if (d.state === state) return;
+    await new Promise((r) => setTimeout(r, 25));
+  }
+  throw new Error(`delivery ${deliveryId} never became ${state}`);
+}
+
+test('fail twice, redeliver, succeed: the delivery log lists all three attempts', async () => {
+  const hook = await agent.request('POST', '/api/v1/webhooks', { url: `http://127.0.0.1:${(receiver.address() as AddressInfo).port}/erp/hook` });
+  assert.equal(hook.status, 201, hook.body);
+  const inc = await agent.request('POST', '/api/v1/incoming-servers', { name: 'Inbox', username: 'inbox@contoso.example', clientId: '3f0c2d1e-5b6a-4c7d-8e9f-0a1b2c3d4e5f', clientSecret: 'Xy8Q~s3cr3t.Value-Only_Shown~Once1234567', active: false, afterFetch: 'leave' });
+  assert.equal(inc.status, 201, inc.body);
+  const serverId = inc.json.id as string;
+  await importInboundMessages(t.mr.database.db, { serverId, folder: 'INBOX', uidValidity: '1', lastUid: 1 }, [{
+    id: 'in-1', serverId, folder: 'INBOX', uidValidity: '1', uid: 1, dedupeKey: 'dedupe-in-1', messageId: '<in-1@sender.example>',
+    from: 'sender@sender.example', to: ['inbox@contoso.example'], cc: [], subject: 'Invoice 42', date: null, inReplyTo: null, references: [],
+    text: 'hello', html: null, attachments: [], sizeBytes: 40, raw: { mime: Buffer.from('Subject: Invoice 42\r\n\r\nhello\r\n') }, outboxMessageId: null, afterFetchPending: false,
+  }], [hook.json.id], () => 'delivery-1', new Date());
+
+  await settled('delivery-1', 'failed');
+  const failed = (await agent.request('GET', `/api/v1/webhooks/${hook.json.id}/deliveries`)).json.items;
+  assert.equal(failed.length, 1);
+  assert.equal(failed[0].attempts, 2);
+  assert.deepEqual(failed[0].attemptLog.map((a: { status: number | null }) => a.status), [500, 503]);
+
+  const r = await agent.request('POST', '/api/v1/webhook-deliveries/delivery-1/redeliver');
+  assert.equal(r.status, 200, r.body);
+  await settled('delivery-1', 'delivered');
+
+  const [d] = (await agent.request('GET', `/api/v1/webhooks/${hook.json.id}/deliveries`)).json.items;
+  assert.equal(d.state, 'delivered');
+  assert.equal(d.attempts, 3, 'the redelivery is a third attempt, the two failures stay counted');
+  assert.deepEqual(d.attemptLog.map((a: { attempt: number; status: number | null; outcome: string; redelivery: boolean }) => [a.attempt, a.status, a.outcome, a.redelivery]), [
+    [1, 500, 'retry', false],
+    [2, 503, 'failed', false],
+    [3, 200, 'delivered', true],
+  ]);
+  assert.match(d.attemptLog[0].error, /HTTP 500/);
+  assert.ok(d.attemptLog.every((a: { at: string }) => !Number.isNaN(Date.parse(a.at))));
+  assert.deepEqual(seen, ['delivery-1', 'delivery-1', 'delivery-1']);
+});
