@@ -50,17 +50,22 @@ async function events(db: OpenedDatabase['db']) {
   return db.selectFrom('webhook_deliveries').select(['event', 'report_id', 'inbound_message_id']).execute();
 }
 
+/** A fresh database of `dialect` (its data directory and PostgreSQL database dropped after the file). */
+async function freshDatabase(dialect: 'sqlite' | 'postgres', name: string): Promise<{ opened: OpenedDatabase; dataDir: string }> {
+  const dataDir = mkdtempSync(join(tmpdir(), `${name}-`));
+  dirs.push(dataDir);
+  let url = `sqlite:${join(dataDir, 'mailroom.sqlite')}`;
+  if (dialect === 'postgres') {
+    const p = await createTestDatabase(name.replace(/-/g, '_'));
+    pgs.push(p);
+    url = p.url;
+  }
+  return { opened: await openDatabase(url), dataDir };
+}
+
 for (const dialect of ['sqlite', 'postgres'] as const) {
   test(`reports are matched to their outgoing message, raise one event each, and suppress per the rules on ${dialect}`, async () => {
-    const dataDir = mkdtempSync(join(tmpdir(), 'mailroom-bounce-'));
-    dirs.push(dataDir);
-    let url = `sqlite:${join(dataDir, 'mailroom.sqlite')}`;
-    if (dialect === 'postgres') {
-      const p = await createTestDatabase('mailroom_bounce');
-      pgs.push(p);
-      url = p.url;
-    }
-    const opened = await openDatabase(url);
+    const { opened, dataDir } = await freshDatabase(dialect, 'mailroom-bounce');
     const { db } = opened;
     try {
       await insertMailServer(db, 'out', { ...base, name: 'Out', username: 'erp@contoso.example' } as Parameters<typeof insertMailServer>[2], new Date());
@@ -165,15 +170,7 @@ for (const dialect of ['sqlite', 'postgres'] as const) {
 
 for (const dialect of ['sqlite', 'postgres'] as const) {
   test(`a non-delivery report that carries a 1.5 MB original, streamed to storage, is recognised from what was stored on ${dialect}`, async () => {
-    const dataDir = mkdtempSync(join(tmpdir(), 'mailroom-bounce-large-'));
-    dirs.push(dataDir);
-    let url = `sqlite:${join(dataDir, 'mailroom.sqlite')}`;
-    if (dialect === 'postgres') {
-      const p = await createTestDatabase('mailroom_bounce_large');
-      pgs.push(p);
-      url = p.url;
-    }
-    const opened = await openDatabase(url);
+    const { opened, dataDir } = await freshDatabase(dialect, 'mailroom-bounce-large');
     const { db } = opened;
     try {
       await insertMailServer(db, 'out', { ...base, name: 'Out', username: 'erp@contoso.example' } as Parameters<typeof insertMailServer>[2], new Date());
