@@ -7,7 +7,8 @@ import { normalizeEmail } from '../auth/admin-service.ts';
 import { isMailroomError } from '../errors/errors.ts';
 import { buildApp } from '../http/app.ts';
 import { listenWhileStarting, type StartingServer } from '../http/starting-server.ts';
-import { createLogger } from '../logger.ts';
+import pino from 'pino';
+import { createLogger, type Logger } from '../logger.ts';
 import { createMailroom, type Mailroom } from '../mailroom.ts';
 import { buildWebIfNeeded } from './build-web.ts';
 import { databaseName } from './database-name.ts';
@@ -38,14 +39,24 @@ SMTP_TLS_CERT, SMTP_TLS_KEY (see README).`;
 /** SIGTERM to exit: submission sessions get 10 s to finish their message (CLOSE_TIMEOUT_MS) within it. */
 const SHUTDOWN_CAP_MS = 12_000;
 
+/** serve's log once it exists: a failed start is logged there too (every line of serve is JSON). */
+let serveLogger: Logger | undefined;
+let serving = false;
+
 async function serve(): Promise<void> {
   const config = loadConfig();
   const logger = createLogger(config.logLevel);
+  serveLogger = logger;
+  // Node prints its warnings (deprecations, MaxListeners…) as plain text on stderr: into the log instead.
+  process.removeAllListeners('warning');
+  process.on('warning', (w: Error & { code?: string; detail?: string }) => {
+    logger.warn({ event: 'process.warning', warning: { name: w.name, ...(w.code && { code: w.code }), ...(w.detail && { detail: w.detail }) } }, w.message);
+  });
   // A bug in a background task must not end the API, the outbox and the SMTP listener with it:
   // logged with its stack (one line the tests look for), and the process carries on.
   process.on('unhandledRejection', (err) => logger.error({ event: 'process.unhandled', kind: 'unhandledRejection', err }, 'unhandled promise rejection'));
   process.on('uncaughtException', (err) => logger.error({ event: 'process.unhandled', kind: 'uncaughtException', err }, 'uncaught exception'));
-  await buildWebIfNeeded((m) => logger.info(m));
+  await buildWebIfNeeded(logger);
   // Until the database is open a signal ends the wait at once, and while Mailroom waits for an
   // unreachable PostgreSQL a placeholder answers HTTP (/healthz "starting", everything else 503).
   const waiting = new AbortController();
@@ -89,10 +100,12 @@ async function serve(): Promise<void> {
   logger.info({ event: 'started', url: config.baseUrl.href, database: mr.database.dialect }, `Mailroom is running at ${config.baseUrl.href}`);
   if (!(await mr.admins.hasAdmin())) {
     const token = await mr.admins.issueSetupToken();
-    // Printed, not logged: the link is a one-time credential for whoever runs the process.
-    process.stdout.write(
-      `\nNo admin exists yet. Open this one-time link within 24 hours to create the first admin:\n\n  ${config.baseUrl.href.replace(/\/$/, '')}/setup?token=${token}\n\n` +
-        `(or run: npx mailroom admin create --email you@example.com --password-stdin)\n\n`,
+    // A one-time credential, in the log because the log is what whoever runs the process reads
+    // (standard output, where it was printed before). At warn: someone must act, whatever LOG_LEVEL.
+    const url = `${config.baseUrl.href.replace(/\/$/, '')}/setup?token=${token}`;
+    logger.warn(
+      { event: 'setup.link', url },
+      `No admin exists yet. Open this one-time link within 24 hours to create the first admin: ${url} (or run: npx mailroom admin create --email you@example.com --password-stdin)`,
     );
   }
   const sweep = setInterval(() => void mr.admins.sweep().catch((e) => logger.warn({ err: e }, 'session sweep failed')), 3600_000);
@@ -172,7 +185,8 @@ async function withMailroom<T>(run: (mr: Awaited<ReturnType<typeof createMailroo
   }
   // stderr: stdout stays the command's answer (an API key, a list) for scripts.
   process.stderr.write(`Using the database ${databaseName(config.databaseUrl)}\n`);
-  const mr = await createMailroom(config, createLogger(config.logLevel === 'info' ? 'warn' : config.logLevel));
+  // The log goes to stderr with the other notes: stdout is the command's answer alone.
+  const mr = await createMailroom(config, createLogger(config.logLevel === 'info' ? 'warn' : config.logLevel, pino.destination({ dest: 2, sync: true })));
   try {
     return await run(mr);
   } finally {
@@ -312,6 +326,7 @@ export async function main(argv: string[]): Promise<number> {
   const { name, args } = resolved;
   if (name === 'serve') {
     parseCommand(name, args);
+    serving = true;
     await serve();
     return -1; // keep running
   }
@@ -418,6 +433,14 @@ main(process.argv.slice(2)).then(
     if (code >= 0) process.exit(code);
   },
   (e: unknown) => {
+    if (serving) {
+      // A start that fails (configuration, database, port in use) is one JSON line like the rest.
+      const logger = serveLogger ?? createLogger('info');
+      if (e instanceof ConfigError) logger.fatal({ event: 'start.failed', code: 'MR_CONFIG' }, e.message);
+      else if (isMailroomError(e)) logger.fatal({ event: 'start.failed', code: e.code, ...(e.fix && { fix: e.fix }) }, e.message);
+      else logger.fatal({ event: 'start.failed', err: e }, `Mailroom could not start: ${(e as Error).message ?? String(e)}`);
+      process.exit(1);
+    }
     if (e instanceof UsageError) {
       console.error(`${e.message}\n\n${e.usage}`);
       process.exit(2);
