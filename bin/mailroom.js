@@ -18,12 +18,25 @@ function newerThan(dir, t) {
   return false;
 }
 
+// `serve` writes only JSON lines (its log). Until its logger exists, this file writes them in the
+// same shape (pino's: level 40 is warn), and Node's own warnings go there too instead of plain text.
+const args = process.argv.slice(2);
+const serving = (args[0] ?? 'serve') === 'serve' && !args.some((a) => a === '--help' || a === '-h');
+const note = (event, msg, fields = {}) =>
+  serving
+    ? process.stdout.write(`${JSON.stringify({ level: 40, time: new Date().toISOString(), service: 'mailroom', event, ...fields, msg })}\n`)
+    : process.stderr.write(`mailroom: ${msg}\n`);
+if (serving) {
+  process.removeAllListeners('warning');
+  process.on('warning', (w) => note('process.warning', w.message, { warning: { name: w.name, ...(w.code && { code: w.code }) } }));
+}
+
 // An installed package has dist/ and no src/: nothing to compare.
 const stale = !existsSync(compiled) || (existsSync(sources) && newerThan(sources, statSync(compiled).mtimeMs));
 if (!stale) {
   await import(compiled);
 } else {
-  if (existsSync(compiled)) process.stderr.write('mailroom: src/ is newer than the build in dist/; running the sources through tsx (slower start). npm run build compiles them.\n');
+  if (existsSync(compiled)) note('start.sources', 'src/ is newer than the build in dist/; running the sources through tsx (slower start). npm run build compiles them.');
   const { register } = await import('tsx/esm/api');
   register();
   await import('../src/cli/main.ts');

@@ -40,4 +40,13 @@ export function createLogger(level: string, destination?: pino.DestinationStream
   );
 }
 
+/**
+ * The level for the request log of a route called all the time (UI polls, health checks, the send
+ * API): its access lines appear only when LOG_LEVEL is debug or trace, while its warnings and errors
+ * are kept (and a quieter LOG_LEVEL stays quieter).
+ */
+export function quietLevel(logLevel: string): string {
+  return ['debug', 'trace', 'error', 'fatal', 'silent'].includes(logLevel) ? logLevel : 'warn';
+}
+
 export type { Logger };

@@ -157,6 +157,8 @@ export async function createMailroom(config: Config, logger: Logger, opts: Start
       onHealthy: async (serverId) => {
         if (await releaseHeld(db, now(), serverId)) worker.kick();
       },
+      // Send test email goes out at once; Emails lists it with the other messages.
+      onTestEmail: (email, outcome) => outbox.recordTestEmail(email, outcome),
     }),
     apiKeys,
     outbox,

@@ -1,13 +1,14 @@
 import { existsSync } from 'node:fs';
 import { userInfo } from 'node:os';
 import { join } from 'node:path';
-import { parseArgs } from 'node:util';
+import { type ParseArgsConfig, parseArgs } from 'node:util';
 import { adminPasswordFromEnv, type Config, ConfigError, loadConfig } from '../config/config.ts';
 import { normalizeEmail } from '../auth/admin-service.ts';
 import { isMailroomError } from '../errors/errors.ts';
 import { buildApp } from '../http/app.ts';
 import { listenWhileStarting, type StartingServer } from '../http/starting-server.ts';
-import { createLogger } from '../logger.ts';
+import pino from 'pino';
+import { createLogger, type Logger } from '../logger.ts';
 import { createMailroom, type Mailroom } from '../mailroom.ts';
 import { buildWebIfNeeded } from './build-web.ts';
 import { databaseName } from './database-name.ts';
@@ -29,6 +30,8 @@ Commands:
                                                 the server flags limit the key to those servers
   send --from F --to T --subject S --text X     Queue a message (delivered by the running server)
 
+mailroom <command> --help prints a command's usage and opens nothing.
+
 Configuration comes from the environment: PORT, HOST, BASE_URL, DATA_DIR, DATABASE_URL,
 MAILROOM_SECRET_KEY, MICROSOFT_AUTHORITY_HOST, LOG_LEVEL, SMTP_SUBMISSION_PORT, SMTP_SUBMISSIONS_PORT,
 SMTP_TLS_CERT, SMTP_TLS_KEY (see README).`;
@@ -36,14 +39,24 @@ SMTP_TLS_CERT, SMTP_TLS_KEY (see README).`;
 /** SIGTERM to exit: submission sessions get 10 s to finish their message (CLOSE_TIMEOUT_MS) within it. */
 const SHUTDOWN_CAP_MS = 12_000;
 
+/** serve's log once it exists: a failed start is logged there too (every line of serve is JSON). */
+let serveLogger: Logger | undefined;
+let serving = false;
+
 async function serve(): Promise<void> {
   const config = loadConfig();
   const logger = createLogger(config.logLevel);
+  serveLogger = logger;
+  // Node prints its warnings (deprecations, MaxListeners…) as plain text on stderr: into the log instead.
+  process.removeAllListeners('warning');
+  process.on('warning', (w: Error & { code?: string; detail?: string }) => {
+    logger.warn({ event: 'process.warning', warning: { name: w.name, ...(w.code && { code: w.code }), ...(w.detail && { detail: w.detail }) } }, w.message);
+  });
   // A bug in a background task must not end the API, the outbox and the SMTP listener with it:
   // logged with its stack (one line the tests look for), and the process carries on.
   process.on('unhandledRejection', (err) => logger.error({ event: 'process.unhandled', kind: 'unhandledRejection', err }, 'unhandled promise rejection'));
   process.on('uncaughtException', (err) => logger.error({ event: 'process.unhandled', kind: 'uncaughtException', err }, 'uncaught exception'));
-  await buildWebIfNeeded((m) => logger.info(m));
+  await buildWebIfNeeded(logger);
   // Until the database is open a signal ends the wait at once, and while Mailroom waits for an
   // unreachable PostgreSQL a placeholder answers HTTP (/healthz "starting", everything else 503).
   const waiting = new AbortController();
@@ -87,10 +100,12 @@ async function serve(): Promise<void> {
   logger.info({ event: 'started', url: config.baseUrl.href, database: mr.database.dialect }, `Mailroom is running at ${config.baseUrl.href}`);
   if (!(await mr.admins.hasAdmin())) {
     const token = await mr.admins.issueSetupToken();
-    // Printed, not logged: the link is a one-time credential for whoever runs the process.
-    process.stdout.write(
-      `\nNo admin exists yet. Open this one-time link within 24 hours to create the first admin:\n\n  ${config.baseUrl.href.replace(/\/$/, '')}/setup?token=${token}\n\n` +
-        `(or run: npx mailroom admin create --email you@example.com --password-stdin)\n\n`,
+    // A one-time credential, in the log because the log is what whoever runs the process reads
+    // (standard output, where it was printed before). At warn: someone must act, whatever LOG_LEVEL.
+    const url = `${config.baseUrl.href.replace(/\/$/, '')}/setup?token=${token}`;
+    logger.warn(
+      { event: 'setup.link', url },
+      `No admin exists yet. Open this one-time link within 24 hours to create the first admin: ${url} (or run: npx mailroom admin create --email you@example.com --password-stdin)`,
     );
   }
   const sweep = setInterval(() => void mr.admins.sweep().catch((e) => logger.warn({ err: e }, 'session sweep failed')), 3600_000);
@@ -170,7 +185,8 @@ async function withMailroom<T>(run: (mr: Awaited<ReturnType<typeof createMailroo
   }
   // stderr: stdout stays the command's answer (an API key, a list) for scripts.
   process.stderr.write(`Using the database ${databaseName(config.databaseUrl)}\n`);
-  const mr = await createMailroom(config, createLogger(config.logLevel === 'info' ? 'warn' : config.logLevel));
+  // The log goes to stderr with the other notes: stdout is the command's answer alone.
+  const mr = await createMailroom(config, createLogger(config.logLevel === 'info' ? 'warn' : config.logLevel, pino.destination({ dest: 2, sync: true })));
   try {
     return await run(mr);
   } finally {
@@ -178,65 +194,196 @@ async function withMailroom<T>(run: (mr: Awaited<ReturnType<typeof createMailroo
   }
 }
 
+/** Each command's own help: `mailroom <command> --help` prints it without opening anything. */
+const COMMANDS: Record<string, { usage: string; options?: ParseArgsConfig['options']; positionals?: number }> = {
+  serve: {
+    usage: `Usage: mailroom serve
+
+Starts the web UI, the API, the outbox and the incoming mail workers (and the SMTP listener when
+SMTP_SUBMISSION_PORT or SMTP_SUBMISSIONS_PORT is set). The log is JSON lines on standard output.
+Creates DATA_DIR, the SQLite database and the secret key on the first start.`,
+  },
+  'admin create': {
+    usage: `Usage: mailroom admin create --email E --password-stdin [--reset]
+
+Creates an admin. The password (at least 10 characters) is read from standard input with
+--password-stdin, else from MAILROOM_ADMIN_PASSWORD, else from --password P (which ps shows).
+--reset sets a new password for an existing admin.
+
+  printf '%s' 'a long passphrase' | npx mailroom admin create --email admin@example.com --password-stdin`,
+    options: { email: { type: 'string' }, password: { type: 'string' }, 'password-stdin': { type: 'boolean' }, reset: { type: 'boolean' } },
+  },
+  'servers list': {
+    usage: `Usage: mailroom servers list
+
+Lists the outgoing mail servers, a header row first: ID, NAME, USERNAME, AUTHENTICATE USING,
+SENDS VIA (host:port, or Microsoft Graph) and TOKEN (valid, not_connected, reconnect_needed;
+- for Username/Password and None).`,
+  },
+  'servers test': {
+    usage: `Usage: mailroom servers test <id>
+
+Runs Test Connection for one outgoing mail server (ids: mailroom servers list). Exit code 0 when it
+passes, 1 with the server's answer and the fix when it fails. Recorded in the Audit Log.`,
+    positionals: 1,
+  },
+  'apikey create': {
+    usage: `Usage: mailroom apikey create --name N --scope S [--scope S] [--mail-server ID] [--incoming-server ID]
+
+Creates an API key and prints it once. Scopes: send, outbox:read, inbound:read, admin (read =
+outbox:read + inbound:read); each flag may be repeated or comma-separated. --mail-server and
+--incoming-server limit the key to those servers. Recorded in the Audit Log.`,
+    options: {
+      name: { type: 'string' },
+      scope: { type: 'string', multiple: true },
+      'mail-server': { type: 'string', multiple: true },
+      'incoming-server': { type: 'string', multiple: true },
+    },
+  },
+  send: {
+    usage: `Usage: mailroom send --from F --to T [--to T] [--cc C] --subject S (--text X | --html H) [--server ID]
+
+Queues a message; the running server delivers it. Without --server the server is chosen as for the
+API (Priority, then FROM Filtering).`,
+    options: {
+      from: { type: 'string' },
+      to: { type: 'string', multiple: true },
+      cc: { type: 'string', multiple: true },
+      subject: { type: 'string' },
+      text: { type: 'string' },
+      html: { type: 'string' },
+      server: { type: 'string' },
+    },
+  },
+};
+
+const GROUPS = new Set(Object.keys(COMMANDS).filter((k) => k.includes(' ')).map((k) => k.split(' ')[0]!));
+const isHelp = (a: string | undefined) => a === '--help' || a === '-h';
+
+/** A mistake on the command line: said once on stderr with the command's usage, exit code 2. */
+class UsageError extends Error {
+  constructor(message: string, readonly usage: string) {
+    super(message);
+  }
+}
+
+function groupUsage(group: string): string {
+  return `Usage: mailroom ${group} <command>\n\n${Object.entries(COMMANDS)
+    .filter(([k]) => k.startsWith(`${group} `))
+    .map(([, c]) => `  ${c.usage.split('\n')[0]!.replace('Usage: ', '')}`)
+    .join('\n')}\n\nmailroom ${group} <command> --help says more.`;
+}
+
+/** Which command argv names and its arguments; help asked for anywhere in it is answered instead. */
+function resolveCommand(argv: string[]): { name: string; args: string[] } | { help: string } {
+  const [first = 'serve', second] = argv;
+  if (first === 'help' || isHelp(first)) {
+    const about = argv.slice(1).join(' ');
+    return { help: COMMANDS[about]?.usage ?? (GROUPS.has(about) ? groupUsage(about) : USAGE) };
+  }
+  if (GROUPS.has(first)) {
+    const name = `${first} ${second ?? ''}`;
+    if (!COMMANDS[name]) {
+      if (second === undefined || isHelp(second)) return isHelp(second) ? { help: groupUsage(first) } : fail(`mailroom ${first} needs a command.`, groupUsage(first));
+      return fail(`Unknown command: mailroom ${first} ${second}`, groupUsage(first));
+    }
+    return argv.slice(2).some(isHelp) ? { help: COMMANDS[name].usage } : { name, args: argv.slice(2) };
+  }
+  if (!COMMANDS[first]) return fail(`Unknown command: mailroom ${first}`, USAGE);
+  return argv.slice(1).some(isHelp) ? { help: COMMANDS[first].usage } : { name: first, args: argv.slice(1) };
+}
+
+function fail(message: string, usage: string): never {
+  throw new UsageError(message, usage);
+}
+
+/** The command's options and positionals, strictly: an unknown option or a stray word is a usage error. */
+function parseCommand(name: string, args: string[]) {
+  const c = COMMANDS[name]!;
+  try {
+    const r = parseArgs({ args, options: c.options ?? {}, allowPositionals: (c.positionals ?? 0) > 0, strict: true });
+    if (r.positionals.length > (c.positionals ?? 0)) fail(`Unexpected argument: ${r.positionals[c.positionals ?? 0]}`, c.usage);
+    if (r.positionals.length < (c.positionals ?? 0)) fail(`mailroom ${name} needs ${c.usage.split('\n')[0]!.split(' ').filter((w) => w.startsWith('<')).join(' ')}.`, c.usage);
+    return r;
+  } catch (e) {
+    if ((e as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) fail((e as Error).message, c.usage);
+    throw e;
+  }
+}
+
+/** Left-aligned columns under a header row, two spaces apart. */
+function table(header: string[], rows: string[][]): string {
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
+  return [header, ...rows].map((r) => r.map((cell, i) => (i === r.length - 1 ? cell : cell.padEnd(widths[i]!))).join('  ')).join('\n');
+}
+
 export async function main(argv: string[]): Promise<number> {
-  const [command = 'serve', sub, ...rest] = argv;
-  if (command === 'help' || command === '--help' || command === '-h') {
-    console.log(USAGE);
+  const resolved = resolveCommand(argv);
+  if ('help' in resolved) {
+    console.log(resolved.help);
     return 0;
   }
-  if (command === 'serve') {
+  const { name, args } = resolved;
+  if (name === 'serve') {
+    parseCommand(name, args);
+    serving = true;
     await serve();
     return -1; // keep running
   }
-  if (command === 'admin' && sub === 'create') {
-    const { values } = parseArgs({
-      args: rest,
-      options: { email: { type: 'string' }, password: { type: 'string' }, 'password-stdin': { type: 'boolean' }, reset: { type: 'boolean' } },
-    });
+  if (name === 'admin create') {
+    const { values } = parseCommand(name, args) as { values: { email?: string; password?: string; 'password-stdin'?: boolean; reset?: boolean } };
     const password = values['password-stdin'] ? await readStdinLine() : (values.password ?? adminPasswordFromEnv());
-    if (!values.email || !password) {
-      console.error('admin create needs --email and a password: --password-stdin (read from standard input), MAILROOM_ADMIN_PASSWORD, or --password');
-      return 2;
-    }
+    if (!values.email || !password) fail('admin create needs --email and a password: --password-stdin (read from standard input), MAILROOM_ADMIN_PASSWORD, or --password', COMMANDS[name]!.usage);
+    const email = values.email;
     return withMailroom(async (mr) => {
       if (values.reset) {
-        await mr.admins.setPassword(values.email!, password);
-        await mr.audit.record(commandLineActor(), 'admin.password_reset', { type: 'admin', id: normalizeEmail(values.email!) });
-        console.log(`Password changed for ${values.email}`);
+        await mr.admins.setPassword(email, password);
+        await mr.audit.record(commandLineActor(), 'admin.password_reset', { type: 'admin', id: normalizeEmail(email) });
+        console.log(`Password changed for ${email}`);
       } else {
-        const a = await mr.admins.createAdmin(values.email!, password);
+        const a = await mr.admins.createAdmin(email, password);
         await mr.audit.record(commandLineActor(), 'admin.created', { type: 'admin', id: a.id }, { email: a.email });
         console.log(`Admin created: ${a.email}`);
       }
       return 0;
     });
   }
-  if (command === 'servers' && sub === 'list') {
+  if (name === 'servers list') {
+    parseCommand(name, args);
     return withMailroom(async (mr) => {
       const items = await mr.servers.list({ sending: false });
-      if (!items.length) console.log('No mail servers yet.');
-      for (const s of items) console.log([s.id, s.name, s.username, `${s.smtpHost}:${s.smtpPort}`, s.tokenStatus].join('\t'));
+      if (!items.length) {
+        console.log('No mail servers yet.');
+        return 0;
+      }
+      console.log(
+        table(
+          ['ID', 'NAME', 'USERNAME', 'AUTHENTICATE USING', 'SENDS VIA', 'TOKEN'],
+          items.map((s) => [
+            s.id,
+            s.name,
+            s.username,
+            s.authType,
+            s.sendUsing === 'graph' ? 'Microsoft Graph' : `${s.smtpHost}:${s.smtpPort}`,
+            // Methods without OAuth (Username/Password, None) have no token to show.
+            `${s.redirectUri === null ? '-' : s.tokenStatus}${s.active ? '' : ' (inactive)'}`,
+          ]),
+        ),
+      );
       return 0;
     });
   }
-  if (command === 'servers' && sub === 'test' && rest[0]) {
+  if (name === 'servers test') {
+    const id = parseCommand(name, args).positionals[0]!;
     return withMailroom(async (mr) => {
-      const r = await mr.servers.test(rest[0]!);
-      await mr.audit.record(commandLineActor(), 'mail_server.tested', { type: 'mail_server', id: rest[0]! }, { ok: r.ok, code: r.code });
+      const r = await mr.servers.test(id);
+      await mr.audit.record(commandLineActor(), 'mail_server.tested', { type: 'mail_server', id }, { ok: r.ok, code: r.code });
       console.log(r.ok ? r.message : `Failed: ${r.message}${r.fix ? `\nFix: ${r.fix}` : ''}`);
       return r.ok ? 0 : 1;
     });
   }
-  if (command === 'apikey' && sub === 'create') {
-    const { values } = parseArgs({
-      args: rest,
-      options: {
-        name: { type: 'string' },
-        scope: { type: 'string', multiple: true },
-        'mail-server': { type: 'string', multiple: true },
-        'incoming-server': { type: 'string', multiple: true },
-      },
-    });
+  if (name === 'apikey create') {
+    const { values } = parseCommand(name, args) as { values: { name?: string; scope?: string[]; 'mail-server'?: string[]; 'incoming-server'?: string[] } };
     const list = (v: string[] | undefined) => v?.flatMap((x) => x.split(',')).map((x) => x.trim()).filter(Boolean);
     const scopes = list(values.scope) ?? [];
     const mailServerIds = list(values['mail-server']);
@@ -258,35 +405,27 @@ export async function main(argv: string[]): Promise<number> {
       return 0;
     });
   }
-  if (command === 'send') {
-    const { values } = parseArgs({
-      args: [sub, ...rest].filter((a): a is string => a !== undefined),
-      options: {
-        from: { type: 'string' },
-        to: { type: 'string', multiple: true },
-        cc: { type: 'string', multiple: true },
-        subject: { type: 'string' },
-        text: { type: 'string' },
-        html: { type: 'string' },
-        server: { type: 'string' },
-      },
+  // send
+  const { values } = parseCommand(name, args) as { values: { from?: string; to?: string[]; cc?: string[]; subject?: string; text?: string; html?: string; server?: string } };
+  return withMailroom(async (mr) => {
+    const { message } = await mr.outbox.enqueue({
+      ...(values.from !== undefined && { from: values.from }),
+      ...(values.to !== undefined && { to: values.to }),
+      ...(values.cc !== undefined && { cc: values.cc }),
+      subject: values.subject ?? '',
+      ...(values.text !== undefined && { text: values.text }),
+      ...(values.html !== undefined && { html: values.html }),
+      ...(values.server !== undefined && { mailServerId: values.server }),
     });
-    return withMailroom(async (mr) => {
-      const { message } = await mr.outbox.enqueue({
-        ...(values.from !== undefined && { from: values.from }),
-        ...(values.to !== undefined && { to: values.to }),
-        ...(values.cc !== undefined && { cc: values.cc }),
-        subject: values.subject ?? '',
-        ...(values.text !== undefined && { text: values.text }),
-        ...(values.html !== undefined && { html: values.html }),
-        ...(values.server !== undefined && { mailServerId: values.server }),
-      });
-      console.log(`Queued ${message.id} via "${message.mailServerName}" (Message-ID ${message.messageId})`);
-      return 0;
-    });
-  }
-  console.error(USAGE);
-  return 2;
+    console.log(`Queued ${message.id} via "${message.mailServerName}" (Message-ID ${message.messageId})`);
+    return 0;
+  });
+}
+
+/** A field error that only repeats the message (one field wrong) is not printed a second time. */
+function explainError(e: { message: string; fix?: string | undefined; fields?: Record<string, string> | undefined }): string {
+  const fields = Object.entries(e.fields ?? {}).filter(([, v]) => v !== e.message);
+  return [e.message, ...(e.fix ? [`Fix: ${e.fix}`] : []), ...fields.map(([k, v]) => `  ${k}: ${v}`)].join('\n');
 }
 
 main(process.argv.slice(2)).then(
@@ -294,8 +433,20 @@ main(process.argv.slice(2)).then(
     if (code >= 0) process.exit(code);
   },
   (e: unknown) => {
+    if (serving) {
+      // A start that fails (configuration, database, port in use) is one JSON line like the rest.
+      const logger = serveLogger ?? createLogger('info');
+      if (e instanceof ConfigError) logger.fatal({ event: 'start.failed', code: 'MR_CONFIG' }, e.message);
+      else if (isMailroomError(e)) logger.fatal({ event: 'start.failed', code: e.code, ...(e.fix && { fix: e.fix }) }, e.message);
+      else logger.fatal({ event: 'start.failed', err: e }, `Mailroom could not start: ${(e as Error).message ?? String(e)}`);
+      process.exit(1);
+    }
+    if (e instanceof UsageError) {
+      console.error(`${e.message}\n\n${e.usage}`);
+      process.exit(2);
+    }
     if (e instanceof ConfigError || e instanceof CommandRefused) console.error(e.message);
-    else if (isMailroomError(e)) console.error(`${e.message}${e.fix ? `\nFix: ${e.fix}` : ''}${e.fields ? `\n${Object.entries(e.fields).map(([k, v]) => `  ${k}: ${v}`).join('\n')}` : ''}`);
+    else if (isMailroomError(e)) console.error(explainError(e));
     else console.error(e);
     process.exit(1);
   },

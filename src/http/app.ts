@@ -3,6 +3,7 @@ import fastifyStatic from '@fastify/static';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
+import { quietLevel } from '../logger.ts';
 import type { Mailroom } from '../mailroom.ts';
 import { limitConnectionsPerAddress } from './connection-limits.ts';
 import { assertDepth, errorBody, handleClientError, handleError, SECURITY_HEADERS } from './http-errors.ts';
@@ -41,6 +42,16 @@ export async function buildApp(mr: Mailroom, opts: { webDist?: string } = {}): P
     frameworkErrors: (err, req, reply) => handleError(err, req, reply.headers({ ...SECURITY_HEADERS, 'cache-control': 'no-store' })),
   });
   limitConnectionsPerAddress(app.server, http);
+  // Reads change nothing and the UI repeats them every few seconds (Mail Health, lists and details
+  // while something is pending), as do load balancers (/healthz, /readyz) and Prometheus: their
+  // access lines go to debug so that info tells what happened. Changes stay at info. GET /oauth2/…
+  // (the sign-in's return) and the UI's pages are not polls.
+  const quiet = quietLevel(mr.config.logLevel) as 'warn';
+  app.addHook('onRoute', (route) => {
+    const methods = [route.method].flat();
+    const reads = methods.every((m) => m === 'GET' || m === 'HEAD');
+    if (reads && !route.logLevel && (route.url.startsWith('/api/') || ['/healthz', '/readyz', '/metrics'].includes(route.url))) route.logLevel = quiet;
+  });
   const doc = new ApiDoc();
 
   await app.register(cookie);

@@ -7,11 +7,12 @@ import { parseMessage } from '../inbound/parse-message.ts';
 import { type Choice, chooseServer } from '../servers/choose-server.ts';
 import { pageLimit, parseInput, queryText } from '../errors/parse-input.ts';
 import type { Db } from '../storage/database.ts';
-import { listMailServers, type MailServerRecord } from '../storage/mail-server-store.ts';
+import { listMailServers, type MailServerRecord, type StoredError } from '../storage/mail-server-store.ts';
 import {
   cancelMessage,
   findByIdempotencyKey,
   findOutboxMessage,
+  insertFinishedMessage,
   insertOutboxMessage,
   insertOutboxMessages,
   listOutboxMessages,
@@ -99,6 +100,18 @@ function forbiddenServer(serverId: string): MailroomError {
     field: 'mailServerId',
     fix: 'Leave mailServerId out to let Mailroom choose among the servers this key may use, or ask an admin for a key that may use this server (Settings > Technical > API Keys).',
   });
+}
+
+/** A Send test email as the server test sent it (id, Message-ID and X-Mailroom-Id made beforehand). */
+export interface TestEmail {
+  id: string;
+  mailServerId: string;
+  from: string;
+  to: string;
+  subject: string;
+  text: string;
+  messageId: string;
+  headers: Record<string, string>;
 }
 
 /** A complete message as a client submitted it over SMTP, ready to be kept as it is. */
@@ -253,6 +266,39 @@ export class OutboxService {
     }
     this.deps.onEnqueued?.();
     return { message: { ...this.viewOfNew(row, server.name, now), ...(warnings.length && { warnings }) }, created: true };
+  }
+
+  /**
+   * Records a Send test email (sent at once by the server's test, outside the queue) with its outcome,
+   * so that Emails lists it with the server's reply or its error like any message. Its id is the one
+   * the test sent in X-Mailroom-Id and the Message-ID, so a bounce of it is matched too.
+   */
+  async recordTestEmail(t: TestEmail, outcome: { state: 'sent'; smtpResponse: string } | { state: 'failed'; error: StoredError }): Promise<void> {
+    const to = { name: '', address: t.to };
+    const from = { name: '', address: t.from };
+    await insertFinishedMessage(
+      this.deps.db,
+      {
+        id: t.id,
+        from: t.from,
+        to: [t.to],
+        cc: [],
+        bcc: [],
+        replyTo: null,
+        subject: t.subject,
+        mailServerId: t.mailServerId,
+        messageId: t.messageId,
+        sizeBytes: Buffer.byteLength(t.text),
+        payload: { text: t.text, html: null, headers: t.headers, attachments: [], from, to: [to], cc: [], bcc: [], replyTo: null },
+        attachments: [],
+        idempotencyKey: null,
+        requestHash: null,
+        apiKeyId: null,
+        maxAttempts: this.deps.config.maxAttempts,
+      },
+      outcome,
+      this.now(),
+    );
   }
 
   /**

@@ -49,6 +49,8 @@ import type { ConnectionGates } from '../smtp/connection-gate.ts';
 import { smtpGateKey } from '../smtp/smtp-pool.ts';
 import { defaultLimits, type SendLimits } from './send-limits.ts';
 import type { SendStatus } from '../outbox/send-status.ts';
+import type { TestEmail } from '../outbox/outbox-service.ts';
+import { MAILROOM_ID_HEADER } from '../bounces/match-report.ts';
 
 /** What the API and UI see of a mail server: never the client secret or a token. */
 export interface MailServerView {
@@ -157,6 +159,8 @@ export class MailServerService {
       sendStatus?: (server: MailServerRecord) => Promise<SendStatus>;
       now?: () => Date;
       onHealthy?: (serverId: string) => Promise<void>;
+      /** Send test email's message and outcome, for the outbox to list it under Emails. */
+      onTestEmail?: (email: TestEmail, outcome: { state: 'sent'; smtpResponse: string } | { state: 'failed'; error: StoredError }) => Promise<void>;
     },
   ) {}
 
@@ -428,22 +432,40 @@ export class MailServerService {
     const { to } = parseInput(sendTestSchema, body);
     const s = await this.record(id);
     const via = s.transport === 'graph' ? 'Microsoft Graph' : `${s.smtpHost}:${s.smtpPort}`;
-    const message = {
+    // Identified as the outbox identifies its messages, so that a bounce of it is matched to its row.
+    const emailId = randomUUID();
+    const email: TestEmail = {
+      id: emailId,
+      mailServerId: s.id,
       from: s.username,
-      to: [to],
+      to,
       subject: 'Mailroom test email',
       text: `This is a test email sent by Mailroom through the mail server "${s.name}" (${via}) as ${s.username}.\n\nIf you can read this, sending works.`,
+      messageId: `<${emailId}@${s.username.slice(s.username.lastIndexOf('@') + 1)}>`,
+      headers: { [MAILROOM_ID_HEADER]: emailId },
     };
+    const message = { from: email.from, to: [email.to], subject: email.subject, text: email.text, messageId: email.messageId, headers: email.headers };
+    let result: CheckResult;
     try {
       const r =
         s.transport === 'graph'
           ? await new GraphSender(this.deps.config.microsoftGraph.host, s.username, (forceRefresh) => this.deps.tokens.getAccessToken(s.id, { forceRefresh }), this.deps.gates).send(message)
           : await this.withToken(s, (creds) => sendOnce(this.target(s), creds, s.username, message));
       await setAlertState(this.deps.db, s.id, { loginOkAt: this.now().toISOString() });
-      return { ok: true, message: `Test email sent to ${to}`, messageId: r.messageId, evidence: { kind: s.transport === 'graph' ? 'graph' : 'smtp', response: r.response } };
+      result = { ok: true, message: `Test email sent to ${to}`, messageId: r.messageId, evidence: { kind: s.transport === 'graph' ? 'graph' : 'smtp', response: r.response } };
+      await this.deps.onTestEmail?.(email, { state: 'sent', smtpResponse: r.response });
     } catch (e) {
-      return this.failure(s, e);
+      result = await this.failure(s, e);
+      const error: StoredError = {
+        code: result.code ?? 'MR_INTERNAL',
+        message: result.message,
+        ...(result.fix !== undefined && { fix: result.fix }),
+        ...(isRecord(result.evidence) && { evidence: result.evidence }),
+        at: this.now().toISOString(),
+      };
+      await this.deps.onTestEmail?.(email, { state: 'failed', error });
     }
+    return result;
   }
 
 
@@ -466,3 +488,5 @@ export class MailServerService {
     throw e;
   }
 }
+
+const isRecord = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);

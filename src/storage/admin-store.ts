@@ -23,6 +23,13 @@ export async function findAdminByEmail(db: Db, email: string): Promise<AdminRow 
   return r && { id: r.id, email: r.email, passwordHash: r.password_hash };
 }
 
+/** Emails by admin id (the Audit Log names its actors); ids without an admin are left out. */
+export async function findAdminEmails(db: Db, ids: string[]): Promise<Map<string, string>> {
+  if (!ids.length) return new Map();
+  const rows = await db.selectFrom('admins').select(['id', 'email']).where('id', 'in', ids).execute();
+  return new Map(rows.map((r) => [r.id, r.email]));
+}
+
 export async function updateAdminPassword(db: Db, id: string, passwordHash: string): Promise<void> {
   await db.updateTable('admins').set({ password_hash: passwordHash }).where('id', '=', id).execute();
 }

@@ -72,6 +72,13 @@ export async function findApiKey(db: Db, id: string): Promise<ApiKeyRecord | und
   return r && toRecord(r);
 }
 
+/** Names by key id, revoked keys included (the Audit Log names its actors). */
+export async function findApiKeyNames(db: Db, ids: string[]): Promise<Map<string, string>> {
+  if (!ids.length) return new Map();
+  const rows = await db.selectFrom('api_keys').select(['id', 'name']).where('id', 'in', ids).execute();
+  return new Map(rows.map((r) => [r.id, r.name]));
+}
+
 export async function findActiveApiKeyByHash(db: Db, keyHash: string): Promise<ApiKeyRecord | undefined> {
   const r = await db.selectFrom('api_keys').selectAll().where('key_hash', '=', keyHash).where('revoked_at', 'is', null).executeTakeFirst();
   return r && toRecord(r);

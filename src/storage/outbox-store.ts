@@ -228,6 +228,30 @@ export async function insertOutboxMessage(db: Db, m: NewOutboxMessage, now: Date
   }
 }
 
+/**
+ * A message sent at once outside the queue (Send test email), recorded with its outcome so that it
+ * is listed with the others; the worker never claims a sent or failed row.
+ */
+export async function insertFinishedMessage(
+  db: Db,
+  m: NewOutboxMessage,
+  outcome: { state: 'sent'; smtpResponse: string } | { state: 'failed'; error: StoredError },
+  now: Date,
+): Promise<void> {
+  const ts = now.toISOString();
+  await db
+    .insertInto('outbox_messages')
+    .values({
+      ...newRow(m, ts),
+      state: outcome.state,
+      attempts: 1,
+      sent_at: outcome.state === 'sent' ? ts : null,
+      smtp_response: outcome.state === 'sent' ? outcome.smtpResponse : null,
+      last_error: outcome.state === 'failed' ? JSON.stringify(outcome.error) : null,
+    })
+    .execute();
+}
+
 export async function findOutboxMessage(db: Db, id: string): Promise<OutboxRow | undefined> {
   const r = await db.selectFrom('outbox_messages').select(LIST_COLUMNS).where('id', '=', id).executeTakeFirst();
   return r && toRow(r);

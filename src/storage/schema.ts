@@ -74,7 +74,7 @@ export interface MailServerTable {
 export interface AuditEventTable {
   id: string;
   at: string;
-  /** admin:<id>, apikey:<id> or system. */
+  /** admin:<id>, apikey:<id>, command line (<machine user>) or system. */
   actor: string;
   action: string;
   target_type: string | null;

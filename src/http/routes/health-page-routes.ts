@@ -26,7 +26,7 @@ export function healthPageRoutes(app: FastifyInstance, mr: Mailroom, doc: ApiDoc
     };
   });
 
-  doc.add('get', '/api/v1/audit-events', 'Who changed or connected what, newest first (query: limit, cursor, targetId)');
+  doc.add('get', '/api/v1/audit-events', 'Who changed or connected what, newest first (query: limit, cursor, targetId); each event has the stored actor id and actorDisplay: the admin\'s email, API key <name>, command line (<user>) or System');
   app.get('/api/v1/audit-events', { onRequest: requireAuth('admin') }, async (req) => mr.audit.list(req.query));
 }
 

@@ -1,4 +1,5 @@
 import type { FastifyInstance } from 'fastify';
+import { quietLevel } from '../../logger.ts';
 import type { Mailroom } from '../../mailroom.ts';
 import { sendMessageSchema } from '../../outbox/message-input.ts';
 import { actorOf, outboxActAccess, outboxReadAccess, requireAuth } from '../session-auth.ts';
@@ -13,7 +14,7 @@ export function messageRoutes(app: FastifyInstance, mr: Mailroom, doc: ApiDoc): 
 
   doc.add('post', base, 'Queue a message for delivery (202). Idempotency-Key header: the same key and body return the same message', sendMessageSchema);
   // The hot path: the per-request access lines go to debug; the queued line below says what happened.
-  const hotLevel = (['debug', 'trace'].includes(mr.config.logLevel) ? mr.config.logLevel : 'warn') as 'warn';
+  const hotLevel = quietLevel(mr.config.logLevel) as 'warn';
   app.post(base, { onRequest: requireAuth('send'), bodyLimit, logLevel: hotLevel }, async (req, reply) => {
     const key = req.headers['idempotency-key'];
     const { message, created } = await mr.outbox.enqueue(req.body, {
