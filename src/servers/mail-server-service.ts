@@ -178,7 +178,7 @@ export class MailServerService {
   view(s: MailServerRecord, t: TokenRecord | undefined, sending: SendStatus | null = null): MailServerView {
     const check = checklist(s, t, this.now());
     const provider = oauthProviderOf(s);
-    const app = provider?.app(s, this.deps.config, '');
+    const app = provider?.app(s, this.deps.config, { kind: 'secret', secret: '' });
     return {
       id: s.id,
       name: s.name,

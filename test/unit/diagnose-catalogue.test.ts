@@ -15,6 +15,7 @@ import { googleEvidence, googleProvider } from '../../src/oauth/google.ts';
 import { imapErrorFrom } from '../../src/imap/imap-session.ts';
 import { foreignLink, invalidResponse } from '../../src/graph/graph-client.ts';
 import { OutboundRefusedError } from '../../src/net/outbound-policy.ts';
+import { secretOf } from '../../src/oauth/client-auth.ts';
 
 /** Google's token endpoint error JSON, and its callback redirect. */
 const google = (error: string, description?: string, stage: 'token' | 'refresh' = 'token'): Evidence => googleEvidence(stage, { error, ...(description && { error_description: description }) }, 400);
@@ -86,7 +87,7 @@ const APP: OutlookApp = {
   authorityHost: 'https://login.microsoftonline.com',
   tenant: 'contoso.com',
   clientId: APP_ID,
-  clientSecret: 'kX38Q~secret-value-not-a-guid.abcdefghijklmnop',
+  credential: { kind: 'secret', secret: 'kX38Q~secret-value-not-a-guid.abcdefghijklmnop' },
   redirectUri: 'http://localhost:8080/oauth2/outlook/callback',
 };
 
@@ -247,7 +248,7 @@ const ROWS: Row[] = [
   },
   {
     name: 'wrong client secret (refresh), secret is not GUID-shaped',
-    evidence: () => ({ ...refresh(7000215, 'invalid_client', 'Invalid client secret provided.', 401), secretLooksLikeGuid: looksLikeGuid(APP.clientSecret) }),
+    evidence: () => ({ ...refresh(7000215, 'invalid_client', 'Invalid client secret provided.', 401), secretLooksLikeGuid: looksLikeGuid(secretOf(APP.credential)!) }),
     code: 'AADSTS7000215', step: 3, temporary: false, fix: /Value/,
   },
   {
