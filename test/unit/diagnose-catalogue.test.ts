@@ -252,6 +252,21 @@ const ROWS: Row[] = [
     code: 'AADSTS7000215', step: 3, temporary: false, fix: /Value/,
   },
   {
+    name: 'certificate not uploaded in Azure (refresh with a client assertion)',
+    evidence: () => ({ ...refresh(700027, 'invalid_client', `Client assertion contains an invalid signature. [Reason - The key was not found., Thumbprint of key used by client: 'C0FFEE0123456789ABCDEF0123456789ABCDEF01', Please visit the Azure Portal, Graph Explorer or directly use MS Graph to see configured keys for app Id '${APP_ID}'.]`, 401), certificateThumbprint: 'C0FFEE0123456789ABCDEF0123456789ABCDEF01' }),
+    code: 'AADSTS700027', step: 3, temporary: false, fix: /Upload certificate/, cause: /C0FFEE0123456789ABCDEF0123456789ABCDEF01/,
+  },
+  {
+    name: 'client assertion outside its time window (clock skew)',
+    evidence: () => token(700024, 'invalid_client', 'Client assertion is not within its valid time range. Current time: 2026-12-07T06:00:00.0000000Z, assertion valid from 2026-12-07T06:20:00.0000000Z, expiry time of assertion 2026-12-07T06:25:00.0000000Z.', 401),
+    code: 'AADSTS700024', step: 7, temporary: false, fix: /clock/,
+  },
+  {
+    name: 'certificate expired (Microsoft names the reason)',
+    evidence: () => ({ ...refresh(700027, 'invalid_client', "Client assertion contains an invalid signature. [Reason - The key used is expired., Thumbprint of key used by client: 'C0FFEE0123456789ABCDEF0123456789ABCDEF01']", 401), certificateThumbprint: 'C0FFEE0123456789ABCDEF0123456789ABCDEF01' }),
+    code: 'OAUTH_CERTIFICATE_EXPIRED', step: 3, temporary: false, fix: /Roll certificate/, cause: /C0FFEE0123456789ABCDEF0123456789ABCDEF01.*expired/,
+  },
+  {
     name: 'Secret ID pasted instead of the Value',
     evidence: () => ({ ...token(7000215, 'invalid_client', 'Invalid client secret provided.', 401), secretLooksLikeGuid: looksLikeGuid('3f2a9c4e-5b6d-4e7f-8a9b-0c1d2e3f4a5b') }),
     code: 'AADSTS7000215_SECRET_ID', step: 3, temporary: false, fix: /copy the Value column \(not Secret ID\)/, cause: /Secret ID was pasted/,
