@@ -422,7 +422,13 @@ export async function startAuthServer(opts: AuthServerOptions): Promise<AuthServ
   const tenantOfRequest = new WeakMap<http.IncomingMessage, string>();
   const errorOfRequest = new WeakMap<KoaContext, OidcError>();
 
-  const upsertClient = (c: ClientRegistration) => store.set('Client', c.clientId, { ...clientMetadata(c) });
+  // Client secrets expired by expireClientSecret: refused before oidc-provider, so a client assertion of the
+  // same app still works (Azure expires one credential, not the app).
+  const expiredSecrets = new Set<string>();
+  const upsertClient = (c: ClientRegistration) => {
+    expiredSecrets.delete(c.clientId);
+    store.set('Client', c.clientId, { ...clientMetadata(c) });
+  };
   for (const c of opts.clients) upsertClient(c);
   const introspector = { id: `dovecot-introspection-${randomBytes(4).toString('hex')}`, secret: randomBytes(24).toString('hex') };
   store.set('Client', introspector.id, {
@@ -680,6 +686,12 @@ export async function startAuthServer(opts: AuthServerOptions): Promise<AuthServ
     }
     const text = Buffer.concat(chunks).toString('utf8');
     const form = new URLSearchParams(text);
+    const clientId = form.get('client_id') ?? '';
+    if (form.has('client_secret') && expiredSecrets.has(clientId)) {
+      const e = tokenEndpointError({ error: 'invalid_client' }, { error_detail: 'client_secret expired' } as OidcError, { client_id: clientId }, '', store.revokedRefreshTokens);
+      res.writeHead(e.status, { 'content-type': 'application/json; charset=utf-8' }).end(JSON.stringify(msErrorBody(authorityHost, e)));
+      return false;
+    }
     if (form.has('client_assertion') || form.has('client_assertion_type')) {
       const outcome = assertions.verify(Object.fromEntries(form), tokenEndpoint);
       if (!('ok' in outcome)) {
@@ -717,10 +729,8 @@ export async function startAuthServer(opts: AuthServerOptions): Promise<AuthServ
     claimsFor,
     upsertClient,
     expireClientSecret(clientId) {
-      const metadata = store.get('Client', clientId);
-      if (!metadata) throw new Error(`unknown client ${clientId}`);
-      // Well in the past: oidc-provider applies its clock tolerance to the expiry.
-      store.set('Client', clientId, { ...metadata, client_secret_expires_at: Math.floor(Date.now() / 1000) - DAY });
+      if (!store.get('Client', clientId)) throw new Error(`unknown client ${clientId}`);
+      expiredSecrets.add(clientId);
     },
     async revokeGrants(account) {
       const target = normalizeLogin(account);
