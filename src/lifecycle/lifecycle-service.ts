@@ -24,6 +24,8 @@ export class LifecycleService {
   private held = false;
   private lastRun = 0;
   private running: Promise<unknown> | undefined;
+  private lastProbe = 0;
+  private probing: Promise<unknown> | undefined;
 
   constructor(
     private readonly deps: {
@@ -37,6 +39,8 @@ export class LifecycleService {
       instance?: string;
       /** How long the lifecycle lease lasts without a heartbeat (LIFECYCLE_LEASE_SECONDS). */
       leaseMs?: number;
+      /** How often rolled certificates waiting to be proven are tried (CERTIFICATE_PROBE_SECONDS). */
+      certificateProbeMs?: number;
     },
   ) {}
 
@@ -68,7 +72,9 @@ export class LifecycleService {
       const held = await acquireLease(this.deps.db, 'lifecycle', this.holder, this.leaseMs, this.now());
       const gained = held && !this.held;
       this.held = held;
-      if (!held || this.running) return;
+      if (!held) return;
+      this.probeSoon();
+      if (this.running) return;
       if (!gained && Date.now() - this.lastRun < CHECK_EVERY_MS) return;
       this.lastRun = Date.now();
       if (gained) this.deps.logger.info({ event: 'lifecycle.lease_taken', instance: this.holder }, 'this instance runs the lifecycle jobs');
@@ -81,11 +87,44 @@ export class LifecycleService {
     }
   }
 
+  private probeSoon(): void {
+    if (this.probing || Date.now() - this.lastProbe < (this.deps.certificateProbeMs ?? 300_000)) return;
+    this.lastProbe = Date.now();
+    this.probing = this.probePendingCertificates()
+      .catch((e) => this.deps.logger.warn({ err: e, event: 'lifecycle.certificate_probe_failed' }, 'certificate probe failed'))
+      .finally(() => (this.probing = undefined));
+  }
+
+  /**
+   * A rolled certificate becomes current once a token request with it succeeds (see client-auth.ts):
+   * servers that have one waiting get a forced refresh, pending certificate first and the current one
+   * if it is refused, so the roll completes soon after the admin uploaded it, busy or idle. The refresh
+   * holds the server's token lock like any other, so a send never waits on a second one.
+   */
+  async probePendingCertificates(): Promise<string[]> {
+    const { db, logger } = this.deps;
+    const tokens = new Map((await listTokens(db)).map((t) => [t.mailServerId, t]));
+    const probed: string[] = [];
+    for (const s of await listAllMailServers(db)) {
+      if (s.tokenSourceId || s.clientCredential !== 'certificate' || !s.pendingCertificate) continue;
+      const t = tokens.get(s.id);
+      if (t?.status !== 'valid' || !t.refreshTokenSealed) continue;
+      try {
+        await this.deps.tokens.getAccessToken(s.id, { forceRefresh: true });
+        probed.push(s.id);
+      } catch (e) {
+        logger.warn({ event: 'lifecycle.certificate_probe_refresh_failed', mailServerId: s.id, err: (e as Error).message }, 'refresh while probing a rolled certificate failed');
+      }
+    }
+    return probed;
+  }
+
   /** Stops the heartbeat and gives the lease up, so another instance takes the jobs over at once. */
   async stop(): Promise<void> {
     if (this.timer) clearInterval(this.timer);
     this.timer = undefined;
     await this.running;
+    await this.probing;
     if (this.held) await releaseLease(this.deps.db, 'lifecycle', this.holder).catch(() => undefined);
     this.held = false;
   }
