@@ -7,8 +7,8 @@ import type { AuditLog } from '../audit/audit-log.ts';
 import { acquireLease, releaseLease } from '../storage/cluster-store.ts';
 import type { Db } from '../storage/database.ts';
 import { listAdminEmails } from '../storage/audit-store.ts';
-import { claimReconnectAlert, claimSecretAlert, listAllMailServers, listTokens, type MailServerRecord, setAlertState, type TokenRecord } from '../storage/mail-server-store.ts';
-import { alertDue, secretExpiry } from './secret-expiry.ts';
+import { claimCertificateAlert, claimReconnectAlert, claimSecretAlert, listAllMailServers, listTokens, type MailServerRecord, setAlertState, type TokenRecord } from '../storage/mail-server-store.ts';
+import { alertDue, certificateExpiry, secretExpiry } from './secret-expiry.ts';
 
 const KEEPALIVE_AFTER_MS = 24 * 3600_000;
 const CHECK_EVERY_MS = 3600_000;
@@ -155,7 +155,8 @@ export class LifecycleService {
       // Only OAuth servers have a client secret and a sign-in to lose; the texts name their provider.
       const provider = oauthProviderOf(s);
       if (!provider) continue;
-      const expiry = secretExpiry(s.clientSecretExpiresAt, now);
+      // The secret's date matters while the secret is the credential in use.
+      const expiry = secretExpiry(s.clientCredential === 'certificate' && provider.certificates ? null : s.clientSecretExpiresAt, now);
       // The claim first: the instance whose conditional update moved the level on sends the warning.
       if (alertDue(expiry, s.secretAlertLevel) && (await claimSecretAlert(db, s.id, s.secretAlertLevel, expiry.threshold!))) {
         const when = expiry.state === 'expired' ? `expired on ${s.clientSecretExpiresAt}` : `expires on ${s.clientSecretExpiresAt} (${expiry.daysLeft} day${expiry.daysLeft === 1 ? '' : 's'} left)`;
@@ -167,6 +168,20 @@ export class LifecycleService {
         logger.warn({ event: 'lifecycle.secret_expiry', mailServerId: s.id, threshold: expiry.threshold, daysLeft: expiry.daysLeft }, subject);
         await this.alertAdmins(s, subject, text);
         alerts.push(`secret:${s.id}:${expiry.threshold}`);
+      }
+      const cert = certificateExpiry(s, now);
+      if (cert && s.certificate && alertDue(cert, s.certificateAlertLevel) && (await claimCertificateAlert(db, s.id, s.certificateAlertLevel, cert.threshold!))) {
+        const day = s.certificate.notAfter.slice(0, 10);
+        const when = cert.state === 'expired' ? `expired on ${day}` : `expires on ${day} (${cert.daysLeft} day${cert.daysLeft === 1 ? '' : 's'} left)`;
+        const subject = `Mailroom: the certificate of "${s.name}" ${cert.state === 'expired' ? 'has expired' : 'expires soon'}`;
+        const text =
+          `The certificate (thumbprint ${s.certificate.thumbprint}) the mail server "${s.name}" (${s.username}) signs its ${provider.accountName} token requests with ${when}.\n` +
+          `When it expires, every mailbox using it stops sending and receiving.\n\n` +
+          `Fix: open ${this.formUrl(s)}, click Roll certificate, then Download certificate and upload the new one in Azure › Certificates & secrets › Certificates. ` +
+          `The current certificate keeps working until the new one is proven; Mailroom then tells you which old thumbprint to delete.\n`;
+        logger.warn({ event: 'lifecycle.certificate_expiry', mailServerId: s.id, threshold: cert.threshold, daysLeft: cert.daysLeft, thumbprint: s.certificate.thumbprint }, subject);
+        await this.alertAdmins(s, subject, text);
+        alerts.push(`certificate:${s.id}:${cert.threshold}`);
       }
       const t = fresh.get(s.id);
       if (t?.status === 'reconnect_needed' && !s.reconnectAlertedAt && (await claimReconnectAlert(db, s.id, now.toISOString()))) {
