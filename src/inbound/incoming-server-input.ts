@@ -39,6 +39,7 @@ const base = {
   // Checked against the provider's shape, or the password required, by credentialIssues once Authenticate Using is known.
   clientId: z.preprocess((v) => (v === '' ? null : v), mailServerFields.anyClientId.nullable()),
   clientSecret: z.preprocess((v) => (v === '' || v === null ? undefined : v), mailServerFields.anyClientSecret.optional()),
+  clientCredential: mailServerFields.clientCredential,
   password: z.preprocess((v) => (v === '' || v === null ? undefined : v), mailServerFields.password.optional()),
   tenant: z.preprocess((v) => (v === null || v === '' ? undefined : v), mailServerFields.tenant.optional()),
 };
@@ -61,6 +62,7 @@ export const createIncomingSchema = z
     tokenSourceId: base.tokenSourceId.default(null),
     clientId: base.clientId.default(null),
     clientSecret: base.clientSecret,
+    clientCredential: base.clientCredential.default('secret'),
     password: base.password,
     tenant: base.tenant.transform((v) => v ?? 'common'),
   })

@@ -7,6 +7,7 @@ import type { Config } from '../config/config.ts';
 import { redirectUri } from '../config/config.ts';
 import type { MailServerRecord } from '../storage/mail-server-store.ts';
 import type { OAuthApp, OAuthProvider, OAuthTokens } from './oauth-provider.ts';
+import { clientAuth, secretOf, withClientCredential } from './client-auth.ts';
 import { requestEvidence, tokenEndpointFetch } from './token-endpoint.ts';
 
 /** Delegated scopes for SMTP and IMAP on one Outlook token (one resource per token request). */
@@ -57,7 +58,7 @@ function authorizationServer(app: Pick<OutlookApp, 'authorityHost' | 'tenant'>, 
 const client = (app: OutlookApp): oauth.Client => ({ client_id: app.clientId });
 
 export function buildAuthorizeUrl(
-  app: Omit<OutlookApp, 'clientSecret'>,
+  app: Omit<OutlookApp, 'credential'>,
   p: { state: string; nonce: string; codeChallenge: string; loginHint: string },
 ): string {
   const url = new URL(authorizationServer(app).authorization_endpoint!);
@@ -167,7 +168,10 @@ async function asProviderError<T>(stage: OAuthEvidence['stage'], app: OutlookApp
       // What was asked goes with the answer: a consent missing for Graph names Graph's permissions.
       const ev = { ...oauthEvidence(stage, e.cause, e.status), ...requestEvidence({ scopes: app.scopes }) };
       // A GUID-shaped secret rejected as invalid is almost always the Secret ID pasted for the Value.
-      if (ev.error === 'invalid_client' && looksLikeGuid(app.clientSecret)) ev.secretLooksLikeGuid = true;
+      const secret = secretOf(app.credential);
+      if (ev.error === 'invalid_client' && secret !== undefined && looksLikeGuid(secret)) ev.secretLooksLikeGuid = true;
+      // A refused assertion names the certificate it was signed with: the one to upload in Azure.
+      if (app.credential.kind === 'certificate') ev.certificateThumbprint = app.credential.current.thumbprint;
       throw providerError(ev);
     }
     if (e instanceof oauth.OperationProcessingError || e instanceof oauth.UnsupportedOperationError) {
@@ -182,7 +186,7 @@ async function asProviderError<T>(stage: OAuthEvidence['stage'], app: OutlookApp
   }
 }
 
-/** Exchanges the authorization code (client_secret_post) and validates the id_token. */
+/** Exchanges the authorization code (client secret or certificate assertion) and validates the id_token. */
 export async function exchangeCode(
   app: OutlookApp,
   callback: URLSearchParams,
@@ -194,7 +198,7 @@ export async function exchangeCode(
     const response = await oauth.authorizationCodeGrantRequest(
       authorizationServer(app),
       client(app),
-      oauth.ClientSecretPost(app.clientSecret),
+      clientAuth(app.credential),
       params,
       app.redirectUri,
       p.codeVerifier,
@@ -208,15 +212,27 @@ export async function exchangeCode(
   });
 }
 
+/**
+ * Redeems the refresh token. With a rolled certificate pending, the request is made with it first
+ * and, if refused, with the current one (client authentication fails before the grant is looked at,
+ * so the refresh token is not spent); tokens say which certificate proved itself.
+ */
 export async function refreshTokens(app: OutlookApp, refreshToken: string, now: Date): Promise<OutlookTokens> {
-  return asProviderError('refresh', app, async () => {
-    const response = await oauth.refreshTokenGrantRequest(authorizationServer(app), client(app), oauth.ClientSecretPost(app.clientSecret), refreshToken, {
-      additionalParameters: { scope: app.scopes.join(' ') },
-      [oauth.customFetch]: tokenEndpointFetch({ stage: 'refresh', scopes: app.scopes }),
-    });
-    const result = await oauth.processRefreshTokenResponse(await asForResponse(app, response), client(app), response);
-    return toTokens(result, now);
-  });
+  const outcome = await withClientCredential(app.credential, (auth) =>
+    asProviderError('refresh', app, async () => {
+      const response = await oauth.refreshTokenGrantRequest(authorizationServer(app), client(app), auth, refreshToken, {
+        additionalParameters: { scope: app.scopes.join(' ') },
+        [oauth.customFetch]: tokenEndpointFetch({ stage: 'refresh', scopes: app.scopes }),
+      });
+      const result = await oauth.processRefreshTokenResponse(await asForResponse(app, response), client(app), response);
+      return toTokens(result, now);
+    }),
+  );
+  return {
+    ...outcome.value,
+    ...(outcome.proven && { provenCertificate: outcome.proven.thumbprintSha256 }),
+    ...(outcome.pendingFailed !== undefined && { pendingCertificateFailure: outcome.pendingFailed }),
+  };
 }
 
 /** The callback's `error` parameters (consent declined, AADSTS errors) → evidence. */
@@ -280,12 +296,13 @@ export const outlookProvider: OAuthProvider = {
   },
   noRefreshTokenFix: 'Add the offline_access permission in Azure > API permissions, then connect again.',
   scopes: outlookScopes,
-  app: (server, config, clientSecret) => ({
+  certificates: true,
+  app: (server, config, credential) => ({
     scopes: outlookScopes(server, config),
     authorityHost: config.microsoftAuthorityHost,
     tenant: server.tenant,
     clientId: server.clientId,
-    clientSecret,
+    credential,
     redirectUri: redirectUri(config, 'outlook'),
   }),
   buildAuthorizeUrl,

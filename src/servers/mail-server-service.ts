@@ -4,6 +4,7 @@ import { redirectUri } from '../config/config.ts';
 import { explain } from '../diagnose/diagnose.ts';
 import { MailroomError, isMailroomError } from '../errors/errors.ts';
 import { secretAad, type TokenManager } from '../oauth/token-manager.ts';
+import { certificateView, type CertificateView } from '../oauth/certificate-service.ts';
 import { oauthProviderOf } from '../oauth/oauth-providers.ts';
 import { GraphError, graphCall, grantedPermissions, missingPermission, userPath, withGraphToken } from '../graph/graph-client.ts';
 import { GraphSender, withGraphMailbox } from '../graph/graph-sender.ts';
@@ -43,7 +44,7 @@ import {
 import { parseInput } from '../errors/parse-input.ts';
 import { z } from 'zod';
 import { checklist, type ChecklistItem } from '../lifecycle/checklist.ts';
-import type { SecretExpiry } from '../lifecycle/secret-expiry.ts';
+import { certificateExpiry, type SecretExpiry } from '../lifecycle/secret-expiry.ts';
 import { setAlertState, setMailServerError } from '../storage/mail-server-store.ts';
 import type { ConnectionGates } from '../smtp/connection-gate.ts';
 import { smtpGateKey } from '../smtp/smtp-pool.ts';
@@ -62,6 +63,10 @@ export interface MailServerView {
   redirectUri: string | null;
   clientId: string;
   clientSecretSet: boolean;
+  /** Client Credential: the client secret or a certificate (Outlook OAuth). */
+  clientCredential: 'secret' | 'certificate';
+  /** The certificate and a pending rolled one: thumbprints and dates, never the private key. */
+  certificate: CertificateView | null;
   /** Username/Password: whether a password is stored (it is never returned). */
   passwordSet: boolean;
   clientSecretExpiresAt: string | null;
@@ -82,6 +87,8 @@ export interface MailServerView {
   lastError: Omit<StoredError, 'at'> & { at: string } | null;
   allowAccountMismatch: boolean;
   clientSecretExpiry: SecretExpiry;
+  /** The certificate's standing against the 30/7/1-day warnings; null without Client Credential "certificate". */
+  certificateExpiry: SecretExpiry | null;
   checklist: ChecklistItem[];
   /** The mailbox's sending limits (null: none), editable. */
   maxConnections: number | null;
@@ -139,7 +146,8 @@ function parseAll<S extends z.ZodType>(schema: S, body: unknown): z.infer<S> {
     const text = (v: unknown) => (typeof v === 'string' && v.trim() !== '' ? v.trim() : undefined);
     const authType = text(b.authType) ?? 'outlook_oauth';
     if (!isAuthType(authType)) throw e;
-    const more = credentialIssues({ authType, clientId: text(b.clientId) ?? '', clientSecret: text(b.clientSecret), hasClientSecret: false, password: text(b.password), hasPassword: false, transport: text(b.sendUsing), direction: 'outgoing' });
+    const credential = text(b.clientCredential) === 'certificate' ? 'certificate' : 'secret';
+    const more = credentialIssues({ authType, clientId: text(b.clientId) ?? '', clientSecret: text(b.clientSecret), hasClientSecret: false, password: text(b.password), hasPassword: false, transport: text(b.sendUsing), direction: 'outgoing', clientCredential: credential });
     const fields: Record<string, string> = { ...e.fields };
     for (const [k, v] of Object.entries(more)) fields[k] ??= v;
     throw validationError(fields);
@@ -182,7 +190,7 @@ export class MailServerService {
   view(s: MailServerRecord, t: TokenRecord | undefined, sending: SendStatus | null = null): MailServerView {
     const check = checklist(s, t, this.now());
     const provider = oauthProviderOf(s);
-    const app = provider?.app(s, this.deps.config, '');
+    const app = provider?.app(s, this.deps.config, { kind: 'secret', secret: '' });
     return {
       id: s.id,
       name: s.name,
@@ -191,6 +199,8 @@ export class MailServerService {
       redirectUri: app?.redirectUri ?? null,
       clientId: s.clientId,
       clientSecretSet: s.clientSecretSealed !== null,
+      clientCredential: s.clientCredential,
+      certificate: certificateView(s),
       passwordSet: s.passwordSealed !== null,
       clientSecretExpiresAt: s.clientSecretExpiresAt,
       tenant: s.tenant,
@@ -209,6 +219,7 @@ export class MailServerService {
       lastError: s.lastError,
       allowAccountMismatch: s.allowAccountMismatch,
       clientSecretExpiry: check.secret,
+      certificateExpiry: certificateExpiry(s, this.now()),
       checklist: check.items,
       ...s.limits,
       sending,
@@ -293,6 +304,7 @@ export class MailServerService {
         hasPassword: before.passwordSealed !== null,
         transport: sendUsing ?? before.transport,
         direction: 'outgoing',
+        clientCredential: rest.clientCredential ?? before.clientCredential,
       }),
       ...plaintextIssue(after.host, after.security, this.deps.config.plaintextHosts, 'smtpSecurity'),
     };
@@ -317,7 +329,7 @@ export class MailServerService {
     if (identityChanged) {
       await deleteToken(this.deps.db, id);
       patch.lastError = null;
-    } else if ((clientSecret !== undefined || password !== undefined) && before.lastError) {
+    } else if ((clientSecret !== undefined || password !== undefined || (rest.clientCredential !== undefined && rest.clientCredential !== before.clientCredential)) && before.lastError) {
       // New credentials: the refusal they caused is history until the next test says otherwise.
       patch.lastError = null;
     } else if (rest.allowAccountMismatch === true && before.lastError?.code === 'ACCOUNT_MISMATCH') {
