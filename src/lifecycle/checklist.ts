@@ -20,20 +20,31 @@ export function checklist(s: MailServerRecord, t: TokenRecord | undefined, now: 
   const method = authMethodOf(s);
   if (!method.provider) return { items: loginChecklist(s, method.mechanism === 'password'), secret };
   const hasCredentials = s.tokenSourceId !== null || (s.clientId !== '' && s.clientSecretSealed !== null);
+  // A sign-in or token request that failed since the last good connect fails the step that fixes it
+  // (guide step 4 and before: the app's credentials; 5: consent), instead of leaving it ✓ or ○.
+  const failedStep = oauthFailureStep(s, t);
+  const oauthError = failedStep !== null ? s.lastError : null;
   const items: ChecklistItem[] = [
     {
       key: 'credentials',
       label: 'Credentials saved',
-      state: !hasCredentials ? 'todo' : secret.state === 'expired' ? 'failed' : 'done',
+      state: !hasCredentials ? 'todo' : secret.state === 'expired' || (failedStep !== null && failedStep <= 4) ? 'failed' : 'done',
       guideStep: 4,
-      detail: secret.state === 'expired' ? `The client secret expired on ${s.clientSecretExpiresAt}.` : s.tokenSourceId ? 'Uses the connection of an outgoing server.' : null,
+      detail:
+        secret.state === 'expired'
+          ? `The client secret expired on ${s.clientSecretExpiresAt}.`
+          : failedStep !== null && failedStep <= 4
+            ? oauthError!.message
+            : s.tokenSourceId
+              ? 'Uses the connection of an outgoing server.'
+              : null,
     },
     {
       key: 'consent',
       label: 'Consent given',
-      state: t?.connectedAt ? 'done' : 'todo',
+      state: failedStep !== null && failedStep >= 5 ? 'failed' : t?.connectedAt ? 'done' : 'todo',
       guideStep: 5,
-      detail: t?.account ? `Signed in as ${t.account}.` : null,
+      detail: failedStep !== null && failedStep >= 5 ? oauthError!.message : t?.account ? `Signed in as ${t.account}.` : null,
     },
     {
       key: 'token',
@@ -45,6 +56,18 @@ export function checklist(s: MailServerRecord, t: TokenRecord | undefined, now: 
     loginItem(s, s.transport === 'graph' ? 'Microsoft Graph' : s.direction === 'incoming' ? 'IMAP login' : 'SMTP AUTH', 6),
   ];
   return { items, secret };
+}
+
+/**
+ * The guide step of an OAuth failure (sign-in, code redemption, refresh) stored after the last good
+ * connect; null when there is none. Refusals by the mail server and notices do not count.
+ */
+function oauthFailureStep(s: MailServerRecord, t: TokenRecord | undefined): number | null {
+  const e = s.lastError;
+  if (!e || e.severity === 'notice' || AUTH_ERROR.test(e.code) || e.code === 'ACCOUNT_MISMATCH') return null;
+  if (t?.connectedAt && e.at <= t.connectedAt) return null;
+  const step = e.evidence?.guideStep;
+  return typeof step === 'number' ? step : 5;
 }
 
 /** Username/Password and None have nothing to consent to and no token: the password, then the server's word. */

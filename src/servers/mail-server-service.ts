@@ -44,7 +44,8 @@ import { parseInput } from '../errors/parse-input.ts';
 import { z } from 'zod';
 import { checklist, type ChecklistItem } from '../lifecycle/checklist.ts';
 import type { SecretExpiry } from '../lifecycle/secret-expiry.ts';
-import { setAlertState, setMailServerError } from '../storage/mail-server-store.ts';
+import { errorAndNotice, setAlertState, setMailServerError } from '../storage/mail-server-store.ts';
+import { insertFinishedMessage } from '../storage/outbox-store.ts';
 import type { ConnectionGates } from '../smtp/connection-gate.ts';
 import { smtpGateKey } from '../smtp/smtp-pool.ts';
 import { defaultLimits, type SendLimits } from './send-limits.ts';
@@ -78,6 +79,8 @@ export interface MailServerView {
   connectedTenantId: string | null;
   tokenExpiresAt: string | null;
   lastError: Omit<StoredError, 'at'> & { at: string } | null;
+  /** What the admin should know about a connection that works (e.g. a refresh token that dies in 7 days); never an error. */
+  notice: StoredError | null;
   allowAccountMismatch: boolean;
   clientSecretExpiry: SecretExpiry;
   checklist: ChecklistItem[];
@@ -102,6 +105,8 @@ export interface CheckResult {
   guideStep?: number;
   evidence?: unknown;
   messageId?: string;
+  /** Send test email: the message's id under Emails (it is listed there as it ended). */
+  outboxId?: string;
 }
 
 const sendTestSchema = z.strictObject({
@@ -117,7 +122,7 @@ export function authMethodChoices(config: Config) {
     incoming: m.incoming,
     graph: m.graph,
     oauth: m.provider
-      ? { id: m.provider.id, redirectUri: redirectUri(config, m.provider.id), connectLabel: connectLabel(m.provider), accountName: m.provider.accountName, tenant: m.provider.tenants, help: m.provider.formHelp }
+      ? { id: m.provider.id, redirectUri: redirectUri(config, m.provider.id), connectLabel: connectLabel(m.provider), accountName: m.provider.accountName, tenant: m.provider.tenants, help: m.provider.formHelp, ...m.provider.formOptions }
       : null,
     smtp: m.provider?.hosts.smtp ?? null,
     imap: m.provider?.hosts.imap ?? null,
@@ -202,7 +207,7 @@ export class MailServerService {
       connectedAccount: t?.account ?? null,
       connectedTenantId: t?.tenantId ?? null,
       tokenExpiresAt: t?.accessTokenExpiresAt ?? null,
-      lastError: s.lastError,
+      ...errorAndNotice(s.lastError),
       allowAccountMismatch: s.allowAccountMismatch,
       clientSecretExpiry: check.secret,
       checklist: check.items,
@@ -428,24 +433,54 @@ export class MailServerService {
     const { to } = parseInput(sendTestSchema, body);
     const s = await this.record(id);
     const via = s.transport === 'graph' ? 'Microsoft Graph' : `${s.smtpHost}:${s.smtpPort}`;
+    const outboxId = randomUUID();
+    const domain = s.username.slice(s.username.lastIndexOf('@') + 1) || 'mailroom.invalid';
     const message = {
       from: s.username,
       to: [to],
       subject: 'Mailroom test email',
       text: `This is a test email sent by Mailroom through the mail server "${s.name}" (${via}) as ${s.username}.\n\nIf you can read this, sending works.`,
+      messageId: `<${outboxId}@${domain}>`,
     };
+    // Listed under Emails like any other message, as it ended: sent with the reply, or failed.
+    const record = (end: { smtpResponse: string } | { error: StoredError }) =>
+      insertFinishedMessage(
+        this.deps.db,
+        {
+          id: outboxId,
+          from: s.username,
+          to: [to],
+          cc: [],
+          bcc: [],
+          replyTo: null,
+          subject: message.subject,
+          mailServerId: s.id,
+          messageId: message.messageId,
+          sizeBytes: Buffer.byteLength(message.text),
+          payload: { text: message.text, html: null, headers: {}, attachments: [], from: { name: '', address: s.username }, to: [{ name: '', address: to }], cc: [], bcc: [], replyTo: null },
+          attachments: [],
+          idempotencyKey: null,
+          requestHash: null,
+          apiKeyId: null,
+          maxAttempts: 1,
+        },
+        end,
+        this.now(),
+      );
     try {
       const r =
         s.transport === 'graph'
           ? await new GraphSender(this.deps.config.microsoftGraph.host, s.username, (forceRefresh) => this.deps.tokens.getAccessToken(s.id, { forceRefresh }), this.deps.gates).send(message)
           : await this.withToken(s, (creds) => sendOnce(this.target(s), creds, s.username, message));
       await setAlertState(this.deps.db, s.id, { loginOkAt: this.now().toISOString() });
-      return { ok: true, message: `Test email sent to ${to}`, messageId: r.messageId, evidence: { kind: s.transport === 'graph' ? 'graph' : 'smtp', response: r.response } };
+      await record({ smtpResponse: r.response });
+      return { ok: true, message: `Test email sent to ${to}`, messageId: r.messageId, outboxId, evidence: { kind: s.transport === 'graph' ? 'graph' : 'smtp', response: r.response } };
     } catch (e) {
-      return this.failure(s, e);
+      const result = await this.failure(s, e);
+      await record({ error: { code: result.code ?? 'SEND_FAILED', message: result.message, ...(result.fix !== undefined && { fix: result.fix }), at: this.now().toISOString() } });
+      return { ...result, outboxId };
     }
   }
-
 
   private async failure(s: MailServerRecord, e: unknown): Promise<CheckResult> {
     if (e instanceof GraphError || e instanceof SmtpError) {

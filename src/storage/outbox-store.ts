@@ -216,6 +216,23 @@ export async function insertOutboxMessages(db: Db, ms: NewOutboxMessage[], now: 
   });
 }
 
+/**
+ * A message sent at once, outside the queue (Send test email), recorded as it ended: sent with the
+ * server's reply, or failed with the explained error. The worker never claims it (it is not queued).
+ */
+export async function insertFinishedMessage(db: Db, m: NewOutboxMessage, end: { smtpResponse: string } | { error: StoredError }, now: Date): Promise<void> {
+  const ts = now.toISOString();
+  const row = newRow(m, ts);
+  await db
+    .insertInto('outbox_messages')
+    .values({
+      ...row,
+      attempts: 1,
+      ...('smtpResponse' in end ? { state: 'sent', sent_at: ts, smtp_response: end.smtpResponse } : { state: 'failed', last_error: JSON.stringify(end.error) }),
+    })
+    .execute();
+}
+
 /** Inserts a queued message; false if the idempotency key is taken (the caller reads the winner). */
 export async function insertOutboxMessage(db: Db, m: NewOutboxMessage, now: Date): Promise<boolean> {
   try {
