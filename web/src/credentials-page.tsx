@@ -11,6 +11,8 @@ export function CredentialsPage(props: {
   /** Shown under the title (explanations, warnings). */
   intro?: ReactNode;
   passwordAutoComplete: 'current-password' | 'new-password';
+  /** The password's rule, said before anything is sent (a new password). */
+  passwordHelp?: string;
   submitLabel: string;
   /** Sends the credentials; the session it returns is handed to onLoggedIn, then `then` runs. */
   send: (email: string, password: string) => Promise<Session>;
@@ -79,8 +81,13 @@ export function CredentialsPage(props: {
               value={password}
               onChange={(e) => setPassword(e.target.value)}
               aria-invalid={passwordError ? true : undefined}
-              aria-describedby={passwordError ? `${idPrefix}-password-error` : undefined}
+              aria-describedby={[props.passwordHelp ? `${idPrefix}-password-help` : '', passwordError ? `${idPrefix}-password-error` : ''].filter(Boolean).join(' ') || undefined}
             />
+            {props.passwordHelp && (
+              <p id={`${idPrefix}-password-help`} className="field-help">
+                {props.passwordHelp}
+              </p>
+            )}
             {passwordError && (
               <p id={`${idPrefix}-password-error`} className="field-error">
                 {passwordError}

@@ -162,7 +162,7 @@ export function GmailGuidePage() {
 
       <Step active={active} n={5} title="Connect the account">
         <p>
-          Save, then click <strong>{connectLabel}</strong> and sign in as {mailbox}. Google asks for consent every time (Mailroom
+          Click <strong>Create</strong> (<strong>Save</strong> when the server exists already), then click <strong>{connectLabel}</strong> and sign in as {mailbox}. Google asks for consent every time (Mailroom
           asks for offline access and the consent screen, the only way Google hands out a refresh token). Back in Mailroom
           the status shows <strong>Token Valid</strong>. If it later shows <strong>Reconnect needed</strong> (access removed at
           myaccount.google.com/permissions, password changed, or a Testing app’s 7 days over), connect again: held mail then

@@ -363,12 +363,12 @@ export function OutlookGuidePage() {
         {isIncoming ? (
           <p>
             Keep Server <code className="mono">{incoming?.imapHost ?? 'outlook.office365.com'}</code>, Port{' '}
-            <code className="mono">{incoming?.imapPort ?? 993}</code> with SSL/TLS. Save.
+            <code className="mono">{incoming?.imapPort ?? 993}</code> with SSL/TLS. Click <strong>Create</strong> (<strong>Save</strong> when the server exists already).
           </p>
         ) : (
           <p>
             Keep SMTP Server <code className="mono">{outgoing?.smtpHost ?? 'smtp.office365.com'}</code>, SMTP Port{' '}
-            <code className="mono">{outgoing?.smtpPort ?? 587}</code> and Connection Security STARTTLS. Save.
+            <code className="mono">{outgoing?.smtpPort ?? 587}</code> and Connection Security STARTTLS. Click <strong>Create</strong> (<strong>Save</strong> when the server exists already).
           </p>
         )}
         {formPath && selected && (
