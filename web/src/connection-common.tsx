@@ -1,5 +1,5 @@
 import { useState, type ReactNode } from 'react';
-import { api, ApiError, type AuthMethodChoice, type ConnectAnswer, type Problem, type ServerBase, type ServerNotice } from './api.ts';
+import { api, ApiError, type AuthMethodChoice, type ConnectAnswer, type Problem, type ServerBase, type ServerNotice, type TestResult } from './api.ts';
 import { ConnectAccountButton } from './connect-account-button.tsx';
 import { ErrorAlert } from './error-alert.tsx';
 import { GuideStepLink, guideOf, guideStepOf } from './guide-step-link.tsx';
@@ -33,6 +33,36 @@ export function OutcomeAlert({ outcome, guide, failureTitle, children }: { outco
       {children}
     </ErrorAlert>
   );
+}
+
+/** A secondary button with a spinner while its action runs. */
+export function BusyButton({ busy, onClick, children, disabled, small }: { busy: boolean; onClick: () => void; children: ReactNode; disabled?: boolean; small?: boolean }) {
+  return (
+    <button type="button" className={small ? 'btn btn-secondary btn-small' : 'btn btn-secondary'} onClick={onClick} disabled={busy || disabled} aria-busy={busy || undefined}>
+      {busy && <Spinner />}
+      {children}
+    </button>
+  );
+}
+
+/** Test Connection / Test & Confirm: the explained outcome, then the server read again (its checklist moved). */
+export function useTest(call: () => Promise<TestResult>, success: (r: TestResult) => Outcome & { ok: true }, refresh: () => void) {
+  const [testing, setTesting] = useState(false);
+  const [testOutcome, setTestOutcome] = useState<Outcome | null>(null);
+  async function test() {
+    setTesting(true);
+    setTestOutcome(null);
+    try {
+      const r = await call();
+      setTestOutcome(r.ok ? success(r) : { ok: false, message: r.message, fix: r.fix, code: r.code, guideStep: r.guideStep, evidence: r.evidence });
+    } catch (err) {
+      setTestOutcome(toFailure(err));
+    } finally {
+      setTesting(false);
+      refresh();
+    }
+  }
+  return { testing, testOutcome, setTestOutcome, test };
 }
 
 interface ConnectableServer {
@@ -116,10 +146,9 @@ function GrantAdminConsent({ base, id }: { base: ServerBase; id: string }) {
   }
   return (
     <>
-      <button type="button" className="btn btn-secondary" onClick={open} disabled={busy} aria-busy={busy || undefined}>
-        {busy && <Spinner />}
+      <BusyButton busy={busy} onClick={open}>
         Grant admin consent
-      </button>
+      </BusyButton>
       {error && <ErrorAlert problem={error} />}
     </>
   );

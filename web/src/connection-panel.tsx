@@ -1,6 +1,6 @@
 import { useState, type FormEvent } from 'react';
-import { api, ApiError, type AuthMethodChoice, type MailServer } from './api.ts';
-import { ConnectActions, OutcomeAlert, RolesResult, ServerNoticeAlert, toFailure, useConnect, type Outcome } from './connection-common.tsx';
+import { api, ApiError, type AuthMethodChoice, type MailServer, type MailServerInput } from './api.ts';
+import { BusyButton, ConnectActions, OutcomeAlert, RolesResult, ServerNoticeAlert, toFailure, useConnect, useTest, type Outcome } from './connection-common.tsx';
 import { ConnectionStatus } from './connection-status.tsx';
 import { DisconnectButton } from './disconnect-button.tsx';
 import { ErrorAlert } from './error-alert.tsx';
@@ -38,8 +38,6 @@ export function ConnectionPanel({ server, method, oauth, dirty, onServerChange, 
   const [disconnected, setDisconnected] = useState(false);
   const [allowing, setAllowing] = useState(false);
   const [allowed, setAllowed] = useState(false);
-  const [testing, setTesting] = useState(false);
-  const [testOutcome, setTestOutcome] = useState<Outcome | null>(null);
   const [sending, setSending] = useState(false);
   const [recipient, setRecipient] = useState('');
   const [recipientError, setRecipientError] = useState<string | null>(null);
@@ -50,23 +48,27 @@ export function ConnectionPanel({ server, method, oauth, dirty, onServerChange, 
     api.getMailServer(server.id).then(onServerChange, () => undefined);
   }
   const { connecting, connectError, setConnectError, roles, connect } = useConnect('mail-servers', server, refresh);
+  const { testing, testOutcome, setTestOutcome, test } = useTest(() => api.testMailServer(server.id), (r) => ({ ok: true, message: 'Connection Test Successful!', detail: r.message }), refresh);
+
+  /** A setting saved from the panel (Graph instead of SMTP, shared mailbox): the form follows. */
+  async function saveSetting(patch: Partial<MailServerInput>, busy: (b: boolean) => void, done: () => void) {
+    busy(true);
+    setConnectError(null);
+    try {
+      const updated = await api.updateMailServer(server.id, patch);
+      done();
+      onSettingsSaved(updated);
+    } catch (err) {
+      setConnectError(toFailure(err));
+    } finally {
+      busy(false);
+    }
+  }
 
   const [switching, setSwitching] = useState(false);
   const [switched, setSwitched] = useState(false);
   /** "Send with Microsoft Graph instead": Send Using becomes Graph; the admin then connects again with Graph permissions. */
-  async function switchToGraph() {
-    setSwitching(true);
-    try {
-      const updated = await api.updateMailServer(server.id, { sendUsing: 'graph' });
-      setSwitched(true);
-      onSettingsSaved(updated);
-    } catch (err) {
-      const f = toFailure(err);
-      setConnectError(f.ok ? null : f);
-    } finally {
-      setSwitching(false);
-    }
-  }
+  const switchToGraph = () => saveSetting({ sendUsing: 'graph' }, setSwitching, () => setSwitched(true));
 
   const graphOffer = (
     <div className="graph-offer">
@@ -81,53 +83,21 @@ export function ConnectionPanel({ server, method, oauth, dirty, onServerChange, 
             app › API permissions, add the Microsoft Graph delegated permissions <strong>Mail.Send</strong>, <strong>Mail.ReadWrite</strong> and{' '}
             <strong>User.Read</strong>, then:
           </p>
-          <button type="button" className="btn btn-secondary" onClick={switchToGraph} disabled={switching} aria-busy={switching || undefined}>
-            {switching && <Spinner />}
+          <BusyButton busy={switching} onClick={switchToGraph}>
             Send with Microsoft Graph instead
-          </button>
+          </BusyButton>
         </>
       )}
     </div>
   );
 
-  async function allowSharedMailbox() {
-    setAllowing(true);
-    setConnectError(null);
-    try {
-      const updated = await api.updateMailServer(server.id, { allowAccountMismatch: true });
-      setAllowed(true);
-      onSettingsSaved(updated);
-    } catch (err) {
-      const f = toFailure(err);
-      setConnectError(f.ok ? null : f);
-    } finally {
-      setAllowing(false);
-    }
-  }
+  const allowSharedMailbox = () => saveSetting({ allowAccountMismatch: true }, setAllowing, () => setAllowed(true));
 
   function clearResults() {
     setTestOutcome(null);
     setSendOutcome(null);
     setConnectError(null);
     setAllowed(false);
-  }
-
-  async function test() {
-    setTesting(true);
-    setTestOutcome(null);
-    try {
-      const r = await api.testMailServer(server.id);
-      setTestOutcome(
-        r.ok
-          ? { ok: true, message: 'Connection Test Successful!', detail: r.message }
-          : { ok: false, message: r.message, fix: r.fix, code: r.code, guideStep: r.guideStep, evidence: r.evidence },
-      );
-    } catch (err) {
-      setTestOutcome(toFailure(err));
-    } finally {
-      setTesting(false);
-      refresh();
-    }
   }
 
   async function sendTest(e: FormEvent<HTMLFormElement>) {
@@ -194,16 +164,9 @@ export function ConnectionPanel({ server, method, oauth, dirty, onServerChange, 
         >
           {lastError.code === 'ACCOUNT_MISMATCH' && (
             <div className="alert-actions">
-              <button
-                type="button"
-                className="btn btn-secondary btn-small"
-                onClick={allowSharedMailbox}
-                disabled={allowing}
-                aria-busy={allowing || undefined}
-              >
-                {allowing && <Spinner />}
+              <BusyButton small busy={allowing} onClick={allowSharedMailbox}>
                 Allow this (shared mailbox)
-              </button>
+              </BusyButton>
               <span className="field-help">
                 When {server.username} is a shared mailbox and the signed-in account has Send As rights on it.
               </span>
@@ -239,10 +202,9 @@ export function ConnectionPanel({ server, method, oauth, dirty, onServerChange, 
 
       <div className="button-row">
         <ConnectActions base="mail-servers" server={server} method={method} connecting={connecting} onConnect={connect} />
-        <button type="button" className="btn btn-secondary" onClick={test} disabled={testing} aria-busy={testing || undefined}>
-          {testing && <Spinner />}
+        <BusyButton busy={testing} onClick={test}>
           Test Connection
-        </button>
+        </BusyButton>
         {provider && connected && (
           <DisconnectButton
             disconnect={() => api.disconnectMailServer(server.id)}

@@ -1,6 +1,6 @@
 import { useEffect, useRef, useState } from 'react';
 import { api, ApiError, type AuthMethodChoice, type FetchStatus, type IncomingServer } from './api.ts';
-import { ConnectActions, OutcomeAlert, RolesResult, ServerNoticeAlert, toFailure, useConnect, type Outcome } from './connection-common.tsx';
+import { BusyButton, ConnectActions, OutcomeAlert, RolesResult, ServerNoticeAlert, toFailure, useConnect, useTest, type Outcome } from './connection-common.tsx';
 import { ConnectionStatus } from './connection-status.tsx';
 import { DisconnectButton } from './disconnect-button.tsx';
 import { ErrorAlert } from './error-alert.tsx';
@@ -42,8 +42,6 @@ export function IncomingConnectionPanel({ server, method, oauth, dirty, onServer
   const account = provider ? `${provider.accountName} account` : 'account';
   const guide = provider?.id ?? null;
   const [disconnected, setDisconnected] = useState(false);
-  const [testing, setTesting] = useState(false);
-  const [testOutcome, setTestOutcome] = useState<Outcome | null>(null);
   const [starting, setStarting] = useState(false);
   // Follow a fetch started here, or one already running when the page opened.
   const [watching, setWatching] = useState(() => server.fetch.running);
@@ -56,6 +54,7 @@ export function IncomingConnectionPanel({ server, method, oauth, dirty, onServer
     api.getIncomingServer(server.id).then(onChange.current, () => undefined);
   }
   const { connecting, connectError, setConnectError, roles, connect } = useConnect('incoming-servers', server, refresh);
+  const { testing, testOutcome, setTestOutcome, test } = useTest(() => api.testIncomingServer(server.id), (r) => ({ ok: true, message: r.message || 'Connection Test Successful!' }), refresh);
 
   useEffect(() => {
     if (!watching) return;
@@ -88,24 +87,6 @@ export function IncomingConnectionPanel({ server, method, oauth, dirty, onServer
       window.clearTimeout(timer);
     };
   }, [watching, server.id]);
-
-  async function test() {
-    setTesting(true);
-    setTestOutcome(null);
-    try {
-      const r = await api.testIncomingServer(server.id);
-      setTestOutcome(
-        r.ok
-          ? { ok: true, message: r.message || 'Connection Test Successful!' }
-          : { ok: false, message: r.message, fix: r.fix, code: r.code, guideStep: r.guideStep, evidence: r.evidence },
-      );
-    } catch (err) {
-      setTestOutcome(toFailure(err));
-    } finally {
-      setTesting(false);
-      refresh();
-    }
-  }
 
   async function fetchNow() {
     setStarting(true);
@@ -212,20 +193,12 @@ export function IncomingConnectionPanel({ server, method, oauth, dirty, onServer
 
       <div className="button-row">
         <ConnectActions base="incoming-servers" server={server} method={method} connecting={connecting} onConnect={connect} showConnect={!shared} />
-        <button type="button" className="btn btn-secondary" onClick={test} disabled={testing} aria-busy={testing || undefined}>
-          {testing && <Spinner />}
+        <BusyButton busy={testing} onClick={test}>
           Test &amp; Confirm
-        </button>
-        <button
-          type="button"
-          className="btn btn-secondary"
-          onClick={fetchNow}
-          disabled={fetching}
-          aria-busy={fetching || undefined}
-        >
-          {fetching && <Spinner />}
+        </BusyButton>
+        <BusyButton busy={fetching} onClick={fetchNow}>
           Fetch Now
-        </button>
+        </BusyButton>
         {!shared && provider && server.tokenStatus !== 'not_connected' && (
           <DisconnectButton
             disconnect={() => api.disconnectIncomingServer(server.id)}

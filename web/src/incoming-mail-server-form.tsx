@@ -2,7 +2,6 @@ import { useEffect, useState } from 'react';
 import {
   api,
   type AfterFetch,
-  type AuthType,
   type ImapSecurity,
   type IncomingServer,
   type IncomingServerDefaults,
@@ -13,7 +12,7 @@ import {
 import { IncomingConnectionPanel } from './incoming-connection-panel.tsx';
 import { useLocation } from './router.tsx';
 import { incomingMailServerPath, paths } from './routes.ts';
-import { connectionInput, connectionValues, ServerForm, type CommonValues, type FieldSpec, type ServerFormContext, type ServerKindSpec } from './server-form.tsx';
+import { commonInput, commonValues, connectionInput, ServerForm, type CommonValues, type FieldSpec, type ServerFormContext, type ServerKindSpec } from './server-form.tsx';
 import { describeTransport, TRANSPORTS } from './server-form-description.ts';
 import { toNullable, toNumber } from './use-server-form.ts';
 
@@ -38,61 +37,31 @@ const AFTER_FETCH_OPTIONS: { value: AfterFetch; label: string }[] = [
   { value: 'leave', label: 'Leave as is' },
 ];
 
-function valuesFromDefaults(d: IncomingServerDefaults): FormValues {
+/** A new server (`s` null: the defaults) or a saved one. */
+function valuesOf(s: IncomingServer | null, d: IncomingServerDefaults | null): FormValues {
+  const x = (s ?? d)!;
   return {
-    ...connectionValues(null),
-    name: '',
-    serverType: d.serverType,
-    authType: d.authType,
-    imapHost: d.imapHost,
-    imapPort: String(d.imapPort),
-    imapSecurity: d.imapSecurity,
-    username: '',
-    folder: d.folder,
-    afterFetch: d.afterFetch,
-    moveToFolder: '',
-    intervalMinutes: String(d.intervalMinutes),
-    active: true,
-    clientId: '',
-    clientSecret: '',
-    password: '',
-    tenant: d.tenant,
-  };
-}
-
-function valuesFromServer(s: IncomingServer): FormValues {
-  return {
-    ...connectionValues(s),
-    name: s.name,
-    serverType: s.serverType,
-    authType: s.authType,
-    imapHost: s.imapHost,
-    imapPort: String(s.imapPort),
-    imapSecurity: s.imapSecurity,
-    username: s.username,
-    folder: s.folder,
-    afterFetch: s.afterFetch,
-    moveToFolder: s.moveToFolder ?? '',
-    intervalMinutes: String(s.intervalMinutes),
-    active: s.active,
-    clientId: s.clientId ?? '',
-    clientSecret: '',
-    password: '',
-    tenant: s.tenant ?? '',
+    ...commonValues(s, { authType: x.authType, tenant: x.tenant ?? '' }),
+    serverType: x.serverType,
+    imapHost: x.imapHost,
+    imapPort: String(x.imapPort),
+    imapSecurity: x.imapSecurity,
+    folder: x.folder,
+    afterFetch: x.afterFetch,
+    moveToFolder: s?.moveToFolder ?? '',
+    intervalMinutes: String(x.intervalMinutes),
+    active: s?.active ?? true,
   };
 }
 
 /** The API input for the form values, without the (write-only) client secret. */
 function toInput(v: FormValues): Omit<IncomingServerInput, 'clientSecret'> {
   return {
-    ...(v.password !== '' && { password: v.password }),
-    name: v.name.trim(),
+    ...commonInput(v),
     serverType: v.serverType as ServerType,
-    authType: v.authType as AuthType,
     imapHost: v.imapHost.trim(),
     imapPort: toNumber(v.imapPort),
     imapSecurity: v.imapSecurity,
-    username: v.username.trim(),
     folder: v.folder.trim(),
     afterFetch: v.afterFetch,
     // Only meaningful when moving: otherwise cleared, like the hidden field.
@@ -124,8 +93,8 @@ const INCOMING: ServerKindSpec<IncomingServer, IncomingServerDefaults, FormValue
   create: api.createIncomingServer,
   update: api.updateIncomingServer,
   remove: api.deleteIncomingServer,
-  fromDefaults: valuesFromDefaults,
-  fromServer: valuesFromServer,
+  fromDefaults: (d) => valuesOf(null, d),
+  fromServer: (s) => valuesOf(s, null),
   toInput,
   sendsSecret: (v) => v.tokenSourceId === null && v.clientCredential === 'secret',
   check: (v) => {

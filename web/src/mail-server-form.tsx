@@ -1,7 +1,6 @@
 import {
   api,
   type AuthMethodChoice,
-  type AuthType,
   type MailServer,
   type MailServerDefaults,
   type MailServerInput,
@@ -14,7 +13,7 @@ import { ConnectionPanel } from './connection-panel.tsx';
 import { useLocation } from './router.tsx';
 import { mailServerPath, paths } from './routes.ts';
 import { SendingSummary } from './sending-summary.tsx';
-import { connectionInput, connectionValues, ServerForm, type CommonValues, type FieldSpec, type ServerKindSpec } from './server-form.tsx';
+import { commonInput, commonValues, connectionInput, ServerForm, type CommonValues, type FieldSpec, type ServerKindSpec } from './server-form.tsx';
 import { describeTransport, TRANSPORTS } from './server-form-description.ts';
 import { toNullable, toNumber } from './use-server-form.ts';
 
@@ -49,57 +48,27 @@ const limitValues = (l: Pick<MailServerDefaults, SendLimitField>): Record<SendLi
   recipientsPerMessage: l.recipientsPerMessage === null ? '' : String(l.recipientsPerMessage),
 });
 
-function valuesFromDefaults(d: MailServerDefaults): FormValues {
+/** A new server (`s` null: the defaults) or a saved one. */
+function valuesOf(s: MailServer | null, d: MailServerDefaults | null): FormValues {
+  const x = (s ?? d)!;
   return {
-    ...connectionValues(null),
-    name: '',
-    authType: d.authType,
-    username: '',
-    clientId: '',
-    clientSecret: '',
-    password: '',
-    tenant: d.tenant,
-    smtpHost: d.smtpHost,
-    smtpPort: String(d.smtpPort),
-    smtpSecurity: d.smtpSecurity,
-    sendUsing: d.sendUsing,
-    priority: String(d.priority),
-    fromFilter: '',
-    clientSecretExpiresAt: '',
-    allowAccountMismatch: false,
-    ...limitValues(d),
-  };
-}
-
-function valuesFromServer(s: MailServer): FormValues {
-  return {
-    ...connectionValues(s),
-    name: s.name,
-    authType: s.authType,
-    username: s.username,
-    clientId: s.clientId,
-    clientSecret: '',
-    password: '',
-    tenant: s.tenant,
-    smtpHost: s.smtpHost,
-    smtpPort: String(s.smtpPort),
-    smtpSecurity: s.smtpSecurity,
-    sendUsing: s.sendUsing,
-    priority: String(s.priority),
-    fromFilter: s.fromFilter ?? '',
-    clientSecretExpiresAt: s.clientSecretExpiresAt ?? '',
-    allowAccountMismatch: s.allowAccountMismatch,
-    ...limitValues(s),
+    ...commonValues(s, { authType: x.authType, tenant: x.tenant }),
+    smtpHost: x.smtpHost,
+    smtpPort: String(x.smtpPort),
+    smtpSecurity: x.smtpSecurity,
+    sendUsing: x.sendUsing,
+    priority: String(x.priority),
+    fromFilter: s?.fromFilter ?? '',
+    clientSecretExpiresAt: s?.clientSecretExpiresAt ?? '',
+    allowAccountMismatch: s?.allowAccountMismatch ?? false,
+    ...limitValues(x),
   };
 }
 
 /** The API input for the form values, without the (write-only) client secret; a typed password is sent. */
 function toInput(v: FormValues): Omit<MailServerInput, 'clientSecret'> {
   return {
-    ...(v.password !== '' && { password: v.password }),
-    name: v.name.trim(),
-    authType: v.authType as AuthType,
-    username: v.username.trim(),
+    ...commonInput(v),
     clientId: v.clientId.trim(),
     tenant: v.tenant.trim(),
     smtpHost: v.smtpHost.trim(),
@@ -136,8 +105,8 @@ const OUTGOING: ServerKindSpec<MailServer, MailServerDefaults, FormValues, MailS
   create: api.createMailServer,
   update: api.updateMailServer,
   remove: api.deleteMailServer,
-  fromDefaults: valuesFromDefaults,
-  fromServer: valuesFromServer,
+  fromDefaults: (d) => valuesOf(null, d),
+  fromServer: (s) => valuesOf(s, null),
   toInput,
   sendsSecret: (v) => v.tokenSourceId === null && v.clientCredential === 'secret',
   check: (v) => {

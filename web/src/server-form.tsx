@@ -1,5 +1,5 @@
 import { useEffect, useState, type ReactNode } from 'react';
-import { api, type Access, type AuthMethodChoice, type CertificateView, type ClientCredential, type MailServer, type SecretExpiry, type ServerBase } from './api.ts';
+import { api, type Access, type AuthMethodChoice, type AuthType, type CertificateView, type ClientCredential, type MailServer, type SecretExpiry, type ServerBase } from './api.ts';
 import { secretExpiryText, secretNeedsAttention } from './secret-expiry-text.ts';
 import { methodOf, useAuthMethods } from './auth-methods.ts';
 import { CertificatePanel } from './certificate-panel.tsx';
@@ -54,6 +54,33 @@ export function connectionValues(s: { clientCredential?: ClientCredential; acces
     access: s?.access ?? 'delegated',
     tokenSourceId: s?.tokenSourceId ?? null,
     connectionFieldsKnown: s?.clientCredential !== undefined,
+  };
+}
+
+/** The values every server form starts from: a saved server's, or empty ones with the defaults' method and tenant. */
+export function commonValues(
+  s: { name: string; authType: string; username: string; clientId: string | null; tenant: string | null; clientCredential?: ClientCredential; access?: Access; tokenSourceId?: string | null } | null,
+  d: { authType: string; tenant: string },
+): CommonValues {
+  return {
+    ...connectionValues(s),
+    name: s?.name ?? '',
+    authType: s?.authType ?? d.authType,
+    username: s?.username ?? '',
+    clientId: s?.clientId ?? '',
+    clientSecret: '',
+    password: '',
+    tenant: s ? (s.tenant ?? '') : d.tenant,
+  };
+}
+
+/** The API input every server has: a typed password is sent, the (write-only) client secret never here. */
+export function commonInput(v: CommonValues) {
+  return {
+    ...(v.password !== '' && { password: v.password }),
+    name: v.name.trim(),
+    authType: v.authType as AuthType,
+    username: v.username.trim(),
   };
 }
 
