@@ -1,7 +1,7 @@
 import { useState } from 'react';
 import { api, asApiError, certificateUrl, type ApiError, type CertificateImport, type CertificateInfo, type CertificateView, type ServerBase } from './api.ts';
 import { ErrorAlert } from './error-alert.tsx';
-import { formatDateTime } from './format-date-time.ts';
+import { TimeText } from './time-text.tsx';
 import { Spinner } from './spinner.tsx';
 
 const AZURE_UPLOAD = 'Upload it in Azure › App registrations › your app › Certificates & secrets › Certificates.';
@@ -27,7 +27,7 @@ function Facts({ cert, label }: { cert: CertificateInfo; label: string }) {
       <div>
         <dt>Valid</dt>
         <dd>
-          {formatDateTime(cert.notBefore)} – {formatDateTime(cert.notAfter)}
+          <TimeText iso={cert.notBefore} /> – <TimeText iso={cert.notAfter} />
         </dd>
       </div>
     </dl>

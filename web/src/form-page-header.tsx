@@ -1,5 +1,4 @@
 import { Link } from './router.tsx';
-import { paths } from './routes.ts';
 import { Spinner } from './spinner.tsx';
 
 interface FormPageHeaderProps {
@@ -28,7 +27,7 @@ export function FormPageHeader(p: FormPageHeaderProps) {
       <div>
         <nav aria-label="Breadcrumb">
           <p className="breadcrumb">
-            <Link to={paths.settings}>Settings</Link>
+            <span>Settings</span>
             <span aria-hidden="true"> / </span>
             <span>Technical</span>
             <span aria-hidden="true"> / </span>

@@ -9,7 +9,7 @@ import { Notice } from './notice.tsx';
 import { Link } from './router.tsx';
 import { mailServerPath, paths } from './routes.ts';
 import { pushStatusText } from './push-status-text.ts';
-import { Spinner } from './spinner.tsx';
+import { TimeText } from './time-text.tsx';
 
 /** How often a running fetch is read again. */
 const FETCH_POLL_MS = 1000;
@@ -164,7 +164,9 @@ export function IncomingConnectionPanel({ server, method, oauth, dirty, onServer
             )}
             <div>
               <dt>Last fetch</dt>
-              <dd>{formatDateTime(server.lastFetchAt)}</dd>
+              <dd>
+                <TimeText iso={server.lastFetchAt} empty="Never" />
+              </dd>
             </div>
             <div>
               <dt>Imported messages</dt>
