@@ -41,8 +41,15 @@ after(async () => {
 });
 
 const consoleErrors: string[] = [];
-const newOutgoing = () => page.goto(`${mailroom.baseUrl}/settings/technical/mail-servers/new`);
-const newIncoming = () => page.goto(`${mailroom.baseUrl}/settings/technical/incoming-mail-servers/new`);
+/** A new server's form, loaded with the default method's fields (Outlook OAuth). */
+async function newOutgoing() {
+  await page.goto(`${mailroom.baseUrl}/settings/technical/mail-servers/new`);
+  await page.locator('#mail-server-clientSecretExpiresAt-help').waitFor();
+}
+async function newIncoming() {
+  await page.goto(`${mailroom.baseUrl}/settings/technical/incoming-mail-servers/new`);
+  await page.locator('#incoming-server-clientId').waitFor();
+}
 const method = (label: string) => page.getByLabel('Authenticate Using', { exact: true }).selectOption({ label });
 const mainText = () => page.locator('main').innerText();
 
@@ -192,6 +199,37 @@ test('a saved server with a certificate and application access, as the read mode
   }
 });
 
+test('an outgoing server can use the connection of another: any mailbox for an application connection', T, async () => {
+  const source = await outlookServer('App connection');
+  // The list as the API gives it once the source has application access (contract A).
+  await page.route('**/api/v1/mail-servers', async (route) => {
+    if (route.request().method() !== 'GET') return route.continue();
+    const real = await (await route.fetch()).json();
+    const items = real.items.map((s: { id: string }) => (s.id === source ? { ...s, access: 'application', clientCredential: 'certificate', tokenSourceId: null } : s));
+    await route.fulfill({ status: 200, contentType: 'application/json', body: JSON.stringify({ ...real, items }) });
+  });
+  let sent: Record<string, unknown> | undefined;
+  await page.route('**/api/v1/mail-servers', async (route) => {
+    if (route.request().method() !== 'POST') return route.fallback();
+    sent = route.request().postDataJSON();
+    await route.fulfill({ status: 400, contentType: 'application/json', body: JSON.stringify({ error: { code: 'MR_VALIDATION', message: 'Check the highlighted fields.', fields: { name: 'Enter a name' } } }) });
+  });
+  try {
+    await newOutgoing();
+    await page.getByLabel('Username', { exact: true }).fill('billing@contoso.com');
+    const use = page.getByLabel('Use the connection of', { exact: true });
+    await use.selectOption({ label: 'App connection (sales@contoso.com)' });
+    await page.getByText(/Uses the connection of/).waitFor();
+    for (const f of ['Client ID', 'Client Secret', 'Access', 'Client Credential']) assert.equal(await page.getByLabel(f, { exact: true }).count(), 0, f);
+    await page.getByRole('button', { name: 'Create' }).click();
+    await page.locator('#mail-server-name-error').waitFor();
+    assert.equal(sent?.tokenSourceId, source);
+    assert.equal(sent?.clientSecret, undefined);
+  } finally {
+    await page.unrouteAll();
+  }
+});
+
 test('Send test email: a labelled recipient whose placeholder reads as one; the test email is listed under Emails, sent or failed', T, async () => {
   const r = await api('POST', '/api/v1/mail-servers', { name: 'Relay', authType: 'none', username: 'erp@example.test', smtpHost: '127.0.0.1', smtpPort: sink.port, smtpSecurity: 'none' });
   assert.equal(r.status, 201, r.text);
@@ -259,6 +297,11 @@ test('at 390 px every server form fits without sideways scrolling', T, async () 
     await page.goto(`${mailroom.baseUrl}/settings/technical/mail-servers/${id}`);
     await page.getByRole('button', { name: 'Test Connection' }).waitFor();
     assert.ok(await noSidewaysScroll(), 'a saved server with its Connection panel');
+    for (const guide of ['outlook-guide', 'gmail-guide']) {
+      await page.goto(`${mailroom.baseUrl}/settings/technical/${guide}`);
+      await page.getByRole('heading', { level: 1 }).waitFor();
+      assert.ok(await noSidewaysScroll(), guide);
+    }
   } finally {
     await page.setViewportSize({ width: 1280, height: 900 });
   }
