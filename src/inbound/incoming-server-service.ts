@@ -42,6 +42,7 @@ import {
   type StoredError,
   type TokenRecord,
   updateMailServer,
+  errorAndNotice,
 } from '../storage/mail-server-store.ts';
 import { createIncomingSchema, INCOMING_DEFAULTS, updateIncomingSchema } from './incoming-server-input.ts';
 import { connectWithToken, fetchNew, imapBounds, probeImap } from './mailbox-fetcher.ts';
@@ -184,7 +185,7 @@ export class IncomingServerService {
       tokenStatusReason: t?.statusReason ?? null,
       connectedAccount: t?.account ?? null,
       tokenExpiresAt: t?.accessTokenExpiresAt ?? null,
-      lastError: s.lastError,
+      ...errorAndNotice(s.lastError),
       checklist: checklist(s, t, this.now()).items,
       lastFetchAt: s.lastFetchAt,
       importedCount: await countInbound(this.deps.db, s.id),

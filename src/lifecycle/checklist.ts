@@ -23,30 +23,36 @@ export function checklist(s: MailServerRecord, t: TokenRecord | undefined, now: 
   const hasCredentials = s.tokenSourceId !== null || (s.clientId !== '' && (byCertificate ? s.certificate !== null : s.clientSecretSealed !== null));
   // The credential in use is what can run out: the certificate's notAfter, or the secret's date.
   const expired = byCertificate ? s.certificate !== null && Date.parse(s.certificate.notAfter) <= now.getTime() : secret.state === 'expired';
+  // A sign-in or token request that failed since the last good connect fails the step that fixes it
+  // (guide step 4 and before: the app's credentials; 5: consent), instead of leaving it ✓ or ○.
+  const failedStep = oauthFailureStep(s, t);
+  const oauthError = failedStep !== null ? s.lastError : null;
   const items: ChecklistItem[] = [
     {
       key: 'credentials',
       label: 'Credentials saved',
-      state: !hasCredentials ? 'todo' : expired ? 'failed' : 'done',
+      state: !hasCredentials ? 'todo' : expired || (failedStep !== null && failedStep <= 4) ? 'failed' : 'done',
       guideStep: 4,
       detail: expired
         ? byCertificate
           ? `The certificate (thumbprint ${s.certificate!.thumbprint}) expired on ${s.certificate!.notAfter.slice(0, 10)}.`
           : `The client secret expired on ${s.clientSecretExpiresAt}.`
-        : s.tokenSourceId
-          ? 'Uses the connection of an outgoing server.'
-          : byCertificate && s.certificate
-            ? `Certificate ${s.certificate.thumbprint}, valid until ${s.certificate.notAfter.slice(0, 10)}.`
-            : byCertificate
-              ? 'Generate or import a certificate, then upload it in Azure.'
+        : failedStep !== null && failedStep <= 4
+          ? oauthError!.message
+          : s.tokenSourceId
+            ? 'Uses the connection of an outgoing server.'
+            : byCertificate && s.certificate
+              ? `Certificate ${s.certificate.thumbprint}, valid until ${s.certificate.notAfter.slice(0, 10)}.`
+              : byCertificate
+                ? 'Generate or import a certificate, then upload it in Azure.'
               : null,
     },
     {
       key: 'consent',
       label: 'Consent given',
-      state: t?.connectedAt ? 'done' : 'todo',
+      state: failedStep !== null && failedStep >= 5 ? 'failed' : t?.connectedAt ? 'done' : 'todo',
       guideStep: 5,
-      detail: t?.account ? `Signed in as ${t.account}.` : null,
+      detail: failedStep !== null && failedStep >= 5 ? oauthError!.message : t?.account ? `Signed in as ${t.account}.` : null,
     },
     {
       key: 'token',
@@ -58,6 +64,18 @@ export function checklist(s: MailServerRecord, t: TokenRecord | undefined, now: 
     loginItem(s, s.transport === 'graph' ? 'Microsoft Graph' : s.direction === 'incoming' ? 'IMAP login' : 'SMTP AUTH', 6),
   ];
   return { items, secret };
+}
+
+/**
+ * The guide step of an OAuth failure (sign-in, code redemption, refresh) stored after the last good
+ * connect; null when there is none. Refusals by the mail server and notices do not count.
+ */
+function oauthFailureStep(s: MailServerRecord, t: TokenRecord | undefined): number | null {
+  const e = s.lastError;
+  if (!e || e.severity === 'notice' || AUTH_ERROR.test(e.code) || e.code === 'ACCOUNT_MISMATCH') return null;
+  if (t?.connectedAt && e.at <= t.connectedAt) return null;
+  const step = e.evidence?.guideStep;
+  return typeof step === 'number' ? step : 5;
 }
 
 /** Username/Password and None have nothing to consent to and no token: the password, then the server's word. */

@@ -153,7 +153,15 @@ export class ConnectFlow {
       const mismatch = identity.account && identity.account !== server.username.toLowerCase() && !server.allowAccountMismatch;
       // A grant that works today but will not for long (Google's 7-day "Testing" tokens) is said at once.
       const warning = provider.connectWarning?.(tokens);
-      const notice = mismatch ? this.fromEvidence({ kind: 'account', expected: server.username, actual: identity.account! }) : warning ? this.fromEvidence(warning) : undefined;
+      const notice = mismatch
+        ? this.fromEvidence({ kind: 'account', expected: server.username, actual: identity.account! })
+        : warning
+          ? {
+              ...this.fromEvidence(warning),
+              severity: 'notice' as const,
+              ...(tokens.refreshTokenExpiresInSeconds !== undefined && { signInBy: new Date(now.getTime() + tokens.refreshTokenExpiresInSeconds * 1000).toISOString() }),
+            }
+          : undefined;
       await setMailServerError(db, mailServerId, notice ? { ...notice, at: now.toISOString() } : null);
       return { kind: 'connected', mailServerId, direction: server.direction, account: identity.account };
     } catch (e) {

@@ -129,6 +129,8 @@ export const googleProvider: OAuthProvider = {
     clientSecret: 'Client secret of the same OAuth client (Credentials → your client → Client secrets).',
     username: 'The Gmail or Google Workspace address to send from, e.g. sales@example.com.',
   },
+  // Google's client secrets do not expire; Gmail sends as the signed-in account only.
+  formOptions: { secretExpiryHelp: null, sharedMailbox: false, applicationAccess: false, sendingLimitHints: null },
   noRefreshTokenFix: 'Google returns a refresh token only with access_type=offline and prompt=consent, which Mailroom sends: remove Mailroom from https://myaccount.google.com/permissions for this account, then click Connect your Gmail account again.',
   scopes: () => GMAIL_SCOPES,
   app: (server, config, credential): GoogleApp => ({

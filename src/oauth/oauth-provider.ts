@@ -65,6 +65,17 @@ export interface OAuthProvider {
   readonly hosts: { readonly smtp: { host: string; port: number; security: 'starttls' | 'tls' }; readonly imap: { host: string; port: number; security: 'tls' } };
   /** The form's help next to the provider's fields, in the words of the provider's console. */
   readonly formHelp: { readonly redirectUri: string; readonly clientId: string; readonly clientIdPlaceholder: string; readonly clientSecret: string; readonly username: string };
+  /**
+   * What the server form offers beyond Client ID and secret: where the secret's expiry date is read
+   * (null: its secrets do not expire), sending as a shared mailbox, Client Credential and Access
+   * (certificate and application access), and the provider's own sending limits as hints.
+   */
+  readonly formOptions: {
+    readonly secretExpiryHelp: string | null;
+    readonly sharedMailbox: boolean;
+    readonly applicationAccess: boolean;
+    readonly sendingLimitHints: Readonly<Partial<Record<'maxConnections' | 'messagesPerMinute' | 'recipientsPerDay' | 'recipientsPerMessage', string>>> | null;
+  };
   /** What to change when the provider granted no refresh token. */
   readonly noRefreshTokenFix: string;
   scopes(server: Pick<MailServerRecord, 'transport' | 'direction'>, config: Config): readonly string[];

@@ -294,6 +294,17 @@ export const outlookProvider: OAuthProvider = {
     clientSecret: 'The secret’s Value (not its Secret ID), from Certificates & secrets.',
     username: 'The Microsoft 365 mailbox to send from, e.g. sales@contoso.com.',
   },
+  formOptions: {
+    secretExpiryHelp: 'The expiry date shown in Certificates & secrets; a warning appears 30 days before.',
+    sharedMailbox: true,
+    applicationAccess: true,
+    sendingLimitHints: {
+      maxConnections: 'Exchange Online: 3.',
+      messagesPerMinute: 'Exchange Online: 30.',
+      recipientsPerDay: 'Exchange Online: 10,000.',
+      recipientsPerMessage: 'Exchange Online: 500.',
+    },
+  },
   noRefreshTokenFix: 'Add the offline_access permission in Azure > API permissions, then connect again.',
   scopes: outlookScopes,
   certificates: true,

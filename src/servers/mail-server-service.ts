@@ -45,7 +45,7 @@ import { parseInput } from '../errors/parse-input.ts';
 import { z } from 'zod';
 import { checklist, type ChecklistItem } from '../lifecycle/checklist.ts';
 import { certificateExpiry, type SecretExpiry } from '../lifecycle/secret-expiry.ts';
-import { setAlertState, setMailServerError } from '../storage/mail-server-store.ts';
+import { errorAndNotice, setAlertState, setMailServerError } from '../storage/mail-server-store.ts';
 import type { ConnectionGates } from '../smtp/connection-gate.ts';
 import { smtpGateKey } from '../smtp/smtp-pool.ts';
 import { defaultLimits, type SendLimits } from './send-limits.ts';
@@ -85,6 +85,8 @@ export interface MailServerView {
   connectedTenantId: string | null;
   tokenExpiresAt: string | null;
   lastError: Omit<StoredError, 'at'> & { at: string } | null;
+  /** What the admin should know about a connection that works (e.g. a refresh token that dies in 7 days); never an error. */
+  notice: StoredError | null;
   allowAccountMismatch: boolean;
   clientSecretExpiry: SecretExpiry;
   /** The certificate's standing against the 30/7/1-day warnings; null without Client Credential "certificate". */
@@ -111,6 +113,8 @@ export interface CheckResult {
   guideStep?: number;
   evidence?: unknown;
   messageId?: string;
+  /** Send test email: the message's id under Emails (it is listed there as it ended). */
+  outboxId?: string;
 }
 
 const sendTestSchema = z.strictObject({
@@ -126,7 +130,7 @@ export function authMethodChoices(config: Config) {
     incoming: m.incoming,
     graph: m.graph,
     oauth: m.provider
-      ? { id: m.provider.id, redirectUri: redirectUri(config, m.provider.id), connectLabel: connectLabel(m.provider), accountName: m.provider.accountName, tenant: m.provider.tenants, help: m.provider.formHelp }
+      ? { id: m.provider.id, redirectUri: redirectUri(config, m.provider.id), connectLabel: connectLabel(m.provider), accountName: m.provider.accountName, tenant: m.provider.tenants, help: m.provider.formHelp, ...m.provider.formOptions }
       : null,
     smtp: m.provider?.hosts.smtp ?? null,
     imap: m.provider?.hosts.imap ?? null,
@@ -216,7 +220,7 @@ export class MailServerService {
       connectedAccount: t?.account ?? null,
       connectedTenantId: t?.tenantId ?? null,
       tokenExpiresAt: t?.accessTokenExpiresAt ?? null,
-      lastError: s.lastError,
+      ...errorAndNotice(s.lastError),
       allowAccountMismatch: s.allowAccountMismatch,
       clientSecretExpiry: check.secret,
       certificateExpiry: certificateExpiry(s, this.now()),
@@ -464,7 +468,7 @@ export class MailServerService {
           ? await new GraphSender(this.deps.config.microsoftGraph.host, s.username, (forceRefresh) => this.deps.tokens.getAccessToken(s.id, { forceRefresh }), this.deps.gates).send(message)
           : await this.withToken(s, (creds) => sendOnce(this.target(s), creds, s.username, message));
       await setAlertState(this.deps.db, s.id, { loginOkAt: this.now().toISOString() });
-      result = { ok: true, message: `Test email sent to ${to}`, messageId: r.messageId, evidence: { kind: s.transport === 'graph' ? 'graph' : 'smtp', response: r.response } };
+      result = { ok: true, message: `Test email sent to ${to}`, messageId: r.messageId, outboxId: emailId, evidence: { kind: s.transport === 'graph' ? 'graph' : 'smtp', response: r.response } };
       await this.deps.onTestEmail?.(email, { state: 'sent', smtpResponse: r.response });
     } catch (e) {
       result = await this.failure(s, e);
@@ -477,9 +481,9 @@ export class MailServerService {
       };
       await this.deps.onTestEmail?.(email, { state: 'failed', error });
     }
-    return result;
+    // The panel links to the message under Emails.
+    return { ...result, outboxId: emailId };
   }
-
 
   private async failure(s: MailServerRecord, e: unknown): Promise<CheckResult> {
     if (e instanceof GraphError || e instanceof SmtpError) {

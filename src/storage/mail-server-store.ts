@@ -10,6 +10,18 @@ export interface StoredError {
   fix?: string;
   evidence?: Record<string, unknown>;
   at: string;
+  /**
+   * 'notice': something the admin should know about a connection that works (Google's 7-day
+   * "Testing" refresh token) — shown apart from errors, never as the server's Last error.
+   */
+  severity?: 'notice';
+  /** With a notice about a refresh token that dies: when a person must sign in again (ISO). */
+  signInBy?: string;
+}
+
+/** The stored problem split in two: a real error, or a notice about a connection that works. */
+export function errorAndNotice(e: StoredError | null): { lastError: StoredError | null; notice: StoredError | null } {
+  return e?.severity === 'notice' ? { lastError: null, notice: e } : { lastError: e, notice: null };
 }
 
 export interface MailServerRecord {

@@ -182,8 +182,12 @@ test('an app in Testing publishing status: the 7-day refresh token is warned abo
     await page.getByText('Token Valid', { exact: true }).waitFor();
     await page.getByText(/7 days/).first().waitFor();
     assert.match(await page.content(), /Publish app/);
+    // A working connection with a short-lived grant: a notice apart, not the server's Last error.
+    assert.equal(await page.getByText(/^Last error/).count(), 0);
+    await page.getByText(/^Needs sign-in by /).first().waitFor();
     const s = (await api('GET', `/api/v1/mail-servers/${serverId}`)).json;
-    assert.equal(s.lastError.code, 'GMAIL_testing_publishing_status');
+    assert.equal(s.lastError, null, JSON.stringify(s.lastError));
+    assert.equal(s.notice.code, 'GMAIL_testing_publishing_status');
   } finally {
     google.setPublishingStatus('in_production');
   }

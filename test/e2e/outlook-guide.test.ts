@@ -87,7 +87,7 @@ test('an admin follows the guide: log in, add the server, connect, Token Valid, 
   await page.waitForURL(/\/login/);
   await page.getByLabel('Email', { exact: true }).fill(ADMIN.email);
   await page.getByLabel('Password', { exact: true }).fill(ADMIN.password);
-  await page.getByRole('button', { name: 'Log in' }).click();
+  await page.getByRole('button', { name: 'Sign in' }).click();
 
   await page.getByRole('link', { name: 'Settings' }).click();
   await page.getByRole('heading', { name: 'Technical' }).waitFor();

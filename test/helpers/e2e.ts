@@ -41,6 +41,6 @@ export async function logIn(page: Page, baseUrl: string, admin: { email: string;
   await page.goto(`${baseUrl}/login`);
   await page.getByLabel('Email', { exact: true }).fill(admin.email);
   await page.getByLabel('Password', { exact: true }).fill(admin.password);
-  await page.getByRole('button', { name: 'Log in' }).click();
+  await page.getByRole('button', { name: 'Sign in' }).click();
   await page.waitForURL((u) => !u.pathname.startsWith('/login'));
 }

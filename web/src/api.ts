@@ -30,11 +30,58 @@ export interface AuthMethodChoice {
     /** Sign-in is per directory tenant (the Tenant field). */
     tenant: boolean;
     help: { redirectUri: string; clientId: string; clientIdPlaceholder: string; clientSecret: string; username: string };
+    /** Where the client secret's expiry date is read; null: the provider's secrets do not expire (no date field). */
+    secretExpiryHelp: string | null;
+    /** Signing in with another account that has Send As rights on Username (a shared mailbox). */
+    sharedMailbox: boolean;
+    /** Client Credential (secret or certificate) and Access (delegated or application) are offered. */
+    applicationAccess: boolean;
+    /** The provider's own hosts' sending limits, as hints next to the limit fields. */
+    sendingLimitHints: Partial<Record<SendLimitField, string>> | null;
   } | null;
   smtp: { host: string; port: number; security: SmtpSecurity } | null;
   imap: { host: string; port: number; security: ImapSecurity } | null;
 }
 export type SmtpSecurity = 'starttls' | 'tls' | 'none';
+
+/** Outlook OAuth: how Mailroom proves it is the app — "Client Credential". */
+export type ClientCredential = 'secret' | 'certificate';
+/** Outlook OAuth: for whom tokens are issued — "Access". */
+export type Access = 'delegated' | 'application';
+
+export interface CertificateInfo {
+  /** SHA-1, upper-case hex, as Azure shows it. */
+  thumbprint: string;
+  /** base64url, the x5t#S256 value. */
+  thumbprintSha256: string;
+  subject: string;
+  /** ISO timestamps */
+  notBefore: string;
+  notAfter: string;
+}
+
+/** The public side of the server's certificate credential (never any private key material). */
+export interface CertificateView extends CertificateInfo {
+  source: 'generated' | 'imported';
+  /** A rolled certificate waiting to be proven by a token request (uploaded to Azure). */
+  pending: (CertificateInfo & { createdAt: string }) | null;
+}
+
+/** The Outlook OAuth connection fields both kinds of server share (defaults where not Outlook OAuth). */
+export interface OutlookConnectionView {
+  clientCredential: ClientCredential;
+  access: Access;
+  certificate: CertificateView | null;
+  /** Another server whose connection this one uses. */
+  tokenSourceId: string | null;
+  /** Roles seen in the last verified application token, e.g. ["SMTP.SendAsApp"]. */
+  applicationRoles: string[] | null;
+}
+
+export type CertificateImport = { certificatePem: string; privateKeyPem: string } | { pfxBase64: string; pfxPassword?: string };
+
+/** POST …/connect: delegated access answers the sign-in URL, application access checks the app token now. */
+export type ConnectAnswer = { authorizeUrl: string } | { status: 'valid'; roles: string[] };
 /** How an outgoing server sends: SMTP with XOAUTH2, or Microsoft Graph. */
 export type SendUsing = 'smtp' | 'graph';
 export type TokenStatus = 'not_connected' | 'valid' | 'reconnect_needed';
@@ -48,6 +95,9 @@ export interface Problem {
   /** Step of the connection guide (1–7) that sets up or fixes this; also found as evidence.guideStep. */
   guideStep?: number;
 }
+
+/** Something to know about a connection that works; `signInBy`: when a person must sign in again. */
+export type ServerNotice = Problem & { code: string; at?: string; signInBy?: string };
 
 /** Where a client secret stands against the 30/7/1-day warnings. */
 export interface SecretExpiry {
@@ -68,7 +118,7 @@ export interface ChecklistItem {
   detail: string | null;
 }
 
-export interface MailServer {
+export interface MailServer extends Partial<OutlookConnectionView> {
   id: string;
   name: string;
   authType: AuthType;
@@ -94,6 +144,8 @@ export interface MailServer {
   /** ISO timestamp */
   tokenExpiresAt: string | null;
   lastError: (Problem & { code: string; at?: string }) | null;
+  /** What the admin should know about a connection that works (e.g. a refresh token that dies in 7 days); never an error. */
+  notice?: ServerNotice | null;
   /** Shared mailbox: another account with Send As rights on Username may sign in. */
   allowAccountMismatch: boolean;
   clientSecretExpiry: SecretExpiry;
@@ -149,6 +201,10 @@ export interface MailServerInput {
   messagesPerMinute: number | null;
   recipientsPerDay: number | null;
   recipientsPerMessage: number | null;
+  clientCredential?: ClientCredential;
+  access?: Access;
+  /** Another mail server whose connection is used; null: this server's own. */
+  tokenSourceId?: string | null;
 }
 
 export interface MailServerDefaults {
@@ -182,6 +238,8 @@ export interface TestResult {
 
 export interface SendTestResult extends TestResult {
   messageId?: string;
+  /** The test email under Emails (listed as it ended, sent or failed). */
+  outboxId?: string;
 }
 
 export type MessageState = 'queued' | 'sending' | 'sent' | 'failed' | 'held' | 'cancelled';
@@ -348,7 +406,7 @@ export interface FetchStatus {
   error: (Problem & { code: string }) | null;
 }
 
-export interface IncomingServer {
+export interface IncomingServer extends Partial<Omit<OutlookConnectionView, 'tokenSourceId'>> {
   id: string;
   name: string;
   serverType: ServerType;
@@ -377,6 +435,7 @@ export interface IncomingServer {
   connectedAccount: string | null;
   tokenExpiresAt: string | null;
   lastError: (Problem & { code: string; at?: string }) | null;
+  notice?: ServerNotice | null;
   checklist: ChecklistItem[];
   lastFetchAt: string | null;
   importedCount: number;
@@ -408,6 +467,8 @@ export interface IncomingServerInput {
   /** Username/Password only; write-only, omitted to keep the stored password. */
   password?: string;
   tenant: string | null;
+  clientCredential?: ClientCredential;
+  access?: Access;
 }
 
 export interface IncomingServerDefaults {
@@ -714,6 +775,15 @@ const inc = (id: string) => `/api/v1/incoming-servers/${encodeURIComponent(id)}`
 const inbound = (id: string) => `/api/v1/inbound-messages/${encodeURIComponent(id)}`;
 const hook = (id: string) => `/api/v1/webhooks/${encodeURIComponent(id)}`;
 
+/** The two kinds of server share their connection routes under their own base. */
+export type ServerBase = 'mail-servers' | 'incoming-servers';
+const serverPath = (base: ServerBase, id: string) => (base === 'mail-servers' ? ms(id) : inc(id));
+
+/** The public certificate for download: .pem or .cer (DER); `pending` for a rolled one not yet in use. */
+export function certificateUrl(base: ServerBase, id: string, format: 'pem' | 'cer', pending = false): string {
+  return `${serverPath(base, id)}/certificate.${format}${pending ? '?which=pending' : ''}`;
+}
+
 /** Where the original of an incoming message can be downloaded (message/rfc822). */
 export function inboundMessageRawUrl(id: string): string {
   return `${inbound(id)}/raw`;
@@ -763,7 +833,7 @@ export const api = {
   createMailServer: (input: MailServerInput) => request<MailServer>('POST', '/api/v1/mail-servers', input),
   updateMailServer: (id: string, patch: Partial<MailServerInput>) => request<MailServer>('PATCH', ms(id), patch),
   deleteMailServer: (id: string) => request<void>('DELETE', ms(id)),
-  connectMailServer: (id: string) => request<{ authorizeUrl: string }>('POST', `${ms(id)}/connect`),
+  connectMailServer: (id: string) => request<ConnectAnswer>('POST', `${ms(id)}/connect`),
   testMailServer: (id: string) => request<TestResult>('POST', `${ms(id)}/test`),
   sendTestEmail: (id: string, to: string) => request<SendTestResult>('POST', `${ms(id)}/send-test`, { to }),
   /** Forget the mailbox's tokens; returns the updated server. */
@@ -795,7 +865,7 @@ export const api = {
       'GET',
       `/api/v1/incoming-servers/reusable-connections?${new URLSearchParams({ username }).toString()}`,
     ),
-  connectIncomingServer: (id: string) => request<{ authorizeUrl: string }>('POST', `${inc(id)}/connect`),
+  connectIncomingServer: (id: string) => request<ConnectAnswer>('POST', `${inc(id)}/connect`),
   testIncomingServer: (id: string) => request<IncomingTestResult>('POST', `${inc(id)}/test`),
   /** Forget the mailbox's tokens; returns the updated server. */
   disconnectIncomingServer: (id: string) => request<IncomingServer>('POST', `${inc(id)}/disconnect`),
@@ -828,5 +898,10 @@ export const api = {
   watchMailbox: (id: string) => request<IncomingServer>('POST', `${ms(id)}/watch`, {}),
   getReportSettings: (id: string) => request<ReportSettings>('GET', `${ms(id)}/report-settings`),
   setReportSettings: (id: string, settings: Partial<ReportSettings>) => request<ReportSettings>('PATCH', `${ms(id)}/report-settings`, settings),
+  /** Certificate credential and application access of an Outlook OAuth server (either base). */
+  generateCertificate: <S>(base: ServerBase, id: string) => request<S>('POST', `${serverPath(base, id)}/certificate`, {}),
+  importCertificate: <S>(base: ServerBase, id: string, body: CertificateImport) => request<S>('POST', `${serverPath(base, id)}/certificate/import`, body),
+  rollCertificate: <S>(base: ServerBase, id: string) => request<S>('POST', `${serverPath(base, id)}/certificate/roll`, {}),
+  adminConsentUrl: (base: ServerBase, id: string) => request<{ url: string }>('GET', `${serverPath(base, id)}/admin-consent-url`),
   liftSuppression: (address: string) => request<void>('DELETE', `/api/v1/suppressions/${encodeURIComponent(address)}`),
 };

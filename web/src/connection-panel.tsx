@@ -1,16 +1,13 @@
 import { useState, type FormEvent } from 'react';
-import { api, ApiError, type AuthMethodChoice, type MailServer, type Problem } from './api.ts';
-import { guideLabel } from './auth-methods.ts';
-import { ConnectAccountButton } from './connect-account-button.tsx';
+import { api, ApiError, type AuthMethodChoice, type MailServer, type MailServerInput } from './api.ts';
+import { BusyButton, ConnectActions, OutcomeAlert, RolesResult, ServerNoticeAlert, toFailure, useConnect, useTest, type Outcome } from './connection-common.tsx';
 import { ConnectionStatus } from './connection-status.tsx';
 import { DisconnectButton } from './disconnect-button.tsx';
 import { ErrorAlert } from './error-alert.tsx';
-import { EvidenceDetails } from './evidence-details.tsx';
 import { formatDateTime } from './format-date-time.ts';
-import { GuideStepLink, guideOf, guideStepOf } from './guide-step-link.tsx';
 import { Notice } from './notice.tsx';
 import { Link } from './router.tsx';
-import { guidePath } from './routes.ts';
+import { emailPath } from './routes.ts';
 import { Spinner } from './spinner.tsx';
 
 interface ConnectionPanelProps {
@@ -26,32 +23,7 @@ interface ConnectionPanelProps {
   onSettingsSaved: (server: MailServer) => void;
 }
 
-type Outcome = { ok: true; message: string; detail?: string } | ({ ok: false } & Problem);
-
-function toFailure(err: unknown): Outcome {
-  if (err instanceof ApiError) return { ok: false, message: err.message, fix: err.fix, evidence: err.evidence };
-  return { ok: false, message: String(err) };
-}
-
 const days = (n: number) => `${n} day${n === 1 ? '' : 's'}`;
-
-function Failure({ outcome, offer, guide }: { outcome: Problem; offer?: React.ReactNode; guide: string | null }) {
-  const step = guideStepOf(outcome);
-  return (
-    <div className="alert alert-error" role="alert">
-      <p className="alert-message">{outcome.message}</p>
-      {outcome.fix && (
-        <p className="alert-fix">
-          <span className="alert-fix-label">How to fix: </span>
-          {outcome.fix}
-        </p>
-      )}
-      {offer}
-      {step !== null && guide !== null && <GuideStepLink step={step} guide={guideOf(outcome) ?? guide} />}
-      <EvidenceDetails evidence={outcome.evidence} />
-    </div>
-  );
-}
 
 /** Exchange refused SMTP AUTH (535 5.7.139): the tenant may keep it off, and Graph needs none. */
 const smtpAuthOff = (o: Outcome | null) => o?.ok === false && /^SMTP_535_5\.7\.139/.test(o.code ?? '');
@@ -63,38 +35,40 @@ export function ConnectionPanel({ server, method, oauth, dirty, onServerChange, 
   const account = provider ? `${provider.accountName} account` : 'account';
   const connectLabel = provider?.connectLabel ?? 'Connect';
   const guide = provider?.id ?? null;
-  const [connecting, setConnecting] = useState(false);
-  const [connectError, setConnectError] = useState<Problem | null>(null);
   const [disconnected, setDisconnected] = useState(false);
   const [allowing, setAllowing] = useState(false);
   const [allowed, setAllowed] = useState(false);
-  const [testing, setTesting] = useState(false);
-  const [testOutcome, setTestOutcome] = useState<Outcome | null>(null);
   const [sending, setSending] = useState(false);
   const [recipient, setRecipient] = useState('');
   const [recipientError, setRecipientError] = useState<string | null>(null);
   const [sendOutcome, setSendOutcome] = useState<Outcome | null>(null);
+  const [sentId, setSentId] = useState<string | null>(null);
 
   function refresh() {
     api.getMailServer(server.id).then(onServerChange, () => undefined);
+  }
+  const { connecting, connectError, setConnectError, roles, connect } = useConnect('mail-servers', server, refresh);
+  const { testing, testOutcome, setTestOutcome, test } = useTest(() => api.testMailServer(server.id), (r) => ({ ok: true, message: 'Connection Test Successful!', detail: r.message }), refresh);
+
+  /** A setting saved from the panel (Graph instead of SMTP, shared mailbox): the form follows. */
+  async function saveSetting(patch: Partial<MailServerInput>, busy: (b: boolean) => void, done: () => void) {
+    busy(true);
+    setConnectError(null);
+    try {
+      const updated = await api.updateMailServer(server.id, patch);
+      done();
+      onSettingsSaved(updated);
+    } catch (err) {
+      setConnectError(toFailure(err));
+    } finally {
+      busy(false);
+    }
   }
 
   const [switching, setSwitching] = useState(false);
   const [switched, setSwitched] = useState(false);
   /** "Send with Microsoft Graph instead": Send Using becomes Graph; the admin then connects again with Graph permissions. */
-  async function switchToGraph() {
-    setSwitching(true);
-    try {
-      const updated = await api.updateMailServer(server.id, { sendUsing: 'graph' });
-      setSwitched(true);
-      onSettingsSaved(updated);
-    } catch (err) {
-      const f = toFailure(err);
-      setConnectError(f.ok ? null : f);
-    } finally {
-      setSwitching(false);
-    }
-  }
+  const switchToGraph = () => saveSetting({ sendUsing: 'graph' }, setSwitching, () => setSwitched(true));
 
   const graphOffer = (
     <div className="graph-offer">
@@ -109,29 +83,15 @@ export function ConnectionPanel({ server, method, oauth, dirty, onServerChange, 
             app › API permissions, add the Microsoft Graph delegated permissions <strong>Mail.Send</strong>, <strong>Mail.ReadWrite</strong> and{' '}
             <strong>User.Read</strong>, then:
           </p>
-          <button type="button" className="btn btn-secondary" onClick={switchToGraph} disabled={switching} aria-busy={switching || undefined}>
-            {switching && <Spinner />}
+          <BusyButton busy={switching} onClick={switchToGraph}>
             Send with Microsoft Graph instead
-          </button>
+          </BusyButton>
         </>
       )}
     </div>
   );
 
-  async function allowSharedMailbox() {
-    setAllowing(true);
-    setConnectError(null);
-    try {
-      const updated = await api.updateMailServer(server.id, { allowAccountMismatch: true });
-      setAllowed(true);
-      onSettingsSaved(updated);
-    } catch (err) {
-      const f = toFailure(err);
-      setConnectError(f.ok ? null : f);
-    } finally {
-      setAllowing(false);
-    }
-  }
+  const allowSharedMailbox = () => saveSetting({ allowAccountMismatch: true }, setAllowing, () => setAllowed(true));
 
   function clearResults() {
     setTestOutcome(null);
@@ -140,45 +100,16 @@ export function ConnectionPanel({ server, method, oauth, dirty, onServerChange, 
     setAllowed(false);
   }
 
-  async function connect() {
-    setConnecting(true);
-    setConnectError(null);
-    try {
-      const { authorizeUrl } = await api.connectMailServer(server.id);
-      window.location.assign(authorizeUrl);
-    } catch (err) {
-      const f = toFailure(err);
-      setConnectError(f.ok ? null : f);
-      setConnecting(false);
-    }
-  }
-
-  async function test() {
-    setTesting(true);
-    setTestOutcome(null);
-    try {
-      const r = await api.testMailServer(server.id);
-      setTestOutcome(
-        r.ok
-          ? { ok: true, message: 'Connection Test Successful!', detail: r.message }
-          : { ok: false, message: r.message, fix: r.fix, code: r.code, guideStep: r.guideStep, evidence: r.evidence },
-      );
-    } catch (err) {
-      setTestOutcome(toFailure(err));
-    } finally {
-      setTesting(false);
-      refresh();
-    }
-  }
-
   async function sendTest(e: FormEvent<HTMLFormElement>) {
     e.preventDefault();
     const to = recipient.trim();
     setSending(true);
     setSendOutcome(null);
+    setSentId(null);
     setRecipientError(null);
     try {
       const r = await api.sendTestEmail(server.id, to);
+      setSentId(r.outboxId ?? null);
       if (r.ok) {
         setSendOutcome({
           ok: true,
@@ -233,16 +164,9 @@ export function ConnectionPanel({ server, method, oauth, dirty, onServerChange, 
         >
           {lastError.code === 'ACCOUNT_MISMATCH' && (
             <div className="alert-actions">
-              <button
-                type="button"
-                className="btn btn-secondary btn-small"
-                onClick={allowSharedMailbox}
-                disabled={allowing}
-                aria-busy={allowing || undefined}
-              >
-                {allowing && <Spinner />}
+              <BusyButton small busy={allowing} onClick={allowSharedMailbox}>
                 Allow this (shared mailbox)
-              </button>
+              </BusyButton>
               <span className="field-help">
                 When {server.username} is a shared mailbox and the signed-in account has Send As rights on it.
               </span>
@@ -258,7 +182,9 @@ export function ConnectionPanel({ server, method, oauth, dirty, onServerChange, 
           }}
         />
       )}
-      {connectError && <ErrorAlert problem={connectError} />}
+      {connectError && <ErrorAlert problem={connectError} guide={guide ?? false} />}
+      <RolesResult roles={roles} />
+      <ServerNoticeAlert notice={server.notice} guide={guide} />
 
       <ConnectionStatus server={server} tokens={provider !== null} guide={guide}>
         {provider && (secret.state === 'expiring' || secret.state === 'expired') && secret.daysLeft !== null && (
@@ -275,16 +201,10 @@ export function ConnectionPanel({ server, method, oauth, dirty, onServerChange, 
       {dirty && <p className="hint">You have unsaved changes below: save them before connecting or testing.</p>}
 
       <div className="button-row">
-        {provider && <ConnectAccountButton label={provider.connectLabel} tokenStatus={server.tokenStatus} connecting={connecting} onClick={connect} />}
-        {provider && (
-          <Link className="guide-link" to={guidePath(provider.id, { server: server.id })}>
-            {guideLabel(provider)}
-          </Link>
-        )}
-        <button type="button" className="btn btn-secondary" onClick={test} disabled={testing} aria-busy={testing || undefined}>
-          {testing && <Spinner />}
+        <ConnectActions base="mail-servers" server={server} method={method} connecting={connecting} onConnect={connect} />
+        <BusyButton busy={testing} onClick={test}>
           Test Connection
-        </button>
+        </BusyButton>
         {provider && connected && (
           <DisconnectButton
             disconnect={() => api.disconnectMailServer(server.id)}
@@ -309,15 +229,11 @@ export function ConnectionPanel({ server, method, oauth, dirty, onServerChange, 
       )}
       <div className="action-result" aria-live="polite">
         {testing && <p className="muted">Testing the connection…</p>}
-        {testOutcome?.ok === true && (
-          <div className="alert alert-success" role="status">
-            <p className="alert-message">{testOutcome.message}</p>
-            {testOutcome.detail && testOutcome.detail !== testOutcome.message && (
-              <p className="alert-detail">{testOutcome.detail}</p>
-            )}
-          </div>
+        {testOutcome && (
+          <OutcomeAlert guide={guide} outcome={testOutcome}>
+            {smtpAuthOff(testOutcome) && method?.graph && (server.sendUsing !== 'graph' || switched) && graphOffer}
+          </OutcomeAlert>
         )}
-        {testOutcome?.ok === false && <Failure guide={guide} outcome={testOutcome} offer={smtpAuthOff(testOutcome) && method?.graph && (server.sendUsing !== 'graph' || switched) ? graphOffer : undefined} />}
       </div>
 
       <form className="send-test" onSubmit={sendTest} noValidate>
@@ -329,7 +245,8 @@ export function ConnectionPanel({ server, method, oauth, dirty, onServerChange, 
             name="to"
             type="email"
             autoComplete="off"
-            placeholder={server.username || 'someone@example.com'}
+            className="input-placeholder-muted"
+            placeholder="name@example.com"
             value={recipient}
             onChange={(e) => setRecipient(e.target.value)}
             aria-invalid={recipientError ? true : undefined}
@@ -346,13 +263,16 @@ export function ConnectionPanel({ server, method, oauth, dirty, onServerChange, 
           </p>
         )}
         <div className="action-result" aria-live="polite">
-          {sendOutcome?.ok === true && (
-            <div className="alert alert-success" role="status">
-              <p className="alert-message">{sendOutcome.message}</p>
-              {sendOutcome.detail && <p className="alert-detail">{sendOutcome.detail}</p>}
-            </div>
+          {sendOutcome && (
+            <OutcomeAlert guide={guide} outcome={sendOutcome}>
+              {smtpAuthOff(sendOutcome) && method?.graph && (server.sendUsing !== 'graph' || switched) && graphOffer}
+            </OutcomeAlert>
           )}
-          {sendOutcome?.ok === false && <Failure guide={guide} outcome={sendOutcome} offer={smtpAuthOff(sendOutcome) && method?.graph && (server.sendUsing !== 'graph' || switched) ? graphOffer : undefined} />}
+          {sendOutcome && sentId && (
+            <p className="hint">
+              <Link to={emailPath(sentId)}>See it under Emails</Link>
+            </p>
+          )}
         </div>
       </form>
     </section>

@@ -1,6 +1,6 @@
 import type { ReactNode } from 'react';
-import type { ChecklistItem, TokenStatus } from './api.ts';
-import { formatDateTime } from './format-date-time.ts';
+import type { ChecklistItem, ServerNotice, TokenStatus } from './api.ts';
+import { renewalText } from './connection-common.tsx';
 import { ServerChecklist } from './server-checklist.tsx';
 import { TokenStatusBadge } from './token-status-badge.tsx';
 
@@ -9,12 +9,15 @@ interface ConnectionStatusProps {
     tokenStatus: TokenStatus;
     tokenStatusReason: string | null;
     connectedAccount: string | null;
-    tokenExpiresAt: string | null;
     checklist: ChecklistItem[];
+    notice?: ServerNotice | null;
+    clientCredential?: 'secret' | 'certificate';
+    certificate?: { notAfter: string } | null;
+    clientSecretExpiresAt?: string | null;
   };
   /** Facts listed before Connected account. */
   factsBefore?: ReactNode;
-  /** Facts listed after Token expires (before the checklist). */
+  /** Facts listed after Sign-in (before the checklist). */
   factsAfter?: ReactNode;
   /** Shown below the facts. */
   children?: ReactNode;
@@ -24,7 +27,7 @@ interface ConnectionStatusProps {
   guide?: string | null;
 }
 
-/** The Connection panel's token status, connected account, token expiry and checklist. */
+/** The Connection panel's token status, connected account, when a person must sign in again (if ever), and checklist. */
 export function ConnectionStatus({ server, factsBefore, factsAfter, children, tokens = true, guide }: ConnectionStatusProps) {
   return (
     <div className="connection-status">
@@ -44,8 +47,8 @@ export function ConnectionStatus({ server, factsBefore, factsAfter, children, to
               <dd>{server.connectedAccount ?? '—'}</dd>
             </div>
             <div>
-              <dt>Token expires</dt>
-              <dd>{formatDateTime(server.tokenExpiresAt)}</dd>
+              <dt>Sign-in</dt>
+              <dd>{renewalText(server)}</dd>
             </div>
           </>
         )}

@@ -11,6 +11,8 @@ export function CredentialsPage(props: {
   /** Shown under the title (explanations, warnings). */
   intro?: ReactNode;
   passwordAutoComplete: 'current-password' | 'new-password';
+  /** The password's rule, said before anything is sent (a new password). */
+  passwordHelp?: string;
   submitLabel: string;
   /** Sends the credentials; the session it returns is handed to onLoggedIn, then `then` runs. */
   send: (email: string, password: string) => Promise<Session>;
@@ -48,51 +50,55 @@ export function CredentialsPage(props: {
         {props.intro}
         {generalError && <ErrorAlert problem={error} />}
         <form onSubmit={submit} noValidate>
-          <div className="stack-field">
-            <label htmlFor={`${idPrefix}-email`}>Email</label>
-            <input
-              id={`${idPrefix}-email`}
-              name="email"
-              type="email"
-              autoComplete="username"
-              autoFocus
-              required
-              value={email}
-              onChange={(e) => setEmail(e.target.value)}
-              aria-invalid={emailError ? true : undefined}
-              aria-describedby={emailError ? `${idPrefix}-email-error` : undefined}
-            />
-            {emailError && (
-              <p id={`${idPrefix}-email-error`} className="field-error">
-                {emailError}
-              </p>
-            )}
-          </div>
-          <div className="stack-field">
-            <label htmlFor={`${idPrefix}-password`}>Password</label>
-            <input
-              id={`${idPrefix}-password`}
-              name="password"
-              type="password"
-              autoComplete={props.passwordAutoComplete}
-              required
-              value={password}
-              onChange={(e) => setPassword(e.target.value)}
-              aria-invalid={passwordError ? true : undefined}
-              aria-describedby={passwordError ? `${idPrefix}-password-error` : undefined}
-            />
-            {passwordError && (
-              <p id={`${idPrefix}-password-error`} className="field-error">
-                {passwordError}
-              </p>
-            )}
-          </div>
+          <StackField id={`${idPrefix}-email`} name="email" label="Email" type="email" autoComplete="username" autoFocus value={email} onChange={setEmail} error={emailError} />
+          <StackField
+            id={`${idPrefix}-password`}
+            name="password"
+            label="Password"
+            type="password"
+            autoComplete={props.passwordAutoComplete}
+            value={password}
+            onChange={setPassword}
+            help={props.passwordHelp}
+            error={passwordError}
+          />
           <button type="submit" className="btn btn-primary btn-block" disabled={busy} aria-busy={busy || undefined}>
             {busy && <Spinner />}
             {props.submitLabel}
           </button>
         </form>
       </main>
+    </div>
+  );
+}
+
+/** A label above its input, with the help (said before anything is sent) and the error below. */
+function StackField(p: { id: string; name: string; label: string; type: string; autoComplete: string; autoFocus?: boolean; value: string; onChange: (v: string) => void; help?: string; error?: string }) {
+  return (
+    <div className="stack-field">
+      <label htmlFor={p.id}>{p.label}</label>
+      <input
+        id={p.id}
+        name={p.name}
+        type={p.type}
+        autoComplete={p.autoComplete}
+        autoFocus={p.autoFocus}
+        required
+        value={p.value}
+        onChange={(e) => p.onChange(e.target.value)}
+        aria-invalid={p.error ? true : undefined}
+        aria-describedby={[p.help ? `${p.id}-help` : '', p.error ? `${p.id}-error` : ''].filter(Boolean).join(' ') || undefined}
+      />
+      {p.help && (
+        <p id={`${p.id}-help`} className="field-help">
+          {p.help}
+        </p>
+      )}
+      {p.error && (
+        <p id={`${p.id}-error`} className="field-error">
+          {p.error}
+        </p>
+      )}
     </div>
   );
 }

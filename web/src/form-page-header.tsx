@@ -5,6 +5,8 @@ interface FormPageHeaderProps {
   /** The list the breadcrumb leads back to, e.g. "Mail Servers". */
   listLabel: string;
   listPath: string;
+  /** The Settings group the list belongs to (default "Mail Server"). */
+  group?: string;
   /** The breadcrumb's last part: "New", the saved name, or "…" while loading. */
   crumb: string;
   title: string;
@@ -23,11 +25,19 @@ export function FormPageHeader(p: FormPageHeaderProps) {
   return (
     <div className="page-header">
       <div>
-        <p className="breadcrumb">
-          <Link to={p.listPath}>{p.listLabel}</Link>
-          <span aria-hidden="true"> / </span>
-          <span>{p.crumb}</span>
-        </p>
+        <nav aria-label="Breadcrumb">
+          <p className="breadcrumb">
+            <span>Settings</span>
+            <span aria-hidden="true"> / </span>
+            <span>Technical</span>
+            <span aria-hidden="true"> / </span>
+            <span>{p.group ?? 'Mail Server'}</span>
+            <span aria-hidden="true"> / </span>
+            <Link to={p.listPath}>{p.listLabel}</Link>
+            <span aria-hidden="true"> / </span>
+            <span>{p.crumb}</span>
+          </p>
+        </nav>
         <h1>{p.title}</h1>
       </div>
       {p.formId !== null && (

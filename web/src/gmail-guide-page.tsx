@@ -1,4 +1,5 @@
-import { useEffect, useState, type ReactNode } from 'react';
+import { GuidePageHeader, GuideStep as Step } from './guide-intro.tsx';
+import { useEffect, useState } from 'react';
 import { api, asApiError, ApiError, type IncomingServer, type MailServer, type MailServerDefaults } from './api.ts';
 import { CopyButton } from './copy-button.tsx';
 import { ErrorAlert } from './error-alert.tsx';
@@ -11,21 +12,6 @@ import { useTitle } from './use-title.ts';
 /** This guide's provider id (the API's authMethods[].oauth.id). */
 const PROVIDER = 'gmail';
 
-function Step({ n, title, active, children }: { n: number; title: string; active: string; children: ReactNode }) {
-  const id = `step-${n}`;
-  return (
-    <section id={id} className={active === id ? 'card guide-step guide-step-active' : 'card guide-step'} aria-labelledby={`${id}-heading`}>
-      <h2 id={`${id}-heading`}>
-        <span className="guide-step-number" aria-hidden="true">
-          {n}
-        </span>
-        <span className="visually-hidden">{`Step ${n}: `}</span>
-        {title}
-      </h2>
-      <div className="guide-step-body">{children}</div>
-    </section>
-  );
-}
 
 type Detail = { direction: 'outgoing'; server: MailServer } | { direction: 'incoming'; server: IncomingServer };
 
@@ -80,12 +66,7 @@ export function GmailGuidePage() {
 
   return (
     <div className="outlook-guide">
-      <div className="page-header">
-        <div>
-          <p className="breadcrumb">Settings / Technical</p>
-          <h1>How to connect Gmail</h1>
-        </div>
-      </div>
+      <GuidePageHeader title="How to connect Gmail" />
       <p className="guide-lead">
         Connecting a Gmail or Google Workspace mailbox takes an OAuth client in the Google Cloud console (steps 1–3), the
         Mailroom form (step 4) and one sign-in (step 5). Error messages in Mailroom name the step that fixes them.
@@ -162,7 +143,7 @@ export function GmailGuidePage() {
 
       <Step active={active} n={5} title="Connect the account">
         <p>
-          Save, then click <strong>{connectLabel}</strong> and sign in as {mailbox}. Google asks for consent every time (Mailroom
+          Click <strong>Create</strong> (<strong>Save</strong> when the server exists already), then click <strong>{connectLabel}</strong> and sign in as {mailbox}. Google asks for consent every time (Mailroom
           asks for offline access and the consent screen, the only way Google hands out a refresh token). Back in Mailroom
           the status shows <strong>Token Valid</strong>. If it later shows <strong>Reconnect needed</strong> (access removed at
           myaccount.google.com/permissions, password changed, or a Testing app’s 7 days over), connect again: held mail then

@@ -1,3 +1,4 @@
+import type { ReactNode } from 'react';
 import type { AuthMethodChoice } from './api.ts';
 import { guideLabel } from './auth-methods.ts';
 import { Link } from './router.tsx';
@@ -18,5 +19,34 @@ export function GuideIntro({ methods }: { methods: AuthMethodChoice[] | null }) 
       ))}{' '}
       walks through the provider’s console with this installation’s values.
     </p>
+  );
+}
+
+/** A guide page's header: its place under Settings and its title. */
+export function GuidePageHeader({ title }: { title: string }) {
+  return (
+    <div className="page-header">
+      <div>
+        <p className="breadcrumb">Settings / Technical / Mail Server</p>
+        <h1>{title}</h1>
+      </div>
+    </div>
+  );
+}
+
+/** One numbered step of a connection guide; `active` is the step the address points at. */
+export function GuideStep({ n, title, active, children }: { n: number; title: string; active: string; children: ReactNode }) {
+  const id = `step-${n}`;
+  return (
+    <section id={id} className={active === id ? 'card guide-step guide-step-active' : 'card guide-step'} aria-labelledby={`${id}-heading`}>
+      <h2 id={`${id}-heading`}>
+        <span className="guide-step-number" aria-hidden="true">
+          {n}
+        </span>
+        <span className="visually-hidden">{`Step ${n}: `}</span>
+        {title}
+      </h2>
+      <div className="guide-step-body">{children}</div>
+    </section>
   );
 }

@@ -1,16 +1,15 @@
 import { useEffect, useRef, useState } from 'react';
-import { api, ApiError, type AuthMethodChoice, type FetchStatus, type IncomingServer, type Problem } from './api.ts';
-import { guideLabel } from './auth-methods.ts';
-import { ConnectAccountButton } from './connect-account-button.tsx';
+import { api, ApiError, type AuthMethodChoice, type FetchStatus, type IncomingServer } from './api.ts';
+import { BusyButton, ConnectActions, OutcomeAlert, RolesResult, ServerNoticeAlert, toFailure, useConnect, useTest, type Outcome } from './connection-common.tsx';
 import { ConnectionStatus } from './connection-status.tsx';
 import { DisconnectButton } from './disconnect-button.tsx';
 import { ErrorAlert } from './error-alert.tsx';
 import { formatDateTime } from './format-date-time.ts';
 import { Notice } from './notice.tsx';
 import { Link } from './router.tsx';
-import { guidePath, mailServerPath, paths } from './routes.ts';
+import { mailServerPath, paths } from './routes.ts';
 import { pushStatusText } from './push-status-text.ts';
-import { Spinner } from './spinner.tsx';
+import { TimeText } from './time-text.tsx';
 
 /** How often a running fetch is read again. */
 const FETCH_POLL_MS = 1000;
@@ -26,13 +25,6 @@ interface IncomingConnectionPanelProps {
   onServerChange: (server: IncomingServer) => void;
 }
 
-type Outcome = { ok: true; message: string; detail?: string } | ({ ok: false } & Problem);
-
-function toFailure(err: unknown): Outcome & { ok: false } {
-  if (err instanceof ApiError) return { ok: false, message: err.message, fix: err.fix, evidence: err.evidence };
-  return { ok: false, message: String(err) };
-}
-
 function fetchOutcome(f: FetchStatus): Outcome {
   if (f.error) return { ok: false, message: f.error.message, fix: f.error.fix, evidence: f.error.evidence };
   return { ok: true, message: `Fetched ${f.imported} new ${f.imported === 1 ? 'message' : 'messages'}` };
@@ -43,29 +35,13 @@ function progressText(f: FetchStatus): string {
   return f.fetched > 0 ? `Fetched ${f.fetched}…` : 'Fetching…';
 }
 
-function Result({ outcome, failureTitle, guide }: { outcome: Outcome; failureTitle?: string; guide: string | null }) {
-  if (outcome.ok) {
-    return (
-      <div className="alert alert-success" role="status">
-        <p className="alert-message">{outcome.message}</p>
-        {outcome.detail && <p className="alert-detail">{outcome.detail}</p>}
-      </div>
-    );
-  }
-  return <ErrorAlert problem={outcome} title={failureTitle} guide={guide ?? false} />;
-}
-
 /** Token status of an existing incoming mail server and the actions to connect, test and fetch now. */
 export function IncomingConnectionPanel({ server, method, oauth, dirty, onServerChange }: IncomingConnectionPanelProps) {
   // Token status, connect and disconnect only for OAuth methods; Username/Password just tests and fetches.
   const provider = method?.oauth ?? null;
   const account = provider ? `${provider.accountName} account` : 'account';
   const guide = provider?.id ?? null;
-  const [connecting, setConnecting] = useState(false);
-  const [connectError, setConnectError] = useState<Problem | null>(null);
   const [disconnected, setDisconnected] = useState(false);
-  const [testing, setTesting] = useState(false);
-  const [testOutcome, setTestOutcome] = useState<Outcome | null>(null);
   const [starting, setStarting] = useState(false);
   // Follow a fetch started here, or one already running when the page opened.
   const [watching, setWatching] = useState(() => server.fetch.running);
@@ -77,6 +53,8 @@ export function IncomingConnectionPanel({ server, method, oauth, dirty, onServer
   function refresh() {
     api.getIncomingServer(server.id).then(onChange.current, () => undefined);
   }
+  const { connecting, connectError, setConnectError, roles, connect } = useConnect('incoming-servers', server, refresh);
+  const { testing, testOutcome, setTestOutcome, test } = useTest(() => api.testIncomingServer(server.id), (r) => ({ ok: true, message: r.message || 'Connection Test Successful!' }), refresh);
 
   useEffect(() => {
     if (!watching) return;
@@ -109,36 +87,6 @@ export function IncomingConnectionPanel({ server, method, oauth, dirty, onServer
       window.clearTimeout(timer);
     };
   }, [watching, server.id]);
-
-  async function connect() {
-    setConnecting(true);
-    setConnectError(null);
-    try {
-      const { authorizeUrl } = await api.connectIncomingServer(server.id);
-      window.location.assign(authorizeUrl);
-    } catch (err) {
-      setConnectError(toFailure(err));
-      setConnecting(false);
-    }
-  }
-
-  async function test() {
-    setTesting(true);
-    setTestOutcome(null);
-    try {
-      const r = await api.testIncomingServer(server.id);
-      setTestOutcome(
-        r.ok
-          ? { ok: true, message: r.message || 'Connection Test Successful!' }
-          : { ok: false, message: r.message, fix: r.fix, code: r.code, guideStep: r.guideStep, evidence: r.evidence },
-      );
-    } catch (err) {
-      setTestOutcome(toFailure(err));
-    } finally {
-      setTesting(false);
-      refresh();
-    }
-  }
 
   async function fetchNow() {
     setStarting(true);
@@ -186,7 +134,9 @@ export function IncomingConnectionPanel({ server, method, oauth, dirty, onServer
           }}
         />
       )}
-      {connectError && <ErrorAlert problem={connectError} />}
+      {connectError && <ErrorAlert problem={connectError} guide={guide ?? false} />}
+      <RolesResult roles={roles} />
+      <ServerNoticeAlert notice={server.notice} guide={guide} />
 
       <ConnectionStatus
         server={server}
@@ -214,7 +164,9 @@ export function IncomingConnectionPanel({ server, method, oauth, dirty, onServer
             )}
             <div>
               <dt>Last fetch</dt>
-              <dd>{formatDateTime(server.lastFetchAt)}</dd>
+              <dd>
+                <TimeText iso={server.lastFetchAt} empty="Never" />
+              </dd>
             </div>
             <div>
               <dt>Imported messages</dt>
@@ -242,28 +194,13 @@ export function IncomingConnectionPanel({ server, method, oauth, dirty, onServer
       {dirty && <p className="hint">You have unsaved changes below: save them before connecting or testing.</p>}
 
       <div className="button-row">
-        {!shared && provider && (
-          <ConnectAccountButton label={provider.connectLabel} tokenStatus={server.tokenStatus} connecting={connecting} onClick={connect} />
-        )}
-        {provider && (
-          <Link className="guide-link" to={guidePath(provider.id, { server: server.id })}>
-            {guideLabel(provider)}
-          </Link>
-        )}
-        <button type="button" className="btn btn-secondary" onClick={test} disabled={testing} aria-busy={testing || undefined}>
-          {testing && <Spinner />}
+        <ConnectActions base="incoming-servers" server={server} method={method} connecting={connecting} onConnect={connect} showConnect={!shared} />
+        <BusyButton busy={testing} onClick={test}>
           Test &amp; Confirm
-        </button>
-        <button
-          type="button"
-          className="btn btn-secondary"
-          onClick={fetchNow}
-          disabled={fetching}
-          aria-busy={fetching || undefined}
-        >
-          {fetching && <Spinner />}
+        </BusyButton>
+        <BusyButton busy={fetching} onClick={fetchNow}>
           Fetch Now
-        </button>
+        </BusyButton>
         {!shared && provider && server.tokenStatus !== 'not_connected' && (
           <DisconnectButton
             disconnect={() => api.disconnectIncomingServer(server.id)}
@@ -281,7 +218,7 @@ export function IncomingConnectionPanel({ server, method, oauth, dirty, onServer
       </div>
       <div className="action-result" aria-live="polite">
         {testing && <p className="muted">Testing the connection…</p>}
-        {testOutcome && <Result guide={guide} outcome={testOutcome} />}
+        {testOutcome && <OutcomeAlert guide={guide} outcome={testOutcome} />}
       </div>
       <div className="action-result" aria-live="polite">
         {fetching && (
@@ -292,7 +229,7 @@ export function IncomingConnectionPanel({ server, method, oauth, dirty, onServer
             )}
           </div>
         )}
-        {!fetching && fetchResult && <Result guide={guide} outcome={fetchResult} failureTitle="The fetch failed." />}
+        {!fetching && fetchResult && <OutcomeAlert guide={guide} outcome={fetchResult} failureTitle="The fetch failed." />}
       </div>
     </section>
   );

@@ -5,14 +5,14 @@ import { safeNext } from './routes.ts';
 import { useTitle } from './use-title.ts';
 
 export function LoginPage({ onLoggedIn }: { onLoggedIn: (session: Session) => void }) {
-  useTitle('Log in');
+  useTitle('Sign in');
   const { query } = useLocation();
   return (
     <CredentialsPage
       idPrefix="login"
       title="Sign in to Mailroom"
       passwordAutoComplete="current-password"
-      submitLabel="Log in"
+      submitLabel="Sign in"
       send={(email, password) => api.login(email, password)}
       onLoggedIn={onLoggedIn}
       then={() => navigate(safeNext(query.get('next')), { replace: true })}

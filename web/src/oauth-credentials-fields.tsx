@@ -3,7 +3,7 @@ import type { AuthMethodChoice } from './api.ts';
 import { CopyButton } from './copy-button.tsx';
 import { fieldA11y } from './field-a11y.ts';
 import { FormField } from './form-field.tsx';
-import { RedirectCheck } from './redirect-check.tsx';
+import { RedirectCheck, RedirectCompare } from './redirect-check.tsx';
 
 type CredentialField = 'clientId' | 'clientSecret' | 'tenant';
 
@@ -28,10 +28,12 @@ interface OAuthCredentialsFieldsProps {
   errors: Record<string, string>;
   /** A client secret is saved (the empty field keeps it). */
   secretSet: boolean;
+  /** Client Secret is asked for (not with a certificate credential). */
+  withSecret?: boolean;
+  /** Tenant's help when the default does not fit (application access needs a specific tenant). */
+  tenantHelp?: string;
   /** Shown between Client Secret and Tenant. */
   afterSecret?: ReactNode;
-  /** Shown instead of Client ID, Client Secret and Tenant (another server's connection is used). */
-  replacement?: ReactNode;
 }
 
 /** The OAuth client's fields: OAuth2 Redirect Url (with Copy), Client ID, Client Secret and, for providers with tenants, Tenant. */
@@ -42,17 +44,19 @@ export function OAuthCredentialsFields({
   onChange,
   errors,
   secretSet,
+  withSecret = true,
+  tenantHelp,
   afterSecret,
-  replacement,
 }: OAuthCredentialsFieldsProps) {
   const fieldId = (f: string) => `${idPrefix}${f}`;
   const redirectUri = oauth.redirectUri;
-  const HELP: Record<CredentialField | 'redirectUri', string> = { ...oauth.help, tenant: TENANT_HELP };
+  const HELP: Record<CredentialField | 'redirectUri', string> = { ...oauth.help, tenant: tenantHelp ?? TENANT_HELP };
 
   function text(f: CredentialField, props: { type?: string; placeholder?: string; autoComplete?: string } = {}) {
     return (
       <FormField id={fieldId(f)} label={LABELS[f]} help={HELP[f]} error={errors[f]}>
         <input
+          className="input-wide"
           {...fieldA11y(fieldId(f), f, true, !!errors[f])}
           type={props.type ?? 'text'}
           value={values[f]}
@@ -68,9 +72,10 @@ export function OAuthCredentialsFields({
   return (
     <>
       <RedirectCheck redirectUri={redirectUri} />
-      <FormField id={fieldId('redirectUri')} label={LABELS.redirectUri} help={HELP.redirectUri}>
+      <FormField id={fieldId('redirectUri')} label={LABELS.redirectUri} help={HELP.redirectUri} after={<RedirectCompare idPrefix={idPrefix} redirectUri={redirectUri} />}>
         <div className="input-with-button">
           <input
+            className="input-wide"
             id={fieldId('redirectUri')}
             type="text"
             readOnly
@@ -81,18 +86,15 @@ export function OAuthCredentialsFields({
           <CopyButton text={redirectUri} inputId={fieldId('redirectUri')} />
         </div>
       </FormField>
-      {replacement ?? (
-        <>
-          {text('clientId', { placeholder: oauth.help.clientIdPlaceholder })}
-          {text('clientSecret', {
-            type: 'password',
-            autoComplete: 'new-password',
-            placeholder: secretSet ? SECRET_SET_PLACEHOLDER : undefined,
-          })}
-          {afterSecret}
-          {oauth.tenant && text('tenant')}
-        </>
-      )}
+      {text('clientId', { placeholder: oauth.help.clientIdPlaceholder })}
+      {withSecret &&
+        text('clientSecret', {
+          type: 'password',
+          autoComplete: 'new-password',
+          placeholder: secretSet ? SECRET_SET_PLACEHOLDER : undefined,
+        })}
+      {withSecret && afterSecret}
+      {oauth.tenant && text('tenant')}
     </>
   );
 }

@@ -1,4 +1,5 @@
-import { useEffect, useRef, useState, type ReactNode } from 'react';
+import { GuidePageHeader, GuideStep as Step } from './guide-intro.tsx';
+import { useEffect, useRef, useState } from 'react';
 import {
   api,
   asApiError,
@@ -56,25 +57,6 @@ const KNOWN_PROBLEMS: { symptom: string; step: number }[] = [
 
 type Detail = { direction: 'outgoing'; server: MailServer } | { direction: 'incoming'; server: IncomingServer };
 
-function Step({ n, title, active, children }: { n: number; title: string; active: string; children: ReactNode }) {
-  const id = `step-${n}`;
-  return (
-    <section
-      id={id}
-      className={active === id ? 'card guide-step guide-step-active' : 'card guide-step'}
-      aria-labelledby={`${id}-heading`}
-    >
-      <h2 id={`step-${n}-heading`}>
-        <span className="guide-step-number" aria-hidden="true">
-          {n}
-        </span>
-        <span className="visually-hidden">{`Step ${n}: `}</span>
-        {title}
-      </h2>
-      <div className="guide-step-body">{children}</div>
-    </section>
-  );
-}
 
 /** "How to connect Outlook": the Azure steps 1–7 with this installation's values and a server's live checklist. */
 export function OutlookGuidePage() {
@@ -188,12 +170,7 @@ export function OutlookGuidePage() {
 
   return (
     <div className="outlook-guide">
-      <div className="page-header">
-        <div>
-          <p className="breadcrumb">Settings / Technical</p>
-          <h1>How to connect Outlook</h1>
-        </div>
-      </div>
+      <GuidePageHeader title="How to connect Outlook" />
       <p className="guide-lead">
         Connecting a Microsoft 365 mailbox takes an app registration in Azure (steps 1–3), the Mailroom form (step 4) and
         one sign-in (step 5). Error messages in Mailroom name the step that fixes them.
@@ -215,24 +192,8 @@ export function OutlookGuidePage() {
             <div className="guide-picker">
               <label htmlFor="guide-server">Mail Server</label>
               <select id="guide-server" value={selected.id} onChange={(e) => choose(e.target.value)}>
-                {outgoingServers.length > 0 && (
-                  <optgroup label="Outgoing (SMTP)">
-                    {outgoingServers.map((s) => (
-                      <option key={s.id} value={s.id}>
-                        {`${s.name || '(no description)'} (${s.username})`}
-                      </option>
-                    ))}
-                  </optgroup>
-                )}
-                {incomingServers.length > 0 && (
-                  <optgroup label="Incoming (IMAP)">
-                    {incomingServers.map((s) => (
-                      <option key={s.id} value={s.id}>
-                        {`${s.name || '(no name)'} (${s.username})`}
-                      </option>
-                    ))}
-                  </optgroup>
-                )}
+                <ServerGroup label="Outgoing (SMTP)" servers={outgoingServers} unnamed="(no description)" />
+                <ServerGroup label="Incoming (IMAP)" servers={incomingServers} unnamed="(no name)" />
               </select>
               {formPath && <Link to={formPath}>Open the server form</Link>}
             </div>
@@ -363,12 +324,12 @@ export function OutlookGuidePage() {
         {isIncoming ? (
           <p>
             Keep Server <code className="mono">{incoming?.imapHost ?? 'outlook.office365.com'}</code>, Port{' '}
-            <code className="mono">{incoming?.imapPort ?? 993}</code> with SSL/TLS. Save.
+            <code className="mono">{incoming?.imapPort ?? 993}</code> with SSL/TLS. Click <strong>Create</strong> (<strong>Save</strong> when the server exists already).
           </p>
         ) : (
           <p>
             Keep SMTP Server <code className="mono">{outgoing?.smtpHost ?? 'smtp.office365.com'}</code>, SMTP Port{' '}
-            <code className="mono">{outgoing?.smtpPort ?? 587}</code> and Connection Security STARTTLS. Save.
+            <code className="mono">{outgoing?.smtpPort ?? 587}</code> and Connection Security STARTTLS. Click <strong>Create</strong> (<strong>Save</strong> when the server exists already).
           </p>
         )}
         {formPath && selected && (
@@ -446,5 +407,19 @@ export function OutlookGuidePage() {
         </ul>
       </details>
     </div>
+  );
+}
+
+/** One direction's servers in the guide's server picker. */
+function ServerGroup({ label, servers, unnamed }: { label: string; servers: Array<{ id: string; name: string; username: string }>; unnamed: string }) {
+  if (servers.length === 0) return null;
+  return (
+    <optgroup label={label}>
+      {servers.map((s) => (
+        <option key={s.id} value={s.id}>
+          {`${s.name || unnamed} (${s.username})`}
+        </option>
+      ))}
+    </optgroup>
   );
 }

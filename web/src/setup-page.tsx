@@ -24,6 +24,7 @@ export function SetupPage({ onLoggedIn }: { onLoggedIn: (session: Session) => vo
         </>
       }
       passwordAutoComplete="new-password"
+      passwordHelp="At least 10 characters. A passphrase of a few words is easiest to remember."
       submitLabel="Create admin"
       send={(email, password) => api.setup(token, email, password)}
       onLoggedIn={onLoggedIn}

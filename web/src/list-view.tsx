@@ -1,0 +1,441 @@
+import { useEffect, useRef, useState, type FormEvent, type MouseEvent, type ReactNode } from 'react';
+import type { ApiError } from './api.ts';
+import { ErrorAlert } from './error-alert.tsx';
+import { Notice } from './notice.tsx';
+import { navigate, useLocation } from './router.tsx';
+import { Spinner } from './spinner.tsx';
+import { useTitle } from './use-title.ts';
+
+const SEARCH_DELAY_MS = 300;
+
+/** One column of a list: its header, how an item fills its cell, and how much room it may claim. */
+export interface Column<T> {
+  key: string;
+  /** Header text; also the label of the value when a row is shown as a card. */
+  label: string;
+  /** Header shown to screen readers only (e.g. an actions column). */
+  hiddenLabel?: boolean;
+  render: (item: T) => ReactNode;
+  /**
+   * 1: always shown (the default). 2: the table hides it on mid-size screens before it would scroll.
+   * A card (narrow screens) shows every column.
+   */
+  priority?: 1 | 2;
+  /** Cell class: 'num' (right-aligned), 'nowrap', 'actions', or a page's own. */
+  className?: string;
+}
+
+/** A drop-down filter kept in the URL (`?name=value`), so a filtered list can be linked to. */
+export interface ListFilter {
+  name: string;
+  label: string;
+  options: { value: string; label: string }[];
+  /** Option for "no filter". */
+  allLabel?: string;
+  /** Label of a value in the URL that no option has (e.g. a deleted server). */
+  unknownLabel?: string;
+  wide?: boolean;
+}
+
+/** The list's filters as read from the URL, and how to change them. */
+export interface ListQuery {
+  values: Record<string, string>;
+  /** Any filter or search set. */
+  filtered: boolean;
+  set: (changes: Record<string, string>) => void;
+  clear: () => void;
+}
+
+/** Reads the named query parameters of `path`'s URL; changes replace the history entry. */
+export function useListQuery(path: string, names: string[]): ListQuery {
+  const { query } = useLocation();
+  const values: Record<string, string> = {};
+  for (const n of names) values[n] = query.get(n) ?? '';
+  const filtered = names.some((n) => (values[n] ?? '').trim() !== '');
+  function set(changes: Record<string, string>) {
+    const q = new URLSearchParams(window.location.search);
+    for (const [k, v] of Object.entries(changes)) {
+      if (v) q.set(k, v);
+      else q.delete(k);
+    }
+    const qs = q.toString();
+    navigate(qs ? `${path}?${qs}` : path, { replace: true });
+  }
+  return { values, filtered, set, clear: () => navigate(path, { replace: true }) };
+}
+
+/** The items of a list and how they arrive: usePagedList answers all of it, useItems the first three. */
+export interface ListSource<T> {
+  items: T[] | null;
+  error: ApiError | null;
+  loading?: boolean;
+  nextCursor?: string | null;
+  loadingMore?: boolean;
+  moreError?: ApiError | null;
+  refreshError?: ApiError | null;
+  loadMore?: () => Promise<void>;
+}
+
+export interface BulkAction<T> {
+  label: string;
+  run: (selected: T[]) => Promise<void> | void;
+  danger?: boolean;
+}
+
+export interface ListViewProps<T> {
+  title: string;
+  /** Defaults to "Settings / Technical". */
+  breadcrumb?: ReactNode;
+  /** Buttons at the right of the header. */
+  actions?: ReactNode;
+  /** Shown between the header and the list (a notice, an explanation, a create form). */
+  intro?: ReactNode;
+  columns: Column<T>[];
+  source: ListSource<T>;
+  rowKey?: (item: T) => string;
+  /** The whole row opens this page (links and buttons inside keep their own click). */
+  rowHref?: (item: T) => string;
+  rowClass?: (item: T) => string | undefined;
+  /** A line under the row spanning every column (e.g. the error of a failed email). */
+  rowDetail?: (item: T) => ReactNode;
+  /** Filters and search, kept in the URL through `query`. */
+  query?: ListQuery;
+  filters?: ListFilter[];
+  search?: { label?: string; placeholder: string };
+  /** Accessible name of the filter bar, e.g. "Filter emails". */
+  filterLabel?: string;
+  /** Right of the filters: e.g. "Refreshing every 5 seconds while …". */
+  status?: ReactNode;
+  /** What to say and offer when there is nothing yet (no filter set). */
+  empty: ReactNode;
+  /** The noun for the count: ['email', 'emails']. */
+  noun: [string, string];
+  /** Ticking rows offers these actions on the ticked ones. */
+  bulkActions?: BulkAction<T>[];
+  /** Extra class of the table (column widths of one page). */
+  tableClass?: string;
+}
+
+const defaultKey = (item: unknown) => (item as { id: string }).id;
+
+/**
+ * The one list page: header, filters and search (in the URL), the table, its empty and loading states,
+ * "Load more", an optional bulk selection. On a narrow screen each row becomes a card of label/value
+ * lines; a table that still has to scroll says so and never widens the page.
+ */
+export function ListView<T>(props: ListViewProps<T>) {
+  useTitle(props.title);
+  const { source, columns, query, rowKey = defaultKey } = props;
+  const { items } = source;
+  const [selected, setSelected] = useState<Set<string>>(new Set());
+  const [bulkBusy, setBulkBusy] = useState(false);
+  const bulk = props.bulkActions && props.bulkActions.length > 0 ? props.bulkActions : null;
+
+  function openRow(e: MouseEvent<HTMLElement>, item: T) {
+    if (!props.rowHref) return;
+    // Let links, buttons, disclosures, text selection and modified clicks behave normally.
+    if ((e.target as HTMLElement).closest('a, button, input, label, summary, details') || window.getSelection()?.toString()) return;
+    navigate(props.rowHref(item));
+  }
+
+  const chosen = items ? items.filter((i) => selected.has(rowKey(i))) : [];
+  async function runBulk(action: BulkAction<T>) {
+    setBulkBusy(true);
+    try {
+      await action.run(chosen);
+      setSelected(new Set());
+    } finally {
+      setBulkBusy(false);
+    }
+  }
+  const toggle = (key: string, on: boolean) =>
+    setSelected((s) => {
+      const next = new Set(s);
+      if (on) next.add(key);
+      else next.delete(key);
+      return next;
+    });
+
+  const colCount = columns.length + (bulk ? 1 : 0);
+  const hasFilters = !!query && ((props.filters?.length ?? 0) > 0 || !!props.search);
+
+  return (
+    <>
+      <div className="page-header">
+        <div>
+          <p className="breadcrumb">{props.breadcrumb ?? 'Settings / Technical'}</p>
+          <h1>{props.title}</h1>
+        </div>
+        {props.actions && <div className="page-actions">{props.actions}</div>}
+      </div>
+      {props.intro}
+
+      {hasFilters && query && (
+        <FilterBar
+          query={query}
+          filters={props.filters ?? []}
+          search={props.search}
+          label={props.filterLabel ?? `Filter ${props.title.toLowerCase()}`}
+          status={
+            <>
+              {source.loading && items && (
+                <span className="muted">
+                  <Spinner /> Loading…
+                </span>
+              )}
+              {!source.loading && props.status}
+            </>
+          }
+        />
+      )}
+      {!hasFilters && props.status && <p className="muted refresh-line">{props.status}</p>}
+
+      {source.error && <ErrorAlert problem={source.error} />}
+      {source.refreshError && !source.error && (
+        <Notice kind="warning">Automatic refresh failed: {source.refreshError.message} The list may be out of date.</Notice>
+      )}
+      {!items && !source.error && <p className="loading">Loading…</p>}
+
+      {items && items.length === 0 && !query?.filtered && <div className="card empty-state">{props.empty}</div>}
+      {items && items.length === 0 && query?.filtered && (
+        <div className="card empty-state">
+          <p className="empty-title">No {props.noun[1]} match these filters.</p>
+          <button type="button" className="btn btn-secondary" onClick={query.clear}>
+            Clear filters
+          </button>
+        </div>
+      )}
+
+      {items && items.length > 0 && (
+        <>
+          {bulk && chosen.length > 0 && (
+            <div className="bulk-bar" role="region" aria-label="Selected">
+              <span>
+                {chosen.length} selected
+              </span>
+              {bulk.map((a) => (
+                <button
+                  key={a.label}
+                  type="button"
+                  className={`btn btn-small ${a.danger ? 'btn-danger' : 'btn-secondary'}`}
+                  disabled={bulkBusy}
+                  onClick={() => void runBulk(a)}
+                >
+                  {a.label}
+                </button>
+              ))}
+            </div>
+          )}
+          <TableScroll>
+            <table
+              className={`list-table list-view${props.rowDetail ? ' with-detail' : ''}${props.tableClass ? ` ${props.tableClass}` : ''}`}
+              aria-busy={source.loading || undefined}
+            >
+              <thead>
+                <tr>
+                  {bulk && (
+                    <th scope="col" className="select-cell">
+                      <input
+                        type="checkbox"
+                        className="checkbox"
+                        aria-label="Select all"
+                        checked={chosen.length === items.length}
+                        onChange={(e) => setSelected(new Set(e.target.checked ? items.map(rowKey) : []))}
+                      />
+                    </th>
+                  )}
+                  {columns.map((c) => (
+                    <th key={c.key} scope="col" className={cellClass(c)}>
+                      {c.hiddenLabel ? <span className="visually-hidden">{c.label}</span> : c.label}
+                    </th>
+                  ))}
+                </tr>
+              </thead>
+              {items.map((item) => {
+                const key = rowKey(item);
+                const detail = props.rowDetail?.(item);
+                const extra = props.rowClass?.(item);
+                const cls = [props.rowHref ? 'clickable' : '', extra ?? ''].filter(Boolean).join(' ') || undefined;
+                return (
+                  <tbody key={key} className="list-row">
+                    <tr className={cls} onClick={props.rowHref ? (e) => openRow(e, item) : undefined}>
+                      {bulk && (
+                        <td className="select-cell">
+                          <input
+                            type="checkbox"
+                            className="checkbox"
+                            aria-label="Select"
+                            checked={selected.has(key)}
+                            onChange={(e) => toggle(key, e.target.checked)}
+                          />
+                        </td>
+                      )}
+                      {columns.map((c) => (
+                        <td key={c.key} className={cellClass(c)}>
+                          {!c.hiddenLabel && (
+                            <span className="cell-label" aria-hidden="true">
+                              {c.label}
+                            </span>
+                          )}
+                          <div className="cell-value">{c.render(item)}</div>
+                        </td>
+                      ))}
+                    </tr>
+                    {detail && (
+                      <tr className={`row-detail${cls ? ` ${cls}` : ''}`} onClick={props.rowHref ? (e) => openRow(e, item) : undefined}>
+                        <td colSpan={colCount}>{detail}</td>
+                      </tr>
+                    )}
+                  </tbody>
+                );
+              })}
+            </table>
+          </TableScroll>
+          {source.moreError && <ErrorAlert problem={source.moreError} />}
+          <div className="list-footer">
+            <span className="muted">
+              {items.length} {items.length === 1 ? props.noun[0] : props.noun[1]}
+              {source.nextCursor ? ' shown' : ''}
+            </span>
+            {source.nextCursor && source.loadMore && (
+              <button
+                type="button"
+                className="btn btn-secondary"
+                onClick={() => void source.loadMore?.()}
+                disabled={source.loadingMore}
+                aria-busy={source.loadingMore || undefined}
+              >
+                {source.loadingMore && <Spinner />}
+                Load more
+              </button>
+            )}
+          </div>
+        </>
+      )}
+    </>
+  );
+}
+
+function cellClass<T>(c: Column<T>): string | undefined {
+  const parts = [c.className, c.priority === 2 ? 'col-secondary' : undefined].filter(Boolean);
+  return parts.length ? parts.join(' ') : undefined;
+}
+
+function FilterBar(props: {
+  query: ListQuery;
+  filters: ListFilter[];
+  search?: { label?: string; placeholder: string };
+  label: string;
+  status: ReactNode;
+}) {
+  const { query } = props;
+  const q = query.values.q ?? '';
+  const [search, setSearch] = useState(q);
+  const idBase = props.label.toLowerCase().replace(/\W+/g, '-');
+
+  // The URL changed underneath (Clear filters, back button): the box follows.
+  useEffect(() => {
+    setSearch((s) => (s.trim() === q.trim() ? s : q));
+  }, [q]);
+
+  // Typing in Search filters after a short pause.
+  useEffect(() => {
+    if (search.trim() === q.trim()) return;
+    const t = window.setTimeout(() => query.set({ q: search.trim() }), SEARCH_DELAY_MS);
+    return () => window.clearTimeout(t);
+  }, [search, q]);
+
+  function submit(e: FormEvent<HTMLFormElement>) {
+    e.preventDefault();
+    if (search.trim() !== q.trim()) query.set({ q: search.trim() });
+  }
+
+  return (
+    <form className="card filters" role="search" aria-label={props.label} onSubmit={submit}>
+      {props.search && (
+        <div className="filter filter-wide">
+          <label htmlFor={`${idBase}-search`}>{props.search.label ?? 'Search'}</label>
+          <input
+            id={`${idBase}-search`}
+            type="search"
+            placeholder={props.search.placeholder}
+            autoComplete="off"
+            spellCheck={false}
+            value={search}
+            onChange={(e) => setSearch(e.target.value)}
+          />
+        </div>
+      )}
+      {props.filters.map((f) => {
+        const value = query.values[f.name] ?? '';
+        const unknown = value !== '' && !f.options.some((o) => o.value === value);
+        const id = `${idBase}-${f.name.replace(/\W+/g, '-').toLowerCase()}`;
+        return (
+          <div key={f.name} className={f.wide ? 'filter filter-medium' : 'filter'}>
+            <label htmlFor={id}>{f.label}</label>
+            <select id={id} value={value} onChange={(e) => query.set({ [f.name]: e.target.value })}>
+              <option value="">{f.allLabel ?? 'All'}</option>
+              {unknown && <option value={value}>{f.unknownLabel ?? value}</option>}
+              {f.options.map((o) => (
+                <option key={o.value} value={o.value}>
+                  {o.label}
+                </option>
+              ))}
+            </select>
+          </div>
+        );
+      })}
+      <div className="filter-status" aria-live="polite">
+        {props.status}
+      </div>
+    </form>
+  );
+}
+
+/**
+ * A card holding a table wider than itself: it scrolls inside the card (the page never widens) and
+ * says so with a visible hint and a shadow on the side that has more.
+ */
+export function TableScroll({ children, className }: { children: ReactNode; className?: string }) {
+  const ref = useRef<HTMLDivElement>(null);
+  const [more, setMore] = useState<{ left: boolean; right: boolean }>({ left: false, right: false });
+
+  useEffect(() => {
+    const el = ref.current;
+    if (!el) return;
+    const measure = () => {
+      const left = el.scrollLeft > 1;
+      const right = el.scrollLeft + el.clientWidth < el.scrollWidth - 1;
+      setMore((m) => (m.left === left && m.right === right ? m : { left, right }));
+    };
+    measure();
+    el.addEventListener('scroll', measure, { passive: true });
+    const ro = new ResizeObserver(measure);
+    ro.observe(el);
+    if (el.firstElementChild) ro.observe(el.firstElementChild);
+    return () => {
+      el.removeEventListener('scroll', measure);
+      ro.disconnect();
+    };
+  }, []);
+
+  const scrolls = more.left || more.right;
+  return (
+    <div className={`card table-card table-scroll${className ? ` ${className}` : ''}`}>
+      {scrolls && (
+        <p className="scroll-hint" data-testid="scroll-hint">
+          <span aria-hidden="true">↔</span> The table is wider than the screen: scroll sideways for more columns.
+        </p>
+      )}
+      <div
+        ref={ref}
+        className={`table-scroll-area${more.left ? ' more-left' : ''}${more.right ? ' more-right' : ''}`}
+        tabIndex={scrolls ? 0 : undefined}
+        role={scrolls ? 'region' : undefined}
+        aria-label={scrolls ? 'Table, scrolls sideways' : undefined}
+      >
+        {children}
+      </div>
+    </div>
+  );
+}
