@@ -44,7 +44,8 @@ import { parseInput } from '../errors/parse-input.ts';
 import { z } from 'zod';
 import { checklist, type ChecklistItem } from '../lifecycle/checklist.ts';
 import type { SecretExpiry } from '../lifecycle/secret-expiry.ts';
-import { setAlertState, setMailServerError } from '../storage/mail-server-store.ts';
+import { findTokens, queryMailServers, serverState, setAlertState, setMailServerError, type ServerState } from '../storage/mail-server-store.ts';
+import { encodeServerCursor, parseServerListQuery } from './server-list-query.ts';
 import type { ConnectionGates } from '../smtp/connection-gate.ts';
 import { smtpGateKey } from '../smtp/smtp-pool.ts';
 import { defaultLimits, type SendLimits } from './send-limits.ts';
@@ -90,6 +91,10 @@ export interface MailServerView {
   sending: SendStatus | null;
   /** Microsoft's admin consent page for this app and tenant; null for providers without one. */
   adminConsentUrl: string | null;
+  /** The ERP user whose personal mailbox this is; null: shared. */
+  owner: string | null;
+  /** connected, needs_attention, not_connected or disabled: what the list's state filter matches. */
+  state: ServerState;
   createdAt: string;
   updatedAt: string;
 }
@@ -209,6 +214,8 @@ export class MailServerService {
       ...s.limits,
       sending,
       adminConsentUrl: (app && provider?.adminConsentUrl?.(app, s.id)) ?? null,
+      owner: s.owner,
+      state: serverState(s, t?.status),
       createdAt: s.createdAt,
       updatedAt: s.updatedAt,
     };
@@ -223,6 +230,16 @@ export class MailServerService {
     const byServer = new Map(tokens.map((t) => [t.mailServerId, t]));
     const sending = opts.sending === false ? servers.map(() => null) : await Promise.all(servers.map((s) => this.deps.sendStatus?.(s) ?? null));
     return servers.map((s, i) => this.view(s, byServer.get(s.id), sending[i]));
+  }
+
+  /** One page of the list with its filters (owner, state, q) applied in SQL, and how many match. */
+  async page(query: unknown): Promise<{ items: MailServerView[]; nextCursor: string | null; total: number }> {
+    const q = parseServerListQuery(query, 'outgoing');
+    const { items, total, last } = await queryMailServers(this.deps.db, q);
+    const tokens = await findTokens(this.deps.db, items.map((s) => s.tokenSourceId ?? s.id));
+    const sending = await Promise.all(items.map((s) => this.deps.sendStatus?.(s) ?? null));
+    const end = items.at(-1);
+    return { items: items.map((s, i) => this.view(s, tokens.get(s.tokenSourceId ?? s.id), sending[i])), nextCursor: last || !end ? null : encodeServerCursor(end), total };
   }
 
   async record(id: string): Promise<MailServerRecord> {

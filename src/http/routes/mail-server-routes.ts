@@ -14,8 +14,8 @@ export function mailServerRoutes(app: FastifyInstance, mr: Mailroom, doc: ApiDoc
   doc.add('get', `${base}/defaults`, 'Defaults for a new mail server, with this installation\'s OAuth2 redirect URL');
   app.get(`${base}/defaults`, guard, async () => mr.servers.defaults());
 
-  doc.add('get', base, 'List outgoing mail servers');
-  app.get(base, guard, async () => ({ items: await mr.servers.list() }));
+  doc.add('get', base, 'List outgoing mail servers (query: owner, shared=true, state, q, limit, cursor); answers items, nextCursor, total');
+  app.get(base, guard, async (req) => mr.servers.page(req.query));
 
   doc.add('post', base, 'Create an outgoing mail server', createMailServerSchema);
   app.post(base, guard, async (req, reply) => {
