@@ -3,7 +3,7 @@ import type { Config } from '../config/config.ts';
 import { redirectUri } from '../config/config.ts';
 import { explain } from '../diagnose/diagnose.ts';
 import { MailroomError, isMailroomError } from '../errors/errors.ts';
-import { secretAad, type TokenManager } from '../oauth/token-manager.ts';
+import { appFor, secretAad, tokenAad, type TokenManager } from '../oauth/token-manager.ts';
 import { oauthProviderOf } from '../oauth/oauth-providers.ts';
 import { GraphError, graphCall, grantedPermissions, missingPermission, userPath, withGraphToken } from '../graph/graph-client.ts';
 import { GraphSender, withGraphMailbox } from '../graph/graph-sender.ts';
@@ -44,7 +44,7 @@ import { parseInput } from '../errors/parse-input.ts';
 import { z } from 'zod';
 import { checklist, type ChecklistItem } from '../lifecycle/checklist.ts';
 import type { SecretExpiry } from '../lifecycle/secret-expiry.ts';
-import { findTokens, queryMailServers, serverState, setAlertState, setMailServerError, type ServerState } from '../storage/mail-server-store.ts';
+import { findTokens, listAllMailServers, queryMailServers, serverState, setAlertState, setMailServerError, type ServerState } from '../storage/mail-server-store.ts';
 import { encodeServerCursor, parseServerListQuery } from './server-list-query.ts';
 import type { ConnectionGates } from '../smtp/connection-gate.ts';
 import { smtpGateKey } from '../smtp/smtp-pool.ts';
@@ -97,6 +97,13 @@ export interface MailServerView {
   state: ServerState;
   createdAt: string;
   updatedAt: string;
+}
+
+/** What deleting or disconnecting did to the grant at the provider. */
+export interface GrantRevocation {
+  grantRevoked: boolean;
+  /** Why not, and how to end it otherwise (Microsoft has no per-grant revocation). */
+  note: string | null;
 }
 
 export interface CheckResult {
@@ -357,9 +364,33 @@ export class MailServerService {
     return this.get(id);
   }
 
-  async remove(id: string): Promise<void> {
+  async remove(id: string): Promise<GrantRevocation> {
+    const s = await findMailServer(this.deps.db, id);
+    const revocation = s ? await this.revokeGrant(s) : { grantRevoked: false, note: null };
     if (!(await deleteMailServer(this.deps.db, id))) {
       throw new MailroomError('MR_NOT_FOUND', `Mail server ${id} does not exist.`);
+    }
+    return revocation;
+  }
+
+  /**
+   * Before a server and its tokens are deleted: the grant is revoked at the provider where it has a
+   * way to (Google), unless another server still uses this connection. A failed revocation does not
+   * keep the server: it is said, with what to do instead.
+   */
+  async revokeGrant(s: MailServerRecord): Promise<GrantRevocation> {
+    const provider = oauthProviderOf(s);
+    const t = await findToken(this.deps.db, s.id);
+    if (!provider || !t?.refreshTokenSealed) return { grantRevoked: false, note: null };
+    if ((await listAllMailServers(this.deps.db)).some((x) => x.tokenSourceId === s.id && x.id !== s.id)) {
+      return { grantRevoked: false, note: 'Another server reuses this connection, so the grant was kept.' };
+    }
+    if (!provider.revokeGrant) return { grantRevoked: false, note: provider.revokeHelp ?? null };
+    try {
+      await provider.revokeGrant(appFor(s, this.deps.config, this.deps.sealer), this.deps.sealer.open(t.refreshTokenSealed, tokenAad(s.id, 'refresh_token')));
+      return { grantRevoked: true, note: null };
+    } catch (e) {
+      return { grantRevoked: false, note: `${(e as Error).message} ${isMailroomError(e) && e.fix ? e.fix : ''}`.trim() };
     }
   }
 

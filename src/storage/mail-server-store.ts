@@ -312,6 +312,12 @@ export async function listOwnedServers(db: Db, owner: string, direction: MailSer
   return (await db.selectFrom('mail_servers').selectAll().where('owner', '=', owner).where('direction', '=', direction).orderBy('priority').orderBy('name').execute()).map(toRecord);
 }
 
+/** The first incoming server that reuses `sourceId`'s connection (a template's own inbox settings). */
+export async function findIncomingUsing(db: Db, sourceId: string): Promise<MailServerRecord | undefined> {
+  const r = await db.selectFrom('mail_servers').selectAll().where('direction', '=', 'incoming').where('token_source_id', '=', sourceId).orderBy('created_at').executeTakeFirst();
+  return r && toRecord(r);
+}
+
 export async function setLastFetch(db: Db, id: string, at: string): Promise<void> {
   await db.updateTable('mail_servers').set({ last_fetch_at: at }).where('id', '=', id).execute();
 }

@@ -1,0 +1,35 @@
+import { randomBytes } from 'node:crypto';
+import type { FastifyInstance, FastifyReply } from 'fastify';
+import type { Mailroom } from '../../mailroom.ts';
+import { type ConnectOutcome, createConnectLinkSchema } from '../../connect/connect-link-service.ts';
+import { connectPageHeaders, renderConnectPage } from '../../connect/connect-page.ts';
+import type { ApiDoc } from '../openapi.ts';
+import { actorOf, audited, requireAuth } from '../session-auth.ts';
+
+type TokenParams = { Params: { token: string } };
+
+/** A page with its own headers, or a 303 (the sign-in, or the return URL with the signed result). */
+export function sendConnectOutcome(reply: FastifyReply, outcome: ConnectOutcome) {
+  if (outcome.kind === 'redirect') return reply.code(303).headers({ 'cache-control': 'no-store', 'referrer-policy': 'no-referrer' }).redirect(outcome.url, 303);
+  const nonce = randomBytes(16).toString('base64');
+  return reply.code(outcome.status).headers(connectPageHeaders(outcome, nonce)).type('text/html; charset=utf-8').send(renderConnectPage(outcome, nonce));
+}
+
+export function connectLinkRoutes(app: FastifyInstance, mr: Mailroom, doc: ApiDoc): void {
+  doc.add('post', '/api/v1/connect-links', 'A single-use link for one of your users to connect their own Outlook or Gmail mailbox (or, with purpose "disconnect", to remove it); answers { id, url, expiresAt }', createConnectLinkSchema);
+  app.post('/api/v1/connect-links', { onRequest: requireAuth('connect') }, async (req, reply) => {
+    const link = await mr.connectLinks.create(req.body, actorOf(req));
+    const body = (req.body ?? {}) as { owner?: string; templateServerId?: string; purpose?: string };
+    await audited(req, mr, 'connect_link.created', { type: 'connect_link', id: link.id }, { owner: body.owner, templateServerId: body.templateServerId, purpose: body.purpose ?? 'connect' });
+    return reply.code(201).send(link);
+  });
+
+  // The public side: no Mailroom account; the token in the path is the only credential.
+  app.get<TokenParams>('/connect/:token', async (req, reply) => sendConnectOutcome(reply, await mr.connectLinks.page(req.params.token)));
+  app.post<TokenParams>('/connect/:token/start', async (req, reply) => sendConnectOutcome(reply, await mr.connectLinks.start(req.params.token)));
+  app.post<TokenParams>('/connect/:token/disconnect', async (req, reply) => {
+    const outcome = await mr.connectLinks.disconnect(req.params.token);
+    if (outcome.kind === 'redirect' && outcome.result) await mr.audit.record('connect_link', 'connect_link.disconnected', { type: 'owner', id: outcome.result.owner });
+    return sendConnectOutcome(reply, outcome);
+  });
+}
