@@ -61,6 +61,13 @@ export const createConnectLinkSchema = z.strictObject({
     .optional(),
 });
 
+export const createMailboxSchema = z.strictObject({
+  templateServerId: z.string({ error: 'Give the id of an Outlook server with application access' }).min(1).max(100),
+  owner: createConnectLinkSchema.shape.owner,
+  mailbox: z.string({ error: 'Give the mailbox address, e.g. ann@contoso.com' }).trim().toLowerCase().max(320).regex(/^[^\s@<>()",;:\\]+@[^\s@<>()",;:\\]+\.[a-z0-9-]{2,63}$/i, { error: 'Give one mailbox address, e.g. ann@contoso.com' }),
+  purposes: z.array(z.enum(['send', 'receive'], { error: 'Each purpose is send or receive' }), { error: 'purposes is a list: ["send"], ["receive"] or both' }).min(1, { error: 'Choose send, receive or both' }).max(2),
+});
+
 /** What the public page shows; the route renders it (connect-page.ts). */
 export interface ConnectPage {
   kind: 'page';
@@ -360,6 +367,30 @@ export class ConnectLinkService {
     return this.finish(link, { status: 'connected', owner: link.owner, mailbox: account, serverId: outgoing.id, ...(incoming && { incomingServerId: incoming.id }) });
   }
 
+  /**
+   * `POST /api/v1/mailboxes`: an owner's mailbox in a tenant the template reaches with application
+   * access (client credentials), so nobody signs in: the new servers reuse the template's connection,
+   * which may act for any mailbox of its tenant.
+   */
+  async addApplicationMailbox(body: unknown): Promise<{ owner: string; mailbox: string; serverId: string | null; incomingServerId: string | null }> {
+    const input = parseInput(createMailboxSchema, body);
+    const template = await findMailServer(this.deps.db, input.templateServerId);
+    if (!template || template.direction !== 'outgoing') throw validationError({ templateServerId: 'No outgoing mail server with this id' });
+    // `access` arrives with application access (client credentials); until a server has it, it is delegated.
+    const access = (template as MailServerRecord & { access?: string }).access ?? 'delegated';
+    if (access !== 'application') {
+      throw new MailroomError('MR_UNPROCESSABLE', `The mail server "${template.name}" uses delegated access: each person must sign in themselves.`, {
+        field: 'templateServerId',
+        fields: { templateServerId: 'The template must use Access: Application (no user sign-in); for delegated templates send a connect link (POST /api/v1/connect-links)' },
+        fix: 'Give a template with Access: Application, or create a connect link for this person.',
+      });
+    }
+    const now = this.now();
+    const outgoing = input.purposes.includes('send') ? await this.upsertMailbox(template, input.owner, input.mailbox, 'outgoing', template.id, now) : undefined;
+    const incoming = input.purposes.includes('receive') ? await this.upsertMailbox(template, input.owner, input.mailbox, 'incoming', template.id, now) : undefined;
+    return { owner: input.owner, mailbox: input.mailbox, serverId: outgoing?.id ?? null, incomingServerId: incoming?.id ?? null };
+  }
+
   private explain(ev: Evidence): string {
     const d = diagnose(ev);
     return `${d.cause} ${d.fix}`.trim();
@@ -389,7 +420,7 @@ export class ConnectLinkService {
       authType: template.authType,
       username: account,
       clientId: template.clientId,
-      clientSecretSealed: direction === 'incoming' ? null : this.deps.sealer.seal(secret, secretAad(id)),
+      clientSecretSealed: direction === 'incoming' || tokenSourceId ? null : this.deps.sealer.seal(secret, secretAad(id)),
       clientSecretExpiresAt: template.clientSecretExpiresAt,
       tenant: template.tenant,
       smtpHost: template.smtpHost,

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import type { FastifyInstance, FastifyReply } from 'fastify';
 import type { Mailroom } from '../../mailroom.ts';
-import { type ConnectOutcome, createConnectLinkSchema } from '../../connect/connect-link-service.ts';
+import { type ConnectOutcome, createConnectLinkSchema, createMailboxSchema } from '../../connect/connect-link-service.ts';
 import { connectPageHeaders, renderConnectPage } from '../../connect/connect-page.ts';
 import type { ApiDoc } from '../openapi.ts';
 import { actorOf, audited, requireAuth } from '../session-auth.ts';
@@ -22,6 +22,13 @@ export function connectLinkRoutes(app: FastifyInstance, mr: Mailroom, doc: ApiDo
     const body = (req.body ?? {}) as { owner?: string; templateServerId?: string; purpose?: string };
     await audited(req, mr, 'connect_link.created', { type: 'connect_link', id: link.id }, { owner: body.owner, templateServerId: body.templateServerId, purpose: body.purpose ?? 'connect' });
     return reply.code(201).send(link);
+  });
+
+  doc.add('post', '/api/v1/mailboxes', 'Add an owner\'s mailbox without sign-in, reusing a template with application access (client credentials); answers { owner, mailbox, serverId, incomingServerId }', createMailboxSchema);
+  app.post('/api/v1/mailboxes', { onRequest: requireAuth('connect') }, async (req, reply) => {
+    const r = await mr.connectLinks.addApplicationMailbox(req.body);
+    await audited(req, mr, 'mailbox.added', { type: 'owner', id: r.owner }, { mailbox: r.mailbox, serverId: r.serverId, incomingServerId: r.incomingServerId });
+    return reply.code(201).send(r);
   });
 
   // The public side: no Mailroom account; the token in the path is the only credential.
