@@ -193,7 +193,8 @@ export class ConnectLinkService {
         lines: owned.length
           ? [`${app} will stop sending and receiving mail as ${owned.map((s) => s.username).join(', ')}.`, 'Mailroom deletes the connection and, where the provider allows it, ends the permission you gave.']
           : [`${app} has no mailbox of yours connected.`],
-        button: { action: `/connect/${token}/disconnect`, label: 'Disconnect my mailbox', redirectsTo: [] },
+        // The answer to the form is the redirect to the return URL (CSP form-action covers redirects).
+        button: { action: `/connect/${token}/disconnect`, label: 'Disconnect my mailbox', redirectsTo: [new URL(link.returnUrl).origin] },
         back: { href: link.returnUrl, label: `Back to ${app}` },
       };
     }
