@@ -143,6 +143,7 @@ export class ConnectLinkService {
         if (!t || t.direction !== 'outgoing') fields.templateServerId = 'No outgoing mail server with this id';
         else if (!oauthProviderOf(t)) fields.templateServerId = 'The template must authenticate with Outlook OAuth or Gmail OAuth: people connect by signing in';
         else if (!t.clientSecretSealed) fields.templateServerId = 'The template has no client secret: complete its app registration first';
+        else if ((t as MailServerRecord & { access?: string }).access === 'application') fields.templateServerId = 'The template uses application access: add the mailbox with POST /api/v1/mailboxes, nobody needs to sign in';
       }
       if (!input.purposes) fields.purposes = 'Choose send, receive or both';
     } else if (input.templateServerId || input.purposes || input.loginHint) {
