@@ -218,6 +218,8 @@ test('the public page: no account, not frameable, one button that starts a PKCE 
     const replay = await t.app.inject({ method: 'GET', url: `/oauth2/outlook/callback?state=${second.searchParams.get('state')}&error=access_denied` });
     assert.equal(replay.statusCode, 410);
     assert.match(replay.body, /already used/);
+    assert.ok(t.logs.some((l) => l.includes('/connect/[token]')), 'the page requests are logged');
+    assert.ok(!t.logs.some((l) => l.includes(token)), 'without the link\'s token');
     // Admin callbacks still need a session.
     assert.equal((await t.app.inject({ method: 'GET', url: '/oauth2/outlook/callback?state=abc&code=x' })).statusCode, 302);
   });
