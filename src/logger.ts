@@ -42,7 +42,8 @@ export function createLogger(level: string, destination?: pino.DestinationStream
       timestamp: pino.stdTimeFunctions.isoTime,
       serializers: {
         // Query strings carry OAuth codes and state on the callback: log the path only.
-        req: (req: { method: string; url: string; ip?: string }) => ({ method: req.method, path: req.url.split('?')[0], ip: req.ip }),
+        // A connect link's token is in its path: a live credential until used, so never logged.
+        req: (req: { method: string; url: string; ip?: string }) => ({ method: req.method, path: req.url.split('?')[0]!.replace(/^\/connect\/[^/]+/, '/connect/[token]'), ip: req.ip }),
       },
     },
     destination,

@@ -10,6 +10,7 @@ import { AuditLog } from './audit/audit-log.ts';
 import { startWakeups } from './storage/wakeups.ts';
 import { LifecycleService } from './lifecycle/lifecycle-service.ts';
 import { ConnectFlow } from './oauth/connect-flow.ts';
+import { ConnectLinkService } from './connect/connect-link-service.ts';
 import { IncomingServerService } from './inbound/incoming-server-service.ts';
 import { InboundMessageService } from './inbound/inbound-message-service.ts';
 import { BounceService } from './bounces/bounce-service.ts';
@@ -44,6 +45,7 @@ export interface Mailroom {
   /** Connection slots per mailbox (and who holds them), shared by the outbox and the server tests. */
   connections: ConnectionGates;
   connect: ConnectFlow;
+  connectLinks: ConnectLinkService;
   servers: MailServerService;
   apiKeys: ApiKeyService;
   outbox: OutboxService;
@@ -129,6 +131,22 @@ export async function createMailroom(config: Config, logger: Logger, opts: Start
   webhooks.bounces = bounces;
   const lifecycle = new LifecycleService({ db, tokens, outbox, audit, logger, baseUrl: config.baseUrl, now, instance, leaseMs: config.lifecycleLeaseMs, certificateProbeMs: config.certificateProbeMs });
   const apiKeys = new ApiKeyService(db, now);
+  const servers = new MailServerService({
+    db,
+    dialect: database.dialect,
+    sealer,
+    config,
+    tokens,
+    gates,
+    sendStatus: (server) => sendStatus(db, server, now()),
+    now,
+    // A passing Test Connection means the admin fixed the server: held mail may go now.
+    onHealthy: async (serverId) => {
+      if (await releaseHeld(db, now(), serverId)) worker.kick();
+    },
+    // Send test email goes out at once; Emails lists it with the other messages.
+    onTestEmail: (email, outcome) => outbox.recordTestEmail(email, outcome),
+  });
   const submission = config.submission
     ? new SubmissionListener({
         config: config.submission,
@@ -153,21 +171,14 @@ export async function createMailroom(config: Config, logger: Logger, opts: Start
     certificates,
     connections: gates,
     connect: new ConnectFlow({ db, sealer, config, now }),
-    servers: new MailServerService({
+    servers,
+    connectLinks: new ConnectLinkService({
       db,
-      dialect: database.dialect,
       sealer,
       config,
       tokens,
-      gates,
-      sendStatus: (server) => sendStatus(db, server, now()),
       now,
-      // A passing Test Connection means the admin fixed the server: held mail may go now.
-      onHealthy: async (serverId) => {
-        if (await releaseHeld(db, now(), serverId)) worker.kick();
-      },
-      // Send test email goes out at once; Emails lists it with the other messages.
-      onTestEmail: (email, outcome) => outbox.recordTestEmail(email, outcome),
+      removeServer: (s) => (s.direction === 'incoming' ? incoming.remove(s.id) : servers.remove(s.id)),
     }),
     apiKeys,
     outbox,

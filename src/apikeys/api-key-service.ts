@@ -16,13 +16,14 @@ import { listMailServers } from '../storage/mail-server-store.ts';
 
 export type { ApiKeyRecord, ApiKeyScope };
 
-export const API_KEY_SCOPES = ['send', 'outbox:read', 'inbound:read', 'admin'] as const satisfies readonly ApiKeyScope[];
+export const API_KEY_SCOPES = ['send', 'outbox:read', 'inbound:read', 'connect', 'admin'] as const satisfies readonly ApiKeyScope[];
 
 /** `scope` (one name) is the shorthand older clients send; `read`, the scope before 0016, stands for what the migration gave such keys. */
 const SHORTHAND: Record<string, ApiKeyScope[]> = {
   send: ['send'],
   'outbox:read': ['outbox:read'],
   'inbound:read': ['inbound:read'],
+  connect: ['connect'],
   admin: ['admin'],
   read: ['outbox:read', 'inbound:read'],
 };
@@ -37,7 +38,7 @@ const serverIds = (what: string) =>
 export const createApiKeySchema = z
   .strictObject({
     name: z.string({ error: 'Give the key a name, e.g. "ERP production"' }).trim().min(1, { error: 'Give the key a name, e.g. "ERP production"' }).max(100, { error: 'At most 100 characters' }),
-    scopes: z.array(z.enum(API_KEY_SCOPES, { error: SCOPE_ERROR }), { error: 'A list of scopes, e.g. ["send"]' }).min(1, { error: 'Choose at least one scope' }).max(4).optional(),
+    scopes: z.array(z.enum(API_KEY_SCOPES, { error: SCOPE_ERROR }), { error: 'A list of scopes, e.g. ["send"]' }).min(1, { error: 'Choose at least one scope' }).max(5).optional(),
     scope: z.enum(Object.keys(SHORTHAND) as [string, ...string[]], { error: `Scope must be one of ${API_KEY_SCOPES.join(', ')}` }).optional(),
     mailServerIds: serverIds('outgoing mail server').optional(),
     incomingServerIds: serverIds('incoming mail server').optional(),

@@ -25,8 +25,9 @@ Commands:
   servers test <id>                             Run Test Connection for one mail server
   apikey create --name N --scope S [--scope S] [--mail-server ID] [--incoming-server ID]
                                                 Create an API key (printed once). Scopes: send,
-                                                outbox:read, inbound:read, admin (read = outbox:read +
-                                                inbound:read); each flag repeatable or comma-separated;
+                                                outbox:read, inbound:read, connect, admin (read =
+                                                outbox:read + inbound:read); each flag repeatable or
+                                                comma-separated;
                                                 the server flags limit the key to those servers
   send --from F --to T --subject S --text X     Queue a message (delivered by the running server)
 

@@ -61,6 +61,17 @@ export interface Config {
   readonly submission: SubmissionConfig | null;
   /** OUTBOUND_BLOCK_PRIVATE, OUTBOUND_ALLOW: where webhooks, SMTP and IMAP may connect to. */
   readonly outbound: OutboundPolicy;
+  /** Connect links (personal mailboxes): null when CONNECT_RETURN_URLS is not set (links are off). */
+  readonly connect: ConnectConfig | null;
+}
+
+export interface ConnectConfig {
+  /** CONNECT_RETURN_URLS: a return URL must have one's origin and start with its path. */
+  readonly returnUrls: readonly URL[];
+  /** CONNECT_RESULT_SECRET: the HMAC-SHA256 key of the result the return URL receives. */
+  readonly resultSecret: Buffer;
+  /** CONNECT_APP_NAME: the application the connect page names ("… asks to send and receive mail as you"). */
+  readonly appName: string | null;
 }
 
 export interface DatabaseTimeouts {
@@ -346,8 +357,49 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   if (badAllow.length) problems.push(`OUTBOUND_ALLOW must be a comma-separated list of host names, addresses or CIDRs such as erp.internal,10.0.0.0/8 (not understood: "${badAllow.join('", "')}")`);
   const outbound: OutboundPolicy = Object.freeze({ blockPrivate: rawBlockPrivate === 'true', allow: Object.freeze(allow) });
 
+  const connect = connectConfig(get, problems);
+
   if (problems.length > 0) throw new ConfigError(problems);
-  return Object.freeze({ port, host, baseUrl, dataDir, databaseUrl, databaseTimeouts, secretKey, microsoftAuthorityHost, microsoftAssertionAlg, google, microsoftGraph, plaintextHosts, logLevel, outbox, webhooks, inboundEnabled, inboundParseThreads, inboundMaxMessageBytes, imapTimeoutMs, inboundLeaseMs, graphPush, lifecycleLeaseMs, certificateProbeMs, http, submission, outbound });
+  return Object.freeze({ port, host, baseUrl, dataDir, databaseUrl, databaseTimeouts, secretKey, microsoftAuthorityHost, microsoftAssertionAlg, google, microsoftGraph, plaintextHosts, logLevel, outbox, webhooks, inboundEnabled, inboundParseThreads, inboundMaxMessageBytes, imapTimeoutMs, inboundLeaseMs, graphPush, lifecycleLeaseMs, certificateProbeMs, http, submission, outbound, connect });
+}
+
+const LOOPBACK_HOSTS = ['localhost', '127.0.0.1', '[::1]'];
+
+function connectConfig(get: (k: string) => string | undefined, problems: string[]): ConnectConfig | null {
+  const raw = get('CONNECT_RETURN_URLS');
+  // CONNECT_SIGNING_SECRET: the name the design first gave it; kept as an alias.
+  const secretName = get('CONNECT_RESULT_SECRET') !== undefined ? 'CONNECT_RESULT_SECRET' : 'CONNECT_SIGNING_SECRET';
+  const secret = get(secretName);
+  if (raw === undefined) {
+    if (secret !== undefined) problems.push(`${secretName} is set but CONNECT_RETURN_URLS is not: connect links need the return URLs they may send people back to`);
+    return null;
+  }
+  const returnUrls: URL[] = [];
+  for (const entry of raw.split(',').map((x) => x.trim()).filter(Boolean)) {
+    let u: URL;
+    try {
+      u = new URL(entry);
+    } catch {
+      problems.push(`CONNECT_RETURN_URLS: "${entry}" is not an absolute URL such as https://erp.example.com/mail/connected`);
+      continue;
+    }
+    if (u.protocol !== 'https:' && !(u.protocol === 'http:' && LOOPBACK_HOSTS.includes(u.hostname))) problems.push(`CONNECT_RETURN_URLS: "${entry}" must use https:// (http:// only for localhost): the signed result travels in it`);
+    else if (u.search || u.hash || u.username || u.password) problems.push(`CONNECT_RETURN_URLS: "${entry}" must be an origin and path, without query, fragment or credentials`);
+    else returnUrls.push(u);
+  }
+  if (!returnUrls.length && !problems.some((p) => p.startsWith('CONNECT_RETURN_URLS'))) problems.push('CONNECT_RETURN_URLS must list at least one URL');
+  if (secret === undefined) problems.push('CONNECT_RESULT_SECRET is required with CONNECT_RETURN_URLS: the ERP checks the result it receives with it (generate one with: openssl rand -hex 32)');
+  else if (Buffer.byteLength(secret) < 32) problems.push(`${secretName} must be at least 32 characters (generate one with: openssl rand -hex 32)`);
+  return Object.freeze({ returnUrls: Object.freeze(returnUrls), resultSecret: Buffer.from(secret ?? ''), appName: get('CONNECT_APP_NAME') ?? null });
+}
+
+/** Whether `url` is one of the configured return URLs: same origin, and its path under one's path. */
+export function returnUrlAllowed(connect: ConnectConfig, url: URL): boolean {
+  return connect.returnUrls.some((r) => {
+    if (r.origin !== url.origin) return false;
+    const prefix = r.pathname;
+    return url.pathname === prefix || url.pathname.startsWith(prefix.endsWith('/') ? prefix : `${prefix}/`);
+  });
 }
 
 function submissionConfig(get: (k: string) => string | undefined, httpPort: number, problems: string[]): SubmissionConfig | null {

@@ -34,6 +34,7 @@ export const ERRORS = {
   /** At start: PostgreSQL answered but refused us (login failed, no such database); waiting will not help. */
   MR_DATABASE_REFUSED: 500,
   MR_OAUTH_STATE_INVALID: 400,
+  MR_CONNECT_NOT_CONFIGURED: 409,
   MR_OAUTH_NOT_CONFIGURED: 422,
   MR_OAUTH_PROVIDER_ERROR: 502,
   MR_OAUTH_RESPONSE_INVALID: 502,

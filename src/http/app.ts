@@ -6,6 +6,7 @@ import { fileURLToPath } from 'node:url';
 import { quietLevel } from '../logger.ts';
 import type { Mailroom } from '../mailroom.ts';
 import { limitConnectionsPerAddress } from './connection-limits.ts';
+import { connectLinkRoutes } from './routes/connect-link-routes.ts';
 import { assertDepth, errorBody, handleClientError, handleError, SECURITY_HEADERS } from './http-errors.ts';
 import { ApiDoc } from './openapi.ts';
 import { healthRoutes } from './routes/health-routes.ts';
@@ -60,7 +61,8 @@ export async function buildApp(mr: Mailroom, opts: { webDist?: string } = {}): P
 
   const hsts = mr.config.baseUrl.protocol === 'https:';
   app.addHook('onSend', async (req, reply) => {
-    reply.headers(SECURITY_HEADERS);
+    // A route's own policy stands (the public connect page has a stricter one).
+    for (const [k, v] of Object.entries(SECURITY_HEADERS)) if (!reply.hasHeader(k)) reply.header(k, v);
     if (hsts) reply.header('strict-transport-security', 'max-age=31536000');
     // API answers carry API keys, webhook secrets and CSRF tokens: no cache may keep any of them.
     if (req.url.startsWith('/api/') || req.url.startsWith('/oauth2/') || req.url.startsWith('/metrics')) reply.header('cache-control', 'no-store');
@@ -81,6 +83,7 @@ export async function buildApp(mr: Mailroom, opts: { webDist?: string } = {}): P
   bounceRoutes(app, mr, doc);
   healthPageRoutes(app, mr, doc);
   graphNotificationRoutes(app, mr, doc);
+  connectLinkRoutes(app, mr, doc);
   oauthRoutes(app, mr);
   healthRoutes(app, mr);
   app.get('/api/openapi.json', async () => doc.document(mr.config.baseUrl.href));

@@ -1,6 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import type { ImapFlow } from 'imapflow';
 import type { Config } from '../config/config.ts';
+import { queryMailServers, serverState } from '../storage/mail-server-store.ts';
+import { encodeServerCursor, parseServerListQuery } from '../servers/server-list-query.ts';
 import { redirectUri } from '../config/config.ts';
 import { explain } from '../diagnose/diagnose.ts';
 import { MailroomError, isMailroomError } from '../errors/errors.ts';
@@ -194,6 +196,8 @@ export class IncomingServerService {
       /** Microsoft Graph change notifications (Graph servers only; null for IMAP). */
       push: this.pushView(s, subs),
       fetch: this.fetchState(s.id),
+      owner: s.owner,
+      state: serverState(s, t?.status),
       createdAt: s.createdAt,
       updatedAt: s.updatedAt,
     };
@@ -225,6 +229,19 @@ export class IncomingServerService {
    */
   private claim(id: string): Promise<boolean> {
     return acquireLease(this.deps.db, `mailbox:${id}`, this.instance, this.deps.config.inboundLeaseMs, this.now());
+  }
+
+  /** One page of the list with its filters (owner, state, q) applied in SQL, and how many match. */
+  async page(query: unknown) {
+    const q = parseServerListQuery(query, 'incoming');
+    const { items, total, last } = await queryMailServers(this.deps.db, q);
+    const { tokens, names, leases, subs } = await this.context();
+    const end = items.at(-1);
+    return {
+      items: await Promise.all(items.map((s) => this.view(s, tokens, names, leases.get(s.id)?.holder ?? null, subs))),
+      nextCursor: last || !end ? null : encodeServerCursor(end),
+      total,
+    };
   }
 
   async list() {

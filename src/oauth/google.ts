@@ -7,6 +7,7 @@ import { MailroomError } from '../errors/errors.ts';
 import type { OAuthApp, OAuthProvider, OAuthTokens } from './oauth-provider.ts';
 import { clientAuth } from './client-auth.ts';
 import { tokenEndpointFetch } from './token-endpoint.ts';
+import { boundedFetch } from '../net/bounded-fetch.ts';
 
 /**
  * Google's one scope for SMTP and IMAP (the "restricted" full mail scope; gmail.send does not cover
@@ -133,6 +134,25 @@ export const googleProvider: OAuthProvider = {
   formOptions: { secretExpiryHelp: null, sharedMailbox: false, applicationAccess: false, sendingLimitHints: null },
   noRefreshTokenFix: 'Google returns a refresh token only with access_type=offline and prompt=consent, which Mailroom sends: remove Mailroom from https://myaccount.google.com/permissions for this account, then click Connect your Gmail account again.',
   scopes: () => GMAIL_SCOPES,
+  // https://developers.google.com/identity/protocols/oauth2/web-server#tokenrevoke: revoking the
+  // refresh token ends the whole grant, its access tokens included.
+  async revokeGrant(app, refreshToken) {
+    const g = asGoogle(app);
+    const url = `${g.tokenHost}/revoke`;
+    const response = await boundedFetch(
+      url,
+      { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams({ token: refreshToken }).toString() },
+      { timeoutMs: 10_000, maxBytes: 64 * 1024 },
+    );
+    const text = await response.text();
+    // 400 invalid_token: already revoked or expired, which is the outcome wanted.
+    if (!response.ok && !/invalid_token/.test(text)) {
+      throw new MailroomError('MR_OAUTH_PROVIDER_ERROR', `Google did not revoke the grant (HTTP ${response.status}).`, {
+        fix: 'Remove Mailroom from https://myaccount.google.com/permissions for this account.',
+        evidence: { kind: 'oauth', stage: 'revoke', httpStatus: response.status, origin: new URL(url).origin },
+      });
+    }
+  },
   app: (server, config, credential): GoogleApp => ({
     scopes: GMAIL_SCOPES,
     authorityHost: config.google.authorityHost,
@@ -156,7 +176,7 @@ export const googleProvider: OAuthProvider = {
       // Google issues a refresh token only for offline access, and again only when consent is shown.
       access_type: 'offline',
       prompt: 'consent',
-      login_hint: p.loginHint,
+      ...(p.loginHint && { login_hint: p.loginHint }),
     }).toString();
     return url.href;
   },

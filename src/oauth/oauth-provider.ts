@@ -91,6 +91,13 @@ export interface OAuthProvider {
   grantIsDead(ev: OAuthEvidence): boolean;
   /** A page where a tenant administrator consents for everyone (Microsoft only), if the provider has one. */
   adminConsentUrl?(app: Omit<OAuthApp, 'credential'>, serverId: string): string;
+  /**
+   * Ends the grant at the provider (the refresh token and what it issued), where the provider has an
+   * endpoint for one grant. Absent: `revokeHelp` says what to do instead.
+   */
+  revokeGrant?(app: OAuthApp, refreshToken: string): Promise<void>;
+  /** Where the provider cannot revoke one grant: how the user or an admin ends it. */
+  readonly revokeHelp?: string;
   /** What the admin should know about a grant that works today (e.g. a refresh token that dies in 7 days). */
   connectWarning?(tokens: OAuthTokens): OAuthEvidence | undefined;
 }

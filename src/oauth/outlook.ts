@@ -72,7 +72,7 @@ export function buildAuthorizeUrl(
     nonce: p.nonce,
     code_challenge: p.codeChallenge,
     code_challenge_method: 'S256',
-    login_hint: p.loginHint,
+    ...(p.loginHint && { login_hint: p.loginHint }),
     prompt: 'select_account',
   }).toString();
   return url.href;
@@ -282,6 +282,10 @@ export const outlookFields = {
 
 export const outlookProvider: OAuthProvider = {
   id: 'outlook',
+  // The identity platform has no endpoint that revokes one refresh token: only all of a user's
+  // sessions (Graph revokeSignInSessions), which would sign the person out everywhere.
+  revokeHelp:
+    'Microsoft has no way to revoke one grant: Mailroom forgot the tokens, and the grant ends after 90 days unused. To end it now, the user removes the app at https://myapps.microsoft.com, or an administrator removes the user\'s consent in Microsoft Entra admin center › Enterprise applications › the app › Permissions.',
   fields: outlookFields,
   hosts: { smtp: { host: 'smtp.office365.com', port: 587, security: 'starttls' }, imap: { host: 'outlook.office365.com', port: 993, security: 'tls' } },
   accountName: 'Outlook',

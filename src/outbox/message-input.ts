@@ -87,6 +87,8 @@ export const sendMessageSchema = z.strictObject({
     .optional(),
   headers: z.record(z.string(), z.string().max(4000)).optional(),
   mailServerId: z.string().optional(),
+  owner: z.string({ error: 'The owner is your application\'s id for the user, as text' }).trim().min(1, { error: 'The owner is empty: leave it out for a shared mailbox' }).max(200, { error: 'The owner is at most 200 characters' }).optional(),
+  allowSharedFallback: z.boolean({ error: 'allowSharedFallback is true or false' }).optional(),
 });
 
 export interface ValidMessage {
@@ -101,6 +103,9 @@ export interface ValidMessage {
   attachments: Array<{ filename: string; contentType: string; content: string; size: number }>;
   headers: Record<string, string>;
   mailServerId: string | null;
+  /** The ERP user whose own mailbox sends it; null: shared mailboxes only. */
+  owner: string | null;
+  allowSharedFallback: boolean;
   sizeBytes: number;
 }
 
@@ -139,7 +144,8 @@ export function validateMessage(body: unknown, maxBytes: number): ValidMessage {
   if (to.length + cc.length + bcc.length === 0 && !Object.keys(fields).some((k) => /^(to|cc|bcc)/.test(k))) {
     fields.to = 'Give at least one recipient in to, cc or bcc';
   }
-  if (b.from === undefined && b.mailServerId === undefined) fields.from = 'Give the sender address in from (or a mailServerId to send as its mailbox)';
+  if (b.from === undefined && b.mailServerId === undefined && b.owner === undefined) fields.from = 'Give the sender address in from (or a mailServerId or owner to send as their mailbox)';
+  if (b.allowSharedFallback !== undefined && b.owner === undefined) fields.allowSharedFallback = 'allowSharedFallback goes with an owner: without one only shared mailboxes send anyway';
   if (CRLF.test(b.subject)) fields.subject = 'The subject must not contain line breaks';
   else if (unfoldable(b.subject)) fields.subject = `The subject ${TOO_LONG}`;
   if (b.text === undefined && b.html === undefined) fields.text = 'Give the message body in text or html';
@@ -185,6 +191,8 @@ export function validateMessage(body: unknown, maxBytes: number): ValidMessage {
     attachments,
     headers,
     mailServerId: b.mailServerId ?? null,
+    owner: b.owner ?? null,
+    allowSharedFallback: b.allowSharedFallback ?? false,
     sizeBytes: size,
   };
 }

@@ -4,7 +4,7 @@ import type { OutboxConfig } from '../config/config.ts';
 import { MailroomError, validationError } from '../errors/errors.ts';
 import { findApiKey } from '../storage/api-key-store.ts';
 import { parseMessage } from '../inbound/parse-message.ts';
-import { type Choice, chooseServer } from '../servers/choose-server.ts';
+import { type Choice, chooseOwnedServer, type Ownership } from '../servers/choose-server.ts';
 import { pageLimit, parseInput, queryText } from '../errors/parse-input.ts';
 import type { Db } from '../storage/database.ts';
 import { listMailServers, type MailServerRecord, type StoredError } from '../storage/mail-server-store.ts';
@@ -119,6 +119,8 @@ export interface RawSubmission {
   /** The bytes to send (the submission listener has already removed Bcc). */
   raw: Buffer;
   envelope: { from: string; to: string[] };
+  /** X-Mailroom-Owner (removed from raw): only this owner's mailboxes send it; null: shared ones. */
+  owner?: string | null;
   apiKeyId: string;
   receivedVia: ReceivedVia;
 }
@@ -208,10 +210,14 @@ export class OutboxService {
     const msg = validateMessage(body, this.deps.config.maxMessageBytes);
     if (msg.mailServerId && opts.mailServerIds && !opts.mailServerIds.includes(msg.mailServerId)) throw forbiddenServer(msg.mailServerId);
     const servers = within(await this.serversThisTurn(), opts.mailServerIds);
-    const choice = chooseServer(servers, msg.from?.address ?? null, msg.mailServerId);
+    const choice = chooseOwnedServer(servers, msg.from?.address ?? null, msg.mailServerId, { owner: msg.owner, allowSharedFallback: msg.allowSharedFallback });
     if (!choice.ok) {
       const fix =
-        choice.field === 'mailServerId'
+        choice.field === 'owner'
+          ? `Send ${msg.owner} a connect link (POST /api/v1/connect-links) so they connect their own mailbox, or set allowSharedFallback to let a shared mailbox send.`
+          : msg.owner !== null && choice.field === 'from'
+            ? `Send from ${msg.owner}'s own mailbox (or leave from out to send as it), or set allowSharedFallback to let a shared mailbox send for this sender.`
+            : choice.field === 'mailServerId'
           ? 'Use the id of an active server from GET /api/v1/mail-servers.'
           : msg.mailServerId
             ? `Send from an address this server may send as, or leave mailServerId out to let Mailroom choose a server that may send as this sender${sendAsFix(msg.from?.address)}.`
@@ -323,9 +329,14 @@ export class OutboxService {
    * The server that would send for this sender (FROM Filtering and Priority), or why none would, with
    * the fix: the SMTP listener asks at MAIL FROM, before the client sends the message.
    */
-  async chooseFor(from: string, mailServerIds?: string[] | null): Promise<Choice<MailServerRecord> & { fix?: string }> {
-    const choice = chooseServer(within(await this.serversThisTurn(), mailServerIds), from, null);
-    return choice.ok ? choice : { ...choice, fix: senderFix(from, !!mailServerIds) };
+  async chooseFor(from: string, mailServerIds?: string[] | null, ownership: Ownership = { owner: undefined }): Promise<Choice<MailServerRecord> & { fix?: string }> {
+    const choice = chooseOwnedServer(within(await this.serversThisTurn(), mailServerIds), from, null, ownership);
+    if (choice.ok) return choice;
+    const fix =
+      ownership.owner
+        ? `Send from ${ownership.owner}'s own mailbox, or connect it first with a connect link (POST /api/v1/connect-links).`
+        : senderFix(from, !!mailServerIds);
+    return { ...choice, fix };
   }
 
   /**
@@ -337,7 +348,7 @@ export class OutboxService {
     const parsed = await parseMessage(s.raw);
     // A server-limited key sends over SMTP only through its servers too.
     const limits = (await findApiKey(this.deps.db, s.apiKeyId))?.mailServerIds;
-    const server = await chooseForSubmitted(s.raw, parsed.problem, s.envelope.from, (from) => this.chooseFor(from, limits));
+    const server = await chooseForSubmitted(s.raw, parsed.problem, s.envelope.from, (from) => this.chooseFor(from, limits, { owner: s.owner ?? null }));
     // The envelope is who receives it, whatever the headers say.
     checkRecipients(server, s.envelope.to.length);
     const warnings = await this.checkSuppressed(server, s.envelope.to, 'to');

@@ -7,12 +7,14 @@ export interface Candidate {
   /** The mailbox it signs in as (OAuth) or the relay account. */
   username: string;
   authType: string;
+  /** The ERP user whose personal mailbox it is; null or absent: shared. */
+  owner?: string | null;
 }
 
 export type Choice<T extends Candidate> =
   | { ok: true; server: T; reason: string }
   /** `field`: what the caller should change, the sender or the server it named. */
-  | { ok: false; reason: string; field: 'from' | 'mailServerId' };
+  | { ok: false; reason: string; field: 'from' | 'mailServerId' | 'owner' };
 
 /** Whether a server's FROM Filtering lets it send as `address`: the exact address, its domain, or no filter. */
 export function filterAccepts(fromFilter: string | null, address: string): boolean {
@@ -72,6 +74,57 @@ export function chooseServer<T extends Candidate>(servers: T[], from: string | n
   return {
     ok: false,
     reason: `No mail server may send as ${address || 'this sender'}: every active server has a FROM Filtering for another address or domain (${active.map((s) => s.fromFilter).join(', ')}).`,
+    field: 'from',
+  };
+}
+
+/** Whose mailboxes a message may use. */
+export interface Ownership {
+  /** A text: that owner's mailboxes; null: shared ones only; undefined: any (a check before the owner is known). */
+  owner: string | null | undefined;
+  /** For an owner: a shared mailbox may send when none of the owner's may. */
+  allowSharedFallback?: boolean;
+}
+
+const isShared = (s: Candidate) => (s.owner ?? null) === null;
+
+/**
+ * chooseServer among the servers a message may use: an owner's message goes only through the owner's
+ * own mailboxes (never another owner's), and through a shared one only when the request allows the
+ * fallback; a message without an owner never through a personal mailbox. Since a personal mailbox has
+ * no FROM Filtering, the owner's From can only be one of their own addresses.
+ */
+export function chooseOwnedServer<T extends Candidate>(servers: T[], from: string | null, explicitId: string | null, o: Ownership): Choice<T> {
+  if (o.owner === undefined) return chooseServer(servers, from, explicitId);
+  const named = explicitId ? servers.find((x) => x.id === explicitId) : undefined;
+  const shared = servers.filter(isShared);
+  if (o.owner === null) {
+    if (named && !isShared(named)) return { ok: false, reason: `The mail server "${named.name}" is the personal mailbox of one user; a message without that owner never uses it.`, field: 'mailServerId' };
+    return chooseServer(shared, from, explicitId);
+  }
+  const own = servers.filter((s) => s.owner === o.owner);
+  if (named) {
+    if (named.owner === o.owner) return chooseServer(own, from, explicitId);
+    if (isShared(named) && o.allowSharedFallback) return chooseServer(shared, from, explicitId);
+    return {
+      ok: false,
+      reason: isShared(named)
+        ? `The mail server "${named.name}" is shared, and this message for ${o.owner} does not allow a shared fallback.`
+        : `The mail server "${named.name}" is another user's personal mailbox.`,
+      field: 'mailServerId',
+    };
+  }
+  const mine = chooseServer(own, from, null);
+  if (mine.ok) return mine;
+  if (o.allowSharedFallback) {
+    const fallback = chooseServer(shared, from, null);
+    return fallback.ok ? { ...fallback, reason: `${fallback.reason}, shared (${o.owner} has no mailbox that may send as this sender)` } : fallback;
+  }
+  const active = own.filter((s) => s.active);
+  if (!active.length) return { ok: false, reason: `${o.owner} has no active mailbox of their own, and this message does not allow a shared fallback.`, field: 'owner' };
+  return {
+    ok: false,
+    reason: `A message for ${o.owner} is sent only from their own mailbox (${active.map((s) => s.username).join(', ')}), not as ${from ?? 'this sender'}.`,
     field: 'from',
   };
 }

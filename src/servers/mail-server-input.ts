@@ -110,6 +110,8 @@ export const createMailServerSchema = z.strictObject({
   clientSecretExpiresAt: mailServerFields.clientSecretExpiresAt.default(null),
   active: z.boolean().default(true),
   allowAccountMismatch: z.boolean().default(false),
+  /** The ERP user whose personal mailbox this is; null: shared (anyone's messages by From). */
+  owner: z.string({ error: 'The owner is your application\'s id for the user, as text (null: shared)' }).trim().min(1, { error: 'The owner is empty: use null for a shared mailbox' }).max(200, { error: 'The owner is at most 200 characters' }).nullable().default(null),
   // Omitted: the SMTP Server's defaults (Microsoft's for Microsoft's hosts); null: no limit.
   ...limitFields,
 });
@@ -133,6 +135,7 @@ export const updateMailServerSchema = z.strictObject({
   clientSecretExpiresAt: mailServerFields.clientSecretExpiresAt.optional(),
   active: z.boolean().optional(),
   allowAccountMismatch: z.boolean().optional(),
+  owner: z.string({ error: 'The owner is your application\'s id for the user, as text (null: shared)' }).trim().min(1, { error: 'The owner is empty: use null for a shared mailbox' }).max(200, { error: 'The owner is at most 200 characters' }).nullable().optional(),
   ...limitFields,
 });
 

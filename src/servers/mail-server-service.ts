@@ -3,7 +3,7 @@ import type { Config } from '../config/config.ts';
 import { redirectUri } from '../config/config.ts';
 import { explain } from '../diagnose/diagnose.ts';
 import { MailroomError, isMailroomError } from '../errors/errors.ts';
-import { secretAad, type TokenManager } from '../oauth/token-manager.ts';
+import { appFor, secretAad, tokenAad, type TokenManager } from '../oauth/token-manager.ts';
 import { certificateView, type CertificateView } from '../oauth/certificate-service.ts';
 import { oauthProviderOf } from '../oauth/oauth-providers.ts';
 import { GraphError, graphCall, grantedPermissions, missingPermission, userPath, withGraphToken } from '../graph/graph-client.ts';
@@ -45,7 +45,8 @@ import { parseInput } from '../errors/parse-input.ts';
 import { z } from 'zod';
 import { checklist, type ChecklistItem } from '../lifecycle/checklist.ts';
 import { certificateExpiry, type SecretExpiry } from '../lifecycle/secret-expiry.ts';
-import { errorAndNotice, setAlertState, setMailServerError } from '../storage/mail-server-store.ts';
+import { errorAndNotice, findTokens, listAllMailServers, queryMailServers, serverState, setAlertState, setMailServerError, type ServerState } from '../storage/mail-server-store.ts';
+import { encodeServerCursor, parseServerListQuery } from './server-list-query.ts';
 import type { ConnectionGates } from '../smtp/connection-gate.ts';
 import { smtpGateKey } from '../smtp/smtp-pool.ts';
 import { defaultLimits, type SendLimits } from './send-limits.ts';
@@ -101,8 +102,19 @@ export interface MailServerView {
   sending: SendStatus | null;
   /** Microsoft's admin consent page for this app and tenant; null for providers without one. */
   adminConsentUrl: string | null;
+  /** The ERP user whose personal mailbox this is; null: shared. */
+  owner: string | null;
+  /** connected, needs_attention, not_connected or disabled: what the list's state filter matches. */
+  state: ServerState;
   createdAt: string;
   updatedAt: string;
+}
+
+/** What deleting or disconnecting did to the grant at the provider. */
+export interface GrantRevocation {
+  grantRevoked: boolean;
+  /** Why not, and how to end it otherwise (Microsoft has no per-grant revocation). */
+  note: string | null;
 }
 
 export interface CheckResult {
@@ -228,6 +240,8 @@ export class MailServerService {
       ...s.limits,
       sending,
       adminConsentUrl: (app && provider?.adminConsentUrl?.(app, s.id)) ?? null,
+      owner: s.owner,
+      state: serverState(s, t?.status),
       createdAt: s.createdAt,
       updatedAt: s.updatedAt,
     };
@@ -242,6 +256,16 @@ export class MailServerService {
     const byServer = new Map(tokens.map((t) => [t.mailServerId, t]));
     const sending = opts.sending === false ? servers.map(() => null) : await Promise.all(servers.map((s) => this.deps.sendStatus?.(s) ?? null));
     return servers.map((s, i) => this.view(s, byServer.get(s.id), sending[i]));
+  }
+
+  /** One page of the list with its filters (owner, state, q) applied in SQL, and how many match. */
+  async page(query: unknown): Promise<{ items: MailServerView[]; nextCursor: string | null; total: number }> {
+    const q = parseServerListQuery(query, 'outgoing');
+    const { items, total, last } = await queryMailServers(this.deps.db, q);
+    const tokens = await findTokens(this.deps.db, items.map((s) => s.tokenSourceId ?? s.id));
+    const sending = await Promise.all(items.map((s) => this.deps.sendStatus?.(s) ?? null));
+    const end = items.at(-1);
+    return { items: items.map((s, i) => this.view(s, tokens.get(s.tokenSourceId ?? s.id), sending[i])), nextCursor: last || !end ? null : encodeServerCursor(end), total };
   }
 
   async record(id: string): Promise<MailServerRecord> {
@@ -360,9 +384,33 @@ export class MailServerService {
     return this.get(id);
   }
 
-  async remove(id: string): Promise<void> {
+  async remove(id: string): Promise<GrantRevocation> {
+    const s = await findMailServer(this.deps.db, id);
+    const revocation = s ? await this.revokeGrant(s) : { grantRevoked: false, note: null };
     if (!(await deleteMailServer(this.deps.db, id))) {
       throw new MailroomError('MR_NOT_FOUND', `Mail server ${id} does not exist.`);
+    }
+    return revocation;
+  }
+
+  /**
+   * Before a server and its tokens are deleted: the grant is revoked at the provider where it has a
+   * way to (Google), unless another server still uses this connection. A failed revocation does not
+   * keep the server: it is said, with what to do instead.
+   */
+  async revokeGrant(s: MailServerRecord): Promise<GrantRevocation> {
+    const provider = oauthProviderOf(s);
+    const t = await findToken(this.deps.db, s.id);
+    if (!provider || !t?.refreshTokenSealed) return { grantRevoked: false, note: null };
+    if ((await listAllMailServers(this.deps.db)).some((x) => x.tokenSourceId === s.id && x.id !== s.id)) {
+      return { grantRevoked: false, note: 'Another server reuses this connection, so the grant was kept.' };
+    }
+    if (!provider.revokeGrant) return { grantRevoked: false, note: provider.revokeHelp ?? null };
+    try {
+      await provider.revokeGrant(appFor(s, this.deps.config, this.deps.sealer), this.deps.sealer.open(t.refreshTokenSealed, tokenAad(s.id, 'refresh_token')));
+      return { grantRevoked: true, note: null };
+    } catch (e) {
+      return { grantRevoked: false, note: `${(e as Error).message} ${isMailroomError(e) && e.fix ? e.fix : ''}`.trim() };
     }
   }
 

@@ -2,7 +2,7 @@ import type { Selectable } from 'kysely';
 import type { Db } from './database.ts';
 import type { ApiKeyTable } from './schema.ts';
 
-export type ApiKeyScope = 'send' | 'outbox:read' | 'inbound:read' | 'admin';
+export type ApiKeyScope = 'send' | 'outbox:read' | 'inbound:read' | 'connect' | 'admin';
 
 export interface ApiKeyRecord {
   id: string;

@@ -3,6 +3,7 @@ import type { Selectable } from 'kysely';
 import type { Db } from './database.ts';
 import type { MailServerTable, OAuthTokenTable } from './schema.ts';
 import type { SendLimits } from '../servers/send-limits.ts';
+import { containsText } from './text-search.ts';
 
 export interface StoredError {
   code: string;
@@ -61,6 +62,8 @@ export interface MailServerRecord {
   /** A rolled certificate, used once a token request has proven it (the admin uploaded it). */
   pendingCertificate: StoredCertificate | null;
   certificateAlertLevel: number | null;
+  /** The ERP user whose personal mailbox this is; null: a shared mailbox. */
+  owner: string | null;
 }
 
 export type ClientCredentialKind = 'secret' | 'certificate';
@@ -166,6 +169,7 @@ function toRecord(r: Selectable<MailServerTable>): MailServerRecord {
     allowAccountMismatch: Number(r.allow_account_mismatch) === 1,
     loginOkAt: r.login_ok_at,
     transport: r.transport === 'graph' ? 'graph' : r.direction === 'incoming' ? 'imap' : 'smtp',
+    owner: r.owner ?? null,
     limits: {
       maxConnections: r.max_connections === null ? null : Number(r.max_connections),
       messagesPerMinute: r.messages_per_minute === null ? null : Number(r.messages_per_minute),
@@ -216,8 +220,10 @@ type Columns = Omit<
   | 'certificate'
   | 'pendingCertificate'
   | 'certificateAlertLevel'
+  | 'owner'
 > & {
   clientCredential?: ClientCredentialKind;
+  owner?: string | null;
   passwordSealed?: string | null;
   transport?: Transport;
   limits?: Partial<SendLimits>;
@@ -259,6 +265,7 @@ function toColumns(p: Partial<Columns>): Partial<MailServerTable> {
   if (p.transport !== undefined) c.transport = p.transport === 'graph' ? 'graph' : null;
   if (p.lastFetchAt !== undefined) c.last_fetch_at = p.lastFetchAt;
   if (p.allowAccountMismatch !== undefined) c.allow_account_mismatch = p.allowAccountMismatch ? 1 : 0;
+  if (p.owner !== undefined) c.owner = p.owner;
   if (p.limits?.maxConnections !== undefined) c.max_connections = p.limits.maxConnections;
   if (p.limits?.messagesPerMinute !== undefined) c.messages_per_minute = p.limits.messagesPerMinute;
   if (p.limits?.recipientsPerDay !== undefined) c.recipients_per_day = p.limits.recipientsPerDay;
@@ -303,6 +310,83 @@ export async function listMailServers(db: Db, direction: MailServerRecord['direc
   return rows.map(toRecord);
 }
 
+export type ServerState = 'connected' | 'needs_attention' | 'not_connected' | 'disabled';
+export const SERVER_STATES: readonly ServerState[] = ['connected', 'needs_attention', 'not_connected', 'disabled'];
+
+/** Methods that sign in without a token: their state is their last error alone. */
+const TOKENLESS = ['password', 'none'];
+
+/**
+ * One word for the list: archived; a refusal kept or a dead grant; signed in (or needing no sign-in);
+ * else not yet connected. `token` is the server's own or its token source's.
+ */
+export function serverState(s: Pick<MailServerRecord, 'active' | 'lastError' | 'authType'>, tokenStatus: TokenStatus | undefined): ServerState {
+  if (!s.active) return 'disabled';
+  if (s.lastError || tokenStatus === 'reconnect_needed') return 'needs_attention';
+  if (TOKENLESS.includes(s.authType) || tokenStatus === 'valid') return 'connected';
+  return 'not_connected';
+}
+
+export interface ServerQuery {
+  direction: MailServerRecord['direction'];
+  owner?: string | null;
+  state?: ServerState;
+  q?: string;
+  /** Page size; the page after `cursor` (from the previous answer). */
+  limit: number;
+  cursor?: { priority: number; name: string; id: string };
+}
+
+/**
+ * A page of servers with the filters applied in SQL (the same rules as serverState), in the list's
+ * order (priority, name, id) with a keyset cursor, and the total matching the filters.
+ */
+export async function queryMailServers(db: Db, q: ServerQuery): Promise<{ items: MailServerRecord[]; total: number; last: boolean }> {
+  let base = db
+    .selectFrom('mail_servers as ms')
+    .leftJoin('oauth_tokens as t', (j) => j.on((eb) => eb('t.mail_server_id', '=', eb.fn.coalesce('ms.token_source_id', 'ms.id'))))
+    .where('ms.direction', '=', q.direction);
+  if (q.owner !== undefined) base = base.where('ms.owner', q.owner === null ? 'is' : '=', q.owner);
+  if (q.q) base = base.where(containsText(['ms.name', 'ms.username'], q.q));
+  if (q.state === 'disabled') base = base.where('ms.active', '=', 0);
+  else if (q.state) {
+    base = base.where('ms.active', '=', 1);
+    if (q.state === 'needs_attention') base = base.where((eb) => eb.or([eb('ms.last_error', 'is not', null), eb('t.status', '=', 'reconnect_needed')]));
+    else {
+      base = base.where('ms.last_error', 'is', null).where((eb) => eb.or([eb('t.status', 'is', null), eb('t.status', '!=', 'reconnect_needed')]));
+      base =
+        q.state === 'connected'
+          ? base.where((eb) => eb.or([eb('ms.auth_type', 'in', TOKENLESS), eb('t.status', '=', 'valid')]))
+          : base.where('ms.auth_type', 'not in', TOKENLESS).where((eb) => eb.or([eb('t.status', 'is', null), eb('t.status', '=', 'not_connected')]));
+    }
+  }
+  const { total } = await base.select((eb) => eb.fn.countAll<number | string>().as('total')).executeTakeFirstOrThrow();
+  let page = base.selectAll('ms');
+  const c = q.cursor;
+  if (c) {
+    page = page.where((eb) =>
+      eb.or([
+        eb('ms.priority', '>', c.priority),
+        eb.and([eb('ms.priority', '=', c.priority), eb('ms.name', '>', c.name)]),
+        eb.and([eb('ms.priority', '=', c.priority), eb('ms.name', '=', c.name), eb('ms.id', '>', c.id)]),
+      ]),
+    );
+  }
+  const rows = await page.orderBy('ms.priority').orderBy('ms.name').orderBy('ms.id').limit(q.limit + 1).execute();
+  return { items: rows.slice(0, q.limit).map(toRecord), total: Number(total), last: rows.length <= q.limit };
+}
+
+/** The owner's servers in one direction (a personal mailbox is looked up by owner and address). */
+export async function listOwnedServers(db: Db, owner: string, direction: MailServerRecord['direction']): Promise<MailServerRecord[]> {
+  return (await db.selectFrom('mail_servers').selectAll().where('owner', '=', owner).where('direction', '=', direction).orderBy('priority').orderBy('name').execute()).map(toRecord);
+}
+
+/** The first incoming server that reuses `sourceId`'s connection (a template's own inbox settings). */
+export async function findIncomingUsing(db: Db, sourceId: string): Promise<MailServerRecord | undefined> {
+  const r = await db.selectFrom('mail_servers').selectAll().where('direction', '=', 'incoming').where('token_source_id', '=', sourceId).orderBy('created_at').executeTakeFirst();
+  return r && toRecord(r);
+}
+
 export async function setLastFetch(db: Db, id: string, at: string): Promise<void> {
   await db.updateTable('mail_servers').set({ last_fetch_at: at }).where('id', '=', id).execute();
 }
@@ -320,6 +404,14 @@ export async function deleteMailServer(db: Db, id: string): Promise<boolean> {
 export async function findToken(db: Db, mailServerId: string): Promise<TokenRecord | undefined> {
   const r = await db.selectFrom('oauth_tokens').selectAll().where('mail_server_id', '=', mailServerId).executeTakeFirst();
   return r && toToken(r);
+}
+
+/** The tokens of these servers only (a page of the list), by server id. */
+export async function findTokens(db: Db, ids: string[]): Promise<Map<string, TokenRecord>> {
+  const unique = [...new Set(ids)];
+  if (!unique.length) return new Map();
+  const rows = await db.selectFrom('oauth_tokens').selectAll().where('mail_server_id', 'in', unique).execute();
+  return new Map(rows.map((r) => [r.mail_server_id, toToken(r)]));
 }
 
 export async function listTokens(db: Db): Promise<TokenRecord[]> {

@@ -500,6 +500,36 @@ const migrations = (dialect: Dialect): Record<string, Migration> => ({
       await db.schema.alterTable('mail_servers').addColumn('certificate_alert_level', 'integer').execute();
     },
   },
+  '0022_owners_connect_links': {
+    async up(db: Kysely<any>) {
+      // The ERP user a personal mailbox belongs to (opaque); null: a shared mailbox anyone may use.
+      await db.schema.alterTable('mail_servers').addColumn('owner', 'text').execute();
+      await db.schema.createIndex('mail_servers_owner').on('mail_servers').columns(['owner', 'direction']).execute();
+      // A link an ERP hands to one of its users: only the token's hash is kept; single use (used_at).
+      // The sign-in it starts keeps its state here too (hashed, single use with the link).
+      await db.schema
+        .createTable('connect_links')
+        .addColumn('id', 'text', (c) => c.primaryKey())
+        .addColumn('token_hash', 'text', (c) => c.notNull().unique())
+        .addColumn('action', 'text', (c) => c.notNull())
+        .addColumn('template_server_id', 'text', (c) => c.references('mail_servers.id').onDelete('cascade'))
+        .addColumn('owner', 'text', (c) => c.notNull())
+        .addColumn('login_hint', 'text')
+        .addColumn('purposes', 'text', (c) => c.notNull())
+        .addColumn('return_url', 'text', (c) => c.notNull())
+        .addColumn('state_hash', 'text', (c) => c.unique())
+        .addColumn('code_verifier_sealed', 'text')
+        .addColumn('nonce', 'text')
+        .addColumn('state_expires_at', 'text')
+        .addColumn('created_by', 'text')
+        .addColumn('created_at', 'text', (c) => c.notNull())
+        .addColumn('expires_at', 'text', (c) => c.notNull())
+        .addColumn('used_at', 'text')
+        .addColumn('result', 'text')
+        .execute();
+      await db.schema.createIndex('connect_links_expires_at').on('connect_links').column('expires_at').execute();
+    },
+  },
 });
 
 /** Every migration's name, in order (what a migrated database lists in kysely_migration). */

@@ -77,6 +77,31 @@ export interface MailServerTable {
   pending_certificate: string | null;
   /** The certificate-expiry warning level last sent (as secret_alert_level for the secret). */
   certificate_alert_level: number | null;
+  /** The ERP user whose personal mailbox this is; null: shared. */
+  owner: string | null;
+}
+
+export interface ConnectLinkTable {
+  id: string;
+  token_hash: string;
+  /** 'connect' or 'disconnect'. */
+  action: string;
+  template_server_id: string | null;
+  owner: string;
+  login_hint: string | null;
+  /** JSON list: 'send', 'receive'. */
+  purposes: string;
+  return_url: string;
+  state_hash: string | null;
+  code_verifier_sealed: string | null;
+  nonce: string | null;
+  state_expires_at: string | null;
+  created_by: string | null;
+  created_at: string;
+  expires_at: string;
+  used_at: string | null;
+  /** JSON of the outcome once used (status, serverId or error code). */
+  result: string | null;
 }
 
 export interface AuditEventTable {
@@ -379,6 +404,7 @@ export interface Database {
   mail_servers: MailServerTable;
   oauth_tokens: OAuthTokenTable;
   oauth_states: OAuthStateTable;
+  connect_links: ConnectLinkTable;
   delivery_reports: DeliveryReportTable;
   delivery_report_recipients: DeliveryReportRecipientTable;
   suppressions: SuppressionTable;

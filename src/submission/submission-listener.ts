@@ -331,9 +331,13 @@ export class SubmissionListener {
     const mailFrom = session.envelope.mailFrom ? asciiAddress(session.envelope.mailFrom.address) : '';
     // The envelope as the client gave it (checked at MAIL FROM and RCPT TO), domains in ASCII.
     const envelope = { from: mailFrom, to: session.envelope.rcptTo.map((r) => asciiAddress(r.address)) };
-    const { raw } = prepareSubmitted(message, mailFrom.slice(mailFrom.lastIndexOf('@') + 1).toLowerCase());
+    const { raw, owners } = prepareSubmitted(message, mailFrom.slice(mailFrom.lastIndexOf('@') + 1).toLowerCase());
+    if (owners.length > 1 || owners.some((o) => o === '' || o.length > 200)) {
+      throw reply(550, '5.6.0 Give X-Mailroom-Owner once, with the owner\'s id (1-200 characters); nothing was queued');
+    }
     const commit = this.deps.outbox.enqueueRaw({
       raw,
+      owner: owners[0] ?? null,
       envelope,
       apiKeyId: user.keyId,
       receivedVia: { protocol: 'smtp', clientAddress: session.remoteAddress, apiKeyName: user.keyName },

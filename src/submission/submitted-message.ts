@@ -5,15 +5,23 @@ import { type Candidate, type Choice, maySendAs } from '../servers/choose-server
 import type { MessageProblem } from '../storage/inbound-store.ts';
 
 /**
+ * X-Mailroom-Owner: the ERP user whose own mailbox sends the message (as `owner` in the REST API).
+ * An instruction to Mailroom, never sent on.
+ */
+export const OWNER_HEADER = 'x-mailroom-owner';
+
+/**
  * Header fields a submission server must not pass on: Bcc would show the blind copies to every
  * recipient (RFC 5322 §3.6.3; Resent-Bcc likewise, §3.6.6). The recipients stay in the envelope.
  */
-const DROPPED = new Set(['bcc', 'resent-bcc']);
+const DROPPED = new Set(['bcc', 'resent-bcc', OWNER_HEADER]);
 
 export interface PreparedMessage {
   raw: Buffer;
   /** The Message-ID added because the client sent none, or null. */
   addedMessageId: string | null;
+  /** Every X-Mailroom-Owner value (unfolded, trimmed): more than one is refused by the caller. */
+  owners: string[];
 }
 
 /**
@@ -29,6 +37,8 @@ export function prepareSubmitted(raw: Buffer, senderDomain: string): PreparedMes
   let dropping = false;
   let droppedAny = false;
   let hasMessageId = false;
+  const owners: string[] = [];
+  let inOwner = false;
   let newline = '\r\n';
   let first = true;
   while (pos < text.length) {
@@ -46,15 +56,20 @@ export function prepareSubmitted(raw: Buffer, senderDomain: string): PreparedMes
       const name = line.slice(0, Math.max(0, line.indexOf(':'))).trim().toLowerCase();
       dropping = DROPPED.has(name);
       if (name === 'message-id') hasMessageId = true;
+      inOwner = name === OWNER_HEADER;
+      if (inOwner) owners.push(line.slice(line.indexOf(':') + 1));
+    } else if (inOwner) {
+      owners[owners.length - 1] += line;
     }
     if (dropping) droppedAny = true;
     else kept.push(line);
     pos = end;
   }
   const addedMessageId = hasMessageId ? null : `<${randomUUID()}@${senderDomain || 'mailroom.invalid'}>`;
-  if (addedMessageId === null && !droppedAny) return { raw, addedMessageId };
+  const owner = owners.map((o) => o.replace(/\r?\n/g, '').trim());
+  if (addedMessageId === null && !droppedAny) return { raw, addedMessageId, owners: owner };
   const head = (addedMessageId ? `Message-ID: ${addedMessageId}${newline}` : '') + kept.join('');
-  return { raw: Buffer.concat([Buffer.from(head, 'latin1'), raw.subarray(pos)]), addedMessageId };
+  return { raw: Buffer.concat([Buffer.from(head, 'latin1'), raw.subarray(pos)]), addedMessageId, owners: owner };
 }
 
 /** A refused submission: `field` 'from' is a sender the server may not send as, 'message' a message that cannot be sent at all. */

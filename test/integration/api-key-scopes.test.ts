@@ -3,7 +3,7 @@ import { after, before, test } from 'node:test';
 import { importInboundMessages, type NewInboundMessage } from '../../src/storage/inbound-store.ts';
 import { loginAgent, startTestMailroom, type Agent, type TestMailroom, VALID_SERVER } from '../helpers/test-mailroom.ts';
 
-type Scope = 'send' | 'outbox:read' | 'inbound:read' | 'admin';
+type Scope = 'send' | 'outbox:read' | 'inbound:read' | 'connect' | 'admin';
 
 // What each key may call, written out by hand (not read from the code under test): a key whose scope
 // is not listed must get 403 MR_AUTH_FORBIDDEN; one that is listed must get past authorization (a 2xx,
@@ -34,6 +34,11 @@ const ROUTES: Record<string, readonly Scope[] | 'anyone' | 'session'> = {
   'POST /api/v1/mail-servers/{id}/certificate/roll': ['admin'],
   'GET /api/v1/mail-servers/{id}/certificate.pem': ['admin'],
   'GET /api/v1/mail-servers/{id}/certificate.cer': ['admin'],
+  'POST /api/v1/mail-servers/bulk': ['admin'],
+
+  // An ERP hands its users links to connect their own mailbox: the connect scope does only that.
+  'POST /api/v1/connect-links': ['connect', 'admin'],
+  'POST /api/v1/mailboxes': ['connect', 'admin'],
 
   'POST /api/v1/messages': ['send', 'admin'],
   'GET /api/v1/messages': ['send', 'outbox:read', 'admin'],
@@ -90,6 +95,7 @@ const KEY_SETS: Record<string, Scope[]> = {
   send: ['send'],
   'outbox:read': ['outbox:read'],
   'inbound:read': ['inbound:read'],
+  connect: ['connect'],
   admin: ['admin'],
   'send+outbox:read+inbound:read': ['send', 'outbox:read', 'inbound:read'],
 };
@@ -335,7 +341,7 @@ test('creating a key: scopes or the one-scope shorthand, server limits checked, 
   const bad: Array<[object, string, RegExp]> = [
     [{ name: 'x' }, 'scopes', /at least one scope/],
     [{ name: 'x', scopes: [] }, 'scopes', /at least one scope/],
-    [{ name: 'x', scopes: ['read'] }, 'scopes.0', /one of send, outbox:read, inbound:read, admin/],
+    [{ name: 'x', scopes: ['read'] }, 'scopes.0', /one of send, outbox:read, inbound:read, connect, admin/],
     [{ name: 'x', scope: 'send', scopes: ['send'] }, 'scope', /not both/],
     [{ name: 'x', scopes: ['admin'], mailServerIds: [sales] }, 'mailServerIds', /admin key cannot be limited/],
     [{ name: 'x', scopes: ['inbound:read'], mailServerIds: [sales] }, 'mailServerIds', /send and outbox:read/],

@@ -58,6 +58,8 @@ export interface GoogleAuthServer {
   lastAuthorizeRequest(): URLSearchParams | undefined;
   /** POSTs on the token endpoint since start (any grant, success or error). */
   tokenRequestCount(): number;
+  /** Accounts whose grant was ended through the revocation endpoint, in order. */
+  revocations(): string[];
   close(): Promise<void>;
 }
 
@@ -160,6 +162,7 @@ export async function startGoogleAuthServer(opts: GoogleAuthServerOptions): Prom
   const offlineGrants = new Set<string>();
   let lastAuthorize: URLSearchParams | undefined;
   let tokenRequests = 0;
+  const revocations: string[] = [];
   const introspector = { id: `dovecot-${randomBytes(4).toString('hex')}`, secret: randomBytes(24).toString('hex') };
 
   const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
@@ -307,6 +310,16 @@ export async function startGoogleAuthServer(opts: GoogleAuthServerOptions): Prom
   tokenServer.on('request', (req, res) => {
     void (async () => {
       const url = new URL(req.url ?? '/', tokenHost);
+      // https://developers.google.com/identity/protocols/oauth2/web-server#tokenrevoke: a refresh (or
+      // access) token in the form; the whole grant ends; an unknown token is 400 invalid_token.
+      if (url.pathname === '/revoke' && req.method === 'POST') {
+        const token = new URLSearchParams(await readBody(req)).get('token') ?? '';
+        const rt = refreshTokens.get(token) ?? accessTokens.get(token);
+        if (!rt || rt.revoked) return json(res, 400, { error: 'invalid_token', error_description: 'Token expired or revoked' });
+        for (const t of [...refreshTokens.values(), ...accessTokens.values()]) if (t.account === rt.account && t.clientId === rt.clientId) t.revoked = true;
+        revocations.push(rt.account);
+        return json(res, 200, {});
+      }
       if (url.pathname !== '/token' || req.method !== 'POST') {
         res.writeHead(404, { 'content-type': 'text/plain' }).end('Not Found');
         return;
@@ -424,6 +437,7 @@ export async function startGoogleAuthServer(opts: GoogleAuthServerOptions): Prom
       for (const key of [...offlineGrants]) if (key.endsWith(`:${a}`)) offlineGrants.delete(key);
     },
     lastAuthorizeRequest: () => lastAuthorize,
+    revocations: () => [...revocations],
     tokenRequestCount: () => tokenRequests,
     async close() {
       await Promise.all([closeServer(authServer), closeServer(tokenServer), closeServer(introspectionServer)]);

@@ -38,6 +38,7 @@ const server = (lastError: StoredError | null, more: Partial<MailServerRecord> =
   certificate: null,
   pendingCertificate: null,
   certificateAlertLevel: null,
+  owner: null,
   ...more,
 });
 

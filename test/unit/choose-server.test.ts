@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { chooseServer } from '../../src/servers/choose-server.ts';
+import { chooseOwnedServer, chooseServer } from '../../src/servers/choose-server.ts';
 
 // Relays (authType none) unless said otherwise: they may send as anyone their FROM Filtering allows.
 const s = (id: string, priority: number, fromFilter: string | null, active = true, authType = 'none', username = `${id}@relay.test`) => ({ id, name: id, priority, fromFilter, active, authType, username });
@@ -81,4 +81,46 @@ test('a mailbox without FROM Filtering sends only as its Username: refused at on
   assert.ok(r.ok && r.server.id === 'relay');
   const own = chooseServer([sales, s('billing', 2, null, true, 'outlook_oauth', 'billing@contoso.com')], 'billing@contoso.com', null);
   assert.ok(own.ok && own.server.id === 'billing');
+});
+
+// Personal mailboxes: OAuth mailboxes without FROM Filtering, each sending only as itself.
+const mailbox = (id: string, username: string, owner: string | null, priority = 10, active = true) => ({ id, name: id, priority, fromFilter: null, active, authType: 'outlook_oauth', username, owner });
+
+test("an owner's message goes only through the owner's mailboxes, never another owner's", () => {
+  const servers = [mailbox('ann', 'ann@x.com', 'u-ann'), mailbox('dave', 'dave@x.com', 'u-dave', 1), s('relay', 5, 'x.com')];
+  const mine = chooseOwnedServer(servers, null, null, { owner: 'u-ann' });
+  assert.ok(mine.ok && mine.server.id === 'ann', 'without a From: the owner\'s own mailbox');
+  assert.ok(chooseOwnedServer(servers, 'ANN@x.com', null, { owner: 'u-ann' }).ok);
+  const asDave = chooseOwnedServer(servers, 'dave@x.com', null, { owner: 'u-ann' });
+  assert.deepEqual(asDave, { ok: false, reason: 'A message for u-ann is sent only from their own mailbox (ann@x.com), not as dave@x.com.', field: 'from' });
+  // The shared relay would accept any x.com sender: not without the fallback.
+  assert.equal(chooseOwnedServer(servers, 'sales@x.com', null, { owner: 'u-ann' }).ok, false);
+  const named = chooseOwnedServer(servers, null, 'dave', { owner: 'u-ann' });
+  assert.deepEqual(named, { ok: false, reason: 'The mail server "dave" is another user\'s personal mailbox.', field: 'mailServerId' });
+  assert.equal(chooseOwnedServer(servers, null, 'relay', { owner: 'u-ann' }).ok, false);
+});
+
+test('a shared mailbox sends for an owner only with allowSharedFallback, and only when none of the owner\'s may', () => {
+  const servers = [mailbox('ann', 'ann@x.com', 'u-ann', 50), s('relay', 1, 'x.com')];
+  const own = chooseOwnedServer(servers, 'ann@x.com', null, { owner: 'u-ann', allowSharedFallback: true });
+  assert.ok(own.ok && own.server.id === 'ann', 'the own mailbox first, whatever the priority');
+  const fallback = chooseOwnedServer(servers, 'sales@x.com', null, { owner: 'u-ann', allowSharedFallback: true });
+  assert.ok(fallback.ok && fallback.server.id === 'relay');
+  assert.match(fallback.reason, /shared \(u-ann has no mailbox that may send as this sender\)/);
+  const none = chooseOwnedServer(servers, 'sales@x.com', null, { owner: 'u-zed' });
+  assert.deepEqual(none, { ok: false, reason: 'u-zed has no active mailbox of their own, and this message does not allow a shared fallback.', field: 'owner' });
+  const archived = chooseOwnedServer([mailbox('old', 'old@x.com', 'u-old', 1, false)], 'old@x.com', null, { owner: 'u-old' });
+  assert.equal(archived.ok ? '' : archived.field, 'owner');
+  assert.ok(chooseOwnedServer(servers, null, 'relay', { owner: 'u-ann', allowSharedFallback: true }).ok);
+});
+
+test('a message without an owner never uses a personal mailbox; the check before the owner is known sees every server', () => {
+  const servers = [mailbox('ann', 'ann@x.com', 'u-ann', 1), s('open', 5, null)];
+  const shared = chooseOwnedServer(servers, 'ann@x.com', null, { owner: null });
+  assert.ok(shared.ok && shared.server.id === 'open', 'the relay sends as anyone, the personal mailbox is not considered');
+  assert.equal(chooseOwnedServer([servers[0]!], 'ann@x.com', null, { owner: null }).ok, false);
+  const named = chooseOwnedServer(servers, null, 'ann', { owner: null });
+  assert.equal(named.ok ? '' : named.field, 'mailServerId');
+  const any = chooseOwnedServer([servers[0]!], 'ann@x.com', null, { owner: undefined });
+  assert.ok(any.ok && any.server.id === 'ann');
 });

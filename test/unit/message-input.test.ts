@@ -52,3 +52,19 @@ test('missing recipients, body, sender; unknown fields; bad base64 — all named
   assert.ok(fields({ ...base, attachments: [{ filename: 'a', content: '***' }] })['attachments.0.content']);
   assert.ok(fields([1, 2]).body);
 });
+
+test('owner and allowSharedFallback: an owner may stand for the sender; the fallback only goes with an owner', () => {
+  const { from: _from, ...noFrom } = base;
+  const m = validateMessage({ ...noFrom, owner: ' erp-user-42 ', allowSharedFallback: true }, MAX);
+  assert.equal(m.owner, 'erp-user-42');
+  assert.equal(m.allowSharedFallback, true);
+  assert.equal(m.from, null);
+  const shared = validateMessage(base, MAX);
+  assert.equal(shared.owner, null, 'no owner: shared mailboxes only');
+  assert.equal(shared.allowSharedFallback, false);
+  assert.deepEqual(Object.keys(fields({ ...base, allowSharedFallback: true })), ['allowSharedFallback']);
+  assert.deepEqual(Object.keys(fields({ ...base, owner: '  ' })), ['owner']);
+  assert.deepEqual(Object.keys(fields({ ...base, owner: 'x'.repeat(201) })), ['owner']);
+  assert.deepEqual(Object.keys(fields({ ...base, owner: 42 })), ['owner']);
+  assert.deepEqual(Object.keys(fields(noFrom)), ['from']);
+});

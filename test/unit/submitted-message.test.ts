@@ -143,3 +143,15 @@ test('NUL and a CR without LF are found anywhere in the message; CRLF and LF alo
   assert.match(forbiddenBytes(Buffer.from('Subject: x\r\n\r\nb\0c')) ?? '', /NUL byte \(at byte 15\)/);
   assert.match(forbiddenBytes(Buffer.from('Subject: x\r\n\r\nends with\r')) ?? '', /CR not followed by LF/);
 });
+
+test('X-Mailroom-Owner is read (unfolded) and removed; every other byte is kept', () => {
+  const raw = Buffer.from('From: ann@x.com\r\nX-Mailroom-Owner: erp-\r\n user-42\r\nMessage-ID: <1@x.com>\r\nSubject: Hi\r\n\r\nX-Mailroom-Owner: in the body stays\r\n');
+  const p = prepareSubmitted(raw, 'x.com');
+  assert.deepEqual(p.owners, ['erp- user-42'], 'unfolding removes the line break only (RFC 5322 §2.2.3)');
+  assert.equal(p.raw.toString(), 'From: ann@x.com\r\nMessage-ID: <1@x.com>\r\nSubject: Hi\r\n\r\nX-Mailroom-Owner: in the body stays\r\n');
+  const two = prepareSubmitted(Buffer.from('x-mailroom-owner: a\r\nX-MAILROOM-OWNER: b\r\nMessage-ID: <2@x.com>\r\n\r\nbody'), 'x.com');
+  assert.deepEqual(two.owners, ['a', 'b'], 'both seen, so the listener refuses the message');
+  const none = Buffer.from('From: ann@x.com\r\nMessage-ID: <3@x.com>\r\n\r\nbody');
+  assert.equal(prepareSubmitted(none, 'x.com').raw, none, 'untouched without one');
+  assert.deepEqual(prepareSubmitted(none, 'x.com').owners, []);
+});

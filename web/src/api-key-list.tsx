@@ -15,6 +15,7 @@ const SCOPES: { value: ApiKeyScope; label: string; short: string }[] = [
   { value: 'send', label: 'Send — queue messages, and see, retry or cancel the ones this key queued', short: 'Send' },
   { value: 'outbox:read', label: 'Read outgoing messages — every application\'s', short: 'Read outgoing' },
   { value: 'inbound:read', label: 'Read received mail — incoming messages and their raw MIME', short: 'Read received' },
+  { value: 'connect', label: 'Connect links — give people links to connect their own mailbox', short: 'Connect links' },
   { value: 'admin', label: 'Admin — everything, settings and keys included', short: 'Admin' },
 ];
 

@@ -366,7 +366,7 @@ export interface MessagePage {
   nextCursor: string | null;
 }
 
-export type ApiKeyScope = 'send' | 'outbox:read' | 'inbound:read' | 'admin';
+export type ApiKeyScope = 'send' | 'outbox:read' | 'inbound:read' | 'connect' | 'admin';
 
 export interface ApiKey {
   id: string;

@@ -11,7 +11,7 @@ export function apiKeyRoutes(app: FastifyInstance, mr: Mailroom, doc: ApiDoc): v
   doc.add('get', base, 'List API keys (never the keys themselves)');
   app.get(base, guard, async () => ({ items: await mr.apiKeys.list() }));
 
-  doc.add('post', base, 'Create an API key with scopes (send, outbox:read, inbound:read, admin) and optional server limits; the key is in this response only', createApiKeySchema);
+  doc.add('post', base, 'Create an API key with scopes (send, outbox:read, inbound:read, connect, admin) and optional server limits; the key is in this response only', createApiKeySchema);
   app.post(base, guard, async (req, reply) => {
     const created = await mr.apiKeys.create(req.body, req.admin?.id ?? null);
     await audited(req, mr, 'apikey.created', { type: 'api_key', id: created.id }, { name: created.name, scopes: created.scopes, mailServerIds: created.mailServerIds, incomingServerIds: created.incomingServerIds });

@@ -21,8 +21,8 @@ export function inboundRoutes(app: FastifyInstance, mr: Mailroom, doc: ApiDoc): 
   const reusableQuery = z.object({ username: queryText('username', 320).default('') });
   app.get(`${servers}/reusable-connections`, admin, async (req) => ({ items: await mr.incoming.reusableConnections(parseInput(reusableQuery, req.query).username) }));
 
-  doc.add('get', servers, 'List incoming mail servers');
-  app.get(servers, admin, async () => ({ items: await mr.incoming.list() }));
+  doc.add('get', servers, 'List incoming mail servers (query: owner, shared=true, state, q, limit, cursor); answers items, nextCursor, total');
+  app.get(servers, admin, async (req) => mr.incoming.page(req.query));
 
   doc.add('post', servers, 'Create an incoming mail server (IMAP, Outlook OAuth)', createIncomingSchema);
   app.post(servers, admin, async (req, reply) => {

@@ -2,6 +2,8 @@ import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
 import type { Mailroom } from '../../mailroom.ts';
 import { createMailServerSchema, updateMailServerSchema } from '../../servers/mail-server-input.ts';
+import { isMailroomError } from '../../errors/errors.ts';
+import { parseInput } from '../../errors/parse-input.ts';
 import { audited, requireAdmin, requireAuth } from '../session-auth.ts';
 import type { ApiDoc } from '../openapi.ts';
 
@@ -14,8 +16,8 @@ export function mailServerRoutes(app: FastifyInstance, mr: Mailroom, doc: ApiDoc
   doc.add('get', `${base}/defaults`, 'Defaults for a new mail server, with this installation\'s OAuth2 redirect URL');
   app.get(`${base}/defaults`, guard, async () => mr.servers.defaults());
 
-  doc.add('get', base, 'List outgoing mail servers');
-  app.get(base, guard, async () => ({ items: await mr.servers.list() }));
+  doc.add('get', base, 'List outgoing mail servers (query: owner, shared=true, state, q, limit, cursor); answers items, nextCursor, total');
+  app.get(base, guard, async (req) => mr.servers.page(req.query));
 
   doc.add('post', base, 'Create an outgoing mail server', createMailServerSchema);
   app.post(base, guard, async (req, reply) => {
@@ -32,6 +34,35 @@ export function mailServerRoutes(app: FastifyInstance, mr: Mailroom, doc: ApiDoc
     const view = await mr.servers.update(req.params.id, req.body);
     await audited(req, mr, 'mail_server.updated', { type: 'mail_server', id: view.id }, { fields: Object.keys((req.body as object) ?? {}) });
     return view;
+  });
+
+  const bulkBody = z.strictObject({
+    action: z.enum(['test', 'disconnect', 'delete'], { error: 'action is test, disconnect or delete' }),
+    ids: z.array(z.string().min(1).max(100), { error: 'ids is a list of mail server ids' }).min(1, { error: 'Name at least one server' }).max(200, { error: 'At most 200 servers at once' }),
+  });
+  doc.add('post', `${base}/bulk`, 'Test, disconnect or delete several mail servers; answers one result per id (a delete says whether the grant was revoked at the provider)', bulkBody);
+  app.post(`${base}/bulk`, guard, async (req) => {
+    const { action, ids } = parseInput(bulkBody, req.body);
+    const results = [];
+    for (const id of [...new Set(ids)]) {
+      try {
+        if (action === 'test') {
+          const r = await mr.servers.test(id);
+          results.push({ id, ok: r.ok, message: r.message, ...(r.code !== undefined && { code: r.code }) });
+        } else if (action === 'disconnect') {
+          await mr.servers.disconnect(id);
+          results.push({ id, ok: true, message: 'Disconnected: the tokens are forgotten.' });
+        } else {
+          const r = await mr.servers.remove(id);
+          results.push({ id, ok: true, message: 'Deleted.', ...r });
+        }
+        await audited(req, mr, `mail_server.bulk_${action}`, { type: 'mail_server', id });
+      } catch (e) {
+        if (!isMailroomError(e)) throw e;
+        results.push({ id, ok: false, code: e.code, message: e.message });
+      }
+    }
+    return { results };
   });
 
   doc.add('delete', `${base}/:id`, 'Delete a mail server and its tokens');

@@ -1,6 +1,8 @@
 import type { FastifyInstance } from 'fastify';
 import type { Mailroom } from '../../mailroom.ts';
 import { OAUTH_PROVIDERS } from '../../oauth/oauth-providers.ts';
+import { LINK_STATE_PREFIX } from '../../connect/connect-link-service.ts';
+import { sendConnectOutcome } from './connect-link-routes.ts';
 
 const formPath = (direction: 'outgoing' | 'incoming') =>
   direction === 'incoming' ? '/settings/technical/incoming-mail-servers' : '/settings/technical/mail-servers';
@@ -11,6 +13,18 @@ export function oauthRoutes(app: FastifyInstance, mr: Mailroom): void {
   for (const provider of OAUTH_PROVIDERS) {
     app.get(`/oauth2/${provider.id}/callback`, async (req, reply) => {
       const url = new URL(req.url, mr.config.baseUrl);
+      // A person who opened a connect link: no Mailroom account, the state names the link.
+      if (url.searchParams.get('state')?.startsWith(LINK_STATE_PREFIX)) {
+        const outcome = await mr.connectLinks.callback(url.searchParams, provider);
+        if (outcome.kind === 'redirect' && outcome.result) {
+          const r = outcome.result;
+          req.log.info({ event: `connect_link.${r.status}`, provider: provider.id, owner: r.owner, ...(r.status === 'connected' && { mailServerId: r.serverId, account: r.mailbox }), ...(r.status === 'error' && { code: r.error }) }, 'connect link finished');
+          await mr.audit.record('connect_link', `connect_link.${r.status}`, { type: 'owner', id: r.owner }, r.status === 'connected' ? { mailServerId: r.serverId, account: r.mailbox } : {});
+        } else if (outcome.kind === 'page') {
+          req.log.warn({ event: 'connect_link.refused', provider: provider.id, status: outcome.status }, 'connect link sign-in refused');
+        }
+        return sendConnectOutcome(reply, outcome);
+      }
       if (!req.admin) {
         // The state stays valid for 10 minutes: log in and come straight back here to finish.
         return reply.redirect(`/login?next=${encodeURIComponent(url.pathname + url.search)}`);
