@@ -290,14 +290,48 @@ export async function claimDue(
   leaseMs: number,
   limit: number,
   paced: string[] = [],
+  /** Round robin: at most this many of one server's messages per claim, the servers' first ones before anyone's second. */
+  perServer?: number,
 ): Promise<Claimed[]> {
   const ts = now.toISOString();
   return db.transaction().execute(async (trx) => {
-    let pick = trx.selectFrom('outbox_messages').select('id').where(isDue(ts)).orderBy('next_attempt_at').limit(limit);
-    if (paced.length) pick = pick.where((eb) => eb.or([eb('mail_server_id', 'is', null), eb('mail_server_id', 'not in', paced)]));
-    if (dialect === 'postgres') pick = pick.forUpdate().skipLocked();
-    return claimIds(trx, (await pick.execute()).map((r) => r.id), owner, now, leaseMs);
+    const skip = <Q extends { where: (...a: any[]) => Q }>(q: Q): Q =>
+      paced.length ? q.where((eb: ExpressionBuilder<Database, 'outbox_messages'>) => eb.or([eb('mail_server_id', 'is', null), eb('mail_server_id', 'not in', paced)])) : q;
+    if (perServer === undefined) {
+      let pick = skip(trx.selectFrom('outbox_messages').select('id').where(isDue(ts))).orderBy('next_attempt_at').limit(limit);
+      if (dialect === 'postgres') pick = pick.forUpdate().skipLocked();
+      return claimIds(trx, (await pick.execute()).map((r) => r.id), owner, now, leaseMs);
+    }
+    // Each server's due messages numbered in their order; the claim takes every server's first
+    // before any second, so one mailbox's thousand queued messages do not go before another's one.
+    const ranked = skip(
+      trx
+        .selectFrom('outbox_messages')
+        .select(['id', 'next_attempt_at', sql<number>`row_number() over (partition by mail_server_id order by next_attempt_at, id)`.as('rn')])
+        .where(isDue(ts)),
+    );
+    const picked = await trx
+      .selectFrom(ranked.as('r'))
+      .select('r.id')
+      .where('r.rn', '<=', perServer)
+      .orderBy('r.rn')
+      .orderBy('r.next_attempt_at')
+      .limit(limit)
+      .execute();
+    let ids = picked.map((r) => r.id);
+    if (dialect === 'postgres' && ids.length) {
+      // Window functions cannot be locked: lock the picked rows now, skipping those another
+      // instance holds, and keep only those still due once locked.
+      ids = (await trx.selectFrom('outbox_messages').select('id').where('id', 'in', ids).where(isDue(ts)).forUpdate().skipLocked().execute()).map((r) => r.id);
+    }
+    return claimIds(trx, ids, owner, now, leaseMs);
   });
+}
+
+/** The servers with a message due now (queued and due, or left by a crashed sender). */
+export async function serversWithDue(db: Db, now: Date): Promise<Set<string>> {
+  const rows = await db.selectFrom('outbox_messages').select('mail_server_id').distinct().where(isDue(now.toISOString())).where('mail_server_id', 'is not', null).execute();
+  return new Set(rows.map((r) => r.mail_server_id!));
 }
 
 async function claimIds(trx: Transaction<Database>, ids: string[], owner: string, now: Date, leaseMs: number): Promise<Claimed[]> {
