@@ -26,7 +26,7 @@ import { type OpenedDatabase, openDatabase } from './storage/database.ts';
 import { type DatabaseWaiting, whenDatabaseReachable } from './storage/wait-for-database.ts';
 import { tightenDir } from './storage/private-files.ts';
 import { ConnectionGates } from './smtp/connection-gate.ts';
-import { sendStatus } from './outbox/send-status.ts';
+import { sendStatus, sendStatuses } from './outbox/send-status.ts';
 
 /** Everything a running Mailroom needs, wired once; HTTP, CLI and tests build on this. */
 export interface Mailroom {
@@ -152,6 +152,7 @@ export async function createMailroom(config: Config, logger: Logger, opts: Start
       tokens,
       gates,
       sendStatus: (server) => sendStatus(db, server, now()),
+      sendStatuses: (servers) => sendStatuses(db, servers, now()),
       now,
       // A passing Test Connection means the admin fixed the server: held mail may go now.
       onHealthy: async (serverId) => {

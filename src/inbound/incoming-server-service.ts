@@ -16,7 +16,7 @@ import { validationError } from '../errors/errors.ts';
 import type { Sealer } from '../secrets/sealer.ts';
 import { parseInput } from '../errors/parse-input.ts';
 import type { Db } from '../storage/database.ts';
-import { countInbound } from '../storage/inbound-store.ts';
+import { countInbound, countInboundByServer } from '../storage/inbound-store.ts';
 import { acquireLease, acquireLeases, findLease, listLeases, releaseLease, releaseLeasesOf } from '../storage/cluster-store.ts';
 import { isPostgres, type Wakeups } from '../storage/wakeups.ts';
 import { type GraphSubscriptionRecord, listGraphSubscriptions, markNotified, markSilent, subscriptionsById } from '../storage/graph-subscription-store.ts';
@@ -159,7 +159,7 @@ export class IncomingServerService {
     return { state: 'active' as const, until: row.expiresAt, reason: null, pollEveryMinutes: Math.max(normal, push.pollMs / 60_000), lastNotificationAt: row.lastNotificationAt };
   }
 
-  private async view(s: MailServerRecord, tokens: Map<string, TokenRecord>, names: Map<string, string>, fetchedBy: string | null, subs: Map<string, GraphSubscriptionRecord> = new Map()) {
+  private async view(s: MailServerRecord, tokens: Map<string, TokenRecord>, names: Map<string, string>, fetchedBy: string | null, subs: Map<string, GraphSubscriptionRecord> = new Map(), counts?: Map<string, number>) {
     const t = tokens.get(s.tokenSourceId ?? s.id);
     const imap = s.imap!;
     return {
@@ -192,7 +192,7 @@ export class IncomingServerService {
       lastError: s.lastError,
       checklist: checklist(s, t, this.now()).items,
       lastFetchAt: s.lastFetchAt,
-      importedCount: await countInbound(this.deps.db, s.id),
+      importedCount: counts ? (counts.get(s.id) ?? 0) : await countInbound(this.deps.db, s.id),
       /** An IMAP IDLE connection is open: new mail is fetched within seconds, not at the interval. */
       idle: this.watchers.get(s.id)?.client.usable === true,
       /** Microsoft Graph change notifications (Graph servers only; null for IMAP). */
@@ -233,8 +233,8 @@ export class IncomingServerService {
 
   async list() {
     const servers = await listMailServers(this.deps.db, 'incoming');
-    const { tokens, names, leases, subs } = await this.context();
-    return Promise.all(servers.map((s) => this.view(s, tokens, names, leases.get(s.id)?.holder ?? null, subs)));
+    const [{ tokens, names, leases, subs }, counts] = await Promise.all([this.context(), countInboundByServer(this.deps.db)]);
+    return Promise.all(servers.map((s) => this.view(s, tokens, names, leases.get(s.id)?.holder ?? null, subs, counts)));
   }
 
   async get(id: string) {
