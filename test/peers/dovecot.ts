@@ -23,6 +23,12 @@ export interface DovecotOptions {
   scopes?: string[];
   /** Username/Password logins (AUTH PLAIN/LOGIN, IMAP LOGIN) from a password database beside the tokens. */
   passwords?: Record<string, string>;
+  /**
+   * IMAP and submission connections open at once that this Dovecot must carry (default: Dovecot's
+   * own limits, about 100): a thousand mailboxes each watched with IDLE need more processes, and
+   * more connections per login and imap process.
+   */
+  connections?: number;
 }
 
 export interface Dovecot {
@@ -176,10 +182,39 @@ service submission-login {
     ssl = yes
   }
 }
-submission_relay_host = 127.0.0.1
+${o.connections ? limits(o.connections) : ''}submission_relay_host = 127.0.0.1
 submission_relay_port = ${o.relayPort}
 submission_relay_trusted = no
 submission_relay_ssl = no
+`;
+}
+
+/**
+ * Room for `n` connections: login processes that keep serving after the login (service_count = 0)
+ * with many clients each, imap processes that carry several IDLE sessions each (client_limit; all
+ * mail belongs to one system user here); auth and anvil take default_client_limit.
+ */
+function limits(n: number): string {
+  const perImap = 25;
+  return `default_client_limit = ${n * 4}
+default_process_limit = ${Math.ceil(n / perImap) * 2 + 100}
+mail_max_userip_connections = 20
+service imap-login {
+  service_count = 0
+  client_limit = ${n * 2}
+  process_min_avail = 2
+}
+service submission-login {
+  service_count = 0
+  client_limit = ${n * 2}
+}
+service imap {
+  client_limit = ${perImap}
+  process_limit = ${Math.ceil((n * 2) / perImap) + 20}
+}
+service submission {
+  process_limit = ${n + 100}
+}
 `;
 }
 
