@@ -214,7 +214,7 @@ export class OutboxWorker {
           }
           if (batch.length < capacity) {
             const skip = [...new Set([...paced.map((p) => p.id), ...busy])];
-            batch.push(...(await claimDue(this.deps.db, this.deps.dialect, this.id, this.now(), this.deps.config.leaseMs, capacity - batch.length, skip, this.deps.config.poolSize)));
+            batch.push(...(await claimDue(this.deps.db, this.deps.dialect, this.id, this.now(), this.deps.config.leaseMs, capacity - batch.length, skip, Math.min(this.share, 2 * this.deps.config.poolSize))));
           }
           claimed = batch.length;
           if (this.failures) this.deps.logger.info({ event: 'outbox.resumed', after: this.failures }, 'outbox worker resumed');
@@ -261,10 +261,20 @@ export class OutboxWorker {
     });
   }
 
-  /** Messages of one mailbox in flight at once: as many as it has connections (Graph: its 4 concurrent requests). */
+  /**
+   * Messages of one mailbox in flight at once: two for each of its connections (Graph: its 4
+   * concurrent requests), so a connection finds its next message waiting instead of a claim per
+   * message, and the rest of the worker's slots stay free for the other mailboxes: never more
+   * than half of OUTBOX_CONCURRENCY.
+   */
   private laneCap(server: MailServerRecord): number {
     const pool = server.transport === 'graph' ? GRAPH_CONCURRENT_REQUESTS : this.deps.config.poolSize;
-    return Math.max(1, Math.min(pool, server.limits.maxConnections ?? Infinity));
+    return Math.min(this.share, 2 * Math.max(1, Math.min(pool, server.limits.maxConnections ?? Infinity)));
+  }
+
+  /** Half of the worker's slots: the most one mailbox may hold. */
+  private get share(): number {
+    return Math.max(1, Math.floor(this.deps.config.concurrency / 2));
   }
 
   /**

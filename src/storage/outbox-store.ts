@@ -302,26 +302,27 @@ export async function claimDue(
       if (dialect === 'postgres') pick = pick.forUpdate().skipLocked();
       return claimIds(trx, (await pick.execute()).map((r) => r.id), owner, now, leaseMs);
     }
-    // Each server's due messages numbered in their order; the claim takes every server's first
-    // before any second, so one mailbox's thousand queued messages do not go before another's one.
-    const ranked = skip(
-      trx
-        .selectFrom('outbox_messages')
-        .select(['id', 'next_attempt_at', sql<number>`row_number() over (partition by mail_server_id order by next_attempt_at, id)`.as('rn')])
-        .where(isDue(ts)),
-    );
-    const picked = await trx
-      .selectFrom(ranked.as('r'))
-      .select('r.id')
-      .where('r.rn', '<=', perServer)
-      .orderBy('r.rn')
-      .orderBy('r.next_attempt_at')
-      .limit(limit)
+    // The next due messages in order, a few times the claim, of which at most `perServer` per
+    // server: one mailbox's long queue takes its share, the rest goes to the next mailboxes. The
+    // worker leaves a mailbox out of the claim while it has its connections' worth in flight, so a
+    // long queue does not hide the others behind it. Index order, no sort of the whole queue.
+    const ahead = await skip(trx.selectFrom('outbox_messages').select(['id', 'mail_server_id']).where(isDue(ts)))
+      .orderBy('next_attempt_at')
+      .limit(limit * 4)
       .execute();
+    const taken = new Map<string | null, number>();
+    const picked: Array<{ id: string }> = [];
+    for (const r of ahead) {
+      if (picked.length >= limit) break;
+      const n = taken.get(r.mail_server_id) ?? 0;
+      if (n >= perServer) continue;
+      taken.set(r.mail_server_id, n + 1);
+      picked.push({ id: r.id });
+    }
     let ids = picked.map((r) => r.id);
     if (dialect === 'postgres' && ids.length) {
-      // Window functions cannot be locked: lock the picked rows now, skipping those another
-      // instance holds, and keep only those still due once locked.
+      // Lock the picked rows now, skipping those another instance holds, and keep only those
+      // still due once locked.
       ids = (await trx.selectFrom('outbox_messages').select('id').where('id', 'in', ids).where(isDue(ts)).forUpdate().skipLocked().execute()).map((r) => r.id);
     }
     return claimIds(trx, ids, owner, now, leaseMs);
