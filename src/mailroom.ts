@@ -109,7 +109,9 @@ export async function createMailroom(config: Config, logger: Logger, opts: Start
   const gates = new ConnectionGates(database.dialect === 'postgres' ? { db, instance, wakeups, leaseMs: config.outbox.leaseMs, now, logger } : undefined, db);
   const worker = new OutboxWorker({ db, dialect: database.dialect, config: config.outbox, graphHost: config.microsoftGraph.host, tokens, gates, logger, now });
   const inbound = new InboundMessageService({ db, dataDir: config.dataDir, baseUrl: config.baseUrl.href });
-  const incoming = new IncomingServerService({ db, sealer, config, tokens, logger, now, instance, gates, wakeups });
+  // Webhooks for new mail go at once rather than at the sender's next 1 s look.
+  let webhooksStarted = false;
+  const incoming = new IncomingServerService({ db, sealer, config, tokens, logger, now, instance, gates, wakeups, onImported: () => webhooksStarted && webhooks.kick() });
   const webhooks = new WebhookService({ db, sealer, messages: inbound, logger, config: config.webhooks, now });
   const audit = new AuditLog(db, now);
   const outbox = new OutboxService({ db, config: config.outbox, now, onEnqueued: () => {
@@ -178,6 +180,7 @@ export async function createMailroom(config: Config, logger: Logger, opts: Start
       if (config.inboundEnabled) {
         incoming.start();
         webhooks.start();
+        webhooksStarted = true;
         wakeups.on('mailroom_webhooks', () => webhooks.kick());
         // A Graph notification received by any instance: the mailbox's holder runs delta.
         wakeups.on('mailroom_inbound', (payload) => incoming.onPush(payload));

@@ -113,6 +113,8 @@ export class IncomingServerService {
       gates?: ConnectionGates;
       /** Tells the mailbox's holder (another instance on PostgreSQL) that Graph notified a change. */
       wakeups?: Wakeups;
+      /** New messages were stored: their webhooks may go now (SQLite has no wake-up across processes to say so). */
+      onImported?: () => void;
     },
   ) {
     this.parser = new ParsePool({ threads: deps.config.inboundParseThreads });
@@ -472,7 +474,10 @@ export class IncomingServerService {
         await setLastFetch(this.deps.db, server.id, this.now().toISOString());
         await setAlertState(this.deps.db, server.id, { loginOkAt: this.now().toISOString() });
         if (/^(IMAP_|NET_|GRAPH_)/.test(server.lastError?.code ?? '')) await setMailServerError(this.deps.db, server.id, null);
-        if (r.imported) this.deps.logger.info({ event: 'inbound.fetched', mailServerId: server.id, imported: r.imported, skipped: r.skipped }, 'new mail imported');
+        if (r.imported) {
+          this.deps.onImported?.();
+          this.deps.logger.info({ event: 'inbound.fetched', mailServerId: server.id, imported: r.imported, skipped: r.skipped }, 'new mail imported');
+        }
       } catch (e) {
         if (this.stopping.signal.aborted) {
           // Shutdown closed the connection: not the server's failure, nothing to record.
