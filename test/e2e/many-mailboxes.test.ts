@@ -93,8 +93,8 @@ test('one paced mailbox with 100 queued does not delay the 49 others; each messa
   await waitFor('one message from each of the 49 other mailboxes', async () => (Array.from({ length: N - 1 }, (_, k) => fromSink(userOf(k + 1), 'fair').length).every((n) => n === 1) ? true : undefined), 60_000, 100);
   const ms = Date.now() - t0;
   // The busy mailbox is held to its 30 a minute (the test's clock does not move here); the others
-  // were not queued behind it.
-  assert.ok(ms < 20_000, `the other mailboxes waited ${ms} ms`);
+  // were not queued behind it (its next 30 go a minute later).
+  assert.ok(ms < 45_000, `the other mailboxes waited ${ms} ms`);
   assert.ok(fromSink(busy, 'fair').length <= 30, `${fromSink(busy, 'fair').length} messages of the paced mailbox went in its first minute`);
   // The envelope sender is the mailbox that logged in (Dovecot submission relays as the
   // authenticated user): each message went through its own mailbox's server.
@@ -119,7 +119,7 @@ test(`${N} mailboxes watched: IDLE up to INBOUND_MAX_IDLE_CONNECTIONS (${IDLE_CA
   }
   // The watched mailboxes' mail comes within seconds, with no clock moved.
   const watched = new Set(stats.filter((i) => i.idle).map((i) => i.id));
-  await waitFor('the watched mailboxes\' messages', async () => (hooks.slice(before).filter((h) => watched.has(h.mailServerId)).length >= IDLE_CAP ? true : undefined), 30_000, 100);
+  await waitFor('the watched mailboxes\' messages', async () => (hooks.slice(before).filter((h) => watched.has(h.mailServerId)).length >= IDLE_CAP ? true : undefined), 60_000, 100);
   // The polled ones at their interval (1 minute): move the clock past it.
   await mailroom.advanceClock(61_000);
   await waitFor(`all ${N} messages at the webhook`, async () => (hooks.length - before >= N ? true : undefined), 60_000, 200);
