@@ -159,6 +159,7 @@ runBenchmark('many mailboxes', 3600, async () => {
   const deliverSeconds = (performance.now() - b0) / 1000;
   await until('every message at the webhook', 300_000, async () => ([...delivered.keys()].every((id) => hook.arrived.has(id)) ? true : undefined), 200);
   const latencies = [...delivered].map(([id, at]) => (hook.arrived.get(id)! - at) / 1000);
+  console.log(`# (b) delivery → webhook: p50 ${pct(latencies, 50).toFixed(2)} s, p99 ${pct(latencies, 99).toFixed(2)} s; (c) ${((rss1 - rss0) / N).toFixed(3)} MB per mailbox; health ${pct(healthMs, 50).toFixed(0)} ms`);
 
   // (a) one message from each mailbox, beside the same N from one unpaced mailbox.
   const sendRun = async (tag: string, from: (i: number) => string) => {
@@ -169,6 +170,7 @@ runBenchmark('many mailboxes', 3600, async () => {
   };
   const manySeconds = await sendRun('many', userOf);
   const oneSeconds = await sendRun('one', () => SINGLE);
+  console.log(`# (a) ${N} mailboxes ${manySeconds.toFixed(1)} s, one mailbox ${oneSeconds.toFixed(1)} s: ${(manySeconds / oneSeconds).toFixed(2)}×`);
 
   // (d) delivery while a burst of POSTs arrives, beside after it.
   const burst = arrivals(peers, 'burst', BURST, 600_000);
@@ -179,6 +181,7 @@ runBenchmark('many mailboxes', 3600, async () => {
   const dDone = await burst.done;
   const rateDuring = during / ((d1 - d0) / 1000);
   const rateAfter = (BURST - during) / ((dDone - d1) / 1000);
+  console.log(`# (d) during the POSTs ${rateDuring.toFixed(0)} msgs/s, after ${rateAfter.toFixed(0)} msgs/s: ${(rateDuring / rateAfter).toFixed(2)}×`);
   await mr.stop();
 
   // The N mailboxes over PROCESSES instances on one PostgreSQL.
