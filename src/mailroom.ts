@@ -28,7 +28,7 @@ import { type OpenedDatabase, openDatabase } from './storage/database.ts';
 import { type DatabaseWaiting, whenDatabaseReachable } from './storage/wait-for-database.ts';
 import { tightenDir } from './storage/private-files.ts';
 import { ConnectionGates } from './smtp/connection-gate.ts';
-import { sendStatus } from './outbox/send-status.ts';
+import { sendStatus, sendStatuses } from './outbox/send-status.ts';
 
 /** Everything a running Mailroom needs, wired once; HTTP, CLI and tests build on this. */
 export interface Mailroom {
@@ -118,7 +118,9 @@ export async function createMailroom(config: Config, logger: Logger, opts: Start
   const gates = new ConnectionGates(database.dialect === 'postgres' ? { db, instance, wakeups, leaseMs: config.outbox.leaseMs, now, logger } : undefined, db);
   const worker = new OutboxWorker({ db, dialect: database.dialect, config: config.outbox, graphHost: config.microsoftGraph.host, tokens, gates, logger, now });
   const inbound = new InboundMessageService({ db, dataDir: config.dataDir, baseUrl: config.baseUrl.href });
-  const incoming = new IncomingServerService({ db, sealer, config, tokens, logger, now, instance, gates, wakeups });
+  // Webhooks for new mail go at once rather than at the sender's next 1 s look.
+  let webhooksStarted = false;
+  const incoming = new IncomingServerService({ db, sealer, config, tokens, logger, now, instance, gates, wakeups, onImported: () => webhooksStarted && webhooks.kick() });
   const webhooks = new WebhookService({ db, sealer, messages: inbound, logger, config: config.webhooks, now });
   const audit = new AuditLog(db, now);
   certificates = new CertificateService({ db, sealer, audit, logger, now });
@@ -139,6 +141,7 @@ export async function createMailroom(config: Config, logger: Logger, opts: Start
     tokens,
     gates,
     sendStatus: (server) => sendStatus(db, server, now()),
+    sendStatuses: (servers) => sendStatuses(db, servers, now()),
     now,
     // A passing Test Connection means the admin fixed the server: held mail may go now.
     onHealthy: async (serverId) => {
@@ -199,6 +202,7 @@ export async function createMailroom(config: Config, logger: Logger, opts: Start
       if (config.inboundEnabled) {
         incoming.start();
         webhooks.start();
+        webhooksStarted = true;
         wakeups.on('mailroom_webhooks', () => webhooks.kick());
         // A Graph notification received by any instance: the mailbox's holder runs delta.
         wakeups.on('mailroom_inbound', (payload) => incoming.onPush(payload));

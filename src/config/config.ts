@@ -47,6 +47,13 @@ export interface Config {
    * lives): another instance takes a dead one's mailboxes over within this plus 5 s.
    */
   readonly inboundLeaseMs: number;
+  /**
+   * INBOUND_MAX_IDLE_CONNECTIONS (1000): IMAP IDLE connections this instance keeps open; the
+   * mailboxes beyond it are polled at their interval, the longest-waiting first.
+   */
+  readonly inboundMaxIdle: number;
+  /** INBOUND_MAX_CONCURRENT_FETCHES (16): fetches (each an IMAP session or Graph delta run) at once per instance. */
+  readonly inboundMaxFetches: number;
   /** Microsoft Graph change notifications for Graph incoming servers (issue #24). */
   readonly graphPush: GraphPushConfig;
   /**
@@ -139,6 +146,10 @@ export interface OutboxConfig {
   readonly maxMessageBytes: number;
   /** Start the delivery worker in this process. */
   readonly workerEnabled: boolean;
+  /** SMTP_MAX_OPEN_CONNECTIONS (500): outgoing SMTP connections open at once in this instance, over all mailboxes. */
+  readonly maxOpenConnections: number;
+  /** SMTP_IDLE_CLOSE_SECONDS (30): an outgoing SMTP connection with nothing to send is closed after this. */
+  readonly idleCloseMs: number;
 }
 
 export class ConfigError extends Error {
@@ -270,6 +281,8 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     pollMs: num('OUTBOX_POLL_SECONDS', 0.5, 0.05, 3600) * 1000,
     maxMessageBytes: Math.floor(num('MAX_MESSAGE_MB', 25, 0.001, 150) * 1024 * 1024),
     workerEnabled: (get('OUTBOX_WORKER') ?? 'on') !== 'off',
+    maxOpenConnections: Math.floor(num('SMTP_MAX_OPEN_CONNECTIONS', 500, 1, 100_000)),
+    idleCloseMs: num('SMTP_IDLE_CLOSE_SECONDS', 30, 0.1, 3600) * 1000,
   });
 
   const webhooks = Object.freeze({
@@ -279,6 +292,8 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   });
   const inboundEnabled = (get('INBOUND_WORKER') ?? 'on') !== 'off';
   const inboundLeaseMs = num('INBOUND_LEASE_SECONDS', 25, 6, 3600) * 1000;
+  const inboundMaxIdle = Math.floor(num('INBOUND_MAX_IDLE_CONNECTIONS', 1000, 0, 100_000));
+  const inboundMaxFetches = Math.floor(num('INBOUND_MAX_CONCURRENT_FETCHES', 16, 1, 1000));
   const databaseTimeouts: DatabaseTimeouts = Object.freeze({
     connectMs: num('DATABASE_CONNECT_TIMEOUT_SECONDS', 5, 0.5, 600) * 1000,
     statementMs: num('DATABASE_STATEMENT_TIMEOUT_SECONDS', 30, 1, 3600) * 1000,
@@ -360,7 +375,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   const connect = connectConfig(get, problems);
 
   if (problems.length > 0) throw new ConfigError(problems);
-  return Object.freeze({ port, host, baseUrl, dataDir, databaseUrl, databaseTimeouts, secretKey, microsoftAuthorityHost, microsoftAssertionAlg, google, microsoftGraph, plaintextHosts, logLevel, outbox, webhooks, inboundEnabled, inboundParseThreads, inboundMaxMessageBytes, imapTimeoutMs, inboundLeaseMs, graphPush, lifecycleLeaseMs, certificateProbeMs, http, submission, outbound, connect });
+  return Object.freeze({ port, host, baseUrl, dataDir, databaseUrl, databaseTimeouts, secretKey, microsoftAuthorityHost, microsoftAssertionAlg, google, microsoftGraph, plaintextHosts, logLevel, outbox, webhooks, inboundEnabled, inboundParseThreads, inboundMaxMessageBytes, imapTimeoutMs, inboundLeaseMs, inboundMaxIdle, inboundMaxFetches, graphPush, lifecycleLeaseMs, certificateProbeMs, http, submission, outbound, connect });
 }
 
 const LOOPBACK_HOSTS = ['localhost', '127.0.0.1', '[::1]'];

@@ -20,8 +20,8 @@ import { validationError } from '../errors/errors.ts';
 import type { Sealer } from '../secrets/sealer.ts';
 import { parseInput } from '../errors/parse-input.ts';
 import type { Db } from '../storage/database.ts';
-import { countInbound } from '../storage/inbound-store.ts';
-import { acquireLease, listLeases, releaseLease, releaseLeasesOf } from '../storage/cluster-store.ts';
+import { countInbound, countInboundByServer } from '../storage/inbound-store.ts';
+import { acquireLease, acquireLeases, findLease, listLeases, releaseLease, releaseLeasesOf } from '../storage/cluster-store.ts';
 import { isPostgres, type Wakeups } from '../storage/wakeups.ts';
 import { type GraphSubscriptionRecord, listGraphSubscriptions, markNotified, markSilent, subscriptionsById } from '../storage/graph-subscription-store.ts';
 import { clientStateMatches, keepSubscription, resourceKey } from './graph-subscriptions.ts';
@@ -85,6 +85,10 @@ export class IncomingServerService {
   private readonly inflight = new Map<string, Promise<FetchState>>();
   private readonly watchers = new Map<string, { client: ImapFlow; signature: string }>();
   private readonly watchBackoff = new Map<string, number>();
+  /** Mailboxes whose IDLE connection is being opened: they count against INBOUND_MAX_IDLE_CONNECTIONS. */
+  private readonly opening = new Set<string>();
+  /** INBOUND_MAX_CONCURRENT_FETCHES: a fetch waits here, first come first served, for a slot. */
+  private readonly fetchSlots: FetchSlots;
   private timer: NodeJS.Timeout | undefined;
   private firstTick: NodeJS.Timeout | undefined;
   /** Mailboxes to fetch again as soon as their running fetch ends. */
@@ -114,9 +118,17 @@ export class IncomingServerService {
       gates?: ConnectionGates;
       /** Tells the mailbox's holder (another instance on PostgreSQL) that Graph notified a change. */
       wakeups?: Wakeups;
+      /** New messages were stored: their webhooks may go now (SQLite has no wake-up across processes to say so). */
+      onImported?: () => void;
     },
   ) {
     this.parser = new ParsePool({ threads: deps.config.inboundParseThreads });
+    this.fetchSlots = new FetchSlots(deps.config.inboundMaxFetches);
+  }
+
+  /** IMAP IDLE connections open or being opened, and how many fetches run and wait (Mail Health, tests). */
+  watchStats(): { idle: number; opening: number; fetching: number; waiting: number } {
+    return { idle: this.watchers.size, opening: this.opening.size, fetching: this.fetchSlots.used, waiting: this.fetchSlots.waiting };
   }
 
   private now(): Date {
@@ -154,7 +166,7 @@ export class IncomingServerService {
     return { state: 'active' as const, until: row.expiresAt, reason: null, pollEveryMinutes: Math.max(normal, push.pollMs / 60_000), lastNotificationAt: row.lastNotificationAt };
   }
 
-  private async view(s: MailServerRecord, tokens: Map<string, TokenRecord>, names: Map<string, string>, fetchedBy: string | null, subs: Map<string, GraphSubscriptionRecord> = new Map()) {
+  private async view(s: MailServerRecord, tokens: Map<string, TokenRecord>, names: Map<string, string>, fetchedBy: string | null, subs: Map<string, GraphSubscriptionRecord> = new Map(), counts?: Map<string, number>) {
     const t = tokens.get(s.tokenSourceId ?? s.id);
     const imap = s.imap!;
     return {
@@ -190,7 +202,7 @@ export class IncomingServerService {
       ...errorAndNotice(s.lastError),
       checklist: checklist(s, t, this.now()).items,
       lastFetchAt: s.lastFetchAt,
-      importedCount: await countInbound(this.deps.db, s.id),
+      importedCount: counts ? (counts.get(s.id) ?? 0) : await countInbound(this.deps.db, s.id),
       /** An IMAP IDLE connection is open: new mail is fetched within seconds, not at the interval. */
       idle: this.watchers.get(s.id)?.client.usable === true,
       /** Microsoft Graph change notifications (Graph servers only; null for IMAP). */
@@ -246,8 +258,8 @@ export class IncomingServerService {
 
   async list() {
     const servers = await listMailServers(this.deps.db, 'incoming');
-    const { tokens, names, leases, subs } = await this.context();
-    return Promise.all(servers.map((s) => this.view(s, tokens, names, leases.get(s.id)?.holder ?? null, subs)));
+    const [{ tokens, names, leases, subs }, counts] = await Promise.all([this.context(), countInboundByServer(this.deps.db)]);
+    return Promise.all(servers.map((s) => this.view(s, tokens, names, leases.get(s.id)?.holder ?? null, subs, counts)));
   }
 
   async get(id: string) {
@@ -475,6 +487,7 @@ export class IncomingServerService {
     const state: FetchState = { running: true, fetched: 0, total: null, startedAt: this.now().toISOString(), finishedAt: null, imported: 0, error: null, failures };
     this.runs.set(server.id, state);
     const p = (async () => {
+      const release = await this.fetchSlots.take();
       try {
         const deps = { db: this.deps.db, dataDir: this.deps.config.dataDir, rawInDatabase: this.deps.config.databaseUrl.startsWith('postgres'), tokens: this.deps.tokens, logger: this.deps.logger, parser: this.parser, now: () => this.now(), graphHost: this.deps.config.microsoftGraph.host, maxMessageBytes: this.deps.config.inboundMaxMessageBytes, imapTimeoutMs: this.deps.config.imapTimeoutMs, signal: this.stopping.signal, ...(this.deps.gates && { gates: this.deps.gates }) };
         const progress = (pr: { fetched: number; total: number }) => {
@@ -487,7 +500,10 @@ export class IncomingServerService {
         await setLastFetch(this.deps.db, server.id, this.now().toISOString());
         await setAlertState(this.deps.db, server.id, { loginOkAt: this.now().toISOString() });
         if (/^(IMAP_|NET_|GRAPH_)/.test(server.lastError?.code ?? '')) await setMailServerError(this.deps.db, server.id, null);
-        if (r.imported) this.deps.logger.info({ event: 'inbound.fetched', mailServerId: server.id, imported: r.imported, skipped: r.skipped }, 'new mail imported');
+        if (r.imported) {
+          this.deps.onImported?.();
+          this.deps.logger.info({ event: 'inbound.fetched', mailServerId: server.id, imported: r.imported, skipped: r.skipped }, 'new mail imported');
+        }
       } catch (e) {
         if (this.stopping.signal.aborted) {
           // Shutdown closed the connection: not the server's failure, nothing to record.
@@ -502,6 +518,7 @@ export class IncomingServerService {
         if (f.code === 'MR_INTERNAL') this.deps.logger.error({ event: 'inbound.fetch_failed', mailServerId: server.id, code: f.code, err: e }, 'fetch failed on an unexpected error');
         else this.deps.logger.warn({ event: 'inbound.fetch_failed', mailServerId: server.id, code: f.code, reason: f.message }, 'fetch failed');
       } finally {
+        release();
         state.running = false;
         state.finishedAt = this.now().toISOString();
         this.inflight.delete(server.id);
@@ -573,11 +590,14 @@ export class IncomingServerService {
     let mine = held.get(this.instance) ?? 0;
     let surplus = share.surplus;
     const now = this.now().getTime();
+    const toClaim: Array<{ s: MailServerRecord; isMine: boolean }> = [];
     for (const s of fetchable) {
-      const isMine = leases.get(s.id)?.holder === this.instance;
+      const holder = leases.get(s.id)?.holder;
+      const isMine = holder === this.instance;
       // Over this instance's share: hand a mailbox over, though not in the middle of a fetch; the
       // others take it at their tick. Under it: take a free one.
-      if (isMine ? surplus > 0 && !this.inflight.has(s.id) : !share.mayTake(mine)) {
+      if (isMine ? surplus > 0 && !this.inflight.has(s.id) : holder !== undefined || !share.mayTake(mine)) {
+        // Another instance fetches this mailbox; if this one held it before, it lets go of IDLE.
         this.dropWatcher(s.id);
         if (isMine) {
           surplus--;
@@ -587,13 +607,21 @@ export class IncomingServerService {
         }
         continue;
       }
-      if (!(await this.claim(s.id))) {
-        // Another instance fetches this mailbox; if this one held it before, it lets go of IDLE.
+      // Counted before the claim: a free mailbox another instance takes in the same moment is
+      // counted once too many until the next tick, which errs on the side of taking fewer.
+      if (!isMine) mine++;
+      toClaim.push({ s, isMine });
+    }
+    // One transaction renews or takes every claim of the tick (a thousand mailboxes: one commit).
+    const claimed = await acquireLeases(this.deps.db, toClaim.map(({ s }) => `mailbox:${s.id}`), this.instance, this.deps.config.inboundLeaseMs, this.now());
+    const due: MailServerRecord[] = [];
+    const pushingNow = new Set<string>();
+    for (const { s, isMine } of toClaim) {
+      if (!claimed.has(`mailbox:${s.id}`)) {
         this.dropWatcher(s.id);
         continue;
       }
       if (!isMine) {
-        mine++;
         // Just taken (a start, a hand-over, a dead holder's): mail may have come while nobody
         // watched, and an earlier IDLE failure here says nothing about now.
         this.watchBackoff.delete(s.id);
@@ -601,14 +629,18 @@ export class IncomingServerService {
       if (s.transport === 'graph' && this.pushNeedsWork(subs.get(resourceKey(s)), s.id)) this.keepPush(s);
       // Notifications working: delta still runs, at the long interval, to catch what push missed.
       const pushing = this.pushView(s, subs)?.state === 'active';
+      if (pushing) pushingNow.add(s.id);
       const interval = pushing ? Math.max(s.imap!.intervalMinutes * 60_000, this.deps.config.graphPush.pollMs) : s.imap!.intervalMinutes * 60_000;
       const run = this.runs.get(s.id);
       // A failed fetch (a dropped connection, a server restart) is tried again soon, backing off.
       const retryDue = run?.error && run.finishedAt && now - Date.parse(run.finishedAt) >= Math.min(interval, 10_000 * 2 ** (run.failures - 1));
-      const due = !isMine || !s.lastFetchAt || now - Date.parse(s.lastFetchAt) >= interval || retryDue;
-      if (due && !this.inflight.has(s.id)) this.background('inbound.fetch_failed', () => (pushing ? this.safetyNetRun(s) : this.runFetch(s)));
+      if ((!isMine || !s.lastFetchAt || now - Date.parse(s.lastFetchAt) >= interval || retryDue) && !this.inflight.has(s.id)) due.push(s);
       this.background('inbound.watch_failed', () => this.ensureWatcher(s));
     }
+    // Polls in rotation: the mailbox that waited longest goes first; INBOUND_MAX_CONCURRENT_FETCHES
+    // bounds how many run at once, the rest queue for a slot in this order.
+    due.sort((a, b) => (a.lastFetchAt ?? '').localeCompare(b.lastFetchAt ?? ''));
+    for (const s of due) this.background('inbound.fetch_failed', () => (pushingNow.has(s.id) ? this.safetyNetRun(s) : this.runFetch(s)));
     for (const id of this.watchers.keys()) {
       if (!servers.some((s) => s.id === id)) {
         this.dropWatcher(id);
@@ -716,8 +748,11 @@ export class IncomingServerService {
     const existing = this.watchers.get(s.id);
     if (existing?.signature === signature && existing.client.usable) return;
     if (existing) this.dropWatcher(s.id);
-    if ((this.watchBackoff.get(s.id) ?? 0) > Date.now()) return;
+    if ((this.watchBackoff.get(s.id) ?? 0) > Date.now() || this.opening.has(s.id)) return;
+    // INBOUND_MAX_IDLE_CONNECTIONS: beyond it a mailbox is polled at its interval instead.
+    if (this.watchers.size + this.opening.size >= this.deps.config.inboundMaxIdle) return;
     this.watchBackoff.set(s.id, Date.now() + WATCH_RETRY_MS);
+    this.opening.add(s.id);
     try {
       // The watcher's connection is quiet by design (IDLE): bounded in size, not by IMAP_TIMEOUT_SECONDS.
       const client = await connectWithToken(this.deps.tokens, s, { ...this.imapBounds(), timeoutMs: WATCH_SOCKET_TIMEOUT_MS });
@@ -751,11 +786,14 @@ export class IncomingServerService {
       this.background('inbound.fetch_failed', () => this.record(s.id).then((fresh) => this.runFetch(fresh)));
     } catch (e) {
       this.deps.logger.debug({ event: 'inbound.watch_failed', mailServerId: s.id, err: (e as Error).message }, 'IDLE watcher not started; polling continues');
+    } finally {
+      this.opening.delete(s.id);
     }
   }
 
   private async stillMine(id: string): Promise<boolean> {
-    return (await this.mailboxLeases()).get(id)?.holder === this.instance;
+    const lease = await findLease(this.deps.db, `mailbox:${id}`);
+    return lease !== undefined && lease.holder === this.instance && Date.parse(lease.expiresAt) > this.now().getTime();
   }
 
   /** Ends a mailbox's IDLE connection: with LOGOUT, or at once (shutdown: the server may not answer). */
@@ -765,5 +803,34 @@ export class IncomingServerService {
     this.watchers.delete(id);
     if (now) w.client.close();
     else void w.client.logout().catch(() => w.client.close());
+  }
+}
+
+/** A counting semaphore, first come first served: fetches beyond the limit wait in arrival order. */
+class FetchSlots {
+  used = 0;
+  private readonly queue: Array<() => void> = [];
+
+  constructor(private readonly limit: number) {}
+
+  get waiting(): number {
+    return this.queue.length;
+  }
+
+  take(): Promise<() => void> {
+    return new Promise((resolve) => {
+      const grant = () => {
+        this.used++;
+        let done = false;
+        resolve(() => {
+          if (done) return;
+          done = true;
+          this.used--;
+          this.queue.shift()?.();
+        });
+      };
+      if (this.used < this.limit) grant();
+      else this.queue.push(grant);
+    });
   }
 }

@@ -24,14 +24,49 @@ import { credentialOf } from './server-credential.ts';
 /** Refresh when less than this remains, so a token never expires in the middle of an SMTP session. */
 export const REFRESH_MARGIN_MS = 5 * 60_000;
 
+/**
+ * Renewals are spread over this last part of a token's lifetime (before the margin): a thousand
+ * tokens issued in the same minute are renewed over minutes, not in one burst at their expiry.
+ */
+export const RENEWAL_SPREAD_FRACTION = 0.25;
+
 export type TokenAction = 'use' | 'refresh' | 'not_connected' | 'reconnect_needed';
 
+/** A stable number in [0, 1) for a server: its place in the renewal window (FNV-1a of the id). */
+export function renewalOffset(serverId: string): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < serverId.length; i++) {
+    h ^= serverId.charCodeAt(i);
+    h = Math.imul(h, 0x01000193);
+  }
+  return (h >>> 0) / 0x1_0000_0000;
+}
+
+/**
+ * When the server's token is renewed: at a point of the last quarter of its lifetime (issued at
+ * `refreshedAt`) chosen by the server id, never later than REFRESH_MARGIN_MS before it expires.
+ * Deterministic, so every instance agrees and a restart does not move it.
+ */
+export function renewAt(t: { mailServerId: string; accessTokenExpiresAt: string; refreshedAt?: string | null }): number {
+  const expiresAt = Date.parse(t.accessTokenExpiresAt);
+  const latest = expiresAt - REFRESH_MARGIN_MS;
+  const issuedAt = t.refreshedAt ? Date.parse(t.refreshedAt) : NaN;
+  if (!Number.isFinite(issuedAt) || issuedAt >= latest) return latest;
+  const spread = Math.max(0, (expiresAt - issuedAt) * RENEWAL_SPREAD_FRACTION - REFRESH_MARGIN_MS);
+  return latest - renewalOffset(t.mailServerId) * spread;
+}
+
 /** Pure decision: what to do with the stored token right now. */
-export function tokenAction(t: Pick<TokenRecord, 'status' | 'accessTokenExpiresAt' | 'refreshTokenSealed' | 'accessTokenSealed'> | undefined, now: Date, forceRefresh = false): TokenAction {
+export function tokenAction(
+  t: (Pick<TokenRecord, 'status' | 'accessTokenExpiresAt' | 'refreshTokenSealed' | 'accessTokenSealed'> & Partial<Pick<TokenRecord, 'mailServerId' | 'refreshedAt'>>) | undefined,
+  now: Date,
+  forceRefresh = false,
+): TokenAction {
   if (!t || t.status === 'not_connected') return 'not_connected';
   if (t.status === 'reconnect_needed') return 'reconnect_needed';
   const expiresAt = t.accessTokenExpiresAt ? Date.parse(t.accessTokenExpiresAt) : 0;
-  const fresh = t.accessTokenSealed !== null && expiresAt - now.getTime() > REFRESH_MARGIN_MS;
+  const due = t.accessTokenExpiresAt && t.mailServerId ? renewAt({ mailServerId: t.mailServerId, accessTokenExpiresAt: t.accessTokenExpiresAt, refreshedAt: t.refreshedAt ?? null }) : expiresAt - REFRESH_MARGIN_MS;
+  const fresh = t.accessTokenSealed !== null && now.getTime() < due;
   if (fresh && !forceRefresh) return 'use';
   return t.refreshTokenSealed ? 'refresh' : 'reconnect_needed';
 }

@@ -7,7 +7,7 @@ import type { Logger } from '../logger.ts';
 import type { TokenManager } from '../oauth/token-manager.ts';
 import { authMethodOf } from '../credentials/auth-methods.ts';
 import { SmtpError } from '../smtp/smtp-client.ts';
-import type { ConnectionGates } from '../smtp/connection-gate.ts';
+import { type ConnectionGate, type ConnectionGates, localGate } from '../smtp/connection-gate.ts';
 import { PooledSender, smtpGateKey } from '../smtp/smtp-pool.ts';
 import type { MailSender } from '../smtp/smtp-client.ts';
 import { GraphError } from '../graph/graph-client.ts';
@@ -27,6 +27,7 @@ import {
   reclaimAll,
   releaseHeld,
   renewLeases,
+  serversWithDue,
 } from '../storage/outbox-store.ts';
 import { LIMIT_LABELS } from '../servers/send-limits.ts';
 import { pace } from './pacing.ts';
@@ -34,6 +35,8 @@ import { decide, type Failure } from './retry-policy.ts';
 import { isDatabaseUnavailable } from '../storage/database.ts';
 
 const IDLE_POLL_MS = 500;
+/** Exchange serves at most 4 concurrent Graph requests per mailbox (MailboxConcurrency). */
+const GRAPH_CONCURRENT_REQUESTS = 4;
 const RELEASE_EVERY_MS = 2000;
 /** How often the worker reads the servers' limits again: an admin's change applies within this. */
 const SERVERS_EVERY_MS = 1000;
@@ -113,9 +116,20 @@ export class OutboxWorker {
   private failures = 0;
   private servers: { at: number; list: Promise<MailServerRecord[]> } | undefined;
   private heartbeat: NodeJS.Timeout | undefined;
+  /** Messages in flight per mail server. */
+  private readonly inflightBy = new Map<string, number>();
+  /** Paced mailboxes at their rate: when (this process's clock) the next message may go. */
+  private readonly pacedUntil = new Map<string, number>();
+  /** Where the next turn over the paced mailboxes starts. */
+  private rotation = 0;
   private sentQueue: Array<{ id: string; smtpResponse: string; done: (ok: boolean) => void; fail: (e: unknown) => void }> = [];
 
-  constructor(private readonly deps: OutboxWorkerDeps) {}
+  /** SMTP_MAX_OPEN_CONNECTIONS: SMTP connections open at once in this instance, over all mailboxes. */
+  private readonly instanceGate: ConnectionGate;
+
+  constructor(private readonly deps: OutboxWorkerDeps) {
+    this.instanceGate = localGate(deps.config.maxOpenConnections);
+  }
 
   private now(): Date {
     return this.deps.now?.() ?? new Date();
@@ -181,23 +195,41 @@ export class OutboxWorker {
         const minBatch = Math.max(1, Math.floor(this.deps.config.concurrency / 4));
         if (capacity > 0 && (this.inflight === 0 || capacity >= minBatch)) {
           const batch: Claimed[] = [];
-          const paced = await this.pacedServers();
-          for (const server of paced) {
-            if (batch.length >= capacity) break;
-            batch.push(...(await this.claimPaced(server, capacity - batch.length)));
+          const servers = await this.serverList();
+          const paced = servers.filter((s) => s.limits.messagesPerMinute !== null || s.limits.recipientsPerDay !== null);
+          // A mailbox with as many messages in flight as it has connections gets no more now: more
+          // would only wait for its connections while holding slots the other mailboxes could use.
+          const busy = servers.filter((s) => (this.inflightBy.get(s.id) ?? 0) >= this.laneCap(s)).map((s) => s.id);
+          const busySet = new Set(busy);
+          const nowMs = Date.now();
+          // Paced mailboxes are counted one by one (a transaction each): only those with mail due,
+          // not at their rate until their next minute slot, taken in turn from a rotating start.
+          const due = paced.length ? await serversWithDue(this.deps.db, this.now()) : new Set<string>();
+          const turn = paced.filter((s) => due.has(s.id) && !busySet.has(s.id) && (this.pacedUntil.get(s.id) ?? 0) <= nowMs);
+          const start = turn.length ? this.rotation++ % turn.length : 0;
+          for (let k = 0; k < turn.length && batch.length < capacity; k++) {
+            const server = turn[(start + k) % turn.length]!;
+            const room = Math.min(capacity - batch.length, this.laneCap(server) - (this.inflightBy.get(server.id) ?? 0));
+            if (room > 0) batch.push(...(await this.claimPaced(server, room)));
           }
           if (batch.length < capacity) {
-            batch.push(...(await claimDue(this.deps.db, this.deps.dialect, this.id, this.now(), this.deps.config.leaseMs, capacity - batch.length, paced.map((p) => p.id))));
+            const skip = [...new Set([...paced.map((p) => p.id), ...busy])];
+            batch.push(...(await claimDue(this.deps.db, this.deps.dialect, this.id, this.now(), this.deps.config.leaseMs, capacity - batch.length, skip, Math.min(this.share, 2 * this.deps.config.poolSize))));
           }
           claimed = batch.length;
           if (this.failures) this.deps.logger.info({ event: 'outbox.resumed', after: this.failures }, 'outbox worker resumed');
           this.failures = 0;
           for (const m of batch) {
             this.inflight++;
+            const key = m.mailServerId ?? '';
+            this.inflightBy.set(key, (this.inflightBy.get(key) ?? 0) + 1);
             void this.deliver(m)
               .catch((e: unknown) => this.deps.logger.error({ err: e, event: 'outbox.deliver_error', messageId: m.id }, 'delivery bookkeeping failed'))
               .finally(() => {
               this.inflight--;
+              const left = (this.inflightBy.get(key) ?? 1) - 1;
+              if (left > 0) this.inflightBy.set(key, left);
+              else this.inflightBy.delete(key);
               this.kick();
             });
           }
@@ -220,14 +252,29 @@ export class OutboxWorker {
     }
   }
 
-  /** Outgoing servers with a rate or daily limit, read at most once a second. */
-  private async pacedServers(): Promise<MailServerRecord[]> {
+  /** The outgoing servers, read at most once a second. */
+  private async serverList(): Promise<MailServerRecord[]> {
     if (!this.servers || Date.now() - this.servers.at > SERVERS_EVERY_MS) this.servers = { at: Date.now(), list: listMailServers(this.deps.db) };
-    const list = await this.servers.list.catch((e: unknown) => {
+    return this.servers.list.catch((e: unknown) => {
       this.servers = undefined;
       throw e;
     });
-    return list.filter((s) => s.limits.messagesPerMinute !== null || s.limits.recipientsPerDay !== null);
+  }
+
+  /**
+   * Messages of one mailbox in flight at once: two for each of its connections (Graph: its 4
+   * concurrent requests), so a connection finds its next message waiting instead of a claim per
+   * message, and the rest of the worker's slots stay free for the other mailboxes: never more
+   * than half of OUTBOX_CONCURRENCY.
+   */
+  private laneCap(server: MailServerRecord): number {
+    const pool = server.transport === 'graph' ? GRAPH_CONCURRENT_REQUESTS : this.deps.config.poolSize;
+    return Math.min(this.share, 2 * Math.max(1, Math.min(pool, server.limits.maxConnections ?? Infinity)));
+  }
+
+  /** Half of the worker's slots: the most one mailbox may hold. */
+  private get share(): number {
+    return Math.max(1, Math.floor(this.deps.config.concurrency / 2));
   }
 
   /**
@@ -245,6 +292,10 @@ export class OutboxWorker {
       const p = pace(server.limits, usage, due.map((d) => d.recipients), now, () => window);
       return { ids: due.slice(0, p.take).map((d) => d.id), pace: p };
     });
+    // At its rate: the mailbox is not counted again before its next message may go.
+    const next = choice?.pace.nextAt;
+    if (next) this.pacedUntil.set(server.id, next.getTime() - (now.getTime() - Date.now()));
+    else this.pacedUntil.delete(server.id);
     const until = choice?.pace.quotaUntil;
     if (until) {
       const held = await holdServerUntil(db, server.id, until, quotaHeldError(server, until, now), now);
@@ -297,6 +348,7 @@ export class OutboxWorker {
       getLogin,
       Math.min(this.deps.config.poolSize, server.limits.maxConnections ?? Infinity),
       this.deps.gates.for(smtpGateKey(server.smtpHost, server.username), server.limits.maxConnections),
+      { instanceGate: this.instanceGate, idleCloseMs: this.deps.config.idleCloseMs },
     );
     this.pools.set(server.id, { sender, signature });
     return sender;

@@ -144,6 +144,11 @@ class LocalGate extends Gate {
   }
 }
 
+/** A count of connections in this instance only, e.g. SMTP_MAX_OPEN_CONNECTIONS over every mailbox. */
+export function localGate(limit: number): ConnectionGate {
+  return new LocalGate(limit);
+}
+
 interface ClusterDeps {
   db: Db;
   /** This instance's name, the holder of its slot rows. */

@@ -35,8 +35,16 @@ interface Job {
  */
 export const smtpGateKey = (host: string, username: string) => `smtp:${host.trim().toLowerCase()}:${username.trim().toLowerCase()}`;
 
-/** An idle connection is closed after this long: its slot may be wanted by another sender. */
+/** An idle connection is closed after this long (SMTP_IDLE_CLOSE_SECONDS): its slot may be wanted by another sender. */
 const IDLE_CLOSE_MS = 30_000;
+
+/** Bounds over every pool of the instance. */
+export interface PoolLimits {
+  /** SMTP_MAX_OPEN_CONNECTIONS: one slot per open connection, over all mailboxes. */
+  instanceGate?: ConnectionGate;
+  /** SMTP_IDLE_CLOSE_SECONDS. */
+  idleCloseMs?: number;
+}
 /**
  * Another instance waiting for the mailbox's last connection here gets it once this one has had it
  * this long: instances that outnumber the connections take turns of seconds, not one message each
@@ -66,6 +74,7 @@ export class PooledSender {
     getLogin: LoginSource,
     private readonly size: number,
     private readonly gate: ConnectionGate,
+    private readonly limits: PoolLimits = {},
   ) {
     this.options = transportOptions(target, user, async () => {
       const force = this.forceRefresh;
@@ -77,6 +86,9 @@ export class PooledSender {
       }
     });
     this.unsubscribe = [gate.on('pressure', () => this.giveUpIdle()), gate.on('freed', () => this.pump())];
+    // Another mailbox waits for one of the instance's connections: an idle one here is closed for it.
+    const inst = limits.instanceGate;
+    if (inst) this.unsubscribe.push(inst.on('pressure', () => this.giveUpIdle()), inst.on('freed', () => this.pump()));
   }
 
   async send(msg: OutgoingMessage | RawOutgoingMessage): Promise<SendResult> {
@@ -109,7 +121,30 @@ export class PooledSender {
     while (this.queue.length > this.opening && this.lanes.size + this.opening < this.size) {
       // No connection at all: wait for a slot, asking whoever holds one (a test, another instance) to
       // give it up. With one at least, take more only when they are free.
-      this.open(this.lanes.size + this.opening === 0 ? this.gate.acquire(this.abort.signal) : this.gate.tryAcquire());
+      this.open(this.slot(this.lanes.size + this.opening === 0));
+    }
+  }
+
+  /** A slot of the mailbox's gate and, under SMTP_MAX_OPEN_CONNECTIONS, one of the instance's: waited for when `wait`, else only if free now. */
+  private async slot(wait: boolean): Promise<(() => void) | null> {
+    const take = (g: ConnectionGate) => (wait ? g.acquire(this.abort.signal) : g.tryAcquire());
+    const inst = this.limits.instanceGate;
+    if (!inst) return take(this.gate);
+    const a = await take(inst);
+    if (!a) return null;
+    try {
+      const b = await take(this.gate);
+      if (!b) {
+        a();
+        return null;
+      }
+      return () => {
+        b();
+        a();
+      };
+    } catch (e) {
+      a();
+      throw e;
     }
   }
 
@@ -168,10 +203,10 @@ export class PooledSender {
       lane.busy = false;
       // Someone waits for a slot of this mailbox: hand this one over now that it is free; to another
       // instance only after this one's turn if it is the last connection here.
-      const handOver = this.gate.wantedHere || (this.gate.wanted && (this.lanes.size > 1 || Date.now() - lane.openedAt >= TURN_MS));
+      const handOver = this.gate.wantedHere || (this.gate.wanted && (this.lanes.size > 1 || Date.now() - lane.openedAt >= TURN_MS)) || (!this.queue.length && this.limits.instanceGate?.wantedHere === true);
       if (handOver || this.closed) this.closeLane(lane);
       else {
-        lane.idleTimer = setTimeout(() => this.closeLane(lane), IDLE_CLOSE_MS);
+        lane.idleTimer = setTimeout(() => this.closeLane(lane), this.limits.idleCloseMs ?? IDLE_CLOSE_MS);
         lane.idleTimer.unref();
       }
       this.pump();

@@ -44,6 +44,25 @@ export async function acquireLease(db: Db, name: string, holder: string, ttlMs: 
 }
 
 /**
+ * acquireLease for many names in one transaction: one commit (one fsync on SQLite) renews a
+ * thousand mailboxes' claims instead of a thousand. Returns the names now held by `holder`.
+ */
+export async function acquireLeases(db: Db, names: readonly string[], holder: string, ttlMs: number, now: Date): Promise<Set<string>> {
+  const held = new Set<string>();
+  if (!names.length) return held;
+  await db.transaction().execute(async (trx) => {
+    for (const name of names) if (await acquireLease(trx, name, holder, ttlMs, now)) held.add(name);
+  });
+  return held;
+}
+
+/** The lease `name`, or undefined. */
+export async function findLease(db: Db, name: string): Promise<LeaseRow | undefined> {
+  const r = await db.selectFrom('leases').selectAll().where('name', '=', name).executeTakeFirst();
+  return r && { name: r.name, holder: r.holder, acquiredAt: r.acquired_at, renewedAt: r.renewed_at, expiresAt: r.expires_at };
+}
+
+/**
  * Takes one of the leases `<prefix>0` … `<prefix><count - 1>` that nobody holds (or whose holder let
  * it expire) for `holder` until now + ttlMs; returns its number, or null when all are held. One
  * statement picks a free number at random (contenders rarely pick the same) and inserts it; a

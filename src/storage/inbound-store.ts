@@ -308,6 +308,12 @@ export async function countInbound(db: Db, serverId: string): Promise<number> {
   return Number(r.n);
 }
 
+/** Imported messages per server, every server in one statement. */
+export async function countInboundByServer(db: Db): Promise<Map<string, number>> {
+  const rows = await db.selectFrom('inbound_messages').select((eb) => ['mail_server_id', eb.fn.countAll<string | number>().as('n')]).groupBy('mail_server_id').execute();
+  return new Map(rows.map((r) => [r.mail_server_id, Number(r.n)]));
+}
+
 /** One chunk of a large raw message written to the database (written before its message row). */
 export async function insertRawChunk(db: Db, id: string, seq: number, data: Buffer): Promise<void> {
   await db.insertInto('inbound_raw_chunks').values({ inbound_message_id: id, seq, data }).execute();

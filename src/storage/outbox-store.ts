@@ -314,14 +314,49 @@ export async function claimDue(
   leaseMs: number,
   limit: number,
   paced: string[] = [],
+  /** Round robin: at most this many of one server's messages per claim, the servers' first ones before anyone's second. */
+  perServer?: number,
 ): Promise<Claimed[]> {
   const ts = now.toISOString();
   return db.transaction().execute(async (trx) => {
-    let pick = trx.selectFrom('outbox_messages').select('id').where(isDue(ts)).orderBy('next_attempt_at').limit(limit);
-    if (paced.length) pick = pick.where((eb) => eb.or([eb('mail_server_id', 'is', null), eb('mail_server_id', 'not in', paced)]));
-    if (dialect === 'postgres') pick = pick.forUpdate().skipLocked();
-    return claimIds(trx, (await pick.execute()).map((r) => r.id), owner, now, leaseMs);
+    const skip = <Q extends { where: (...a: any[]) => Q }>(q: Q): Q =>
+      paced.length ? q.where((eb: ExpressionBuilder<Database, 'outbox_messages'>) => eb.or([eb('mail_server_id', 'is', null), eb('mail_server_id', 'not in', paced)])) : q;
+    if (perServer === undefined) {
+      let pick = skip(trx.selectFrom('outbox_messages').select('id').where(isDue(ts))).orderBy('next_attempt_at').limit(limit);
+      if (dialect === 'postgres') pick = pick.forUpdate().skipLocked();
+      return claimIds(trx, (await pick.execute()).map((r) => r.id), owner, now, leaseMs);
+    }
+    // The next due messages in order, a few times the claim, of which at most `perServer` per
+    // server: one mailbox's long queue takes its share, the rest goes to the next mailboxes. The
+    // worker leaves a mailbox out of the claim while it has its connections' worth in flight, so a
+    // long queue does not hide the others behind it. Index order, no sort of the whole queue.
+    const ahead = await skip(trx.selectFrom('outbox_messages').select(['id', 'mail_server_id']).where(isDue(ts)))
+      .orderBy('next_attempt_at')
+      .limit(limit * 4)
+      .execute();
+    const taken = new Map<string | null, number>();
+    const picked: Array<{ id: string }> = [];
+    for (const r of ahead) {
+      if (picked.length >= limit) break;
+      const n = taken.get(r.mail_server_id) ?? 0;
+      if (n >= perServer) continue;
+      taken.set(r.mail_server_id, n + 1);
+      picked.push({ id: r.id });
+    }
+    let ids = picked.map((r) => r.id);
+    if (dialect === 'postgres' && ids.length) {
+      // Lock the picked rows now, skipping those another instance holds, and keep only those
+      // still due once locked.
+      ids = (await trx.selectFrom('outbox_messages').select('id').where('id', 'in', ids).where(isDue(ts)).forUpdate().skipLocked().execute()).map((r) => r.id);
+    }
+    return claimIds(trx, ids, owner, now, leaseMs);
   });
+}
+
+/** The servers with a message due now (queued and due, or left by a crashed sender). */
+export async function serversWithDue(db: Db, now: Date): Promise<Set<string>> {
+  const rows = await db.selectFrom('outbox_messages').select('mail_server_id').distinct().where(isDue(now.toISOString())).where('mail_server_id', 'is not', null).execute();
+  return new Set(rows.map((r) => r.mail_server_id!));
 }
 
 async function claimIds(trx: Transaction<Database>, ids: string[], owner: string, now: Date, leaseMs: number): Promise<Claimed[]> {
@@ -430,6 +465,69 @@ export async function claimForServer<T extends { ids: string[] }>(
     const choice = await choose(await serverUsage(trx, serverId, now), due, trx);
     return { claimed: await claimIds(trx, choice.ids, owner, now, leaseMs), choice };
   });
+}
+
+/**
+ * What sendStatus reads, for many servers in five statements instead of five each: Mail Health
+ * and the server list at a thousand mailboxes.
+ */
+export async function sendingSummaries(
+  db: Db,
+  now: Date,
+): Promise<{
+  usage: Map<string, ServerUsage>;
+  held: Map<string, { count: number; until: string | null }>;
+  first: Map<string, { nextAttemptAt: string; recipients: number; count: number }>;
+}> {
+  const minuteAgo = new Date(now.getTime() - MINUTE_MS).toISOString();
+  const dayAgo = new Date(now.getTime() - DAY_MS).toISOString();
+  const [recent, day, held, counts, firsts] = await Promise.all([
+    db
+      .selectFrom('outbox_messages')
+      .select((eb) => ['mail_server_id', eb.fn.coalesce('sent_at', 'updated_at').as('at')])
+      .where((eb) => eb.or([eb('sent_at', '>', minuteAgo), eb('state', '=', 'sending')]))
+      .execute(),
+    db
+      .selectFrom('outbox_messages')
+      .select((eb) => ['mail_server_id', eb.fn.sum<string | number | null>('recipient_count').as('n')])
+      .where((eb) => eb.or([eb('sent_at', '>', dayAgo), eb('state', '=', 'sending')]))
+      .groupBy('mail_server_id')
+      .execute(),
+    db
+      .selectFrom('outbox_messages')
+      .select((eb) => ['mail_server_id', eb.fn.countAll<string | number>().as('n'), eb.fn.min('held_until').as('until')])
+      .where('state', '=', 'held')
+      .groupBy('mail_server_id')
+      .execute(),
+    db
+      .selectFrom('outbox_messages')
+      .select((eb) => ['mail_server_id', eb.fn.countAll<string | number>().as('n')])
+      .where('state', '=', 'queued')
+      .groupBy('mail_server_id')
+      .execute(),
+    db
+      .selectFrom(
+        db
+          .selectFrom('outbox_messages')
+          .select(['mail_server_id', 'next_attempt_at', 'recipient_count', sql<number>`row_number() over (partition by mail_server_id order by next_attempt_at)`.as('rn')])
+          .where('state', '=', 'queued')
+          .as('q'),
+      )
+      .select(['q.mail_server_id', 'q.next_attempt_at', 'q.recipient_count'])
+      .where('q.rn', '=', 1)
+      .execute(),
+  ]);
+  const usage = new Map<string, ServerUsage>();
+  const u = (id: string) => usage.get(id) ?? (usage.set(id, { lastMinute: [], recipientsLastDay: 0 }), usage.get(id)!);
+  for (const r of recent) if (r.mail_server_id) u(r.mail_server_id).lastMinute.push(String(r.at));
+  for (const x of usage.values()) x.lastMinute.sort();
+  for (const r of day) if (r.mail_server_id) u(r.mail_server_id).recipientsLastDay = Number(r.n ?? 0);
+  const heldBy = new Map(held.filter((r) => r.mail_server_id).map((r) => [r.mail_server_id!, { count: Number(r.n), until: (r.until as string | null) ?? null }]));
+  const countBy = new Map(counts.map((r) => [r.mail_server_id, Number(r.n)]));
+  const first = new Map(
+    firsts.filter((r) => r.mail_server_id).map((r) => [r.mail_server_id!, { nextAttemptAt: r.next_attempt_at, recipients: Number(r.recipient_count), count: countBy.get(r.mail_server_id) ?? 0 }]),
+  );
+  return { usage, held: heldBy, first };
 }
 
 /** The next queued message of a server (its time and recipients) and how many are queued. */

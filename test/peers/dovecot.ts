@@ -23,6 +23,12 @@ export interface DovecotOptions {
   scopes?: string[];
   /** Username/Password logins (AUTH PLAIN/LOGIN, IMAP LOGIN) from a password database beside the tokens. */
   passwords?: Record<string, string>;
+  /**
+   * IMAP and submission connections open at once that this Dovecot must carry (default: Dovecot's
+   * own limits, about 100): a thousand mailboxes each watched with IDLE need more processes, and
+   * more connections per login and imap process.
+   */
+  connections?: number;
 }
 
 export interface Dovecot {
@@ -176,10 +182,38 @@ service submission-login {
     ssl = yes
   }
 }
-submission_relay_host = 127.0.0.1
+${o.connections ? limits(o.connections) : ''}submission_relay_host = 127.0.0.1
 submission_relay_port = ${o.relayPort}
 submission_relay_trusted = no
 submission_relay_ssl = no
+`;
+}
+
+/**
+ * Room for `n` connections: login processes that keep serving after the login (service_count = 0)
+ * with many clients each, and one imap process per session (Dovecot gives each IMAP session its own
+ * process whatever client_limit says: measured, 196 processes carried 196 sessions and refused the
+ * rest); auth and anvil take default_client_limit.
+ */
+function limits(n: number): string {
+  return `default_client_limit = ${n * 4}
+default_process_limit = ${n + 200}
+mail_max_userip_connections = 20
+service imap-login {
+  service_count = 0
+  client_limit = ${n * 2}
+  process_min_avail = 2
+}
+service submission-login {
+  service_count = 0
+  client_limit = ${n * 2}
+}
+service imap {
+  process_limit = ${n + 100}
+}
+service submission {
+  process_limit = ${n + 100}
+}
 `;
 }
 

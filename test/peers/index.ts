@@ -24,6 +24,8 @@ export interface PeersOptions {
   localDomains?: string[];
   /** Password logins Dovecot accepts beside tokens (Username/Password servers). */
   passwords?: Record<string, string>;
+  /** Connections Dovecot must carry at once (many mailboxes watched with IDLE); default: Dovecot's limits. */
+  connections?: number;
   /** Also starts the Google-shaped server, and Dovecot checks Google tokens instead of Microsoft ones: scope
    *  https://mail.google.com/, issued to `audience` (the client id Mailroom signs in with). */
   google?: { clients?: ClientRegistration[]; audience: string };
@@ -95,6 +97,7 @@ export async function startPeers(opts: PeersOptions): Promise<Peers> {
       relayPort: sink.port,
       ...(opts.google && { scopes: [GOOGLE_MAIL_SCOPE] }),
       ...(opts.passwords && { passwords: opts.passwords }),
+      ...(opts.connections && { connections: opts.connections }),
     });
     dovecot = started;
     stops.push(() => started.stop());

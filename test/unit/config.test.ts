@@ -161,3 +161,21 @@ test('the SMTP certificate and key are read at start and must belong together', 
     await rm(dir, { recursive: true, force: true });
   }
 });
+
+test('the limits for many mailboxes: defaults, values, and bad values named', () => {
+  const d = loadConfig({});
+  assert.equal(d.inboundMaxIdle, 1000);
+  assert.equal(d.inboundMaxFetches, 16);
+  assert.equal(d.outbox.maxOpenConnections, 500);
+  assert.equal(d.outbox.idleCloseMs, 30_000);
+  const c = loadConfig({ INBOUND_MAX_IDLE_CONNECTIONS: '0', INBOUND_MAX_CONCURRENT_FETCHES: '4', SMTP_MAX_OPEN_CONNECTIONS: '50', SMTP_IDLE_CLOSE_SECONDS: '5' });
+  assert.equal(c.inboundMaxIdle, 0);
+  assert.equal(c.inboundMaxFetches, 4);
+  assert.equal(c.outbox.maxOpenConnections, 50);
+  assert.equal(c.outbox.idleCloseMs, 5000);
+  assert.throws(
+    () => loadConfig({ INBOUND_MAX_IDLE_CONNECTIONS: '-1', INBOUND_MAX_CONCURRENT_FETCHES: '0', SMTP_MAX_OPEN_CONNECTIONS: 'many', SMTP_IDLE_CLOSE_SECONDS: '0' }),
+    (e: unknown) =>
+      e instanceof ConfigError && ['INBOUND_MAX_IDLE_CONNECTIONS', 'INBOUND_MAX_CONCURRENT_FETCHES', 'SMTP_MAX_OPEN_CONNECTIONS', 'SMTP_IDLE_CLOSE_SECONDS'].every((name) => e.message.includes(name)),
+  );
+});

@@ -1,0 +1,125 @@
+import assert from 'node:assert/strict';
+import type { Socket } from 'node:net';
+import { after, before, test } from 'node:test';
+import { type SmtpSink, startSmtpSink } from '../peers/smtp-sink.ts';
+import { startTcpProxy, type TcpProxy } from '../peers/tcp-proxy.ts';
+import { type Agent, loginAgent, startTestMailroom, type TestMailroom } from '../helpers/test-mailroom.ts';
+
+// The outbox is fair across mailboxes: one mailbox with a long queue and a slow remote end holds at
+// most its own connections' worth of the worker, never the slots the other mailboxes need; and the
+// instance's open SMTP connections stay under SMTP_MAX_OPEN_CONNECTIONS. Real SMTP: a sink on this
+// machine (a relay without AUTH), reached through a TCP forwarder that counts the connections.
+const SLOW_MS = 1000;
+const T = { timeout: 60_000 };
+
+let sink: SmtpSink;
+let proxy: TcpProxy;
+let open = 0;
+let peakOpen = 0;
+
+before(async () => {
+  // Every message to slow@ takes a second to be acknowledged: a remote end that crawls.
+  sink = await startSmtpSink({ deliver: async (rcpt) => void (rcpt.startsWith('slow@') && (await new Promise((r) => setTimeout(r, SLOW_MS)))) });
+  proxy = await startTcpProxy(sink.port, (c: Socket, u: Socket) => {
+    open++;
+    peakOpen = Math.max(peakOpen, open);
+    c.once('close', () => open--);
+    c.pipe(u).pipe(c);
+  });
+});
+
+after(async () => {
+  await proxy.close();
+  await sink.close();
+});
+
+async function withMailroom(env: Record<string, string>, fn: (t: TestMailroom, api: Agent) => Promise<void>) {
+  const t = await startTestMailroom({ INBOUND_WORKER: 'off', OUTBOX_POLL_SECONDS: '0.05', LOG_LEVEL: 'warn', ...env });
+  try {
+    await fn(t, await loginAgent(t));
+  } finally {
+    await t.close();
+  }
+}
+
+async function addServer(api: Agent, mailbox: string, limits: Record<string, number | null> = {}): Promise<string> {
+  const s = await api.request('POST', '/api/v1/mail-servers', {
+    name: mailbox,
+    authType: 'none',
+    username: mailbox,
+    smtpHost: '127.0.0.1',
+    smtpPort: proxy.port,
+    smtpSecurity: 'none',
+    fromFilter: mailbox,
+    maxConnections: 3,
+    messagesPerMinute: 30,
+    ...limits,
+  });
+  assert.equal(s.status, 201, s.body);
+  return s.json.id as string;
+}
+
+async function queue(t: TestMailroom, from: string, to: string, n: number, tag: string): Promise<void> {
+  for (let i = 0; i < n; i++) await t.mr.outbox.enqueue({ from, to: [to], subject: `${tag} ${i}`, text: 'x' });
+}
+
+const deliveredFrom = (from: string) => sink.messages.filter((m) => m.from === from).length;
+
+async function until(what: string, cond: () => boolean, ms: number): Promise<number> {
+  const t0 = Date.now();
+  while (!cond()) {
+    if (Date.now() - t0 > ms) throw new Error(`${what}: not within ${ms} ms`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  return Date.now() - t0;
+}
+
+test('a paced mailbox with 100 queued for a slow remote end does not delay 20 other mailboxes with one message each', T, async () => {
+  await withMailroom({}, async (t, api) => {
+    const busy = 'busy@example.test';
+    await addServer(api, busy);
+    const others = Array.from({ length: 20 }, (_, i) => `clerk${i}@example.test`);
+    for (const o of others) await addServer(api, o);
+    // The busy mailbox's queue comes first: oldest messages, first server in the list.
+    await queue(t, busy, 'slow@remote.example', 100, 'busy');
+    for (const o of others) await queue(t, o, 'fast@remote.example', 1, 'other');
+    t.mr.worker.start();
+    const ms = await until('the 20 other mailboxes delivered', () => others.every((o) => deliveredFrom(o) === 1), 15_000);
+    // Before the worker capped a mailbox at its connections, the busy one took every slot of the
+    // worker (16) and the others waited for its 3 connections to work through them: 5 s and more.
+    assert.ok(ms < 2500, `the other mailboxes waited ${ms} ms`);
+    // The busy one still goes, at its own pace.
+    await until('the busy mailbox delivering too', () => deliveredFrom(busy) >= 3, 10_000);
+  });
+});
+
+test('round robin without limits: one mailbox with 300 queued does not go before another mailbox\'s one message', T, async () => {
+  await withMailroom({ OUTBOX_CONCURRENCY: '4' }, async (t, api) => {
+    const bulk = 'bulk@example.test';
+    const single = 'single@example.test';
+    await addServer(api, bulk, { messagesPerMinute: null, recipientsPerDay: null, maxConnections: null });
+    await addServer(api, single, { messagesPerMinute: null, recipientsPerDay: null, maxConnections: null });
+    await queue(t, bulk, 'slow@remote.example', 300, 'bulk');
+    await queue(t, single, 'fast@remote.example', 1, 'single');
+    t.mr.worker.start();
+    const ms = await until('the single message delivered', () => deliveredFrom(single) === 1, 15_000);
+    assert.ok(ms < 2500, `the single message waited ${ms} ms behind the bulk mailbox`);
+  });
+});
+
+test('SMTP_MAX_OPEN_CONNECTIONS caps the instance\'s connections over all mailboxes; SMTP_IDLE_CLOSE_SECONDS closes idle ones', T, async () => {
+  await withMailroom({ SMTP_MAX_OPEN_CONNECTIONS: '3', SMTP_IDLE_CLOSE_SECONDS: '0.5' }, async (t, api) => {
+    peakOpen = open;
+    const boxes = Array.from({ length: 8 }, (_, i) => `cap${i}@example.test`);
+    for (const b of boxes) await addServer(api, b, { messagesPerMinute: null, recipientsPerDay: null });
+    for (const b of boxes) await queue(t, b, 'fast@remote.example', 5, 'cap');
+    t.mr.worker.start();
+    await until('all 40 messages delivered', () => boxes.every((b) => deliveredFrom(b) === 5), 20_000);
+    // One more than the cap may be seen for a moment: a connection handed over sends QUIT and
+    // closes while the next one opens. Without the cap: 8 mailboxes × 3 connections.
+    assert.ok(peakOpen <= 4, `${peakOpen} SMTP connections were open at once`);
+    assert.ok(peakOpen >= 1);
+    // Nothing more to send: every connection closes after its idle time.
+    await until('idle connections closed', () => open === 0, 5000);
+  });
+});
