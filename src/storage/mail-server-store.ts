@@ -43,7 +43,11 @@ export interface MailServerRecord {
   limits: SendLimits;
   /** SMTP or IMAP with XOAUTH2, or Microsoft Graph over HTTPS. */
   transport: Transport;
+  /** Outlook OAuth: a person's delegated sign-in, or the application itself (client credentials). */
+  access: Access;
 }
+
+export type Access = 'delegated' | 'application';
 
 export type Transport = 'smtp' | 'imap' | 'graph';
 
@@ -121,6 +125,7 @@ function toRecord(r: Selectable<MailServerTable>): MailServerRecord {
     allowAccountMismatch: Number(r.allow_account_mismatch) === 1,
     loginOkAt: r.login_ok_at,
     transport: r.transport === 'graph' ? 'graph' : r.direction === 'incoming' ? 'imap' : 'smtp',
+    access: r.access === 'application' ? 'application' : 'delegated',
     limits: {
       maxConnections: r.max_connections === null ? null : Number(r.max_connections),
       messagesPerMinute: r.messages_per_minute === null ? null : Number(r.messages_per_minute),
@@ -149,8 +154,9 @@ function toToken(r: Selectable<OAuthTokenTable>): TokenRecord {
 
 type Columns = Omit<
   MailServerRecord,
-  'id' | 'createdAt' | 'updatedAt' | 'direction' | 'imap' | 'tokenSourceId' | 'lastFetchAt' | 'secretAlertLevel' | 'reconnectAlertedAt' | 'allowAccountMismatch' | 'loginOkAt' | 'limits' | 'transport' | 'passwordSealed'
+  'id' | 'createdAt' | 'updatedAt' | 'direction' | 'imap' | 'tokenSourceId' | 'lastFetchAt' | 'secretAlertLevel' | 'reconnectAlertedAt' | 'allowAccountMismatch' | 'loginOkAt' | 'limits' | 'transport' | 'passwordSealed' | 'access'
 > & {
+  access?: Access;
   passwordSealed?: string | null;
   transport?: Transport;
   limits?: Partial<SendLimits>;
@@ -189,6 +195,7 @@ function toColumns(p: Partial<Columns>): Partial<MailServerTable> {
     c.interval_minutes = p.imap.intervalMinutes;
   }
   if (p.tokenSourceId !== undefined) c.token_source_id = p.tokenSourceId;
+  if (p.access !== undefined) c.access = p.access;
   if (p.transport !== undefined) c.transport = p.transport === 'graph' ? 'graph' : null;
   if (p.lastFetchAt !== undefined) c.last_fetch_at = p.lastFetchAt;
   if (p.allowAccountMismatch !== undefined) c.allow_account_mismatch = p.allowAccountMismatch ? 1 : 0;

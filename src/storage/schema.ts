@@ -69,6 +69,24 @@ export interface MailServerTable {
   suppression_policy: string | null;
   /** Incoming: 1 hands recognised reports to the ERP as new mail too. */
   deliver_reports: number | null;
+  /** Outlook OAuth: 'delegated' (a person's sign-in) or 'application' (client credentials, no sign-in). */
+  access: string;
+}
+
+/** A client-credentials access token shared by every server of one app, tenant and resource. */
+export interface AppTokenTable {
+  cache_key: string;
+  access_token_sealed: string | null;
+  expires_at: string | null;
+  /** JSON array: the `roles` claim of the token (application permissions granted by admin consent). */
+  roles: string | null;
+  tenant_id: string | null;
+  app_id: string | null;
+  /** The service principal's object id (`oid`): what Exchange's New-ServicePrincipal wants. */
+  object_id: string | null;
+  version: Generated<number>;
+  requested_at: string | null;
+  updated_at: string;
 }
 
 export interface AuditEventTable {
@@ -351,6 +369,7 @@ export interface GraphSubscriptionTable {
 }
 
 export interface Database {
+  app_tokens: AppTokenTable;
   graph_subscriptions: GraphSubscriptionTable;
   cluster_settings: ClusterSettingTable;
   leases: LeaseTable;
