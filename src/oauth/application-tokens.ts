@@ -12,8 +12,11 @@ import { requireOAuthProvider } from './oauth-providers.ts';
 
 /** Renew this long before expiry, as delegated tokens (token-manager REFRESH_MARGIN_MS). */
 const RENEW_MARGIN_MS = 5 * 60_000;
-/** A token without the needed role is asked for again at most this often: admin consent may have come since. */
-const ROLE_RECHECK_MS = 30_000;
+/**
+ * A cached token without the needed role is asked for again once older than this: admin consent may
+ * have come since, and only a new token shows it. Concurrent callers still share one request.
+ */
+const ROLE_RECHECK_MS = 0;
 
 export interface ApplicationAccess {
   accessToken: string;
@@ -66,7 +69,7 @@ export class ApplicationTokens {
     const app: OAuthApp = { ...this.deps.app(source), scopes: [scope] };
     const key = appTokenKey(app, scope);
     let t = await this.token(key, app, source, force);
-    if (!t.roles.includes(role) && !force && this.deps.now().getTime() - Date.parse(t.requestedAt ?? '') > ROLE_RECHECK_MS) t = await this.token(key, app, source, true);
+    if (!t.roles.includes(role) && !force && this.deps.now().getTime() - Date.parse(t.requestedAt ?? '') >= ROLE_RECHECK_MS) t = await this.token(key, app, source, true);
     const context = { ...server, clientId: source.clientId, tenant: source.tenant };
     if (!t.roles.includes(role)) {
       const e = roleMissingError(role, t.roles, context);
@@ -127,7 +130,15 @@ export class ApplicationTokens {
       let fresh;
       try {
         fresh = await requireOAuthProvider(source).clientCredentials!(app, now);
-      } catch (e) {
+      } catch (caught) {
+        let e = caught;
+        if (isMailroomError(e) && (e.evidence as Partial<OAuthEvidence> | undefined)?.kind === 'oauth' && !(e.evidence as Partial<OAuthEvidence>).origin) {
+          // The same AADSTS code means another thing without a user sign-in: explained with the app's ids.
+          const { diagnosis: _d, guideStep: _g, ...raw } = e.evidence as Record<string, unknown>;
+          const withApp = { ...(raw as unknown as OAuthEvidence), application: { clientId: source.clientId, tenant: source.tenant, mailbox: source.username } };
+          const d = diagnose(withApp);
+          e = new MailroomError(e.code, d.cause, { fix: d.fix, evidence: { ...withApp, diagnosis: d.code, guideStep: d.guideStep } });
+        }
         if (isMailroomError(e)) {
           const ev = e.evidence as Partial<OAuthEvidence> | undefined;
           const explained = ev?.kind === 'oauth' ? diagnose(ev as OAuthEvidence).code : e.code;
