@@ -27,6 +27,7 @@ const ROUTES: Record<string, readonly Scope[] | 'anyone' | 'session'> = {
   'DELETE /api/v1/mail-servers/{id}': ['admin'],
   'POST /api/v1/mail-servers/{id}/connect': 'session',
   'POST /api/v1/mail-servers/{id}/disconnect': ['admin'],
+  'GET /api/v1/mail-servers/{id}/admin-consent-url': ['admin'],
   'POST /api/v1/mail-servers/{id}/test': ['admin'],
   'POST /api/v1/mail-servers/{id}/send-test': ['admin'],
 
@@ -48,6 +49,7 @@ const ROUTES: Record<string, readonly Scope[] | 'anyone' | 'session'> = {
   'PATCH /api/v1/incoming-servers/{id}': ['admin'],
   'DELETE /api/v1/incoming-servers/{id}': ['admin'],
   'POST /api/v1/incoming-servers/{id}/connect': 'session',
+  'GET /api/v1/incoming-servers/{id}/admin-consent-url': ['admin'],
   'POST /api/v1/incoming-servers/{id}/disconnect': ['admin'],
   'POST /api/v1/incoming-servers/{id}/test': ['admin'],
   'POST /api/v1/incoming-servers/{id}/fetch': ['admin'],
