@@ -17,6 +17,7 @@ import { WebhookService } from './inbound/webhook-service.ts';
 import { OutboxService } from './outbox/outbox-service.ts';
 import { OutboxWorker } from './outbox/outbox-worker.ts';
 import { releaseHeld } from './storage/outbox-store.ts';
+import { CertificateService } from './oauth/certificate-service.ts';
 import { TokenManager } from './oauth/token-manager.ts';
 import { createSealer, loadOrCreateKey, sealKeyCheck, verifyKeyCheck } from './secrets/sealer.ts';
 import { settingOnce } from './storage/cluster-store.ts';
@@ -39,6 +40,7 @@ export interface Mailroom {
   /** Failed-login limits, counted in the database. */
   logins: LoginLimiter;
   tokens: TokenManager;
+  certificates: CertificateService;
   /** Connection slots per mailbox (and who holds them), shared by the outbox and the server tests. */
   connections: ConnectionGates;
   connect: ConnectFlow;
@@ -90,12 +92,17 @@ export async function createMailroom(config: Config, logger: Logger, opts: Start
   // Who holds a lease (a mailbox, the lifecycle jobs): host and pid for people, a random part for uniqueness.
   const instance = `${hostname()}:${process.pid}:${randomBytes(3).toString('hex')}`;
   const now = opts.now ?? (() => new Date());
+  // Built before the audit log it writes to; promotion is looked up late so the two can refer to each other.
+  let certificates: CertificateService | undefined;
   const tokens = new TokenManager({
     db,
     dialect: database.dialect,
     sealer,
     config,
     now,
+    onCertificateProven: async (server, thumbprintSha256) => {
+      await certificates?.promote(server.id, thumbprintSha256);
+    },
     onEvent: (e) => {
       const level = e.type === 'refreshed' ? 'debug' : 'warn';
       logger[level]({ event: `token.${e.type}`, mailServerId: e.serverId, code: e.code }, `access token ${e.type.replace('_', ' ')}`);
@@ -112,6 +119,7 @@ export async function createMailroom(config: Config, logger: Logger, opts: Start
   const incoming = new IncomingServerService({ db, sealer, config, tokens, logger, now, instance, gates, wakeups });
   const webhooks = new WebhookService({ db, sealer, messages: inbound, logger, config: config.webhooks, now });
   const audit = new AuditLog(db, now);
+  certificates = new CertificateService({ db, sealer, audit, logger, now });
   const outbox = new OutboxService({ db, config: config.outbox, now, onEnqueued: () => {
       worker.kick();
       wakeups.notify('mailroom_outbox');
@@ -142,6 +150,7 @@ export async function createMailroom(config: Config, logger: Logger, opts: Start
     admins: new AdminService(db, now),
     logins: new LoginLimiter(db, undefined, now),
     tokens,
+    certificates,
     connections: gates,
     connect: new ConnectFlow({ db, sealer, config, now }),
     servers: new MailServerService({

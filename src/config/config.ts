@@ -16,6 +16,8 @@ export interface Config {
   /** base64 of 32 bytes, or null to use (or create) `${dataDir}/secret.key`. */
   readonly secretKey: Buffer | null;
   readonly microsoftAuthorityHost: string;
+  /** MICROSOFT_CLIENT_ASSERTION_ALG: how certificate credentials sign (PS256 + x5t#S256, or RS256 + x5t). */
+  readonly microsoftAssertionAlg: 'PS256' | 'RS256';
   /** Google's sign-in host (authorize) and token host; tests point both at a local peer. */
   readonly google: { readonly authorityHost: string; readonly tokenHost: string };
   /** Microsoft Graph's API host (national clouds, tests) and the resource its scopes name. */
@@ -211,6 +213,9 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     }
   };
   const microsoftAuthorityHost = httpsOrigin('MICROSOFT_AUTHORITY_HOST', 'https://login.microsoftonline.com', 'https://login.microsoftonline.us');
+  const assertionAlg = (get('MICROSOFT_CLIENT_ASSERTION_ALG') ?? 'PS256').toUpperCase();
+  if (assertionAlg !== 'PS256' && assertionAlg !== 'RS256') problems.push(`MICROSOFT_CLIENT_ASSERTION_ALG must be PS256 or RS256 (got "${get('MICROSOFT_CLIENT_ASSERTION_ALG')}")`);
+  const microsoftAssertionAlg: 'PS256' | 'RS256' = assertionAlg === 'RS256' ? 'RS256' : 'PS256';
   const google = Object.freeze({
     authorityHost: httpsOrigin('GOOGLE_AUTHORITY_HOST', 'https://accounts.google.com', 'https://accounts.google.com'),
     tokenHost: httpsOrigin('GOOGLE_TOKEN_HOST', 'https://oauth2.googleapis.com', 'https://oauth2.googleapis.com'),
@@ -339,7 +344,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   const outbound: OutboundPolicy = Object.freeze({ blockPrivate: rawBlockPrivate === 'true', allow: Object.freeze(allow) });
 
   if (problems.length > 0) throw new ConfigError(problems);
-  return Object.freeze({ port, host, baseUrl, dataDir, databaseUrl, databaseTimeouts, secretKey, microsoftAuthorityHost, google, microsoftGraph, plaintextHosts, logLevel, outbox, webhooks, inboundEnabled, inboundParseThreads, inboundMaxMessageBytes, imapTimeoutMs, inboundLeaseMs, graphPush, lifecycleLeaseMs, http, submission, outbound });
+  return Object.freeze({ port, host, baseUrl, dataDir, databaseUrl, databaseTimeouts, secretKey, microsoftAuthorityHost, microsoftAssertionAlg, google, microsoftGraph, plaintextHosts, logLevel, outbox, webhooks, inboundEnabled, inboundParseThreads, inboundMaxMessageBytes, imapTimeoutMs, inboundLeaseMs, graphPush, lifecycleLeaseMs, http, submission, outbound });
 }
 
 function submissionConfig(get: (k: string) => string | undefined, httpPort: number, problems: string[]): SubmissionConfig | null {

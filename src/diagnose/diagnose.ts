@@ -51,6 +51,13 @@ function oauth(e: OAuthEvidence): Diagnosis {
   // Microsoft's `error_codes` (or the AADSTS numbers in the description) name the case; `error` is the fallback.
   for (const n of e.errorCodes) {
     if (n === 7000215 && e.secretLooksLikeGuid) return entry('AADSTS7000215_SECRET_ID');
+    // 700027 is one code for "key not found" and "key expired": only the Reason in the text tells them apart.
+    if (n === 700027 && /Reason - The key used is expired/i.test(e.errorDescription ?? '')) {
+      return entry('OAUTH_CERTIFICATE_EXPIRED', e.certificateThumbprint ? `The certificate with thumbprint ${e.certificateThumbprint}, which this server signs its token requests with, has expired, so Microsoft no longer accepts it. Every mailbox using it stops sending and receiving until a valid one is in place.` : undefined);
+    }
+    if (n === 700027 && e.certificateThumbprint) {
+      return entry('AADSTS700027', `Microsoft could not verify the client assertion Mailroom signed with the certificate whose thumbprint is ${e.certificateThumbprint}: Azure does not list that certificate for this app (never uploaded, deleted, or uploaded to another app registration). Upload exactly that one.`);
+    }
     const graph = e.permissions ?? [];
     if (n === 65001 && graph.some((p) => GRAPH_MAIL_PERMISSIONS.has(p))) {
       return entry('AADSTS65001_GRAPH', `Nobody has consented to the Microsoft Graph permissions this server asks for (${graph.join(', ')}) for this account: the sign-in was given for SMTP and IMAP only, or the consent was withdrawn.`);

@@ -31,6 +31,8 @@ export interface OAuthEvidence {
    * secret's Value (see `looksLikeGuid`). With AADSTS7000215 it names the mistake exactly.
    */
   secretLooksLikeGuid?: boolean;
+  /** The request authenticated with a certificate: its SHA-1 thumbprint (upper-case hex, as Azure lists it). */
+  certificateThumbprint?: string;
   /**
    * What the request asked for: the API's delegated permissions by short name (Mail.Send, SMTP.Send)
    * and the resource they belong to (https://graph.microsoft.com). A missing consent is explained

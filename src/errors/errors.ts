@@ -20,6 +20,8 @@ export const ERRORS = {
   MR_SETUP_DONE: 409,
   MR_NOT_FOUND: 404,
   MR_CONFLICT: 409,
+  /** Generate certificate on a server that has one: Roll certificate replaces it without an interruption. */
+  MR_CERTIFICATE_EXISTS: 409,
   MR_IDEMPOTENCY_MISMATCH: 409,
   MR_UNPROCESSABLE: 422,
   MR_AUTH_FORBIDDEN: 403,

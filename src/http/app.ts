@@ -13,6 +13,7 @@ import { healthPageRoutes } from './routes/health-page-routes.ts';
 import { bounceRoutes } from './routes/bounce-routes.ts';
 import { inboundRoutes } from './routes/inbound-routes.ts';
 import { graphNotificationRoutes } from './routes/graph-notification-routes.ts';
+import { certificateRoutes } from './routes/certificate-routes.ts';
 import { mailServerRoutes } from './routes/mail-server-routes.ts';
 import { messageRoutes } from './routes/message-routes.ts';
 import { oauthRoutes } from './routes/oauth-routes.ts';
@@ -61,9 +62,11 @@ export async function buildApp(mr: Mailroom, opts: { webDist?: string } = {}): P
 
   sessionRoutes(app, mr, doc);
   mailServerRoutes(app, mr, doc);
+  certificateRoutes(app, mr, doc, 'outgoing');
   messageRoutes(app, mr, doc);
   apiKeyRoutes(app, mr, doc);
   inboundRoutes(app, mr, doc);
+  certificateRoutes(app, mr, doc, 'incoming');
   bounceRoutes(app, mr, doc);
   healthPageRoutes(app, mr, doc);
   graphNotificationRoutes(app, mr, doc);

@@ -40,6 +40,7 @@ const base = {
   // Checked against the provider's shape, or the password required, by credentialIssues once Authenticate Using is known.
   clientId: z.preprocess((v) => (v === '' ? null : v), mailServerFields.anyClientId.nullable()),
   clientSecret: z.preprocess((v) => (v === '' || v === null ? undefined : v), mailServerFields.anyClientSecret.optional()),
+  clientCredential: mailServerFields.clientCredential,
   password: z.preprocess((v) => (v === '' || v === null ? undefined : v), mailServerFields.password.optional()),
   tenant: z.preprocess((v) => (v === null || v === '' ? undefined : v), mailServerFields.tenant.optional()),
 };
@@ -63,6 +64,7 @@ export const createIncomingSchema = z
     access: base.access.default('delegated'),
     clientId: base.clientId.default(null),
     clientSecret: base.clientSecret,
+    clientCredential: base.clientCredential.default('secret'),
     password: base.password,
     tenant: base.tenant.transform((v) => v ?? 'common'),
   })

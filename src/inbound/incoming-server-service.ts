@@ -14,6 +14,7 @@ import { passwordAad } from '../credentials/auth-method.ts';
 import { authMethodOf } from '../credentials/auth-methods.ts';
 import { oauthProviderOf } from '../oauth/oauth-providers.ts';
 import { credentialIssues } from '../servers/mail-server-input.ts';
+import { certificateView } from '../oauth/certificate-service.ts';
 import { authMethodChoices } from '../servers/mail-server-service.ts';
 import { validationError } from '../errors/errors.ts';
 import type { Sealer } from '../secrets/sealer.ts';
@@ -174,6 +175,8 @@ export class IncomingServerService {
       redirectUri: oauthProviderOf(s) ? redirectUri(this.deps.config, oauthProviderOf(s)!.id) : null,
       clientId: s.clientId || null,
       clientSecretSet: s.clientSecretSealed !== null,
+      clientCredential: s.clientCredential,
+      certificate: certificateView(s),
       passwordSet: s.passwordSealed !== null,
       tenant: s.tenant,
       access: s.access,
@@ -299,6 +302,7 @@ export class IncomingServerService {
         username: input.username,
         clientId: input.tokenSourceId || !method.provider ? '' : input.clientId!,
         clientSecretSealed: !input.tokenSourceId && method.provider && input.clientSecret ? this.deps.sealer.seal(input.clientSecret, secretAad(id)) : null,
+        clientCredential: input.clientCredential,
         passwordSealed: method.mechanism === 'password' && input.password ? this.deps.sealer.seal(input.password, passwordAad(id)) : null,
         clientSecretExpiresAt: null,
         tenant: input.tenant,
@@ -364,6 +368,7 @@ export class IncomingServerService {
           password: input.password,
           hasPassword: before.passwordSealed !== null,
           direction: 'incoming',
+          clientCredential: input.clientCredential ?? before.clientCredential,
         }) };
     if (Object.keys(issues).length) throw validationError(issues);
     const method = authMethodOf({ authType });
@@ -377,6 +382,7 @@ export class IncomingServerService {
     if (input.tenant !== undefined) patch.tenant = input.tenant;
     if (input.clientId !== undefined) patch.clientId = input.clientId ?? '';
     if (input.clientSecret !== undefined) patch.clientSecretSealed = this.deps.sealer.seal(input.clientSecret, secretAad(id));
+    if (input.clientCredential !== undefined) patch.clientCredential = input.clientCredential;
     if (input.tokenSourceId !== undefined) patch.tokenSourceId = input.tokenSourceId;
     patch.access = access;
     if (source) patch.tenant = source.tenant;

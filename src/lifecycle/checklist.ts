@@ -19,14 +19,27 @@ export function checklist(s: MailServerRecord, t: TokenRecord | undefined, now: 
   const secret = secretExpiry(s.clientSecretExpiresAt, now);
   const method = authMethodOf(s);
   if (!method.provider) return { items: loginChecklist(s, method.mechanism === 'password'), secret };
-  const hasCredentials = s.tokenSourceId !== null || (s.clientId !== '' && s.clientSecretSealed !== null);
+  const byCertificate = s.clientCredential === 'certificate' && method.provider.certificates === true;
+  const hasCredentials = s.tokenSourceId !== null || (s.clientId !== '' && (byCertificate ? s.certificate !== null : s.clientSecretSealed !== null));
+  // The credential in use is what can run out: the certificate's notAfter, or the secret's date.
+  const expired = byCertificate ? s.certificate !== null && Date.parse(s.certificate.notAfter) <= now.getTime() : secret.state === 'expired';
   const items: ChecklistItem[] = [
     {
       key: 'credentials',
       label: 'Credentials saved',
-      state: !hasCredentials ? 'todo' : secret.state === 'expired' ? 'failed' : 'done',
+      state: !hasCredentials ? 'todo' : expired ? 'failed' : 'done',
       guideStep: 4,
-      detail: secret.state === 'expired' ? `The client secret expired on ${s.clientSecretExpiresAt}.` : s.tokenSourceId ? 'Uses the connection of an outgoing server.' : null,
+      detail: expired
+        ? byCertificate
+          ? `The certificate (thumbprint ${s.certificate!.thumbprint}) expired on ${s.certificate!.notAfter.slice(0, 10)}.`
+          : `The client secret expired on ${s.clientSecretExpiresAt}.`
+        : s.tokenSourceId
+          ? 'Uses the connection of an outgoing server.'
+          : byCertificate && s.certificate
+            ? `Certificate ${s.certificate.thumbprint}, valid until ${s.certificate.notAfter.slice(0, 10)}.`
+            : byCertificate
+              ? 'Generate or import a certificate, then upload it in Azure.'
+              : null,
     },
     {
       key: 'consent',

@@ -53,7 +53,18 @@ export function roleMissingError(role: string, roles: readonly string[], server:
 export class ApplicationTokens {
   private readonly inflight = new Map<string, Promise<AppTokenRecord & { accessToken: string }>>();
 
-  constructor(private readonly deps: { db: Db; dialect: 'sqlite' | 'postgres'; sealer: Sealer; config: Config; now: () => Date; app: (server: MailServerRecord) => OAuthApp }) {}
+  constructor(
+    private readonly deps: {
+      db: Db;
+      dialect: 'sqlite' | 'postgres';
+      sealer: Sealer;
+      config: Config;
+      now: () => Date;
+      app: (server: MailServerRecord) => OAuthApp;
+      /** A client-credentials request signed with the pending certificate of a roll succeeded (see the token manager). */
+      onCertificateProven?: (server: MailServerRecord, thumbprintSha256: string) => Promise<void>;
+    },
+  ) {}
 
   /**
    * The token for `server` (its transport and mailbox) through the application connection of
@@ -162,6 +173,8 @@ export class ApplicationTokens {
         if (this.usable(theirs)) return this.open(theirs);
       }
       if (source.lastError) await setMailServerError(db, source.id, null);
+      // The token is good whatever happens there; the next proven request tries the promotion again.
+      if (fresh.provenCertificate) await this.deps.onCertificateProven?.(source, fresh.provenCertificate).catch(() => undefined);
       return { cacheKey: key, ...write, version: (current?.version ?? 0) + 1, requestedAt: now.toISOString(), accessToken: fresh.accessToken };
     });
   }

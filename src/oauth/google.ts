@@ -5,6 +5,7 @@ import { diagnose } from '../diagnose/diagnose.ts';
 import type { OAuthEvidence } from '../diagnose/evidence.ts';
 import { MailroomError } from '../errors/errors.ts';
 import type { OAuthApp, OAuthProvider, OAuthTokens } from './oauth-provider.ts';
+import { clientAuth } from './client-auth.ts';
 import { tokenEndpointFetch } from './token-endpoint.ts';
 
 /**
@@ -130,13 +131,13 @@ export const googleProvider: OAuthProvider = {
   },
   noRefreshTokenFix: 'Google returns a refresh token only with access_type=offline and prompt=consent, which Mailroom sends: remove Mailroom from https://myaccount.google.com/permissions for this account, then click Connect your Gmail account again.',
   scopes: () => GMAIL_SCOPES,
-  app: (server, config, clientSecret): GoogleApp => ({
+  app: (server, config, credential): GoogleApp => ({
     scopes: GMAIL_SCOPES,
     authorityHost: config.google.authorityHost,
     tokenHost: config.google.tokenHost,
     tenant: '',
     clientId: server.clientId,
-    clientSecret,
+    credential,
     redirectUri: redirectUri(config, 'gmail'),
   }),
   buildAuthorizeUrl(app, p) {
@@ -161,7 +162,7 @@ export const googleProvider: OAuthProvider = {
     const g = asGoogle(app);
     return asProviderError('token', g, async () => {
       const params = oauth.validateAuthResponse(authorizationServer(g), client(g), callback, oauth.skipStateCheck);
-      const response = await oauth.authorizationCodeGrantRequest(authorizationServer(g), client(g), oauth.ClientSecretPost(g.clientSecret), params, g.redirectUri, p.codeVerifier, {
+      const response = await oauth.authorizationCodeGrantRequest(authorizationServer(g), client(g), clientAuth(g.credential), params, g.redirectUri, p.codeVerifier, {
         [oauth.customFetch]: tokenEndpointFetch({ stage: 'token', provider: PROVIDER, scopes: g.scopes }),
       });
       const result = await oauth.processAuthorizationCodeResponse(await asForResponse(g, response), client(g), response, { expectedNonce: p.nonce, requireIdToken: true });
@@ -173,7 +174,7 @@ export const googleProvider: OAuthProvider = {
   async refreshTokens(app, refreshToken, now) {
     const g = asGoogle(app);
     return asProviderError('refresh', g, async () => {
-      const response = await oauth.refreshTokenGrantRequest(authorizationServer(g), client(g), oauth.ClientSecretPost(g.clientSecret), refreshToken, {
+      const response = await oauth.refreshTokenGrantRequest(authorizationServer(g), client(g), clientAuth(g.credential), refreshToken, {
         [oauth.customFetch]: tokenEndpointFetch({ stage: 'refresh', provider: PROVIDER, scopes: g.scopes }),
       });
       return toTokens(await oauth.processRefreshTokenResponse(await asForResponse(g, response), client(g), response), now);

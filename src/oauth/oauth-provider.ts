@@ -2,6 +2,7 @@ import type { z } from 'zod';
 import type { Config } from '../config/config.ts';
 import type { OAuthEvidence } from '../diagnose/evidence.ts';
 import type { MailServerRecord } from '../storage/mail-server-store.ts';
+import type { ClientCredential } from './client-auth.ts';
 
 /** One OAuth client registration as a provider needs it for one request. */
 export interface OAuthApp {
@@ -12,7 +13,8 @@ export interface OAuthApp {
   /** Only providers with tenants read it (Microsoft's common/organizations/GUID). */
   tenant: string;
   clientId: string;
-  clientSecret: string;
+  /** The client secret or certificate every token request authenticates with (see client-auth.ts). */
+  credential: ClientCredential;
   redirectUri: string;
 }
 
@@ -24,6 +26,10 @@ export interface OAuthTokens {
   scope: string | undefined;
   /** Some providers say when the refresh token dies (Google: apps in "Testing" publishing status). */
   refreshTokenExpiresInSeconds?: number;
+  /** The x5t#S256 of the pending certificate this request proved (it may now become current). */
+  provenCertificate?: string;
+  /** The pending certificate was refused and the current one used: why, for the admin. */
+  pendingCertificateFailure?: unknown;
 }
 
 export interface OAuthIdentity {
@@ -62,8 +68,10 @@ export interface OAuthProvider {
   /** What to change when the provider granted no refresh token. */
   readonly noRefreshTokenFix: string;
   scopes(server: Pick<MailServerRecord, 'transport' | 'direction'>, config: Config): readonly string[];
-  app(server: MailServerRecord, config: Config, clientSecret: string): OAuthApp;
-  buildAuthorizeUrl(app: Omit<OAuthApp, 'clientSecret'>, p: AuthorizeParams): string;
+  app(server: MailServerRecord, config: Config, credential: ClientCredential): OAuthApp;
+  /** The provider accepts certificate credentials (private_key_jwt). */
+  readonly certificates?: boolean;
+  buildAuthorizeUrl(app: Omit<OAuthApp, 'credential'>, p: AuthorizeParams): string;
   exchangeCode(app: OAuthApp, callback: URLSearchParams, p: { codeVerifier: string; nonce: string; now: Date }): Promise<{ tokens: OAuthTokens; identity: OAuthIdentity }>;
   refreshTokens(app: OAuthApp, refreshToken: string, now: Date): Promise<OAuthTokens>;
   /** The callback's `error` parameters → evidence. */
@@ -71,13 +79,13 @@ export interface OAuthProvider {
   /** OAuth errors after which the stored grant is dead and only a new sign-in helps. */
   grantIsDead(ev: OAuthEvidence): boolean;
   /** Application access (no user sign-in): the client-credentials grant, for providers that offer it. */
-  clientCredentials?(app: OAuthApp, now: Date): Promise<{ accessToken: string; expiresAt: Date; roles: string[]; tenantId: string | null; appId: string | null; objectId: string | null }>;
+  clientCredentials?(app: OAuthApp, now: Date): Promise<{ accessToken: string; expiresAt: Date; roles: string[]; tenantId: string | null; appId: string | null; objectId: string | null; provenCertificate?: string }>;
   /** The `.default` scope an application token of this transport asks for. */
   applicationScope?(server: Pick<MailServerRecord, 'transport'>, config: Config): string;
   /** The application permission (`roles`) the transport needs. */
   requiredRole?(server: Pick<MailServerRecord, 'transport' | 'direction'>): string;
   /** A page where a tenant administrator consents for everyone (Microsoft only), if the provider has one. */
-  adminConsentUrl?(app: Omit<OAuthApp, 'clientSecret'>, serverId: string): string;
+  adminConsentUrl?(app: Omit<OAuthApp, 'credential'>, serverId: string): string;
   /** What the admin should know about a grant that works today (e.g. a refresh token that dies in 7 days). */
   connectWarning?(tokens: OAuthTokens): OAuthEvidence | undefined;
 }

@@ -7,6 +7,7 @@ import type { Config } from '../config/config.ts';
 import { redirectUri } from '../config/config.ts';
 import type { MailServerRecord } from '../storage/mail-server-store.ts';
 import type { OAuthApp, OAuthProvider, OAuthTokens } from './oauth-provider.ts';
+import { clientAuth, secretOf, withClientCredential } from './client-auth.ts';
 import { requestEvidence, tokenEndpointFetch } from './token-endpoint.ts';
 
 /** Delegated scopes for SMTP and IMAP on one Outlook token (one resource per token request). */
@@ -56,11 +57,8 @@ function authorizationServer(app: Pick<OutlookApp, 'authorityHost' | 'tenant'>, 
 
 const client = (app: OutlookApp): oauth.Client => ({ client_id: app.clientId });
 
-/** How every token request authenticates the app. */
-const clientAuth = (app: OutlookApp): oauth.ClientAuth => oauth.ClientSecretPost(app.clientSecret);
-
 export function buildAuthorizeUrl(
-  app: Omit<OutlookApp, 'clientSecret'>,
+  app: Omit<OutlookApp, 'credential'>,
   p: { state: string; nonce: string; codeChallenge: string; loginHint: string },
 ): string {
   const url = new URL(authorizationServer(app).authorization_endpoint!);
@@ -170,7 +168,10 @@ async function asProviderError<T>(stage: OAuthEvidence['stage'], app: OutlookApp
       // What was asked goes with the answer: a consent missing for Graph names Graph's permissions.
       const ev = { ...oauthEvidence(stage, e.cause, e.status), ...requestEvidence({ scopes: app.scopes }) };
       // A GUID-shaped secret rejected as invalid is almost always the Secret ID pasted for the Value.
-      if (ev.error === 'invalid_client' && looksLikeGuid(app.clientSecret)) ev.secretLooksLikeGuid = true;
+      const secret = secretOf(app.credential);
+      if (ev.error === 'invalid_client' && secret !== undefined && looksLikeGuid(secret)) ev.secretLooksLikeGuid = true;
+      // A refused assertion names the certificate it was signed with: the one to upload in Azure.
+      if (app.credential.kind === 'certificate') ev.certificateThumbprint = app.credential.current.thumbprint;
       throw providerError(ev);
     }
     if (e instanceof oauth.OperationProcessingError || e instanceof oauth.UnsupportedOperationError) {
@@ -185,7 +186,7 @@ async function asProviderError<T>(stage: OAuthEvidence['stage'], app: OutlookApp
   }
 }
 
-/** Exchanges the authorization code (client_secret_post) and validates the id_token. */
+/** Exchanges the authorization code (client secret or certificate assertion) and validates the id_token. */
 export async function exchangeCode(
   app: OutlookApp,
   callback: URLSearchParams,
@@ -197,7 +198,7 @@ export async function exchangeCode(
     const response = await oauth.authorizationCodeGrantRequest(
       authorizationServer(app),
       client(app),
-      clientAuth(app),
+      clientAuth(app.credential),
       params,
       app.redirectUri,
       p.codeVerifier,
@@ -211,15 +212,27 @@ export async function exchangeCode(
   });
 }
 
+/**
+ * Redeems the refresh token. With a rolled certificate pending, the request is made with it first
+ * and, if refused, with the current one (client authentication fails before the grant is looked at,
+ * so the refresh token is not spent); tokens say which certificate proved itself.
+ */
 export async function refreshTokens(app: OutlookApp, refreshToken: string, now: Date): Promise<OutlookTokens> {
-  return asProviderError('refresh', app, async () => {
-    const response = await oauth.refreshTokenGrantRequest(authorizationServer(app), client(app), clientAuth(app), refreshToken, {
-      additionalParameters: { scope: app.scopes.join(' ') },
-      [oauth.customFetch]: tokenEndpointFetch({ stage: 'refresh', scopes: app.scopes }),
-    });
-    const result = await oauth.processRefreshTokenResponse(await asForResponse(app, response), client(app), response);
-    return toTokens(result, now);
-  });
+  const outcome = await withClientCredential(app.credential, (auth) =>
+    asProviderError('refresh', app, async () => {
+      const response = await oauth.refreshTokenGrantRequest(authorizationServer(app), client(app), auth, refreshToken, {
+        additionalParameters: { scope: app.scopes.join(' ') },
+        [oauth.customFetch]: tokenEndpointFetch({ stage: 'refresh', scopes: app.scopes }),
+      });
+      const result = await oauth.processRefreshTokenResponse(await asForResponse(app, response), client(app), response);
+      return toTokens(result, now);
+    }),
+  );
+  return {
+    ...outcome.value,
+    ...(outcome.proven && { provenCertificate: outcome.proven.thumbprintSha256 }),
+    ...(outcome.pendingFailed !== undefined && { pendingCertificateFailure: outcome.pendingFailed }),
+  };
 }
 
 /**
@@ -272,16 +285,27 @@ export function applicationClaims(accessToken: string): Pick<ApplicationToken, '
 /** Microsoft refuses common/organizations/consumers for client credentials: the app must act in one tenant. */
 export const TENANT_ALIASES: ReadonlySet<string> = new Set(['common', 'organizations', 'consumers']);
 
-/** The client-credentials grant (RFC 6749 4.4) as Microsoft's v2.0 endpoint takes it: one `.default` scope. */
-export async function clientCredentialsToken(app: OutlookApp, now: Date): Promise<ApplicationToken> {
-  return asProviderError('token', app, async () => {
-    const response = await oauth.clientCredentialsGrantRequest(authorizationServer(app), client(app), clientAuth(app), { scope: app.scopes.join(' ') }, {
-      [oauth.customFetch]: tokenEndpointFetch({ stage: 'token', scopes: app.scopes }),
-    });
-    const result = await oauth.processClientCredentialsResponse(authorizationServer(app), client(app), response);
-    const expiresIn = typeof result.expires_in === 'number' && result.expires_in > 0 ? result.expires_in : 3600;
-    return { accessToken: result.access_token, expiresAt: new Date(now.getTime() + expiresIn * 1000), ...applicationClaims(result.access_token) };
-  });
+/**
+ * The client-credentials grant (RFC 6749 4.4) as Microsoft's v2.0 endpoint takes it: one `.default`
+ * scope, the app authenticated by its Client Credential (secret, or certificate with a pending one of a
+ * roll tried first: the request is repeatable, so a certificate not yet uploaded never fails it).
+ */
+export async function clientCredentialsToken(app: OutlookApp, now: Date): Promise<ApplicationToken & { provenCertificate?: string; pendingCertificateFailure?: unknown }> {
+  const outcome = await withClientCredential(app.credential, (auth) =>
+    asProviderError('token', app, async () => {
+      const response = await oauth.clientCredentialsGrantRequest(authorizationServer(app), client(app), auth, { scope: app.scopes.join(' ') }, {
+        [oauth.customFetch]: tokenEndpointFetch({ stage: 'token', scopes: app.scopes }),
+      });
+      const result = await oauth.processClientCredentialsResponse(authorizationServer(app), client(app), response);
+      const expiresIn = typeof result.expires_in === 'number' && result.expires_in > 0 ? result.expires_in : 3600;
+      return { accessToken: result.access_token, expiresAt: new Date(now.getTime() + expiresIn * 1000), ...applicationClaims(result.access_token) };
+    }),
+  );
+  return {
+    ...outcome.value,
+    ...(outcome.proven && { provenCertificate: outcome.proven.thumbprintSha256 }),
+    ...(outcome.pendingFailed !== undefined && { pendingCertificateFailure: outcome.pendingFailed }),
+  };
 }
 
 /** The callback's `error` parameters (consent declined, AADSTS errors) → evidence. */
@@ -357,12 +381,13 @@ export const outlookProvider: OAuthProvider = {
   },
   noRefreshTokenFix: 'Add the offline_access permission in Azure > API permissions, then connect again.',
   scopes: outlookScopes,
-  app: (server, config, clientSecret) => ({
+  certificates: true,
+  app: (server, config, credential) => ({
     scopes: outlookScopes(server, config),
     authorityHost: config.microsoftAuthorityHost,
     tenant: server.tenant,
     clientId: server.clientId,
-    clientSecret,
+    credential,
     redirectUri: redirectUri(config, 'outlook'),
   }),
   buildAuthorizeUrl,

@@ -20,6 +20,7 @@ import { connectLabel, type OAuthApp, type OAuthProvider, type OAuthTokens } fro
 import { oauthProviderOf, requireOAuthProvider } from './oauth-providers.ts';
 import { outlookProvider } from './outlook.ts';
 import { type ApplicationAccess, ApplicationTokens } from './application-tokens.ts';
+import { credentialOf } from './server-credential.ts';
 
 /** Refresh when less than this remains, so a token never expires in the middle of an SMTP session. */
 export const REFRESH_MARGIN_MS = 5 * 60_000;
@@ -65,7 +66,7 @@ export interface AccessToken {
 }
 
 export const tokenAad = (serverId: string, kind: 'access_token' | 'refresh_token') => `mail_server:${serverId}:${kind}`;
-export const secretAad = (serverId: string) => `mail_server:${serverId}:client_secret`;
+export { secretAad } from './server-credential.ts';
 
 /** The permissions a server's connection asks for, as its provider decides (none without OAuth). */
 export function scopesOf(server: Pick<MailServerRecord, 'transport' | 'direction' | 'authType'>, config: Config): readonly string[] {
@@ -74,10 +75,7 @@ export function scopesOf(server: Pick<MailServerRecord, 'transport' | 'direction
 
 export function appFor(server: MailServerRecord, config: Config, sealer: Sealer): OAuthApp {
   const provider = requireOAuthProvider(server);
-  if (!server.clientSecretSealed) {
-    throw new MailroomError('MR_OAUTH_NOT_CONFIGURED', 'This mail server has no client secret.', { field: 'clientSecret', fix: provider.secretHelp });
-  }
-  return provider.app(server, config, sealer.open(server.clientSecretSealed, secretAad(server.id)));
+  return provider.app(server, config, credentialOf(server, config, sealer));
 }
 
 export interface TokenManagerDeps {
@@ -90,6 +88,11 @@ export interface TokenManagerDeps {
   /** Replaces the provider's refresh request (tests). */
   refresh?: (app: OAuthApp, refreshToken: string, now: Date) => Promise<OAuthTokens>;
   onEvent?: (e: { type: 'refreshed' | 'refresh_failed' | 'reconnect_needed'; serverId: string; code?: string }) => void;
+  /**
+   * A token request signed with the server's pending certificate succeeded: the certificate roll
+   * promotes it (see servers/certificate-service.ts). Its failure never fails the token.
+   */
+  onCertificateProven?: (server: MailServerRecord, thumbprintSha256: string) => Promise<void>;
 }
 
 /**
@@ -111,6 +114,7 @@ export class TokenManager {
       config: deps.config,
       now: this.now,
       app: (server) => appFor(server, deps.config, deps.sealer),
+      ...(deps.onCertificateProven && { onCertificateProven: deps.onCertificateProven }),
     });
   }
 
@@ -268,6 +272,10 @@ export class TokenManager {
     }
     if (server.lastError?.code.startsWith('AADSTS') || server.lastError?.code.startsWith('OAUTH_')) await setMailServerError(db, server.id, null);
     this.deps.onEvent?.({ type: 'refreshed', serverId: server.id });
+    if (fresh.provenCertificate) {
+      // The token is good whatever happens here; the next proven request tries the promotion again.
+      await this.deps.onCertificateProven?.(server, fresh.provenCertificate).catch(() => undefined);
+    }
     return { token: { accessToken: fresh.accessToken, user: server.username, expiresAt: fresh.expiresAt } };
   }
 

@@ -41,6 +41,7 @@ export const mailServerFields = {
   }),
   smtpPort: z.coerce.number({ error: 'Enter a port number (587 for STARTTLS)' }).int({ error: 'Enter a whole port number' }).min(1, { error: 'Port must be 1–65535' }).max(65535, { error: 'Port must be 1–65535' }),
   smtpSecurity: z.enum(['starttls', 'tls', 'none'], { error: 'Connection Security must be STARTTLS, SSL/TLS or None' }),
+  clientCredential: z.enum(['secret', 'certificate'], { error: 'Client Credential must be secret (Client secret) or certificate (Certificate)' }),
   sendUsing: z.enum(['smtp', 'graph'], { error: 'Send Using must be smtp (SMTP with XOAUTH2) or graph (Microsoft Graph)' }),
   /** Checked against the provider's own shape once Authenticate Using is known (see credentialIssues). */
   anyClientId: z.string({ error: 'Paste the Client ID' }).trim().max(300, { error: 'At most 300 characters' }),
@@ -98,6 +99,7 @@ export const createMailServerSchema = z.strictObject({
   username: mailServerFields.username,
   clientId: mailServerFields.anyClientId.default(''),
   clientSecret: emptyIsUnset(mailServerFields.anyClientSecret),
+  clientCredential: mailServerFields.clientCredential.default('secret'),
   password: emptyIsUnset(mailServerFields.password),
   tenant: mailServerFields.tenant.default(DEFAULTS.tenant),
   // Omitted: the provider's own host (smtp.office365.com, smtp.gmail.com); Username/Password and None need one.
@@ -123,6 +125,7 @@ export const updateMailServerSchema = z.strictObject({
   clientId: mailServerFields.anyClientId.optional(),
   // An empty secret or password on Save means "keep the current one".
   clientSecret: emptyIsUnset(mailServerFields.anyClientSecret),
+  clientCredential: mailServerFields.clientCredential.optional(),
   password: emptyIsUnset(mailServerFields.password),
   tenant: mailServerFields.tenant.optional(),
   smtpHost: mailServerFields.smtpHost.optional(),
@@ -145,10 +148,21 @@ export type UpdateMailServerInput = z.infer<typeof updateMailServerSchema>;
 /**
  * The rules that depend on Authenticate Using, for the server as it will be saved: each OAuth
  * provider checks its own Client ID and Secret, a password server needs a password, Graph is
- * Microsoft's. `has*` say whether one is already stored.
+ * Microsoft's. `has*` say whether one is already stored. With Client Credential "certificate" no
+ * secret is needed (the certificate is generated or imported after saving).
  */
 export function credentialIssues(
-  v: { authType: AuthType; clientId: string; clientSecret?: string | undefined; hasClientSecret: boolean; password?: string | undefined; hasPassword: boolean; transport?: string; direction: 'outgoing' | 'incoming' },
+  v: {
+    authType: AuthType;
+    clientId: string;
+    clientSecret?: string | undefined;
+    hasClientSecret: boolean;
+    password?: string | undefined;
+    hasPassword: boolean;
+    transport?: string;
+    direction: 'outgoing' | 'incoming';
+    clientCredential?: 'secret' | 'certificate' | undefined;
+  },
 ): Record<string, string> {
   const issues: Record<string, string> = {};
   const method = authMethodOf(v);
@@ -157,10 +171,14 @@ export function credentialIssues(
   if (method.provider) {
     const id = method.provider.fields.clientId.safeParse(v.clientId);
     if (!id.success) issues.clientId = id.error.issues[0]?.message ?? 'Paste the Client ID';
+    if (v.clientCredential === 'certificate' && !method.provider.certificates) {
+      issues.clientCredential = `${method.label} takes a client secret only: choose Client secret`;
+    }
+    const needsSecret = v.clientCredential !== 'certificate' || !method.provider.certificates;
     if (v.clientSecret !== undefined) {
       const secret = method.provider.fields.clientSecret.safeParse(v.clientSecret);
       if (!secret.success) issues.clientSecret = secret.error.issues[0]?.message ?? 'Paste the Client Secret';
-    } else if (!v.hasClientSecret) {
+    } else if (!v.hasClientSecret && needsSecret) {
       const missing = method.provider.fields.clientSecret.safeParse('');
       issues.clientSecret = (!missing.success && missing.error.issues[0]?.message) || 'Paste the Client Secret';
     }

@@ -8,6 +8,7 @@ import { oauthProviderOf, requireOAuthProvider } from '../oauth/oauth-providers.
 import { applicationConsentUrl } from '../oauth/outlook.ts';
 import { accessIssues, sourceIssues } from './mail-server-input.ts';
 import type { Evidence } from '../diagnose/evidence.ts';
+import { certificateView, type CertificateView } from '../oauth/certificate-service.ts';
 import { GraphError, graphCall, grantedPermissions, missingPermission, userPath, withGraphToken } from '../graph/graph-client.ts';
 import { GraphSender, withGraphMailbox } from '../graph/graph-sender.ts';
 import type { Sealer } from '../secrets/sealer.ts';
@@ -64,7 +65,7 @@ export function applicationConsentUrlOf(s: MailServerRecord, config: Config): { 
   if (s.access !== 'application') {
     throw new MailroomError('MR_VALIDATION', 'Admin consent for application permissions applies to servers with Access: Application.', { field: 'access', fields: { access: 'Set Access to Application first' } });
   }
-  const app = requireOAuthProvider(s).app(s, config, '');
+  const app = requireOAuthProvider(s).app(s, config, { kind: 'secret', secret: '' });
   return { url: applicationConsentUrl(app, s.id) };
 }
 
@@ -78,6 +79,10 @@ export interface MailServerView {
   redirectUri: string | null;
   clientId: string;
   clientSecretSet: boolean;
+  /** Client Credential: the client secret or a certificate (Outlook OAuth). */
+  clientCredential: 'secret' | 'certificate';
+  /** The certificate and a pending rolled one: thumbprints and dates, never the private key. */
+  certificate: CertificateView | null;
   /** Username/Password: whether a password is stored (it is never returned). */
   passwordSet: boolean;
   clientSecretExpiresAt: string | null;
@@ -161,7 +166,8 @@ function parseAll<S extends z.ZodType>(schema: S, body: unknown): z.infer<S> {
     const text = (v: unknown) => (typeof v === 'string' && v.trim() !== '' ? v.trim() : undefined);
     const authType = text(b.authType) ?? 'outlook_oauth';
     if (!isAuthType(authType)) throw e;
-    const more = credentialIssues({ authType, clientId: text(b.clientId) ?? '', clientSecret: text(b.clientSecret), hasClientSecret: false, password: text(b.password), hasPassword: false, transport: text(b.sendUsing), direction: 'outgoing' });
+    const credential = text(b.clientCredential) === 'certificate' ? 'certificate' : 'secret';
+    const more = credentialIssues({ authType, clientId: text(b.clientId) ?? '', clientSecret: text(b.clientSecret), hasClientSecret: false, password: text(b.password), hasPassword: false, transport: text(b.sendUsing), direction: 'outgoing', clientCredential: credential });
     const fields: Record<string, string> = { ...e.fields };
     for (const [k, v] of Object.entries(more)) fields[k] ??= v;
     throw validationError(fields);
@@ -202,7 +208,7 @@ export class MailServerService {
   view(s: MailServerRecord, t: TokenRecord | undefined, sending: SendStatus | null = null): MailServerView {
     const check = checklist(s, t, this.now());
     const provider = oauthProviderOf(s);
-    const app = provider?.app(s, this.deps.config, '');
+    const app = provider?.app(s, this.deps.config, { kind: 'secret', secret: '' });
     return {
       id: s.id,
       name: s.name,
@@ -211,6 +217,8 @@ export class MailServerService {
       redirectUri: app?.redirectUri ?? null,
       clientId: s.clientId,
       clientSecretSet: s.clientSecretSealed !== null,
+      clientCredential: s.clientCredential,
+      certificate: certificateView(s),
       passwordSet: s.passwordSealed !== null,
       clientSecretExpiresAt: s.clientSecretExpiresAt,
       tenant: s.tenant,
@@ -326,6 +334,7 @@ export class MailServerService {
         hasPassword: before.passwordSealed !== null,
         transport: sendUsing ?? before.transport,
         direction: 'outgoing',
+        clientCredential: rest.clientCredential ?? before.clientCredential,
       })),
       ...plaintextIssue(after.host, after.security, this.deps.config.plaintextHosts, 'smtpSecurity'),
     };
@@ -356,7 +365,7 @@ export class MailServerService {
     if (identityChanged) {
       await deleteToken(this.deps.db, id);
       patch.lastError = null;
-    } else if ((clientSecret !== undefined || password !== undefined) && before.lastError) {
+    } else if ((clientSecret !== undefined || password !== undefined || (rest.clientCredential !== undefined && rest.clientCredential !== before.clientCredential)) && before.lastError) {
       // New credentials: the refusal they caused is history until the next test says otherwise.
       patch.lastError = null;
     } else if (rest.allowAccountMismatch === true && before.lastError?.code === 'ACCOUNT_MISMATCH') {

@@ -45,6 +45,39 @@ export interface MailServerRecord {
   transport: Transport;
   /** Outlook OAuth: a person's delegated sign-in, or the application itself (client credentials). */
   access: Access;
+  /** Client Credential: what token requests authenticate with. */
+  clientCredential: ClientCredentialKind;
+  certificate: StoredCertificate | null;
+  /** A rolled certificate, used once a token request has proven it (the admin uploaded it). */
+  pendingCertificate: StoredCertificate | null;
+  certificateAlertLevel: number | null;
+}
+
+export type ClientCredentialKind = 'secret' | 'certificate';
+
+/** A client certificate as stored: the public certificate, its names, and its private key sealed. */
+export interface StoredCertificate {
+  /** SHA-1 of the DER certificate, upper-case hex (as Azure lists it). */
+  thumbprint: string;
+  /** SHA-256 of the DER certificate, base64url (the x5t#S256 header). */
+  thumbprintSha256: string;
+  subject: string;
+  notBefore: string;
+  notAfter: string;
+  source: 'generated' | 'imported';
+  createdAt: string;
+  certificatePem: string;
+  /** PKCS#8 PEM sealed with certificateKeyAad(server id, thumbprintSha256). */
+  privateKeySealed: string;
+}
+
+function parseCertificate(json: string | null): StoredCertificate | null {
+  if (!json) return null;
+  try {
+    return JSON.parse(json) as StoredCertificate;
+  } catch {
+    return null;
+  }
 }
 
 export type Access = 'delegated' | 'application';
@@ -132,6 +165,10 @@ function toRecord(r: Selectable<MailServerTable>): MailServerRecord {
       recipientsPerDay: r.recipients_per_day === null ? null : Number(r.recipients_per_day),
       recipientsPerMessage: r.recipients_per_message === null ? null : Number(r.recipients_per_message),
     },
+    clientCredential: r.client_credential === 'certificate' ? 'certificate' : 'secret',
+    certificate: parseCertificate(r.certificate),
+    pendingCertificate: parseCertificate(r.pending_certificate),
+    certificateAlertLevel: r.certificate_alert_level === null || r.certificate_alert_level === undefined ? null : Number(r.certificate_alert_level),
   };
 }
 
@@ -154,9 +191,28 @@ function toToken(r: Selectable<OAuthTokenTable>): TokenRecord {
 
 type Columns = Omit<
   MailServerRecord,
-  'id' | 'createdAt' | 'updatedAt' | 'direction' | 'imap' | 'tokenSourceId' | 'lastFetchAt' | 'secretAlertLevel' | 'reconnectAlertedAt' | 'allowAccountMismatch' | 'loginOkAt' | 'limits' | 'transport' | 'passwordSealed' | 'access'
+  | 'id'
+  | 'createdAt'
+  | 'updatedAt'
+  | 'direction'
+  | 'imap'
+  | 'tokenSourceId'
+  | 'lastFetchAt'
+  | 'secretAlertLevel'
+  | 'reconnectAlertedAt'
+  | 'allowAccountMismatch'
+  | 'loginOkAt'
+  | 'limits'
+  | 'transport'
+  | 'passwordSealed'
+  | 'clientCredential'
+  | 'certificate'
+  | 'pendingCertificate'
+  | 'certificateAlertLevel'
+  | 'access'
 > & {
   access?: Access;
+  clientCredential?: ClientCredentialKind;
   passwordSealed?: string | null;
   transport?: Transport;
   limits?: Partial<SendLimits>;
@@ -203,6 +259,7 @@ function toColumns(p: Partial<Columns>): Partial<MailServerTable> {
   if (p.limits?.messagesPerMinute !== undefined) c.messages_per_minute = p.limits.messagesPerMinute;
   if (p.limits?.recipientsPerDay !== undefined) c.recipients_per_day = p.limits.recipientsPerDay;
   if (p.limits?.recipientsPerMessage !== undefined) c.recipients_per_message = p.limits.recipientsPerMessage;
+  if (p.clientCredential !== undefined) c.client_credential = p.clientCredential;
   return c;
 }
 
@@ -396,4 +453,67 @@ export async function claimReconnectAlert(db: Db, id: string, at: string): Promi
 
 export async function listAllMailServers(db: Db): Promise<MailServerRecord[]> {
   return (await db.selectFrom('mail_servers').selectAll().orderBy('direction', 'desc').orderBy('name').execute()).map(toRecord);
+}
+
+/**
+ * Stores a first certificate: only while the server has none (of several admins or instances that
+ * generate at once, one wins; the others get false and answer "already exists").
+ */
+export async function setFirstCertificate(db: Db, id: string, cert: StoredCertificate, now: Date): Promise<boolean> {
+  const r = await db
+    .updateTable('mail_servers')
+    .set({ certificate: JSON.stringify(cert), pending_certificate: null, certificate_alert_level: null, updated_at: now.toISOString() })
+    .where('id', '=', id)
+    .where('certificate', 'is', null)
+    .executeTakeFirst();
+  return Number(r.numUpdatedRows) === 1;
+}
+
+/** Replaces the certificate in use outright (an import), dropping any pending one. */
+export async function replaceCertificate(db: Db, id: string, cert: StoredCertificate, now: Date): Promise<void> {
+  await db
+    .updateTable('mail_servers')
+    .set({ certificate: JSON.stringify(cert), pending_certificate: null, certificate_alert_level: null, updated_at: now.toISOString() })
+    .where('id', '=', id)
+    .execute();
+}
+
+/** Sets (or replaces) the pending certificate of a server that has one in use. */
+export async function setPendingCertificate(db: Db, id: string, cert: StoredCertificate, now: Date): Promise<boolean> {
+  const r = await db
+    .updateTable('mail_servers')
+    .set({ pending_certificate: JSON.stringify(cert), updated_at: now.toISOString() })
+    .where('id', '=', id)
+    .where('certificate', 'is not', null)
+    .executeTakeFirst();
+  return Number(r.numUpdatedRows) === 1;
+}
+
+/**
+ * The pending certificate (named by its SHA-256 thumbprint) becomes the one in use and the old one is
+ * dropped, in one conditional UPDATE of the server's row: of several instances that proved it at
+ * once exactly one gets true (and tells the admin); the others find it already done.
+ */
+export async function promotePendingCertificate(db: Db, id: string, thumbprintSha256: string, now: Date): Promise<{ dropped: StoredCertificate | null } | null> {
+  const row = await db.selectFrom('mail_servers').select(['certificate', 'pending_certificate']).where('id', '=', id).executeTakeFirst();
+  const pending = parseCertificate(row?.pending_certificate ?? null);
+  if (!row || !pending || pending.thumbprintSha256 !== thumbprintSha256) return null;
+  const r = await db
+    .updateTable('mail_servers')
+    .set({ certificate: row.pending_certificate, pending_certificate: null, certificate_alert_level: null, updated_at: now.toISOString() })
+    .where('id', '=', id)
+    .where('pending_certificate', '=', row.pending_certificate)
+    .executeTakeFirst();
+  return Number(r.numUpdatedRows) === 1 ? { dropped: parseCertificate(row.certificate) } : null;
+}
+
+/** Claims a certificate-expiry warning level, as claimSecretAlert does for the secret. */
+export async function claimCertificateAlert(db: Db, id: string, lastSent: number | null, level: number): Promise<boolean> {
+  const r = await db
+    .updateTable('mail_servers')
+    .set({ certificate_alert_level: level })
+    .where('id', '=', id)
+    .where((eb) => (lastSent === null ? eb('certificate_alert_level', 'is', null) : eb('certificate_alert_level', '=', lastSent)))
+    .executeTakeFirst();
+  return Number(r.numUpdatedRows) === 1;
 }

@@ -489,6 +489,17 @@ const migrations = (dialect: Dialect): Record<string, Migration> => ({
       await db.schema.alterTable('webhook_deliveries').addColumn('redelivered_after', 'integer', (c) => c.notNull().defaultTo(0)).execute();
     },
   },
+  '0020_client_certificates': {
+    async up(db: Kysely<any>) {
+      // Client Credential: 'certificate' signs token requests with the certificate's key (private_key_jwt).
+      await db.schema.alterTable('mail_servers').addColumn('client_credential', 'text').execute();
+      // The certificate in use and a rolled one not yet proven; each JSON with the sealed private key.
+      // Promotion is one conditional UPDATE of this row (pending -> current), so instances cannot race.
+      await db.schema.alterTable('mail_servers').addColumn('certificate', 'text').execute();
+      await db.schema.alterTable('mail_servers').addColumn('pending_certificate', 'text').execute();
+      await db.schema.alterTable('mail_servers').addColumn('certificate_alert_level', 'integer').execute();
+    },
+  },
   '0021_application_access': {
     async up(db: Kysely<any>) {
       // Outlook OAuth: delegated (a person's sign-in, refresh token) or application (client credentials).

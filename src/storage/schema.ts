@@ -69,6 +69,14 @@ export interface MailServerTable {
   suppression_policy: string | null;
   /** Incoming: 1 hands recognised reports to the ERP as new mail too. */
   deliver_reports: number | null;
+  /** 'secret' (null) or 'certificate': what token requests authenticate with. */
+  client_credential: string | null;
+  /** JSON of the certificate in use (public part, thumbprints, sealed private key), or null. */
+  certificate: string | null;
+  /** JSON of a rolled certificate waiting to be proven by a token request, or null. */
+  pending_certificate: string | null;
+  /** The certificate-expiry warning level last sent (as secret_alert_level for the secret). */
+  certificate_alert_level: number | null;
   /** Outlook OAuth: 'delegated' (a person's sign-in) or 'application' (client credentials, no sign-in). */
   access: string;
 }

@@ -142,3 +142,22 @@ test('a wrong client secret with application access is explained as such', T, as
   assert.equal(t.json.evidence.diagnosis, 'APP_AADSTS7000215');
   assert.deepEqual(t.json.evidence.errorCodes, [7000215]);
 });
+
+test('application access with a certificate and no client secret: the client-credentials request is signed by the uploaded certificate', T, async () => {
+  const r = await api('POST', '/api/v1/mail-servers', { name: 'Graph app — certificate', username: BILLING, clientId: CLIENT_ID, clientCredential: 'certificate', access: 'application', tenant: 'example.test', sendUsing: 'graph' });
+  assert.equal(r.status, 201, JSON.stringify(r.json));
+  const generated = await api('POST', `/api/v1/mail-servers/${r.json.id}/certificate`, {});
+  assert.equal(generated.status, 200, JSON.stringify(generated.json));
+  const cer = await fetch(`${mailroom.baseUrl}/api/v1/mail-servers/${r.json.id}/certificate.cer`, { headers: { authorization: `Bearer ${key}` } });
+  assert.equal(cer.status, 200);
+  assert.equal(peers.authServer.registerCertificate(CLIENT_ID, Buffer.from(await cer.arrayBuffer())), generated.json.certificate.thumbprint);
+  // Tenant by its domain: a token cache of its own (tenant, app, resource), so this test asks the peer itself.
+  const before = peers.authServer.acceptedAssertions().length;
+  const t = await api('POST', `/api/v1/mail-servers/${r.json.id}/test`);
+  assert.equal(t.json.ok, true, JSON.stringify(t.json));
+  const accepted = peers.authServer.acceptedAssertions().slice(before);
+  assert.ok(accepted.some((a) => a.clientId === CLIENT_ID && a.thumbprint === generated.json.certificate.thumbprint), JSON.stringify(accepted));
+  const s = (await api('GET', `/api/v1/mail-servers/${r.json.id}`)).json;
+  assert.equal(s.tokenStatus, 'valid');
+  assert.equal(s.clientSecretSet, false);
+});

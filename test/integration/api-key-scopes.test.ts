@@ -30,6 +30,11 @@ const ROUTES: Record<string, readonly Scope[] | 'anyone' | 'session'> = {
   'GET /api/v1/mail-servers/{id}/admin-consent-url': ['admin'],
   'POST /api/v1/mail-servers/{id}/test': ['admin'],
   'POST /api/v1/mail-servers/{id}/send-test': ['admin'],
+  'POST /api/v1/mail-servers/{id}/certificate': ['admin'],
+  'POST /api/v1/mail-servers/{id}/certificate/import': ['admin'],
+  'POST /api/v1/mail-servers/{id}/certificate/roll': ['admin'],
+  'GET /api/v1/mail-servers/{id}/certificate.pem': ['admin'],
+  'GET /api/v1/mail-servers/{id}/certificate.cer': ['admin'],
 
   'POST /api/v1/messages': ['send', 'admin'],
   'GET /api/v1/messages': ['send', 'outbox:read', 'admin'],
@@ -53,6 +58,11 @@ const ROUTES: Record<string, readonly Scope[] | 'anyone' | 'session'> = {
   'POST /api/v1/incoming-servers/{id}/disconnect': ['admin'],
   'POST /api/v1/incoming-servers/{id}/test': ['admin'],
   'POST /api/v1/incoming-servers/{id}/fetch': ['admin'],
+  'POST /api/v1/incoming-servers/{id}/certificate': ['admin'],
+  'POST /api/v1/incoming-servers/{id}/certificate/import': ['admin'],
+  'POST /api/v1/incoming-servers/{id}/certificate/roll': ['admin'],
+  'GET /api/v1/incoming-servers/{id}/certificate.pem': ['admin'],
+  'GET /api/v1/incoming-servers/{id}/certificate.cer': ['admin'],
 
   'GET /api/v1/inbound-messages': ['inbound:read', 'admin'],
   'GET /api/v1/inbound-messages/{id}': ['inbound:read', 'admin'],

@@ -23,6 +23,7 @@ import type {
   Adapter, AdapterPayload, ClientMetadata, Configuration, KoaContext, OidcError,
 } from 'oidc-provider';
 import type { Page } from 'playwright-core';
+import { ClientAssertionVerifier } from './client-assertion.ts';
 
 export const DEFAULT_TENANT_ID = '9188040d-6c67-4c5b-b112-36a304b66dad';
 export const OUTLOOK_RESOURCE = 'https://outlook.office.com';
@@ -95,6 +96,20 @@ export interface AuthServer {
   servicePrincipalId(clientId: string): string;
   /** Plain-HTTP endpoint the mail peers (Graph, Dovecot) ask about an app token: {active, appid, roles, aud, mailboxes}. */
   httpAppTokenUrl: string;
+  /**
+   * The admin's "Upload certificate" in Azure › Certificates & secrets › Certificates: from now on the client
+   * may authenticate with a client assertion signed by this certificate's key (PEM or DER). Returns its
+   * SHA-1 thumbprint as Azure lists it.
+   */
+  registerCertificate(clientId: string, certificate: string | Buffer): string;
+  /** Deletes an uploaded certificate by thumbprint; true if it was there. */
+  removeCertificate(clientId: string, thumbprint: string): boolean;
+  /** The thumbprints uploaded for a client. */
+  certificateThumbprints(clientId: string): string[];
+  /** Every client assertion accepted so far: which certificate and algorithm authenticated each request. */
+  acceptedAssertions(): ReadonlyArray<{ clientId: string; thumbprint: string; alg: string }>;
+  /** Moves the clock the assertion checks use by this many seconds (AADSTS700024 for a client whose clock is off). */
+  setAssertionClockOffset(seconds: number): void;
   close(): Promise<void>;
 }
 
@@ -376,9 +391,10 @@ class MemoryStore {
 
 // ---------------------------------------------------------------------------------------------------------------
 
-// oidc-provider warns at import time that Node 20 is unsupported (it works) and when devInteractions is on.
+// oidc-provider warns at import time that Node 20 is unsupported (it works) and when devInteractions is on;
+// and once that a token request body was already read (the client assertion check below reads it first).
 // Not anchored: on a TTY the text is wrapped in colour codes.
-const HARMLESS_WARNING = /oidc-provider WARNING: (Unsupported runtime|a quick start development-only feature devInteractions)/;
+const HARMLESS_WARNING = /oidc-provider WARNING: (Unsupported runtime|a quick start development-only feature devInteractions|already parsed request body detected)/;
 
 async function withoutHarmlessWarnings<T>(fn: () => Promise<T> | T): Promise<T> {
   const warn = console.warn;
@@ -426,7 +442,13 @@ export async function startAuthServer(opts: AuthServerOptions): Promise<AuthServ
   const tenantOfRequest = new WeakMap<http.IncomingMessage, string>();
   const errorOfRequest = new WeakMap<KoaContext, OidcError>();
 
-  const upsertClient = (c: ClientRegistration) => store.set('Client', c.clientId, { ...clientMetadata(c) });
+  // Client secrets expired by expireClientSecret: refused before oidc-provider, so a client assertion of the
+  // same app still works (Azure expires one credential, not the app).
+  const expiredSecrets = new Set<string>();
+  const upsertClient = (c: ClientRegistration) => {
+    expiredSecrets.delete(c.clientId);
+    store.set('Client', c.clientId, { ...clientMetadata(c) });
+  };
   for (const c of opts.clients) upsertClient(c);
   const introspector = { id: `dovecot-introspection-${randomBytes(4).toString('hex')}`, secret: randomBytes(24).toString('hex') };
   store.set('Client', introspector.id, {
@@ -444,6 +466,7 @@ export async function startAuthServer(opts: AuthServerOptions): Promise<AuthServ
   const adminConsent = new Map<string, Map<string, string[]>>();
   const mailboxPermissions = new Map<string, Set<string>>();
   const servicePrincipalId = (clientId: string) => guidFrom(`${tenantId}/sp/${clientId}`);
+  const assertions = new ClientAssertionVerifier();
   const httpsServer = https.createServer({ cert: opts.tls.cert, key: opts.tls.key });
   const httpServer = http.createServer();
   const [httpsPort, httpPort] = await Promise.all([listen(httpsServer), listen(httpServer)]);
@@ -682,6 +705,12 @@ export async function startAuthServer(opts: AuthServerOptions): Promise<AuthServ
     req.url = `${inner}${url.search}`;
     Object.assign(req, { originalUrl: `/${tenant}${req.url}` });
     tenantOfRequest.set(req, tenant);
+    if (inner === ROUTES.token && req.method === 'POST') {
+      void withClientAssertion(req, res, `${authorityHost}/${tenant}${ROUTES.token}`).then(async (go) => {
+        if (go) await withoutHarmlessWarnings(() => callback(req, res));
+      });
+      return;
+    }
     void callback(req, res);
   });
 
@@ -696,6 +725,45 @@ export async function startAuthServer(opts: AuthServerOptions): Promise<AuthServ
     if (claims.idtyp !== 'app' || typeof claims.exp !== 'number' || claims.exp * 1000 <= Date.now()) return { active: false };
     const appid = String(claims.appid);
     return { active: true, appid, aud: claims.aud, roles: claims.roles, tid: claims.tid, oid: claims.oid, mailboxes: [...(mailboxPermissions.get(appid) ?? [])] };
+  }
+
+  /**
+   * Reads the token request body first: a client assertion is checked here, against the certificates
+   * uploaded for the client, and answered as Microsoft does when refused; accepted, the request goes on to
+   * oidc-provider as the client's own (client_secret_post), since it knows only secrets.
+   */
+  async function withClientAssertion(req: http.IncomingMessage, res: http.ServerResponse, tokenEndpoint: string): Promise<boolean> {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    for await (const chunk of req as AsyncIterable<Buffer>) {
+      size += chunk.length;
+      if (size > 56 * 1024) {
+        res.writeHead(413, { 'content-type': 'text/plain' }).end('request entity too large');
+        return false;
+      }
+      chunks.push(chunk);
+    }
+    const text = Buffer.concat(chunks).toString('utf8');
+    const form = new URLSearchParams(text);
+    const clientId = form.get('client_id') ?? '';
+    if (form.has('client_secret') && expiredSecrets.has(clientId)) {
+      const e = tokenEndpointError({ error: 'invalid_client' }, { error_detail: 'client_secret expired' } as OidcError, { client_id: clientId }, '', store.revokedRefreshTokens);
+      res.writeHead(e.status, { 'content-type': 'application/json; charset=utf-8' }).end(JSON.stringify(msErrorBody(authorityHost, e)));
+      return false;
+    }
+    if (form.has('client_assertion') || form.has('client_assertion_type')) {
+      const outcome = assertions.verify(Object.fromEntries(form), tokenEndpoint);
+      if (!('ok' in outcome)) {
+        res.writeHead(outcome.status, { 'content-type': 'application/json; charset=utf-8' }).end(JSON.stringify(msErrorBody(authorityHost, outcome)));
+        return false;
+      }
+      const client = store.get('Client', form.get('client_id') ?? '');
+      form.delete('client_assertion');
+      form.delete('client_assertion_type');
+      form.set('client_secret', str(client?.client_secret));
+    }
+    Object.assign(req, { body: form.toString() });
+    return true;
   }
 
   httpServer.on('request', (req: http.IncomingMessage, res: http.ServerResponse) => {
@@ -730,10 +798,8 @@ export async function startAuthServer(opts: AuthServerOptions): Promise<AuthServ
     claimsFor,
     upsertClient,
     expireClientSecret(clientId) {
-      const metadata = store.get('Client', clientId);
-      if (!metadata) throw new Error(`unknown client ${clientId}`);
-      // Well in the past: oidc-provider applies its clock tolerance to the expiry.
-      store.set('Client', clientId, { ...metadata, client_secret_expires_at: Math.floor(Date.now() / 1000) - DAY });
+      if (!store.get('Client', clientId)) throw new Error(`unknown client ${clientId}`);
+      expiredSecrets.add(clientId);
     },
     async revokeGrants(account) {
       const target = normalizeLogin(account);
@@ -756,6 +822,13 @@ export async function startAuthServer(opts: AuthServerOptions): Promise<AuthServ
     },
     servicePrincipalId,
     httpAppTokenUrl: `http://127.0.0.1:${httpPort}/app-token`,
+    registerCertificate: (clientId, certificate) => assertions.register(clientId, certificate).thumbprint,
+    removeCertificate: (clientId, thumbprint) => assertions.remove(clientId, thumbprint),
+    certificateThumbprints: (clientId) => assertions.thumbprints(clientId),
+    acceptedAssertions: () => assertions.accepted,
+    setAssertionClockOffset(seconds) {
+      assertions.clockOffsetSeconds = seconds;
+    },
     async close() {
       await Promise.all([closeServer(httpsServer), closeServer(httpServer)]);
     },

@@ -15,6 +15,7 @@ import { googleEvidence, googleProvider } from '../../src/oauth/google.ts';
 import { imapErrorFrom } from '../../src/imap/imap-session.ts';
 import { foreignLink, invalidResponse } from '../../src/graph/graph-client.ts';
 import { OutboundRefusedError } from '../../src/net/outbound-policy.ts';
+import { secretOf } from '../../src/oauth/client-auth.ts';
 
 /** Google's token endpoint error JSON, and its callback redirect. */
 const google = (error: string, description?: string, stage: 'token' | 'refresh' = 'token'): Evidence => googleEvidence(stage, { error, ...(description && { error_description: description }) }, 400);
@@ -89,7 +90,7 @@ const APP: OutlookApp = {
   authorityHost: 'https://login.microsoftonline.com',
   tenant: 'contoso.com',
   clientId: APP_ID,
-  clientSecret: 'kX38Q~secret-value-not-a-guid.abcdefghijklmnop',
+  credential: { kind: 'secret', secret: 'kX38Q~secret-value-not-a-guid.abcdefghijklmnop' },
   redirectUri: 'http://localhost:8080/oauth2/outlook/callback',
 };
 
@@ -292,8 +293,23 @@ const ROWS: Row[] = [
   },
   {
     name: 'wrong client secret (refresh), secret is not GUID-shaped',
-    evidence: () => ({ ...refresh(7000215, 'invalid_client', 'Invalid client secret provided.', 401), secretLooksLikeGuid: looksLikeGuid(APP.clientSecret) }),
+    evidence: () => ({ ...refresh(7000215, 'invalid_client', 'Invalid client secret provided.', 401), secretLooksLikeGuid: looksLikeGuid(secretOf(APP.credential)!) }),
     code: 'AADSTS7000215', step: 3, temporary: false, fix: /Value/,
+  },
+  {
+    name: 'certificate not uploaded in Azure (refresh with a client assertion)',
+    evidence: () => ({ ...refresh(700027, 'invalid_client', `Client assertion contains an invalid signature. [Reason - The key was not found., Thumbprint of key used by client: 'C0FFEE0123456789ABCDEF0123456789ABCDEF01', Please visit the Azure Portal, Graph Explorer or directly use MS Graph to see configured keys for app Id '${APP_ID}'.]`, 401), certificateThumbprint: 'C0FFEE0123456789ABCDEF0123456789ABCDEF01' }),
+    code: 'AADSTS700027', step: 3, temporary: false, fix: /Upload certificate/, cause: /C0FFEE0123456789ABCDEF0123456789ABCDEF01/,
+  },
+  {
+    name: 'client assertion outside its time window (clock skew)',
+    evidence: () => token(700024, 'invalid_client', 'Client assertion is not within its valid time range. Current time: 2026-12-07T06:00:00.0000000Z, assertion valid from 2026-12-07T06:20:00.0000000Z, expiry time of assertion 2026-12-07T06:25:00.0000000Z.', 401),
+    code: 'AADSTS700024', step: 7, temporary: false, fix: /clock/,
+  },
+  {
+    name: 'certificate expired (Microsoft names the reason)',
+    evidence: () => ({ ...refresh(700027, 'invalid_client', "Client assertion contains an invalid signature. [Reason - The key used is expired., Thumbprint of key used by client: 'C0FFEE0123456789ABCDEF0123456789ABCDEF01']", 401), certificateThumbprint: 'C0FFEE0123456789ABCDEF0123456789ABCDEF01' }),
+    code: 'OAUTH_CERTIFICATE_EXPIRED', step: 3, temporary: false, fix: /Roll certificate/, cause: /C0FFEE0123456789ABCDEF0123456789ABCDEF01.*expired/,
   },
   {
     name: 'Secret ID pasted instead of the Value',
