@@ -161,3 +161,4 @@ test('application access with a certificate and no client secret: the client-cre
   assert.equal(s.tokenStatus, 'valid');
   assert.equal(s.clientSecretSet, false);
 });
+
