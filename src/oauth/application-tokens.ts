@@ -7,7 +7,7 @@ import type { Sealer } from '../secrets/sealer.ts';
 import { type AppTokenRecord, findAppToken, forgetAppToken, writeAppToken } from '../storage/app-token-store.ts';
 import type { Db } from '../storage/database.ts';
 import { findToken, type MailServerRecord, replaceToken, setMailServerError, withTokenLock } from '../storage/mail-server-store.ts';
-import type { OAuthApp } from './oauth-provider.ts';
+import type { OAuthApp, OAuthProvider } from './oauth-provider.ts';
 import { requireOAuthProvider } from './oauth-providers.ts';
 
 /** Renew this long before expiry, as delegated tokens (token-manager REFRESH_MARGIN_MS). */
@@ -63,6 +63,8 @@ export class ApplicationTokens {
       app: (server: MailServerRecord) => OAuthApp;
       /** A client-credentials request signed with the pending certificate of a roll succeeded (see the token manager). */
       onCertificateProven?: (server: MailServerRecord, thumbprintSha256: string) => Promise<void>;
+      /** Replaces the provider's client-credentials request (tests). */
+      clientCredentials?: NonNullable<OAuthProvider['clientCredentials']>;
     },
   ) {}
 
@@ -140,7 +142,7 @@ export class ApplicationTokens {
       const now = this.deps.now();
       let fresh;
       try {
-        fresh = await requireOAuthProvider(source).clientCredentials!(app, now);
+        fresh = await (this.deps.clientCredentials ?? requireOAuthProvider(source).clientCredentials!)(app, now);
       } catch (caught) {
         let e = caught;
         if (isMailroomError(e) && (e.evidence as Partial<OAuthEvidence> | undefined)?.kind === 'oauth' && !(e.evidence as Partial<OAuthEvidence>).origin) {
@@ -187,12 +189,9 @@ export class ApplicationTokens {
     for (const server of servers.slice(0, 1)) {
       const row = await findToken(this.deps.db, server.id);
       if (row && row.status === s.status && row.statusReason === s.reason && row.scope === scope && row.tenantId === s.t.tenantId && row.account === server.username) continue;
-      await replaceToken(
-        this.deps.db,
-        server.id,
-        { status: s.status, statusReason: s.reason, account: server.username, tenantId: s.t.tenantId, scope, accessTokenSealed: null, refreshTokenSealed: null, accessTokenExpiresAt: s.t.expiresAt, connectedAt: row?.connectedAt ?? now.toISOString(), refreshedAt: now.toISOString() },
-        now,
-      );
+      const write = { status: s.status, statusReason: s.reason, account: server.username, tenantId: s.t.tenantId, scope, accessTokenSealed: null, refreshTokenSealed: null, accessTokenExpiresAt: s.t.expiresAt, connectedAt: row?.connectedAt ?? now.toISOString(), refreshedAt: now.toISOString() };
+      // Concurrent first uses (other instances too) may both insert the row: the loser updates it instead.
+      await replaceToken(this.deps.db, server.id, write, now).catch(() => replaceToken(this.deps.db, server.id, write, now));
     }
   }
 }

@@ -87,6 +87,8 @@ export interface TokenManagerDeps {
   now?: () => Date;
   /** Replaces the provider's refresh request (tests). */
   refresh?: (app: OAuthApp, refreshToken: string, now: Date) => Promise<OAuthTokens>;
+  /** Replaces the provider's client-credentials request (tests). */
+  clientCredentials?: NonNullable<OAuthProvider['clientCredentials']>;
   onEvent?: (e: { type: 'refreshed' | 'refresh_failed' | 'reconnect_needed'; serverId: string; code?: string }) => void;
   /**
    * A token request signed with the server's pending certificate succeeded: the certificate roll
@@ -115,6 +117,7 @@ export class TokenManager {
       now: this.now,
       app: (server) => appFor(server, deps.config, deps.sealer),
       ...(deps.onCertificateProven && { onCertificateProven: deps.onCertificateProven }),
+      ...(deps.clientCredentials && { clientCredentials: deps.clientCredentials }),
     });
   }
 
