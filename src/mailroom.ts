@@ -127,7 +127,7 @@ export async function createMailroom(config: Config, logger: Logger, opts: Start
   });
   const bounces = new BounceService({ db, inbound, outbox, incoming, sealer, now });
   webhooks.bounces = bounces;
-  const lifecycle = new LifecycleService({ db, tokens, outbox, audit, logger, baseUrl: config.baseUrl, now, instance, leaseMs: config.lifecycleLeaseMs });
+  const lifecycle = new LifecycleService({ db, tokens, outbox, audit, logger, baseUrl: config.baseUrl, now, instance, leaseMs: config.lifecycleLeaseMs, certificateProbeMs: config.certificateProbeMs });
   const apiKeys = new ApiKeyService(db, now);
   const submission = config.submission
     ? new SubmissionListener({

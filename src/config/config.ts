@@ -54,6 +54,8 @@ export interface Config {
    * without renewal (renewed every third of it): another instance takes the jobs over within this.
    */
   readonly lifecycleLeaseMs: number;
+  /** CERTIFICATE_PROBE_SECONDS: how often a rolled certificate waiting to be proven is tried with a token request. */
+  readonly certificateProbeMs: number;
   readonly http: HttpConfig;
   /** The SMTP submission listener, or null when neither SMTP port is set (the default). */
   readonly submission: SubmissionConfig | null;
@@ -299,6 +301,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     subscriptionMinutes: num('GRAPH_SUBSCRIPTION_MINUTES', GRAPH_MESSAGE_SUBSCRIPTION_MAX_MINUTES, 1, GRAPH_MESSAGE_SUBSCRIPTION_MAX_MINUTES),
   });
   const lifecycleLeaseMs = num('LIFECYCLE_LEASE_SECONDS', 25, 3, 3600) * 1000;
+  const certificateProbeMs = num('CERTIFICATE_PROBE_SECONDS', 300, 1, 86400) * 1000;
   const inboundParseThreads = Math.floor(num('INBOUND_PARSE_THREADS', Math.max(1, availableParallelism() - 1), 0, 64));
   // Twice the largest outgoing message: a message of MAX_MESSAGE_MB of attachments is about 1.37
   // times that once base64-encoded, plus its headers and text.
@@ -344,7 +347,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   const outbound: OutboundPolicy = Object.freeze({ blockPrivate: rawBlockPrivate === 'true', allow: Object.freeze(allow) });
 
   if (problems.length > 0) throw new ConfigError(problems);
-  return Object.freeze({ port, host, baseUrl, dataDir, databaseUrl, databaseTimeouts, secretKey, microsoftAuthorityHost, microsoftAssertionAlg, google, microsoftGraph, plaintextHosts, logLevel, outbox, webhooks, inboundEnabled, inboundParseThreads, inboundMaxMessageBytes, imapTimeoutMs, inboundLeaseMs, graphPush, lifecycleLeaseMs, http, submission, outbound });
+  return Object.freeze({ port, host, baseUrl, dataDir, databaseUrl, databaseTimeouts, secretKey, microsoftAuthorityHost, microsoftAssertionAlg, google, microsoftGraph, plaintextHosts, logLevel, outbox, webhooks, inboundEnabled, inboundParseThreads, inboundMaxMessageBytes, imapTimeoutMs, inboundLeaseMs, graphPush, lifecycleLeaseMs, certificateProbeMs, http, submission, outbound });
 }
 
 function submissionConfig(get: (k: string) => string | undefined, httpPort: number, problems: string[]): SubmissionConfig | null {

@@ -15,6 +15,7 @@ import { authMethodOf } from '../credentials/auth-methods.ts';
 import { oauthProviderOf } from '../oauth/oauth-providers.ts';
 import { credentialIssues } from '../servers/mail-server-input.ts';
 import { certificateView } from '../oauth/certificate-service.ts';
+import { certificateExpiry } from '../lifecycle/secret-expiry.ts';
 import { authMethodChoices } from '../servers/mail-server-service.ts';
 import { validationError } from '../errors/errors.ts';
 import type { Sealer } from '../secrets/sealer.ts';
@@ -177,6 +178,7 @@ export class IncomingServerService {
       clientSecretSet: s.clientSecretSealed !== null,
       clientCredential: s.clientCredential,
       certificate: certificateView(s),
+      certificateExpiry: certificateExpiry(s, this.now()),
       passwordSet: s.passwordSealed !== null,
       tenant: s.tenant,
       access: s.access,

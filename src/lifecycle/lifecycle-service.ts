@@ -7,8 +7,8 @@ import type { AuditLog } from '../audit/audit-log.ts';
 import { acquireLease, releaseLease } from '../storage/cluster-store.ts';
 import type { Db } from '../storage/database.ts';
 import { listAdminEmails } from '../storage/audit-store.ts';
-import { claimReconnectAlert, claimSecretAlert, listAllMailServers, listTokens, type MailServerRecord, setAlertState, type TokenRecord } from '../storage/mail-server-store.ts';
-import { alertDue, secretExpiry } from './secret-expiry.ts';
+import { claimCertificateAlert, claimReconnectAlert, claimSecretAlert, listAllMailServers, listTokens, type MailServerRecord, setAlertState, type TokenRecord } from '../storage/mail-server-store.ts';
+import { alertDue, certificateExpiry, secretExpiry } from './secret-expiry.ts';
 
 const KEEPALIVE_AFTER_MS = 24 * 3600_000;
 const CHECK_EVERY_MS = 3600_000;
@@ -24,6 +24,8 @@ export class LifecycleService {
   private held = false;
   private lastRun = 0;
   private running: Promise<unknown> | undefined;
+  private lastProbe = 0;
+  private probing: Promise<unknown> | undefined;
 
   constructor(
     private readonly deps: {
@@ -37,6 +39,8 @@ export class LifecycleService {
       instance?: string;
       /** How long the lifecycle lease lasts without a heartbeat (LIFECYCLE_LEASE_SECONDS). */
       leaseMs?: number;
+      /** How often rolled certificates waiting to be proven are tried (CERTIFICATE_PROBE_SECONDS). */
+      certificateProbeMs?: number;
     },
   ) {}
 
@@ -68,7 +72,9 @@ export class LifecycleService {
       const held = await acquireLease(this.deps.db, 'lifecycle', this.holder, this.leaseMs, this.now());
       const gained = held && !this.held;
       this.held = held;
-      if (!held || this.running) return;
+      if (!held) return;
+      this.probeSoon();
+      if (this.running) return;
       if (!gained && Date.now() - this.lastRun < CHECK_EVERY_MS) return;
       this.lastRun = Date.now();
       if (gained) this.deps.logger.info({ event: 'lifecycle.lease_taken', instance: this.holder }, 'this instance runs the lifecycle jobs');
@@ -81,11 +87,44 @@ export class LifecycleService {
     }
   }
 
+  private probeSoon(): void {
+    if (this.probing || Date.now() - this.lastProbe < (this.deps.certificateProbeMs ?? 300_000)) return;
+    this.lastProbe = Date.now();
+    this.probing = this.probePendingCertificates()
+      .catch((e) => this.deps.logger.warn({ err: e, event: 'lifecycle.certificate_probe_failed' }, 'certificate probe failed'))
+      .finally(() => (this.probing = undefined));
+  }
+
+  /**
+   * A rolled certificate becomes current once a token request with it succeeds (see client-auth.ts):
+   * servers that have one waiting get a forced refresh, pending certificate first and the current one
+   * if it is refused, so the roll completes soon after the admin uploaded it, busy or idle. The refresh
+   * holds the server's token lock like any other, so a send never waits on a second one.
+   */
+  async probePendingCertificates(): Promise<string[]> {
+    const { db, logger } = this.deps;
+    const tokens = new Map((await listTokens(db)).map((t) => [t.mailServerId, t]));
+    const probed: string[] = [];
+    for (const s of await listAllMailServers(db)) {
+      if (s.tokenSourceId || s.clientCredential !== 'certificate' || !s.pendingCertificate) continue;
+      const t = tokens.get(s.id);
+      if (t?.status !== 'valid' || !t.refreshTokenSealed) continue;
+      try {
+        await this.deps.tokens.getAccessToken(s.id, { forceRefresh: true });
+        probed.push(s.id);
+      } catch (e) {
+        logger.warn({ event: 'lifecycle.certificate_probe_refresh_failed', mailServerId: s.id, err: (e as Error).message }, 'refresh while probing a rolled certificate failed');
+      }
+    }
+    return probed;
+  }
+
   /** Stops the heartbeat and gives the lease up, so another instance takes the jobs over at once. */
   async stop(): Promise<void> {
     if (this.timer) clearInterval(this.timer);
     this.timer = undefined;
     await this.running;
+    await this.probing;
     if (this.held) await releaseLease(this.deps.db, 'lifecycle', this.holder).catch(() => undefined);
     this.held = false;
   }
@@ -116,7 +155,8 @@ export class LifecycleService {
       // Only OAuth servers have a client secret and a sign-in to lose; the texts name their provider.
       const provider = oauthProviderOf(s);
       if (!provider) continue;
-      const expiry = secretExpiry(s.clientSecretExpiresAt, now);
+      // The secret's date matters while the secret is the credential in use.
+      const expiry = secretExpiry(s.clientCredential === 'certificate' && provider.certificates ? null : s.clientSecretExpiresAt, now);
       // The claim first: the instance whose conditional update moved the level on sends the warning.
       if (alertDue(expiry, s.secretAlertLevel) && (await claimSecretAlert(db, s.id, s.secretAlertLevel, expiry.threshold!))) {
         const when = expiry.state === 'expired' ? `expired on ${s.clientSecretExpiresAt}` : `expires on ${s.clientSecretExpiresAt} (${expiry.daysLeft} day${expiry.daysLeft === 1 ? '' : 's'} left)`;
@@ -128,6 +168,20 @@ export class LifecycleService {
         logger.warn({ event: 'lifecycle.secret_expiry', mailServerId: s.id, threshold: expiry.threshold, daysLeft: expiry.daysLeft }, subject);
         await this.alertAdmins(s, subject, text);
         alerts.push(`secret:${s.id}:${expiry.threshold}`);
+      }
+      const cert = certificateExpiry(s, now);
+      if (cert && s.certificate && alertDue(cert, s.certificateAlertLevel) && (await claimCertificateAlert(db, s.id, s.certificateAlertLevel, cert.threshold!))) {
+        const day = s.certificate.notAfter.slice(0, 10);
+        const when = cert.state === 'expired' ? `expired on ${day}` : `expires on ${day} (${cert.daysLeft} day${cert.daysLeft === 1 ? '' : 's'} left)`;
+        const subject = `Mailroom: the certificate of "${s.name}" ${cert.state === 'expired' ? 'has expired' : 'expires soon'}`;
+        const text =
+          `The certificate (thumbprint ${s.certificate.thumbprint}) the mail server "${s.name}" (${s.username}) signs its ${provider.accountName} token requests with ${when}.\n` +
+          `When it expires, every mailbox using it stops sending and receiving.\n\n` +
+          `Fix: open ${this.formUrl(s)}, click Roll certificate, then Download certificate and upload the new one in Azure › Certificates & secrets › Certificates. ` +
+          `The current certificate keeps working until the new one is proven; Mailroom then tells you which old thumbprint to delete.\n`;
+        logger.warn({ event: 'lifecycle.certificate_expiry', mailServerId: s.id, threshold: cert.threshold, daysLeft: cert.daysLeft, thumbprint: s.certificate.thumbprint }, subject);
+        await this.alertAdmins(s, subject, text);
+        alerts.push(`certificate:${s.id}:${cert.threshold}`);
       }
       const t = fresh.get(s.id);
       if (t?.status === 'reconnect_needed' && !s.reconnectAlertedAt && (await claimReconnectAlert(db, s.id, now.toISOString()))) {

@@ -26,3 +26,18 @@ export function secretExpiry(expiresOn: string | null, now: Date): SecretExpiry 
 export function alertDue(expiry: SecretExpiry, lastSent: number | null): boolean {
   return expiry.threshold !== null && (lastSent === null || expiry.threshold < lastSent);
 }
+
+/**
+ * Where the certificate a server signs with stands against the same thresholds, by its notAfter
+ * (the last valid day, UTC); null when the server does not authenticate with a certificate.
+ */
+export function certificateExpiry(s: { clientCredential: string; certificate: { notAfter: string } | null }, now: Date): SecretExpiry | null {
+  if (s.clientCredential !== 'certificate' || !s.certificate) return null;
+  // A certificate is valid to its notAfter instant, not to the end of a day.
+  const end = Date.parse(s.certificate.notAfter);
+  if (Number.isNaN(end)) return { state: 'unknown', daysLeft: null, threshold: null };
+  if (now.getTime() >= end) return { state: 'expired', daysLeft: -Math.ceil((now.getTime() - end) / DAY), threshold: 0 };
+  const daysLeft = Math.floor((end - now.getTime()) / DAY);
+  const threshold = [...SECRET_THRESHOLDS].reverse().find((t) => t > 0 && daysLeft <= t) ?? null;
+  return { state: threshold === null ? 'ok' : 'expiring', daysLeft, threshold };
+}

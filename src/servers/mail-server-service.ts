@@ -47,7 +47,7 @@ import {
 import { parseInput } from '../errors/parse-input.ts';
 import { z } from 'zod';
 import { checklist, type ChecklistItem } from '../lifecycle/checklist.ts';
-import type { SecretExpiry } from '../lifecycle/secret-expiry.ts';
+import { certificateExpiry, type SecretExpiry } from '../lifecycle/secret-expiry.ts';
 import { setAlertState, setMailServerError } from '../storage/mail-server-store.ts';
 import type { ConnectionGates } from '../smtp/connection-gate.ts';
 import { smtpGateKey } from '../smtp/smtp-pool.ts';
@@ -103,6 +103,8 @@ export interface MailServerView {
   lastError: Omit<StoredError, 'at'> & { at: string } | null;
   allowAccountMismatch: boolean;
   clientSecretExpiry: SecretExpiry;
+  /** The certificate's standing against the 30/7/1-day warnings; null without Client Credential "certificate". */
+  certificateExpiry: SecretExpiry | null;
   checklist: ChecklistItem[];
   /** The mailbox's sending limits (null: none), editable. */
   maxConnections: number | null;
@@ -237,6 +239,7 @@ export class MailServerService {
       lastError: s.lastError,
       allowAccountMismatch: s.allowAccountMismatch,
       clientSecretExpiry: check.secret,
+      certificateExpiry: certificateExpiry(s, this.now()),
       checklist: check.items,
       ...s.limits,
       sending,

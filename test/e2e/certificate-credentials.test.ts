@@ -34,7 +34,7 @@ const api = apiClient(() => mailroom.baseUrl, () => key);
 before(async () => {
   // Access tokens that live less than the refresh margin: every use refreshes, so every send is a token request.
   peers = await startPeers({ clients: [], accessTokenTtlSeconds: 240 });
-  mailroom = await startMailroomProcess({ MICROSOFT_AUTHORITY_HOST: peers.authServer.authorityHost, NODE_EXTRA_CA_CERTS: peers.caFile, OUTBOX_RETRY_BASE_SECONDS: '0.3' });
+  mailroom = await startMailroomProcess({ MICROSOFT_AUTHORITY_HOST: peers.authServer.authorityHost, NODE_EXTRA_CA_CERTS: peers.caFile, OUTBOX_RETRY_BASE_SECONDS: '0.3', LIFECYCLE_LEASE_SECONDS: '3', CERTIFICATE_PROBE_SECONDS: '1' });
   peers.authServer.upsertClient({ clientId: CLIENT_ID, clientSecret: CLIENT_SECRET, redirectUris: [`${mailroom.baseUrl}/oauth2/outlook/callback`, 'http://127.0.0.1:9/token-helper'] });
   key = /\n(mr_\S+)/.exec(await mailroom.cli('apikey', 'create', '--name', 'erp', '--scope', 'admin'))![1]!;
   await mailroom.cli('admin', 'create', '--email', ADMIN.email, '--password', ADMIN.password);
@@ -67,7 +67,7 @@ async function createServer(name: string, body: Record<string, unknown> = {}) {
 }
 
 /** "Connect your Outlook account" in the browser: Mailroom's authorize URL, the peer's sign-in and consent, back to Mailroom. */
-async function connect(serverId: string, base = '/api/v1/mail-servers') {
+async function connect(serverId: string, base = '/api/v1/mail-servers', login = MAILBOX) {
   await page.context().clearCookies({ name: /^_/ });
   const authorizeUrl = await page.evaluate(async (url) => {
     const session = await (await fetch('/api/v1/session')).json();
@@ -76,12 +76,12 @@ async function connect(serverId: string, base = '/api/v1/mail-servers') {
   }, `${base}/${serverId}/connect`);
   assert.ok(authorizeUrl?.startsWith(peers.authServer.authorityHost), authorizeUrl);
   await page.goto(authorizeUrl);
-  await signInAndConsent(page, MAILBOX);
+  await signInAndConsent(page, login);
   await page.waitForURL((u) => u.href.startsWith(mailroom.baseUrl));
 }
 
-async function download(serverId: string, format: 'pem' | 'cer', which?: 'pending') {
-  const res = await fetch(`${mailroom.baseUrl}/api/v1/mail-servers/${serverId}/certificate.${format}${which ? '?which=pending' : ''}`, { headers: { authorization: `Bearer ${key}` } });
+async function download(serverId: string, format: 'pem' | 'cer', which?: 'pending', base = '/api/v1/mail-servers') {
+  const res = await fetch(`${mailroom.baseUrl}${base}/${serverId}/certificate.${format}${which ? '?which=pending' : ''}`, { headers: { authorization: `Bearer ${key}` } });
   assert.equal(res.status, 200);
   return { body: Buffer.from(await res.arrayBuffer()), disposition: res.headers.get('content-disposition') ?? '', type: res.headers.get('content-type') ?? '' };
 }
@@ -188,4 +188,110 @@ test('a delegated server switched from its client secret to a certificate keeps 
   } finally {
     peers.authServer.upsertClient({ clientId: CLIENT_ID, clientSecret: CLIENT_SECRET, redirectUris: [`${mailroom.baseUrl}/oauth2/outlook/callback`, 'http://127.0.0.1:9/token-helper'] });
   }
+});
+
+test('a certificate roll with a burst of mail in flight: nothing fails or is lost; the new one is used once proven, the old one dropped', T, async () => {
+  const s = await createServer('Rolled');
+  const first = (await api('POST', `/api/v1/mail-servers/${s.id}/certificate`, {})).json.certificate;
+  peers.authServer.registerCertificate(CLIENT_ID, (await download(s.id, 'cer')).body);
+  await connect(s.id);
+  assert.equal((await api('GET', `/api/v1/mail-servers/${s.id}`)).json.tokenStatus, 'valid');
+
+  const rolled = await api('POST', `/api/v1/mail-servers/${s.id}/certificate/roll`, {});
+  assert.equal(rolled.status, 200, JSON.stringify(rolled.json));
+  const next = rolled.json.certificate.pending;
+  assert.equal(rolled.json.certificate.thumbprint, first.thumbprint, 'the current one stays in use');
+
+  // Refreshes meanwhile (sends, and the probe every second) try the new certificate first, are refused
+  // (not uploaded yet) and go on with the current one, unseen by the mail.
+  const burst = await Promise.all(Array.from({ length: 8 }, (_, i) => send(`Roll burst A${i}`, s.id)));
+  await stateIs(burst[1]!.id, 'sent', 'failed', 'held');
+  // The admin uploads the new certificate while mail is still going out.
+  peers.authServer.registerCertificate(CLIENT_ID, (await download(s.id, 'cer', 'pending')).body);
+  burst.push(...(await Promise.all(Array.from({ length: 8 }, (_, i) => send(`Roll burst B${i}`, s.id)))));
+  for (const m of burst) {
+    const done = await stateIs(m.id, 'sent', 'failed', 'held');
+    assert.equal(done.state, 'sent', JSON.stringify(done.lastError));
+    assert.equal(done.attempts, 1, 'no attempt failed');
+  }
+
+  const promoted = await waitFor('the new certificate to be in use', async () => {
+    const v = (await api('GET', `/api/v1/mail-servers/${s.id}`)).json;
+    return v.certificate.thumbprint === next.thumbprint ? v : undefined;
+  });
+  assert.equal(promoted.certificate.pending, null);
+  assert.equal(promoted.lastError.code, 'CERTIFICATE_ROLLED');
+  assert.match(promoted.lastError.fix, new RegExp(`Delete the old certificate.*${first.thumbprint}`));
+  const audit = (await api('GET', `/api/v1/audit-events?targetId=${s.id}&limit=100`)).json.items as Array<{ action: string; details: Record<string, unknown> | null }>;
+  const event = audit.find((e) => e.action === 'certificate.promoted');
+  assert.ok(event, audit.map((e) => e.action).join());
+  assert.equal(event.details?.droppedThumbprint, first.thumbprint);
+
+  // The old certificate is no longer used: deleted in Azure, mail still goes.
+  peers.authServer.removeCertificate(CLIENT_ID, first.thumbprint);
+  const mark = peers.authServer.acceptedAssertions().length;
+  const after = await send('After the roll', s.id);
+  assert.equal((await stateIs(after.id, 'sent', 'failed', 'held')).state, 'sent');
+  assert.ok(peers.authServer.acceptedAssertions().slice(mark).every((a) => a.thumbprint === next.thumbprint));
+
+  // Nothing lost, nothing twice.
+  const subjects = await waitFor('every message in the inbox', async () => {
+    const got = await inboxSubjects(OTHER);
+    return burst.every((_, i) => got.includes(`Roll burst ${i < 8 ? `A${i}` : `B${i - 8}`}`)) ? got : undefined;
+  });
+  for (let i = 0; i < 8; i++) {
+    assert.equal(subjects.filter((x) => x === `Roll burst A${i}`).length, 1);
+    assert.equal(subjects.filter((x) => x === `Roll burst B${i}`).length, 1);
+  }
+});
+
+test('the peer\'s answers are explained: assertion outside its time window (AADSTS700024) and an expired certificate', T, async () => {
+  const s = await createServer('Clock');
+  (await api('POST', `/api/v1/mail-servers/${s.id}/certificate`, {})).json.certificate;
+  peers.authServer.registerCertificate(CLIENT_ID, (await download(s.id, 'cer')).body);
+  await connect(s.id);
+  try {
+    // Microsoft's clock is an hour ahead of this machine's (or this machine's is behind).
+    peers.authServer.setAssertionClockOffset(3600);
+    const skewed = (await api('POST', `/api/v1/mail-servers/${s.id}/test`)).json;
+    assert.equal(skewed.ok, false);
+    assert.equal(skewed.evidence.diagnosis, 'AADSTS700024', JSON.stringify(skewed));
+    assert.match(skewed.fix, /clock/);
+    // Three years on, the two-year certificate has expired: Microsoft says so in AADSTS700027's Reason.
+    peers.authServer.setAssertionClockOffset(3 * 365 * 86400);
+    const expired = (await api('POST', `/api/v1/mail-servers/${s.id}/test`)).json;
+    assert.equal(expired.evidence.diagnosis, 'OAUTH_CERTIFICATE_EXPIRED', JSON.stringify(expired));
+    assert.match(expired.message, /has expired/);
+    assert.match(expired.fix, /Roll certificate/);
+  } finally {
+    peers.authServer.setAssertionClockOffset(0);
+  }
+});
+
+test('an incoming server with a certificate fetches over IMAP', T, async () => {
+  const r = await api('POST', '/api/v1/incoming-servers', {
+    name: 'Certificate inbox',
+    username: OTHER,
+    clientId: CLIENT_ID,
+    clientCredential: 'certificate',
+    imapHost: '127.0.0.1',
+    imapPort: peers.dovecot.imapsPort,
+    imapSecurity: 'tls',
+    afterFetch: 'leave',
+  });
+  assert.equal(r.status, 201, JSON.stringify(r.json));
+  const id = r.json.id as string;
+  const base = '/api/v1/incoming-servers';
+  const generated = await api('POST', `${base}/${id}/certificate`, {});
+  assert.equal(generated.status, 200, JSON.stringify(generated.json));
+  peers.authServer.registerCertificate(CLIENT_ID, (await download(id, 'cer', undefined, base)).body);
+  await peers.dovecot.deliver(OTHER, Buffer.from(`From: a@example.test\r\nTo: ${OTHER}\r\nSubject: For the certificate inbox\r\nMessage-ID: <cert-inbox@example.test>\r\n\r\nHello\r\n`));
+  await connect(id, base, OTHER);
+  assert.equal((await api('GET', `${base}/${id}`)).json.tokenStatus, 'valid');
+  assert.equal((await api('POST', `${base}/${id}/fetch`)).status < 300, true);
+  const fetched = await waitFor('the fetch to import mail', async () => {
+    const v = (await api('GET', `${base}/${id}`)).json;
+    return !v.fetch.running && v.importedCount >= 1 ? v : undefined;
+  }, 60_000);
+  assert.ok(fetched.importedCount >= 1, JSON.stringify(fetched.fetch));
 });

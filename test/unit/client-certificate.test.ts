@@ -80,3 +80,15 @@ test('hostile or wrong uploads are refused naming the field', () => {
     (e: any) => fieldOf(e) === 'certificatePem' && /expired/.test(e.message),
   );
 });
+
+test('the log redacts certificate key material and PFX passwords wherever they appear', async () => {
+  const { Writable } = await import('node:stream');
+  const { createLogger } = await import('../../src/logger.ts');
+  const lines: string[] = [];
+  const log = createLogger('info', new Writable({ write(c, _e, cb) { lines.push(String(c)); cb(); } }));
+  log.info({ privateKeyPem: 'KEY-1', body: { pfxBase64: 'PFX-2', pfxPassword: 'PW-3', privateKeyPem: 'KEY-4', client_assertion: 'JWT-5' } }, 'x');
+  await new Promise((r) => setImmediate(r));
+  const out = lines.join('');
+  assert.match(out, /"msg":"x"/);
+  for (const secret of ['KEY-1', 'PFX-2', 'PW-3', 'KEY-4', 'JWT-5']) assert.ok(!out.includes(secret), secret);
+});

@@ -6,7 +6,7 @@ import { requireAuth } from '../session-auth.ts';
 import type { ApiDoc } from '../openapi.ts';
 
 export function healthPageRoutes(app: FastifyInstance, mr: Mailroom, doc: ApiDoc): void {
-  doc.add('get', '/api/v1/health/servers', 'Every mail server\'s state: token, client secret expiry, checklist, last error, sending against its limits; which instance fetches each mailbox, which instances have connections open to each outgoing server, and which instance answered');
+  doc.add('get', '/api/v1/health/servers', 'Every mail server\'s state: token, client secret and certificate expiry, checklist, last error, sending against its limits; which instance fetches each mailbox, which instances have connections open to each outgoing server, and which instance answered');
   // outbox:read sees the outgoing servers, inbound:read the incoming ones; a server-limited key only
   // its own servers.
   app.get('/api/v1/health/servers', { onRequest: requireAuth('outbox:read', 'inbound:read') }, async (req) => {
@@ -20,8 +20,8 @@ export function healthPageRoutes(app: FastifyInstance, mr: Mailroom, doc: ApiDoc
       // mailbox, and (connections) how many connections each instance has open to each outgoing server.
       instance: mr.instance,
       items: [
-        ...outgoing.map((s) => ({ id: s.id, direction: 'outgoing' as const, name: s.name, username: s.username, tokenStatus: s.tokenStatus, tokenStatusReason: s.tokenStatusReason, clientSecretExpiry: s.clientSecretExpiry, checklist: s.checklist, lastError: s.lastError, sending: s.sending, connections: connections(s) })),
-        ...incoming.map((s) => ({ id: s.id, direction: 'incoming' as const, name: s.name, username: s.username, tokenStatus: s.tokenStatus, tokenStatusReason: s.tokenStatusReason, clientSecretExpiry: null, checklist: s.checklist, lastError: s.lastError, sending: null, fetchedBy: s.fetchedBy, push: s.push })),
+        ...outgoing.map((s) => ({ id: s.id, direction: 'outgoing' as const, name: s.name, username: s.username, tokenStatus: s.tokenStatus, tokenStatusReason: s.tokenStatusReason, clientSecretExpiry: s.clientSecretExpiry, certificateExpiry: s.certificateExpiry, checklist: s.checklist, lastError: s.lastError, sending: s.sending, connections: connections(s) })),
+        ...incoming.map((s) => ({ id: s.id, direction: 'incoming' as const, name: s.name, username: s.username, tokenStatus: s.tokenStatus, tokenStatusReason: s.tokenStatusReason, clientSecretExpiry: null, certificateExpiry: s.certificateExpiry, checklist: s.checklist, lastError: s.lastError, sending: null, fetchedBy: s.fetchedBy, push: s.push })),
       ],
     };
   });
