@@ -52,3 +52,13 @@ test('the token cache is shared per authority, tenant, app and resource', () => 
   assert.notEqual(appTokenKey(a, 'https://outlook.office365.com/.default'), appTokenKey(a, 'https://graph.microsoft.com/.default'));
   assert.notEqual(appTokenKey(a, 'x'), appTokenKey({ ...a, tenant: 'fabrikam.com' }, 'x'));
 });
+
+test('the guide\'s Application access steps carry this app\'s ids and the mailbox, with a placeholder where the object id is unknown', async () => {
+  const { applicationAccessGuide } = await import('../../src/oauth/application-guide.ts');
+  const smtp = applicationAccessGuide({ clientId: 'app-id', tenant: 'contoso.com', mailbox: 'sales@contoso.com', objectId: 'sp-oid', transport: 'smtp' });
+  assert.ok(smtp.some((s) => s.command?.includes('New-ServicePrincipal -AppId app-id -ObjectId sp-oid -Organization contoso.com')));
+  assert.ok(smtp.some((s) => s.command?.includes('Add-MailboxPermission -Identity sales@contoso.com -User sp-oid -AccessRights FullAccess')));
+  const graph = applicationAccessGuide({ clientId: 'app-id', tenant: 'contoso.com', mailbox: 'sales@contoso.com', transport: 'graph' });
+  assert.ok(graph.some((s) => s.command?.includes('-ObjectId <Object ID from Azure portal › Microsoft Entra ID › Enterprise applications')));
+  assert.ok(graph.some((s) => s.command?.includes('New-ManagementRoleAssignment') && s.command.includes("PrimarySmtpAddress -eq 'sales@contoso.com'")));
+});
