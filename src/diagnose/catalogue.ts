@@ -1122,6 +1122,83 @@ export const CATALOGUE = {
     guideStep: 7,
     temporary: true,
   },
+
+  // ── Application access (client credentials, no user sign-in). `{clientId}`, `{tenant}`, `{mailbox}` and
+  // `{objectId}` are filled in by fillApplication() with the server's ids; the PowerShell follows Microsoft's
+  // "Authenticate an IMAP, POP or SMTP connection using OAuth" and "Role Based Access Control for
+  // Applications in Exchange Online". ──
+  APP_ROLE_MISSING: {
+    area: 'oauth',
+    title: 'Application permission missing (no admin consent)',
+    symptom: 'The token has no {role} in its roles claim',
+    cause: 'Microsoft issued an application token, but its roles do not include {role}: the application permission was not added to the app, or nobody granted admin consent for it.',
+    fix: `In ${APP} › API permissions › Add a permission › {api} › Application permissions, tick {role} and click Add permissions; then click Grant admin consent for <your organisation> (or open Grant admin consent on this form as a Global or Privileged Role Administrator). Then click Check application access.`,
+    guideStep: 2,
+    temporary: false,
+  },
+  AADSTS90002: {
+    area: 'oauth',
+    title: 'Tenant not found',
+    symptom: "AADSTS90002: Tenant '…' not found",
+    cause: 'Microsoft knows no tenant by the name in Tenant: the tenant ID or domain is mistyped, belongs to another cloud, or the domain is not verified in the tenant.',
+    fix: 'Copy the Directory (tenant) ID from Azure portal › Microsoft Entra ID › Overview (or use a verified domain of the tenant, e.g. contoso.com) into Tenant, click Save, and try again.',
+    guideStep: 4,
+    temporary: false,
+  },
+  AADSTS900023: {
+    area: 'oauth',
+    title: 'Tenant name invalid',
+    symptom: 'AADSTS900023: Specified tenant identifier … is neither a valid DNS name, nor a valid external domain',
+    cause: 'The value in Tenant is neither a tenant ID (GUID) nor a domain Microsoft recognises.',
+    fix: 'Copy the Directory (tenant) ID from Azure portal › Microsoft Entra ID › Overview into Tenant, click Save, and try again.',
+    guideStep: 4,
+    temporary: false,
+  },
+  APP_AADSTS700016: {
+    area: 'oauth',
+    title: 'App not found in the tenant (application access)',
+    symptom: "AADSTS700016: Application with identifier '{clientId}' was not found in the directory '{tenant}'",
+    cause: 'Tenant {tenant} has no service principal (Enterprise application) for the app {clientId}: the app is registered in another tenant, the Client ID is mistyped, or a multi-tenant app was never consented to in this tenant.',
+    fix: `Check that Client ID is the Application (client) ID of ${APP} › Overview and Tenant its Directory (tenant) ID. For an app registered in another tenant, an administrator of {tenant} opens Grant admin consent on this form once, which creates the Enterprise application. Then click Check application access.`,
+    guideStep: 4,
+    temporary: false,
+  },
+  APP_AADSTS7000215: {
+    area: 'oauth',
+    title: 'Client secret wrong (application access)',
+    symptom: 'AADSTS7000215: Invalid client secret provided',
+    cause: 'Microsoft rejected the client secret of app {clientId}: it is not a current secret of this app (mistyped, from another app, deleted), or its Secret ID was pasted instead of its Value.',
+    fix: `In ${NEW_SECRET}, create a secret and copy its Value (not the Secret ID) into Client Secret, set Client Secret Expiration, click Save, then Check application access.`,
+    guideStep: 3,
+    temporary: false,
+  },
+  'APP_SMTP_535_5.7.3': {
+    area: 'smtp',
+    title: 'Application token refused for this mailbox (SMTP)',
+    symptom: '535 5.7.3 Authentication unsuccessful (application token)',
+    cause: 'Exchange Online refused the application token for {mailbox}: the app has no service principal registered in Exchange (New-ServicePrincipal), or the service principal has no right on this mailbox.',
+    fix: 'In Exchange Online PowerShell (Connect-ExchangeOnline -Organization {tenant}) register the app with its Enterprise application\'s Object ID — Azure portal › Microsoft Entra ID › Enterprise applications › the app › Overview › Object ID, not the Object ID of App registrations: New-ServicePrincipal -AppId {clientId} -ObjectId {objectId} -Organization {tenant}; then give it the mailbox: Add-MailboxPermission -Identity {mailbox} -User {objectId} -AccessRights FullAccess, and to send as it: Add-RecipientPermission -Identity {mailbox} -Trustee {objectId} -AccessRights SendAs. SMTP AUTH must be on for the mailbox (Set-CASMailbox -Identity {mailbox} -SmtpClientAuthenticationDisabled $false). Changes can take up to an hour; then click Test Connection.',
+    guideStep: 6,
+    temporary: false,
+  },
+  APP_IMAP_AUTHENTICATE_FAILED: {
+    area: 'imap',
+    title: 'Application token refused for this mailbox (IMAP)',
+    symptom: 'NO AUTHENTICATE failed. (application token)',
+    cause: 'Exchange Online refused the application token for {mailbox}: the app has no service principal registered in Exchange (New-ServicePrincipal), the service principal has no FullAccess right on this mailbox, or IMAP is off for it.',
+    fix: 'In Exchange Online PowerShell (Connect-ExchangeOnline -Organization {tenant}): New-ServicePrincipal -AppId {clientId} -ObjectId {objectId} -Organization {tenant} (the Object ID of Azure portal › Microsoft Entra ID › Enterprise applications › the app, not of App registrations), then Add-MailboxPermission -Identity {mailbox} -User {objectId} -AccessRights FullAccess, and make sure IMAP is on: Set-CASMailbox -Identity {mailbox} -ImapEnabled $true. Changes can take up to an hour; then click Test Connection.',
+    guideStep: 6,
+    temporary: false,
+  },
+  APP_GRAPH_ErrorAccessDenied: {
+    area: 'graph',
+    title: 'Mailbox outside the application\'s scope (Graph)',
+    symptom: '403 ErrorAccessDenied for {mailbox} (application token)',
+    cause: 'Microsoft Graph refused the app {clientId} access to {mailbox}: an RBAC for Applications scope (or an application access policy) leaves this mailbox out.',
+    fix: 'In Exchange Online PowerShell (Connect-ExchangeOnline -Organization {tenant}), include the mailbox in the app\'s scope, e.g. New-ManagementScope -Name "Mailroom mailboxes" -RecipientRestrictionFilter "PrimarySmtpAddress -eq \'{mailbox}\'" (or widen the existing scope\'s filter), then New-ManagementRoleAssignment -App {objectId} -Role "Application Mail.Send" -CustomResourceScope "Mailroom mailboxes" (and -Role "Application Mail.ReadWrite" to receive); the app needs New-ServicePrincipal -AppId {clientId} -ObjectId {objectId} -Organization {tenant} first. Test-ServicePrincipalAuthorization -Identity {objectId} -Resource {mailbox} shows what it may do. Changes can take up to an hour; then click Test Connection.',
+    guideStep: 6,
+    temporary: false,
+  },
 } as const satisfies Record<string, CatalogueEntry>;
 
 export type CatalogueCode = keyof typeof CATALOGUE;

@@ -1,3 +1,17 @@
+/**
+ * A failure of application access (client credentials): the ids the PowerShell fixes are filled in
+ * with. `objectId` is the service principal's (Enterprise application's) object id, known only when
+ * a token carried it (`oid`).
+ */
+export interface ApplicationContext {
+  clientId: string;
+  tenant: string;
+  mailbox: string;
+  objectId?: string;
+  /** The API whose application permission is missing: "Office 365 Exchange Online" or "Microsoft Graph". */
+  resource?: string;
+}
+
 /** What a failed exchange with Microsoft or a mail server left behind, kept verbatim for the admin. */
 export interface OAuthEvidence {
   kind: 'oauth';
@@ -33,6 +47,10 @@ export interface OAuthEvidence {
   /** Which token was too long, and its length; never the token itself. */
   tokenName?: 'access_token' | 'refresh_token' | 'id_token';
   tokenLength?: number;
+  /** Application access: the roles the transport needs and the token lacks, and those it has. */
+  missingRoles?: string[];
+  roles?: string[];
+  application?: ApplicationContext;
 }
 
 export interface SmtpEvidence {
@@ -48,6 +66,8 @@ export interface SmtpEvidence {
   /** RFC 3463 enhanced status code, e.g. 5.7.139. */
   enhancedStatus?: string;
   response?: string;
+  /** The login was an application token (client credentials) for this mailbox. */
+  application?: ApplicationContext;
 }
 
 export interface ImapEvidence {
@@ -67,6 +87,8 @@ export interface ImapEvidence {
    * an answer that does not follow the protocol. `response` then holds what was seen.
    */
   problem?: 'too_large' | 'timeout' | 'malformed';
+  /** The login was an application token (client credentials) for this mailbox. */
+  application?: ApplicationContext;
 }
 
 export interface NetworkEvidence {
@@ -97,6 +119,8 @@ export interface GraphEvidence {
   requestId?: string;
   /** Test Connection: the Graph permissions the token lacks. */
   missingPermissions?: string[];
+  /** The login was an application token (client credentials) for this mailbox. */
+  application?: ApplicationContext;
 }
 
 export type Evidence = OAuthEvidence | SmtpEvidence | ImapEvidence | NetworkEvidence | AccountEvidence | GraphEvidence;

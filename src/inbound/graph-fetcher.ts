@@ -277,7 +277,7 @@ export async function probeGraph(deps: Pick<FetcherDeps, 'tokens' | 'db' | 'gate
   const call = caller(deps, server, tokenOf(deps, server));
   const id = await folderId(call, server.username, server.imap!.folder);
   const f = await call<{ totalItemCount?: number; unreadItemCount?: number }>({ method: 'GET', path: `${userPath(server.username)}/mailFolders/${encodeURIComponent(id)}` });
-  const granted = grantedPermissions((await findToken(deps.db, server.tokenSourceId ?? server.id))?.scope);
+  const granted = grantedPermissions((await findToken(deps.db, server.access === 'application' ? server.id : (server.tokenSourceId ?? server.id)))?.scope);
   if (!granted.includes('Mail.ReadWrite')) throw missingPermission(granted, 'Mail.ReadWrite');
   return { messages: f.totalItemCount ?? 0, unseen: f.unreadItemCount };
 }

@@ -1,3 +1,6 @@
+import { applicationConsentUrlOf } from '../servers/mail-server-service.ts';
+import { accessIssues } from '../servers/mail-server-input.ts';
+import type { ApplicationContext, Evidence } from '../diagnose/evidence.ts';
 import { randomUUID } from 'node:crypto';
 import type { ImapFlow } from 'imapflow';
 import type { Config } from '../config/config.ts';
@@ -167,7 +170,7 @@ export class IncomingServerService {
   }
 
   private async view(s: MailServerRecord, tokens: Map<string, TokenRecord>, names: Map<string, string>, fetchedBy: string | null, subs: Map<string, GraphSubscriptionRecord> = new Map(), counts?: Map<string, number>) {
-    const t = tokens.get(s.tokenSourceId ?? s.id);
+    const t = tokens.get(s.access === 'application' ? s.id : (s.tokenSourceId ?? s.id));
     const imap = s.imap!;
     return {
       id: s.id,
@@ -193,6 +196,8 @@ export class IncomingServerService {
       certificateExpiry: certificateExpiry(s, this.now()),
       passwordSet: s.passwordSealed !== null,
       tenant: s.tenant,
+      access: s.access,
+      applicationRoles: s.access === 'application' && t && t.refreshTokenSealed === null && t.scope !== null ? t.scope.split(' ').filter(Boolean) : null,
       tokenSourceId: s.tokenSourceId,
       tokenSourceName: s.tokenSourceId ? (names.get(s.tokenSourceId) ?? null) : null,
       tokenStatus: t?.status ?? ('not_connected' as const),
@@ -285,6 +290,8 @@ export class IncomingServerService {
   private async checkSource(tokenSourceId: string | null | undefined, username: string, serverType: 'imap' | 'graph'): Promise<void> {
     if (!tokenSourceId) return;
     const src = await findMailServer(this.deps.db, tokenSourceId);
+    // An application connection serves any mailbox the tenant allows, with a token per resource.
+    if (src?.access === 'application' && !src.tokenSourceId) return;
     if (!src || src.direction !== 'outgoing') {
       throw new MailroomError('MR_VALIDATION', 'Choose an outgoing mail server to reuse the connection of.', { field: 'tokenSourceId', fields: { tokenSourceId: 'No outgoing mail server with this id' } });
     }
@@ -307,10 +314,12 @@ export class IncomingServerService {
   async create(body: unknown) {
     const input = parseInput(createIncomingSchema, body);
     await this.checkSource(input.tokenSourceId, input.username, input.serverType);
+    const source = input.tokenSourceId ? await findMailServer(this.deps.db, input.tokenSourceId) : undefined;
     const method = authMethodOf(input);
-    const issues = input.tokenSourceId
-      ? {}
-      : credentialIssues({ ...input, clientId: input.clientId ?? '', hasClientSecret: false, hasPassword: false, direction: 'incoming' });
+    const issues = {
+      ...(input.tokenSourceId ? {} : credentialIssues({ ...input, clientId: input.clientId ?? '', hasClientSecret: false, hasPassword: false, direction: 'incoming' })),
+      ...accessIssues({ access: input.access, authType: input.authType, tenant: input.tenant, usesSource: !!input.tokenSourceId }),
+    };
     if (Object.keys(issues).length) throw validationError(issues);
     const host = method.provider?.hosts.imap;
     const imapHost = input.imapHost ?? host?.host;
@@ -349,6 +358,9 @@ export class IncomingServerService {
           intervalMinutes: input.intervalMinutes,
         },
         tokenSourceId: input.tokenSourceId,
+        // A reused connection's access (and tenant) are its source's.
+        access: source?.access ?? input.access,
+        ...(source && { tenant: source.tenant }),
       },
       this.now(),
     );
@@ -375,9 +387,12 @@ export class IncomingServerService {
     await this.checkSource(tokenSourceId, username, serverType);
     const authType = input.authType ?? before.authType;
     const methodChanged = authType !== before.authType;
+    const source = tokenSourceId ? await findMailServer(this.deps.db, tokenSourceId) : undefined;
+    const access = source?.access ?? input.access ?? before.access;
+    const accessProblems = accessIssues({ access, authType: input.authType ?? before.authType, tenant: input.tenant ?? before.tenant, usesSource: !!tokenSourceId });
     const issues = tokenSourceId
-      ? {}
-      : credentialIssues({
+      ? accessProblems
+      : { ...accessProblems, ...credentialIssues({
           authType,
           clientId: input.clientId ?? (methodChanged ? '' : before.clientId),
           clientSecret: input.clientSecret,
@@ -386,7 +401,7 @@ export class IncomingServerService {
           hasPassword: before.passwordSealed !== null,
           direction: 'incoming',
           clientCredential: input.clientCredential ?? before.clientCredential,
-        });
+        }) };
     if (Object.keys(issues).length) throw validationError(issues);
     const method = authMethodOf({ authType });
     const patch: Parameters<typeof updateMailServer>[2] = { imap, transport: serverType };
@@ -401,11 +416,14 @@ export class IncomingServerService {
     if (input.clientSecret !== undefined) patch.clientSecretSealed = this.deps.sealer.seal(input.clientSecret, secretAad(id));
     if (input.clientCredential !== undefined) patch.clientCredential = input.clientCredential;
     if (input.tokenSourceId !== undefined) patch.tokenSourceId = input.tokenSourceId;
+    patch.access = access;
+    if (source) patch.tenant = source.tenant;
     const identityChanged =
       methodChanged ||
       (input.username !== undefined && input.username !== before.username) ||
       (input.clientId !== undefined && (input.clientId ?? '') !== before.clientId) ||
-      (input.tenant !== undefined && input.tenant !== before.tenant);
+      (input.tenant !== undefined && input.tenant !== before.tenant) ||
+      access !== before.access;
     if (identityChanged) await deleteToken(this.deps.db, id);
     // Another Server Type needs a token for another resource: the grant stays, the access token goes.
     else if (serverType !== (before.transport === 'graph' ? 'graph' : 'imap')) await forgetAccessToken(this.deps.db, id, this.now());
@@ -428,8 +446,8 @@ export class IncomingServerService {
     await deleteMailServer(this.deps.db, id);
   }
 
-  private failure(e: unknown): { message: string; fix?: string; code: string; guideStep?: number; evidence?: unknown } {
-    if (e instanceof GraphError || e instanceof ImapError) return explain(e.evidence, e.message);
+  private failure(e: unknown, application?: ApplicationContext): { message: string; fix?: string; code: string; guideStep?: number; evidence?: unknown } {
+    if (e instanceof GraphError || e instanceof ImapError) return explain(application ? ({ ...e.evidence, application } as Evidence) : e.evidence, e.message);
     if (isMailroomError(e)) return { code: e.code, message: e.message, ...(e.fix !== undefined && { fix: e.fix }), ...(e.evidence !== undefined && { evidence: e.evidence }) };
     // Anything else is Mailroom's own fault, not the admin's: recorded on the server like any
     // failure (and logged with its stack by the caller), never thrown out of a background task.
@@ -441,6 +459,17 @@ export class IncomingServerService {
     };
   }
 
+  /** "Check application access": a client-credentials token now, verified for IMAP.AccessAsApp or Mail.ReadWrite. */
+  async checkApplicationAccess(id: string): Promise<{ status: 'valid'; roles: string[] }> {
+    await this.record(id);
+    const t = await this.deps.tokens.getApplicationAccess(id, { forceRefresh: true });
+    return { status: 'valid', roles: t.roles };
+  }
+
+  async adminConsentUrl(id: string): Promise<{ url: string }> {
+    return applicationConsentUrlOf(await this.record(id), this.deps.config);
+  }
+
   /** Test & Confirm: XOAUTH2 login, open the folder, report its message count or the server's reply. */
   async test(id: string) {
     const s = await this.record(id);
@@ -449,7 +478,7 @@ export class IncomingServerService {
       await setAlertState(this.deps.db, s.id, { loginOkAt: this.now().toISOString() });
       return { ok: true, message: `Connection Test Successful! ${r.messages} message${r.messages === 1 ? '' : 's'} in ${s.imap!.folder}`, messageCount: r.messages };
     } catch (e) {
-      return { ok: false, ...this.failure(e) };
+      return { ok: false, ...this.failure(e, await this.deps.tokens.applicationContext(s.id)) };
     }
   }
 
@@ -576,7 +605,8 @@ export class IncomingServerService {
     const tokens = new Map((await listTokens(this.deps.db)).map((t) => [t.mailServerId, t]));
     // Every server whose login can work is polled: a password (or no login) needs no token; an OAuth
     // one, or one reusing an outgoing server's connection, waits for that token to be valid.
-    const fetchable = servers.filter((s) => (s.tokenSourceId || authMethodOf(s).mechanism === 'xoauth2' ? tokens.get(s.tokenSourceId ?? s.id)?.status === 'valid' : true));
+    // Application access needs no sign-in: its fetch asks for the token itself (and records why not).
+    const fetchable = servers.filter((s) => s.access === 'application' || (s.tokenSourceId || authMethodOf(s).mechanism === 'xoauth2' ? tokens.get(s.tokenSourceId ?? s.id)?.status === 'valid' : true));
     await this.sayPresent();
     const [fetchers, leases, subList] = await Promise.all([listLeases(this.deps.db, 'fetcher:'), this.mailboxLeases(), listGraphSubscriptions(this.deps.db)]);
     const subs = new Map(subList.map((x) => [x.resourceKey, x]));

@@ -89,6 +89,12 @@ export interface OAuthProvider {
   authorizeErrorEvidence(params: URLSearchParams): OAuthEvidence | undefined;
   /** OAuth errors after which the stored grant is dead and only a new sign-in helps. */
   grantIsDead(ev: OAuthEvidence): boolean;
+  /** Application access (no user sign-in): the client-credentials grant, for providers that offer it. */
+  clientCredentials?(app: OAuthApp, now: Date): Promise<{ accessToken: string; expiresAt: Date; roles: string[]; tenantId: string | null; appId: string | null; objectId: string | null; provenCertificate?: string }>;
+  /** The `.default` scope an application token of this transport asks for. */
+  applicationScope?(server: Pick<MailServerRecord, 'transport'>, config: Config): string;
+  /** The application permission (`roles`) the transport needs. */
+  requiredRole?(server: Pick<MailServerRecord, 'transport' | 'direction'>): string;
   /** A page where a tenant administrator consents for everyone (Microsoft only), if the provider has one. */
   adminConsentUrl?(app: Omit<OAuthApp, 'credential'>, serverId: string): string;
   /**

@@ -235,6 +235,79 @@ export async function refreshTokens(app: OutlookApp, refreshToken: string, now: 
   };
 }
 
+/**
+ * Exchange Online's resource for app-only SMTP, IMAP and POP ("Authenticate an IMAP, POP or SMTP
+ * connection using OAuth": scope https://outlook.office365.com/.default), in the cloud of the
+ * configured sign-in host: each national cloud has its own Exchange host.
+ */
+export function outlookAppResource(authorityHost: string): string {
+  const host = new URL(authorityHost).hostname.toLowerCase();
+  if (host === 'login.microsoftonline.us') return 'https://outlook.office365.us';
+  if (host === 'login.partner.microsoftonline.cn') return 'https://partner.outlook.cn';
+  return 'https://outlook.office365.com';
+}
+
+/** The one `.default` scope of an application token: Exchange's resource for SMTP/IMAP, Graph's for Graph. */
+export function applicationScope(server: Pick<MailServerRecord, 'transport'>, config: Pick<Config, 'microsoftAuthorityHost' | 'microsoftGraph'>): string {
+  return `${server.transport === 'graph' ? config.microsoftGraph.resource : outlookAppResource(config.microsoftAuthorityHost)}/.default`;
+}
+
+/** The application permission (the token's `roles`) a transport needs, as Microsoft names it. */
+export function requiredRole(server: Pick<MailServerRecord, 'transport' | 'direction'>): string {
+  if (server.transport === 'graph') return server.direction === 'incoming' ? 'Mail.ReadWrite' : 'Mail.Send';
+  return server.transport === 'imap' || server.direction === 'incoming' ? 'IMAP.AccessAsApp' : 'SMTP.SendAsApp';
+}
+
+/** What Mailroom reads from an app-only access token. */
+export interface ApplicationToken {
+  accessToken: string;
+  expiresAt: Date;
+  /** Application permissions granted by admin consent (the `roles` claim). */
+  roles: string[];
+  tenantId: string | null;
+  appId: string | null;
+  /** The service principal's object id in the tenant (Enterprise application), for New-ServicePrincipal. */
+  objectId: string | null;
+}
+
+/**
+ * The claims of an access token issued for Exchange or Graph. The token is theirs, not Mailroom's:
+ * Mailroom cannot and does not verify its signature; it reads what was granted to explain failures
+ * before the first send (roles), and the ids that fill the PowerShell fixes (tid, appid, oid).
+ */
+export function applicationClaims(accessToken: string): Pick<ApplicationToken, 'roles' | 'tenantId' | 'appId' | 'objectId'> {
+  const p = unverifiedPayload(accessToken);
+  const text = (v: unknown) => (typeof v === 'string' && v.length > 0 && v.length <= 200 ? v : null);
+  const roles = Array.isArray(p.roles) ? p.roles.filter((r): r is string => typeof r === 'string' && r.length <= 200).slice(0, 100) : [];
+  return { roles, tenantId: text(p.tid), appId: text(p.appid) ?? text(p.azp), objectId: text(p.oid) };
+}
+
+/** Microsoft refuses common/organizations/consumers for client credentials: the app must act in one tenant. */
+export const TENANT_ALIASES: ReadonlySet<string> = new Set(['common', 'organizations', 'consumers']);
+
+/**
+ * The client-credentials grant (RFC 6749 4.4) as Microsoft's v2.0 endpoint takes it: one `.default`
+ * scope, the app authenticated by its Client Credential (secret, or certificate with a pending one of a
+ * roll tried first: the request is repeatable, so a certificate not yet uploaded never fails it).
+ */
+export async function clientCredentialsToken(app: OutlookApp, now: Date): Promise<ApplicationToken & { provenCertificate?: string; pendingCertificateFailure?: unknown }> {
+  const outcome = await withClientCredential(app.credential, (auth) =>
+    asProviderError('token', app, async () => {
+      const response = await oauth.clientCredentialsGrantRequest(authorizationServer(app), client(app), auth, { scope: app.scopes.join(' ') }, {
+        [oauth.customFetch]: tokenEndpointFetch({ stage: 'token', scopes: app.scopes }),
+      });
+      const result = await oauth.processClientCredentialsResponse(authorizationServer(app), client(app), response);
+      const expiresIn = typeof result.expires_in === 'number' && result.expires_in > 0 ? result.expires_in : 3600;
+      return { accessToken: result.access_token, expiresAt: new Date(now.getTime() + expiresIn * 1000), ...applicationClaims(result.access_token) };
+    }),
+  );
+  return {
+    ...outcome.value,
+    ...(outcome.proven && { provenCertificate: outcome.proven.thumbprintSha256 }),
+    ...(outcome.pendingFailed !== undefined && { pendingCertificateFailure: outcome.pendingFailed }),
+  };
+}
+
 /** The callback's `error` parameters (consent declined, AADSTS errors) → evidence. */
 export function authorizeErrorEvidence(params: URLSearchParams): OAuthEvidence | undefined {
   const error = params.get('error');
@@ -256,6 +329,18 @@ export function adminConsentUrl(authorityHost: string, tenant: string, clientId:
     redirect_uri: redirect,
     state: `admin-consent.${serverId}`,
   }).toString();
+  return url.href;
+}
+
+/**
+ * The admin consent page for application access: the tenant's administrator grants the app's
+ * application permissions (roles) as configured on the app registration (Microsoft's
+ * `{authority}/{tenant}/adminconsent?client_id=…&redirect_uri=…`, no scope: application permissions
+ * are granted as listed in Azure). Microsoft returns to the redirect URL with admin_consent=True.
+ */
+export function applicationConsentUrl(app: Pick<OAuthApp, 'authorityHost' | 'tenant' | 'clientId' | 'redirectUri'>, serverId: string): string {
+  const url = new URL(`${app.authorityHost}/${encodeURIComponent(app.tenant)}/adminconsent`);
+  url.search = new URLSearchParams({ client_id: app.clientId, redirect_uri: app.redirectUri, state: `admin-consent.${serverId}` }).toString();
   return url.href;
 }
 
@@ -323,6 +408,9 @@ export const outlookProvider: OAuthProvider = {
   buildAuthorizeUrl,
   exchangeCode,
   refreshTokens,
+  clientCredentials: clientCredentialsToken,
+  applicationScope,
+  requiredRole,
   authorizeErrorEvidence,
   adminConsentUrl: (app, serverId) => adminConsentUrl(app.authorityHost, app.tenant, app.clientId, app.redirectUri, serverId, app.scopes),
   grantIsDead: (ev) => ev.error === 'invalid_grant' || ev.error === 'interaction_required' || ev.error === 'consent_required',

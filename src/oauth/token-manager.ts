@@ -19,6 +19,7 @@ import { authMethodOf } from '../credentials/auth-methods.ts';
 import { connectLabel, type OAuthApp, type OAuthProvider, type OAuthTokens } from './oauth-provider.ts';
 import { oauthProviderOf, requireOAuthProvider } from './oauth-providers.ts';
 import { outlookProvider } from './outlook.ts';
+import { type ApplicationAccess, ApplicationTokens } from './application-tokens.ts';
 import { credentialOf } from './server-credential.ts';
 
 /** Refresh when less than this remains, so a token never expires in the middle of an SMTP session. */
@@ -121,6 +122,8 @@ export interface TokenManagerDeps {
   now?: () => Date;
   /** Replaces the provider's refresh request (tests). */
   refresh?: (app: OAuthApp, refreshToken: string, now: Date) => Promise<OAuthTokens>;
+  /** Replaces the provider's client-credentials request (tests). */
+  clientCredentials?: NonNullable<OAuthProvider['clientCredentials']>;
   onEvent?: (e: { type: 'refreshed' | 'refresh_failed' | 'reconnect_needed'; serverId: string; code?: string }) => void;
   /**
    * A token request signed with the server's pending certificate succeeded: the certificate roll
@@ -137,15 +140,49 @@ export interface TokenManagerDeps {
 export class TokenManager {
   private readonly inflight = new Map<string, Promise<AccessToken>>();
   private readonly now: () => Date;
+  private readonly application: ApplicationTokens;
 
   constructor(private readonly deps: TokenManagerDeps) {
     this.now = deps.now ?? (() => new Date());
+    this.application = new ApplicationTokens({
+      db: deps.db,
+      dialect: deps.dialect ?? 'sqlite',
+      sealer: deps.sealer,
+      config: deps.config,
+      now: this.now,
+      app: (server) => appFor(server, deps.config, deps.sealer),
+      ...(deps.onCertificateProven && { onCertificateProven: deps.onCertificateProven }),
+      ...(deps.clientCredentials && { clientCredentials: deps.clientCredentials }),
+    });
+  }
+
+  /**
+   * Application access (client credentials) for the server, through its own connection or the one it
+   * reuses: "Check application access", Test Connection and the sends all come here. `force` asks
+   * Microsoft for a new token (a new admin consent shows only in a new token).
+   */
+  async getApplicationAccess(serverId: string, opts: { forceRefresh?: boolean } = {}): Promise<ApplicationAccess> {
+    const server = await this.server(serverId);
+    const source = server.tokenSourceId ? await this.server(server.tokenSourceId) : server;
+    if (source.access !== 'application') {
+      throw new MailroomError('MR_OAUTH_NOT_CONFIGURED', 'This mail server uses delegated access (a person\'s sign-in).', { field: 'access', fix: 'Set Access to Application, or connect the account.' });
+    }
+    return this.application.get(server, source, opts.forceRefresh ?? false);
   }
 
   /**
    * What the server's Authenticate Using logs in with: an access token (OAuth), the opened password,
    * or nothing. SMTP, IMAP and Test Connection take this; Graph takes getAccessToken.
    */
+  /** For explanations: the application ids of a server using application access, else undefined. */
+  async applicationContext(serverId: string): Promise<import('../diagnose/evidence.ts').ApplicationContext | undefined> {
+    const server = await findMailServer(this.deps.db, serverId);
+    if (!server) return undefined;
+    const source = server.tokenSourceId ? await findMailServer(this.deps.db, server.tokenSourceId) : server;
+    if (source?.access !== 'application') return undefined;
+    return this.application.context(server, source);
+  }
+
   async getLogin(serverId: string, opts: { forceRefresh?: boolean } = {}): Promise<MailLogin> {
     const server = await this.server(serverId);
     return authMethodOf(server).login(server, { sealer: this.deps.sealer, accessToken: (id, forceRefresh) => this.getAccessToken(id, { forceRefresh }) }, opts.forceRefresh ?? false);
@@ -155,6 +192,11 @@ export class TokenManager {
     const pending = this.inflight.get(serverId);
     if (pending) return pending;
     const server = await this.server(serverId);
+    const source = server.tokenSourceId ? await this.server(server.tokenSourceId) : server;
+    if (source.access === 'application') {
+      const t = await this.application.get(server, source, opts.forceRefresh ?? false);
+      return { accessToken: t.accessToken, user: t.user, expiresAt: t.expiresAt };
+    }
     if (server.tokenSourceId) {
       // An incoming server reusing an outgoing server's connection: same token, its own mailbox name.
       const shared = await this.getAccessToken(server.tokenSourceId, opts);

@@ -33,6 +33,8 @@ export const mailServerFields = {
     .refine((v) => ['common', 'organizations', 'consumers'].includes(v.toLowerCase()) || GUID.test(v) || DOMAIN.test(v), {
       error: 'Use common, organizations, consumers, a tenant ID (GUID) or a domain such as contoso.com',
     }),
+  access: z.enum(['delegated', 'application'], { error: 'Access must be delegated (Connect your Outlook account) or application (no user sign-in)' }),
+  tokenSourceId: z.preprocess((v) => (v === '' ? null : v), z.string({ error: 'Choose a mail server whose connection to reuse' }).max(100).nullable()),
   smtpHost: z.string().trim().toLowerCase().regex(HOST, { error: 'Enter a host name such as smtp.office365.com' }).superRefine((host, ctx) => {
     const issue = outboundHostIssue(host);
     if (issue) ctx.addIssue({ code: 'custom', message: issue });
@@ -112,6 +114,8 @@ export const createMailServerSchema = z.strictObject({
   allowAccountMismatch: z.boolean().default(false),
   /** The ERP user whose personal mailbox this is; null: shared (anyone's messages by From). */
   owner: z.string({ error: 'The owner is your application\'s id for the user, as text (null: shared)' }).trim().min(1, { error: 'The owner is empty: use null for a shared mailbox' }).max(200, { error: 'The owner is at most 200 characters' }).nullable().default(null),
+  access: mailServerFields.access.default('delegated'),
+  tokenSourceId: mailServerFields.tokenSourceId.default(null),
   // Omitted: the SMTP Server's defaults (Microsoft's for Microsoft's hosts); null: no limit.
   ...limitFields,
 });
@@ -136,6 +140,8 @@ export const updateMailServerSchema = z.strictObject({
   active: z.boolean().optional(),
   allowAccountMismatch: z.boolean().optional(),
   owner: z.string({ error: 'The owner is your application\'s id for the user, as text (null: shared)' }).trim().min(1, { error: 'The owner is empty: use null for a shared mailbox' }).max(200, { error: 'The owner is at most 200 characters' }).nullable().optional(),
+  access: mailServerFields.access.optional(),
+  tokenSourceId: mailServerFields.tokenSourceId.optional(),
   ...limitFields,
 });
 
@@ -205,4 +211,37 @@ const LOOPBACK = /^(localhost|127(\.\d{1,3}){3}|::1)$/i;
 export function plaintextIssue(host: string, security: string, allowed: readonly string[], field: string): Record<string, string> {
   if (security !== 'none' || LOOPBACK.test(host) || allowed.includes(host.toLowerCase())) return {};
   return { [field]: `Connection Security None sends everything unencrypted and is allowed only for this machine (127.0.0.1, localhost) or hosts listed in MAIL_PLAINTEXT_HOSTS: choose STARTTLS or SSL/TLS for ${host}` };
+}
+
+export const APPLICATION_TENANT_ISSUE =
+  'Application access acts for the organisation itself: enter its tenant ID or domain, e.g. contoso.com — common/organizations/consumers name no organisation';
+
+/**
+ * The rules of Access: application (client credentials) needs a provider that offers it and one named
+ * tenant — Microsoft's token endpoint refuses client credentials on common/organizations/consumers.
+ */
+export function accessIssues(v: { access: 'delegated' | 'application'; authType: AuthType; tenant: string; usesSource: boolean }): Record<string, string> {
+  if (v.access !== 'application') return {};
+  const provider = authMethodOf(v).provider;
+  if (!provider?.clientCredentials) return { access: 'Application access needs Outlook OAuth Authentication' };
+  if (v.usesSource) return {};
+  if (['common', 'organizations', 'consumers'].includes(v.tenant.trim().toLowerCase())) return { tenant: APPLICATION_TENANT_ISSUE };
+  return {};
+}
+
+/**
+ * Reusing another server's connection (tokenSourceId): an application connection serves any mailbox
+ * (the token acts for the app, the mailbox is the Username) and any transport (a token per resource);
+ * a delegated one only the mailbox that signed in, and only its own resource.
+ */
+export function sourceIssues(
+  src: { id: string; name: string; username: string; direction: 'outgoing' | 'incoming'; transport: string; access: 'delegated' | 'application'; tokenSourceId: string | null; authType: AuthType } | undefined,
+  self: { id?: string; username: string; graph: boolean; direction: 'outgoing' | 'incoming' },
+): Record<string, string> {
+  if (!src || src.id === self.id || src.tokenSourceId) return { tokenSourceId: 'No mail server with its own connection has this id' };
+  if (src.access === 'application') return {};
+  if (src.direction !== 'outgoing') return { tokenSourceId: 'Only an outgoing server\'s delegated connection can be reused' };
+  if ((src.transport === 'graph') !== self.graph) return { tokenSourceId: `Reuse a connection that ${self.graph ? 'uses Microsoft Graph' : 'uses SMTP'}, or connect this server itself` };
+  if (src.username !== self.username) return { tokenSourceId: `Only a connection for ${self.username} can be reused (an application connection serves any mailbox)` };
+  return {};
 }

@@ -4,8 +4,11 @@ import { redirectUri } from '../config/config.ts';
 import { explain } from '../diagnose/diagnose.ts';
 import { MailroomError, isMailroomError } from '../errors/errors.ts';
 import { appFor, secretAad, tokenAad, type TokenManager } from '../oauth/token-manager.ts';
+import { oauthProviderOf, requireOAuthProvider } from '../oauth/oauth-providers.ts';
+import { applicationConsentUrl } from '../oauth/outlook.ts';
+import { accessIssues, sourceIssues } from './mail-server-input.ts';
+import type { Evidence } from '../diagnose/evidence.ts';
 import { certificateView, type CertificateView } from '../oauth/certificate-service.ts';
-import { oauthProviderOf } from '../oauth/oauth-providers.ts';
 import { GraphError, graphCall, grantedPermissions, missingPermission, userPath, withGraphToken } from '../graph/graph-client.ts';
 import { GraphSender, withGraphMailbox } from '../graph/graph-sender.ts';
 import type { Sealer } from '../secrets/sealer.ts';
@@ -53,6 +56,21 @@ import { defaultLimits, type SendLimits } from './send-limits.ts';
 import type { SendStatus } from '../outbox/send-status.ts';
 import type { TestEmail } from '../outbox/outbox-service.ts';
 import { MAILROOM_ID_HEADER } from '../bounces/match-report.ts';
+
+/** The roles of the last verified application token, as recorded with Token Valid (null: none yet). */
+function applicationRoles(s: Pick<MailServerRecord, 'access' | 'tokenSourceId'>, t: TokenRecord | undefined): string[] | null {
+  if (!t || (s.access !== 'application' && !s.tokenSourceId) || t.refreshTokenSealed !== null || t.scope === null) return null;
+  return t.scope.split(' ').filter(Boolean);
+}
+
+/** The admin consent URL of a server with application access (its source's app when it reuses one). */
+export function applicationConsentUrlOf(s: MailServerRecord, config: Config): { url: string } {
+  if (s.access !== 'application') {
+    throw new MailroomError('MR_VALIDATION', 'Admin consent for application permissions applies to servers with Access: Application.', { field: 'access', fields: { access: 'Set Access to Application first' } });
+  }
+  const app = requireOAuthProvider(s).app(s, config, { kind: 'secret', secret: '' });
+  return { url: applicationConsentUrl(app, s.id) };
+}
 
 /** What the API and UI see of a mail server: never the client secret or a token. */
 export interface MailServerView {
@@ -106,6 +124,12 @@ export interface MailServerView {
   owner: string | null;
   /** connected, needs_attention, not_connected or disabled: what the list's state filter matches. */
   state: ServerState;
+  /** Outlook OAuth: a person's sign-in (delegated) or the app itself (application, client credentials). */
+  access: 'delegated' | 'application';
+  /** Another server whose connection this one uses (an application connection serves any mailbox). */
+  tokenSourceId: string | null;
+  /** Application access: the roles of the last verified token (e.g. ["SMTP.SendAsApp"]). */
+  applicationRoles: string[] | null;
   createdAt: string;
   updatedAt: string;
 }
@@ -241,7 +265,10 @@ export class MailServerService {
       checklist: check.items,
       ...s.limits,
       sending,
-      adminConsentUrl: (app && provider?.adminConsentUrl?.(app, s.id)) ?? null,
+      adminConsentUrl: s.access === 'application' && app ? applicationConsentUrl(app, s.id) : ((app && provider?.adminConsentUrl?.(app, s.id)) ?? null),
+      access: s.access,
+      tokenSourceId: s.tokenSourceId,
+      applicationRoles: s.access === 'application' || t?.refreshTokenSealed === null ? applicationRoles(s, t) : null,
       owner: s.owner,
       state: serverState(s, t?.status),
       createdAt: s.createdAt,
@@ -290,8 +317,12 @@ export class MailServerService {
     // The provider's own host by default (smtp.office365.com, smtp.gmail.com); a password or relay server names its own.
     const host = method.provider?.hosts.smtp;
     const smtp = { smtpHost: rest.smtpHost ?? host?.host, smtpPort: rest.smtpPort ?? host?.port ?? 587, smtpSecurity: rest.smtpSecurity ?? host?.security ?? 'starttls' };
+    const source = input.tokenSourceId ? await findMailServer(this.deps.db, input.tokenSourceId) : undefined;
     const issues = {
-      ...credentialIssues({ ...input, hasClientSecret: false, hasPassword: false, transport: sendUsing, direction: 'outgoing' }),
+      ...(input.tokenSourceId
+        ? sourceIssues(source, { username: input.username, graph: sendUsing === 'graph', direction: 'outgoing' })
+        : credentialIssues({ ...input, hasClientSecret: false, hasPassword: false, transport: sendUsing, direction: 'outgoing' })),
+      ...accessIssues({ access: input.access, authType: input.authType, tenant: input.tenant, usesSource: !!input.tokenSourceId }),
       ...(smtp.smtpHost === undefined ? { smtpHost: 'Enter the SMTP Server, e.g. mail.example.com' } : plaintextIssue(smtp.smtpHost, smtp.smtpSecurity, this.deps.config.plaintextHosts, 'smtpSecurity')),
     };
     if (Object.keys(issues).length) throw validationError(issues);
@@ -305,10 +336,12 @@ export class MailServerService {
         ...rest,
         ...smtp,
         smtpHost: smtp.smtpHost!,
-        clientId: method.provider ? rest.clientId : '',
+        clientId: method.provider && !input.tokenSourceId ? rest.clientId : '',
+        // A reused connection is the source's: this server keeps no app or credentials of its own.
+        ...(source && { tenant: source.tenant, authType: source.authType, access: source.access }),
         transport: sendUsing,
         limits,
-        clientSecretSealed: method.provider && clientSecret !== undefined ? this.deps.sealer.seal(clientSecret, secretAad(id)) : null,
+        clientSecretSealed: method.provider && clientSecret !== undefined && !input.tokenSourceId ? this.deps.sealer.seal(clientSecret, secretAad(id)) : null,
         passwordSealed: method.mechanism === 'password' && password !== undefined ? this.deps.sealer.seal(password, passwordAad(id)) : null,
         lastError: null,
       },
@@ -325,8 +358,12 @@ export class MailServerService {
     const method = authMethodOf({ authType });
     const methodChanged = authType !== before.authType;
     const after = { host: rest.smtpHost ?? before.smtpHost, security: rest.smtpSecurity ?? before.smtpSecurity };
+    const tokenSourceId = rest.tokenSourceId !== undefined ? rest.tokenSourceId : before.tokenSourceId;
+    const source = tokenSourceId ? await findMailServer(this.deps.db, tokenSourceId) : undefined;
     const issues = {
-      ...credentialIssues({
+      ...accessIssues({ access: rest.access ?? before.access, authType, tenant: rest.tenant ?? before.tenant, usesSource: !!tokenSourceId }),
+      ...(tokenSourceId ? sourceIssues(source, { id, username: rest.username ?? before.username, graph: (sendUsing ?? before.transport) === 'graph', direction: 'outgoing' }) : {}),
+      ...(tokenSourceId ? {} : credentialIssues({
         authType,
         clientId: rest.clientId ?? (methodChanged ? '' : before.clientId),
         clientSecret,
@@ -336,7 +373,7 @@ export class MailServerService {
         transport: sendUsing ?? before.transport,
         direction: 'outgoing',
         clientCredential: rest.clientCredential ?? before.clientCredential,
-      }),
+      })),
       ...plaintextIssue(after.host, after.security, this.deps.config.plaintextHosts, 'smtpSecurity'),
     };
     if (Object.keys(issues).length) throw validationError(issues);
@@ -356,7 +393,13 @@ export class MailServerService {
       methodChanged ||
       (rest.username !== undefined && rest.username !== before.username) ||
       (rest.clientId !== undefined && rest.clientId !== before.clientId) ||
-      (rest.tenant !== undefined && rest.tenant !== before.tenant);
+      (rest.tenant !== undefined && rest.tenant !== before.tenant) ||
+      (rest.access !== undefined && rest.access !== before.access) ||
+      (rest.tokenSourceId !== undefined && rest.tokenSourceId !== before.tokenSourceId);
+    if (source) {
+      patch.access = source.access;
+      patch.tenant = source.tenant;
+    }
     if (identityChanged) {
       await deleteToken(this.deps.db, id);
       patch.lastError = null;
@@ -441,7 +484,7 @@ export class MailServerService {
     const get = <T>(path: string) => withGraphToken(token, (t) => graphCall<T>(host, { method: 'GET', path, token: t }));
     try {
       const user = await get<{ id?: string; mail?: string; userPrincipalName?: string }>(`${userPath(s.username)}?$select=id,mail,userPrincipalName`);
-      const granted = grantedPermissions((await findToken(this.deps.db, s.tokenSourceId ?? s.id))?.scope);
+      const granted = grantedPermissions((await findToken(this.deps.db, s.access === 'application' ? s.id : (s.tokenSourceId ?? s.id)))?.scope);
       const needed = s.direction === 'incoming' ? 'Mail.ReadWrite' : 'Mail.Send';
       if (!granted.includes(needed) && !granted.includes(`${needed}.Shared`)) throw missingPermission(granted, needed);
       // A user without an Exchange Online mailbox is found all the same; a mail endpoint tells
@@ -536,9 +579,26 @@ export class MailServerService {
     return { ...result, outboxId: emailId };
   }
 
+
+  /**
+   * "Check application access": a client-credentials token now, verified for the role this server's
+   * transport needs; Token Valid follows from it. No user signs in.
+   */
+  async checkApplicationAccess(id: string): Promise<{ status: 'valid'; roles: string[] }> {
+    await this.record(id);
+    const t = await this.deps.tokens.getApplicationAccess(id, { forceRefresh: true });
+    return { status: 'valid', roles: t.roles };
+  }
+
+  /** Microsoft's admin consent page for this app and tenant (application access only). */
+  async adminConsentUrl(id: string): Promise<{ url: string }> {
+    return applicationConsentUrlOf(await this.record(id), this.deps.config);
+  }
+
   private async failure(s: MailServerRecord, e: unknown): Promise<CheckResult> {
     if (e instanceof GraphError || e instanceof SmtpError) {
-      const x = explain(e.evidence, e.message);
+      const application = await this.deps.tokens.applicationContext(s.id);
+      const x = explain(application ? ({ ...e.evidence, application } as Evidence) : e.evidence, e.message);
       // Kept on the server so the checklist and health page show the refusal until a later success.
       await setMailServerError(this.deps.db, s.id, { code: x.code, message: x.message, fix: x.fix, evidence: x.evidence, at: this.now().toISOString() });
       return { ok: false, message: x.message, fix: x.fix, code: x.code, guideStep: x.guideStep, evidence: e.evidence };

@@ -56,6 +56,8 @@ export interface MailServerRecord {
   limits: SendLimits;
   /** SMTP or IMAP with XOAUTH2, or Microsoft Graph over HTTPS. */
   transport: Transport;
+  /** Outlook OAuth: a person's delegated sign-in, or the application itself (client credentials). */
+  access: Access;
   /** Client Credential: what token requests authenticate with. */
   clientCredential: ClientCredentialKind;
   certificate: StoredCertificate | null;
@@ -92,6 +94,8 @@ function parseCertificate(json: string | null): StoredCertificate | null {
     return null;
   }
 }
+
+export type Access = 'delegated' | 'application';
 
 export type Transport = 'smtp' | 'imap' | 'graph';
 
@@ -170,6 +174,7 @@ function toRecord(r: Selectable<MailServerTable>): MailServerRecord {
     loginOkAt: r.login_ok_at,
     transport: r.transport === 'graph' ? 'graph' : r.direction === 'incoming' ? 'imap' : 'smtp',
     owner: r.owner ?? null,
+    access: r.access === 'application' ? 'application' : 'delegated',
     limits: {
       maxConnections: r.max_connections === null ? null : Number(r.max_connections),
       messagesPerMinute: r.messages_per_minute === null ? null : Number(r.messages_per_minute),
@@ -221,7 +226,9 @@ type Columns = Omit<
   | 'pendingCertificate'
   | 'certificateAlertLevel'
   | 'owner'
+  | 'access'
 > & {
+  access?: Access;
   clientCredential?: ClientCredentialKind;
   owner?: string | null;
   passwordSealed?: string | null;
@@ -262,6 +269,7 @@ function toColumns(p: Partial<Columns>): Partial<MailServerTable> {
     c.interval_minutes = p.imap.intervalMinutes;
   }
   if (p.tokenSourceId !== undefined) c.token_source_id = p.tokenSourceId;
+  if (p.access !== undefined) c.access = p.access;
   if (p.transport !== undefined) c.transport = p.transport === 'graph' ? 'graph' : null;
   if (p.lastFetchAt !== undefined) c.last_fetch_at = p.lastFetchAt;
   if (p.allowAccountMismatch !== undefined) c.allow_account_mismatch = p.allowAccountMismatch ? 1 : 0;

@@ -500,6 +500,28 @@ const migrations = (dialect: Dialect): Record<string, Migration> => ({
       await db.schema.alterTable('mail_servers').addColumn('certificate_alert_level', 'integer').execute();
     },
   },
+  '0021_application_access': {
+    async up(db: Kysely<any>) {
+      // Outlook OAuth: delegated (a person's sign-in, refresh token) or application (client credentials).
+      await db.schema.alterTable('mail_servers').addColumn('access', 'text', (c) => c.notNull().defaultTo('delegated')).execute();
+      // Client-credentials tokens, one per (authority, tenant, client, resource): every server that uses the
+      // same app for the same resource shares the row, whatever its mailbox. The row is created before the
+      // first request so that the cluster-wide lock (withTokenLock) and the version have something to guard.
+      await db.schema
+        .createTable('app_tokens')
+        .addColumn('cache_key', 'text', (c) => c.primaryKey())
+        .addColumn('access_token_sealed', 'text')
+        .addColumn('expires_at', 'text')
+        .addColumn('roles', 'text')
+        .addColumn('tenant_id', 'text')
+        .addColumn('app_id', 'text')
+        .addColumn('object_id', 'text')
+        .addColumn('version', 'integer', (c) => c.notNull().defaultTo(1))
+        .addColumn('requested_at', 'text')
+        .addColumn('updated_at', 'text', (c) => c.notNull())
+        .execute();
+    },
+  },
   '0022_owners_connect_links': {
     async up(db: Kysely<any>) {
       // The ERP user a personal mailbox belongs to (opaque); null: a shared mailbox anyone may use.

@@ -77,6 +77,8 @@ export interface MailServerTable {
   pending_certificate: string | null;
   /** The certificate-expiry warning level last sent (as secret_alert_level for the secret). */
   certificate_alert_level: number | null;
+  /** Outlook OAuth: 'delegated' (a person's sign-in) or 'application' (client credentials, no sign-in). */
+  access: string;
   /** The ERP user whose personal mailbox this is; null: shared. */
   owner: string | null;
 }
@@ -102,6 +104,22 @@ export interface ConnectLinkTable {
   used_at: string | null;
   /** JSON of the outcome once used (status, serverId or error code). */
   result: string | null;
+}
+
+/** A client-credentials access token shared by every server of one app, tenant and resource. */
+export interface AppTokenTable {
+  cache_key: string;
+  access_token_sealed: string | null;
+  expires_at: string | null;
+  /** JSON array: the `roles` claim of the token (application permissions granted by admin consent). */
+  roles: string | null;
+  tenant_id: string | null;
+  app_id: string | null;
+  /** The service principal's object id (`oid`): what Exchange's New-ServicePrincipal wants. */
+  object_id: string | null;
+  version: Generated<number>;
+  requested_at: string | null;
+  updated_at: string;
 }
 
 export interface AuditEventTable {
@@ -384,6 +402,7 @@ export interface GraphSubscriptionTable {
 }
 
 export interface Database {
+  app_tokens: AppTokenTable;
   graph_subscriptions: GraphSubscriptionTable;
   cluster_settings: ClusterSettingTable;
   leases: LeaseTable;

@@ -15,7 +15,7 @@
 // Differences from Microsoft worth knowing: access tokens are opaque and short (43 chars); `sub` is the login
 // as typed rather than a pairwise id (use `oid`); a refresh token that was already rotated away is treated as
 // replayed and revokes the whole grant (Microsoft does not enforce rotation like that).
-import { createHash, generateKeyPairSync, randomBytes, randomUUID } from 'node:crypto';
+import { createHash, createPublicKey, generateKeyPairSync, randomBytes, randomUUID, verify as cryptoVerify } from 'node:crypto';
 import http from 'node:http';
 import https from 'node:https';
 import type { AddressInfo } from 'node:net';
@@ -31,8 +31,15 @@ export const OUTLOOK_SCOPES = [`${OUTLOOK_RESOURCE}/SMTP.Send`, `${OUTLOOK_RESOU
 /** The scope string Mailroom sends to Microsoft. */
 export const GRAPH_RESOURCE = 'https://graph.microsoft.com';
 export const GRAPH_SCOPES = [`${GRAPH_RESOURCE}/Mail.Send`, `${GRAPH_RESOURCE}/Mail.ReadWrite`, `${GRAPH_RESOURCE}/User.Read`] as const;
+/** Exchange Online's resource for app-only SMTP/IMAP (client credentials, scope `${it}/.default`). */
+export const OUTLOOK_APP_RESOURCE = 'https://outlook.office365.com';
 /** One resource per token request, named by the scope URLs, as at Microsoft. */
-const resourceOfScope = (scope: unknown) => (String(scope ?? '').split(' ').some((s) => s.startsWith(`${GRAPH_RESOURCE}/`)) ? GRAPH_RESOURCE : OUTLOOK_RESOURCE);
+const resourceOfScope = (scope: unknown) => {
+  const scopes = String(scope ?? '').split(' ');
+  if (scopes.some((s) => s.startsWith(`${GRAPH_RESOURCE}/`))) return GRAPH_RESOURCE;
+  if (scopes.some((s) => s.startsWith(`${OUTLOOK_APP_RESOURCE}/`))) return OUTLOOK_APP_RESOURCE;
+  return OUTLOOK_RESOURCE;
+};
 export const MAILROOM_SCOPE = ['openid', 'profile', 'email', 'offline_access', ...OUTLOOK_SCOPES].join(' ');
 
 export interface ClientRegistration {
@@ -76,6 +83,19 @@ export interface AuthServer {
   revokeGrants(account: string): Promise<void>;
   /** POSTs received on the token endpoint (any tenant, any grant, success or error) since start. */
   tokenRequestCount(): number;
+  /** client_credentials requests received (success or error) since start. */
+  clientCredentialsRequestCount(): number;
+  /**
+   * "Grant admin consent" in Azure: the application permissions of `clientId` on `resource` (e.g.
+   * OUTLOOK_APP_RESOURCE with ['SMTP.SendAsApp', 'IMAP.AccessAsApp']) that its app tokens carry in `roles`.
+   */
+  grantAdminConsent(clientId: string, resource: string, roles: string[]): void;
+  /** Exchange's side (Add-MailboxPermission, RBAC for Applications): the mailboxes the app's tokens may use. */
+  setMailboxPermissions(clientId: string, mailboxes: string[]): void;
+  /** The service principal's object id (`oid` of its app tokens). */
+  servicePrincipalId(clientId: string): string;
+  /** Plain-HTTP endpoint the mail peers (Graph, Dovecot) ask about an app token: {active, appid, roles, aud, mailboxes}. */
+  httpAppTokenUrl: string;
   /**
    * The admin's "Upload certificate" in Azure › Certificates & secrets › Certificates: from now on the client
    * may authenticate with a client assertion signed by this certificate's key (PEM or DER). Returns its
@@ -405,7 +425,7 @@ function clientMetadata(c: ClientRegistration): ClientMetadata {
     client_id: c.clientId,
     client_secret: c.clientSecret,
     redirect_uris: c.redirectUris,
-    grant_types: ['authorization_code', 'refresh_token'],
+    grant_types: ['authorization_code', 'refresh_token', 'client_credentials'],
     response_types: ['code'],
     token_endpoint_auth_method: 'client_secret_post',
   };
@@ -441,6 +461,11 @@ export async function startAuthServer(opts: AuthServerOptions): Promise<AuthServ
   });
 
   let tokenRequests = 0;
+  let clientCredentialsRequests = 0;
+  // clientId → resource → roles (admin consent); clientId → mailboxes (Exchange's mailbox permissions).
+  const adminConsent = new Map<string, Map<string, string[]>>();
+  const mailboxPermissions = new Map<string, Set<string>>();
+  const servicePrincipalId = (clientId: string) => guidFrom(`${tenantId}/sp/${clientId}`);
   const assertions = new ClientAssertionVerifier();
   const httpsServer = https.createServer({ cert: opts.tls.cert, key: opts.tls.key });
   const httpServer = http.createServer();
@@ -487,6 +512,21 @@ export async function startAuthServer(opts: AuthServerOptions): Promise<AuthServ
       Grant: 90 * DAY,
       RefreshToken: 90 * DAY,
     },
+    // App-only tokens as Microsoft issues them: JWTs for the resource with the admin-consented
+    // application permissions in `roles`, the tenant in `tid`, the service principal in `oid`, and no `scp`.
+    formats: {
+      customizers: {
+        async jwt(_ctx, token, jwt) {
+          if (token.kind !== 'ClientCredentials') return;
+          const clientId = String(token.clientId);
+          const resource = String(token.resourceServer?.audience ?? '');
+          const oid = servicePrincipalId(clientId);
+          jwt.header = { ...jwt.header, typ: 'JWT' };
+          const { scope: _scope, ...rest } = jwt.payload;
+          jwt.payload = { ...rest, sub: oid, oid, tid: tenantId, appid: clientId, idtyp: 'app', ver: '1.0', roles: adminConsent.get(clientId)?.get(resource) ?? [] };
+        },
+      },
+    },
     // Dovecot's oauth2 passdb takes the mailbox from the introspection reply ("username_attribute = email").
     async extraTokenClaims(_ctx, token) {
       return token.accountId ? { email: normalizeLogin(token.accountId) } : undefined;
@@ -512,6 +552,7 @@ export async function startAuthServer(opts: AuthServerOptions): Promise<AuthServ
       devInteractions: { enabled: true },
       userinfo: { enabled: false },
       pushedAuthorizationRequests: { enabled: false },
+      clientCredentials: { enabled: true },
       introspection: {
         enabled: true,
         // Only Dovecot may introspect, and only access tokens: a refresh token presented as a bearer token must
@@ -523,7 +564,11 @@ export async function startAuthServer(opts: AuthServerOptions): Promise<AuthServ
         // Microsoft clients name the resource through the scope URLs, never with a resource parameter.
         defaultResource: async (ctx) => resourceOfScope(ctx.oidc?.params?.scope),
         useGrantedResource: async () => true,
-        getResourceServerInfo: async (_ctx, resource) => {
+        getResourceServerInfo: async (ctx, resource) => {
+          const appOnly = ctx.oidc?.params?.grant_type === 'client_credentials';
+          if (appOnly && (resource === GRAPH_RESOURCE || resource === OUTLOOK_APP_RESOURCE)) {
+            return { scope: `${resource}/.default`, audience: resource, accessTokenFormat: 'jwt', jwt: { sign: { alg: 'RS256' } }, accessTokenTTL: accessTokenTtl };
+          }
           if (resource === GRAPH_RESOURCE) return { scope: GRAPH_SCOPES.join(' '), audience: GRAPH_RESOURCE, accessTokenFormat: 'opaque', accessTokenTTL: accessTokenTtl };
           if (resource !== OUTLOOK_RESOURCE) throw new Provider.errors.InvalidTarget();
           return { scope: OUTLOOK_SCOPES.join(' '), audience: OUTLOOK_RESOURCE, accessTokenFormat: 'opaque', accessTokenTTL: accessTokenTtl };
@@ -572,6 +617,7 @@ export async function startAuthServer(opts: AuthServerOptions): Promise<AuthServ
     }
 
     if (route === 'token') {
+      if ((ctx.oidc?.body as Record<string, unknown> | undefined)?.grant_type === 'client_credentials') clientCredentialsRequests++;
       const body = ctx.body as Record<string, unknown> | undefined;
       if (ctx.status === 200 && body) {
         ctx.body = { ...body, ext_expires_in: body.expires_in };
@@ -668,6 +714,19 @@ export async function startAuthServer(opts: AuthServerOptions): Promise<AuthServ
     void callback(req, res);
   });
 
+  // The mail peers' question about an app token (its signature checked here, where the key is): which
+  // app, which roles for which audience, and which mailboxes Exchange lets it use.
+  const publicKey = createPublicKey({ key: signingKey as import('node:crypto').JsonWebKey, format: 'jwk' });
+  function appTokenInfo(token: string): Record<string, unknown> {
+    const [h, p, sig] = token.split('.');
+    if (!h || !p || !sig) return { active: false };
+    if (!cryptoVerify('RSA-SHA256', Buffer.from(`${h}.${p}`), publicKey, Buffer.from(sig, 'base64url'))) return { active: false };
+    const claims = JSON.parse(Buffer.from(p, 'base64url').toString('utf8')) as Record<string, unknown>;
+    if (claims.idtyp !== 'app' || typeof claims.exp !== 'number' || claims.exp * 1000 <= Date.now()) return { active: false };
+    const appid = String(claims.appid);
+    return { active: true, appid, aud: claims.aud, roles: claims.roles, tid: claims.tid, oid: claims.oid, mailboxes: [...(mailboxPermissions.get(appid) ?? [])] };
+  }
+
   /**
    * Reads the token request body first: a client assertion is checked here, against the certificates
    * uploaded for the client, and answered as Microsoft does when refused; accepted, the request goes on to
@@ -708,6 +767,16 @@ export async function startAuthServer(opts: AuthServerOptions): Promise<AuthServ
   }
 
   httpServer.on('request', (req: http.IncomingMessage, res: http.ServerResponse) => {
+    if (req.method === 'POST' && req.url === '/app-token') {
+      let body = '';
+      req.setEncoding('utf8');
+      req.on('data', (c: string) => { body += c; });
+      req.on('end', () => {
+        const info = appTokenInfo(new URLSearchParams(body).get('token') ?? '');
+        res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(info));
+      });
+      return;
+    }
     if (req.method === 'POST' && req.url === ROUTES.introspection) {
       void callback(req, res);
       return;
@@ -742,6 +811,17 @@ export async function startAuthServer(opts: AuthServerOptions): Promise<AuthServ
       for (const [sessionId] of store.findBy('Session', ofAccount)) store.entries.delete(`Session:${sessionId}`);
     },
     tokenRequestCount: () => tokenRequests,
+    clientCredentialsRequestCount: () => clientCredentialsRequests,
+    grantAdminConsent(clientId, resource, roles) {
+      const byResource = adminConsent.get(clientId) ?? new Map<string, string[]>();
+      byResource.set(resource, [...roles]);
+      adminConsent.set(clientId, byResource);
+    },
+    setMailboxPermissions(clientId, mailboxes) {
+      mailboxPermissions.set(clientId, new Set(mailboxes.map((m) => m.toLowerCase())));
+    },
+    servicePrincipalId,
+    httpAppTokenUrl: `http://127.0.0.1:${httpPort}/app-token`,
     registerCertificate: (clientId, certificate) => assertions.register(clientId, certificate).thumbprint,
     removeCertificate: (clientId, thumbprint) => assertions.remove(clientId, thumbprint),
     certificateThumbprints: (clientId) => assertions.thumbprints(clientId),

@@ -92,6 +92,8 @@ export interface GraphServerOptions {
   tls: { cert: string; key: string };
   /** The authorization server's introspection URL with its client credentials (the Dovecot one). */
   introspectionUrl: string;
+  /** Where app-only tokens (client credentials, JWTs with `roles`) are checked: AuthServer.httpAppTokenUrl. */
+  appTokenUrl?: string;
   mailboxes: string[];
   unlicensed?: string[];
   /** Messages per delta page when the client does not ask (Prefer: odata.maxpagesize). */
@@ -278,9 +280,25 @@ export async function startGraphServer(opts: GraphServerOptions): Promise<GraphS
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const url = `https://127.0.0.1:${(server.address() as AddressInfo).port}`;
 
+  /** App callers (`app:<appid>`) and the mailboxes Exchange lets them use (RBAC for Applications scope). */
+  const appScopes = new Map<string, Set<string>>();
+
   async function authorize(req: IncomingMessage, permission: 'Mail.Send' | 'Mail.ReadWrite' | 'User.Read'): Promise<string> {
     const bearer = /^Bearer (\S+)$/.exec(req.headers.authorization ?? '')?.[1];
     if (!bearer) throw new GraphError(401, 'InvalidAuthenticationToken', 'Access token is empty.');
+    if (opts.appTokenUrl && bearer.split('.').length === 3) {
+      // Application permissions: the token's roles decide what, the app's mailbox scope decides where.
+      const r = await fetch(opts.appTokenUrl, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams({ token: bearer }) });
+      const app = (await r.json()) as { active?: boolean; appid?: string; aud?: string; roles?: string[]; mailboxes?: string[] };
+      if (!app.active) throw new GraphError(401, 'InvalidAuthenticationToken', 'Lifetime validation failed, the token is expired.');
+      if (app.aud !== GRAPH_AUDIENCE) throw new GraphError(401, 'InvalidAuthenticationToken', 'Invalid audience.');
+      const roles = app.roles ?? [];
+      const granted = permission === 'User.Read' ? roles.length > 0 : roles.includes(permission);
+      if (!granted) throw new GraphError(403, 'ErrorAccessDenied', 'Access is denied. Check credentials and try again.');
+      const caller = `app:${app.appid}`;
+      appScopes.set(caller, new Set(app.mailboxes ?? []));
+      return caller;
+    }
     const intro = new URL(opts.introspectionUrl);
     const basic = Buffer.from(`${decodeURIComponent(intro.username)}:${decodeURIComponent(intro.password)}`).toString('base64');
     intro.username = '';
@@ -301,7 +319,7 @@ export async function startGraphServer(opts: GraphServerOptions): Promise<GraphS
     const box = key === 'me' ? mailboxes.get(caller) : [...mailboxes.values()].find((b) => b.address === key || b.id === key);
     if (!box) throw new GraphError(404, 'ErrorInvalidUser', `The requested user '${decodeURIComponent(id)}' is invalid.`);
     // Delegated permissions reach the signed-in user's own mailbox (shared mailboxes need .Shared).
-    if (box.address !== caller) throw new GraphError(403, 'ErrorAccessDenied', 'Access is denied. Check credentials and try again.');
+    if (box.address !== caller && !appScopes.get(caller)?.has(box.address)) throw new GraphError(403, 'ErrorAccessDenied', 'Access is denied. Check credentials and try again.');
     if (opts2.mail && box.unlicensed) throw new GraphError(404, 'MailboxNotEnabledForRESTAPI', 'The mailbox is either inactive, soft-deleted, or is hosted on-premise.');
     return box;
   }

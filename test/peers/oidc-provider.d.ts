@@ -55,7 +55,8 @@ declare module 'oidc-provider' {
   export interface Token {
     kind: string;
     accountId?: string;
-    resourceServer?: { accessTokenTTL?: number };
+    clientId?: string;
+    resourceServer?: { accessTokenTTL?: number; audience?: string };
   }
 
   export type ClientMetadata = {
@@ -73,6 +74,7 @@ declare module 'oidc-provider' {
     audience: string;
     accessTokenFormat: 'opaque' | 'jwt';
     accessTokenTTL: number;
+    jwt?: { sign?: { alg: string } };
   }
 
   export interface Configuration {
@@ -89,11 +91,13 @@ declare module 'oidc-provider' {
     pkce: { required(ctx: KoaContext, client: unknown): boolean };
     ttl: Record<string, number | ((ctx: KoaContext, token: Token) => number)>;
     extraTokenClaims(ctx: KoaContext, token: Token): Promise<Record<string, unknown> | undefined>;
+    formats?: { customizers?: { jwt?(ctx: KoaContext, token: Token, jwt: { header?: Record<string, unknown>; payload: Record<string, unknown> }): Promise<void> } };
     renderError(ctx: KoaContext, out: { error: string; error_description?: string }, error: OidcError): Promise<void>;
     features: {
       devInteractions?: { enabled: boolean };
       userinfo?: { enabled: boolean };
       pushedAuthorizationRequests?: { enabled: boolean };
+      clientCredentials?: { enabled: boolean };
       introspection?: {
         enabled: boolean;
         allowedPolicy?(ctx: KoaContext, client: { clientId: string }, token: Token): Promise<boolean>;

@@ -39,6 +39,7 @@ const server = (lastError: StoredError | null, more: Partial<MailServerRecord> =
   pendingCertificate: null,
   certificateAlertLevel: null,
   owner: null,
+  access: 'delegated',
   ...more,
 });
 

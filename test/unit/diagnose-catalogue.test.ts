@@ -31,6 +31,9 @@ function smtpAs(auth: 'password' | 'none' | 'xoauth2', host: string, code: strin
 const TRACE = '0b3e1a2c-1111-4d5e-8f90-123456789abc';
 const CORRELATION = '7c6d5e4f-2222-4a3b-9c8d-abcdef012345';
 const APP_ID = '6731de76-14a6-49ae-97bc-6eba6914391e';
+const TENANT_ID = '9188040d-6c67-4c5b-b112-36a304b66dad';
+const OBJECT_ID = '2f1c3a4b-5d6e-4f70-8a9b-0c1d2e3f4a5b';
+const APPLICATION = { clientId: APP_ID, tenant: TENANT_ID, mailbox: 'sales@contoso.com', objectId: OBJECT_ID };
 const description = (code: number, text: string) =>
   `AADSTS${code}: ${text}\r\nTrace ID: ${TRACE}\r\nCorrelation ID: ${CORRELATION}\r\nTimestamp: 2026-11-28 10:00:00Z`;
 
@@ -196,6 +199,48 @@ interface Row {
 
 const ROWS: Row[] = [
   // ── AADSTS ──
+  // ── Application access (client credentials): the ids are filled into the PowerShell ──
+  {
+    name: 'application access: tenant not found',
+    evidence: () => ({ ...token(90002, 'invalid_tenant', "Tenant 'contoso.example' not found. Check to make sure you have the correct tenant ID and are signing into the correct cloud."), application: APPLICATION }),
+    code: 'AADSTS90002', step: 4, temporary: false, fix: /Directory \(tenant\) ID/,
+  },
+  {
+    name: 'application access: tenant identifier invalid',
+    evidence: () => token(900023, 'invalid_request', "Specified tenant identifier 'not a tenant' is neither a valid DNS name, nor a valid external domain."),
+    code: 'AADSTS900023', step: 4, temporary: false, fix: /Directory \(tenant\) ID/,
+  },
+  {
+    name: 'application access: app not found in the tenant',
+    evidence: () => ({ ...token(700016, 'unauthorized_client', `Application with identifier '${APP_ID}' was not found in the directory '${TENANT_ID}'.`), application: APPLICATION }),
+    code: 'APP_AADSTS700016', step: 4, temporary: false, fix: new RegExp(`Grant admin consent.*Check application access`), cause: new RegExp(`${TENANT_ID} has no service principal .*${APP_ID}`),
+  },
+  {
+    name: 'application access: wrong client secret',
+    evidence: () => ({ ...token(7000215, 'invalid_client', `Invalid client secret provided. Ensure the secret being sent in the request is the client secret value, not the client secret ID, for a secret added to app '${APP_ID}'.`, 401), application: APPLICATION }),
+    code: 'APP_AADSTS7000215', step: 3, temporary: false, fix: /Value \(not the Secret ID\)/, cause: new RegExp(APP_ID),
+  },
+  {
+    name: 'application access: SMTP.SendAsApp missing from roles (no admin consent)',
+    evidence: () => ({ kind: 'oauth', stage: 'token', error: 'role_missing', errorCodes: [], missingRoles: ['SMTP.SendAsApp'], roles: [], application: { ...APPLICATION, resource: 'Office 365 Exchange Online' } }),
+    code: 'APP_ROLE_MISSING', step: 2, temporary: false, fix: /Office 365 Exchange Online › Application permissions, tick SMTP\.SendAsApp.*Grant admin consent/, cause: /SMTP\.SendAsApp/,
+  },
+  {
+    name: 'application access: Exchange 535 5.7.3 (service principal not registered or no mailbox right)',
+    evidence: () => ({ ...smtpReply('EAUTH', 'AUTH XOAUTH2', '535 5.7.3 Authentication unsuccessful [SN4PR0501CA0054.namprd05.prod.outlook.com 2026-11-28T10:00:00.000Z 08DD1E2F3A4B5C6D]'), application: APPLICATION }),
+    code: 'APP_SMTP_535_5.7.3', step: 6, temporary: false,
+    fix: new RegExp(`New-ServicePrincipal -AppId ${APP_ID} -ObjectId ${OBJECT_ID} -Organization ${TENANT_ID}.*Add-MailboxPermission -Identity sales@contoso\\.com -User ${OBJECT_ID} -AccessRights FullAccess.*Add-RecipientPermission -Identity sales@contoso\\.com -Trustee ${OBJECT_ID} -AccessRights SendAs`),
+  },
+  {
+    name: 'application access: IMAP NO AUTHENTICATE failed.',
+    evidence: () => ({ ...imapflow({ response: 'NO AUTHENTICATE failed.', authenticationFailed: true }), application: { ...APPLICATION, objectId: undefined } }),
+    code: 'APP_IMAP_AUTHENTICATE_FAILED', step: 6, temporary: false, fix: /New-ServicePrincipal -AppId \S+ -ObjectId <Object ID from Azure portal › Microsoft Entra ID › Enterprise applications › the app › Overview>/,
+  },
+  {
+    name: 'application access: Graph 403 ErrorAccessDenied (mailbox outside the RBAC scope)',
+    evidence: () => ({ ...graphError(403, 'ErrorAccessDenied', 'Access is denied. Check credentials and try again.'), application: APPLICATION }),
+    code: 'APP_GRAPH_ErrorAccessDenied', step: 6, temporary: false, fix: new RegExp(`New-ManagementScope .*sales@contoso\\.com.*New-ManagementRoleAssignment -App ${OBJECT_ID} -Role "Application Mail\\.Send" -CustomResourceScope`),
+  },
   {
     name: 'redirect URI mismatch (authorize redirect)',
     evidence: () => redirect('invalid_request', description(50011, `The redirect URI 'http://localhost:8080/oauth2/outlook/callback' specified in the request does not match the redirect URIs configured for the application '${APP_ID}'. Make sure the redirect URI sent in the request matches one added to your application in the Azure portal. Navigate to https://aka.ms/redirectUriMismatchError to learn more about how to fix this.`)),

@@ -27,7 +27,7 @@ export function inboundRoutes(app: FastifyInstance, mr: Mailroom, doc: ApiDoc): 
   doc.add('post', servers, 'Create an incoming mail server (IMAP, Outlook OAuth)', createIncomingSchema);
   app.post(servers, admin, async (req, reply) => {
     const v = await mr.incoming.create(req.body);
-    await audited(req, mr, 'incoming_server.created', { type: 'mail_server', id: v.id }, { name: v.name, username: v.username });
+    await audited(req, mr, 'incoming_server.created', { type: 'mail_server', id: v.id }, { name: v.name, username: v.username, mailbox: v.username, access: v.access, tokenSourceId: v.tokenSourceId });
     return reply.code(201).send(v);
   });
 
@@ -37,7 +37,7 @@ export function inboundRoutes(app: FastifyInstance, mr: Mailroom, doc: ApiDoc): 
   doc.add('patch', `${servers}/:id`, 'Change an incoming mail server', updateIncomingSchema);
   app.patch<IdParams>(`${servers}/:id`, admin, async (req) => {
     const v = await mr.incoming.update(req.params.id, req.body);
-    await audited(req, mr, 'incoming_server.updated', { type: 'mail_server', id: v.id }, { fields: Object.keys((req.body as object) ?? {}) });
+    await audited(req, mr, 'incoming_server.updated', { type: 'mail_server', id: v.id }, { fields: Object.keys((req.body as object) ?? {}), mailbox: v.username, access: v.access, tokenSourceId: v.tokenSourceId });
     return v;
   });
 
@@ -50,11 +50,19 @@ export function inboundRoutes(app: FastifyInstance, mr: Mailroom, doc: ApiDoc): 
 
   doc.add('post', `${servers}/:id/connect`, 'Start "Connect your Outlook account" for this mailbox');
   app.post<IdParams>(`${servers}/:id/connect`, { onRequest: requireAdmin }, async (req) => {
-    await mr.incoming.get(req.params.id);
+    const server = await mr.incoming.get(req.params.id);
+    if (server.access === 'application') {
+      const r = await mr.incoming.checkApplicationAccess(req.params.id);
+      await audited(req, mr, 'oauth.application_checked', { type: 'mail_server', id: req.params.id }, { mailbox: server.username, roles: r.roles.join(' ') });
+      return r;
+    }
     const r = await mr.connect.start(req.params.id, req.admin!.id);
     await audited(req, mr, 'oauth.started', { type: 'mail_server', id: req.params.id });
     return r;
   });
+
+  doc.add('get', `${servers}/:id/admin-consent-url`, 'Microsoft\'s admin consent page for this app and tenant (Access: Application)');
+  app.get<IdParams>(`${servers}/:id/admin-consent-url`, admin, async (req) => mr.incoming.adminConsentUrl(req.params.id));
 
   doc.add('post', `${servers}/:id/disconnect`, 'Disconnect: forget this server\'s tokens');
   app.post<IdParams>(`${servers}/:id/disconnect`, admin, async (req) => {

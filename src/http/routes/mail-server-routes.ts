@@ -22,7 +22,8 @@ export function mailServerRoutes(app: FastifyInstance, mr: Mailroom, doc: ApiDoc
   doc.add('post', base, 'Create an outgoing mail server', createMailServerSchema);
   app.post(base, guard, async (req, reply) => {
     const view = await mr.servers.create(req.body);
-    await audited(req, mr, 'mail_server.created', { type: 'mail_server', id: view.id }, { name: view.name, username: view.username });
+    // Which mailbox the server acts for, and how: an application connection can reach any mailbox the tenant allows.
+    await audited(req, mr, 'mail_server.created', { type: 'mail_server', id: view.id }, { name: view.name, username: view.username, mailbox: view.username, access: view.access, tokenSourceId: view.tokenSourceId });
     return reply.code(201).send(view);
   });
 
@@ -32,7 +33,7 @@ export function mailServerRoutes(app: FastifyInstance, mr: Mailroom, doc: ApiDoc
   doc.add('patch', `${base}/:id`, 'Change a mail server; an empty clientSecret keeps the current one', updateMailServerSchema);
   app.patch<IdParams>(`${base}/:id`, guard, async (req) => {
     const view = await mr.servers.update(req.params.id, req.body);
-    await audited(req, mr, 'mail_server.updated', { type: 'mail_server', id: view.id }, { fields: Object.keys((req.body as object) ?? {}) });
+    await audited(req, mr, 'mail_server.updated', { type: 'mail_server', id: view.id }, { fields: Object.keys((req.body as object) ?? {}), mailbox: view.username, access: view.access, tokenSourceId: view.tokenSourceId });
     return view;
   });
 
@@ -72,14 +73,22 @@ export function mailServerRoutes(app: FastifyInstance, mr: Mailroom, doc: ApiDoc
     return reply.code(204).send();
   });
 
-  doc.add('post', `${base}/:id/connect`, 'Start "Connect your Outlook account": returns the Microsoft sign-in URL');
+  doc.add('post', `${base}/:id/connect`, 'Start "Connect your Outlook account" (returns the Microsoft sign-in URL); with Access: Application, "Check application access" (a client-credentials token now: { status, roles })');
   // A browser sign-in bound to the admin who starts it: sessions only.
   app.post<IdParams>(`${base}/:id/connect`, { onRequest: requireAdmin }, async (req) => {
-    await mr.servers.get(req.params.id);
+    const server = await mr.servers.get(req.params.id);
+    if (server.access === 'application') {
+      const r = await mr.servers.checkApplicationAccess(req.params.id);
+      await audited(req, mr, 'oauth.application_checked', { type: 'mail_server', id: req.params.id }, { mailbox: server.username, roles: r.roles.join(' ') });
+      return r;
+    }
     const r = await mr.connect.start(req.params.id, req.admin!.id);
     await audited(req, mr, 'oauth.started', { type: 'mail_server', id: req.params.id });
     return r;
   });
+
+  doc.add('get', `${base}/:id/admin-consent-url`, 'Microsoft\'s admin consent page for this app and tenant (Access: Application)');
+  app.get<IdParams>(`${base}/:id/admin-consent-url`, guard, async (req) => mr.servers.adminConsentUrl(req.params.id));
 
   doc.add('post', `${base}/:id/disconnect`, 'Disconnect: forget this server\'s tokens');
   app.post<IdParams>(`${base}/:id/disconnect`, guard, async (req) => {
