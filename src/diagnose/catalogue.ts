@@ -1127,7 +1127,7 @@ export const CATALOGUE = {
   // `{objectId}` are filled in by fillApplication() with the server's ids; the PowerShell follows Microsoft's
   // "Authenticate an IMAP, POP or SMTP connection using OAuth" and "Role Based Access Control for
   // Applications in Exchange Online". ──
-  APP_ROLE_MISSING: {
+  OAUTH_APP_ROLE_MISSING: {
     area: 'oauth',
     title: 'Application permission missing (no admin consent)',
     symptom: 'The token has no {role} in its roles claim',
@@ -1154,7 +1154,7 @@ export const CATALOGUE = {
     guideStep: 4,
     temporary: false,
   },
-  APP_AADSTS700016: {
+  OAUTH_APP_AADSTS700016: {
     area: 'oauth',
     title: 'App not found in the tenant (application access)',
     symptom: "AADSTS700016: Application with identifier '{clientId}' was not found in the directory '{tenant}'",
@@ -1163,7 +1163,7 @@ export const CATALOGUE = {
     guideStep: 4,
     temporary: false,
   },
-  APP_AADSTS7000215: {
+  OAUTH_APP_AADSTS7000215: {
     area: 'oauth',
     title: 'Client secret wrong (application access)',
     symptom: 'AADSTS7000215: Invalid client secret provided',
@@ -1172,7 +1172,7 @@ export const CATALOGUE = {
     guideStep: 3,
     temporary: false,
   },
-  'APP_SMTP_535_5.7.3': {
+  'SMTP_APP_535_5.7.3': {
     area: 'smtp',
     title: 'Application token refused for this mailbox (SMTP)',
     symptom: '535 5.7.3 Authentication unsuccessful (application token)',
@@ -1181,7 +1181,7 @@ export const CATALOGUE = {
     guideStep: 6,
     temporary: false,
   },
-  APP_IMAP_AUTHENTICATE_FAILED: {
+  IMAP_APP_AUTHENTICATE_FAILED: {
     area: 'imap',
     title: 'Application token refused for this mailbox (IMAP)',
     symptom: 'NO AUTHENTICATE failed. (application token)',
@@ -1190,7 +1190,7 @@ export const CATALOGUE = {
     guideStep: 6,
     temporary: false,
   },
-  APP_GRAPH_ErrorAccessDenied: {
+  GRAPH_APP_ErrorAccessDenied: {
     area: 'graph',
     title: 'Mailbox outside the application\'s scope (Graph)',
     symptom: '403 ErrorAccessDenied for {mailbox} (application token)',

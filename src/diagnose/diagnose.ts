@@ -34,11 +34,11 @@ function tokenLimit(e: OAuthEvidence): Diagnosis | undefined {
 function oauth(e: OAuthEvidence): Diagnosis {
   const limit = tokenLimit(e);
   if (limit) return limit;
-  if (e.error === 'role_missing') return entry('APP_ROLE_MISSING');
+  if (e.error === 'role_missing') return entry('OAUTH_APP_ROLE_MISSING');
   if (e.application) {
     // Application access: the same AADSTS codes have other causes and fixes without a user sign-in.
-    if (e.errorCodes.includes(700016)) return entry('APP_AADSTS700016');
-    if (e.errorCodes.includes(7000215)) return entry('APP_AADSTS7000215');
+    if (e.errorCodes.includes(700016)) return entry('OAUTH_APP_AADSTS700016');
+    if (e.errorCodes.includes(7000215)) return entry('OAUTH_APP_AADSTS7000215');
   }
   // Providers other than Microsoft name themselves; their entries are `${PROVIDER}_${error}`.
   if (e.provider) {
@@ -111,7 +111,7 @@ function smtp(e: SmtpEvidence): Diagnosis {
   const status = e.enhancedStatus ?? enhancedStatusOf(e.response);
   const reply = e.responseCode ?? (Number(/^([245]\d\d)\b/.exec(text)?.[1]) || undefined);
   // An application token refused (Exchange: 535 5.7.3; other servers word it their way), except SMTP AUTH switched off.
-  if (e.application && reply === 535 && status !== '5.7.139') return entry('APP_SMTP_535_5.7.3');
+  if (e.application && reply === 535 && status !== '5.7.139') return entry('SMTP_APP_535_5.7.3');
   if (status === '5.7.0' && reply === 530 && /STARTTLS/i.test(text)) return entry('SMTP_530_5.7.0');
   if (e.auth === 'password' && e.host && MICROSOFT_SMTP.test(e.host) && reply === 535) return entry('SMTP_PASSWORD_MICROSOFT');
   if (status === '5.7.9') return entry('SMTP_534_5.7.9');
@@ -144,7 +144,7 @@ function imap(e: ImapEvidence): Diagnosis {
   if (e.problem === 'malformed') return entry('IMAP_MALFORMED');
   if (/not enabled for IMAP/i.test(e.response ?? '')) return entry('IMAP_GMAIL_DISABLED');
   if ((e.responseCode === 'AUTHENTICATIONFAILED' || e.authenticationFailed) && e.auth === 'password') return entry('IMAP_PASSWORD_REJECTED');
-  if ((e.responseCode === 'AUTHENTICATIONFAILED' || e.authenticationFailed) && e.application) return entry('APP_IMAP_AUTHENTICATE_FAILED');
+  if ((e.responseCode === 'AUTHENTICATIONFAILED' || e.authenticationFailed) && e.application) return entry('IMAP_APP_AUTHENTICATE_FAILED');
   if (e.responseCode === 'AUTHENTICATIONFAILED' || e.authenticationFailed) return entry('IMAP_AUTHENTICATIONFAILED');
   return entry('IMAP_ERROR');
 }
@@ -183,7 +183,7 @@ function graph(e: GraphEvidence): Diagnosis {
     return entry('GRAPH_MISSING_PERMISSION', `The connection to Microsoft works, but the sign-in did not grant ${e.missingPermissions.join(' and ')} on Microsoft Graph.`);
   }
   if (e.status === 429 || e.status === 503 || e.status === 504 || e.code === 'ApplicationThrottled' || e.code === 'TooManyRequests') return entry('GRAPH_THROTTLED');
-  if (e.code === 'Authorization_RequestDenied' || e.code === 'ErrorAccessDenied' || e.code === 'AccessDenied') return entry(e.application ? 'APP_GRAPH_ErrorAccessDenied' : 'GRAPH_ErrorAccessDenied');
+  if (e.code === 'Authorization_RequestDenied' || e.code === 'ErrorAccessDenied' || e.code === 'AccessDenied') return entry(e.application ? 'GRAPH_APP_ErrorAccessDenied' : 'GRAPH_ErrorAccessDenied');
   if (e.code === 'Request_ResourceNotFound' || e.code === 'ErrorInvalidUser' || e.code === 'ResourceNotFound') return entry('GRAPH_ErrorInvalidUser');
   if (e.code === 'ErrorRequestEntityTooLarge' || e.code === 'RequestEntityTooLarge' || e.status === 413) return entry('GRAPH_RequestEntityTooLarge');
   if (e.status === 401) return entry('GRAPH_InvalidAuthenticationToken');

@@ -74,6 +74,8 @@ function oauthFailureStep(s: MailServerRecord, t: TokenRecord | undefined): numb
   const e = s.lastError;
   if (!e || e.severity === 'notice' || AUTH_ERROR.test(e.code) || e.code === 'ACCOUNT_MISMATCH') return null;
   if (t?.connectedAt && e.at <= t.connectedAt) return null;
+  // A grant that died after a good connect is the token step's failure (Reconnect needed), not consent's.
+  if (t?.status === 'reconnect_needed') return null;
   const step = e.evidence?.guideStep;
   return typeof step === 'number' ? step : 5;
 }

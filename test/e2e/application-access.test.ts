@@ -127,7 +127,7 @@ test('a mailbox outside the app\'s permission table is found by Test Connection,
   assert.equal(r.status, 201, JSON.stringify(r.json));
   const t = await api('POST', `/api/v1/mail-servers/${r.json.id}/test`);
   assert.equal(t.json.ok, false, JSON.stringify(t.json));
-  assert.equal(t.json.code, 'APP_GRAPH_ErrorAccessDenied');
+  assert.equal(t.json.code, 'GRAPH_APP_ErrorAccessDenied');
   assert.match(t.json.message, new RegExp(`access to ${OUTSIDE.replace('.', '\\.')}`));
   const oid = peers.authServer.servicePrincipalId(CLIENT_ID);
   assert.match(t.json.fix, new RegExp(`PrimarySmtpAddress -eq '${OUTSIDE.replace('.', '\\.')}'.*New-ManagementRoleAssignment -App ${oid} -Role "Application Mail\\.Send"`));
@@ -139,7 +139,7 @@ test('a wrong client secret with application access is explained as such', T, as
   assert.equal(r.status, 201, JSON.stringify(r.json));
   const t = await api('POST', `/api/v1/mail-servers/${r.json.id}/test`);
   assert.equal(t.json.ok, false, JSON.stringify(t.json));
-  assert.equal(t.json.evidence.diagnosis, 'APP_AADSTS7000215');
+  assert.equal(t.json.evidence.diagnosis, 'OAUTH_APP_AADSTS7000215');
   assert.deepEqual(t.json.evidence.errorCodes, [7000215]);
 });
 

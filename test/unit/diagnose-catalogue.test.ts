@@ -213,33 +213,33 @@ const ROWS: Row[] = [
   {
     name: 'application access: app not found in the tenant',
     evidence: () => ({ ...token(700016, 'unauthorized_client', `Application with identifier '${APP_ID}' was not found in the directory '${TENANT_ID}'.`), application: APPLICATION }),
-    code: 'APP_AADSTS700016', step: 4, temporary: false, fix: new RegExp(`Grant admin consent.*Check application access`), cause: new RegExp(`${TENANT_ID} has no service principal .*${APP_ID}`),
+    code: 'OAUTH_APP_AADSTS700016', step: 4, temporary: false, fix: new RegExp(`Grant admin consent.*Check application access`), cause: new RegExp(`${TENANT_ID} has no service principal .*${APP_ID}`),
   },
   {
     name: 'application access: wrong client secret',
     evidence: () => ({ ...token(7000215, 'invalid_client', `Invalid client secret provided. Ensure the secret being sent in the request is the client secret value, not the client secret ID, for a secret added to app '${APP_ID}'.`, 401), application: APPLICATION }),
-    code: 'APP_AADSTS7000215', step: 3, temporary: false, fix: /Value \(not the Secret ID\)/, cause: new RegExp(APP_ID),
+    code: 'OAUTH_APP_AADSTS7000215', step: 3, temporary: false, fix: /Value \(not the Secret ID\)/, cause: new RegExp(APP_ID),
   },
   {
     name: 'application access: SMTP.SendAsApp missing from roles (no admin consent)',
     evidence: () => ({ kind: 'oauth', stage: 'token', error: 'role_missing', errorCodes: [], missingRoles: ['SMTP.SendAsApp'], roles: [], application: { ...APPLICATION, resource: 'Office 365 Exchange Online' } }),
-    code: 'APP_ROLE_MISSING', step: 2, temporary: false, fix: /Office 365 Exchange Online › Application permissions, tick SMTP\.SendAsApp.*Grant admin consent/, cause: /SMTP\.SendAsApp/,
+    code: 'OAUTH_APP_ROLE_MISSING', step: 2, temporary: false, fix: /Office 365 Exchange Online › Application permissions, tick SMTP\.SendAsApp.*Grant admin consent/, cause: /SMTP\.SendAsApp/,
   },
   {
     name: 'application access: Exchange 535 5.7.3 (service principal not registered or no mailbox right)',
     evidence: () => ({ ...smtpReply('EAUTH', 'AUTH XOAUTH2', '535 5.7.3 Authentication unsuccessful [SN4PR0501CA0054.namprd05.prod.outlook.com 2026-11-28T10:00:00.000Z 08DD1E2F3A4B5C6D]'), application: APPLICATION }),
-    code: 'APP_SMTP_535_5.7.3', step: 6, temporary: false,
+    code: 'SMTP_APP_535_5.7.3', step: 6, temporary: false,
     fix: new RegExp(`New-ServicePrincipal -AppId ${APP_ID} -ObjectId ${OBJECT_ID} -Organization ${TENANT_ID}.*Add-MailboxPermission -Identity sales@contoso\\.com -User ${OBJECT_ID} -AccessRights FullAccess.*Add-RecipientPermission -Identity sales@contoso\\.com -Trustee ${OBJECT_ID} -AccessRights SendAs`),
   },
   {
     name: 'application access: IMAP NO AUTHENTICATE failed.',
     evidence: () => ({ ...imapflow({ response: 'NO AUTHENTICATE failed.', authenticationFailed: true }), application: { ...APPLICATION, objectId: undefined } }),
-    code: 'APP_IMAP_AUTHENTICATE_FAILED', step: 6, temporary: false, fix: /New-ServicePrincipal -AppId \S+ -ObjectId <Object ID from Azure portal › Microsoft Entra ID › Enterprise applications › the app › Overview>/,
+    code: 'IMAP_APP_AUTHENTICATE_FAILED', step: 6, temporary: false, fix: /New-ServicePrincipal -AppId \S+ -ObjectId <Object ID from Azure portal › Microsoft Entra ID › Enterprise applications › the app › Overview>/,
   },
   {
     name: 'application access: Graph 403 ErrorAccessDenied (mailbox outside the RBAC scope)',
     evidence: () => ({ ...graphError(403, 'ErrorAccessDenied', 'Access is denied. Check credentials and try again.'), application: APPLICATION }),
-    code: 'APP_GRAPH_ErrorAccessDenied', step: 6, temporary: false, fix: new RegExp(`New-ManagementScope .*sales@contoso\\.com.*New-ManagementRoleAssignment -App ${OBJECT_ID} -Role "Application Mail\\.Send" -CustomResourceScope`),
+    code: 'GRAPH_APP_ErrorAccessDenied', step: 6, temporary: false, fix: new RegExp(`New-ManagementScope .*sales@contoso\\.com.*New-ManagementRoleAssignment -App ${OBJECT_ID} -Role "Application Mail\\.Send" -CustomResourceScope`),
   },
   {
     name: 'redirect URI mismatch (authorize redirect)',
