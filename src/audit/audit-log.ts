@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { Db } from '../storage/database.ts';
-import { type AuditEvent, insertAuditEvent, listAuditEvents } from '../storage/audit-store.ts';
+import { auditActorNames, insertAuditEvent, listAuditEvents, type ListedAuditEvent } from '../storage/audit-store.ts';
 import { z } from 'zod';
 import { MailroomError } from '../errors/errors.ts';
 import { pageLimit, parseInput, queryText } from '../errors/parse-input.ts';
@@ -23,7 +23,7 @@ export class AuditLog {
     });
   }
 
-  async list(input: unknown): Promise<{ items: AuditEvent[]; nextCursor: string | null }> {
+  async list(input: unknown): Promise<{ items: ListedAuditEvent[]; nextCursor: string | null }> {
     const query = parseInput(auditQuerySchema, input);
     const limit = query.limit;
     let before: { at: string; id: string } | undefined;
@@ -35,6 +35,8 @@ export class AuditLog {
     const rows = await listAuditEvents(this.db, { ...(before && { before }), ...(query.targetId && { targetId: query.targetId }), limit: limit + 1 });
     const page = rows.slice(0, limit);
     const last = page[page.length - 1];
-    return { items: page, nextCursor: rows.length > limit && last ? Buffer.from(`${last.at}|${last.id}`).toString('base64url') : null };
+    const names = await auditActorNames(this.db, page.map((e) => e.actor));
+    const items = page.map((e) => ({ ...e, actorName: names.get(e.actor) ?? null }));
+    return { items, nextCursor: rows.length > limit && last ? Buffer.from(`${last.at}|${last.id}`).toString('base64url') : null };
   }
 }

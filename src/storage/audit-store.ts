@@ -10,6 +10,11 @@ export interface AuditEvent {
   details: Record<string, unknown> | null;
 }
 
+/** An event as listed: with the actor in words (the admin's email, the API key's name) where it still exists. */
+export interface ListedAuditEvent extends AuditEvent {
+  actorName: string | null;
+}
+
 export async function insertAuditEvent(db: Db, e: AuditEvent): Promise<void> {
   await db
     .insertInto('audit_events')
@@ -38,4 +43,22 @@ export async function listAuditEvents(db: Db, f: { before?: { at: string; id: st
 
 export async function listAdminEmails(db: Db): Promise<string[]> {
   return (await db.selectFrom('admins').select('email').orderBy('email').execute()).map((r) => r.email);
+}
+
+/**
+ * Names for `admin:<id>` and `apikey:<id>` actors: the admin's email, the key's name. Deleted ones are
+ * left out (the event keeps its id).
+ */
+export async function auditActorNames(db: Db, actors: string[]): Promise<Map<string, string>> {
+  const ids = (prefix: string) => [...new Set(actors.filter((a) => a.startsWith(prefix)).map((a) => a.slice(prefix.length)))];
+  const names = new Map<string, string>();
+  const adminIds = ids('admin:');
+  if (adminIds.length > 0) {
+    for (const r of await db.selectFrom('admins').select(['id', 'email']).where('id', 'in', adminIds).execute()) names.set(`admin:${r.id}`, r.email);
+  }
+  const keyIds = ids('apikey:');
+  if (keyIds.length > 0) {
+    for (const r of await db.selectFrom('api_keys').select(['id', 'name']).where('id', 'in', keyIds).execute()) names.set(`apikey:${r.id}`, `API key “${r.name}”`);
+  }
+  return names;
 }
