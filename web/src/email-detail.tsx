@@ -8,7 +8,8 @@ import { formatSize } from './format-size.ts';
 import { ListTable } from './list-view.tsx';
 import { Notice } from './notice.tsx';
 import { receivedViaText } from './received-via-text.ts';
-import { AddressList, Fact, Facts, RecordLayout, RecordSection } from './record-layout.tsx';
+import { AddressFacts, MessageBody } from './message-facts.tsx';
+import { Fact, Facts, RecordLayout, RecordSection } from './record-layout.tsx';
 import { Link } from './router.tsx';
 import { mailServerPath, paths } from './routes.ts';
 import { Spinner } from './spinner.tsx';
@@ -64,7 +65,7 @@ function AfterSending({ recipients, reports }: { recipients: MessageRecipient[];
                 {x.explanation.cause}
               </p>
               {x.explanation.fix && <p className="muted">{x.explanation.fix}</p>}
-              <EvidenceDetails summary="Remote server's answer" evidence={[x.status, x.diagnostic].filter(Boolean).join('\n')} />
+              <EvidenceDetails open summary="Remote server's answer" evidence={[x.status, x.diagnostic].filter(Boolean).join('\n')} />
             </div>
           ))}
           {rep.rawUrl && (
@@ -121,14 +122,7 @@ function Content({ message: m }: { message: Message }) {
           )}
         </Fact>
       </Facts>
-      {c.truncated && <p className="muted">Only the beginning of the body is shown (1 MB).</p>}
-      {c.text !== null && c.text !== '' ? <pre className="message-body">{c.text}</pre> : <p className="muted">No plain-text body.</p>}
-      {c.html !== null && c.html !== '' && (
-        <details className="html-source">
-          <summary>HTML source</summary>
-          <pre className="message-body">{c.html}</pre>
-        </details>
-      )}
+      <MessageBody text={c.text} html={c.html} note={c.truncated && <p className="muted">Only the beginning of the body is shown (1 MB).</p>} />
     </RecordSection>
   );
 }
@@ -268,16 +262,7 @@ export function EmailDetail({ id }: { id: string }) {
 
             <RecordSection id="email-message" title="Message" card={false}>
               <Facts>
-                <Fact label="From">{m.from}</Fact>
-                <Fact label="To">
-                  <AddressList list={m.to} />
-                </Fact>
-                <Fact label="Cc">
-                  <AddressList list={m.cc} />
-                </Fact>
-                <Fact label="Bcc">
-                  <AddressList list={m.bcc} />
-                </Fact>
+                <AddressFacts from={m.from} to={m.to} cc={m.cc} bcc={m.bcc} />
                 <Fact label="Reply-To">{m.replyTo}</Fact>
                 <Fact label="Subject">{m.subject || <span className="muted">(no subject)</span>}</Fact>
                 <Fact label="Attachments">

@@ -144,6 +144,7 @@ export function EmailList() {
       status={pending && <span className="muted">Refreshing every 5 seconds while emails are queued or sending.</span>}
       noun={['email', 'emails']}
       tableClass="message-table"
+      groupClass="message-group"
       empty={
         <>
           <p className="empty-title">No emails yet.</p>

@@ -3,6 +3,7 @@ import { api, inboundAttachmentUrl, inboundMessageRawUrl, type InboundAttachment
 import { formatSize } from './format-size.ts';
 import { ListTable } from './list-view.tsx';
 import { Notice } from './notice.tsx';
+import { AddressFacts, MessageBody } from './message-facts.tsx';
 import { AddressList, Fact, Facts, RecordLayout, RecordSection } from './record-layout.tsx';
 import { Link } from './router.tsx';
 import { emailPath, incomingMailServerPath, paths } from './routes.ts';
@@ -78,13 +79,7 @@ export function IncomingMessageDetail({ id }: { id: string }) {
           <div className="card email-detail">
             <RecordSection id="incoming-headers" title="Headers" card={false}>
               <Facts>
-                <Fact label="From">{m.from || null}</Fact>
-                <Fact label="To">
-                  <AddressList list={m.to} />
-                </Fact>
-                <Fact label="Cc">
-                  <AddressList list={m.cc} />
-                </Fact>
+                <AddressFacts from={m.from} to={m.to} cc={m.cc} />
                 <Fact label="Date">
                   <TimeText iso={m.date} />
                 </Fact>
@@ -165,20 +160,18 @@ export function IncomingMessageDetail({ id }: { id: string }) {
           </RecordSection>
 
           <RecordSection id="incoming-body" title="Text">
-            {m.truncated && (
-              <p className="muted">
-                Only the beginning of this message's {m.textTruncated && m.htmlTruncated ? 'text and HTML' : m.textTruncated ? 'text' : 'HTML'} is shown (1 MB).
-                {m.rawUrl !== null && ' The whole message is under View raw.'}
-              </p>
-            )}
-            {m.text !== null && m.text !== '' ? <pre className="message-body">{m.text}</pre> : <p className="muted">This message has no plain-text part.</p>}
-            {m.html !== null && m.html !== '' && (
-              // Shown as escaped source only: the HTML of a received message is never rendered.
-              <details className="html-source">
-                <summary>HTML source</summary>
-                <pre className="message-body">{m.html}</pre>
-              </details>
-            )}
+            <MessageBody
+              text={m.text}
+              html={m.html}
+              note={
+                m.truncated && (
+                  <p className="muted">
+                    Only the beginning of this message's {m.textTruncated && m.htmlTruncated ? 'text and HTML' : m.textTruncated ? 'text' : 'HTML'} is shown (1 MB).
+                    {m.rawUrl !== null && ' The whole message is under View raw.'}
+                  </p>
+                )
+              }
+            />
           </RecordSection>
 
           <section aria-labelledby="incoming-deliveries">

@@ -114,6 +114,8 @@ export interface ListViewProps<T> {
   bulkActions?: BulkAction<T>[];
   /** Extra class of the table (column widths of one page). */
   tableClass?: string;
+  /** Extra class of each row's group (a row and its detail line). */
+  groupClass?: string;
 }
 
 const defaultKey = (item: unknown) => (item as { id: string }).id;
@@ -226,6 +228,7 @@ export function ListView<T>(props: ListViewProps<T>) {
             rowClass={props.rowClass}
             rowDetail={props.rowDetail}
             tableClass={props.tableClass}
+            groupClass={props.groupClass}
             busy={source.loading}
             selection={bulk ? { selected, toggle, setAll: (on) => setSelected(new Set(on ? items.map(rowKey) : [])) } : undefined}
           />
@@ -273,6 +276,7 @@ export interface ListTableProps<T> {
   /** A line under the row spanning every column (e.g. the error of a failed email). */
   rowDetail?: (item: T) => ReactNode;
   tableClass?: string;
+  groupClass?: string;
   busy?: boolean;
   /** Ticking rows (ListView's bulk actions). */
   selection?: { selected: Set<string>; toggle: (key: string, on: boolean) => void; setAll: (on: boolean) => void };
@@ -326,7 +330,7 @@ export function ListTable<T>(props: ListTableProps<T>) {
           const cls = [props.rowHref ? 'clickable' : '', extra ?? ''].filter(Boolean).join(' ') || undefined;
           const open = props.rowHref ? (e: MouseEvent<HTMLElement>) => openRow(e, item) : undefined;
           return (
-            <tbody key={key} className="list-row">
+            <tbody key={key} className={props.groupClass ? `list-row ${props.groupClass}` : 'list-row'}>
               <tr className={cls} onClick={open}>
                 {selection && (
                   <td className="select-cell">
