@@ -1,6 +1,7 @@
 import MailComposer from 'nodemailer/lib/mail-composer/index.js';
 import type { AccessToken } from '../oauth/token-manager.ts';
 import type { ConnectionGate, ConnectionGates } from '../smtp/connection-gate.ts';
+import { withHeaderCase } from '../smtp/header-case.ts';
 import type { MailSender, OutgoingMessage, RawOutgoingMessage, SendResult } from '../smtp/smtp-client.ts';
 import { GRAPH_REQUEST_LIMIT, GraphError, graphCall, invalidResponse, processGraphResponse, uploadRequest, userPath, withGraphToken } from './graph-client.ts';
 
@@ -90,7 +91,7 @@ const recipient = (a: Address) => {
  * and removes Bcc before delivery.
  */
 export function buildMime(msg: OutgoingMessage): Promise<Buffer> {
-  const node = new MailComposer({ ...msg, ...(msg.messageId && { messageId: msg.messageId }) }).compile();
+  const node = new MailComposer({ ...withHeaderCase(msg), ...(msg.messageId && { messageId: msg.messageId }) }).compile();
   (node as unknown as { keepBcc: boolean }).keepBcc = true;
   return new Promise((resolve, reject) => node.build((err, out) => (err ? reject(err) : resolve(out))));
 }

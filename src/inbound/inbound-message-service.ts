@@ -7,6 +7,8 @@ import { pageLimit, parseInput, queryText } from '../errors/parse-input.ts';
 import type { Db } from '../storage/database.ts';
 import { findInbound, findInboundMime, findRawChunk, type InboundRow, listInbound } from '../storage/inbound-store.ts';
 import { listMailServers } from '../storage/mail-server-store.ts';
+import { streamAttachment } from './parse-message.ts';
+import { safeFilename } from './safe-filename.ts';
 import { deliveryStates, listDeliveries } from '../storage/webhook-store.ts';
 
 export const inboundListSchema = z.object({
@@ -103,6 +105,25 @@ export class InboundMessageService {
     const [view] = await this.views([r]);
     const deliveries = await listDeliveries(this.deps.db, { messageId: id, limit: 100 });
     return { ...view!, text: r.text, html: r.html, deliveries };
+  }
+
+  /**
+   * The `index`-th attachment (0-based, as listed in `attachments`), decoded from the message as
+   * fetched: its stream, a name safe to save under and its type. Only while the raw message is kept.
+   */
+  async attachment(id: string, indexText: string, serverIds?: string[]): Promise<{ stream: Readable; filename: string; contentType: string }> {
+    const r = await this.find(id, serverIds);
+    const index = /^\d{1,4}$/.test(indexText) ? Number(indexText) : NaN;
+    const meta = Number.isInteger(index) ? r.attachments[index] : undefined;
+    if (!meta) {
+      throw new MailroomError('MR_NOT_FOUND', `Incoming message ${id} has no attachment ${indexText}.`, {
+        fix: `Use an index from 0 to ${r.attachments.length - 1}: the position in the message's attachments list.`,
+      });
+    }
+    const raw = await this.raw(id, serverIds);
+    const stream = await streamAttachment(raw.stream, index);
+    if (!stream) throw new MailroomError('MR_NOT_FOUND', `The attachment ${index} of ${id} could not be read from the message as fetched.`);
+    return { stream, filename: safeFilename(meta.filename), contentType: meta.contentType };
   }
 
   async raw(id: string, serverIds?: string[]): Promise<{ stream: Readable; size: number; filename: string }> {

@@ -153,24 +153,30 @@ interface ParserInternals {
  * input is read to its end in every case (a fetch stays in step with its server). Only an error of
  * the source stream itself rejects.
  */
-export async function parseMessage(source: Readable | Buffer): Promise<ParsedMessage> {
-  // Before the first listener: a stream must not start flowing while the module loads.
-  const { MailParser: Parser } = await (mailparser ??= import('mailparser'));
-  const hash = createHash('sha256');
-  let size = 0;
-
-  // Mailroom stores text and html as sent: skip building textAsHtml and linkifying (a third of the
-  // parse time), and the attachments' MD5 (never read).
-  const parser: MailParser = new Parser({
+/**
+ * Mailroom stores text and html as sent: no textAsHtml, no linkifying (a third of the parse time), no
+ * attachment MD5 (never read). Our part limits are checked first (in parseMessage); mailsplit's own
+ * stays as the last resort.
+ */
+function parserOptions(): ConstructorParameters<typeof MailParser>[0] {
+  return {
     skipImageLinks: true,
     skipTextToHtml: true,
     skipTextLinks: true,
     checksumAlgo: false,
     maxHtmlLengthToParse: MAX_HTML_TO_TEXT_CHARS,
     maxHeadSize: MAX_PART_HEADER_BYTES,
-    // Ours are checked first (below); mailsplit's own stays as the last resort.
     maxChildNodes: MAX_MIME_PARTS + 1,
-  } as ConstructorParameters<typeof MailParser>[0]);
+  } as ConstructorParameters<typeof MailParser>[0];
+}
+
+export async function parseMessage(source: Readable | Buffer): Promise<ParsedMessage> {
+  // Before the first listener: a stream must not start flowing while the module loads.
+  const { MailParser: Parser } = await (mailparser ??= import('mailparser'));
+  const hash = createHash('sha256');
+  let size = 0;
+
+  const parser: MailParser = new Parser(parserOptions());
   const internals = parser as unknown as ParserInternals;
   const splitter = internals.splitter;
   const root = splitter.node;
@@ -528,4 +534,57 @@ export async function rawHead(target: RawTarget, raw: NewInboundMessage['raw'], 
 export async function discardRaw(target: RawTarget, raw: NewInboundMessage['raw'], id: string): Promise<void> {
   if ('path' in raw) rmSync(join(target.dataDir, raw.path), { force: true });
   else if ('chunked' in raw) await deleteRawChunks(target.db, id).catch(() => undefined);
+}
+
+/**
+ * The decoded content of the `index`-th attachment of a raw message (counted as parseMessage counted
+ * them at import), streamed as the parser reaches it; null when the message has fewer. Only that
+ * attachment flows to the caller; the others are read past. The source is closed once it is done.
+ */
+export async function streamAttachment(source: Readable, index: number): Promise<Readable | null> {
+  const { MailParser: Parser } = await (mailparser ??= import('mailparser'));
+  const parser: MailParser = new Parser(parserOptions());
+  const stop = () => {
+    source.unpipe(parser);
+    source.destroy();
+    parser.destroy();
+  };
+  return new Promise((resolve, reject) => {
+    let seen = 0;
+    let settled = false;
+    parser.on('data', (data: AttachmentStream | MessageText) => {
+      if (data.type !== 'attachment') return;
+      if (settled || seen++ !== index) {
+        data.content.on('end', () => data.release?.());
+        data.content.resume();
+        return;
+      }
+      settled = true;
+      const out = new PassThrough();
+      data.content.on('error', (e: Error) => out.destroy(e));
+      data.content.on('end', () => {
+        data.release?.();
+        stop();
+      });
+      out.on('close', () => {
+        if (!data.content.readableEnded) stop();
+      });
+      data.content.pipe(out);
+      resolve(out);
+    });
+    parser.on('end', () => {
+      if (!settled) {
+        settled = true;
+        resolve(null);
+      }
+    });
+    parser.on('error', (e: Error) => {
+      if (!settled) {
+        settled = true;
+        reject(e);
+      }
+    });
+    source.on('error', (e: Error) => parser.destroy(e));
+    source.pipe(parser);
+  });
 }

@@ -11,6 +11,7 @@ import { listMailServers, type MailServerRecord, type StoredError } from '../sto
 import {
   cancelMessage,
   findByIdempotencyKey,
+  findOutboxContent,
   findOutboxMessage,
   insertFinishedMessage,
   insertOutboxMessage,
@@ -58,9 +59,23 @@ export interface MessageView {
   outcome: OutboxRow['outcome'];
   /** One message (GET /api/v1/messages/{id}), once sent: each recipient's outcome as the reports came back. */
   recipients?: RecipientView[];
+  /** One message only: the body and custom headers as queued; null for a message received over SMTP (sent as it came). */
+  content?: MessageContent | null;
   /** Accepted all the same: e.g. a recipient is suppressed and the server's setting is to send with a warning. */
   warnings?: Array<{ code: 'suppressed'; address: string; message: string }>;
 }
+
+/** What a message says, as queued: shown on its page so the admin sees what was sent. */
+export interface MessageContent {
+  text: string | null;
+  html: string | null;
+  /** text or html is only the beginning (each is cut at 1 MiB characters). */
+  truncated: boolean;
+  /** Custom headers as given, names in their own case. */
+  headers: Record<string, string>;
+}
+
+const CONTENT_LIMIT = 1024 * 1024;
 
 export interface RecipientView {
   address: string;
@@ -506,7 +521,21 @@ export class OutboxService {
   /** A message the caller may see; another key's message is 404 as if it did not exist. */
   async get(id: string, access: OutboxAccess = {}): Promise<MessageView> {
     const r = await this.find(id, access);
-    return { ...(await this.view(r)), recipients: await this.recipients(r) };
+    return { ...(await this.view(r)), recipients: await this.recipients(r), content: await this.content(r.id) };
+  }
+
+  /** The body (each part cut at CONTENT_LIMIT characters) and the custom headers the message was queued with. */
+  private async content(id: string): Promise<MessageContent | null> {
+    const c = await findOutboxContent(this.deps.db, id);
+    if (!c) return null;
+    const cut = (s: string | null) => (s !== null && s.length > CONTENT_LIMIT ? s.slice(0, CONTENT_LIMIT) : s);
+    const headers = Object.fromEntries(Object.entries(c.headers).filter(([name]) => name.toLowerCase() !== MAILROOM_ID_HEADER.toLowerCase()));
+    return {
+      text: cut(c.text),
+      html: cut(c.html),
+      truncated: (c.text?.length ?? 0) > CONTENT_LIMIT || (c.html?.length ?? 0) > CONTENT_LIMIT,
+      headers,
+    };
   }
 
   private async find(id: string, access: OutboxAccess): Promise<OutboxRow> {

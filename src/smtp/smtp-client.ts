@@ -4,6 +4,7 @@ import type SMTPConnection from 'nodemailer/lib/smtp-connection';
 import { enhancedStatusOf, type NetworkEvidence, type SmtpEvidence } from '../diagnose/evidence.ts';
 import type { LoginMechanism, MailLogin } from '../credentials/auth-method.ts';
 import { connectGuarded, OutboundRefusedError } from '../net/outbound-policy.ts';
+import { withHeaderCase } from './header-case.ts';
 import { authPassword } from './password-auth.ts';
 import { authXoauth2TwoStep, SmtpStepError, type SendCommand } from './xoauth2.ts';
 
@@ -212,7 +213,7 @@ export async function sendOnce(target: SmtpTarget, login: MailLogin, mailbox: st
   const t = { ...target, auth: login.kind };
   const transport = nodemailer.createTransport(transportOptions(t, login.kind === 'none' ? mailbox : login.user, async () => login));
   try {
-    return toResult(await transport.sendMail(msg));
+    return toResult(await transport.sendMail(withHeaderCase(msg)));
   } catch (e) {
     throw smtpErrorFrom(e, t);
   } finally {

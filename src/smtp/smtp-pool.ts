@@ -2,6 +2,7 @@ import nodemailer, { type Transporter } from 'nodemailer';
 import type SMTPPool from 'nodemailer/lib/smtp-pool';
 import type { LoginSource } from '../credentials/auth-method.ts';
 import type { ConnectionGate } from './connection-gate.ts';
+import { withHeaderCase } from './header-case.ts';
 import { type OutgoingMessage, type RawOutgoingMessage, type SendResult, SmtpError, smtpErrorFrom, type SmtpTarget, toResult, transportOptions } from './smtp-client.ts';
 
 /**
@@ -196,7 +197,7 @@ export class PooledSender {
   private run(lane: Lane, job: Job): void {
     lane.busy = true;
     clearTimeout(lane.idleTimer);
-    lane.transport.sendMail(job.msg).then(
+    lane.transport.sendMail(withHeaderCase(job.msg)).then(
       (info) => job.resolve(toResult(info as Parameters<typeof toResult>[0])),
       (e: unknown) => job.reject(e),
     ).finally(() => {

@@ -257,6 +257,15 @@ export async function findOutboxMessage(db: Db, id: string): Promise<OutboxRow |
   return r && toRow(r);
 }
 
+/** The body and custom headers a message was queued with; null for one received over SMTP (sent as it came). */
+export async function findOutboxContent(db: Db, id: string): Promise<Pick<OutboxPayload, 'text' | 'html' | 'headers'> | null> {
+  const r = await db.selectFrom('outbox_messages').select(['payload', 'raw_mime']).where('id', '=', id).executeTakeFirst();
+  if (!r || r.raw_mime) return null;
+  const p = JSON.parse(r.payload) as OutboxPayload | Omit<RawPayload, 'raw'>;
+  if (p.kind === 'raw') return null;
+  return { text: p.text, html: p.html, headers: p.headers };
+}
+
 export async function findByIdempotencyKey(db: Db, key: string): Promise<OutboxRow | undefined> {
   const r = await db.selectFrom('outbox_messages').select(LIST_COLUMNS).where('idempotency_key', '=', key).executeTakeFirst();
   return r && toRow(r);

@@ -72,6 +72,7 @@ const ROUTES: Record<string, readonly Scope[] | 'anyone' | 'session'> = {
   'GET /api/v1/inbound-messages': ['inbound:read', 'admin'],
   'GET /api/v1/inbound-messages/{id}': ['inbound:read', 'admin'],
   'GET /api/v1/inbound-messages/{id}/raw': ['inbound:read', 'admin'],
+  'GET /api/v1/inbound-messages/{id}/attachments/{index}': ['inbound:read', 'admin'],
 
   'GET /api/v1/suppressions': ['outbox:read', 'admin'],
   'DELETE /api/v1/suppressions/{address}': ['send', 'admin'],
@@ -328,6 +329,68 @@ test('a key limited to one incoming server reads only its mail; raw MIME include
   assert.deepEqual(health.map((s) => s.id), [inA]);
   // An unlimited inbound:read key reads both.
   assert.equal((await call(keys['inbound:read']!, 'GET', '/api/v1/inbound-messages')).json.items.length, 2);
+});
+
+test('an attachment downloads as an attachment with a safe name, for keys that may read its server only', async () => {
+  const pdf = Buffer.from('%PDF-1.4 payslip\n');
+  const html = '<script>alert(1)</script>';
+  const mime = [
+    'Subject: Payslips',
+    'MIME-Version: 1.0',
+    'Content-Type: multipart/mixed; boundary="b"',
+    '',
+    '--b',
+    'Content-Type: text/plain',
+    '',
+    'See attached.',
+    '--b',
+    'Content-Type: application/pdf',
+    'Content-Disposition: attachment; filename*=UTF-8\'\'Lohn%20M%C3%A4rz.pdf',
+    'Content-Transfer-Encoding: base64',
+    '',
+    pdf.toString('base64'),
+    '--b',
+    'Content-Type: text/html',
+    'Content-Disposition: attachment; filename="../evil.html"',
+    '',
+    html,
+    '--b--',
+    '',
+  ].join('\r\n');
+  const m = {
+    ...inbound('in-att', inA, 'Payslips'),
+    uid: 2,
+    attachments: [
+      { filename: 'Lohn März.pdf', contentType: 'application/pdf', size: pdf.length },
+      { filename: 'evil.html', originalFilename: '../evil.html', contentType: 'text/html', size: html.length },
+    ],
+    raw: { mime: Buffer.from(mime) },
+  };
+  await importInboundMessages(t.mr.database.db, { serverId: inA, folder: 'INBOX', uidValidity: '1', lastUid: 2 }, [m], [], () => 'd3', new Date());
+  const limited = await newKey('Payslip reader', { scopes: ['inbound:read'], incomingServerIds: [inA] });
+
+  const first = await t.app.inject({ method: 'GET', url: '/api/v1/inbound-messages/in-att/attachments/0', headers: { authorization: `Bearer ${limited.key}` } });
+  assert.equal(first.statusCode, 200, first.body);
+  assert.deepEqual(first.rawPayload, pdf);
+  assert.equal(first.headers['content-type'], 'application/octet-stream');
+  assert.equal(first.headers['x-content-type-options'], 'nosniff');
+  assert.equal(first.headers['content-disposition'], `attachment; filename="Lohn M_rz.pdf"; filename*=UTF-8''Lohn%20M%C3%A4rz.pdf`);
+
+  const second = await t.app.inject({ method: 'GET', url: '/api/v1/inbound-messages/in-att/attachments/1', headers: { authorization: `Bearer ${limited.key}` } });
+  assert.equal(second.body, html);
+  assert.match(String(second.headers['content-disposition']), /^attachment; filename="evil\.html"/);
+  assert.equal(second.headers['content-type'], 'application/octet-stream');
+
+  const missing = await call(limited.key, 'GET', '/api/v1/inbound-messages/in-att/attachments/2');
+  assert.equal(missing.status, 404);
+  assert.match(missing.json.error.message, /has no attachment 2/);
+  assert.equal((await call(limited.key, 'GET', '/api/v1/inbound-messages/in-att/attachments/x')).status, 404);
+  // Another server's message is as missing as one that does not exist.
+  const other = await newKey('Support reader', { scopes: ['inbound:read'], incomingServerIds: [inB] });
+  const refused = await call(other.key, 'GET', '/api/v1/inbound-messages/in-att/attachments/0');
+  assert.equal(refused.status, 404);
+  assert.equal(refused.json.error.message, 'Incoming message in-att does not exist.');
+  assert.equal((await call(keys.send!, 'GET', '/api/v1/inbound-messages/in-att/attachments/0')).status, 403);
 });
 
 test('creating a key: scopes or the one-scope shorthand, server limits checked, shown in the list', async () => {

@@ -254,3 +254,12 @@ test('the admin consent answer returns to the form; a refusal is explained there
   const audit = (await agent.request('GET', `/api/v1/audit-events?targetId=${s.id}`)).json.items.map((e: { action: string }) => e.action);
   assert.ok(audit.includes('oauth.admin_consent') && audit.includes('oauth.failed'));
 });
+
+test('the audit log names the admin by email, not by id', async () => {
+  const s = (await agent.request('POST', '/api/v1/mail-servers', { ...VALID_SERVER, name: 'Audited' })).json;
+  const events = (await agent.request('GET', `/api/v1/audit-events?targetId=${s.id}`)).json.items as Array<{ actor: string; actorDisplay: string; action: string }>;
+  const created = events.find((e) => e.action === 'mail_server.created');
+  assert.ok(created, JSON.stringify(events));
+  assert.match(created.actor, /^admin:/);
+  assert.equal(created.actorDisplay, ADMIN.email);
+});

@@ -182,3 +182,12 @@ test('sending limits are server properties: Microsoft defaults, editable, valida
   assert.deepEqual(health.sending, s.sending);
   assert.equal((await admin.request('DELETE', `/api/v1/mail-servers/${relay.json.id}`)).status, 204);
 });
+
+test("one message shows its body and its custom headers as given (names in their own case); the list does not", async () => {
+  const r = await call(keys.send!, 'POST', '/api/v1/messages', { ...msg, html: '<p>Please find your invoice.</p>', headers: { 'X-ERP-Document': 'INV-42' } });
+  assert.equal(r.statusCode, 202);
+  const got = (await call(keys.send!, 'GET', `/api/v1/messages/${r.json().id}`)).json();
+  assert.deepEqual(got.content, { text: 'Please find your invoice.', html: '<p>Please find your invoice.</p>', truncated: false, headers: { 'X-ERP-Document': 'INV-42' } });
+  const listed = (await call(keys.send!, 'GET', '/api/v1/messages')).json().items.find((m: { id: string }) => m.id === got.id);
+  assert.equal(listed.content, undefined);
+});

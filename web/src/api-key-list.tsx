@@ -4,12 +4,14 @@ import { ErrorAlert } from './error-alert.tsx';
 import { fieldA11y } from './field-a11y.ts';
 import { FormField } from './form-field.tsx';
 import { formatDateTime } from './format-date-time.ts';
+import { ListView, type Column } from './list-view.tsx';
 import { Notice } from './notice.tsx';
 import { ShownOnceSecret } from './shown-once-secret.tsx';
 import { Spinner } from './spinner.tsx';
 import { useItems } from './use-items.ts';
 import { useSecretCreate } from './use-secret-create.ts';
-import { useTitle } from './use-title.ts';
+import { StatusBadge } from './status-badge.tsx';
+import { TimeText } from './time-text.tsx';
 
 const SCOPES: { value: ApiKeyScope; label: string; short: string }[] = [
   { value: 'send', label: 'Send — queue messages, and see, retry or cancel the ones this key queued', short: 'Send' },
@@ -52,7 +54,6 @@ function serverNames(ids: string[] | null, names: Map<string, string>): string {
 
 /** Settings › Technical › API Keys: keys for applications using the API, created and revoked here. */
 export function ApiKeyList() {
-  useTitle('API Keys');
   const { items, error: loadError, setItems, reload: load } = useItems(api.listApiKeys);
   const { items: outgoing } = useItems(api.listMailServers);
   const { items: incoming } = useItems(api.listIncomingServers);
@@ -151,156 +152,132 @@ export function ApiKeyList() {
     </FormField>
   );
 
+  const columns: Column<ApiKey>[] = [
+    { key: 'name', label: 'Name', className: 'strong', render: (k) => <span id={`api-key-row-${k.id}`}>{k.name}</span> },
+    { key: 'scopes', label: 'Scopes', render: (k) => (k.scopes.length ? k.scopes.map(scopeLabel).join(', ') : <span className="muted">None</span>) },
+    {
+      key: 'servers',
+      label: 'Servers',
+      render: (k) =>
+        k.scopes.includes('admin') ? (
+          <span className="muted">All</span>
+        ) : (
+          <>
+            {(k.scopes.includes('send') || k.scopes.includes('outbox:read')) && <div>Outgoing: {serverNames(k.mailServerIds, names)}</div>}
+            {k.scopes.includes('inbound:read') && <div>Incoming: {serverNames(k.incomingServerIds, names)}</div>}
+          </>
+        ),
+    },
+    { key: 'key', label: 'Key', priority: 2, render: (k) => <code className="mono">{k.prefix}…</code> },
+    { key: 'created', label: 'Created', className: 'nowrap', priority: 2, render: (k) => <TimeText iso={k.createdAt} format="short" /> },
+    { key: 'used', label: 'Last used', className: 'nowrap', render: (k) => <TimeText iso={k.lastUsedAt} format="relative" empty="Never" /> },
+    {
+      key: 'status',
+      label: 'Status',
+      render: (k) =>
+        k.revokedAt ? (
+          <StatusBadge kind="active" state="revoked" title={`Revoked ${formatDateTime(k.revokedAt)}`} />
+        ) : (
+          <StatusBadge kind="active" state="active" />
+        ),
+    },
+    {
+      key: 'actions',
+      label: 'Actions',
+      hiddenLabel: true,
+      className: 'actions',
+      render: (k) =>
+        !k.revokedAt && (
+          <button
+            type="button"
+            className="btn btn-danger btn-small"
+            onClick={() => revoke(k)}
+            disabled={revoking !== null}
+            aria-busy={revoking === k.id || undefined}
+            aria-describedby={`api-key-row-${k.id}`}
+          >
+            {revoking === k.id && <Spinner />}
+            Revoke
+          </button>
+        ),
+    },
+  ];
+
   return (
-    <>
-      <div className="page-header">
-        <div>
-          <p className="breadcrumb">Settings / Technical</p>
-          <h1>API Keys</h1>
-        </div>
-      </div>
+    <ListView
+      title="API Keys"
+      intro={
+        <>
+            {notice && <Notice>{notice}</Notice>}
+            {revokeError && <ErrorAlert problem={revokeError} />}
 
-      {notice && <Notice>{notice}</Notice>}
-      {revokeError && <ErrorAlert problem={revokeError} />}
+            <section className="card api-key-create" aria-labelledby="api-key-create-heading">
+              <h2 id="api-key-create-heading">Create an API key</h2>
+              {formError && <ErrorAlert problem={formError} showCode={formError.status >= 500} />}
+              <form className="api-key-form" onSubmit={create} noValidate>
+                {field(
+                  'name',
+                  <input
+                    {...a11y('name')}
+                    type="text"
+                    autoComplete="off"
+                    placeholder="e.g. ERP production"
+                    maxLength={200}
+                    value={name}
+                    onChange={(e) => setName(e.target.value)}
+                  />,
+                )}
+                {checkboxes('scopes', SCOPES, scopes, setScopes)}
+                {limitsOutgoing &&
+                  outgoing &&
+                  outgoing.length > 0 &&
+                  checkboxes(
+                    'mailServerIds',
+                    outgoing.map((s) => ({ value: s.id, label: s.name })),
+                    mailServerIds,
+                    setMailServerIds,
+                  )}
+                {limitsIncoming &&
+                  incoming &&
+                  incoming.length > 0 &&
+                  checkboxes(
+                    'incomingServerIds',
+                    incoming.map((s) => ({ value: s.id, label: s.name })),
+                    incomingServerIds,
+                    setIncomingServerIds,
+                  )}
+                <div className="field field-actions">
+                  <div className="field-control">
+                    <button type="submit" className="btn btn-primary" disabled={creating} aria-busy={creating || undefined}>
+                      {creating && <Spinner />}
+                      Create API key
+                    </button>
+                  </div>
+                </div>
+              </form>
 
-      <section className="card api-key-create" aria-labelledby="api-key-create-heading">
-        <h2 id="api-key-create-heading">Create an API key</h2>
-        {formError && <ErrorAlert problem={formError} showCode={formError.status >= 500} />}
-        <form className="api-key-form" onSubmit={create} noValidate>
-          {field(
-            'name',
-            <input
-              {...a11y('name')}
-              type="text"
-              autoComplete="off"
-              placeholder="e.g. ERP production"
-              maxLength={200}
-              value={name}
-              onChange={(e) => setName(e.target.value)}
-            />,
-          )}
-          {checkboxes('scopes', SCOPES, scopes, setScopes)}
-          {limitsOutgoing &&
-            outgoing &&
-            outgoing.length > 0 &&
-            checkboxes(
-              'mailServerIds',
-              outgoing.map((s) => ({ value: s.id, label: s.name })),
-              mailServerIds,
-              setMailServerIds,
-            )}
-          {limitsIncoming &&
-            incoming &&
-            incoming.length > 0 &&
-            checkboxes(
-              'incomingServerIds',
-              incoming.map((s) => ({ value: s.id, label: s.name })),
-              incomingServerIds,
-              setIncomingServerIds,
-            )}
-          <div className="field field-actions">
-            <div className="field-control">
-              <button type="submit" className="btn btn-primary" disabled={creating} aria-busy={creating || undefined}>
-                {creating && <Spinner />}
-                Create API key
-              </button>
-            </div>
-          </div>
-        </form>
-
-        {created && (
-          <ShownOnceSecret
-            message={<>API key “{created.name}” created.</>}
-            inputId={NEW_KEY_ID}
-            label="New API key"
-            secret={created.key}
-            onDone={() => setCreated(null)}
-          />
-        )}
-      </section>
-
-      {loadError && <ErrorAlert problem={loadError} />}
-      {!items && !loadError && <p className="loading">Loading…</p>}
-      {items && items.length === 0 && (
-        <div className="card empty-state">
+              {created && (
+                <ShownOnceSecret
+                  message={<>API key “{created.name}” created.</>}
+                  inputId={NEW_KEY_ID}
+                  label="New API key"
+                  secret={created.key}
+                  onDone={() => setCreated(null)}
+                />
+              )}
+            </section>
+        </>
+      }
+      columns={columns}
+      source={{ items, error: loadError }}
+      rowClass={(k) => (k.revokedAt ? 'revoked' : undefined)}
+      noun={['key', 'keys']}
+      empty={
+        <>
           <p className="empty-title">No API keys yet.</p>
           <p className="muted">Create one key per application that sends mail through Mailroom.</p>
-        </div>
-      )}
-      {items && items.length > 0 && (
-        <div className="card table-card">
-          <table className="list-table">
-            <thead>
-              <tr>
-                <th scope="col">Name</th>
-                <th scope="col">Scopes</th>
-                <th scope="col">Servers</th>
-                <th scope="col">Key</th>
-                <th scope="col">Created</th>
-                <th scope="col">Last used</th>
-                <th scope="col">Status</th>
-                <th scope="col">
-                  <span className="visually-hidden">Actions</span>
-                </th>
-              </tr>
-            </thead>
-            <tbody>
-              {items.map((k) => {
-                const nameId = `api-key-row-${k.id}`;
-                return (
-                  <tr key={k.id} className={k.revokedAt ? 'revoked' : undefined}>
-                    <td id={nameId} className="strong">
-                      {k.name}
-                    </td>
-                    <td>{k.scopes.length ? k.scopes.map(scopeLabel).join(', ') : <span className="muted">None</span>}</td>
-                    <td>
-                      {k.scopes.includes('admin') ? (
-                        <span className="muted">All</span>
-                      ) : (
-                        <>
-                          {(k.scopes.includes('send') || k.scopes.includes('outbox:read')) && <div>Outgoing: {serverNames(k.mailServerIds, names)}</div>}
-                          {k.scopes.includes('inbound:read') && <div>Incoming: {serverNames(k.incomingServerIds, names)}</div>}
-                        </>
-                      )}
-                    </td>
-                    <td>
-                      <code className="mono">{k.prefix}…</code>
-                    </td>
-                    <td className="nowrap">{formatDateTime(k.createdAt)}</td>
-                    <td className="nowrap">
-                      {k.lastUsedAt ? formatDateTime(k.lastUsedAt) : <span className="muted">Never</span>}
-                    </td>
-                    <td>
-                      {k.revokedAt ? (
-                        <span className="badge badge-revoked" title={`Revoked ${formatDateTime(k.revokedAt)}`}>
-                          Revoked
-                        </span>
-                      ) : (
-                        <span className="badge badge-active">Active</span>
-                      )}
-                    </td>
-                    <td className="actions">
-                      {!k.revokedAt && (
-                        <button
-                          type="button"
-                          className="btn btn-danger btn-small"
-                          onClick={() => revoke(k)}
-                          disabled={revoking !== null}
-                          aria-busy={revoking === k.id || undefined}
-                          aria-describedby={nameId}
-                        >
-                          {revoking === k.id && <Spinner />}
-                          Revoke
-                        </button>
-                      )}
-                    </td>
-                  </tr>
-                );
-              })}
-            </tbody>
-          </table>
-        </div>
-      )}
-    </>
+        </>
+      }
+    />
   );
 }

@@ -158,6 +158,8 @@ export interface MailServer extends Partial<OutlookConnectionView> {
   sending: SendStatus | null;
   /** Microsoft's admin consent page for this app and tenant; null for providers without one. */
   adminConsentUrl: string | null;
+  /** The ERP user whose mailbox this is; null: a shared mailbox. */
+  owner?: string | null;
   createdAt: string;
   updatedAt: string;
 }
@@ -304,6 +306,10 @@ export interface Message {
   recipients?: MessageRecipient[];
   /** One message only: the bounces, delay reports and auto-replies about it. */
   reports?: DeliveryReport[];
+  /** Once sent: the mail server's reply to the message (e.g. "250 2.0.0 OK <id> [Hostname=…]"). */
+  smtpResponse?: string | null;
+  /** One message only: what it says as queued; null for a message received over SMTP (sent as it came). */
+  content?: { text: string | null; html: string | null; truncated: boolean; headers: Record<string, string> } | null;
 }
 
 export type MessageOutcome = 'bounced' | 'delayed' | 'auto_replied' | 'delivered';
@@ -419,6 +425,8 @@ export interface IncomingServer extends Partial<Omit<OutlookConnectionView, 'tok
   afterFetch: AfterFetch;
   moveToFolder: string | null;
   intervalMinutes: number;
+  /** The ERP user whose mailbox this is; null: a shared mailbox. */
+  owner?: string | null;
   active: boolean;
   /** null for methods without OAuth. */
   redirectUri: string | null;
@@ -638,6 +646,8 @@ export interface AuditEvent {
   at: string;
   /** admin:<id>, apikey:<id> or system */
   actor: string;
+  /** The actor in words: the admin's email, API key <name>, command line (<user>), System. */
+  actorDisplay?: string;
   /** e.g. mail_server.updated */
   action: string;
   targetType: string | null;
@@ -785,6 +795,25 @@ export function certificateUrl(base: ServerBase, id: string, format: 'pem' | 'ce
 }
 
 /** Where the original of an incoming message can be downloaded (message/rfc822). */
+/** One attachment of an incoming message, always as a download. */
+/** What a server list is filtered by: the owner's id, the connection state, a name or username. */
+export interface ServerListFilters {
+  owner?: string;
+  state?: string;
+  q?: string;
+}
+
+function serverListQuery(f: ServerListFilters): string {
+  const q = new URLSearchParams();
+  for (const [k, v] of Object.entries(f)) if (v) q.set(k, v);
+  const s = q.toString();
+  return s ? `?${s}` : '';
+}
+
+export function inboundAttachmentUrl(id: string, index: number): string {
+  return `/api/v1/inbound-messages/${encodeURIComponent(id)}/attachments/${index}`;
+}
+
 export function inboundMessageRawUrl(id: string): string {
   return `${inbound(id)}/raw`;
 }
@@ -829,6 +858,9 @@ export const api = {
 
   mailServerDefaults: () => request<MailServerDefaults>('GET', '/api/v1/mail-servers/defaults'),
   listMailServers: () => request<{ items: MailServer[] }>('GET', '/api/v1/mail-servers'),
+  /** The lists' filters (owner, state, search) go to the server; older servers ignore them and answer every item. */
+  listMailServersFiltered: (f: ServerListFilters) =>
+    request<{ items: MailServer[] }>('GET', `/api/v1/mail-servers${serverListQuery(f)}`),
   getMailServer: (id: string) => request<MailServer>('GET', ms(id)),
   createMailServer: (input: MailServerInput) => request<MailServer>('POST', '/api/v1/mail-servers', input),
   updateMailServer: (id: string, patch: Partial<MailServerInput>) => request<MailServer>('PATCH', ms(id), patch),
@@ -853,6 +885,8 @@ export const api = {
 
   incomingServerDefaults: () => request<IncomingServerDefaults>('GET', '/api/v1/incoming-servers/defaults'),
   listIncomingServers: () => request<{ items: IncomingServer[] }>('GET', '/api/v1/incoming-servers'),
+  listIncomingServersFiltered: (f: ServerListFilters) =>
+    request<{ items: IncomingServer[] }>('GET', `/api/v1/incoming-servers${serverListQuery(f)}`),
   getIncomingServer: (id: string) => request<IncomingServer>('GET', inc(id)),
   createIncomingServer: (input: IncomingServerInput) =>
     request<IncomingServer>('POST', '/api/v1/incoming-servers', input),

@@ -1,12 +1,11 @@
-import { useEffect, useState } from 'react';
+import { useMemo } from 'react';
 import { api, type AuditEvent, type ServerHealth } from './api.ts';
-import { ErrorAlert } from './error-alert.tsx';
-import { formatDateTime, formatDateTimeShort } from './format-date-time.ts';
+import { ListView, type Column } from './list-view.tsx';
 import { Link } from './router.tsx';
 import { mailServerPath, serverFormPath } from './routes.ts';
-import { Spinner } from './spinner.tsx';
+import { TimeText } from './time-text.tsx';
+import { useItems } from './use-items.ts';
 import { usePagedList } from './use-paged-list.ts';
-import { useTitle } from './use-title.ts';
 
 // Words that read better than their lower-case identifier.
 const WORDS: Record<string, string> = {
@@ -43,8 +42,8 @@ export function humanizeAction(action: string): string {
   return text.charAt(0).toUpperCase() + text.slice(1);
 }
 
-function actorText(actor: string): string {
-  return actor === 'system' ? 'System' : actor;
+function actorText(e: AuditEvent): string {
+  return e.actorDisplay ?? (e.actor === 'system' ? 'System' : e.actor);
 }
 
 function compactJson(details: Record<string, unknown> | null): string {
@@ -78,98 +77,39 @@ function Target({ event, servers }: { event: AuditEvent; servers: Map<string, Se
   );
 }
 
+const columns = (servers: Map<string, ServerHealth>): Column<AuditEvent>[] => [
+  { key: 'when', label: 'When', className: 'nowrap', render: (e) => <TimeText iso={e.at} format="short" /> },
+  { key: 'who', label: 'Who', className: 'audit-actor', render: (e) => <span title={e.actor}>{actorText(e)}</span> },
+  { key: 'what', label: 'What', render: (e) => <span title={e.action}>{humanizeAction(e.action)}</span> },
+  { key: 'target', label: 'Target', className: 'audit-target', render: (e) => <Target event={e} servers={servers} /> },
+  {
+    key: 'details',
+    label: 'Details',
+    priority: 2,
+    className: 'audit-details',
+    render: (e) => <code className="mono">{compactJson(e.details)}</code>,
+  },
+];
+
 /** Audit Log: who changed or connected what, newest first. */
 export function AuditLogPage() {
-  useTitle('Audit Log');
   const list = usePagedList<AuditEvent>((cursor) => api.listAuditEvents(cursor, 50), 'all', () => false);
-  const [servers, setServers] = useState<Map<string, ServerHealth>>(new Map());
-
+  const health = useItems(api.serverHealth).items;
   // Names of the servers that still exist, for the Target column.
-  useEffect(() => {
-    let cancelled = false;
-    api.serverHealth().then(
-      (r) => !cancelled && setServers(new Map(r.items.map((s) => [s.id, s]))),
-      () => undefined,
-    );
-    return () => {
-      cancelled = true;
-    };
-  }, []);
-
-  const { items } = list;
+  const servers = useMemo(() => new Map((health ?? []).map((s) => [s.id, s])), [health]);
   return (
-    <>
-      <div className="page-header">
-        <div>
-          <p className="breadcrumb">Settings / Technical</p>
-          <h1>Audit Log</h1>
-        </div>
-      </div>
-      {list.error && <ErrorAlert problem={list.error} />}
-      {!items && !list.error && <p className="loading">Loading…</p>}
-      {items && items.length === 0 && (
-        <div className="card empty-state">
+    <ListView
+      title="Audit Log"
+      columns={columns(servers)}
+      source={list}
+      noun={['event', 'events']}
+      tableClass="audit-table"
+      empty={
+        <>
           <p className="empty-title">Nothing recorded yet.</p>
           <p className="muted">Changes to mail servers, connections, API keys and webhooks appear here.</p>
-        </div>
-      )}
-      {items && items.length > 0 && (
-        <div className="card table-card">
-          <table className="list-table audit-table">
-            <thead>
-              <tr>
-                <th scope="col">When</th>
-                <th scope="col">Who</th>
-                <th scope="col">What</th>
-                <th scope="col">Target</th>
-                <th scope="col">Details</th>
-              </tr>
-            </thead>
-            <tbody>
-              {items.map((e) => (
-                <tr key={e.id}>
-                  <td className="nowrap">
-                    <time dateTime={e.at} title={formatDateTime(e.at)}>
-                      {formatDateTimeShort(e.at)}
-                    </time>
-                  </td>
-                  <td className="audit-actor">{actorText(e.actor)}</td>
-                  <td>
-                    <span title={e.action}>{humanizeAction(e.action)}</span>
-                  </td>
-                  <td className="audit-target">
-                    <Target event={e} servers={servers} />
-                  </td>
-                  <td className="audit-details">
-                    <code className="mono">{compactJson(e.details)}</code>
-                  </td>
-                </tr>
-              ))}
-            </tbody>
-          </table>
-        </div>
-      )}
-      {list.moreError && <ErrorAlert problem={list.moreError} />}
-      {items && items.length > 0 && (
-        <div className="list-footer">
-          <span className="muted">
-            {items.length} {items.length === 1 ? 'event' : 'events'}
-            {list.nextCursor ? ' shown' : ''}
-          </span>
-          {list.nextCursor && (
-            <button
-              type="button"
-              className="btn btn-secondary"
-              onClick={() => void list.loadMore()}
-              disabled={list.loadingMore}
-              aria-busy={list.loadingMore || undefined}
-            >
-              {list.loadingMore && <Spinner />}
-              Load more
-            </button>
-          )}
-        </div>
-      )}
-    </>
+        </>
+      }
+    />
   );
 }

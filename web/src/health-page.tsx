@@ -1,14 +1,13 @@
 import { api, type ServerHealth } from './api.ts';
-import { ErrorAlert } from './error-alert.tsx';
+import { ListView, type Column } from './list-view.tsx';
 import { Link } from './router.tsx';
 import { paths, serverFormPath } from './routes.ts';
 import { secretExpiryText, secretNeedsAttention } from './secret-expiry-text.ts';
 import { checklistSummary } from './server-checklist.tsx';
 import { pushStatusText } from './push-status-text.ts';
 import { SendingSummary } from './sending-summary.tsx';
-import { TokenStatusBadge } from './token-status-badge.tsx';
+import { ConnectionCell } from './server-list-page.tsx';
 import { useItems } from './use-items.ts';
-import { useTitle } from './use-title.ts';
 
 const DIRECTION_LABELS: Record<ServerHealth['direction'], string> = {
   outgoing: 'Outgoing',
@@ -22,80 +21,72 @@ function SecretCell({ server }: { server: ServerHealth }) {
   return <span className={secretNeedsAttention(e) ? 'secret-expiry-warning' : undefined}>{text}</span>;
 }
 
+function ChecklistCell({ server: s }: { server: ServerHealth }) {
+  const open = s.checklist.filter((i) => i.state !== 'done');
+  const failed = open.some((i) => i.state === 'failed');
+  return (
+    <span
+      className={failed ? 'checklist-count checklist-count-failed' : 'checklist-count'}
+      title={open.length > 0 ? `Open: ${open.map((i) => i.label).join(', ')}` : 'All done'}
+    >
+      {checklistSummary(s.checklist)}
+    </span>
+  );
+}
+
+/** The last error whole: it wraps in its cell; the code and the fix are in the tooltip. */
+function LastErrorCell({ server: s }: { server: ServerHealth }) {
+  if (!s.lastError) return <span className="muted">—</span>;
+  const { message, code, fix } = s.lastError;
+  return <span title={[code, fix].filter(Boolean).join(' — ') || undefined}>{message}</span>;
+}
+
+const columns: Column<ServerHealth>[] = [
+  { key: 'direction', label: 'Direction', priority: 2, render: (s) => DIRECTION_LABELS[s.direction] ?? s.direction },
+  {
+    key: 'name',
+    label: 'Name',
+    className: 'health-name',
+    render: (s) => <Link to={serverFormPath(s.direction, s.id)}>{s.name || '(no name)'}</Link>,
+  },
+  { key: 'mailbox', label: 'Mailbox', className: 'health-mailbox', render: (s) => s.username },
+  { key: 'token', label: 'Connection', render: (s) => <ConnectionCell server={s} /> },
+  { key: 'secret', label: 'Client secret', className: 'nowrap', priority: 2, render: (s) => <SecretCell server={s} /> },
+  { key: 'checklist', label: 'Checklist', className: 'nowrap', render: (s) => <ChecklistCell server={s} /> },
+  {
+    key: 'sending',
+    label: 'Sending / Push',
+    priority: 2,
+    render: (s) =>
+      s.sending ? (
+        <SendingSummary sending={s.sending} />
+      ) : s.push ? (
+        <span className={s.push.state === 'active' ? undefined : 'health-error'}>{pushStatusText(s.push)}</span>
+      ) : (
+        <span className="muted">—</span>
+      ),
+  },
+  { key: 'error', label: 'Last error', className: 'health-error', render: (s) => <LastErrorCell server={s} /> },
+];
+
 /** Mail Health: every outgoing and incoming server at a glance, with links to their forms. */
 export function HealthPage() {
-  useTitle('Mail Health');
-  const { items, error } = useItems(api.serverHealth);
-
+  const source = useItems(api.serverHealth);
   return (
-    <>
-      <div className="page-header">
-        <div>
-          <p className="breadcrumb">Settings / Technical</p>
-          <h1>Mail Health</h1>
-        </div>
-      </div>
-      {error && <ErrorAlert problem={error} />}
-      {!items && !error && <p className="loading">Loading…</p>}
-      {items && items.length === 0 && (
-        <div className="card empty-state">
+    <ListView
+      title="Mail Health"
+      columns={columns}
+      source={source}
+      tableClass="health-table"
+      noun={['server', 'servers']}
+      empty={
+        <>
           <p className="empty-title">No mail servers yet.</p>
           <p className="muted">
             <Link to={paths.outlookGuide}>How to connect Outlook</Link> walks through the first one.
           </p>
-        </div>
-      )}
-      {items && items.length > 0 && (
-        <div className="card table-card">
-          <table className="list-table health-table">
-            <thead>
-              <tr>
-                <th scope="col">Direction</th>
-                <th scope="col">Name</th>
-                <th scope="col">Mailbox</th>
-                <th scope="col">Token</th>
-                <th scope="col">Client secret</th>
-                <th scope="col">Checklist</th>
-                <th scope="col">Sending / Push</th>
-                <th scope="col">Last error</th>
-              </tr>
-            </thead>
-            <tbody>
-              {items.map((s) => {
-                const open = s.checklist.filter((i) => i.state !== 'done');
-                const failed = open.some((i) => i.state === 'failed');
-                return (
-                  <tr key={s.id}>
-                    <td>{DIRECTION_LABELS[s.direction] ?? s.direction}</td>
-                    <td className="health-name">
-                      <Link to={serverFormPath(s.direction, s.id)}>{s.name || '(no name)'}</Link>
-                    </td>
-                    <td>{s.username}</td>
-                    <td>
-                      <TokenStatusBadge status={s.tokenStatus} />
-                    </td>
-                    <td className="nowrap">
-                      <SecretCell server={s} />
-                    </td>
-                    <td className="nowrap">
-                      <span
-                        className={failed ? 'checklist-count checklist-count-failed' : 'checklist-count'}
-                        title={open.length > 0 ? `Open: ${open.map((i) => i.label).join(', ')}` : 'All done'}
-                      >
-                        {checklistSummary(s.checklist)}
-                      </span>
-                    </td>
-                    <td>
-                      {s.sending ? <SendingSummary sending={s.sending} /> : s.push ? <span className={s.push.state === 'active' ? undefined : 'health-error'}>{pushStatusText(s.push)}</span> : <span className="muted">—</span>}
-                    </td>
-                    <td className="health-error">{s.lastError?.message ?? <span className="muted">—</span>}</td>
-                  </tr>
-                );
-              })}
-            </tbody>
-          </table>
-        </div>
-      )}
-    </>
+        </>
+      }
+    />
   );
 }

@@ -1,17 +1,17 @@
 import { api, type IncomingServer } from './api.ts';
-import { formatDateTime, formatDateTimeShort } from './format-date-time.ts';
+import type { Column } from './list-view.tsx';
 import { Link } from './router.tsx';
 import { incomingMailServerPath, paths } from './routes.ts';
-import { ServerListPage } from './server-list-page.tsx';
-import { TokenStatusBadge } from './token-status-badge.tsx';
-import { useItems } from './use-items.ts';
+import { ConnectionCell, ownerColumn, ServerListPage } from './server-list-page.tsx';
+import { StatusBadge } from './status-badge.tsx';
+import { TimeText } from './time-text.tsx';
 
 function LastFetch({ server: s }: { server: IncomingServer }) {
   if (s.fetch.running) return <span className="muted">Fetching…</span>;
   const failed = s.lastError !== null || s.fetch.error !== null;
   return (
     <>
-      <span title={formatDateTime(s.lastFetchAt)}>{formatDateTimeShort(s.lastFetchAt)}</span>
+      <TimeText iso={s.lastFetchAt} format="short" />
       {failed && (
         <span className="fetch-failed" title={(s.fetch.error ?? s.lastError)?.message}>
           {' '}
@@ -22,16 +22,38 @@ function LastFetch({ server: s }: { server: IncomingServer }) {
   );
 }
 
+const columns: Column<IncomingServer>[] = [
+  {
+    key: 'name',
+    label: 'Name',
+    className: 'server-name',
+    render: (s) => (
+      <>
+        <Link to={incomingMailServerPath(s.id)}>{s.name || '(no name)'}</Link>
+        {!s.active && <StatusBadge kind="active" state="inactive" />}
+      </>
+    ),
+  },
+  { key: 'username', label: 'Username', render: (s) => s.username },
+  ownerColumn<IncomingServer>(),
+  { key: 'server', label: 'Server', priority: 2, render: (s) => `${s.imapHost}:${s.imapPort}` },
+  { key: 'folder', label: 'Folder', priority: 2, render: (s) => s.folder },
+  { key: 'interval', label: 'Interval', className: 'num nowrap', priority: 2, render: (s) => `${s.intervalMinutes} min` },
+  { key: 'status', label: 'Status', render: (s) => <ConnectionCell server={s} /> },
+  { key: 'fetch', label: 'Last fetch', className: 'nowrap', render: (s) => <LastFetch server={s} /> },
+];
+
 /** Settings › Technical › Incoming Mail Servers: mailboxes read over IMAP. */
 export function IncomingMailServerList() {
-  const { items, error } = useItems(api.listIncomingServers);
   return (
     <ServerListPage
       title="Incoming Mail Servers"
+      path={paths.incomingMailServers}
       addPath={paths.incomingMailServerNew}
       pathOf={incomingMailServerPath}
-      items={items}
-      error={error}
+      load={api.listIncomingServersFiltered}
+      columns={columns}
+      rowClass={(s) => (s.active ? undefined : 'inactive')}
       empty={
         <>
           <p className="empty-title">No incoming mail servers yet.</p>
@@ -41,40 +63,6 @@ export function IncomingMailServerList() {
           </p>
         </>
       }
-      head={
-        <>
-          <th scope="col">Name</th>
-          <th scope="col">Username</th>
-          <th scope="col">Server</th>
-          <th scope="col">Folder</th>
-          <th scope="col" className="num">
-            Interval
-          </th>
-          <th scope="col">Status</th>
-          <th scope="col">Last fetch</th>
-        </>
-      }
-      rowClass={(s) => (s.active ? 'clickable' : 'clickable inactive')}
-      cells={(s) => (
-        <>
-          <td className="server-name">
-            <Link to={incomingMailServerPath(s.id)}>{s.name || '(no name)'}</Link>
-            {!s.active && <span className="badge badge-inactive">Inactive</span>}
-          </td>
-          <td>{s.username}</td>
-          <td>
-            {s.imapHost}:{s.imapPort}
-          </td>
-          <td>{s.folder}</td>
-          <td className="num nowrap">{s.intervalMinutes} min</td>
-          <td>
-            <TokenStatusBadge status={s.tokenStatus} />
-          </td>
-          <td className="nowrap">
-            <LastFetch server={s} />
-          </td>
-        </>
-      )}
     />
   );
 }

@@ -114,6 +114,8 @@ export interface ListViewProps<T> {
   bulkActions?: BulkAction<T>[];
   /** Extra class of the table (column widths of one page). */
   tableClass?: string;
+  /** Extra class of each row's group (a row and its detail line). */
+  groupClass?: string;
 }
 
 const defaultKey = (item: unknown) => (item as { id: string }).id;
@@ -130,13 +132,6 @@ export function ListView<T>(props: ListViewProps<T>) {
   const [selected, setSelected] = useState<Set<string>>(new Set());
   const [bulkBusy, setBulkBusy] = useState(false);
   const bulk = props.bulkActions && props.bulkActions.length > 0 ? props.bulkActions : null;
-
-  function openRow(e: MouseEvent<HTMLElement>, item: T) {
-    if (!props.rowHref) return;
-    // Let links, buttons, disclosures, text selection and modified clicks behave normally.
-    if ((e.target as HTMLElement).closest('a, button, input, label, summary, details') || window.getSelection()?.toString()) return;
-    navigate(props.rowHref(item));
-  }
 
   const chosen = items ? items.filter((i) => selected.has(rowKey(i))) : [];
   async function runBulk(action: BulkAction<T>) {
@@ -156,7 +151,6 @@ export function ListView<T>(props: ListViewProps<T>) {
       return next;
     });
 
-  const colCount = columns.length + (bulk ? 1 : 0);
   const hasFilters = !!query && ((props.filters?.length ?? 0) > 0 || !!props.search);
 
   return (
@@ -226,93 +220,145 @@ export function ListView<T>(props: ListViewProps<T>) {
               ))}
             </div>
           )}
-          <TableScroll>
-            <table
-              className={`list-table list-view${props.rowDetail ? ' with-detail' : ''}${props.tableClass ? ` ${props.tableClass}` : ''}`}
-              aria-busy={source.loading || undefined}
-            >
-              <thead>
-                <tr>
-                  {bulk && (
-                    <th scope="col" className="select-cell">
-                      <input
-                        type="checkbox"
-                        className="checkbox"
-                        aria-label="Select all"
-                        checked={chosen.length === items.length}
-                        onChange={(e) => setSelected(new Set(e.target.checked ? items.map(rowKey) : []))}
-                      />
-                    </th>
-                  )}
-                  {columns.map((c) => (
-                    <th key={c.key} scope="col" className={cellClass(c)}>
-                      {c.hiddenLabel ? <span className="visually-hidden">{c.label}</span> : c.label}
-                    </th>
-                  ))}
-                </tr>
-              </thead>
-              {items.map((item) => {
-                const key = rowKey(item);
-                const detail = props.rowDetail?.(item);
-                const extra = props.rowClass?.(item);
-                const cls = [props.rowHref ? 'clickable' : '', extra ?? ''].filter(Boolean).join(' ') || undefined;
-                return (
-                  <tbody key={key} className="list-row">
-                    <tr className={cls} onClick={props.rowHref ? (e) => openRow(e, item) : undefined}>
-                      {bulk && (
-                        <td className="select-cell">
-                          <input
-                            type="checkbox"
-                            className="checkbox"
-                            aria-label="Select"
-                            checked={selected.has(key)}
-                            onChange={(e) => toggle(key, e.target.checked)}
-                          />
-                        </td>
-                      )}
-                      {columns.map((c) => (
-                        <td key={c.key} className={cellClass(c)}>
-                          {!c.hiddenLabel && (
-                            <span className="cell-label" aria-hidden="true">
-                              {c.label}
-                            </span>
-                          )}
-                          <div className="cell-value">{c.render(item)}</div>
-                        </td>
-                      ))}
-                    </tr>
-                    {detail && (
-                      <tr className={`row-detail${cls ? ` ${cls}` : ''}`} onClick={props.rowHref ? (e) => openRow(e, item) : undefined}>
-                        <td colSpan={colCount}>{detail}</td>
-                      </tr>
-                    )}
-                  </tbody>
-                );
-              })}
-            </table>
-          </TableScroll>
-          {source.moreError && <ErrorAlert problem={source.moreError} />}
-          <div className="list-footer">
-            <span className="muted">
-              {items.length} {items.length === 1 ? props.noun[0] : props.noun[1]}
-              {source.nextCursor ? ' shown' : ''}
-            </span>
-            {source.nextCursor && source.loadMore && (
-              <button
-                type="button"
-                className="btn btn-secondary"
-                onClick={() => void source.loadMore?.()}
-                disabled={source.loadingMore}
-                aria-busy={source.loadingMore || undefined}
-              >
-                {source.loadingMore && <Spinner />}
-                Load more
-              </button>
-            )}
-          </div>
+          <ListTable
+            columns={columns}
+            items={items}
+            rowKey={rowKey}
+            rowHref={props.rowHref}
+            rowClass={props.rowClass}
+            rowDetail={props.rowDetail}
+            tableClass={props.tableClass}
+            groupClass={props.groupClass}
+            busy={source.loading}
+            selection={bulk ? { selected, toggle, setAll: (on) => setSelected(new Set(on ? items.map(rowKey) : [])) } : undefined}
+          />
+          <ListFooter source={source} count={items.length} noun={props.noun} />
         </>
       )}
     </>
+  );
+}
+
+/** Under a list: how many are shown and "Load more" while there are more pages. */
+export function ListFooter({ source, count, noun }: { source: ListSource<unknown>; count: number; noun: [string, string] }) {
+  return (
+    <>
+      {source.moreError && <ErrorAlert problem={source.moreError} />}
+      <div className="list-footer">
+        <span className="muted">
+          {count} {count === 1 ? noun[0] : noun[1]}
+          {source.nextCursor ? ' shown' : ''}
+        </span>
+        {source.nextCursor && source.loadMore && (
+          <button
+            type="button"
+            className="btn btn-secondary"
+            onClick={() => void source.loadMore?.()}
+            disabled={source.loadingMore}
+            aria-busy={source.loadingMore || undefined}
+          >
+            {source.loadingMore && <Spinner />}
+            Load more
+          </button>
+        )}
+      </div>
+    </>
+  );
+}
+
+export interface ListTableProps<T> {
+  columns: Column<T>[];
+  items: T[];
+  rowKey?: (item: T) => string;
+  /** The whole row opens this page (links and buttons inside keep their own click). */
+  rowHref?: (item: T) => string;
+  rowClass?: (item: T) => string | undefined;
+  /** A line under the row spanning every column (e.g. the error of a failed email). */
+  rowDetail?: (item: T) => ReactNode;
+  tableClass?: string;
+  groupClass?: string;
+  busy?: boolean;
+  /** Ticking rows (ListView's bulk actions). */
+  selection?: { selected: Set<string>; toggle: (key: string, on: boolean) => void; setAll: (on: boolean) => void };
+}
+
+/**
+ * The table of a list, also on its own inside a record (deliveries, attachments): a card per row on a
+ * narrow screen, secondary columns dropped on a mid-size one, a scroll hint when it still does not fit.
+ */
+export function ListTable<T>(props: ListTableProps<T>) {
+  const { columns, items, rowKey = defaultKey, selection } = props;
+  const colCount = columns.length + (selection ? 1 : 0);
+
+  function openRow(e: MouseEvent<HTMLElement>, item: T) {
+    if (!props.rowHref) return;
+    // Let links, buttons, disclosures, text selection and modified clicks behave normally.
+    if ((e.target as HTMLElement).closest('a, button, input, label, summary, details') || window.getSelection()?.toString()) return;
+    navigate(props.rowHref(item));
+  }
+
+  return (
+    <TableScroll>
+      <table
+        className={`list-table list-view${props.rowDetail ? ' with-detail' : ''}${props.tableClass ? ` ${props.tableClass}` : ''}`}
+        aria-busy={props.busy || undefined}
+      >
+        <thead>
+          <tr>
+            {selection && (
+              <th scope="col" className="select-cell">
+                <input
+                  type="checkbox"
+                  className="checkbox"
+                  aria-label="Select all"
+                  checked={items.length > 0 && items.every((i) => selection.selected.has(rowKey(i)))}
+                  onChange={(e) => selection.setAll(e.target.checked)}
+                />
+              </th>
+            )}
+            {columns.map((c) => (
+              <th key={c.key} scope="col" className={cellClass(c)}>
+                {c.hiddenLabel ? <span className="visually-hidden">{c.label}</span> : c.label}
+              </th>
+            ))}
+          </tr>
+        </thead>
+        {items.map((item) => {
+          const key = rowKey(item);
+          const detail = props.rowDetail?.(item);
+          const extra = props.rowClass?.(item);
+          const cls = [props.rowHref ? 'clickable' : '', extra ?? ''].filter(Boolean).join(' ') || undefined;
+          const open = props.rowHref ? (e: MouseEvent<HTMLElement>) => openRow(e, item) : undefined;
+          return (
+            <tbody key={key} className={props.groupClass ? `list-row ${props.groupClass}` : 'list-row'}>
+              <tr className={cls} onClick={open}>
+                {selection && (
+                  <td className="select-cell">
+                    <input
+                      type="checkbox"
+                      className="checkbox"
+                      aria-label="Select"
+                      checked={selection.selected.has(key)}
+                      onChange={(e) => selection.toggle(key, e.target.checked)}
+                    />
+                  </td>
+                )}
+                {columns.map((c) => (
+                  <td key={c.key} className={cellClass(c)} data-label={c.hiddenLabel ? undefined : c.label}>
+                    <div className="cell-value">{c.render(item)}</div>
+                  </td>
+                ))}
+              </tr>
+              {detail && (
+                <tr className={`row-detail${cls ? ` ${cls}` : ''}`} onClick={open}>
+                  <td colSpan={colCount}>{detail}</td>
+                </tr>
+              )}
+            </tbody>
+          );
+        })}
+      </table>
+    </TableScroll>
   );
 }
 

@@ -1,54 +1,35 @@
-import { api } from './api.ts';
+import { api, type MailServer } from './api.ts';
 import { authTypeLabel } from './auth-type-label.ts';
+import type { Column } from './list-view.tsx';
 import { Link } from './router.tsx';
 import { mailServerPath, paths } from './routes.ts';
-import { ServerListPage } from './server-list-page.tsx';
-import { TokenStatusBadge } from './token-status-badge.tsx';
-import { useItems } from './use-items.ts';
+import { ConnectionCell, ownerColumn, ServerListPage } from './server-list-page.tsx';
+
+const columns: Column<MailServer>[] = [
+  { key: 'name', label: 'Description', render: (s) => <Link to={mailServerPath(s.id)}>{s.name || '(no description)'}</Link> },
+  { key: 'username', label: 'Username', className: 'message-address-cell', render: (s) => s.username },
+  ownerColumn<MailServer>(),
+  { key: 'auth', label: 'Authenticate Using', priority: 2, render: (s) => authTypeLabel(s.authType) },
+  { key: 'smtp', label: 'SMTP Server', priority: 2, render: (s) => `${s.smtpHost}:${s.smtpPort}` },
+  { key: 'priority', label: 'Priority', className: 'num', priority: 2, render: (s) => s.priority },
+  { key: 'status', label: 'Status', render: (s) => <ConnectionCell server={s} /> },
+];
 
 export function MailServerList() {
-  const { items, error } = useItems(api.listMailServers);
   return (
     <ServerListPage
       title="Mail Servers"
+      path={paths.mailServers}
       addPath={paths.mailServerNew}
       pathOf={mailServerPath}
-      items={items}
-      error={error}
+      load={api.listMailServersFiltered}
+      columns={columns}
       empty={
         <>
           <p className="empty-title">No mail servers yet.</p>
           <p className="muted">Add your company's Microsoft 365 mailbox to send email with Outlook OAuth Authentication.</p>
         </>
       }
-      head={
-        <>
-          <th scope="col">Description</th>
-          <th scope="col">Username</th>
-          <th scope="col">Authenticate Using</th>
-          <th scope="col">SMTP Server</th>
-          <th scope="col" className="num">
-            Priority
-          </th>
-          <th scope="col">Status</th>
-        </>
-      }
-      cells={(s) => (
-        <>
-          <td>
-            <Link to={mailServerPath(s.id)}>{s.name || '(no description)'}</Link>
-          </td>
-          <td>{s.username}</td>
-          <td>{authTypeLabel(s.authType)}</td>
-          <td>
-            {s.smtpHost}:{s.smtpPort}
-          </td>
-          <td className="num">{s.priority}</td>
-          <td>
-            <TokenStatusBadge status={s.tokenStatus} />
-          </td>
-        </>
-      )}
     />
   );
 }

@@ -14,6 +14,8 @@ interface RecordLayoutProps {
   /** The page title once the record is loaded; `fallbackTitle` before. */
   title: string | null;
   fallbackTitle: string;
+  /** The last crumb when it is not the title (e.g. the webhook's URL above "Delivery log"). */
+  crumb?: string | null;
   /** The trail above the title, e.g. Settings / Technical / Emails; this record is added last. */
   crumbs: Crumb[];
   /** The record's state (a StatusBadge), beside the title. */
@@ -46,12 +48,12 @@ export function RecordLayout(props: RecordLayoutProps) {
               <span aria-hidden="true"> / </span>
             </span>
           ))}
-          <span>{props.title ?? '…'}</span>
+          <span>{(props.crumb === undefined ? props.title : props.crumb) ?? '…'}</span>
         </p>
-        <h1>
-          {title}
-          {props.status && <span className="record-status"> {props.status}</span>}
-        </h1>
+        <div className="record-title">
+          <h1>{title}</h1>
+          {props.status && <span className="record-status">{props.status}</span>}
+        </div>
       </div>
       {props.actions && <div className="page-actions">{props.actions}</div>}
     </div>

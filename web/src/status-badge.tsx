@@ -86,3 +86,8 @@ export function StatusBadge<K extends StatusKind>({ kind, state, label, title }:
     </span>
   );
 }
+
+/** Queued and sending messages change by themselves: pages showing them refresh. */
+export function messageIsPending(state: MessageState): boolean {
+  return state === 'queued' || state === 'sending';
+}

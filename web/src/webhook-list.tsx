@@ -3,7 +3,7 @@ import { asApiError, api, ApiError, type CreatedWebhook, type Webhook } from './
 import { ErrorAlert } from './error-alert.tsx';
 import { fieldA11y } from './field-a11y.ts';
 import { FormField } from './form-field.tsx';
-import { formatDateTime } from './format-date-time.ts';
+import { ListView, type Column } from './list-view.tsx';
 import { Notice } from './notice.tsx';
 import { Link, useFlashNotice } from './router.tsx';
 import { webhookPath } from './routes.ts';
@@ -11,7 +11,8 @@ import { ShownOnceSecret } from './shown-once-secret.tsx';
 import { Spinner } from './spinner.tsx';
 import { useItems } from './use-items.ts';
 import { useSecretCreate } from './use-secret-create.ts';
-import { useTitle } from './use-title.ts';
+import { StatusBadge } from './status-badge.tsx';
+import { TimeText } from './time-text.tsx';
 import { WebhookSignatureExample } from './webhook-signature-example.tsx';
 
 type FieldName = 'url' | 'description';
@@ -32,7 +33,6 @@ function withoutSecret(created: CreatedWebhook): Webhook {
 
 /** Settings › Technical › Webhooks: where incoming messages are posted, with a signing secret each. */
 export function WebhookList() {
-  useTitle('Webhooks');
   const [flash] = useFlashNotice();
   const { items, error: loadError, setItems, reload: load } = useItems(api.listWebhooks);
 
@@ -110,149 +110,130 @@ export function WebhookList() {
     </FormField>
   );
 
-  return (
-    <>
-      <div className="page-header">
-        <div>
-          <p className="breadcrumb">Settings / Technical</p>
-          <h1>Webhooks</h1>
-        </div>
-      </div>
-
-      {notice && <Notice>{notice}</Notice>}
-      {rowError && <ErrorAlert problem={rowError} showCode={rowError.status >= 500} />}
-
-      <section className="card api-key-create" aria-labelledby="webhook-create-heading">
-        <h2 id="webhook-create-heading">Add a webhook</h2>
-        {formError && <ErrorAlert problem={formError} showCode={formError.status >= 500} />}
-        <form className="api-key-form webhook-form" onSubmit={create} noValidate>
-          {field(
-            'url',
-            <input
-              {...a11y('url')}
-              type="url"
-              inputMode="url"
-              autoComplete="off"
-              spellCheck={false}
-              placeholder="https://erp.example.com/mailroom/inbound"
-              value={url}
-              onChange={(e) => setUrl(e.target.value)}
-            />,
-          )}
-          {field(
-            'description',
-            <input
-              {...a11y('description')}
-              type="text"
-              autoComplete="off"
-              maxLength={200}
-              value={description}
-              onChange={(e) => setDescription(e.target.value)}
-            />,
-          )}
-          <div className="field field-actions">
-            <div className="field-control">
-              <button type="submit" className="btn btn-primary" disabled={creating} aria-busy={creating || undefined}>
-                {creating && <Spinner />}
-                Add webhook
-              </button>
-            </div>
-          </div>
-        </form>
-
-        {created ? (
-          <ShownOnceSecret
-            className="webhook-secret"
-            message={<>Webhook {created.url} added.</>}
-            inputId={SECRET_ID}
-            label="Signing secret"
-            secret={created.secret}
-            onDone={() => setCreated(null)}
+  const columns: Column<Webhook>[] = [
+    {
+      key: 'url',
+      label: 'URL',
+      className: 'webhook-url',
+      render: (w) => (
+        <Link id={`webhook-row-${w.id}`} to={webhookPath(w.id)} title={`${w.url} — delivery log`}>
+          {w.url}
+        </Link>
+      ),
+    },
+    { key: 'description', label: 'Description', render: (w) => w.description ?? <span className="muted">—</span> },
+    { key: 'active', label: 'Active', render: (w) => <StatusBadge kind="active" state={w.active ? 'active' : 'disabled'} /> },
+    { key: 'created', label: 'Created', className: 'nowrap', priority: 2, render: (w) => <TimeText iso={w.createdAt} format="short" /> },
+    {
+      key: 'actions',
+      label: 'Actions',
+      hiddenLabel: true,
+      className: 'actions',
+      render: (w) => (
+        <div className="row-actions">
+          <Link to={webhookPath(w.id)} className="btn btn-secondary btn-small" aria-describedby={`webhook-row-${w.id}`}>
+            Delivery log
+          </Link>
+          <button
+            type="button"
+            className="btn btn-secondary btn-small"
+            onClick={() => toggle(w)}
+            disabled={busy !== null}
+            aria-busy={busy === w.id || undefined}
+            aria-describedby={`webhook-row-${w.id}`}
           >
-            <WebhookSignatureExample />
-          </ShownOnceSecret>
-        ) : (
-          <details className="signature-details">
-            <summary>How your application checks that a delivery comes from Mailroom</summary>
-            <WebhookSignatureExample />
-          </details>
-        )}
-      </section>
+            {w.active ? 'Disable' : 'Enable'}
+          </button>
+          <button
+            type="button"
+            className="btn btn-danger btn-small"
+            onClick={() => remove(w)}
+            disabled={busy !== null}
+            aria-describedby={`webhook-row-${w.id}`}
+          >
+            Delete
+          </button>
+        </div>
+      ),
+    },
+  ];
 
-      {loadError && <ErrorAlert problem={loadError} />}
-      {!items && !loadError && <p className="loading">Loading…</p>}
-      {items && items.length === 0 && (
-        <div className="card empty-state">
+  return (
+    <ListView
+      title="Webhooks"
+      intro={
+        <>
+            {notice && <Notice>{notice}</Notice>}
+            {rowError && <ErrorAlert problem={rowError} showCode={rowError.status >= 500} />}
+
+            <section className="card api-key-create" aria-labelledby="webhook-create-heading">
+              <h2 id="webhook-create-heading">Add a webhook</h2>
+              {formError && <ErrorAlert problem={formError} showCode={formError.status >= 500} />}
+              <form className="api-key-form webhook-form" onSubmit={create} noValidate>
+                {field(
+                  'url',
+                  <input
+                    {...a11y('url')}
+                    type="url"
+                    inputMode="url"
+                    autoComplete="off"
+                    spellCheck={false}
+                    placeholder="https://erp.example.com/mailroom/inbound"
+                    value={url}
+                    onChange={(e) => setUrl(e.target.value)}
+                  />,
+                )}
+                {field(
+                  'description',
+                  <input
+                    {...a11y('description')}
+                    type="text"
+                    autoComplete="off"
+                    maxLength={200}
+                    value={description}
+                    onChange={(e) => setDescription(e.target.value)}
+                  />,
+                )}
+                <div className="field field-actions">
+                  <div className="field-control">
+                    <button type="submit" className="btn btn-primary" disabled={creating} aria-busy={creating || undefined}>
+                      {creating && <Spinner />}
+                      Add webhook
+                    </button>
+                  </div>
+                </div>
+              </form>
+
+              {created ? (
+                <ShownOnceSecret
+                  className="webhook-secret"
+                  message={<>Webhook {created.url} added.</>}
+                  inputId={SECRET_ID}
+                  label="Signing secret"
+                  secret={created.secret}
+                  onDone={() => setCreated(null)}
+                >
+                  <WebhookSignatureExample />
+                </ShownOnceSecret>
+              ) : (
+                <details className="signature-details">
+                  <summary>How your application checks that a delivery comes from Mailroom</summary>
+                  <WebhookSignatureExample />
+                </details>
+              )}
+            </section>
+        </>
+      }
+      columns={columns}
+      source={{ items, error: loadError }}
+      rowClass={(w) => (w.active ? undefined : 'revoked')}
+      noun={['webhook', 'webhooks']}
+      empty={
+        <>
           <p className="empty-title">No webhooks yet.</p>
           <p className="muted">Add one to have every incoming message posted to your application.</p>
-        </div>
-      )}
-      {items && items.length > 0 && (
-        <div className="card table-card">
-          <table className="list-table">
-            <thead>
-              <tr>
-                <th scope="col">URL</th>
-                <th scope="col">Description</th>
-                <th scope="col">Active</th>
-                <th scope="col">Created</th>
-                <th scope="col">
-                  <span className="visually-hidden">Actions</span>
-                </th>
-              </tr>
-            </thead>
-            <tbody>
-              {items.map((w) => {
-                const urlId = `webhook-row-${w.id}`;
-                return (
-                  <tr key={w.id} className={w.active ? undefined : 'revoked'}>
-                    <td id={urlId} className="webhook-url">
-                      <Link to={webhookPath(w.id)} title={`${w.url} — delivery log`}>
-                        {w.url}
-                      </Link>
-                    </td>
-                    <td>{w.description ?? <span className="muted">—</span>}</td>
-                    <td>
-                      {w.active ? (
-                        <span className="badge badge-active">Active</span>
-                      ) : (
-                        <span className="badge badge-revoked">Disabled</span>
-                      )}
-                    </td>
-                    <td className="nowrap">{formatDateTime(w.createdAt)}</td>
-                    <td className="actions">
-                      <div className="row-actions">
-                        <Link to={webhookPath(w.id)} className="btn btn-secondary btn-small" aria-describedby={urlId}>
-                          Delivery log
-                        </Link>
-                        <button
-                          type="button"
-                          className="btn btn-secondary btn-small"
-                          onClick={() => toggle(w)}
-                          disabled={busy !== null}
-                          aria-busy={busy === w.id || undefined}
-                          aria-describedby={urlId}
-                        >
-                          {w.active ? 'Disable' : 'Enable'}
-                        </button>
-                        <button
-                          type="button"
-                          className="btn btn-danger btn-small"
-                          onClick={() => remove(w)}
-                          disabled={busy !== null}
-                          aria-describedby={urlId}
-                        >
-                          Delete
-                        </button>
-                      </div>
-                    </td>
-                  </tr>
-                );
-              })}
-            </tbody>
-          </table>
-        </div>
-      )}
-    </>
+        </>
+      }
+    />
   );
 }

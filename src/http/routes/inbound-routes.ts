@@ -93,6 +93,17 @@ export function inboundRoutes(app: FastifyInstance, mr: Mailroom, doc: ApiDoc): 
     return reply.type('message/rfc822').header('content-length', r.size).header('content-disposition', `inline; filename="${r.filename}"`).send(r.stream);
   });
 
+  doc.add('get', `${messages}/:id/attachments/:index`, 'One attachment of an imported message (index from 0, as listed in attachments), always as a download');
+  app.get<{ Params: { id: string; index: string } }>(`${messages}/:id/attachments/:index`, read, async (req, reply) => {
+    const a = await mr.inbound.attachment(req.params.id, req.params.index, inboundServerIds(req));
+    // Served as a download of opaque bytes, never rendered: a received HTML or SVG file runs no script here.
+    return reply
+      .type('application/octet-stream')
+      .header('x-content-type-options', 'nosniff')
+      .header('content-disposition', attachmentDisposition(a.filename))
+      .send(a.stream);
+  });
+
   const hooks = '/api/v1/webhooks';
   doc.add('get', hooks, 'List webhooks');
   app.get(hooks, admin, async () => ({ items: await mr.webhooks.list() }));
@@ -119,4 +130,10 @@ export function inboundRoutes(app: FastifyInstance, mr: Mailroom, doc: ApiDoc): 
 
   doc.add('post', '/api/v1/webhook-deliveries/:id/redeliver', 'Send a delivery again');
   app.post<IdParams>('/api/v1/webhook-deliveries/:id/redeliver', admin, async (req) => mr.webhooks.redeliver(req.params.id));
+}
+
+/** `attachment` with an ASCII fallback name and the exact one in RFC 5987 form (names are already safe: no quotes, no line breaks). */
+export function attachmentDisposition(filename: string): string {
+  const ascii = filename.replace(/[^\x20-\x7e]/g, '_').replace(/["\\]/g, '_');
+  return `attachment; filename="${ascii}"; filename*=UTF-8''${encodeURIComponent(filename).replace(/['()*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`)}`;
 }
