@@ -32,10 +32,7 @@ const CUT_FIELD_RULE = 'data-full-value attribute, or a Copy button in the same 
  * Fields of the server forms that still cut their values (those forms are being rebuilt separately):
  * `route|selector` pairs, to remove as each form passes.
  */
-const KNOWN_CUT_FIELDS = new Set<string>([
-  'mailServer|input#mail-server-name ("Mail Server Description")',
-  'mailServer|input#mail-server-clientId ("Client ID")',
-]);
+const KNOWN_CUT_FIELDS = new Set<string>([]);
 
 let peers: Peers;
 let mailroom: MailroomProcess;

@@ -408,6 +408,9 @@ export function ServerForm<S extends CommonServer, D extends { redirectUri: stri
             placeholder={kind.namePlaceholder}
             autoComplete="off"
             value={values.name}
+            // A long description is cut on a narrow screen: its whole text is the page title and the tooltip.
+            title={values.name}
+            data-full-value=""
             onChange={(e) => set('name', e.target.value)}
           />
         </FormField>
