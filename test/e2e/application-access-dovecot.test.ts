@@ -154,3 +154,33 @@ test('IMAP with application access: an incoming server fetches, and a mailbox ou
   assert.equal(refused.json.code, 'APP_IMAP_AUTHENTICATE_FAILED', JSON.stringify(refused.json));
   assert.ok(refused.json.fix.includes(`Add-MailboxPermission -Identity ${OUTSIDE}`), refused.json.fix);
 });
+
+test('POST /api/v1/mailboxes with an application-access template: the owner\'s mailbox sends with no sign-in', T, async () => {
+  const ANN = 'ann@example.test';
+  peers.authServer.setMailboxPermissions(CLIENT_ID, [SALES, BILLING, ANN]);
+  const r = await api('POST', '/api/v1/mailboxes', { templateServerId: ids.sales, owner: 'erp-user-42', mailbox: ANN, purposes: ['send'] });
+  assert.ok(r.status === 200 || r.status === 201, `${r.status} ${r.text}`);
+  assert.ok(r.json.serverId, r.text);
+  const server = (await api('GET', `/api/v1/mail-servers/${r.json.serverId}`)).json;
+  assert.equal(server.tokenSourceId, ids.sales);
+  assert.equal(server.access, 'application');
+  assert.equal(server.owner, 'erp-user-42');
+  assert.equal(server.username, ANN);
+  assert.equal(server.smtpPort, peers.dovecot.submissionPort);
+
+  const checked = await checkApplicationAccess(`/api/v1/mail-servers/${r.json.serverId}/connect`);
+  assert.equal(checked.status, 200, JSON.stringify(checked.body));
+  assert.equal(checked.body.status, 'valid');
+  assert.equal((await api('GET', `/api/v1/mail-servers/${r.json.serverId}`)).json.tokenStatus, 'valid');
+
+  const m = await api('POST', '/api/v1/messages', { owner: 'erp-user-42', to: [CUSTOMER], subject: 'From Ann, by the app', text: 'No sign-in.' });
+  assert.equal(m.status, 202, JSON.stringify(m.json));
+  const done = await waitFor('the message to settle', async () => {
+    const x = (await api('GET', `/api/v1/messages/${m.json.id}`)).json;
+    return ['sent', 'failed', 'held'].includes(x.state) ? x : undefined;
+  }, 60_000);
+  assert.equal(done.state, 'sent', JSON.stringify(done.lastError));
+  assert.equal(done.mailServerId, r.json.serverId, JSON.stringify(done));
+  const arrived = await peers.sink.waitForMessage((x) => x.raw.toString('latin1').includes('From Ann, by the app'), 30_000);
+  assert.equal(arrived.from.toLowerCase(), ANN);
+});
