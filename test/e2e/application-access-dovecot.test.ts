@@ -184,3 +184,28 @@ test('POST /api/v1/mailboxes with an application-access template: the owner\'s m
   const arrived = await peers.sink.waitForMessage((x) => x.raw.toString('latin1').includes('From Ann, by the app'), 30_000);
   assert.equal(arrived.from.toLowerCase(), ANN);
 });
+
+test('the in-app guide shows the Application access steps with this app\'s ids and the mailbox filled in', T, async () => {
+  const oid = peers.authServer.servicePrincipalId(CLIENT_ID);
+  const guide = await api('GET', `/api/v1/mail-servers/${ids.billing}/application-guide`);
+  assert.equal(guide.status, 200, guide.text);
+  assert.ok(guide.json.steps.some((s: { command?: string }) => s.command?.includes(`Add-MailboxPermission -Identity ${BILLING} -User ${oid} -AccessRights FullAccess`)), guide.text);
+
+  await page.goto(`${mailroom.baseUrl}/settings/technical/outlook-guide?server=${ids.billing}`);
+  const section = page.locator('section.guide-application');
+  await section.getByRole('heading', { name: 'Application access' }).waitFor();
+  const commands = await section.locator('pre.guide-command').allTextContents();
+  assert.ok(commands.some((c) => c.includes(`Add-MailboxPermission -Identity ${BILLING} -User ${oid} -AccessRights FullAccess`)), commands.join('\n---\n'));
+  assert.ok(commands.some((c) => c.includes(`New-ServicePrincipal -AppId ${CLIENT_ID} -ObjectId ${oid} -Organization ${peers.authServer.tenantId}`)), commands.join('\n---\n'));
+  assert.match(await section.textContent() ?? '', /reach every mailbox the tenant lets it/);
+
+  // A delegated server has no such steps, and the route says why.
+  const delegated = await api('POST', '/api/v1/mail-servers', { name: 'Delegated', username: SALES, clientId: CLIENT_ID, clientSecret: CLIENT_SECRET, smtpHost: '127.0.0.1', smtpPort: peers.dovecot.submissionPort, smtpSecurity: 'starttls' });
+  assert.equal(delegated.status, 201, delegated.text);
+  const refused = await api('GET', `/api/v1/mail-servers/${delegated.json.id}/application-guide`);
+  assert.equal(refused.status, 400, refused.text);
+  assert.ok(refused.json.error.fields.access, refused.text);
+  await page.goto(`${mailroom.baseUrl}/settings/technical/outlook-guide?server=${delegated.json.id}`);
+  await page.getByRole('heading', { name: 'Register the app' }).waitFor();
+  assert.equal(await page.locator('section.guide-application').count(), 0);
+});
