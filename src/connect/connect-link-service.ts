@@ -142,8 +142,8 @@ export class ConnectLinkService {
         const t = await findMailServer(this.deps.db, input.templateServerId);
         if (!t || t.direction !== 'outgoing') fields.templateServerId = 'No outgoing mail server with this id';
         else if (!oauthProviderOf(t)) fields.templateServerId = 'The template must authenticate with Outlook OAuth or Gmail OAuth: people connect by signing in';
+        else if (t.access === 'application') fields.templateServerId = 'The template uses application access: add the mailbox with POST /api/v1/mailboxes, nobody needs to sign in';
         else if (!t.clientSecretSealed) fields.templateServerId = 'The template has no client secret: complete its app registration first';
-        else if ((t as MailServerRecord & { access?: string }).access === 'application') fields.templateServerId = 'The template uses application access: add the mailbox with POST /api/v1/mailboxes, nobody needs to sign in';
       }
       if (!input.purposes) fields.purposes = 'Choose send, receive or both';
     } else if (input.templateServerId || input.purposes || input.loginHint) {
@@ -378,9 +378,7 @@ export class ConnectLinkService {
     const input = parseInput(createMailboxSchema, body);
     const template = await findMailServer(this.deps.db, input.templateServerId);
     if (!template || template.direction !== 'outgoing') throw validationError({ templateServerId: 'No outgoing mail server with this id' });
-    // `access` arrives with application access (client credentials); until a server has it, it is delegated.
-    const access = (template as MailServerRecord & { access?: string }).access ?? 'delegated';
-    if (access !== 'application') {
+    if (template.access !== 'application') {
       throw new MailroomError('MR_UNPROCESSABLE', `The mail server "${template.name}" uses delegated access: each person must sign in themselves.`, {
         field: 'templateServerId',
         fields: { templateServerId: 'The template must use Access: Application (no user sign-in); for delegated templates send a connect link (POST /api/v1/connect-links)' },
@@ -408,7 +406,6 @@ export class ConnectLinkService {
     const provider = oauthProviderOf(template)!;
     const existing = (await listOwnedServers(this.deps.db, owner, direction)).find((s) => s.username === account);
     const id = existing?.id ?? randomUUID();
-    const secret = this.deps.sealer.open(template.clientSecretSealed!, secretAad(template.id));
     let imap = null;
     let transport = template.transport;
     if (direction === 'incoming') {
@@ -422,7 +419,13 @@ export class ConnectLinkService {
       authType: template.authType,
       username: account,
       clientId: template.clientId,
-      clientSecretSealed: direction === 'incoming' || tokenSourceId ? null : this.deps.sealer.seal(secret, secretAad(id)),
+      // A server reusing the template's connection needs no credential of its own (and a certificate
+      // template has no secret to copy).
+      clientSecretSealed: direction === 'incoming' || tokenSourceId || !template.clientSecretSealed
+        ? null
+        : this.deps.sealer.seal(this.deps.sealer.open(template.clientSecretSealed, secretAad(template.id)), secretAad(id)),
+      access: template.access,
+      clientCredential: template.clientCredential,
       clientSecretExpiresAt: template.clientSecretExpiresAt,
       tenant: template.tenant,
       smtpHost: template.smtpHost,

@@ -1,4 +1,4 @@
-import { applicationConsentUrlOf } from '../servers/mail-server-service.ts';
+import { applicationConsentUrlOf, applicationGuideOf } from '../servers/mail-server-service.ts';
 import { accessIssues } from '../servers/mail-server-input.ts';
 import type { ApplicationContext, Evidence } from '../diagnose/evidence.ts';
 import { randomUUID } from 'node:crypto';
@@ -468,6 +468,11 @@ export class IncomingServerService {
 
   async adminConsentUrl(id: string): Promise<{ url: string }> {
     return applicationConsentUrlOf(await this.record(id), this.deps.config);
+  }
+
+  async applicationGuide(id: string): Promise<{ steps: import('../oauth/application-guide.ts').ApplicationGuideStep[] }> {
+    const s = await this.record(id);
+    return applicationGuideOf(s, await this.deps.tokens.applicationContext(s.id), this.deps.config);
   }
 
   /** Test & Confirm: XOAUTH2 login, open the folder, report its message count or the server's reply. */

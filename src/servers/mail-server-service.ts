@@ -3,6 +3,8 @@ import type { Config } from '../config/config.ts';
 import { redirectUri } from '../config/config.ts';
 import { explain } from '../diagnose/diagnose.ts';
 import { MailroomError, isMailroomError } from '../errors/errors.ts';
+import { type ApplicationGuideStep, applicationAccessGuide } from '../oauth/application-guide.ts';
+import type { ApplicationContext } from '../diagnose/evidence.ts';
 import { appFor, secretAad, tokenAad, type TokenManager } from '../oauth/token-manager.ts';
 import { oauthProviderOf, requireOAuthProvider } from '../oauth/oauth-providers.ts';
 import { applicationConsentUrl } from '../oauth/outlook.ts';
@@ -70,6 +72,23 @@ export function applicationConsentUrlOf(s: MailServerRecord, config: Config): { 
   }
   const app = requireOAuthProvider(s).app(s, config, { kind: 'secret', secret: '' });
   return { url: applicationConsentUrl(app, s.id) };
+}
+
+/**
+ * The guide's "Application access" steps for this server, filled in with its app, tenant, mailbox and
+ * (once a token told it) the Enterprise application's object id.
+ */
+export function applicationGuideOf(s: MailServerRecord, context: ApplicationContext | undefined, config: Config): { steps: ApplicationGuideStep[] } {
+  if (!context) {
+    throw new MailroomError('MR_VALIDATION', 'The Application access steps apply to Outlook servers with Access: Application.', { field: 'access', fields: { access: 'Set Access to Application first' } });
+  }
+  let consent: string | null = null;
+  try {
+    consent = applicationConsentUrlOf(s, config).url;
+  } catch {
+    // A server sharing another's connection: consent is given on that one.
+  }
+  return { steps: applicationAccessGuide({ ...context, adminConsentUrl: consent, transport: s.transport }) };
 }
 
 /** What the API and UI see of a mail server: never the client secret or a token. */
@@ -593,6 +612,11 @@ export class MailServerService {
   /** Microsoft's admin consent page for this app and tenant (application access only). */
   async adminConsentUrl(id: string): Promise<{ url: string }> {
     return applicationConsentUrlOf(await this.record(id), this.deps.config);
+  }
+
+  async applicationGuide(id: string): Promise<{ steps: ApplicationGuideStep[] }> {
+    const s = await this.record(id);
+    return applicationGuideOf(s, await this.deps.tokens.applicationContext(s.id), this.deps.config);
   }
 
   private async failure(s: MailServerRecord, e: unknown): Promise<CheckResult> {

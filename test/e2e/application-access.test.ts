@@ -162,3 +162,30 @@ test('application access with a certificate and no client secret: the client-cre
   assert.equal(s.clientSecretSet, false);
 });
 
+
+test('an incoming Graph server with application access fetches the mailbox with an app token, no sign-in', T, async () => {
+  const base = '/api/v1/incoming-servers';
+  const r = await api('POST', base, {
+    name: 'Graph app inbox — billing', serverType: 'graph', username: BILLING, clientId: CLIENT_ID, clientSecret: CLIENT_SECRET,
+    access: 'application', tenant: peers.authServer.tenantId, folder: 'INBOX', afterFetch: 'leave', intervalMinutes: 1440,
+  });
+  assert.equal(r.status, 201, JSON.stringify(r.json));
+  assert.equal(r.json.access, 'application');
+  const id = r.json.id as string;
+  graph.deliver(BILLING, `From: customer@remote.example\r\nTo: ${BILLING}\r\nSubject: For the app over Graph\r\nMessage-ID: <graph-app-inbox@example.test>\r\n\r\nHello\r\n`);
+  const t = await api('POST', `${base}/${id}/test`);
+  assert.equal(t.json.ok, true, JSON.stringify(t.json));
+  const fetchNow = await api('POST', `${base}/${id}/fetch`);
+  assert.equal(fetchNow.status, 202, fetchNow.text);
+  const fetched = await waitFor('the fetch to import mail', async () => {
+    const v = (await api('GET', `${base}/${id}`)).json;
+    return !v.fetch.running && v.importedCount >= 1 ? v : undefined;
+  }, 60_000);
+  assert.ok(fetched.importedCount >= 1, JSON.stringify(fetched.fetch));
+  assert.equal(fetched.tokenStatus, 'valid');
+  const inbound = await api('GET', `/api/v1/inbound-messages?incomingServerId=${id}`);
+  assert.equal(inbound.status, 200, inbound.text);
+  assert.ok(JSON.stringify(inbound.json).includes('For the app over Graph'), inbound.text.slice(0, 500));
+  // The app reached the mailbox by its address, not through /me (a delegated token's path).
+  assert.ok(graph.requests.some((x) => x.path.startsWith(`/v1.0/users/${encodeURIComponent(BILLING)}/`) && x.path.includes('messages') && x.status === 200));
+});

@@ -97,6 +97,12 @@ export interface AuthServer {
   /** Plain-HTTP endpoint the mail peers (Graph, Dovecot) ask about an app token: {active, appid, roles, aud, mailboxes}. */
   httpAppTokenUrl: string;
   /**
+   * Plain-HTTP endpoint Dovecot's Lua passdb asks "may this app token log in as this mailbox for this
+   * service?" (form token, user, service = imap | submission): answers `ok` or `denied: <why>`, as
+   * Exchange decides with SMTP.SendAsApp / IMAP.AccessAsApp and Add-MailboxPermission.
+   */
+  httpMailAccessUrl: string;
+  /**
    * The admin's "Upload certificate" in Azure › Certificates & secrets › Certificates: from now on the client
    * may authenticate with a client assertion signed by this certificate's key (PEM or DER). Returns its
    * SHA-1 thumbprint as Azure lists it.
@@ -766,7 +772,29 @@ export async function startAuthServer(opts: AuthServerOptions): Promise<AuthServ
     return true;
   }
 
+  const SERVICE_ROLES: Record<string, string> = { imap: 'IMAP.AccessAsApp', submission: 'SMTP.SendAsApp' };
+  function mailAccess(form: URLSearchParams): string {
+    const info = appTokenInfo(form.get('token') ?? '');
+    if (info.active !== true) return 'denied: token not valid';
+    if (info.aud !== OUTLOOK_APP_RESOURCE) return 'denied: token not issued for Exchange Online';
+    const role = SERVICE_ROLES[form.get('service') ?? ''];
+    if (!role || !Array.isArray(info.roles) || !info.roles.includes(role)) return `denied: role ${role ?? '?'} missing`;
+    const user = (form.get('user') ?? '').toLowerCase();
+    if (!(info.mailboxes as string[]).includes(user)) return `denied: no mailbox permission on ${user}`;
+    return 'ok';
+  }
+
   httpServer.on('request', (req: http.IncomingMessage, res: http.ServerResponse) => {
+    if (req.method === 'POST' && req.url === '/mail-access') {
+      let body = '';
+      req.setEncoding('utf8');
+      req.on('data', (c: string) => {
+        body += c;
+        if (body.length > 64 * 1024) req.destroy();
+      });
+      req.on('end', () => res.writeHead(200, { 'content-type': 'text/plain' }).end(mailAccess(new URLSearchParams(body))));
+      return;
+    }
     if (req.method === 'POST' && req.url === '/app-token') {
       let body = '';
       req.setEncoding('utf8');
@@ -822,6 +850,7 @@ export async function startAuthServer(opts: AuthServerOptions): Promise<AuthServ
     },
     servicePrincipalId,
     httpAppTokenUrl: `http://127.0.0.1:${httpPort}/app-token`,
+    httpMailAccessUrl: `http://127.0.0.1:${httpPort}/mail-access`,
     registerCertificate: (clientId, certificate) => assertions.register(clientId, certificate).thumbprint,
     removeCertificate: (clientId, thumbprint) => assertions.remove(clientId, thumbprint),
     certificateThumbprints: (clientId) => assertions.thumbprints(clientId),

@@ -29,6 +29,11 @@ export interface DovecotOptions {
    * more connections per login and imap process.
    */
   connections?: number;
+  /**
+   * Application (client-credentials) tokens: a Lua passdb asks this URL (AuthServer.httpMailAccessUrl) whether
+   * the app may use the mailbox for the service, since the oauth2 passdb only compares the token's user.
+   */
+  mailAccessUrl?: string;
 }
 
 export interface Dovecot {
@@ -141,6 +146,12 @@ ${o.passwords ? `passdb {
   mechanisms = plain login
   args = scheme=PLAIN username_format=%Lu ${dir}/users
 }
+` : ''}${o.mailAccessUrl ? `# App tokens (JWTs) first; anything else is no user here and goes on to the oauth2 passdb.
+passdb {
+  driver = lua
+  mechanisms = xoauth2 oauthbearer
+  args = file=${dir}/app-access.lua blocking=yes
+}
 ` : ''}passdb {
   driver = oauth2
   mechanisms = xoauth2 oauthbearer
@@ -228,6 +239,40 @@ timeout_msecs = 5000
 `;
 }
 
+/**
+ * Exchange's decision for an app token: the peer knows the app's roles and mailbox permissions. Only
+ * JWT-shaped tokens and plain mailbox names reach the shell, so nothing in them can be a shell word.
+ */
+function appAccessLua(url: string): string {
+  return `local URL = ${JSON.stringify(url)}
+function auth_passdb_lookup(req)
+  return dovecot.auth.PASSDB_RESULT_USER_UNKNOWN, "no lookup"
+end
+function auth_password_verify(req, pass)
+  if not pass:match("^[%w_-]+%.[%w_-]+%.[%w_-]+$") then
+    return dovecot.auth.PASSDB_RESULT_USER_UNKNOWN, "not an app token"
+  end
+  local user = req.user or ""
+  if not user:match("^[%w._+@-]+$") then
+    return dovecot.auth.PASSDB_RESULT_PASSWORD_MISMATCH, "unusable user name"
+  end
+  local service = req.service == "imap" and "imap" or "submission"
+  local h = io.popen("curl -s -m 5 --data-urlencode token=" .. pass .. " --data-urlencode user=" .. user ..
+    " --data-urlencode service=" .. service .. " " .. URL)
+  local answer = h:read("*a") or ""
+  h:close()
+  if answer == "ok" then
+    return dovecot.auth.PASSDB_RESULT_OK, ""
+  end
+  if answer:sub(1, 7) == "denied:" then
+    req:log_info("app token refused: " .. answer)
+    return dovecot.auth.PASSDB_RESULT_PASSWORD_MISMATCH, answer
+  end
+  return dovecot.auth.PASSDB_RESULT_INTERNAL_FAILURE, "mail access check failed"
+end
+`;
+}
+
 async function launch(dir: string, o: DovecotOptions) {
   const [imap = 0, imaps = 0, submission = 0, submissions = 0] = await freePorts(4);
   const ports = { imap, imaps, submission, submissions };
@@ -268,6 +313,7 @@ export async function startDovecot(o: DovecotOptions): Promise<Dovecot> {
     await mkdir(mailDir);
     await chown(mailDir, ...(await ids(MAIL_UID, MAIL_GID)));
     await writeFile(join(dir, 'oauth2.conf.ext'), oauth2Config(o), { mode: 0o644 });
+    if (o.mailAccessUrl) await writeFile(join(dir, 'app-access.lua'), appAccessLua(o.mailAccessUrl), { mode: 0o644 });
     if (o.passwords) {
       await writeFile(join(dir, 'users'), Object.entries(o.passwords).map(([u, p]) => `${u.toLowerCase()}:{PLAIN}${p}\n`).join(''), { mode: 0o644 });
     }

@@ -98,6 +98,7 @@ export async function startPeers(opts: PeersOptions): Promise<Peers> {
       ...(opts.google && { scopes: [GOOGLE_MAIL_SCOPE] }),
       ...(opts.passwords && { passwords: opts.passwords }),
       ...(opts.connections && { connections: opts.connections }),
+      ...(!opts.google && { mailAccessUrl: authServer.httpMailAccessUrl }),
     });
     dovecot = started;
     stops.push(() => started.stop());

@@ -787,6 +787,13 @@ const hook = (id: string) => `/api/v1/webhooks/${encodeURIComponent(id)}`;
 
 /** The two kinds of server share their connection routes under their own base. */
 export type ServerBase = 'mail-servers' | 'incoming-servers';
+
+/** One step of the guide's Application access variant, filled in by the server; `command` is Exchange Online PowerShell. */
+export interface ApplicationGuideStep {
+  title: string;
+  text: string;
+  command?: string;
+}
 const serverPath = (base: ServerBase, id: string) => (base === 'mail-servers' ? ms(id) : inc(id));
 
 /** The public certificate for download: .pem or .cer (DER); `pending` for a rolled one not yet in use. */
@@ -937,5 +944,6 @@ export const api = {
   importCertificate: <S>(base: ServerBase, id: string, body: CertificateImport) => request<S>('POST', `${serverPath(base, id)}/certificate/import`, body),
   rollCertificate: <S>(base: ServerBase, id: string) => request<S>('POST', `${serverPath(base, id)}/certificate/roll`, {}),
   adminConsentUrl: (base: ServerBase, id: string) => request<{ url: string }>('GET', `${serverPath(base, id)}/admin-consent-url`),
+  applicationGuide: (base: ServerBase, id: string) => request<{ steps: ApplicationGuideStep[] }>('GET', `${serverPath(base, id)}/application-guide`),
   liftSuppression: (address: string) => request<void>('DELETE', `/api/v1/suppressions/${encodeURIComponent(address)}`),
 };

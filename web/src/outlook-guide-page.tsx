@@ -4,6 +4,7 @@ import {
   api,
   asApiError,
   ApiError,
+  type ApplicationGuideStep,
   type IncomingServer,
   type MailServer,
   type MailServerDefaults,
@@ -202,6 +203,14 @@ export function OutlookGuidePage() {
           </>
         )}
       </section>
+
+      {current?.server.access === 'application' && (
+        <ApplicationAccessSteps
+          base={current.direction === 'incoming' ? 'incoming-servers' : 'mail-servers'}
+          id={current.server.id}
+          name={current.server.name}
+        />
+      )}
 
       <Step active={active} n={1} title="Register the app">
         <p>
@@ -421,5 +430,47 @@ function ServerGroup({ label, servers, unnamed }: { label: string; servers: Arra
         </option>
       ))}
     </optgroup>
+  );
+}
+
+/**
+ * Access: Application — no user sign-in: the steps for this server with its app, tenant, mailbox and
+ * PowerShell commands filled in by Mailroom (the same values its error explanations use).
+ */
+function ApplicationAccessSteps({ base, id, name }: { base: 'mail-servers' | 'incoming-servers'; id: string; name: string }) {
+  const [steps, setSteps] = useState<ApplicationGuideStep[] | null>(null);
+  const [error, setError] = useState<ApiError | null>(null);
+  useEffect(() => {
+    let cancelled = false;
+    setSteps(null);
+    api.applicationGuide(base, id).then(
+      (r) => !cancelled && setSteps(r.steps),
+      (e: unknown) => !cancelled && setError(asApiError(e)),
+    );
+    return () => {
+      cancelled = true;
+    };
+  }, [base, id]);
+  return (
+    <section className="card guide-application" aria-labelledby="guide-application-heading">
+      <h2 id="guide-application-heading">Application access</h2>
+      <p>
+        “{name}” uses <strong>Application — no user sign-in</strong>: the app acts for itself, so nobody signs in and no
+        refresh token can expire. It can reach every mailbox the tenant lets it: scope it to the mailboxes Mailroom serves.
+      </p>
+      {error && <ErrorAlert problem={error} />}
+      {!steps && !error && <p className="loading">Loading…</p>}
+      {steps && (
+        <ol className="guide-application-steps">
+          {steps.map((step) => (
+            <li key={step.title}>
+              <strong>{step.title}</strong>
+              <p>{step.text}</p>
+              {step.command && <pre className="mono guide-command">{step.command}</pre>}
+            </li>
+          ))}
+        </ol>
+      )}
+    </section>
   );
 }

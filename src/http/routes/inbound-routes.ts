@@ -63,6 +63,8 @@ export function inboundRoutes(app: FastifyInstance, mr: Mailroom, doc: ApiDoc): 
 
   doc.add('get', `${servers}/:id/admin-consent-url`, 'Microsoft\'s admin consent page for this app and tenant (Access: Application)');
   app.get<IdParams>(`${servers}/:id/admin-consent-url`, admin, async (req) => mr.incoming.adminConsentUrl(req.params.id));
+  doc.add('get', `${servers}/:id/application-guide`, 'The guide\'s Application access steps filled in with this server\'s app, tenant, mailbox and PowerShell commands (Access: Application)');
+  app.get<IdParams>(`${servers}/:id/application-guide`, admin, async (req) => mr.incoming.applicationGuide(req.params.id));
 
   doc.add('post', `${servers}/:id/disconnect`, 'Disconnect: forget this server\'s tokens');
   app.post<IdParams>(`${servers}/:id/disconnect`, admin, async (req) => {

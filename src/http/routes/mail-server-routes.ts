@@ -89,6 +89,8 @@ export function mailServerRoutes(app: FastifyInstance, mr: Mailroom, doc: ApiDoc
 
   doc.add('get', `${base}/:id/admin-consent-url`, 'Microsoft\'s admin consent page for this app and tenant (Access: Application)');
   app.get<IdParams>(`${base}/:id/admin-consent-url`, guard, async (req) => mr.servers.adminConsentUrl(req.params.id));
+  doc.add('get', `${base}/:id/application-guide`, 'The guide\'s Application access steps filled in with this server\'s app, tenant, mailbox and PowerShell commands (Access: Application)');
+  app.get<IdParams>(`${base}/:id/application-guide`, guard, async (req) => mr.servers.applicationGuide(req.params.id));
 
   doc.add('post', `${base}/:id/disconnect`, 'Disconnect: forget this server\'s tokens');
   app.post<IdParams>(`${base}/:id/disconnect`, guard, async (req) => {
