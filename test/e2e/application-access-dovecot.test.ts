@@ -117,7 +117,7 @@ test('SMTP: a mailbox outside the app\'s mailbox permissions fails Test Connecti
   assert.equal(r.status, 201, JSON.stringify(r.json));
   const t = await api('POST', `/api/v1/mail-servers/${r.json.id}/test`);
   assert.equal(t.json.ok, false, JSON.stringify(t.json));
-  assert.equal(t.json.code, 'APP_SMTP_535_5.7.3', JSON.stringify(t.json));
+  assert.equal(t.json.code, 'SMTP_APP_535_5.7.3', JSON.stringify(t.json));
   const oid = peers.authServer.servicePrincipalId(CLIENT_ID);
   assert.ok(t.json.fix.includes(`Add-MailboxPermission -Identity ${OUTSIDE} -User ${oid} -AccessRights FullAccess`), t.json.fix);
   assert.ok(t.json.fix.includes(`New-ServicePrincipal -AppId ${CLIENT_ID} -ObjectId ${oid}`), t.json.fix);
@@ -151,7 +151,7 @@ test('IMAP with application access: an incoming server fetches, and a mailbox ou
   assert.equal(outside.status, 201, JSON.stringify(outside.json));
   const refused = await api('POST', `${base}/${outside.json.id}/test`);
   assert.equal(refused.json.ok, false, JSON.stringify(refused.json));
-  assert.equal(refused.json.code, 'APP_IMAP_AUTHENTICATE_FAILED', JSON.stringify(refused.json));
+  assert.equal(refused.json.code, 'IMAP_APP_AUTHENTICATE_FAILED', JSON.stringify(refused.json));
   assert.ok(refused.json.fix.includes(`Add-MailboxPermission -Identity ${OUTSIDE}`), refused.json.fix);
 });
 
