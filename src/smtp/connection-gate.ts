@@ -130,6 +130,8 @@ abstract class Gate implements ConnectionGate {
 /** One instance's connections: a count (SQLite, where one instance owns the outbox). */
 class LocalGate extends Gate {
   used = 0;
+  /** Set while a slot is given back unused (see quietly). */
+  private quiet = false;
 
   protected async take(): Promise<Release | null> {
     if (this.used >= this.limit) return null;
@@ -139,9 +141,30 @@ class LocalGate extends Gate {
       if (done) return;
       done = true;
       this.used--;
-      this.emit('freed');
+      if (!this.quiet) this.emit('freed');
     };
   }
+
+  /**
+   * A slot given back unused, at once (the mailbox's own slot was not free): no 'freed' event. Each
+   * 'freed' makes every pool try again, and a pool whose mailbox is still full would take and give
+   * back the instance's slot in a loop of promises that never lets I/O run. A waiter looks again
+   * within POLL_MS.
+   */
+  static quietly(release: () => void, gate: ConnectionGate): void {
+    if (!(gate instanceof LocalGate)) return release();
+    gate.quiet = true;
+    try {
+      release();
+    } finally {
+      gate.quiet = false;
+    }
+  }
+}
+
+/** Gives back a slot of `gate` that was never used, without waking the gate's other waiters. */
+export function releaseUnused(release: () => void, gate: ConnectionGate): void {
+  LocalGate.quietly(release, gate);
 }
 
 /** A count of connections in this instance only, e.g. SMTP_MAX_OPEN_CONNECTIONS over every mailbox. */

@@ -1,7 +1,7 @@
 import nodemailer, { type Transporter } from 'nodemailer';
 import type SMTPPool from 'nodemailer/lib/smtp-pool';
 import type { LoginSource } from '../credentials/auth-method.ts';
-import type { ConnectionGate } from './connection-gate.ts';
+import { type ConnectionGate, releaseUnused } from './connection-gate.ts';
 import { withHeaderCase } from './header-case.ts';
 import { type OutgoingMessage, type RawOutgoingMessage, type SendResult, SmtpError, smtpErrorFrom, type SmtpTarget, toResult, transportOptions } from './smtp-client.ts';
 
@@ -136,7 +136,7 @@ export class PooledSender {
     try {
       const b = await take(this.gate);
       if (!b) {
-        a();
+        releaseUnused(a, inst);
         return null;
       }
       return () => {
@@ -144,7 +144,7 @@ export class PooledSender {
         a();
       };
     } catch (e) {
-      a();
+      releaseUnused(a, inst);
       throw e;
     }
   }
