@@ -118,7 +118,7 @@ export class OutboxWorker {
   private heartbeat: NodeJS.Timeout | undefined;
   /** Messages in flight per mail server. */
   private readonly inflightBy = new Map<string, number>();
-  /** Paced mailboxes at their rate: when (this process's clock) the next message may go. */
+  /** Paced mailboxes at their rate: when (Mailroom's clock, which tests may move) the next message may go. */
   private readonly pacedUntil = new Map<string, number>();
   /** Where the next turn over the paced mailboxes starts. */
   private rotation = 0;
@@ -201,7 +201,7 @@ export class OutboxWorker {
           // would only wait for its connections while holding slots the other mailboxes could use.
           const busy = servers.filter((s) => (this.inflightBy.get(s.id) ?? 0) >= this.laneCap(s)).map((s) => s.id);
           const busySet = new Set(busy);
-          const nowMs = Date.now();
+          const nowMs = this.now().getTime();
           // Paced mailboxes are counted one by one (a transaction each): only those with mail due,
           // not at their rate until their next minute slot, taken in turn from a rotating start.
           const due = paced.length ? await serversWithDue(this.deps.db, this.now()) : new Set<string>();
@@ -294,7 +294,7 @@ export class OutboxWorker {
     });
     // At its rate: the mailbox is not counted again before its next message may go.
     const next = choice?.pace.nextAt;
-    if (next) this.pacedUntil.set(server.id, next.getTime() - (now.getTime() - Date.now()));
+    if (next) this.pacedUntil.set(server.id, next.getTime());
     else this.pacedUntil.delete(server.id);
     const until = choice?.pace.quotaUntil;
     if (until) {
