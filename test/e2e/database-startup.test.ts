@@ -133,9 +133,9 @@ test('what waiting cannot fix ends the start at once: an unknown user, a missing
   const missingDb = new URL(direct);
   missingDb.pathname = '/no_such_database_here';
   const cases: Array<[string, Record<string, string>, RegExp]> = [
-    ['unknown user', { DATABASE_URL: unknownUser.href }, /PostgreSQL at 127\.0\.0\.1:5432 refused Mailroom: role "no_such_role" does not exist \(28000\)\.\nFix: Check the user name and password in DATABASE_URL/],
-    ['missing database', { DATABASE_URL: missingDb.href }, /PostgreSQL at 127\.0\.0\.1:5432 refused Mailroom: database "no_such_database_here" does not exist \(3D000\)\.\nFix: Create the database/],
-    ['another secret key', { DATABASE_URL: direct.href, MAILROOM_SECRET_KEY: randomBytes(32).toString('base64') }, /secret key \(key id \S+\) cannot open the secrets stored in the database.*\nFix: Start every instance with the same MAILROOM_SECRET_KEY/],
+    ['unknown user', { DATABASE_URL: unknownUser.href }, /^(?=[\s\S]*PostgreSQL at 127\.0\.0\.1:5432 refused Mailroom: role \\"no_such_role\\" does not exist \(28000\)\.)(?=[\s\S]*"fix":"Check the user name and password in DATABASE_URL)/],
+    ['missing database', { DATABASE_URL: missingDb.href }, /^(?=[\s\S]*PostgreSQL at 127\.0\.0\.1:5432 refused Mailroom: database \\"no_such_database_here\\" does not exist \(3D000\)\.)(?=[\s\S]*"fix":"Create the database)/],
+    ['another secret key', { DATABASE_URL: direct.href, MAILROOM_SECRET_KEY: randomBytes(32).toString('base64') }, /^(?=[\s\S]*secret key \(key id \S+\) cannot open the secrets stored in the database)(?=[\s\S]*"fix":"Start every instance with the same MAILROOM_SECRET_KEY)/],
   ];
   for (const [name, extra, expected] of cases) {
     const dataDir = mkdtempSync(join(tmpdir(), 'mailroom-e2e-'));
