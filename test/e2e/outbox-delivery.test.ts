@@ -99,7 +99,8 @@ test('npx mailroom send queues a message from the shell, and it is delivered', T
 
 test('the CLI lists servers, runs Test Connection, and resets an admin password', T, async () => {
   const list = await mailroom.cli('servers', 'list');
-  assert.match(list, new RegExp(`${serverId}\\tOutbox test\\t${MAILBOX}\\t127\\.0\\.0\\.1:${proxy.port}\\tvalid`));
+  assert.match(list, /^ID +NAME +USERNAME +AUTHENTICATE USING +SENDS VIA +TOKEN$/m);
+  assert.match(list, new RegExp(`^${serverId} +Outbox test +${MAILBOX} +outlook_oauth +127\\.0\\.0\\.1:${proxy.port} +valid$`, 'm'));
   assert.match(await mailroom.cli('servers', 'test', serverId), /Connection Test Successful!/);
   await mailroom.cli('admin', 'create', '--email', 'cli@example.test', '--password', 'first long password');
   assert.match(await mailroom.cli('admin', 'create', '--email', 'cli@example.test', '--password', 'second long password', '--reset'), /Password changed/);
