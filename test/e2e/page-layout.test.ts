@@ -303,6 +303,11 @@ test('the pages show what the API knows: the server reply, the custom header as 
     await page.getByLabel('State', { exact: true }).selectOption('connected');
     await page.getByRole('link', { name: 'Office relay for the warehouse printers' }).waitFor();
     assert.equal(await page.getByRole('link', { name: 'Sales (Outlook)' }).count(), 0, 'the state filter leaves out the unconnected server');
+    // Every server here is shared (no owner): "Shared mailboxes" is the API's shared=true, not an owner named "shared".
+    await page.getByLabel('State', { exact: true }).selectOption('');
+    await page.getByLabel('Owner', { exact: true }).selectOption('shared');
+    await page.getByRole('link', { name: 'Sales (Outlook)' }).waitFor();
+    await page.getByRole('link', { name: 'Office relay for the warehouse printers' }).waitFor();
   } finally {
     await context.close();
   }

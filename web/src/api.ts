@@ -812,7 +812,11 @@ export interface ServerListFilters {
 
 function serverListQuery(f: ServerListFilters): string {
   const q = new URLSearchParams();
-  for (const [k, v] of Object.entries(f)) if (v) q.set(k, v);
+  for (const [k, v] of Object.entries(f)) {
+    // "Shared mailboxes" (no owner) is the API's shared=true; owner=shared would be an owner named so.
+    if (k === 'owner' && v === 'shared') q.set('shared', 'true');
+    else if (v) q.set(k, v);
+  }
   const s = q.toString();
   return s ? `?${s}` : '';
 }
