@@ -544,7 +544,8 @@ export class IncomingServerService {
           this.deps.logger.info({ event: 'inbound.fetch_stopped', mailServerId: server.id }, 'fetch stopped by shutdown; the next start resumes after the last batch stored');
           return state;
         }
-        const f = this.failure(e);
+        const application = e instanceof ImapError || e instanceof GraphError ? await this.deps.tokens.applicationContext(server.id).catch(() => undefined) : undefined;
+        const f = this.failure(e, application);
         state.error = { code: f.code, message: f.message, ...(f.fix !== undefined && { fix: f.fix }) };
         state.failures = failures + 1;
         const stored: StoredError = { ...state.error, ...(f.evidence !== undefined && { evidence: f.evidence as Record<string, unknown> }), at: this.now().toISOString() };

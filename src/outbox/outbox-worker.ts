@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { OutboxConfig } from '../config/config.ts';
 import { diagnose, explain } from '../diagnose/diagnose.ts';
-import type { Evidence, OAuthEvidence } from '../diagnose/evidence.ts';
+import type { ApplicationContext, Evidence, OAuthEvidence } from '../diagnose/evidence.ts';
 import { isMailroomError } from '../errors/errors.ts';
 import type { Logger } from '../logger.ts';
 import type { TokenManager } from '../oauth/token-manager.ts';
@@ -44,9 +44,10 @@ const DAY_MS = 24 * 3600_000;
 const CREDENTIAL_CODES = new Set(['MR_OAUTH_RECONNECT_NEEDED', 'MR_OAUTH_NOT_CONNECTED', 'MR_OAUTH_NOT_CONFIGURED', 'MR_SECRET_TAMPERED', 'MR_SECRET_KEY_UNKNOWN']);
 
 /** Error → what the retry policy needs, plus what the admin sees on the message. */
-export function classify(e: unknown, now: Date, sender?: { from: string; mailbox: string }): { failure: Failure; error: StoredError } {
+export function classify(e: unknown, now: Date, sender?: { from: string; mailbox: string }, application?: ApplicationContext): { failure: Failure; error: StoredError } {
   if (e instanceof GraphError || e instanceof SmtpError) {
-    const x = explain(e.evidence, e.message, sender);
+    // An app token's refusal has other causes and fixes (the app's mailbox rights) than a person's.
+    const x = explain(application ? ({ ...e.evidence, application } as Evidence) : e.evidence, e.message, sender);
     return { failure: { kind: 'delivery', evidence: e.evidence }, error: { code: x.code, message: x.message, fix: x.fix, evidence: x.evidence, at: now.toISOString() } };
   }
   if (isMailroomError(e)) {
@@ -419,7 +420,8 @@ export class OutboxWorker {
     const now = this.now();
     // The From address (a stored From may carry a display name) and the mailbox, for a Send As refusal.
     const from = (/<([^<>]*)>\s*$/.exec(m.from)?.[1] ?? m.from).trim();
-    const { failure, error } = classify(e, now, server && { from, mailbox: server.username });
+    const application = server && (e instanceof SmtpError || e instanceof GraphError) ? await this.deps.tokens.applicationContext(server.id).catch(() => undefined) : undefined;
+    const { failure, error } = classify(e, now, server && { from, mailbox: server.username }, application);
     if (e instanceof GraphError && e.evidence.code === 'MailboxPaused') {
       // Not an attempt: Graph throttled the mailbox and its Retry-After has not passed, so nothing was
       // sent. The message waits (its attempt given back) and goes back to the queue when the pause ends.

@@ -121,6 +121,19 @@ test('SMTP: a mailbox outside the app\'s mailbox permissions fails Test Connecti
   const oid = peers.authServer.servicePrincipalId(CLIENT_ID);
   assert.ok(t.json.fix.includes(`Add-MailboxPermission -Identity ${OUTSIDE} -User ${oid} -AccessRights FullAccess`), t.json.fix);
   assert.ok(t.json.fix.includes(`New-ServicePrincipal -AppId ${CLIENT_ID} -ObjectId ${oid}`), t.json.fix);
+
+  // A message sent through it anyway is explained the same way on the message, not as a person's
+  // failed sign-in: the fix is the app's mailbox right, with this mailbox and app filled in.
+  const m = await api('POST', '/api/v1/messages', { from: OUTSIDE, mailServerId: r.json.id, to: [CUSTOMER], subject: 'From outside the app\'s scope', text: 'Refused.' });
+  assert.equal(m.status, 202, JSON.stringify(m.json));
+  const settled = await waitFor('the refused message to settle', async () => {
+    const x = (await api('GET', `/api/v1/messages/${m.json.id}`)).json;
+    return ['sent', 'failed', 'held'].includes(x.state) ? x : undefined;
+  }, 60_000);
+  assert.notEqual(settled.state, 'sent');
+  assert.equal(settled.lastError.code, 'SMTP_APP_535_5.7.3', JSON.stringify(settled.lastError));
+  assert.ok(settled.lastError.fix.includes(`Add-MailboxPermission -Identity ${OUTSIDE} -User ${oid} -AccessRights FullAccess`), settled.lastError.fix);
+  assert.match(JSON.stringify(settled.lastError.evidence), /535/);
 });
 
 test('IMAP with application access: an incoming server fetches, and a mailbox outside the permissions is explained', T, async () => {
@@ -153,6 +166,15 @@ test('IMAP with application access: an incoming server fetches, and a mailbox ou
   assert.equal(refused.json.ok, false, JSON.stringify(refused.json));
   assert.equal(refused.json.code, 'IMAP_APP_AUTHENTICATE_FAILED', JSON.stringify(refused.json));
   assert.ok(refused.json.fix.includes(`Add-MailboxPermission -Identity ${OUTSIDE}`), refused.json.fix);
+
+  // The background fetch records the same explanation on the server, where Mail Health shows it.
+  assert.equal((await api('POST', `${base}/${outside.json.id}/fetch`)).status, 202);
+  const failed = await waitFor('the fetch failure to be recorded', async () => {
+    const v = (await api('GET', `${base}/${outside.json.id}`)).json;
+    return v.lastError ? v : undefined;
+  }, 60_000);
+  assert.equal(failed.lastError.code, 'IMAP_APP_AUTHENTICATE_FAILED', JSON.stringify(failed.lastError));
+  assert.ok(failed.lastError.fix.includes(`Add-MailboxPermission -Identity ${OUTSIDE}`), failed.lastError.fix);
 });
 
 test('POST /api/v1/mailboxes with an application-access template: the owner\'s mailbox sends with no sign-in', T, async () => {

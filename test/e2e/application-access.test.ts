@@ -132,6 +132,17 @@ test('a mailbox outside the app\'s permission table is found by Test Connection,
   const oid = peers.authServer.servicePrincipalId(CLIENT_ID);
   assert.match(t.json.fix, new RegExp(`PrimarySmtpAddress -eq '${OUTSIDE.replace('.', '\\.')}'.*New-ManagementRoleAssignment -App ${oid} -Role "Application Mail\\.Send"`));
   assert.match(t.json.fix, new RegExp(`New-ServicePrincipal -AppId ${CLIENT_ID} -ObjectId ${oid} -Organization ${peers.authServer.tenantId}`));
+
+  // A message sent through it anyway carries the same explanation, not the delegated one.
+  const m = await api('POST', '/api/v1/messages', { from: OUTSIDE, mailServerId: r.json.id, to: ['customer@example.test'], subject: 'Outside the RBAC scope', text: 'Refused.' });
+  assert.equal(m.status, 202, JSON.stringify(m.json));
+  const settled = await waitFor('the refused message to settle', async () => {
+    const x = (await api('GET', `/api/v1/messages/${m.json.id}`)).json;
+    return ['sent', 'failed', 'held'].includes(x.state) ? x : undefined;
+  }, 60_000);
+  assert.notEqual(settled.state, 'sent');
+  assert.equal(settled.lastError.code, 'GRAPH_APP_ErrorAccessDenied', JSON.stringify(settled.lastError));
+  assert.match(settled.lastError.fix, new RegExp(`New-ManagementRoleAssignment -App ${oid} -Role "Application Mail\\.Send"`));
 });
 
 test('a wrong client secret with application access is explained as such', T, async () => {
