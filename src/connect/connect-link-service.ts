@@ -8,7 +8,7 @@ import { isMailroomError, MailroomError, validationError } from '../errors/error
 import { parseInput } from '../errors/parse-input.ts';
 import { connectLabel, type OAuthProvider } from '../oauth/oauth-provider.ts';
 import { oauthProviderOf } from '../oauth/oauth-providers.ts';
-import { appFor, secretAad, tokenAad, type TokenManager } from '../oauth/token-manager.ts';
+import { appFor, registrationOf, tokenAad, type TokenManager } from '../oauth/token-manager.ts';
 import type { Sealer } from '../secrets/sealer.ts';
 import {
   type ConnectLinkRecord,
@@ -143,7 +143,11 @@ export class ConnectLinkService {
         if (!t || t.direction !== 'outgoing') fields.templateServerId = 'No outgoing mail server with this id';
         else if (!oauthProviderOf(t)) fields.templateServerId = 'The template must authenticate with Outlook OAuth or Gmail OAuth: people connect by signing in';
         else if (t.access === 'application') fields.templateServerId = 'The template uses application access: add the mailbox with POST /api/v1/mailboxes, nobody needs to sign in';
-        else if (!t.clientSecretSealed) fields.templateServerId = 'The template has no client secret: complete its app registration first';
+        else {
+          const r = await registrationOf(this.deps.db, t).catch(() => undefined);
+          const credentialSet = r && (r.clientCredential === 'certificate' && oauthProviderOf(r)?.certificates ? r.certificate !== null : r.clientSecretSealed !== null);
+          if (!credentialSet) fields.templateServerId = 'The template has no client secret or certificate: complete its app registration first';
+        }
       }
       if (!input.purposes) fields.purposes = 'Choose send, receive or both';
     } else if (input.templateServerId || input.purposes || input.loginHint) {
@@ -226,7 +230,7 @@ export class ConnectLinkService {
     if (found.kind !== 'ok') return found.page;
     const { link, template, provider } = found;
     if (link.action !== 'connect' || !template || !provider) return this.refusal(link, 'link_invalid', 'This link does not start a sign-in.', 400);
-    const app = appFor(template, this.deps.config, this.deps.sealer);
+    const app = appFor(template, this.deps.config, this.deps.sealer, await registrationOf(this.deps.db, template));
     const state = `${LINK_STATE_PREFIX}${randomBytes(32).toString('base64url')}`;
     const nonce = randomBytes(16).toString('base64url');
     const codeVerifier = oauth.generateRandomCodeVerifier();
@@ -322,7 +326,7 @@ export class ConnectLinkService {
     let tenantId: string | null = null;
     let tokens;
     try {
-      const app = appFor(template, this.deps.config, this.deps.sealer);
+      const app = appFor(template, this.deps.config, this.deps.sealer, await registrationOf(this.deps.db, template));
       const codeVerifier = this.deps.sealer.open(link.codeVerifierSealed!, `connect_link:${link.id}`);
       const r = await provider.exchangeCode(app, params, { codeVerifier, nonce: link.nonce!, now });
       account = r.identity.account;
@@ -419,14 +423,14 @@ export class ConnectLinkService {
       authType: template.authType,
       username: account,
       clientId: template.clientId,
-      // A server reusing the template's connection needs no credential of its own (and a certificate
-      // template has no secret to copy).
-      clientSecretSealed: direction === 'incoming' || tokenSourceId || !template.clientSecretSealed
-        ? null
-        : this.deps.sealer.seal(this.deps.sealer.open(template.clientSecretSealed, secretAad(template.id)), secretAad(id)),
+      // No copy of a credential: the outgoing server signs in with the template's registration (a
+      // secret renewed or a certificate rolled there serves every mailbox made from it); the incoming
+      // one reuses the outgoing server's connection.
+      clientSecretSealed: null,
+      appSourceId: direction === 'outgoing' && !tokenSourceId ? (template.appSourceId ?? template.id) : null,
       access: template.access,
       clientCredential: template.clientCredential,
-      clientSecretExpiresAt: template.clientSecretExpiresAt,
+      clientSecretExpiresAt: null,
       tenant: template.tenant,
       smtpHost: template.smtpHost,
       smtpPort: template.smtpPort,

@@ -20,7 +20,7 @@ export function checklist(s: MailServerRecord, t: TokenRecord | undefined, now: 
   const method = authMethodOf(s);
   if (!method.provider) return { items: loginChecklist(s, method.mechanism === 'password'), secret };
   const byCertificate = s.clientCredential === 'certificate' && method.provider.certificates === true;
-  const hasCredentials = s.tokenSourceId !== null || (s.clientId !== '' && (byCertificate ? s.certificate !== null : s.clientSecretSealed !== null));
+  const hasCredentials = s.tokenSourceId !== null || s.appSourceId !== null || (s.clientId !== '' && (byCertificate ? s.certificate !== null : s.clientSecretSealed !== null));
   // The credential in use is what can run out: the certificate's notAfter, or the secret's date.
   const expired = byCertificate ? s.certificate !== null && Date.parse(s.certificate.notAfter) <= now.getTime() : secret.state === 'expired';
   // A sign-in or token request that failed since the last good connect fails the step that fixes it

@@ -10,7 +10,7 @@ import { findMailServer, replaceToken, setMailServerError, type StoredError } fr
 import { consumeOAuthState, deleteStaleOAuthStates, insertOAuthState } from '../storage/oauth-state-store.ts';
 import { connectLabel, type OAuthProvider } from './oauth-provider.ts';
 import { oauthProviderOf, requireOAuthProvider } from './oauth-providers.ts';
-import { appFor, tokenAad } from './token-manager.ts';
+import { appFor, registrationOf, tokenAad } from './token-manager.ts';
 import { requestEvidence } from './token-endpoint.ts';
 
 export const STATE_TTL_MS = 10 * 60_000;
@@ -39,7 +39,7 @@ export class ConnectFlow {
     const server = await findMailServer(db, mailServerId);
     if (!server) throw new MailroomError('MR_NOT_FOUND', 'This mail server does not exist.');
     const provider = requireOAuthProvider(server);
-    const app = appFor(server, config, sealer); // fails early, naming the missing client secret
+    const app = appFor(server, config, sealer, await registrationOf(db, server)); // fails early, naming the missing client secret
     const state = randomBytes(32).toString('base64url');
     const nonce = randomBytes(16).toString('base64url');
     const codeVerifier = oauth.generateRandomCodeVerifier();
@@ -121,7 +121,7 @@ export class ConnectFlow {
     if (authError) return this.fail(mailServerId, this.fromEvidence({ ...authError, ...requestEvidence({ scopes: provider.scopes(server, config) }) }));
 
     try {
-      const app = appFor(server, config, sealer);
+      const app = appFor(server, config, sealer, await registrationOf(db, server));
       const codeVerifier = sealer.open(consumed.state.codeVerifierSealed, `oauth_state:${mailServerId}`);
       const { tokens, identity } = await provider.exchangeCode(app, params, { codeVerifier, nonce: consumed.state.nonce, now });
       if (!tokens.refreshToken) {

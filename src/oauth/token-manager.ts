@@ -108,9 +108,27 @@ export function scopesOf(server: Pick<MailServerRecord, 'transport' | 'direction
   return oauthProviderOf(server)?.scopes(server, config) ?? [];
 }
 
-export function appFor(server: MailServerRecord, config: Config, sealer: Sealer): OAuthApp {
+/**
+ * The app a server signs in with: its own registration, or `registration`'s (a personal mailbox's
+ * template, see registrationOf) — client id, tenant and credential from there; scopes from the server.
+ */
+export function appFor(server: MailServerRecord, config: Config, sealer: Sealer, registration: MailServerRecord = server): OAuthApp {
   const provider = requireOAuthProvider(server);
-  return provider.app(server, config, credentialOf(server, config, sealer));
+  const signer = registration === server ? server : { ...server, clientId: registration.clientId, tenant: registration.tenant };
+  return provider.app(signer, config, credentialOf(registration, config, sealer));
+}
+
+/** The server holding the app registration `server` signs in with: its template (appSourceId), or itself. */
+export async function registrationOf(db: Db, server: MailServerRecord): Promise<MailServerRecord> {
+  if (!server.appSourceId) return server;
+  const source = await findMailServer(db, server.appSourceId);
+  if (!source) {
+    throw new MailroomError('MR_OAUTH_NOT_CONFIGURED', `The mail server whose app registration ${server.username} signs in with no longer exists.`, {
+      field: 'clientSecret',
+      fix: 'Enter this mailbox\'s own Client ID and Client Secret (or certificate) on its form, or connect the person again through a new connect link.',
+    });
+  }
+  return source;
 }
 
 export interface TokenManagerDeps {
@@ -275,7 +293,9 @@ export class TokenManager {
   private async doRefresh(db: Db, server: MailServerRecord, token: TokenRecord): Promise<{ token: AccessToken } | { error: unknown }> {
     const { sealer } = this.deps;
     const now = this.now();
-    const app = appFor(server, this.deps.config, sealer);
+    // A personal mailbox refreshes with its template's registration; a roll it proves is the template's.
+    const registration = await registrationOf(db, server);
+    const app = appFor(server, this.deps.config, sealer, registration);
     const refreshToken = sealer.open(token.refreshTokenSealed!, tokenAad(server.id, 'refresh_token'));
     const refresh = this.deps.refresh ?? requireOAuthProvider(server).refreshTokens;
     let fresh: OAuthTokens;
@@ -312,7 +332,7 @@ export class TokenManager {
     this.deps.onEvent?.({ type: 'refreshed', serverId: server.id });
     if (fresh.provenCertificate) {
       // The token is good whatever happens here; the next proven request tries the promotion again.
-      await this.deps.onCertificateProven?.(server, fresh.provenCertificate).catch(() => undefined);
+      await this.deps.onCertificateProven?.(registration, fresh.provenCertificate).catch(() => undefined);
     }
     return { token: { accessToken: fresh.accessToken, user: server.username, expiresAt: fresh.expiresAt } };
   }

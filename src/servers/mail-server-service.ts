@@ -5,7 +5,7 @@ import { explain } from '../diagnose/diagnose.ts';
 import { MailroomError, isMailroomError } from '../errors/errors.ts';
 import { type ApplicationGuideStep, applicationAccessGuide } from '../oauth/application-guide.ts';
 import type { ApplicationContext } from '../diagnose/evidence.ts';
-import { appFor, secretAad, tokenAad, type TokenManager } from '../oauth/token-manager.ts';
+import { appFor, registrationOf, secretAad, tokenAad, type TokenManager } from '../oauth/token-manager.ts';
 import { oauthProviderOf, requireOAuthProvider } from '../oauth/oauth-providers.ts';
 import { applicationConsentUrl } from '../oauth/outlook.ts';
 import { accessIssues, sourceIssues } from './mail-server-input.ts';
@@ -25,6 +25,7 @@ import {
   deleteMailServer,
   deleteToken,
   forgetAccessToken,
+  countAppSourceUsers,
   findMailServer,
   findToken,
   insertMailServer,
@@ -147,6 +148,8 @@ export interface MailServerView {
   access: 'delegated' | 'application';
   /** Another server whose connection this one uses (an application connection serves any mailbox). */
   tokenSourceId: string | null;
+  /** A personal mailbox: the server (its template) whose app registration and credential it signs in with. */
+  appSourceId: string | null;
   /** Application access: the roles of the last verified token (e.g. ["SMTP.SendAsApp"]). */
   applicationRoles: string[] | null;
   createdAt: string;
@@ -287,6 +290,7 @@ export class MailServerService {
       adminConsentUrl: s.access === 'application' && app ? applicationConsentUrl(app, s.id) : ((app && provider?.adminConsentUrl?.(app, s.id)) ?? null),
       access: s.access,
       tokenSourceId: s.tokenSourceId,
+      appSourceId: s.appSourceId,
       applicationRoles: s.access === 'application' || t?.refreshTokenSealed === null ? applicationRoles(s, t) : null,
       owner: s.owner,
       state: serverState(s, t?.status),
@@ -379,10 +383,14 @@ export class MailServerService {
     const after = { host: rest.smtpHost ?? before.smtpHost, security: rest.smtpSecurity ?? before.smtpSecurity };
     const tokenSourceId = rest.tokenSourceId !== undefined ? rest.tokenSourceId : before.tokenSourceId;
     const source = tokenSourceId ? await findMailServer(this.deps.db, tokenSourceId) : undefined;
+    // A personal mailbox signs in with its template's registration until the admin gives it its own.
+    const changed = <K extends 'clientId' | 'tenant' | 'clientCredential'>(k: K) => rest[k] !== undefined && rest[k] !== before[k];
+    const ownRegistration = clientSecret !== undefined || changed('clientId') || changed('tenant') || changed('clientCredential') || methodChanged;
+    const usesAppSource = before.appSourceId !== null && !ownRegistration;
     const issues = {
       ...accessIssues({ access: rest.access ?? before.access, authType, tenant: rest.tenant ?? before.tenant, usesSource: !!tokenSourceId }),
       ...(tokenSourceId ? sourceIssues(source, { id, username: rest.username ?? before.username, graph: (sendUsing ?? before.transport) === 'graph', direction: 'outgoing' }) : {}),
-      ...(tokenSourceId ? {} : credentialIssues({
+      ...(tokenSourceId || usesAppSource ? {} : credentialIssues({
         authType,
         clientId: rest.clientId ?? (methodChanged ? '' : before.clientId),
         clientSecret,
@@ -407,6 +415,7 @@ export class MailServerService {
     }
     if (method.mechanism !== 'password') patch.passwordSealed = null;
     if (sendUsing !== undefined) patch.transport = sendUsing;
+    if (before.appSourceId !== null && ownRegistration) patch.appSourceId = null;
     // Tokens belong to one mailbox, method, app and tenant: change any of them and the old grant no longer fits.
     const identityChanged =
       methodChanged ||
@@ -451,6 +460,13 @@ export class MailServerService {
 
   async remove(id: string): Promise<GrantRevocation> {
     const s = await findMailServer(this.deps.db, id);
+    const users = s ? await countAppSourceUsers(this.deps.db, id) : 0;
+    if (users > 0) {
+      throw new MailroomError('MR_CONFLICT', `${users.toLocaleString('en-US')} personal ${users === 1 ? 'mailbox signs' : 'mailboxes sign'} in with this mail server's app registration, so it cannot be deleted.`, {
+        field: 'id',
+        fix: 'Delete those mailboxes first (filter the list by owner), or keep this server as their template; disable it instead if it should not send.',
+      });
+    }
     const revocation = s ? await this.revokeGrant(s) : { grantRevoked: false, note: null };
     if (!(await deleteMailServer(this.deps.db, id))) {
       throw new MailroomError('MR_NOT_FOUND', `Mail server ${id} does not exist.`);
@@ -472,7 +488,7 @@ export class MailServerService {
     }
     if (!provider.revokeGrant) return { grantRevoked: false, note: provider.revokeHelp ?? null };
     try {
-      await provider.revokeGrant(appFor(s, this.deps.config, this.deps.sealer), this.deps.sealer.open(t.refreshTokenSealed, tokenAad(s.id, 'refresh_token')));
+      await provider.revokeGrant(appFor(s, this.deps.config, this.deps.sealer, await registrationOf(this.deps.db, s)), this.deps.sealer.open(t.refreshTokenSealed, tokenAad(s.id, 'refresh_token')));
       return { grantRevoked: true, note: null };
     } catch (e) {
       return { grantRevoked: false, note: `${(e as Error).message} ${isMailroomError(e) && e.fix ? e.fix : ''}`.trim() };

@@ -48,6 +48,8 @@ export interface MailServerRecord {
   direction: 'outgoing' | 'incoming';
   imap: ImapSettings | null;
   tokenSourceId: string | null;
+  /** The server whose app registration (client id, tenant, secret or certificate) this one signs in with; null: its own. */
+  appSourceId: string | null;
   lastFetchAt: string | null;
   secretAlertLevel: number | null;
   reconnectAlertedAt: string | null;
@@ -167,6 +169,7 @@ function toRecord(r: Selectable<MailServerTable>): MailServerRecord {
           }
         : null,
     tokenSourceId: r.token_source_id,
+    appSourceId: r.app_source_id ?? null,
     lastFetchAt: r.last_fetch_at,
     secretAlertLevel: r.secret_alert_level === null ? null : Number(r.secret_alert_level),
     reconnectAlertedAt: r.reconnect_alerted_at,
@@ -213,6 +216,7 @@ type Columns = Omit<
   | 'direction'
   | 'imap'
   | 'tokenSourceId'
+  | 'appSourceId'
   | 'lastFetchAt'
   | 'secretAlertLevel'
   | 'reconnectAlertedAt'
@@ -237,6 +241,7 @@ type Columns = Omit<
   direction?: MailServerRecord['direction'];
   imap?: ImapSettings | null;
   tokenSourceId?: string | null;
+  appSourceId?: string | null;
   lastFetchAt?: string | null;
   allowAccountMismatch?: boolean;
 };
@@ -269,6 +274,7 @@ function toColumns(p: Partial<Columns>): Partial<MailServerTable> {
     c.interval_minutes = p.imap.intervalMinutes;
   }
   if (p.tokenSourceId !== undefined) c.token_source_id = p.tokenSourceId;
+  if (p.appSourceId !== undefined) c.app_source_id = p.appSourceId;
   if (p.access !== undefined) c.access = p.access;
   if (p.transport !== undefined) c.transport = p.transport === 'graph' ? 'graph' : null;
   if (p.lastFetchAt !== undefined) c.last_fetch_at = p.lastFetchAt;
@@ -393,6 +399,12 @@ export async function listOwnedServers(db: Db, owner: string, direction: MailSer
 export async function findIncomingUsing(db: Db, sourceId: string): Promise<MailServerRecord | undefined> {
   const r = await db.selectFrom('mail_servers').selectAll().where('direction', '=', 'incoming').where('token_source_id', '=', sourceId).orderBy('created_at').executeTakeFirst();
   return r && toRecord(r);
+}
+
+/** How many servers sign in with `sourceId`'s app registration (personal mailboxes made from it). */
+export async function countAppSourceUsers(db: Db, sourceId: string): Promise<number> {
+  const r = await db.selectFrom('mail_servers').select((eb) => eb.fn.countAll<number>().as('n')).where('app_source_id', '=', sourceId).executeTakeFirst();
+  return Number(r?.n ?? 0);
 }
 
 export async function setLastFetch(db: Db, id: string, at: string): Promise<void> {

@@ -552,6 +552,15 @@ const migrations = (dialect: Dialect): Record<string, Migration> => ({
       await db.schema.createIndex('connect_links_expires_at').on('connect_links').column('expires_at').execute();
     },
   },
+  '0023_app_source': {
+    async up(db: Kysely<any>) {
+      // A personal mailbox signs in with its template's app registration (client id, tenant, secret or
+      // certificate) by reference: a secret renewed or a certificate rolled on the template serves
+      // every mailbox made from it, and no copy of a credential is left to expire on its own.
+      await db.schema.alterTable('mail_servers').addColumn('app_source_id', 'text').execute();
+      await db.schema.createIndex('mail_servers_app_source').on('mail_servers').column('app_source_id').execute();
+    },
+  },
 });
 
 /** Every migration's name, in order (what a migrated database lists in kysely_migration). */

@@ -54,6 +54,7 @@ export interface MailServerTable {
   interval_minutes: number | null;
   /** Another server whose OAuth connection this one uses (one consent covers IMAP and SMTP). */
   token_source_id: string | null;
+  app_source_id?: string | null;
   last_fetch_at: string | null;
   secret_alert_level: number | null;
   reconnect_alerted_at: string | null;

@@ -253,6 +253,9 @@ test('a person who is no admin connects their Outlook mailbox through a link and
   assert.equal(mine.tokenStatus, 'valid');
   assert.equal(mine.state, 'connected');
   assert.equal(mine.clientId, MS.clientId);
+  // The template's registration by reference, no copy of its secret: renewing it there serves Ann too.
+  assert.equal(mine.appSourceId, outlookTemplate);
+  assert.equal(mine.clientSecretSet, false);
   assert.equal(mine.smtpPort, peers.dovecot.submissionPort);
   assert.equal(mine.messagesPerMinute, 120, 'limits copied from the template');
   const inbox = await owned('u-ann', 'incoming-servers');

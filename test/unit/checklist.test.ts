@@ -27,6 +27,7 @@ const server = (lastError: StoredError | null, more: Partial<MailServerRecord> =
   direction: 'outgoing',
   imap: null,
   tokenSourceId: null,
+  appSourceId: null,
   lastFetchAt: null,
   secretAlertLevel: null,
   reconnectAlertedAt: null,

@@ -74,6 +74,8 @@ export interface OutlookConnectionView {
   certificate: CertificateView | null;
   /** Another server whose connection this one uses. */
   tokenSourceId: string | null;
+  /** A personal mailbox: the server whose app registration (and secret or certificate) it signs in with. */
+  appSourceId?: string | null;
   /** Roles seen in the last verified application token, e.g. ["SMTP.SendAsApp"]. */
   applicationRoles: string[] | null;
 }

@@ -103,6 +103,8 @@ export interface CommonServer {
   clientSecretSet: boolean;
   passwordSet: boolean;
   certificate?: CertificateView | null;
+  /** A personal mailbox: the server whose app registration it signs in with. */
+  appSourceId?: string | null;
   /** Outgoing servers: where the client secret stands against its expiry date. */
   clientSecretExpiry?: SecretExpiry;
 }
@@ -419,7 +421,13 @@ export function ServerForm<S extends CommonServer, D extends { redirectUri: stri
           <fieldset className="form-group form-group-account">
             <legend>Account</legend>
             {account.map(row)}
-            {oauth && !sharing && (
+            {oauth && !sharing && server?.appSourceId && (
+              <p className="field-help" data-testid="app-source-note">
+                Signs in with the app registration of <Link to={mailServerPath(server.appSourceId)}>the mail server it was made from</Link>: its Client ID
+                and its client secret or certificate. Renew the secret or roll the certificate there; that serves every mailbox made from it.
+              </p>
+            )}
+            {oauth && !sharing && !server?.appSourceId && (
               <OAuthCredentialsFields
                 idPrefix={kind.idPrefix}
                 oauth={oauth}
@@ -432,7 +440,7 @@ export function ServerForm<S extends CommonServer, D extends { redirectUri: stri
                 afterSecret={expiryField && row(expiryField)}
               />
             )}
-            {oauth && !sharing && certificate && (
+            {oauth && !sharing && certificate && !server?.appSourceId && (
               <CertificatePanel base={kind.base} server={server} onServerChange={(s) => form.setServer(s as S)} />
             )}
             {auth?.credentials === 'password' && (
