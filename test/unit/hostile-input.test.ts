@@ -9,7 +9,7 @@ import { parseMailbox, validateMessage } from '../../src/outbox/message-input.ts
 const MAX = 50 * 1024 * 1024;
 const base = { from: 'Sales <sales@contoso.example>', to: ['a@b.example'], subject: 'Invoice 42', text: 'Hello' };
 
-/** Runs `f` and fails if it took longer than `ms`: these inputs took seconds before the fix. */
+/** Runs `f` and fails if it took longer than `ms`: these inputs took seconds before the fix (the limits leave room for a loaded machine). */
 function fast<T>(ms: number, f: () => T): T {
   const start = performance.now();
   const r = f();
@@ -21,11 +21,11 @@ function fast<T>(ms: number, f: () => T): T {
 const fields = (body: unknown) => invalidFields(body, MAX);
 
 test('an attachment of 80,000 newlines and a "!" is refused at once (the base64 check is linear)', () => {
-  const f = fast(250, () => fields({ ...base, attachments: [{ filename: 'a.bin', content: '\n'.repeat(80_000) + '!' }] }));
+  const f = fast(750, () => fields({ ...base, attachments: [{ filename: 'a.bin', content: '\n'.repeat(80_000) + '!' }] }));
   assert.equal(f['attachments.0.content'], 'Attachment content must be base64');
   // 10 MB of base64 with line breaks every 76 characters still passes quickly.
   const big = Buffer.alloc(10 * 1024 * 1024, 7).toString('base64').replace(/.{76}/g, '$&\r\n');
-  const m = fast(2000, () => validateMessage({ ...base, attachments: [{ filename: 'a.bin', content: big }] }, MAX));
+  const m = fast(6000, () => validateMessage({ ...base, attachments: [{ filename: 'a.bin', content: big }] }, MAX));
   assert.equal(m.attachments[0]!.size, 10 * 1024 * 1024);
   assert.ok(!/\s/.test(m.attachments[0]!.content));
 });
@@ -44,7 +44,7 @@ test('pathological addresses are refused in linear time', () => {
     '"'.repeat(5_000) + 'a<'.repeat(50_000),
     'x <' + 'a.'.repeat(50_000) + '@b>',
   ];
-  for (const input of inputs) fast(250, () => assert.throws(() => parseMailbox(input)));
+  for (const input of inputs) fast(750, () => assert.throws(() => parseMailbox(input)));
   // Through the API schema an address longer than 998 characters never reaches the parser.
   assert.match(fields({ ...base, to: ['a@' + 'a.'.repeat(50_000) + 'com'] })['to.0']!, /998/);
 });
@@ -54,7 +54,7 @@ test('the admin email check is linear (it was quadratic on dotted domains)', asy
   for (const email of ['a@' + 'a.'.repeat(25_000) + ' ', 'a@' + 'a.'.repeat(100) + ' ']) {
     const start = performance.now();
     await assert.rejects(admins.createAdmin(email, 'a long enough passphrase'), (e: unknown) => isMailroomError(e, 'MR_VALIDATION') && (e as MailroomError).fields?.email !== undefined);
-    assert.ok(performance.now() - start < 250);
+    assert.ok(performance.now() - start < 750);
   }
 });
 
