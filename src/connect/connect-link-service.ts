@@ -241,7 +241,7 @@ export class ConnectLinkService {
       nonce,
       stateExpiresAt: new Date(now.getTime() + STATE_TTL_MS).toISOString(),
     });
-    if (!stored) return this.refusal(link, 'link_used', 'This link was already used.', 410);
+    if (!stored) return this.spent(link, 'This link was already used.');
     const url = provider.buildAuthorizeUrl(
       { scopes: app.scopes, authorityHost: app.authorityHost, tenant: app.tenant, clientId: app.clientId, redirectUri: app.redirectUri },
       { state, nonce, codeChallenge: await oauth.calculatePKCECodeChallenge(codeVerifier), loginHint: link.loginHint ?? '' },
@@ -255,7 +255,7 @@ export class ConnectLinkService {
     if (found.kind !== 'ok') return found.page;
     const { link } = found;
     if (link.action !== 'disconnect') return this.refusal(link, 'link_invalid', 'This link connects a mailbox; it does not disconnect one.', 400);
-    if (!(await consumeConnectLink(this.deps.db, link.id, this.now()))) return this.refusal(link, 'link_used', 'This link was already used.', 410);
+    if (!(await consumeConnectLink(this.deps.db, link.id, this.now()))) return this.spent(link, 'This link was already used.');
     const owned = [...(await listOwnedServers(this.deps.db, link.owner, 'incoming')), ...(await listOwnedServers(this.deps.db, link.owner, 'outgoing'))];
     for (const s of owned) await this.deps.removeServer(s);
     return this.finish(link, { status: 'disconnected', owner: link.owner });
@@ -266,7 +266,7 @@ export class ConnectLinkService {
     if (!link) {
       return { kind: 'refused', page: { kind: 'page', status: 404, title: 'This link is not valid', lines: ['Mailroom does not know this link: it may have been copied incompletely.', 'Ask the application that sent it for a new one.'] } };
     }
-    if (link.usedAt) return { kind: 'refused', page: this.refusal(link, 'link_used', 'This link was already used: each link connects a mailbox once.', 410) };
+    if (link.usedAt) return { kind: 'refused', page: this.spent(link, 'This link was already used: each link connects a mailbox once.') };
     if (link.expiresAt <= this.now().toISOString()) return { kind: 'refused', page: this.refusal(link, 'link_expired', `This link expired on ${link.expiresAt.replace('T', ' at ').slice(0, 22)} UTC.`, 410) };
     const template = link.templateServerId ? await findMailServer(this.deps.db, link.templateServerId) : undefined;
     const provider = template && oauthProviderOf(template);
@@ -282,8 +282,29 @@ export class ConnectLinkService {
       kind: 'page',
       status,
       title: 'Your mailbox was not connected',
-      lines: [message, ...(['link_used', 'link_expired', 'template_missing'].includes(error) ? [ask] : [])],
+      lines: [message, ...(['link_expired', 'template_missing'].includes(error) ? [ask] : [])],
       back: { href: signedResultUrl(link.returnUrl, result, this.settings().resultSecret, this.now()), label: 'Back to the application' },
+    };
+  }
+
+  /**
+   * A used link opened again (a reload, a second tab, a forwarded copy): the page says what the link
+   * did, and the way back is the plain return URL. No new signed result: the application already had
+   * the one the link ended with, and a fresh "link_used" error would contradict a mailbox it connected.
+   */
+  private spent(link: ConnectLinkRecord, message: string): ConnectPage {
+    const r = link.result;
+    const outcome =
+      r?.status === 'connected' ? `It connected ${r.mailbox ?? 'the mailbox'}; nothing more to do.`
+      : r?.status === 'disconnected' ? 'It disconnected the mailbox; nothing more to do.'
+      : r?.status === 'error' ? `It ended without connecting the mailbox${r.message ? `: ${r.message}` : '.'} Ask the application for a new link.`
+      : 'Ask the application for a new link if your mailbox is not connected.';
+    return {
+      kind: 'page',
+      status: 410,
+      title: r?.status === 'connected' || r?.status === 'disconnected' ? 'This link was already used' : 'Your mailbox was not connected',
+      lines: [message, outcome],
+      back: { href: link.returnUrl, label: 'Back to the application' },
     };
   }
 
@@ -309,9 +330,9 @@ export class ConnectLinkService {
     const link = await findConnectLinkByState(this.deps.db, hash(state));
     if (!link) return { kind: 'page', status: 400, title: 'Your mailbox was not connected', lines: ['This sign-in answer does not belong to a link Mailroom knows.', 'Open the link you were given again.'] };
     const now = this.now();
-    if (link.usedAt) return this.refusal(link, 'link_used', 'This sign-in answer was already used (the page was reloaded or opened twice).', 410);
+    if (link.usedAt) return this.spent(link, 'This sign-in answer was already used (the page was reloaded or opened twice).');
     if (!link.stateExpiresAt || link.stateExpiresAt <= now.toISOString()) return this.refusal(link, 'sign_in_expired', 'The sign-in took longer than 10 minutes. Open the link again and click the button once more.', 400);
-    if (!(await consumeConnectLink(this.deps.db, link.id, now))) return this.refusal(link, 'link_used', 'This sign-in answer was already used.', 410);
+    if (!(await consumeConnectLink(this.deps.db, link.id, now))) return this.spent(link, 'This sign-in answer was already used.');
     const template = link.templateServerId ? await findMailServer(this.deps.db, link.templateServerId) : undefined;
     const provider = template && oauthProviderOf(template);
     if (!template || !provider) return this.failed(link, 'template_missing', 'The mailbox settings this link was made with no longer exist.', 410);

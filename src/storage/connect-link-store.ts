@@ -16,6 +16,8 @@ export interface ConnectLinkRecord {
   createdAt: string;
   expiresAt: string;
   usedAt: string | null;
+  /** What the link did (the result the person was sent back with), once used. */
+  result: { status: string; mailbox?: string; message?: string } | null;
   /** The sign-in this link started last (a new click replaces it). */
   codeVerifierSealed: string | null;
   nonce: string | null;
@@ -35,6 +37,7 @@ function toRecord(r: Selectable<ConnectLinkTable>): ConnectLinkRecord {
     createdAt: r.created_at,
     expiresAt: r.expires_at,
     usedAt: r.used_at,
+    result: r.result ? (JSON.parse(r.result) as ConnectLinkRecord['result']) : null,
     codeVerifierSealed: r.code_verifier_sealed,
     nonce: r.nonce,
     stateExpiresAt: r.state_expires_at,
@@ -43,7 +46,7 @@ function toRecord(r: Selectable<ConnectLinkTable>): ConnectLinkRecord {
 
 export async function insertConnectLink(
   db: Db,
-  l: Omit<ConnectLinkRecord, 'usedAt' | 'codeVerifierSealed' | 'nonce' | 'stateExpiresAt' | 'createdAt'> & { tokenHash: string },
+  l: Omit<ConnectLinkRecord, 'usedAt' | 'result' | 'codeVerifierSealed' | 'nonce' | 'stateExpiresAt' | 'createdAt'> & { tokenHash: string },
   now: Date,
 ): Promise<void> {
   await db
