@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import type { Browser, Page } from 'playwright-core';
 import { launchChromium, newContext } from '../helpers/browser.ts';
-import { apiClient, logIn, waitFor } from '../helpers/e2e.ts';
+import { apiClient, logIn, settledMessage, waitFor } from '../helpers/e2e.ts';
 import { type MailroomProcess, startMailroomProcess } from '../helpers/mailroom-process.ts';
 import { OUTLOOK_APP_RESOURCE } from '../peers/auth-server.ts';
 import { type Peers, startPeers } from '../peers/index.ts';
@@ -60,10 +60,7 @@ async function checkApplicationAccess(path: string): Promise<{ status: number; b
 async function sendAndSettle(from: string, subject: string) {
   const m = await api('POST', '/api/v1/messages', { from, to: [CUSTOMER], subject, text: 'No user signed in.' });
   assert.equal(m.status, 202, JSON.stringify(m.json));
-  return waitFor('the message to settle', async () => {
-    const x = (await api('GET', `/api/v1/messages/${m.json.id}`)).json;
-    return ['sent', 'failed', 'held'].includes(x.state) ? x : undefined;
-  }, 60_000);
+  return settledMessage(api, m.json.id);
 }
 
 test('SMTP with application access: Token Valid without sign-in, Test Connection, and the mail reaches Dovecot', T, async () => {
@@ -126,10 +123,7 @@ test('SMTP: a mailbox outside the app\'s mailbox permissions fails Test Connecti
   // failed sign-in: the fix is the app's mailbox right, with this mailbox and app filled in.
   const m = await api('POST', '/api/v1/messages', { from: OUTSIDE, mailServerId: r.json.id, to: [CUSTOMER], subject: 'From outside the app\'s scope', text: 'Refused.' });
   assert.equal(m.status, 202, JSON.stringify(m.json));
-  const settled = await waitFor('the refused message to settle', async () => {
-    const x = (await api('GET', `/api/v1/messages/${m.json.id}`)).json;
-    return ['sent', 'failed', 'held'].includes(x.state) ? x : undefined;
-  }, 60_000);
+  const settled = await settledMessage(api, m.json.id);
   assert.notEqual(settled.state, 'sent');
   assert.equal(settled.lastError.code, 'SMTP_APP_535_5.7.3', JSON.stringify(settled.lastError));
   assert.ok(settled.lastError.fix.includes(`Add-MailboxPermission -Identity ${OUTSIDE} -User ${oid} -AccessRights FullAccess`), settled.lastError.fix);
@@ -150,8 +144,9 @@ test('IMAP with application access: an incoming server fetches, and a mailbox ou
   assert.ok(checked.body.roles.includes('IMAP.AccessAsApp'), JSON.stringify(checked.body));
   const t = await api('POST', `${base}/${id}/test`);
   assert.equal(t.json.ok, true, JSON.stringify(t.json));
+  // A new server is fetched at once by itself: Fetch Now may find that fetch still running.
   const fetchNow = await api('POST', `${base}/${id}/fetch`);
-  assert.equal(fetchNow.status, 202, fetchNow.text);
+  assert.ok(fetchNow.status === 202 || fetchNow.json?.error?.code === 'MR_CONFLICT', fetchNow.text);
   const fetched = await waitFor('the fetch to import mail', async () => {
     const v = (await api('GET', `${base}/${id}`)).json;
     return !v.fetch.running && v.importedCount >= 1 ? v : undefined;
@@ -168,7 +163,8 @@ test('IMAP with application access: an incoming server fetches, and a mailbox ou
   assert.ok(refused.json.fix.includes(`Add-MailboxPermission -Identity ${OUTSIDE}`), refused.json.fix);
 
   // The background fetch records the same explanation on the server, where Mail Health shows it.
-  assert.equal((await api('POST', `${base}/${outside.json.id}/fetch`)).status, 202);
+  const again = await api('POST', `${base}/${outside.json.id}/fetch`);
+  assert.ok(again.status === 202 || again.json?.error?.code === 'MR_CONFLICT', again.text);
   const failed = await waitFor('the fetch failure to be recorded', async () => {
     const v = (await api('GET', `${base}/${outside.json.id}`)).json;
     return v.lastError ? v : undefined;
@@ -197,10 +193,7 @@ test('POST /api/v1/mailboxes with an application-access template: the owner\'s m
 
   const m = await api('POST', '/api/v1/messages', { owner: 'erp-user-42', to: [CUSTOMER], subject: 'From Ann, by the app', text: 'No sign-in.' });
   assert.equal(m.status, 202, JSON.stringify(m.json));
-  const done = await waitFor('the message to settle', async () => {
-    const x = (await api('GET', `/api/v1/messages/${m.json.id}`)).json;
-    return ['sent', 'failed', 'held'].includes(x.state) ? x : undefined;
-  }, 60_000);
+  const done = await settledMessage(api, m.json.id);
   assert.equal(done.state, 'sent', JSON.stringify(done.lastError));
   assert.equal(done.mailServerId, r.json.serverId, JSON.stringify(done));
   const arrived = await peers.sink.waitForMessage((x) => x.raw.toString('latin1').includes('From Ann, by the app'), 30_000);

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import { apiClient, waitFor } from '../helpers/e2e.ts';
+import { apiClient, settledMessage, waitFor } from '../helpers/e2e.ts';
 import { type MailroomProcess, startMailroomProcess } from '../helpers/mailroom-process.ts';
 import { GRAPH_RESOURCE, type Peers, startPeers } from '../peers/index.ts';
 import { type GraphServer, startGraphServer } from '../peers/graph-server.ts';
@@ -95,10 +95,7 @@ test('after admin consent: Token Valid with no user sign-in, Test Connection pro
 
   const m = await api('POST', '/api/v1/messages', { from: SALES, to: ['customer@remote.example'], subject: 'Sent by the app itself', text: 'No user signed in.' });
   assert.equal(m.status, 202, JSON.stringify(m.json));
-  const done = await waitFor('the message to settle', async () => {
-    const x = (await api('GET', `/api/v1/messages/${m.json.id}`)).json;
-    return ['sent', 'failed', 'held'].includes(x.state) ? x : undefined;
-  }, 60_000);
+  const done = await settledMessage(api, m.json.id);
   assert.equal(done.state, 'sent', JSON.stringify(done.lastError));
   assert.ok(graph.sent.some((x) => x.mailbox === SALES && x.mime?.toString('latin1').includes('Sent by the app itself')));
 });
@@ -136,10 +133,7 @@ test('a mailbox outside the app\'s permission table is found by Test Connection,
   // A message sent through it anyway carries the same explanation, not the delegated one.
   const m = await api('POST', '/api/v1/messages', { from: OUTSIDE, mailServerId: r.json.id, to: ['customer@example.test'], subject: 'Outside the RBAC scope', text: 'Refused.' });
   assert.equal(m.status, 202, JSON.stringify(m.json));
-  const settled = await waitFor('the refused message to settle', async () => {
-    const x = (await api('GET', `/api/v1/messages/${m.json.id}`)).json;
-    return ['sent', 'failed', 'held'].includes(x.state) ? x : undefined;
-  }, 60_000);
+  const settled = await settledMessage(api, m.json.id);
   assert.notEqual(settled.state, 'sent');
   assert.equal(settled.lastError.code, 'GRAPH_APP_ErrorAccessDenied', JSON.stringify(settled.lastError));
   assert.match(settled.lastError.fix, new RegExp(`New-ManagementRoleAssignment -App ${oid} -Role "Application Mail\\.Send"`));

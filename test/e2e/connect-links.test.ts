@@ -9,7 +9,7 @@ import nodemailer from 'nodemailer';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { launchChromium, newContext } from '../helpers/browser.ts';
 import { storeTokens } from '../helpers/connect-directly.ts';
-import { apiClient, waitFor } from '../helpers/e2e.ts';
+import { apiClient, settledMessage, waitFor } from '../helpers/e2e.ts';
 import { freePort, type MailroomProcess, startMailroomProcess } from '../helpers/mailroom-process.ts';
 import { getToken } from '../peers/get-token.ts';
 import { type GoogleAuthServer, startGoogleAuthServer } from '../peers/google-auth-server.ts';
@@ -276,10 +276,7 @@ test("the person's mailbox sends through Dovecot submission and receives over IM
   const m = await sender('POST', '/api/v1/messages', { owner: 'u-ann', to: ['ann@example.test'], subject: `Quote ${marker}`, text: 'From my own mailbox.' });
   assert.equal(m.status, 202, m.text);
   assert.equal(m.json.mailServerId, ids.ann);
-  const done = await waitFor('sent', async () => {
-    const x = (await sender('GET', `/api/v1/messages/${m.json.id}`)).json;
-    return ['sent', 'failed', 'held'].includes(x.state) ? x : undefined;
-  }, 60_000);
+  const done = await settledMessage(sender, m.json.id);
   assert.equal(done.state, 'sent', JSON.stringify(done.lastError));
   const delivered = await peers.sink.waitForMessage((x) => x.raw.includes(marker), 30_000);
   assert.match(delivered.raw.toString(), /^From: ann@example\.test/m);

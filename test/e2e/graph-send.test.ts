@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import { apiClient, waitFor } from '../helpers/e2e.ts';
+import { apiClient, settledMessage, waitFor } from '../helpers/e2e.ts';
 import { storeTokens } from '../helpers/connect-directly.ts';
 import { type MailroomProcess, startMailroomProcess } from '../helpers/mailroom-process.ts';
 import { getToken } from '../peers/get-token.ts';
@@ -35,11 +35,7 @@ async function graphServer(name: string, username: string, scope: string, extra:
   return s.json.id as string;
 }
 
-const finalState = (id: string) =>
-  waitFor(`message ${id} to settle`, async () => {
-    const m = (await api('GET', `/api/v1/messages/${id}`)).json;
-    return ['sent', 'failed', 'held'].includes(m.state) ? m : undefined;
-  }, 60_000);
+const finalState = (id: string) => settledMessage(api, id);
 
 const sendMailRequests = () => graph.requests.filter((r) => r.path.endsWith('/sendMail')).length;
 

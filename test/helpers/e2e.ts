@@ -36,6 +36,16 @@ export function apiClient(baseUrl: () => string, key: () => string) {
   };
 }
 
+type Api = ReturnType<typeof apiClient>;
+
+/** Waits until a queued message is sent, failed or held, and returns it as GET /api/v1/messages/{id} shows it. */
+export function settledMessage(api: Api, id: string, timeoutMs = 60_000): Promise<any> {
+  return waitFor(`message ${id} to settle`, async () => {
+    const x = (await api('GET', `/api/v1/messages/${id}`)).json;
+    return ['sent', 'failed', 'held'].includes(x?.state) ? x : undefined;
+  }, timeoutMs);
+}
+
 /** Logs in on Mailroom's login page as a person would. */
 export async function logIn(page: Page, baseUrl: string, admin: { email: string; password: string }): Promise<void> {
   await page.goto(`${baseUrl}/login`);
