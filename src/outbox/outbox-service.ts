@@ -7,7 +7,7 @@ import { parseMessage } from '../inbound/parse-message.ts';
 import { type Choice, chooseOwnedServer, type Ownership } from '../servers/choose-server.ts';
 import { pageLimit, parseInput, queryText } from '../errors/parse-input.ts';
 import type { Db } from '../storage/database.ts';
-import { listMailServers, type MailServerRecord, type StoredError } from '../storage/mail-server-store.ts';
+import { listMailServers, mailServerNames, type MailServerRecord, type StoredError } from '../storage/mail-server-store.ts';
 import {
   cancelMessage,
   findByIdempotencyKey,
@@ -469,12 +469,13 @@ export class OutboxService {
     return this.view(existing);
   }
 
-  private async serverNames(): Promise<Map<string, string>> {
-    return new Map((await listMailServers(this.deps.db)).map((s) => [s.id, s.name]));
+  /** The names of the servers these messages went through: a query for those few, not every server (thousands of mailboxes). */
+  private serverNames(rows: OutboxRow[]): Promise<Map<string, string>> {
+    return mailServerNames(this.deps.db, [...new Set(rows.flatMap((r) => (r.mailServerId ? [r.mailServerId] : [])))]);
   }
 
   private async view(r: OutboxRow, names?: Map<string, string>): Promise<MessageView> {
-    const n = names ?? (await this.serverNames());
+    const n = names ?? (await this.serverNames([r]));
     return {
       id: r.id,
       state: r.state,
@@ -563,7 +564,7 @@ export class OutboxService {
     });
     const page = rows.slice(0, q.limit);
     const last = page[page.length - 1];
-    const names = await this.serverNames();
+    const names = await this.serverNames(page);
     return {
       items: await Promise.all(page.map((r) => this.view(r, names))),
       nextCursor: rows.length > q.limit && last ? Buffer.from(`${last.createdAt}|${last.id}`).toString('base64url') : null,

@@ -401,6 +401,13 @@ export async function findIncomingUsing(db: Db, sourceId: string): Promise<MailS
   return r && toRecord(r);
 }
 
+/** Id → name of the given servers (those that still exist). */
+export async function mailServerNames(db: Db, ids: readonly string[]): Promise<Map<string, string>> {
+  if (ids.length === 0) return new Map();
+  const rows = await db.selectFrom('mail_servers').select(['id', 'name']).where('id', 'in', ids).execute();
+  return new Map(rows.map((r) => [r.id, r.name]));
+}
+
 /** How many servers sign in with `sourceId`'s app registration (personal mailboxes made from it). */
 export async function countAppSourceUsers(db: Db, sourceId: string): Promise<number> {
   const r = await db.selectFrom('mail_servers').select((eb) => eb.fn.countAll<number>().as('n')).where('app_source_id', '=', sourceId).executeTakeFirst();
