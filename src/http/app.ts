@@ -16,6 +16,7 @@ import { bounceRoutes } from './routes/bounce-routes.ts';
 import { inboundRoutes } from './routes/inbound-routes.ts';
 import { graphNotificationRoutes } from './routes/graph-notification-routes.ts';
 import { certificateRoutes } from './routes/certificate-routes.ts';
+import { serverActionRoutes } from './routes/server-action-routes.ts';
 import { mailServerRoutes } from './routes/mail-server-routes.ts';
 import { messageRoutes } from './routes/message-routes.ts';
 import { oauthRoutes } from './routes/oauth-routes.ts';
@@ -75,10 +76,12 @@ export async function buildApp(mr: Mailroom, opts: { webDist?: string } = {}): P
 
   sessionRoutes(app, mr, doc);
   mailServerRoutes(app, mr, doc);
+  serverActionRoutes(app, mr, doc, 'outgoing');
   certificateRoutes(app, mr, doc, 'outgoing');
   messageRoutes(app, mr, doc);
   apiKeyRoutes(app, mr, doc);
   inboundRoutes(app, mr, doc);
+  serverActionRoutes(app, mr, doc, 'incoming');
   certificateRoutes(app, mr, doc, 'incoming');
   bounceRoutes(app, mr, doc);
   healthPageRoutes(app, mr, doc);

@@ -1,4 +1,4 @@
-import { applicationConsentUrlOf, applicationGuideOf } from '../servers/mail-server-service.ts';
+import { applicationAccessActions, type ApplicationAccessActions } from '../servers/application-access.ts';
 import { accessIssues } from '../servers/mail-server-input.ts';
 import type { ApplicationContext, Evidence } from '../diagnose/evidence.ts';
 import { randomUUID } from 'node:crypto';
@@ -18,7 +18,7 @@ import { oauthProviderOf } from '../oauth/oauth-providers.ts';
 import { credentialIssues } from '../servers/mail-server-input.ts';
 import { certificateView } from '../oauth/certificate-service.ts';
 import { certificateExpiry } from '../lifecycle/secret-expiry.ts';
-import { authMethodChoices } from '../servers/mail-server-service.ts';
+import { authMethodChoices, revokeGrantOf, type GrantRevocation } from '../servers/mail-server-service.ts';
 import { validationError } from '../errors/errors.ts';
 import type { Sealer } from '../secrets/sealer.ts';
 import { parseInput } from '../errors/parse-input.ts';
@@ -127,7 +127,11 @@ export class IncomingServerService {
   ) {
     this.parser = new ParsePool({ threads: deps.config.inboundParseThreads });
     this.fetchSlots = new FetchSlots(deps.config.inboundMaxFetches);
+    this.application = applicationAccessActions({ record: (id) => this.record(id), tokens: deps.tokens, config: deps.config });
   }
+
+  /** Check application access, admin consent URL and the guide's steps (Access: Application). */
+  readonly application: ApplicationAccessActions;
 
   /** IMAP IDLE connections open or being opened, and how many fetches run and wait (Mail Health, tests). */
   watchStats(): { idle: number; opening: number; fetching: number; waiting: number } {
@@ -432,12 +436,20 @@ export class IncomingServerService {
     return this.get(id);
   }
 
+  /** Disconnect, answering the server as it is now (Not connected). */
   async disconnect(id: string) {
-    await this.record(id);
+    await this.disconnectGrant(id);
+    return this.get(id);
+  }
+
+  /** Disconnect: the grant revoked at the provider where it can be, the tokens forgotten, the mailbox no longer watched. */
+  async disconnectGrant(id: string): Promise<GrantRevocation> {
+    const s = await this.record(id);
+    const revocation = await revokeGrantOf(this.deps, s);
     await deleteToken(this.deps.db, id);
     await updateMailServer(this.deps.db, id, { lastError: null }, this.now());
     this.dropWatcher(id);
-    return this.get(id);
+    return revocation;
   }
 
   async remove(id: string): Promise<void> {
@@ -457,22 +469,6 @@ export class IncomingServerService {
       fix: 'Mailroom tries again at the next fetch. If this repeats, report it with the log line inbound.fetch_failed (it has the stack).',
       evidence: { kind: 'internal', name: (e as Error)?.name ?? typeof e },
     };
-  }
-
-  /** "Check application access": a client-credentials token now, verified for IMAP.AccessAsApp or Mail.ReadWrite. */
-  async checkApplicationAccess(id: string): Promise<{ status: 'valid'; roles: string[] }> {
-    await this.record(id);
-    const t = await this.deps.tokens.getApplicationAccess(id, { forceRefresh: true });
-    return { status: 'valid', roles: t.roles };
-  }
-
-  async adminConsentUrl(id: string): Promise<{ url: string }> {
-    return applicationConsentUrlOf(await this.record(id), this.deps.config);
-  }
-
-  async applicationGuide(id: string): Promise<{ steps: import('../oauth/application-guide.ts').ApplicationGuideStep[] }> {
-    const s = await this.record(id);
-    return applicationGuideOf(s, await this.deps.tokens.applicationContext(s.id), this.deps.config);
   }
 
   /** Test & Confirm: XOAUTH2 login, open the folder, report its message count or the server's reply. */

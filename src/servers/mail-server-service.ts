@@ -3,10 +3,9 @@ import type { Config } from '../config/config.ts';
 import { redirectUri } from '../config/config.ts';
 import { explain } from '../diagnose/diagnose.ts';
 import { MailroomError, isMailroomError } from '../errors/errors.ts';
-import { type ApplicationGuideStep, applicationAccessGuide } from '../oauth/application-guide.ts';
-import type { ApplicationContext } from '../diagnose/evidence.ts';
+import { applicationAccessActions, type ApplicationAccessActions } from './application-access.ts';
 import { appFor, registrationOf, secretAad, tokenAad, type TokenManager } from '../oauth/token-manager.ts';
-import { oauthProviderOf, requireOAuthProvider } from '../oauth/oauth-providers.ts';
+import { oauthProviderOf } from '../oauth/oauth-providers.ts';
 import { applicationConsentUrl } from '../oauth/outlook.ts';
 import { accessIssues, sourceIssues } from './mail-server-input.ts';
 import type { Evidence } from '../diagnose/evidence.ts';
@@ -51,8 +50,8 @@ import { parseInput } from '../errors/parse-input.ts';
 import { z } from 'zod';
 import { checklist, type ChecklistItem } from '../lifecycle/checklist.ts';
 import { certificateExpiry, type SecretExpiry } from '../lifecycle/secret-expiry.ts';
-import { errorAndNotice, findTokens, listAllMailServers, queryMailServers, serverState, setAlertState, setMailServerError, type ServerState } from '../storage/mail-server-store.ts';
-import { encodeServerCursor, parseServerListQuery } from './server-list-query.ts';
+import { errorAndNotice, findTokens, listAllMailServers, queryMailServers, queryOwners, serverState, setAlertState, setMailServerError, type ServerState } from '../storage/mail-server-store.ts';
+import { encodeOwnerCursor, encodeServerCursor, parseOwnerQuery, parseServerListQuery } from './server-list-query.ts';
 import type { ConnectionGates } from '../smtp/connection-gate.ts';
 import { smtpGateKey } from '../smtp/smtp-pool.ts';
 import { defaultLimits, type SendLimits } from './send-limits.ts';
@@ -64,32 +63,6 @@ import { MAILROOM_ID_HEADER } from '../bounces/match-report.ts';
 function applicationRoles(s: Pick<MailServerRecord, 'access' | 'tokenSourceId'>, t: TokenRecord | undefined): string[] | null {
   if (!t || (s.access !== 'application' && !s.tokenSourceId) || t.refreshTokenSealed !== null || t.scope === null) return null;
   return t.scope.split(' ').filter(Boolean);
-}
-
-/** The admin consent URL of a server with application access (its source's app when it reuses one). */
-export function applicationConsentUrlOf(s: MailServerRecord, config: Config): { url: string } {
-  if (s.access !== 'application') {
-    throw new MailroomError('MR_VALIDATION', 'Admin consent for application permissions applies to servers with Access: Application.', { field: 'access', fields: { access: 'Set Access to Application first' } });
-  }
-  const app = requireOAuthProvider(s).app(s, config, { kind: 'secret', secret: '' });
-  return { url: applicationConsentUrl(app, s.id) };
-}
-
-/**
- * The guide's "Application access" steps for this server, filled in with its app, tenant, mailbox and
- * (once a token told it) the Enterprise application's object id.
- */
-export function applicationGuideOf(s: MailServerRecord, context: ApplicationContext | undefined, config: Config): { steps: ApplicationGuideStep[] } {
-  if (!context) {
-    throw new MailroomError('MR_VALIDATION', 'The Application access steps apply to Outlook servers with Access: Application.', { field: 'access', fields: { access: 'Set Access to Application first' } });
-  }
-  let consent: string | null = null;
-  try {
-    consent = applicationConsentUrlOf(s, config).url;
-  } catch {
-    // A server sharing another's connection: consent is given on that one.
-  }
-  return { steps: applicationAccessGuide({ ...context, adminConsentUrl: consent, transport: s.transport }) };
 }
 
 /** What the API and UI see of a mail server: never the client secret or a token. */
@@ -216,6 +189,27 @@ function parseAll<S extends z.ZodType>(schema: S, body: unknown): z.infer<S> {
   }
 }
 
+/**
+ * Before a server's tokens are forgotten (delete, disconnect): the grant is revoked at the provider
+ * where it has a way to (Google), unless another server still uses this connection. A failed
+ * revocation does not stop the disconnect: it is said, with what to do instead.
+ */
+export async function revokeGrantOf(deps: { db: Db; config: Config; sealer: Sealer }, s: MailServerRecord): Promise<GrantRevocation> {
+  const provider = oauthProviderOf(s);
+  const t = await findToken(deps.db, s.id);
+  if (!provider || !t?.refreshTokenSealed) return { grantRevoked: false, note: null };
+  if ((await listAllMailServers(deps.db)).some((x) => x.tokenSourceId === s.id && x.id !== s.id)) {
+    return { grantRevoked: false, note: 'Another server reuses this connection, so the grant was kept.' };
+  }
+  if (!provider.revokeGrant) return { grantRevoked: false, note: provider.revokeHelp ?? null };
+  try {
+    await provider.revokeGrant(appFor(s, deps.config, deps.sealer, await registrationOf(deps.db, s)), deps.sealer.open(t.refreshTokenSealed, tokenAad(s.id, 'refresh_token')));
+    return { grantRevoked: true, note: null };
+  } catch (e) {
+    return { grantRevoked: false, note: `${(e as Error).message} ${isMailroomError(e) && e.fix ? e.fix : ''}`.trim() };
+  }
+}
+
 export class MailServerService {
   constructor(
     private readonly deps: {
@@ -234,7 +228,12 @@ export class MailServerService {
       /** Send test email's message and outcome, for the outbox to list it under Emails. */
       onTestEmail?: (email: TestEmail, outcome: { state: 'sent'; smtpResponse: string } | { state: 'failed'; error: StoredError }) => Promise<void>;
     },
-  ) {}
+  ) {
+    this.application = applicationAccessActions({ record: (id) => this.record(id), tokens: deps.tokens, config: deps.config });
+  }
+
+  /** Check application access, admin consent URL and the guide's steps (Access: Application). */
+  readonly application: ApplicationAccessActions;
 
   private now(): Date {
     return this.deps.now?.() ?? new Date();
@@ -319,6 +318,13 @@ export class MailServerService {
     const sending = await Promise.all(items.map((s) => this.deps.sendStatus?.(s) ?? null));
     const end = items.at(-1);
     return { items: items.map((s, i) => this.view(s, tokens.get(s.tokenSourceId ?? s.id), sending[i])), nextCursor: last || !end ? null : encodeServerCursor(end), total };
+  }
+
+  /** The owners of servers (both directions unless `direction`), with how many servers each: the Owner filter's choices. */
+  async owners(query: unknown): Promise<{ items: { owner: string; servers: number }[]; nextCursor: string | null }> {
+    const { items, last } = await queryOwners(this.deps.db, parseOwnerQuery(query));
+    const end = items.at(-1);
+    return { items, nextCursor: last || !end ? null : encodeOwnerCursor(end.owner) };
   }
 
   async record(id: string): Promise<MailServerRecord> {
@@ -450,12 +456,22 @@ export class MailServerService {
     return this.get(id);
   }
 
-  /** Disconnect: forget the tokens here (Microsoft keeps the consent; remove it in My Apps if wanted). */
+  /** Disconnect, answering the server as it is now (Not connected). */
   async disconnect(id: string): Promise<MailServerView> {
-    await this.record(id);
+    await this.disconnectGrant(id);
+    return this.get(id);
+  }
+
+  /**
+   * Disconnect: the grant is revoked at the provider where it has a way to (Google; Microsoft keeps
+   * the consent until it is removed in My Apps), and the tokens are forgotten here.
+   */
+  async disconnectGrant(id: string): Promise<GrantRevocation> {
+    const s = await this.record(id);
+    const revocation = await revokeGrantOf(this.deps, s);
     await deleteToken(this.deps.db, id);
     await updateMailServer(this.deps.db, id, { lastError: null }, this.now());
-    return this.get(id);
+    return revocation;
   }
 
   async remove(id: string): Promise<GrantRevocation> {
@@ -467,32 +483,11 @@ export class MailServerService {
         fix: 'Delete those mailboxes first (filter the list by owner), or keep this server as their template; disable it instead if it should not send.',
       });
     }
-    const revocation = s ? await this.revokeGrant(s) : { grantRevoked: false, note: null };
+    const revocation = s ? await revokeGrantOf(this.deps, s) : { grantRevoked: false, note: null };
     if (!(await deleteMailServer(this.deps.db, id))) {
       throw new MailroomError('MR_NOT_FOUND', `Mail server ${id} does not exist.`);
     }
     return revocation;
-  }
-
-  /**
-   * Before a server and its tokens are deleted: the grant is revoked at the provider where it has a
-   * way to (Google), unless another server still uses this connection. A failed revocation does not
-   * keep the server: it is said, with what to do instead.
-   */
-  async revokeGrant(s: MailServerRecord): Promise<GrantRevocation> {
-    const provider = oauthProviderOf(s);
-    const t = await findToken(this.deps.db, s.id);
-    if (!provider || !t?.refreshTokenSealed) return { grantRevoked: false, note: null };
-    if ((await listAllMailServers(this.deps.db)).some((x) => x.tokenSourceId === s.id && x.id !== s.id)) {
-      return { grantRevoked: false, note: 'Another server reuses this connection, so the grant was kept.' };
-    }
-    if (!provider.revokeGrant) return { grantRevoked: false, note: provider.revokeHelp ?? null };
-    try {
-      await provider.revokeGrant(appFor(s, this.deps.config, this.deps.sealer, await registrationOf(this.deps.db, s)), this.deps.sealer.open(t.refreshTokenSealed, tokenAad(s.id, 'refresh_token')));
-      return { grantRevoked: true, note: null };
-    } catch (e) {
-      return { grantRevoked: false, note: `${(e as Error).message} ${isMailroomError(e) && e.fix ? e.fix : ''}`.trim() };
-    }
   }
 
   /**
@@ -614,26 +609,6 @@ export class MailServerService {
     return { ...result, outboxId: emailId };
   }
 
-
-  /**
-   * "Check application access": a client-credentials token now, verified for the role this server's
-   * transport needs; Token Valid follows from it. No user signs in.
-   */
-  async checkApplicationAccess(id: string): Promise<{ status: 'valid'; roles: string[] }> {
-    await this.record(id);
-    const t = await this.deps.tokens.getApplicationAccess(id, { forceRefresh: true });
-    return { status: 'valid', roles: t.roles };
-  }
-
-  /** Microsoft's admin consent page for this app and tenant (application access only). */
-  async adminConsentUrl(id: string): Promise<{ url: string }> {
-    return applicationConsentUrlOf(await this.record(id), this.deps.config);
-  }
-
-  async applicationGuide(id: string): Promise<{ steps: ApplicationGuideStep[] }> {
-    const s = await this.record(id);
-    return applicationGuideOf(s, await this.deps.tokens.applicationContext(s.id), this.deps.config);
-  }
 
   private async failure(s: MailServerRecord, e: unknown): Promise<CheckResult> {
     if (e instanceof GraphError || e instanceof SmtpError) {

@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { MailroomError } from '../errors/errors.ts';
-import { parseInput, queryText } from '../errors/parse-input.ts';
-import { SERVER_STATES, type ServerQuery, type ServerState } from '../storage/mail-server-store.ts';
+import { pageLimit, parseInput, queryText } from '../errors/parse-input.ts';
+import { SERVER_STATES, type OwnerQuery, type ServerQuery, type ServerState } from '../storage/mail-server-store.ts';
 
 /** Without `limit` a list answers every server up to this many (the lists were unpaged before). */
 export const SERVER_PAGE_MAX = 1000;
@@ -46,4 +46,24 @@ export function parseServerListQuery(query: unknown, direction: ServerQuery['dir
     limit: q.limit ?? SERVER_PAGE_MAX,
     ...(q.cursor && { cursor: decodeCursor(q.cursor) }),
   };
+}
+
+const ownerListSchema = z.strictObject({
+  direction: z.enum(['outgoing', 'incoming'], { error: 'direction must be outgoing or incoming' }).optional(),
+  q: queryText('q').optional(),
+  limit: pageLimit,
+  cursor: queryText('cursor', 2000).optional(),
+});
+
+export const encodeOwnerCursor = (owner: string) => Buffer.from(owner, 'utf8').toString('base64url');
+
+/** `?direction=&q=&limit=&cursor=` of the owner list, checked. */
+export function parseOwnerQuery(query: unknown): OwnerQuery {
+  const q = parseInput(ownerListSchema, query ?? {});
+  let after: string | undefined;
+  if (q.cursor !== undefined) {
+    after = Buffer.from(q.cursor, 'base64url').toString('utf8');
+    if (!after || encodeOwnerCursor(after) !== q.cursor) throw new MailroomError('MR_VALIDATION', 'The cursor is not one this API returned.', { field: 'cursor', fields: { cursor: 'Pass nextCursor from the previous page as it was' } });
+  }
+  return { ...(q.direction && { direction: q.direction }), ...(q.q && { q: q.q }), limit: q.limit, ...(after !== undefined && { after }) };
 }

@@ -390,6 +390,30 @@ export async function queryMailServers(db: Db, q: ServerQuery): Promise<{ items:
   return { items: rows.slice(0, q.limit).map(toRecord), total: Number(total), last: rows.length <= q.limit };
 }
 
+export interface OwnerQuery {
+  direction?: MailServerRecord['direction'];
+  /** Part of the owner, any case. */
+  q?: string;
+  limit: number;
+  /** The page after this owner (the last of the previous page). */
+  after?: string;
+}
+
+/** Distinct owners of servers with how many servers each has, by owner, a page at a time (the index on owner serves it). */
+export async function queryOwners(db: Db, q: OwnerQuery): Promise<{ items: { owner: string; servers: number }[]; last: boolean }> {
+  let base = db.selectFrom('mail_servers').where('owner', 'is not', null);
+  if (q.direction) base = base.where('direction', '=', q.direction);
+  if (q.q) base = base.where(containsText(['owner'], q.q));
+  if (q.after !== undefined) base = base.where('owner', '>', q.after);
+  const rows = await base
+    .select((eb) => ['owner', eb.fn.countAll<number | string>().as('servers')])
+    .groupBy('owner')
+    .orderBy('owner')
+    .limit(q.limit + 1)
+    .execute();
+  return { items: rows.slice(0, q.limit).map((r) => ({ owner: r.owner!, servers: Number(r.servers) })), last: rows.length <= q.limit };
+}
+
 /** The owner's servers in one direction (a personal mailbox is looked up by owner and address). */
 export async function listOwnedServers(db: Db, owner: string, direction: MailServerRecord['direction']): Promise<MailServerRecord[]> {
   return (await db.selectFrom('mail_servers').selectAll().where('owner', '=', owner).where('direction', '=', direction).orderBy('priority').orderBy('name').execute()).map(toRecord);

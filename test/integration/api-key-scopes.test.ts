@@ -37,6 +37,7 @@ const ROUTES: Record<string, readonly Scope[] | 'anyone' | 'session'> = {
   'GET /api/v1/mail-servers/{id}/certificate.pem': ['admin'],
   'GET /api/v1/mail-servers/{id}/certificate.cer': ['admin'],
   'POST /api/v1/mail-servers/bulk': ['admin'],
+  'GET /api/v1/owners': ['admin'],
 
   // An ERP hands its users links to connect their own mailbox: the connect scope does only that.
   'POST /api/v1/connect-links': ['connect', 'admin'],
@@ -65,6 +66,7 @@ const ROUTES: Record<string, readonly Scope[] | 'anyone' | 'session'> = {
   'POST /api/v1/incoming-servers/{id}/disconnect': ['admin'],
   'POST /api/v1/incoming-servers/{id}/test': ['admin'],
   'POST /api/v1/incoming-servers/{id}/fetch': ['admin'],
+  'POST /api/v1/incoming-servers/bulk': ['admin'],
   'POST /api/v1/incoming-servers/{id}/certificate': ['admin'],
   'POST /api/v1/incoming-servers/{id}/certificate/import': ['admin'],
   'POST /api/v1/incoming-servers/{id}/certificate/roll': ['admin'],

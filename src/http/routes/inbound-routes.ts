@@ -4,7 +4,7 @@ import { parseInput, queryText } from '../../errors/parse-input.ts';
 import { createIncomingSchema, updateIncomingSchema } from '../../inbound/incoming-server-input.ts';
 import { createWebhookSchema, updateWebhookSchema } from '../../inbound/webhook-service.ts';
 import type { Mailroom } from '../../mailroom.ts';
-import { audited, inboundServerIds, requireAdmin, requireAuth } from '../session-auth.ts';
+import { audited, inboundServerIds, requireAuth } from '../session-auth.ts';
 import type { ApiDoc } from '../openapi.ts';
 
 type IdParams = { Params: { id: string } };
@@ -46,31 +46,6 @@ export function inboundRoutes(app: FastifyInstance, mr: Mailroom, doc: ApiDoc): 
     await mr.incoming.remove(req.params.id);
     await audited(req, mr, 'incoming_server.deleted', { type: 'mail_server', id: req.params.id });
     return reply.code(204).send();
-  });
-
-  doc.add('post', `${servers}/:id/connect`, 'Start "Connect your Outlook account" for this mailbox');
-  app.post<IdParams>(`${servers}/:id/connect`, { onRequest: requireAdmin }, async (req) => {
-    const server = await mr.incoming.get(req.params.id);
-    if (server.access === 'application') {
-      const r = await mr.incoming.checkApplicationAccess(req.params.id);
-      await audited(req, mr, 'oauth.application_checked', { type: 'mail_server', id: req.params.id }, { mailbox: server.username, roles: r.roles.join(' ') });
-      return r;
-    }
-    const r = await mr.connect.start(req.params.id, req.admin!.id);
-    await audited(req, mr, 'oauth.started', { type: 'mail_server', id: req.params.id });
-    return r;
-  });
-
-  doc.add('get', `${servers}/:id/admin-consent-url`, 'Microsoft\'s admin consent page for this app and tenant (Access: Application)');
-  app.get<IdParams>(`${servers}/:id/admin-consent-url`, admin, async (req) => mr.incoming.adminConsentUrl(req.params.id));
-  doc.add('get', `${servers}/:id/application-guide`, 'The guide\'s Application access steps filled in with this server\'s app, tenant, mailbox and PowerShell commands (Access: Application)');
-  app.get<IdParams>(`${servers}/:id/application-guide`, admin, async (req) => mr.incoming.applicationGuide(req.params.id));
-
-  doc.add('post', `${servers}/:id/disconnect`, 'Disconnect: forget this server\'s tokens');
-  app.post<IdParams>(`${servers}/:id/disconnect`, admin, async (req) => {
-    const v = await mr.incoming.disconnect(req.params.id);
-    await audited(req, mr, 'oauth.disconnected', { type: 'mail_server', id: req.params.id });
-    return v;
   });
 
   doc.add('post', `${servers}/:id/test`, 'Test & Confirm: XOAUTH2 login, open the folder, count its messages');
