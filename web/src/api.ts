@@ -806,14 +806,36 @@ export function certificateUrl(base: ServerBase, id: string, format: 'pem' | 'ce
 /** Where the original of an incoming message can be downloaded (message/rfc822). */
 /** One attachment of an incoming message, always as a download. */
 /** What a server list is filtered by: the owner's id, the connection state, a name or username. */
+/** One server's outcome of a bulk action (code null when it worked). */
+export interface BulkResult {
+  id: string;
+  ok: boolean;
+  code: string | null;
+  message: string;
+  fix?: string;
+  grantRevoked?: boolean;
+  note?: string | null;
+}
+
+/** Ids one bulk request may name (the API's cap): a larger selection goes in pieces of this size. */
+export const BULK_MAX_IDS = 200;
+
+const serverBase = (d: ServerDirection) => (d === 'outgoing' ? '/api/v1/mail-servers' : '/api/v1/incoming-servers');
+
 export interface ServerListFilters {
   owner?: string;
   state?: string;
   q?: string;
 }
 
-function serverListQuery(f: ServerListFilters): string {
+/** A page of a server list: `total` servers match the filters. */
+export interface ServerPage<T> extends Page<T> {
+  total: number;
+}
+
+function serverListQuery(f: ServerListFilters, cursor?: string): string {
   const q = new URLSearchParams();
+  if (cursor) q.set('cursor', cursor);
   for (const [k, v] of Object.entries(f)) {
     // "Shared mailboxes" (no owner) is the API's shared=true; owner=shared would be an owner named so.
     if (k === 'owner' && v === 'shared') q.set('shared', 'true');
@@ -872,8 +894,18 @@ export const api = {
   mailServerDefaults: () => request<MailServerDefaults>('GET', '/api/v1/mail-servers/defaults'),
   listMailServers: () => request<{ items: MailServer[] }>('GET', '/api/v1/mail-servers'),
   /** The lists' filters (owner, state, search) go to the server; older servers ignore them and answer every item. */
-  listMailServersFiltered: (f: ServerListFilters) =>
-    request<{ items: MailServer[] }>('GET', `/api/v1/mail-servers${serverListQuery(f)}`),
+  listMailServersFiltered: (f: ServerListFilters, cursor?: string) =>
+    request<ServerPage<MailServer>>('GET', `/api/v1/mail-servers${serverListQuery(f, cursor)}`),
+  bulkServers: async (direction: ServerDirection, action: 'test' | 'disconnect', ids: string[]) => {
+    const results: BulkResult[] = [];
+    for (let i = 0; i < ids.length; i += BULK_MAX_IDS) {
+      const r = await request<{ results: BulkResult[] }>('POST', `${serverBase(direction)}/bulk`, { action, ids: ids.slice(i, i + BULK_MAX_IDS) });
+      results.push(...r.results);
+    }
+    return results;
+  },
+  listOwners: (direction: ServerDirection, cursor?: string) =>
+    request<Page<{ owner: string; servers: number }>>('GET', `/api/v1/owners?${new URLSearchParams({ direction, limit: '200', ...(cursor && { cursor }) })}`),
   getMailServer: (id: string) => request<MailServer>('GET', ms(id)),
   createMailServer: (input: MailServerInput) => request<MailServer>('POST', '/api/v1/mail-servers', input),
   updateMailServer: (id: string, patch: Partial<MailServerInput>) => request<MailServer>('PATCH', ms(id), patch),
@@ -898,8 +930,8 @@ export const api = {
 
   incomingServerDefaults: () => request<IncomingServerDefaults>('GET', '/api/v1/incoming-servers/defaults'),
   listIncomingServers: () => request<{ items: IncomingServer[] }>('GET', '/api/v1/incoming-servers'),
-  listIncomingServersFiltered: (f: ServerListFilters) =>
-    request<{ items: IncomingServer[] }>('GET', `/api/v1/incoming-servers${serverListQuery(f)}`),
+  listIncomingServersFiltered: (f: ServerListFilters, cursor?: string) =>
+    request<ServerPage<IncomingServer>>('GET', `/api/v1/incoming-servers${serverListQuery(f, cursor)}`),
   getIncomingServer: (id: string) => request<IncomingServer>('GET', inc(id)),
   createIncomingServer: (input: IncomingServerInput) =>
     request<IncomingServer>('POST', '/api/v1/incoming-servers', input),

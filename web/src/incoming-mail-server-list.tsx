@@ -49,6 +49,7 @@ export function IncomingMailServerList() {
     <ServerListPage
       title="Incoming Mail Servers"
       path={paths.incomingMailServers}
+      direction="incoming"
       addPath={paths.incomingMailServerNew}
       pathOf={incomingMailServerPath}
       load={api.listIncomingServersFiltered}

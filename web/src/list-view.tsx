@@ -1,5 +1,5 @@
 import { useEffect, useRef, useState, type FormEvent, type MouseEvent, type ReactNode } from 'react';
-import type { ApiError } from './api.ts';
+import { asApiError, type ApiError } from './api.ts';
 import { ErrorAlert } from './error-alert.tsx';
 import { Notice } from './notice.tsx';
 import { navigate, useLocation } from './router.tsx';
@@ -80,6 +80,14 @@ export interface BulkAction<T> {
   label: string;
   run: (selected: T[]) => Promise<void> | void;
   danger?: boolean;
+  /** Asked before it runs (e.g. "Disconnect 3 mailboxes?"); Cancel runs nothing. */
+  confirm?: (count: number) => string;
+}
+
+/** Every item matching the filters, beyond the rows shown: "Select all N matching". */
+export interface AllMatching<T> {
+  total: number;
+  load: () => Promise<T[]>;
 }
 
 export interface ListViewProps<T> {
@@ -112,6 +120,8 @@ export interface ListViewProps<T> {
   noun: [string, string];
   /** Ticking rows offers these actions on the ticked ones. */
   bulkActions?: BulkAction<T>[];
+  /** With bulk actions: offers to select every matching item when more match than are shown. */
+  allMatching?: AllMatching<T>;
   /** Extra class of the table (column widths of one page). */
   tableClass?: string;
   /** Extra class of each row's group (a row and its detail line). */
@@ -131,25 +141,47 @@ export function ListView<T>(props: ListViewProps<T>) {
   const { items } = source;
   const [selected, setSelected] = useState<Set<string>>(new Set());
   const [bulkBusy, setBulkBusy] = useState(false);
+  const [bulkError, setBulkError] = useState<ApiError | null>(null);
+  // "Select all N matching": every matching item, loaded; dropped when the rows or the ticks change.
+  const [everyMatching, setEveryMatching] = useState<T[] | null>(null);
   const bulk = props.bulkActions && props.bulkActions.length > 0 ? props.bulkActions : null;
+  useEffect(() => setEveryMatching(null), [items]);
 
-  const chosen = items ? items.filter((i) => selected.has(rowKey(i))) : [];
+  const shownChosen = items ? items.filter((i) => selected.has(rowKey(i))) : [];
+  const chosen = everyMatching ?? shownChosen;
+  const allShownChosen = !!items && items.length > 0 && shownChosen.length === items.length;
+  const more = props.allMatching && allShownChosen && !everyMatching && props.allMatching.total > items!.length ? props.allMatching : null;
   async function runBulk(action: BulkAction<T>) {
+    if (action.confirm && !window.confirm(action.confirm(chosen.length))) return;
     setBulkBusy(true);
     try {
       await action.run(chosen);
       setSelected(new Set());
+      setEveryMatching(null);
     } finally {
       setBulkBusy(false);
     }
   }
-  const toggle = (key: string, on: boolean) =>
+  async function selectEveryMatching(all: AllMatching<T>) {
+    setBulkBusy(true);
+    setBulkError(null);
+    try {
+      setEveryMatching(await all.load());
+    } catch (e) {
+      setBulkError(asApiError(e));
+    } finally {
+      setBulkBusy(false);
+    }
+  }
+  const toggle = (key: string, on: boolean) => {
+    setEveryMatching(null);
     setSelected((s) => {
       const next = new Set(s);
       if (on) next.add(key);
       else next.delete(key);
       return next;
     });
+  };
 
   const hasFilters = !!query && ((props.filters?.length ?? 0) > 0 || !!props.search);
 
@@ -204,9 +236,12 @@ export function ListView<T>(props: ListViewProps<T>) {
         <>
           {bulk && chosen.length > 0 && (
             <div className="bulk-bar" role="region" aria-label="Selected">
-              <span>
-                {chosen.length} selected
-              </span>
+              <span>{everyMatching ? `All ${chosen.length} matching selected` : `${chosen.length} selected`}</span>
+              {more && (
+                <button type="button" className="btn btn-small btn-secondary" disabled={bulkBusy} onClick={() => void selectEveryMatching(more)}>
+                  Select all {more.total} matching
+                </button>
+              )}
               {bulk.map((a) => (
                 <button
                   key={a.label}
@@ -218,8 +253,10 @@ export function ListView<T>(props: ListViewProps<T>) {
                   {a.label}
                 </button>
               ))}
+              {bulkBusy && <Spinner />}
             </div>
           )}
+          {bulkError && <ErrorAlert problem={bulkError} />}
           <ListTable
             columns={columns}
             items={items}
@@ -230,7 +267,18 @@ export function ListView<T>(props: ListViewProps<T>) {
             tableClass={props.tableClass}
             groupClass={props.groupClass}
             busy={source.loading}
-            selection={bulk ? { selected, toggle, setAll: (on) => setSelected(new Set(on ? items.map(rowKey) : [])) } : undefined}
+            selection={
+              bulk
+                ? {
+                    selected,
+                    toggle,
+                    setAll: (on) => {
+                      setEveryMatching(null);
+                      setSelected(new Set(on ? items.map(rowKey) : []));
+                    },
+                  }
+                : undefined
+            }
           />
           <ListFooter source={source} count={items.length} noun={props.noun} />
         </>

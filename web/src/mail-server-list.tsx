@@ -20,6 +20,7 @@ export function MailServerList() {
     <ServerListPage
       title="Mail Servers"
       path={paths.mailServers}
+      direction="outgoing"
       addPath={paths.mailServerNew}
       pathOf={mailServerPath}
       load={api.listMailServersFiltered}

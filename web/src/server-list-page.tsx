@@ -1,5 +1,6 @@
 import { useCallback, useEffect, useMemo, useState, type ReactNode } from 'react';
-import { asApiError, type ApiError, type ServerListFilters } from './api.ts';
+import { api, asApiError, type ApiError, type BulkResult, type ServerDirection, type ServerListFilters, type ServerPage } from './api.ts';
+import { ErrorAlert } from './error-alert.tsx';
 import { ListView, useListQuery, type Column } from './list-view.tsx';
 import { Notice } from './notice.tsx';
 import { navigate, useFlashNotice } from './router.tsx';
@@ -24,25 +25,44 @@ export function ownerColumn<T extends { owner?: string | null }>(): Column<T> {
   };
 }
 
-/** Applied here too: a server that does not filter yet answers every item. */
-function matches(s: ListedServer, f: ServerListFilters): boolean {
-  if (f.owner && (f.owner === 'shared' ? !!s.owner : s.owner !== f.owner)) return false;
-  if (f.state && serverConnection(s).state !== f.state) return false;
-  const q = f.q?.trim().toLowerCase();
-  if (q && !`${s.name}\n${s.username}`.toLowerCase().includes(q)) return false;
-  return true;
+/** Owners of this direction's servers, from the API (every page: the filter offers them all). */
+async function loadOwners(direction: ServerDirection): Promise<{ owner: string; servers: number }[]> {
+  const owners: { owner: string; servers: number }[] = [];
+  let cursor: string | undefined;
+  do {
+    const page = await api.listOwners(direction, cursor);
+    owners.push(...page.items);
+    cursor = page.nextCursor ?? undefined;
+  } while (cursor);
+  return owners;
 }
 
+const BULK_LABEL = { test: 'Test Connection', disconnect: 'Disconnect' } as const;
+
+/** Under a row after a bulk action: what it did to this server, in plain words. */
+function BulkResultLine({ action, result }: { action: keyof typeof BULK_LABEL; result: BulkResult }) {
+  return (
+    <p className={`bulk-result ${result.ok ? 'bulk-result-ok' : 'bulk-result-failed'}`} data-testid="bulk-result">
+      <strong>
+        {BULK_LABEL[action]}: {result.ok ? (action === 'test' ? 'passed' : 'done') : 'failed'}.
+      </strong>{' '}
+      {result.message}
+      {result.fix && <span className="muted"> {result.fix}</span>}
+    </p>
+  );
+}
 /**
  * Settings › Technical list page of mail servers: header with Add, the flash notice, filters by owner,
- * state and name (sent to the API, applied here as well), and rows that open the server's form.
+ * state and name (applied by the API, which answers the owners too), and rows that open the server's
+ * form; ticked rows (or all matching) get Test Connection and Disconnect, with each row's result under it.
  */
 export function ServerListPage<T extends ListedServer>(props: {
   title: string;
   path: string;
   addPath: string;
+  direction: ServerDirection;
   pathOf: (id: string) => string;
-  load: (filters: ServerListFilters) => Promise<{ items: T[] }>;
+  load: (filters: ServerListFilters, cursor?: string) => Promise<ServerPage<T>>;
   empty: ReactNode;
   columns: Column<T>[];
   rowClass?: (item: T) => string | undefined;
@@ -53,11 +73,15 @@ export function ServerListPage<T extends ListedServer>(props: {
     () => ({ owner: query.values.owner ?? '', state: query.values.state ?? '', q: query.values.q ?? '' }),
     [query.values.owner, query.values.state, query.values.q],
   );
-  const [all, setAll] = useState<T[] | null>(null);
-  const [owners, setOwners] = useState<string[]>([]);
+  const [page, setPage] = useState<ServerPage<T> | null>(null);
+  const [owners, setOwners] = useState<{ owner: string; servers: number }[]>([]);
   const [error, setError] = useState<ApiError | null>(null);
   const [loading, setLoading] = useState(true);
+  const [version, setVersion] = useState(0);
+  const [bulkDone, setBulkDone] = useState<{ action: keyof typeof BULK_LABEL; results: Map<string, BulkResult> } | null>(null);
+  const [bulkError, setBulkError] = useState<ApiError | null>(null);
   const load = useCallback(props.load, []);
+  const { direction } = props;
 
   useEffect(() => {
     let cancelled = false;
@@ -65,10 +89,9 @@ export function ServerListPage<T extends ListedServer>(props: {
     load(filters).then(
       (r) => {
         if (cancelled) return;
-        setAll(r.items);
+        setPage(r);
         setError(null);
         setLoading(false);
-        setOwners((o) => [...new Set([...o, ...r.items.map((s) => s.owner).filter((x): x is string => !!x)])].sort());
       },
       (e: unknown) => {
         if (cancelled) return;
@@ -79,9 +102,45 @@ export function ServerListPage<T extends ListedServer>(props: {
     return () => {
       cancelled = true;
     };
-  }, [filters, load]);
+  }, [filters, load, version]);
 
-  const items = all && all.filter((s) => matches(s, filters));
+  useEffect(() => {
+    let cancelled = false;
+    loadOwners(direction).then(
+      (o) => !cancelled && setOwners(o),
+      // The filter still works from the URL; the list itself reports any error.
+      () => undefined,
+    );
+    return () => {
+      cancelled = true;
+    };
+  }, [direction, version]);
+
+  async function everyMatching(): Promise<T[]> {
+    const all: T[] = [];
+    let cursor: string | undefined;
+    do {
+      const p = await load(filters, cursor);
+      all.push(...p.items);
+      cursor = p.nextCursor ?? undefined;
+    } while (cursor);
+    return all;
+  }
+
+  async function runBulk(action: keyof typeof BULK_LABEL, servers: T[]) {
+    setBulkError(null);
+    try {
+      const results = await api.bulkServers(direction, action, servers.map((s) => s.id));
+      setBulkDone({ action, results: new Map(results.map((r) => [r.id, r])) });
+    } catch (e) {
+      setBulkError(asApiError(e));
+    } finally {
+      setVersion((v) => v + 1);
+    }
+  }
+
+  const failed = bulkDone ? [...bulkDone.results.values()].filter((r) => !r.ok).length : 0;
+  const mailboxes = (n: number) => `${n} mailbox${n === 1 ? '' : 'es'}`;
   return (
     <ListView
       title={props.title}
@@ -90,11 +149,27 @@ export function ServerListPage<T extends ListedServer>(props: {
           Add
         </button>
       }
-      intro={notice && <Notice>{notice}</Notice>}
+      intro={
+        <>
+          {notice && <Notice>{notice}</Notice>}
+          {bulkError && <ErrorAlert problem={bulkError} />}
+          {bulkDone && (
+            <Notice kind={failed ? 'warning' : 'success'}>
+              {BULK_LABEL[bulkDone.action]}: {bulkDone.results.size - failed} of {mailboxes(bulkDone.results.size)}{' '}
+              {bulkDone.action === 'test' ? 'passed' : 'disconnected'}
+              {failed ? `, ${failed} failed (the reason is under each row)` : ''}.
+            </Notice>
+          )}
+        </>
+      }
       columns={props.columns}
-      source={{ items, error, loading }}
+      source={{ items: page?.items ?? null, error, loading }}
       rowHref={(s) => props.pathOf(s.id)}
       rowClass={props.rowClass}
+      rowDetail={(s) => {
+        const r = bulkDone?.results.get(s.id);
+        return r && <BulkResultLine action={bulkDone!.action} result={r} />;
+      }}
       query={query}
       search={{ placeholder: 'Name or username' }}
       filters={[
@@ -102,11 +177,21 @@ export function ServerListPage<T extends ListedServer>(props: {
         {
           name: 'owner',
           label: 'Owner',
-          options: [{ value: 'shared', label: 'Shared mailboxes' }, ...owners.map((o) => ({ value: o, label: o }))],
+          options: [{ value: 'shared', label: 'Shared mailboxes' }, ...owners.map((o) => ({ value: o.owner, label: `${o.owner} (${o.servers})` }))],
         },
       ]}
       noun={['server', 'servers']}
       empty={props.empty}
+      bulkActions={[
+        { label: BULK_LABEL.test, run: (rows) => runBulk('test', rows) },
+        {
+          label: BULK_LABEL.disconnect,
+          danger: true,
+          confirm: (n) => `Disconnect ${mailboxes(n)}? Mailroom forgets their tokens (and revokes the grant where the provider allows); their mail waits until each is connected again.`,
+          run: (rows) => runBulk('disconnect', rows),
+        },
+      ]}
+      allMatching={page ? { total: page.total, load: everyMatching } : undefined}
     />
   );
 }
