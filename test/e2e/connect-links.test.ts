@@ -343,7 +343,7 @@ test('a cancelled consent at Google is refused with a clear page; a second link 
   // Deleting it revokes the grant at Google (through GOOGLE_TOKEN_HOST).
   const del = await admin('POST', '/api/v1/mail-servers/bulk', { action: 'delete', ids: [bob[0].id] });
   assert.equal(del.status, 200, del.text);
-  assert.deepEqual(del.json.results[0], { id: bob[0].id, ok: true, message: 'Deleted.', grantRevoked: true, note: null });
+  assert.deepEqual(del.json.results[0], { id: bob[0].id, ok: true, code: null, message: 'Deleted. The grant was revoked at the provider.', grantRevoked: true, note: null });
   assert.deepEqual(google.revocations(), ['bob@example.test']);
   assert.equal((await owned('u-bob')).total, 0);
 });
