@@ -193,6 +193,24 @@ test('an app in Testing publishing status: the 7-day refresh token is warned abo
   }
 });
 
+test('Disconnect revokes the Gmail grant at Google and forgets the tokens: Not connected, and a bulk disconnect of it has nothing left to revoke', T, async () => {
+  await page.goto(serverUrl);
+  await page.getByText('Token Valid', { exact: true }).waitFor();
+  const before = google.revocations().length;
+  page.once('dialog', (d) => void d.accept());
+  await page.getByRole('button', { name: 'Disconnect', exact: true }).click();
+  await page.getByText('Not connected', { exact: true }).first().waitFor();
+  // The revocation endpoint was called with the grant's refresh token (the whole grant ends there).
+  assert.deepEqual(google.revocations().slice(before), [MAILBOX]);
+  const s = (await api('GET', `/api/v1/mail-servers/${serverId}`)).json;
+  assert.equal(s.tokenStatus, 'not_connected');
+  assert.equal(s.connectedAccount, null);
+  const bulk = await api('POST', '/api/v1/mail-servers/bulk', { action: 'disconnect', ids: [serverId] });
+  assert.equal(bulk.status, 200, bulk.text);
+  assert.deepEqual(bulk.json.results, [{ id: serverId, ok: true, code: null, message: 'Disconnected: the tokens are forgotten.', grantRevoked: false, note: null }]);
+  assert.equal(google.revocations().length, before + 1, 'no second revocation');
+});
+
 test('the same form saves a Username/Password server (write-only Password) and a None relay, each tested without tokens', T, async () => {
   await page.goto(`${mailroom.baseUrl}/settings/technical/mail-servers/new`);
   await page.getByLabel('Mail Server Description', { exact: true }).fill('Relay with password');
