@@ -165,3 +165,43 @@ test('the Incoming Mail Servers list offers the same bulk Test Connection', T, a
   assert.deepEqual(pageErrors, []);
   await page.context().close();
 });
+
+test('more mailboxes match than the list shows (1,001): Select all 1001 matching, and Disconnect reaches every one in requests of at most 200', T, async () => {
+  const N = 1001;
+  for (let i = 0; i < N; i += 50) {
+    const made = await Promise.all(
+      Array.from({ length: Math.min(50, N - i) }, (_, j) =>
+        api('POST', '/api/v1/mail-servers', { name: `Many ${String(i + j).padStart(4, '0')}`, authType: 'none', username: `many${i + j}@example.test`, fromFilter: `many${i + j}@example.test`, owner: 'erp-many', smtpHost: '127.0.0.1', smtpPort: peers.sink.port, smtpSecurity: 'none' }),
+      ),
+    );
+    for (const r of made) assert.equal(r.status, 201, r.text);
+  }
+  const page = await adminPage();
+  const bulkRequests: number[] = [];
+  page.on('request', (r) => {
+    if (r.method() === 'POST' && r.url().endsWith('/api/v1/mail-servers/bulk')) bulkRequests.push((JSON.parse(r.postData() ?? '{}') as { ids: string[] }).ids.length);
+  });
+  await page.goto(`${mailroom.baseUrl}${paths.mailServers}?owner=erp-many`);
+  await waitFor('the first 1,000 rows', async () => ((await rows(page).count()) === 1000 ? true : undefined), 60_000);
+  await page.getByRole('checkbox', { name: 'Select all' }).check();
+  const selected = page.getByRole('region', { name: 'Selected' });
+  await selected.getByText('1000 selected').waitFor();
+  await selected.getByRole('button', { name: 'Select all 1001 matching' }).click();
+  await selected.getByText('All 1001 matching selected').waitFor();
+
+  let asked = '';
+  page.once('dialog', (d) => {
+    asked = d.message();
+    void d.accept();
+  });
+  await selected.getByRole('button', { name: 'Disconnect' }).click();
+  await page.getByRole('status').filter({ hasText: 'Disconnect: 1001 of 1001 mailboxes disconnected.' }).waitFor({ timeout: 120_000 });
+  assert.match(asked, /^Disconnect 1001 mailboxes\?/);
+  assert.deepEqual(bulkRequests, [200, 200, 200, 200, 200, 1]);
+  // The one beyond the first page was reached too.
+  const last = (await api('GET', '/api/v1/audit-events?limit=5')).json.items as Array<{ action: string; targetId: string }>;
+  const lastServer = (await api('GET', '/api/v1/mail-servers?owner=erp-many&q=Many%201000')).json.items[0];
+  assert.ok(last.some((e) => e.action === 'mail_server.bulk_disconnect' && e.targetId === lastServer.id), JSON.stringify(last));
+  assert.deepEqual(pageErrors, []);
+  await page.context().close();
+});
