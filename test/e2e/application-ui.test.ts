@@ -269,8 +269,19 @@ test('several servers share the one application connection: send over SMTP and G
   ids.billingSmtp = await create('mail-servers');
   // Token Valid is per mailbox: only a token that has served this one shows it.
   await tokenBadge().getByText('Not connected', { exact: true }).waitFor();
+  const listed = async () => {
+    await page.goto(serverPath('mail-servers'));
+    const row = page.getByRole('row').filter({ hasText: 'App — billing over SMTP' });
+    await row.waitFor();
+    return (await row.textContent()) ?? '';
+  };
+  // The list says what the server's page says.
+  assert.match(await listed(), /Not connected/);
+  await page.goto(`${serverPath('mail-servers')}/${ids.billingSmtp}`);
   await testConnection();
   await tokenBadge().getByText('Token Valid', { exact: true }).waitFor();
+  assert.match(await listed(), /Token Valid/);
+  await page.goto(`${serverPath('mail-servers')}/${ids.billingSmtp}`);
   await sendTestEmail(CUSTOMER);
   await peers.sink.waitForMessage((m) => m.to.includes(CUSTOMER) && m.from.toLowerCase() === BILLING, 30_000);
 
