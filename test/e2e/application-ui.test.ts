@@ -204,7 +204,9 @@ test('Client Credential Certificate and Access Application: the certificate is g
 
   // Before admin consent the app token holds no role: the missing one is named.
   await page.getByRole('button', { name: 'Check application access' }).click();
-  await page.getByText(/SMTP\.SendAsApp/).first().waitFor();
+  const roleMissing = page.locator('.connection-panel [role="alert"]').filter({ hasText: /SMTP\.SendAsApp/ });
+  await roleMissing.waitFor();
+  assert.match((await roleMissing.textContent()) ?? '', /Grant admin consent/);
   await tokenBadge().getByText('Not connected', { exact: true }).waitFor();
 
   // Grant admin consent: Microsoft's admin-consent page for this app and tenant, then back to the form.
