@@ -72,7 +72,7 @@ before(async () => {
   browser = await launchChromium();
   page = await (await newContext(browser)).newPage();
   page.setDefaultTimeout(30_000);
-  pageErrors = watchPageErrors(page);
+  pageErrors = watchPageErrors(page, { refused: 'allowed' });
   page.on('request', (r) => {
     if (r.url().startsWith(peers.authServer.authorityHost)) authorityRequests.push(r.url());
   });

@@ -44,13 +44,15 @@ const REFUSED_REQUEST = /^Failed to load resource: the server responded with a s
 
 /**
  * Every console error and uncaught exception of `page` from now on, as "console: …" / "page error: …"
- * lines: a test asserts the list is empty after each step it wants clean. Answers of 4xx (a validation
- * error, a failed check explained on the page) are the product at work, not errors of the page.
+ * lines: a test asserts the list is empty after each step it wants clean. With `refused: 'allowed'`,
+ * answers of 4xx (a validation error, a failed check explained on the page) are the product at work,
+ * not errors of the page; a test that only opens pages counts them too.
  */
-export function watchPageErrors(page: Page): string[] {
+export function watchPageErrors(page: Page, opts: { refused: 'allowed' | 'error' }): string[] {
   const errors: string[] = [];
   page.on('console', (m) => {
-    if (m.type() === 'error' && !REFUSED_REQUEST.test(m.text())) errors.push(`console: ${m.text()} (${m.location().url})`);
+    if (m.type() !== 'error' || (opts.refused === 'allowed' && REFUSED_REQUEST.test(m.text()))) return;
+    errors.push(`console: ${m.text()}`);
   });
   page.on('pageerror', (e) => errors.push(`page error: ${e.message}`));
   return errors;
