@@ -122,6 +122,8 @@ export class GraphSender implements MailSender {
     return withGraphToken(this.token, (token) => this.sendOnce(msg, mime, token));
   }
 
+  retire(): void {}
+
   close(): void {}
 
   /**

@@ -7,7 +7,7 @@ import { checkLink, downloadTimeoutMs, GraphError, type GraphRequest, graphCall,
 import { formatBytes, PeerLimitError } from '../net/bounded-fetch.ts';
 import { isDatabaseUnavailable } from '../storage/database.ts';
 import { clearAfterFetch, existingDedupeKeys, getFolderState, importInboundMessages, pendingRemoteAfterFetch } from '../storage/inbound-store.ts';
-import { findToken, type MailServerRecord } from '../storage/mail-server-store.ts';
+import { findToken, type MailServerRecord, tokenRowId } from '../storage/mail-server-store.ts';
 import { listWebhooks } from '../storage/webhook-store.ts';
 import { GRAPH_MAILBOX_CONCURRENCY, withGraphMailbox } from '../graph/graph-sender.ts';
 import { type FetchedMessage, inboundRows } from './inbound-rows.ts';
@@ -277,7 +277,7 @@ export async function probeGraph(deps: Pick<FetcherDeps, 'tokens' | 'db' | 'gate
   const call = caller(deps, server, tokenOf(deps, server));
   const id = await folderId(call, server.username, server.imap!.folder);
   const f = await call<{ totalItemCount?: number; unreadItemCount?: number }>({ method: 'GET', path: `${userPath(server.username)}/mailFolders/${encodeURIComponent(id)}` });
-  const granted = grantedPermissions((await findToken(deps.db, server.access === 'application' ? server.id : (server.tokenSourceId ?? server.id)))?.scope);
+  const granted = grantedPermissions((await findToken(deps.db, tokenRowId(server)))?.scope);
   if (!granted.includes('Mail.ReadWrite')) throw missingPermission(granted, 'Mail.ReadWrite');
   return { messages: f.totalItemCount ?? 0, unseen: f.unreadItemCount };
 }

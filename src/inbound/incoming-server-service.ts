@@ -4,7 +4,7 @@ import type { ApplicationContext, Evidence } from '../diagnose/evidence.ts';
 import { randomUUID } from 'node:crypto';
 import type { ImapFlow } from 'imapflow';
 import type { Config } from '../config/config.ts';
-import { queryMailServers, serverState } from '../storage/mail-server-store.ts';
+import { queryMailServers, serverState, tokenRowId } from '../storage/mail-server-store.ts';
 import { encodeServerCursor, parseServerListQuery } from '../servers/server-list-query.ts';
 import { redirectUri } from '../config/config.ts';
 import { explain } from '../diagnose/diagnose.ts';
@@ -174,7 +174,7 @@ export class IncomingServerService {
   }
 
   private async view(s: MailServerRecord, tokens: Map<string, TokenRecord>, names: Map<string, string>, fetchedBy: string | null, subs: Map<string, GraphSubscriptionRecord> = new Map(), counts?: Map<string, number>) {
-    const t = tokens.get(s.access === 'application' ? s.id : (s.tokenSourceId ?? s.id));
+    const t = tokens.get(tokenRowId(s));
     const imap = s.imap!;
     return {
       id: s.id,

@@ -108,7 +108,8 @@ export class LifecycleService {
     for (const s of await listAllMailServers(db)) {
       if (s.tokenSourceId || s.clientCredential !== 'certificate' || !s.pendingCertificate) continue;
       const t = tokens.get(s.id);
-      if (t?.status !== 'valid' || !t.refreshTokenSealed) continue;
+      // A delegated grant is refreshed; application access (no refresh token) asks for a new app token.
+      if (t?.status !== 'valid' || (!t.refreshTokenSealed && s.access !== 'application')) continue;
       try {
         await this.deps.tokens.getAccessToken(s.id, { forceRefresh: true });
         probed.push(s.id);

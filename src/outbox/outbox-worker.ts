@@ -336,7 +336,7 @@ export class OutboxWorker {
     const signature = [server.transport, server.authType, server.smtpHost, server.smtpPort, server.smtpSecurity, server.username, server.limits.maxConnections, server.updatedAt].join('|');
     const existing = this.pools.get(server.id);
     if (existing?.signature === signature) return existing.sender;
-    existing?.sender.close();
+    existing?.sender.retire();
     const getToken = (forceRefresh: boolean) => this.deps.tokens.getAccessToken(server.id, { forceRefresh });
     const getLogin = (forceRefresh: boolean) => this.deps.tokens.getLogin(server.id, { forceRefresh });
     const sender: MailSender =

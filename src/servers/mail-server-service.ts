@@ -50,7 +50,7 @@ import { parseInput } from '../errors/parse-input.ts';
 import { z } from 'zod';
 import { checklist, type ChecklistItem } from '../lifecycle/checklist.ts';
 import { certificateExpiry, type SecretExpiry } from '../lifecycle/secret-expiry.ts';
-import { errorAndNotice, findTokens, listAllMailServers, queryMailServers, queryOwners, serverState, setAlertState, setMailServerError, type ServerState } from '../storage/mail-server-store.ts';
+import { errorAndNotice, findTokens, tokenRowId, listAllMailServers, queryMailServers, queryOwners, serverState, setAlertState, setMailServerError, type ServerState } from '../storage/mail-server-store.ts';
 import { encodeOwnerCursor, encodeServerCursor, parseOwnerQuery, parseServerListQuery } from './server-list-query.ts';
 import type { ConnectionGates } from '../smtp/connection-gate.ts';
 import { smtpGateKey } from '../smtp/smtp-pool.ts';
@@ -307,17 +307,17 @@ export class MailServerService {
     const byServer = new Map(tokens.map((t) => [t.mailServerId, t]));
     const many = opts.sending === false ? undefined : await this.deps.sendStatuses?.(servers);
     const sending = opts.sending === false ? servers.map(() => null) : many ? servers.map((s) => many.get(s.id) ?? null) : await Promise.all(servers.map((s) => this.deps.sendStatus?.(s) ?? null));
-    return servers.map((s, i) => this.view(s, byServer.get(s.id), sending[i]));
+    return servers.map((s, i) => this.view(s, byServer.get(tokenRowId(s)), sending[i]));
   }
 
   /** One page of the list with its filters (owner, state, q) applied in SQL, and how many match. */
   async page(query: unknown): Promise<{ items: MailServerView[]; nextCursor: string | null; total: number }> {
     const q = parseServerListQuery(query, 'outgoing');
     const { items, total, last } = await queryMailServers(this.deps.db, q);
-    const tokens = await findTokens(this.deps.db, items.map((s) => s.tokenSourceId ?? s.id));
+    const tokens = await findTokens(this.deps.db, items.map(tokenRowId));
     const sending = await Promise.all(items.map((s) => this.deps.sendStatus?.(s) ?? null));
     const end = items.at(-1);
-    return { items: items.map((s, i) => this.view(s, tokens.get(s.tokenSourceId ?? s.id), sending[i])), nextCursor: last || !end ? null : encodeServerCursor(end), total };
+    return { items: items.map((s, i) => this.view(s, tokens.get(tokenRowId(s)), sending[i])), nextCursor: last || !end ? null : encodeServerCursor(end), total };
   }
 
   /** The owners of servers (both directions unless `direction`), with how many servers each: the Owner filter's choices. */
@@ -335,7 +335,7 @@ export class MailServerService {
 
   async get(id: string): Promise<MailServerView> {
     const s = await this.record(id);
-    return this.view(s, await findToken(this.deps.db, id), (await this.deps.sendStatus?.(s)) ?? null);
+    return this.view(s, await findToken(this.deps.db, tokenRowId(s)), (await this.deps.sendStatus?.(s)) ?? null);
   }
 
   async create(body: unknown): Promise<MailServerView> {
@@ -514,7 +514,7 @@ export class MailServerService {
     const get = <T>(path: string) => withGraphToken(token, (t) => graphCall<T>(host, { method: 'GET', path, token: t }));
     try {
       const user = await get<{ id?: string; mail?: string; userPrincipalName?: string }>(`${userPath(s.username)}?$select=id,mail,userPrincipalName`);
-      const granted = grantedPermissions((await findToken(this.deps.db, s.access === 'application' ? s.id : (s.tokenSourceId ?? s.id)))?.scope);
+      const granted = grantedPermissions((await findToken(this.deps.db, tokenRowId(s)))?.scope);
       const needed = s.direction === 'incoming' ? 'Mail.ReadWrite' : 'Mail.Send';
       if (!granted.includes(needed) && !granted.includes(`${needed}.Shared`)) throw missingPermission(granted, needed);
       // A user without an Exchange Online mailbox is found all the same; a mail endpoint tells

@@ -187,6 +187,8 @@ export interface OutgoingMessage {
 export interface MailSender {
   /** A message built from its fields, or one received over SMTP sent as it is to its envelope. */
   send(msg: OutgoingMessage | RawOutgoingMessage): Promise<SendResult>;
+  /** Replaced by a sender with the server's new settings: finishes the messages it holds, then closes. */
+  retire(): void;
   close(): void;
 }
 

@@ -63,6 +63,8 @@ export class PooledSender {
   private readonly queue: Job[] = [];
   private forceRefresh = false;
   private closed = false;
+  /** Replaced by a pool with the server's new settings: sends what it holds, then closes. */
+  private retiring = false;
   /** Slots being asked for: each becomes a lane. */
   private opening = 0;
   private readonly abort = new AbortController();
@@ -159,17 +161,18 @@ export class PooledSender {
     slot.then(
       (release) => {
         this.opening--;
-        if (!release) return;
-        if (this.closed || !this.queue.length) release();
-        else {
+        if (release && (this.closed || !this.queue.length)) release();
+        else if (release) {
           this.openLane(release);
           this.pump();
         }
+        this.settle();
       },
       () => {
         // Closed while waiting, or the database unreachable: look again in a moment.
         this.opening--;
         if (!this.closed) setTimeout(() => this.pump(), 1000).unref();
+        this.settle();
       },
     );
   }
@@ -211,12 +214,28 @@ export class PooledSender {
         lane.idleTimer.unref();
       }
       this.pump();
+      this.settle();
     });
   }
 
   private giveUpIdle(): void {
     const idle = [...this.lanes].find((l) => !l.busy);
     if (idle) this.closeLane(idle);
+  }
+
+  /**
+   * The server was saved and a pool with its new settings takes the next messages: the ones queued or
+   * being sent here are still sent (closing would fail them mid-send, an attempt lost for an edit or a
+   * certificate roll), then the connections close.
+   */
+  retire(): void {
+    this.retiring = true;
+    this.settle();
+  }
+
+  /** A retired pool that holds nothing more to send closes. */
+  private settle(): void {
+    if (this.retiring && !this.closed && !this.queue.length && this.opening === 0 && ![...this.lanes].some((l) => l.busy)) this.close();
   }
 
   close(): void {

@@ -331,6 +331,14 @@ export const SERVER_STATES: readonly ServerState[] = ['connected', 'needs_attent
 const TOKENLESS = ['password', 'none'];
 
 /**
+ * The token row that tells whether a server is connected: application access records one per server
+ * (Token Valid is per mailbox); a server sharing a delegated connection has its source's.
+ */
+export function tokenRowId(s: Pick<MailServerRecord, 'id' | 'access' | 'tokenSourceId'>): string {
+  return s.access === 'application' ? s.id : (s.tokenSourceId ?? s.id);
+}
+
+/**
  * One word for the list: archived; a refusal kept or a dead grant; signed in (or needing no sign-in);
  * else not yet connected. `token` is the server's own or its token source's.
  */

@@ -3,7 +3,7 @@ import { createServer, type Server } from 'node:http';
 import { after, before, test } from 'node:test';
 import type { Browser, Page } from 'playwright-core';
 import { paths, type RouteName } from '../../web/src/routes.ts';
-import { launchChromium } from '../helpers/browser.ts';
+import { launchChromium, watchPageErrors } from '../helpers/browser.ts';
 import { apiClient, logIn, waitFor } from '../helpers/e2e.ts';
 import { type MailroomProcess, startMailroomProcess } from '../helpers/mailroom-process.ts';
 import { type Peers, startPeers } from '../peers/index.ts';
@@ -229,11 +229,7 @@ test('every page fits the window at 1280 and 390 px, shows every field whole or 
     await context.addInitScript('window.__name = (f) => f');
     const page = await context.newPage();
     page.setDefaultTimeout(30_000);
-    const errors: string[] = [];
-    page.on('console', (m) => {
-      if (m.type() === 'error') errors.push(`console: ${m.text()}`);
-    });
-    page.on('pageerror', (e) => errors.push(`page error: ${e.message}`));
+    const errors = watchPageErrors(page, { refused: 'error' });
 
     // Logged out first: the login page.
     await page.goto(`${mailroom.baseUrl}${paths.login}`);

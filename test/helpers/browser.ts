@@ -38,3 +38,22 @@ export async function asAdminInBrowser<T>(
     await browser.close();
   }
 }
+
+/** Chromium's own line for an HTTP answer of 4xx: the page asked, was refused and shows why (a 5xx is an error). */
+const REFUSED_REQUEST = /^Failed to load resource: the server responded with a status of 4\d\d /;
+
+/**
+ * Every console error and uncaught exception of `page` from now on, as "console: …" / "page error: …"
+ * lines: a test asserts the list is empty after each step it wants clean. With `refused: 'allowed'`,
+ * answers of 4xx (a validation error, a failed check explained on the page) are the product at work,
+ * not errors of the page; a test that only opens pages counts them too.
+ */
+export function watchPageErrors(page: Page, opts: { refused: 'allowed' | 'error' }): string[] {
+  const errors: string[] = [];
+  page.on('console', (m) => {
+    if (m.type() !== 'error' || (opts.refused === 'allowed' && REFUSED_REQUEST.test(m.text()))) return;
+    errors.push(`console: ${m.text()}`);
+  });
+  page.on('pageerror', (e) => errors.push(`page error: ${e.message}`));
+  return errors;
+}

@@ -46,6 +46,11 @@ export interface ClientRegistration {
   clientId: string;
   clientSecret: string;
   redirectUris: string[];
+  /**
+   * The application permissions configured on the app registration (Azure › API permissions), by
+   * resource: what "Grant admin consent" on the admin-consent page grants.
+   */
+  applicationPermissions?: Record<string, string[]>;
 }
 
 export interface AuthServerOptions {
@@ -451,8 +456,10 @@ export async function startAuthServer(opts: AuthServerOptions): Promise<AuthServ
   // Client secrets expired by expireClientSecret: refused before oidc-provider, so a client assertion of the
   // same app still works (Azure expires one credential, not the app).
   const expiredSecrets = new Set<string>();
+  const registrations = new Map<string, ClientRegistration>();
   const upsertClient = (c: ClientRegistration) => {
     expiredSecrets.delete(c.clientId);
+    registrations.set(c.clientId, c);
     store.set('Client', c.clientId, { ...clientMetadata(c) });
   };
   for (const c of opts.clients) upsertClient(c);
@@ -471,6 +478,11 @@ export async function startAuthServer(opts: AuthServerOptions): Promise<AuthServ
   // clientId → resource → roles (admin consent); clientId → mailboxes (Exchange's mailbox permissions).
   const adminConsent = new Map<string, Map<string, string[]>>();
   const mailboxPermissions = new Map<string, Set<string>>();
+  function grantAdminConsent(clientId: string, resource: string, roles: string[]) {
+    const byResource = adminConsent.get(clientId) ?? new Map<string, string[]>();
+    byResource.set(resource, [...roles]);
+    adminConsent.set(clientId, byResource);
+  }
   const servicePrincipalId = (clientId: string) => guidFrom(`${tenantId}/sp/${clientId}`);
   const assertions = new ClientAssertionVerifier();
   const httpsServer = https.createServer({ cert: opts.tls.cert, key: opts.tls.key });
@@ -683,6 +695,10 @@ export async function startAuthServer(opts: AuthServerOptions): Promise<AuthServ
     else if (rest.startsWith('/oauth2/v2.0/') || rest === ROUTES.jwks || rest.startsWith('/interaction/')) inner = rest;
     if (inner === ROUTES.token && req.method === 'POST') tokenRequests++;
 
+    if (rest === '/adminconsent' && knownTenants.has(tenant) && !TENANT_ALIASES.has(tenant)) {
+      adminConsentPage(req, res, url);
+      return;
+    }
     if (!inner) {
       res.writeHead(404, { 'content-type': 'text/plain' }).end('not found');
       return;
@@ -719,6 +735,42 @@ export async function startAuthServer(opts: AuthServerOptions): Promise<AuthServ
     }
     void callback(req, res);
   });
+
+  /**
+   * Microsoft's admin-consent endpoint (`/{tenant}/adminconsent?client_id&redirect_uri&state`): a page
+   * listing the app registration's application permissions; Accept grants them for the tenant and returns
+   * to the redirect URI with admin_consent=True, tenant and state. An unknown app or a redirect URI the app
+   * does not list is answered with Microsoft's error page.
+   */
+  function adminConsentPage(req: http.IncomingMessage, res: http.ServerResponse, url: URL) {
+    const clientId = url.searchParams.get('client_id') ?? '';
+    const redirectUri = url.searchParams.get('redirect_uri') ?? '';
+    const client = store.get('Client', clientId);
+    const registration = registrations.get(clientId);
+    const page = (e: MsError) => res.writeHead(e.status, { 'content-type': 'text/html; charset=utf-8' }).end(msErrorPage(e));
+    if (!client || !registration) return page(clientNotFound(clientId, tenantId));
+    if (!(client.redirect_uris as string[]).includes(redirectUri)) {
+      return page({ status: 400, error: 'invalid_request', code: 50011, text: `The redirect URI '${redirectUri}' specified in the request does not match the redirect URIs configured for the application '${clientId}'. Make sure the redirect URI sent in the request matches one added to your application in the Azure portal.` });
+    }
+    const permissions = Object.entries(registration.applicationPermissions ?? {});
+    if (req.method === 'POST') {
+      for (const [resource, roles] of permissions) grantAdminConsent(clientId, resource, roles);
+      const back = new URL(redirectUri);
+      back.search = new URLSearchParams({ admin_consent: 'True', tenant: tenantId, state: url.searchParams.get('state') ?? '' }).toString();
+      res.writeHead(302, { location: back.href }).end();
+      req.resume();
+      return;
+    }
+    const list = permissions.flatMap(([resource, roles]) => roles.map((r) => `<li>${escapeHtml(r)} (${escapeHtml(resource)})</li>`)).join('');
+    res.writeHead(200, { 'content-type': 'text/html; charset=utf-8' }).end(`<!DOCTYPE html>
+<html><head><meta charset="utf-8"><title>Permissions requested</title></head>
+<body>
+<h1>Permissions requested</h1>
+<p>Accept for your organization: ${escapeHtml(clientId)}</p>
+<ul id="permissions">${list}</ul>
+<form method="post" action="${escapeHtml(url.pathname + url.search)}"><button type="submit">Accept</button></form>
+</body></html>`);
+  }
 
   // The mail peers' question about an app token (its signature checked here, where the key is): which
   // app, which roles for which audience, and which mailboxes Exchange lets it use.
@@ -840,11 +892,7 @@ export async function startAuthServer(opts: AuthServerOptions): Promise<AuthServ
     },
     tokenRequestCount: () => tokenRequests,
     clientCredentialsRequestCount: () => clientCredentialsRequests,
-    grantAdminConsent(clientId, resource, roles) {
-      const byResource = adminConsent.get(clientId) ?? new Map<string, string[]>();
-      byResource.set(resource, [...roles]);
-      adminConsent.set(clientId, byResource);
-    },
+    grantAdminConsent,
     setMailboxPermissions(clientId, mailboxes) {
       mailboxPermissions.set(clientId, new Set(mailboxes.map((m) => m.toLowerCase())));
     },

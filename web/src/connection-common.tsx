@@ -154,6 +154,15 @@ function GrantAdminConsent({ base, id }: { base: ServerBase; id: string }) {
   );
 }
 
+/**
+ * Back from Microsoft's admin-consent page: what to click next — "Check application access" for
+ * application access (no sign-in follows), the connect button otherwise.
+ */
+export function AdminConsentNotice({ method, access }: { method: AuthMethodChoice | undefined; access: 'delegated' | 'application' | undefined }) {
+  const label = (method && connectButtonLabel(method, access)) ?? 'Connect';
+  return <Notice>{`Admin consent granted. Now click ${label}.`}</Notice>;
+}
+
 /** After "Check application access": the roles the app token holds. */
 export function RolesResult({ roles }: { roles: string[] | null }) {
   if (!roles) return null;

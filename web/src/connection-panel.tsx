@@ -1,6 +1,6 @@
 import { useState, type FormEvent } from 'react';
 import { api, ApiError, type AuthMethodChoice, type MailServer, type MailServerInput } from './api.ts';
-import { BusyButton, ConnectActions, OutcomeAlert, RolesResult, ServerNoticeAlert, toFailure, useConnect, useTest, type Outcome } from './connection-common.tsx';
+import { AdminConsentNotice, BusyButton, ConnectActions, OutcomeAlert, RolesResult, ServerNoticeAlert, toFailure, useConnect, useTest, type Outcome } from './connection-common.tsx';
 import { ConnectionStatus } from './connection-status.tsx';
 import { DisconnectButton } from './disconnect-button.tsx';
 import { ErrorAlert } from './error-alert.tsx';
@@ -141,9 +141,7 @@ export function ConnectionPanel({ server, method, oauth, dirty, onServerChange, 
       <h2 id="connection-heading">Connection</h2>
 
       {oauth === 'connected' && !disconnected && <Notice>{`${account.charAt(0).toUpperCase()}${account.slice(1)} connected`}</Notice>}
-      {oauth === 'admin_consent' && !disconnected && (
-        <Notice>{`Admin consent granted. Now click ${connectLabel}.`}</Notice>
-      )}
+      {oauth === 'admin_consent' && !disconnected && <AdminConsentNotice method={method} access={server.access} />}
       {disconnected && <Notice kind="info">Disconnected. Mailroom no longer holds tokens for this mailbox.</Notice>}
       {server.allowAccountMismatch && (allowed || (showLastError && mismatchAllowed)) && (
         <Notice kind="info">

@@ -1,6 +1,6 @@
 import { useEffect, useRef, useState } from 'react';
 import { api, ApiError, type AuthMethodChoice, type FetchStatus, type IncomingServer } from './api.ts';
-import { BusyButton, ConnectActions, OutcomeAlert, RolesResult, ServerNoticeAlert, toFailure, useConnect, useTest, type Outcome } from './connection-common.tsx';
+import { AdminConsentNotice, BusyButton, ConnectActions, OutcomeAlert, RolesResult, ServerNoticeAlert, toFailure, useConnect, useTest, type Outcome } from './connection-common.tsx';
 import { ConnectionStatus } from './connection-status.tsx';
 import { DisconnectButton } from './disconnect-button.tsx';
 import { ErrorAlert } from './error-alert.tsx';
@@ -18,7 +18,7 @@ interface IncomingConnectionPanelProps {
   server: IncomingServer;
   /** The server's Authenticate Using as the API describes it (undefined while the list loads). */
   method: AuthMethodChoice | undefined;
-  /** The `oauth` query parameter set by the OAuth callback redirect: 'connected' | 'error' | null. */
+  /** The `oauth` query parameter set by the OAuth callback redirect: 'connected' | 'admin_consent' | 'error' | null. */
   oauth: string | null;
   /** The form below has unsaved changes. */
   dirty: boolean;
@@ -113,6 +113,7 @@ export function IncomingConnectionPanel({ server, method, oauth, dirty, onServer
       <h2 id="connection-heading">Connection</h2>
 
       {oauth === 'connected' && !disconnected && <Notice>{`${account.charAt(0).toUpperCase()}${account.slice(1)} connected`}</Notice>}
+      {oauth === 'admin_consent' && !disconnected && <AdminConsentNotice method={method} access={server.access} />}
       {disconnected && <Notice kind="info">Disconnected. Mailroom no longer holds tokens for this mailbox.</Notice>}
       {showLastError && server.lastError && (
         <ErrorAlert
