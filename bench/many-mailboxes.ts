@@ -99,6 +99,7 @@ runBenchmark('many mailboxes', 3600, async () => {
   header(`${N} mailboxes in one Mailroom (SQLite), each connected through the test authorization server`);
   const peers: Peers = await startPeers({ clients: [{ clientId: CLIENT_ID, clientSecret: CLIENT_SECRET, redirectUris: [TOKEN_REDIRECT] }], connections: 2 * N + 200 });
   onCleanup('peers', () => peers.stop());
+  console.log('# the test Dovecot: no auth cache (every IMAP and SMTP login\'s token is introspected at the authorization server); login processes serve many clients each (service_count 0); one imap or submission process per session; IDLE sessions past the kernel\'s 128 inotify instances per user look for new mail each second (mailbox_idle_check_interval), the others are told at once');
   const t0 = performance.now();
   const tokens: TokenResponse[] = [];
   await inParallel(N, 8, async (k) => void (tokens[k] = await fetchToken(peers, userOf(k))));
