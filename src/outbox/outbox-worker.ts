@@ -202,8 +202,9 @@ export class OutboxWorker {
           const busy = servers.filter((s) => (this.inflightBy.get(s.id) ?? 0) >= this.laneCap(s)).map((s) => s.id);
           const busySet = new Set(busy);
           const nowMs = this.now().getTime();
-          // Paced mailboxes are counted one by one (a transaction each): only those with mail due,
-          // not at their rate until their next minute slot, taken in turn from a rotating start.
+          // Paced mailboxes are counted one by one (in one transaction on SQLite, one each on
+          // PostgreSQL): only those with mail due, not at their rate until their next minute slot,
+          // taken in turn from a rotating start.
           const due = paced.length ? await serversWithDue(this.deps.db, this.now()) : new Set<string>();
           const turn = paced.filter((s) => due.has(s.id) && !busySet.has(s.id) && (this.pacedUntil.get(s.id) ?? 0) <= nowMs);
           const start = turn.length ? this.rotation++ % turn.length : 0;
