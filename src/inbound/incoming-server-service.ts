@@ -807,6 +807,8 @@ export class IncomingServerService {
     const signature = watchSignature(s);
     const existing = this.watchers.get(s.id);
     if (existing?.signature === signature && existing.client.usable) return;
+    // The server was edited: its connection is replaced, though not under a fetch that may be using it.
+    if (existing?.client.usable && this.inflight.has(s.id)) return;
     if (existing) this.dropWatcher(s.id);
     if ((this.watchBackoff.get(s.id) ?? 0) > Date.now() || this.opening.has(s.id)) return;
     // INBOUND_MAX_IDLE_CONNECTIONS: beyond it a mailbox is polled at its interval instead.
