@@ -18,7 +18,9 @@
 //   ceil/floor: 334/333/333 at 1,000) and every message imported exactly once, by its own server.
 //
 // Env: BENCH_MAILBOXES (1000), BENCH_BURST (2000 POSTs in (d)), BENCH_HTTP_CONCURRENCY (32),
-// BENCH_PROCESSES (3), LOG_LEVEL (warn), BENCH_SKIP_CLUSTER=1. Needs the end-to-end peers (Dovecot,
+// BENCH_PROCESSES (3), LOG_LEVEL (warn), BENCH_SKIP_CLUSTER=1, BENCH_SQL_TRACE=1, BENCH_ONLY (phases to run, e.g. "a,b";
+// (c) and the health read are measured in every run, as the setup makes them; the PostgreSQL part
+// needs (b)'s messages). Needs the end-to-end peers (Dovecot,
 // openssl) and PostgreSQL at 127.0.0.1:5432 (trust); run as root (Maildirs belong to the mail user).
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -29,7 +31,7 @@ import { storeTokens } from '../test/helpers/connect-directly.ts';
 import { createTestDatabase, storeTokensPg } from '../test/helpers/postgres-db.ts';
 import type { TokenResponse } from '../test/peers/get-token.ts';
 import { type Peers, startPeers } from '../test/peers/index.ts';
-import { createApiKey, envNumber, header, httpClient, type MailroomChild, onCleanup, runBenchmark, sleep, startMailroom, table, verdict } from './lib.ts';
+import { createApiKey, envNumber, header, httpClient, type MailroomChild, onCleanup, printSql, runBenchmark, sleep, sqlTraceSetup, startMailroom, table, verdict } from './lib.ts';
 import { arrivals, CLIENT_ID, CLIENT_SECRET, createIncoming, fetchToken } from './peers.ts';
 
 const N = Math.round(envNumber('BENCH_MAILBOXES', 1000));
@@ -40,6 +42,9 @@ const LOG_LEVEL = process.env.LOG_LEVEL ?? 'warn';
 const TOKEN_REDIRECT = 'http://127.0.0.1:9/token-helper';
 const SINGLE = 'single@example.test';
 const userOf = (k: number) => `box${k + 1}@example.test`;
+const ONLY = new Set((process.env.BENCH_ONLY ?? '').split(',').map((x) => x.trim()).filter(Boolean));
+/** Whether a phase runs: all of them unless BENCH_ONLY names some. */
+const runs = (phase: 'a' | 'b' | 'd' | 'cluster') => (ONLY.size === 0 || ONLY.has(phase)) && !(phase === 'cluster' && process.env.BENCH_SKIP_CLUSTER);
 
 async function inParallel(count: number, limit: number, work: (i: number) => Promise<unknown>): Promise<void> {
   let next = 0;
@@ -94,6 +99,7 @@ runBenchmark('many mailboxes', 3600, async () => {
   header(`${N} mailboxes in one Mailroom (SQLite), each connected through the test authorization server`);
   const peers: Peers = await startPeers({ clients: [{ clientId: CLIENT_ID, clientSecret: CLIENT_SECRET, redirectUris: [TOKEN_REDIRECT] }], connections: 2 * N + 200 });
   onCleanup('peers', () => peers.stop());
+  console.log('# the test Dovecot: no auth cache (every IMAP and SMTP login\'s token is introspected at the authorization server); login processes serve many clients each (service_count 0); one imap or submission process per session; IDLE sessions past the kernel\'s 128 inotify instances per user look for new mail each second (mailbox_idle_check_interval), the others are told at once');
   const t0 = performance.now();
   const tokens: TokenResponse[] = [];
   await inParallel(N, 8, async (k) => void (tokens[k] = await fetchToken(peers, userOf(k))));
@@ -102,7 +108,10 @@ runBenchmark('many mailboxes', 3600, async () => {
 
   const hook = await erp();
   const env = { MICROSOFT_AUTHORITY_HOST: peers.authServer.authorityHost, NODE_EXTRA_CA_CERTS: peers.caFile, LOG_LEVEL };
-  const mr: MailroomChild = await startMailroom(env);
+  // BENCH_SQL_TRACE=1: every SQLite statement on Mailroom's event loop timed, per phase (slower).
+  const trace = process.env.BENCH_SQL_TRACE ? sqlTraceSetup() : undefined;
+  const mr: MailroomChild = await startMailroom({ ...env, ...trace?.env }, { nodeArgs: trace?.nodeArgs ?? [] });
+  const sqlMark = trace?.marker(mr.pid);
   const key = await createApiKey(mr);
   const { request: api } = httpClient(mr.baseUrl, key, HTTP_CONCURRENCY * 2);
   const h = await api('POST', '/api/v1/webhooks', { url: hook.url, description: 'ERP' });
@@ -149,44 +158,69 @@ runBenchmark('many mailboxes', 3600, async () => {
   console.log(`# ${watched} mailboxes watched with IDLE ${watchSeconds.toFixed(1)} s after the servers were created; RSS ${rss0.toFixed(0)} → ${rss1.toFixed(0)} MB`);
 
   // (b) a message into every mailbox: delivery → webhook.
-  const delivered = new Map<string, number>();
-  const b0 = performance.now();
-  await inParallel(N, 8, async (k) => {
-    const id = `<many-b-${k}@sender.example>`;
-    await peers.dovecot.deliver(userOf(k), [`From: Customer <customer@sender.example>`, `To: ${userOf(k)}`, `Subject: Reply ${k}`, `Message-ID: ${id}`, 'Content-Type: text/plain; charset=utf-8', '', 'Re: your quotation.', ''].join('\r\n'));
-    delivered.set(id, performance.now());
-  });
-  const deliverSeconds = (performance.now() - b0) / 1000;
-  await until('every message at the webhook', 300_000, async () => ([...delivered.keys()].every((id) => hook.arrived.has(id)) ? true : undefined), 200);
-  const latencies = [...delivered].map(([id, at]) => (hook.arrived.get(id)! - at) / 1000);
-  console.log(`# (b) delivery → webhook: p50 ${pct(latencies, 50).toFixed(2)} s, p99 ${pct(latencies, 99).toFixed(2)} s; (c) ${((rss1 - rss0) / N).toFixed(3)} MB per mailbox; health ${pct(healthMs, 50).toFixed(0)} ms`);
+  let b: { latencies: number[]; deliverSeconds: number } | undefined;
+  if (runs('b')) {
+    const delivered = new Map<string, number>();
+    const b0 = performance.now();
+    await inParallel(N, 8, async (k) => {
+      const id = `<many-b-${k}@sender.example>`;
+      await peers.dovecot.deliver(userOf(k), [`From: Customer <customer@sender.example>`, `To: ${userOf(k)}`, `Subject: Reply ${k}`, `Message-ID: ${id}`, 'Content-Type: text/plain; charset=utf-8', '', 'Re: your quotation.', ''].join('\r\n'));
+      delivered.set(id, performance.now());
+    });
+    const deliverSeconds = (performance.now() - b0) / 1000;
+    await sqlMark?.();
+    await until('every message at the webhook', 300_000, async () => ([...delivered.keys()].every((id) => hook.arrived.has(id)) ? true : undefined), 200);
+    if (sqlMark) printSql('(b) after the deliveries', await sqlMark(), (performance.now() - b0) / 1000, N);
+    const latencies = [...delivered].map(([id, at]) => (hook.arrived.get(id)! - at) / 1000);
+    b = { latencies, deliverSeconds };
+    // Where the time went: the import (receivedAt, on the same clock) splits each latency in two.
+    const wall = Date.now() - performance.now();
+    const imported = new Map<string, number>();
+    for (let after: string | null = null, more = true; more; ) {
+      const page: { json: { items: Array<{ messageId: string; receivedAt: string }>; nextCursor: string | null } } = await api('GET', `/api/v1/inbound-messages?order=asc&limit=100${after ? `&after=${after}` : ''}`);
+      for (const m of page.json.items) imported.set(m.messageId, Date.parse(m.receivedAt) - wall);
+      more = page.json.items.length > 0 && page.json.nextCursor !== after;
+      after = page.json.nextCursor;
+    }
+    const toImport = [...delivered].map(([id, at]) => (imported.get(id)! - at) / 1000);
+    const toHook = [...delivered.keys()].map((id) => (hook.arrived.get(id)! - imported.get(id)!) / 1000);
+    console.log(`# (b) delivery → webhook: p50 ${pct(latencies, 50).toFixed(2)} s, p99 ${pct(latencies, 99).toFixed(2)} s; delivery → import p50 ${pct(toImport, 50).toFixed(2)} s, p99 ${pct(toImport, 99).toFixed(2)} s; import → webhook p50 ${pct(toHook, 50).toFixed(2)} s, p99 ${pct(toHook, 99).toFixed(2)} s`);
+  }
+  console.log(`# (c) ${((rss1 - rss0) / N).toFixed(3)} MB per mailbox; health ${pct(healthMs, 50).toFixed(0)} ms`);
 
   // (a) one message from each mailbox, beside the same N from one unpaced mailbox.
-  const sendRun = async (tag: string, from: (i: number) => string) => {
-    const arrived = arrivals(peers, tag, N, 600_000);
-    const a0 = performance.now();
-    await postAll(api, N, (i) => ({ from: from(i), to: [`customer${i}@remote.example`], subject: `Quotation ${i}`, text: 'Please find our quotation below.', headers: { 'X-Bench-Run': tag } }));
-    return ((await arrived.done) - a0) / 1000;
-  };
-  const manySeconds = await sendRun('many', userOf);
-  const oneSeconds = await sendRun('one', () => SINGLE);
-  console.log(`# (a) ${N} mailboxes ${manySeconds.toFixed(1)} s, one mailbox ${oneSeconds.toFixed(1)} s: ${(manySeconds / oneSeconds).toFixed(2)}×`);
+  let a: { manySeconds: number; oneSeconds: number } | undefined;
+  if (runs('a')) {
+    const sendRun = async (tag: string, from: (i: number) => string) => {
+      const arrived = arrivals(peers, tag, N, 600_000);
+      await sqlMark?.();
+      const a0 = performance.now();
+      await postAll(api, N, (i) => ({ from: from(i), to: [`customer${i}@remote.example`], subject: `Quotation ${i}`, text: 'Please find our quotation below.', headers: { 'X-Bench-Run': tag } }));
+      const seconds = ((await arrived.done) - a0) / 1000;
+      if (sqlMark) printSql(`(a) ${tag}`, await sqlMark(), seconds, N);
+      return seconds;
+    };
+    a = { manySeconds: await sendRun('many', userOf), oneSeconds: await sendRun('one', () => SINGLE) };
+    console.log(`# (a) ${N} mailboxes ${a.manySeconds.toFixed(1)} s, one mailbox ${a.oneSeconds.toFixed(1)} s: ${(a.manySeconds / a.oneSeconds).toFixed(2)}×`);
+  }
 
   // (d) delivery while a burst of POSTs arrives, beside after it.
-  const burst = arrivals(peers, 'burst', BURST, 600_000);
-  const d0 = performance.now();
-  await postAll(api, BURST, (i) => ({ from: SINGLE, to: [`customer${i}@remote.example`], subject: `Invoice ${i}`, text: 'Your invoice is attached.', headers: { 'X-Bench-Run': 'burst' } }));
-  const d1 = performance.now();
-  const during = burst.count();
-  const dDone = await burst.done;
-  const rateDuring = during / ((d1 - d0) / 1000);
-  const rateAfter = (BURST - during) / ((dDone - d1) / 1000);
-  console.log(`# (d) during the POSTs ${rateDuring.toFixed(0)} msgs/s, after ${rateAfter.toFixed(0)} msgs/s: ${(rateDuring / rateAfter).toFixed(2)}×`);
+  let d: { rateDuring: number; rateAfter: number } | undefined;
+  if (runs('d')) {
+    const burst = arrivals(peers, 'burst', BURST, 600_000);
+    const d0 = performance.now();
+    await postAll(api, BURST, (i) => ({ from: SINGLE, to: [`customer${i}@remote.example`], subject: `Invoice ${i}`, text: 'Your invoice is attached.', headers: { 'X-Bench-Run': 'burst' } }));
+    const d1 = performance.now();
+    const during = burst.count();
+    const dDone = await burst.done;
+    d = { rateDuring: during / ((d1 - d0) / 1000), rateAfter: (BURST - during) / ((dDone - d1) / 1000) };
+    console.log(`# (d) during the POSTs ${d.rateDuring.toFixed(0)} msgs/s, after ${d.rateAfter.toFixed(0)} msgs/s: ${(d.rateDuring / d.rateAfter).toFixed(2)}×`);
+  }
   await mr.stop();
 
-  // The N mailboxes over PROCESSES instances on one PostgreSQL.
+  // The N mailboxes over PROCESSES instances on one PostgreSQL (they import the messages (b) delivered).
   let cluster: { spread: number[]; seconds: number; imported: number } | undefined;
-  if (!process.env.BENCH_SKIP_CLUSTER) {
+  if (runs('cluster') && b) {
     header(`${N} mailboxes over ${PROCESSES} Mailroom processes on one PostgreSQL`);
     const key = randomBytes(32);
     const db = await createTestDatabase('mailroom_bench_many');
@@ -236,10 +270,10 @@ runBenchmark('many mailboxes', 3600, async () => {
   header('Results');
   const mbPerMailbox = (rss1 - rss0) / N;
   table([
-    { measure: `(a) 1 message from each of ${N} mailboxes, until all delivered`, value: `${manySeconds.toFixed(1)} s`, baseline: `${N} from one unpaced mailbox: ${oneSeconds.toFixed(1)} s`, ratio: `${(manySeconds / oneSeconds).toFixed(2)}×`, target: '≤ 1.5×', verdict: verdict(manySeconds / oneSeconds, 1.5, false) },
-    { measure: `(b) delivery → webhook, ${N} watched (deliveries took ${deliverSeconds.toFixed(1)} s)`, value: `p50 ${pct(latencies, 50).toFixed(2)} s, p99 ${pct(latencies, 99).toFixed(2)} s`, baseline: '', ratio: '', target: 'p99 ≤ 5 s', verdict: verdict(pct(latencies, 99), 5, false) },
+    ...(a ? [{ measure: `(a) 1 message from each of ${N} mailboxes, until all delivered`, value: `${a.manySeconds.toFixed(1)} s`, baseline: `${N} from one unpaced mailbox: ${a.oneSeconds.toFixed(1)} s`, ratio: `${(a.manySeconds / a.oneSeconds).toFixed(2)}×`, target: '≤ 1.5×', verdict: verdict(a.manySeconds / a.oneSeconds, 1.5, false) }] : []),
+    ...(b ? [{ measure: `(b) delivery → webhook, ${N} watched (deliveries took ${b.deliverSeconds.toFixed(1)} s)`, value: `p50 ${pct(b.latencies, 50).toFixed(2)} s, p99 ${pct(b.latencies, 99).toFixed(2)} s`, baseline: '', ratio: '', target: 'p99 ≤ 5 s', verdict: verdict(pct(b.latencies, 99), 5, false) }] : []),
     { measure: `(c) RSS, 0 → ${N} watched mailboxes`, value: `${rss0.toFixed(0)} → ${rss1.toFixed(0)} MB`, baseline: '', ratio: `${mbPerMailbox.toFixed(3)} MB/mailbox`, target: '≤ 0.3 MB', verdict: verdict(mbPerMailbox, 0.3, false) },
-    { measure: `(d) delivery rate during ${BURST} POSTs`, value: `${rateDuring.toFixed(0)} msgs/s`, baseline: `after them: ${rateAfter.toFixed(0)} msgs/s`, ratio: `${(rateDuring / rateAfter).toFixed(2)}×`, target: '≥ 0.7×', verdict: verdict(rateDuring / rateAfter, 0.7) },
+    ...(d ? [{ measure: `(d) delivery rate during ${BURST} POSTs`, value: `${d.rateDuring.toFixed(0)} msgs/s`, baseline: `after them: ${d.rateAfter.toFixed(0)} msgs/s`, ratio: `${(d.rateDuring / d.rateAfter).toFixed(2)}×`, target: '≥ 0.7×', verdict: verdict(d.rateDuring / d.rateAfter, 0.7) }] : []),
     { measure: `GET /api/v1/health/servers, ${2 * N + 1} servers`, value: `median ${pct(healthMs, 50).toFixed(0)} ms`, baseline: '', ratio: '', target: '< 1 s', verdict: verdict(pct(healthMs, 50), 1000, false) },
     ...(cluster ? [{ measure: `${N} mailboxes over ${PROCESSES} PostgreSQL instances`, value: cluster.spread.join(' / '), baseline: `all imported in ${cluster.seconds.toFixed(1)} s`, ratio: '', target: `${Math.ceil(N / PROCESSES)}/${Math.floor(N / PROCESSES)}…, each once`, verdict: `${cluster.imported} imported, each once` }] : []),
   ]);

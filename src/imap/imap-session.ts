@@ -134,6 +134,12 @@ export function skippedAnswers(client: ImapFlow): { count: number; sample: strin
   return unparsedAnswers.get(client) ?? { count: 0, sample: '' };
 }
 
+/** Starts the count of skipped answers afresh: a connection kept open (IDLE) is lent to one fetch after another. */
+export function forgetSkippedAnswers(client: ImapFlow): void {
+  const unparsed = unparsedAnswers.get(client);
+  if (unparsed) Object.assign(unparsed, { count: 0, sample: '' });
+}
+
 /** What really failed: the connection's own error (a refused literal, a timeout) over the NoConnection that followed. */
 export function connectionError(client: ImapFlow, e: unknown): unknown {
   return connectionErrors.get(client) ?? e;

@@ -6,7 +6,7 @@ import { MailroomError } from '../errors/errors.ts';
 import { pageLimit, parseInput, queryText } from '../errors/parse-input.ts';
 import type { Db } from '../storage/database.ts';
 import { findInbound, findInboundMime, findRawChunk, type InboundRow, listInbound } from '../storage/inbound-store.ts';
-import { listMailServers } from '../storage/mail-server-store.ts';
+import { mailServerNames } from '../storage/mail-server-store.ts';
 import { streamAttachment } from './parse-message.ts';
 import { safeFilename } from './safe-filename.ts';
 import { deliveryStates, listDeliveries } from '../storage/webhook-store.ts';
@@ -37,7 +37,7 @@ export class InboundMessageService {
   }
 
   private async views(rows: InboundRow[]) {
-    const names = new Map((await listMailServers(this.deps.db, 'incoming')).map((s) => [s.id, s.name]));
+    const names = await mailServerNames(this.deps.db, rows.map((r) => r.serverId));
     const states = await deliveryStates(this.deps.db, rows.map((r) => r.id));
     return rows.map((r) => ({
       id: r.id,

@@ -68,7 +68,14 @@ export interface FetchState {
   failures: number;
 }
 
-const IDLE_FETCH_DELAY_MS = 500;
+/** New mail signalled by IDLE is fetched this long after the last EXISTS of a burst. */
+const IDLE_FETCH_DELAY_MS = 200;
+/**
+ * A fetch over an open IDLE connection costs no TLS handshake or login, and is usually one message:
+ * this many of them run per INBOUND_MAX_CONCURRENT_FETCHES slot (a new message in each of hundreds
+ * of watched mailboxes at once then queues only behind its own kind).
+ */
+const IDLE_FETCHES_PER_SLOT = 4;
 /** Notifications for one mailbox within this quiet time are one delta run (Graph posts a burst as many requests)… */
 const PUSH_FETCH_DELAY_MS = 300;
 /** …though a steady stream still starts one at least this often. */
@@ -92,6 +99,8 @@ export class IncomingServerService {
   private readonly opening = new Set<string>();
   /** INBOUND_MAX_CONCURRENT_FETCHES: a fetch waits here, first come first served, for a slot. */
   private readonly fetchSlots: FetchSlots;
+  /** Fetches over a mailbox's open IDLE connection (no new session): IDLE_FETCHES_PER_SLOT × INBOUND_MAX_CONCURRENT_FETCHES at once. */
+  private readonly idleFetchSlots: FetchSlots;
   private timer: NodeJS.Timeout | undefined;
   private firstTick: NodeJS.Timeout | undefined;
   /** Mailboxes to fetch again as soon as their running fetch ends. */
@@ -128,6 +137,7 @@ export class IncomingServerService {
     this.parser = new ParsePool({ threads: deps.config.inboundParseThreads });
     this.fetchSlots = new FetchSlots(deps.config.inboundMaxFetches);
     this.application = applicationAccessActions({ record: (id) => this.record(id), tokens: deps.tokens, config: deps.config });
+    this.idleFetchSlots = new FetchSlots(IDLE_FETCHES_PER_SLOT * deps.config.inboundMaxFetches);
   }
 
   /** Check application access, admin consent URL and the guide's steps (Access: Application). */
@@ -135,7 +145,7 @@ export class IncomingServerService {
 
   /** IMAP IDLE connections open or being opened, and how many fetches run and wait (Mail Health, tests). */
   watchStats(): { idle: number; opening: number; fetching: number; waiting: number } {
-    return { idle: this.watchers.size, opening: this.opening.size, fetching: this.fetchSlots.used, waiting: this.fetchSlots.waiting };
+    return { idle: this.watchers.size, opening: this.opening.size, fetching: this.fetchSlots.used + this.idleFetchSlots.used, waiting: this.fetchSlots.waiting + this.idleFetchSlots.waiting };
   }
 
   private now(): Date {
@@ -503,6 +513,12 @@ export class IncomingServerService {
     this.background('inbound.fetch_failed', () => this.runFetch(s));
   }
 
+  /** The mailbox's IDLE connection, if one is open on the server's current settings: a fetch can go over it. */
+  private lendable(server: MailServerRecord): ImapFlow | undefined {
+    const w = this.watchers.get(server.id);
+    return server.transport !== 'graph' && w && w.signature === watchSignature(server) && w.client.usable ? w.client : undefined;
+  }
+
   /** One fetch at a time per server; records progress, the outcome and any error with its fix. */
   runFetch(server: MailServerRecord): Promise<FetchState> {
     const running = this.inflight.get(server.id);
@@ -517,19 +533,25 @@ export class IncomingServerService {
     const state: FetchState = { running: true, fetched: 0, total: null, startedAt: this.now().toISOString(), finishedAt: null, imported: 0, error: null, failures };
     this.runs.set(server.id, state);
     const p = (async () => {
-      const release = await this.fetchSlots.take();
+      // A fetch over the mailbox's IDLE connection opens no session: it waits for one of the
+      // slots for those, not for INBOUND_MAX_CONCURRENT_FETCHES (the watcher is looked up again
+      // once a slot is had: it may have closed meanwhile).
+      let over = this.lendable(server);
+      let release = await (over ? this.idleFetchSlots : this.fetchSlots).take();
+      if (over && !(over = this.lendable(server))) {
+        release();
+        release = await this.fetchSlots.take();
+      }
       try {
         const deps = { db: this.deps.db, dataDir: this.deps.config.dataDir, rawInDatabase: this.deps.config.databaseUrl.startsWith('postgres'), tokens: this.deps.tokens, logger: this.deps.logger, parser: this.parser, now: () => this.now(), graphHost: this.deps.config.microsoftGraph.host, maxMessageBytes: this.deps.config.inboundMaxMessageBytes, imapTimeoutMs: this.deps.config.imapTimeoutMs, signal: this.stopping.signal, ...(this.deps.gates && { gates: this.deps.gates }) };
         const progress = (pr: { fetched: number; total: number }) => {
           state.fetched = pr.fetched;
           state.total = pr.total;
         };
-        const r = server.transport === 'graph' ? await fetchNewGraph(deps, server, progress) : await fetchNew(deps, server, progress);
+        const r = server.transport === 'graph' ? await fetchNewGraph(deps, server, progress) : await fetchNew(deps, server, progress, { ...(over && { over }) });
         state.imported = r.imported;
         state.failures = 0;
-        await setLastFetch(this.deps.db, server.id, this.now().toISOString());
-        await setAlertState(this.deps.db, server.id, { loginOkAt: this.now().toISOString() });
-        if (/^(IMAP_|NET_|GRAPH_)/.test(server.lastError?.code ?? '')) await setMailServerError(this.deps.db, server.id, null);
+        await setLastFetch(this.deps.db, server.id, this.now().toISOString(), { clearError: /^(IMAP_|NET_|GRAPH_)/.test(server.lastError?.code ?? '') });
         if (r.imported) {
           this.deps.onImported?.();
           this.deps.logger.info({ event: 'inbound.fetched', mailServerId: server.id, imported: r.imported, skipped: r.skipped }, 'new mail imported');
@@ -540,6 +562,9 @@ export class IncomingServerService {
           this.deps.logger.info({ event: 'inbound.fetch_stopped', mailServerId: server.id }, 'fetch stopped by shutdown; the next start resumes after the last batch stored');
           return state;
         }
+        // A failed fetch closes the IDLE connection it used: a new one waits as after a failed
+        // open, while the retries (backing off) go over connections of their own.
+        if (over && !over.usable) this.watchBackoff.set(server.id, Date.now() + WATCH_RETRY_MS);
         const application = e instanceof ImapError || e instanceof GraphError ? await this.deps.tokens.applicationContext(server.id).catch(() => undefined) : undefined;
         const f = this.failure(e, application);
         state.error = { code: f.code, message: f.message, ...(f.fix !== undefined && { fix: f.fix }) };
@@ -776,9 +801,11 @@ export class IncomingServerService {
   private async ensureWatcher(s: MailServerRecord): Promise<void> {
     // Graph has no IDLE: its mailboxes get change notifications instead (keepPush).
     if (s.transport === 'graph') return;
-    const signature = [s.imap!.host, s.imap!.port, s.imap!.security, s.imap!.folder, s.username, s.updatedAt].join('|');
+    const signature = watchSignature(s);
     const existing = this.watchers.get(s.id);
     if (existing?.signature === signature && existing.client.usable) return;
+    // The server was edited: its connection is replaced, though not under a fetch that may be using it.
+    if (existing?.client.usable && this.inflight.has(s.id)) return;
     if (existing) this.dropWatcher(s.id);
     if ((this.watchBackoff.get(s.id) ?? 0) > Date.now() || this.opening.has(s.id)) return;
     // INBOUND_MAX_IDLE_CONNECTIONS: beyond it a mailbox is polled at its interval instead.
@@ -798,7 +825,8 @@ export class IncomingServerService {
         await client.logout().catch(() => client.close());
         return; // polling only
       }
-      await client.mailboxOpen(s.imap!.folder, { readOnly: true });
+      // Opened as a fetch opens it (read-write), so a fetch over this connection needs no new SELECT.
+      await client.mailboxOpen(s.imap!.folder);
       let timer: NodeJS.Timeout | undefined;
       client.on('exists', () => {
         this.deps.logger.debug({ event: 'inbound.idle_exists', mailServerId: s.id }, 'new mail signalled by IDLE');
@@ -837,6 +865,9 @@ export class IncomingServerService {
     else void w.client.logout().catch(() => w.client.close());
   }
 }
+
+/** What an IDLE connection was opened for: a change to any of it (or any edit of the server) replaces it. */
+const watchSignature = (s: MailServerRecord) => [s.imap!.host, s.imap!.port, s.imap!.security, s.imap!.folder, s.username, s.updatedAt].join('|');
 
 /** A counting semaphore, first come first served: fetches beyond the limit wait in arrival order. */
 class FetchSlots {

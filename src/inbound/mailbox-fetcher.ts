@@ -6,7 +6,7 @@ import { MailroomError } from '../errors/errors.ts';
 import type { ConnectionGates } from '../smtp/connection-gate.ts';
 import type { Logger } from '../logger.ts';
 import type { TokenManager } from '../oauth/token-manager.ts';
-import { connectionError, connectionFailed, type ImapBounds, ImapError, imapErrorFrom, isTooLarge, malformedImap, openImap, skippedAnswers, Stall, type ImapTarget } from '../imap/imap-session.ts';
+import { connectionError, connectionFailed, forgetSkippedAnswers, type ImapBounds, ImapError, imapErrorFrom, isTooLarge, malformedImap, openImap, skippedAnswers, Stall, type ImapTarget } from '../imap/imap-session.ts';
 import { formatBytes } from '../net/bounded-fetch.ts';
 import type { Db } from '../storage/database.ts';
 import { clearAfterFetch, existingDedupeKeys, getFolderState, importInboundMessages, type MessageProblem, pendingAfterFetch, setFolderState } from '../storage/inbound-store.ts';
@@ -148,13 +148,21 @@ export async function fetchNew(
   deps: FetcherDeps,
   server: MailServerRecord,
   onProgress: (p: { fetched: number; total: number }) => void = () => {},
+  opts: { over?: ImapFlow } = {},
 ): Promise<FetchResult> {
   const { db, logger } = deps;
   const now = () => deps.now?.() ?? new Date();
   const imap = server.imap!;
   const target = imapTarget(server);
   const bounds = imapBounds(deps);
-  let client = await connectWithToken(deps.tokens, server, bounds);
+  // The mailbox's IDLE connection, when it has one, is lent for the fetch: imapflow ends IDLE for
+  // the commands, and the connection goes back to IDLE after them. No new session, so no TLS
+  // handshake and no login for each new message. It was opened with the same size bounds; each
+  // command here is bounded in time by IMAP_TIMEOUT_SECONDS (Stall), whatever its socket timeout.
+  const lent = opts.over?.usable ? opts.over : undefined;
+  let client = lent ?? (await connectWithToken(deps.tokens, server, bounds));
+  // What imapflow skipped on this connection before the fetch (while it was IDLE) is not the fetch's.
+  if (lent) forgetSkippedAnswers(lent);
   let lock: { release(): void } | undefined;
   let failed = false;
   /** The failure behind an error from imapflow, explained (a refused literal, not the NoConnection that followed). */
@@ -177,6 +185,9 @@ export async function fetchNew(
   };
   try {
     lock = await within(`did not finish opening ${imap.folder}`, () => client.getMailboxLock(imap.folder));
+    // A lent connection has had the folder open since IDLE began: selected again, so UIDVALIDITY and
+    // UIDNEXT are the server's now (one round trip; no session to open).
+    if (lent) await within(`did not finish opening ${imap.folder}`, () => client.mailboxOpen(imap.folder));
     const box = client.mailbox;
     if (!box) throw new ImapError(`The folder ${imap.folder} could not be opened.`, { kind: 'imap', response: `SELECT ${imap.folder} failed` });
     const uidValidity = String(box.uidValidity);
@@ -260,7 +271,7 @@ export async function fetchNew(
       committedUids = [];
       for (let k = 0; k < uids.length; k += 500) {
         const slice = uids.slice(k, k + 500);
-        if (imap.afterFetch === 'leave' || (await afterFetch(client, server, slice, logger))) await clearAfterFetch(db, server.id, imap.folder, uidValidity, slice);
+        if (imap.afterFetch === 'leave' || (await within('did not finish the after-fetch action', () => afterFetch(client, server, slice, logger)))) await clearAfterFetch(db, server.id, imap.folder, uidValidity, slice);
       }
     };
     // What a crash or a failed command left undone last time (mark as read, move) is done first.
@@ -283,7 +294,8 @@ export async function fetchNew(
       rows.forEach((r, k) => {
         if (outcomes[k] === 'imported') {
           imported++;
-          committedUids.push(r.uid);
+          // Leave as is: nothing is pending for it, so nothing to apply or clear (no write per fetch).
+          if (r.afterFetchPending) committedUids.push(r.uid);
           return;
         }
         if ('path' in r.raw) rmSync(join(deps.dataDir, r.raw.path), { force: true });
@@ -489,8 +501,10 @@ export async function fetchNew(
   } finally {
     lock?.release();
     // After a failure the connection may sit mid-command (a FETCH still answering, or silent): a
-    // LOGOUT would queue behind it, so it is closed.
+    // LOGOUT would queue behind it, so it is closed (a lent IDLE connection too: its owner opens a
+    // new one). A lent connection that served the fetch goes back to IDLE at once.
     if (failed || !client.usable) client.close();
+    else if (client === lent) void client.idle({ whenFree: true }).catch(() => undefined);
     else await client.logout().catch(() => client.close());
   }
 }

@@ -17,7 +17,7 @@ import { findMailServer, listMailServers, type MailServerRecord, type StoredErro
 import {
   type Claimed,
   claimDue,
-  claimForServer,
+  claimForServers,
   dayWindow,
   holdServerUntil,
   markFailed,
@@ -203,16 +203,14 @@ export class OutboxWorker {
           const busy = servers.filter((s) => (this.inflightBy.get(s.id) ?? 0) >= this.laneCap(s)).map((s) => s.id);
           const busySet = new Set(busy);
           const nowMs = this.now().getTime();
-          // Paced mailboxes are counted one by one (a transaction each): only those with mail due,
-          // not at their rate until their next minute slot, taken in turn from a rotating start.
+          // Paced mailboxes are counted one by one (in one transaction on SQLite, one each on
+          // PostgreSQL): only those with mail due, not at their rate until their next minute slot,
+          // taken in turn from a rotating start.
           const due = paced.length ? await serversWithDue(this.deps.db, this.now()) : new Set<string>();
           const turn = paced.filter((s) => due.has(s.id) && !busySet.has(s.id) && (this.pacedUntil.get(s.id) ?? 0) <= nowMs);
           const start = turn.length ? this.rotation++ % turn.length : 0;
-          for (let k = 0; k < turn.length && batch.length < capacity; k++) {
-            const server = turn[(start + k) % turn.length]!;
-            const room = Math.min(capacity - batch.length, this.laneCap(server) - (this.inflightBy.get(server.id) ?? 0));
-            if (room > 0) batch.push(...(await this.claimPaced(server, room)));
-          }
+          const order = turn.map((_, k) => turn[(start + k) % turn.length]!);
+          if (order.length) batch.push(...(await this.claimPaced(order, (server, taken) => Math.min(capacity - taken, this.laneCap(server) - (this.inflightBy.get(server.id) ?? 0)))));
           if (batch.length < capacity) {
             const skip = [...new Set([...paced.map((p) => p.id), ...busy])];
             batch.push(...(await claimDue(this.deps.db, this.deps.dialect, this.id, this.now(), this.deps.config.leaseMs, capacity - batch.length, skip, Math.min(this.share, 2 * this.deps.config.poolSize))));
@@ -279,28 +277,36 @@ export class OutboxWorker {
   }
 
   /**
-   * Claims what the server's limits allow now, counted from the sent rows in the same transaction.
-   * When the daily recipient limit is reached, the server's queued mail is held until the window
-   * frees enough recipients: never failed for it.
+   * Claims what each server's limits allow now, counted from the sent rows in the same transaction,
+   * the servers one after another up to `room`. When a daily recipient limit is reached, that
+   * server's queued mail is held until the window frees enough recipients: never failed for it.
    */
-  private async claimPaced(server: MailServerRecord, capacity: number): Promise<Claimed[]> {
+  private async claimPaced(servers: MailServerRecord[], room: (server: MailServerRecord, claimedSoFar: number) => number): Promise<Claimed[]> {
     const { db, dialect, config, logger } = this.deps;
     const now = this.now();
-    const perDay = server.limits.recipientsPerDay;
-    const { claimed, choice } = await claimForServer(db, dialect, server.id, this.id, now, config.leaseMs, capacity, async (usage, due, trx) => {
+    const byId = new Map(servers.map((s) => [s.id, s]));
+    // The servers in turn, in one claim (one commit on SQLite), each up to the room the ones before left.
+    const results = await claimForServers(db, dialect, servers.map((s) => s.id), this.id, now, config.leaseMs, (id, taken) => room(byId.get(id)!, taken), async (id, usage, due, trx) => {
+      const server = byId.get(id)!;
+      const perDay = server.limits.recipientsPerDay;
       const wanted = usage.recipientsLastDay + due.reduce((n, d) => n + d.recipients, 0);
       const window = perDay !== null && wanted > perDay ? await dayWindow(trx, server.id, now) : [];
       const p = pace(server.limits, usage, due.map((d) => d.recipients), now, () => window);
       return { ids: due.slice(0, p.take).map((d) => d.id), pace: p };
     });
-    // At its rate: the mailbox is not counted again before its next message may go.
-    const next = choice?.pace.nextAt;
-    if (next) this.pacedUntil.set(server.id, next.getTime());
-    else this.pacedUntil.delete(server.id);
-    const until = choice?.pace.quotaUntil;
-    if (until) {
-      const held = await holdServerUntil(db, server.id, until, quotaHeldError(server, until, now), now);
-      logger.warn({ event: 'outbox.quota_held', mailServerId: server.id, count: held, until: until.toISOString() }, 'daily recipient limit reached; mail held until the window frees');
+    const claimed: Claimed[] = [];
+    for (const [id, { claimed: mine, choice }] of results) {
+      const server = byId.get(id)!;
+      claimed.push(...mine);
+      // At its rate: the mailbox is not counted again before its next message may go.
+      const next = choice?.pace.nextAt;
+      if (next) this.pacedUntil.set(server.id, next.getTime());
+      else this.pacedUntil.delete(server.id);
+      const until = choice?.pace.quotaUntil;
+      if (until) {
+        const held = await holdServerUntil(db, server.id, until, quotaHeldError(server, until, now), now);
+        logger.warn({ event: 'outbox.quota_held', mailServerId: server.id, count: held, until: until.toISOString() }, 'daily recipient limit reached; mail held until the window frees');
+      }
     }
     return claimed;
   }

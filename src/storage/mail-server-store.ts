@@ -314,6 +314,14 @@ export async function setMailServerError(db: Db, id: string, error: StoredError 
     .execute();
 }
 
+/** The names of these servers only (the servers of a page of messages), by id. */
+export async function mailServerNames(db: Db, ids: readonly string[]): Promise<Map<string, string>> {
+  const unique = [...new Set(ids)];
+  if (!unique.length) return new Map();
+  const rows = await db.selectFrom('mail_servers').select(['id', 'name']).where('id', 'in', unique).execute();
+  return new Map(rows.map((r) => [r.id, r.name]));
+}
+
 export async function findMailServer(db: Db, id: string): Promise<MailServerRecord | undefined> {
   const r = await db.selectFrom('mail_servers').selectAll().where('id', '=', id).executeTakeFirst();
   return r && toRecord(r);
@@ -433,21 +441,22 @@ export async function findIncomingUsing(db: Db, sourceId: string): Promise<MailS
   return r && toRecord(r);
 }
 
-/** Id → name of the given servers (those that still exist). */
-export async function mailServerNames(db: Db, ids: readonly string[]): Promise<Map<string, string>> {
-  if (ids.length === 0) return new Map();
-  const rows = await db.selectFrom('mail_servers').select(['id', 'name']).where('id', 'in', ids).execute();
-  return new Map(rows.map((r) => [r.id, r.name]));
-}
-
 /** How many servers sign in with `sourceId`'s app registration (personal mailboxes made from it). */
 export async function countAppSourceUsers(db: Db, sourceId: string): Promise<number> {
   const r = await db.selectFrom('mail_servers').select((eb) => eb.fn.countAll<number>().as('n')).where('app_source_id', '=', sourceId).executeTakeFirst();
   return Number(r?.n ?? 0);
 }
 
-export async function setLastFetch(db: Db, id: string, at: string): Promise<void> {
-  await db.updateTable('mail_servers').set({ last_fetch_at: at }).where('id', '=', id).execute();
+/**
+ * A fetch ended well, at `at`: its login was accepted then too, and a connection error it recovered
+ * from is cleared. One statement (one commit) per fetch, a thousand mailboxes fetching at once.
+ */
+export async function setLastFetch(db: Db, id: string, at: string, opts: { clearError?: boolean } = {}): Promise<void> {
+  await db
+    .updateTable('mail_servers')
+    .set({ last_fetch_at: at, login_ok_at: at, ...(opts.clearError && { last_error: null }) })
+    .where('id', '=', id)
+    .execute();
 }
 
 /** Fetch Now on an instance that does not hold the mailbox: the holder sees it due at its next tick. */

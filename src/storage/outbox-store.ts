@@ -467,13 +467,57 @@ export async function claimForServer<T extends { ids: string[] }>(
   limit: number,
   choose: (usage: ServerUsage, due: Array<{ id: string; recipients: number }>, trx: Db) => Promise<T> | T,
 ): Promise<{ claimed: Claimed[]; choice: T | undefined }> {
-  return db.transaction().execute(async (trx) => {
-    if (dialect === 'postgres') await sql`select pg_advisory_xact_lock(hashtext(${`mailroom.outbox:${serverId}`}))`.execute(trx);
-    const due = await dueForServer(trx, dialect, serverId, now, limit);
-    if (!due.length) return { claimed: [], choice: undefined };
-    const choice = await choose(await serverUsage(trx, serverId, now), due, trx);
-    return { claimed: await claimIds(trx, choice.ids, owner, now, leaseMs), choice };
-  });
+  return db.transaction().execute((trx) => claimOne(trx, dialect, serverId, owner, now, leaseMs, limit, choose));
+}
+
+async function claimOne<T extends { ids: string[] }>(
+  trx: Transaction<Database>,
+  dialect: 'sqlite' | 'postgres',
+  serverId: string,
+  owner: string,
+  now: Date,
+  leaseMs: number,
+  limit: number,
+  choose: (usage: ServerUsage, due: Array<{ id: string; recipients: number }>, trx: Db) => Promise<T> | T,
+): Promise<{ claimed: Claimed[]; choice: T | undefined }> {
+  if (dialect === 'postgres') await sql`select pg_advisory_xact_lock(hashtext(${`mailroom.outbox:${serverId}`}))`.execute(trx);
+  const due = await dueForServer(trx, dialect, serverId, now, limit);
+  if (!due.length) return { claimed: [], choice: undefined };
+  const choice = await choose(await serverUsage(trx, serverId, now), due, trx);
+  return { claimed: await claimIds(trx, choice.ids, owner, now, leaseMs), choice };
+}
+
+/**
+ * claimForServer for several servers in turn, each taking up to what `room` leaves it (given what
+ * the ones before took). On SQLite all in one transaction: one commit (one fsync) for a round of a
+ * thousand mailboxes with a message each, not one per mailbox. On PostgreSQL a transaction per
+ * server, so the advisory locks are never held several at a time (no lock-order deadlock between
+ * instances).
+ */
+export async function claimForServers<T extends { ids: string[] }>(
+  db: Db,
+  dialect: 'sqlite' | 'postgres',
+  serverIds: readonly string[],
+  owner: string,
+  now: Date,
+  leaseMs: number,
+  room: (serverId: string, claimedSoFar: number) => number,
+  choose: (serverId: string, usage: ServerUsage, due: Array<{ id: string; recipients: number }>, trx: Db) => Promise<T> | T,
+): Promise<Map<string, { claimed: Claimed[]; choice: T | undefined }>> {
+  const out = new Map<string, { claimed: Claimed[]; choice: T | undefined }>();
+  const each = async (claim: (id: string, limit: number) => Promise<{ claimed: Claimed[]; choice: T | undefined }>) => {
+    let taken = 0;
+    for (const id of serverIds) {
+      const limit = room(id, taken);
+      if (limit <= 0) continue;
+      const r = await claim(id, limit);
+      taken += r.claimed.length;
+      out.set(id, r);
+    }
+  };
+  if (dialect === 'postgres') await each((id, limit) => claimForServer(db, dialect, id, owner, now, leaseMs, limit, (u, d, t) => choose(id, u, d, t)));
+  else await db.transaction().execute((trx) => each((id, limit) => claimOne(trx, dialect, id, owner, now, leaseMs, limit, (u, d, t) => choose(id, u, d, t))));
+  return out;
 }
 
 /**
