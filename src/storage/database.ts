@@ -1,6 +1,6 @@
 import { dirname } from 'node:path';
 import SQLite from 'better-sqlite3';
-import { Kysely, PostgresDialect, SqliteDialect } from 'kysely';
+import { CompiledQuery, type DatabaseConnection, type Driver, Kysely, PostgresDialect, SqliteDialect, type SqliteDialectConfig, SqliteDriver } from 'kysely';
 import { migrateToLatest } from './migrations.ts';
 import { privateDir, privateFile } from './private-files.ts';
 import type { Database } from './schema.ts';
@@ -13,8 +13,37 @@ export interface OpenedDatabase {
   close(): Promise<void>;
 }
 
-/** Opens the database named by DATABASE_URL and brings its schema up to date. */
-export async function openDatabase(databaseUrl: string, timeouts: { connectMs: number; statementMs: number } = { connectMs: 5000, statementMs: 30_000 }): Promise<OpenedDatabase> {
+/**
+ * SQLite transactions take the write lock when they begin (BEGIN IMMEDIATE). The outbox's delivery
+ * thread has a connection of its own: a deferred transaction that read first and then writes while
+ * the other connection commits fails at once with SQLITE_BUSY (the busy timeout does not apply to
+ * it), whereas one waiting to begin waits out the other's commit.
+ */
+class ImmediateSqliteDriver extends SqliteDriver {
+  override async beginTransaction(connection: DatabaseConnection): Promise<void> {
+    await connection.executeQuery(CompiledQuery.raw('begin immediate'));
+  }
+}
+
+class ImmediateSqliteDialect extends SqliteDialect {
+  constructor(private readonly options: SqliteDialectConfig) {
+    super(options);
+  }
+
+  override createDriver(): Driver {
+    return new ImmediateSqliteDriver(this.options);
+  }
+}
+
+/**
+ * Opens the database named by DATABASE_URL and brings its schema up to date (`migrate: false`: a
+ * second connection of a process that has already done so).
+ */
+export async function openDatabase(
+  databaseUrl: string,
+  timeouts: { connectMs: number; statementMs: number } = { connectMs: 5000, statementMs: 30_000 },
+  opts: { migrate?: boolean } = {},
+): Promise<OpenedDatabase> {
   let db: Db;
   let dialect: OpenedDatabase['dialect'];
   if (databaseUrl.startsWith('sqlite:')) {
@@ -29,7 +58,7 @@ export async function openDatabase(databaseUrl: string, timeouts: { connectMs: n
     sqlite.pragma('synchronous = FULL');
     sqlite.pragma('foreign_keys = ON');
     sqlite.pragma('busy_timeout = 5000');
-    db = new Kysely<Database>({ dialect: new SqliteDialect({ database: sqlite }) });
+    db = new Kysely<Database>({ dialect: new ImmediateSqliteDialect({ database: sqlite }) });
     dialect = 'sqlite';
   } else {
     // Loaded only for PostgreSQL: the embedded default never pays for the driver.
@@ -54,7 +83,7 @@ export async function openDatabase(databaseUrl: string, timeouts: { connectMs: n
     dialect = 'postgres';
   }
   try {
-    await migrateToLatest(db, dialect);
+    if (opts.migrate !== false) await migrateToLatest(db, dialect);
   } catch (e) {
     await db.destroy();
     throw e;
