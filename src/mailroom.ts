@@ -126,7 +126,7 @@ export async function createMailroom(config: Config, logger: Logger, opts: Start
   const thread =
     opts.deliveryThread && config.outbox.thread && config.outbox.workerEnabled && !opts.now
       ? new DeliveryThread({
-          data: { databaseUrl: config.databaseUrl, databaseTimeouts: config.databaseTimeouts, outbox: config.outbox, graphHost: config.microsoftGraph.host, outbound: config.outbound, logLevel: logger.level, instance },
+          data: { databaseUrl: config.databaseUrl, ...(database.turns && { turns: database.turns }), databaseTimeouts: config.databaseTimeouts, outbox: config.outbox, graphHost: config.microsoftGraph.host, outbound: config.outbound, logLevel: logger.level, instance },
           db,
           tokens,
           logger,

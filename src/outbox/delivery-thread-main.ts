@@ -20,7 +20,7 @@ setOutboundPolicy(data.outbound);
 const logger = createLogger(data.logLevel, { write: (line: string) => send({ t: 'log', line }) });
 logWarnings(logger);
 
-const database = await openDatabase(data.databaseUrl, data.databaseTimeouts, { migrate: false });
+const database = await openDatabase(data.databaseUrl, data.databaseTimeouts, { migrate: false, ...(data.turns && { turns: data.turns }) });
 const { db, dialect } = database;
 const wakeups = startWakeups(db, data.databaseUrl, logger, { connectionTimeoutMs: data.databaseTimeouts.connectMs });
 const gates = new ConnectionGates(dialect === 'postgres' ? { db, instance: data.instance, wakeups, leaseMs: data.outbox.leaseMs, now: () => new Date(), logger } : undefined, db);

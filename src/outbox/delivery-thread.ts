@@ -24,6 +24,8 @@ export interface OutboxDelivery {
 /** What the delivery thread is started with (plain data: it crosses the thread boundary). */
 export interface DeliveryThreadData {
   databaseUrl: string;
+  /** SQLite: the main connection's turns at the database, shared with the thread's connection. */
+  turns?: SharedArrayBuffer;
   databaseTimeouts: DatabaseTimeouts;
   outbox: OutboxConfig;
   graphHost: string;
