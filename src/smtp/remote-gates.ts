@@ -37,7 +37,7 @@ export class RemoteGates extends ConnectionGates {
 
   constructor(
     private readonly owner: GateOwner,
-    db: Db,
+    db?: Db,
   ) {
     super(undefined, db);
   }
