@@ -18,7 +18,7 @@
 //   ceil/floor: 334/333/333 at 1,000) and every message imported exactly once, by its own server.
 //
 // Env: BENCH_MAILBOXES (1000), BENCH_BURST (2000 POSTs in (d)), BENCH_HTTP_CONCURRENCY (32),
-// BENCH_PROCESSES (3), LOG_LEVEL (warn), BENCH_SKIP_CLUSTER=1. Needs the end-to-end peers (Dovecot,
+// BENCH_PROCESSES (3), LOG_LEVEL (warn), BENCH_SKIP_CLUSTER=1, BENCH_ONLY=d (only (d): one mailbox, no N). Needs the end-to-end peers (Dovecot,
 // openssl) and PostgreSQL at 127.0.0.1:5432 (trust); run as root (Maildirs belong to the mail user).
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -37,6 +37,7 @@ const BURST = Math.round(envNumber('BENCH_BURST', 2000));
 const HTTP_CONCURRENCY = Math.round(envNumber('BENCH_HTTP_CONCURRENCY', 32));
 const PROCESSES = Math.round(envNumber('BENCH_PROCESSES', 3));
 const LOG_LEVEL = process.env.LOG_LEVEL ?? 'warn';
+const ONLY_D = process.env.BENCH_ONLY === 'd';
 const TOKEN_REDIRECT = 'http://127.0.0.1:9/token-helper';
 const SINGLE = 'single@example.test';
 const userOf = (k: number) => `box${k + 1}@example.test`;
@@ -96,7 +97,7 @@ runBenchmark('many mailboxes', 3600, async () => {
   onCleanup('peers', () => peers.stop());
   const t0 = performance.now();
   const tokens: TokenResponse[] = [];
-  await inParallel(N, 8, async (k) => void (tokens[k] = await fetchToken(peers, userOf(k))));
+  if (!ONLY_D) await inParallel(N, 8, async (k) => void (tokens[k] = await fetchToken(peers, userOf(k))));
   const singleToken = await fetchToken(peers, SINGLE);
   console.log(`# setup: ${N} users signed in at the authorization server in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
 
@@ -113,7 +114,7 @@ runBenchmark('many mailboxes', 3600, async () => {
   // Outgoing: one per mailbox with Exchange's limits, and one unpaced mailbox for the baselines.
   const smtp = { clientId: CLIENT_ID, clientSecret: CLIENT_SECRET, smtpHost: '127.0.0.1', smtpPort: peers.dovecot.submissionPort, smtpSecurity: 'starttls' };
   const s0 = performance.now();
-  await inParallel(N, 8, async (k) => {
+  if (!ONLY_D) await inParallel(N, 8, async (k) => {
     const u = userOf(k);
     const r = await api('POST', '/api/v1/mail-servers', { name: `Out ${u}`, username: u, fromFilter: u, ...smtp, maxConnections: 3, messagesPerMinute: 30, recipientsPerDay: 10000 });
     if (r.status !== 201) throw new Error(`outgoing server: ${r.status} ${JSON.stringify(r.json)}`);
@@ -123,12 +124,16 @@ runBenchmark('many mailboxes', 3600, async () => {
   if (single.status !== 201) throw new Error(`single server: ${single.status} ${JSON.stringify(single.json)}`);
   storeTokens(mr.dataDir, single.json.id, SINGLE, singleToken, peers.authServer.tenantId);
   // Incoming: one per mailbox, watched with IDLE.
-  await inParallel(N, 8, async (k) => {
+  if (!ONLY_D) await inParallel(N, 8, async (k) => {
     const id = await createIncoming(api, userOf(k), { imapPort: peers.dovecot.imapsPort });
     storeTokens(mr.dataDir, id, userOf(k), tokens[k]!, peers.authServer.tenantId);
   });
   console.log(`# setup: ${N} outgoing and ${N} incoming servers created in ${((performance.now() - s0) / 1000).toFixed(1)} s`);
 
+  let rss1 = rss0, watchSeconds = 0, deliverSeconds = 0, manySeconds = 0, oneSeconds = 0;
+  let latencies: number[] = [0];
+  const healthMs: number[] = [];
+  if (!ONLY_D) {
   // (c) and the API at this size.
   const w0 = performance.now();
   const watched = await until('every mailbox watched with IDLE', 600_000, async () => {
@@ -136,10 +141,9 @@ runBenchmark('many mailboxes', 3600, async () => {
     const n = items.filter((x) => x.idle).length;
     return n >= N ? n : undefined;
   }, 2000);
-  const watchSeconds = (performance.now() - w0) / 1000;
+  watchSeconds = (performance.now() - w0) / 1000;
   await sleep(5000);
-  const rss1 = rssMb(mr.pid);
-  const healthMs: number[] = [];
+  rss1 = rssMb(mr.pid);
   for (let i = 0; i < 5; i++) {
     const h0 = performance.now();
     const r = await api('GET', '/api/v1/health/servers');
@@ -156,9 +160,9 @@ runBenchmark('many mailboxes', 3600, async () => {
     await peers.dovecot.deliver(userOf(k), [`From: Customer <customer@sender.example>`, `To: ${userOf(k)}`, `Subject: Reply ${k}`, `Message-ID: ${id}`, 'Content-Type: text/plain; charset=utf-8', '', 'Re: your quotation.', ''].join('\r\n'));
     delivered.set(id, performance.now());
   });
-  const deliverSeconds = (performance.now() - b0) / 1000;
+  deliverSeconds = (performance.now() - b0) / 1000;
   await until('every message at the webhook', 300_000, async () => ([...delivered.keys()].every((id) => hook.arrived.has(id)) ? true : undefined), 200);
-  const latencies = [...delivered].map(([id, at]) => (hook.arrived.get(id)! - at) / 1000);
+  latencies = [...delivered].map(([id, at]) => (hook.arrived.get(id)! - at) / 1000);
   console.log(`# (b) delivery → webhook: p50 ${pct(latencies, 50).toFixed(2)} s, p99 ${pct(latencies, 99).toFixed(2)} s; (c) ${((rss1 - rss0) / N).toFixed(3)} MB per mailbox; health ${pct(healthMs, 50).toFixed(0)} ms`);
 
   // (a) one message from each mailbox, beside the same N from one unpaced mailbox.
@@ -168,9 +172,11 @@ runBenchmark('many mailboxes', 3600, async () => {
     await postAll(api, N, (i) => ({ from: from(i), to: [`customer${i}@remote.example`], subject: `Quotation ${i}`, text: 'Please find our quotation below.', headers: { 'X-Bench-Run': tag } }));
     return ((await arrived.done) - a0) / 1000;
   };
-  const manySeconds = await sendRun('many', userOf);
-  const oneSeconds = await sendRun('one', () => SINGLE);
+  manySeconds = await sendRun('many', userOf);
+  oneSeconds = await sendRun('one', () => SINGLE);
   console.log(`# (a) ${N} mailboxes ${manySeconds.toFixed(1)} s, one mailbox ${oneSeconds.toFixed(1)} s: ${(manySeconds / oneSeconds).toFixed(2)}×`);
+
+  }
 
   // (d) delivery while a burst of POSTs arrives, beside after it.
   const burst = arrivals(peers, 'burst', BURST, 600_000);
@@ -186,7 +192,7 @@ runBenchmark('many mailboxes', 3600, async () => {
 
   // The N mailboxes over PROCESSES instances on one PostgreSQL.
   let cluster: { spread: number[]; seconds: number; imported: number } | undefined;
-  if (!process.env.BENCH_SKIP_CLUSTER) {
+  if (!process.env.BENCH_SKIP_CLUSTER && !ONLY_D) {
     header(`${N} mailboxes over ${PROCESSES} Mailroom processes on one PostgreSQL`);
     const key = randomBytes(32);
     const db = await createTestDatabase('mailroom_bench_many');
@@ -235,11 +241,13 @@ runBenchmark('many mailboxes', 3600, async () => {
 
   header('Results');
   const mbPerMailbox = (rss1 - rss0) / N;
+  const dRow = { measure: `(d) delivery rate during ${BURST} POSTs`, value: `${rateDuring.toFixed(0)} msgs/s`, baseline: `after them: ${rateAfter.toFixed(0)} msgs/s`, ratio: `${(rateDuring / rateAfter).toFixed(2)}×`, target: '≥ 0.7×', verdict: verdict(rateDuring / rateAfter, 0.7) };
+  if (ONLY_D) return table([dRow]);
   table([
     { measure: `(a) 1 message from each of ${N} mailboxes, until all delivered`, value: `${manySeconds.toFixed(1)} s`, baseline: `${N} from one unpaced mailbox: ${oneSeconds.toFixed(1)} s`, ratio: `${(manySeconds / oneSeconds).toFixed(2)}×`, target: '≤ 1.5×', verdict: verdict(manySeconds / oneSeconds, 1.5, false) },
     { measure: `(b) delivery → webhook, ${N} watched (deliveries took ${deliverSeconds.toFixed(1)} s)`, value: `p50 ${pct(latencies, 50).toFixed(2)} s, p99 ${pct(latencies, 99).toFixed(2)} s`, baseline: '', ratio: '', target: 'p99 ≤ 5 s', verdict: verdict(pct(latencies, 99), 5, false) },
     { measure: `(c) RSS, 0 → ${N} watched mailboxes`, value: `${rss0.toFixed(0)} → ${rss1.toFixed(0)} MB`, baseline: '', ratio: `${mbPerMailbox.toFixed(3)} MB/mailbox`, target: '≤ 0.3 MB', verdict: verdict(mbPerMailbox, 0.3, false) },
-    { measure: `(d) delivery rate during ${BURST} POSTs`, value: `${rateDuring.toFixed(0)} msgs/s`, baseline: `after them: ${rateAfter.toFixed(0)} msgs/s`, ratio: `${(rateDuring / rateAfter).toFixed(2)}×`, target: '≥ 0.7×', verdict: verdict(rateDuring / rateAfter, 0.7) },
+    dRow,
     { measure: `GET /api/v1/health/servers, ${2 * N + 1} servers`, value: `median ${pct(healthMs, 50).toFixed(0)} ms`, baseline: '', ratio: '', target: '< 1 s', verdict: verdict(pct(healthMs, 50), 1000, false) },
     ...(cluster ? [{ measure: `${N} mailboxes over ${PROCESSES} PostgreSQL instances`, value: cluster.spread.join(' / '), baseline: `all imported in ${cluster.seconds.toFixed(1)} s`, ratio: '', target: `${Math.ceil(N / PROCESSES)}/${Math.floor(N / PROCESSES)}…, each once`, verdict: `${cluster.imported} imported, each once` }] : []),
   ]);
