@@ -51,6 +51,22 @@ export function createLogger(level: string, destination?: pino.DestinationStream
 }
 
 /**
+ * Node prints its warnings (deprecations, MaxListeners…) as plain text on stderr: into the log
+ * instead (each thread has its own `process` events).
+ */
+export function logWarnings(logger: Logger): void {
+  process.removeAllListeners('warning');
+  process.on('warning', (w: Error & { code?: string; detail?: string }) => {
+    logger.warn({ event: 'process.warning', warning: { name: w.name, ...(w.code && { code: w.code }), ...(w.detail && { detail: w.detail }) } }, w.message);
+  });
+}
+
+/** Where `logger` writes its lines: another logger's lines (the delivery thread's) go there too. */
+export function destinationOf(logger: Logger): { write(line: string): unknown } {
+  return (logger as unknown as Record<symbol, { write(line: string): unknown }>)[pino.symbols.streamSym]!;
+}
+
+/**
  * The level for the request log of a route called all the time (UI polls, health checks, the send
  * API): its access lines appear only when LOG_LEVEL is debug or trace, while its warnings and errors
  * are kept (and a quieter LOG_LEVEL stays quieter).

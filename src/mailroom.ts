@@ -4,7 +4,7 @@ import type { Config } from './config/config.ts';
 import { setOutboundPolicy } from './net/outbound-policy.ts';
 import { AdminService } from './auth/admin-service.ts';
 import { LoginLimiter } from './auth/login-limiter.ts';
-import type { Logger } from './logger.ts';
+import { destinationOf, type Logger } from './logger.ts';
 import { ApiKeyService } from './apikeys/api-key-service.ts';
 import { AuditLog } from './audit/audit-log.ts';
 import { startWakeups } from './storage/wakeups.ts';
@@ -17,6 +17,7 @@ import { BounceService } from './bounces/bounce-service.ts';
 import { WebhookService } from './inbound/webhook-service.ts';
 import { OutboxService } from './outbox/outbox-service.ts';
 import { OutboxWorker } from './outbox/outbox-worker.ts';
+import { DeliveryThread, type OutboxDelivery } from './outbox/delivery-thread.ts';
 import { releaseHeld } from './storage/outbox-store.ts';
 import { CertificateService } from './oauth/certificate-service.ts';
 import { TokenManager } from './oauth/token-manager.ts';
@@ -49,7 +50,8 @@ export interface Mailroom {
   servers: MailServerService;
   apiKeys: ApiKeyService;
   outbox: OutboxService;
-  worker: OutboxWorker;
+  /** The outbox's delivery: on this thread, or (`serve`, OUTBOX_THREAD) on a thread of its own. */
+  worker: OutboxDelivery;
   incoming: IncomingServerService;
   inbound: InboundMessageService;
   webhooks: WebhookService;
@@ -71,6 +73,11 @@ export interface StartOptions {
    * DATABASE_STARTUP_TIMEOUT_SECONDS, instead of failing at once. `signal` ends the wait.
    */
   waitForDatabase?: { signal?: AbortSignal; onWaiting?: (w: DatabaseWaiting) => void | Promise<void> };
+  /**
+   * Deliver on a thread of its own when OUTBOX_THREAD allows (`serve`). Not with `now`: the thread
+   * keeps the real clock.
+   */
+  deliveryThread?: boolean;
 }
 
 export async function createMailroom(config: Config, logger: Logger, opts: StartOptions = {}): Promise<Mailroom> {
@@ -115,8 +122,19 @@ export async function createMailroom(config: Config, logger: Logger, opts: Start
   // One count of open connections per mailbox: the outbox's pool and the server tests share it; on
   // PostgreSQL every instance does (lease rows that live as long as the outbox's claims).
   // Its pauses (Graph's Retry-After) are lease rows on either database.
-  const gates = new ConnectionGates(database.dialect === 'postgres' ? { db, instance, wakeups, leaseMs: config.outbox.leaseMs, now, logger } : undefined, db);
-  const worker = new OutboxWorker({ db, dialect: database.dialect, config: config.outbox, graphHost: config.microsoftGraph.host, tokens, gates, logger, now });
+  // With a delivery thread, the thread owns these counts and this thread asks it for its slots.
+  const thread =
+    opts.deliveryThread && config.outbox.thread && config.outbox.workerEnabled && !opts.now
+      ? new DeliveryThread({
+          data: { databaseUrl: config.databaseUrl, ...(database.turns && { turns: database.turns }), databaseTimeouts: config.databaseTimeouts, outbox: config.outbox, graphHost: config.microsoftGraph.host, outbound: config.outbound, logLevel: logger.level, instance },
+          db,
+          tokens,
+          logger,
+          log: destinationOf(logger),
+        })
+      : undefined;
+  const gates = thread?.gates ?? new ConnectionGates(database.dialect === 'postgres' ? { db, instance, wakeups, leaseMs: config.outbox.leaseMs, now, logger } : undefined, db);
+  const worker: OutboxDelivery = thread ?? new OutboxWorker({ db, dialect: database.dialect, config: config.outbox, graphHost: config.microsoftGraph.host, tokens, gates, logger, now });
   const inbound = new InboundMessageService({ db, dataDir: config.dataDir, baseUrl: config.baseUrl.href });
   // Webhooks for new mail go at once rather than at the sender's next 1 s look.
   let webhooksStarted = false;

@@ -8,7 +8,7 @@ import { isMailroomError } from '../errors/errors.ts';
 import { buildApp } from '../http/app.ts';
 import { listenWhileStarting, type StartingServer } from '../http/starting-server.ts';
 import pino from 'pino';
-import { createLogger, type Logger } from '../logger.ts';
+import { createLogger, type Logger, logWarnings } from '../logger.ts';
 import { createMailroom, type Mailroom } from '../mailroom.ts';
 import { buildWebIfNeeded } from './build-web.ts';
 import { databaseName } from './database-name.ts';
@@ -48,11 +48,7 @@ async function serve(): Promise<void> {
   const config = loadConfig();
   const logger = createLogger(config.logLevel);
   serveLogger = logger;
-  // Node prints its warnings (deprecations, MaxListeners…) as plain text on stderr: into the log instead.
-  process.removeAllListeners('warning');
-  process.on('warning', (w: Error & { code?: string; detail?: string }) => {
-    logger.warn({ event: 'process.warning', warning: { name: w.name, ...(w.code && { code: w.code }), ...(w.detail && { detail: w.detail }) } }, w.message);
-  });
+  logWarnings(logger);
   // A bug in a background task must not end the API, the outbox and the SMTP listener with it:
   // logged with its stack (one line the tests look for), and the process carries on.
   process.on('unhandledRejection', (err) => logger.error({ event: 'process.unhandled', kind: 'unhandledRejection', err }, 'unhandled promise rejection'));
@@ -71,6 +67,7 @@ async function serve(): Promise<void> {
   let mr: Mailroom;
   try {
     mr = await createMailroom(config, logger, {
+      deliveryThread: true,
       waitForDatabase: {
         signal: waiting.signal,
         async onWaiting(w) {

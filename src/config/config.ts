@@ -146,6 +146,8 @@ export interface OutboxConfig {
   readonly maxMessageBytes: number;
   /** Start the delivery worker in this process. */
   readonly workerEnabled: boolean;
+  /** OUTBOX_THREAD (on): `serve` runs the delivery worker on a thread of its own, beside the API's event loop. */
+  readonly thread: boolean;
   /** SMTP_MAX_OPEN_CONNECTIONS (500): outgoing SMTP connections open at once in this instance, over all mailboxes. */
   readonly maxOpenConnections: number;
   /** SMTP_IDLE_CLOSE_SECONDS (30): an outgoing SMTP connection with nothing to send is closed after this. */
@@ -281,6 +283,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     pollMs: num('OUTBOX_POLL_SECONDS', 0.5, 0.05, 3600) * 1000,
     maxMessageBytes: Math.floor(num('MAX_MESSAGE_MB', 25, 0.001, 150) * 1024 * 1024),
     workerEnabled: (get('OUTBOX_WORKER') ?? 'on') !== 'off',
+    thread: (get('OUTBOX_THREAD') ?? 'on') !== 'off',
     maxOpenConnections: Math.floor(num('SMTP_MAX_OPEN_CONNECTIONS', 500, 1, 100_000)),
     idleCloseMs: num('SMTP_IDLE_CLOSE_SECONDS', 30, 0.1, 3600) * 1000,
   });

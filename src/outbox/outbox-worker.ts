@@ -78,7 +78,9 @@ export interface OutboxWorkerDeps {
   config: OutboxConfig;
   /** Microsoft Graph's API host, for servers that send with Graph. */
   graphHost: string;
-  tokens: TokenManager;
+  /** Access tokens and logins: the token manager, or (on the delivery thread) the main thread's, asked over the thread boundary. */
+  /** Access tokens and logins; the application ids that explain an app token's refusal. */
+  tokens: Pick<TokenManager, 'getAccessToken' | 'getLogin' | 'applicationContext'>;
   /** Connection slots per mailbox, shared with Test Connection and Send test email. */
   gates: ConnectionGates;
   logger: Logger;

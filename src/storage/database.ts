@@ -1,6 +1,6 @@
 import { dirname } from 'node:path';
 import SQLite from 'better-sqlite3';
-import { Kysely, PostgresDialect, SqliteDialect } from 'kysely';
+import { CompiledQuery, type DatabaseConnection, type Driver, Kysely, PostgresDialect, SqliteDialect, type SqliteDialectConfig, SqliteDriver } from 'kysely';
 import { migrateToLatest } from './migrations.ts';
 import { privateDir, privateFile } from './private-files.ts';
 import type { Database } from './schema.ts';
@@ -10,12 +10,135 @@ export type Db = Kysely<Database>;
 export interface OpenedDatabase {
   db: Db;
   dialect: 'sqlite' | 'postgres';
+  /** SQLite: the turns at the write lock, for another connection of this process (openDatabase's `turns`). */
+  turns?: SharedArrayBuffer;
   close(): Promise<void>;
 }
 
-/** Opens the database named by DATABASE_URL and brings its schema up to date. */
-export async function openDatabase(databaseUrl: string, timeouts: { connectMs: number; statementMs: number } = { connectMs: 5000, statementMs: 30_000 }): Promise<OpenedDatabase> {
+/** Atomics.waitAsync (Node 16+), not yet in the ES2023 library types. */
+interface AtomicsWaitAsync {
+  waitAsync(a: Int32Array, index: number, value: number, timeoutMs: number): { async: false; value: string } | { async: true; value: Promise<string> };
+}
+
+/** A turn held this long is taken over: its thread ended in the middle (SQLite's busy timeout). */
+const TURN_WAIT_MS = 5000;
+
+/**
+ * Turns at SQLite's write lock for the connections of one process's threads (the outbox's delivery
+ * thread has its own). SQLite's busy wait, which a connection meets when the other holds the write
+ * lock, polls in sleeps of up to 100 ms that block the thread's event loop, and the connection that
+ * commits most often keeps winning: measured, the delivery thread spent most of a burst of POSTs
+ * asleep in it. A turn is waited for without blocking the event loop, and taken only when the
+ * thread runs on (never handed to a thread whose event loop is still busy elsewhere), so the other
+ * waits at most for a transaction that is running. SQLite's own lock still guards the data; a turn
+ * only orders who asks for it.
+ */
+export class SqliteTurns {
+  /** [0]: 1 while a thread holds the turn. */
+  private readonly held: Int32Array;
+
+  /** `buffer`: another thread's turns (its OpenedDatabase.turns), or new ones. */
+  constructor(readonly buffer = new SharedArrayBuffer(4)) {
+    this.held = new Int32Array(buffer);
+  }
+
+  /** Waits for the turn; the function returned gives it back. */
+  async take(): Promise<() => void> {
+    const held = this.held;
+    const deadline = Date.now() + TURN_WAIT_MS;
+    while (Atomics.compareExchange(held, 0, 0, 1) !== 0) {
+      const left = deadline - Date.now();
+      if (left <= 0) {
+        Atomics.store(held, 0, 1);
+        break;
+      }
+      const w = (Atomics as unknown as AtomicsWaitAsync).waitAsync(held, 0, 1, left);
+      if (w.async) await w.value;
+    }
+    let given = false;
+    return () => {
+      if (given) return;
+      given = true;
+      Atomics.store(held, 0, 0);
+      Atomics.notify(held, 0);
+    };
+  }
+}
+
+/**
+ * SQLite transactions take the write lock when they begin (BEGIN IMMEDIATE). The outbox's delivery
+ * thread has a connection of its own: a deferred transaction that read first and then writes while
+ * the other connection commits fails at once with SQLITE_BUSY (the busy timeout does not apply to
+ * it), whereas one waiting to begin waits out the other's commit. A transaction waits for its
+ * turn (SqliteTurns) before it begins and ends it at commit; a single statement that writes meets
+ * the other's transaction, at most a few milliseconds, through SQLite's busy timeout.
+ */
+class ImmediateSqliteDriver extends SqliteDriver {
+  private endTurn: (() => void) | undefined;
+
+  constructor(
+    config: SqliteDialectConfig,
+    private readonly turns: SqliteTurns,
+  ) {
+    super(config);
+  }
+
+  override async beginTransaction(connection: DatabaseConnection): Promise<void> {
+    this.endTurn = await this.turns.take();
+    try {
+      await connection.executeQuery(CompiledQuery.raw('begin immediate'));
+    } catch (e) {
+      this.turnEnded();
+      throw e;
+    }
+  }
+
+  override async commitTransaction(connection: DatabaseConnection): Promise<void> {
+    try {
+      await connection.executeQuery(CompiledQuery.raw('commit'));
+    } finally {
+      this.turnEnded();
+    }
+  }
+
+  override async rollbackTransaction(connection: DatabaseConnection): Promise<void> {
+    try {
+      await connection.executeQuery(CompiledQuery.raw('rollback'));
+    } finally {
+      this.turnEnded();
+    }
+  }
+
+  private turnEnded(): void {
+    this.endTurn?.();
+    this.endTurn = undefined;
+  }
+}
+
+class ImmediateSqliteDialect extends SqliteDialect {
+  constructor(
+    private readonly options: SqliteDialectConfig,
+    private readonly turns: SqliteTurns,
+  ) {
+    super(options);
+  }
+
+  override createDriver(): Driver {
+    return new ImmediateSqliteDriver(this.options, this.turns);
+  }
+}
+
+/**
+ * Opens the database named by DATABASE_URL and brings its schema up to date (`migrate: false`: a
+ * second connection of a process that has already done so).
+ */
+export async function openDatabase(
+  databaseUrl: string,
+  timeouts: { connectMs: number; statementMs: number } = { connectMs: 5000, statementMs: 30_000 },
+  opts: { migrate?: boolean; turns?: SharedArrayBuffer } = {},
+): Promise<OpenedDatabase> {
   let db: Db;
+  let turns: SqliteTurns | undefined;
   let dialect: OpenedDatabase['dialect'];
   if (databaseUrl.startsWith('sqlite:')) {
     const file = databaseUrl.slice('sqlite:'.length);
@@ -29,7 +152,8 @@ export async function openDatabase(databaseUrl: string, timeouts: { connectMs: n
     sqlite.pragma('synchronous = FULL');
     sqlite.pragma('foreign_keys = ON');
     sqlite.pragma('busy_timeout = 5000');
-    db = new Kysely<Database>({ dialect: new SqliteDialect({ database: sqlite }) });
+    turns = new SqliteTurns(opts.turns);
+    db = new Kysely<Database>({ dialect: new ImmediateSqliteDialect({ database: sqlite }, turns) });
     dialect = 'sqlite';
   } else {
     // Loaded only for PostgreSQL: the embedded default never pays for the driver.
@@ -54,12 +178,12 @@ export async function openDatabase(databaseUrl: string, timeouts: { connectMs: n
     dialect = 'postgres';
   }
   try {
-    await migrateToLatest(db, dialect);
+    if (opts.migrate !== false) await migrateToLatest(db, dialect);
   } catch (e) {
     await db.destroy();
     throw e;
   }
-  return { db, dialect, close: () => db.destroy() };
+  return { db, dialect, ...(turns && { turns: turns.buffer }), close: () => db.destroy() };
 }
 
 const UNAVAILABLE_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN', '57P01', '57P02', '57P03', '3D000', '53300']);

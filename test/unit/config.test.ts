@@ -168,6 +168,8 @@ test('the limits for many mailboxes: defaults, values, and bad values named', ()
   assert.equal(d.inboundMaxFetches, 16);
   assert.equal(d.outbox.maxOpenConnections, 500);
   assert.equal(d.outbox.idleCloseMs, 30_000);
+  assert.equal(d.outbox.thread, true, 'serve delivers on its own thread by default');
+  assert.equal(loadConfig({ OUTBOX_THREAD: 'off' }).outbox.thread, false);
   const c = loadConfig({ INBOUND_MAX_IDLE_CONNECTIONS: '0', INBOUND_MAX_CONCURRENT_FETCHES: '4', SMTP_MAX_OPEN_CONNECTIONS: '50', SMTP_IDLE_CLOSE_SECONDS: '5' });
   assert.equal(c.inboundMaxIdle, 0);
   assert.equal(c.inboundMaxFetches, 4);
