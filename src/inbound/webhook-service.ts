@@ -16,7 +16,8 @@ import {
   insertWebhook,
   listDeliveries,
   listWebhooks,
-  recordDeliveryOutcome,
+  type DeliveryOutcome,
+  recordDeliveryOutcomes,
   resetDelivery,
   updateWebhook,
   type WebhookRecord,
@@ -24,6 +25,9 @@ import {
 import { backoffMs } from '../outbox/retry-policy.ts';
 import type { InboundMessageService } from './inbound-message-service.ts';
 import type { BounceService } from '../bounces/bounce-service.ts';
+
+/** Deliveries sent at once per round (each its own HTTP request); their outcomes are one commit. */
+const DELIVERIES_AT_ONCE = 16;
 
 const url = z
   .string({ error: 'Enter the URL that receives the webhook, e.g. https://erp.example.com/mailroom/webhook' })
@@ -262,9 +266,12 @@ export class WebhookService {
 
   private async drain(): Promise<void> {
     for (;;) {
-      const due = await claimDueDeliveries(this.deps.db, this.now(), this.deps.config.timeoutMs * 3, 8);
+      const due = await claimDueDeliveries(this.deps.db, this.now(), this.deps.config.timeoutMs * 3, DELIVERIES_AT_ONCE);
       if (!due.length) return;
-      await Promise.all(due.map((d) => this.deliver(d)));
+      // A round's outcomes are written together: one commit, then their log lines.
+      const done = await Promise.all(due.map(async (d) => ({ d, ...(await this.deliver(d).catch((e: unknown) => this.unsendable(d, e))) })));
+      await recordDeliveryOutcomes(this.deps.db, done, this.now());
+      for (const { log } of done) log();
     }
   }
 
@@ -284,17 +291,25 @@ export class WebhookService {
     return { event: 'message.received', body: JSON.stringify({ id: d.id, event: 'message.received', createdAt: this.now().toISOString(), message: webhookMessage(payloadMessage) }) };
   }
 
-  private async deliver(d: { id: string; webhookId: string; inboundMessageId: string; attempts: number; redeliveredAfter: number; event: string | null; reportId: string | null }): Promise<void> {
+  /** A delivery whose payload could not be built (Mailroom's fault, not the receiver's): tried again later, with the stack in the log. */
+  private unsendable(d: { id: string; attempts: number; redeliveredAfter: number }, e: unknown): { o: DeliveryOutcome; log: () => void } {
+    const failed = d.attempts - d.redeliveredAfter >= this.deps.config.maxAttempts;
+    const error = 'Mailroom could not build this delivery\'s payload; it tries again (the log line webhook.payload_failed has the cause).';
+    return {
+      o: { state: failed ? 'failed' : 'pending', status: null, error, ...(!failed && { nextAttemptAt: new Date(this.now().getTime() + backoffMs(d.attempts - d.redeliveredAfter, this.deps.config)) }) },
+      log: () => this.deps.logger.error({ event: 'webhook.payload_failed', deliveryId: d.id, err: e }, 'could not build a webhook payload'),
+    };
+  }
+
+  /** Sends one delivery; its outcome is written with the round's (drain), then `log` says it. */
+  private async deliver(d: { id: string; webhookId: string; inboundMessageId: string; attempts: number; redeliveredAfter: number; event: string | null; reportId: string | null }): Promise<{ o: DeliveryOutcome; log: () => void }> {
     const { db, logger, config } = this.deps;
     const hook = await findWebhook(db, d.webhookId);
-    if (!hook || !hook.active) {
-      await recordDeliveryOutcome(db, d, { state: 'failed', status: null, error: 'The webhook was disabled or deleted.' }, this.now());
-      return;
-    }
-    const { event, body } = await this.body(d);
-    const t = Math.floor(this.now().getTime() / 1000);
+    if (!hook || !hook.active) return { o: { state: 'failed', status: null, error: 'The webhook was disabled or deleted.' }, log: () => undefined };
     let status: number | null = null;
     let error: string | null = null;
+    const { event, body } = await this.body(d);
+    const t = Math.floor(this.now().getTime() / 1000);
     try {
       status = await postWebhook(hook.url, {
         'content-type': 'application/json',
@@ -305,9 +320,7 @@ export class WebhookService {
         'x-mailroom-signature': signature(this.deps.sealer.open(hook.secretSealed, secretAad(hook.id)), t, body),
       }, body, config.timeoutMs);
       if (status >= 200 && status < 300) {
-        await recordDeliveryOutcome(db, d, { state: 'delivered', status, error: null }, this.now());
-        logger.info({ event: 'webhook.delivered', deliveryId: d.id, status }, 'webhook delivered');
-        return;
+        return { o: { state: 'delivered', status, error: null }, log: () => logger.info({ event: 'webhook.delivered', deliveryId: d.id, status }, 'webhook delivered') };
       }
       error = `The receiver answered HTTP ${status}.`;
     } catch (e) {
@@ -317,7 +330,9 @@ export class WebhookService {
     const round = d.attempts - d.redeliveredAfter;
     const failed = round >= config.maxAttempts;
     const delay = backoffMs(round, config);
-    await recordDeliveryOutcome(db, d, { state: failed ? 'failed' : 'pending', status, error, ...(!failed && { nextAttemptAt: new Date(this.now().getTime() + delay) }) }, this.now());
-    logger.warn({ event: failed ? 'webhook.failed' : 'webhook.retry', deliveryId: d.id, status, attempt: d.attempts }, error);
+    return {
+      o: { state: failed ? 'failed' : 'pending', status, error, ...(!failed && { nextAttemptAt: new Date(this.now().getTime() + delay) }) },
+      log: () => logger.warn({ event: failed ? 'webhook.failed' : 'webhook.retry', deliveryId: d.id, status, attempt: d.attempts }, error ?? ''),
+    };
   }
 }

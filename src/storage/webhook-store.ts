@@ -218,41 +218,56 @@ export async function claimDueDeliveries(
 }
 
 /** The outcome of attempt number `attempt` (as claimed): appended to the attempt log, and the delivery's state. */
-export async function recordDeliveryOutcome(
+export interface DeliveryOutcome {
+  state: DeliveryState;
+  status: number | null;
+  error: string | null;
+  nextAttemptAt?: Date;
+}
+
+/**
+ * The outcomes of a round of deliveries, each appended to its attempt log, in one transaction: one
+ * commit (fsync) a round, not one a delivery (a thousand mailboxes' new mail at once).
+ */
+export async function recordDeliveryOutcomes(
   db: Db,
-  d: { id: string; attempts: number; redeliveredAfter: number },
-  o: { state: DeliveryState; status: number | null; error: string | null; nextAttemptAt?: Date },
+  outcomes: ReadonlyArray<{ d: { id: string; attempts: number; redeliveredAfter: number }; o: DeliveryOutcome }>,
   now: Date,
 ): Promise<void> {
+  if (!outcomes.length) return;
   const ts = now.toISOString();
   await db.transaction().execute(async (trx) => {
     await trx
       .insertInto('webhook_delivery_attempts')
-      .values({
-        delivery_id: d.id,
-        attempt: d.attempts,
-        redelivery: d.redeliveredAfter > 0 && d.attempts === d.redeliveredAfter + 1 ? 1 : 0,
-        outcome: o.state === 'pending' ? 'retry' : o.state,
-        status: o.status,
-        error: o.error,
-        attempted_at: ts,
-      })
+      .values(
+        outcomes.map(({ d, o }) => ({
+          delivery_id: d.id,
+          attempt: d.attempts,
+          redelivery: d.redeliveredAfter > 0 && d.attempts === d.redeliveredAfter + 1 ? 1 : 0,
+          outcome: o.state === 'pending' ? 'retry' : o.state,
+          status: o.status,
+          error: o.error,
+          attempted_at: ts,
+        })),
+      )
       // An attempt whose lease ran out and was claimed again already has its number taken.
       .onConflict((oc) => oc.columns(['delivery_id', 'attempt']).doNothing())
       .execute();
-    await trx
-      .updateTable('webhook_deliveries')
-      .set({
-        state: o.state,
-        last_status: o.status,
-        last_error: o.error,
-        lease_until: null,
-        ...(o.nextAttemptAt && { next_attempt_at: o.nextAttemptAt.toISOString() }),
-        ...(o.state === 'delivered' && { delivered_at: ts }),
-        updated_at: ts,
-      })
-      .where('id', '=', d.id)
-      .execute();
+    for (const { d, o } of outcomes) {
+      await trx
+        .updateTable('webhook_deliveries')
+        .set({
+          state: o.state,
+          last_status: o.status,
+          last_error: o.error,
+          lease_until: null,
+          ...(o.nextAttemptAt && { next_attempt_at: o.nextAttemptAt.toISOString() }),
+          ...(o.state === 'delivered' && { delivered_at: ts }),
+          updated_at: ts,
+        })
+        .where('id', '=', d.id)
+        .execute();
+    }
   });
 }
 
