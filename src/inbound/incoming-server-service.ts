@@ -1,3 +1,4 @@
+import { setMaxListeners } from 'node:events';
 import { applicationAccessActions, type ApplicationAccessActions } from '../servers/application-access.ts';
 import { accessIssues } from '../servers/mail-server-input.ts';
 import type { ApplicationContext, Evidence } from '../diagnose/evidence.ts';
@@ -135,6 +136,9 @@ export class IncomingServerService {
     },
   ) {
     this.parser = new ParsePool({ threads: deps.config.inboundParseThreads });
+    // Every open IMAP connection listens for shutdown (and stops listening when it closes): a
+    // thousand watched mailboxes are a thousand listeners, not a leak, so no MaxListeners warning.
+    setMaxListeners(0, this.stopping.signal);
     this.fetchSlots = new FetchSlots(deps.config.inboundMaxFetches);
     this.application = applicationAccessActions({ record: (id) => this.record(id), tokens: deps.tokens, config: deps.config });
     this.idleFetchSlots = new FetchSlots(IDLE_FETCHES_PER_SLOT * deps.config.inboundMaxFetches);

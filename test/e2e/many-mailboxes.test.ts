@@ -131,3 +131,8 @@ test(`${N} mailboxes watched: IDLE up to INBOUND_MAX_IDLE_CONNECTIONS (${IDLE_CA
     assert.equal(h.mailServerId, incoming[k], `${h.messageId} imported by another mailbox's server`);
   }
 });
+
+test('a connection per watched mailbox is not taken for a listener leak: no MaxListeners warning in the log', T, () => {
+  // 30 IDLE connections each listen for shutdown; Node warns past 10 listeners unless told otherwise.
+  assert.doesNotMatch(mailroom.output(), /MaxListenersExceeded/);
+});
