@@ -466,10 +466,13 @@ export class IncomingServerService {
     return revocation;
   }
 
-  async remove(id: string): Promise<void> {
-    await this.record(id);
+  /** Deletes the server; a connection of its own has its grant revoked at the provider where it can be (Google), as for outgoing servers. */
+  async remove(id: string): Promise<GrantRevocation> {
+    const s = await this.record(id);
+    const revocation = await revokeGrantOf(this.deps, s);
     this.dropWatcher(id);
     await deleteMailServer(this.deps.db, id);
+    return revocation;
   }
 
   private failure(e: unknown, application?: ApplicationContext): { message: string; fix?: string; code: string; guideStep?: number; evidence?: unknown } {

@@ -158,6 +158,16 @@ test('bulk Disconnect leaves no token behind on outgoing and incoming servers, w
     assert.equal(tested.json.results[0].ok, false, tested.body);
     assert.equal(tested.json.results[0].code, 'MR_OAUTH_NOT_CONNECTED');
     assert.ok(tested.json.results[0].message.length > 10, tested.body);
+
+    // Deleting an incoming server with a connection of its own ends its grant as for an outgoing one:
+    // Microsoft has none to revoke, and the answer says how the grant ends.
+    await connect(t, inId);
+    const del = await admin.request('POST', '/api/v1/incoming-servers/bulk', { action: 'delete', ids: [inId] });
+    assert.equal(del.status, 200, del.body);
+    assert.equal(del.json.results[0].ok, true, del.body);
+    assert.equal(del.json.results[0].grantRevoked, false);
+    assert.match(del.json.results[0].note, /myapps\.microsoft\.com/);
+    assert.equal((await admin.request('GET', `/api/v1/incoming-servers/${inId}`)).status, 404);
   });
 });
 
