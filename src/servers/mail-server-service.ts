@@ -24,7 +24,7 @@ import {
   deleteMailServer,
   deleteToken,
   forgetAccessToken,
-  countAppSourceUsers,
+  countServersUsing,
   findMailServer,
   findToken,
   insertMailServer,
@@ -50,7 +50,7 @@ import { parseInput } from '../errors/parse-input.ts';
 import { z } from 'zod';
 import { checklist, type ChecklistItem } from '../lifecycle/checklist.ts';
 import { certificateExpiry, type SecretExpiry } from '../lifecycle/secret-expiry.ts';
-import { errorAndNotice, findTokens, tokenRowId, listAllMailServers, queryMailServers, queryOwners, serverState, setAlertState, setMailServerError, type ServerState } from '../storage/mail-server-store.ts';
+import { errorAndNotice, findTokens, tokenRowId, queryMailServers, queryOwners, serverState, setAlertState, setMailServerError, type ServerState } from '../storage/mail-server-store.ts';
 import { encodeOwnerCursor, encodeServerCursor, parseOwnerQuery, parseServerListQuery } from './server-list-query.ts';
 import type { ConnectionGates } from '../smtp/connection-gate.ts';
 import { smtpGateKey } from '../smtp/smtp-pool.ts';
@@ -198,7 +198,7 @@ export async function revokeGrantOf(deps: { db: Db; config: Config; sealer: Seal
   const provider = oauthProviderOf(s);
   const t = await findToken(deps.db, s.id);
   if (!provider || !t?.refreshTokenSealed) return { grantRevoked: false, note: null };
-  if ((await listAllMailServers(deps.db)).some((x) => x.tokenSourceId === s.id && x.id !== s.id)) {
+  if ((await countServersUsing(deps.db, s.id, 'token')) > 0) {
     return { grantRevoked: false, note: 'Another server reuses this connection, so the grant was kept.' };
   }
   if (!provider.revokeGrant) return { grantRevoked: false, note: provider.revokeHelp ?? null };
@@ -476,7 +476,7 @@ export class MailServerService {
 
   async remove(id: string): Promise<GrantRevocation> {
     const s = await findMailServer(this.deps.db, id);
-    const users = s ? await countAppSourceUsers(this.deps.db, id) : 0;
+    const users = s ? await countServersUsing(this.deps.db, id, 'app') : 0;
     if (users > 0) {
       throw new MailroomError('MR_CONFLICT', `${users.toLocaleString('en-US')} personal ${users === 1 ? 'mailbox signs' : 'mailboxes sign'} in with this mail server's app registration, so it cannot be deleted.`, {
         field: 'id',

@@ -441,9 +441,17 @@ export async function findIncomingUsing(db: Db, sourceId: string): Promise<MailS
   return r && toRecord(r);
 }
 
-/** How many servers sign in with `sourceId`'s app registration (personal mailboxes made from it). */
-export async function countAppSourceUsers(db: Db, sourceId: string): Promise<number> {
-  const r = await db.selectFrom('mail_servers').select((eb) => eb.fn.countAll<number>().as('n')).where('app_source_id', '=', sourceId).executeTakeFirst();
+/**
+ * How many other servers use `sourceId`'s connection (`token`: tokenSourceId) or its app registration
+ * (`app`: appSourceId, personal mailboxes made from it). One count, not a read of every server.
+ */
+export async function countServersUsing(db: Db, sourceId: string, what: 'token' | 'app'): Promise<number> {
+  const r = await db
+    .selectFrom('mail_servers')
+    .select((eb) => eb.fn.countAll<number>().as('n'))
+    .where(what === 'token' ? 'token_source_id' : 'app_source_id', '=', sourceId)
+    .where('id', '!=', sourceId)
+    .executeTakeFirst();
   return Number(r?.n ?? 0);
 }
 
