@@ -71,3 +71,24 @@ test('fail twice, redeliver, succeed: the delivery log lists all three attempts'
   assert.ok(d.attemptLog.every((a: { at: string }) => !Number.isNaN(Date.parse(a.at))));
   assert.deepEqual(seen, ['delivery-1', 'delivery-1', 'delivery-1']);
 });
+
+test('a delivery whose payload cannot be built is retried and then failed with the reason, and the others of its round still go out', async () => {
+  const hook = (await agent.request('GET', '/api/v1/webhooks')).json.items[0];
+  const serverId = (await agent.request('GET', '/api/v1/incoming-servers')).json.items[0].id as string;
+  seen.length = 0;
+  const ids = ['delivery-in-2', 'delivery-in-3'];
+  await importInboundMessages(t.mr.database.db, { serverId, folder: 'INBOX', uidValidity: '1', lastUid: 3 }, [2, 3].map((uid) => ({
+    id: `in-${uid}`, serverId, folder: 'INBOX', uidValidity: '1', uid, dedupeKey: `dedupe-in-${uid}`, messageId: `<in-${uid}@sender.example>`,
+    from: 'sender@sender.example', to: ['inbox@contoso.example'], cc: [], subject: `Invoice ${uid}`, date: null, inReplyTo: null, references: [],
+    text: 'hello', html: null, attachments: [], sizeBytes: 40, raw: { mime: Buffer.from(`Subject: Invoice ${uid}\r\n\r\nhello\r\n`) }, outboxMessageId: null, afterFetchPending: false,
+  })), [hook.id], () => ids.shift()!, new Date());
+  // An event about a report that is gone: its payload cannot be built.
+  await t.mr.database.db.updateTable('webhook_deliveries').set({ event: 'message.bounced', report_id: 'no-such-report' }).where('id', '=', 'delivery-in-2').execute();
+  await settled('delivery-in-3', 'delivered');
+  await settled('delivery-in-2', 'failed');
+  const d = (await t.mr.database.db.selectFrom('webhook_deliveries').select(['last_error', 'attempts']).where('id', '=', 'delivery-in-2').executeTakeFirst())!;
+  assert.equal(Number(d.attempts), 2);
+  assert.match(d.last_error!, /could not build this delivery's payload/);
+  assert.deepEqual(seen, ['delivery-in-3'], 'nothing was sent for the unbuildable one');
+  assert.ok(t.logs.some((l) => l.includes('"event":"webhook.payload_failed"')), 'the cause is in the log');
+});
