@@ -174,6 +174,8 @@ export async function startMailroom(
     DATA_DIR: dataDir,
     LOG_LEVEL: 'info',
     ...env,
+    // BENCH_MAILROOM_ENV="OUTBOX_CONCURRENCY=64,SMTP_IDLE_CLOSE_SECONDS=5": settings tried on every Mailroom of the run.
+    ...Object.fromEntries((process.env.BENCH_MAILROOM_ENV ?? '').split(',').map((kv) => kv.trim()).filter(Boolean).map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)])),
   };
   const fd = openSync(logFile, 'a');
   const execArgv = [...(process.env.BENCH_CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_CPU_PROF}`] : []), ...(opts.nodeArgs ?? [])];

@@ -130,6 +130,8 @@ export interface HttpConfig {
 export interface OutboxConfig {
   /** Messages in flight at once, over all servers. */
   readonly concurrency: number;
+  /** OUTBOX_INFLIGHT_MB: stored bytes of the messages in flight at once (a larger one goes alone). */
+  readonly inflightBytes: number;
   /** SMTP connections kept open per mail server. */
   readonly poolSize: number;
   readonly maxAttempts: number;
@@ -275,6 +277,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   };
   const outbox: OutboxConfig = Object.freeze({
     concurrency: Math.floor(num('OUTBOX_CONCURRENCY', 16, 1, 1000)),
+    inflightBytes: Math.floor(num('OUTBOX_INFLIGHT_MB', 64, 1, 100_000) * 1024 * 1024),
     poolSize: Math.floor(num('OUTBOX_POOL_SIZE', 4, 1, 100)),
     maxAttempts: Math.floor(num('OUTBOX_MAX_ATTEMPTS', 10, 1, 1000)),
     maxAgeMs: num('OUTBOX_MAX_AGE_HOURS', 72, 0.001, 24 * 365) * 3600_000,

@@ -15,6 +15,7 @@ import { GraphSender } from '../graph/graph-sender.ts';
 import type { Db } from '../storage/database.ts';
 import { findMailServer, listMailServers, type MailServerRecord, type StoredError } from '../storage/mail-server-store.ts';
 import {
+  ByteBudget,
   type Claimed,
   claimDue,
   claimForServers,
@@ -111,6 +112,8 @@ export class OutboxWorker {
   readonly id = `worker-${randomUUID()}`;
   private running = false;
   private inflight = 0;
+  /** Stored bytes of the messages in flight, kept under OUTBOX_INFLIGHT_MB. */
+  private inflightBytes = 0;
   private loopDone: Promise<void> | undefined;
   private wake: (() => void) | undefined;
   private readonly pools = new Map<string, { sender: MailSender; signature: string }>();
@@ -196,7 +199,9 @@ export class OutboxWorker {
         const capacity = this.deps.config.concurrency - this.inflight;
         // Claim in batches: one claim transaction (and fsync) for several messages, not one each.
         const minBatch = Math.max(1, Math.floor(this.deps.config.concurrency / 4));
-        if (capacity > 0 && (this.inflight === 0 || capacity >= minBatch)) {
+        const bytesLeft = this.deps.config.inflightBytes - this.inflightBytes;
+        if (capacity > 0 && (this.inflight === 0 || (capacity >= minBatch && bytesLeft > 0))) {
+          const bytes = new ByteBudget(bytesLeft, this.inflight === 0);
           const batch: Claimed[] = [];
           const servers = await this.serverList();
           const paced = servers.filter((s) => s.limits.messagesPerMinute !== null || s.limits.recipientsPerDay !== null);
@@ -212,22 +217,24 @@ export class OutboxWorker {
           const turn = paced.filter((s) => due.has(s.id) && !busySet.has(s.id) && (this.pacedUntil.get(s.id) ?? 0) <= nowMs);
           const start = turn.length ? this.rotation++ % turn.length : 0;
           const order = turn.map((_, k) => turn[(start + k) % turn.length]!);
-          if (order.length) batch.push(...(await this.claimPaced(order, (server, taken) => Math.min(capacity - taken, this.laneCap(server) - (this.inflightBy.get(server.id) ?? 0)))));
+          if (order.length) batch.push(...(await this.claimPaced(order, (server, taken) => Math.min(capacity - taken, this.laneCap(server) - (this.inflightBy.get(server.id) ?? 0)), bytes)));
           if (batch.length < capacity) {
             const skip = [...new Set([...paced.map((p) => p.id), ...busy])];
-            batch.push(...(await claimDue(this.deps.db, this.deps.dialect, this.id, this.now(), this.deps.config.leaseMs, capacity - batch.length, skip, Math.min(this.share, 2 * this.deps.config.poolSize))));
+            batch.push(...(await claimDue(this.deps.db, this.deps.dialect, this.id, this.now(), this.deps.config.leaseMs, capacity - batch.length, skip, Math.min(this.share, 2 * this.deps.config.poolSize), bytes)));
           }
           claimed = batch.length;
           if (this.failures) this.deps.logger.info({ event: 'outbox.resumed', after: this.failures }, 'outbox worker resumed');
           this.failures = 0;
           for (const m of batch) {
             this.inflight++;
+            this.inflightBytes += m.sizeBytes;
             const key = m.mailServerId ?? '';
             this.inflightBy.set(key, (this.inflightBy.get(key) ?? 0) + 1);
             void this.deliver(m)
               .catch((e: unknown) => this.deps.logger.error({ err: e, event: 'outbox.deliver_error', messageId: m.id }, 'delivery bookkeeping failed'))
               .finally(() => {
               this.inflight--;
+              this.inflightBytes -= m.sizeBytes;
               const left = (this.inflightBy.get(key) ?? 1) - 1;
               if (left > 0) this.inflightBy.set(key, left);
               else this.inflightBy.delete(key);
@@ -283,7 +290,7 @@ export class OutboxWorker {
    * the servers one after another up to `room`. When a daily recipient limit is reached, that
    * server's queued mail is held until the window frees enough recipients: never failed for it.
    */
-  private async claimPaced(servers: MailServerRecord[], room: (server: MailServerRecord, claimedSoFar: number) => number): Promise<Claimed[]> {
+  private async claimPaced(servers: MailServerRecord[], room: (server: MailServerRecord, claimedSoFar: number) => number, bytes: ByteBudget): Promise<Claimed[]> {
     const { db, dialect, config, logger } = this.deps;
     const now = this.now();
     const byId = new Map(servers.map((s) => [s.id, s]));
@@ -291,10 +298,13 @@ export class OutboxWorker {
     const results = await claimForServers(db, dialect, servers.map((s) => s.id), this.id, now, config.leaseMs, (id, taken) => room(byId.get(id)!, taken), async (id, usage, due, trx) => {
       const server = byId.get(id)!;
       const perDay = server.limits.recipientsPerDay;
-      const wanted = usage.recipientsLastDay + due.reduce((n, d) => n + d.recipients, 0);
+      // The messages that fit in the bytes left in flight, then what the limits allow of them.
+      const fitting = due.slice(0, bytes.fit(due.map((d) => d.sizeBytes)));
+      const wanted = usage.recipientsLastDay + fitting.reduce((n, d) => n + d.recipients, 0);
       const window = perDay !== null && wanted > perDay ? await dayWindow(trx, server.id, now) : [];
-      const p = pace(server.limits, usage, due.map((d) => d.recipients), now, () => window);
-      return { ids: due.slice(0, p.take).map((d) => d.id), pace: p };
+      const p = pace(server.limits, usage, fitting.map((d) => d.recipients), now, () => window);
+      bytes.fit(fitting.slice(0, p.take).map((d) => d.sizeBytes), true);
+      return { ids: fitting.slice(0, p.take).map((d) => d.id), pace: p };
     });
     const claimed: Claimed[] = [];
     for (const [id, { claimed: mine, choice }] of results) {

@@ -311,6 +311,34 @@ const isDue = (ts: string) => (eb: ExpressionBuilder<Database, 'outbox_messages'
   ]);
 
 /**
+ * Stored bytes a claim may still take (OUTBOX_INFLIGHT_MB less what is in flight): messages are taken
+ * in order while they fit, and the first one that does not ends the claim, so a large message waits
+ * for room rather than being passed over for ever. One larger than the whole budget goes alone, once
+ * nothing else is in flight (`alone`).
+ */
+export class ByteBudget {
+  constructor(
+    private left: number,
+    private alone: boolean,
+  ) {}
+
+  /** How many of `sizes`, in order, fit; `take` also spends them. */
+  fit(sizes: readonly number[], take = false): number {
+    let { left, alone } = this;
+    let n = 0;
+    for (const size of sizes) {
+      if (size <= left) left -= size;
+      else if (alone) left = 0;
+      else break;
+      alone = false;
+      n++;
+    }
+    if (take) Object.assign(this, { left, alone });
+    return n;
+  }
+}
+
+/**
  * Takes up to `limit` due messages for `owner`: queued ones whose time has come, and ones whose
  * previous owner's lease ran out (it crashed mid-send). Each claim counts as an attempt. Messages of
  * `paced` servers are left to claimForServer, which counts their limits first.
@@ -325,21 +353,24 @@ export async function claimDue(
   paced: string[] = [],
   /** Round robin: at most this many of one server's messages per claim, the servers' first ones before anyone's second. */
   perServer?: number,
+  bytes?: ByteBudget,
 ): Promise<Claimed[]> {
   const ts = now.toISOString();
   return db.transaction().execute(async (trx) => {
     const skip = <Q extends { where: (...a: any[]) => Q }>(q: Q): Q =>
       paced.length ? q.where((eb: ExpressionBuilder<Database, 'outbox_messages'>) => eb.or([eb('mail_server_id', 'is', null), eb('mail_server_id', 'not in', paced)])) : q;
     if (perServer === undefined) {
-      let pick = skip(trx.selectFrom('outbox_messages').select('id').where(isDue(ts))).orderBy('next_attempt_at').limit(limit);
+      let pick = skip(trx.selectFrom('outbox_messages').select(['id', 'size_bytes']).where(isDue(ts))).orderBy('next_attempt_at').limit(limit);
       if (dialect === 'postgres') pick = pick.forUpdate().skipLocked();
-      return claimIds(trx, (await pick.execute()).map((r) => r.id), owner, now, leaseMs);
+      const rows = await pick.execute();
+      const n = bytes ? bytes.fit(rows.map((r) => Number(r.size_bytes)), true) : rows.length;
+      return claimIds(trx, rows.slice(0, n).map((r) => r.id), owner, now, leaseMs);
     }
     // The next due messages in order, a few times the claim, of which at most `perServer` per
     // server: one mailbox's long queue takes its share, the rest goes to the next mailboxes. The
     // worker leaves a mailbox out of the claim while it has its connections' worth in flight, so a
     // long queue does not hide the others behind it. Index order, no sort of the whole queue.
-    const ahead = await skip(trx.selectFrom('outbox_messages').select(['id', 'mail_server_id']).where(isDue(ts)))
+    const ahead = await skip(trx.selectFrom('outbox_messages').select(['id', 'mail_server_id', 'size_bytes']).where(isDue(ts)))
       .orderBy('next_attempt_at')
       .limit(limit * 4)
       .execute();
@@ -349,6 +380,7 @@ export async function claimDue(
       if (picked.length >= limit) break;
       const n = taken.get(r.mail_server_id) ?? 0;
       if (n >= perServer) continue;
+      if (bytes && !bytes.fit([Number(r.size_bytes)], true)) break;
       taken.set(r.mail_server_id, n + 1);
       picked.push({ id: r.id });
     }
@@ -439,16 +471,23 @@ export async function dayWindow(db: Db, serverId: string, now: Date): Promise<Ar
 }
 
 /** The due messages of one server in claim order, with what the limits count of each. */
-export async function dueForServer(db: Db, dialect: 'sqlite' | 'postgres', serverId: string, now: Date, limit: number): Promise<Array<{ id: string; recipients: number }>> {
+export async function dueForServer(db: Db, dialect: 'sqlite' | 'postgres', serverId: string, now: Date, limit: number): Promise<DueMessage[]> {
   let q = db
     .selectFrom('outbox_messages')
-    .select(['id', 'recipient_count'])
+    .select(['id', 'recipient_count', 'size_bytes'])
     .where('mail_server_id', '=', serverId)
     .where(isDue(now.toISOString()))
     .orderBy('next_attempt_at')
     .limit(limit);
   if (dialect === 'postgres') q = q.forUpdate().skipLocked();
-  return (await q.execute()).map((r) => ({ id: r.id, recipients: Number(r.recipient_count) }));
+  return (await q.execute()).map((r) => ({ id: r.id, recipients: Number(r.recipient_count), sizeBytes: Number(r.size_bytes) }));
+}
+
+/** A due message of one server, as its claim's `choose` sees it. */
+export interface DueMessage {
+  id: string;
+  recipients: number;
+  sizeBytes: number;
 }
 
 /**
@@ -465,7 +504,7 @@ export async function claimForServer<T extends { ids: string[] }>(
   now: Date,
   leaseMs: number,
   limit: number,
-  choose: (usage: ServerUsage, due: Array<{ id: string; recipients: number }>, trx: Db) => Promise<T> | T,
+  choose: (usage: ServerUsage, due: DueMessage[], trx: Db) => Promise<T> | T,
 ): Promise<{ claimed: Claimed[]; choice: T | undefined }> {
   return db.transaction().execute((trx) => claimOne(trx, dialect, serverId, owner, now, leaseMs, limit, choose));
 }
@@ -478,7 +517,7 @@ async function claimOne<T extends { ids: string[] }>(
   now: Date,
   leaseMs: number,
   limit: number,
-  choose: (usage: ServerUsage, due: Array<{ id: string; recipients: number }>, trx: Db) => Promise<T> | T,
+  choose: (usage: ServerUsage, due: DueMessage[], trx: Db) => Promise<T> | T,
 ): Promise<{ claimed: Claimed[]; choice: T | undefined }> {
   if (dialect === 'postgres') await sql`select pg_advisory_xact_lock(hashtext(${`mailroom.outbox:${serverId}`}))`.execute(trx);
   const due = await dueForServer(trx, dialect, serverId, now, limit);
@@ -502,7 +541,7 @@ export async function claimForServers<T extends { ids: string[] }>(
   now: Date,
   leaseMs: number,
   room: (serverId: string, claimedSoFar: number) => number,
-  choose: (serverId: string, usage: ServerUsage, due: Array<{ id: string; recipients: number }>, trx: Db) => Promise<T> | T,
+  choose: (serverId: string, usage: ServerUsage, due: DueMessage[], trx: Db) => Promise<T> | T,
 ): Promise<Map<string, { claimed: Claimed[]; choice: T | undefined }>> {
   const out = new Map<string, { claimed: Claimed[]; choice: T | undefined }>();
   const each = async (claim: (id: string, limit: number) => Promise<{ claimed: Claimed[]; choice: T | undefined }>) => {

@@ -16,10 +16,25 @@ let sink: SmtpSink;
 let proxy: TcpProxy;
 let open = 0;
 let peakOpen = 0;
+let sinking = 0;
+let peakSinking = 0;
+let hugeBeside = -1;
 
 before(async () => {
   // Every message to slow@ takes a second to be acknowledged: a remote end that crawls.
-  sink = await startSmtpSink({ deliver: async (rcpt) => void (rcpt.startsWith('slow@') && (await new Promise((r) => setTimeout(r, SLOW_MS)))) });
+  sink = await startSmtpSink({
+    deliver: async (rcpt, raw) => {
+      if (rcpt.startsWith('slow@')) await new Promise((r) => setTimeout(r, SLOW_MS));
+      if (rcpt.startsWith('big@')) {
+        // Messages being accepted at once, each held a moment: the sender's in-flight bytes show.
+        sinking++;
+        if (raw.length > 1024 * 1024) hugeBeside = sinking - 1;
+        else peakSinking = Math.max(peakSinking, sinking);
+        await new Promise((r) => setTimeout(r, 150));
+        sinking--;
+      }
+    },
+  });
   proxy = await startTcpProxy(sink.port, (c: Socket, u: Socket) => {
     open++;
     peakOpen = Math.max(peakOpen, open);
@@ -121,5 +136,28 @@ test('SMTP_MAX_OPEN_CONNECTIONS caps the instance\'s connections over all mailbo
     assert.ok(peakOpen >= 1);
     // Nothing more to send: every connection closes after its idle time.
     await until('idle connections closed', () => open === 0, 5000);
+  });
+});
+
+test('OUTBOX_INFLIGHT_MB bounds the bytes in flight over all mailboxes, paced or not; a message larger than all of it goes alone', T, async () => {
+  await withMailroom({ OUTBOX_CONCURRENCY: '32', OUTBOX_INFLIGHT_MB: '1' }, async (t, api) => {
+    const paced = 'paced-big@example.test';
+    const free = 'free-big@example.test';
+    await addServer(api, paced, { messagesPerMinute: 1000, recipientsPerDay: null, maxConnections: 4 });
+    await addServer(api, free, { messagesPerMinute: null, recipientsPerDay: null, maxConnections: 4 });
+    // 400 kB each: two fit in 1 MB, a third does not. Without the bound the two mailboxes' eight
+    // connections would take eight at once.
+    const body = 'x'.repeat(400 * 1024);
+    for (let i = 0; i < 6; i++) {
+      await t.mr.outbox.enqueue({ from: paced, to: ['big@remote.example'], subject: `paced ${i}`, text: body });
+      await t.mr.outbox.enqueue({ from: free, to: ['big@remote.example'], subject: `free ${i}`, text: body });
+    }
+    const huge = await t.mr.outbox.enqueue({ from: free, to: ['big@remote.example'], subject: 'huge', text: 'y'.repeat(1536 * 1024) });
+    peakSinking = 0;
+    t.mr.worker.start();
+    await until('all 13 messages delivered', () => sink.messages.filter((m) => m.to.includes('big@remote.example')).length === 13, 20_000);
+    assert.equal(peakSinking, 2, `${peakSinking} messages of 400 kB were accepted at once under a 1 MB bound`);
+    assert.equal((await t.mr.outbox.get(huge.message.id)).state, 'sent');
+    assert.equal(hugeBeside, 0, 'the message larger than OUTBOX_INFLIGHT_MB was sent beside others');
   });
 });
