@@ -7,7 +7,7 @@ import { parseMessage } from '../inbound/parse-message.ts';
 import { type Choice, chooseOwnedServer, type Ownership } from '../servers/choose-server.ts';
 import { pageLimit, parseInput, queryText } from '../errors/parse-input.ts';
 import type { Db } from '../storage/database.ts';
-import { listMailServers, mailServerNames, type MailServerRecord, type StoredError } from '../storage/mail-server-store.ts';
+import { listMailServers, mailServerNames, mailServersVersion, type MailServerRecord, type StoredError } from '../storage/mail-server-store.ts';
 import {
   cancelMessage,
   findByIdempotencyKey,
@@ -76,6 +76,8 @@ export interface MessageContent {
 }
 
 const CONTENT_LIMIT = 1024 * 1024;
+/** A cached server list is read again after this even when nothing seems changed (a save stamped with a clock behind the others'). */
+const SERVER_LIST_MAX_AGE_MS = 1000;
 
 export interface RecipientView {
   address: string;
@@ -190,6 +192,7 @@ export class OutboxService {
   private pending: Array<{ row: NewOutboxMessage; resolve: () => void; reject: (e: unknown) => void }> = [];
   private flushScheduled = false;
   private serverList: Promise<MailServerRecord[]> | undefined;
+  private serverCache: { version: string; at: number; list: Promise<MailServerRecord[]> } | undefined;
 
   constructor(
     private readonly deps: { db: Db; config: OutboxConfig; now?: () => Date; onEnqueued?: () => void },
@@ -399,15 +402,30 @@ export class OutboxService {
   }
 
   /**
-   * The server list, read once per event-loop turn: concurrent requests in one turn share it, and the
-   * next turn reads again, so a change made by an admin applies to the very next request.
+   * The server list as of this event-loop turn: concurrent requests in one turn share it, and the next
+   * turn looks again, so a change made by an admin (here or in another instance) applies to the very
+   * next request. Looking is one aggregate row (mailServersVersion); the list itself (a thousand rows
+   * at a thousand mailboxes) is read again only when that changed, or once it is a second old.
    */
   private serversThisTurn(): Promise<MailServerRecord[]> {
     if (!this.serverList) {
-      this.serverList = listMailServers(this.deps.db);
+      this.serverList = this.currentServers();
       setImmediate(() => (this.serverList = undefined));
     }
     return this.serverList;
+  }
+
+  private async currentServers(): Promise<MailServerRecord[]> {
+    const version = await mailServersVersion(this.deps.db);
+    const cached = this.serverCache;
+    if (cached && cached.version === version && Date.now() - cached.at < SERVER_LIST_MAX_AGE_MS) return cached.list;
+    const list = listMailServers(this.deps.db);
+    const entry = { version, at: Date.now(), list };
+    this.serverCache = entry;
+    list.catch(() => {
+      if (this.serverCache === entry) this.serverCache = undefined;
+    });
+    return list;
   }
 
   /** Waits for the group commit of everything accepted in this event-loop turn. */

@@ -332,6 +332,19 @@ export async function listMailServers(db: Db, direction: MailServerRecord['direc
   return rows.map(toRecord);
 }
 
+/**
+ * Changes whenever a server of `direction` is added, deleted or saved (its updated_at): a cached list
+ * of them is still current while this reads the same. One aggregate row, not every server's.
+ */
+export async function mailServersVersion(db: Db, direction: MailServerRecord['direction'] = 'outgoing'): Promise<string> {
+  const r = await db
+    .selectFrom('mail_servers')
+    .select((eb) => [eb.fn.countAll<string | number>().as('n'), eb.fn.max('updated_at').as('at')])
+    .where('direction', '=', direction)
+    .executeTakeFirst();
+  return `${Number(r?.n ?? 0)}|${r?.at ?? ''}`;
+}
+
 export type ServerState = 'connected' | 'needs_attention' | 'not_connected' | 'disabled';
 export const SERVER_STATES: readonly ServerState[] = ['connected', 'needs_attention', 'not_connected', 'disabled'];
 

@@ -191,3 +191,25 @@ test("one message shows its body and its custom headers as given (names in their
   const listed = (await call(keys.send!, 'GET', '/api/v1/messages')).json().items.find((m: { id: string }) => m.id === got.id);
   assert.equal(listed.content, undefined);
 });
+
+test('the server a message goes through follows each server change at once: added, deactivated, reactivated, its limits saved, deleted', async () => {
+  const send = (from: string) => call(keys.send!, 'POST', '/api/v1/messages', { ...msg, from });
+  const billing = 'billing@contoso.example';
+  // Before the server exists: no server may send as billing@.
+  assert.equal((await send(billing)).statusCode, 422);
+  const b = await admin.request('POST', '/api/v1/mail-servers', { ...VALID_SERVER, name: 'Billing', username: billing });
+  assert.equal(b.status, 201, b.body);
+  const added = await send(billing);
+  assert.equal(added.statusCode, 202);
+  assert.equal(added.json().mailServerId, b.json.id);
+  assert.equal((await admin.request('PATCH', `/api/v1/mail-servers/${b.json.id}`, { active: false })).status, 200);
+  assert.equal((await send(billing)).statusCode, 422);
+  assert.equal((await admin.request('PATCH', `/api/v1/mail-servers/${b.json.id}`, { active: true })).status, 200);
+  assert.equal((await send(billing)).statusCode, 202);
+  // A saved limit applies to the next message: two recipients where one is allowed.
+  assert.equal((await admin.request('PATCH', `/api/v1/mail-servers/${b.json.id}`, { recipientsPerMessage: 1 })).status, 200);
+  const two = await call(keys.send!, 'POST', '/api/v1/messages', { ...msg, from: billing, to: ['a@example.org', 'b@example.org'] });
+  assert.equal(two.statusCode, 422, two.body);
+  assert.equal((await admin.request('DELETE', `/api/v1/mail-servers/${b.json.id}`)).status, 204);
+  assert.equal((await send(billing)).statusCode, 422);
+});
