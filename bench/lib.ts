@@ -462,36 +462,51 @@ function category(fn: string, url: string): string {
 }
 
 /**
- * Reads the main-thread profile of `pid` in `dir` and prints, for each window, the share of wall time
- * per category (by the function on top of the stack).
+ * Reads the profiles of `pid` in `dir` (the main thread's, and each worker thread's: the delivery
+ * thread, parser threads) and prints, for each window, the share of wall time per category (by the
+ * function on top of the stack) and the functions with the most self time.
  */
-export function printProfile(dir: string, pid: number, windows: Array<{ name: string; fromUs: number; toUs: number }>): void {
-  const file = readdirSync(dir).find((f) => f.includes(`.${pid}.0.`) && f.endsWith('.cpuprofile'));
-  if (!file) {
+export function printProfile(dir: string, pid: number, windows: Array<{ name: string; fromUs: number; toUs: number }>, opts: { top?: number } = {}): void {
+  // CPU.<date>.<time>.<pid>.<thread id>.<seq>.cpuprofile: thread 0 is the main thread.
+  const files = readdirSync(dir).filter((f) => f.includes(`.${pid}.`) && f.endsWith('.cpuprofile')).sort();
+  if (!files.length) {
     console.log(`# no CPU profile of process ${pid} in ${dir}`);
     return;
   }
-  const p = JSON.parse(readFileSync(join(dir, file), 'utf8')) as CpuProfile;
-  const cat = new Map(p.nodes.map((n) => [n.id, category(n.callFrame.functionName, n.callFrame.url)]));
-  for (const w of windows) {
-    const shares = new Map<string, number>();
-    let t = p.startTime;
-    let total = 0;
-    p.samples.forEach((id, i) => {
-      const prev = t;
-      t += p.timeDeltas[i] ?? 0;
-      if (t < w.fromUs || t > w.toUs) return;
-      const d = t - prev;
-      total += d;
-      const c = cat.get(id) ?? 'other';
-      shares.set(c, (shares.get(c) ?? 0) + d);
-    });
-    console.log(`# Mailroom main thread, ${w.name} (${(total / 1e6).toFixed(1)} s sampled):`);
-    for (const [c, us] of [...shares].sort((a, b) => b[1] - a[1])) {
-      if (us / total >= 0.01) console.log(`#   ${((100 * us) / total).toFixed(0).padStart(3)} %  ${c}`);
+  for (const file of files) {
+    const thread = Number(file.split('.').at(-3));
+    const p = JSON.parse(readFileSync(join(dir, file), 'utf8')) as CpuProfile;
+    const frame = new Map(p.nodes.map((n) => [n.id, n.callFrame]));
+    const cat = new Map(p.nodes.map((n) => [n.id, category(n.callFrame.functionName, n.callFrame.url)]));
+    for (const w of windows) {
+      const shares = new Map<string, number>();
+      const self = new Map<string, number>();
+      let t = p.startTime;
+      let total = 0;
+      p.samples.forEach((id, i) => {
+        const prev = t;
+        t += p.timeDeltas[i] ?? 0;
+        if (t < w.fromUs || t > w.toUs) return;
+        const d = t - prev;
+        total += d;
+        const c = cat.get(id) ?? 'other';
+        shares.set(c, (shares.get(c) ?? 0) + d);
+        const f = frame.get(id);
+        const name = f ? `${f.functionName || '(anonymous)'} ${f.url.replace(/^.*\/(node_modules|src)\//, '$1/')}` : '?';
+        self.set(name, (self.get(name) ?? 0) + d);
+      });
+      if (total < 0.5e6) continue;
+      console.log(`# Mailroom ${thread === 0 ? 'main thread' : `thread ${thread}`}, ${w.name} (${(total / 1e6).toFixed(1)} s sampled):`);
+      for (const [c, us] of [...shares].sort((a, b) => b[1] - a[1])) {
+        if (us / total >= 0.01) console.log(`#   ${((100 * us) / total).toFixed(0).padStart(3)} %  ${c}`);
+      }
+      if (opts.top) {
+        console.log(`#   most self time:`);
+        for (const [f, us] of [...self].filter(([f]) => !f.startsWith('(idle)')).sort((a, b) => b[1] - a[1]).slice(0, opts.top)) console.log(`#   ${((100 * us) / total).toFixed(1).padStart(5)} %  ${f}`);
+      }
     }
   }
-  console.log(`# profile: ${join(dir, file)}`);
+  console.log(`# profiles: ${files.map((f) => join(dir, f)).join(', ')}`);
 }
 
 // ------------------------------------------------------------------------------------------------

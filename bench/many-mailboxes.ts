@@ -31,7 +31,7 @@ import { storeTokens } from '../test/helpers/connect-directly.ts';
 import { createTestDatabase, storeTokensPg } from '../test/helpers/postgres-db.ts';
 import type { TokenResponse } from '../test/peers/get-token.ts';
 import { type Peers, startPeers } from '../test/peers/index.ts';
-import { createApiKey, envNumber, header, httpClient, type MailroomChild, onCleanup, printSql, runBenchmark, sleep, sqlTraceSetup, startMailroom, table, verdict } from './lib.ts';
+import { createApiKey, envNumber, header, httpClient, type MailroomChild, monotonicUs, onCleanup, printProfile, printSql, runBenchmark, sleep, sqlTraceSetup, startMailroom, table, verdict } from './lib.ts';
 import { arrivals, CLIENT_ID, CLIENT_SECRET, createIncoming, fetchToken } from './peers.ts';
 
 const N = Math.round(envNumber('BENCH_MAILBOXES', 1000));
@@ -157,11 +157,13 @@ runBenchmark('many mailboxes', 3600, async () => {
   }
   console.log(`# ${watched} mailboxes watched with IDLE ${watchSeconds.toFixed(1)} s after the servers were created; RSS ${rss0.toFixed(0)} → ${rss1.toFixed(0)} MB`);
 
+  const windows: Array<{ name: string; fromUs: number; toUs: number }> = [];
   // (b) a message into every mailbox: delivery → webhook.
   let b: { latencies: number[]; deliverSeconds: number } | undefined;
   if (runs('b')) {
     const delivered = new Map<string, number>();
     const b0 = performance.now();
+    const bUs0 = monotonicUs();
     await inParallel(N, 8, async (k) => {
       const id = `<many-b-${k}@sender.example>`;
       await peers.dovecot.deliver(userOf(k), [`From: Customer <customer@sender.example>`, `To: ${userOf(k)}`, `Subject: Reply ${k}`, `Message-ID: ${id}`, 'Content-Type: text/plain; charset=utf-8', '', 'Re: your quotation.', ''].join('\r\n'));
@@ -170,6 +172,7 @@ runBenchmark('many mailboxes', 3600, async () => {
     const deliverSeconds = (performance.now() - b0) / 1000;
     await sqlMark?.();
     await until('every message at the webhook', 300_000, async () => ([...delivered.keys()].every((id) => hook.arrived.has(id)) ? true : undefined), 200);
+    windows.push({ name: '(b) deliveries until the last webhook', fromUs: bUs0, toUs: monotonicUs() });
     if (sqlMark) printSql('(b) after the deliveries', await sqlMark(), (performance.now() - b0) / 1000, N);
     const latencies = [...delivered].map(([id, at]) => (hook.arrived.get(id)! - at) / 1000);
     b = { latencies, deliverSeconds };
@@ -195,8 +198,10 @@ runBenchmark('many mailboxes', 3600, async () => {
       const arrived = arrivals(peers, tag, N, 600_000);
       await sqlMark?.();
       const a0 = performance.now();
+      const us0 = monotonicUs();
       await postAll(api, N, (i) => ({ from: from(i), to: [`customer${i}@remote.example`], subject: `Quotation ${i}`, text: 'Please find our quotation below.', headers: { 'X-Bench-Run': tag } }));
       const seconds = ((await arrived.done) - a0) / 1000;
+      windows.push({ name: `(a) ${tag}`, fromUs: us0, toUs: monotonicUs() });
       if (sqlMark) printSql(`(a) ${tag}`, await sqlMark(), seconds, N);
       return seconds;
     };
@@ -209,14 +214,19 @@ runBenchmark('many mailboxes', 3600, async () => {
   if (runs('d')) {
     const burst = arrivals(peers, 'burst', BURST, 600_000);
     const d0 = performance.now();
+    const us0 = monotonicUs();
     await postAll(api, BURST, (i) => ({ from: SINGLE, to: [`customer${i}@remote.example`], subject: `Invoice ${i}`, text: 'Your invoice is attached.', headers: { 'X-Bench-Run': 'burst' } }));
     const d1 = performance.now();
+    windows.push({ name: '(d) during the POSTs', fromUs: us0, toUs: monotonicUs() });
     const during = burst.count();
     const dDone = await burst.done;
+    windows.push({ name: '(d) after the POSTs', fromUs: windows.at(-1)!.toUs, toUs: monotonicUs() });
     d = { rateDuring: during / ((d1 - d0) / 1000), rateAfter: (BURST - during) / ((dDone - d1) / 1000) };
     console.log(`# (d) during the POSTs ${d.rateDuring.toFixed(0)} msgs/s, after ${d.rateAfter.toFixed(0)} msgs/s: ${(d.rateDuring / d.rateAfter).toFixed(2)}×`);
   }
   await mr.stop();
+  // BENCH_CPU_PROF=dir: where each of Mailroom's threads spent (a)'s and (d)'s time.
+  if (process.env.BENCH_CPU_PROF) printProfile(process.env.BENCH_CPU_PROF, mr.pid, windows, { top: 25 });
 
   // The N mailboxes over PROCESSES instances on one PostgreSQL (they import the messages (b) delivered).
   let cluster: { spread: number[]; seconds: number; imported: number } | undefined;
