@@ -26,7 +26,10 @@ import { backoffMs } from '../outbox/retry-policy.ts';
 import type { InboundMessageService } from './inbound-message-service.ts';
 import type { BounceService } from '../bounces/bounce-service.ts';
 
-/** Deliveries sent at once per round (each its own HTTP request); their outcomes are one commit. */
+/**
+ * Deliveries in flight at once (each its own HTTP request): one that finishes makes room for the next
+ * at once, and the outcomes of those finished in one event-loop turn are one commit.
+ */
 const DELIVERIES_AT_ONCE = 16;
 
 const url = z
@@ -182,6 +185,9 @@ function postWebhook(target: string, headers: Record<string, string>, body: stri
 export class WebhookService {
   private timer: NodeJS.Timeout | undefined;
   private busy = false;
+  /** While draining: look for due deliveries now (one finished, or new ones were queued). */
+  private wakeDrain: (() => void) | undefined;
+  private woken = false;
   /** Builds message.bounced / message.delayed / message.auto_replied bodies (set once the outbox exists). */
   bounces: BounceService | undefined;
 
@@ -257,21 +263,70 @@ export class WebhookService {
 
   /** Sends what is due now; each delivery is signed, and retried with backoff until a 2xx. */
   kick(): void {
-    if (this.busy) return;
+    if (this.busy) {
+      this.woken = true;
+      this.wakeDrain?.();
+      return;
+    }
     this.busy = true;
     void this.drain()
       .catch((e) => this.deps.logger.error({ err: e, event: 'webhook.loop_error' }, 'webhook sender error'))
       .finally(() => (this.busy = false));
   }
 
+  /**
+   * Keeps up to DELIVERIES_AT_ONCE deliveries in flight until none is due: a slow receiver holds one
+   * slot, not a whole round. Outcomes are written per event-loop turn (one commit for those finished
+   * together), then their log lines.
+   */
   private async drain(): Promise<void> {
-    for (;;) {
-      const due = await claimDueDeliveries(this.deps.db, this.now(), this.deps.config.timeoutMs * 3, DELIVERIES_AT_ONCE);
-      if (!due.length) return;
-      // A round's outcomes are written together: one commit, then their log lines.
-      const done = await Promise.all(due.map(async (d) => ({ d, ...(await this.deliver(d).catch((e: unknown) => this.unsendable(d, e))) })));
-      await recordDeliveryOutcomes(this.deps.db, done, this.now());
-      for (const { log } of done) log();
+    let inflight = 0;
+    let finished: Array<{ d: { id: string; attempts: number; redeliveredAfter: number }; o: DeliveryOutcome; log: () => void }> = [];
+    let writes = Promise.resolve();
+    let writeScheduled = false;
+    const record = (r: (typeof finished)[number]) => {
+      finished.push(r);
+      if (writeScheduled) return;
+      writeScheduled = true;
+      setImmediate(() => {
+        writeScheduled = false;
+        const batch = finished;
+        finished = [];
+        writes = writes
+          .then(() => recordDeliveryOutcomes(this.deps.db, batch, this.now()))
+          .then(
+            () => batch.forEach(({ log }) => log()),
+            // The claims run out and the deliveries are sent again: at least once, never lost.
+            (e: unknown) => this.deps.logger.error({ err: e, event: 'webhook.record_failed', count: batch.length }, 'could not record webhook outcomes; they are sent again when their claims run out'),
+          );
+      });
+    };
+    try {
+      for (;;) {
+        this.woken = false;
+        const room = DELIVERIES_AT_ONCE - inflight;
+        const due = room > 0 ? await claimDueDeliveries(this.deps.db, this.now(), this.deps.config.timeoutMs * 3, room) : [];
+        for (const d of due) {
+          inflight++;
+          void this.deliver(d)
+            .catch((e: unknown) => this.unsendable(d, e))
+            .then((r) => {
+              inflight--;
+              record({ d, ...r });
+              this.wakeDrain?.();
+            });
+        }
+        if (!due.length && inflight === 0) break;
+        // More may be due at once when the claim was full; else wait for a slot or a kick.
+        if (due.length === room && room > 0) continue;
+        if (!this.woken) await new Promise<void>((resolve) => (this.wakeDrain = resolve));
+        this.wakeDrain = undefined;
+      }
+    } finally {
+      while (inflight > 0) await new Promise<void>((resolve) => (this.wakeDrain = resolve));
+      this.wakeDrain = undefined;
+      await new Promise<void>((resolve) => setImmediate(resolve));
+      await writes;
     }
   }
 

@@ -12,11 +12,15 @@ let agent: Agent;
 let receiver: Server;
 const answers = [500, 503, 200];
 const seen: string[] = [];
+const SLOW_MS = 3000;
 
 before(async () => {
   receiver = createServer((req, res) => {
-    seen.push(String(req.headers['x-mailroom-delivery']));
-    res.writeHead(answers.shift() ?? 200).end();
+    const id = String(req.headers['x-mailroom-delivery']);
+    seen.push(id);
+    // One receiver answer that takes its time: the other deliveries must not wait for it.
+    if (id === 'delivery-slow') setTimeout(() => res.writeHead(200).end(), SLOW_MS);
+    else res.writeHead(answers.shift() ?? 200).end();
   });
   await new Promise<void>((r) => receiver.listen(0, '127.0.0.1', r));
   t = await startTestMailroom({ WEBHOOK_MAX_ATTEMPTS: '2', WEBHOOK_RETRY_BASE_SECONDS: '0.01' });
@@ -91,4 +95,23 @@ test('a delivery whose payload cannot be built is retried and then failed with t
   assert.match(d.last_error!, /could not build this delivery's payload/);
   assert.deepEqual(seen, ['delivery-in-3'], 'nothing was sent for the unbuildable one');
   assert.ok(t.logs.some((l) => l.includes('"event":"webhook.payload_failed"')), 'the cause is in the log');
+});
+
+test('a receiver slow to answer one delivery holds one slot, not the deliveries queued after it', async () => {
+  const hook = (await agent.request('GET', '/api/v1/webhooks')).json.items[0];
+  const serverId = (await agent.request('GET', '/api/v1/incoming-servers')).json.items[0].id as string;
+  const ids = ['delivery-slow', ...Array.from({ length: 40 }, (_, i) => `delivery-fast-${i}`)];
+  const names = [...ids];
+  await importInboundMessages(t.mr.database.db, { serverId, folder: 'INBOX', uidValidity: '1', lastUid: 100 + ids.length }, ids.map((_, k) => ({
+    id: `in-w${k}`, serverId, folder: 'INBOX', uidValidity: '1', uid: 100 + k, dedupeKey: `dedupe-in-w${k}`, messageId: `<in-w${k}@sender.example>`,
+    from: 'sender@sender.example', to: ['inbox@contoso.example'], cc: [], subject: `Order ${k}`, date: null, inReplyTo: null, references: [],
+    text: 'hello', html: null, attachments: [], sizeBytes: 40, raw: { mime: Buffer.from(`Subject: Order ${k}\r\n\r\nhello\r\n`) }, outboxMessageId: null, afterFetchPending: false,
+  })), [hook.id], () => names.shift()!, new Date());
+  const t0 = Date.now();
+  t.mr.webhooks.kick();
+  for (const id of ids.slice(1)) await settled(id, 'delivered');
+  // In rounds of 16, the 24 deliveries after the slow one's round waited for its answer.
+  const ms = Date.now() - t0;
+  assert.ok(ms < SLOW_MS - 500, `the other 40 deliveries took ${ms} ms beside a receiver answer of ${SLOW_MS} ms`);
+  await settled('delivery-slow', 'delivered');
 });
