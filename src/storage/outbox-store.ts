@@ -350,7 +350,8 @@ export async function claimDue(
   now: Date,
   leaseMs: number,
   limit: number,
-  paced: string[] = [],
+  /** Servers whose messages are left alone (paced ones, busy ones), or `{ only }` the servers whose messages may be taken (and those of no server): the shorter list. */
+  paced: string[] | { only: string[] } = [],
   /** Round robin: at most this many of one server's messages per claim, the servers' first ones before anyone's second. */
   perServer?: number,
   bytes?: ByteBudget,
@@ -358,7 +359,11 @@ export async function claimDue(
   const ts = now.toISOString();
   return db.transaction().execute(async (trx) => {
     const skip = <Q extends { where: (...a: any[]) => Q }>(q: Q): Q =>
-      paced.length ? q.where((eb: ExpressionBuilder<Database, 'outbox_messages'>) => eb.or([eb('mail_server_id', 'is', null), eb('mail_server_id', 'not in', paced)])) : q;
+      !Array.isArray(paced)
+        ? q.where((eb: ExpressionBuilder<Database, 'outbox_messages'>) => (paced.only.length ? eb.or([eb('mail_server_id', 'is', null), eb('mail_server_id', 'in', paced.only)]) : eb('mail_server_id', 'is', null)))
+        : paced.length
+          ? q.where((eb: ExpressionBuilder<Database, 'outbox_messages'>) => eb.or([eb('mail_server_id', 'is', null), eb('mail_server_id', 'not in', paced)]))
+          : q;
     if (perServer === undefined) {
       let pick = skip(trx.selectFrom('outbox_messages').select(['id', 'size_bytes']).where(isDue(ts))).orderBy('next_attempt_at').limit(limit);
       if (dialect === 'postgres') pick = pick.forUpdate().skipLocked();

@@ -43,3 +43,26 @@ test('the list\'s sending state of every server equals what each server\'s own v
     await t.close();
   }
 });
+
+test('a claim naming the servers it may take (the shorter list) takes theirs and the messages of deleted servers, no one else\'s', { timeout: 60_000 }, async () => {
+  const t = await startTestMailroom({ INBOUND_WORKER: 'off', OUTBOX_WORKER: 'off' });
+  try {
+    const api = await loginAgent(t);
+    const ids: string[] = [];
+    for (let i = 0; i < 3; i++) {
+      const s = await api.request('POST', '/api/v1/mail-servers', { name: `o${i}`, authType: 'none', username: `o${i}@example.test`, smtpHost: '127.0.0.1', smtpPort: 2525, smtpSecurity: 'none', fromFilter: `o${i}@example.test` });
+      assert.equal(s.status, 201, s.body);
+      ids.push(s.json.id);
+    }
+    for (let i = 0; i < 3; i++) for (let k = 0; k < 2; k++) await t.mr.outbox.enqueue({ from: `o${i}@example.test`, to: ['a@remote.example'], subject: `o${i}-${k}`, text: 'x' });
+    // o2 is deleted with mail queued: its messages lose their server and must still be claimed (then failed, with the reason).
+    assert.equal((await api.request('DELETE', `/api/v1/mail-servers/${ids[2]}`)).status, 204);
+    const db = t.mr.database.db;
+    const claimed = await claimDue(db, 'sqlite', 'test-owner', new Date(), 60_000, 100, { only: [ids[1]!] }, 8);
+    assert.deepEqual(claimed.map((m) => m.subject).sort(), ['o1-0', 'o1-1', 'o2-0', 'o2-1']);
+    // Nothing named: only the messages of no server (none left).
+    assert.deepEqual(await claimDue(db, 'sqlite', 'test-owner', new Date(), 60_000, 100, { only: [] }), []);
+  } finally {
+    await t.close();
+  }
+});
