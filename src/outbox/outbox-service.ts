@@ -76,8 +76,11 @@ export interface MessageContent {
 }
 
 const CONTENT_LIMIT = 1024 * 1024;
-/** A cached server list is read again after this even when nothing seems changed (a save stamped with a clock behind the others'). */
-const SERVER_LIST_MAX_AGE_MS = 1000;
+/**
+ * A cached server list is read again after this even when nothing seems changed: a save stamped by an
+ * instance whose clock is behind the newest updated_at is seen within this.
+ */
+const SERVER_LIST_MAX_AGE_MS = 5000;
 
 export interface RecipientView {
   address: string;
@@ -405,7 +408,7 @@ export class OutboxService {
    * The server list as of this event-loop turn: concurrent requests in one turn share it, and the next
    * turn looks again, so a change made by an admin (here or in another instance) applies to the very
    * next request. Looking is one aggregate row (mailServersVersion); the list itself (a thousand rows
-   * at a thousand mailboxes) is read again only when that changed, or once it is a second old.
+   * at a thousand mailboxes) is read again only when that changed, or once it is 5 s old.
    */
   private serversThisTurn(): Promise<MailServerRecord[]> {
     if (!this.serverList) {

@@ -561,6 +561,13 @@ const migrations = (dialect: Dialect): Record<string, Migration> => ({
       await db.schema.createIndex('mail_servers_app_source').on('mail_servers').column('app_source_id').execute();
     },
   },
+  '0024_mail_servers_version': {
+    async up(db: Kysely<any>) {
+      // mailServersVersion (count and newest updated_at of one direction) from the index alone, not a
+      // read of every server's row on each event-loop turn that accepts mail.
+      await db.schema.createIndex('mail_servers_direction_updated').on('mail_servers').columns(['direction', 'updated_at']).execute();
+    },
+  },
 });
 
 /** Every migration's name, in order (what a migrated database lists in kysely_migration). */
