@@ -93,6 +93,8 @@ const WATCH_SOCKET_TIMEOUT_MS = 10 * 60_000;
 
 export class IncomingServerService {
   private readonly runs = new Map<string, FetchState>();
+  /** Fetches that ended well in this event-loop turn: their stamps are one commit. */
+  private stamps: Array<{ f: { id: string; at: string; clearError: boolean }; done: (e?: unknown) => void }> = [];
   private readonly inflight = new Map<string, Promise<FetchState>>();
   private readonly watchers = new Map<string, { client: ImapFlow; signature: string }>();
   private readonly watchBackoff = new Map<string, number>();
@@ -558,7 +560,7 @@ export class IncomingServerService {
         const r = server.transport === 'graph' ? await fetchNewGraph(deps, server, progress) : await fetchNew(deps, server, progress, { ...(over && { over }) });
         state.imported = r.imported;
         state.failures = 0;
-        await setLastFetch(this.deps.db, server.id, this.now().toISOString(), { clearError: /^(IMAP_|NET_|GRAPH_)/.test(server.lastError?.code ?? '') });
+        await this.stampFetched({ id: server.id, at: this.now().toISOString(), clearError: /^(IMAP_|NET_|GRAPH_)/.test(server.lastError?.code ?? '') });
         if (r.imported) {
           this.deps.onImported?.();
           this.deps.logger.info({ event: 'inbound.fetched', mailServerId: server.id, imported: r.imported, skipped: r.skipped }, 'new mail imported');
@@ -627,6 +629,21 @@ export class IncomingServerService {
     // A clean stop hands the mailboxes over at once instead of after the lease.
     await releaseLeasesOf(this.deps.db, this.instance, 'mailbox:').catch(() => undefined);
     await releaseLease(this.deps.db, `fetcher:${this.instance}`, this.instance).catch(() => undefined);
+  }
+
+  /** Records a fetch that ended well with the others of this event-loop turn (setLastFetch). */
+  private stampFetched(f: { id: string; at: string; clearError: boolean }): Promise<void> {
+    return new Promise((resolve, reject) => {
+      this.stamps.push({ f, done: (e) => (e === undefined ? resolve() : reject(e)) });
+      if (this.stamps.length > 1) return;
+      setImmediate(() => {
+        const batch = this.stamps.splice(0);
+        setLastFetch(this.deps.db, batch.map((b) => b.f)).then(
+          () => batch.forEach((b) => b.done()),
+          (e: unknown) => batch.forEach((b) => b.done(e)),
+        );
+      });
+    });
   }
 
   /** This instance fetches mail: the lease `fetcher:<instance>`, renewed every tick, counts it in the mailboxes' share-out. */

@@ -469,15 +469,21 @@ export async function countServersUsing(db: Db, sourceId: string, what: 'token' 
 }
 
 /**
- * A fetch ended well, at `at`: its login was accepted then too, and a connection error it recovered
- * from is cleared. One statement (one commit) per fetch, a thousand mailboxes fetching at once.
+ * Fetches that ended well, each at its `at`: the login was accepted then too, and a connection error
+ * it recovered from is cleared. One transaction (one commit) for all of them: a thousand mailboxes
+ * fetching at once write their stamps together.
  */
-export async function setLastFetch(db: Db, id: string, at: string, opts: { clearError?: boolean } = {}): Promise<void> {
-  await db
-    .updateTable('mail_servers')
-    .set({ last_fetch_at: at, login_ok_at: at, ...(opts.clearError && { last_error: null }) })
-    .where('id', '=', id)
-    .execute();
+export async function setLastFetch(db: Db, fetches: ReadonlyArray<{ id: string; at: string; clearError?: boolean }>): Promise<void> {
+  if (!fetches.length) return;
+  await db.transaction().execute(async (trx) => {
+    for (const f of fetches) {
+      await trx
+        .updateTable('mail_servers')
+        .set({ last_fetch_at: f.at, login_ok_at: f.at, ...(f.clearError && { last_error: null }) })
+        .where('id', '=', f.id)
+        .execute();
+    }
+  });
 }
 
 /** Fetch Now on an instance that does not hold the mailbox: the holder sees it due at its next tick. */
