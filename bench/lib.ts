@@ -6,7 +6,7 @@ import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { closeSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import http from 'node:http';
 import { cpus, loadavg, tmpdir } from 'node:os';
-import { basename, join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { freePort } from '../test/helpers/mailroom-process.ts';
@@ -516,6 +516,8 @@ export interface SqlStat {
   sql: string;
   count: number;
   ms: number;
+  /** A worker thread's (the delivery thread's); the main thread's have none. */
+  thread?: number;
 }
 
 /**
@@ -540,7 +542,16 @@ function sqlMarker(pid: number, file: string) {
     for (let i = 0; i < 200; i++) {
       const parts = existsSync(file) ? readFileSync(file, 'utf8').split('=== ').slice(1) : [];
       if (parts.length >= sections) {
-        return parts[sections - 1]!.split('\n').slice(1).filter(Boolean).map((l) => JSON.parse(l) as SqlStat);
+        const stats = parts[sections - 1]!.split('\n').slice(1).filter(Boolean).map((l) => JSON.parse(l) as SqlStat);
+        // Worker threads (the delivery thread) write their own files at the same marks.
+        await sleep(200);
+        const dir = dirname(file);
+        for (const f of readdirSync(dir).filter((x) => x.startsWith(`${basename(file)}.thread`))) {
+          const thread = Number(f.slice(`${basename(file)}.thread`.length));
+          const section = readFileSync(join(dir, f), 'utf8').split('=== ').slice(1)[sections - 1];
+          for (const l of section?.split('\n').slice(1).filter(Boolean) ?? []) stats.push({ ...(JSON.parse(l) as SqlStat), thread });
+        }
+        return stats;
       }
       await sleep(10);
     }
@@ -548,10 +559,13 @@ function sqlMarker(pid: number, file: string) {
   };
 }
 
-export function printSql(title: string, stats: SqlStat[], seconds: number, messages: number): void {
-  const total = stats.reduce((a, s) => a + s.ms, 0);
-  console.log(`# SQLite on Mailroom's event loop, ${title}: ${(total / 1000).toFixed(2)} s of ${seconds.toFixed(2)} s wall (${((100 * total) / 1000 / seconds).toFixed(0)} %), ${(total / messages).toFixed(2)} ms per message`);
-  for (const s of stats.slice(0, 6)) {
-    console.log(`#   ${s.ms.toFixed(0).padStart(6)} ms  ${String(s.count).padStart(5)}×  ${(s.ms / s.count).toFixed(3)} ms  ${s.sql.slice(0, 90)}`);
+export function printSql(title: string, all: SqlStat[], seconds: number, messages: number): void {
+  for (const thread of [...new Set(all.map((s) => s.thread ?? 0))].sort()) {
+    const stats = all.filter((s) => (s.thread ?? 0) === thread).sort((a, b) => b.ms - a.ms);
+    const total = stats.reduce((a, s) => a + s.ms, 0);
+    console.log(`# SQLite on Mailroom's ${thread ? `thread ${thread}` : 'event loop'}, ${title}: ${(total / 1000).toFixed(2)} s of ${seconds.toFixed(2)} s wall (${((100 * total) / 1000 / seconds).toFixed(0)} %), ${(total / messages).toFixed(2)} ms per message`);
+    for (const s of stats.slice(0, 8)) {
+      console.log(`#   ${s.ms.toFixed(0).padStart(6)} ms  ${String(s.count).padStart(5)}×  ${(s.ms / s.count).toFixed(3)} ms  ${s.sql.slice(0, 110)}`);
+    }
   }
 }

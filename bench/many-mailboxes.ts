@@ -213,13 +213,16 @@ runBenchmark('many mailboxes', 3600, async () => {
   let d: { rateDuring: number; rateAfter: number } | undefined;
   if (runs('d')) {
     const burst = arrivals(peers, 'burst', BURST, 600_000);
+    await sqlMark?.();
     const d0 = performance.now();
     const us0 = monotonicUs();
     await postAll(api, BURST, (i) => ({ from: SINGLE, to: [`customer${i}@remote.example`], subject: `Invoice ${i}`, text: 'Your invoice is attached.', headers: { 'X-Bench-Run': 'burst' } }));
     const d1 = performance.now();
     windows.push({ name: '(d) during the POSTs', fromUs: us0, toUs: monotonicUs() });
     const during = burst.count();
+    if (sqlMark) printSql('(d) during the POSTs', await sqlMark(), (d1 - d0) / 1000, BURST);
     const dDone = await burst.done;
+    if (sqlMark) printSql('(d) after the POSTs', await sqlMark(), (dDone - d1) / 1000, BURST - during);
     windows.push({ name: '(d) after the POSTs', fromUs: windows.at(-1)!.toUs, toUs: monotonicUs() });
     d = { rateDuring: during / ((d1 - d0) / 1000), rateAfter: (BURST - during) / ((dDone - d1) / 1000) };
     console.log(`# (d) during the POSTs ${d.rateDuring.toFixed(0)} msgs/s, after ${d.rateAfter.toFixed(0)} msgs/s: ${(d.rateDuring / d.rateAfter).toFixed(2)}×`);

@@ -4,6 +4,7 @@
 // Used by bench/outbox-throughput.ts with BENCH_SQL_TRACE=1. Plain JS: it loads before tsx does.
 import { appendFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
+import { isMainThread, threadId } from 'node:worker_threads';
 
 const require = createRequire(new URL('../package.json', import.meta.url));
 const Database = require('better-sqlite3');
@@ -28,8 +29,19 @@ for (const method of ['run', 'get', 'all', 'iterate']) {
   };
 }
 
-process.on('SIGUSR2', () => {
+// The delivery thread's statements go to "<file>.thread<id>", a section at each of the main thread's marks.
+const marks = new BroadcastChannel('mailroom-sql-trace');
+marks.unref();
+const dump = (file) => {
   const rows = [...stats].sort((a, b) => b[1].ms - a[1].ms).map(([sql, s]) => JSON.stringify({ sql, ...s }));
-  appendFileSync(process.env.BENCH_SQL_TRACE_FILE, `=== ${rows.length}\n${rows.join('\n')}\n`);
+  appendFileSync(file, `=== ${rows.length}\n${rows.join('\n')}\n`);
   stats = new Map();
-});
+};
+if (isMainThread) {
+  process.on('SIGUSR2', () => {
+    dump(process.env.BENCH_SQL_TRACE_FILE);
+    marks.postMessage('mark');
+  });
+} else {
+  marks.onmessage = () => dump(`${process.env.BENCH_SQL_TRACE_FILE}.thread${threadId}`);
+}
