@@ -23,6 +23,24 @@ export function filterAccepts(fromFilter: string | null, address: string): boole
   return fromFilter === a || fromFilter === a.slice(a.lastIndexOf('@') + 1);
 }
 
+/**
+ * What the choice derives from a server list, kept per list: the sender's outbox reuses one list for
+ * every message until a server changes, so a thousand mailboxes are sorted and grouped by owner once,
+ * not on every message. The lists are never changed in place.
+ */
+const derived = new WeakMap<readonly Candidate[], { active?: Candidate[]; shared?: Candidate[]; byOwner?: Map<string, Candidate[]> }>();
+const derive = <T extends Candidate>(servers: readonly T[]) => {
+  let d = derived.get(servers);
+  if (!d) derived.set(servers, (d = {}));
+  return d as { active?: T[]; shared?: T[]; byOwner?: Map<string, T[]> };
+};
+
+/** The active servers in Priority order (lower first), then by name. */
+function activeInOrder<T extends Candidate>(servers: readonly T[]): T[] {
+  const d = derive(servers);
+  return (d.active ??= servers.filter((s) => s.active).sort((a, b) => a.priority - b.priority || a.name.localeCompare(b.name)));
+}
+
 /** Password and None servers are relays: they send as whoever the ERP names, as in Odoo. */
 const RELAY_AUTH = ['password', 'none'];
 
@@ -59,7 +77,7 @@ export function chooseServer<T extends Candidate>(servers: T[], from: string | n
     if (from !== null && !maySendAs(s, from)) return { ok: false, reason: refusal(s, from), field: 'from' };
     return { ok: true, server: s, reason: 'requested explicitly' };
   }
-  const active = servers.filter((s) => s.active).sort((a, b) => a.priority - b.priority || a.name.localeCompare(b.name));
+  const active = activeInOrder(servers);
   if (!active.length) return { ok: false, reason: 'No active outgoing mail server exists.', field: 'from' };
   const address = from?.toLowerCase() ?? '';
   const domain = address.slice(address.lastIndexOf('@') + 1);
@@ -88,6 +106,22 @@ export interface Ownership {
 
 const isShared = (s: Candidate) => (s.owner ?? null) === null;
 
+const sharedOf = <T extends Candidate>(servers: readonly T[]): T[] => (derive(servers).shared ??= servers.filter(isShared));
+
+function ownedBy<T extends Candidate>(servers: readonly T[], owner: string): T[] {
+  const d = derive(servers);
+  if (!d.byOwner) {
+    d.byOwner = new Map();
+    for (const s of servers) {
+      if (isShared(s)) continue;
+      const list = d.byOwner.get(s.owner!);
+      if (list) list.push(s);
+      else d.byOwner.set(s.owner!, [s]);
+    }
+  }
+  return d.byOwner.get(owner) ?? [];
+}
+
 /**
  * chooseServer among the servers a message may use: an owner's message goes only through the owner's
  * own mailboxes (never another owner's), and through a shared one only when the request allows the
@@ -97,12 +131,12 @@ const isShared = (s: Candidate) => (s.owner ?? null) === null;
 export function chooseOwnedServer<T extends Candidate>(servers: T[], from: string | null, explicitId: string | null, o: Ownership): Choice<T> {
   if (o.owner === undefined) return chooseServer(servers, from, explicitId);
   const named = explicitId ? servers.find((x) => x.id === explicitId) : undefined;
-  const shared = servers.filter(isShared);
+  const shared = sharedOf(servers);
   if (o.owner === null) {
     if (named && !isShared(named)) return { ok: false, reason: `The mail server "${named.name}" is the personal mailbox of one user; a message without that owner never uses it.`, field: 'mailServerId' };
     return chooseServer(shared, from, explicitId);
   }
-  const own = servers.filter((s) => s.owner === o.owner);
+  const own = ownedBy(servers, o.owner);
   if (named) {
     if (named.owner === o.owner) return chooseServer(own, from, explicitId);
     if (isShared(named) && o.allowSharedFallback) return chooseServer(shared, from, explicitId);

@@ -124,3 +124,26 @@ test('a message without an owner never uses a personal mailbox; the check before
   const any = chooseOwnedServer([servers[0]!], 'ann@x.com', null, { owner: undefined });
   assert.ok(any.ok && any.server.id === 'ann');
 });
+
+test('one server list reused for many messages (as the outbox does) answers each sender and owner as a fresh list would', () => {
+  const list = [
+    ...Array.from({ length: 300 }, (_, i) => mailbox(`m${i}`, `user${i}@x.com`, `u-${i}`, 10 + (i % 7))),
+    s('relay-b', 5, 'x.com'),
+    s('relay-a', 5, 'x.com'),
+    s('billing', 1, 'billing@x.com', false),
+  ];
+  for (let round = 0; round < 2; round++) {
+    for (const i of [0, 17, 299]) {
+      const r = chooseOwnedServer(list, `user${i}@x.com`, null, { owner: `u-${i}` });
+      assert.ok(r.ok && r.server.id === `m${i}`, `owner u-${i}`);
+      const fresh = chooseOwnedServer([...list], `user${i}@x.com`, null, { owner: `u-${i}` });
+      assert.deepEqual(r, fresh);
+      assert.equal(chooseOwnedServer(list, `user${i}@x.com`, null, { owner: `u-${(i + 1) % 300}` }).ok, false, 'never another owner\'s mailbox');
+    }
+    // Shared only: the domain's relays in Priority then name order; the archived exact match is skipped.
+    const shared = chooseOwnedServer(list, 'billing@x.com', null, { owner: null });
+    assert.ok(shared.ok && shared.server.id === 'relay-a');
+    assert.ok(!chooseOwnedServer(list, 'someone@y.com', null, { owner: null }).ok);
+    assert.equal(chooseOwnedServer(list, 'x@x.com', null, { owner: 'u-nobody' }).ok, false);
+  }
+});
