@@ -26,6 +26,7 @@ import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { readFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
+import nodemailer from 'nodemailer';
 import pg from 'pg';
 import { storeTokens } from '../test/helpers/connect-directly.ts';
 import { createTestDatabase, storeTokensPg } from '../test/helpers/postgres-db.ts';
@@ -192,7 +193,7 @@ runBenchmark('many mailboxes', 3600, async () => {
   console.log(`# (c) ${((rss1 - rss0) / N).toFixed(3)} MB per mailbox; health ${pct(healthMs, 50).toFixed(0)} ms`);
 
   // (a) one message from each mailbox, beside the same N from one unpaced mailbox.
-  let a: { manySeconds: number; oneSeconds: number } | undefined;
+  let a: { manySeconds: number; oneSeconds: number; bareSeconds: number } | undefined;
   if (runs('a')) {
     const sendRun = async (tag: string, from: (i: number) => string) => {
       const arrived = arrivals(peers, tag, N, 600_000);
@@ -205,8 +206,18 @@ runBenchmark('many mailboxes', 3600, async () => {
       if (sqlMark) printSql(`(a) ${tag}`, await sqlMark(), seconds, N);
       return seconds;
     };
-    a = { manySeconds: await sendRun('many', userOf), oneSeconds: await sendRun('one', () => SINGLE) };
-    console.log(`# (a) ${N} mailboxes ${a.manySeconds.toFixed(1)} s, one mailbox ${a.oneSeconds.toFixed(1)} s: ${(a.manySeconds / a.oneSeconds).toFixed(2)}×`);
+    a = { manySeconds: await sendRun('many', userOf), oneSeconds: await sendRun('one', () => SINGLE), bareSeconds: 0 };
+    // What the peers allow: the same N sessions (STARTTLS, XOAUTH2 checked at the authorization
+    // server, one message) opened by a bare SMTP client, 16 at a time, no Mailroom.
+    const bare = arrivals(peers, 'bare', N, 600_000);
+    const bare0 = performance.now();
+    await inParallel(N, 16, async (k) => {
+      const t = nodemailer.createTransport({ host: '127.0.0.1', port: peers.dovecot.submissionPort, secure: false, requireTLS: true, tls: { ca: peers.ca.caPem }, auth: { type: 'OAuth2', user: userOf(k), accessToken: tokens[k]!.access_token } });
+      await t.sendMail({ from: userOf(k), to: `customer${k}@remote.example`, subject: `Quotation ${k}`, text: 'Please find our quotation below.', headers: { 'X-Bench-Run': 'bare' } });
+      t.close();
+    });
+    a.bareSeconds = ((await bare.done) - bare0) / 1000;
+    console.log(`# (a) ${N} mailboxes ${a.manySeconds.toFixed(1)} s, one mailbox ${a.oneSeconds.toFixed(1)} s: ${(a.manySeconds / a.oneSeconds).toFixed(2)}×; the same ${N} sessions from a bare SMTP client (no Mailroom) ${a.bareSeconds.toFixed(1)} s`);
   }
 
   // (d) delivery while a burst of POSTs arrives, beside after it.
@@ -284,6 +295,7 @@ runBenchmark('many mailboxes', 3600, async () => {
   const mbPerMailbox = (rss1 - rss0) / N;
   table([
     ...(a ? [{ measure: `(a) 1 message from each of ${N} mailboxes, until all delivered`, value: `${a.manySeconds.toFixed(1)} s`, baseline: `${N} from one unpaced mailbox: ${a.oneSeconds.toFixed(1)} s`, ratio: `${(a.manySeconds / a.oneSeconds).toFixed(2)}×`, target: '≤ 1.5×', verdict: verdict(a.manySeconds / a.oneSeconds, 1.5, false) }] : []),
+    ...(a ? [{ measure: `    the peers' own floor: the same ${N} sessions from a bare SMTP client`, value: `${a.bareSeconds.toFixed(1)} s`, baseline: `one mailbox: ${a.oneSeconds.toFixed(1)} s`, ratio: `${(a.bareSeconds / a.oneSeconds).toFixed(2)}× (Mailroom ${(a.manySeconds / a.bareSeconds).toFixed(2)}× the floor)`, target: '', verdict: '' }] : []),
     ...(b ? [{ measure: `(b) delivery → webhook, ${N} watched (deliveries took ${b.deliverSeconds.toFixed(1)} s)`, value: `p50 ${pct(b.latencies, 50).toFixed(2)} s, p99 ${pct(b.latencies, 99).toFixed(2)} s`, baseline: '', ratio: '', target: 'p99 ≤ 5 s', verdict: verdict(pct(b.latencies, 99), 5, false) }] : []),
     { measure: `(c) RSS, 0 → ${N} watched mailboxes`, value: `${rss0.toFixed(0)} → ${rss1.toFixed(0)} MB`, baseline: '', ratio: `${mbPerMailbox.toFixed(3)} MB/mailbox`, target: '≤ 0.3 MB', verdict: verdict(mbPerMailbox, 0.3, false) },
     ...(d ? [{ measure: `(d) delivery rate during ${BURST} POSTs`, value: `${d.rateDuring.toFixed(0)} msgs/s`, baseline: `after them: ${d.rateAfter.toFixed(0)} msgs/s`, ratio: `${(d.rateDuring / d.rateAfter).toFixed(2)}×`, target: '≥ 0.7×', verdict: verdict(d.rateDuring / d.rateAfter, 0.7) }] : []),
