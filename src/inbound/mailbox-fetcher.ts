@@ -446,7 +446,9 @@ export async function fetchNew(
       await chain.catch(() => undefined);
       throw e;
     }
-    if (!found.length) await setFolderState(db, server.id, imap.folder, { uidValidity, lastUid }, now());
+    // Nothing new: the folder's state is written only when it is new or its UIDVALIDITY changed (no
+    // commit for each of a thousand mailboxes' empty looks).
+    if (!found.length && (!state || uidValidityChanged)) await setFolderState(db, server.id, imap.folder, { uidValidity, lastUid }, now());
     if (broken.length) {
       throw malformedImap(target, `${target.host} described ${broken.length === 10 ? 'at least 10 messages' : broken.length === 1 ? 'a message' : `${broken.length} messages`} in a way IMAP does not allow (${broken[0]}); ${imported} other message${imported === 1 ? ' was' : 's were'} imported.`, broken.join('; '));
     }
