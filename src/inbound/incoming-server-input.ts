@@ -36,6 +36,7 @@ const base = {
   intervalMinutes: z.coerce.number({ error: 'Interval must be a number of minutes' }).int({ error: 'Interval must be whole minutes' }).min(1, { error: 'Interval must be 1 to 1440 minutes' }).max(1440, { error: 'Interval must be 1 to 1440 minutes' }),
   active: z.boolean(),
   tokenSourceId: z.preprocess((v) => (v === '' ? null : v), z.string().nullable()),
+  owner: mailServerFields.owner,
   access: mailServerFields.access,
   // Checked against the provider's shape, or the password required, by credentialIssues once Authenticate Using is known.
   clientId: z.preprocess((v) => (v === '' ? null : v), mailServerFields.anyClientId.nullable()),
@@ -61,6 +62,7 @@ export const createIncomingSchema = z
     intervalMinutes: base.intervalMinutes.default(5),
     active: base.active.default(true),
     tokenSourceId: base.tokenSourceId.default(null),
+    owner: base.owner.default(null),
     access: base.access.default('delegated'),
     clientId: base.clientId.default(null),
     clientSecret: base.clientSecret,

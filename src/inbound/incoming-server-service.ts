@@ -378,6 +378,7 @@ export class IncomingServerService {
           intervalMinutes: input.intervalMinutes,
         },
         tokenSourceId: input.tokenSourceId,
+        owner: input.owner,
         // A reused connection's access (and tenant) are its source's.
         access: source?.access ?? input.access,
         ...(source && { tenant: source.tenant }),
@@ -431,6 +432,7 @@ export class IncomingServerService {
     if (input.name !== undefined) patch.name = input.name;
     if (input.username !== undefined) patch.username = input.username;
     if (input.active !== undefined) patch.active = input.active;
+    if (input.owner !== undefined) patch.owner = input.owner;
     if (input.tenant !== undefined) patch.tenant = input.tenant;
     if (input.clientId !== undefined) patch.clientId = input.clientId ?? '';
     if (input.clientSecret !== undefined) patch.clientSecretSealed = this.deps.sealer.seal(input.clientSecret, secretAad(id));

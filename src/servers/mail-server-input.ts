@@ -17,6 +17,8 @@ const optionalText = z.preprocess((v) => (typeof v === 'string' && v.trim() === 
 /** Labels and messages speak the form's language: the admin sees them next to the field. */
 export const mailServerFields = {
   name: trimmed(200, 'Enter a Mail Server Description, e.g. "Outlook — sales"'),
+  /** Whose personal mailbox it is (the ERP's user id); null: shared. */
+  owner: z.string({ error: 'The owner is your application\'s id for the user, as text (null: shared)' }).trim().min(1, { error: 'The owner is empty: use null for a shared mailbox' }).max(200, { error: 'The owner is at most 200 characters' }).nullable(),
   authType: z.enum(AUTH_TYPES as [AuthType, ...AuthType[]], {
     error: 'Authenticate Using must be outlook_oauth (Outlook OAuth Authentication), gmail_oauth (Gmail OAuth Authentication), password (Username/Password) or none (None)',
   }),
@@ -113,7 +115,7 @@ export const createMailServerSchema = z.strictObject({
   active: z.boolean().default(true),
   allowAccountMismatch: z.boolean().default(false),
   /** The ERP user whose personal mailbox this is; null: shared (anyone's messages by From). */
-  owner: z.string({ error: 'The owner is your application\'s id for the user, as text (null: shared)' }).trim().min(1, { error: 'The owner is empty: use null for a shared mailbox' }).max(200, { error: 'The owner is at most 200 characters' }).nullable().default(null),
+  owner: mailServerFields.owner.default(null),
   access: mailServerFields.access.default('delegated'),
   tokenSourceId: mailServerFields.tokenSourceId.default(null),
   // Omitted: the SMTP Server's defaults (Microsoft's for Microsoft's hosts); null: no limit.
@@ -139,7 +141,7 @@ export const updateMailServerSchema = z.strictObject({
   clientSecretExpiresAt: mailServerFields.clientSecretExpiresAt.optional(),
   active: z.boolean().optional(),
   allowAccountMismatch: z.boolean().optional(),
-  owner: z.string({ error: 'The owner is your application\'s id for the user, as text (null: shared)' }).trim().min(1, { error: 'The owner is empty: use null for a shared mailbox' }).max(200, { error: 'The owner is at most 200 characters' }).nullable().optional(),
+  owner: mailServerFields.owner.optional(),
   access: mailServerFields.access.optional(),
   tokenSourceId: mailServerFields.tokenSourceId.optional(),
   ...limitFields,

@@ -252,3 +252,27 @@ test('GET /api/v1/owners lists distinct owners with their server counts, by dire
     }
   });
 });
+
+test('an incoming server takes an owner through the API as an outgoing one does: set, filtered by, cleared, refused when empty', { timeout: 120_000 }, async () => {
+  const t = await startTestMailroom({ INBOUND_WORKER: 'off', OUTBOX_WORKER: 'off' });
+  try {
+    const admin = await loginAgent(t);
+    const body = { name: 'Ann inbox', username: 'ann@contoso.example', clientId: VALID_SERVER.clientId, clientSecret: VALID_SERVER.clientSecret, active: false, afterFetch: 'leave' };
+    const c = await admin.request('POST', '/api/v1/incoming-servers', { ...body, owner: 'u-ann' });
+    assert.equal(c.status, 201, c.body);
+    assert.equal(c.json.owner, 'u-ann');
+    const shared = await admin.request('POST', '/api/v1/incoming-servers', { ...body, name: 'Sales inbox', username: 'sales@contoso.example' });
+    assert.equal(shared.json.owner, null);
+    const mine = (await admin.request('GET', '/api/v1/incoming-servers?owner=u-ann')).json.items.map((s: { id: string }) => s.id);
+    assert.deepEqual(mine, [c.json.id]);
+    assert.deepEqual((await admin.request('GET', '/api/v1/owners?direction=incoming')).json.items, [{ owner: 'u-ann', servers: 1 }]);
+    const cleared = await admin.request('PATCH', `/api/v1/incoming-servers/${c.json.id}`, { owner: null });
+    assert.equal(cleared.status, 200, cleared.body);
+    assert.equal(cleared.json.owner, null);
+    const empty = await admin.request('PATCH', `/api/v1/incoming-servers/${c.json.id}`, { owner: '  ' });
+    assert.equal(empty.status, 400);
+    assert.match(empty.json.error.fields.owner, /owner is empty/);
+  } finally {
+    await t.close();
+  }
+});
