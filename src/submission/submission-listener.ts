@@ -73,6 +73,8 @@ export class SubmissionListener {
   private readonly commits = new Set<Promise<unknown>>();
   /** Open connections per client address, and in all, counted from onConnect to onClose (both ports). */
   private readonly perAddress = new Map<string, number>();
+  /** Refusals per address in the current minute, for their log line (bounded: cleared past 10,000 addresses). */
+  private readonly refusals = new Map<string, { count: number; since: number }>();
   private readonly counted = new WeakSet<SMTPServerSession>();
   private clients = 0;
 
@@ -189,9 +191,17 @@ export class SubmissionListener {
       return reply(421, `4.7.0 Too many SMTP clients are connected (${maxClients}, SMTP_MAX_CLIENTS); try again in a moment`);
     }
     if (n > maxConnectionsPerAddress) {
-      // Logged once per 100 refusals: a client that opens thousands must not flood the log.
-      if ((n - maxConnectionsPerAddress) % 100 === 1) {
-        this.deps.logger.warn({ event: 'submission.too_many_connections', clientAddress: address, connections: n - 1, maxConnectionsPerAddress }, 'SMTP connection refused: too many from one address');
+      // Logged once per 100 refusals of an address in a minute, however fast the refused ones close:
+      // a client that opens thousands must not flood the log.
+      const now = Date.now();
+      let r = this.refusals.get(address);
+      if (!r || now - r.since > 60_000) {
+        if (this.refusals.size >= 10_000) this.refusals.clear();
+        r = { count: 0, since: now };
+        this.refusals.set(address, r);
+      }
+      if (r.count++ % 100 === 0) {
+        this.deps.logger.warn({ event: 'submission.too_many_connections', clientAddress: address, connections: n - 1, maxConnectionsPerAddress, refusedThisMinute: r.count }, 'SMTP connection refused: too many from one address');
       }
       return reply(421, `4.7.0 Too many connections from ${address} (${maxConnectionsPerAddress}, SMTP_MAX_CONNECTIONS_PER_ADDRESS); close idle ones or try again in a moment`);
     }
