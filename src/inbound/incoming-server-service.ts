@@ -5,6 +5,7 @@ import type { ApplicationContext, Evidence } from '../diagnose/evidence.ts';
 import { randomUUID } from 'node:crypto';
 import type { ImapFlow } from 'imapflow';
 import type { Config } from '../config/config.ts';
+import { perTurn } from '../storage/per-turn.ts';
 import { queryMailServers, serverState, tokenRowId } from '../storage/mail-server-store.ts';
 import { encodeServerCursor, parseServerListQuery } from '../servers/server-list-query.ts';
 import { redirectUri } from '../config/config.ts';
@@ -93,8 +94,6 @@ const WATCH_SOCKET_TIMEOUT_MS = 10 * 60_000;
 
 export class IncomingServerService {
   private readonly runs = new Map<string, FetchState>();
-  /** Fetches that ended well in this event-loop turn: their stamps are one commit. */
-  private stamps: Array<{ f: { id: string; at: string; clearError: boolean }; done: (e?: unknown) => void }> = [];
   private readonly inflight = new Map<string, Promise<FetchState>>();
   private readonly watchers = new Map<string, { client: ImapFlow; signature: string }>();
   private readonly watchBackoff = new Map<string, number>();
@@ -633,20 +632,8 @@ export class IncomingServerService {
     await releaseLease(this.deps.db, `fetcher:${this.instance}`, this.instance).catch(() => undefined);
   }
 
-  /** Records a fetch that ended well with the others of this event-loop turn (setLastFetch). */
-  private stampFetched(f: { id: string; at: string; clearError: boolean }): Promise<void> {
-    return new Promise((resolve, reject) => {
-      this.stamps.push({ f, done: (e) => (e === undefined ? resolve() : reject(e)) });
-      if (this.stamps.length > 1) return;
-      setImmediate(() => {
-        const batch = this.stamps.splice(0);
-        setLastFetch(this.deps.db, batch.map((b) => b.f)).then(
-          () => batch.forEach((b) => b.done()),
-          (e: unknown) => batch.forEach((b) => b.done(e)),
-        );
-      });
-    });
-  }
+  /** Records a fetch that ended well with the others of this event-loop turn: one commit (setLastFetch). */
+  private readonly stampFetched = perTurn<{ id: string; at: string; clearError: boolean }>((fetches) => setLastFetch(this.deps.db, fetches));
 
   /** This instance fetches mail: the lease `fetcher:<instance>`, renewed every tick, counts it in the mailboxes' share-out. */
   private sayPresent(): Promise<boolean> {

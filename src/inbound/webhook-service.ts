@@ -23,6 +23,7 @@ import {
   type WebhookRecord,
 } from '../storage/webhook-store.ts';
 import { backoffMs } from '../outbox/retry-policy.ts';
+import { perTurn } from '../storage/per-turn.ts';
 import type { InboundMessageService } from './inbound-message-service.ts';
 import type { BounceService } from '../bounces/bounce-service.ts';
 
@@ -281,26 +282,8 @@ export class WebhookService {
    */
   private async drain(): Promise<void> {
     let inflight = 0;
-    let finished: Array<{ d: { id: string; attempts: number; redeliveredAfter: number }; o: DeliveryOutcome; log: () => void }> = [];
-    let writes = Promise.resolve();
-    let writeScheduled = false;
-    const record = (r: (typeof finished)[number]) => {
-      finished.push(r);
-      if (writeScheduled) return;
-      writeScheduled = true;
-      setImmediate(() => {
-        writeScheduled = false;
-        const batch = finished;
-        finished = [];
-        writes = writes
-          .then(() => recordDeliveryOutcomes(this.deps.db, batch, this.now()))
-          .then(
-            () => batch.forEach(({ log }) => log()),
-            // The claims run out and the deliveries are sent again: at least once, never lost.
-            (e: unknown) => this.deps.logger.error({ err: e, event: 'webhook.record_failed', count: batch.length }, 'could not record webhook outcomes; they are sent again when their claims run out'),
-          );
-      });
-    };
+    /** Outcome writes not yet committed: the drain ends after them. */
+    const writes = new Set<Promise<void>>();
     try {
       for (;;) {
         this.woken = false;
@@ -312,7 +295,9 @@ export class WebhookService {
             .catch((e: unknown) => this.unsendable(d, e))
             .then((r) => {
               inflight--;
-              record({ d, ...r });
+              const w = this.recordOutcome({ d, ...r });
+              writes.add(w);
+              void w.then(() => writes.delete(w));
               this.wakeDrain?.();
             });
         }
@@ -325,10 +310,20 @@ export class WebhookService {
     } finally {
       while (inflight > 0) await new Promise<void>((resolve) => (this.wakeDrain = resolve));
       this.wakeDrain = undefined;
-      await new Promise<void>((resolve) => setImmediate(resolve));
-      await writes;
+      await Promise.all([...writes]);
     }
   }
+
+  /** Outcomes finished in one event-loop turn: one commit, then their log lines. */
+  private readonly recordOutcome = perTurn<{ d: { id: string; attempts: number; redeliveredAfter: number }; o: DeliveryOutcome; log: () => void }>(async (batch) => {
+    try {
+      await recordDeliveryOutcomes(this.deps.db, batch, this.now());
+      for (const { log } of batch) log();
+    } catch (e) {
+      // The claims run out and the deliveries are sent again: at least once, never lost.
+      this.deps.logger.error({ err: e, event: 'webhook.record_failed', count: batch.length }, 'could not record webhook outcomes; they are sent again when their claims run out');
+    }
+  });
 
   /**
    * The body of a delivery: message.received carries the incoming message; an event about a report

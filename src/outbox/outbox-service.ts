@@ -7,6 +7,7 @@ import { parseMessage } from '../inbound/parse-message.ts';
 import { type Choice, chooseOwnedServer, type Ownership } from '../servers/choose-server.ts';
 import { pageLimit, parseInput, queryText } from '../errors/parse-input.ts';
 import type { Db } from '../storage/database.ts';
+import { perTurn } from '../storage/per-turn.ts';
 import { listMailServers, mailServerNames, mailServersVersion, type MailServerRecord, type StoredError } from '../storage/mail-server-store.ts';
 import {
   cancelMessage,
@@ -192,8 +193,6 @@ function senderFix(from: string, keyLimited: boolean): string {
 const display = (m: Mailbox) => (m.name ? `${m.name} <${m.address}>` : m.address);
 
 export class OutboxService {
-  private pending: Array<{ row: NewOutboxMessage; resolve: () => void; reject: (e: unknown) => void }> = [];
-  private flushScheduled = false;
   private serverList: Promise<MailServerRecord[]> | undefined;
   private serverCache: { version: string; at: number; list: Promise<MailServerRecord[]> } | undefined;
 
@@ -432,21 +431,7 @@ export class OutboxService {
   }
 
   /** Waits for the group commit of everything accepted in this event-loop turn. */
-  private insertGrouped(row: NewOutboxMessage): Promise<void> {
-    return new Promise((resolve, reject) => {
-      this.pending.push({ row, resolve, reject });
-      if (this.flushScheduled) return;
-      this.flushScheduled = true;
-      setImmediate(() => {
-        this.flushScheduled = false;
-        const batch = this.pending.splice(0);
-        insertOutboxMessages(this.deps.db, batch.map((b) => b.row), this.now()).then(
-          () => batch.forEach((b) => b.resolve()),
-          (e: unknown) => batch.forEach((b) => b.reject(e)),
-        );
-      });
-    });
-  }
+  private readonly insertGrouped = perTurn<NewOutboxMessage>((rows) => insertOutboxMessages(this.deps.db, rows, this.now()));
 
   private viewOfNew(r: NewOutboxMessage, serverName: string, now: Date): MessageView {
     const ts = now.toISOString();

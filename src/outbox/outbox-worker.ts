@@ -30,6 +30,7 @@ import {
   renewLeases,
   serversWithDue,
 } from '../storage/outbox-store.ts';
+import { perTurn } from '../storage/per-turn.ts';
 import { LIMIT_LABELS } from '../servers/send-limits.ts';
 import { pace } from './pacing.ts';
 import { decide, type Failure } from './retry-policy.ts';
@@ -128,7 +129,6 @@ export class OutboxWorker {
   private readonly pacedUntil = new Map<string, number>();
   /** Where the next turn over the paced mailboxes starts. */
   private rotation = 0;
-  private sentQueue: Array<{ id: string; smtpResponse: string; done: (ok: boolean) => void; fail: (e: unknown) => void }> = [];
 
   /** SMTP_MAX_OPEN_CONNECTIONS: SMTP connections open at once in this instance, over all mailboxes. */
   private readonly instanceGate: ConnectionGate;
@@ -339,19 +339,7 @@ export class OutboxWorker {
   }
 
   /** Deliveries finished in the same event-loop turn are recorded in one transaction. */
-  private recordSent(id: string, smtpResponse: string): Promise<boolean> {
-    return new Promise((done, fail) => {
-      this.sentQueue.push({ id, smtpResponse, done, fail });
-      if (this.sentQueue.length > 1) return;
-      setImmediate(() => {
-        const batch = this.sentQueue.splice(0);
-        markSentMany(this.deps.db, this.id, batch, this.now()).then(
-          (ok) => batch.forEach((b, i) => b.done(ok[i]!)),
-          (e: unknown) => batch.forEach((b) => b.fail(e)),
-        );
-      });
-    });
-  }
+  private readonly recordSent = perTurn<{ id: string; smtpResponse: string }, boolean>((sent) => markSentMany(this.deps.db, this.id, sent, this.now()));
 
   /** The server's transport: pooled SMTP connections, or Microsoft Graph over HTTPS. */
   private senderFor(server: MailServerRecord): MailSender {
@@ -428,7 +416,7 @@ export class OutboxWorker {
   private async recordSentPatiently(id: string, smtpResponse: string): Promise<boolean> {
     for (let wait = 500; ; wait *= 2) {
       try {
-        return await this.recordSent(id, smtpResponse);
+        return await this.recordSent({ id, smtpResponse });
       } catch (e) {
         if (!isDatabaseUnavailable(e) || wait > 32_000) throw e;
         await new Promise((r) => setTimeout(r, wait));
