@@ -514,7 +514,7 @@ export class IncomingServerService {
       .catch((e: unknown) => this.deps.logger.error({ event, err: e }, 'inbound background task failed'));
   }
 
-  /** Fetch Now: starts a fetch (or joins the one running) and returns at once; progress is on the server. */
+  /** Fetch Now: starts a fetch and returns at once (progress is on the server); MR_CONFLICT (409) while one is already running, which the page then follows. */
   async fetchNow(id: string): Promise<void> {
     const s = await this.record(id);
     if (this.inflight.has(id)) throw new MailroomError('MR_CONFLICT', 'A fetch is already running for this server.');
