@@ -704,8 +704,9 @@ export class IncomingServerService {
       const run = this.runs.get(s.id);
       // A failed fetch (a dropped connection, a server restart) is tried again soon, backing off.
       const retryDue = run?.error && run.finishedAt && now - Date.parse(run.finishedAt) >= Math.min(interval, 10_000 * 2 ** (run.failures - 1));
-      if ((!isMine || !s.lastFetchAt || now - Date.parse(s.lastFetchAt) >= interval || retryDue) && !this.inflight.has(s.id)) due.push(s);
-      this.background('inbound.watch_failed', () => this.ensureWatcher(s));
+      const dueNow = (!isMine || !s.lastFetchAt || now - Date.parse(s.lastFetchAt) >= interval || !!retryDue) && !this.inflight.has(s.id);
+      // A mailbox whose IDLE connection opens now is fetched over it once open, not over a session of its own.
+      if (!this.watch(s, dueNow) && dueNow) due.push(s);
     }
     // Polls in rotation: the mailbox that waited longest goes first; INBOUND_MAX_CONCURRENT_FETCHES
     // bounds how many run at once, the rest queue for a slot in this order.
@@ -811,20 +812,36 @@ export class IncomingServerService {
     });
   }
 
-  private async ensureWatcher(s: MailServerRecord): Promise<void> {
+  /**
+   * Starts opening the mailbox's IDLE connection when it should have one and has none
+   * (INBOUND_MAX_IDLE_CONNECTIONS, the backoff after a failure). True when it does: the connection
+   * fetches once it is open, so a fetch due now (`due`) goes over it instead of over a session of its
+   * own, a TLS handshake and a login fewer per mailbox at start and at each hand-over; if it does
+   * not open, the due fetch runs on its own session as before.
+   */
+  private watch(s: MailServerRecord, due: boolean): boolean {
     // Graph has no IDLE: its mailboxes get change notifications instead (keepPush).
-    if (s.transport === 'graph') return;
+    if (s.transport === 'graph') return false;
     const signature = watchSignature(s);
     const existing = this.watchers.get(s.id);
-    if (existing?.signature === signature && existing.client.usable) return;
+    if (existing?.signature === signature && existing.client.usable) return false;
     // The server was edited: its connection is replaced, though not under a fetch that may be using it.
-    if (existing?.client.usable && this.inflight.has(s.id)) return;
+    if (existing?.client.usable && this.inflight.has(s.id)) return false;
     if (existing) this.dropWatcher(s.id);
-    if ((this.watchBackoff.get(s.id) ?? 0) > Date.now() || this.opening.has(s.id)) return;
+    if ((this.watchBackoff.get(s.id) ?? 0) > Date.now() || this.opening.has(s.id)) return false;
     // INBOUND_MAX_IDLE_CONNECTIONS: beyond it a mailbox is polled at its interval instead.
-    if (this.watchers.size + this.opening.size >= this.deps.config.inboundMaxIdle) return;
+    if (this.watchers.size + this.opening.size >= this.deps.config.inboundMaxIdle) return false;
     this.watchBackoff.set(s.id, Date.now() + WATCH_RETRY_MS);
     this.opening.add(s.id);
+    this.background('inbound.watch_failed', () => this.openWatcher(s, signature, due));
+    return true;
+  }
+
+  private async openWatcher(s: MailServerRecord, signature: string, due: boolean): Promise<void> {
+    /** The fetch that was due runs on its own session when no IDLE connection takes it. */
+    const fetchInstead = () => {
+      if (due && !this.stopped) this.background('inbound.fetch_failed', () => this.record(s.id).then((fresh) => this.runFetch(fresh)));
+    };
     try {
       // The watcher's connection is quiet by design (IDLE): bounded in size, not by IMAP_TIMEOUT_SECONDS.
       const client = await connectWithToken(this.deps.tokens, s, { ...this.imapBounds(), timeoutMs: WATCH_SOCKET_TIMEOUT_MS });
@@ -836,6 +853,7 @@ export class IncomingServerService {
       if (!client.capabilities.has('IDLE')) {
         this.deps.logger.info({ event: 'inbound.no_idle', mailServerId: s.id }, 'the server does not offer IDLE: polling only');
         await client.logout().catch(() => client.close());
+        fetchInstead();
         return; // polling only
       }
       // Opened as a fetch opens it (read-write), so a fetch over this connection needs no new SELECT.
@@ -855,10 +873,13 @@ export class IncomingServerService {
       // IDLE now (imapflow's own auto-IDLE waits 15 s of quiet); it re-enters IDLE by itself later.
       void client.idle().catch(() => undefined);
       this.deps.logger.debug({ event: 'inbound.watching', mailServerId: s.id }, 'waiting for new mail with IMAP IDLE');
-      // Whatever arrived between the last fetch and this IDLE would not be signalled: fetch it now.
+      // Whatever arrived between the last fetch and this IDLE would not be signalled (and a fetch
+      // due now was left to this connection): fetch it now.
       this.background('inbound.fetch_failed', () => this.record(s.id).then((fresh) => this.runFetch(fresh)));
     } catch (e) {
       this.deps.logger.debug({ event: 'inbound.watch_failed', mailServerId: s.id, err: (e as Error).message }, 'IDLE watcher not started; polling continues');
+      // The fetch records why the mailbox cannot be reached (its error and the fix).
+      fetchInstead();
     } finally {
       this.opening.delete(s.id);
     }

@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, before, test } from 'node:test';
@@ -113,6 +114,11 @@ test(`${N} mailboxes watched: IDLE up to INBOUND_MAX_IDLE_CONNECTIONS (${IDLE_CA
     return mine.filter((i) => i.idle).length >= IDLE_CAP && mine.every((i) => i.lastFetchAt) ? mine : undefined;
   }, 60_000, 500);
   assert.equal(stats.filter((i) => i.idle).length, IDLE_CAP, 'never more IDLE connections than the cap');
+  // The first fetch of a watched mailbox goes over its IDLE connection: one IMAP login per mailbox at
+  // start (Dovecot logs each), not one for the fetch and another for IDLE.
+  const logins = new Map<string, number>();
+  for (const m of readFileSync(peers.dovecot.logFile, 'utf8').matchAll(/imap-login: (?:Info: )?Login: user=<([^>]+)>/g)) logins.set(m[1]!, (logins.get(m[1]!) ?? 0) + 1);
+  for (let k = 0; k < N; k++) assert.equal(logins.get(userOf(k)), 1, `IMAP logins of ${userOf(k)} at start`);
   const before = hooks.length;
   for (let k = 0; k < N; k += 10) {
     await Promise.all(Array.from({ length: 10 }, (_, j) => peers.dovecot.deliver(userOf(k + j), [`From: Customer <customer@sender.example>`, `To: ${userOf(k + j)}`, `Subject: Reply ${k + j}`, `Message-ID: <scale-${k + j}@sender.example>`, 'Content-Type: text/plain; charset=utf-8', '', 'Re: your quotation.', ''].join('\r\n'))));
