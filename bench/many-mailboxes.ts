@@ -237,7 +237,7 @@ runBenchmark('many mailboxes', 3600, async () => {
     if (sqlMark) printSql('(d) after the POSTs', await sqlMark(), (dDone - d1) / 1000, BURST - during);
     windows.push({ name: '(d) after the POSTs', fromUs: windows.at(-1)!.toUs, toUs: monotonicUs() });
     d = { rateDuring: during / ((d1 - d0) / 1000), rateAfter: (BURST - during) / ((dDone - d1) / 1000) };
-    console.log(`# (d) during the POSTs ${d.rateDuring.toFixed(0)} msgs/s, after ${d.rateAfter.toFixed(0)} msgs/s: ${(d.rateDuring / d.rateAfter).toFixed(2)}×`);
+    console.log(`# (d) during the POSTs ${d.rateDuring.toFixed(0)} msgs/s, after ${d.rateAfter.toFixed(0)} msgs/s: ${(d.rateDuring / d.rateAfter).toFixed(2)}×; the ${BURST} POSTs took ${((d1 - d0) / 1000).toFixed(1)} s (${(BURST / ((d1 - d0) / 1000)).toFixed(0)} accepted/s)`);
   }
   await mr.stop();
   // BENCH_CPU_PROF=dir: where each of Mailroom's threads spent (a)'s and (d)'s time.
