@@ -77,12 +77,6 @@ export interface MessageContent {
 }
 
 const CONTENT_LIMIT = 1024 * 1024;
-/**
- * A cached server list is read again after this even when nothing seems changed: a save stamped by an
- * instance whose clock is behind the newest updated_at is seen within this.
- */
-const SERVER_LIST_MAX_AGE_MS = 5000;
-
 export interface RecipientView {
   address: string;
   state: RecipientState;
@@ -194,7 +188,7 @@ const display = (m: Mailbox) => (m.name ? `${m.name} <${m.address}>` : m.address
 
 export class OutboxService {
   private serverList: Promise<MailServerRecord[]> | undefined;
-  private serverCache: { version: string; at: number; list: Promise<MailServerRecord[]> } | undefined;
+  private serverCache: { version: string; list: Promise<MailServerRecord[]> } | undefined;
 
   constructor(
     private readonly deps: { db: Db; config: OutboxConfig; now?: () => Date; onEnqueued?: () => void },
@@ -406,8 +400,8 @@ export class OutboxService {
   /**
    * The server list as of this event-loop turn: concurrent requests in one turn share it, and the next
    * turn looks again, so a change made by an admin (here or in another instance) applies to the very
-   * next request. Looking is one aggregate row (mailServersVersion); the list itself (a thousand rows
-   * at a thousand mailboxes) is read again only when that changed, or once it is 5 s old.
+   * next request. Looking is one row (mailServersVersion, moved by the database on every add, save
+   * and delete); the list itself (a thousand rows at a thousand mailboxes) is read again only when it moved.
    */
   private serversThisTurn(): Promise<MailServerRecord[]> {
     if (!this.serverList) {
@@ -420,9 +414,9 @@ export class OutboxService {
   private async currentServers(): Promise<MailServerRecord[]> {
     const version = await mailServersVersion(this.deps.db);
     const cached = this.serverCache;
-    if (cached && cached.version === version && Date.now() - cached.at < SERVER_LIST_MAX_AGE_MS) return cached.list;
+    if (cached && cached.version === version) return cached.list;
     const list = listMailServers(this.deps.db);
-    const entry = { version, at: Date.now(), list };
+    const entry = { version, list };
     this.serverCache = entry;
     list.catch(() => {
       if (this.serverCache === entry) this.serverCache = undefined;

@@ -333,16 +333,13 @@ export async function listMailServers(db: Db, direction: MailServerRecord['direc
 }
 
 /**
- * Changes whenever a server of `direction` is added, deleted or saved (its updated_at): a cached list
- * of them is still current while this reads the same. One aggregate row, not every server's.
+ * Changes whenever a server of `direction` is added, deleted or saved: a cached list of them is still
+ * current while this reads the same. One row, moved by the database's triggers (migration 0025), so
+ * two saves in one millisecond or by an instance whose clock is behind are seen too.
  */
 export async function mailServersVersion(db: Db, direction: MailServerRecord['direction'] = 'outgoing'): Promise<string> {
-  const r = await db
-    .selectFrom('mail_servers')
-    .select((eb) => [eb.fn.countAll<string | number>().as('n'), eb.fn.max('updated_at').as('at')])
-    .where('direction', '=', direction)
-    .executeTakeFirst();
-  return `${Number(r?.n ?? 0)}|${r?.at ?? ''}`;
+  const r = await db.selectFrom('mail_server_revisions').select('n').where('direction', '=', direction).executeTakeFirst();
+  return String(r?.n ?? 0);
 }
 
 export type ServerState = 'connected' | 'needs_attention' | 'not_connected' | 'disabled';

@@ -1,4 +1,4 @@
-import { type Kysely, type Migration, type MigrationProvider, Migrator } from 'kysely';
+import { type Kysely, type Migration, type MigrationProvider, Migrator, sql } from 'kysely';
 
 /**
  * Numbered, append-only. Never edit a migration that has shipped: add the next number.
@@ -566,6 +566,36 @@ const migrations = (dialect: Dialect): Record<string, Migration> => ({
       // mailServersVersion (count and newest updated_at of one direction) from the index alone, not a
       // read of every server's row on each event-loop turn that accepts mail.
       await db.schema.createIndex('mail_servers_direction_updated').on('mail_servers').columns(['direction', 'updated_at']).execute();
+    },
+  },
+  '0025_mail_server_revisions': {
+    async up(db: Kysely<any>) {
+      // A counter per direction, moved by the database itself whenever a server is added, deleted
+      // or saved (an UPDATE that sets updated_at): a cached server list is current while it reads the
+      // same. Count and newest updated_at missed two saves in one millisecond and a save by an
+      // instance whose clock is behind. Stamps (last fetch, last error) set no updated_at and move nothing.
+      await db.schema
+        .createTable('mail_server_revisions')
+        .addColumn('direction', 'text', (c) => c.primaryKey())
+        .addColumn('n', dialect === 'postgres' ? 'bigint' : 'integer', (c) => c.notNull())
+        .execute();
+      await db.insertInto('mail_server_revisions').values([{ direction: 'outgoing', n: 0 }, { direction: 'incoming', n: 0 }]).execute();
+      if (dialect === 'postgres') {
+        await sql`create function mail_servers_revise() returns trigger language plpgsql as $$
+          begin
+            if tg_op <> 'INSERT' then update mail_server_revisions set n = n + 1 where direction = old.direction; end if;
+            if tg_op = 'INSERT' or (tg_op = 'UPDATE' and new.direction is distinct from old.direction) then
+              update mail_server_revisions set n = n + 1 where direction = new.direction;
+            end if;
+            return null;
+          end $$`.execute(db);
+        await sql`create trigger mail_servers_revise after insert or delete or update of updated_at on mail_servers for each row execute function mail_servers_revise()`.execute(db);
+      } else {
+        await sql`create trigger mail_servers_revise_insert after insert on mail_servers begin update mail_server_revisions set n = n + 1 where direction = new.direction; end`.execute(db);
+        await sql`create trigger mail_servers_revise_update after update of updated_at on mail_servers begin update mail_server_revisions set n = n + 1 where direction in (old.direction, new.direction); end`.execute(db);
+        await sql`create trigger mail_servers_revise_delete after delete on mail_servers begin update mail_server_revisions set n = n + 1 where direction = old.direction; end`.execute(db);
+      }
+      await db.schema.dropIndex('mail_servers_direction_updated').execute();
     },
   },
 });

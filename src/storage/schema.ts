@@ -422,6 +422,8 @@ export interface Database {
   sessions: SessionTable;
   setup_tokens: SetupTokenTable;
   mail_servers: MailServerTable;
+  /** Moved by triggers on mail_servers (migration 0025): what a cached server list compares (mailServersVersion). */
+  mail_server_revisions: { direction: string; n: number | string };
   oauth_tokens: OAuthTokenTable;
   oauth_states: OAuthStateTable;
   connect_links: ConnectLinkTable;
