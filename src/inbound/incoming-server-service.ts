@@ -70,6 +70,12 @@ export interface FetchState {
   failures: number;
 }
 
+/**
+ * Fetches ending within this of each other record their stamps (last fetch, login ok) in one commit:
+ * at a thousand watched mailboxes a burst of new mail is a fetch per mailbox, and a commit each is
+ * an fsync on the event loop.
+ */
+const STAMP_GATHER_MS = 20;
 /** New mail signalled by IDLE is fetched this long after the last EXISTS of a burst. */
 const IDLE_FETCH_DELAY_MS = 200;
 /**
@@ -561,9 +567,10 @@ export class IncomingServerService {
         const r = server.transport === 'graph' ? await fetchNewGraph(deps, server, progress) : await fetchNew(deps, server, progress, { ...(over && { over }) });
         state.imported = r.imported;
         state.failures = 0;
+        // The messages are committed: their webhooks go now, not after the fetch's stamp.
+        if (r.imported) this.deps.onImported?.();
         await this.stampFetched({ id: server.id, at: this.now().toISOString(), clearError: /^(IMAP_|NET_|GRAPH_)/.test(server.lastError?.code ?? '') });
         if (r.imported) {
-          this.deps.onImported?.();
           this.deps.logger.info({ event: 'inbound.fetched', mailServerId: server.id, imported: r.imported, skipped: r.skipped }, 'new mail imported');
         }
       } catch (e) {
@@ -632,8 +639,8 @@ export class IncomingServerService {
     await releaseLease(this.deps.db, `fetcher:${this.instance}`, this.instance).catch(() => undefined);
   }
 
-  /** Records a fetch that ended well with the others of this event-loop turn: one commit (setLastFetch). */
-  private readonly stampFetched = perTurn<{ id: string; at: string; clearError: boolean }>((fetches) => setLastFetch(this.deps.db, fetches));
+  /** Records a fetch that ended well with the others ending within STAMP_GATHER_MS: one commit (setLastFetch). */
+  private readonly stampFetched = perTurn<{ id: string; at: string; clearError: boolean }>((fetches) => setLastFetch(this.deps.db, fetches), { gatherMs: STAMP_GATHER_MS });
 
   /** This instance fetches mail: the lease `fetcher:<instance>`, renewed every tick, counts it in the mailboxes' share-out. */
   private sayPresent(): Promise<boolean> {

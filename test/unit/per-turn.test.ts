@@ -23,3 +23,16 @@ test('a failed flush fails every caller of its batch, not the next batch', async
   fail = false;
   assert.equal(await write('c'), undefined);
 });
+
+test('gatherMs: what arrives within the window of the first item goes in its batch, across turns; later items start the next', async () => {
+  const batches: string[][] = [];
+  const stamp = perTurn<string>(async (xs) => void batches.push(xs), { gatherMs: 30 });
+  const first = stamp('a');
+  await new Promise((r) => setImmediate(r));
+  const second = stamp('b');
+  await Promise.all([first, second]);
+  assert.deepEqual(batches, [['a', 'b']], 'an item a turn later joins the batch');
+  await new Promise((r) => setTimeout(r, 40));
+  await stamp('c');
+  assert.deepEqual(batches, [['a', 'b'], ['c']]);
+});
