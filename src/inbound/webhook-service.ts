@@ -32,6 +32,8 @@ import type { BounceService } from '../bounces/bounce-service.ts';
  * at once, and the outcomes of those finished in one event-loop turn are one commit.
  */
 const DELIVERIES_AT_ONCE = 16;
+/** Claims of due deliveries are this far apart at least (see drain). */
+const CLAIM_GATHER_MS = 25;
 
 const url = z
   .string({ error: 'Enter the URL that receives the webhook, e.g. https://erp.example.com/mailroom/webhook' })
@@ -284,10 +286,16 @@ export class WebhookService {
     let inflight = 0;
     /** Outcome writes not yet committed: the drain ends after them. */
     const writes = new Set<Promise<void>>();
+    let lastClaim = 0;
     try {
       for (;;) {
         this.woken = false;
+        // At most one claim per CLAIM_GATHER_MS: a burst of imports, a kick each, is claimed in a few
+        // transactions rather than one per message; a lone message goes at once.
+        const wait = lastClaim + CLAIM_GATHER_MS - Date.now();
+        if (wait > 0 && inflight < DELIVERIES_AT_ONCE) await new Promise((r) => setTimeout(r, wait));
         const room = DELIVERIES_AT_ONCE - inflight;
+        if (room > 0) lastClaim = Date.now();
         const due = room > 0 ? await claimDueDeliveries(this.deps.db, this.now(), this.deps.config.timeoutMs * 3, room) : [];
         for (const d of due) {
           inflight++;
