@@ -864,7 +864,11 @@ export class IncomingServerService {
         return; // polling only
       }
       // Opened as a fetch opens it (read-write), so a fetch over this connection needs no new SELECT.
-      await client.mailboxOpen(s.imap!.folder);
+      // A folder that cannot be opened ends the connection: the fetch instead says why.
+      await client.mailboxOpen(s.imap!.folder).catch(async (e: unknown) => {
+        await client.logout().catch(() => client.close());
+        throw e;
+      });
       let timer: NodeJS.Timeout | undefined;
       client.on('exists', () => {
         this.deps.logger.debug({ event: 'inbound.idle_exists', mailServerId: s.id }, 'new mail signalled by IDLE');

@@ -248,6 +248,25 @@ test('SIGTERM during a FETCH the server stopped answering: the process exits wit
   }
 });
 
+test('a folder the server will not open ends the IDLE connection that tried it; the fetch on a session of its own says why', T, async () => {
+  const user = 'nofolder@hostile.test';
+  Object.assign(imap.mailbox(user), { idle: true, refuseSelect: true });
+  const id = await incoming(user, [good(1)], api, { active: true });
+  try {
+    const view = await waitFor('the fetch error', async () => {
+      const v = (await api('GET', `/api/v1/incoming-servers/${id}`)).json;
+      return v.fetch?.error ? v : undefined;
+    }, 30_000, 200);
+    assert.ok(view.fetch.error.code, JSON.stringify(view.fetch));
+    assert.equal(view.idle, false, 'not watched');
+    // The watcher's connection logged in (IDLE offered), then its SELECT was refused: it is closed,
+    // not left open until the next attempt opens another.
+    await waitFor('no connection left open for the mailbox', async () => (imap.openConnectionsOf(user) === 0 ? true : undefined), 10_000, 50);
+  } finally {
+    assert.equal((await api('DELETE', `/api/v1/incoming-servers/${id}`)).status, 204);
+  }
+});
+
 test('a Username/Password incoming server is fetched by the scheduler, without Fetch Now, and again after its interval', T, async () => {
   const other = await startMailroomProcess({ NODE_EXTRA_CA_CERTS: ca.caFile, LOG_LEVEL: 'info' }, undefined, undefined, { clocked: true });
   try {

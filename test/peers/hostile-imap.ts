@@ -31,6 +31,10 @@ export interface HostileMailbox {
   endlessEnvelopes?: boolean;
   /** A body FETCH answers forever with the same flags-only answer. */
   endlessBodyAnswers?: boolean;
+  /** IDLE is offered after login (it is never answered: nothing more is needed to watch). */
+  idle?: boolean;
+  /** SELECT and EXAMINE answer NO [NONEXISTENT], as for a folder that does not exist. */
+  refuseSelect?: boolean;
 }
 
 export interface HostileImap {
@@ -41,6 +45,8 @@ export interface HostileImap {
   bodyRequests(user: string): number[];
   /** Connections still open. */
   openConnections(): number;
+  /** Connections still open that logged in as `user`. */
+  openConnectionsOf(user: string): number;
   stop(): Promise<void>;
 }
 
@@ -70,6 +76,7 @@ export async function startHostileImap(tls: { cert: string; key: string }): Prom
   const boxes = new Map<string, HostileMailbox>();
   const requests = new Map<string, number[]>();
   const sockets = new Set<TLSSocket>();
+  const loggedIn = new Map<TLSSocket, string>();
   const mailbox = (user: string) => {
     let b = boxes.get(user);
     if (!b) boxes.set(user, (b = { messages: [] }));
@@ -78,7 +85,10 @@ export async function startHostileImap(tls: { cert: string; key: string }): Prom
 
   const server = createServer({ cert: tls.cert, key: tls.key }, (socket) => {
     sockets.add(socket);
-    socket.on('close', () => sockets.delete(socket));
+    socket.on('close', () => {
+      sockets.delete(socket);
+      loggedIn.delete(socket);
+    });
     socket.on('error', () => socket.destroy());
     let user = '';
     let buffered = '';
@@ -173,11 +183,13 @@ export async function startHostileImap(tls: { cert: string; key: string }): Prom
           const [u, p] = [...args.matchAll(/"((?:[^"\\]|\\.)*)"|(\S+)/g)].map((x) => x[1] ?? x[2]!);
           if (p !== PASSWORD) return void (await write(`${tag} NO [AUTHENTICATIONFAILED] Authentication failed.\r\n`));
           user = u!.toLowerCase();
-          return void (await write(`${tag} OK [CAPABILITY IMAP4rev1] Logged in\r\n`));
+          loggedIn.set(socket, user);
+          return void (await write(`${tag} OK [CAPABILITY IMAP4rev1${box().idle ? ' IDLE' : ''}] Logged in\r\n`));
         }
         case 'SELECT':
         case 'EXAMINE': {
           const b = box();
+          if (b.refuseSelect) return void (await write(`${tag} NO [NONEXISTENT] Unknown Mailbox: ${args.trim()}\r\n`));
           const next = b.messages.length ? Math.max(...b.messages.map((x) => x.uid)) + 1 : 1;
           return void (await write(`* ${b.messages.length} EXISTS\r\n* 0 RECENT\r\n* FLAGS (\\Seen)\r\n* OK [UIDVALIDITY 7] UIDs valid\r\n* OK [UIDNEXT ${next}] Predicted next UID\r\n${tag} OK [${cmd.toUpperCase() === 'SELECT' ? 'READ-WRITE' : 'READ-ONLY'}] done\r\n`));
         }
@@ -218,6 +230,7 @@ export async function startHostileImap(tls: { cert: string; key: string }): Prom
     mailbox,
     bodyRequests: (u) => requests.get(u.toLowerCase()) ?? [],
     openConnections: () => sockets.size,
+    openConnectionsOf: (u) => [...loggedIn.values()].filter((x) => x === u.toLowerCase()).length,
     async stop() {
       for (const s of sockets) s.destroy();
       await new Promise<void>((resolve) => server.close(() => resolve()));
