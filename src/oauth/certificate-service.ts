@@ -11,7 +11,6 @@ import {
   promotePendingCertificate,
   replaceCertificate,
   setFirstCertificate,
-  setMailServerError,
   setPendingCertificate,
   type StoredCertificate,
 } from '../storage/mail-server-store.ts';
@@ -180,21 +179,21 @@ export class CertificateService {
   async promote(serverId: string, thumbprintSha256: string): Promise<boolean> {
     const { db } = this.deps;
     const now = this.now();
-    const done = await promotePendingCertificate(db, serverId, thumbprintSha256, now);
+    const done = await promotePendingCertificate(db, serverId, thumbprintSha256, now, (current, old) =>
+      old
+        ? {
+            code: 'CERTIFICATE_ROLLED',
+            message: `The new certificate (thumbprint ${current.thumbprint}) proved itself with Microsoft and is now in use; Mailroom has dropped the old one (thumbprint ${old.thumbprint}).`,
+            fix: `Delete the old certificate in Azure portal › Microsoft Entra ID › App registrations › your app › Certificates & secrets › Certificates: the one with thumbprint ${old.thumbprint}.`,
+            at: now.toISOString(),
+          }
+        : null,
+    );
     if (!done) return false;
-    const s = await findMailServer(db, serverId);
-    const current = s?.certificate;
+    const current = done.current;
     const old = done.dropped;
-    await this.deps.audit.record('system', 'certificate.promoted', { type: 'mail_server', id: serverId }, { thumbprint: current?.thumbprint, droppedThumbprint: old?.thumbprint ?? null });
-    if (old) {
-      await setMailServerError(db, serverId, {
-        code: 'CERTIFICATE_ROLLED',
-        message: `The new certificate (thumbprint ${current?.thumbprint}) proved itself with Microsoft and is now in use; Mailroom has dropped the old one (thumbprint ${old.thumbprint}).`,
-        fix: `Delete the old certificate in Azure portal › Microsoft Entra ID › App registrations › your app › Certificates & secrets › Certificates: the one with thumbprint ${old.thumbprint}.`,
-        at: now.toISOString(),
-      });
-    }
-    this.deps.logger?.info({ event: 'certificate.promoted', mailServerId: serverId, thumbprint: current?.thumbprint, droppedThumbprint: old?.thumbprint }, 'rolled certificate proven and in use');
+    await this.deps.audit.record('system', 'certificate.promoted', { type: 'mail_server', id: serverId }, { thumbprint: current.thumbprint, droppedThumbprint: old?.thumbprint ?? null });
+    this.deps.logger?.info({ event: 'certificate.promoted', mailServerId: serverId, thumbprint: current.thumbprint, droppedThumbprint: old?.thumbprint }, 'rolled certificate proven and in use');
     return true;
   }
 }

@@ -682,17 +682,26 @@ export async function setPendingCertificate(db: Db, id: string, cert: StoredCert
  * dropped, in one conditional UPDATE of the server's row: of several instances that proved it at
  * once exactly one gets true (and tells the admin); the others find it already done.
  */
-export async function promotePendingCertificate(db: Db, id: string, thumbprintSha256: string, now: Date): Promise<{ dropped: StoredCertificate | null } | null> {
+export async function promotePendingCertificate(
+  db: Db,
+  id: string,
+  thumbprintSha256: string,
+  now: Date,
+  notice?: (current: StoredCertificate, dropped: StoredCertificate | null) => StoredError | null,
+): Promise<{ current: StoredCertificate; dropped: StoredCertificate | null } | null> {
   const row = await db.selectFrom('mail_servers').select(['certificate', 'pending_certificate']).where('id', '=', id).executeTakeFirst();
   const pending = parseCertificate(row?.pending_certificate ?? null);
   if (!row || !pending || pending.thumbprintSha256 !== thumbprintSha256) return null;
+  const dropped = parseCertificate(row.certificate);
+  // The notice (delete the old one in Azure) is written with the promotion: a reader never sees one without the other.
+  const told = notice?.(pending, dropped) ?? null;
   const r = await db
     .updateTable('mail_servers')
-    .set({ certificate: row.pending_certificate, pending_certificate: null, certificate_alert_level: null, updated_at: now.toISOString() })
+    .set({ certificate: row.pending_certificate, pending_certificate: null, certificate_alert_level: null, updated_at: now.toISOString(), ...(told && { last_error: JSON.stringify(told) }) })
     .where('id', '=', id)
     .where('pending_certificate', '=', row.pending_certificate)
     .executeTakeFirst();
-  return Number(r.numUpdatedRows) === 1 ? { dropped: parseCertificate(row.certificate) } : null;
+  return Number(r.numUpdatedRows) === 1 ? { current: pending, dropped } : null;
 }
 
 /** Claims a certificate-expiry warning level, as claimSecretAlert does for the secret. */
