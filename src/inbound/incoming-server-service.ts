@@ -847,7 +847,7 @@ export class IncomingServerService {
   private async openWatcher(s: MailServerRecord, signature: string, due: boolean): Promise<void> {
     /** The fetch that was due runs on its own session when no IDLE connection takes it. */
     const fetchInstead = () => {
-      if (due && !this.stopped) this.background('inbound.fetch_failed', () => this.record(s.id).then((fresh) => this.runFetch(fresh)));
+      if (due && !this.stopped) this.fetchLatest(s.id);
     };
     try {
       // The watcher's connection is quiet by design (IDLE): bounded in size, not by IMAP_TIMEOUT_SECONDS.
@@ -873,7 +873,7 @@ export class IncomingServerService {
       client.on('exists', () => {
         this.deps.logger.debug({ event: 'inbound.idle_exists', mailServerId: s.id }, 'new mail signalled by IDLE');
         clearTimeout(timer);
-        timer = setTimeout(() => this.background('inbound.fetch_failed', () => this.record(s.id).then((fresh) => this.runFetch(fresh))), IDLE_FETCH_DELAY_MS);
+        timer = setTimeout(() => this.fetchLatest(s.id), IDLE_FETCH_DELAY_MS);
       });
       client.on('close', () => {
         clearTimeout(timer);
@@ -886,7 +886,7 @@ export class IncomingServerService {
       this.deps.logger.debug({ event: 'inbound.watching', mailServerId: s.id }, 'waiting for new mail with IMAP IDLE');
       // Whatever arrived between the last fetch and this IDLE would not be signalled (and a fetch
       // due now was left to this connection): fetch it now.
-      this.background('inbound.fetch_failed', () => this.record(s.id).then((fresh) => this.runFetch(fresh)));
+      this.fetchLatest(s.id);
     } catch (e) {
       this.deps.logger.debug({ event: 'inbound.watch_failed', mailServerId: s.id, err: (e as Error).message }, 'IDLE watcher not started; polling continues');
       // The fetch records why the mailbox cannot be reached (its error and the fix).
@@ -894,6 +894,11 @@ export class IncomingServerService {
     } finally {
       this.opening.delete(s.id);
     }
+  }
+
+  /** Fetches the mailbox in the background, on its settings as saved now. */
+  private fetchLatest(id: string): void {
+    this.background('inbound.fetch_failed', () => this.record(id).then((fresh) => this.runFetch(fresh)));
   }
 
   private async stillMine(id: string): Promise<boolean> {
