@@ -569,7 +569,7 @@ export class IncomingServerService {
         state.failures = 0;
         // The messages are committed: their webhooks go now, not after the fetch's stamp.
         if (r.imported) this.deps.onImported?.();
-        await this.stampFetched({ id: server.id, at: this.now().toISOString(), clearError: /^(IMAP_|NET_|GRAPH_)/.test(server.lastError?.code ?? '') });
+        await this.stampFetched({ id: server.id, at: this.now().toISOString(), clearError: /^(IMAP_|NET_|GRAPH_)/.test(server.lastError?.code ?? '') ? server.lastError : null });
         if (r.imported) {
           this.deps.logger.info({ event: 'inbound.fetched', mailServerId: server.id, imported: r.imported, skipped: r.skipped }, 'new mail imported');
         }
@@ -640,7 +640,7 @@ export class IncomingServerService {
   }
 
   /** Records a fetch that ended well with the others ending within STAMP_GATHER_MS: one commit (setLastFetch). */
-  private readonly stampFetched = perTurn<{ id: string; at: string; clearError: boolean }>((fetches) => setLastFetch(this.deps.db, fetches), { gatherMs: STAMP_GATHER_MS });
+  private readonly stampFetched = perTurn<{ id: string; at: string; clearError: StoredError | null }>((fetches) => setLastFetch(this.deps.db, fetches), { gatherMs: STAMP_GATHER_MS });
 
   /** This instance fetches mail: the lease `fetcher:<instance>`, renewed every tick, counts it in the mailboxes' share-out. */
   private sayPresent(): Promise<boolean> {

@@ -6,7 +6,7 @@ import { isMailroomError, MailroomError } from '../errors/errors.ts';
 import type { Sealer } from '../secrets/sealer.ts';
 import { type AppTokenRecord, findAppToken, forgetAppToken, writeAppToken } from '../storage/app-token-store.ts';
 import type { Db } from '../storage/database.ts';
-import { findToken, type MailServerRecord, replaceToken, setMailServerError, withTokenLock } from '../storage/mail-server-store.ts';
+import { clearMailServerError, findToken, type MailServerRecord, replaceToken, setMailServerError, withTokenLock } from '../storage/mail-server-store.ts';
 import type { OAuthApp, OAuthProvider } from './oauth-provider.ts';
 import { requireOAuthProvider } from './oauth-providers.ts';
 
@@ -174,7 +174,7 @@ export class ApplicationTokens {
         const theirs = await findAppToken(db, key);
         if (this.usable(theirs)) return this.open(theirs);
       }
-      if (source.lastError) await setMailServerError(db, source.id, null);
+      await clearMailServerError(db, source.id, source.lastError);
       // The token is good whatever happens there; the next proven request tries the promotion again.
       if (fresh.provenCertificate) await this.deps.onCertificateProven?.(source, fresh.provenCertificate).catch(() => undefined);
       return { cacheKey: key, ...write, version: (current?.version ?? 0) + 1, requestedAt: now.toISOString(), accessToken: fresh.accessToken };

@@ -6,6 +6,7 @@ import type { Logger } from '../logger.ts';
 import type { Sealer } from '../secrets/sealer.ts';
 import type { Db } from '../storage/database.ts';
 import {
+  dismissMailServerNotice,
   findMailServer,
   type MailServerRecord,
   promotePendingCertificate,
@@ -161,6 +162,15 @@ export class CertificateService {
     return cert;
   }
 
+  /**
+   * "I deleted it in Azure": the notice of a promoted roll is taken down. Only that notice, and only if
+   * it is still the one stored; anything else on the server is left as it is.
+   */
+  async dismissRolled(s: MailServerRecord): Promise<boolean> {
+    if (s.lastError?.code !== 'CERTIFICATE_ROLLED') return false;
+    return dismissMailServerNotice(this.deps.db, s.id, s.lastError);
+  }
+
   /** The public certificate (current or pending) as PEM or DER, with the file name the browser saves it under. */
   download(s: MailServerRecord, which: 'current' | 'pending', format: 'pem' | 'cer'): { body: Buffer | string; contentType: string; filename: string } {
     const c = which === 'pending' ? s.pendingCertificate : s.certificate;
@@ -183,6 +193,8 @@ export class CertificateService {
       old
         ? {
             code: 'CERTIFICATE_ROLLED',
+            // About a connection that works: no success clears it, only the admin once it is done (dismissRolled).
+            severity: 'notice' as const,
             message: `The new certificate (thumbprint ${current.thumbprint}) proved itself with Microsoft and is now in use; Mailroom has dropped the old one (thumbprint ${old.thumbprint}).`,
             fix: `Delete the old certificate in Azure portal › Microsoft Entra ID › App registrations › your app › Certificates & secrets › Certificates: the one with thumbprint ${old.thumbprint}.`,
             at: now.toISOString(),

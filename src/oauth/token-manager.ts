@@ -8,6 +8,7 @@ import {
   findMailServer,
   findToken,
   type MailServerRecord,
+  clearMailServerError,
   setMailServerError,
   type StoredError,
   type TokenRecord,
@@ -328,7 +329,7 @@ export class TokenManager {
       if (tokenAction(current, this.now()) === 'use') return { token: this.open(server, current!) };
       return { error: this.reconnectError(server, current) };
     }
-    if (server.lastError?.code.startsWith('AADSTS') || server.lastError?.code.startsWith('OAUTH_')) await setMailServerError(db, server.id, null);
+    if (server.lastError?.code.startsWith('AADSTS') || server.lastError?.code.startsWith('OAUTH_')) await clearMailServerError(db, server.id, server.lastError);
     this.deps.onEvent?.({ type: 'refreshed', serverId: server.id });
     if (fresh.provenCertificate) {
       // The token is good whatever happens here; the next proven request tries the promotion again.

@@ -314,6 +314,22 @@ export async function setMailServerError(db: Db, id: string, error: StoredError 
     .execute();
 }
 
+/**
+ * A success clears the error it began with, and only that one (compare-and-set on the stored text):
+ * an error or notice written meanwhile (a newer failure, a promoted certificate's notice) stays. A
+ * notice is never cleared by a success: it is about a connection that works, and stays until replaced.
+ */
+export async function clearMailServerError(db: Db, id: string, seen: StoredError | null): Promise<void> {
+  if (!seen || seen.severity === 'notice') return;
+  await db.updateTable('mail_servers').set({ last_error: null }).where('id', '=', id).where('last_error', '=', JSON.stringify(seen)).execute();
+}
+
+/** Takes down a notice the admin has acted on, if it is still the one stored (compare-and-set). */
+export async function dismissMailServerNotice(db: Db, id: string, seen: StoredError): Promise<boolean> {
+  const r = await db.updateTable('mail_servers').set({ last_error: null }).where('id', '=', id).where('last_error', '=', JSON.stringify(seen)).executeTakeFirst();
+  return Number(r.numUpdatedRows) === 1;
+}
+
 /** The names of these servers only (the servers of a page of messages), by id. */
 export async function mailServerNames(db: Db, ids: readonly string[]): Promise<Map<string, string>> {
   const unique = [...new Set(ids)];
@@ -470,13 +486,19 @@ export async function countServersUsing(db: Db, sourceId: string, what: 'token' 
  * it recovered from is cleared. One transaction (one commit) for all of them: a thousand mailboxes
  * fetching at once write their stamps together.
  */
-export async function setLastFetch(db: Db, fetches: ReadonlyArray<{ id: string; at: string; clearError?: boolean }>): Promise<void> {
+export async function setLastFetch(db: Db, fetches: ReadonlyArray<{ id: string; at: string; clearError?: StoredError | null }>): Promise<void> {
   if (!fetches.length) return;
   await db.transaction().execute(async (trx) => {
     for (const f of fetches) {
+      // The error the fetch began with is cleared only if it is still the one stored (see clearMailServerError).
+      const seen = f.clearError && f.clearError.severity !== 'notice' ? JSON.stringify(f.clearError) : null;
       await trx
         .updateTable('mail_servers')
-        .set({ last_fetch_at: f.at, login_ok_at: f.at, ...(f.clearError && { last_error: null }) })
+        .set((eb) => ({
+          last_fetch_at: f.at,
+          login_ok_at: f.at,
+          ...(seen !== null && { last_error: eb.case().when('last_error', '=', seen).then(sql<string | null>`null`).else(eb.ref('last_error')).end() }),
+        }))
         .where('id', '=', f.id)
         .execute();
     }

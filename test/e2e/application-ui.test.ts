@@ -444,6 +444,14 @@ test('Roll certificate in the form with a burst of mail in flight: nothing lost,
   await sendTestEmail(CUSTOMER);
   const used = peers.authServer.acceptedAssertions().slice(mark);
   assert.ok(used.length > 0 && used.every((a) => a.thumbprint === next), JSON.stringify(used));
+  // The successes since did not take the notice down: the admin does, once the old one is deleted in Azure.
+  await page.reload();
+  await rolled.waitFor();
+  await rolled.getByRole('button', { name: 'I deleted it in Azure' }).click();
+  await rolled.waitFor({ state: 'detached' });
+  await page.reload();
+  await certificateFacts('Certificate in use').waitFor();
+  assert.equal(await page.locator('.connection-panel .alert').filter({ hasText: 'Delete the old certificate' }).count(), 0);
 
   // Nothing lost, nothing twice: each message once in the recipient's mailbox.
   const delivered = await waitFor('every burst message in the mailbox', async () => {

@@ -981,6 +981,7 @@ export const api = {
   generateCertificate: <S>(base: ServerBase, id: string) => request<S>('POST', `${serverPath(base, id)}/certificate`, {}),
   importCertificate: <S>(base: ServerBase, id: string, body: CertificateImport) => request<S>('POST', `${serverPath(base, id)}/certificate/import`, body),
   rollCertificate: <S>(base: ServerBase, id: string) => request<S>('POST', `${serverPath(base, id)}/certificate/roll`, {}),
+  dismissRolledCertificate: <S>(base: ServerBase, id: string) => request<S>('POST', `${serverPath(base, id)}/certificate/dismiss-rolled`, {}),
   adminConsentUrl: (base: ServerBase, id: string) => request<{ url: string }>('GET', `${serverPath(base, id)}/admin-consent-url`),
   applicationGuide: (base: ServerBase, id: string) => request<{ steps: ApplicationGuideStep[] }>('GET', `${serverPath(base, id)}/application-guide`),
   liftSuppression: (address: string) => request<void>('DELETE', `/api/v1/suppressions/${encodeURIComponent(address)}`),

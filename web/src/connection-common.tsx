@@ -169,10 +169,27 @@ export function RolesResult({ roles }: { roles: string[] | null }) {
   return <Notice>{`Application access works: the token holds ${roles.length > 0 ? roles.join(', ') : 'no roles'}.`}</Notice>;
 }
 
-/** A notice about a connection that works (never shown as the Last error). */
-export function ServerNoticeAlert({ notice, guide }: { notice: ServerNotice | null | undefined; guide: string | null }) {
+/**
+ * A notice about a connection that works (never shown as the Last error). A rolled certificate's
+ * notice stays until the admin says the old certificate is deleted in Azure.
+ */
+export function ServerNoticeAlert({ notice, guide, base, serverId, onChange }: { notice: ServerNotice | null | undefined; guide: string | null; base: ServerBase; serverId: string; onChange: () => void }) {
+  const [busy, setBusy] = useState(false);
+  const [error, setError] = useState<Problem | null>(null);
   if (!notice) return null;
   const step = guideStepOf(notice);
+  async function dismiss() {
+    setBusy(true);
+    setError(null);
+    try {
+      await api.dismissRolledCertificate(base, serverId);
+      onChange();
+    } catch (e) {
+      setError(toFailure(e));
+    } finally {
+      setBusy(false);
+    }
+  }
   return (
     <div className="alert alert-warning server-notice" role="status">
       <p className="alert-message">{notice.message}</p>
@@ -183,6 +200,14 @@ export function ServerNoticeAlert({ notice, guide }: { notice: ServerNotice | nu
         </p>
       )}
       {step !== null && guide !== null && <GuideStepLink step={step} guide={guideOf(notice) ?? guide} />}
+      {notice.code === 'CERTIFICATE_ROLLED' && (
+        <p>
+          <BusyButton busy={busy} onClick={dismiss} small>
+            I deleted it in Azure
+          </BusyButton>
+        </p>
+      )}
+      {error && <ErrorAlert problem={error} />}
     </div>
   );
 }

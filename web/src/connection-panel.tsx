@@ -182,7 +182,7 @@ export function ConnectionPanel({ server, method, oauth, dirty, onServerChange, 
       )}
       {connectError && <ErrorAlert problem={connectError} guide={guide ?? false} />}
       <RolesResult roles={roles} />
-      <ServerNoticeAlert notice={server.notice} guide={guide} />
+      <ServerNoticeAlert notice={server.notice} guide={guide} base="mail-servers" serverId={server.id} onChange={refresh} />
 
       <ConnectionStatus server={server} tokens={provider !== null} guide={guide}>
         {provider && (secret.state === 'expiring' || secret.state === 'expired') && secret.daysLeft !== null && (

@@ -137,7 +137,7 @@ export function IncomingConnectionPanel({ server, method, oauth, dirty, onServer
       )}
       {connectError && <ErrorAlert problem={connectError} guide={guide ?? false} />}
       <RolesResult roles={roles} />
-      <ServerNoticeAlert notice={server.notice} guide={guide} />
+      <ServerNoticeAlert notice={server.notice} guide={guide} base="incoming-servers" serverId={server.id} onChange={refresh} />
 
       <ConnectionStatus
         server={server}

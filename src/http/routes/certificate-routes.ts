@@ -47,6 +47,14 @@ export function certificateRoutes(app: FastifyInstance, mr: Mailroom, doc: ApiDo
     return answer(s.id);
   });
 
+  doc.add('post', `${base}/:id/certificate/dismiss-rolled`, 'The old certificate of a promoted roll is deleted in Azure: takes down the notice that asked for it', empty);
+  app.post<IdParams>(`${base}/:id/certificate/dismiss-rolled`, guard, async (req) => {
+    parseInput(empty, req.body ?? {});
+    const s = await mr.certificates.record(req.params.id, direction);
+    if (await mr.certificates.dismissRolled(s)) await audited(req, mr, 'certificate.rolled_notice_dismissed', target(s.id), { thumbprint: s.certificate?.thumbprint });
+    return answer(s.id);
+  });
+
   for (const format of ['pem', 'cer'] as const) {
     doc.add('get', `${base}/:id/certificate.${format}`, `Download certificate (${format === 'pem' ? 'PEM' : 'DER'}); ?which=pending for the rolled one`);
     app.get<IdParams>(`${base}/:id/certificate.${format}`, guard, async (req, reply) => {
