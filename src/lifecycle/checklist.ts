@@ -14,15 +14,25 @@ export interface ChecklistItem {
 /** Refusals by the mail server itself (OAuth failures show on the token step). */
 const AUTH_ERROR = /^(SMTP_|IMAP_|NET_|GRAPH_)/;
 
-/** Pure: the live checklist of one server, from its record and its (or its source's) token. */
-export function checklist(s: MailServerRecord, t: TokenRecord | undefined, now: Date): { items: ChecklistItem[]; secret: SecretExpiry } {
-  const secret = secretExpiry(s.clientSecretExpiresAt, now);
+/**
+ * Pure: the live checklist of one server, from its record and its (or its source's) token. A mailbox
+ * that signs in with a template's app registration (appSourceId: a personal mailbox) is given that
+ * template as `registration` (null: it was deleted): its credentials are the template's, and run out
+ * with them.
+ */
+export function checklist(s: MailServerRecord, t: TokenRecord | undefined, now: Date, registration?: MailServerRecord | null): { items: ChecklistItem[]; secret: SecretExpiry } {
+  const template = s.appSourceId !== null ? registration : undefined;
+  const r = template ?? s;
+  const secret = secretExpiry(r.clientSecretExpiresAt, now);
   const method = authMethodOf(s);
   if (!method.provider) return { items: loginChecklist(s, method.mechanism === 'password'), secret };
-  const byCertificate = s.clientCredential === 'certificate' && method.provider.certificates === true;
-  const hasCredentials = s.tokenSourceId !== null || s.appSourceId !== null || (s.clientId !== '' && (byCertificate ? s.certificate !== null : s.clientSecretSealed !== null));
+  const byCertificate = r.clientCredential === 'certificate' && method.provider.certificates === true;
+  const saved = r.clientId !== '' && (byCertificate ? r.certificate !== null : r.clientSecretSealed !== null);
+  // Without the template at hand (undefined) its credentials are taken as saved, as before it was asked for.
+  const hasCredentials = s.tokenSourceId !== null || (s.appSourceId !== null ? template === undefined || (template !== null && saved) : saved);
   // The credential in use is what can run out: the certificate's notAfter, or the secret's date.
-  const expired = byCertificate ? s.certificate !== null && Date.parse(s.certificate.notAfter) <= now.getTime() : secret.state === 'expired';
+  const expired = byCertificate ? r.certificate !== null && Date.parse(r.certificate.notAfter) <= now.getTime() : secret.state === 'expired';
+  const of = template ? ` of "${template.name}", whose app registration this mailbox signs in with,` : '';
   // A sign-in or token request that failed since the last good connect fails the step that fixes it
   // (guide step 4 and before: the app's credentials; 5: consent), instead of leaving it ✓ or ○.
   const failedStep = oauthFailureStep(s, t);
@@ -35,17 +45,23 @@ export function checklist(s: MailServerRecord, t: TokenRecord | undefined, now: 
       guideStep: 4,
       detail: expired
         ? byCertificate
-          ? `The certificate (thumbprint ${s.certificate!.thumbprint}) expired on ${s.certificate!.notAfter.slice(0, 10)}.`
-          : `The client secret expired on ${s.clientSecretExpiresAt}.`
+          ? `The certificate${of} (thumbprint ${r.certificate!.thumbprint}) expired on ${r.certificate!.notAfter.slice(0, 10)}.`
+          : `The client secret${of} expired on ${r.clientSecretExpiresAt}.`
         : failedStep !== null && failedStep <= 4
           ? oauthError!.message
           : s.tokenSourceId
             ? 'Uses the connection of an outgoing server.'
-            : byCertificate && s.certificate
-              ? `Certificate ${s.certificate.thumbprint}, valid until ${s.certificate.notAfter.slice(0, 10)}.`
-              : byCertificate
-                ? 'Generate or import a certificate, then upload it in Azure.'
-              : null,
+            : template === null
+              ? 'The mail server whose app registration this mailbox signed in with was deleted: enter its own Client ID and Client Secret, or connect the person again through a new connect link.'
+              : template && !saved
+                ? `"${template.name}", whose app registration this mailbox signs in with, has no ${byCertificate ? 'certificate' : 'client secret'} saved.`
+                : template
+                  ? `Signs in with the app registration of "${template.name}".`
+                  : byCertificate && s.certificate
+                    ? `Certificate ${s.certificate.thumbprint}, valid until ${s.certificate.notAfter.slice(0, 10)}.`
+                    : byCertificate
+                      ? 'Generate or import a certificate, then upload it in Azure.'
+                      : null,
     },
     {
       key: 'consent',

@@ -50,7 +50,7 @@ import { parseInput } from '../errors/parse-input.ts';
 import { z } from 'zod';
 import { checklist, type ChecklistItem } from '../lifecycle/checklist.ts';
 import { certificateExpiry, type SecretExpiry } from '../lifecycle/secret-expiry.ts';
-import { errorAndNotice, findTokens, tokenRowId, queryMailServers, queryOwners, serverState, setAlertState, setMailServerError, type ServerState } from '../storage/mail-server-store.ts';
+import { errorAndNotice, findMailServers, findTokens, tokenRowId, queryMailServers, queryOwners, serverState, setAlertState, setMailServerError, type ServerState } from '../storage/mail-server-store.ts';
 import { encodeOwnerCursor, encodeServerCursor, parseOwnerQuery, parseServerListQuery } from './server-list-query.ts';
 import type { ConnectionGates } from '../smtp/connection-gate.ts';
 import { smtpGateKey } from '../smtp/smtp-pool.ts';
@@ -250,8 +250,9 @@ export class MailServerService {
     };
   }
 
-  view(s: MailServerRecord, t: TokenRecord | undefined, sending: SendStatus | null = null): MailServerView {
-    const check = checklist(s, t, this.now());
+  /** `registrations`: the templates whose app registration these servers sign in with (appSourceId), by id. */
+  view(s: MailServerRecord, t: TokenRecord | undefined, sending: SendStatus | null = null, registrations?: Map<string, MailServerRecord>): MailServerView {
+    const check = checklist(s, t, this.now(), s.appSourceId && registrations ? (registrations.get(s.appSourceId) ?? null) : undefined);
     const provider = oauthProviderOf(s);
     const app = provider?.app(s, this.deps.config, { kind: 'secret', secret: '' });
     return {
@@ -307,17 +308,18 @@ export class MailServerService {
     const byServer = new Map(tokens.map((t) => [t.mailServerId, t]));
     const many = opts.sending === false ? undefined : await this.deps.sendStatuses?.(servers);
     const sending = opts.sending === false ? servers.map(() => null) : many ? servers.map((s) => many.get(s.id) ?? null) : await Promise.all(servers.map((s) => this.deps.sendStatus?.(s) ?? null));
-    return servers.map((s, i) => this.view(s, byServer.get(tokenRowId(s)), sending[i]));
+    const byId = new Map(servers.map((s) => [s.id, s]));
+    return servers.map((s, i) => this.view(s, byServer.get(tokenRowId(s)), sending[i], byId));
   }
 
   /** One page of the list with its filters (owner, state, q) applied in SQL, and how many match. */
   async page(query: unknown): Promise<{ items: MailServerView[]; nextCursor: string | null; total: number }> {
     const q = parseServerListQuery(query, 'outgoing');
     const { items, total, last } = await queryMailServers(this.deps.db, q);
-    const tokens = await findTokens(this.deps.db, items.map(tokenRowId));
+    const [tokens, registrations] = await Promise.all([findTokens(this.deps.db, items.map(tokenRowId)), this.registrations(items)]);
     const sending = await Promise.all(items.map((s) => this.deps.sendStatus?.(s) ?? null));
     const end = items.at(-1);
-    return { items: items.map((s, i) => this.view(s, tokens.get(tokenRowId(s)), sending[i])), nextCursor: last || !end ? null : encodeServerCursor(end), total };
+    return { items: items.map((s, i) => this.view(s, tokens.get(tokenRowId(s)), sending[i], registrations)), nextCursor: last || !end ? null : encodeServerCursor(end), total };
   }
 
   /** The owners of servers (both directions unless `direction`), with how many servers each: the Owner filter's choices. */
@@ -335,7 +337,12 @@ export class MailServerService {
 
   async get(id: string): Promise<MailServerView> {
     const s = await this.record(id);
-    return this.view(s, await findToken(this.deps.db, tokenRowId(s)), (await this.deps.sendStatus?.(s)) ?? null);
+    return this.view(s, await findToken(this.deps.db, tokenRowId(s)), (await this.deps.sendStatus?.(s)) ?? null, await this.registrations([s]));
+  }
+
+  /** The templates these servers sign in with (appSourceId), in one query: a page of personal mailboxes shares one or a few. */
+  private registrations(servers: readonly MailServerRecord[]): Promise<Map<string, MailServerRecord>> {
+    return findMailServers(this.deps.db, servers.flatMap((s) => (s.appSourceId ? [s.appSourceId] : [])));
   }
 
   async create(body: unknown): Promise<MailServerView> {

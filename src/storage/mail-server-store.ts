@@ -343,6 +343,14 @@ export async function findMailServer(db: Db, id: string): Promise<MailServerReco
   return r && toRecord(r);
 }
 
+/** These servers, by id (ids that do not exist are left out). */
+export async function findMailServers(db: Db, ids: readonly string[]): Promise<Map<string, MailServerRecord>> {
+  const unique = [...new Set(ids)];
+  if (!unique.length) return new Map();
+  const rows = await db.selectFrom('mail_servers').selectAll().where('id', 'in', unique).execute();
+  return new Map(rows.map((r) => [r.id, toRecord(r)]));
+}
+
 export async function listMailServers(db: Db, direction: MailServerRecord['direction'] = 'outgoing'): Promise<MailServerRecord[]> {
   const rows = await db.selectFrom('mail_servers').selectAll().where('direction', '=', direction).orderBy('priority').orderBy('name').execute();
   return rows.map(toRecord);

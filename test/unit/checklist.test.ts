@@ -95,3 +95,30 @@ test('a notice about a working connection is not the Last error', () => {
   const error: StoredError = { code: 'AADSTS65004', message: 'declined', at: '2026-12-07T09:30:00.000Z' };
   assert.deepEqual(errorAndNotice(error), { lastError: error, notice: null });
 });
+
+test('a personal mailbox signs in with its template\'s credentials: their expiry and absence fail its step, naming the template', () => {
+  // The personal mailbox holds no client secret of its own; the template's is what runs out.
+  const personal = server(null, { id: 'p1', name: 'Ana', username: 'ana@contoso.com', clientSecretSealed: null, clientId: '', appSourceId: 's1', owner: 'ana' });
+  const credentials = (template: MailServerRecord | null | undefined) => item(checklist(personal, token('2026-12-07T09:00:00.000Z'), NOW, template).items, 'credentials');
+
+  const fine = credentials(server(null, { clientSecretExpiresAt: '2027-06-01' }));
+  assert.equal(fine.state, 'done');
+  assert.match(fine.detail ?? '', /app registration of "Sales"/);
+
+  const expired = credentials(server(null, { clientSecretExpiresAt: '2026-12-01' }));
+  assert.equal(expired.state, 'failed');
+  assert.match(expired.detail ?? '', /client secret of "Sales".*expired on 2026-12-01/);
+  assert.equal(checklist(personal, undefined, NOW, server(null, { clientSecretExpiresAt: '2026-12-01' })).secret.state, 'expired', 'the secret shown is the template\'s');
+
+  const certificateRanOut = credentials(server(null, { clientCredential: 'certificate', clientSecretSealed: null, certificate: { thumbprint: 'AB12', notAfter: '2026-12-06T00:00:00.000Z' } as never }));
+  assert.equal(certificateRanOut.state, 'failed');
+  assert.match(certificateRanOut.detail ?? '', /certificate of "Sales".*AB12.*expired on 2026-12-06/);
+
+  const nothingSaved = credentials(server(null, { clientSecretSealed: null }));
+  assert.equal(nothingSaved.state, 'todo');
+  assert.match(nothingSaved.detail ?? '', /"Sales".*has no client secret saved/);
+
+  const deleted = credentials(null);
+  assert.equal(deleted.state, 'todo');
+  assert.match(deleted.detail ?? '', /was deleted/);
+});
