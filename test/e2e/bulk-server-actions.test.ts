@@ -205,3 +205,57 @@ test('more mailboxes match than the list shows (1,001): Select all 1001 matching
   assert.deepEqual(pageErrors, []);
   await page.context().close();
 });
+
+test('with more owners than a drop-down holds (203), the Owner filter suggests the owners matching what is typed, asking the API for them, and applies the one chosen', T, async () => {
+  for (let i = 0; i < 200; i += 50) {
+    const made = await Promise.all(
+      Array.from({ length: 50 }, (_, j) => {
+        const n = String(i + j).padStart(3, '0');
+        return api('POST', '/api/v1/mail-servers', { name: `Person ${n}`, authType: 'none', username: `person${n}@example.test`, fromFilter: `person${n}@example.test`, owner: `erp-user-${n}`, smtpHost: '127.0.0.1', smtpPort: peers.sink.port, smtpSecurity: 'none' });
+      }),
+    );
+    for (const r of made) assert.equal(r.status, 201, r.text);
+  }
+  const page = await adminPage();
+  const ownerRequests: URL[] = [];
+  page.on('request', (r) => {
+    if (r.url().includes('/api/v1/owners')) ownerRequests.push(new URL(r.url()));
+  });
+  await page.goto(`${mailroom.baseUrl}${paths.mailServers}`);
+  // A box with suggestions (an input), not the drop-down (a select) of a few owners.
+  const owner = page.getByRole('combobox', { name: 'Owner', exact: true }).and(page.locator('input[list]'));
+  await owner.waitFor();
+  // One page of owners was asked for, not every page.
+  assert.equal(ownerRequests.filter((u) => u.searchParams.has('cursor')).length, 0, ownerRequests.join(' '));
+
+  await owner.fill('erp-user-01');
+  const choices = page.locator(`datalist#${await owner.getAttribute('list')} option`);
+  const offered = await waitFor('the owners matching "erp-user-01"', async () => {
+    const values = await choices.evaluateAll((os) => os.map((o) => (o as HTMLOptionElement).value));
+    return values.includes('erp-user-019') ? values : undefined;
+  });
+  assert.deepEqual(offered, ['Shared mailboxes', ...Array.from({ length: 10 }, (_, k) => `erp-user-01${k}`)]);
+  assert.ok(ownerRequests.some((u) => u.searchParams.get('q') === 'erp-user-01' && u.searchParams.get('limit') === '20'), ownerRequests.join(' '));
+
+  await owner.fill('erp-user-017');
+  await owner.press('Enter');
+  await page.waitForURL((u) => u.searchParams.get('owner') === 'erp-user-017');
+  await waitFor('only erp-user-017\'s mailbox', async () => ((await rows(page).count()) === 1 && (await rowOf(page, 'person017@example.test').count()) === 1 ? true : undefined));
+
+  // The fixed choice is typed by its label and is the API's shared=true.
+  await owner.fill('Shared mailboxes');
+  await owner.press('Enter');
+  await page.waitForURL((u) => u.searchParams.get('owner') === 'shared');
+  await waitFor('no owned mailbox listed', async () => ((await rows(page).count()) === 0 || (await rowOf(page, 'person').count()) === 0 ? true : undefined));
+  assert.equal(await rowOf(page, 'ann1@example.test').count(), 0);
+
+  // An empty box is no filter; a linked filter shows in the box.
+  await owner.fill('');
+  await page.waitForURL((u) => !u.searchParams.has('owner'));
+  await waitFor('every owner\'s mailboxes listed again', async () => ((await rows(page).count()) > 2 ? true : undefined));
+  await page.goto(`${mailroom.baseUrl}${paths.mailServers}?owner=erp-user-005`);
+  await waitFor('the box to show the linked owner', async () => ((await owner.count()) === 1 && (await owner.inputValue()) === 'erp-user-005' ? true : undefined));
+  await waitFor('only erp-user-005\'s mailbox', async () => ((await rows(page).count()) === 1 && (await rowOf(page, 'person005@example.test').count()) === 1 ? true : undefined));
+  assert.deepEqual(pageErrors, []);
+  await page.context().close();
+});

@@ -904,8 +904,11 @@ export const api = {
     }
     return results;
   },
-  listOwners: (direction: ServerDirection, cursor?: string) =>
-    request<Page<{ owner: string; servers: number }>>('GET', `/api/v1/owners?${new URLSearchParams({ direction, limit: '200', ...(cursor && { cursor }) })}`),
+  listOwners: (direction: ServerDirection, opts: { cursor?: string; q?: string; limit?: number } = {}) =>
+    request<Page<{ owner: string; servers: number }>>(
+      'GET',
+      `/api/v1/owners?${new URLSearchParams({ direction, limit: String(opts.limit ?? 200), ...(opts.cursor && { cursor: opts.cursor }), ...(opts.q && { q: opts.q }) })}`,
+    ),
   getMailServer: (id: string) => request<MailServer>('GET', ms(id)),
   createMailServer: (input: MailServerInput) => request<MailServer>('POST', '/api/v1/mail-servers', input),
   updateMailServer: (id: string, patch: Partial<MailServerInput>) => request<MailServer>('PATCH', ms(id), patch),

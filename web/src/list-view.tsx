@@ -35,6 +35,12 @@ export interface ListFilter {
   /** Label of a value in the URL that no option has (e.g. a deleted server). */
   unknownLabel?: string;
   wide?: boolean;
+  /**
+   * Too many values to list (a thousand owners): the filter is a box that suggests the values matching
+   * what is typed, asked of the API, instead of a drop-down of all of them. `options` are then the few
+   * fixed choices offered beside the suggestions (e.g. "Shared mailboxes").
+   */
+  suggest?: (text: string) => Promise<{ value: string; label: string }[]>;
 }
 
 /** The list's filters as read from the URL, and how to change them. */
@@ -462,6 +468,7 @@ function FilterBar(props: {
       )}
       {props.filters.map((f) => {
         const value = query.values[f.name] ?? '';
+        if (f.suggest) return <SuggestFilter key={f.name} filter={f} id={`${idBase}-${f.name.replace(/\W+/g, '-').toLowerCase()}`} value={value} onChange={(v) => query.set({ [f.name]: v })} />;
         const unknown = value !== '' && !f.options.some((o) => o.value === value);
         const id = `${idBase}-${f.name.replace(/\W+/g, '-').toLowerCase()}`;
         return (
@@ -483,6 +490,75 @@ function FilterBar(props: {
         {props.status}
       </div>
     </form>
+  );
+}
+
+/**
+ * A filter with too many values for a drop-down: a text box whose suggestions (a datalist) are the
+ * values matching what is typed, asked of the API after a short pause. Picking a suggestion, Enter or
+ * leaving the box applies what it holds; an empty box is no filter. A fixed choice is shown and typed
+ * by its label ("Shared mailboxes"), any other value as itself.
+ */
+function SuggestFilter({ filter, id, value, onChange }: { filter: ListFilter; id: string; value: string; onChange: (value: string) => void }) {
+  const labelOf = (v: string) => filter.options.find((o) => o.value === v)?.label ?? v;
+  const [text, setText] = useState(labelOf(value));
+  const [suggestions, setSuggestions] = useState<{ value: string; label: string }[]>([]);
+
+  // The URL changed underneath (Clear filters, back button): the box follows.
+  useEffect(() => setText(labelOf(value)), [value]);
+
+  useEffect(() => {
+    let cancelled = false;
+    const t = window.setTimeout(() => {
+      filter.suggest!(text.trim()).then(
+        (found) => !cancelled && setSuggestions(found),
+        () => undefined,
+      );
+    }, SEARCH_DELAY_MS);
+    return () => {
+      cancelled = true;
+      window.clearTimeout(t);
+    };
+  }, [text]);
+
+  const valueOf = (typed: string) => filter.options.find((o) => o.label === typed.trim())?.value ?? typed.trim();
+  const apply = (typed: string) => {
+    const v = valueOf(typed);
+    if (v !== value) onChange(v);
+  };
+  const choices = [...filter.options, ...suggestions.filter((s) => !filter.options.some((o) => o.value === s.value))];
+  return (
+    <div className={filter.wide ? 'filter filter-medium' : 'filter'}>
+      <label htmlFor={id}>{filter.label}</label>
+      <input
+        id={id}
+        type="search"
+        list={`${id}-choices`}
+        placeholder={filter.allLabel ?? 'All'}
+        autoComplete="off"
+        spellCheck={false}
+        value={text}
+        onChange={(e) => {
+          setText(e.target.value);
+          // A suggestion picked from the list (not typed: "ann" may be on its way to "anna") or an emptied box applies at once.
+          const typed = (e.nativeEvent as InputEvent).inputType?.startsWith('insert') && (e.nativeEvent as InputEvent).inputType !== 'insertReplacementText';
+          if (e.target.value === '' || (!typed && choices.some((c) => (filter.options.includes(c) ? c.label : c.value) === e.target.value))) apply(e.target.value);
+        }}
+        onKeyDown={(e) => {
+          if (e.key !== 'Enter') return;
+          e.preventDefault();
+          apply(text);
+        }}
+        onBlur={() => apply(text)}
+      />
+      <datalist id={`${id}-choices`}>
+        {choices.map((c) => (
+          <option key={c.value} value={filter.options.includes(c) ? c.label : c.value}>
+            {filter.options.includes(c) ? undefined : c.label}
+          </option>
+        ))}
+      </datalist>
+    </div>
   );
 }
 

@@ -25,16 +25,16 @@ export function ownerColumn<T extends { owner?: string | null }>(): Column<T> {
   };
 }
 
-/** Owners of this direction's servers, from the API (every page: the filter offers them all). */
-async function loadOwners(direction: ServerDirection): Promise<{ owner: string; servers: number }[]> {
-  const owners: { owner: string; servers: number }[] = [];
-  let cursor: string | undefined;
-  do {
-    const page = await api.listOwners(direction, cursor);
-    owners.push(...page.items);
-    cursor = page.nextCursor ?? undefined;
-  } while (cursor);
-  return owners;
+/** A drop-down offers every owner up to this many; beyond, the filter suggests the owners matching what is typed. */
+const OWNER_CHOICES = 200;
+const SUGGESTIONS = 20;
+
+const ownerChoice = (o: { owner: string; servers: number }) => ({ value: o.owner, label: `${o.owner} (${o.servers})` });
+
+/** Owners of this direction's servers, from the API: all of them when they fit a drop-down, else null (suggested as typed). */
+async function loadOwners(direction: ServerDirection): Promise<{ owner: string; servers: number }[] | null> {
+  const page = await api.listOwners(direction, { limit: OWNER_CHOICES });
+  return page.nextCursor ? null : page.items;
 }
 
 const BULK_LABEL = { test: 'Test Connection', disconnect: 'Disconnect' } as const;
@@ -74,7 +74,8 @@ export function ServerListPage<T extends ListedServer>(props: {
     [query.values.owner, query.values.state, query.values.q],
   );
   const [page, setPage] = useState<ServerPage<T> | null>(null);
-  const [owners, setOwners] = useState<{ owner: string; servers: number }[]>([]);
+  // null: more owners than a drop-down holds.
+  const [owners, setOwners] = useState<{ owner: string; servers: number }[] | null>([]);
   const [error, setError] = useState<ApiError | null>(null);
   const [loading, setLoading] = useState(true);
   const [version, setVersion] = useState(0);
@@ -177,7 +178,8 @@ export function ServerListPage<T extends ListedServer>(props: {
         {
           name: 'owner',
           label: 'Owner',
-          options: [{ value: 'shared', label: 'Shared mailboxes' }, ...owners.map((o) => ({ value: o.owner, label: `${o.owner} (${o.servers})` }))],
+          options: [{ value: 'shared', label: 'Shared mailboxes' }, ...(owners ?? []).map(ownerChoice)],
+          ...(owners === null && { suggest: async (text: string) => (await api.listOwners(direction, { q: text, limit: SUGGESTIONS })).items.map(ownerChoice) }),
         },
       ]}
       noun={['server', 'servers']}
