@@ -117,6 +117,11 @@ export class OutboxWorker {
   private inflightBytes = 0;
   private loopDone: Promise<void> | undefined;
   private wake: (() => void) | undefined;
+  private kicked = false;
+  /** The last claim left messages out for want of bytes in flight (OUTBOX_INFLIGHT_MB). */
+  private bytesShort = false;
+  /** Each mailbox's lane cap as of its last claim: a delivery that frees a full lane wakes the loop. */
+  private readonly capOf = new Map<string, number>();
   private readonly pools = new Map<string, { sender: MailSender; signature: string }>();
   private lastRelease = 0;
   /** Loop errors in a row (the database down): the idle wait grows to 10 s, and resets on success. */
@@ -173,6 +178,8 @@ export class OutboxWorker {
 
   /** New work is waiting: skip the idle wait. */
   kick(): void {
+    // Kept until the loop looks again: a kick during a claim that found nothing is not lost to the idle wait.
+    this.kicked = true;
     this.wake?.();
   }
 
@@ -190,6 +197,7 @@ export class OutboxWorker {
   private async loop(): Promise<void> {
     while (this.running) {
       let claimed = 0;
+      this.kicked = false;
       try {
         if (Date.now() - this.lastRelease > RELEASE_EVERY_MS) {
           this.lastRelease = Date.now();
@@ -227,6 +235,9 @@ export class OutboxWorker {
             batch.push(...(await claimDue(this.deps.db, this.deps.dialect, this.id, this.now(), this.deps.config.leaseMs, capacity - batch.length, which, Math.min(this.share, 2 * this.deps.config.poolSize), bytes)));
           }
           claimed = batch.length;
+          this.bytesShort = bytes.short;
+          const lanes = new Set(batch.map((m) => m.mailServerId));
+          for (const s of servers) if (lanes.has(s.id)) this.capOf.set(s.id, this.laneCap(s));
           if (this.failures) this.deps.logger.info({ event: 'outbox.resumed', after: this.failures }, 'outbox worker resumed');
           this.failures = 0;
           for (const m of batch) {
@@ -242,7 +253,13 @@ export class OutboxWorker {
               const left = (this.inflightBy.get(key) ?? 1) - 1;
               if (left > 0) this.inflightBy.set(key, left);
               else this.inflightBy.delete(key);
-              this.kick();
+              // Look again only when this delivery lets a claim take something it could not before:
+              // the worker is empty, its free slots just reached a batch, the mailbox's full lane has
+              // room again, or bytes were short. Otherwise a claim per delivery finds nothing (or one
+              // message) and costs a transaction.
+              const cap = this.capOf.get(key);
+              if (this.inflight === 0 || this.deps.config.concurrency - this.inflight === minBatch || cap === undefined || left === cap - 1 || this.bytesShort) this.kick();
+              if (left === 0) this.capOf.delete(key);
             });
           }
         }
@@ -250,7 +267,7 @@ export class OutboxWorker {
         // Log the first failure of a run, then back off quietly until the database answers again.
         if (this.failures++ === 0) this.deps.logger.error({ err: e, event: 'outbox.loop_error' }, 'outbox worker error; retrying with backoff');
       }
-      if (this.running && (claimed === 0 || this.inflight >= this.deps.config.concurrency)) {
+      if (this.running && !this.kicked && (claimed === 0 || this.inflight >= this.deps.config.concurrency)) {
         await new Promise<void>((resolve) => {
           const idle = this.deps.config.pollMs ?? IDLE_POLL_MS;
           const t = setTimeout(resolve, this.failures ? Math.min(10_000, idle * 2 ** Math.min(this.failures, 5)) : idle);

@@ -317,6 +317,9 @@ const isDue = (ts: string) => (eb: ExpressionBuilder<Database, 'outbox_messages'
  * nothing else is in flight (`alone`).
  */
 export class ByteBudget {
+  /** A message was left out for want of bytes: the worker claims again when bytes in flight are freed. */
+  short = false;
+
   constructor(
     private left: number,
     private alone: boolean,
@@ -329,7 +332,10 @@ export class ByteBudget {
     for (const size of sizes) {
       if (size <= left) left -= size;
       else if (alone) left = 0;
-      else break;
+      else {
+        this.short = true;
+        break;
+      }
       alone = false;
       n++;
     }
