@@ -150,6 +150,13 @@ export interface OutboxConfig {
   readonly workerEnabled: boolean;
   /** OUTBOX_THREAD (on): `serve` runs the delivery worker on a thread of its own, beside the API's event loop. */
   readonly thread: boolean;
+  /**
+   * Postfix's in_flow_delay: while a mailbox has more than OUTBOX_IN_FLOW_BACKLOG (200) messages due and
+   * not yet being sent, a new one for it waits up to OUTBOX_IN_FLOW_DELAY_SECONDS (1; 0: never) before it
+   * is accepted, so accepting does not starve delivering. Only where this process delivers (OUTBOX_WORKER).
+   */
+  readonly inFlowBacklog: number;
+  readonly inFlowDelayMs: number;
   /** SMTP_MAX_OPEN_CONNECTIONS (500): outgoing SMTP connections open at once in this instance, over all mailboxes. */
   readonly maxOpenConnections: number;
   /** SMTP_IDLE_CLOSE_SECONDS (30): an outgoing SMTP connection with nothing to send is closed after this. */
@@ -289,6 +296,8 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     thread: (get('OUTBOX_THREAD') ?? 'on') !== 'off',
     maxOpenConnections: Math.floor(num('SMTP_MAX_OPEN_CONNECTIONS', 500, 1, 100_000)),
     idleCloseMs: num('SMTP_IDLE_CLOSE_SECONDS', 30, 0.1, 3600) * 1000,
+    inFlowBacklog: Math.floor(num('OUTBOX_IN_FLOW_BACKLOG', 200, 1, 1_000_000)),
+    inFlowDelayMs: num('OUTBOX_IN_FLOW_DELAY_SECONDS', 1, 0, 60) * 1000,
   });
 
   const webhooks = Object.freeze({

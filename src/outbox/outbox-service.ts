@@ -11,6 +11,7 @@ import { perTurn } from '../storage/per-turn.ts';
 import { listMailServers, mailServerNames, mailServersVersion, type MailServerRecord, type StoredError } from '../storage/mail-server-store.ts';
 import {
   cancelMessage,
+  dueCounts,
   findByIdempotencyKey,
   findOutboxContent,
   findOutboxMessage,
@@ -24,6 +25,7 @@ import {
   type ReceivedVia,
   requeueMessage,
 } from '../storage/outbox-store.ts';
+import { InFlow } from './in-flow.ts';
 import { type Mailbox, unprocessable, validateMessage } from './message-input.ts';
 import { LIMIT_LABELS } from '../servers/send-limits.ts';
 import { chooseForSubmitted } from '../submission/submitted-message.ts';
@@ -192,7 +194,14 @@ export class OutboxService {
 
   constructor(
     private readonly deps: { db: Db; config: OutboxConfig; now?: () => Date; onEnqueued?: () => void },
-  ) {}
+  ) {
+    // Only where this process delivers: an instance that only accepts (OUTBOX_WORKER=off) holds nothing back.
+    const { workerEnabled, inFlowBacklog, inFlowDelayMs } = deps.config;
+    this.inFlow = new InFlow({ count: (ids) => dueCounts(deps.db, ids, this.now()), backlog: inFlowBacklog, delayMs: workerEnabled ? inFlowDelayMs : 0 });
+  }
+
+  /** Postfix's in_flow_delay: a message for a mailbox whose backlog is over the mark waits a little (see InFlow). */
+  readonly inFlow: InFlow;
 
   private now(): Date {
     return this.deps.now?.() ?? new Date();
@@ -240,6 +249,7 @@ export class OutboxService {
     }
     const server = choice.server;
     checkRecipients(server, msg.to.length + msg.cc.length + msg.bcc.length);
+    await this.inFlow.admit(server.id);
     const warnings = await this.checkSuppressed(server, [...msg.to, ...msg.cc, ...msg.bcc].map((m) => m.address), 'to');
     const from = msg.from ?? { name: '', address: server.username };
     const domain = from.address.slice(from.address.lastIndexOf('@') + 1);
@@ -365,6 +375,7 @@ export class OutboxService {
     const server = await chooseForSubmitted(s.raw, parsed.problem, s.envelope.from, (from) => this.chooseFor(from, limits, { owner: s.owner ?? null }));
     // The envelope is who receives it, whatever the headers say.
     checkRecipients(server, s.envelope.to.length);
+    await this.inFlow.admit(server.id);
     const warnings = await this.checkSuppressed(server, s.envelope.to, 'to');
     const addressOf = (display: string) => (/<([^<>]*)>\s*$/.exec(display)?.[1] ?? display).toLowerCase();
     const inHeaders = new Set([...parsed.to, ...parsed.cc].map(addressOf));

@@ -310,6 +310,20 @@ const isDue = (ts: string) => (eb: ExpressionBuilder<Database, 'outbox_messages'
     eb.and([eb('state', '=', 'sending'), eb('lease_until', '<', ts)]),
   ]);
 
+/** Per mailbox, its messages due and not being sent (the in-flow backlog; the index on mail_server_id, state serves it). */
+export async function dueCounts(db: Db, serverIds: readonly string[], now: Date): Promise<Map<string, number>> {
+  if (!serverIds.length) return new Map();
+  const rows = await db
+    .selectFrom('outbox_messages')
+    .select((eb) => ['mail_server_id', eb.fn.countAll<number | string>().as('n')])
+    .where('mail_server_id', 'in', [...serverIds])
+    .where('state', '=', 'queued')
+    .where('next_attempt_at', '<=', now.toISOString())
+    .groupBy('mail_server_id')
+    .execute();
+  return new Map(rows.map((r) => [r.mail_server_id!, Number(r.n)]));
+}
+
 /**
  * Stored bytes a claim may still take (OUTBOX_INFLIGHT_MB less what is in flight): messages are taken
  * in order while they fit, and the first one that does not ends the claim, so a large message waits

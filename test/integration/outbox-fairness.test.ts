@@ -109,7 +109,8 @@ test('a paced mailbox with 100 queued for a slow remote end does not delay 20 ot
 });
 
 test('round robin without limits: one mailbox with 300 queued does not go before another mailbox\'s one message', T, async () => {
-  await withMailroom({ OUTBOX_CONCURRENCY: '4' }, async (t, api) => {
+  // The 300 are queued while the worker is stopped: nothing would lower the backlog the in-flow delay waits on.
+  await withMailroom({ OUTBOX_CONCURRENCY: '4', OUTBOX_IN_FLOW_DELAY_SECONDS: '0' }, async (t, api) => {
     const bulk = 'bulk@example.test';
     const single = 'single@example.test';
     await addServer(api, bulk, { messagesPerMinute: null, recipientsPerDay: null, maxConnections: null });
@@ -162,5 +163,33 @@ test('OUTBOX_INFLIGHT_MB bounds the bytes in flight over all mailboxes, paced or
     for (let i = 0; i < 100 && (state = (await t.mr.outbox.get(huge.message.id)).state) !== 'sent'; i++) await new Promise((r) => setTimeout(r, 50));
     assert.equal(state, 'sent');
     assert.equal(hugeBeside, 0, 'the message larger than OUTBOX_INFLIGHT_MB was sent beside others');
+  });
+});
+
+test('accepting does not outrun delivering: past its backlog a mailbox\'s new messages wait a little (never refused), another mailbox\'s do not', T, async () => {
+  await withMailroom({ OUTBOX_IN_FLOW_BACKLOG: '5', OUTBOX_IN_FLOW_DELAY_SECONDS: '0.6' }, async (t, api) => {
+    // One a minute: its queue stays due and unclaimed, as a mailbox that cannot keep up.
+    const flood = 'flood@example.test';
+    const calm = 'calm@example.test';
+    await addServer(api, flood, { messagesPerMinute: 1 });
+    await addServer(api, calm);
+    t.mr.worker.start();
+    const post = async (from: string, i: number) => {
+      const t0 = Date.now();
+      const r = await api.request('POST', '/api/v1/messages', { from, to: ['fast@remote.example'], subject: `In flow ${i}`, text: 'x' });
+      assert.equal(r.status, 202, r.body);
+      return Date.now() - t0;
+    };
+    const times: number[] = [];
+    for (let i = 0; i < 5; i++) times.push(await post(flood, i));
+    assert.ok(times.every((ms) => ms < 400), `under the backlog: ${times.join(', ')} ms`);
+    // Past it: each new one waits for room or the delay, then is accepted.
+    await post(flood, 5);
+    const [late, beside] = await Promise.all([post(flood, 6), new Promise((r) => setTimeout(r, 100)).then(() => post(calm, 0))]);
+    assert.ok(late >= 550, `past the backlog the message was accepted after ${late} ms`);
+    assert.ok(beside < 400, `the other mailbox's message waited ${beside} ms`);
+    assert.ok((await post(flood, 7)) >= 550);
+    const rows = await t.mr.database.db.selectFrom('outbox_messages').select(['subject']).where('subject', 'like', 'In flow %').execute();
+    assert.equal(rows.length, 9, 'every message accepted');
   });
 });
