@@ -151,9 +151,10 @@ export interface OutboxConfig {
   /** OUTBOX_THREAD (on): `serve` runs the delivery worker on a thread of its own, beside the API's event loop. */
   readonly thread: boolean;
   /**
-   * Postfix's in_flow_delay: while a mailbox has more than OUTBOX_IN_FLOW_BACKLOG (200) messages due and
-   * not yet being sent, a new one for it waits up to OUTBOX_IN_FLOW_DELAY_SECONDS (1; 0: never) before it
-   * is accepted, so accepting does not starve delivering. Only where this process delivers (OUTBOX_WORKER).
+   * Postfix's in_flow_delay: while a mailbox (one without a messages-per-minute limit) has more than
+   * OUTBOX_IN_FLOW_BACKLOG (200) messages due and not yet being sent, a new one for it waits up to
+   * OUTBOX_IN_FLOW_DELAY_SECONDS (1; 0: never) before it is accepted, so accepting does not starve
+   * delivering. Only where this process delivers (OUTBOX_WORKER).
    */
   readonly inFlowBacklog: number;
   readonly inFlowDelayMs: number;

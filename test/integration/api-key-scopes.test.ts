@@ -34,6 +34,7 @@ const ROUTES: Record<string, readonly Scope[] | 'anyone' | 'session'> = {
   'POST /api/v1/mail-servers/{id}/certificate': ['admin'],
   'POST /api/v1/mail-servers/{id}/certificate/import': ['admin'],
   'POST /api/v1/mail-servers/{id}/certificate/roll': ['admin'],
+  'POST /api/v1/mail-servers/{id}/certificate/dismiss-rolled': ['admin'],
   'GET /api/v1/mail-servers/{id}/certificate.pem': ['admin'],
   'GET /api/v1/mail-servers/{id}/certificate.cer': ['admin'],
   'POST /api/v1/mail-servers/bulk': ['admin'],
@@ -70,6 +71,7 @@ const ROUTES: Record<string, readonly Scope[] | 'anyone' | 'session'> = {
   'POST /api/v1/incoming-servers/{id}/certificate': ['admin'],
   'POST /api/v1/incoming-servers/{id}/certificate/import': ['admin'],
   'POST /api/v1/incoming-servers/{id}/certificate/roll': ['admin'],
+  'POST /api/v1/incoming-servers/{id}/certificate/dismiss-rolled': ['admin'],
   'GET /api/v1/incoming-servers/{id}/certificate.pem': ['admin'],
   'GET /api/v1/incoming-servers/{id}/certificate.cer': ['admin'],
 

@@ -25,6 +25,8 @@ before(async () => {
   sink = await startSmtpSink({
     deliver: async (rcpt, raw) => {
       if (rcpt.startsWith('slow@')) await new Promise((r) => setTimeout(r, SLOW_MS));
+      // Nothing is acknowledged for 5 s: a backlog that does not drain while a test looks.
+      if (rcpt.startsWith('stuck@')) await new Promise((r) => setTimeout(r, 5000));
       if (rcpt.startsWith('big@')) {
         // Messages being accepted at once, each held a moment: the sender's in-flight bytes show.
         sinking++;
@@ -168,28 +170,35 @@ test('OUTBOX_INFLIGHT_MB bounds the bytes in flight over all mailboxes, paced or
 
 test('accepting does not outrun delivering: past its backlog a mailbox\'s new messages wait a little (never refused), another mailbox\'s do not', T, async () => {
   await withMailroom({ OUTBOX_IN_FLOW_BACKLOG: '5', OUTBOX_IN_FLOW_DELAY_SECONDS: '0.6' }, async (t, api) => {
-    // One a minute: its queue stays due and unclaimed, as a mailbox that cannot keep up.
+    // One connection to a remote end that acknowledges nothing for 5 s: two messages in flight, the
+    // rest due and unclaimed, a mailbox whose delivery cannot keep up.
     const flood = 'flood@example.test';
     const calm = 'calm@example.test';
-    await addServer(api, flood, { messagesPerMinute: 1 });
+    const paced = 'paced@example.test';
+    await addServer(api, flood, { maxConnections: 1, messagesPerMinute: null, recipientsPerDay: null });
     await addServer(api, calm);
+    await addServer(api, paced, { messagesPerMinute: 1 });
     t.mr.worker.start();
     const post = async (from: string, i: number) => {
       const t0 = Date.now();
-      const r = await api.request('POST', '/api/v1/messages', { from, to: ['fast@remote.example'], subject: `In flow ${i}`, text: 'x' });
+      const r = await api.request('POST', '/api/v1/messages', { from, to: [from === flood ? 'stuck@remote.example' : 'fast@remote.example'], subject: `In flow ${i}`, text: 'x' });
       assert.equal(r.status, 202, r.body);
       return Date.now() - t0;
     };
+    // Seven: two in flight, five due (the backlog).
     const times: number[] = [];
-    for (let i = 0; i < 5; i++) times.push(await post(flood, i));
-    assert.ok(times.every((ms) => ms < 400), `under the backlog: ${times.join(', ')} ms`);
-    // Past it: each new one waits for room or the delay, then is accepted.
-    await post(flood, 5);
-    const [late, beside] = await Promise.all([post(flood, 6), new Promise((r) => setTimeout(r, 100)).then(() => post(calm, 0))]);
+    for (let i = 0; i < 7; i++) times.push(await post(flood, i));
+    assert.ok(times.every((ms) => ms < 400), `up to the backlog: ${times.join(', ')} ms`);
+    // Past it each new one waits for room, the delay at most, then is accepted.
+    const [late, beside] = await Promise.all([post(flood, 7), new Promise((r) => setTimeout(r, 100)).then(() => post(calm, 0))]);
     assert.ok(late >= 550, `past the backlog the message was accepted after ${late} ms`);
     assert.ok(beside < 400, `the other mailbox's message waited ${beside} ms`);
-    assert.ok((await post(flood, 7)) >= 550);
+    assert.ok((await post(flood, 8)) >= 550);
+    // A paced mailbox's queue waits on its rate, not on the worker: never held, however long.
+    const pacedTimes: number[] = [];
+    for (let i = 0; i < 10; i++) pacedTimes.push(await post(paced, 100 + i));
+    assert.ok(pacedTimes.every((ms) => ms < 400), `a paced mailbox past the backlog: ${pacedTimes.join(', ')} ms`);
     const rows = await t.mr.database.db.selectFrom('outbox_messages').select(['subject']).where('subject', 'like', 'In flow %').execute();
-    assert.equal(rows.length, 9, 'every message accepted');
+    assert.equal(rows.length, 20, 'every message accepted');
   });
 });
