@@ -13,7 +13,7 @@ import type { MailSender } from '../smtp/smtp-client.ts';
 import { GraphError } from '../graph/graph-client.ts';
 import { GraphSender } from '../graph/graph-sender.ts';
 import type { Db } from '../storage/database.ts';
-import { findMailServer, listMailServers, type MailServerRecord, type StoredError } from '../storage/mail-server-store.ts';
+import { findMailServer, listMailServers, mailServersVersion, type MailServerRecord, type StoredError } from '../storage/mail-server-store.ts';
 import {
   ByteBudget,
   type Claimed,
@@ -40,8 +40,6 @@ const IDLE_POLL_MS = 500;
 /** Exchange serves at most 4 concurrent Graph requests per mailbox (MailboxConcurrency). */
 const GRAPH_CONCURRENT_REQUESTS = 4;
 const RELEASE_EVERY_MS = 2000;
-/** How often the worker reads the servers' limits again: an admin's change applies within this. */
-const SERVERS_EVERY_MS = 1000;
 const DAY_MS = 24 * 3600_000;
 const CREDENTIAL_CODES = new Set(['MR_OAUTH_RECONNECT_NEEDED', 'MR_OAUTH_NOT_CONNECTED', 'MR_OAUTH_NOT_CONFIGURED', 'MR_SECRET_TAMPERED', 'MR_SECRET_KEY_UNKNOWN']);
 
@@ -126,7 +124,7 @@ export class OutboxWorker {
   private lastRelease = 0;
   /** Loop errors in a row (the database down): the idle wait grows to 10 s, and resets on success. */
   private failures = 0;
-  private servers: { at: number; list: Promise<MailServerRecord[]> } | undefined;
+  private servers: { version: string; list: Promise<MailServerRecord[]> } | undefined;
   private heartbeat: NodeJS.Timeout | undefined;
   /** Messages in flight per mail server. */
   private readonly inflightBy = new Map<string, number>();
@@ -281,11 +279,17 @@ export class OutboxWorker {
     }
   }
 
-  /** The outgoing servers, read at most once a second. */
+  /**
+   * The outgoing servers, read again whenever one was added, deleted or saved (the revision counter,
+   * one row). A list kept for a time instead missed a server just added: its messages were claimed
+   * as an unpaced mailbox's, past its messages-per-minute limit.
+   */
   private async serverList(): Promise<MailServerRecord[]> {
-    if (!this.servers || Date.now() - this.servers.at > SERVERS_EVERY_MS) this.servers = { at: Date.now(), list: listMailServers(this.deps.db) };
-    return this.servers.list.catch((e: unknown) => {
-      this.servers = undefined;
+    const version = await mailServersVersion(this.deps.db);
+    if (!this.servers || this.servers.version !== version) this.servers = { version, list: listMailServers(this.deps.db) };
+    const entry = this.servers;
+    return entry.list.catch((e: unknown) => {
+      if (this.servers === entry) this.servers = undefined;
       throw e;
     });
   }

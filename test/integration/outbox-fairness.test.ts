@@ -202,3 +202,21 @@ test('accepting does not outrun delivering: past its backlog a mailbox\'s new me
     assert.equal(rows.length, 20, 'every message accepted');
   });
 });
+
+test('a mailbox added a moment ago is paced from its first message: the worker reads the servers again when one changes', T, async () => {
+  await withMailroom({}, async (t, api) => {
+    // Two unpaced mailboxes, and the worker already running with the list it read.
+    const relays = ['relay1@example.test', 'relay2@example.test'];
+    for (const r of relays) await addServer(api, r, { messagesPerMinute: null, recipientsPerDay: null, maxConnections: null });
+    t.mr.worker.start();
+    await queue(t, relays[0]!, 'fast@remote.example', 1, 'warm');
+    await until('the worker delivering', () => deliveredFrom(relays[0]!) === 1, 10_000);
+    // Added now, three a minute, and ten queued for it at once.
+    const fresh = 'fresh@example.test';
+    await addServer(api, fresh, { messagesPerMinute: 3, maxConnections: 3 });
+    await queue(t, fresh, 'fast@remote.example', 10, 'fresh');
+    await until('its first three delivered', () => deliveredFrom(fresh) >= 3, 10_000);
+    await new Promise((r) => setTimeout(r, 1500));
+    assert.equal(deliveredFrom(fresh), 3, 'three a minute, from its first message');
+  });
+});
