@@ -314,19 +314,26 @@ export async function setMailServerError(db: Db, id: string, error: StoredError 
     .execute();
 }
 
+/** The stored text a success may clear: the error it began with, never a notice (about a connection that works). */
+const clearableText = (seen: StoredError | null | undefined): string | null => (seen && seen.severity !== 'notice' ? JSON.stringify(seen) : null);
+
 /**
- * A success clears the error it began with, and only that one (compare-and-set on the stored text):
- * an error or notice written meanwhile (a newer failure, a promoted certificate's notice) stays. A
- * notice is never cleared by a success: it is about a connection that works, and stays until replaced.
+ * A success clears the error it began with, and only that one: an error or notice written meanwhile
+ * (a newer failure, a promoted certificate's notice) stays, and a notice stays until replaced.
  */
 export async function clearMailServerError(db: Db, id: string, seen: StoredError | null): Promise<void> {
-  if (!seen || seen.severity === 'notice') return;
-  await db.updateTable('mail_servers').set({ last_error: null }).where('id', '=', id).where('last_error', '=', JSON.stringify(seen)).execute();
+  const text = clearableText(seen);
+  if (text !== null) await clearStoredErrorIf(db, id, text);
 }
 
-/** Takes down a notice the admin has acted on, if it is still the one stored (compare-and-set). */
-export async function dismissMailServerNotice(db: Db, id: string, seen: StoredError): Promise<boolean> {
-  const r = await db.updateTable('mail_servers').set({ last_error: null }).where('id', '=', id).where('last_error', '=', JSON.stringify(seen)).executeTakeFirst();
+/** Takes down a notice the admin has acted on, if it is still the one stored. */
+export function dismissMailServerNotice(db: Db, id: string, seen: StoredError): Promise<boolean> {
+  return clearStoredErrorIf(db, id, JSON.stringify(seen));
+}
+
+/** Compare-and-set: clears the server's last error only if its stored text is still `text`. */
+async function clearStoredErrorIf(db: Db, id: string, text: string): Promise<boolean> {
+  const r = await db.updateTable('mail_servers').set({ last_error: null }).where('id', '=', id).where('last_error', '=', text).executeTakeFirst();
   return Number(r.numUpdatedRows) === 1;
 }
 
@@ -499,7 +506,7 @@ export async function setLastFetch(db: Db, fetches: ReadonlyArray<{ id: string; 
   await db.transaction().execute(async (trx) => {
     for (const f of fetches) {
       // The error the fetch began with is cleared only if it is still the one stored (see clearMailServerError).
-      const seen = f.clearError && f.clearError.severity !== 'notice' ? JSON.stringify(f.clearError) : null;
+      const seen = clearableText(f.clearError);
       await trx
         .updateTable('mail_servers')
         .set((eb) => ({
