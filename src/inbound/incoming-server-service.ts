@@ -230,7 +230,8 @@ export class IncomingServerService {
       connectedAccount: t?.account ?? null,
       tokenExpiresAt: t?.accessTokenExpiresAt ?? null,
       ...errorAndNotice(s.lastError),
-      checklist: checklist(s, t, this.now(), s.appSourceId ? ((await findMailServer(this.deps.db, s.appSourceId)) ?? null) : undefined).items,
+      // Incoming servers sign in with their own registration or an outgoing server's token (tokenSourceId), never a template's (appSourceId).
+      checklist: checklist(s, t, this.now()).items,
       lastFetchAt: s.lastFetchAt,
       importedCount: counts ? (counts.get(s.id) ?? 0) : await countInbound(this.deps.db, s.id),
       /** An IMAP IDLE connection is open: new mail is fetched within seconds, not at the interval. */

@@ -62,13 +62,6 @@ export class InFlow {
     this.estimate.set(serverId, (this.estimate.get(serverId) ?? 0) + 1);
   }
 
-  /** How many messages are waiting to be let in (the metrics, tests). */
-  get held(): number {
-    let n = 0;
-    for (const w of this.waiting.values()) n += w;
-    return n;
-  }
-
   /** One count for every waiting mailbox, at most every pollMs; a failed count lets them in (it is logged where it is made). */
   private count(): Promise<void> {
     if (this.counting) return this.counting;

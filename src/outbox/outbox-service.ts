@@ -201,7 +201,7 @@ export class OutboxService {
   }
 
   /** Postfix's in_flow_delay: a message for a mailbox whose backlog is over the mark waits a little (see InFlow). */
-  readonly inFlow: InFlow;
+  private readonly inFlow: InFlow;
 
   /**
    * Held only where the worker is what the queue waits for: a paced mailbox's queue waits on its rate

@@ -118,8 +118,6 @@ export class OutboxWorker {
   private kicked = false;
   /** The last claim left messages out for want of bytes in flight (OUTBOX_INFLIGHT_MB). */
   private bytesShort = false;
-  /** Each mailbox's lane cap as of its last claim: a delivery that frees a full lane wakes the loop. */
-  private readonly capOf = new Map<string, number>();
   private readonly pools = new Map<string, { sender: MailSender; signature: string }>();
   private lastRelease = 0;
   /** Loop errors in a row (the database down): the idle wait grows to 10 s, and resets on success. */
@@ -234,8 +232,9 @@ export class OutboxWorker {
           }
           claimed = batch.length;
           this.bytesShort = bytes.short;
+          // Each claimed mailbox's lane cap: a delivery that frees a full lane wakes the loop.
           const lanes = new Set(batch.map((m) => m.mailServerId));
-          for (const s of servers) if (lanes.has(s.id)) this.capOf.set(s.id, this.laneCap(s));
+          const capOf = new Map(servers.filter((s) => lanes.has(s.id)).map((s) => [s.id, this.laneCap(s)]));
           if (this.failures) this.deps.logger.info({ event: 'outbox.resumed', after: this.failures }, 'outbox worker resumed');
           this.failures = 0;
           for (const m of batch) {
@@ -255,9 +254,8 @@ export class OutboxWorker {
               // the worker is empty, its free slots just reached a batch, the mailbox's full lane has
               // room again, or bytes were short. Otherwise a claim per delivery finds nothing (or one
               // message) and costs a transaction.
-              const cap = this.capOf.get(key);
+              const cap = capOf.get(key);
               if (this.inflight === 0 || this.deps.config.concurrency - this.inflight === minBatch || cap === undefined || left === cap - 1 || this.bytesShort) this.kick();
-              if (left === 0) this.capOf.delete(key);
             });
           }
         }
