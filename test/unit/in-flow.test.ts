@@ -32,7 +32,15 @@ function rig(opts: { backlog?: number; delayMs?: number } = {}) {
     for (const s of sleepers.splice(0).filter((x) => (x.wake <= clock ? (x.done(), false) : true))) sleepers.push(s);
     await settle();
   };
-  return { flow, due, counts, advance, now: () => clock, fail: () => (failing = true) };
+  /** Mailbox `id` filled to the backlog with `due` messages due: the next message for it, and whether it was let in yet. */
+  const overBacklog = async (id: string, dueNow: number, backlog = opts.backlog ?? 3) => {
+    for (let i = 0; i < backlog; i++) await flow.admit(id);
+    due.set(id, dueNow);
+    const next = { in: false, done: Promise.resolve() };
+    next.done = flow.admit(id).then(() => void (next.in = true));
+    return next;
+  };
+  return { flow, due, counts, advance, overBacklog, now: () => clock, fail: () => (failing = true) };
 }
 
 test('under its backlog a mailbox\'s messages are let in at once, with nothing counted', async () => {
@@ -44,42 +52,32 @@ test('under its backlog a mailbox\'s messages are let in at once, with nothing c
 
 test('over its backlog a message waits until the count shows room, and only as long as it takes', async () => {
   const r = rig();
-  for (let i = 0; i < 3; i++) await r.flow.admit('a');
-  r.due.set('a', 5);
-  let admitted = false;
-  const fourth = r.flow.admit('a').then(() => (admitted = true));
+  const fourth = await r.overBacklog('a', 5);
   for (let i = 0; i < 4; i++) await r.advance(50);
-  assert.equal(admitted, false, 'held while 5 are due');
-  assert.equal(r.flow.held, 1);
+  assert.equal(fourth.in, false, 'held while 5 are due');
   r.due.set('a', 1);
   await r.advance(50);
-  await fourth;
+  await fourth.done;
+  assert.equal(fourth.in, true);
   assert.equal(r.now(), 250, 'let in at the first count after the room came');
-  assert.equal(r.flow.held, 0);
   assert.ok(r.counts.every((ids) => ids.length === 1 && ids[0] === 'a'), 'only the waiting mailbox is counted');
 });
 
 test('another mailbox is not held while one is over its backlog', async () => {
   const r = rig();
-  for (let i = 0; i < 3; i++) await r.flow.admit('a');
-  r.due.set('a', 50);
-  let heldIn = false;
-  const held = r.flow.admit('a').then(() => (heldIn = true));
+  const held = await r.overBacklog('a', 50);
   await r.flow.admit('b');
   assert.equal(r.now(), 0, 'b went through at once');
-  assert.equal(heldIn, false);
-  while (!heldIn) await r.advance(50);
-  await held;
+  assert.equal(held.in, false);
+  while (!held.in) await r.advance(50);
+  await held.done;
 });
 
 test('a message is never refused: after the delay it is let in though the backlog stays', async () => {
   const r = rig({ delayMs: 400 });
-  for (let i = 0; i < 3; i++) await r.flow.admit('a');
-  r.due.set('a', 1000);
-  let admitted = false;
-  const p = r.flow.admit('a').then(() => (admitted = true));
-  while (!admitted && r.now() < 2000) await r.advance(50);
-  await p;
+  const next = await r.overBacklog('a', 1000);
+  while (!next.in && r.now() < 2000) await r.advance(50);
+  await next.done;
   assert.equal(r.now(), 400);
 });
 
